@@ -1,0 +1,118 @@
+"""One exception tree for vci: every failure a user can meet, each class carrying its exit code.
+
+    VciError (1)
+    ├── UsageError (2)               bad input: arguments, files, references
+    │   ├── ConfigError (3)          vci.yaml, VCI_* variables, unknown environment
+    │   ├── ModelValidationError (4) a model class that cannot work
+    │   └── RequirementError (5)     a malformed or unresolvable requirement
+    ├── NotFoundError (6)            a run, artifact, blob or deployment that does not exist
+    ├── ConflictError (7)            someone else wrote first (run id, ledger record, resourceVersion)
+    ├── StoreError (8)               the artifact store failed (I/O, S3)
+    │   └── IntegrityError (9)       bytes whose digest does not match what was recorded
+    ├── RegistryError (10)           an OCI registry failed or refused
+    │   └── AuthError (11)           credentials missing or rejected (registry, cluster, Jenkins)
+    ├── BuildError (12)              an image could not be assembled
+    ├── DeployError (13)             a deployment failed, timed out or was rolled back
+    ├── ServeError (14)              the model server could not load or serve a model
+    └── RemoteError (15)             a deployed model answered with an error (client side)
+
+ModelError is not a VciError: a model raises it from predict() to answer its caller with a 4xx.
+Adapters raise the matching class ``from`` the library exception so ``--debug`` shows the cause.
+"""
+
+from __future__ import annotations
+
+
+class VciError(Exception):
+    """Base of every error vci raises on purpose; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    @property
+    def code(self) -> str:
+        """A stable machine-readable name for JSON output, e.g. ``not_found``."""
+        name = type(self).__name__.removesuffix("Error") or "Vci"
+        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class UsageError(VciError):
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    exit_code = 3
+
+
+class ModelValidationError(UsageError):
+    exit_code = 4
+
+
+class RequirementError(UsageError):
+    exit_code = 5
+
+
+class NotFoundError(VciError):
+    exit_code = 6
+
+
+class ConflictError(VciError):
+    exit_code = 7
+
+
+class StoreError(VciError):
+    exit_code = 8
+
+
+class IntegrityError(StoreError):
+    exit_code = 9
+
+
+class RegistryError(VciError):
+    exit_code = 10
+
+
+class AuthError(RegistryError):
+    exit_code = 11
+
+
+class BuildError(VciError):
+    exit_code = 12
+
+
+class DeployError(VciError):
+    exit_code = 13
+
+
+class ServeError(VciError):
+    exit_code = 14
+
+
+class RemoteError(VciError):
+    """A deployed model answered with an error; ``status`` is the HTTP status when there was one."""
+
+    exit_code = 15
+
+    def __init__(self, message: str, *, status: int | None = None, request_id: str | None = None,
+                 hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.request_id = request_id
+
+
+class ModelError(Exception):
+    """Raised by a model's predict() to reject a request: the server answers ``status`` (a 4xx)."""
+
+    def __init__(self, message: str, status: int = 400):
+        if not 400 <= status < 500:
+            raise ValueError(f"ModelError status must be a 4xx, got {status}")
+        super().__init__(message)
+        self.message = message
+        self.status = status

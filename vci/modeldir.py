@@ -1,0 +1,124 @@
+"""A model directory on local disk (the image contract): a run manifest plus its blobs, verified, then loaded.
+
+Layout (``/opt/vci/model`` in an image, a cache directory elsewhere)::
+
+    manifest.json          the run manifest, byte for byte as stored; its sha256 is the model version
+    blobs/sha256/<hex>     every blob the manifest names: the pickled model class and each artifact
+
+The manifest (schema 1)::
+
+    {"schema": 1, "id": RUN_ID, "project": NAME, "created": ISO-8601, "vci_version": V,
+     "artifacts": {KEY: {"digest", "size", "kind": "file"|"directory"|"object", "filename"}},
+     "model": {"digest", "size", "class": "module.Qualname", "artifacts": [KEY, ...]},
+     "requirements": ["pkg==1.2.3", ...],
+     "environment": {"python": "3.11.7", "env": {NAME: VALUE}},
+     "examples": {"inputs": [...], "expected_outputs": [...] | null} | null}
+
+Nothing here imports the store, boto3 or the CLI: the model server uses this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .archive import extract_archive
+from .digests import hex_of, sha256_bytes, verify_file
+from .errors import IntegrityError, NotFoundError, ServeError
+
+SCHEMA = 1
+MANIFEST = "manifest.json"
+
+
+def encode_manifest(manifest: dict) -> bytes:
+    """Canonical bytes of a manifest: sorted keys, no spaces; hashing them gives the model version."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def manifest_digest(manifest: dict) -> str:
+    return sha256_bytes(encode_manifest(manifest))
+
+
+def blob_path(model_dir: str | Path, digest: str) -> Path:
+    return Path(model_dir) / "blobs" / "sha256" / hex_of(digest)
+
+
+def blob_records(manifest: dict) -> list[dict]:
+    """Every blob record a manifest names (the model first, then artifacts by key)."""
+    records = []
+    if manifest.get("model"):
+        records.append(manifest["model"])
+    records.extend(manifest["artifacts"][k] for k in sorted(manifest.get("artifacts", {})))
+    return records
+
+
+def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
+    """Return ``(manifest, digest)`` of a model directory."""
+    path = Path(model_dir) / MANIFEST
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
+                            hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`") from None
+    manifest = json.loads(data)
+    if manifest.get("schema") != SCHEMA:
+        raise ServeError(f"{path}: unsupported manifest schema {manifest.get('schema')!r}")
+    return manifest, sha256_bytes(data)
+
+
+def verify_model_dir(model_dir: str | Path) -> tuple[dict, str]:
+    """Check every blob against the manifest before anything is unpickled; return ``(manifest, digest)``."""
+    manifest, digest = read_manifest(model_dir)
+    for rec in blob_records(manifest):
+        path = blob_path(model_dir, rec["digest"])
+        if not path.is_file():
+            raise IntegrityError(f"model directory {model_dir} lacks blob {rec['digest']}")
+        verify_file(path, rec["digest"], rec.get("size"))
+    return manifest, digest
+
+
+def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str | Path) -> dict[str, str]:
+    """Give each artifact a local path under ``work_dir``: files keep their logged name, directories
+    are extracted (tar-slip refused), objects are their pickle file. Returns ``{key: path}``."""
+    paths: dict[str, str] = {}
+    for key, rec in sorted(manifest.get("artifacts", {}).items()):
+        blob = blob_path(model_dir, rec["digest"]).resolve()
+        target = Path(work_dir) / "artifacts" / key
+        if rec["kind"] == "directory":
+            if not (target / ".vci-complete").exists():
+                extract_archive(blob, target)
+                (target / ".vci-complete").touch()
+            paths[key] = str(target)
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        link = target / (rec.get("filename") or key)
+        if not link.exists():
+            os.symlink(blob, link)
+        paths[key] = str(link)
+    return paths
+
+
+def load_model_class(model_dir: str | Path, manifest: dict):
+    """Unpickle the model class from its (already verified) blob."""
+    import cloudpickle  # noqa: F401  (cloudpickle-made pickles need it importable)
+    import pickle
+    rec = manifest.get("model")
+    if not rec:
+        raise ServeError(f"run {manifest.get('id')} has no model logged", hint="call run.log_model(...) first")
+    data = blob_path(model_dir, rec["digest"]).read_bytes()
+    if sha256_bytes(data) != rec["digest"]:
+        raise IntegrityError(f"model blob {rec['digest']} changed after verification")
+    return pickle.loads(data)
+
+
+def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, verify: bool = True):
+    """Verify ``model_dir``, materialise its artifacts and return ``(instance, manifest, digest)``."""
+    manifest, digest = verify_model_dir(model_dir) if verify else read_manifest(model_dir)
+    work = Path(work_dir) if work_dir else Path(model_dir) / "work"
+    artifacts = materialize_artifacts(model_dir, manifest, work)
+    for name, value in (manifest.get("environment") or {}).get("env", {}).items():
+        os.environ.setdefault(name, value)
+    cls = load_model_class(model_dir, manifest)
+    wanted = manifest["model"].get("artifacts", sorted(artifacts))
+    return cls({k: artifacts[k] for k in wanted}), manifest, digest
