@@ -1,0 +1,133 @@
+"""Image references (``host[:port]/path/name[:tag][@sha256:hex]``): parse, validate and print them.
+
+The grammar follows the distribution reference grammar: the first path component is a registry host
+when it contains ``.`` or ``:`` or is ``localhost``; otherwise the reference is on Docker Hub, where
+single names live under ``library/``. Repositories are lower case; tags are at most 128 word
+characters, dots and dashes, not starting with either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .digests import check_digest
+from .errors import UsageError
+
+DOCKER_HUB = "registry-1.docker.io"
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+_HOST = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
+    r"(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$")
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_HINT = "expected host[:port]/path/name[:tag][@sha256:<64 hex>], e.g. registry.example.com/ml/iris:1.0"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed image reference; ``tag`` and ``digest`` are each optional."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        text = self.context()
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    def context(self) -> str:
+        """``registry/repository``, the name without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def identifier(self) -> str:
+        """What to ask the registry for: the digest when there is one, else the tag (``latest``)."""
+        return self.digest or self.tag or "latest"
+
+    def with_digest(self, digest: str) -> "Reference":
+        return replace(self, digest=_checked_digest(digest))
+
+    def with_tag(self, tag: str) -> "Reference":
+        return replace(self, tag=_checked_tag(tag))
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse an image reference, raising UsageError that names what is wrong with a malformed one."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError("empty image reference", hint=_HINT)
+    text = text.strip()
+    name, digest = text, None
+    if "@" in text:
+        name, digest = text.split("@", 1)
+        digest = _checked_digest(digest, text)
+    registry, remainder = _split_registry(name, text)
+    repository, tag = _split_tag(remainder, text)
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    return Reference(registry, repository, tag, digest)
+
+
+def is_image_reference(text: str) -> bool:
+    """True for image references, False for run ids: an image reference has ``@sha256:`` or a ``/``."""
+    return "@sha256:" in text or "/" in text
+
+
+def split_repository(text: str) -> tuple[str, str]:
+    """Split ``host/path/name`` (no tag, no digest) into ``(registry, repository)``."""
+    ref = parse_reference(text)
+    if ref.tag or ref.digest:
+        raise UsageError(f"{text!r} is a repository: it must not carry a tag or digest",
+                         hint="give the repository alone, e.g. registry.example.com/ml/iris")
+    return ref.registry, ref.repository
+
+
+def _split_registry(name: str, text: str) -> tuple[str, str]:
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if not _HOST.match(first):
+            raise UsageError(f"image reference {text!r}: {first!r} is not a valid registry host", hint=_HINT)
+        host = DOCKER_HUB if first in _HUB_ALIASES else first
+        return host, rest
+    host_part, colon, port = first.rpartition(":")
+    if not sep and colon and port.isdigit() and ("." in host_part or host_part == "localhost"):
+        raise UsageError(f"image reference {text!r} has a registry host but no repository", hint=_HINT)
+    return DOCKER_HUB, name
+
+
+def _split_tag(remainder: str, text: str) -> tuple[str, str | None]:
+    repository, tag = remainder, None
+    last = remainder.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = remainder.rsplit(":", 1)
+        tag = _checked_tag(tag, text)
+    if not repository:
+        raise UsageError(f"image reference {text!r} has no repository name", hint=_HINT)
+    if len(repository) > 255:
+        raise UsageError(f"image reference {text!r}: repository name longer than 255 characters", hint=_HINT)
+    for component in repository.split("/"):
+        if not _COMPONENT.match(component):
+            problem = "upper-case letters" if component.lower() != component else "invalid characters"
+            raise UsageError(f"image reference {text!r}: repository component {component!r} has {problem}",
+                             hint="repository names are lower-case letters, digits and . _ - separators")
+    return repository, tag
+
+
+def _checked_digest(digest: str, text: str | None = None) -> str:
+    try:
+        return check_digest(digest)
+    except UsageError:
+        raise UsageError(f"image reference {text or digest!r}: bad digest {digest!r}",
+                         hint="a digest is sha256: followed by 64 lower-case hex digits") from None
+
+
+def _checked_tag(tag: str, text: str | None = None) -> str:
+    if not _TAG.match(tag or ""):
+        raise UsageError(f"image reference {text or tag!r}: bad tag {tag!r}",
+                         hint="tags are up to 128 letters, digits, _ . -, not starting with . or -")
+    return tag
