@@ -2,7 +2,7 @@
 
 Layout (``/opt/vci/model`` in an image, a cache directory elsewhere)::
 
-    manifest.json          the run manifest, byte for byte as stored; its sha256 is the model version
+    manifest.json          the run manifest; the sha256 of its canonical JSON is the model version
     blobs/sha256/<hex>     every blob the manifest names: the pickled model class and each artifact
 
 The manifest (schema 1)::
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .archive import extract_archive
@@ -61,10 +62,13 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     except FileNotFoundError:
         raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
                             hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`") from None
-    manifest = json.loads(data)
-    if manifest.get("schema") != SCHEMA:
-        raise ServeError(f"{path}: unsupported manifest schema {manifest.get('schema')!r}")
-    return manifest, sha256_bytes(data)
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise ServeError(f"{path}: unsupported manifest schema", hint="package the run with this vci version")
+    return manifest, manifest_digest(manifest)
 
 
 def verify_model_dir(model_dir: str | Path) -> tuple[dict, str]:
@@ -86,9 +90,11 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
         blob = blob_path(model_dir, rec["digest"]).resolve()
         target = Path(work_dir) / "artifacts" / key
         if rec["kind"] == "directory":
-            if not (target / ".vci-complete").exists():
-                extract_archive(blob, target)
-                (target / ".vci-complete").touch()
+            if not target.is_dir():  # extract beside, then rename: a directory present is complete
+                partial = target.with_name(f".{key}.partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                extract_archive(blob, partial)
+                os.replace(partial, target)
             paths[key] = str(target)
             continue
         target.mkdir(parents=True, exist_ok=True)

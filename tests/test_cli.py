@@ -1,0 +1,89 @@
+"""The command line: results on stdout, one-line errors with their exit codes, no heavy imports for --help."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vci(*args, cwd, env=None, check=True):
+    full_env = {**os.environ, "VCI_CACHE_DIR": str(Path(cwd) / "cache"), **(env or {})}
+    full_env.pop("VCI_DEBUG", None)
+    out = subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, env=full_env,
+                         capture_output=True, text=True, timeout=120)
+    if check and out.returncode != 0:
+        raise AssertionError(f"vci {' '.join(args)} exited {out.returncode}: {out.stderr}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "examples" / "iris"))
+    from train import train
+    return train(str(tmp_path_factory.mktemp("iris")))
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys, io, contextlib\nfrom vci.cli.main import cli\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n    cli.main(['--help'], standalone_mode=False)\n"
+            "print([m for m in ('boto3', 'botocore', 'kubernetes', 'docker', 'cloudpickle', 'yaml', 'requests',"
+            " 'numpy', 'grpc') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_log_list_show_json(tmp_path, weights):
+    out = vci("log", "--project", "iris", "--model", f"{ROOT}/examples/iris/model.py:Model",
+              "--artifact", f"weights={weights}", "--requirements", f"{ROOT}/examples/iris/requirements.txt",
+              "--examples", f"{ROOT}/examples/iris/examples.json", "--output", "json", cwd=tmp_path)
+    result = json.loads(out.stdout)
+    assert result["project"] == "iris" and result["version"].startswith("sha256:")
+    assert set(result["artifacts"]) == {"weights"}
+    listed = json.loads(vci("runs", "list", "-o", "json", cwd=tmp_path).stdout)
+    assert [r["id"] for r in listed["runs"]] == [result["run_id"]]
+    shown = json.loads(vci("runs", "show", result["run_id"], "-o", "json", cwd=tmp_path).stdout)
+    assert shown["version"] == result["version"]
+    assert any(r.startswith("scikit-learn==") for r in shown["manifest"]["requirements"])
+    assert shown["manifest"]["examples"]["expected_outputs"] == [["setosa"], ["virginica"]]
+    text = vci("runs", "show", result["run_id"], cwd=tmp_path).stdout
+    assert "model:" in text and "vci_user_model.Model" in text
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["log", "--artifact", "weights"], 2, "must be KEY=PATH"),
+    (["log", "--model", "nofile.py:Model"], 2, "does not exist"),
+    (["runs", "show", "not-a-run"], 2, "is not a run id"),
+    (["runs", "show", "20200101-000000-abcd"], 6, "is not in the store"),
+    (["log", "--requirements", "missing.txt"], 5, "does not exist"),
+])
+def test_bad_input_one_line_error(tmp_path, args, code, fragment):
+    out = vci(*args, cwd=tmp_path, check=False)
+    assert out.returncode == code, out.stderr
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == ""
+
+
+def test_json_errors_and_debug_traceback(tmp_path):
+    out = vci("runs", "show", "20200101-000000-abcd", "-o", "json", cwd=tmp_path, check=False)
+    assert json.loads(out.stderr) == {"error": json.loads(out.stderr)["error"], "code": "not_found"}
+    out = vci("--debug", "runs", "show", "20200101-000000-abcd", cwd=tmp_path, check=False)
+    assert "Traceback" in out.stderr and out.returncode == 6
+
+
+def test_bad_config_file(tmp_path):
+    (tmp_path / "vci.yaml").write_text("stor: x\n")
+    out = vci("runs", "list", cwd=tmp_path, check=False)
+    assert out.returncode == 3 and "unknown setting 'stor'" in out.stderr
+
+
+def test_version():
+    from vci import __version__
+    out = subprocess.run([sys.executable, "-m", "vci", "--version"], capture_output=True, text=True)
+    assert __version__ in out.stdout

@@ -1,0 +1,125 @@
+"""Runs on the local store: logging, committing, reading back and loading exactly as the server does."""
+
+import json
+import os
+
+import pytest
+
+import vci
+from vci.errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
+from vci.runs import RUN_ID
+
+
+class Echo:
+    def __init__(self, artifacts):
+        self.text = open(artifacts["greeting"]).read()
+        self.table = os.listdir(artifacts["table"])
+        import pickle
+        with open(artifacts["obj"], "rb") as f:
+            self.obj = pickle.load(f)
+
+    def predict(self, data):
+        return {"greeting": self.text, "files": sorted(self.table), "obj": self.obj, "data": data}
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    return str(tmp_path / "store")
+
+
+def logged_run(store, tmp_path):
+    (tmp_path / "greeting.txt").write_text("hello")
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "x.csv").write_text("1,2")
+    run = vci.init("demo", store=store)
+    run.log_artifact("greeting", str(tmp_path / "greeting.txt"))
+    run.log_artifact("table", tmp_path / "table")
+    run.log_artifact("obj", {"k": [1, 2]})
+    run.log_model(Echo, artifacts=["greeting", "table", "obj"])
+    run.log_requirements(["pytest"])
+    run.log_examples([[1]], [[1]])
+    return run
+
+
+def test_log_commit_get_load(store, tmp_path):
+    run = logged_run(store, tmp_path)
+    assert RUN_ID.match(run.id)
+    version = run.commit()
+    assert version.startswith("sha256:") and run.commit() == version
+    back = vci.get_run(run.id, store=store)
+    assert back.version == version and back.project == "demo"
+    model = back.load_model()
+    assert model.predict(7) == {"greeting": "hello", "files": ["x.csv"], "obj": {"k": [1, 2]}, "data": 7}
+    paths = back.fetch_artifacts()
+    assert open(paths["greeting"]).read() == "hello" and paths["greeting"].endswith("greeting.txt")
+    assert [r.id for r in vci.list_runs(store=store)] == [run.id]
+    assert vci.list_runs(store=store, project="other") == []
+
+
+def test_relogging_an_unchanged_artifact_sends_nothing(store, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20))
+    first = vci.init("p", store=store).log_artifact("w", big)
+    run = vci.init("p", store=store)
+    run.log_artifact("w", big)
+    from vci.store import open_store
+    desc = open_store(store).put_blob(big, digest=first["digest"])
+    assert desc.sent == 0 and run._artifacts["w"]["digest"] == first["digest"]
+
+
+def test_uncommitted_run_is_invisible_and_committed_is_immutable(store, tmp_path):
+    run = logged_run(store, tmp_path)
+    with pytest.raises(NotFoundError, match="vci runs list"):
+        vci.get_run(run.id, store=store)
+    run.commit()
+    with pytest.raises(UsageError, match="immutable"):
+        run.log_artifact("more", str(tmp_path / "greeting.txt"))
+
+
+def test_run_id_conflict_is_refused(store, tmp_path):
+    run = logged_run(store, tmp_path)
+    run.commit()
+    twin = vci.init("demo", store=store)
+    twin.id = run.id
+    with pytest.raises(ConflictError, match="already exists"):
+        twin.commit()
+
+
+def test_bad_inputs(store, tmp_path):
+    run = vci.init("p", store=store)
+    with pytest.raises(UsageError, match="does not exist"):
+        run.log_artifact("w", str(tmp_path / "missing.bin"))
+    with pytest.raises(UsageError, match="not valid"):
+        run.log_artifact("../escape", {"x": 1})
+    with pytest.raises(ModelValidationError, match="artifacts not logged yet: weights"):
+        run.log_model(Echo, artifacts=["weights"])
+    with pytest.raises(ModelValidationError, match="instance"):
+        run.log_model(Echo.__new__(Echo))
+    with pytest.raises(UsageError, match="looks like a secret"):
+        run.log_environment({"API_TOKEN": "x"})
+    with pytest.raises(UsageError, match="expected outputs"):
+        run.log_examples([1, 2], [1])
+    with pytest.raises(UsageError, match="not a run id"):
+        vci.get_run("../../etc/passwd", store=store)
+
+
+def test_tampered_blob_is_caught_before_loading(store, tmp_path):
+    run = logged_run(store, tmp_path)
+    run.commit()
+    digest = run.manifest["model"]["digest"]
+    blob = tmp_path / "store" / "blobs" / "sha256" / digest.split(":")[1]
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    with pytest.raises(IntegrityError):
+        vci.get_run(run.id, store=store).load_model()
+
+
+def test_manifest_written_last_and_whole(store, tmp_path):
+    run = logged_run(store, tmp_path)
+    run.commit()
+    doc = json.loads((tmp_path / "store" / "runs" / f"{run.id}.json").read_text())
+    assert doc["model"]["class"].endswith("Echo")
+    assert set(doc["artifacts"]) == {"greeting", "table", "obj"}
+    assert doc["artifacts"]["table"]["kind"] == "directory"
+    assert not list((tmp_path / "store" / "tmp").iterdir())

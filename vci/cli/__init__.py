@@ -1,0 +1,1 @@
+"""The vci command line: click commands that parse, make one library call and print."""

@@ -1,0 +1,110 @@
+"""``vci serve``, ``deploy``, ``status``, ``undeploy`` and ``predict``: run a model and talk to it."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .output import emit, output_option
+from .runs import settings_for, store_option
+
+env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
+
+
+@click.command("serve")
+@click.argument("run_id")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="HTTP port.")
+@click.option("--grpc-port", type=int, default=None, help="Also serve gRPC on this port.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
+@store_option
+def serve_cmd(run_id, host, port, grpc_port, workers, store):
+    """Fetch a run (verified) into the local cache and serve it in the foreground.
+
+    The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
+    GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
+    """
+    from ..runs import get_run
+    from ..serve import run_server
+    model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
+    click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
+    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers)
+
+
+@click.command("deploy")
+@click.argument("target", metavar="RUN_ID")
+@env_option
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--dry-run", is_flag=True, help="Print what would change and touch nothing.")
+@store_option
+@output_option
+def deploy_cmd(target, env, wait, timeout, dry_run, store, output):
+    """Deploy a run to an environment (default staging).
+
+    On a local environment (the default) the model server starts as a background process on a free
+    port; it replaces what ran before only once it is ready, so a failed deploy leaves the old one
+    serving. Deploying what already runs changes nothing.
+    """
+    from ..deploy import deploy
+    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout, dry_run=dry_run)
+    if result["status"] == "deployed":
+        text = f"deployed {result['run_id']} to {result['environment']}: {result['endpoint']} " \
+               f"(release {result['release_id']})"
+    elif result["status"] == "unchanged":
+        text = f"{result['environment']} already runs {result['run_id']} ({result['digest'][:19]}): nothing to do"
+    else:
+        text = f"would deploy {result['run_id']} ({result['digest'][:19]}) to {result['environment']}, " \
+               f"replacing {result['previous'] or 'nothing'}"
+    emit(output, result, text)
+
+
+@click.command("status")
+@env_option
+@store_option
+@output_option
+def status_cmd(env, store, output):
+    """Show what runs in an environment and whether it is ready."""
+    from ..deploy import status
+    result = status(settings_for(store), env)
+    if result["state"] == "not-deployed":
+        text = f"{result['environment']}: nothing deployed"
+    else:
+        text = "\n".join(f"{k}: {v}" for k, v in result.items())
+    emit(output, result, text)
+
+
+@click.command("undeploy")
+@env_option
+@store_option
+@output_option
+def undeploy_cmd(env, store, output):
+    """Stop what runs in an environment and forget it."""
+    from ..deploy import undeploy
+    result = undeploy(settings_for(store), env)
+    emit(output, result, f"removed {result['environment']} (was {result['digest'][:19]})")
+
+
+@click.command("predict")
+@env_option
+@click.option("--url", help="A model server URL instead of an environment.")
+@click.option("--data", required=True, metavar="JSON|@FILE", help="The request: JSON text, or @file.json.")
+@click.option("--batch", is_flag=True, help="Send a list to /batch-predict.")
+@store_option
+@output_option
+def predict_cmd(env, url, data, batch, store, output):
+    """Send one prediction request to a deployment and print the answer (JSON)."""
+    from ..client import DeployedModel
+    from ..deploy import deployed_model
+    from ..errors import UsageError
+    try:
+        payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'")
+    model = DeployedModel(url) if url else deployed_model(settings_for(store), env)
+    if batch:
+        result, request_id = model.batch_predict(payload), None
+    else:
+        result, request_id = model.predict_with_id(payload)
+    emit(output, {"prediction": result, "request_id": request_id}, json.dumps(result))

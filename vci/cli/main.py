@@ -1,0 +1,83 @@
+"""The ``vci`` entry point: the command group, global flags, and the one place errors are printed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import VciError
+from .output import STATE, report_error
+
+
+class LazyGroup(click.Group):
+    """Commands live in submodules imported only when that command runs (``vci --help`` stays fast)."""
+
+    COMMANDS = {
+        "log": ("vci.cli.runs", "log_cmd", "Log a model, its artifacts and requirements as a run."),
+        "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
+        "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
+        "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run to an environment (default staging)."),
+        "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),
+        "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
+        "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),
+    }
+
+    def list_commands(self, ctx):
+        return sorted(self.COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in self.COMMANDS:
+            return None
+        import importlib
+        module, attr, _ = self.COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, _, help_) in sorted(self.COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="vci")
+@click.option("--debug", is_flag=True, envvar="VCI_DEBUG", help="Show tracebacks and debug logs.")
+def cli(debug: bool):
+    """vci: log a model, package it as an image, deploy it to staging, test it, promote the same
+    digest to production.
+
+    Every command that prints a result takes --output json. Settings come from vci.yaml (or
+    [tool.vci] in pyproject.toml), then VCI_* environment variables, then flags.
+    """
+    STATE["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="vci: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    STATE["debug"] = bool(os.environ.get("VCI_DEBUG")) or "--debug" in (argv or sys.argv[1:])
+    try:
+        code = cli.main(args=argv, prog_name="vci", standalone_mode=False)
+    except VciError as exc:
+        if STATE["debug"]:
+            import traceback
+            traceback.print_exc()
+        report_error(str(exc), exc.code)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("vci: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("vci: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,45 @@
+"""How commands print: results to stdout (text or one JSON object), progress and errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+# Set while parsing so that the error handler in main() knows how the failing command wanted output.
+STATE = {"output": "text", "debug": False}
+
+
+def _remember_output(ctx, param, value):
+    STATE["output"] = value
+    return value
+
+
+def output_option(f):
+    """``--output text|json`` on a command."""
+    return click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, expose_value=True, callback=_remember_output, is_eager=True,
+                        help="Print a human summary or one JSON object (for CI).")(f)
+
+
+def emit(output: str, result: dict, text: str | None = None) -> None:
+    """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people."""
+    if output == "json":
+        click.echo(json.dumps(result, indent=None, sort_keys=True, default=str))
+    else:
+        click.echo(text if text is not None else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def report_error(message: str, code: str) -> None:
+    if STATE["output"] == "json":
+        print(json.dumps({"error": message, "code": code}), file=sys.stderr)
+    else:
+        print(f"vci: error: {message}", file=sys.stderr)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""``vci log`` and ``vci runs``: record a run from the command line, list and show runs."""
+
+from __future__ import annotations
+
+import click
+
+from .output import emit, output_option, table
+
+store_option = click.option("--store", metavar="URL", help="Artifact store: a directory or s3://bucket/prefix "
+                            "(default: vci.yaml, VCI_STORE, ./.vci).")
+
+
+def settings_for(store: str | None = None, project: str | None = None):
+    from ..config import load_settings
+    return load_settings({"store": store, "project": project})
+
+
+def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    from ..errors import UsageError
+    pairs = []
+    for value in values:
+        key, sep, path = value.partition("=")
+        if not sep or not key or not path:
+            raise UsageError(f"--artifact {value!r} must be KEY=PATH", hint="e.g. --artifact weights=out/model.joblib")
+        pairs.append((key, path))
+    return pairs
+
+
+@click.command("log")
+@click.option("--model", "model_spec", metavar="FILE.py:Class", help="The model class to log.")
+@click.option("--artifact", "artifacts", multiple=True, metavar="KEY=PATH",
+              help="A file or directory to log (repeatable); the model receives {KEY: local path}.")
+@click.option("--requirements", metavar="FILE", help="requirements.txt; pinned to the versions installed here.")
+@click.option("--examples", "examples_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help='JSON {"inputs": [...], "expected_outputs": [...]} used by smoke tests.')
+@click.option("--env-var", "env_vars", multiple=True, metavar="NAME",
+              help="Record this environment variable's current value for serving (repeatable).")
+@click.option("--project", help="Project name (default: vci.yaml or VCI_PROJECT).")
+@store_option
+@output_option
+def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, project, store, output):
+    """Log a model, its artifacts and requirements as a new run, and commit it.
+
+    \b
+    vci log --model examples/iris/model.py:Model \\
+            --artifact weights=out/model.joblib --requirements requirements.txt
+    """
+    from ..runs import init
+    from ..model import load_model_file
+    run = init(project, settings=settings_for(store, project))
+    model_class = load_model_file(model_spec) if model_spec else None
+    sent = {}
+    for key, path in _parse_artifacts(artifacts):
+        sent[key] = run.log_artifact(key, path)
+    if model_class is not None:
+        run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
+    if requirements:
+        run.log_requirements(requirements)
+    if env_vars:
+        run.log_environment(list(env_vars))
+    if examples_file:
+        _log_examples(run, examples_file)
+    version = run.commit()
+    result = {"run_id": run.id, "version": version, "project": run.project, "store": run.store.url,
+              "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()}}
+    emit(output, result, f"{run.id}\t{version}")
+
+
+def _log_examples(run, path: str) -> None:
+    import json
+    from ..errors import UsageError
+    try:
+        doc = json.loads(open(path).read())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read examples from {path}: {exc}") from exc
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        raise UsageError(f"{path} must hold {{\"inputs\": [...], \"expected_outputs\": [...]}}")
+    run.log_examples(doc["inputs"], doc.get("expected_outputs"))
+
+
+@click.group("runs")
+def runs_group():
+    """List and show logged runs."""
+
+
+@runs_group.command("list")
+@click.option("--project", help="Only runs of this project.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Show at most this many (newest first).")
+@store_option
+@output_option
+def runs_list(project, limit, store, output):
+    """List committed runs, newest first."""
+    from ..runs import list_runs
+    runs = list_runs(project=project, settings=settings_for(store))[:limit]
+    summaries = [r.summary() for r in runs]
+    rows = [[s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], _size(s["size"])] for s in summaries]
+    emit(output, {"runs": summaries},
+         table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@store_option
+@output_option
+def runs_show(run_id, store, output):
+    """Show one run: its manifest, version and artifacts."""
+    from ..runs import get_run
+    run = get_run(run_id, settings=settings_for(store))
+    m = run.manifest
+    lines = [f"run:          {run.id}", f"project:      {run.project}", f"version:      {run.version}",
+             f"created:      {m['created']}", f"model:        {(m.get('model') or {}).get('class', '-')}",
+             f"python:       {m['environment']['python']}", "artifacts:"]
+    lines += [f"  {k}: {r['kind']} {r['filename']} {_size(r['size'])} {r['digest'][:19]}"
+              for k, r in sorted(m["artifacts"].items())]
+    lines += ["requirements:"] + [f"  {r}" for r in m["requirements"]]
+    emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024

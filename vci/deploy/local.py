@@ -1,0 +1,191 @@
+"""Local deployments (the embedded default target): a model server process per environment.
+
+State lives under the settings' state directory::
+
+    state/deployments/<env>.json   what runs: pid, port, url, run id, model version, release id, log file
+    state/locks/<env>.lock         held while an environment changes (flock)
+    state/logs/<env>-<release>.log the server's output
+
+A new deployment starts beside the old one on a fresh port; only once its ``/readyz`` answers 200 is
+the state switched to it and the old process stopped, so a failed deploy leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import DeployError, NotFoundError
+
+
+def _dirs(state_dir: Path) -> dict[str, Path]:
+    dirs = {name: Path(state_dir) / name for name in ("deployments", "locks", "logs", "work")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+@contextlib.contextmanager
+def environment_lock(state_dir: Path, env: str, timeout: float = 30.0):
+    """Hold the environment's lock; a second writer waits up to ``timeout`` then fails clearly."""
+    path = _dirs(state_dir)["locks"] / f"{env}.lock"
+    with open(path, "w") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    from ..errors import ConflictError
+                    raise ConflictError(f"environment {env!r} is being changed by another vci process",
+                                        hint="wait for it to finish and try again") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_deployment(state_dir: Path, env: str) -> dict | None:
+    path = _dirs(state_dir)["deployments"] / f"{env}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _write_deployment(state_dir: Path, env: str, record: dict | None) -> None:
+    path = _dirs(state_dir)["deployments"] / f"{env}.json"
+    if record is None:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_server_process(pid: int | None) -> bool:
+    """True when ``pid`` is alive and is a vci model server (guards against a reused pid)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"vci.serve" in cmdline
+
+
+def probe_ready(url: str, timeout: float = 2.0) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, port: int | None = None) -> dict:
+    """Spawn ``python -m vci.serve`` detached from this process; return its record (not yet ready)."""
+    dirs = _dirs(state_dir)
+    port = port or free_port()
+    log_path = dirs["logs"] / f"{env}-{release_id}.log"
+    work = dirs["work"] / f"{env}-{release_id}"
+    server_env = {**os.environ, "VCI_WORK_DIR": str(work), "VCI_RELEASE_ID": release_id}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=server_env, start_new_session=True)
+    return {"pid": proc.pid, "port": port, "url": f"http://127.0.0.1:{port}", "log": str(log_path),
+            "work_dir": str(work)}
+
+
+def wait_ready(record: dict, timeout: float) -> None:
+    """Wait for ``/readyz``; on failure stop the new process and raise DeployError with its last log lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe_ready(record["url"], timeout=1.0):
+            return
+        if not _alive(record["pid"]):
+            break
+        time.sleep(0.1)
+    reason = "exited" if not _alive(record["pid"]) else f"was not ready after {timeout:.0f}s"
+    stop_server(record["pid"])
+    raise DeployError(f"the new model server {reason}; the previous deployment keeps serving. "
+                      f"Last log lines: {tail(record['log'])}", hint=f"full log: {record['log']}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has exited
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return is_server_process(pid)
+
+
+def stop_server(pid: int | None, timeout: float = 20.0) -> bool:
+    """SIGTERM (graceful drain), then SIGKILL after ``timeout``. Returns whether a process was stopped."""
+    if not is_server_process(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def tail(log_path: str, lines: int = 5) -> str:
+    try:
+        text = Path(log_path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def require_deployment(state_dir: Path, env: str) -> dict:
+    record = read_deployment(state_dir, env)
+    if record is None:
+        raise NotFoundError(f"nothing is deployed to {env!r}",
+                            hint=f"deploy first: vci deploy RUN_ID --env {env}")
+    return record
+
+
+def replace_deployment(state_dir: Path, env: str, new: dict) -> dict | None:
+    """Switch the environment to ``new`` and stop what ran before; returns the old record."""
+    old = read_deployment(state_dir, env)
+    _write_deployment(state_dir, env, new)
+    if old and old.get("pid") != new.get("pid"):
+        stop_server(old.get("pid"))
+    return old
+
+
+def remove_deployment(state_dir: Path, env: str) -> dict:
+    record = require_deployment(state_dir, env)
+    stop_server(record.get("pid"))
+    _write_deployment(state_dir, env, None)
+    return record

@@ -1,0 +1,41 @@
+"""Fetch a committed run from its store into a local, verified model directory (cached by version)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .modeldir import MANIFEST, blob_path, blob_records, encode_manifest, manifest_digest
+from .digests import hex_of
+
+
+def cache_root() -> Path:
+    """``VCI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vci``, else ``~/.cache/vci``."""
+    if os.environ.get("VCI_CACHE_DIR"):
+        return Path(os.environ["VCI_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vci"
+
+
+def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Path:
+    """Download every blob of ``manifest`` (each verified on arrival), then write the manifest last.
+
+    A directory whose manifest exists is complete: blobs are written before it, each renamed into
+    place only after its digest matched, so an interrupted fetch is finished by the next call.
+    """
+    from .progress import Progress
+    digest = manifest_digest(manifest)
+    root = Path(dest) if dest else cache_root() / "models" / hex_of(digest)
+    if (root / MANIFEST).is_file():
+        return root
+    records = [r for r in blob_records(manifest) if not blob_path(root, r["digest"]).is_file()]
+    bar = Progress(sum(r["size"] for r in records), f"fetching run {manifest['id']}")
+    try:
+        for rec in records:
+            store.get_blob(rec["digest"], blob_path(root, rec["digest"]), progress=bar)
+    finally:
+        bar.close()
+    tmp = root / (MANIFEST + ".partial")
+    tmp.write_bytes(encode_manifest(manifest))
+    os.replace(tmp, root / MANIFEST)
+    return root

@@ -1,0 +1,265 @@
+"""Runs: log artifacts, a model class, requirements and examples, then commit an immutable manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
+from .modeldir import SCHEMA, blob_records, manifest_digest
+
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
+MAX_EXAMPLES_BYTES = 1 << 20
+
+
+def new_run_id() -> str:
+    """Short, sortable by time, unique in practice: ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def run_key(run_id: str) -> str:
+    if not RUN_ID.match(run_id or ""):
+        raise UsageError(f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
+    return f"runs/{run_id}.json"
+
+
+class Run:
+    """A run being logged (mutable) or committed (immutable, read from the store)."""
+
+    def __init__(self, store, *, project: str | None = None, settings=None, manifest: dict | None = None):
+        self.store = store
+        self.settings = settings
+        self._manifest = manifest
+        self.id = manifest["id"] if manifest else new_run_id()
+        self.project = manifest.get("project") if manifest else project
+        self._artifacts: dict[str, dict] = {}
+        self._model: dict | None = None
+        self._requirements: list[str] = []
+        self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
+        self._examples: dict | None = None
+
+    def __repr__(self) -> str:
+        state = "committed" if self.committed else "open"
+        return f"<Run {self.id} project={self.project!r} {state}>"
+
+    @property
+    def committed(self) -> bool:
+        return self._manifest is not None
+
+    @property
+    def manifest(self) -> dict:
+        if self._manifest is None:
+            raise UsageError(f"run {self.id} is not committed yet", hint="call run.commit()")
+        return self._manifest
+
+    @property
+    def version(self) -> str:
+        """The model version: the digest of the committed manifest."""
+        return manifest_digest(self.manifest)
+
+    def _open(self) -> None:
+        if self.committed:
+            raise UsageError(f"run {self.id} is committed and immutable", hint="start a new run with vci.init()")
+
+    # -- logging ---------------------------------------------------------------------------------
+    def log_artifact(self, key: str, value) -> dict:
+        """Log a file, a directory (archived reproducibly) or a Python object under ``key``."""
+        self._open()
+        if not isinstance(key, str) or not ARTIFACT_KEY.match(key):
+            raise UsageError(f"artifact key {key!r} is not valid",
+                             hint="use letters, digits, '.', '_' or '-', starting with a letter or digit")
+        if isinstance(value, (str, os.PathLike)):
+            record = self._log_path(key, Path(value))
+        else:
+            record = self._log_object(value)
+        self._artifacts[key] = record
+        return record
+
+    def _log_path(self, key: str, path: Path) -> dict:
+        if path.is_dir():
+            from .archive import archive_directory
+            with tempfile.TemporaryDirectory(prefix="vci-") as tmp:
+                tar = archive_directory(path, Path(tmp) / f"{key}.tar")
+                desc = _upload(self.store, tar, f"{key} (directory)")
+            return {"digest": desc.digest, "size": desc.size, "kind": "directory", "filename": path.name}
+        if path.is_file():
+            desc = _upload(self.store, path, key)
+            return {"digest": desc.digest, "size": desc.size, "kind": "file", "filename": path.name}
+        raise UsageError(f"artifact {key!r}: {path} does not exist",
+                         hint="pass an existing file or directory, or a Python object")
+
+    def _log_object(self, value) -> dict:
+        import cloudpickle
+        try:
+            data = cloudpickle.dumps(value)
+        except Exception as exc:
+            raise UsageError(f"cannot serialise {type(value).__name__}: {exc}") from exc
+        desc = self.store.put_bytes(data)
+        return {"digest": desc.digest, "size": desc.size, "kind": "object", "filename": "object.pkl"}
+
+    def log_model(self, model_class, artifacts: list[str] | None = None) -> dict:
+        """Log the model class (not an instance); ``artifacts`` are keys logged already."""
+        from .model import pickle_model_class, validate_model_class
+        self._open()
+        cls = validate_model_class(model_class)
+        keys = list(artifacts) if artifacts is not None else sorted(self._artifacts)
+        missing = [k for k in keys if k not in self._artifacts]
+        if missing:
+            raise ModelValidationError(f"artifacts not logged yet: {', '.join(missing)}",
+                                       hint="call run.log_artifact(key, path) before log_model")
+        desc = self.store.put_bytes(pickle_model_class(cls))
+        self._model = {"digest": desc.digest, "size": desc.size, "artifacts": keys,
+                       "class": f"{cls.__module__}.{cls.__qualname__}"}
+        return self._model
+
+    def log_requirements(self, requirements) -> list[str]:
+        """Pin a list or requirements file to the versions installed now (cloudpickle, vci added)."""
+        from .requirements import pin_requirements
+        self._open()
+        self._requirements = pin_requirements(requirements)
+        return self._requirements
+
+    def log_environment(self, env_vars: dict[str, str] | list[str] | None = None) -> dict:
+        """Record the Python version and environment variables the model needs at serving time."""
+        self._open()
+        if isinstance(env_vars, (list, tuple)):
+            env_vars = {name: os.environ.get(name, "") for name in env_vars}
+        for name in env_vars or {}:
+            if SECRET_NAME.search(name):
+                raise UsageError(f"environment variable {name} looks like a secret and is not logged",
+                                 hint="give secrets to the deployment (Kubernetes secret, CI credential)")
+        self._environment["env"].update(env_vars or {})
+        return self._environment
+
+    def log_examples(self, inputs: list, expected_outputs: list | None = None) -> dict:
+        """Example requests that smoke tests (and the canary gate) send to a deployment."""
+        self._open()
+        if not isinstance(inputs, list) or not inputs:
+            raise UsageError("examples must be a non-empty list of model inputs")
+        if expected_outputs is not None and len(expected_outputs) != len(inputs):
+            raise UsageError(f"{len(inputs)} inputs but {len(expected_outputs)} expected outputs")
+        examples = {"inputs": inputs, "expected_outputs": expected_outputs}
+        try:
+            size = len(json.dumps(examples))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"examples must be JSON-able: {exc}") from exc
+        if size > MAX_EXAMPLES_BYTES:
+            raise UsageError(f"examples take {size} bytes as JSON; keep them under 1 MiB")
+        self._examples = examples
+        return examples
+
+    def commit(self) -> str:
+        """Write the manifest (last, atomically, never overwriting); return the model version digest."""
+        if self.committed:
+            return self.version
+        manifest = {
+            "schema": SCHEMA, "id": self.id, "project": self.project,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "vci_version": _vci_version(), "artifacts": self._artifacts, "model": self._model,
+            "requirements": self._requirements or _default_requirements(),
+            "environment": self._environment, "examples": self._examples,
+        }
+        try:
+            self.store.put_json_new(run_key(self.id), manifest)
+        except ConflictError:
+            raise ConflictError(f"run {self.id} already exists in {self.store.url}",
+                                hint="start a new run with vci.init()") from None
+        self._manifest = manifest
+        return self.version
+
+    # -- reading back ------------------------------------------------------------------------------
+    def model_dir(self) -> Path:
+        """A verified local copy of the run as a model directory (cached by model version)."""
+        from .fetch import fetch_model_dir
+        self.commit()
+        return fetch_model_dir(self.store, self.manifest)
+
+    def fetch_artifacts(self) -> dict[str, str]:
+        """``{key: local path}`` of every artifact, downloaded and verified."""
+        from .modeldir import materialize_artifacts
+        root = self.model_dir()
+        return materialize_artifacts(root, self.manifest, root / "work")
+
+    def load_model(self):
+        """An instance built exactly as the model server builds it."""
+        from .modeldir import load_model
+        root = self.model_dir()
+        return load_model(root, root / "work")[0]
+
+    def summary(self) -> dict:
+        m = self.manifest
+        return {"id": self.id, "project": self.project, "created": m["created"], "version": self.version,
+                "model": (m.get("model") or {}).get("class"), "artifacts": sorted(m["artifacts"]),
+                "size": sum(r["size"] for r in blob_records(m)), "requirements": m["requirements"]}
+
+    # -- conveniences over the deploy layer (imported lazily) ---------------------------------------------
+    def deploy(self, env: str | None = None, *, wait: bool = True, **options):
+        from .deploy import deploy_run
+        self.commit()
+        return deploy_run(self, env, wait=wait, **options)
+
+    def get_deployed_model(self, env: str | None = None):
+        from .deploy import deployed_model
+        return deployed_model(self.settings, env)
+
+
+def _upload(store, path: Path, label: str):
+    from .progress import Progress
+    size = path.stat().st_size
+    bar = Progress(size, f"uploading {label}")
+    try:
+        return store.put_blob(path, progress=bar)
+    finally:
+        bar.close()
+
+
+def _vci_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _default_requirements() -> list[str]:
+    from .requirements import pin_requirements
+    return pin_requirements([])
+
+
+def _settings_and_store(project=None, store=None, settings=None):
+    from .config import load_settings
+    from .store import open_store
+    settings = settings or load_settings({"project": project, "store": str(store) if store else None})
+    return settings, open_store(settings.store)
+
+
+def init(project: str | None = None, *, store: str | None = None, settings=None) -> Run:
+    """Start a run in the configured store (vci.yaml / VCI_STORE; default ./.vci)."""
+    settings, st = _settings_and_store(project, store, settings)
+    return Run(st, project=project or settings.project, settings=settings)
+
+
+def get_run(run_id: str, *, store: str | None = None, settings=None) -> Run:
+    """A committed run by id."""
+    settings, st = _settings_and_store(None, store, settings)
+    try:
+        manifest = st.get_json(run_key(run_id))
+    except NotFoundError:
+        raise NotFoundError(f"run {run_id} is not in the store {st.url}",
+                            hint="`vci runs list` shows the runs there; check VCI_STORE") from None
+    return Run(st, settings=settings, manifest=manifest)
+
+
+def list_runs(*, project: str | None = None, store: str | None = None, settings=None) -> list[Run]:
+    """Committed runs, newest first."""
+    settings, st = _settings_and_store(None, store, settings)
+    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/")
+            if k.endswith(".json")]
+    runs = [r for r in runs if project is None or r.project == project]
+    return sorted(runs, key=lambda r: r.id, reverse=True)
