@@ -1,0 +1,313 @@
+"""DeployedModel: call a deployed model server over HTTP with retries, a bearer token and request ids.
+
+Retry policy: connection failures, timeouts and answers 429, 502, 503, 504 are retried with
+exponential backoff and jitter (``Retry-After`` honoured) until the total ``deadline`` of the call is
+spent; any other 4xx and 500 are answered at once. One ``X-Request-Id`` is sent with every attempt of
+a call so the server's logs correlate. Request bodies are gzipped only when ``gzip_min_bytes`` is set,
+and then the server must accept ``Content-Encoding: gzip`` (the client falls back to plain JSON once
+if the server answers 415).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import random
+import re
+import time
+import uuid
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import RemoteError, UsageError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REQUEST_ID_HEADER = "X-Request-Id"
+UNREACHABLE_HINT = "is the model deployed and running? check `vci status` and the URL"
+STATUS_HINTS = {401: "check the token (VCI_TOKEN or token=)", 403: "check the token (VCI_TOKEN or token=)",
+                404: "is the URL the model server's root?",
+                503: "the model may still be loading, or its self-test failed: see `vci status`"}
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng=random) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped,
+    with "equal jitter" (uniformly between half and all of it) so clients do not retry in lockstep."""
+    delay = min(cap, base * 2 ** (attempt - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header (delta-seconds or an HTTP date) as seconds from now, else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, fit for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def server_message(body: bytes, limit: int = 300) -> tuple[str, str | None]:
+    """The server's error text and request id from an error body: JSON ``{"error", "request_id"}``
+    when it is that, else the body's first ``limit`` characters (an HTML page from a proxy, say)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"]), data.get("request_id")
+    text = " ".join(body.decode("utf-8", "replace").split())
+    if not text:
+        return "(empty body)", None
+    return (text[:limit] + "...") if len(text) > limit else text, None
+
+
+def transport_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection, e.g. ``[Errno 111] Connection refused``."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    if match:
+        return match.group(0).strip()
+    if "timed out" in text.lower() or "Timeout" in type(exc).__name__:
+        return "timed out"
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _jsonable(value):
+    """``json.dumps`` fallback for common model inputs: numpy arrays and scalars, tuples and sets."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def encode_json(data) -> bytes:
+    try:
+        return json.dumps(data, default=_jsonable, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the model input cannot be sent as JSON: {exc}",
+                         hint="pass lists, dicts, numbers and strings (numpy arrays are converted)") from exc
+
+
+class DeployedModel:
+    """A client for one deployed model server (``/predict``, ``/batch-predict``, ``/readyz``...).
+
+    ``session`` is any ``requests.Session``-like object (e.g. one carrying cluster credentials for a
+    Kubernetes service-proxy URL); it is never closed by this client. ``timeout`` bounds each
+    attempt, ``deadline`` a whole call with its retries. The token (argument, else ``VCI_TOKEN``)
+    goes out as ``Authorization: Bearer ...`` and is never logged nor shown by ``repr``.
+    """
+
+    def __init__(self, url: str, token: str | None = None, *, session=None, timeout: float = 30.0,
+                 deadline: float = 60.0, gzip_min_bytes: int | None = None,
+                 headers: dict | None = None, backoff: float = 0.25, max_backoff: float = 5.0):
+        if not url or "://" not in url:
+            raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
+        self.url = url.rstrip("/")
+        self._token = token if token is not None else os.environ.get("VCI_TOKEN") or None
+        self._session, self._own_session = session, session is None
+        self.timeout, self.deadline = float(timeout), float(deadline)
+        self.gzip_min_bytes = gzip_min_bytes
+        self.headers = dict(headers or {})
+        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+
+    def __repr__(self) -> str:
+        token = "'***'" if self._token else "None"
+        return f"DeployedModel({redact_url(self.url)!r}, token={token}, deadline={self.deadline})"
+
+    @property
+    def session(self):
+        if self._session is None:
+            import requests
+            self._session = requests.Session()
+        return self._session
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._own_session and self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the serving contract ------------------------------------------------------------------------
+
+    def predict(self, data):
+        """The model's output for one JSON-able input."""
+        return self.predict_with_id(data)[0]
+
+    def predict_with_id(self, data, request_id: str | None = None):
+        """``(output, request_id)``: the id the server logged this call under, to quote in a report."""
+        response, request_id = self._call("POST", "/predict", encode_json(data), request_id)
+        return self._json(response, request_id), response.headers.get(REQUEST_ID_HEADER) or request_id
+
+    def batch_predict(self, items) -> list:
+        """One output per input, in order (a single request to ``/batch-predict``)."""
+        items = list(items)
+        response, request_id = self._call("POST", "/batch-predict", encode_json(items))
+        outputs = self._json(response, request_id)
+        if not isinstance(outputs, list) or len(outputs) != len(items):
+            got = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
+            raise RemoteError(f"model server at {redact_url(self.url)} answered {len(items)} inputs "
+                              f"with {got}", status=response.status_code, request_id=request_id,
+                              hint="the model's batch_predict must return one output per input")
+        return outputs
+
+    def metadata(self) -> dict:
+        """The server's ``/metadata``: run id, model digest, image digest, vci version, state."""
+        response, request_id = self._call("GET", "/metadata")
+        return self._json(response, request_id)
+
+    def health(self) -> dict:
+        """One look at ``/readyz`` and ``/metadata``, no retries: ``{"ready", "status", "reason",
+        "metadata"}``; raises RemoteError only when the server cannot be reached at all."""
+        response, _ = self._call("GET", "/readyz", deadline=min(self.timeout, self.deadline),
+                                 retry=False, raise_status=False)
+        reason = "ready" if response.status_code == 200 else server_message(response.content)[0]
+        try:
+            meta = self._metadata_once()
+        except RemoteError:
+            meta = None
+        return {"ready": response.status_code == 200, "status": response.status_code,
+                "reason": reason, "metadata": meta}
+
+    def _metadata_once(self) -> dict | None:
+        response, request_id = self._call("GET", "/metadata", deadline=min(self.timeout, self.deadline),
+                                          retry=False)
+        data = self._json(response, request_id)
+        return data if isinstance(data, dict) else None
+
+    def wait_ready(self, timeout: float | None = None) -> dict:
+        """Poll until ``/readyz`` answers 200 (unreachable counts as not yet); return :meth:`health`.
+
+        Raises RemoteError with the last reason (e.g. the model's failed self-test) after ``timeout``
+        seconds (default: the client's ``deadline``)."""
+        limit = time.monotonic() + (self.deadline if timeout is None else timeout)
+        attempt, reason = 0, "no answer yet"
+        while True:
+            attempt += 1
+            try:
+                health = self.health()
+                if health["ready"]:
+                    return health
+                reason = f"answered {health['status']}: {health['reason']}"
+            except RemoteError as exc:
+                reason = exc.message
+            pause = backoff_delay(attempt, self.backoff, min(self.max_backoff, 1.0))
+            if time.monotonic() + pause > limit:
+                raise RemoteError(f"model server at {redact_url(self.url)} was not ready after "
+                                  f"{attempt} checks: {reason}", hint=UNREACHABLE_HINT)
+            time.sleep(pause)
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: bytes | None = None, request_id: str | None = None,
+              *, deadline: float | None = None, retry: bool = True, raise_status: bool = True):
+        """Send one call, retrying per the module's policy; return ``(response, request_id)``."""
+        request_id = request_id or uuid.uuid4().hex
+        start = time.monotonic()
+        stop = start + (self.deadline if deadline is None else deadline)
+        attempt, plain = 0, False
+        while True:
+            attempt += 1
+            response, failure = self._attempt(method, path, body, request_id, stop, plain)
+            status = None if response is None else response.status_code
+            if status == 415 and not plain and self._gzipped(body):
+                plain = True  # the server refuses gzip: resend as plain JSON
+                log.info("model server refused gzip; resending plain (request id %s)", request_id)
+                continue
+            if status is not None and (status not in RETRY_STATUSES or not raise_status):
+                if status >= 400 and raise_status:
+                    raise self._status_error(response, request_id, attempt)
+                return response, request_id
+            asked = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+            pause = max(asked or 0.0, backoff_delay(attempt, self.backoff, self.max_backoff))
+            if not retry or time.monotonic() + pause >= stop:
+                if response is None:
+                    raise self._unreachable(method, path, failure, attempt, start, request_id)
+                raise self._status_error(response, request_id, attempt, retry_after=asked)
+            log.debug("retrying %s %s in %.2fs after %s (attempt %d, request id %s)", method, path,
+                      pause, status or transport_reason(failure), attempt, request_id)
+            time.sleep(pause)
+
+    def _attempt(self, method, path, body, request_id, stop, plain):
+        """One request: ``(response, None)``, or ``(None, exc)`` for a failure worth retrying."""
+        import requests
+        try:
+            return self._send(method, path, body, request_id, max(stop - time.monotonic(), 0.05),
+                              plain), None
+        except requests.exceptions.SSLError as exc:
+            raise RemoteError(f"TLS with model server at {redact_url(self.url)} failed: {exc}",
+                              request_id=request_id,
+                              hint="check the server certificate (REQUESTS_CA_BUNDLE)") from exc
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                ConnectionError, TimeoutError) as exc:
+            return None, exc
+        except requests.RequestException as exc:
+            raise RemoteError(f"request to model server at {redact_url(self.url)} failed: {exc}",
+                              request_id=request_id, hint=UNREACHABLE_HINT) from exc
+
+    def _unreachable(self, method, path, failure, attempts, start, request_id) -> RemoteError:
+        error = RemoteError(f"cannot reach model server at {redact_url(self.url)} ({method} {path}) "
+                            f"after {attempts} attempt(s) in {time.monotonic() - start:.1f}s: "
+                            f"{transport_reason(failure)}", request_id=request_id, hint=UNREACHABLE_HINT)
+        error.__cause__ = failure
+        return error
+
+    def _gzipped(self, body: bytes | None) -> bool:
+        return body is not None and self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes
+
+    def _send(self, method, path, body, request_id, timeout, plain):
+        headers = {**self.headers, REQUEST_ID_HEADER: request_id, "Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            if not plain and self._gzipped(body):
+                body = gzip.compress(body, compresslevel=6, mtime=0)
+                headers["Content-Encoding"] = "gzip"
+        return self.session.request(method, self.url + path, data=body, headers=headers,
+                                    timeout=min(self.timeout, timeout))
+
+    def _status_error(self, response, request_id: str, attempts: int = 1,
+                      retry_after: float | None = None) -> RemoteError:
+        """The server's answer as a RemoteError carrying its message, status and request id."""
+        message, server_id = server_message(response.content)
+        request_id = server_id or response.headers.get(REQUEST_ID_HEADER) or request_id
+        status = response.status_code
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        hint = STATUS_HINTS.get(status)
+        if retry_after is not None:
+            hint = f"the server asked to retry after {retry_after:.0f}s, beyond this call's deadline"
+        return RemoteError(f"model server at {redact_url(self.url)} answered {status}{tries}: {message}",
+                           status=status, request_id=request_id, hint=hint)
+
+    def _json(self, response, request_id: str):
+        try:
+            return response.json() if response.content else None
+        except ValueError as exc:
+            text, _ = server_message(response.content, limit=120)
+            raise RemoteError(f"model server at {redact_url(self.url)} answered {response.status_code} "
+                              f"with a body that is not JSON: {text}", status=response.status_code,
+                              request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,
+                              hint="is the URL a vci model server?") from exc
