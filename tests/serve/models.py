@@ -1,0 +1,66 @@
+"""Model classes the server tests serve; pickled by value, so the server process never imports this file."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from vci.errors import ModelError
+
+
+class EchoModel:
+    """Echoes its input; special inputs exercise errors, slowness and the artifact."""
+
+    def __init__(self, artifacts):
+        with open(artifacts["greeting"]) as f:
+            self.greeting = f.read().strip()
+        self.calls = 0
+
+    def predict(self, data):
+        self.calls += 1
+        if data == "reject":
+            raise ModelError("inputs named 'reject' are refused", 422)
+        if data == "boom":
+            raise RuntimeError("secret-internal-detail")
+        if data == "not-json":
+            return object()
+        if isinstance(data, dict) and "sleep" in data:
+            time.sleep(float(data["sleep"]))
+        return {"greeting": self.greeting, "echo": data}
+
+    def model_test(self):
+        assert self.predict(1)["echo"] == 1
+
+
+class BatchModel:
+    """Has batch_predict, so /batch-predict must use it rather than predict per item."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"single": data}
+
+    def batch_predict(self, items):
+        return [{"batched": item, "size": len(items)} for item in items]
+
+
+class FailingSelfTestModel:
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return data
+
+    def model_test(self):
+        raise ValueError("the weights are all zero")
+
+
+class SlowLoadModel:
+    """Takes a while to construct, so /healthz can be probed during the load."""
+
+    def __init__(self, artifacts):
+        time.sleep(float(os.environ.get("SLOW_LOAD_SECONDS", "1.5")))
+
+    def predict(self, data):
+        return data

@@ -1,0 +1,20 @@
+"""The model server that runs inside images: HTTP (and optional gRPC) in front of one model directory.
+
+Routes: ``POST /predict`` (JSON in, the model's JSON out), ``POST /batch-predict`` (a JSON list),
+``GET /healthz`` (alive), ``GET /readyz`` (loaded and self-tested), ``GET /metadata``, ``GET /metrics``
+(Prometheus). Errors are ``{"error": ..., "request_id": ...}``; every response has ``X-Request-Id``.
+Start it with ``python -m vci.serve`` (``VCI_*`` variables or flags) or :func:`run_server`.
+
+This package imports only vci.errors, vci.modeldir (and what those import) and the standard library;
+grpcio only when gRPC is enabled. Never boto3, kubernetes, docker, the store, runs or the CLI.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_server"]
+
+
+def run_server(*args, **kwargs):
+    """See :func:`vci.serve.server.run_server` (imported lazily to keep ``import vci.serve`` cheap)."""
+    from .server import run_server as run
+    return run(*args, **kwargs)

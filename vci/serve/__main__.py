@@ -1,0 +1,68 @@
+"""``python -m vci.serve``: serve a model directory, configured by flags or ``VCI_*`` variables.
+
+Flags win over variables: ``--model-dir`` (VCI_MODEL_DIR, default /opt/vci/model), ``--host``
+(VCI_HOST, 0.0.0.0), ``--port`` (VCI_PORT, 8080), ``--grpc-port`` (VCI_GRPC_PORT, off), ``--workers``
+(VCI_WORKERS, 1), ``--threads`` (VCI_THREADS, 4), ``--inline-below-ms`` (VCI_INLINE_BELOW_MS, 2:
+model calls faster than this on average run on the event loop), ``--work-dir`` (VCI_WORK_DIR, a fresh temp dir),
+``--max-body-bytes`` (VCI_MAX_BODY_BYTES, 16 MiB), ``--drain-timeout`` (VCI_DRAIN_TIMEOUT, 25 s),
+``--ready-file`` (VCI_READY_FILE); VCI_IMAGE_DIGEST is reported by /metadata.
+Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import UsageError, VciError
+from . import logs
+
+
+def _int_env(env, name: str, default):
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not an integer") from None
+
+
+def parse_options(argv: list[str], env=os.environ) -> dict:
+    """Keyword arguments for run_server from ``argv`` and the environment (flags win)."""
+    p = argparse.ArgumentParser(prog="python -m vci.serve", description="Serve a vci model directory.")
+    p.add_argument("--model-dir", default=env.get("VCI_MODEL_DIR") or "/opt/vci/model")
+    p.add_argument("--host", default=env.get("VCI_HOST") or "0.0.0.0")
+    p.add_argument("--port", type=int, default=_int_env(env, "VCI_PORT", 8080))
+    p.add_argument("--grpc-port", type=int, default=_int_env(env, "VCI_GRPC_PORT", None))
+    p.add_argument("--workers", type=int, default=_int_env(env, "VCI_WORKERS", 1))
+    p.add_argument("--threads", type=int, default=_int_env(env, "VCI_THREADS", 4))
+    p.add_argument("--inline-below-ms", type=float, default=float(env.get("VCI_INLINE_BELOW_MS") or 2))
+    p.add_argument("--work-dir", default=env.get("VCI_WORK_DIR") or None)
+    p.add_argument("--max-body-bytes", type=int, default=_int_env(env, "VCI_MAX_BODY_BYTES", 16 * 1024 * 1024))
+    p.add_argument("--drain-timeout", type=float, default=float(env.get("VCI_DRAIN_TIMEOUT") or 25))
+    p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
+    args = p.parse_args(argv)
+    return dict(model_dir=args.model_dir, host=args.host, port=args.port, grpc_port=args.grpc_port,
+                workers=args.workers, threads=args.threads, inline_below=args.inline_below_ms / 1000, work_dir=args.work_dir,
+                max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout,
+                ready_file=args.ready_file, image_digest=env.get("VCI_IMAGE_DIGEST") or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_options(sys.argv[1:] if argv is None else argv)
+        from .server import run_server
+        run_server(**options)
+    except VciError as exc:
+        logs.event("exit", "error", error=str(exc), code=exc.exit_code)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(code)  # do not wait for a predict thread stuck past the drain timeout

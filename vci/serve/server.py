@@ -1,0 +1,146 @@
+"""Run the model server: bind, load the model in the background, serve HTTP (and gRPC), drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import ServeError, UsageError
+from . import logs
+from .http import ROUTES, HttpServer
+from .metrics import Metrics
+from .service import LOAD_FAILED, ModelService
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+
+
+def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = 8080,
+               grpc_port: int | None = None, workers: int = 1, ready_file: str | os.PathLike | None = None,
+               work_dir: str | os.PathLike | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
+               threads: int = 4, inline_below: float = 0.002, drain_timeout: float = 25.0,
+               image_digest: str | None = None, stop_event: threading.Event | None = None) -> None:
+    """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
+
+    ``port=0`` / ``grpc_port=0`` pick free ports; ``ready_file`` then receives JSON
+    ``{"pid", "host", "port", "grpc_port", "url", "state"}`` once the sockets listen (state
+    ``loading``) and again when loading ends (``ready``, ``self_test_failed``). ``threads`` is the size
+    of the pool that runs predict calls slower than ``inline_below`` seconds on average (faster ones
+run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). ``workers > 1`` forks that
+    many processes sharing the listening socket (call it before starting threads). Raises the load
+    error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
+    """
+    if workers < 1 or threads < 0 or max_body_bytes < 1:
+        raise UsageError("workers must be >= 1, threads >= 0 and max_body_bytes >= 1")
+    if workers > 1 and grpc_port == 0:
+        raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
+    sock = bind(host, port)
+    options = dict(host=host, grpc_port=grpc_port, ready_file=ready_file, max_body=max_body_bytes,
+                   threads=threads, inline_below=inline_below, drain_timeout=drain_timeout, image_digest=image_digest,
+                   model_dir=str(model_dir), workers=workers)
+    owned_work = work_dir is None
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
+    try:
+        if workers == 1:
+            asyncio.run(_serve(sock, str(work), stop_event, **options))
+        else:
+            from .workers import serve_forked
+            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, **options)),
+                         on_listening=lambda: _write_ready(ready_file, sock, None, "loading", host))
+    finally:
+        sock.close()
+        if owned_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (IPv6 when ``host`` has a colon); ServeError when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024,
+                                    dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6())
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="choose a free port with --port / VCI_PORT") from exc
+
+
+async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file, max_body, threads,
+                 inline_below, drain_timeout, image_digest, model_dir, workers) -> None:
+    loop = asyncio.get_running_loop()
+    metrics = Metrics(tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")))
+    service = ModelService(model_dir, work_dir, metrics, image_digest)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-predict") if threads else None
+    http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below)
+    listener = await loop.create_server(http.protocol, sock=sock)
+    grpc_front, grpc_bound = None, None
+    if grpc_port is not None:
+        from .grpc_server import GrpcFrontEnd
+        grpc_front = GrpcFrontEnd(service, metrics, max_body=max_body, threads=max(threads, 1) * 2,
+                                  reuse_port=workers > 1)
+        grpc_bound = grpc_front.start(host, grpc_port)
+    stop = _stop_signal(loop, stop_event)
+    primary = workers == 1 or os.environ.get("VCI_WORKER_INDEX") == "0"
+    if primary:
+        _write_ready(ready_file, sock, grpc_bound, "loading", host)
+    logs.event("listening", host=host, port=sock.getsockname()[1], grpc_port=grpc_bound, model_dir=model_dir,
+               pid=os.getpid())
+
+    def loaded():
+        if service.state == LOAD_FAILED:
+            stop.set()
+        elif primary:
+            _write_ready(ready_file, sock, grpc_bound, service.state, host)
+
+    threading.Thread(target=lambda: (service.load(), loop.call_soon_threadsafe(loaded)),
+                     name="vci-load", daemon=True).start()
+    await stop.wait()
+    await _shutdown(listener, http, grpc_front, pool, drain_timeout)
+    if service.load_error is not None:
+        raise service.load_error
+
+
+def _stop_signal(loop, stop_event) -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT (main thread only) or by the caller's threading.Event."""
+    stop = asyncio.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: (logs.event("signal", signal=s.name), stop.set()))
+    if stop_event is not None:
+        threading.Thread(target=lambda: (stop_event.wait(), loop.call_soon_threadsafe(stop.set)),
+                         name="vci-stop", daemon=True).start()
+    return stop
+
+
+async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout: float) -> None:
+    """Stop accepting, let in-flight requests finish (at most ``drain_timeout`` s), then close."""
+    logs.event("draining", in_flight=http.metrics.in_flight, timeout_s=drain_timeout)
+    listener.close()
+    grpc_done = grpc_front.stop(drain_timeout) if grpc_front else None
+    await http.drain(drain_timeout)
+    if grpc_done is not None:
+        await asyncio.get_running_loop().run_in_executor(None, grpc_done.wait, drain_timeout + 1)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    logs.event("stopped")
+
+
+def _write_ready(ready_file, sock, grpc_port, state: str, host: str) -> None:
+    """Atomically write the ready file (JSON) so a launcher learns the ports and the state."""
+    if not ready_file:
+        return
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    url_host = f"[{shown}]" if ":" in shown else shown
+    data = {"pid": int(os.environ.get("VCI_SUPERVISOR_PID", os.getpid())), "host": host, "port": port,
+            "grpc_port": grpc_port, "url": f"http://{url_host}:{port}", "state": state}
+    path = Path(ready_file)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)

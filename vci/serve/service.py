@@ -1,0 +1,144 @@
+"""The served model: its background load and self-test, its readiness, and JSON-in/JSON-out calls.
+
+Both front ends (HTTP and gRPC) call :meth:`ModelService.call` with the raw request bytes and get a
+:class:`Reply` whose status is an HTTP status; the gRPC side maps it to a gRPC code. Failure policy:
+
+- a model directory that fails verification, or a class that cannot be unpickled or instantiated,
+  is fatal: the error is logged (``model_load_failed``) and the server exits with the error's exit
+  code (9 for a tampered blob), because no retry can fix those bytes;
+- a model that loads but whose ``model_test()`` raises stays up, never ready: ``/readyz`` and
+  ``/predict`` answer 503 with the reason, so the rollout stalls visibly and the logs explain it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from .. import __version__
+from ..errors import ModelError, ServeError, VciError
+from . import logs
+
+JSON = "application/json"
+LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed", "load_failed"
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a route answers: an HTTP status, the body bytes and their content type."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+
+
+def error_reply(status: int, message: str, request_id: str) -> Reply:
+    return Reply(status, json.dumps({"error": message, "request_id": request_id}).encode())
+
+
+def _jsonable(value):
+    """``json.dumps`` fallback for what models commonly return: numpy arrays and scalars, sets."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def encode(value) -> bytes:
+    return json.dumps(value, default=_jsonable, separators=(",", ":")).encode()
+
+
+class ModelService:
+    """One model instance shared by all requests, loaded once by :meth:`load`."""
+
+    def __init__(self, model_dir: str, work_dir: str, metrics, image_digest: str | None = None):
+        self.model_dir, self.work_dir, self.metrics = model_dir, work_dir, metrics
+        self.image_digest = image_digest
+        self.state, self.reason = LOADING, "the model is loading"
+        self.load_error: BaseException | None = None
+        self.model = self.manifest = self.digest = None
+        self.loaded = threading.Event()  # set when loading ends, whatever the outcome
+        self.predict_seconds = 0.0  # moving average of a model call, seeded by the self-test
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    def load(self) -> None:
+        """Verify, unpickle, instantiate and self-test the model; never raises (see the module doc)."""
+        start = time.perf_counter()
+        try:
+            from ..modeldir import load_model
+            self.model, self.manifest, self.digest = load_model(self.model_dir, self.work_dir)
+        except Exception as exc:
+            self.load_error = exc if isinstance(exc, VciError) else ServeError(
+                f"the model in {self.model_dir} could not be loaded: {type(exc).__name__}: {exc}",
+                hint="check the model class and its artifacts with `vci serve RUN_ID` locally")
+            self.state, self.reason = LOAD_FAILED, str(self.load_error)
+            logs.failure("model_load_failed", exc, model_dir=self.model_dir)
+            self.loaded.set()
+            return
+        logs.event("model_loaded", model_dir=self.model_dir, run_id=self.manifest.get("id"),
+                   model_digest=self.digest, seconds=round(time.perf_counter() - start, 3))
+        self._self_test()
+        self.metrics.model_load_seconds = time.perf_counter() - start
+        self.metrics.model_ready = self.ready
+        self.loaded.set()
+
+    def _self_test(self) -> None:
+        test = getattr(self.model, "model_test", None)
+        if test is None:
+            self.state, self.reason = READY, "ready"
+            logs.event("model_test", result="absent")
+            return
+        started = time.perf_counter()
+        try:
+            test()
+        except Exception as exc:
+            self.state, self.reason = TEST_FAILED, f"model_test() failed: {type(exc).__name__}: {exc}"
+            logs.failure("model_test", exc, result="failed")
+            return
+        self.predict_seconds = time.perf_counter() - started
+        self.state, self.reason = READY, "ready"
+        logs.event("model_test", result="passed", seconds=round(self.predict_seconds, 6))
+
+    def metadata(self) -> dict:
+        manifest = self.manifest or {}
+        data = {"project": manifest.get("project"), "run_id": manifest.get("id"),
+                "model_digest": self.digest, "vci_version": __version__, "state": self.state,
+                "model_class": (manifest.get("model") or {}).get("class")}
+        if self.image_digest:
+            data["image_digest"] = self.image_digest
+        return data
+
+    def call(self, body: bytes, batch: bool, request_id: str) -> Reply:
+        """Decode ``body``, run predict (or batch_predict) and encode the result; map every failure."""
+        if not self.ready:
+            return error_reply(503, f"the model is not ready: {self.reason}", request_id)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            return error_reply(400, f"the request body is not valid JSON: {exc}", request_id)
+        if batch and not isinstance(data, list):
+            return error_reply(400, "batch-predict takes a JSON list of inputs", request_id)
+        started = time.perf_counter()
+        try:
+            result = self._batch(data) if batch else self.model.predict(data)
+            return Reply(200, encode(result))
+        except ModelError as exc:
+            return error_reply(exc.status, exc.message, request_id)
+        except Exception as exc:
+            logs.failure("predict_failed", exc, request_id=request_id)
+            return error_reply(500, "the model failed on this input (details are in the server log)",
+                               request_id)
+        finally:  # a racy update from two threads only blurs an average
+            self.predict_seconds += 0.2 * (time.perf_counter() - started - self.predict_seconds)
+
+    def _batch(self, items: list):
+        batch_predict = getattr(self.model, "batch_predict", None)
+        if batch_predict is not None:
+            return batch_predict(items)
+        return [self.model.predict(item) for item in items]
