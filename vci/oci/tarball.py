@@ -1,0 +1,96 @@
+"""A ``docker load`` archive of an image: ``manifest.json`` (Config, RepoTags, Layers) plus an OCI layout inside.
+
+The archive is what ``docker save`` writes since Docker 25: blobs under ``blobs/sha256/``, referenced both
+by ``manifest.json`` (for ``docker load`` and ``skopeo ... docker-archive:``) and by ``index.json``. Layers
+stay gzip-compressed; ``docker load`` and skopeo decompress them and check the config's diff_ids.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from ..errors import BuildError
+from ..refs import parse_reference
+from . import OCI_INDEX, REF_NAME, canonical_json
+from .image import Image
+
+_EPOCH = 0
+
+
+def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = None) -> Path:
+    """Write ``image`` as a loadable archive at ``path``; ``repo_tags`` like ``registry/repo:tag``."""
+    tags = [_normalised_tag(t) for t in repo_tags or []]
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in _small_files(image, tags):
+                _add_bytes(tar, name, data)
+            _add_layers(tar, image)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BuildError(f"could not write image archive {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes]]:
+    config_name = _blob_name(image.config_descriptor.digest)
+    docker_manifest = [{"Config": config_name, "RepoTags": tags,
+                        "Layers": [_blob_name(layer.digest) for layer in image.layers]}]
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+             "manifests": [image.descriptor(**({REF_NAME: tags[0]} if tags else {})).to_json()]}
+    return [("blobs", None), ("blobs/sha256", None),
+            (config_name, image.config_bytes),
+            (_blob_name(image.digest), image.manifest_bytes),
+            ("index.json", canonical_json(index)),
+            ("manifest.json", canonical_json(docker_manifest)),
+            ("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))]
+
+
+def _add_layers(tar: tarfile.TarFile, image: Image) -> None:
+    seen = set()
+    for layer in image.layers:
+        if layer.digest in seen:
+            continue
+        seen.add(layer.digest)
+        if layer.path is None:
+            raise BuildError(f"layer {layer.digest} has no local bytes for the archive",
+                             hint="pull the base image into a layout or cache first")
+        info = _info(_blob_name(layer.digest))
+        info.size = layer.size
+        with layer.open() as f:
+            tar.addfile(info, f)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
+    info = _info(name)
+    if data is None:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+    else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def _info(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = _EPOCH, 0, 0, "", "", 0o644
+    return info
+
+
+def _blob_name(digest: str) -> str:
+    return "blobs/sha256/" + digest.split(":", 1)[1]
+
+
+def _normalised_tag(text: str) -> str:
+    """``registry/repo:tag`` as docker expects (tag ``latest`` when absent; digests cannot be loaded)."""
+    ref = parse_reference(text)
+    if ref.digest and not ref.tag:
+        raise BuildError(f"{text}: docker load needs a tag, not a digest", hint="give repo:tag")
+    name = ref.repository.removeprefix("library/") if ref.registry == "registry-1.docker.io" else ref.context()
+    return f"{name}:{ref.tag or 'latest'}"

@@ -1,0 +1,178 @@
+"""Whole-image moves between local disk and registries: push an Image, copy (promote) an image by digest.
+
+Order is what makes a push safe to interrupt: every blob first (in parallel), then the config, then the
+manifest by digest, and only then the tag. A failure anywhere leaves the old tag on the old digest. A blob
+the registry already has is never sent; one in another repository of the same registry is mounted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import BuildError
+from ..refs import Reference, parse_reference
+from . import INDEX_TYPES, Descriptor
+
+
+@dataclass
+class TransferResult:
+    """What a push or copy did: the image digest, and per blob whether it was sent, mounted or skipped."""
+
+    reference: str
+    digest: str
+    uploaded: list[str] = field(default_factory=list)
+    mounted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    bytes_moved: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, outcome: str, digest: str, nbytes: int) -> None:
+        with self._lock:
+            getattr(self, outcome).append(digest)
+            self.bytes_moved += nbytes
+
+    def to_json(self) -> dict:
+        return {"reference": self.reference, "digest": self.digest, "uploaded": self.uploaded,
+                "mounted": self.mounted, "skipped": self.skipped, "bytes_moved": self.bytes_moved}
+
+
+def push_image(client, image, repo: str, *, tag: str | None = None, parallel: int = 4,
+               progress=None) -> TransferResult:
+    """Upload ``image`` to ``repo`` (blobs, config, manifest by digest, then ``tag``)."""
+    result = TransferResult(f"{client.registry}/{repo}@{image.digest}", image.digest)
+    layers = list({layer.digest: layer for layer in image.layers}.values())
+    sources: dict[str, object] = {}
+
+    def push_one(layer):
+        outcome, nbytes = _push_layer(client, repo, layer, sources)
+        result.record(outcome, layer.digest, nbytes)
+        if progress:
+            progress(outcome, layer.digest, layer.size)
+
+    _run_parallel(push_one, layers, parallel)
+    config = image.config_descriptor
+    sent = client.put_blob(repo, config.digest, config.size, lambda: io.BytesIO(image.config_bytes))
+    result.record("uploaded" if sent else "skipped", config.digest, config.size if sent else 0)
+    _put_manifest_then_tag(client, repo, image.manifest_bytes, image.media_type, image.digest, tag, result)
+    return result
+
+
+def _push_layer(client, repo: str, layer, sources: dict) -> tuple[str, int]:
+    if client.has_blob(repo, layer.digest):
+        return "skipped", 0
+    origin_registry, _, origin_repo = (layer.origin or "").partition("/")
+    if origin_registry == client.registry and origin_repo and origin_repo != repo:
+        if client.mount_blob(repo, layer.digest, origin_repo):
+            return "mounted", 0
+    if layer.path is not None:
+        client.put_blob(repo, layer.digest, layer.size, layer.open, check_exists=False)
+        return "uploaded", layer.size
+    if origin_repo:
+        source = sources.setdefault(origin_registry, _client_for(origin_registry, client))
+        opener = lambda: _ChunkReader(source.get_blob(origin_repo, layer.digest))  # noqa: E731
+        client.put_blob(repo, layer.digest, layer.size, opener, check_exists=False)
+        return "uploaded", layer.size
+    raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
+
+
+def copy_image(client, source: str | Reference, dst_repo: str, *, tag: str | None = None, source_client=None,
+               parallel: int = 4) -> TransferResult:
+    """Copy ``source`` (``registry/repo@digest`` or ``:tag``) into ``dst_repo`` of ``client``'s registry.
+
+    The manifest bytes are copied verbatim, so the digest is preserved; on one registry blobs are
+    mounted across repositories (kilobytes move, whatever the image size).
+    """
+    ref = parse_reference(source) if isinstance(source, str) else source
+    src = source_client or (client if ref.registry == client.registry else _client_for(ref.registry, client))
+    result = TransferResult("", "")
+    digest, data, media_type = _copy_manifest(src, ref.repository, ref.identifier, client, dst_repo, result,
+                                              parallel)
+    result.reference, result.digest = f"{client.registry}/{dst_repo}@{digest}", digest
+    if tag:
+        client.put_manifest(dst_repo, data, media_type, tag)
+    return result
+
+
+def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
+    data, media_type, digest = src.get_manifest(src_repo, identifier)
+    manifest = json.loads(data)
+    if media_type in INDEX_TYPES or "manifests" in manifest:
+        for child in manifest.get("manifests", []):
+            _copy_manifest(src, src_repo, child["digest"], dst, dst_repo, result, parallel)
+    else:
+        blobs = [Descriptor.from_json(manifest["config"])] + [Descriptor.from_json(d) for d in manifest["layers"]]
+
+        def copy_one(desc):
+            outcome, nbytes = _copy_blob(src, src_repo, dst, dst_repo, desc)
+            result.record(outcome, desc.digest, nbytes)
+
+        _run_parallel(copy_one, list({d.digest: d for d in blobs}.values()), parallel)
+    dst.put_manifest(dst_repo, data, media_type, digest)
+    result.bytes_moved += len(data)
+    return digest, data, media_type
+
+
+def _copy_blob(src, src_repo: str, dst, dst_repo: str, desc: Descriptor) -> tuple[str, int]:
+    if dst.has_blob(dst_repo, desc.digest):
+        return "skipped", 0
+    if src.registry == dst.registry and dst.mount_blob(dst_repo, desc.digest, src_repo):
+        return "mounted", 0
+    opener = lambda: _ChunkReader(src.get_blob(src_repo, desc.digest))  # noqa: E731
+    dst.put_blob(dst_repo, desc.digest, desc.size, opener, check_exists=False)
+    return "uploaded", desc.size
+
+
+def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) -> None:
+    client.put_manifest(repo, data, media_type, digest)
+    result.bytes_moved += len(data)
+    if tag:
+        client.put_manifest(repo, data, media_type, tag)
+
+
+def _run_parallel(fn, items: list, parallel: int) -> None:
+    """Run ``fn`` over ``items`` on a thread pool; the first failure is raised after all have finished."""
+    if parallel <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    for future in futures:
+        future.result()
+
+
+def _client_for(registry: str, like):
+    from .registry import RegistryClient
+    return RegistryClient(registry, chunk_size=like.chunk_size, retries=like.retries)
+
+
+class _ChunkReader:
+    """A file-like ``read(n)`` over an iterator of byte chunks (a blob streamed from another registry)."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buffer) < n):
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                self._done = True
+        n = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        close = getattr(self._chunks, "close", None)
+        if close:
+            close()
