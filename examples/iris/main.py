@@ -30,7 +30,12 @@ def main() -> dict:
     local = vci.get_run(run.id).load_model()            # built exactly as the server builds it
     loaded = local.predict([[5.1, 3.5, 1.4, 0.2]])
     print(f"loaded back from the store: {loaded}", file=sys.stderr)
-    result = {"run_id": run.id, "version": version, "loaded_prediction": loaded}
+    deployment = run.deploy(wait=True)                  # default environment: staging (a local process)
+    print(f"deployed to {deployment['environment']} at {deployment['endpoint']}", file=sys.stderr)
+    served = run.get_deployed_model().predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
+    print(f"served prediction: {served}  (stop it with: vci undeploy --env staging)", file=sys.stderr)
+    result = {"run_id": run.id, "version": version, "loaded_prediction": loaded,
+              "endpoint": deployment["endpoint"], "served_prediction": served}
     print(json.dumps(result))
     return result
 
