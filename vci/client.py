@@ -4,13 +4,13 @@ Retry policy: connection failures, timeouts and answers 429, 502, 503, 504 are r
 exponential backoff and jitter (``Retry-After`` honoured) until the total ``deadline`` of the call is
 spent; any other 4xx and 500 are answered at once. One ``X-Request-Id`` is sent with every attempt of
 a call so the server's logs correlate. Request bodies are gzipped only when ``gzip_min_bytes`` is set,
-and then the server must accept ``Content-Encoding: gzip`` (the client falls back to plain JSON once
-if the server answers 415).
+and then the server must accept ``Content-Encoding: gzip`` (after a 415 the client sends plain JSON).
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -110,8 +110,9 @@ class DeployedModel:
 
     ``session`` is any ``requests.Session``-like object (e.g. one carrying cluster credentials for a
     Kubernetes service-proxy URL); it is never closed by this client. ``timeout`` bounds each
-    attempt, ``deadline`` a whole call with its retries. The token (argument, else ``VCI_TOKEN``)
-    goes out as ``Authorization: Bearer ...`` and is never logged nor shown by ``repr``.
+    attempt, ``deadline`` a whole call with its retries. The token (argument, else ``VCI_TOKEN``
+    unless the session carries its own ``Authorization``) goes out as ``Authorization: Bearer ...``
+    and is never logged nor shown by ``repr``.
     """
 
     def __init__(self, url: str, token: str | None = None, *, session=None, timeout: float = 30.0,
@@ -120,7 +121,9 @@ class DeployedModel:
         if not url or "://" not in url:
             raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
         self.url = url.rstrip("/")
-        self._token = token if token is not None else os.environ.get("VCI_TOKEN") or None
+        if token is None and "Authorization" not in getattr(session, "headers", {}):
+            token = os.environ.get("VCI_TOKEN")  # never over a session's own credentials
+        self._token = token or None
         self._session, self._own_session = session, session is None
         self.timeout, self.deadline = float(timeout), float(deadline)
         self.gzip_min_bytes = gzip_min_bytes
@@ -181,31 +184,22 @@ class DeployedModel:
     def health(self) -> dict:
         """One look at ``/readyz`` and ``/metadata``, no retries: ``{"ready", "status", "reason",
         "metadata"}``; raises RemoteError only when the server cannot be reached at all."""
-        response, _ = self._call("GET", "/readyz", deadline=min(self.timeout, self.deadline),
-                                 retry=False, raise_status=False)
-        reason = "ready" if response.status_code == 200 else server_message(response.content)[0]
+        once = min(self.timeout, self.deadline)
+        response, _ = self._call("GET", "/readyz", deadline=once, retry=False, raise_status=False)
+        ready = response.status_code == 200
         try:
-            meta = self._metadata_once()
+            meta, request_id = self._call("GET", "/metadata", deadline=once, retry=False)
+            meta = self._json(meta, request_id)
         except RemoteError:
             meta = None
-        return {"ready": response.status_code == 200, "status": response.status_code,
-                "reason": reason, "metadata": meta}
-
-    def _metadata_once(self) -> dict | None:
-        response, request_id = self._call("GET", "/metadata", deadline=min(self.timeout, self.deadline),
-                                          retry=False)
-        data = self._json(response, request_id)
-        return data if isinstance(data, dict) else None
+        return {"ready": ready, "status": response.status_code, "metadata": meta if isinstance(meta, dict)
+                else None, "reason": "ready" if ready else server_message(response.content)[0]}
 
     def wait_ready(self, timeout: float | None = None) -> dict:
-        """Poll until ``/readyz`` answers 200 (unreachable counts as not yet); return :meth:`health`.
-
-        Raises RemoteError with the last reason (e.g. the model's failed self-test) after ``timeout``
-        seconds (default: the client's ``deadline``)."""
+        """Poll :meth:`health` until ready (unreachable counts as not yet) and return it; after
+        ``timeout`` seconds (default: ``deadline``) raise RemoteError with the last reason seen."""
         limit = time.monotonic() + (self.deadline if timeout is None else timeout)
-        attempt, reason = 0, "no answer yet"
-        while True:
-            attempt += 1
+        for attempt in itertools.count(1):
             try:
                 health = self.health()
                 if health["ready"]:
@@ -227,13 +221,12 @@ class DeployedModel:
         request_id = request_id or uuid.uuid4().hex
         start = time.monotonic()
         stop = start + (self.deadline if deadline is None else deadline)
-        attempt, plain = 0, False
-        while True:
-            attempt += 1
-            response, failure = self._attempt(method, path, body, request_id, stop, plain)
+        for attempt in itertools.count(1):
+            gzipped = self._gzipped(body)
+            response, failure = self._attempt(method, path, body, request_id, stop, gzipped)
             status = None if response is None else response.status_code
-            if status == 415 and not plain and self._gzipped(body):
-                plain = True  # the server refuses gzip: resend as plain JSON
+            if status == 415 and gzipped:
+                self.gzip_min_bytes = None  # the server refuses gzip: plain JSON from now on
                 log.info("model server refused gzip; resending plain (request id %s)", request_id)
                 continue
             if status is not None and (status not in RETRY_STATUSES or not raise_status):
@@ -244,18 +237,18 @@ class DeployedModel:
             pause = max(asked or 0.0, backoff_delay(attempt, self.backoff, self.max_backoff))
             if not retry or time.monotonic() + pause >= stop:
                 if response is None:
-                    raise self._unreachable(method, path, failure, attempt, start, request_id)
+                    raise self._unreachable(method, path, failure, attempt, start, request_id) from failure
                 raise self._status_error(response, request_id, attempt, retry_after=asked)
             log.debug("retrying %s %s in %.2fs after %s (attempt %d, request id %s)", method, path,
                       pause, status or transport_reason(failure), attempt, request_id)
             time.sleep(pause)
 
-    def _attempt(self, method, path, body, request_id, stop, plain):
+    def _attempt(self, method, path, body, request_id, stop, gzipped):
         """One request: ``(response, None)``, or ``(None, exc)`` for a failure worth retrying."""
         import requests
         try:
             return self._send(method, path, body, request_id, max(stop - time.monotonic(), 0.05),
-                              plain), None
+                              gzipped), None
         except requests.exceptions.SSLError as exc:
             raise RemoteError(f"TLS with model server at {redact_url(self.url)} failed: {exc}",
                               request_id=request_id,
@@ -268,22 +261,20 @@ class DeployedModel:
                               request_id=request_id, hint=UNREACHABLE_HINT) from exc
 
     def _unreachable(self, method, path, failure, attempts, start, request_id) -> RemoteError:
-        error = RemoteError(f"cannot reach model server at {redact_url(self.url)} ({method} {path}) "
-                            f"after {attempts} attempt(s) in {time.monotonic() - start:.1f}s: "
-                            f"{transport_reason(failure)}", request_id=request_id, hint=UNREACHABLE_HINT)
-        error.__cause__ = failure
-        return error
+        return RemoteError(f"cannot reach model server at {redact_url(self.url)} ({method} {path}) "
+                           f"after {attempts} attempt(s) in {time.monotonic() - start:.1f}s: "
+                           f"{transport_reason(failure)}", request_id=request_id, hint=UNREACHABLE_HINT)
 
     def _gzipped(self, body: bytes | None) -> bool:
         return body is not None and self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes
 
-    def _send(self, method, path, body, request_id, timeout, plain):
+    def _send(self, method, path, body, request_id, timeout, gzipped):
         headers = {**self.headers, REQUEST_ID_HEADER: request_id, "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         if body is not None:
             headers["Content-Type"] = "application/json"
-            if not plain and self._gzipped(body):
+            if gzipped:
                 body = gzip.compress(body, compresslevel=6, mtime=0)
                 headers["Content-Encoding"] = "gzip"
         return self.session.request(method, self.url + path, data=body, headers=headers,
