@@ -126,3 +126,47 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+
+
+def http_call(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+              timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """One request on a fresh connection: ``(status, headers with lower-case names, body)``."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def post_json(server, path: str, value, headers: dict | None = None) -> tuple[int, dict, object]:
+    status, resp_headers, body = http_call(server, "POST", path, json.dumps(value).encode(),
+                                           {"Content-Type": "application/json", **(headers or {})})
+    return status, resp_headers, json.loads(body)
+
+
+def raw_exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, half-close, and return everything the server answers until it closes."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.fixture(scope="module")
+def echo_server(tmp_path_factory):
+    """One ready EchoModel server (with gRPC) shared by a module's read-mostly tests."""
+    from .models import EchoModel
+    tmp = tmp_path_factory.mktemp("echo")
+    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hello\n"})
+    (tmp / "run").mkdir()
+    server = ServerProcess(tmp / "model", tmp / "run", grpc=True, args=("--max-body-bytes", "4096"))
+    server.wait_state()
+    yield server
+    server.stop()

@@ -4,7 +4,7 @@ Flags win over variables: ``--model-dir`` (VCI_MODEL_DIR, default /opt/vci/model
 (VCI_HOST, 0.0.0.0), ``--port`` (VCI_PORT, 8080), ``--grpc-port`` (VCI_GRPC_PORT, off), ``--workers``
 (VCI_WORKERS, 1), ``--threads`` (VCI_THREADS, 4), ``--inline-below-ms`` (VCI_INLINE_BELOW_MS, 2:
 model calls faster than this on average run on the event loop), ``--work-dir`` (VCI_WORK_DIR, a fresh temp dir),
-``--max-body-bytes`` (VCI_MAX_BODY_BYTES, 16 MiB), ``--drain-timeout`` (VCI_DRAIN_TIMEOUT, 25 s),
+``--max-body-bytes`` (VCI_MAX_BODY_BYTES, 16 MiB), ``--drain-timeout`` (VCI_DRAIN_TIMEOUT, 25 s), ``--request-timeout`` (VCI_REQUEST_TIMEOUT, 60 s),
 ``--ready-file`` (VCI_READY_FILE); VCI_IMAGE_DIGEST is reported by /metadata.
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
 """
@@ -42,11 +42,13 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p.add_argument("--work-dir", default=env.get("VCI_WORK_DIR") or None)
     p.add_argument("--max-body-bytes", type=int, default=_int_env(env, "VCI_MAX_BODY_BYTES", 16 * 1024 * 1024))
     p.add_argument("--drain-timeout", type=float, default=float(env.get("VCI_DRAIN_TIMEOUT") or 25))
+    p.add_argument("--request-timeout", type=float, default=float(env.get("VCI_REQUEST_TIMEOUT") or 60))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
     args = p.parse_args(argv)
     return dict(model_dir=args.model_dir, host=args.host, port=args.port, grpc_port=args.grpc_port,
                 workers=args.workers, threads=args.threads, inline_below=args.inline_below_ms / 1000, work_dir=args.work_dir,
                 max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout,
+                request_timeout=args.request_timeout,
                 ready_file=args.ready_file, image_digest=env.get("VCI_IMAGE_DIGEST") or None)
 
 

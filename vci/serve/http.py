@@ -92,6 +92,8 @@ class HttpConnection(asyncio.Protocol):
         self.timer = None
         self.request_id = ""
         self.started = 0.0
+        self.eof = False
+        self.discarding = False
 
     @property
     def idle(self) -> bool:
@@ -107,7 +109,18 @@ class HttpConnection(asyncio.Protocol):
         if self.timer:
             self.timer.cancel()
 
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent in full, then close."""
+        self.eof = True
+        if self.idle:
+            return False
+        if not self.busy:
+            self._advance()
+        return True  # keep the transport open to write the pending response
+
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
         if self.idle:
             self._arm(self.server.request_timeout)  # a slow client gets this long for one request
         self.buf += data
@@ -136,9 +149,9 @@ class HttpConnection(asyncio.Protocol):
         if self.busy or self.transport.is_closing():
             return
         try:
-            if self.head is None and not self._read_head():
-                return
-            body = self._read_body()
+            body = self._read_body() if self.head is not None or self._read_head() else None
+            if body is None and self.eof:
+                raise BadRequest(400, "the connection ended inside a request")
         except BadRequest as exc:
             self._fail(exc)
             return
@@ -219,17 +232,25 @@ class HttpConnection(asyncio.Protocol):
             self.timer = None
 
     def _fail(self, exc: BadRequest) -> None:
-        """Answer a request that could not be parsed or accepted, then close the connection."""
+        """Answer a request that could not be parsed or accepted, then close the connection.
+
+        The client may still be sending (say a body over the limit): its bytes are dropped for a
+        moment after a half-close, because closing with unread data sends a reset that can destroy
+        the error response before the client reads it."""
         head, self.head = self.head, None
         self.buf.clear()
         self.request_id = (request_id_from(head.headers) if head else None) or os.urandom(12).hex()
         self._begin()
+        self.discarding = not self.transport.is_closing() and self.transport.can_write_eof()
         self._finish(head, error_reply(exc.status, exc.message, self.request_id), close=True)
+        if self.discarding:
+            self.transport.write_eof()
+            self.timer = self.loop.call_later(2.0, self.transport.close)
 
     def _finish(self, head: Head | None, reply: Reply, *, close: bool = False, extra: str = "") -> None:
         """Write the reply, record it, and go on with the next request or close."""
         server, rid = self.server, self.request_id
-        close = close or head is None or not head.keep_alive or server.draining
+        close = close or head is None or not head.keep_alive or server.draining or (self.eof and not self.buf)
         if not self.transport.is_closing():
             self.transport.write(render_response(reply.status, reply.body, reply.content_type, rid,
                                                  close=close, extra=extra))
@@ -239,7 +260,8 @@ class HttpConnection(asyncio.Protocol):
                      (time.perf_counter() - self.started) * 1000)
         self.busy = False
         if close:
-            self.transport.close()
+            if not self.discarding:
+                self.transport.close()
             return
         self._arm(server.request_timeout if self.buf else server.idle_timeout)
         if self.paused:

@@ -26,6 +26,7 @@ def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int
                grpc_port: int | None = None, workers: int = 1, ready_file: str | os.PathLike | None = None,
                work_dir: str | os.PathLike | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                threads: int = 4, inline_below: float = 0.002, drain_timeout: float = 25.0,
+               request_timeout: float = 60.0,
                image_digest: str | None = None, stop_event: threading.Event | None = None) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
 
@@ -33,7 +34,8 @@ def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int
     ``{"pid", "host", "port", "grpc_port", "url", "state"}`` once the sockets listen (state
     ``loading``) and again when loading ends (``ready``, ``self_test_failed``). ``threads`` is the size
     of the pool that runs predict calls slower than ``inline_below`` seconds on average (faster ones
-run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). ``workers > 1`` forks that
+run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). A client gets
+``request_timeout`` seconds to send one whole request (then 408). ``workers > 1`` forks that
     many processes sharing the listening socket (call it before starting threads). Raises the load
     error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
     """
@@ -43,7 +45,8 @@ run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). ``wor
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
     sock = bind(host, port)
     options = dict(host=host, grpc_port=grpc_port, ready_file=ready_file, max_body=max_body_bytes,
-                   threads=threads, inline_below=inline_below, drain_timeout=drain_timeout, image_digest=image_digest,
+                   threads=threads, inline_below=inline_below, request_timeout=request_timeout,
+                   drain_timeout=drain_timeout, image_digest=image_digest,
                    model_dir=str(model_dir), workers=workers)
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
@@ -72,12 +75,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file, max_body, threads,
-                 inline_below, drain_timeout, image_digest, model_dir, workers) -> None:
+                 inline_below, request_timeout, drain_timeout, image_digest, model_dir, workers) -> None:
     loop = asyncio.get_running_loop()
     metrics = Metrics(tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")))
     service = ModelService(model_dir, work_dir, metrics, image_digest)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-predict") if threads else None
-    http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below)
+    http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below,
+                      request_timeout=request_timeout)
     listener = await loop.create_server(http.protocol, sock=sock)
     grpc_front, grpc_bound = None, None
     if grpc_port is not None:

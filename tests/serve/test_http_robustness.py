@@ -1,0 +1,118 @@
+"""The server survives what the network throws at it: garbage, floods, slow and vanishing clients."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+
+import pytest
+
+from .conftest import build_model_dir, http_call, post_json, raw_exchange, ServerProcess
+from .models import EchoModel
+
+GARBAGE = [
+    b"\x00\x01\x02\xff" * 100 + b"\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n",
+    b"POST /predict HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    b"POST /predict HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"POST /predict HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70000,
+    b"POST /predict HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("robust")
+    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
+    (tmp / "run").mkdir()
+    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "65536", "--request-timeout", "1"))
+    proc.wait_state()
+    yield proc
+    assert proc.stop() == 0
+
+
+def test_each_kind_of_garbage_gets_a_4xx_or_5xx_and_a_close(server):
+    for data in GARBAGE:
+        answer = raw_exchange(server, data)
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 600 and status != 500, (data[:60], answer[:200])
+        assert b"Connection: close" in answer and b'"error"' in answer
+
+
+def test_a_burst_of_bad_requests_then_a_good_one_succeeds(server):
+    rng = random.Random(7)
+    threads = []
+    for i in range(60):
+        data = GARBAGE[i % len(GARBAGE)] if i % 2 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+        threads.append(threading.Thread(target=_send_and_drop, args=(server.port, data)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    status, _, body = post_json(server, "/predict", [1, 2])
+    assert (status, body["echo"]) == (200, [1, 2])
+    assert server.proc.poll() is None
+
+
+def _send_and_drop(port: int, data: bytes) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(data)
+            if data[:1] == b"P":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    except OSError:
+        pass
+
+
+def test_clients_vanishing_mid_body_do_not_hurt(server):
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 5000\r\nContent-Type: application/json\r\n\r\n[1,2")
+    status, _, _ = post_json(server, "/predict", 3)
+    assert status == 200
+
+
+def test_a_slow_client_neither_blocks_others_nor_stays_forever(server):
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    slow.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 10\r\n\r\n[")
+    status, _, _ = post_json(server, "/predict", "meanwhile")  # served while the slow one dawdles
+    assert status == 200
+    answer = slow.recv(1000)  # --request-timeout 1: the server gives up on the slow request
+    slow.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_oversized_body_gets_413_even_while_the_client_keeps_sending(server):
+    status, _, body = http_call(server, "POST", "/predict", b"[" + b"1," * 40000 + b"1]",
+                                {"Content-Type": "application/json"})
+    assert status == 413
+    chunked = (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + (b"8000\r\n" + b"1" * 0x8000 + b"\r\n") * 3)
+    assert raw_exchange(server, chunked).startswith(b"HTTP/1.1 413 ")
+
+
+def test_many_concurrent_keep_alive_clients(server):
+    results = []
+
+    def client():
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for i in range(20):
+            conn.request("POST", "/predict", body=str(i), headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            results.append((resp.status, resp.read().count(b'"echo":%d' % i)))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(os.cpu_count() * 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [(200, 1)] * (len(threads) * 20)
