@@ -104,7 +104,7 @@ class RegistryServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"registry exited with {self._process.returncode}: {self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/v2/", verify=False, timeout=1).status_code in (200, 401):
+                if requests.get(f"{self.url}/v2/", verify=str(self.cert) if self.tls else True, timeout=1).status_code in (200, 401):
                     return self
             except requests.RequestException:
                 pass

@@ -27,6 +27,7 @@ class Fault:
     status: int
     times: int
     headers: dict
+    body: bytes | None = None
 
 
 class FaultProxy:
@@ -43,10 +44,10 @@ class FaultProxy:
         return f"127.0.0.1:{self._server.server_address[1]}"
 
     def fail(self, method: str, path_regex: str, *, status: int = 500, times: int = 1,
-             headers: dict | None = None) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (times=-1: always)."""
+             headers: dict | None = None, body: bytes | None = None) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (times=-1: always) and ``body``."""
         with self._lock:
-            self.faults.append(Fault(method, re.compile(path_regex), status, times, headers or {}))
+            self.faults.append(Fault(method, re.compile(path_regex), status, times, headers or {}, body))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -76,8 +77,8 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 fault = proxy._take_fault(self.command, self.path)
                 if fault:
-                    return self._answer(fault.status, fault.headers, b'{"errors":[{"code":"UNKNOWN",'
-                                                                     b'"message":"injected fault"}]}')
+                    return self._answer(fault.status, fault.headers, fault.body if fault.body is not None else
+                                        b'{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}')
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                 upstream = requests.request(self.command, proxy.upstream + self.path, headers=headers, data=body,
                                             allow_redirects=False, timeout=30)

@@ -100,6 +100,7 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     def _send(self, method, url, scopes, kwargs):
+        kwargs = dict(kwargs)
         headers = dict(kwargs.pop("headers", None) or {})
         for _ in range(2):
             merged = {**headers, **self.auth.headers(scopes)}
