@@ -3,6 +3,8 @@
 Layout (``/opt/vci/model`` in an image, a cache directory elsewhere)::
 
     manifest.json          the run manifest; the sha256 of its canonical JSON is the model version
+                           (images carry it in their config as VCI_RUN_MANIFEST instead, so that a
+                           weights-only change adds exactly one layer)
     blobs/sha256/<hex>     every blob the manifest names: the pickled model class and each artifact
 
 The manifest (schema 1)::
@@ -30,6 +32,7 @@ from .errors import IntegrityError, NotFoundError, ServeError
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
+MANIFEST_ENV = "VCI_RUN_MANIFEST"  # an image's manifest, when its model directory has no manifest.json
 
 
 def encode_manifest(manifest: dict) -> bytes:
@@ -60,8 +63,11 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
-                            hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`") from None
+        if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.package)
+            data = os.environ[MANIFEST_ENV].encode()
+        else:
+            raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
+                                hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`") from None
     try:
         manifest = json.loads(data)
     except ValueError as exc:
@@ -88,7 +94,7 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
     paths: dict[str, str] = {}
     for key, rec in sorted(manifest.get("artifacts", {}).items()):
         blob = blob_path(model_dir, rec["digest"]).resolve()
-        target = Path(work_dir) / "artifacts" / key
+        target = Path(work_dir) / "artifacts" / _plain_name(key)
         if rec["kind"] == "directory":
             if not target.is_dir():  # extract beside, then rename: a directory present is complete
                 partial = target.with_name(f".{key}.partial-{os.getpid()}")
@@ -98,11 +104,22 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
             paths[key] = str(target)
             continue
         target.mkdir(parents=True, exist_ok=True)
-        link = target / (rec.get("filename") or key)
-        if not link.exists():
-            os.symlink(blob, link)
+        link = target / _plain_name(rec.get("filename") or key)
+        if not (link.is_symlink() and os.readlink(link) == str(blob)):
+            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")  # link beside, then rename: atomic
+            tmp.unlink(missing_ok=True)                              # for concurrent server workers and
+            os.symlink(blob, tmp)                                    # for a stale link left by an old run
+            os.replace(tmp, link)
         paths[key] = str(link)
     return paths
+
+
+def _plain_name(name: str) -> str:
+    """``name`` if it is one plain path component (artifact keys and file names come from the manifest)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise IntegrityError(f"artifact name {name!r} is not a plain file name; refused",
+                             hint="log artifacts under simple keys such as 'weights'")
+    return name
 
 
 def load_model_class(model_dir: str | Path, manifest: dict):
@@ -127,4 +144,8 @@ def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, ver
         os.environ.setdefault(name, value)
     cls = load_model_class(model_dir, manifest)
     wanted = manifest["model"].get("artifacts", sorted(artifacts))
+    missing = sorted(set(wanted) - set(artifacts))
+    if missing:
+        raise IntegrityError(f"the model needs artifacts the run does not have: {', '.join(missing)}",
+                             hint="log them with run.log_artifact(...) before log_model")
     return cls({k: artifacts[k] for k in wanted}), manifest, digest

@@ -18,7 +18,7 @@ from .modeldir import SCHEMA, blob_records, manifest_digest
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
-MAX_EXAMPLES_BYTES = 1 << 20
+MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.package)
 
 
 def new_run_id() -> str:
@@ -153,7 +153,8 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise UsageError(f"examples must be JSON-able: {exc}") from exc
         if size > MAX_EXAMPLES_BYTES:
-            raise UsageError(f"examples take {size} bytes as JSON; keep them under 1 MiB")
+            raise UsageError(f"examples take {size} bytes as JSON; keep them under 64 KiB",
+                             hint="a few representative requests are enough for smoke tests")
         self._examples = examples
         return examples
 

@@ -19,6 +19,7 @@ class LazyGroup(click.Group):
     COMMANDS = {
         "log": ("vci.cli.runs", "log_cmd", "Log a model, its artifacts and requirements as a run."),
         "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
+        "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
         "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
         "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run to an environment (default staging)."),
         "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),

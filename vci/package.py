@@ -1,0 +1,122 @@
+"""Packaging: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
+
+Layers change at different rates and are cached by what they hold: dependencies by the requirements'
+hash, the runtime by vci's source, the model class and each artifact by their digests, so a new version
+that changes only the weights adds exactly one layer. The run manifest travels in the image config
+(``VCI_RUN_MANIFEST``) rather than in a layer, for the same reason; the image digest covers it.
+Builds are reproducible: the creation time is SOURCE_DATE_EPOCH, else the run's own creation time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError
+
+MODEL_ROOT = "/opt/vci/model"
+RUNTIME_ROOT = "/opt/vci/runtime"
+DEPS_ROOT = "/opt/vci/site-packages"
+PORT = 8080
+USER = "65532"
+MAX_ENV_MANIFEST = 96 * 1024  # a single environment string must stay under Linux's 128 KiB
+
+
+@dataclass
+class LayerSpec:
+    """One layer to build: its cache key, what it holds (for plans and history), how to list its entries."""
+
+    name: str
+    key: str
+    describe: str
+    entries: object  # () -> list[Entry]
+
+
+def build_epoch(manifest: dict) -> int:
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        try:
+            return int(os.environ["SOURCE_DATE_EPOCH"])
+        except ValueError:
+            raise BuildError("SOURCE_DATE_EPOCH must be an integer number of seconds") from None
+    return calendar.timegm(time.strptime(manifest["created"], "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def runtime_files() -> list[tuple[str, Path]]:
+    """vci's own source (the server, frameworks, everything), as (path relative to vci/, file)."""
+    root = Path(__file__).resolve().parent
+    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def runtime_key() -> str:
+    h = hashlib.sha256()
+    for rel, path in runtime_files():
+        h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return "runtime-" + h.hexdigest()[:32]
+
+
+def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path) -> list[LayerSpec]:
+    """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
+    from .modeldir import blob_path, blob_records
+    from .oci.layers import Entry
+    from .wheels import deps_key, image_requirements, install_requirements
+    reqs = manifest.get("requirements") or []
+    specs = [LayerSpec("dependencies", deps_key(reqs, python, platform),
+                       f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
+                       lambda: _tree(install_requirements(reqs, python, platform, cache_dir), DEPS_ROOT)),
+             LayerSpec("runtime", runtime_key(), "vci runtime (model server)",
+                       lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()])]
+    for rec in blob_records(manifest):
+        hexd = rec["digest"].split(":", 1)[1]
+        is_model = rec is manifest.get("model")
+        name = "model" if is_model else "artifact " + next(k for k, r in manifest["artifacts"].items() if r is rec)
+        specs.append(LayerSpec(name, f"blob-{hexd}", f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
+                               lambda rec=rec: [Entry.file(f"{MODEL_ROOT}/blobs/sha256/{rec['digest'].split(':')[1]}",
+                                                           blob_path(model_dir, rec["digest"]), mode=0o444)]))
+    return specs
+
+
+def _tree(directory: Path, prefix: str):
+    from .oci.layers import tree_entries
+    return [e for e in tree_entries(directory, prefix) if not e.path.endswith(".complete")]
+
+
+def container_config(manifest: dict, manifest_json: str, labels: dict[str, str]):
+    from .oci.image import ContainerConfig
+    env = {"VCI_MODEL_DIR": MODEL_ROOT, "VCI_PORT": str(PORT), "PYTHONPATH": f"{RUNTIME_ROOT}:{DEPS_ROOT}",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "VCI_RUN_MANIFEST": manifest_json}
+    return ContainerConfig(entrypoint=["python3", "-m", "vci.serve"], cmd=[], env=env,
+                           exposed_ports=[f"{PORT}/tcp"], user=USER, workdir="/opt/vci", labels=labels)
+
+
+def image_labels(manifest: dict, digest: str, epoch: int) -> dict[str, str]:
+    from .oci.image import iso_time
+    labels = {"org.opencontainers.image.created": iso_time(epoch),
+              "org.opencontainers.image.title": manifest.get("project") or "vci-model",
+              "org.opencontainers.image.version": manifest["id"],
+              "vci.project": manifest.get("project") or "", "vci.run-id": manifest["id"],
+              "vci.model-digest": digest, "vci.version": manifest.get("vci_version", "")}
+    source, revision = _source_and_revision()
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    return labels
+
+
+def _source_and_revision() -> tuple[str | None, str | None]:
+    env = os.environ
+    source = env.get("VCI_SOURCE_URL")
+    if not source and env.get("GITHUB_REPOSITORY"):
+        source = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env['GITHUB_REPOSITORY']}"
+    source = source or env.get("GIT_URL")
+    revision = env.get("VCI_SOURCE_REVISION") or env.get("GITHUB_SHA") or env.get("GIT_COMMIT")
+    return source, revision
+
+
+def python_of(manifest: dict) -> str:
+    major, minor, *_ = manifest["environment"]["python"].split(".")
+    return f"{major}.{minor}"
