@@ -4,7 +4,9 @@ Layers change at different rates and are cached by what they hold: dependencies 
 hash, the runtime by vci's source, the model class and each artifact by their digests, so a new version
 that changes only the weights adds exactly one layer. The run manifest travels in the image config
 (``VCI_RUN_MANIFEST``) rather than in a layer, for the same reason; the image digest covers it.
-Builds are reproducible: the creation time is SOURCE_DATE_EPOCH, else the run's own creation time.
+Builds are reproducible: files in layers carry a fixed mtime (so that a layer's digest depends on its
+content alone, whatever the build time), and the image's creation time is SOURCE_DATE_EPOCH, else the
+run's own creation time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ RUNTIME_ROOT = "/opt/vci/runtime"
 DEPS_ROOT = "/opt/vci/site-packages"
 PORT = 8080
 USER = "65532"
+LAYER_MTIME = 0  # file times inside layers: fixed, so a layer's digest depends on its content alone
 MAX_ENV_MANIFEST = 96 * 1024  # a single environment string must stay under Linux's 128 KiB
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError
-from .package import (MAX_ENV_MANIFEST, build_epoch, container_config, image_labels, plan_layers, python_of)
+from .package import (LAYER_MTIME, MAX_ENV_MANIFEST, build_epoch, container_config, image_labels, plan_layers, python_of)
 
 log = logging.getLogger("vci")
 
@@ -76,10 +76,10 @@ def build_image(run, options: Options, cache_dir: Path):
     cache = LayerCache(cache_dir)
     layers = []
     for s in specs:
-        layer = cache.get(s.key, epoch=epoch, level=options.level)
+        layer = cache.get(s.key, epoch=LAYER_MTIME, level=options.level)
         if layer is None:
             log.info("building layer %s", s.describe)
-            layer = cache.build(s.key, s.entries(), epoch=epoch, level=options.level)
+            layer = cache.build(s.key, s.entries(), epoch=LAYER_MTIME, level=options.level)
         layers.append(layer)
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
@@ -190,12 +190,11 @@ def plan(settings, target, options: Options) -> dict:
     run = resolve_run(settings, target)
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
-    epoch = build_epoch(manifest)
     cache = LayerCache(cache_root() / "oci")
     rows = [{"name": "base", "describe": f"{spec} layer {i + 1}", "digest": l.digest, "size": l.size,
              "state": "base"} for i, l in enumerate(base.layers)]
     for s in plan_layers(manifest, None, python=python, platform=options.platform, cache_dir=cache_root() / "oci"):
-        layer = cache.get(s.key, epoch=epoch, level=options.level)
+        layer = cache.get(s.key, epoch=LAYER_MTIME, level=options.level)
         rows.append({"name": s.name, "describe": s.describe, "digest": layer.digest if layer else None,
                      "size": layer.size if layer else None, "state": "cached" if layer else "to-build"})
     for repo in options.push:

@@ -76,36 +76,46 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file, max_body, threads,
                  inline_below, request_timeout, drain_timeout, image_digest, model_dir, workers) -> None:
+    """One server process. With several workers, worker 0 listens at once (so /healthz answers during
+    the load) and the others only once their model is ready: a loading worker never takes a predict."""
     loop = asyncio.get_running_loop()
+    index = int(os.environ.get("VCI_WORKER_INDEX", "0"))
+    if workers > 1:
+        work_dir = os.path.join(work_dir, f"worker-{index}")
     metrics = Metrics(tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")))
     service = ModelService(model_dir, work_dir, metrics, image_digest)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-predict") if threads else None
     http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below,
                       request_timeout=request_timeout)
-    listener = await loop.create_server(http.protocol, sock=sock)
-    grpc_front, grpc_bound = None, None
-    if grpc_port is not None:
-        from .grpc_server import GrpcFrontEnd
-        grpc_front = GrpcFrontEnd(service, metrics, max_body=max_body, threads=max(threads, 1) * 2,
-                                  reuse_port=workers > 1)
-        grpc_bound = grpc_front.start(host, grpc_port)
-    stop = _stop_signal(loop, stop_event)
-    primary = workers == 1 or os.environ.get("VCI_WORKER_INDEX") == "0"
-    if primary:
-        _write_ready(ready_file, sock, grpc_bound, "loading", host)
-    logs.event("listening", host=host, port=sock.getsockname()[1], grpc_port=grpc_bound, model_dir=model_dir,
-               pid=os.getpid())
+    fronts: dict = {}
+
+    async def listen():
+        fronts["http"] = await loop.create_server(http.protocol, sock=sock)
+        if grpc_port is not None:
+            from .grpc_server import GrpcFrontEnd
+            fronts["grpc"] = GrpcFrontEnd(service, metrics, max_body=max_body, threads=max(threads, 1) * 2,
+                                          reuse_port=workers > 1)
+            fronts["grpc_port"] = fronts["grpc"].start(host, grpc_port)
+        logs.event("listening", host=host, port=sock.getsockname()[1], grpc_port=fronts.get("grpc_port"),
+                   model_dir=model_dir, pid=os.getpid(), worker=index)
+        if index == 0:
+            _write_ready(ready_file, sock, fronts.get("grpc_port"), service.state, host)
 
     def loaded():
         if service.state == LOAD_FAILED:
             stop.set()
-        elif primary:
-            _write_ready(ready_file, sock, grpc_bound, service.state, host)
+        elif index == 0:
+            _write_ready(ready_file, sock, fronts.get("grpc_port"), service.state, host)
+        elif service.ready and not stop.is_set():
+            loop.create_task(listen())
 
+    stop = _stop_signal(loop, stop_event)
+    if index == 0:
+        await listen()
     threading.Thread(target=lambda: (service.load(), loop.call_soon_threadsafe(loaded)),
                      name="vci-load", daemon=True).start()
     await stop.wait()
-    await _shutdown(listener, http, grpc_front, pool, drain_timeout)
+    await _shutdown(fronts.get("http"), http, fronts.get("grpc"), pool, drain_timeout)
     if service.load_error is not None:
         raise service.load_error
 
@@ -125,7 +135,8 @@ def _stop_signal(loop, stop_event) -> asyncio.Event:
 async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout: float) -> None:
     """Stop accepting, let in-flight requests finish (at most ``drain_timeout`` s), then close."""
     logs.event("draining", in_flight=http.metrics.in_flight, timeout_s=drain_timeout)
-    listener.close()
+    if listener is not None:
+        listener.close()
     grpc_done = grpc_front.stop(drain_timeout) if grpc_front else None
     await http.drain(drain_timeout)
     if grpc_done is not None:
