@@ -93,7 +93,15 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def log_records(self) -> list[dict]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{") and line.endswith("}")]
+
+    def wait_log(self, predicate, timeout: float = 10.0) -> list[dict]:
+        """Log records, once one satisfies ``predicate`` (a response can arrive before its log line)."""
+        deadline = time.monotonic() + timeout
+        while not any(predicate(r) for r in (records := self.log_records())):
+            assert time.monotonic() < deadline, f"no such log line:\n{self.log()[-3000:]}"
+            time.sleep(0.01)
+        return records
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:

@@ -60,7 +60,8 @@ def test_the_server_keeps_serving_after_grpc_errors(channel, echo_server):
         with pytest.raises(grpc.RpcError):
             call(channel, "Predict", raw=b"\xff")
     assert call(channel, "Predict", 7)[0]["echo"] == 7
-    grpc_lines = [r for r in echo_server.log_records() if r.get("protocol") == "grpc"]
+    records = echo_server.wait_log(lambda r: r.get("protocol") == "grpc" and r["status"] == 200)
+    grpc_lines = [r for r in records if r.get("protocol") == "grpc"]
     assert {"/vci.Model/Predict"} <= {r["route"] for r in grpc_lines} and {400, 200} <= {r["status"] for r in grpc_lines}
 
 

@@ -67,7 +67,8 @@ def test_internal_errors_never_reach_the_client_but_are_logged(echo_server):
     status, _, body = post_json(echo_server, "/predict", "boom", {"X-Request-Id": "boom-1"})
     assert status == 500
     assert "secret-internal-detail" not in json.dumps(body) and "Traceback" not in json.dumps(body)
-    logged = [r for r in echo_server.log_records() if r.get("request_id") == "boom-1"]
+    records = echo_server.wait_log(lambda r: r.get("request_id") == "boom-1" and r["event"] == "request")
+    logged = [r for r in records if r.get("request_id") == "boom-1"]
     failure = next(r for r in logged if r["event"] == "predict_failed")
     assert "secret-internal-detail" in failure["traceback"]
     access = next(r for r in logged if r["event"] == "request")

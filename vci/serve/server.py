@@ -55,8 +55,7 @@ run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). A cli
             asyncio.run(_serve(sock, str(work), stop_event, **options))
         else:
             from .workers import serve_forked
-            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, **options)),
-                         on_listening=lambda: _write_ready(ready_file, sock, None, "loading", host))
+            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, **options)))
     finally:
         sock.close()
         if owned_work:

@@ -15,7 +15,7 @@ from ..errors import ServeError, VciError
 from . import logs
 
 
-def serve_forked(workers: int, serve, on_listening) -> None:
+def serve_forked(workers: int, serve) -> None:
     """Run ``serve()`` in ``workers`` forked children; return when all exited cleanly."""
     os.environ["VCI_SUPERVISOR_PID"] = str(os.getpid())
     state = {"stopping": False, "children": {}}
@@ -32,7 +32,6 @@ def serve_forked(workers: int, serve, on_listening) -> None:
             if pid == 0:
                 _run_child(index, serve)
             state["children"][pid] = index
-        on_listening()
         worst = _reap(state)
     finally:
         for sig, handler in previous.items():
