@@ -98,10 +98,12 @@ class ServerProcess:
     def wait_log(self, predicate, timeout: float = 10.0) -> list[dict]:
         """Log records, once one satisfies ``predicate`` (a response can arrive before its log line)."""
         deadline = time.monotonic() + timeout
-        while not any(predicate(r) for r in (records := self.log_records())):
+        while True:
+            records = self.log_records()
+            if any(predicate(r) for r in records):
+                return records
             assert time.monotonic() < deadline, f"no such log line:\n{self.log()[-3000:]}"
             time.sleep(0.01)
-        return records
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
