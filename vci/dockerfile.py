@@ -36,8 +36,10 @@ def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Pat
         rel = blob_path("model", rec["digest"]).as_posix()
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(blob_path(model_dir, rec["digest"]), out / rel)
-        copies.append(f"COPY --chmod=0444 {rel} {MODEL_ROOT}/{rel.removeprefix('model/')}")
+        (out / rel).chmod(0o444)  # COPY keeps modes (no --chmod: the classic builder lacks it)
+        copies.append(f"COPY {rel} {MODEL_ROOT}/{rel.removeprefix('model/')}")
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
+    (out / "model" / "manifest.json").chmod(0o444)
     labels = (image.config.get("config") or {}).get("Labels") or {}
     from_layout = not base or base.startswith("oci:") or Path(base).is_dir()
     text = _dockerfile(f"python:{python}-slim" if from_layout else base, copies, labels)
@@ -55,7 +57,7 @@ def _dockerfile(base: str, copies: list[str], labels: dict[str, str]) -> str:
         f"COPY deps/ {DEPS_ROOT}/",
         f"COPY runtime/ {RUNTIME_ROOT}/",
         *copies,
-        f"COPY --chmod=0444 model/manifest.json {MODEL_ROOT}/manifest.json",
+        f"COPY model/manifest.json {MODEL_ROOT}/manifest.json",
         f"ENV VCI_MODEL_DIR={MODEL_ROOT} VCI_PORT={PORT} PYTHONPATH={RUNTIME_ROOT}:{DEPS_ROOT} "
         "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
         *(f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())),
