@@ -101,7 +101,7 @@ def post_predict(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) -> tuple[subprocess.Popen, float]:
+def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) -> tuple:
     """Start a server; return it and the seconds from spawn to its first successful prediction."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if kind == "vci":
@@ -120,7 +120,8 @@ def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) ->
 
 def bare_startup(model_dir: Path) -> float:
     code = ("import json,tempfile;from vci.modeldir import load_model;"
-            f"m,_,_=load_model({str(model_dir)!r},tempfile.mkdtemp());print(json.dumps(m.predict({ROW.decode()})))")
+            f"m,_,_=load_model({str(model_dir)!r},tempfile.mkdtemp());"
+            f"print(json.dumps(m.predict({ROW.decode()})))")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
                    stdout=subprocess.DEVNULL)
@@ -135,12 +136,14 @@ def load_wrk(port: int, connections: int, seconds: float) -> dict:
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(ROW.decode())}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n')
     threads = min(connections, 2)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+    duration = f"-d{max(1, round(seconds))}s"
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", duration, "--latency",
                           "-s", str(script), f"http://127.0.0.1:{port}/predict"],
                          capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"), "errors": int(errors.group(1)) if errors else 0}
+            "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"),
+            "errors": int(errors.group(1)) if errors else 0}
 
 
 def _wrk_ms(out: str, pct: str) -> float:
@@ -166,7 +169,8 @@ def python_load(port: int, connections: int, seconds: float) -> dict:
     """The fallback load generator: one process per connection (slower than wrk: it shares the CPUs)."""
     import multiprocessing
     queue = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_load_process, args=(port, seconds, queue)) for _ in range(connections)]
+    procs = [multiprocessing.Process(target=_load_process, args=(port, seconds, queue))
+             for _ in range(connections)]
     for p in procs:
         p.start()
     latencies = sorted(x for _ in procs for x in queue.get(timeout=seconds + 30))
@@ -187,7 +191,8 @@ def stdlib_server(model_dir: str, port: int) -> None:
         disable_nagle_algorithm = True  # else headers and body leave in two segments: 40 ms delayed ACKs
 
         def do_POST(self):
-            body = json.dumps(model.predict(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))).encode()
+            data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.dumps(model.predict(data)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -221,7 +226,8 @@ def main() -> None:
     model_dir = build_model_dir(Path(tempfile.mkdtemp(prefix="vci-bench-")) / "model")
     floor = measure_floor(model_dir)
     floor_ms = 1000 / floor
-    print(f"load generator: {'wrk' if shutil.which('wrk') else 'python processes'}; {os.cpu_count()} CPUs shared")
+    generator = "wrk" if shutil.which("wrk") else "python processes"
+    print(f"load generator: {generator}; {os.cpu_count()} CPUs shared by the server and the load")
     print(f"floor (in-process json decode + predict + encode): {floor:,.0f} calls/s = {floor_ms:.3f} ms/call")
     results = {"vci (default: inline)": bench_server("vci", model_dir, args.duration),
                "vci (forced thread pool)": bench_server("vci", model_dir, args.duration, 0),
@@ -236,7 +242,8 @@ def main() -> None:
     best = results["vci (default: inline)"]
     served = statistics.median([best["startup"]] + [_startup_only(model_dir) for _ in range(2)])
     print(f"vci server: c=8 {best['c8']['rps']:,.0f} req/s = {best['c8']['rps'] / floor:.1%} of the floor "
-          f"(target >= 20%); per-request overhead at c=1 {best['c1']['p50'] - floor_ms:.3f} ms (target < 0.3 ms)")
+          f"(target >= 20%); per-request overhead at c=1 {best['c1']['p50'] - floor_ms:.3f} ms "
+          "(target < 0.3 ms)")
     print(f"start-up to first prediction: server {served:.3f} s, bare python -c {bare:.3f} s, "
           f"server adds {served - bare:+.3f} s (target < 0.3 s)")
 

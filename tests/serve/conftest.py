@@ -42,7 +42,8 @@ def build_model_dir(model_dir: Path, cls, *, artifacts: dict[str, bytes] | None 
         records[key] = {**write_blob(model_dir, data), "kind": "file", "filename": f"{key}.txt"}
     manifest = {"schema": 1, "id": run_id, "project": "serve-tests", "created": "2026-11-24T12:00:00Z",
                 "vci_version": "0.1.0", "artifacts": records,
-                "model": {**model, "class": f"{cls.__module__}.{cls.__qualname__}", "artifacts": sorted(records)},
+                "model": {**model, "class": f"{cls.__module__}.{cls.__qualname__}",
+                          "artifacts": sorted(records)},
                 "requirements": [], "environment": {"python": "3.11.7", "env": env or {}}, "examples": None}
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
     return manifest_digest(manifest)
@@ -93,7 +94,8 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def log_records(self) -> list[dict]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{") and line.endswith("}")]
+        lines = self.log().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
 
     def wait_log(self, predicate, timeout: float = 10.0) -> list[dict]:
         """Log records, once one satisfies ``predicate`` (a response can arrive before its log line)."""

@@ -32,7 +32,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("robust")
     build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
     (tmp / "run").mkdir()
-    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "65536", "--request-timeout", "1"))
+    proc = ServerProcess(tmp / "model", tmp / "run",
+                         args=("--max-body-bytes", "65536", "--request-timeout", "1"))
     proc.wait_state()
     yield proc
     assert proc.stop() == 0
@@ -50,7 +51,8 @@ def test_a_burst_of_bad_requests_then_a_good_one_succeeds(server):
     rng = random.Random(7)
     threads = []
     for i in range(60):
-        data = GARBAGE[i % len(GARBAGE)] if i % 2 else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+        noise = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+        data = GARBAGE[i % len(GARBAGE)] if i % 2 else noise
         threads.append(threading.Thread(target=_send_and_drop, args=(server.port, data)))
     for t in threads:
         t.start()
@@ -74,7 +76,8 @@ def _send_and_drop(port: int, data: bytes) -> None:
 def test_clients_vanishing_mid_body_do_not_hurt(server):
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 5000\r\nContent-Type: application/json\r\n\r\n[1,2")
+            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 5000\r\n"
+                      b"Content-Type: application/json\r\n\r\n[1,2")
     status, _, _ = post_json(server, "/predict", 3)
     assert status == 200
 

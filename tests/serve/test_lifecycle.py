@@ -27,7 +27,8 @@ def test_healthz_answers_while_loading_and_predict_waits_for_ready(start_server)
     assert status == 503 and "not ready" in body["error"] and body["request_id"]
     server.wait_state()
     assert http_call(server, "GET", "/readyz")[0] == 200
-    assert post_json(server, "/predict", [1]) [:3:2] == (200, [1])
+    status, _, body = post_json(server, "/predict", [1])
+    assert (status, body) == (200, [1])
     meta = json.loads(http_call(server, "GET", "/metadata")[2])
     assert meta["image_digest"] == IMAGE_DIGEST and meta["state"] == "ready"
     events = [r["event"] for r in server.log_records()]
@@ -106,7 +107,8 @@ from vci.serve import run_server
 stop = threading.Event()
 ready = sys.argv[2]
 t = threading.Thread(target=run_server, args=(sys.argv[1],), kwargs=dict(
-    host="127.0.0.1", port=0, grpc_port=0 if sys.argv[4] == "on" else None, ready_file=ready, work_dir=sys.argv[3], stop_event=stop))
+    host="127.0.0.1", port=0, grpc_port=0 if sys.argv[4] == "on" else None, ready_file=ready,
+    work_dir=sys.argv[3], stop_event=stop))
 t.start()
 deadline = time.monotonic() + 20
 while time.monotonic() < deadline:

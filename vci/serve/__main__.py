@@ -1,11 +1,21 @@
 """``python -m vci.serve``: serve a model directory, configured by flags or ``VCI_*`` variables.
 
-Flags win over variables: ``--model-dir`` (VCI_MODEL_DIR, default /opt/vci/model), ``--host``
-(VCI_HOST, 0.0.0.0), ``--port`` (VCI_PORT, 8080), ``--grpc-port`` (VCI_GRPC_PORT, off), ``--workers``
-(VCI_WORKERS, 1), ``--threads`` (VCI_THREADS, 4), ``--inline-below-ms`` (VCI_INLINE_BELOW_MS, 2:
-model calls faster than this on average run on the event loop), ``--work-dir`` (VCI_WORK_DIR, a fresh temp dir),
-``--max-body-bytes`` (VCI_MAX_BODY_BYTES, 16 MiB), ``--drain-timeout`` (VCI_DRAIN_TIMEOUT, 25 s), ``--request-timeout`` (VCI_REQUEST_TIMEOUT, 60 s),
-``--ready-file`` (VCI_READY_FILE); VCI_IMAGE_DIGEST is reported by /metadata.
+Flags win over variables::
+
+    --model-dir        VCI_MODEL_DIR        /opt/vci/model
+    --host             VCI_HOST             0.0.0.0
+    --port             VCI_PORT             8080
+    --grpc-port        VCI_GRPC_PORT        off
+    --workers          VCI_WORKERS          1 (processes sharing the port)
+    --threads          VCI_THREADS          4 (pool for slow model calls)
+    --inline-below-ms  VCI_INLINE_BELOW_MS  2 (model calls faster than this on average run on the loop)
+    --work-dir         VCI_WORK_DIR         a fresh temp dir (artifacts are materialised there)
+    --max-body-bytes   VCI_MAX_BODY_BYTES   16 MiB
+    --request-timeout  VCI_REQUEST_TIMEOUT  60 s to send one request
+    --drain-timeout    VCI_DRAIN_TIMEOUT    25 s for in-flight requests after SIGTERM
+    --ready-file       VCI_READY_FILE       none (JSON with the ports and the load state)
+                       VCI_IMAGE_DIGEST     reported by /metadata
+
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
 """
 
@@ -18,15 +28,17 @@ import sys
 from ..errors import UsageError, VciError
 from . import logs
 
+MIB = 1024 * 1024
 
-def _int_env(env, name: str, default):
+
+def _env(env, name: str, default, kind=int):
     value = env.get(name)
     if value in (None, ""):
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise UsageError(f"{name}={value!r} is not an integer") from None
+        raise UsageError(f"{name}={value!r} is not a {kind.__name__}") from None
 
 
 def parse_options(argv: list[str], env=os.environ) -> dict:
@@ -34,25 +46,26 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p = argparse.ArgumentParser(prog="python -m vci.serve", description="Serve a vci model directory.")
     p.add_argument("--model-dir", default=env.get("VCI_MODEL_DIR") or "/opt/vci/model")
     p.add_argument("--host", default=env.get("VCI_HOST") or "0.0.0.0")
-    p.add_argument("--port", type=int, default=_int_env(env, "VCI_PORT", 8080))
-    p.add_argument("--grpc-port", type=int, default=_int_env(env, "VCI_GRPC_PORT", None))
-    p.add_argument("--workers", type=int, default=_int_env(env, "VCI_WORKERS", 1))
-    p.add_argument("--threads", type=int, default=_int_env(env, "VCI_THREADS", 4))
-    p.add_argument("--inline-below-ms", type=float, default=float(env.get("VCI_INLINE_BELOW_MS") or 2))
+    p.add_argument("--port", type=int, default=_env(env, "VCI_PORT", 8080))
+    p.add_argument("--grpc-port", type=int, default=_env(env, "VCI_GRPC_PORT", None))
+    p.add_argument("--workers", type=int, default=_env(env, "VCI_WORKERS", 1))
+    p.add_argument("--threads", type=int, default=_env(env, "VCI_THREADS", 4))
+    p.add_argument("--inline-below-ms", type=float, default=_env(env, "VCI_INLINE_BELOW_MS", 2.0, float))
     p.add_argument("--work-dir", default=env.get("VCI_WORK_DIR") or None)
-    p.add_argument("--max-body-bytes", type=int, default=_int_env(env, "VCI_MAX_BODY_BYTES", 16 * 1024 * 1024))
-    p.add_argument("--drain-timeout", type=float, default=float(env.get("VCI_DRAIN_TIMEOUT") or 25))
-    p.add_argument("--request-timeout", type=float, default=float(env.get("VCI_REQUEST_TIMEOUT") or 60))
+    p.add_argument("--max-body-bytes", type=int, default=_env(env, "VCI_MAX_BODY_BYTES", 16 * MIB))
+    p.add_argument("--request-timeout", type=float, default=_env(env, "VCI_REQUEST_TIMEOUT", 60.0, float))
+    p.add_argument("--drain-timeout", type=float, default=_env(env, "VCI_DRAIN_TIMEOUT", 25.0, float))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
-    args = p.parse_args(argv)
-    return dict(model_dir=args.model_dir, host=args.host, port=args.port, grpc_port=args.grpc_port,
-                workers=args.workers, threads=args.threads, inline_below=args.inline_below_ms / 1000, work_dir=args.work_dir,
-                max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout,
-                request_timeout=args.request_timeout,
-                ready_file=args.ready_file, image_digest=env.get("VCI_IMAGE_DIGEST") or None)
+    a = p.parse_args(argv)
+    return dict(model_dir=a.model_dir, host=a.host, port=a.port, grpc_port=a.grpc_port, workers=a.workers,
+                threads=a.threads, inline_below=a.inline_below_ms / 1000, work_dir=a.work_dir,
+                max_body_bytes=a.max_body_bytes, request_timeout=a.request_timeout,
+                drain_timeout=a.drain_timeout, ready_file=a.ready_file,
+                image_digest=env.get("VCI_IMAGE_DIGEST") or None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the server; return the process exit status."""
     try:
         options = parse_options(sys.argv[1:] if argv is None else argv)
         from .server import run_server

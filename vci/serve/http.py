@@ -22,7 +22,8 @@ import time
 
 from . import logs
 from .service import JSON, Reply, error_reply
-from .wire import MAX_HEAD_BYTES, BadRequest, Head, parse_chunked, parse_head, render_response, request_id_from
+from .wire import (MAX_HEAD_BYTES, BadRequest, Head, parse_chunked, parse_head, render_response,
+                   request_id_from)
 
 ROUTES = {"/predict": "POST", "/batch-predict": "POST", "/healthz": "GET", "/readyz": "GET",
           "/metadata": "GET", "/metrics": "GET"}
@@ -170,7 +171,7 @@ class HttpConnection(asyncio.Protocol):
         self.head = head
         self.request_id = request_id_from(head.headers) or os.urandom(12).hex()
         if head.content_length > self.server.max_body:
-            raise BadRequest(413, f"the request body is larger than the limit of {self.server.max_body} bytes")
+            raise BadRequest(413, f"the request body is over the limit of {self.server.max_body} bytes")
         if head.expect_continue and head.content_length != 0 and len(self.buf) == 0:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
@@ -197,7 +198,8 @@ class HttpConnection(asyncio.Protocol):
         if allowed is None:
             reply = error_reply(404, f"no route {head.path[:200]}", rid)
         elif head.method != allowed:
-            self._finish(head, error_reply(405, f"{head.path} takes {allowed}", rid), extra=f"Allow: {allowed}\r\n")
+            reply = error_reply(405, f"{head.path} takes {allowed}", rid)
+            self._finish(head, reply, extra=f"Allow: {allowed}\r\n")
             return
         elif allowed == "GET":
             reply = self.server.get_reply(head.path, rid)

@@ -95,7 +95,7 @@ class Metrics:
                 lines += hist.render("vci_request_duration_seconds", f'route="{route}"')
             lines += ["# HELP vci_requests_in_flight Requests being handled now.",
                       "# TYPE vci_requests_in_flight gauge", f"vci_requests_in_flight {self.in_flight}",
-                      "# HELP vci_model_load_seconds Seconds spent verifying, loading and self-testing the model.",
+                      "# HELP vci_model_load_seconds Seconds to verify, load and self-test the model.",
                       "# TYPE vci_model_load_seconds gauge",
                       f"vci_model_load_seconds {_number(self.model_load_seconds or 0.0)}",
                       "# HELP vci_model_ready 1 when the model is loaded and its self-test passed.",
