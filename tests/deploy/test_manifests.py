@@ -1,0 +1,87 @@
+"""Rendering is pure and strict: every object passes kubernetes-validate --strict; bad specs are refused."""
+
+import pytest
+
+from vci.deploy.manifests import DeploySpec, render, to_yaml
+from vci.errors import UsageError
+
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = f"registry.example.com:5000/ml/iris@{DIGEST}"
+
+
+def spec(**overrides):
+    values = dict(name="iris", environment="staging", namespace="ml-staging", image=IMAGE, replicas=2,
+                  resources={"cpu": "500m", "memory": "1Gi"}, run_id="20261124-071203-3f9a",
+                  model_digest="sha256:" + "cd" * 32, release_id="r20261124-071203-aaaa",
+                  autoscaling={"min_replicas": 2, "max_replicas": 6, "cpu": 70})
+    values.update(overrides)
+    return DeploySpec(**values)
+
+
+def kinds(objects):
+    return [o["kind"] for o in objects]
+
+
+def test_every_object_passes_strict_schema_validation():
+    import kubernetes_validate
+    objects = render(spec())
+    assert kinds(objects) == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_deployment_shape():
+    deployment = render(spec())[0]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == IMAGE
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 300
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                      "limits": {"cpu": "500m", "memory": "1Gi"}}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["VCI_IMAGE_DIGEST"] == DIGEST and env["VCI_PORT"] == "8080"
+    notes = deployment["metadata"]["annotations"]
+    assert notes["vci.dev/release-id"] == "r20261124-071203-aaaa" and notes["vci.dev/run-id"]
+    template_notes = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert "vci.dev/release-id" not in template_notes  # a re-release of the same digest restarts nothing
+    assert template_notes["prometheus.io/scrape"] == "true"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "vci"
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_service_selects_stable_and_canary_tracks():
+    stable = render(spec())
+    canary = render(spec(track="canary", replicas=1, autoscaling=None))
+    service = stable[1]
+    assert kinds(canary) == ["Deployment", "Service"] and canary[0]["metadata"]["name"] == "iris-staging-canary"
+    for deployment in (stable[0], canary[0]):
+        assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_single_replica_has_no_pdb_or_hpa():
+    assert kinds(render(spec(replicas=1, autoscaling=None))) == ["Deployment", "Service"]
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"namespace": "ML_Staging"}, "invalid Kubernetes namespace"),
+    ({"resources": {"cpu": "lots"}}, "invalid resource quantity cpu='lots'"),
+    ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
+    ({"name": "x" * 70}, "invalid Kubernetes name"),
+])
+def test_bad_specs_are_refused(overrides, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        render(spec(**overrides))
+
+
+def test_tag_allowed_when_asked_and_yaml_round_trips():
+    import yaml
+    objects = render(spec(image="registry.example.com/ml/iris:latest", allow_tag=True))
+    assert list(yaml.safe_load_all(to_yaml(objects))) == objects

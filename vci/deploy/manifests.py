@@ -1,0 +1,199 @@
+"""Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA and PDB."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from ..package import PORT, USER
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
+ANNOTATION = "vci.dev/"
+WORK_DIR = "/tmp/vci-work"
+
+
+@dataclass
+class DeploySpec:
+    """Everything rendering needs; ``name`` is the project, objects are named ``<name>-<environment>``."""
+
+    name: str
+    environment: str
+    namespace: str
+    image: str
+    replicas: int = 1
+    resources: dict = field(default_factory=dict)
+    autoscaling: dict | None = None
+    env: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+    run_id: str | None = None
+    model_digest: str | None = None
+    release_id: str | None = None
+    track: str = "stable"
+    progress_deadline: int = 600
+    allow_tag: bool = False
+
+    @property
+    def object_name(self) -> str:
+        base = f"{self.name}-{self.environment}"
+        return base if self.track == "stable" else f"{base}-{self.track}"
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.name}-{self.environment}"
+
+
+def validate_spec(spec: DeploySpec) -> None:
+    """Refuse what the API server would refuse, before anything is sent."""
+    for what, value in (("namespace", spec.namespace), ("name", spec.object_name)):
+        if not value or len(value) > 63 or not DNS_LABEL.match(value):
+            raise UsageError(f"invalid Kubernetes {what} {value!r}",
+                             hint="use lower-case letters, digits and '-', at most 63 characters")
+    if not DIGEST_REF.search(spec.image) and not spec.allow_tag:
+        raise UsageError(f"{spec.image} names a tag, not a digest",
+                         hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag")
+    for key, value in _flat_resources(spec.resources).items():
+        if not QUANTITY.match(str(value)):
+            raise UsageError(f"invalid resource quantity {key}={value!r}", hint="e.g. cpu: 500m, memory: 1Gi")
+    if spec.replicas < 0:
+        raise UsageError(f"replicas must be >= 0, got {spec.replicas}")
+
+
+def _flat_resources(resources: dict) -> dict:
+    if "requests" in resources or "limits" in resources:
+        return {f"{k}.{n}": v for k in ("requests", "limits") for n, v in (resources.get(k) or {}).items()}
+    return dict(resources)
+
+
+def labels_for(spec: DeploySpec) -> dict[str, str]:
+    """The selector labels: one app, one environment, one track (stable or canary)."""
+    return {"app.kubernetes.io/name": spec.name, "vci.dev/environment": spec.environment, "vci.dev/track": spec.track}
+
+
+def _common_labels(spec: DeploySpec) -> dict[str, str]:
+    labels = {**spec.labels, "app.kubernetes.io/name": spec.name, "app.kubernetes.io/instance": spec.service_name,
+              "app.kubernetes.io/component": "model-server", "app.kubernetes.io/managed-by": "vci",
+              "vci.dev/environment": spec.environment}
+    if spec.run_id:
+        labels["app.kubernetes.io/version"] = spec.run_id
+    return labels
+
+
+def _annotations(spec: DeploySpec, *, release: bool) -> dict[str, str]:
+    notes = {ANNOTATION + "image": spec.image}
+    if spec.run_id:
+        notes[ANNOTATION + "run-id"] = spec.run_id
+    if spec.model_digest:
+        notes[ANNOTATION + "model-digest"] = spec.model_digest
+    if release and spec.release_id:
+        notes[ANNOTATION + "release-id"] = spec.release_id
+    return notes
+
+
+def _resources(resources: dict) -> dict:
+    if not resources:
+        return {}
+    if "requests" in resources or "limits" in resources:
+        return {k: dict(v) for k, v in resources.items() if k in ("requests", "limits")}
+    values = {k: str(v) for k, v in resources.items()}
+    return {"requests": values, "limits": dict(values)}
+
+
+def _probe(path: str, period: int, failures: int) -> dict:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
+            "failureThreshold": failures}
+
+
+def render_container(spec: DeploySpec) -> dict:
+    env = {"VCI_PORT": str(PORT), "VCI_WORK_DIR": WORK_DIR, **{k: str(v) for k, v in spec.env.items()}}
+    digest = spec.image.rsplit("@", 1)[1] if "@" in spec.image else ""
+    if digest:
+        env["VCI_IMAGE_DIGEST"] = digest
+    container = {
+        "name": "model", "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 3),
+        "startupProbe": _probe("/readyz", 5, 60),  # slow model loads: up to 5 minutes before liveness counts
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+    }
+    if spec.resources:
+        container["resources"] = _resources(spec.resources)
+    return container
+
+
+def render_deployment(spec: DeploySpec) -> dict:
+    selector = labels_for(spec)
+    template_notes = {**_annotations(spec, release=False), "prometheus.io/scrape": "true",
+                      "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics"}
+    pod_spec = {
+        "containers": [render_container(spec)],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "terminationGracePeriodSeconds": 30,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": int(USER), "runAsGroup": int(USER),
+                            "fsGroup": int(USER), "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": spec.object_name, "namespace": spec.namespace,
+                     "labels": {**_common_labels(spec), "vci.dev/track": spec.track},
+                     "annotations": _annotations(spec, release=True)},
+        "spec": {
+            "replicas": spec.replicas, "revisionHistoryLimit": 10, "progressDeadlineSeconds": spec.progress_deadline,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": {**_common_labels(spec), **selector}, "annotations": template_notes},
+                         "spec": pod_spec},
+        },
+    }
+
+
+def render_service(spec: DeploySpec) -> dict:
+    selector = {k: v for k, v in labels_for(spec).items() if k != "vci.dev/track"}  # stable and canary pods
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": spec.service_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+            "spec": {"type": "ClusterIP", "selector": selector,
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def render_hpa(spec: DeploySpec) -> dict | None:
+    auto = spec.autoscaling
+    if not auto:
+        return None
+    metrics = [{"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization",
+                                                                          "averageUtilization": int(auto[name])}}}
+               for name in ("cpu", "memory") if auto.get(name)]
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.object_name},
+                     "minReplicas": int(auto.get("min_replicas", spec.replicas or 1)),
+                     "maxReplicas": int(auto.get("max_replicas", max(spec.replicas, 1) * 4)),
+                     "metrics": metrics or [{"type": "Resource", "resource": {
+                         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+
+
+def render_pdb(spec: DeploySpec) -> dict | None:
+    floor = int((spec.autoscaling or {}).get("min_replicas", spec.replicas))
+    if floor <= 1 or spec.track != "stable":
+        return None
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels_for(spec)}}}
+
+
+def render(spec: DeploySpec) -> list[dict]:
+    """Validate ``spec`` and render its objects in apply order."""
+    validate_spec(spec)
+    objects = [render_deployment(spec), render_service(spec), render_hpa(spec), render_pdb(spec)]
+    return [o for o in objects if o is not None]
+
+
+def to_yaml(objects: list[dict]) -> str:
+    import yaml
+    return "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objects)
