@@ -1,4 +1,4 @@
-"""A real CNCF distribution registry (``docker-registry``) for tests: own config, free port, optional auth/TLS, its log.
+"""A real CNCF distribution registry for tests: own config, free port, optional auth and TLS, its log.
 
     with RegistryServer(tmp_path, users={"ci": "secret"}, tls=True) as reg:
         reg.host          # "127.0.0.1:PORT"
@@ -41,15 +41,36 @@ def free_port() -> int:
 def self_signed_cert(directory: Path, name: str = "registry") -> tuple[Path, Path]:
     """A key and a self-signed certificate for 127.0.0.1/localhost, made with the openssl CLI."""
     key, cert = directory / f"{name}.key", directory / f"{name}.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return key, cert
 
 
 def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
     import bcrypt
+
     lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}" for u, p in users.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -58,8 +79,15 @@ def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
 class RegistryServer:
     """One ``docker-registry serve`` process; ``token`` is a dict for ``auth.token`` (realm, service, ...)."""
 
-    def __init__(self, root: str | Path, *, users: dict[str, str] | None = None, tls: bool = False,
-                 token: dict | None = None, port: int | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        token: dict | None = None,
+        port: int | None = None,
+    ):
         if shutil.which(BINARY) is None:
             raise RuntimeError(f"{BINARY} is not installed: apt-get install -y docker-registry")
         self.root = Path(root)
@@ -80,11 +108,16 @@ class RegistryServer:
         config = {
             "version": 0.1,
             "log": {"level": "info", "formatter": "json", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.root / "data")}, "delete": {"enabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.root / "data")},
+                "delete": {"enabled": True},
+            },
             "http": {"addr": self.host, "secret": "vci-test-secret"},
         }
         if users:
-            config["auth"] = {"htpasswd": {"realm": "vci-test", "path": str(htpasswd_file(self.root / "htpasswd", users))}}
+            config["auth"] = {
+                "htpasswd": {"realm": "vci-test", "path": str(htpasswd_file(self.root / "htpasswd", users))}
+            }
         if token:
             config["auth"] = {"token": dict(token)}
         if self.tls:
@@ -96,15 +129,22 @@ class RegistryServer:
 
     def start(self, timeout: float = 15.0) -> "RegistryServer":
         log = open(self.log_path, "ab")
-        self._process = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self._process = subprocess.Popen(
+            [BINARY, "serve", str(self.config_path)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"registry exited with {self._process.returncode}: {self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/v2/", verify=str(self.cert) if self.tls else True, timeout=1).status_code in (200, 401):
+                if requests.get(
+                    f"{self.url}/v2/", verify=str(self.cert) if self.tls else True, timeout=1
+                ).status_code in (200, 401):
                     return self
             except requests.RequestException:
                 pass
@@ -156,8 +196,13 @@ class RegistryServer:
             except ValueError:
                 continue
             if "http.request.method" in entry and "http.response.status" in entry:
-                found.append(LoggedRequest(entry["http.request.method"], entry["http.request.uri"],
-                                           int(entry["http.response.status"])))
+                found.append(
+                    LoggedRequest(
+                        entry["http.request.method"],
+                        entry["http.request.uri"],
+                        int(entry["http.response.status"]),
+                    )
+                )
         return found
 
     def mark(self) -> int:

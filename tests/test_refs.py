@@ -1,4 +1,4 @@
-"""Image references: the accepted forms, Docker Hub defaults, round trips, and errors that name the problem."""
+"""Image references: accepted forms, Docker Hub defaults, round trips, errors that name the problem."""
 
 import pytest
 
@@ -8,19 +8,28 @@ from vci.refs import DOCKER_HUB, Reference, is_image_reference, parse_reference,
 DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.mark.parametrize("text, registry, repository, tag, digest", [
-    ("python:3.11-slim", DOCKER_HUB, "library/python", "3.11-slim", None),
-    ("ubuntu", DOCKER_HUB, "library/ubuntu", None, None),
-    ("docker.io/bitnami/redis:7", DOCKER_HUB, "bitnami/redis", "7", None),
-    ("index.docker.io/library/alpine", DOCKER_HUB, "library/alpine", None, None),
-    ("org/model", DOCKER_HUB, "org/model", None, None),
-    (f"localhost:5000/a/b@{DIGEST}", "localhost:5000", "a/b", None, DIGEST),
-    ("127.0.0.1:5000/x:tag", "127.0.0.1:5000", "x", "tag", None),
-    ("localhost/ml/iris", "localhost", "ml/iris", None, None),
-    (f"registry.example.com/ml/iris:v1.2_rc-3@{DIGEST}", "registry.example.com", "ml/iris", "v1.2_rc-3", DIGEST),
-    ("ghcr.io/org/a.b__c-d/e", "ghcr.io", "org/a.b__c-d/e", None, None),
-    ("[::1]:5000/x", "[::1]:5000", "x", None, None),
-])
+@pytest.mark.parametrize(
+    "text, registry, repository, tag, digest",
+    [
+        ("python:3.11-slim", DOCKER_HUB, "library/python", "3.11-slim", None),
+        ("ubuntu", DOCKER_HUB, "library/ubuntu", None, None),
+        ("docker.io/bitnami/redis:7", DOCKER_HUB, "bitnami/redis", "7", None),
+        ("index.docker.io/library/alpine", DOCKER_HUB, "library/alpine", None, None),
+        ("org/model", DOCKER_HUB, "org/model", None, None),
+        (f"localhost:5000/a/b@{DIGEST}", "localhost:5000", "a/b", None, DIGEST),
+        ("127.0.0.1:5000/x:tag", "127.0.0.1:5000", "x", "tag", None),
+        ("localhost/ml/iris", "localhost", "ml/iris", None, None),
+        (
+            f"registry.example.com/ml/iris:v1.2_rc-3@{DIGEST}",
+            "registry.example.com",
+            "ml/iris",
+            "v1.2_rc-3",
+            DIGEST,
+        ),
+        ("ghcr.io/org/a.b__c-d/e", "ghcr.io", "org/a.b__c-d/e", None, None),
+        ("[::1]:5000/x", "[::1]:5000", "x", None, None),
+    ],
+)
 def test_parses_valid_references(text, registry, repository, tag, digest):
     ref = parse_reference(text)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
@@ -52,26 +61,29 @@ def test_with_digest_and_with_tag_return_new_references():
         ref.with_tag("no spaces")
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("Registry.io/Ml/iris", "upper-case"),
-    ("h.io/ml/Iris:v1", "upper-case"),
-    ("h.io/a@sha256:abc", "bad digest"),
-    ("h.io/a@md5:" + "0" * 32, "bad digest"),
-    ("h.io/a@sha256:" + "AB" * 32, "bad digest"),
-    ("127.0.0.1:5000", "no repository"),
-    ("localhost:5000", "no repository"),
-    ("registry.example.com:443", "no repository"),
-    ("h.io/", "no repository"),
-    ("h.io/a:", "bad tag"),
-    ("h.io/a:-x", "bad tag"),
-    ("h.io/a:t@g", "bad digest"),
-    ("h.io/a:" + "x" * 129, "bad tag"),
-    ("h.io/a//b", "invalid characters"),
-    ("h.io/a-/b", "invalid characters"),
-    ("bad_host.io:99999999/a", "not a valid registry host"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("Registry.io/Ml/iris", "upper-case"),
+        ("h.io/ml/Iris:v1", "upper-case"),
+        ("h.io/a@sha256:abc", "bad digest"),
+        ("h.io/a@md5:" + "0" * 32, "bad digest"),
+        ("h.io/a@sha256:" + "AB" * 32, "bad digest"),
+        ("127.0.0.1:5000", "no repository"),
+        ("localhost:5000", "no repository"),
+        ("registry.example.com:443", "no repository"),
+        ("h.io/", "no repository"),
+        ("h.io/a:", "bad tag"),
+        ("h.io/a:-x", "bad tag"),
+        ("h.io/a:t@g", "bad digest"),
+        ("h.io/a:" + "x" * 129, "bad tag"),
+        ("h.io/a//b", "invalid characters"),
+        ("h.io/a-/b", "invalid characters"),
+        ("bad_host.io:99999999/a", "not a valid registry host"),
+    ],
+)
 def test_malformed_references_name_the_problem(text, problem):
     with pytest.raises(UsageError, match=problem) as info:
         parse_reference(text)

@@ -18,7 +18,8 @@ DOCKER_HUB = "registry-1.docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _HOST = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
-    r"(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$")
+    r"(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$"
+)
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _HINT = "expected host[:port]/path/name[:tag][@sha256:<64 hex>], e.g. registry.example.com/ml/iris:1.0"
@@ -82,8 +83,10 @@ def split_repository(text: str) -> tuple[str, str]:
     """Split ``host/path/name`` (no tag, no digest) into ``(registry, repository)``."""
     ref = parse_reference(text)
     if ref.tag or ref.digest:
-        raise UsageError(f"{text!r} is a repository: it must not carry a tag or digest",
-                         hint="give the repository alone, e.g. registry.example.com/ml/iris")
+        raise UsageError(
+            f"{text!r} is a repository: it must not carry a tag or digest",
+            hint="give the repository alone, e.g. registry.example.com/ml/iris",
+        )
     return ref.registry, ref.repository
 
 
@@ -113,8 +116,10 @@ def _split_tag(remainder: str, text: str) -> tuple[str, str | None]:
     for component in repository.split("/"):
         if not _COMPONENT.match(component):
             problem = "upper-case letters" if component.lower() != component else "invalid characters"
-            raise UsageError(f"image reference {text!r}: repository component {component!r} has {problem}",
-                             hint="repository names are lower-case letters, digits and . _ - separators")
+            raise UsageError(
+                f"image reference {text!r}: repository component {component!r} has {problem}",
+                hint="repository names are lower-case letters, digits and . _ - separators",
+            )
     return repository, tag
 
 
@@ -122,12 +127,16 @@ def _checked_digest(digest: str, text: str | None = None) -> str:
     try:
         return check_digest(digest)
     except UsageError:
-        raise UsageError(f"image reference {text or digest!r}: bad digest {digest!r}",
-                         hint="a digest is sha256: followed by 64 lower-case hex digits") from None
+        raise UsageError(
+            f"image reference {text or digest!r}: bad digest {digest!r}",
+            hint="a digest is sha256: followed by 64 lower-case hex digits",
+        ) from None
 
 
 def _checked_tag(tag: str, text: str | None = None) -> str:
     if not _TAG.match(tag or ""):
-        raise UsageError(f"image reference {text or tag!r}: bad tag {tag!r}",
-                         hint="tags are up to 128 letters, digits, _ . -, not starting with . or -")
+        raise UsageError(
+            f"image reference {text or tag!r}: bad tag {tag!r}",
+            hint="tags are up to 128 letters, digits, _ . -, not starting with . or -",
+        )
     return tag

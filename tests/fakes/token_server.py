@@ -1,4 +1,4 @@
-"""A registry bearer-token server for tests: checks basic credentials, issues RS256 JWTs the real registry trusts.
+"""A registry bearer-token server for tests: checks basic credentials, issues RS256 JWTs a registry trusts.
 
 The CNCF distribution registry's ``auth: token`` mode validates tokens against ``rootcertbundle``; this
 server makes an RSA key and a self-signed certificate (with ``cryptography``), names the key in the JWT
@@ -34,6 +34,7 @@ def _b64url(data: bytes) -> str:
 def libtrust_key_id(public_key) -> str:
     """The key id docker/libtrust derives from a public key: base32 of 240 bits of sha256(DER), in 4s."""
     from cryptography.hazmat.primitives import serialization
+
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     text = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
     return ":".join(text[i:i + 4] for i in range(0, len(text), 4))
@@ -45,14 +46,21 @@ def make_signing_cert(directory: Path) -> tuple[object, Path]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vci test token signer")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     path = Path(directory) / "token-signer.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, path
@@ -61,8 +69,14 @@ def make_signing_cert(directory: Path) -> tuple[object, Path]:
 class TokenServer:
     """A thread serving ``GET /token?service=&scope=`` on 127.0.0.1 with a free port."""
 
-    def __init__(self, directory: str | Path, users: dict[str, tuple[str, set[str]]], *, lifetime: int = 300,
-                 anonymous_actions: set[str] = frozenset()):
+    def __init__(
+        self,
+        directory: str | Path,
+        users: dict[str, tuple[str, set[str]]],
+        *,
+        lifetime: int = 300,
+        anonymous_actions: set[str] = frozenset(),
+    ):
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.users = users
         self.lifetime = lifetime
@@ -78,7 +92,12 @@ class TokenServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}/token"
 
     def registry_auth_config(self) -> dict:
-        return {"realm": self.realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(self.cert_path)}
+        return {
+            "realm": self.realm,
+            "service": SERVICE,
+            "issuer": ISSUER,
+            "rootcertbundle": str(self.cert_path),
+        }
 
     def start(self) -> "TokenServer":
         self._thread.start()
@@ -98,6 +117,7 @@ class TokenServer:
     def sign(self, claims: dict) -> str:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
+
         header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -118,8 +138,16 @@ class TokenServer:
     def issue(self, user: str | None, service: str, scopes: list[str]) -> dict:
         now = int(time.time())
         access = self.grant(user, scopes)
-        claims = {"iss": ISSUER, "sub": user or "", "aud": service, "exp": now + self.lifetime, "nbf": now - 5,
-                  "iat": now, "jti": uuid.uuid4().hex, "access": access}
+        claims = {
+            "iss": ISSUER,
+            "sub": user or "",
+            "aud": service,
+            "exp": now + self.lifetime,
+            "nbf": now - 5,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
         self.issued.append({"user": user, "scopes": scopes, "access": access})
         token = self.sign(claims)
         return {"token": token, "access_token": token, "expires_in": self.lifetime}
@@ -142,7 +170,9 @@ class TokenServer:
                     return self._reply(404, {"error": "not found"})
                 ok, user = server._authenticate(self.headers.get("Authorization"))
                 if not ok:
-                    return self._reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
+                    return self._reply(
+                        401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}
+                    )
                 query = parse_qs(parts.query)
                 service = (query.get("service") or [SERVICE])[0]
                 self._reply(200, server.issue(user, service, query.get("scope", [])))

@@ -43,8 +43,16 @@ class FaultProxy:
     def host(self) -> str:
         return f"127.0.0.1:{self._server.server_address[1]}"
 
-    def fail(self, method: str, path_regex: str, *, status: int = 500, times: int = 1,
-             headers: dict | None = None, body: bytes | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        headers: dict | None = None,
+        body: bytes | None = None,
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status`` (times=-1: always) and ``body``."""
         with self._lock:
             self.faults.append(Fault(method, re.compile(path_regex), status, times, headers or {}, body))
@@ -77,14 +85,31 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 fault = proxy._take_fault(self.command, self.path)
                 if fault:
-                    return self._answer(fault.status, fault.headers, fault.body if fault.body is not None else
-                                        b'{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}')
+                    return self._answer(
+                        fault.status,
+                        fault.headers,
+                        (
+                            fault.body
+                            if fault.body is not None
+                            else b'{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}'
+                        ),
+                    )
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
-                upstream = requests.request(self.command, proxy.upstream + self.path, headers=headers, data=body,
-                                            allow_redirects=False, timeout=30)
+                upstream = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=30,
+                )
                 out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
-                self._answer(upstream.status_code, out, upstream.content if self.command != "HEAD" else b"",
-                             upstream.headers.get("Content-Length"))
+                self._answer(
+                    upstream.status_code,
+                    out,
+                    upstream.content if self.command != "HEAD" else b"",
+                    upstream.headers.get("Content-Length"),
+                )
 
             def _answer(self, status, headers, data, length=None):
                 with proxy._lock:
@@ -92,7 +117,9 @@ class FaultProxy:
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(data)))
+                self.send_header(
+                    "Content-Length", length if self.command == "HEAD" and length else str(len(data))
+                )
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

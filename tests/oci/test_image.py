@@ -7,9 +7,18 @@ import pytest
 
 from vci.digests import sha256_bytes
 from vci.errors import BuildError
-from vci.oci import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG,
-                     OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json)
-from vci.oci.image import (ContainerConfig, append_layers, image_from_parts, scratch_image, select_manifest)
+from vci.oci import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Descriptor,
+    canonical_json,
+)
+from vci.oci.image import ContainerConfig, append_layers, image_from_parts, scratch_image, select_manifest
 from vci.oci.layers import Entry, write_layer
 
 from .conftest import EPOCH, make_app, make_base
@@ -48,22 +57,35 @@ def test_changing_weights_changes_only_the_weights_layer(tmp_path):
 
 
 def test_env_from_the_base_is_kept_and_overridden_by_key(tmp_path):
-    base = append_layers(scratch_image(), [], epoch=EPOCH, config=ContainerConfig(env={"PATH": "/bin", "A": "1"}))
+    base = append_layers(
+        scratch_image(), [], epoch=EPOCH, config=ContainerConfig(env={"PATH": "/bin", "A": "1"})
+    )
     image = append_layers(base, [], epoch=EPOCH, config=ContainerConfig(env={"A": "2", "B": "3"}))
     assert image.config["config"]["Env"] == ["PATH=/bin", "A=2", "B=3"]
 
 
 def _docker_base(tmp_path):
     layer = write_layer([Entry.bytes("/etc/base", b"b")], tmp_path / "base-layer", epoch=EPOCH)
-    config = {"architecture": "amd64", "os": "linux", "docker_version": "20.10", "container": "abc",
-              "config": {"Env": ["PATH=/usr/bin"], "Cmd": ["sh"], "User": "root"},
-              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-              "history": [{"created_by": "ADD base"}]}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "docker_version": "20.10",
+        "container": "abc",
+        "config": {"Env": ["PATH=/usr/bin"], "Cmd": ["sh"], "User": "root"},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created_by": "ADD base"}],
+    }
     config_bytes = json.dumps(config, indent=3).encode()
-    manifest = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_bytes(config_bytes),
-                           "size": len(config_bytes)},
-                "layers": [{"mediaType": DOCKER_LAYER_GZIP, "digest": layer.digest, "size": layer.size}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {
+            "mediaType": DOCKER_CONFIG,
+            "digest": sha256_bytes(config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": [{"mediaType": DOCKER_LAYER_GZIP, "digest": layer.digest, "size": layer.size}],
+    }
     manifest_bytes = json.dumps(manifest, indent=3).encode()
     return image_from_parts(manifest_bytes, config_bytes, lambda d: layer.path if d == layer.digest else None)
 
@@ -94,8 +116,12 @@ def test_an_index_resolves_to_the_requested_platform():
         platform = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
         digest = "sha256:" + hashlib.sha256(arch.encode() + (variant or "").encode()).hexdigest()
         return {"mediaType": DOCKER_MANIFEST, "digest": digest, "size": 10, "platform": platform}
-    index = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST,
-             "manifests": [entry("arm64", "v8"), entry("amd64"), entry("arm", "v7")]}
+
+    index = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST_LIST,
+        "manifests": [entry("arm64", "v8"), entry("amd64"), entry("arm", "v7")],
+    }
     assert select_manifest(index) == Descriptor.from_json(entry("amd64"))
     assert select_manifest(index, "linux/arm64").digest == entry("arm64", "v8")["digest"]
     assert select_manifest(index, "linux/arm/v7").digest == entry("arm", "v7")["digest"]

@@ -97,8 +97,9 @@ def test_sources_are_read_once_and_the_blob_never_read_back(tmp_path, tree, monk
     write_layer(tree_entries(tree, "/opt/app"), tmp_path / "blob", epoch=EPOCH)
     monkeypatch.undo()
     reads = [p for p, mode in opened if "r" in mode]
-    assert sorted(reads) == sorted(str(p) for p in [tree / "b.txt", tree / "pkg" / "__init__.py",
-                                                     tree / "pkg" / "sub" / "run.sh"])
+    assert sorted(reads) == sorted(
+        str(p) for p in [tree / "b.txt", tree / "pkg" / "__init__.py", tree / "pkg" / "sub" / "run.sh"]
+    )
     assert [mode for p, mode in opened if "blob" in os.path.basename(p)] == ["wb"]
 
 

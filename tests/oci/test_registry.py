@@ -1,7 +1,8 @@
-"""Pushing, pulling and copying against a real distribution registry, checked by skopeo and the registry log."""
+"""Push, pull and copy against a real distribution registry, checked by skopeo and the registry log."""
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -17,15 +18,22 @@ from .fault_proxy import FaultProxy
 
 
 def skopeo_inspect(ref: str, *extra) -> dict:
-    done = subprocess.run(["skopeo", "inspect", "--tls-verify=false", *extra, f"docker://{ref}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", *extra, f"docker://{ref}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def uploaded_digests(logged) -> set[str]:
-    return {r.uri.split("digest=")[1].split("&")[0].replace("%3A", ":") for r in blob_uploads(logged)
-            if r.method == "PUT"}
+    return {
+        r.uri.split("digest=")[1].split("&")[0].replace("%3A", ":")
+        for r in blob_uploads(logged)
+        if r.method == "PUT"
+    }
 
 
 def test_pushed_image_is_what_skopeo_sees(registry, repo, tmp_path):
@@ -37,7 +45,10 @@ def test_pushed_image_is_what_skopeo_sees(registry, repo, tmp_path):
     assert info["Digest"] == image.digest and info["Layers"] == [layer.digest for layer in image.layers]
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == image.digest
     config = skopeo_inspect(f"{registry.host}/{repo}@{image.digest}", "--config")
-    assert config["config"]["User"] == "65532" and config["rootfs"]["diff_ids"] == image.config["rootfs"]["diff_ids"]
+    assert (
+        config["config"]["User"] == "65532"
+        and config["rootfs"]["diff_ids"] == image.config["rootfs"]["diff_ids"]
+    )
 
 
 def test_pushing_again_sends_no_blob(registry, repo, tmp_path):
@@ -59,7 +70,10 @@ def test_changing_weights_uploads_one_layer_and_the_config(registry, repo, tmp_p
     two = make_app(tmp_path, weights=b"v2")
     mark = registry.mark()
     result = client.push_image(two, repo, tag="v2")
-    assert uploaded_digests(registry.requests_since(mark)) == {two.layers[-1].digest, two.config_descriptor.digest}
+    assert uploaded_digests(registry.requests_since(mark)) == {
+        two.layers[-1].digest,
+        two.config_descriptor.digest,
+    }
     assert set(result.uploaded) == {two.layers[-1].digest, two.config_descriptor.digest}
 
 
@@ -84,12 +98,15 @@ def test_large_blobs_go_in_chunks_and_small_ones_in_one_put(registry, repo, tmp_
 
 
 def test_parallel_push_of_many_layers(registry, repo, tmp_path):
-    layers = [write_layer([Entry.bytes(f"/d/{i}", random_bytes(20_000, i))], tmp_path / f"l{i}", epoch=EPOCH)
-              for i in range(8)]
+    layers = [
+        write_layer([Entry.bytes(f"/d/{i}", random_bytes(20_000, i))], tmp_path / f"l{i}", epoch=EPOCH)
+        for i in range(8)
+    ]
     image = append_layers(make_base(tmp_path), layers, epoch=EPOCH)
     seen = []
-    result = RegistryClient(registry.host).push_image(image, repo, tag="v1", parallel=4,
-                                                      progress=lambda *event: seen.append(event))
+    result = RegistryClient(registry.host).push_image(
+        image, repo, tag="v1", parallel=4, progress=lambda *event: seen.append(event)
+    )
     assert sorted(d for _, d, _ in seen) == sorted(layer.digest for layer in image.layers)
     assert set(result.uploaded) == {layer.digest for layer in image.layers} | {image.config_descriptor.digest}
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == image.digest
@@ -114,9 +131,21 @@ def test_manifests_and_blobs_come_back_verified(registry, repo, tmp_path):
 def test_get_image_and_mount_base_layers_from_a_docker_format_base(registry, repo, tmp_path):
     base = make_base(tmp_path)
     RegistryClient(registry.host).push_image(base, f"{repo}-tmp", tag="oci")
-    subprocess.run(["skopeo", "copy", "--format", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{registry.host}/{repo}-tmp:oci", f"docker://{registry.host}/{repo}-base:v2s2"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{registry.host}/{repo}-tmp:oci",
+            f"docker://{registry.host}/{repo}-base:v2s2",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     client = RegistryClient(registry.host)
     pulled = client.get_image(f"{registry.host}/{repo}-base:v2s2")
     assert pulled.media_type == DOCKER_MANIFEST and pulled.layers[0].origin == f"{registry.host}/{repo}-base"
@@ -150,16 +179,26 @@ def test_an_index_is_resolved_on_pull_and_copied_whole(registry, repo, tmp_path)
     client = RegistryClient(registry.host)
     for image in (amd, arm):
         client.push_image(image, repo)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {**arm.descriptor().to_json(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-        {**amd.descriptor().to_json(), "platform": {"os": "linux", "architecture": "amd64"}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                **arm.descriptor().to_json(),
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
+            {**amd.descriptor().to_json(), "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }
     index_digest = client.put_manifest(repo, canonical_json(index), OCI_INDEX, "multi")
     assert client.get_image(f"{registry.host}/{repo}:multi").digest == amd.digest
     assert client.get_image(f"{registry.host}/{repo}:multi", platform="linux/arm64").digest == arm.digest
     result = client.copy_image(f"{registry.host}/{repo}:multi", f"{repo}-copy", tag="multi")
     assert result.digest == index_digest
     assert client.get_manifest(f"{repo}-copy", arm.digest)[2] == arm.digest
-    assert skopeo_inspect(f"{registry.host}/{repo}-copy:multi", "--raw")["manifests"][1]["digest"] == amd.digest
+    assert (
+        skopeo_inspect(f"{registry.host}/{repo}-copy:multi", "--raw")["manifests"][1]["digest"] == amd.digest
+    )
 
 
 def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo, tmp_path):
@@ -171,7 +210,9 @@ def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo,
     logged = registry.requests_since(mark)
     assert result.digest == image.digest and result.bytes_moved < 4096
     assert blob_uploads(logged) == []
-    assert len(blob_mounts(logged)) == len(image.layers) + 1 and {r.status for r in blob_mounts(logged)} == {201}
+    assert len(blob_mounts(logged)) == len(image.layers) + 1 and {r.status for r in blob_mounts(logged)} == {
+        201
+    }
     assert skopeo_inspect(f"{registry.host}/{repo}-prod:live")["Digest"] == image.digest
 
 
@@ -186,6 +227,16 @@ def test_copy_between_registries_preserves_the_digest(registry, repo, tmp_path):
         assert skopeo_inspect(f"{other.host}/prod/app:v1")["Digest"] == image.digest
         again = RegistryClient(other.host).copy_image(f"{registry.host}/{repo}:v1", "prod/app")
         assert again.uploaded == [] and again.bytes_moved == len(image.manifest_bytes)
+        pulled = source.get_image(f"{registry.host}/{repo}:v1")  # layers stay in the first registry
+        extra = write_layer([Entry.bytes("/extra", b"x")], tmp_path / "extra", epoch=EPOCH)
+        derived = append_layers(pulled, [extra], epoch=EPOCH)
+        pushed = RegistryClient(other.host).push_image(derived, "prod/derived", tag="v1")
+        assert set(pushed.uploaded) == {layer.digest for layer in derived.layers} | {
+            derived.config_descriptor.digest
+        }
+        assert skopeo_inspect(f"{other.host}/prod/derived:v1")["Layers"] == [
+            layer.digest for layer in derived.layers
+        ]
 
 
 def test_a_failed_manifest_put_leaves_the_old_tag(registry, repo, tmp_path):
@@ -211,6 +262,25 @@ def test_a_failed_blob_upload_never_writes_the_tag(registry, repo, tmp_path):
             RegistryClient(proxy.host, retries=1, backoff=0.01).push_image(new, repo, tag="live")
         assert not [s for s in proxy.seen if "/manifests/" in s[1]]
     assert skopeo_inspect(f"{registry.host}/{repo}:live")["Digest"] == old.digest
+
+
+def test_a_registry_stopped_mid_push_keeps_the_old_tag(tmp_path):
+    server = RegistryServer(tmp_path / "reg").start()
+    try:
+        old = make_app(tmp_path, weights=b"old3")
+        RegistryClient(server.host).push_image(old, "ml/app", tag="live")
+        new = make_app(tmp_path, weights=random_bytes(100_000, seed=9))
+
+        def stop_after_first_blob(outcome, digest, size):
+            server.stop()
+
+        client = RegistryClient(server.host, retries=1, backoff=0.01)
+        with pytest.raises(RegistryError, match=f"cannot reach registry {server.host}"):
+            client.push_image(new, "ml/app", tag="live", parallel=1, progress=stop_after_first_blob)
+    finally:
+        server.stop()
+    with RegistryServer(tmp_path / "reg", port=server.port) as again:
+        assert skopeo_inspect(f"{again.host}/ml/app:live")["Digest"] == old.digest
 
 
 def test_transient_errors_are_retried_honouring_retry_after(registry, repo, tmp_path):
@@ -244,8 +314,13 @@ def test_corrupt_blobs_and_manifests_from_a_registry_are_detected(registry, repo
         proxy.fail("GET", r"/blobs/sha256", status=200, body=b"not the layer")
         with pytest.raises(IntegrityError, match=f"blob {layer.digest}.*does not match"):
             b"".join(client.get_blob(repo, layer.digest))
-        proxy.fail("GET", r"/manifests/sha256", status=200, body=image.manifest_bytes + b" ",
-                   headers={"Content-Type": OCI_MANIFEST})
+        proxy.fail(
+            "GET",
+            r"/manifests/sha256",
+            status=200,
+            body=image.manifest_bytes + b" ",
+            headers={"Content-Type": OCI_MANIFEST},
+        )
         with pytest.raises(IntegrityError, match=f"manifest {image.digest}"):
             client.get_manifest(repo, image.digest)
 
@@ -259,3 +334,33 @@ def test_a_stopped_registry_is_a_clear_error(tmp_path):
     with pytest.raises(RegistryError) as info:
         RegistryClient(server.host, insecure=False, retries=0).ping()
     assert "--insecure" in info.value.hint
+
+
+class CountingSession:
+    """A transport that records every request and delegates to a real requests.Session."""
+
+    def __init__(self):
+        import requests
+
+        self._session = requests.Session()
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method, url, **kwargs):
+        self.calls.append((method, url))
+        return self._session.request(method, url, **kwargs)
+
+
+def test_an_injected_session_carries_every_request(registry, repo, tmp_path):
+    session = CountingSession()
+    image = make_app(tmp_path, weights=b"counted")
+    mark = registry.mark()
+    RegistryClient(registry.host, session=session).push_image(image, repo, tag="v1")
+    logged = registry.requests_since(mark)
+    to_registry = [c for c in session.calls if c[1].startswith(f"http://{registry.host}/")]
+    assert len(to_registry) == len(logged)
+    assert sum(1 for m, u in session.calls if m == "PUT" and "/blobs/uploads/" in u) == len(image.layers) + 1
+
+
+def test_importing_the_client_does_not_import_requests():
+    code = "import sys, vci.oci.registry, vci.oci.transfer; assert 'requests' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -61,8 +61,13 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, value: dict) -> "Descriptor":
-        return cls(value["mediaType"], value["digest"], int(value["size"]),
-                   dict(value.get("annotations") or {}), value.get("platform"))
+        return cls(
+            value["mediaType"],
+            value["digest"],
+            int(value["size"]),
+            dict(value.get("annotations") or {}),
+            value.get("platform"),
+        )
 
     def as_oci(self) -> "Descriptor":
         """The same blob under its OCI media type (Docker schema2 names converted)."""
@@ -72,11 +77,24 @@ class Descriptor:
 
 def __getattr__(name: str):
     # Convenience re-exports resolved lazily so importing vci.oci stays light (no requests).
-    lazy = {"Layer": "layers", "Entry": "layers", "build_layer": "layers", "LayerCache": "layers",
-            "Image": "image", "append_layers": "image", "scratch_image": "image",
-            "write_layout": "layout", "read_layout": "layout", "write_tarball": "tarball",
-            "RegistryClient": "registry"}
+    lazy = {
+        "Layer": "layers",
+        "Entry": "layers",
+        "write_layer": "layers",
+        "tree_entries": "layers",
+        "LayerCache": "layers",
+        "Image": "image",
+        "ContainerConfig": "image",
+        "append_layers": "image",
+        "scratch_image": "image",
+        "write_layout": "layout",
+        "read_layout": "layout",
+        "write_tarball": "tarball",
+        "RegistryClient": "registry",
+        "TransferResult": "transfer",
+    }
     if name not in lazy:
         raise AttributeError(f"module 'vci.oci' has no attribute {name!r}")
     import importlib
+
     return getattr(importlib.import_module(f"vci.oci.{lazy[name]}"), name)

@@ -37,8 +37,9 @@ class Credentials:
         return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
-def resolve_credentials(registry: str, username: str | None = None, password: str | None = None,
-                        environ: dict | None = None) -> Credentials | None:
+def resolve_credentials(
+    registry: str, username: str | None = None, password: str | None = None, environ: dict | None = None
+) -> Credentials | None:
     """Credentials for ``registry`` from arguments, then VCI_REGISTRY_* variables, then Docker config."""
     env = os.environ if environ is None else environ
     if username is not None or password is not None:
@@ -54,7 +55,13 @@ def _docker_config_credentials(registry: str, env) -> Credentials | None:
         auths = json.loads((config_dir / "config.json").read_text()).get("auths", {})
     except (OSError, ValueError):
         return None
-    keys = [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v1/", f"https://{registry}/v2/"]
+    keys = [
+        registry,
+        f"https://{registry}",
+        f"http://{registry}",
+        f"https://{registry}/v1/",
+        f"https://{registry}/v2/",
+    ]
     if registry in ("registry-1.docker.io", "docker.io", "index.docker.io"):
         keys = list(_HUB_KEYS) + keys
     for key in keys:
@@ -79,7 +86,9 @@ def mask_url(url: str) -> str:
     """A URL fit for logs: no user info, and query values other than digests/scopes replaced by ***."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = [(k, v if k in _PUBLIC_QUERY else "***") for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (k, v if k in _PUBLIC_QUERY else "***") for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/,"), ""))
 
 
@@ -147,14 +156,19 @@ class Authenticator:
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         self.token_requests += 1
         try:
-            resp = self._session.request("GET", realm, params=query, headers=headers, verify=self._verify,
-                                         timeout=self._timeout)
+            resp = self._session.request(
+                "GET", realm, params=query, headers=headers, verify=self._verify, timeout=self._timeout
+            )
         except Exception as exc:  # requests' exceptions; requests is imported lazily
-            raise RegistryError(f"cannot reach the token service of registry {self.registry}: {mask_url(realm)}",
-                                hint="check the network path to the registry's auth realm") from exc
+            raise RegistryError(
+                f"cannot reach the token service of registry {self.registry}: {mask_url(realm)}",
+                hint="check the network path to the registry's auth realm",
+            ) from exc
         if resp.status_code in (401, 403):
-            raise AuthError(f"the token service of registry {self.registry} rejected the credentials",
-                            hint="set VCI_REGISTRY_USER/VCI_REGISTRY_PASSWORD or docker login")
+            raise AuthError(
+                f"the token service of registry {self.registry} rejected the credentials",
+                hint="set VCI_REGISTRY_USER/VCI_REGISTRY_PASSWORD or docker login",
+            )
         if resp.status_code != 200:
             raise RegistryError(f"token service of registry {self.registry} answered HTTP {resp.status_code}")
         body = resp.json()

@@ -1,4 +1,4 @@
-"""Pure image assembly: a base image plus new layers and a container config becomes an OCI manifest and config.
+"""Pure image assembly: a base image plus new layers and a container config give a new OCI image.
 
 No I/O happens here: base images come from ``layout`` or ``registry`` as bytes, layers from ``layers``.
 Output is canonical JSON, so the same base, layers, config and epoch always give the same digest. Docker
@@ -13,13 +13,22 @@ from datetime import datetime, timezone
 
 from ..digests import sha256_bytes
 from ..errors import BuildError
-from . import (INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical_json)
+from . import INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical_json
 from .layers import Layer
 
 DEFAULT_PLATFORM = "linux/amd64"
 CREATED_LABEL = "org.opencontainers.image.created"
-_KEEP_CONFIG_KEYS = ("architecture", "os", "os.version", "os.features", "variant", "config", "rootfs",
-                     "history", "author")
+_KEEP_CONFIG_KEYS = (
+    "architecture",
+    "os",
+    "os.version",
+    "os.features",
+    "variant",
+    "config",
+    "rootfs",
+    "history",
+    "author",
+)
 
 
 @dataclass(frozen=True)
@@ -67,20 +76,26 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def image_from_parts(manifest_bytes: bytes, config_bytes: bytes, locate=None, origin: str | None = None) -> Image:
+def image_from_parts(
+    manifest_bytes: bytes, config_bytes: bytes, locate=None, origin: str | None = None
+) -> Image:
     """An Image from fetched bytes; ``locate(digest)`` gives a layer's local path or None."""
     manifest = json.loads(manifest_bytes)
     if manifest.get("mediaType", OCI_MANIFEST) not in MANIFEST_TYPES or "layers" not in manifest:
-        raise BuildError(f"not an image manifest: {manifest.get('mediaType')}",
-                         hint="resolve an index to one platform first")
+        raise BuildError(
+            f"not an image manifest: {manifest.get('mediaType')}",
+            hint="resolve an index to one platform first",
+        )
     config = json.loads(config_bytes)
     if sha256_bytes(config_bytes) != manifest["config"]["digest"]:
         raise BuildError("image config does not match the digest its manifest records")
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(manifest["layers"]):
         raise BuildError(f"image config lists {len(diff_ids)} diff_ids for {len(manifest['layers'])} layers")
-    layers = tuple(Layer(Descriptor.from_json(d), diff_id, locate(d["digest"]) if locate else None, origin)
-                   for d, diff_id in zip(manifest["layers"], diff_ids))
+    layers = tuple(
+        Layer(Descriptor.from_json(d), diff_id, locate(d["digest"]) if locate else None, origin)
+        for d, diff_id in zip(manifest["layers"], diff_ids)
+    )
     return Image(manifest_bytes, config_bytes, layers)
 
 
@@ -91,13 +106,24 @@ def scratch_image(platform: str = DEFAULT_PLATFORM) -> Image:
     if variant:
         config["variant"] = variant
     config_bytes = canonical_json(config)
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
-                "config": Descriptor(OCI_CONFIG, sha256_bytes(config_bytes), len(config_bytes)).to_json()}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "layers": [],
+        "config": Descriptor(OCI_CONFIG, sha256_bytes(config_bytes), len(config_bytes)).to_json(),
+    }
     return Image(canonical_json(manifest), config_bytes, ())
 
 
-def append_layers(base: Image, layers: list[Layer], *, epoch: int, config: ContainerConfig | None = None,
-                  history: list[str] | None = None, annotations: dict[str, str] | None = None) -> Image:
+def append_layers(
+    base: Image,
+    layers: list[Layer],
+    *,
+    epoch: int,
+    config: ContainerConfig | None = None,
+    history: list[str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> Image:
     """A new OCI image: ``base``'s layers then ``layers``, its config updated, created at ``epoch``."""
     if history is not None and len(history) != len(layers):
         raise BuildError(f"{len(history)} history comments for {len(layers)} layers")
@@ -116,15 +142,19 @@ def append_layers(base: Image, layers: list[Layer], *, epoch: int, config: Conta
     return Image(canonical_json(manifest), config_bytes, all_layers)
 
 
-def _new_config(base: dict, layers: list[Layer], created: str, runtime: ContainerConfig,
-                history: list[str] | None) -> dict:
+def _new_config(
+    base: dict, layers: list[Layer], created: str, runtime: ContainerConfig, history: list[str] | None
+) -> dict:
     config = {k: base[k] for k in _KEEP_CONFIG_KEYS if k in base}
     config["created"] = created
-    config["rootfs"] = {"type": "layers",
-                        "diff_ids": list(base.get("rootfs", {}).get("diff_ids", [])) + [l.diff_id for l in layers]}
+    config["rootfs"] = {
+        "type": "layers",
+        "diff_ids": list(base.get("rootfs", {}).get("diff_ids", [])) + [layer.diff_id for layer in layers],
+    }
     comments = history or [f"vci layer {i + 1}" for i in range(len(layers))]
     config["history"] = list(base.get("history", [])) + [
-        {"created": created, "created_by": "vci", "comment": c} for c in comments]
+        {"created": created, "created_by": "vci", "comment": c} for c in comments
+    ]
     config["config"] = _container_config(dict(base.get("config") or {}), runtime, created)
     return config
 
@@ -167,10 +197,16 @@ def select_manifest(index: dict, platform: str = DEFAULT_PLATFORM) -> Descriptor
     for entry in index.get("manifests", []):
         p = entry.get("platform") or {}
         available.append("/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])))
-        if p.get("os") == os_name and p.get("architecture") == arch and (not variant or p.get("variant") == variant):
+        if (
+            p.get("os") == os_name
+            and p.get("architecture") == arch
+            and (not variant or p.get("variant") == variant)
+        ):
             return Descriptor.from_json(entry)
-    raise BuildError(f"the base image has no {platform} manifest (it has: {', '.join(available) or 'none'})",
-                     hint="choose a base image built for this platform, or pass another --platform")
+    raise BuildError(
+        f"the base image has no {platform} manifest (it has: {', '.join(available) or 'none'})",
+        hint="choose a base image built for this platform, or pass another --platform",
+    )
 
 
 def _split_platform(platform: str) -> tuple[str, str, str | None]:

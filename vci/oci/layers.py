@@ -1,4 +1,4 @@
-"""Reproducible image layers: entries become a sorted, normalised tar+gzip blob on local disk, hashed in one pass.
+"""Reproducible image layers: entries become a sorted, normalised tar+gzip blob, hashed in one pass.
 
 A layer is written once: the tar stream goes through a hasher (its sha256 is the ``diff_id``) into gzip
 (mtime 0, no file name) into a hasher (the blob ``digest`` and size) into a file. Nothing is read back.
@@ -23,6 +23,7 @@ from ..errors import BuildError, UsageError
 from . import OCI_LAYER_GZIP, Descriptor
 
 DEFAULT_LEVEL = 6
+_GZIP_WRITE = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
@@ -81,7 +82,9 @@ class Layer:
 
     def open(self):
         if self.path is None:
-            raise BuildError(f"layer {self.digest} has no local bytes", hint="fetch it from its registry first")
+            raise BuildError(
+                f"layer {self.digest} has no local bytes", hint="fetch it from its registry first"
+            )
         return open(self.path, "rb")
 
 
@@ -94,7 +97,11 @@ def tree_entries(root: str | Path, prefix: str) -> list[Entry]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
-            entries.append(_tree_entry(Path(dirpath) / name, f"{prefix}/{Path(dirpath, name).relative_to(root).as_posix()}"))
+            entries.append(
+                _tree_entry(
+                    Path(dirpath) / name, f"{prefix}/{Path(dirpath, name).relative_to(root).as_posix()}"
+                )
+            )
     return entries
 
 
@@ -120,10 +127,13 @@ def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: in
         with open(tmp, "wb") as raw:
             blob = HashingWriter(raw)
             with gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=blob, mtime=0) as gz:
-                tar_sink = HashingWriter(gz)
+                buffered = io.BufferedWriter(gz, _GZIP_WRITE)  # tarfile writes 10 KiB pieces; zlib likes more
+                tar_sink = HashingWriter(buffered)
                 with tarfile.open(fileobj=tar_sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for entry in _complete_and_sorted(entries):
                         _add(tar, entry, epoch)
+                buffered.flush()
+                buffered.detach()
         os.replace(tmp, dest)
     except OSError as exc:
         raise BuildError(f"could not write layer {dest}: {exc}") from exc
@@ -202,7 +212,12 @@ class LayerCache:
         if cached is not None:
             return cached
         layer = write_layer(entries, self._dir(key) / "blob", epoch=epoch, level=level)
-        record = {"descriptor": layer.descriptor.to_json(), "diff_id": layer.diff_id, "epoch": epoch, "level": level}
+        record = {
+            "descriptor": layer.descriptor.to_json(),
+            "diff_id": layer.diff_id,
+            "epoch": epoch,
+            "level": level,
+        }
         tmp = self._dir(key) / f".layer.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(record, sort_keys=True))
         os.replace(tmp, self._dir(key) / "layer.json")
@@ -226,5 +241,3 @@ def sha256_of_tar(entries: list[Entry], *, epoch: int) -> str:
 class _NullFile:
     def write(self, data: bytes) -> int:
         return len(data)
-
-

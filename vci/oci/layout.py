@@ -25,14 +25,16 @@ def blob_path(directory: str | Path, digest: str) -> Path:
 
 
 def write_layout(directory: str | Path, image: Image, tag: str | None = None) -> Descriptor:
-    """Add ``image`` (all its blobs) to the layout at ``directory``, naming it ``tag``; return its descriptor."""
+    """Add ``image`` and its blobs to the layout at ``directory``, named ``tag``; return its descriptor."""
     directory = Path(directory)
     (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     _write_atomic(directory / LAYOUT_FILE, canonical_json({"imageLayoutVersion": "1.0.0"}))
     for layer in image.layers:
         if layer.path is None:
-            raise BuildError(f"layer {layer.digest} has no local bytes to write into {directory}",
-                             hint="pull the base image into a layout or cache first")
+            raise BuildError(
+                f"layer {layer.digest} has no local bytes to write into {directory}",
+                hint="pull the base image into a layout or cache first",
+            )
         _copy_blob(layer.path, blob_path(directory, layer.digest))
     _write_blob(directory, image.config_bytes)
     _write_blob(directory, image.manifest_bytes)
@@ -67,23 +69,30 @@ def read_blob(directory: str | Path, digest: str) -> bytes:
     except FileNotFoundError:
         raise NotFoundError(f"OCI layout {directory} lacks blob {digest}") from None
     if sha256_bytes(data) != digest:
-        raise IntegrityError(f"blob {digest} in {directory} does not match its digest",
-                             hint="the layout was modified; write it again")
+        raise IntegrityError(
+            f"blob {digest} in {directory} does not match its digest",
+            hint="the layout was modified; write it again",
+        )
     return data
 
 
 def layout_tags(directory: str | Path) -> dict[str, str]:
     """``{tag: digest}`` of the named images in a layout."""
-    return {m["annotations"][REF_NAME]: m["digest"] for m in _read_index(Path(directory)).get("manifests", [])
-            if REF_NAME in (m.get("annotations") or {})}
+    return {
+        m["annotations"][REF_NAME]: m["digest"]
+        for m in _read_index(Path(directory)).get("manifests", [])
+        if REF_NAME in (m.get("annotations") or {})
+    }
 
 
 def _read_index(directory: Path) -> dict:
     try:
         return json.loads((directory / INDEX_FILE).read_bytes())
     except FileNotFoundError:
-        raise NotFoundError(f"{directory} is not an OCI image layout (no {INDEX_FILE})",
-                            hint="write one with vci or `skopeo copy ... oci:DIR:TAG`") from None
+        raise NotFoundError(
+            f"{directory} is not an OCI image layout (no {INDEX_FILE})",
+            hint="write one with vci or `skopeo copy ... oci:DIR:TAG`",
+        ) from None
     except ValueError as exc:
         raise IntegrityError(f"{directory / INDEX_FILE} is not valid JSON: {exc}") from exc
 
@@ -91,22 +100,29 @@ def _read_index(directory: Path) -> dict:
 def _pick_entry(manifests: list[dict], tag: str | None, directory: Path) -> Descriptor:
     if tag is None:
         if len(manifests) != 1:
-            raise NotFoundError(f"OCI layout {directory} holds {len(manifests)} images; name one with DIR:TAG")
+            raise NotFoundError(
+                f"OCI layout {directory} holds {len(manifests)} images; name one with DIR:TAG"
+            )
         return Descriptor.from_json(manifests[0])
     for m in manifests:
         if (m.get("annotations") or {}).get(REF_NAME) == tag:
             return Descriptor.from_json(m)
-    raise NotFoundError(f"OCI layout {directory} has no image tagged {tag!r}",
-                        hint=f"tags there: {', '.join(layout_tags(directory)) or 'none'}")
+    raise NotFoundError(
+        f"OCI layout {directory} has no image tagged {tag!r}",
+        hint=f"tags there: {', '.join(layout_tags(directory)) or 'none'}",
+    )
 
 
 def _add_to_index(directory: Path, descriptor: Descriptor) -> None:
     path = directory / INDEX_FILE
     index = json.loads(path.read_bytes()) if path.exists() else {"schemaVersion": 2, "manifests": []}
     name = descriptor.annotations.get(REF_NAME)
-    kept = [m for m in index.get("manifests", [])
-            if not (name and (m.get("annotations") or {}).get(REF_NAME) == name)
-            and not (not name and m["digest"] == descriptor.digest and not m.get("annotations"))]
+    kept = [
+        m
+        for m in index.get("manifests", [])
+        if not (name and (m.get("annotations") or {}).get(REF_NAME) == name)
+        and not (not name and m["digest"] == descriptor.digest and not m.get("annotations"))
+    ]
     index.update({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": kept + [descriptor.to_json()]})
     _write_atomic(path, canonical_json(index))
 

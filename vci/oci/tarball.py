@@ -1,4 +1,4 @@
-"""A ``docker load`` archive of an image: ``manifest.json`` (Config, RepoTags, Layers) plus an OCI layout inside.
+"""A ``docker load`` archive of an image: ``manifest.json`` (Config, RepoTags, Layers) and an OCI layout.
 
 The archive is what ``docker save`` writes since Docker 25: blobs under ``blobs/sha256/``, referenced both
 by ``manifest.json`` (for ``docker load`` and ``skopeo ... docker-archive:``) and by ``index.json``. Layers
@@ -40,16 +40,27 @@ def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = 
 
 def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes]]:
     config_name = _blob_name(image.config_descriptor.digest)
-    docker_manifest = [{"Config": config_name, "RepoTags": tags,
-                        "Layers": [_blob_name(layer.digest) for layer in image.layers]}]
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-             "manifests": [image.descriptor(**({REF_NAME: tags[0]} if tags else {})).to_json()]}
-    return [("blobs", None), ("blobs/sha256", None),
-            (config_name, image.config_bytes),
-            (_blob_name(image.digest), image.manifest_bytes),
-            ("index.json", canonical_json(index)),
-            ("manifest.json", canonical_json(docker_manifest)),
-            ("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))]
+    docker_manifest = [
+        {
+            "Config": config_name,
+            "RepoTags": tags,
+            "Layers": [_blob_name(layer.digest) for layer in image.layers],
+        }
+    ]
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [image.descriptor(**({REF_NAME: tags[0]} if tags else {})).to_json()],
+    }
+    return [
+        ("blobs", None),
+        ("blobs/sha256", None),
+        (config_name, image.config_bytes),
+        (_blob_name(image.digest), image.manifest_bytes),
+        ("index.json", canonical_json(index)),
+        ("manifest.json", canonical_json(docker_manifest)),
+        ("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"})),
+    ]
 
 
 def _add_layers(tar: tarfile.TarFile, image: Image) -> None:
@@ -59,8 +70,10 @@ def _add_layers(tar: tarfile.TarFile, image: Image) -> None:
             continue
         seen.add(layer.digest)
         if layer.path is None:
-            raise BuildError(f"layer {layer.digest} has no local bytes for the archive",
-                             hint="pull the base image into a layout or cache first")
+            raise BuildError(
+                f"layer {layer.digest} has no local bytes for the archive",
+                hint="pull the base image into a layout or cache first",
+            )
         info = _info(_blob_name(layer.digest))
         info.size = layer.size
         with layer.open() as f:
@@ -92,5 +105,7 @@ def _normalised_tag(text: str) -> str:
     ref = parse_reference(text)
     if ref.digest and not ref.tag:
         raise BuildError(f"{text}: docker load needs a tag, not a digest", hint="give repo:tag")
-    name = ref.repository.removeprefix("library/") if ref.registry == "registry-1.docker.io" else ref.context()
+    name = (
+        ref.repository.removeprefix("library/") if ref.registry == "registry-1.docker.io" else ref.context()
+    )
     return f"{name}:{ref.tag or 'latest'}"

@@ -36,16 +36,23 @@ class TransferResult:
             self.bytes_moved += nbytes
 
     def to_json(self) -> dict:
-        return {"reference": self.reference, "digest": self.digest, "uploaded": self.uploaded,
-                "mounted": self.mounted, "skipped": self.skipped, "bytes_moved": self.bytes_moved}
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "uploaded": self.uploaded,
+            "mounted": self.mounted,
+            "skipped": self.skipped,
+            "bytes_moved": self.bytes_moved,
+        }
 
 
-def push_image(client, image, repo: str, *, tag: str | None = None, parallel: int = 4,
-               progress=None) -> TransferResult:
+def push_image(
+    client, image, repo: str, *, tag: str | None = None, parallel: int = 4, progress=None
+) -> TransferResult:
     """Upload ``image`` to ``repo`` (blobs, config, manifest by digest, then ``tag``)."""
     result = TransferResult(f"{client.registry}/{repo}@{image.digest}", image.digest)
     layers = list({layer.digest: layer for layer in image.layers}.values())
-    sources: dict[str, object] = {}
+    sources = _SourceClients(client)
 
     def push_one(layer):
         outcome, nbytes = _push_layer(client, repo, layer, sources)
@@ -61,7 +68,7 @@ def push_image(client, image, repo: str, *, tag: str | None = None, parallel: in
     return result
 
 
-def _push_layer(client, repo: str, layer, sources: dict) -> tuple[str, int]:
+def _push_layer(client, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
     if client.has_blob(repo, layer.digest):
         return "skipped", 0
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
@@ -72,15 +79,22 @@ def _push_layer(client, repo: str, layer, sources: dict) -> tuple[str, int]:
         client.put_blob(repo, layer.digest, layer.size, layer.open, check_exists=False)
         return "uploaded", layer.size
     if origin_repo:
-        source = sources.setdefault(origin_registry, _client_for(origin_registry, client))
+        source = sources.get(origin_registry)
         opener = lambda: _ChunkReader(source.get_blob(origin_repo, layer.digest))  # noqa: E731
         client.put_blob(repo, layer.digest, layer.size, opener, check_exists=False)
         return "uploaded", layer.size
     raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
 
 
-def copy_image(client, source: str | Reference, dst_repo: str, *, tag: str | None = None, source_client=None,
-               parallel: int = 4) -> TransferResult:
+def copy_image(
+    client,
+    source: str | Reference,
+    dst_repo: str,
+    *,
+    tag: str | None = None,
+    source_client=None,
+    parallel: int = 4,
+) -> TransferResult:
     """Copy ``source`` (``registry/repo@digest`` or ``:tag``) into ``dst_repo`` of ``client``'s registry.
 
     The manifest bytes are copied verbatim, so the digest is preserved; on one registry blobs are
@@ -89,8 +103,9 @@ def copy_image(client, source: str | Reference, dst_repo: str, *, tag: str | Non
     ref = parse_reference(source) if isinstance(source, str) else source
     src = source_client or (client if ref.registry == client.registry else _client_for(ref.registry, client))
     result = TransferResult("", "")
-    digest, data, media_type = _copy_manifest(src, ref.repository, ref.identifier, client, dst_repo, result,
-                                              parallel)
+    digest, data, media_type = _copy_manifest(
+        src, ref.repository, ref.identifier, client, dst_repo, result, parallel
+    )
     result.reference, result.digest = f"{client.registry}/{dst_repo}@{digest}", digest
     if tag:
         client.put_manifest(dst_repo, data, media_type, tag)
@@ -104,7 +119,9 @@ def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
         for child in manifest.get("manifests", []):
             _copy_manifest(src, src_repo, child["digest"], dst, dst_repo, result, parallel)
     else:
-        blobs = [Descriptor.from_json(manifest["config"])] + [Descriptor.from_json(d) for d in manifest["layers"]]
+        blobs = [Descriptor.from_json(manifest["config"])] + [
+            Descriptor.from_json(d) for d in manifest["layers"]
+        ]
 
         def copy_one(desc):
             outcome, nbytes = _copy_blob(src, src_repo, dst, dst_repo, desc)
@@ -147,7 +164,23 @@ def _run_parallel(fn, items: list, parallel: int) -> None:
 
 def _client_for(registry: str, like):
     from .registry import RegistryClient
+
     return RegistryClient(registry, chunk_size=like.chunk_size, retries=like.retries)
+
+
+class _SourceClients:
+    """One client per registry that base layers come from, created on first use (thread-safe)."""
+
+    def __init__(self, like):
+        self._like = like
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, registry: str):
+        with self._lock:
+            if registry not in self._clients:
+                self._clients[registry] = _client_for(registry, self._like)
+            return self._clients[registry]
 
 
 class _ChunkReader:
