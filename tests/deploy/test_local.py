@@ -10,7 +10,7 @@ import pytest
 import vci
 from vci.config import load_settings
 from vci.deploy import deploy, status, undeploy
-from vci.deploy.local import is_server_process
+from vci.deploy.process import is_server_process
 from vci.errors import DeployError, NotFoundError, UsageError
 
 

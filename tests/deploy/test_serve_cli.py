@@ -10,7 +10,7 @@ import urllib.request
 
 import vci
 from vci.config import load_settings
-from vci.deploy.local import free_port
+from vci.deploy.process import free_port
 
 from .test_local import Doubler
 

@@ -1,4 +1,4 @@
-"""Local deployments (the embedded default target): a model server process per environment.
+"""Local model server processes: start, probe, stop, and their state files and locks (the local target's I/O).
 
 State lives under the settings' state directory::
 
