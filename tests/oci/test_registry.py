@@ -11,6 +11,7 @@ from vci.errors import IntegrityError, NotFoundError, RegistryError
 from vci.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, canonical_json
 from vci.oci.image import ContainerConfig, append_layers, scratch_image
 from vci.oci.layers import Entry, write_layer
+from vci.oci.layout import write_layout
 from vci.oci.registry import RegistryClient
 
 from .conftest import EPOCH, make_app, make_base, random_bytes
@@ -364,3 +365,22 @@ def test_an_injected_session_carries_every_request(registry, repo, tmp_path):
 def test_importing_the_client_does_not_import_requests():
     code = "import sys, vci.oci.registry, vci.oci.transfer; assert 'requests' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_registry_base_fetched_into_a_layout_and_an_archive(registry, repo, tmp_path):
+    image = make_app(tmp_path / "cache")
+    client = RegistryClient(registry.host)
+    client.push_image(image, repo, tag="v1")
+    pulled = client.get_image(f"{registry.host}/{repo}:v1")
+    assert all(layer.path is None for layer in pulled.layers)
+    local = client.fetch_layers(pulled, tmp_path / "layout")
+    assert [layer.path.read_bytes() for layer in local.layers] == [
+        layer.path.read_bytes() for layer in image.layers
+    ]
+    write_layout(tmp_path / "layout", local, "v1")
+    done = subprocess.run(["skopeo", "inspect", f"oci:{tmp_path / 'layout'}:v1"], capture_output=True, text=True)
+    assert json.loads(done.stdout)["Digest"] == image.digest
+    mark = registry.mark()
+    again = client.fetch_layers(pulled, tmp_path / "layout")  # already there: nothing downloaded
+    assert [r for r in registry.requests_since(mark) if r.method == "GET"] == []
+    assert again.layers == local.layers

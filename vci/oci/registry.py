@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+from pathlib import Path
 from urllib.parse import urljoin
 
 from ..digests import sha256_bytes
@@ -45,6 +48,20 @@ class RegistryClient(RegistrySession):
                 f"blob {digest} from {self.registry}/{repo} does not match its digest",
                 hint="the registry returned corrupt data; retry or check the registry",
             )
+
+    def fetch_blob(self, repo: str, digest: str, dest: str | Path) -> Path:
+        """Download a blob to ``dest`` (written beside it, renamed when verified); return ``dest``."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in self.get_blob(repo, digest):
+                    f.write(chunk)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Ask the registry to link ``digest`` from ``from_repo``; False when it offers an upload instead."""
@@ -167,6 +184,12 @@ class RegistryClient(RegistrySession):
         from .transfer import push_image
 
         return push_image(self, image, repo, tag=tag, parallel=parallel, progress=progress)
+
+    def fetch_layers(self, image: Image, directory: str | Path, parallel: int = 4) -> Image:
+        """``image`` with every registry-only layer downloaded into ``directory/blobs/sha256/``."""
+        from .transfer import fetch_layers
+
+        return fetch_layers(self, image, directory, parallel=parallel)
 
     def copy_image(
         self,

@@ -11,7 +11,7 @@ import io
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import BuildError
 from ..refs import Reference, parse_reference
@@ -148,6 +148,30 @@ def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) 
     result.bytes_moved += len(data)
     if tag:
         client.put_manifest(repo, data, media_type, tag)
+
+
+def fetch_layers(client, image, directory, *, parallel: int = 4):
+    """``image`` with its registry-only layers downloaded (verified) to ``directory/blobs/sha256/<hex>``.
+
+    The directory can be an OCI layout being written, so that ``write_layout`` finds the blobs in place.
+    """
+    from .layout import blob_path
+
+    def fetch(layer):
+        if layer.path is not None:
+            return layer
+        _, _, repo = (layer.origin or "").partition("/")
+        if not repo:
+            raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
+        path = blob_path(directory, layer.digest)
+        if not (path.is_file() and path.stat().st_size == layer.size):
+            client.fetch_blob(repo, layer.digest, path)
+        return replace(layer, path=path)
+
+    if parallel <= 1:
+        return replace(image, layers=tuple(fetch(layer) for layer in image.layers))
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return replace(image, layers=tuple(pool.map(fetch, image.layers)))
 
 
 def _run_parallel(fn, items: list, parallel: int) -> None:
