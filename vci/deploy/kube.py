@@ -1,0 +1,213 @@
+"""The Kubernetes target: an environment is a Deployment (+ Service, HPA, PDB) running an image by digest.
+
+``deploy`` renders the objects, applies them, and with ``wait`` watches the rollout; a failed rollout
+is rolled back to the previous pod template (the old ReplicaSet never stopped serving: maxUnavailable 0),
+explained (pod states, events, logs) and raised as DeployError. A run id is packaged and pushed to the
+environment's repository first. The model is reached through the API server's service proxy.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from functools import cached_property
+
+from ..errors import ConfigError, DeployError, UsageError
+from .kubeapi import Cluster, load_api_client, subset_equal, _comparable
+from .manifests import DeploySpec, render, to_yaml
+from .rollout import diagnose, wait_rollout
+
+log = logging.getLogger("vci")
+
+
+class KubeTarget:
+    def __init__(self, settings, environment):
+        self.settings = settings
+        self.environment = environment
+        self.namespace = environment.get("namespace") or "default"
+
+    @cached_property
+    def cluster(self) -> Cluster:
+        return Cluster(load_api_client(self.environment))
+
+    def project(self) -> str:
+        return (self.settings.project or "model").lower().replace("_", "-")
+
+    # -- what to deploy ---------------------------------------------------------------------------------
+    def resolve_image(self, target, *, allow_tag: bool = False, insecure=None) -> dict:
+        """``{image, run_id, model_digest}`` for an image reference or a run (packaged and pushed here)."""
+        from ..refs import is_image_reference
+        if isinstance(target, str) and is_image_reference(target):
+            return {"image": target, **_labels_of(target, insecure, allow_tag)}
+        repository = self.environment.get("repository")
+        if not repository:
+            raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
+                              hint=f"set environments.{self.environment.name}.repository in vci.yaml")
+        from ..publish import Options, package
+        from . import resolve_run
+        run = resolve_run(self.settings, target)
+        options = Options(push=[repository], base=self.environment.get("base_image"), insecure=insecure,
+                          platform=self.environment.get("platform") or "linux/amd64")
+        result = package(self.settings, run, options)
+        return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
+
+    def spec(self, image: dict, release_id: str | None, *, track: str = "stable", allow_tag: bool = False,
+             replicas: int | None = None) -> DeploySpec:
+        env = self.environment
+        return DeploySpec(
+            name=self.project(), environment=env.name, namespace=self.namespace, image=image["image"],
+            replicas=env.get("replicas", 1) if replicas is None else replicas, resources=env.get("resources") or {},
+            autoscaling=env.get("autoscaling") if track == "stable" else None, env=env.get("env") or {},
+            labels=env.get("labels") or {}, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
+            release_id=release_id, track=track, allow_tag=allow_tag)
+
+    # -- verbs ------------------------------------------------------------------------------------------
+    def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,
+               allow_tag: bool = False, insecure=None) -> dict:
+        image = self.resolve_image(target, allow_tag=allow_tag, insecure=insecure)
+        spec = self.spec(image, release_id, allow_tag=allow_tag)
+        objects = render(spec)
+        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        base = {"environment": spec.environment, "digest": _digest(spec.image), "image": spec.image,
+                "run_id": spec.run_id, "endpoint": self.endpoint(spec), "previous": _live_image(live)}
+        lives = [self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects]
+        if all(lv is not None and subset_equal(_comparable(o), _comparable(lv)) for o, lv in zip(objects, lives)):
+            return {**base, "status": "unchanged", "release_id": _annotation(live, "release-id"), "dry_run": dry_run}
+        if dry_run:
+            return {**base, "status": "would-deploy", "release_id": None, "dry_run": True,
+                    "diff": diff_objects(objects, lives)}
+        changes = {f"{o['kind']}/{o['metadata']['name']}": self.cluster.apply(o) for o in objects}
+        result = {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
+        if wait:
+            self._wait_or_roll_back(objects[0], live, timeout)
+        return result
+
+    def _wait_or_roll_back(self, desired: dict, previous: dict | None, timeout: float) -> None:
+        name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]
+        outcome = wait_rollout(self.cluster, name, namespace, timeout)
+        if outcome.ok:
+            return
+        why = diagnose(self.cluster, self.cluster.read("Deployment", name, namespace) or desired)
+        if previous is None:
+            self.cluster.delete("Deployment", name, namespace)
+            after = "nothing ran before; the failed Deployment was removed"
+        else:
+            self.restore(previous)
+            back = wait_rollout(self.cluster, name, namespace, timeout)
+            after = f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
+        raise DeployError(f"rollout of {name} failed: {outcome.reason}; {why}; {after}",
+                          hint=f"kubectl -n {namespace} describe deployment {name}")
+
+    def restore(self, previous: dict) -> None:
+        """Put the previous pod template and annotations back (kubectl rollout undo, done client-side)."""
+        target = copy.deepcopy(previous)
+        for field in ("status",):
+            target.pop(field, None)
+        meta = target["metadata"]
+        target["metadata"] = {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels"),
+                              "annotations": meta.get("annotations")}
+        target["spec"].pop("replicas", None) if self.environment.get("autoscaling") else None
+        self.cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", **{k: target[k] for k in ("metadata", "spec")}})
+
+    def status(self) -> dict:
+        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        if live is None:
+            return {"environment": spec.environment, "state": "not-deployed", "namespace": spec.namespace}
+        st = live.get("status") or {}
+        want, ready = live["spec"].get("replicas", 1), st.get("availableReplicas", 0)
+        canary = self.cluster.read("Deployment", f"{spec.object_name}-canary", spec.namespace)
+        return {"environment": spec.environment, "state": "ready" if ready >= want and want else "unready",
+                "namespace": spec.namespace, "deployment": spec.object_name, "image": _live_image(live),
+                "digest": _digest(_live_image(live) or ""), "run_id": _annotation(live, "run-id"),
+                "release_id": _annotation(live, "release-id"), "replicas": want, "available": ready,
+                "endpoint": self.endpoint(spec), "canary": _live_image(canary)}
+
+    def undeploy(self) -> dict:
+        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        if live is None:
+            from ..errors import NotFoundError
+            raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
+        for obj in render(spec) + [{"kind": "Deployment", "metadata": {"name": f"{spec.object_name}-canary"}}]:
+            self.cluster.delete(obj["kind"], obj["metadata"]["name"], spec.namespace)
+        return {"environment": spec.environment, "status": "removed", "digest": _digest(_live_image(live) or ""),
+                "release_id": _annotation(live, "release-id")}
+
+    def endpoint(self, spec: DeploySpec) -> str:
+        return f"http://{spec.service_name}.{spec.namespace}.svc.cluster.local"
+
+    def proxy_url(self) -> str:
+        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        host = self.cluster.api_client.configuration.host.rstrip("/")
+        return f"{host}/api/v1/namespaces/{spec.namespace}/services/{spec.service_name}:http/proxy"
+
+    def client(self, **options):
+        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
+        from ..client import DeployedModel
+        if self.status()["state"] == "not-deployed":
+            from ..errors import NotFoundError
+            raise NotFoundError(f"nothing is deployed to {self.environment.name!r}",
+                                hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}")
+        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration),
+                             **options)
+
+
+def proxy_session(cfg):
+    """A requests session carrying the API client's credentials and TLS settings."""
+    import requests
+    session = requests.Session()
+    auth = cfg.auth_settings().get("BearerToken") or {}
+    if auth.get("value"):
+        session.headers["Authorization"] = auth["value"]
+    elif cfg.username and cfg.password:
+        session.auth = (cfg.username, cfg.password)
+    session.verify = (cfg.ssl_ca_cert or True) if cfg.verify_ssl else False
+    if cfg.cert_file:
+        session.cert = (cfg.cert_file, cfg.key_file)
+    return session
+
+
+def diff_objects(desired: list[dict], live: list[dict | None]) -> str:
+    """A unified diff of what is live (the fields vci sets) against what would be applied."""
+    import difflib
+    out = []
+    for obj, current in zip(desired, live):
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        before = to_yaml([_comparable(current)]) if current else ""
+        after = to_yaml([_comparable(obj)])
+        out.extend(difflib.unified_diff(before.splitlines(), after.splitlines(), f"live {name}", f"new {name}",
+                                        lineterm=""))
+    return "\n".join(out)
+
+
+def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
+    """run id and model digest from the image's vci labels (best effort: an image not built by vci has none)."""
+    from ..errors import NotFoundError, RegistryError
+    from ..oci.registry import RegistryClient
+    from ..refs import parse_reference
+    ref = parse_reference(image)
+    if ref.digest is None and not allow_tag:
+        raise UsageError(f"{image} names a tag, not a digest",
+                         hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag")
+    try:
+        labels = (RegistryClient(ref.registry, insecure=insecure).get_image(ref).config.get("config") or {}).get(
+            "Labels") or {}
+    except (NotFoundError, RegistryError) as exc:
+        raise DeployError(f"cannot read {image} from its registry: {exc}",
+                          hint="push it first (vci package RUN --push REPO), or check the reference") from exc
+    return {"run_id": labels.get("vci.run-id"), "model_digest": labels.get("vci.model-digest")}
+
+
+def _live_image(deployment: dict | None) -> str | None:
+    if not deployment:
+        return None
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def _annotation(obj: dict | None, key: str) -> str | None:
+    return ((obj or {}).get("metadata", {}).get("annotations") or {}).get("vci.dev/" + key)
+
+
+def _digest(image: str) -> str | None:
+    return image.rsplit("@", 1)[1] if "@" in image else None
