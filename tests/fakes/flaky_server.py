@@ -10,12 +10,38 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (just now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class CountingSession(requests.Session):
+    """A real ``requests.Session`` that counts the requests it sends and records ``close()``."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls, self.closed = 0, False
+
+    def close(self):
+        self.closed = True
+        super().close()
+
+    def request(self, *args, **kwargs):
+        self.calls += 1
+        return super().request(*args, **kwargs)
 
 
 @dataclass
