@@ -33,23 +33,30 @@ def serve_cmd(run_id, host, port, grpc_port, workers, store):
 
 
 @click.command("deploy")
-@click.argument("target", metavar="RUN_ID")
+@click.argument("target", metavar="RUN_ID|IMAGE@DIGEST")
 @env_option
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for readiness.")
-@click.option("--dry-run", is_flag=True, help="Print what would change and touch nothing.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--dry-run", is_flag=True, help="Print what would change (a diff on a cluster) and touch nothing.")
+@click.option("--allow-tag", is_flag=True, help="Accept an image by tag (a cluster deploys digests otherwise).")
+@click.option("--insecure", is_flag=True, default=None, help="Plain-HTTP / unverified registry (local registries).")
 @store_option
 @output_option
-def deploy_cmd(target, env, wait, timeout, dry_run, store, output):
-    """Deploy a run to an environment (default staging).
+def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, output):
+    """Deploy a run, or an image by digest, to an environment (default staging).
 
-    On a local environment (the default) the model server starts as a background process on a free
-    port; it replaces what ran before only once it is ready, so a failed deploy leaves the old one
-    serving. Deploying what already runs changes nothing.
+    A local environment (the default) runs a run: the model server starts as a background process on a
+    free port and replaces what ran before only once it is ready, so a failed deploy leaves the old one
+    serving. A Kubernetes environment runs an image: a run id is packaged and pushed to the
+    environment's repository first; --wait watches the rollout and rolls back a failed one.
+    Deploying what already runs changes nothing.
     """
     from ..deploy import deploy
-    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout, dry_run=dry_run)
-    if result["status"] == "deployed":
+    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout, dry_run=dry_run,
+                    allow_tag=allow_tag, insecure=insecure)
+    if dry_run and result.get("diff") and output == "text":
+        click.echo(result["diff"])
+    if result["status"] in ("deployed", "applied"):
         text = f"deployed {result['run_id']} to {result['environment']}: {result['endpoint']} " \
                f"(release {result['release_id']})"
     elif result["status"] == "unchanged":
@@ -108,3 +115,20 @@ def predict_cmd(env, url, data, batch, store, output):
     else:
         result, request_id = model.predict_with_id(payload)
     emit(output, {"prediction": result, "request_id": request_id}, json.dumps(result))
+
+
+@click.command("render")
+@click.argument("target", metavar="RUN_ID|IMAGE@DIGEST")
+@env_option
+@click.option("--allow-tag", is_flag=True, help="Accept an image by tag.")
+@click.option("--insecure", is_flag=True, default=None, help="Plain-HTTP / unverified registry.")
+@store_option
+def render_cmd(target, env, allow_tag, insecure, store):
+    """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps).
+
+    A run id is built (not pushed) to learn the image digest it would deploy.
+    """
+    from ..deploy.kube import KubeTarget
+    settings = settings_for(store)
+    click.echo(KubeTarget(settings, settings.environment(env)).render(target, allow_tag=allow_tag,
+                                                                       insecure=insecure), nl=False)

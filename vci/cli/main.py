@@ -22,6 +22,7 @@ class LazyGroup(click.Group):
         "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
         "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
         "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run to an environment (default staging)."),
+        "render": ("vci.cli.deploy", "render_cmd", "Print the Kubernetes YAML a deploy would apply."),
         "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
         "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),

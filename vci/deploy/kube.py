@@ -51,6 +51,28 @@ class KubeTarget:
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
+    def render(self, target, *, allow_tag: bool = False, insecure=None) -> str:
+        """The YAML ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest."""
+        from ..refs import is_image_reference
+        if isinstance(target, str) and is_image_reference(target):
+            image = {"image": target}
+            if "@sha256:" in target:
+                image.update(_labels_of(target, insecure, allow_tag) if self.environment.get("repository") else {})
+        else:
+            image = self._built_image(target, insecure)
+        return to_yaml(render(self.spec(image, None, allow_tag=allow_tag)))
+
+    def _built_image(self, target, insecure) -> dict:
+        from ..fetch import cache_root
+        from ..publish import Options, build_image
+        from . import resolve_run
+        repository = self.environment.get("repository") or f"REPOSITORY/{self.project()}"
+        run = resolve_run(self.settings, target)
+        options = Options(base=self.environment.get("base_image"), insecure=insecure,
+                          platform=self.environment.get("platform") or "linux/amd64")
+        image, _ = build_image(run, options, cache_root() / "oci")
+        return {"image": f"{repository}@{image.digest}", "run_id": run.id, "model_digest": run.version}
+
     def spec(self, image: dict, release_id: str | None, *, track: str = "stable", allow_tag: bool = False,
              replicas: int | None = None) -> DeploySpec:
         env = self.environment
@@ -100,14 +122,10 @@ class KubeTarget:
 
     def restore(self, previous: dict) -> None:
         """Put the previous pod template and annotations back (kubectl rollout undo, done client-side)."""
-        target = copy.deepcopy(previous)
-        for field in ("status",):
-            target.pop(field, None)
-        meta = target["metadata"]
-        target["metadata"] = {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels"),
-                              "annotations": meta.get("annotations")}
-        target["spec"].pop("replicas", None) if self.environment.get("autoscaling") else None
-        self.cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", **{k: target[k] for k in ("metadata", "spec")}})
+        meta, spec = previous["metadata"], copy.deepcopy(previous["spec"])
+        self.cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec,
+                            "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                                         "labels": meta.get("labels"), "annotations": meta.get("annotations")}})
 
     def status(self) -> dict:
         spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)

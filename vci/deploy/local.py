@@ -18,7 +18,7 @@ class LocalTarget:
         self.state = Path(settings.state_dir)
 
     def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 120.0,
-               dry_run: bool = False, port: int | None = None) -> dict:
+               dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
         from . import resolve_run

@@ -62,6 +62,16 @@ class RegistrySession:
         """Find the scheme (https; then http when insecure) and the auth challenge; return the base URL."""
         if self._base:
             return self._base
+        for attempt in range(self.retries + 1):
+            try:
+                return self._ping_once()
+            except RegistryError as exc:
+                if attempt >= self.retries or not getattr(exc, "transient", False):
+                    raise
+                self._sleep(attempt, None)
+        raise AssertionError("unreachable")
+
+    def _ping_once(self) -> str:
         schemes = ("https", "http") if self.insecure else ("https",)
         for scheme in schemes:
             try:
@@ -76,6 +86,8 @@ class RegistrySession:
                 self.auth.learn(resp.headers.get("WWW-Authenticate") if resp.status_code == 401 else None)
                 self._base = f"{scheme}://{self.registry}"
                 return self._base
+            if resp.status_code == 429 or resp.status_code >= 500:
+                self.check(resp, (), "", "GET /v2/")
             raise RegistryError(
                 f"{self.registry} is not an OCI registry: GET /v2/ answered {resp.status_code}",
                 hint="check the registry address",

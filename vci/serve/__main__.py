@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from ..errors import UsageError, VciError
 from . import logs
@@ -66,10 +68,13 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server; return the process exit status."""
+    stop = threading.Event()  # a SIGTERM before the event loop takes over must still stop us (PID 1
+    for sig in (signal.SIGTERM, signal.SIGINT):  # ignores SIGTERM without a handler)
+        signal.signal(sig, lambda *_: stop.set())
     try:
         options = parse_options(sys.argv[1:] if argv is None else argv)
         from .server import run_server
-        run_server(**options)
+        run_server(**options, stop_event=stop)
     except VciError as exc:
         logs.event("exit", "error", error=str(exc), code=exc.exit_code)
         return exc.exit_code

@@ -217,12 +217,8 @@ class HttpConnection(asyncio.Protocol):
         return server.pool is not None and server.service.predict_seconds >= server.inline_below
 
     def _call_model(self, head: Head, body: bytes, rid: str) -> None:
-        """Runs in a pool thread; hands the reply back to the loop."""
-        try:
-            reply = self.server.service.call(body, head.path == "/batch-predict", rid)
-        except BaseException as exc:  # service.call maps model errors; this is a last resort
-            logs.failure("predict_failed", exc, request_id=rid)
-            reply = error_reply(500, "internal server error", rid)
+        """Runs in a pool thread; hands the reply back to the loop (service.call never raises)."""
+        reply = self.server.service.call(body, head.path == "/batch-predict", rid)
         self.loop.call_soon_threadsafe(self._finish, head, reply)
 
     def _begin(self) -> None:

@@ -44,6 +44,9 @@ run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). A cli
     if workers > 1 and grpc_port == 0:
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
     sock = bind(host, port)
+    if stop_event is not None and stop_event.is_set():
+        sock.close()
+        return
     options = dict(host=host, grpc_port=grpc_port, ready_file=ready_file, max_body=max_body_bytes,
                    threads=threads, inline_below=inline_below, request_timeout=request_timeout,
                    drain_timeout=drain_timeout, image_digest=image_digest,

@@ -115,13 +115,25 @@ class ModelService:
         return data
 
     def call(self, body: bytes, batch: bool, request_id: str) -> Reply:
-        """Decode ``body``, run predict (or batch_predict) and encode the result; map every failure."""
+        """Decode ``body``, run predict (or batch_predict) and encode the result; map every failure.
+
+        Never raises: even a model calling sys.exit() answers 500 and the server goes on."""
+        try:
+            return self._call(body, batch, request_id)
+        except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
+            logs.failure("predict_failed", exc, request_id=request_id)
+            return error_reply(500, "the model failed on this input (details are in the server log)",
+                               request_id)
+
+    def _call(self, body: bytes, batch: bool, request_id: str) -> Reply:
         if not self.ready:
             return error_reply(503, f"the model is not ready: {self.reason}", request_id)
         try:
             data = json.loads(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
             return error_reply(400, f"the request body is not valid JSON: {exc}", request_id)
+        except RecursionError:
+            return error_reply(400, "the request body is nested too deeply", request_id)
         if batch and not isinstance(data, list):
             return error_reply(400, "batch-predict takes a JSON list of inputs", request_id)
         started = time.perf_counter()

@@ -1,0 +1,229 @@
+"""The S3 artifact store: content-addressed blobs and JSON documents under ``s3://bucket/prefix``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..digests import CHUNK, HashingWriter, check_digest, sha256_bytes, sha256_file
+from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
+from .base import Descriptor, Progress, blob_key
+from .s3_multipart import MultipartPlan, upload_multipart
+
+_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+               "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+class S3Store:
+    """Blobs at ``<prefix>/blobs/sha256/<hex>`` (written only once verified), documents at ``<prefix>/<key>``."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client=None, endpoint_url: str | None = None,
+                 plan: MultipartPlan | None = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.plan = plan or MultipartPlan()
+        self._client = client
+        self._endpoint_url = endpoint_url or os.environ.get("VCI_S3_ENDPOINT_URL") or None
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> "S3Store":
+        """``s3://bucket/prefix`` -> S3Store; endpoint, region and credentials come from the AWS chain."""
+        if not url.startswith("s3://"):
+            raise ConfigError(f"not an S3 store URL: {url!r}", hint="use s3://bucket/prefix")
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        if not bucket:
+            raise ConfigError(f"no bucket in the store URL {url!r}", hint="use s3://bucket/prefix")
+        return cls(bucket, prefix, **options)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    @property
+    def client(self):
+        """The boto3 S3 client, created on first use (boto3 is imported only then)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+            config = Config(max_pool_connections=self.plan.concurrency + 4,
+                            retries={"mode": "standard", "max_attempts": 5})
+            self._client = boto3.session.Session().client("s3", endpoint_url=self._endpoint_url, config=config)
+        return self._client
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint_url or (self._client.meta.endpoint_url if self._client else "the AWS S3 endpoint")
+
+    def _key(self, key: str) -> str:
+        parts = key.strip("/").split("/")
+        if not key.strip("/") or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StoreError(f"store key {key!r} is not a relative path inside the store {self.url}")
+        return f"{self.prefix}/{key.strip('/')}" if self.prefix else key.strip("/")
+
+    # -- blobs ---------------------------------------------------------------------------------------
+    def has_blob(self, digest: str) -> bool:
+        key = self._key(blob_key(digest))
+        try:
+            with self._errors(f"checking {key}"):
+                self.client.head_object(Bucket=self.bucket, Key=key)
+        except NotFoundError:
+            return False
+        return True
+
+    def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
+        if digest is None:
+            digest, size = sha256_file(path)  # needed first: an unchanged file must send nothing
+        else:
+            check_digest(digest)
+            size = os.path.getsize(path) if size is None else size
+        if self.has_blob(digest):
+            return Descriptor(digest, size, 0)
+        key = self._key(blob_key(digest))
+        with self._errors(f"uploading {path} to {key}"):
+            if size <= self.plan.part_size:
+                data = Path(path).read_bytes()
+                self._put_verified(key, data, digest, size, path)
+                if progress:
+                    progress(len(data))
+            else:
+                upload_multipart(self.client, self.bucket, key, path, digest, size, self.plan, progress)
+        return Descriptor(digest, size, size)
+
+    def put_bytes(self, data: bytes) -> Descriptor:
+        digest = sha256_bytes(data)
+        if self.has_blob(digest):
+            return Descriptor(digest, len(data), 0)
+        key = self._key(blob_key(digest))
+        with self._errors(f"uploading {key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream")
+        return Descriptor(digest, len(data), len(data))
+
+    def _put_verified(self, key: str, data: bytes, digest: str, size: int, path) -> None:
+        actual = sha256_bytes(data)
+        if actual != digest or len(data) != size:
+            raise IntegrityError(f"{path} does not match its digest: expected {digest} ({size} bytes), "
+                                 f"read {actual} ({len(data)} bytes)",
+                                 hint="do not modify a file while vci logs it; log it again")
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream")
+
+    def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
+        key = self._key(blob_key(check_digest(digest)))
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        try:
+            with os.fdopen(fd, "wb") as out, self._errors(f"downloading {key}", blob=digest):
+                sink = HashingWriter(out)
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                for chunk in body.iter_chunks(CHUNK):
+                    sink.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            if sink.digest != digest:
+                raise self._corrupted(digest, sink.digest)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
+
+    def read_blob(self, digest: str) -> bytes:
+        key = self._key(blob_key(check_digest(digest)))
+        with self._errors(f"reading {key}", blob=digest):
+            data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        if sha256_bytes(data) != digest:
+            raise self._corrupted(digest, sha256_bytes(data))
+        return data
+
+    def _corrupted(self, digest: str, actual: str) -> IntegrityError:
+        return IntegrityError(f"blob {digest} in {self.url} is corrupted (its bytes hash to {actual})",
+                              hint="log the run again to replace it")
+
+    # -- JSON documents --------------------------------------------------------------------------------
+    def put_json_new(self, key: str, doc: dict) -> None:
+        full = self._key(key)
+        try:
+            with self._errors(f"writing {full}"):
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=_encode(doc),
+                                       ContentType="application/json", IfNoneMatch="*")
+        except ConflictError:
+            raise ConflictError(f"{key} already exists in the store {self.url}",
+                                hint="someone else wrote it first; use a new key") from None
+
+    def put_json(self, key: str, doc: dict) -> None:
+        full = self._key(key)
+        with self._errors(f"writing {full}"):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=_encode(doc), ContentType="application/json")
+
+    def get_json(self, key: str) -> dict:
+        full = self._key(key)
+        try:
+            with self._errors(f"reading {full}"):
+                data = self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+        except NotFoundError:
+            raise NotFoundError(f"{key} is not in the store {self.url}") from None
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        with self._errors(f"listing {base or '/'}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+                keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    # -- errors ----------------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, action: str, *, blob: str | None = None):
+        """Turn botocore failures during ``action`` into vci errors (never naming credentials)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            yield
+        except ClientError as exc:
+            raise self._client_error(exc, action, blob) from exc
+        except BotoCoreError as exc:
+            raise self._botocore_error(exc, action) from exc
+
+    def _client_error(self, exc, action: str, blob: str | None):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code == "NoSuchBucket":
+            return StoreError(f"the bucket {self.bucket!r} does not exist at {self.endpoint}",
+                              hint="create the bucket, or fix VCI_STORE / the store in vci.yaml")
+        if code in _AUTH_CODES:
+            return AuthError(f"S3 refused {action} in {self.url}: {code}",
+                             hint="check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the "
+                                  "bucket policy")
+        if code in _MISSING_CODES:
+            what = f"blob {blob}" if blob else action
+            return NotFoundError(f"{what} is not in the store {self.url}")
+        if code in _CONFLICT_CODES:
+            return ConflictError(f"{action} in {self.url}: the key already exists")
+        return StoreError(f"S3 failed {action} in {self.url}: {code}: {error.get('Message', '')}".rstrip(": "),
+                          hint="retry; if it persists check the bucket and the endpoint")
+
+    def _botocore_error(self, exc, action: str):
+        from botocore.exceptions import (ConnectionError, CredentialRetrievalError, HTTPClientError,
+                                         NoCredentialsError, PartialCredentialsError)
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+            return AuthError(f"no usable AWS credentials for {self.url}",
+                             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an "
+                                  "instance role")
+        if isinstance(exc, (ConnectionError, HTTPClientError)):
+            return StoreError(f"cannot reach the S3 endpoint {self.endpoint} while {action}",
+                              hint="check VCI_S3_ENDPOINT_URL / AWS_ENDPOINT_URL and the network")
+        return StoreError(f"S3 failed {action} in {self.url}: {type(exc).__name__}",
+                          hint="retry; if it persists check the store configuration")
+
+
+def _encode(doc: dict) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
