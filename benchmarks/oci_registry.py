@@ -35,8 +35,12 @@ EPOCH = 1_700_000_000
 
 def build_image(work: Path, layers: int, mb: int):
     rng = random.Random(0)
-    built = [write_layer([Entry.bytes(f"/data/{i}", rng.randbytes(mb << 20))], work / f"layer{i}", epoch=EPOCH,
-                         level=1) for i in range(layers)]
+    built = [
+        write_layer(
+            [Entry.bytes(f"/data/{i}", rng.randbytes(mb << 20))], work / f"layer{i}", epoch=EPOCH, level=1
+        )
+        for i in range(layers)
+    ]
     return append_layers(scratch_image(), built, epoch=EPOCH)
 
 
@@ -61,8 +65,12 @@ def main() -> None:
             client, other = RegistryClient(one.host), RegistryClient(two.host)
             runs = {"push x1": [], "push x4": [], "re-push": [], "mount copy": [], "stream copy": []}
             for i in range(args.repeat):
-                runs["push x1"].append(timed(lambda: client.push_image(image, f"serial/r{i}", tag="v1", parallel=1)))
-                runs["push x4"].append(timed(lambda: client.push_image(image, f"par/r{i}", tag="v1", parallel=4)))
+                runs["push x1"].append(
+                    timed(lambda: client.push_image(image, f"serial/r{i}", tag="v1", parallel=1))
+                )
+                runs["push x4"].append(
+                    timed(lambda: client.push_image(image, f"par/r{i}", tag="v1", parallel=4))
+                )
                 runs["re-push"].append(timed(lambda: client.push_image(image, f"par/r{i}", tag="v1")))
                 src = f"{one.host}/par/r{i}@{image.digest}"
                 runs["mount copy"].append(timed(lambda: client.copy_image(src, f"prod/r{i}", tag="live")))
@@ -70,7 +78,9 @@ def main() -> None:
         base = statistics.median(runs["push x1"])
         for name, times in runs.items():
             median = statistics.median(times)
-            print(f"{name:12s} {median:7.3f} s  x{median / base:.3f} of push x1  ({total / median:.0f} MB/s equiv.)")
+            print(
+                f"{name:12s} {median:7.3f} s  x{median / base:.3f} of push x1  ({total / median:.0f} MB/s equiv.)"
+            )
 
 
 if __name__ == "__main__":

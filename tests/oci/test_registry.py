@@ -378,9 +378,19 @@ def test_a_registry_base_fetched_into_a_layout_and_an_archive(registry, repo, tm
         layer.path.read_bytes() for layer in image.layers
     ]
     write_layout(tmp_path / "layout", local, "v1")
-    done = subprocess.run(["skopeo", "inspect", f"oci:{tmp_path / 'layout'}:v1"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["skopeo", "inspect", f"oci:{tmp_path / 'layout'}:v1"], capture_output=True, text=True
+    )
     assert json.loads(done.stdout)["Digest"] == image.digest
     mark = registry.mark()
     again = client.fetch_layers(pulled, tmp_path / "layout")  # already there: nothing downloaded
     assert [r for r in registry.requests_since(mark) if r.method == "GET"] == []
     assert again.layers == local.layers
+
+
+def test_the_first_contact_is_retried_when_the_registry_is_busy(registry):
+    with FaultProxy(registry.url) as proxy:
+        proxy.fail("GET", r"^/v2/$", status=503, times=2)
+        client = RegistryClient(proxy.host, insecure=True, backoff=0.01)
+        assert client.ping() == f"http://{proxy.host}"
+        assert [s[2] for s in proxy.seen if s[1] == "/v2/"] == [503, 503, 200]

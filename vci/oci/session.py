@@ -87,7 +87,13 @@ class RegistrySession:
                 self._base = f"{scheme}://{self.registry}"
                 return self._base
             if resp.status_code == 429 or resp.status_code >= 500:
-                self.check(resp, (), "", "GET /v2/")
+                error = RegistryError(
+                    f"registry {self.registry} is unavailable: GET /v2/ answered "
+                    f"{resp.status_code} {_error_message(resp)}",
+                    hint="retry later",
+                )
+                error.transient = True
+                raise error
             raise RegistryError(
                 f"{self.registry} is not an OCI registry: GET /v2/ answered {resp.status_code}",
                 hint="check the registry address",
