@@ -78,9 +78,8 @@ def main() -> None:
         base = statistics.median(runs["push x1"])
         for name, times in runs.items():
             median = statistics.median(times)
-            print(
-                f"{name:12s} {median:7.3f} s  x{median / base:.3f} of push x1  ({total / median:.0f} MB/s equiv.)"
-            )
+            rate = total / median
+            print(f"{name:12s} {median:7.3f} s  x{median / base:.3f} of push x1  ({rate:.0f} MB/s equiv.)")
 
 
 if __name__ == "__main__":
