@@ -131,10 +131,11 @@ def wait_ready(record: dict, timeout: float) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Alive and a model server. Our own child is asked with waitpid (its cmdline is the parent's until
+    it execs, so a cmdline check right after spawning would call it dead); any other pid by its cmdline."""
     try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has exited
-        if waited == pid:
-            return False
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
     except ChildProcessError:
         pass
     try:
