@@ -78,14 +78,26 @@ def build_image(run, options: Options, cache_dir: Path):
     for s in specs:
         layer = cache.get(s.key, epoch=LAYER_MTIME, level=options.level)
         if layer is None:
-            log.info("building layer %s", s.describe)
-            layer = cache.build(s.key, s.entries(), epoch=LAYER_MTIME, level=options.level)
+            layer = _build_layer(cache, s, options.level)
         layers.append(layer)
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
     records = [{"name": s.name, "digest": l.digest, "size": l.size, "describe": s.describe}
                for s, l in zip(specs, layers)]
     return image, records
+
+
+def _build_layer(cache, spec, level: int):
+    """Build one layer with a progress display of the bytes compressed (on a terminal)."""
+    from .progress import Progress
+    log.info("building layer %s", spec.describe)
+    entries = spec.entries()
+    total = sum(e.source.stat().st_size for e in entries if e.kind == "file")
+    bar = Progress(total, f"compressing {spec.name}")
+    try:
+        return cache.build(spec.key, entries, epoch=LAYER_MTIME, level=level, progress=bar)
+    finally:
+        bar.close()
 
 
 def write_outputs(image, options: Options, run, default_layout: Path, progress=None) -> dict:
@@ -173,8 +185,11 @@ def _use_docker(builder: str) -> bool:
 
 
 def _push_progress():
+    """Per-layer push outcomes on a terminal: uploaded, mounted or skipped (already there)."""
+    import os
     import sys
-    if not sys.stderr.isatty():
+    if os.environ.get("VCI_PROGRESS") != "1" and (os.environ.get("VCI_PROGRESS") == "0" or not sys.stderr.isatty()
+                                                  or os.environ.get("CI")):
         return None
 
     def report(outcome: str, digest: str, size: int) -> None:

@@ -116,8 +116,11 @@ def _tree_entry(path: Path, image_path: str) -> Entry:
     raise BuildError(f"{path} is neither a file, a directory nor a symlink", hint="remove it from the tree")
 
 
-def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: int = DEFAULT_LEVEL) -> Layer:
-    """Write ``entries`` as a tar+gzip blob at ``dest`` in one pass; return its Layer."""
+def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: int = DEFAULT_LEVEL,
+                progress=None) -> Layer:
+    """Write ``entries`` as a tar+gzip blob at ``dest`` in one pass; return its Layer.
+
+    ``progress(n)`` is called with the number of uncompressed tar bytes as they are compressed."""
     if not 0 <= level <= 9:
         raise UsageError(f"gzip level {level} is out of range", hint="choose 0 (none) to 9 (smallest)")
     dest = Path(dest)
@@ -128,7 +131,7 @@ def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: in
             blob = HashingWriter(raw)
             with gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=blob, mtime=0) as gz:
                 buffered = io.BufferedWriter(gz, _GZIP_WRITE)  # tarfile writes 10 KiB pieces; zlib likes more
-                tar_sink = HashingWriter(buffered)
+                tar_sink = HashingWriter(_Counting(buffered, progress) if progress else buffered)
                 with tarfile.open(fileobj=tar_sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for entry in _complete_and_sorted(entries):
                         _add(tar, entry, epoch)
@@ -206,12 +209,13 @@ class LayerCache:
             return None
         return Layer(Descriptor.from_json(record["descriptor"]), record["diff_id"], blob)
 
-    def build(self, key: str, entries: list[Entry], *, epoch: int, level: int = DEFAULT_LEVEL) -> Layer:
+    def build(self, key: str, entries: list[Entry], *, epoch: int, level: int = DEFAULT_LEVEL,
+              progress=None) -> Layer:
         """The cached layer for ``key``, or a new one written from ``entries`` and recorded."""
         cached = self.get(key, epoch=epoch, level=level)
         if cached is not None:
             return cached
-        layer = write_layer(entries, self._dir(key) / "blob", epoch=epoch, level=level)
+        layer = write_layer(entries, self._dir(key) / "blob", epoch=epoch, level=level, progress=progress)
         record = {
             "descriptor": layer.descriptor.to_json(),
             "diff_id": layer.diff_id,
@@ -236,6 +240,17 @@ def sha256_of_tar(entries: list[Entry], *, epoch: int) -> str:
         for entry in _complete_and_sorted(entries):
             _add(tar, entry, epoch)
     return sink.digest
+
+
+class _Counting:
+    """A pass-through writer that reports how many bytes went through it."""
+
+    def __init__(self, sink, progress):
+        self._sink, self._progress = sink, progress
+
+    def write(self, data: bytes) -> int:
+        self._progress(len(data))
+        return self._sink.write(data)
 
 
 class _NullFile:
