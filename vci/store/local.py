@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..digests import CHUNK, HashingWriter, check_digest, verify_file
+from ..digests import CHUNK, HashingWriter, check_digest, sha256_file, verify_file
 from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
 from .base import Descriptor, Progress, blob_key
 
@@ -42,7 +42,9 @@ class LocalStore:
         return self._path(blob_key(digest)).is_file()
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
-        if digest is not None and self.has_blob(check_digest(digest)):
+        if digest is None:
+            digest, size = sha256_file(path)  # first, so that an unchanged file is not copied again
+        if self.has_blob(check_digest(digest)):
             return Descriptor(digest, size if size is not None else os.path.getsize(path), 0)
         fd, tmp = tempfile.mkstemp(dir=self._tmp(), prefix="blob-")
         try:
@@ -50,9 +52,9 @@ class LocalStore:
                 sink = HashingWriter(out)
                 while chunk := src.read(CHUNK):
                     sink.write(chunk)
-                    if progress:
+                    if progress is not None:
                         progress(len(chunk))
-            if digest is not None and sink.digest != digest:
+            if sink.digest != digest:
                 raise IntegrityError(f"{path} changed while it was stored: expected {digest}, read {sink.digest}")
             return self._commit_blob(Path(tmp), sink.digest, sink.size)
         finally:
@@ -85,16 +87,17 @@ class LocalStore:
             raise NotFoundError(f"blob {digest} is not in the store {self.url}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.copyfile(src, tmp)
-        try:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        os.close(fd)
+        try:  # a unique partial file, removed on any failure: concurrent fetches never collide
+            shutil.copyfile(src, tmp)
             verify_file(tmp, digest)
-        except IntegrityError:
-            tmp.unlink()
-            raise
-        if progress:
-            progress(tmp.stat().st_size)
-        os.replace(tmp, dest)
+            if progress is not None:
+                progress(os.path.getsize(tmp))
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return dest
 
     def read_blob(self, digest: str) -> bytes:
@@ -109,8 +112,8 @@ class LocalStore:
         return data
 
     def put_json_new(self, key: str, doc: dict) -> None:
-        tmp = self._write_tmp_json(doc)
         final = self._path(key)
+        tmp = self._write_tmp_json(doc)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(tmp, final)  # atomic and fails if the key exists: a local conditional put
@@ -120,8 +123,8 @@ class LocalStore:
             os.unlink(tmp)
 
     def put_json(self, key: str, doc: dict) -> None:
-        tmp = self._write_tmp_json(doc)
         final = self._path(key)
+        tmp = self._write_tmp_json(doc)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
 
@@ -143,4 +146,5 @@ class LocalStore:
         base = self._path(prefix) if prefix.strip("/") else self.root
         if not base.is_dir():
             return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress

@@ -22,6 +22,8 @@ _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 class S3Store:
     """Blobs at ``<prefix>/blobs/sha256/<hex>`` (written only once verified), documents at ``<prefix>/<key>``."""
 
+    list_page_size = 1000  # keys per ListObjectsV2 request (S3's maximum)
+
     def __init__(self, bucket: str, prefix: str = "", *, client=None, endpoint_url: str | None = None,
                  plan: MultipartPlan | None = None):
         self.bucket = bucket
@@ -50,8 +52,8 @@ class S3Store:
         if self._client is None:
             import boto3
             from botocore.config import Config
-            config = Config(max_pool_connections=self.plan.concurrency + 4,
-                            retries={"mode": "standard", "max_attempts": 5})
+            # retries come from the AWS chain too (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, ~/.aws/config)
+            config = Config(max_pool_connections=self.plan.concurrency + 4)
             self._client = boto3.session.Session().client("s3", endpoint_url=self._endpoint_url, config=config)
         return self._client
 
@@ -88,7 +90,7 @@ class S3Store:
             if size <= self.plan.part_size:
                 data = Path(path).read_bytes()
                 self._put_verified(key, data, digest, size, path)
-                if progress:
+                if progress is not None:
                     progress(len(data))
             else:
                 upload_multipart(self.client, self.bucket, key, path, digest, size, self.plan, progress)
@@ -122,7 +124,7 @@ class S3Store:
                 body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
                 for chunk in body.iter_chunks(CHUNK):
                     sink.write(chunk)
-                    if progress:
+                    if progress is not None:
                         progress(len(chunk))
             if sink.digest != digest:
                 raise self._corrupted(digest, sink.digest)
@@ -175,9 +177,10 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
-        keys = []
+        keys, pages = [], self.client.get_paginator("list_objects_v2")
         with self._errors(f"listing {base or '/'}"):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for page in pages.paginate(Bucket=self.bucket, Prefix=base,
+                                       PaginationConfig={"PageSize": self.list_page_size}):
                 keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
         return sorted(keys)
 

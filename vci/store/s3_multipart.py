@@ -82,7 +82,7 @@ def _collect(pending: set[Future], done: list[dict], progress, return_when) -> s
     for fut in finished:
         part, sent = fut.result()  # re-raises the part's error here, in the caller's thread
         done.append(part)
-        if progress:
+        if progress is not None:
             progress(sent)
     return still
 
