@@ -125,6 +125,7 @@ class FlakyServer:
 def _handler_for(server: FlakyServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = -1  # one send per response: headers and body apart meet delayed ACKs (40 ms)
 
         def log_message(self, *args):  # keep pytest output clean
             pass
