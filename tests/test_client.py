@@ -163,3 +163,11 @@ def test_server_message_prefers_the_json_error_and_trims_text():
 def test_a_url_without_a_scheme_is_a_usage_error():
     with pytest.raises(UsageError, match="not a model server URL"):
         DeployedModel("localhost:8080")
+
+
+def test_importing_the_client_does_not_import_requests():
+    import subprocess
+    import sys
+    code = "import sys, vci, vci.client; vci.DeployedModel; print('requests' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

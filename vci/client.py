@@ -44,8 +44,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     """A ``Retry-After`` header (delta-seconds or an HTTP date) as seconds from now, else None."""
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
+    if value.strip().isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value).timestamp()
@@ -71,9 +70,7 @@ def server_message(body: bytes, limit: int = 300) -> tuple[str, str | None]:
         data = None
     if isinstance(data, dict) and "error" in data:
         return str(data["error"]), data.get("request_id")
-    text = " ".join(body.decode("utf-8", "replace").split())
-    if not text:
-        return "(empty body)", None
+    text = " ".join(body.decode("utf-8", "replace").split()) or "(empty body)"
     return (text[:limit] + "...") if len(text) > limit else text, None
 
 
@@ -89,7 +86,7 @@ def transport_reason(exc: BaseException) -> str:
 
 
 def _jsonable(value):
-    """``json.dumps`` fallback for common model inputs: numpy arrays and scalars, tuples and sets."""
+    """``json.dumps`` fallback for common model inputs: numpy arrays and scalars, sets."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, (set, frozenset)):
@@ -98,6 +95,7 @@ def _jsonable(value):
 
 
 def encode_json(data) -> bytes:
+    """Compact JSON bytes of a model input; UsageError for what JSON cannot carry."""
     try:
         return json.dumps(data, default=_jsonable, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
