@@ -169,5 +169,6 @@ def test_importing_the_client_does_not_import_requests():
     import subprocess
     import sys
     code = "import sys, vci, vci.client; vci.DeployedModel; print('requests' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "False"
