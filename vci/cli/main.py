@@ -26,6 +26,10 @@ class LazyGroup(click.Group):
         "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
         "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),
+        "test": ("vci.cli.release", "test_cmd", "Smoke-test a live deployment with its run's examples."),
+        "promote": ("vci.cli.release", "promote_cmd", "Promote the verified digest to another environment."),
+        "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
+        "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
     }
 
     def list_commands(self, ctx):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+
+from ..errors import UsageError, VciError
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -39,8 +42,26 @@ def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeo
     Returns ``{environment, digest, release_id, endpoint, status, previous, ...}``; ``status`` is
     ``deployed``, ``unchanged`` (what runs already is this digest) or ``would-deploy`` (dry run).
     """
-    return target_for(settings, env).deploy(target, release_id=new_release_id(), wait=wait, timeout=timeout,
-                                            dry_run=dry_run, **options)
+    chosen, release_id = target_for(settings, env), new_release_id()
+    try:
+        result = chosen.deploy(target, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run,
+                               **options)
+    except VciError as exc:
+        if not dry_run and not isinstance(exc, UsageError):
+            _record(settings, chosen, target, release_id, None, exc)
+        raise
+    if not dry_run:
+        _record(settings, chosen, target, release_id, result, None)
+    return result
+
+
+def _record(settings, chosen, target, release_id: str, result: dict | None, error) -> None:
+    """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
+    from ..release.ledger import record_deploy
+    try:
+        record_deploy(settings, chosen.environment, target, release_id, result, error)
+    except VciError as exc:
+        logging.getLogger("vci").warning("the release ledger was not written: %s", exc)
 
 
 def deploy_run(run, env: str | None = None, *, wait: bool = True, **options) -> dict:

@@ -70,6 +70,70 @@ class LocalTarget:
         return DeployedModel(record["url"], **options)
 
 
+    # -- canary (driven by vci.release.canary): a second server process beside the stable one ---------------
+    @property
+    def canary_name(self) -> str:
+        return f"{self.environment.name}-canary"
+
+    def start_canary(self, target, *, release_id: str, timeout: float = 120.0) -> dict:
+        """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
+        from . import resolve_run
+        run = resolve_run(self.settings, target)
+        with process.environment_lock(self.state, self.canary_name):
+            record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
+            process.wait_ready(record, timeout)
+            record.update({"environment": self.canary_name, "digest": run.version, "run_id": run.id,
+                           "release_id": release_id, "weight": 0, "model_dir": str(run.model_dir()),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            process.replace_deployment(self.state, self.canary_name, record)
+        self._routed = [0, 0]
+        return record
+
+    def set_canary_weight(self, weight: int) -> None:
+        """Record the canary's share of traffic (``canary_traffic`` routes by it)."""
+        with process.environment_lock(self.state, self.canary_name):
+            record = process.require_deployment(self.state, self.canary_name)
+            process.replace_deployment(self.state, self.canary_name, {**record, "weight": int(weight)})
+
+    def canary_metrics(self) -> str:
+        """The canary server's Prometheus exposition."""
+        import urllib.request
+        record = process.require_deployment(self.state, self.canary_name)
+        with urllib.request.urlopen(record["url"] + "/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+    def canary_traffic(self, inputs: list, weight: int) -> None:
+        """Send ``inputs`` as requests, ``weight`` % of them to the canary (a local environment has no load
+        balancer: this weighted split is the router). Answers, errors included, are counted by the servers."""
+        from ..client import DeployedModel
+        from ..errors import RemoteError
+        urls = {"stable": process.require_deployment(self.state, self.environment.name)["url"],
+                "canary": process.require_deployment(self.state, self.canary_name)["url"]}
+        clients = {track: DeployedModel(url, timeout=10.0, deadline=10.0) for track, url in urls.items()}
+        routed = getattr(self, "_routed", None) or [0, 0]
+        for given in inputs:
+            track = "canary" if routed[1] < weight / 100 * (routed[0] + 1) else "stable"
+            routed[0] += 1
+            routed[1] += track == "canary"
+            try:
+                clients[track].predict(given)
+            except RemoteError:
+                pass
+        for client in clients.values():
+            client.close()
+        self._routed = routed
+
+    def canary_status(self) -> dict | None:
+        return process.read_deployment(self.state, self.canary_name)
+
+    def remove_canary(self) -> dict | None:
+        """Stop the canary server (the stable one keeps serving); None when there was none."""
+        with process.environment_lock(self.state, self.canary_name):
+            if process.read_deployment(self.state, self.canary_name) is None:
+                return None
+            return process.remove_deployment(self.state, self.canary_name)
+
+
 def _is_image(target) -> bool:
     return isinstance(target, str) and ("@sha256:" in target or "/" in target)
 

@@ -1,0 +1,128 @@
+"""The whole release cycle on the embedded default store with local deployments: deploy staging, test,
+promote, idempotent re-promotion, rollback (previous and by id), history, and the CLI doing the same."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vci.deploy import deploy, status
+from vci.errors import DeployError, NotFoundError, UsageError
+from vci.release import history, promote, rollback, smoke_test
+
+from .conftest import make_run, release_settings, stop_all
+
+
+def test_deploy_test_promote_rollback_history(settings, tmp_path):
+    v1 = make_run(settings, tmp_path, 2)
+    deploy(settings, v1.id, "staging")
+    assert smoke_test(settings, "staging")["passed"]
+    first = promote(settings, "staging", "production")
+    assert first["outcome"] == "succeeded" and first["digest"] == v1.version
+    assert status(settings, "production")["digest"] == v1.version
+    assert status(settings, "production")["release_id"] == first["release_id"]
+
+    again = promote(settings, "staging", "production")
+    assert again["outcome"] == "unchanged" and "nothing to do" in again["reason"]
+    assert status(settings, "production")["release_id"] == first["release_id"]  # not redeployed
+
+    v2 = make_run(settings, tmp_path, 3)
+    deploy(settings, v2.id, "staging")
+    second = promote(settings, "staging", "production")
+    assert second["previous"] == v1.version and status(settings, "production")["digest"] == v2.version
+
+    back = rollback(settings, "production")
+    assert back["outcome"] == "succeeded" and back["digest"] == v1.version and back["restored"] == first["release_id"]
+    assert status(settings, "production")["digest"] == v1.version
+    forward = rollback(settings, "production", to=second["release_id"])
+    assert forward["digest"] == v2.version and status(settings, "production")["digest"] == v2.version
+
+    releases = history(settings, "production")["releases"]
+    assert [(r["action"], r["outcome"]) for r in releases] == [
+        ("rollback", "succeeded"), ("rollback", "succeeded"), ("promote", "succeeded"),
+        ("promote", "unchanged"), ("promote", "succeeded")]
+    assert releases[0]["release_id"] == forward["release_id"] and releases[0]["previous"] == v1.version
+    assert all(r["who"] == "tester" and r["run_id"] for r in releases)
+    staging = history(settings, "staging")["releases"]
+    assert [(r["action"], r["digest"]) for r in staging] == [("deploy", v2.version), ("deploy", v1.version)]
+
+
+def test_failed_smoke_test_blocks_promotion_and_is_recorded(settings, tmp_path):
+    run = make_run(settings, tmp_path, 2)
+    deploy(settings, run.id, "staging")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"inputs": [[1]], "expected_outputs": [[5]]}))
+    result = smoke_test(settings, "staging", examples_file=wrong)
+    assert not result["passed"] and result["failures"][0]["problem"] == "value"
+    with pytest.raises(DeployError, match="smoke test of 'staging' failed"):
+        promote(settings, "staging", "production", examples_file=wrong)
+    assert status(settings, "production")["state"] == "not-deployed"
+    [record] = history(settings, "production")["releases"]
+    assert record["outcome"] == "failed" and "smoke test" in record["reason"]
+
+
+def test_approval_required_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/iris")
+    monkeypatch.setenv("GITHUB_SHA", "abc123")
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    settings = release_settings(tmp_path, {"production": {"requires_approval": True}})
+    try:
+        deploy(settings, make_run(settings, tmp_path, 2).id, "staging")
+        with pytest.raises(UsageError, match="requires an approval"):
+            promote(settings, "staging", "production")
+        assert status(settings, "production")["state"] == "not-deployed"
+        done = promote(settings, "staging", "production", approved_by="alice")
+        [record] = history(settings, "production")["releases"]
+        assert record["release_id"] == done["release_id"] and record["approver"] == "alice"
+        assert record["who"] == "github:octocat" and record["ci"]["sha"] == "abc123"
+        assert record["ci_url"] == "https://github.com/acme/iris/actions/runs/42"
+    finally:
+        stop_all(settings)
+
+
+def test_refusals(settings, tmp_path):
+    with pytest.raises(DeployError, match="no healthy digest"):
+        promote(settings, "staging", "production")
+    cluster = release_settings(tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}})
+    with pytest.raises(UsageError, match="a local environment runs a run, a cluster runs an image"):
+        promote(cluster, "staging", "production")
+    with pytest.raises(NotFoundError, match="no earlier release"):
+        rollback(settings, "production")
+    run = make_run(settings, tmp_path, 2, examples=False)
+    deploy(settings, run.id, "staging")
+    with pytest.raises(UsageError, match="no logged examples"):
+        smoke_test(settings, "staging")
+    plan = promote(settings, "staging", "production", dry_run=True, examples_file=None)
+    assert plan["outcome"] == "would-promote" and status(settings, "production")["state"] == "not-deployed"
+
+
+def test_cli_cycle(settings, tmp_path):
+    env = {**os.environ, "VCI_STORE": settings.store, "VCI_PROJECT": "demo"}
+
+    def cli(*args, code=0):
+        out = subprocess.run([sys.executable, "-m", "vci", *args, "-o", "json"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == code, out.stderr
+        return json.loads(out.stdout) if out.stdout else json.loads(out.stderr)
+
+    v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
+    cli("deploy", v1.id, "--env", "staging")
+    assert cli("test", "--env", "staging")["passed"] is True
+    first = cli("promote", "--from", "staging", "--to", "production")
+    assert set(first) >= {"from", "to", "digest", "release_id", "strategy", "outcome"}
+    assert first["outcome"] == "succeeded" and first["digest"] == v1.version
+    cli("deploy", v2.id, "--env", "staging")
+    assert cli("promote", "--from", "staging", "--to", "production")["digest"] == v2.version
+    assert cli("rollback", "--env", "production")["digest"] == v1.version
+    assert cli("status", "--env", "production")["digest"] == v1.version
+    releases = cli("history", "--env", "production")["releases"]
+    assert [r["action"] for r in releases] == ["rollback", "promote", "promote"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"inputs": [[1]], "expected_outputs": [[[1]]]}))
+    failed = cli("test", "--env", "production", "--examples", str(bad), code=13)
+    assert failed["passed"] is False and failed["failures"][0]["problem"] == "shape"

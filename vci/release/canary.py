@@ -1,0 +1,180 @@
+"""Canary releases: read a canary's /metrics, judge each step by its rules, and drive the steps.
+
+The controller is target-neutral: a target offers ``start_canary``, ``set_canary_weight``,
+``canary_metrics`` (Prometheus text), ``canary_traffic`` (send example requests, split by the weight as
+the environment would split them) and ``remove_canary``. Each step holds for ``interval`` and then needs
+``min_requests`` canary requests: "no data" never passes, so when too few arrive the controller sends
+the logged examples as traffic until enough have, or the step times out and the canary is rolled back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    """The environment's ``canary:`` settings."""
+
+    steps: tuple[int, ...] = (10, 50, 100)
+    interval: float = 60.0
+    max_error_rate: float = 0.01
+    max_p90_latency_ms: float | None = None
+    max_avg_latency_ms: float | None = None
+    min_requests: int = 20
+    step_timeout: float = 300.0
+
+    @classmethod
+    def from_settings(cls, values: dict | None) -> "CanaryPolicy":
+        values = dict(values or {})
+        unknown = set(values) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ConfigError(f"unknown canary setting {sorted(unknown)[0]!r}",
+                              hint="known: " + ", ".join(cls.__dataclass_fields__))
+        steps = tuple(int(s) for s in values.pop("steps", cls.steps))
+        if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)):
+            raise ConfigError(f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]")
+        for key in ("interval", "step_timeout"):
+            if key in values:
+                values[key] = parse_seconds(values[key])
+        return cls(steps=steps, **values)
+
+
+def parse_seconds(value) -> float:
+    """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|h)?\s*", str(value))
+    if not match:
+        raise ConfigError(f"not a duration: {value!r}", hint="e.g. 60s, 2m, 500ms")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+@dataclass
+class Snapshot:
+    """Model-route counters from one scrape: requests by status class, latency buckets, latency sum."""
+
+    total: int = 0
+    errors: int = 0
+    buckets: dict[float, int] = field(default_factory=dict)  # upper bound -> cumulative count
+    seconds: float = 0.0
+
+    def minus(self, earlier: "Snapshot") -> "Snapshot":
+        return Snapshot(self.total - earlier.total, self.errors - earlier.errors,
+                        {le: n - earlier.buckets.get(le, 0) for le, n in self.buckets.items()},
+                        self.seconds - earlier.seconds)
+
+    def plus(self, other: "Snapshot") -> "Snapshot":
+        keys = set(self.buckets) | set(other.buckets)
+        return Snapshot(self.total + other.total, self.errors + other.errors,
+                        {le: self.buckets.get(le, 0) + other.buckets.get(le, 0) for le in keys},
+                        self.seconds + other.seconds)
+
+
+def parse_metrics(text: str) -> Snapshot:
+    """The model routes' counters from a vci server's Prometheus exposition."""
+    snap = Snapshot()
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group("labels") or ""))
+        if labels.get("route") not in MODEL_ROUTES:
+            continue
+        name, value = match.group("name"), float(match.group("value"))
+        if name == "vci_requests_total":
+            snap.total += int(value)
+            if labels.get("status", "0")[0] in "45":
+                snap.errors += int(value)
+        elif name == "vci_request_duration_seconds_bucket":
+            le = math.inf if labels["le"] == "+Inf" else float(labels["le"])
+            snap.buckets[le] = snap.buckets.get(le, 0) + int(value)
+        elif name == "vci_request_duration_seconds_sum":
+            snap.seconds += value
+    return snap
+
+
+def quantile(q: float, buckets: dict[float, int]) -> float | None:
+    """``histogram_quantile``: linear interpolation inside the bucket holding the q-th observation."""
+    bounds = sorted(buckets)
+    count = buckets.get(math.inf, buckets[bounds[-1]] if bounds else 0)
+    if not count:
+        return None
+    rank, lower, below = q * count, 0.0, 0
+    for le in bounds:
+        if buckets[le] >= rank:
+            if le == math.inf:
+                return lower
+            return lower + (le - lower) * (rank - below) / max(buckets[le] - below, 1)
+        lower, below = le, buckets[le]
+    return lower
+
+
+def judge(step: Snapshot, policy: CanaryPolicy) -> tuple[bool, str]:
+    """``(passed, why)`` for one step's canary traffic (pure)."""
+    if step.total < policy.min_requests:
+        return False, f"no data: {step.total} canary requests, at least {policy.min_requests} needed"
+    rate = step.errors / step.total
+    p90 = quantile(0.9, step.buckets)
+    p90_ms = None if p90 is None else p90 * 1000
+    avg_ms = step.seconds / step.total * 1000
+    seen = f"error rate {rate:.2%}, p90 {p90_ms:.0f} ms, average {avg_ms:.0f} ms over {step.total} requests"
+    if rate > policy.max_error_rate:
+        return False, f"error rate {rate:.2%} > {policy.max_error_rate:.2%} ({seen})"
+    if policy.max_p90_latency_ms is not None and p90_ms is not None and p90_ms > policy.max_p90_latency_ms:
+        return False, f"p90 latency {p90_ms:.0f} ms > {policy.max_p90_latency_ms:g} ms ({seen})"
+    if policy.max_avg_latency_ms is not None and avg_ms > policy.max_avg_latency_ms:
+        return False, f"average latency {avg_ms:.0f} ms > {policy.max_avg_latency_ms:g} ms ({seen})"
+    return True, seen
+
+
+def canary_replicas(stable: int, weight: int) -> int:
+    """Canary pods giving about ``weight`` % of a Service's endpoints beside ``stable`` pods (at least 1)."""
+    if weight >= 100:
+        return max(stable, 1)
+    return max(1, round(max(stable, 1) * weight / (100 - weight)))
+
+
+def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
+    """Drive the canary (already started at the first step) through ``policy.steps``.
+
+    Returns ``{"passed": bool, "reason": str, "steps": [{weight, passed, reason}, ...]}``; the caller
+    promotes fully or removes the canary.
+    """
+    steps = []
+    for weight in policy.steps:
+        if weight >= 100:
+            break
+        target.set_canary_weight(weight)
+        passed, reason = observe_step(target, policy, weight, inputs, sleep=sleep, clock=clock)
+        steps.append({"weight": weight, "passed": passed, "reason": reason})
+        if not passed:
+            return {"passed": False, "reason": f"step {weight}%: {reason}", "steps": steps}
+    return {"passed": True, "reason": "every step passed: " + "; ".join(
+        f"{s['weight']}%: {s['reason']}" for s in steps), "steps": steps}
+
+
+def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> tuple[bool, str]:
+    """Hold one step for ``interval``, sending examples while too little traffic reaches the canary."""
+    start = parse_metrics(target.canary_metrics())
+    began = clock()
+    while True:
+        seen = parse_metrics(target.canary_metrics()).minus(start)
+        held = clock() - began
+        if held >= policy.interval and seen.total >= policy.min_requests:
+            return judge(seen, policy)
+        if held >= max(policy.step_timeout, policy.interval):
+            return judge(seen, policy)
+        if seen.total < policy.min_requests and inputs:
+            target.canary_traffic(inputs, weight)
+        else:
+            sleep(min(0.5, max(policy.interval - held, 0.05)))

@@ -1,0 +1,148 @@
+"""The release ledger: append-only release records in the store, and the claim that serialises promotions.
+
+Layout in the configured store (local directory or S3)::
+
+    ledger/<env>/<release-id>.json           one record per deploy, promotion or rollback (written once)
+    ledger/<env>/claims/<n>.json             "promotion n of this environment is in progress"
+    ledger/<env>/claims/<n>.done.json        "... and it has finished"
+
+Every write is a conditional put (``put_json_new``): two writers can never overwrite each other. Claims
+are numbered: a promotion takes claim n+1 only when claim n is done (or expired, if its holder died),
+and two promotions racing for n+1 meet at the conditional put: one wins, the other gets ConflictError.
+Nothing is ever overwritten or deleted, so this works on any store with a conditional put (S3 too).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import ConflictError, NotFoundError
+
+ACTIONS = ("deploy", "promote", "rollback")
+OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged")
+CLAIM_TTL = 1800.0  # seconds after which a claim whose holder died stops blocking
+
+
+def now_iso(seconds: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def ci_context(environ=None) -> dict | None:
+    """The CI build this runs in: GitHub Actions (run URL, sha, actor) or Jenkins (BUILD_URL), else None."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true" or env.get("GITHUB_RUN_ID"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}" \
+            if env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID") else None
+        return {"system": "github", "url": url, "sha": env.get("GITHUB_SHA"), "actor": env.get("GITHUB_ACTOR"),
+                "ref": env.get("GITHUB_REF")}
+    if env.get("BUILD_URL") or env.get("JENKINS_URL"):
+        return {"system": "jenkins", "url": env.get("BUILD_URL"), "sha": env.get("GIT_COMMIT"),
+                "actor": env.get("BUILD_USER_ID"), "ref": env.get("GIT_BRANCH")}
+    return None
+
+
+def who(environ=None) -> str:
+    """The person or CI actor behind this change."""
+    env = os.environ if environ is None else environ
+    ci = ci_context(env) or {}
+    if ci.get("actor"):
+        return f"{ci['system']}:{ci['actor']}"
+    import getpass
+    try:
+        return env.get("VCI_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def make_record(*, release_id: str, environment: str, action: str, outcome: str, digest: str | None,
+                run_id: str | None = None, image: str | None = None, strategy: str = "direct",
+                previous: str | None = None, approver: str | None = None, reason: str | None = None,
+                source: str | None = None, environ=None, **extra) -> dict:
+    """A ledger record (pure apart from reading the clock and the CI variables)."""
+    if action not in ACTIONS or outcome not in OUTCOMES:
+        raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
+    return {"release_id": release_id, "environment": environment, "action": action, "digest": digest,
+            "image": image, "run_id": run_id, "strategy": strategy, "who": who(environ), "when": now_iso(),
+            "timestamp": time.time(), "approver": approver, "ci": ci_context(environ), "outcome": outcome, "reason": reason,
+            "previous": previous, "source": source, **extra}
+
+
+class Ledger:
+    """Release records of every environment in one store."""
+
+    def __init__(self, store):
+        self.store = store
+
+    @classmethod
+    def for_settings(cls, settings) -> "Ledger":
+        from ..store import open_store
+        return cls(open_store(settings.store))
+
+    @staticmethod
+    def key(env: str, release_id: str) -> str:
+        return f"ledger/{env}/{release_id}.json"
+
+    def append(self, record: dict) -> dict:
+        """Write ``record`` once; ConflictError if its release id was written already."""
+        try:
+            self.store.put_json_new(self.key(record["environment"], record["release_id"]), record)
+        except ConflictError:
+            raise ConflictError(f"release {record['release_id']} is already in the ledger of "
+                                f"{record['environment']!r}", hint="each release id is written once") from None
+        return record
+
+    def records(self, env: str) -> list[dict]:
+        """Every record of ``env``, oldest first (release ids sort by time)."""
+        keys = [k for k in self.store.list_keys(f"ledger/{env}/")
+                if k.endswith(".json") and k.count("/") == 2]
+        return sorted((self.store.get_json(k) for k in keys), key=lambda r: (r.get("timestamp", 0), r["release_id"]))
+
+    def get(self, env: str, release_id: str) -> dict:
+        try:
+            return self.store.get_json(self.key(env, release_id))
+        except NotFoundError:
+            raise NotFoundError(f"release {release_id} is not in the ledger of {env!r}",
+                                hint=f"`vci history --env {env}` lists its releases") from None
+
+    def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL) -> str:
+        """Take the next claim on ``env``; ConflictError while the last one is neither released nor expired."""
+        taken = sorted(k for k in self.store.list_keys(f"ledger/{env}/claims/") if k.endswith(".json"))
+        numbers = [int(k.rsplit("/", 1)[1][:6]) for k in taken if not k.endswith(".done.json")]
+        last = max(numbers, default=0)
+        if numbers and f"ledger/{env}/claims/{last:06d}.done.json" not in taken:
+            self._refuse_if_live(env, self.store.get_json(f"ledger/{env}/claims/{last:06d}.json"))
+        key = f"ledger/{env}/claims/{last + 1:06d}.json"
+        doc = {"holder": holder, "who": who(), "since": now_iso(), "expires": time.time() + ttl}
+        try:
+            self.store.put_json_new(key, doc)
+        except ConflictError:
+            self._refuse_if_live(env, self.store.get_json(key), force=True)
+        return key
+
+    @staticmethod
+    def _refuse_if_live(env: str, claim: dict, force: bool = False) -> None:
+        if force or claim.get("expires", 0) > time.time():
+            raise ConflictError(f"another release of {env!r} is in progress ({claim.get('holder')}, "
+                                f"by {claim.get('who')} since {claim.get('since')})",
+                                hint="wait for it to finish, then check `vci history` and retry")
+
+    def release_claim(self, key: str) -> None:
+        """Mark a claim finished (a second, write-once marker: nothing is ever overwritten or deleted)."""
+        self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
+
+
+def record_deploy(settings, environment, target, release_id: str, result: dict | None, error) -> dict:
+    """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
+    is_image = isinstance(target, str) and ("@sha256:" in target or "/" in target)
+    result = result or {}
+    status = result.get("status")
+    outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
+    run_id = result.get("run_id") or (None if is_image else getattr(target, "id", None) or str(target))
+    record = make_record(release_id=release_id, environment=environment.name, action="deploy", outcome=outcome,
+                         digest=result.get("digest") or (target.rsplit("@", 1)[1] if is_image and "@" in target
+                                                         else None),
+                         run_id=run_id, image=result.get("image") or (target if is_image else None),
+                         previous=result.get("previous"), reason=str(error) if error is not None else status)
+    return Ledger.for_settings(settings).append(record)
