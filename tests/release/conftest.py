@@ -11,7 +11,8 @@ from vci.errors import NotFoundError
 
 
 class Tunable:
-    """Multiplies by ``factor``; ``delay`` seconds per call and ``fail`` (500s) come from its artifact."""
+    """Multiplies by ``factor``; ``delay`` seconds per call, ``fail`` (500s) and ``fail_after`` N calls come
+    from its artifact (so a release can pass the smoke test and still break a canary rule)."""
 
     def __init__(self, artifacts):
         self.config = json.loads(open(artifacts["config"]).read())
@@ -20,7 +21,8 @@ class Tunable:
         import time
         if self.config.get("delay"):
             time.sleep(self.config["delay"])
-        if self.config.get("fail"):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.config.get("fail") or self.calls > self.config.get("fail_after", float("inf")):
             raise RuntimeError("failing on purpose")
         return [x * self.config["factor"] for x in data]
 
@@ -58,9 +60,13 @@ def _stop_canary(settings, name):
     LocalTarget(settings, settings.environment(name.removesuffix("-canary"))).remove_canary()
 
 
-def make_run(settings, tmp_path, factor=2, *, delay=0.0, fail=False, examples=True, expected=True):
-    path = tmp_path / f"config-{factor}-{delay}-{fail}.json"
-    path.write_text(json.dumps({"factor": factor, "delay": delay, "fail": fail}))
+def make_run(settings, tmp_path, factor=2, *, delay=0.0, fail=False, fail_after=None, examples=True,
+             expected=True):
+    path = tmp_path / f"config-{factor}-{delay}-{fail}-{fail_after}.json"
+    config = {"factor": factor, "delay": delay, "fail": fail}
+    if fail_after is not None:
+        config["fail_after"] = fail_after
+    path.write_text(json.dumps(config))
     run = vci.init("demo", settings=settings)
     run.log_artifact("config", path)
     run.log_model(Tunable, artifacts=["config"])

@@ -166,7 +166,7 @@ def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, c
 def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> tuple[bool, str]:
     """Hold one step for ``interval``, sending examples while too little traffic reaches the canary."""
     start = parse_metrics(target.canary_metrics())
-    began = clock()
+    began, last = clock(), 0
     while True:
         seen = parse_metrics(target.canary_metrics()).minus(start)
         held = clock() - began
@@ -174,7 +174,8 @@ def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sle
             return judge(seen, policy)
         if held >= max(policy.step_timeout, policy.interval):
             return judge(seen, policy)
-        if seen.total < policy.min_requests and inputs:
-            target.canary_traffic(inputs, weight)
+        arriving, last = seen.total > last, seen.total
+        if seen.total < policy.min_requests and inputs and not arriving:
+            target.canary_traffic(inputs, weight)  # nothing else reaches the canary: the examples are traffic
         else:
             sleep(min(0.5, max(policy.interval - held, 0.05)))

@@ -1,0 +1,183 @@
+"""Canary releases: metrics parsing and rules (pure), the step driver on a scripted target, and local
+canaries against real model servers that pass the gate but break an error-rate or latency rule."""
+
+import math
+
+import pytest
+
+from vci.deploy import deploy, status
+from vci.deploy.local import LocalTarget
+from vci.errors import ConfigError, DeployError
+from vci.release import history, promote
+from vci.release.canary import CanaryPolicy, Snapshot, canary_replicas, judge, parse_metrics, quantile, run_steps
+from vci.serve.metrics import Metrics
+
+from .conftest import make_run, release_settings, stop_all
+
+ROUTES = ("/predict", "/batch-predict", "/healthz", "/metrics")
+
+
+def exposition(requests):
+    """A real server Metrics object's text after ``requests`` [(route, status, seconds), ...]."""
+    metrics = Metrics(ROUTES)
+    for route, code, seconds in requests:
+        metrics.started()
+        metrics.finished(route, code, seconds)
+    return metrics.render().decode()
+
+
+def test_parse_metrics_counts_model_routes_only():
+    text = exposition([("/predict", 200, 0.003)] * 8 + [("/predict", 500, 0.2), ("/batch-predict", 404, 0.02)]
+                      + [("/healthz", 500, 9.0)] * 50)
+    snap = parse_metrics(text)
+    assert (snap.total, snap.errors) == (10, 2)
+    assert snap.buckets[math.inf] == 10 and snap.buckets[0.005] == 8
+    assert snap.seconds == pytest.approx(8 * 0.003 + 0.2 + 0.02, rel=1e-3)
+
+
+def test_quantile_interpolates_like_histogram_quantile():
+    assert quantile(0.9, {0.1: 0, 0.25: 10, math.inf: 10}) == pytest.approx(0.1 + 0.15 * 0.9)
+    assert quantile(0.5, {0.01: 5, 0.1: 10, math.inf: 10}) == pytest.approx(0.01)
+    assert quantile(0.9, {0.1: 0, math.inf: 0}) is None
+    assert quantile(0.9, {10.0: 0, math.inf: 4}) == 10.0  # beyond the last bound: the last bound
+
+
+def test_judge_rules_and_no_data():
+    policy = CanaryPolicy(max_error_rate=0.05, max_p90_latency_ms=100, max_avg_latency_ms=50, min_requests=10)
+    fast = parse_metrics(exposition([("/predict", 200, 0.004)] * 20))
+    assert judge(fast, policy)[0]
+    passed, why = judge(Snapshot(), policy)
+    assert not passed and why.startswith("no data: 0 canary requests")
+    errors = parse_metrics(exposition([("/predict", 200, 0.004)] * 18 + [("/predict", 503, 0.004)] * 2))
+    assert judge(errors, policy) == (False, pytest.approx(judge(errors, policy)[1]))
+    assert "error rate 10.00% > 5.00%" in judge(errors, policy)[1]
+    slow = parse_metrics(exposition([("/predict", 200, 0.004)] * 15 + [("/predict", 200, 0.3)] * 5))
+    assert "p90 latency" in judge(slow, policy)[1]
+    steady = parse_metrics(exposition([("/predict", 200, 0.08)] * 20))
+    assert "average latency 80 ms > 50 ms" in judge(steady, policy)[1]
+
+
+def test_policy_from_settings_and_replicas():
+    policy = CanaryPolicy.from_settings({"steps": [25, 100], "interval": "2m", "max_p90_latency_ms": 200})
+    assert policy.steps == (25, 100) and policy.interval == 120.0 and policy.max_p90_latency_ms == 200
+    with pytest.raises(ConfigError, match="rise within"):
+        CanaryPolicy.from_settings({"steps": [50, 10]})
+    with pytest.raises(ConfigError, match="unknown canary setting"):
+        CanaryPolicy.from_settings({"stepz": [1]})
+    assert [canary_replicas(3, w) for w in (10, 25, 50, 100)] == [1, 1, 3, 3]
+    assert canary_replicas(9, 10) == 1 and canary_replicas(9, 50) == 9
+
+
+class ScriptedTarget:
+    """A target whose canary receives ``organic`` requests per scrape plus whatever the driver sends."""
+
+    def __init__(self, organic=0, latency=0.002, status=200):
+        self.requests, self.organic, self.latency, self.status = [], organic, latency, status
+        self.weights, self.sent = [], 0
+
+    def set_canary_weight(self, weight):
+        self.weights.append(weight)
+
+    def canary_metrics(self):
+        self.requests += [("/predict", self.status, self.latency)] * self.organic
+        return exposition(self.requests)
+
+    def canary_traffic(self, inputs, weight):
+        self.sent += len(inputs)
+        self.requests += [("/predict", self.status, self.latency)] * len(inputs)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 0.05
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_run_steps_sends_examples_when_no_traffic_arrives():
+    policy = CanaryPolicy(steps=(10, 50, 100), interval=1.0, min_requests=12)
+    target, clock = ScriptedTarget(organic=0), FakeClock()
+    verdict = run_steps(target, policy, [[1], [2], [3]], sleep=clock.sleep, clock=clock)
+    assert verdict["passed"] and target.weights == [10, 50] and target.sent >= 24
+    assert [s["weight"] for s in verdict["steps"]] == [10, 50]
+
+
+def test_run_steps_waits_on_organic_traffic_and_stops_on_a_broken_rule():
+    clock = FakeClock()
+    busy = ScriptedTarget(organic=5)
+    assert run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)[
+        "passed"] and busy.sent == 0
+    failing = ScriptedTarget(status=500)
+    verdict = run_steps(failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock)
+    assert not verdict["passed"] and verdict["reason"].startswith("step 10%: error rate 100.00%")
+    assert failing.weights == [10]  # stopped at the first step
+    silent = ScriptedTarget()
+    verdict = run_steps(silent, CanaryPolicy(interval=0.5, min_requests=5, step_timeout=2), [], sleep=clock.sleep,
+                        clock=clock)
+    assert not verdict["passed"] and "no data" in verdict["reason"]
+
+
+CANARY = {"steps": [20, 50, 100], "interval": 0.3, "max_error_rate": 0.05, "max_p90_latency_ms": 150,
+          "min_requests": 8}
+
+
+@pytest.fixture()
+def canary_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VCI_USER", "tester")
+    s = release_settings(tmp_path, {"production": {"strategy": "canary", "canary": dict(CANARY)}})
+    yield s
+    stop_all(s)
+
+
+def start_production(settings, tmp_path, **broken):
+    good = make_run(settings, tmp_path, 2)
+    deploy(settings, good.id, "staging")
+    promote(settings, "staging", "production", strategy="direct")
+    new = make_run(settings, tmp_path, 3, **broken)
+    deploy(settings, new.id, "staging")
+    return good, new, status(settings, "production")
+
+
+def test_local_canary_promotes_fully(canary_settings, tmp_path):
+    good, new, before = start_production(canary_settings, tmp_path)
+    result = promote(canary_settings, "staging", "production")
+    assert result["outcome"] == "succeeded" and result["strategy"] == "canary"
+    assert [s["weight"] for s in result["canary"]] == [20, 50] and all(s["passed"] for s in result["canary"])
+    after = status(canary_settings, "production")
+    assert after["digest"] == new.version and after["pid"] != before["pid"]
+    assert LocalTarget(canary_settings, canary_settings.environment("production")).canary_status() is None
+
+
+@pytest.mark.parametrize("broken, rule", [({"fail_after": 4}, "error rate"), ({"delay": 0.3}, "p90 latency")])
+def test_local_canary_breaking_a_rule_rolls_back(canary_settings, tmp_path, broken, rule):
+    good, new, before = start_production(canary_settings, tmp_path, **broken)
+    result = promote(canary_settings, "staging", "production")
+    assert result["outcome"] == "rolled-back" and rule in result["reason"]
+    assert "keeps its previous release" in result["reason"]
+    after = status(canary_settings, "production")
+    assert after["digest"] == good.version and after["pid"] == before["pid"]  # stable never touched
+    assert LocalTarget(canary_settings, canary_settings.environment("production")).canary_status() is None
+    latest = history(canary_settings, "production")["releases"][0]
+    assert latest["outcome"] == "rolled-back" and latest["digest"] == new.version and rule in latest["reason"]
+    assert latest["canary"][0]["passed"] is False
+
+
+def test_cli_exit_code_when_the_canary_rolls_back(canary_settings, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    start_production(canary_settings, tmp_path, fail_after=4)
+    (tmp_path / "vci.yaml").write_text(json.dumps({"project": "demo", "store": canary_settings.store,
+                                                   "environments": {"production": {"canary": CANARY}}}))
+    out = subprocess.run([sys.executable, "-m", "vci", "promote", "--strategy", "canary", "-o", "json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode == DeployError.exit_code, out.stderr
+    assert json.loads(out.stdout)["outcome"] == "rolled-back"

@@ -1,0 +1,104 @@
+"""The ledger on the local store and on a real moto S3 server: write-once records, claims, CI context."""
+
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from s3server import dummy_aws_env, start_moto  # noqa: E402
+
+from vci.errors import ConflictError, NotFoundError  # noqa: E402
+from vci.release.ledger import Ledger, ci_context, make_record  # noqa: E402
+from vci.release.rollback import choose_release  # noqa: E402
+from vci.store.local import LocalStore  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def ledger(request, tmp_path, monkeypatch):
+    if request.param == "local":
+        return Ledger(LocalStore(tmp_path / "store"))
+    endpoint = request.getfixturevalue("moto_endpoint")
+    for name, value in dummy_aws_env().items():
+        monkeypatch.setenv(name, value)
+    import boto3
+    from vci.store.s3 import S3Store
+    bucket = f"ledger-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return Ledger(S3Store(bucket, "vci", endpoint_url=endpoint))
+
+
+def record(release_id, outcome="succeeded", digest="sha256:" + "a" * 64, env="production"):
+    return make_record(release_id=release_id, environment=env, action="promote", outcome=outcome, digest=digest,
+                       run_id="20261124-000000-0000", environ={"VCI_USER": "ci-bot"})
+
+
+def test_records_are_written_once_and_listed_in_order(ledger):
+    ledger.append(record("r1"))
+    ledger.append(record("r2", "failed"))
+    with pytest.raises(ConflictError, match="already in the ledger"):
+        ledger.append(record("r1", "rolled-back"))
+    assert ledger.get("production", "r1")["outcome"] == "succeeded"  # never overwritten
+    assert [r["release_id"] for r in ledger.records("production")] == ["r1", "r2"]
+    assert ledger.records("staging") == []
+    with pytest.raises(NotFoundError, match="vci history"):
+        ledger.get("production", "r9")
+
+
+def test_concurrent_appends_of_one_release_id_have_one_winner(ledger):
+    outcomes, barrier = [], threading.Barrier(4)
+
+    def write(n):
+        barrier.wait()
+        try:
+            ledger.append(record("same", digest="sha256:" + str(n) * 64))
+            outcomes.append("won")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["conflict"] * 3 + ["won"]
+    assert len(ledger.records("production")) == 1
+
+
+def test_claims_serialise_and_expire(ledger):
+    first = ledger.claim("production", "promote A")
+    with pytest.raises(ConflictError, match="promote A"):
+        ledger.claim("production", "promote B")
+    ledger.claim("staging", "promote C")  # other environments are independent
+    ledger.release_claim(first)
+    second = ledger.claim("production", "promote B", ttl=0.01)
+    assert second != first
+    time.sleep(0.05)
+    ledger.claim("production", "promote D")  # B's claim expired (its holder died)
+
+
+def test_ci_context_and_choice_of_rollback_target():
+    github = ci_context({"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "7", "GITHUB_REPOSITORY": "o/r",
+                        "GITHUB_SERVER_URL": "https://ghe.example", "GITHUB_SHA": "s", "GITHUB_ACTOR": "a"})
+    assert github["url"] == "https://ghe.example/o/r/actions/runs/7" and github["actor"] == "a"
+    jenkins = ci_context({"BUILD_URL": "https://ci.example/job/x/3/", "GIT_COMMIT": "c"})
+    assert jenkins == {"system": "jenkins", "url": "https://ci.example/job/x/3/", "sha": "c", "actor": None,
+                       "ref": None}
+    assert ci_context({}) is None
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    records = [record("r1", digest=a), record("r2", digest=b), record("r3", "failed", digest=a)]
+    assert choose_release(records, b)["release_id"] == "r1"   # a failed release is never a target
+    assert choose_release(records, a)["release_id"] == "r2"
+    with pytest.raises(NotFoundError, match="never ran"):
+        choose_release(records, b, to="r3")
