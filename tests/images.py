@@ -1,26 +1,26 @@
 """Run real OCI images in tests: a cached Debian+python3 base layout, and containers started with runc.
 
     layout = base_image_layout()                     # scripts/build-base-image.sh, cached outside the checkout
-    with run_image(layout, env={"VCI_PORT": "0"}, args=["python3", "-m", "http.server"]) as box:
-        wait_http(box.url + "/", timeout=20); box.logs()
-    run_image("127.0.0.1:5000/ml/iris@sha256:...")    # a registry ref: skopeo copy to a layout first
+    with run_image(layout, args=["python3", "-m", "http.server", "8000"], port=8000) as box:
+        wait_http(box.url + "/", timeout=20, container=box); box.logs()
+    run_image("127.0.0.1:5000/ml/iris@sha256:...")    # a registry ref (skopeo copy); also "oci:DIR:TAG", DIR
 
-Only standard tools are used (skopeo, umoci, runc), so nothing here depends on vci.oci. How a container runs:
-- ``skopeo copy --src-tls-verify=false docker://REF oci:DIR:run`` for registry refs (``insecure=True``);
-- ``umoci unpack --image DIR:TAG BUNDLE`` (as root, so owners in the layers are kept). umoci already turns
-  the image config into BUNDLE/config.json (user, env, cwd, args; HOME from the image's /etc/passwd).
-  A read-only container's rootfs is unpacked once per manifest digest per test process and shared
-  (root.path points at it; runc remounts it read-only inside the container only): saves ~4.5 s a run;
-- config.json edits: ``process.terminal=false`` (no TTY under -d; TERM dropped from env), the network
-  namespace removed (host network: each container gets its own port through VCI_PORT), ``env`` added over
-  the image's env, ``args``/``user`` overrides only when given (else the image's user stays, 65532 for vci
-  images), ``root.readonly`` plus a tmpfs at /tmp (the vci image contract: read-only root, writable /tmp);
-- ``runc run -d --pid-file PIDFILE NAME`` with stdin from /dev/null and stdout/stderr to a log file.
-No cgroup workaround was needed with runc 1.1.5 on these machines (cgroup v1, no systemd): umoci's spec has
-no cgroupsPath and only a device rule under linux.resources, and runc's default cgroupfs driver accepts it.
-A Python PID 1 ignores SIGTERM unless it installs a handler, so ``stop`` sends TERM, waits, then KILL.
-Every container is deleted (``runc delete -f``) and its bundle removed on stop, at the end of a ``with``
-block, and at interpreter exit. All waits are bounded.
+Only standard tools (skopeo, umoci, runc), nothing from vci.oci. How a container runs (workarounds included):
+- registry refs: ``skopeo copy --src-tls-verify=false docker://REF oci:DIR:run`` (skipped when a ref's
+  digest was already unpacked by this process);
+- ``umoci unpack --image DIR:TAG`` (as root: layer owners kept; image config -> config.json with user, env,
+  cwd, args, HOME from /etc/passwd), once per manifest digest per process: 4.5 s idle, 20+ s under load.
+  Containers share that rootfs (root.path points at it, runc remounts it read-only in the container only);
+  ``read_only=False`` gets an overlay mount on it (upper dir in the bundle), or a copy without overlayfs;
+- config.json: ``process.terminal=false`` (no TTY with -d; TERM dropped), network namespace removed (host
+  network; each container gets its own port via VCI_PORT), ``env`` over the image's env, ``args``/``user``
+  only when given (else the image's user, 65532 for vci images), ``root.readonly`` + tmpfs /tmp (the vci
+  image contract);
+- ``runc run -d --pid-file PIDFILE NAME``, stdin /dev/null, stdout/stderr to NAME.log beside the bundle.
+No cgroup workaround was needed (runc 1.1.5, cgroup v1, no systemd): umoci's spec has no cgroupsPath and
+only a device rule in linux.resources, which runc's cgroupfs driver accepts. A Python PID 1 ignores SIGTERM
+without a handler, so ``stop`` sends TERM, waits, then KILL, then ``runc delete -f``; containers are also
+stopped at the end of ``with`` and at exit. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -45,23 +45,15 @@ from vci.errors import BuildError, DeployError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-base-image.sh"
-BASE_TAG = "base"
-TOOLS = {"runc": "runc", "umoci": "umoci", "skopeo": "skopeo"}  # command -> Debian package
 _LIVE: dict[str, "RunningContainer"] = {}
 _NAMES = itertools.count(1)
 
 
-def ensure_tools(*commands: str) -> None:
-    """Install the Debian packages of missing commands (apt-get, as root); raise if that is impossible."""
-    missing = [TOOLS.get(c, c) for c in commands if shutil.which(c) is None]
-    if not missing:
-        return
-    proc = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise BuildError(f"cannot install {' '.join(missing)}: {proc.stderr.strip()[-300:]}",
-                         hint="run scripts/test.sh as root, or apt-get install them yourself")
+def require_tools(*commands: str) -> None:
+    """Raise a clear error naming the Debian packages to install when a command is missing."""
+    missing = [c for c in commands if shutil.which(c) is None]  # each tool's Debian package has its name
+    if missing:
+        raise DeployError(f"{', '.join(missing)} not installed", hint=f"apt-get install -y {' '.join(missing)}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,25 +80,18 @@ def layout_manifest(layout: Path, tag: str | None = None) -> tuple[str, str]:
     return tag, named[tag]
 
 
-def fetch_image(ref: str, directory: Path, *, insecure: bool = True, timeout: float = 300) -> Path:
-    """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo."""
-    ensure_tools("skopeo")
-    cmd = ["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}",
-           f"docker://{ref}", f"oci:{directory}:run"]
+def _tool(cmd: list[str], failure: str, hint: str, timeout: float = 300) -> None:
+    require_tools(cmd[0])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise DeployError(f"skopeo could not copy {ref}: {proc.stderr.strip()[-300:]}",
-                          hint="check the reference and that the registry is running")
+        raise DeployError(f"{failure}: {proc.stderr.strip()[-300:]}", hint=hint)
+
+
+def fetch_image(ref: str, directory: Path, *, insecure: bool = True) -> Path:
+    """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo."""
+    _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}", f"docker://{ref}",
+           f"oci:{directory}:run"], f"skopeo could not copy {ref}", "check the ref and that the registry runs")
     return directory
-
-
-def _unpack(layout: Path, tag: str, bundle: Path) -> None:
-    ensure_tools("umoci")
-    proc = subprocess.run(["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)],
-                          capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise DeployError(f"umoci could not unpack {layout}:{tag}: {proc.stderr.strip()[-300:]}",
-                          hint="check the layout with skopeo inspect oci:DIR:TAG")
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,7 +108,8 @@ def shared_bundle(layout: Path, tag: str, digest: str) -> Path:
     if not shared.exists():
         tmp = shared.with_name(shared.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        _unpack(layout, tag, tmp)
+        _tool(["umoci", "unpack", "--image", f"{layout}:{tag}", str(tmp)], f"umoci could not unpack {layout}:{tag}",
+              "check the layout with skopeo inspect oci:DIR:TAG")
         tmp.rename(shared)
     return shared
 
@@ -135,9 +121,8 @@ def container_spec(spec: dict, *, env: dict[str, str], args: list[str] | None, u
     process = spec["process"]
     process["terminal"] = False
     image_env = [e for e in process.get("env", []) if not e.startswith("TERM=")]
-    keys = {e.split("=", 1)[0] for e in image_env} | set(env)
     merged = dict(e.split("=", 1) for e in image_env) | env
-    process["env"] = [f"{k}={merged[k]}" for k in sorted(keys)]
+    process["env"] = [f"{k}={v}" for k, v in sorted(merged.items())]
     if args is not None:
         process["args"] = list(args)
     if user is not None:
@@ -168,7 +153,8 @@ class RunningContainer:
         proc = subprocess.run(["runc", "state", self.name], capture_output=True, text=True, timeout=30)
         return json.loads(proc.stdout)["status"] if proc.returncode == 0 else "gone"
 
-    def _wait_stopped(self, timeout: float) -> bool:
+    def wait_stopped(self, timeout: float) -> bool:
+        """Whether its process has ended (or it was deleted) within ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.status() in ("stopped", "gone"):
@@ -177,19 +163,22 @@ class RunningContainer:
         return False
 
     def stop(self, timeout: float = 10) -> str:
-        """SIGTERM, wait up to ``timeout`` s, then SIGKILL; delete it. Returns the signal that ended it."""
+        """SIGTERM, wait up to ``timeout`` s, SIGKILL, delete. Returns what ended it: ``"TERM"``, ``"KILL"``,
+        ``"exited"`` (it had ended by itself) or ``"none"`` (stopped before)."""
         if self.name not in _LIVE:
             return "none"
-        signal = "none"
+        signal = "exited"
         try:
+            if self.status() in ("stopped", "gone"):
+                return signal
             for signal, wait in (("TERM", timeout), ("KILL", 10)):
                 subprocess.run(["runc", "kill", self.name, signal], capture_output=True, timeout=30)
-                if self._wait_stopped(wait):
+                if self.wait_stopped(wait):
                     break
         finally:
             subprocess.run(["runc", "delete", "-f", self.name], capture_output=True, timeout=60)
             _LIVE.pop(self.name, None)
-            shutil.rmtree(self.bundle, ignore_errors=True)
+            remove_bundle(self.bundle)
         return signal
 
     def __enter__(self) -> "RunningContainer":
@@ -213,29 +202,54 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
     ``port`` (a free one by default) is passed as VCI_PORT unless ``env`` sets it; ``args`` and ``user``
     override the image's command and user; the container's root is read-only with a tmpfs /tmp.
     """
-    ensure_tools("runc", "umoci")
+    require_tools("runc", "umoci")
     name = name or f"vci-test-{os.getpid()}-{next(_NAMES)}"
     bundle = _scratch() / name
     bundle.mkdir(parents=True)
     try:
-        layout = Path(layout_or_ref)
-        if not (layout / "index.json").is_file():
-            layout = fetch_image(str(layout_or_ref), bundle / "image", insecure=insecure)
-        tag, digest = layout_manifest(layout, tag)
-        if read_only:
-            unpacked = shared_bundle(layout, tag, digest)
-        else:
-            unpacked = bundle / "unpacked"
-            _unpack(layout, tag, unpacked)
+        layout, tag, digest = _locate(str(layout_or_ref), tag, bundle / "image", insecure)
+        unpacked = shared_bundle(layout, tag, digest)
+        rootfs = unpacked / "rootfs" if read_only else writable_rootfs(unpacked / "rootfs", bundle)
         port = port or free_port()
         env = {"VCI_PORT": str(port), **(env or {})}
         spec = container_spec(json.loads((unpacked / "config.json").read_text()), env=env, args=args,
-                              user=user, read_only=read_only, rootfs=unpacked / "rootfs")
+                              user=user, read_only=read_only, rootfs=rootfs)
         (bundle / "config.json").write_text(json.dumps(spec, indent=1))
         return _start(name, bundle, port)
     except BaseException:
-        shutil.rmtree(bundle, ignore_errors=True)
+        remove_bundle(bundle)
         raise
+
+
+def _locate(source: str, tag: str | None, fetch_dir: Path, insecure: bool) -> tuple[Path, str | None, str]:
+    """(layout, tag, manifest digest) for a layout dir, ``oci:DIR[:TAG]`` or a registry ref (fetched if new)."""
+    path, _, named = source.removeprefix("oci:").partition(":") if source.startswith("oci:") else (source, "", "")
+    layout, tag, digest = Path(path), named or tag, source.rpartition("@")[2]
+    if "@sha256:" in source and (_scratch() / "unpacked" / digest.replace(":", "-")).exists():
+        return layout, tag, digest  # this exact image is unpacked already: no need to fetch it again
+    if not (layout / "index.json").is_file():
+        layout = fetch_image(source, fetch_dir, insecure=insecure)
+    return (layout, *layout_manifest(layout, tag))
+
+
+def writable_rootfs(lower: Path, bundle: Path) -> Path:
+    """A private writable root: an overlay on the shared rootfs, or a copy of it without overlayfs."""
+    merged = bundle / "rootfs"
+    for part in ("upper", "work", "rootfs"):
+        (bundle / part).mkdir()
+    opts = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
+    if subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
+                      capture_output=True, timeout=30).returncode != 0:
+        subprocess.run(["cp", "-a", "--reflink=auto", f"{lower}/.", str(merged)], check=True, timeout=600)
+    return merged
+
+
+def remove_bundle(bundle: Path) -> None:
+    """Unmount a bundle's overlay root (if any) and delete the bundle."""
+    if os.path.ismount(bundle / "rootfs"):
+        if subprocess.run(["umount", str(bundle / "rootfs")], capture_output=True, timeout=30).returncode:
+            subprocess.run(["umount", "-l", str(bundle / "rootfs")], capture_output=True, timeout=30)
+    shutil.rmtree(bundle, ignore_errors=True)
 
 
 def _start(name: str, bundle: Path, port: int) -> RunningContainer:
@@ -258,10 +272,14 @@ def runc_names() -> list[str]:
     return [c["id"] for c in json.loads(proc.stdout or "null") or []]
 
 
-def wait_http(url: str, timeout: float = 30) -> tuple[int, bytes]:
-    """Poll ``url`` until it answers (any HTTP status); (status, body). Raises after ``timeout`` s."""
+def wait_http(url: str, timeout: float = 30, container: RunningContainer | None = None) -> tuple[int, bytes]:
+    """Poll ``url`` until it answers (any HTTP status); (status, body). Raises after ``timeout`` s, or
+    as soon as ``container`` (when given) has stopped, with its logs in the message."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
+        if container is not None and container.status() in ("stopped", "gone"):
+            raise DeployError(f"container {container.name} stopped before {url} answered: "
+                              f"{container.logs()[-800:]}", hint="its command failed; see the log above")
         try:
             with urllib.request.urlopen(url, timeout=min(5.0, max(0.1, deadline - time.monotonic()))) as resp:
                 return resp.status, resp.read()

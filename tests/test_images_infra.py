@@ -9,8 +9,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from images import BUILD_SCRIPT, base_layout, container_spec, containers, layout_manifest, runc_names, wait_http
 from registry import RegistryServer
+from vci.errors import DeployError
 
 __all__ = ["base_layout", "containers"]  # fixtures used below
 
@@ -104,6 +107,14 @@ def test_pid1_without_handler_is_killed_and_deleted(base_layout, containers):
     assert box.stop() == "none"  # stopping twice is harmless
 
 
+def test_a_container_that_exits_is_reported_with_its_logs(base_layout, containers):
+    box = containers(base_layout, args=["python3", "-c", "import sys; sys.exit('no model here')"])
+    with pytest.raises(DeployError, match="no model here"):
+        wait_http(box.url + "/", timeout=30, container=box)
+    assert box.wait_stopped(5) and box.stop() == "exited"
+    assert box.name not in runc_names()
+
+
 def test_writable_root_runs_image_user_and_keeps_base_clean(base_layout, containers):
     box = containers(base_layout, args=["python3", "-c", PROBE], read_only=False)
     seen = json.loads(wait_http(box.url + "/", timeout=30)[1])
@@ -121,8 +132,12 @@ def test_runs_an_image_pulled_from_a_real_registry(base_layout, containers, tmp_
         subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base_layout}:base",
                         f"docker://{ref}"], check=True, capture_output=True, timeout=120)
         box = containers(ref, args=["python3", "-c", PROBE], user=(65532, 65532))
-        status, body = wait_http(box.url + "/", timeout=30)
-    assert status == 200 and json.loads(body)["uid"] == 65532
+        status, body = wait_http(box.url + "/", timeout=30, container=box)
+        assert status == 200 and json.loads(body)["uid"] == 65532
+        digest = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+                                           capture_output=True, text=True, timeout=60, check=True).stdout)["Digest"]
+        by_digest = containers(f"{reg.host}/vci/base@{digest}", args=["python3", "-c", PROBE])
+        assert wait_http(by_digest.url + "/", timeout=30, container=by_digest)[0] == 200
 
 
 def test_container_spec_edits_only_what_the_contract_needs():
