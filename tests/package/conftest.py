@@ -14,18 +14,7 @@ from registry import RegistryServer  # noqa: E402
 import vci  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 
-
-class Scaler:
-    """A model with one artifact: multiplies its input by the number stored in ``factor``."""
-
-    def __init__(self, artifacts):
-        self.factor = float(open(artifacts["factor"]).read().split()[0])
-
-    def predict(self, data):
-        return [x * self.factor for x in data]
-
-    def model_test(self):
-        assert self.predict([1]) == [self.factor]
+from .models import Scaler  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from registry import blob_uploads
 from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
 from vci.publish import Options, package, plan
 
-from .conftest import Scaler, env_without_debug, log_scaler
+from .conftest import env_without_debug, log_scaler
 
 
 def skopeo(*args):

@@ -1,0 +1,50 @@
+"""The packaged image really runs: Debian+python3 base, pulled with skopeo, unpacked with umoci, run with runc."""
+
+import json
+import urllib.request
+
+import pytest
+
+from images import base_image_layout, run_image, wait_http
+from vci.publish import Options, package
+
+from .conftest import log_scaler
+from .models import YamlScaler
+
+
+@pytest.fixture(scope="module")
+def debian_base():
+    return f"oci:{base_image_layout()}:base"
+
+
+def wait_ready(url: str, box, timeout: float = 60) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status, _ = wait_http(url + "/readyz", timeout=max(1, deadline - time.monotonic()))
+        except Exception as exc:
+            raise AssertionError(f"{exc}; container log: {box.logs()}") from exc
+        if status == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("not ready: " + box.logs())
+
+
+def post(url: str, body) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+@pytest.mark.slow
+def test_pushed_image_runs_with_runc_as_non_root(settings, tmp_path, registry, debian_base):
+    run = log_scaler(settings, tmp_path, "factor: 3", cls=YamlScaler, requirements=["PyYAML"])
+    result = package(settings, run.id, Options(base=debian_base, push=[f"{registry.host}/ml/runs"]))
+    with run_image(result["image"]) as box:
+        wait_ready(box.url, box)
+        status, answer = post(box.url + "/predict", [1, 2])
+        assert status == 200 and answer == {"scaled": [3, 6], "uid": 65532}
+        with urllib.request.urlopen(box.url + "/metadata", timeout=10) as resp:
+            meta = json.loads(resp.read())
+        assert run.id in json.dumps(meta) and run.version in json.dumps(meta)
