@@ -195,3 +195,14 @@ def test_oci_save_archive_keeps_gzip_layers(settings, tmp_path, debian_base):
     with open(tmp_path / "image.tar", "rb") as f:
         image = read_saved_image(f, LayerSink(tmp_path / "cache"))
     assert image.digest == result["digest"]  # gzip blobs kept byte for byte: the same manifest
+
+
+def test_a_failing_docker_build_is_a_build_error_with_its_log(dockerd, tmp_path):  # noqa: F811
+    from vci.errors import BuildError
+    from vci.oci.docker import _build
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY not-in-the-context /x\n")
+    with dockerd.client() as client, pytest.raises(BuildError) as caught:
+        _build(client, tmp_path, "vci-test/failing:1", {})
+    assert caught.value.exit_code == 12 and "docker build failed" in caught.value.message
+    assert "not-in-the-context" in str(caught.value)
+    assert "Step 2/2 : COPY not-in-the-context /x" in caught.value.hint  # the last lines of the build log
