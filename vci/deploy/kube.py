@@ -127,8 +127,12 @@ class KubeTarget:
                             "metadata": {"name": meta["name"], "namespace": meta["namespace"],
                                          "labels": meta.get("labels"), "annotations": meta.get("annotations")}})
 
+    def _named(self) -> DeploySpec:
+        """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""
+        return self.spec({"image": ""}, None, allow_tag=True)
+
     def status(self) -> dict:
-        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
             return {"environment": spec.environment, "state": "not-deployed", "namespace": spec.namespace}
@@ -142,13 +146,15 @@ class KubeTarget:
                 "endpoint": self.endpoint(spec), "canary": _live_image(canary)}
 
     def undeploy(self) -> dict:
-        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
             from ..errors import NotFoundError
             raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
-        for obj in render(spec) + [{"kind": "Deployment", "metadata": {"name": f"{spec.object_name}-canary"}}]:
-            self.cluster.delete(obj["kind"], obj["metadata"]["name"], spec.namespace)
+        for kind, name in (("Deployment", spec.object_name), ("Deployment", f"{spec.object_name}-canary"),
+                           ("Service", spec.service_name), ("HorizontalPodAutoscaler", spec.object_name),
+                           ("PodDisruptionBudget", spec.object_name)):
+            self.cluster.delete(kind, name, spec.namespace)
         return {"environment": spec.environment, "status": "removed", "digest": _digest(_live_image(live) or ""),
                 "release_id": _annotation(live, "release-id")}
 
@@ -156,7 +162,7 @@ class KubeTarget:
         return f"http://{spec.service_name}.{spec.namespace}.svc.cluster.local"
 
     def proxy_url(self) -> str:
-        spec = self.spec({"image": "x@sha256:" + "0" * 64}, None)
+        spec = self._named()
         host = self.cluster.api_client.configuration.host.rstrip("/")
         return f"{host}/api/v1/namespaces/{spec.namespace}/services/{spec.service_name}:http/proxy"
 
@@ -169,6 +175,67 @@ class KubeTarget:
                                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}")
         return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration),
                              **options)
+
+    # -- canary (driven by vci.release.canary): a "-canary" Deployment behind the same Service --------------
+    def canary_deployment(self, image: dict, release_id: str, replicas: int) -> dict:
+        """The canary Deployment (pure): labelled track=canary, so the Service's selector takes it in."""
+        from .manifests import render_deployment, validate_spec
+        spec = self.spec(image, release_id, track="canary", replicas=replicas)
+        validate_spec(spec)
+        return render_deployment(spec)
+
+    def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
+        """Start ``target`` (an image by digest) as a one-replica canary beside the stable Deployment."""
+        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout}
+        return self._apply_canary(1)
+
+    def set_canary_weight(self, weight: int) -> dict:
+        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods."""
+        from ..release.canary import canary_replicas
+        stable = self.cluster.read("Deployment", self.spec({"image": "x"}, None).object_name, self.namespace)
+        return self._apply_canary(canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight))
+
+    def _apply_canary(self, replicas: int) -> dict:
+        desired = self.canary_deployment(self._canary["image"], self._canary["release_id"], replicas)
+        self.cluster.apply(desired)
+        name = desired["metadata"]["name"]
+        outcome = wait_rollout(self.cluster, name, self.namespace, self._canary["timeout"])
+        if not outcome.ok:
+            why = diagnose(self.cluster, self.cluster.read("Deployment", name, self.namespace) or desired)
+            raise DeployError(f"the canary {name} did not become ready: {outcome.reason}; {why}",
+                              hint=f"kubectl -n {self.namespace} describe deployment {name}")
+        return desired
+
+    def canary_metrics(self) -> str:
+        """The canary pods' /metrics (through the API server's pod proxy), concatenated: counters add up."""
+        from ..package import PORT
+        from .manifests import labels_for
+        spec = self.spec({"image": "x"}, None, track="canary")
+        selector = ",".join(f"{k}={v}" for k, v in labels_for(spec).items())
+        pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        texts = [self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
+                     f"{pod.metadata.name}:{PORT}", self.namespace, "metrics")
+                 for pod in pods if (pod.status and pod.status.phase) == "Running"]
+        return "\n".join(str(t) for t in texts)
+
+    def canary_traffic(self, inputs: list, weight: int) -> None:
+        """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
+        from ..errors import RemoteError
+        model = self.client(deadline=10.0)
+        for given in inputs:
+            try:
+                model.predict(given)
+            except RemoteError:
+                pass
+
+    def canary_status(self) -> dict | None:
+        return self.cluster.read("Deployment", self.spec({"image": "x"}, None, track="canary").object_name,
+                                 self.namespace)
+
+    def remove_canary(self) -> bool:
+        """Delete the canary Deployment (the stable one is untouched)."""
+        name = self.spec({"image": "x"}, None, track="canary").object_name
+        return self.cluster.delete("Deployment", name, self.namespace)
 
 
 def proxy_session(cfg):
