@@ -25,24 +25,9 @@ from vci.oci.layout import read_layout
 from vci.publish import Options, package
 
 from .conftest import env_without_debug, log_scaler
+from .models import YamlScaler
 
 pytestmark = pytest.mark.slow
-
-
-class YamlScaler:
-    """Needs PyYAML from the dependency layer and its artifact from the model layers; says who runs it."""
-
-    def __init__(self, artifacts):
-        import yaml
-        self.factor = yaml.safe_load(open(artifacts["factor"]).read())["factor"]
-
-    def predict(self, data):
-        import os
-        return {"scaled": [x * self.factor for x in data], "uid": os.getuid()}
-
-    def model_test(self):  # no assert statement: pytest would rewrite it into a reference to _pytest
-        if self.predict([1])["scaled"] != [self.factor]:
-            raise ValueError("model_test: predict([1]) is not [factor]")
 
 
 @pytest.fixture(scope="module")
