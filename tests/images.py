@@ -1,6 +1,6 @@
 """Run real OCI images in tests: a cached Debian+python3 base layout, and containers started with runc.
 
-    layout = base_image_layout()                     # scripts/build-base-image.sh, cached outside the checkout
+    layout = base_image_layout()                  # scripts/build-base-image.sh, cached outside the checkout
     with run_image(layout, args=["python3", "-m", "http.server", "8000"], port=8000) as box:
         wait_http(box.url + "/", timeout=20, container=box); box.logs()
     run_image("127.0.0.1:5000/ml/iris@sha256:...")    # a registry ref (skopeo copy); also "oci:DIR:TAG", DIR
@@ -9,7 +9,8 @@ Only standard tools (skopeo, umoci, runc), nothing from vci.oci. How a container
 - registry refs: ``skopeo copy --src-tls-verify=false docker://REF oci:DIR:run`` (skipped when a ref's
   digest was already unpacked by this process);
 - ``umoci unpack --image DIR:TAG`` (as root: layer owners kept; image config -> config.json with user, env,
-  cwd, args, HOME from /etc/passwd), once per manifest digest per process: 4.5 s idle, 20+ s under load.
+  cwd, args, HOME from /etc/passwd), once per manifest digest per process (4.5 s idle, 20+ s under load),
+  or once for good for layouts in the test cache (the base image: kept in LAYOUT-unpacked/).
   Containers share that rootfs (root.path points at it, runc remounts it read-only in the container only);
   ``read_only=False`` gets an overlay mount on it (upper dir in the bundle), or a copy without overlayfs;
 - config.json: ``process.terminal=false`` (no TTY with -d; TERM dropped), network namespace removed (host
@@ -43,8 +44,7 @@ import pytest
 from registry import free_port
 from vci.errors import BuildError, DeployError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-base-image.sh"
+BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-base-image.sh"
 _LIVE: dict[str, "RunningContainer"] = {}
 _NAMES = itertools.count(1)
 
@@ -53,7 +53,8 @@ def require_tools(*commands: str) -> None:
     """Raise a clear error naming the Debian packages to install when a command is missing."""
     missing = [c for c in commands if shutil.which(c) is None]  # each tool's Debian package has its name
     if missing:
-        raise DeployError(f"{', '.join(missing)} not installed", hint=f"apt-get install -y {' '.join(missing)}")
+        names = " ".join(missing)
+        raise DeployError(f"{names} not installed", hint=f"apt-get install -y {names}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,11 +70,9 @@ def base_image_layout(timeout: float = 900) -> Path:
 def layout_manifest(layout: Path, tag: str | None = None) -> tuple[str, str]:
     """(tag, manifest digest) of the image named ``tag`` in ``layout``; without a tag the only one there."""
     index = json.loads((Path(layout) / "index.json").read_text())
-    named = {m.get("annotations", {}).get("org.opencontainers.image.ref.name"): m["digest"]
-             for m in index["manifests"]}
-    named.pop(None, None)
-    if tag is None and len(named) == 1:
-        tag = next(iter(named))
+    named = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+             for m in index["manifests"] if "org.opencontainers.image.ref.name" in m.get("annotations", {})}
+    tag = next(iter(named)) if tag is None and len(named) == 1 else tag
     if tag not in named:
         raise DeployError(f"no image tagged {tag!r} in {layout} (tags: {sorted(named)})",
                           hint="pass tag= or use a layout with exactly one tagged image")
@@ -90,7 +89,7 @@ def _tool(cmd: list[str], failure: str, hint: str, timeout: float = 300) -> None
 def fetch_image(ref: str, directory: Path, *, insecure: bool = True) -> Path:
     """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo."""
     _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}", f"docker://{ref}",
-           f"oci:{directory}:run"], f"skopeo could not copy {ref}", "check the ref and that the registry runs")
+           f"oci:{directory}:run"], f"skopeo could not copy {ref}", "check the ref and the registry")
     return directory
 
 
@@ -102,15 +101,33 @@ def _scratch() -> Path:
     return path
 
 
+def cache_root() -> Path:
+    """Where the base image (and its unpacked bundle) are kept between test runs."""
+    return Path(os.environ.get("VCI_TEST_CACHE") or Path.home() / ".cache" / "vci-test").resolve()
+
+
+def unpacked_already(digest: str) -> Path | None:
+    """A bundle of this exact image (same manifest digest) unpacked before, in the test cache or here."""
+    name = digest.replace(":", "-")
+    found = [_scratch() / name, *cache_root().glob(f"*-unpacked/{name}")]
+    return next((path for path in found if (path / "config.json").is_file()), None)
+
+
 def shared_bundle(layout: Path, tag: str, digest: str) -> Path:
-    """An umoci bundle of ``digest`` unpacked once per process; read-only containers share its rootfs."""
-    shared = _scratch() / "unpacked" / digest.replace(":", "-")
+    """An umoci bundle of ``digest``, unpacked once: beside the layout for layouts in the test cache (kept
+    between runs), else in this process's scratch dir. Containers never write to it."""
+    layout = Path(layout).resolve()
+    home = layout.with_name(layout.name + "-unpacked") if layout.is_relative_to(cache_root()) else _scratch()
+    shared = unpacked_already(digest) or home / digest.replace(":", "-")
     if not shared.exists():
-        tmp = shared.with_name(shared.name + ".tmp")
+        tmp = home / f".{shared.name}.tmp.{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        _tool(["umoci", "unpack", "--image", f"{layout}:{tag}", str(tmp)], f"umoci could not unpack {layout}:{tag}",
-              "check the layout with skopeo inspect oci:DIR:TAG")
-        tmp.rename(shared)
+        _tool(["umoci", "unpack", "--image", f"{layout}:{tag}", str(tmp)],
+              f"umoci could not unpack {layout}:{tag}", "check the layout with skopeo inspect oci:DIR:TAG")
+        try:
+            tmp.rename(shared)
+        except OSError:  # another process finished the same unpack first
+            shutil.rmtree(tmp, ignore_errors=True)
     return shared
 
 
@@ -196,15 +213,13 @@ def stop_all() -> None:
 
 def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, port: int | None = None,
               name: str | None = None, insecure: bool = True, args: list[str] | None = None,
-              user: tuple[int, int] | None = None, read_only: bool = True, tag: str | None = None) -> RunningContainer:
-    """Start an image (an OCI layout directory, or a registry ref) with runc on the host network.
-
-    ``port`` (a free one by default) is passed as VCI_PORT unless ``env`` sets it; ``args`` and ``user``
-    override the image's command and user; the container's root is read-only with a tmpfs /tmp.
-    """
+              user: tuple[int, int] | None = None, read_only: bool = True,
+              tag: str | None = None) -> RunningContainer:
+    """Start an image (layout dir, ``oci:DIR:TAG`` or registry ref) with runc on the host network. ``port``
+    (free by default) goes in VCI_PORT unless ``env`` sets it; ``args``/``user`` override the image's."""
     require_tools("runc", "umoci")
     name = name or f"vci-test-{os.getpid()}-{next(_NAMES)}"
-    bundle = _scratch() / name
+    bundle = _scratch() / "containers" / name
     bundle.mkdir(parents=True)
     try:
         layout, tag, digest = _locate(str(layout_or_ref), tag, bundle / "image", insecure)
@@ -222,10 +237,10 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
 
 
 def _locate(source: str, tag: str | None, fetch_dir: Path, insecure: bool) -> tuple[Path, str | None, str]:
-    """(layout, tag, manifest digest) for a layout dir, ``oci:DIR[:TAG]`` or a registry ref (fetched if new)."""
-    path, _, named = source.removeprefix("oci:").partition(":") if source.startswith("oci:") else (source, "", "")
+    """(layout, tag, manifest digest) of a layout dir, ``oci:DIR[:TAG]`` or registry ref (fetched if new)."""
+    path, _, named = source[4:].partition(":") if source.startswith("oci:") else (source, "", "")
     layout, tag, digest = Path(path), named or tag, source.rpartition("@")[2]
-    if "@sha256:" in source and (_scratch() / "unpacked" / digest.replace(":", "-")).exists():
+    if "@sha256:" in source and unpacked_already(digest):
         return layout, tag, digest  # this exact image is unpacked already: no need to fetch it again
     if not (layout / "index.json").is_file():
         layout = fetch_image(source, fetch_dir, insecure=insecure)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import subprocess
 import tarfile
@@ -11,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from images import BUILD_SCRIPT, base_layout, container_spec, containers, layout_manifest, runc_names, wait_http
+from images import (BUILD_SCRIPT, base_layout, container_spec, containers, layout_manifest, runc_names,
+                    wait_http)
 from registry import RegistryServer
 from vci.errors import DeployError
 
 __all__ = ["base_layout", "containers"]  # fixtures used below
 
-# A tiny server run as the container's PID 1: it reports who it runs as and what it may write, and drains on TERM.
+# A tiny server run as the container's PID 1: it reports who it runs as and what it may write; drains on TERM.
 PROBE = r"""
 import errno, http.server, json, os, signal, sys
 def probe():
@@ -28,7 +28,8 @@ def probe():
         root = errno.errorcode[exc.errno]
     with open("/tmp/written-by", "w") as f:
         f.write(str(os.getuid()))
-    return {"uid": os.getuid(), "gid": os.getgid(), "root": root, "existed": existed, "tmp": open("/tmp/written-by").read(),
+    return {"uid": os.getuid(), "gid": os.getgid(), "root": root, "existed": existed,
+            "tmp": open("/tmp/written-by").read(),
             "env": {k: os.environ.get(k) for k in ("VCI_PORT", "GREETING", "PATH", "TERM")}}
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -50,8 +51,10 @@ def _image_config(layout: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_base_layout_is_cached_and_inspectable(base_layout):
-    again = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, check=True)
+    again = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60,
+                           check=True)
     assert Path(again.stdout.strip()) == base_layout
     assert "debootstrap" not in again.stderr  # served from the cache, not rebuilt
     inspect = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{base_layout}:base"], capture_output=True,
@@ -63,6 +66,7 @@ def test_base_layout_is_cached_and_inspectable(base_layout):
     assert config["Labels"]["vci.python.version"].startswith(config["Labels"]["vci.python"] + ".")
 
 
+@pytest.mark.slow
 def test_base_layer_is_reproducible_in_form(base_layout):
     _, digest = layout_manifest(base_layout, "base")
     blobs = base_layout / "blobs" / "sha256"
@@ -84,6 +88,7 @@ def test_base_layer_is_reproducible_in_form(base_layout):
     assert (home.uid, home.gid) == (65532, 65532)
 
 
+@pytest.mark.slow
 def test_probe_runs_as_nonroot_with_readonly_root(base_layout, containers):
     box = containers(base_layout, args=["python3", "-c", PROBE], user=(65532, 65532), env={"GREETING": "hi"})
     status, body = wait_http(box.url + "/", timeout=30)
@@ -99,14 +104,16 @@ def test_probe_runs_as_nonroot_with_readonly_root(base_layout, containers):
     assert box.name not in runc_names() and not box.bundle.exists()
 
 
+@pytest.mark.slow
 def test_pid1_without_handler_is_killed_and_deleted(base_layout, containers):
-    box = containers(base_layout, args=["python3", "-c", "import time; print('up', flush=True); time.sleep(600)"])
+    box = containers(base_layout, args=["python3", "-c", "import time; print('up'); time.sleep(600)"])
     assert box.status() == "running"
     assert box.stop(timeout=0.5) == "KILL"
     assert box.name not in runc_names() and box.status() == "gone"
     assert box.stop() == "none"  # stopping twice is harmless
 
 
+@pytest.mark.slow
 def test_a_container_that_exits_is_reported_with_its_logs(base_layout, containers):
     box = containers(base_layout, args=["python3", "-c", "import sys; sys.exit('no model here')"])
     with pytest.raises(DeployError, match="no model here"):
@@ -115,6 +122,7 @@ def test_a_container_that_exits_is_reported_with_its_logs(base_layout, container
     assert box.name not in runc_names()
 
 
+@pytest.mark.slow
 def test_writable_root_runs_image_user_and_keeps_base_clean(base_layout, containers):
     box = containers(base_layout, args=["python3", "-c", PROBE], read_only=False)
     seen = json.loads(wait_http(box.url + "/", timeout=30)[1])
@@ -126,6 +134,7 @@ def test_writable_root_runs_image_user_and_keeps_base_clean(base_layout, contain
     assert (seen["root"], seen["existed"]) == (errno.errorcode[errno.EROFS], False)
 
 
+@pytest.mark.slow
 def test_runs_an_image_pulled_from_a_real_registry(base_layout, containers, tmp_path):
     with RegistryServer(tmp_path / "registry") as reg:
         ref = f"{reg.host}/vci/base:1"
@@ -134,15 +143,16 @@ def test_runs_an_image_pulled_from_a_real_registry(base_layout, containers, tmp_
         box = containers(ref, args=["python3", "-c", PROBE], user=(65532, 65532))
         status, body = wait_http(box.url + "/", timeout=30, container=box)
         assert status == 200 and json.loads(body)["uid"] == 65532
-        digest = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
-                                           capture_output=True, text=True, timeout=60, check=True).stdout)["Digest"]
+        inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+                                 capture_output=True, text=True, timeout=60, check=True)
+        digest = json.loads(inspect.stdout)["Digest"]
         by_digest = containers(f"{reg.host}/vci/base@{digest}", args=["python3", "-c", PROBE])
         assert wait_http(by_digest.url + "/", timeout=30, container=by_digest)[0] == 200
 
 
 def test_container_spec_edits_only_what_the_contract_needs():
-    spec = {"process": {"terminal": True, "env": ["PATH=/bin", "TERM=xterm", "HOME=/root"], "args": ["python3"],
-                        "user": {"uid": 65532, "gid": 65532}},
+    spec = {"process": {"terminal": True, "env": ["PATH=/bin", "TERM=xterm", "HOME=/root"],
+                        "args": ["python3"], "user": {"uid": 65532, "gid": 65532}},
             "root": {"path": "rootfs"},
             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
                        {"destination": "/tmp", "type": "bind", "source": "/host/tmp"}],
