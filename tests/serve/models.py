@@ -24,6 +24,8 @@ class EchoModel:
             raise RuntimeError("secret-internal-detail")
         if data == "not-json":
             return object()
+        if data == "exit":
+            raise SystemExit(3)  # a model must not be able to stop the server
         if isinstance(data, dict) and "sleep" in data:
             time.sleep(float(data["sleep"]))
         return {"greeting": self.greeting, "echo": data}

@@ -73,6 +73,14 @@ def _send_and_drop(port: int, data: bytes) -> None:
         pass
 
 
+def test_pipelined_requests_then_a_partial_one_then_a_half_close(server):
+    for tail in (b"\x00garbage\r\n\r\n", b"GET /partial"):
+        answer = raw_exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n" * 3 + tail)
+        assert answer.count(b"HTTP/1.1 200 OK") == 3 and b"HTTP/1.1 400 Bad Request" in answer
+    stray = [line for line in server.log().splitlines() if not line.startswith("{")]
+    assert stray == []  # no asyncio "Exception in callback" tracebacks: every path was handled
+
+
 def test_clients_vanishing_mid_body_do_not_hurt(server):
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:

@@ -51,6 +51,8 @@ def test_error_statuses_are_json_with_the_request_id(echo_server):
         ("POST", "/predict", b'"reject"', JSON, 422),
         ("POST", "/predict", b'"boom"', JSON, 500),
         ("POST", "/predict", b'"not-json"', JSON, 500),
+        ("POST", "/predict", b'"exit"', JSON, 500),
+        ("POST", "/predict", b"[" * 2000 + b"]" * 2000, JSON, 400),
     ]
     for method, path, body, headers, expected in cases:
         status, resp_headers, raw = http_call(echo_server, method, path, body,

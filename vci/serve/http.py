@@ -147,7 +147,10 @@ class HttpConnection(asyncio.Protocol):
 
     def _advance(self) -> None:
         """Parse what is buffered; dispatch once a whole request is there."""
-        if self.busy or self.transport.is_closing():
+        if self.busy or self.discarding or self.transport.is_closing():
+            return
+        if self.eof and self.idle:
+            self.transport.close()
             return
         try:
             body = self._read_body() if self.head is not None or self._read_head() else None
