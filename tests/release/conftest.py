@@ -19,6 +19,7 @@ class Tunable:
 
     def predict(self, data):
         import time
+
         if self.config.get("delay"):
             time.sleep(self.config["delay"])
         self.calls = getattr(self, "calls", 0) + 1
@@ -31,8 +32,11 @@ class Tunable:
 
 
 def release_settings(tmp_path, environments=None, store=None):
-    return load_settings({"store": store or str(tmp_path / "store"), "project": "demo",
-                          "environments": environments or {}}, cwd=tmp_path, environ={})
+    return load_settings(
+        {"store": store or str(tmp_path / "store"), "project": "demo", "environments": environments or {}},
+        cwd=tmp_path,
+        environ={},
+    )
 
 
 @pytest.fixture()
@@ -57,11 +61,13 @@ def stop_all(settings):
 
 def _stop_canary(settings, name):
     from vci.deploy.local import LocalTarget
+
     LocalTarget(settings, settings.environment(name.removesuffix("-canary"))).remove_canary()
 
 
-def make_run(settings, tmp_path, factor=2, *, delay=0.0, fail=False, fail_after=None, examples=True,
-             expected=True):
+def make_run(
+    settings, tmp_path, factor=2, *, delay=0.0, fail=False, fail_after=None, examples=True, expected=True
+):
     path = tmp_path / f"config-{factor}-{delay}-{fail}-{fail_after}.json"
     config = {"factor": factor, "delay": delay, "fail": fail}
     if fail_after is not None:

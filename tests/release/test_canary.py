@@ -9,7 +9,15 @@ from vci.deploy import deploy, status
 from vci.deploy.local import LocalTarget
 from vci.errors import ConfigError, DeployError
 from vci.release import history, promote
-from vci.release.canary import CanaryPolicy, Snapshot, canary_replicas, judge, parse_metrics, quantile, run_steps
+from vci.release.canary import (
+    CanaryPolicy,
+    Snapshot,
+    canary_replicas,
+    judge,
+    parse_metrics,
+    quantile,
+    run_steps,
+)
 from vci.serve.metrics import Metrics
 
 from .conftest import make_run, release_settings, stop_all
@@ -27,8 +35,11 @@ def exposition(requests):
 
 
 def test_parse_metrics_counts_model_routes_only():
-    text = exposition([("/predict", 200, 0.003)] * 8 + [("/predict", 500, 0.2), ("/batch-predict", 404, 0.02)]
-                      + [("/healthz", 500, 9.0)] * 50)
+    text = exposition(
+        [("/predict", 200, 0.003)] * 8
+        + [("/predict", 500, 0.2), ("/batch-predict", 404, 0.02)]
+        + [("/healthz", 500, 9.0)] * 50
+    )
     snap = parse_metrics(text)
     assert (snap.total, snap.errors) == (10, 2)
     assert snap.buckets[math.inf] == 10 and snap.buckets[0.005] == 8
@@ -110,20 +121,32 @@ def test_run_steps_sends_examples_when_no_traffic_arrives():
 def test_run_steps_waits_on_organic_traffic_and_stops_on_a_broken_rule():
     clock = FakeClock()
     busy = ScriptedTarget(organic=5)
-    assert run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)[
-        "passed"] and busy.sent == 0
+    assert (
+        run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)[
+            "passed"
+        ]
+        and busy.sent == 0
+    )
     failing = ScriptedTarget(status=500)
-    verdict = run_steps(failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock)
+    verdict = run_steps(
+        failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock
+    )
     assert not verdict["passed"] and verdict["reason"].startswith("step 10%: error rate 100.00%")
     assert failing.weights == [10]  # stopped at the first step
     silent = ScriptedTarget()
-    verdict = run_steps(silent, CanaryPolicy(interval=0.5, min_requests=5, step_timeout=2), [], sleep=clock.sleep,
-                        clock=clock)
+    verdict = run_steps(
+        silent, CanaryPolicy(interval=0.5, min_requests=5, step_timeout=2), [], sleep=clock.sleep, clock=clock
+    )
     assert not verdict["passed"] and "no data" in verdict["reason"]
 
 
-CANARY = {"steps": [20, 50, 100], "interval": 0.3, "max_error_rate": 0.05, "max_p90_latency_ms": 150,
-          "min_requests": 8}
+CANARY = {
+    "steps": [20, 50, 100],
+    "interval": 0.3,
+    "max_error_rate": 0.05,
+    "max_p90_latency_ms": 150,
+    "min_requests": 8,
+}
 
 
 @pytest.fixture()
@@ -173,11 +196,24 @@ def test_cli_exit_code_when_the_canary_rolls_back(canary_settings, tmp_path):
     import os
     import subprocess
     import sys
+
     start_production(canary_settings, tmp_path, fail_after=4)
-    (tmp_path / "vci.yaml").write_text(json.dumps({"project": "demo", "store": canary_settings.store,
-                                                   "environments": {"production": {"canary": CANARY}}}))
-    out = subprocess.run([sys.executable, "-m", "vci", "promote", "--strategy", "canary", "-o", "json"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache")})
+    (tmp_path / "vci.yaml").write_text(
+        json.dumps(
+            {
+                "project": "demo",
+                "store": canary_settings.store,
+                "environments": {"production": {"canary": CANARY}},
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "promote", "--strategy", "canary", "-o", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert out.returncode == DeployError.exit_code, out.stderr
     assert json.loads(out.stdout)["outcome"] == "rolled-back"

@@ -34,15 +34,23 @@ def test_deploy_test_promote_rollback_history(settings, tmp_path):
     assert second["previous"] == v1.version and status(settings, "production")["digest"] == v2.version
 
     back = rollback(settings, "production")
-    assert back["outcome"] == "succeeded" and back["digest"] == v1.version and back["restored"] == first["release_id"]
+    assert (
+        back["outcome"] == "succeeded"
+        and back["digest"] == v1.version
+        and back["restored"] == first["release_id"]
+    )
     assert status(settings, "production")["digest"] == v1.version
     forward = rollback(settings, "production", to=second["release_id"])
     assert forward["digest"] == v2.version and status(settings, "production")["digest"] == v2.version
 
     releases = history(settings, "production")["releases"]
     assert [(r["action"], r["outcome"]) for r in releases] == [
-        ("rollback", "succeeded"), ("rollback", "succeeded"), ("promote", "succeeded"),
-        ("promote", "unchanged"), ("promote", "succeeded")]
+        ("rollback", "succeeded"),
+        ("rollback", "succeeded"),
+        ("promote", "succeeded"),
+        ("promote", "unchanged"),
+        ("promote", "succeeded"),
+    ]
     assert releases[0]["release_id"] == forward["release_id"] and releases[0]["previous"] == v1.version
     assert all(r["who"] == "tester" and r["run_id"] for r in releases)
     staging = history(settings, "staging")["releases"]
@@ -88,7 +96,9 @@ def test_approval_required_and_recorded(tmp_path, monkeypatch):
 def test_refusals(settings, tmp_path):
     with pytest.raises(DeployError, match="no healthy digest"):
         promote(settings, "staging", "production")
-    cluster = release_settings(tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}})
+    cluster = release_settings(
+        tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}}
+    )
     with pytest.raises(UsageError, match="a local environment runs a run, a cluster runs an image"):
         promote(cluster, "staging", "production")
     with pytest.raises(NotFoundError, match="no earlier release"):
@@ -105,8 +115,14 @@ def test_cli_cycle(settings, tmp_path):
     env = {**os.environ, "VCI_STORE": settings.store, "VCI_PROJECT": "demo"}
 
     def cli(*args, code=0):
-        out = subprocess.run([sys.executable, "-m", "vci", *args, "-o", "json"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "vci", *args, "-o", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == code, out.stderr
         return json.loads(out.stdout) if out.stdout else json.loads(out.stderr)
 

@@ -1,6 +1,7 @@
 """The Kubernetes canary's pure parts: the canary Deployment beside the stable one behind one Service,
 sized by the step, valid against the real schemas; and promotion refusals that need no cluster.
-(The API test server in tests/fakes/kube/ was not there yet: promotions against it are still to be written.)"""
+(The API test server in tests/fakes/kube/ was not there yet: promotions against it are still to be written.)
+"""
 
 import pytest
 
@@ -12,9 +13,21 @@ from vci.release.canary import canary_replicas
 from vci.release.promote import check_environments, choose_strategy, require_approval
 
 DIGEST = "sha256:" + "c" * 64
-ENVS = {"staging": {"target": "kubernetes", "repository": "reg.example/ml/iris-staging", "namespace": "ml-staging"},
-        "production": {"target": "kubernetes", "repository": "reg.example/ml/iris", "namespace": "ml-prod",
-                       "replicas": 4, "requires_approval": True, "strategy": "canary"}}
+ENVS = {
+    "staging": {
+        "target": "kubernetes",
+        "repository": "reg.example/ml/iris-staging",
+        "namespace": "ml-staging",
+    },
+    "production": {
+        "target": "kubernetes",
+        "repository": "reg.example/ml/iris",
+        "namespace": "ml-prod",
+        "replicas": 4,
+        "requires_approval": True,
+        "strategy": "canary",
+    },
+}
 
 
 @pytest.fixture()
@@ -28,7 +41,11 @@ def matches(selector: dict, labels: dict) -> bool:
 
 
 def test_canary_deployment_sits_behind_the_stable_service(target):
-    image = {"image": f"reg.example/ml/iris@{DIGEST}", "run_id": "20261124-000000-abcd", "model_digest": DIGEST}
+    image = {
+        "image": f"reg.example/ml/iris@{DIGEST}",
+        "run_id": "20261124-000000-abcd",
+        "model_digest": DIGEST,
+    }
     stable, service = render(target.spec(image, "r-stable"))[:2]
     canary = target.canary_deployment(image, "r-canary", canary_replicas(4, 10))
     assert canary["metadata"]["name"] == "iris-production-canary" and canary["spec"]["replicas"] == 1
@@ -37,8 +54,11 @@ def test_canary_deployment_sits_behind_the_stable_service(target):
     assert pods["vci.dev/track"] == "canary" and matches(canary["spec"]["selector"]["matchLabels"], pods)
     assert matches(service["spec"]["selector"], pods)  # the Service sends the canary its share
     assert matches(service["spec"]["selector"], stable["spec"]["template"]["metadata"]["labels"])
-    assert not matches(stable["spec"]["selector"]["matchLabels"], pods)  # the stable ReplicaSet never adopts it
+    assert not matches(
+        stable["spec"]["selector"]["matchLabels"], pods
+    )  # the stable ReplicaSet never adopts it
     import kubernetes_validate
+
     kubernetes_validate.validate(canary, kubernetes_validate.latest_version(), strict=True)
 
 

@@ -34,14 +34,22 @@ def ledger(request, tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     import boto3
     from vci.store.s3 import S3Store
+
     bucket = f"ledger-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
     return Ledger(S3Store(bucket, "vci", endpoint_url=endpoint))
 
 
 def record(release_id, outcome="succeeded", digest="sha256:" + "a" * 64, env="production"):
-    return make_record(release_id=release_id, environment=env, action="promote", outcome=outcome, digest=digest,
-                       run_id="20261124-000000-0000", environ={"VCI_USER": "ci-bot"})
+    return make_record(
+        release_id=release_id,
+        environment=env,
+        action="promote",
+        outcome=outcome,
+        digest=digest,
+        run_id="20261124-000000-0000",
+        environ={"VCI_USER": "ci-bot"},
+    )
 
 
 def test_records_are_written_once_and_listed_in_order(ledger):
@@ -89,16 +97,29 @@ def test_claims_serialise_and_expire(ledger):
 
 
 def test_ci_context_and_choice_of_rollback_target():
-    github = ci_context({"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "7", "GITHUB_REPOSITORY": "o/r",
-                        "GITHUB_SERVER_URL": "https://ghe.example", "GITHUB_SHA": "s", "GITHUB_ACTOR": "a"})
+    github = ci_context(
+        {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_RUN_ID": "7",
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_SERVER_URL": "https://ghe.example",
+            "GITHUB_SHA": "s",
+            "GITHUB_ACTOR": "a",
+        }
+    )
     assert github["url"] == "https://ghe.example/o/r/actions/runs/7" and github["actor"] == "a"
     jenkins = ci_context({"BUILD_URL": "https://ci.example/job/x/3/", "GIT_COMMIT": "c"})
-    assert jenkins == {"system": "jenkins", "url": "https://ci.example/job/x/3/", "sha": "c", "actor": None,
-                       "ref": None}
+    assert jenkins == {
+        "system": "jenkins",
+        "url": "https://ci.example/job/x/3/",
+        "sha": "c",
+        "actor": None,
+        "ref": None,
+    }
     assert ci_context({}) is None
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     records = [record("r1", digest=a), record("r2", digest=b), record("r3", "failed", digest=a)]
-    assert choose_release(records, b)["release_id"] == "r1"   # a failed release is never a target
+    assert choose_release(records, b)["release_id"] == "r1"  # a failed release is never a target
     assert choose_release(records, a)["release_id"] == "r2"
     with pytest.raises(NotFoundError, match="never ran"):
         choose_release(records, b, to="r3")

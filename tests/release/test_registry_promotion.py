@@ -27,7 +27,10 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def registries(tmp_path_factory):
-    with RegistryServer(tmp_path_factory.mktemp("reg-a")) as a, RegistryServer(tmp_path_factory.mktemp("reg-b")) as b:
+    with (
+        RegistryServer(tmp_path_factory.mktemp("reg-a")) as a,
+        RegistryServer(tmp_path_factory.mktemp("reg-b")) as b,
+    ):
         yield a, b
 
 
@@ -37,6 +40,7 @@ def staged_image(tmp_path_factory, registries):
     import platform
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
+
     root = tmp_path_factory.mktemp("image")
     saved = os.environ.get("VCI_CACHE_DIR")
     os.environ["VCI_CACHE_DIR"] = str(root / "cache")
@@ -51,8 +55,11 @@ def staged_image(tmp_path_factory, registries):
     run.log_artifact("config", root / "config.json")
     run.log_model(Tunable, artifacts=["config", "weights"])
     run.commit()
-    result = package(settings, run.id, Options(base=f"oci:{root / 'base'}:base",
-                                               push=[f"{registries[0].host}/ml/iris-staging"]))
+    result = package(
+        settings,
+        run.id,
+        Options(base=f"oci:{root / 'base'}:base", push=[f"{registries[0].host}/ml/iris-staging"]),
+    )
     yield result["image"], result["digest"]
     if saved is None:
         os.environ.pop("VCI_CACHE_DIR", None)
@@ -61,8 +68,9 @@ def staged_image(tmp_path_factory, registries):
 
 
 def environment(repository):
-    settings = load_settings({"environments": {"production": {"target": "kubernetes", "repository": repository}}},
-                             environ={})
+    settings = load_settings(
+        {"environments": {"production": {"target": "kubernetes", "repository": repository}}}, environ={}
+    )
     return settings.environment("production")
 
 
@@ -105,5 +113,7 @@ def test_promotion_refuses_tags_and_missing_repositories(registries):
     with pytest.raises(UsageError, match="never tags"):
         copy_to_environment(f"{reg.host}/ml/iris-staging:latest", environment(f"{reg.host}/ml/iris"))
     with pytest.raises(ConfigError, match="no repository"):
-        copy_to_environment(f"{reg.host}/ml/iris-staging@sha256:" + "a" * 64,
-                            load_settings({}, environ={}).environment("production"))
+        copy_to_environment(
+            f"{reg.host}/ml/iris-staging@sha256:" + "a" * 64,
+            load_settings({}, environ={}).environment("production"),
+        )

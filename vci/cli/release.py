@@ -12,8 +12,13 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 
 @click.command("test")
 @env_option
-@click.option("--examples", "examples_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help='JSON examples instead of the run\'s logged ones: {"inputs": [...], "expected_outputs": [...]}.')
+@click.option(
+    "--examples",
+    "examples_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help='JSON examples instead of the run\'s logged ones: {"inputs": [...], "expected_outputs": [...]}.',
+)
 @store_option
 @output_option
 def test_cmd(env, examples_file, store, output):
@@ -24,28 +29,50 @@ def test_cmd(env, examples_file, store, output):
     """
     from ..errors import DeployError
     from ..release import smoke_test
+
     result = smoke_test(settings_for(store), env, examples_file=examples_file)
     verdict = "passed" if result["passed"] else f"{len(result['failures'])} failed"
-    lines = [f"{result['environment']} ({(result['digest'] or '')[:19]}): {result['checked']} examples, {verdict}"]
-    lines += [f"  example {f['example']}: {f['problem']} {f.get('detail') or ''} "
-              f"{'expected ' + repr(f['expected']) + ' got ' + repr(f['got']) if 'expected' in f else ''}".rstrip()
-              for f in result["failures"]]
+    lines = [
+        f"{result['environment']} ({(result['digest'] or '')[:19]}): {result['checked']} examples, {verdict}"
+    ]
+    lines += [
+        f"  example {f['example']}: {f['problem']} {f.get('detail') or ''} "
+        f"{'expected ' + repr(f['expected']) + ' got ' + repr(f['got']) if 'expected' in f else ''}".rstrip()
+        for f in result["failures"]
+    ]
     emit(output, result, "\n".join(lines))
     if not result["passed"]:
-        raise DeployError(f"the smoke test of {result['environment']!r} failed", hint="see the failures above")
+        raise DeployError(
+            f"the smoke test of {result['environment']!r} failed", hint="see the failures above"
+        )
 
 
 @click.command("promote")
-@click.option("--from", "source", default="staging", show_default=True, metavar="ENV", help="Where the digest runs.")
+@click.option(
+    "--from", "source", default="staging", show_default=True, metavar="ENV", help="Where the digest runs."
+)
 @click.option("--to", "target", default="production", show_default=True, metavar="ENV", help="Where it goes.")
-@click.option("--strategy", type=click.Choice(["direct", "canary"]), default=None,
-              help="direct, or canary in the target's steps (default: the target's strategy, else direct).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["direct", "canary"]),
+    default=None,
+    help="direct, or canary in the target's steps (default: the target's strategy, else direct).",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness."
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be promoted and touch nothing.")
-@click.option("--approved-by", metavar="NAME", help="Who approved (required where the target requires approval).")
-@click.option("--examples", "examples_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Gate examples instead of the run's logged ones.")
+@click.option(
+    "--approved-by", metavar="NAME", help="Who approved (required where the target requires approval)."
+)
+@click.option(
+    "--examples",
+    "examples_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Gate examples instead of the run's logged ones.",
+)
 @store_option
 @output_option
 def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, examples_file, store, output):
@@ -58,10 +85,22 @@ def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, e
     """
     from ..errors import DeployError
     from ..release import promote
-    result = promote(settings_for(store), source, target, strategy=strategy, wait=wait, dry_run=dry_run,
-                     approved_by=approved_by, examples_file=examples_file, timeout=timeout)
-    text = f"{result['outcome']}: {result['from']} -> {result['to']} {result['digest']} " \
-           f"({result['strategy']}, release {result['release_id'] or '-'})\n{result.get('reason', '')}"
+
+    result = promote(
+        settings_for(store),
+        source,
+        target,
+        strategy=strategy,
+        wait=wait,
+        dry_run=dry_run,
+        approved_by=approved_by,
+        examples_file=examples_file,
+        timeout=timeout,
+    )
+    text = (
+        f"{result['outcome']}: {result['from']} -> {result['to']} {result['digest']} "
+        f"({result['strategy']}, release {result['release_id'] or '-'})\n{result.get('reason', '')}"
+    )
     emit(output, result, text.rstrip())
     if result["outcome"] == "rolled-back":
         raise DeployError(f"the canary was rolled back: {result['reason']}")
@@ -69,17 +108,26 @@ def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, e
 
 @click.command("rollback")
 @env_option
-@click.option("--to", "to", metavar="RELEASE_ID", help="The release to return to (default: the previous one).")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the environment is ready.")
+@click.option(
+    "--to", "to", metavar="RELEASE_ID", help="The release to return to (default: the previous one)."
+)
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Wait until the environment is ready."
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be restored and touch nothing.")
 @store_option
 @output_option
 def rollback_cmd(env, to, wait, dry_run, store, output):
     """Return an environment to an earlier release's digest (recorded as a new release)."""
     from ..release import rollback
+
     result = rollback(settings_for(store), env, to=to, wait=wait, dry_run=dry_run)
-    emit(output, result, f"{result['outcome']}: {result['environment']} -> {result['digest']} "
-                         f"(release {result['restored']}; new release {result['release_id'] or '-'})")
+    emit(
+        output,
+        result,
+        f"{result['outcome']}: {result['environment']} -> {result['digest']} "
+        f"(release {result['restored']}; new release {result['release_id'] or '-'})",
+    )
 
 
 @click.command("history")
@@ -90,9 +138,22 @@ def rollback_cmd(env, to, wait, dry_run, store, output):
 def history_cmd(env, limit, store, output):
     """List an environment's releases, newest first: who, when, what digest, and how it ended."""
     from ..release import history
+
     result = history(settings_for(store), env, limit)
-    rows = [[r["release_id"], r["when"], r["action"], (r.get("digest") or "-")[:19], r.get("run_id") or "-",
-             r.get("strategy") or "-", r.get("who") or "-", r.get("approver") or "-", r.get("ci_url") or "-",
-             r["outcome"]] for r in result["releases"]]
+    rows = [
+        [
+            r["release_id"],
+            r["when"],
+            r["action"],
+            (r.get("digest") or "-")[:19],
+            r.get("run_id") or "-",
+            r.get("strategy") or "-",
+            r.get("who") or "-",
+            r.get("approver") or "-",
+            r.get("ci_url") or "-",
+            r["outcome"],
+        ]
+        for r in result["releases"]
+    ]
     header = ["RELEASE", "WHEN", "ACTION", "DIGEST", "RUN", "STRATEGY", "WHO", "APPROVER", "CI", "OUTCOME"]
     emit(output, result, table(rows, header) if rows else f"{result['environment']}: no releases yet")

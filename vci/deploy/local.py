@@ -69,8 +69,7 @@ class LocalTarget:
         record = process.require_deployment(self.state, self.environment.name)
         return DeployedModel(record["url"], **options)
 
-
-    # -- canary (driven by vci.release.canary): a second server process beside the stable one ---------------
+    # -- canary (driven by vci.release.canary): a second server process beside the stable one -----------
     @property
     def canary_name(self) -> str:
         return f"{self.environment.name}-canary"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 
 MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -38,11 +38,15 @@ class CanaryPolicy:
         values = dict(values or {})
         unknown = set(values) - {f for f in cls.__dataclass_fields__}
         if unknown:
-            raise ConfigError(f"unknown canary setting {sorted(unknown)[0]!r}",
-                              hint="known: " + ", ".join(cls.__dataclass_fields__))
+            raise ConfigError(
+                f"unknown canary setting {sorted(unknown)[0]!r}",
+                hint="known: " + ", ".join(cls.__dataclass_fields__),
+            )
         steps = tuple(int(s) for s in values.pop("steps", cls.steps))
         if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)):
-            raise ConfigError(f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]")
+            raise ConfigError(
+                f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]"
+            )
         for key in ("interval", "step_timeout"):
             if key in values:
                 values[key] = parse_seconds(values[key])
@@ -69,15 +73,21 @@ class Snapshot:
     seconds: float = 0.0
 
     def minus(self, earlier: "Snapshot") -> "Snapshot":
-        return Snapshot(self.total - earlier.total, self.errors - earlier.errors,
-                        {le: n - earlier.buckets.get(le, 0) for le, n in self.buckets.items()},
-                        self.seconds - earlier.seconds)
+        return Snapshot(
+            self.total - earlier.total,
+            self.errors - earlier.errors,
+            {le: n - earlier.buckets.get(le, 0) for le, n in self.buckets.items()},
+            self.seconds - earlier.seconds,
+        )
 
     def plus(self, other: "Snapshot") -> "Snapshot":
         keys = set(self.buckets) | set(other.buckets)
-        return Snapshot(self.total + other.total, self.errors + other.errors,
-                        {le: self.buckets.get(le, 0) + other.buckets.get(le, 0) for le in keys},
-                        self.seconds + other.seconds)
+        return Snapshot(
+            self.total + other.total,
+            self.errors + other.errors,
+            {le: self.buckets.get(le, 0) + other.buckets.get(le, 0) for le in keys},
+            self.seconds + other.seconds,
+        )
 
 
 def parse_metrics(text: str) -> Snapshot:
@@ -159,11 +169,16 @@ def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, c
         steps.append({"weight": weight, "passed": passed, "reason": reason})
         if not passed:
             return {"passed": False, "reason": f"step {weight}%: {reason}", "steps": steps}
-    return {"passed": True, "reason": "every step passed: " + "; ".join(
-        f"{s['weight']}%: {s['reason']}" for s in steps), "steps": steps}
+    return {
+        "passed": True,
+        "reason": "every step passed: " + "; ".join(f"{s['weight']}%: {s['reason']}" for s in steps),
+        "steps": steps,
+    }
 
 
-def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> tuple[bool, str]:
+def observe_step(
+    target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock
+) -> tuple[bool, str]:
     """Hold one step for ``interval``, sending examples while too little traffic reaches the canary."""
     start = parse_metrics(target.canary_metrics())
     began, last = clock(), 0

@@ -33,13 +33,26 @@ def ci_context(environ=None) -> dict | None:
     env = os.environ if environ is None else environ
     if env.get("GITHUB_ACTIONS") == "true" or env.get("GITHUB_RUN_ID"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}" \
-            if env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID") else None
-        return {"system": "github", "url": url, "sha": env.get("GITHUB_SHA"), "actor": env.get("GITHUB_ACTOR"),
-                "ref": env.get("GITHUB_REF")}
+        url = (
+            f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+            if env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID")
+            else None
+        )
+        return {
+            "system": "github",
+            "url": url,
+            "sha": env.get("GITHUB_SHA"),
+            "actor": env.get("GITHUB_ACTOR"),
+            "ref": env.get("GITHUB_REF"),
+        }
     if env.get("BUILD_URL") or env.get("JENKINS_URL"):
-        return {"system": "jenkins", "url": env.get("BUILD_URL"), "sha": env.get("GIT_COMMIT"),
-                "actor": env.get("BUILD_USER_ID"), "ref": env.get("GIT_BRANCH")}
+        return {
+            "system": "jenkins",
+            "url": env.get("BUILD_URL"),
+            "sha": env.get("GIT_COMMIT"),
+            "actor": env.get("BUILD_USER_ID"),
+            "ref": env.get("GIT_BRANCH"),
+        }
     return None
 
 
@@ -50,23 +63,52 @@ def who(environ=None) -> str:
     if ci.get("actor"):
         return f"{ci['system']}:{ci['actor']}"
     import getpass
+
     try:
         return env.get("VCI_USER") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
 
-def make_record(*, release_id: str, environment: str, action: str, outcome: str, digest: str | None,
-                run_id: str | None = None, image: str | None = None, strategy: str = "direct",
-                previous: str | None = None, approver: str | None = None, reason: str | None = None,
-                source: str | None = None, environ=None, **extra) -> dict:
+def make_record(
+    *,
+    release_id: str,
+    environment: str,
+    action: str,
+    outcome: str,
+    digest: str | None,
+    run_id: str | None = None,
+    image: str | None = None,
+    strategy: str = "direct",
+    previous: str | None = None,
+    approver: str | None = None,
+    reason: str | None = None,
+    source: str | None = None,
+    environ=None,
+    **extra,
+) -> dict:
     """A ledger record (pure apart from reading the clock and the CI variables)."""
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
-    return {"release_id": release_id, "environment": environment, "action": action, "digest": digest,
-            "image": image, "run_id": run_id, "strategy": strategy, "who": who(environ), "when": now_iso(),
-            "timestamp": time.time(), "approver": approver, "ci": ci_context(environ), "outcome": outcome, "reason": reason,
-            "previous": previous, "source": source, **extra}
+    return {
+        "release_id": release_id,
+        "environment": environment,
+        "action": action,
+        "digest": digest,
+        "image": image,
+        "run_id": run_id,
+        "strategy": strategy,
+        "who": who(environ),
+        "when": now_iso(),
+        "timestamp": time.time(),
+        "approver": approver,
+        "ci": ci_context(environ),
+        "outcome": outcome,
+        "reason": reason,
+        "previous": previous,
+        "source": source,
+        **extra,
+    }
 
 
 class Ledger:
@@ -78,6 +120,7 @@ class Ledger:
     @classmethod
     def for_settings(cls, settings) -> "Ledger":
         from ..store import open_store
+
         return cls(open_store(settings.store))
 
     @staticmethod
@@ -89,25 +132,32 @@ class Ledger:
         try:
             self.store.put_json_new(self.key(record["environment"], record["release_id"]), record)
         except ConflictError:
-            raise ConflictError(f"release {record['release_id']} is already in the ledger of "
-                                f"{record['environment']!r}", hint="each release id is written once") from None
+            raise ConflictError(
+                f"release {record['release_id']} is already in the ledger of " f"{record['environment']!r}",
+                hint="each release id is written once",
+            ) from None
         return record
 
     def records(self, env: str) -> list[dict]:
         """Every record of ``env``, oldest first (release ids sort by time)."""
-        keys = [k for k in self.store.list_keys(f"ledger/{env}/")
-                if k.endswith(".json") and k.count("/") == 2]
-        return sorted((self.store.get_json(k) for k in keys), key=lambda r: (r.get("timestamp", 0), r["release_id"]))
+        keys = [
+            k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2
+        ]
+        return sorted(
+            (self.store.get_json(k) for k in keys), key=lambda r: (r.get("timestamp", 0), r["release_id"])
+        )
 
     def get(self, env: str, release_id: str) -> dict:
         try:
             return self.store.get_json(self.key(env, release_id))
         except NotFoundError:
-            raise NotFoundError(f"release {release_id} is not in the ledger of {env!r}",
-                                hint=f"`vci history --env {env}` lists its releases") from None
+            raise NotFoundError(
+                f"release {release_id} is not in the ledger of {env!r}",
+                hint=f"`vci history --env {env}` lists its releases",
+            ) from None
 
     def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL) -> str:
-        """Take the next claim on ``env``; ConflictError while the last one is neither released nor expired."""
+        """Take the next claim on ``env``; ConflictError while the last one is neither done nor expired."""
         taken = sorted(k for k in self.store.list_keys(f"ledger/{env}/claims/") if k.endswith(".json"))
         numbers = [int(k.rsplit("/", 1)[1][:6]) for k in taken if not k.endswith(".done.json")]
         last = max(numbers, default=0)
@@ -124,9 +174,11 @@ class Ledger:
     @staticmethod
     def _refuse_if_live(env: str, claim: dict, force: bool = False) -> None:
         if force or claim.get("expires", 0) > time.time():
-            raise ConflictError(f"another release of {env!r} is in progress ({claim.get('holder')}, "
-                                f"by {claim.get('who')} since {claim.get('since')})",
-                                hint="wait for it to finish, then check `vci history` and retry")
+            raise ConflictError(
+                f"another release of {env!r} is in progress ({claim.get('holder')}, "
+                f"by {claim.get('who')} since {claim.get('since')})",
+                hint="wait for it to finish, then check `vci history` and retry",
+            )
 
     def release_claim(self, key: str) -> None:
         """Mark a claim finished (a second, write-once marker: nothing is ever overwritten or deleted)."""
@@ -140,9 +192,15 @@ def record_deploy(settings, environment, target, release_id: str, result: dict |
     status = result.get("status")
     outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
     run_id = result.get("run_id") or (None if is_image else getattr(target, "id", None) or str(target))
-    record = make_record(release_id=release_id, environment=environment.name, action="deploy", outcome=outcome,
-                         digest=result.get("digest") or (target.rsplit("@", 1)[1] if is_image and "@" in target
-                                                         else None),
-                         run_id=run_id, image=result.get("image") or (target if is_image else None),
-                         previous=result.get("previous"), reason=str(error) if error is not None else status)
+    record = make_record(
+        release_id=release_id,
+        environment=environment.name,
+        action="deploy",
+        outcome=outcome,
+        digest=result.get("digest") or (target.rsplit("@", 1)[1] if is_image and "@" in target else None),
+        run_id=run_id,
+        image=result.get("image") or (target if is_image else None),
+        previous=result.get("previous"),
+        reason=str(error) if error is not None else status,
+    )
     return Ledger.for_settings(settings).append(record)

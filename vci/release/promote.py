@@ -25,9 +25,11 @@ def check_environments(settings, source: str, target: str):
         raise UsageError(f"cannot promote {src.name!r} onto itself", hint="--from staging --to production")
     if src.is_local != dst.is_local:
         kinds = {True: "local", False: "kubernetes"}
-        raise UsageError(f"cannot promote from {src.name!r} ({kinds[src.is_local]}) to {dst.name!r} "
-                         f"({kinds[dst.is_local]}): a local environment runs a run, a cluster runs an image",
-                         hint="promote between environments of one kind, or deploy the image to the cluster")
+        raise UsageError(
+            f"cannot promote from {src.name!r} ({kinds[src.is_local]}) to {dst.name!r} "
+            f"({kinds[dst.is_local]}): a local environment runs a run, a cluster runs an image",
+            hint="promote between environments of one kind, or deploy the image to the cluster",
+        )
     return src, dst
 
 
@@ -40,8 +42,10 @@ def choose_strategy(strategy: str | None, dst) -> str:
 
 def require_approval(dst, approved_by: str | None) -> None:
     if dst.get("requires_approval") and not approved_by:
-        raise UsageError(f"promotion to {dst.name!r} requires an approval",
-                         hint="pass --approved-by NAME (recorded in the ledger)")
+        raise UsageError(
+            f"promotion to {dst.name!r} requires an approval",
+            hint="pass --approved-by NAME (recorded in the ledger)",
+        )
 
 
 def live_release(target) -> dict:
@@ -49,8 +53,10 @@ def live_release(target) -> dict:
     live = target.status()
     name = target.environment.name
     if live["state"] != "ready" or not live.get("digest"):
-        raise DeployError(f"{name!r} is {live['state']}: there is no healthy digest to promote",
-                          hint=f"check `vci status --env {name}` and deploy a working release first")
+        raise DeployError(
+            f"{name!r} is {live['state']}: there is no healthy digest to promote",
+            hint=f"check `vci status --env {name}` and deploy a working release first",
+        )
     return live
 
 
@@ -58,10 +64,13 @@ def copy_to_environment(image: str, dst, *, source_insecure=None) -> dict:
     """Copy ``image`` (``repo@sha256:...``) by digest into ``dst``'s repository, tagged with its name."""
     from ..oci.registry import RegistryClient
     from ..refs import parse_reference, split_repository
+
     repository = dst.get("repository")
     if not repository:
-        raise ConfigError(f"environment {dst.name!r} has no repository to promote the image into",
-                          hint=f"set environments.{dst.name}.repository in vci.yaml")
+        raise ConfigError(
+            f"environment {dst.name!r} has no repository to promote the image into",
+            hint=f"set environments.{dst.name}.repository in vci.yaml",
+        )
     ref = parse_reference(image)
     if not ref.digest:
         raise UsageError(f"{image} has no digest: promotion moves digests, never tags")
@@ -70,7 +79,9 @@ def copy_to_environment(image: str, dst, *, source_insecure=None) -> dict:
     source = None if ref.registry == registry else RegistryClient(ref.registry, insecure=source_insecure)
     result = client.copy_image(ref, repo, tag=dst.name, source_client=source)
     if result.digest != ref.digest:
-        raise IntegrityError(f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest")
+        raise IntegrityError(
+            f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest"
+        )
     return {"image": f"{repository}@{ref.digest}", "transfer": result.to_json()}
 
 
@@ -79,89 +90,143 @@ def environment_guard(target):
     if not target.environment.is_local:
         return contextlib.nullcontext()
     from ..deploy.process import environment_lock
+
     return environment_lock(target.state, f"{target.environment.name}.release", timeout=0)
 
 
-def promote(settings, source: str, target: str, *, strategy: str | None = None, wait: bool = True,
-            dry_run: bool = False, approved_by: str | None = None, examples_file=None,
-            timeout: float = 300.0, policy=None) -> dict:
+def promote(
+    settings,
+    source: str,
+    target: str,
+    *,
+    strategy: str | None = None,
+    wait: bool = True,
+    dry_run: bool = False,
+    approved_by: str | None = None,
+    examples_file=None,
+    timeout: float = 300.0,
+    policy=None,
+) -> dict:
     """Promote what ``source`` runs to ``target``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
 
     ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the target keeps its old
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
     """
     from ..deploy import new_release_id, target_for
+
     src_env, dst_env = check_environments(settings, source, target)
     src, dst = target_for(settings, source), target_for(settings, target)
     live, current = live_release(src), dst.status()
     chosen = choose_strategy(strategy, dst_env)
-    result = {"from": source, "to": target, "digest": live["digest"], "run_id": live.get("run_id"),
-              "image": live.get("image"), "strategy": chosen, "previous": current.get("digest"),
-              "release_id": None, "dry_run": dry_run}
+    result = {
+        "from": source,
+        "to": target,
+        "digest": live["digest"],
+        "run_id": live.get("run_id"),
+        "image": live.get("image"),
+        "strategy": chosen,
+        "previous": current.get("digest"),
+        "release_id": None,
+        "dry_run": dry_run,
+    }
     if current.get("digest") == live["digest"] and current.get("state") == "ready":
         result.update(outcome="unchanged", reason=f"{target!r} already runs {live['digest']}: nothing to do")
         return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
     if dry_run:
-        return {**result, "outcome": "would-promote",
-                "reason": f"would move {live['digest']} from {source!r} to {target!r} ({chosen}), "
-                          f"replacing {current.get('digest') or 'nothing'}"}
+        return {
+            **result,
+            "outcome": "would-promote",
+            "reason": f"would move {live['digest']} from {source!r} to {target!r} ({chosen}), "
+            f"replacing {current.get('digest') or 'nothing'}",
+        }
     release_id = new_release_id()
-    ledger = Ledger.for_settings(settings)
-    record = partial(_record, result, release_id, approved_by)
-    try:
-        claim = ledger.claim(target, holder=f"promote {release_id}")
-    except VciError as exc:
-        ledger.append(record(outcome="failed", reason=str(exc)))
-        raise
-    try:
-        with environment_guard(dst):
-            done = _promote_claimed(settings, src_env, dst, live, chosen, release_id, examples_file, wait,
-                                    timeout, policy)
-    except VciError as exc:
-        ledger.append(record(outcome="failed", reason=str(exc)))
-        raise
-    finally:
-        ledger.release_claim(claim)
+    done = recorded_attempt(
+        settings,
+        dst,
+        f"promote {release_id}",
+        partial(_record, result, release_id, approved_by),
+        lambda: _promote_claimed(
+            settings, src_env, dst, live, chosen, release_id, examples_file, wait, timeout, policy
+        ),
+    )
     result.update(done, release_id=release_id)
-    ledger.append(record(outcome=done["outcome"], reason=done["reason"],
-                         **{k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}))
     return result
 
 
-def _promote_claimed(settings, src_env, dst, live, strategy, release_id, examples_file, wait, timeout,
-                     policy) -> dict:
+def recorded_attempt(settings, target, holder: str, record, work) -> dict:
+    """Claim ``target``'s environment, run ``work()`` under its guard, and write the ledger record of the
+    outcome (``failed`` with the error, else ``work``'s outcome); the claim is released in every case."""
+    ledger = Ledger.for_settings(settings)
+    try:
+        claim = ledger.claim(target.environment.name, holder=holder)
+        try:
+            with environment_guard(target):
+                done = work()
+        finally:
+            ledger.release_claim(claim)
+    except VciError as exc:
+        ledger.append(record(outcome="failed", reason=str(exc)))
+        raise
+    extra = {k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}
+    ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
+    return done
+
+
+def _promote_claimed(
+    settings, src_env, dst, live, strategy, release_id, examples_file, wait, timeout, policy
+) -> dict:
     from .smoke import examples_for, smoke_test
+
     examples = examples_for(settings, live, src_env.name, examples_file)
     gate = smoke_test(settings, src_env.name, examples=examples)
     if not gate["passed"]:
-        raise DeployError(f"the smoke test of {src_env.name!r} failed on {len(gate['failures'])} of "
-                          f"{gate['checked']} examples: {gate['failures'][0]}; {dst.environment.name!r} is untouched",
-                          hint=f"`vci test --env {src_env.name}` shows every failure")
+        raise DeployError(
+            f"the smoke test of {src_env.name!r} failed on {len(gate['failures'])} of "
+            f"{gate['checked']} examples: {gate['failures'][0]}; {dst.environment.name!r} is untouched",
+            hint=f"`vci test --env {src_env.name}` shows every failure",
+        )
     done = {"gate": {"passed": True, "checked": gate["checked"]}}
     if dst.environment.is_local:
         what = live["run_id"]
     else:
-        done.update(copy_to_environment(live["image"], dst.environment, source_insecure=src_env.get("insecure")))
+        done.update(
+            copy_to_environment(live["image"], dst.environment, source_insecure=src_env.get("insecure"))
+        )
         what = done["image"]
     if strategy == "canary" and dst.status().get("state") == "ready":
         from .strategies import canary_release
+
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
         return done
     deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
     note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
-    return {**done, "outcome": "succeeded",
-            "reason": f"deployed {live['digest']} to {dst.environment.name!r}{note}", "endpoint": deployed.get("endpoint")}
+    return {
+        **done,
+        "outcome": "succeeded",
+        "reason": f"deployed {live['digest']} to {dst.environment.name!r}{note}",
+        "endpoint": deployed.get("endpoint"),
+    }
 
 
 def _record(result: dict, release_id: str, approved_by, **fields) -> dict:
-    return make_record(release_id=release_id, environment=result["to"], action="promote", digest=result["digest"],
-                       run_id=result.get("run_id"), image=fields.pop("image", None) or result.get("image"),
-                       strategy=result["strategy"], previous=result.get("previous"), approver=approved_by,
-                       source=result["from"], **fields)
+    return make_record(
+        release_id=release_id,
+        environment=result["to"],
+        action="promote",
+        digest=result["digest"],
+        run_id=result.get("run_id"),
+        image=fields.pop("image", None) or result.get("image"),
+        strategy=result["strategy"],
+        previous=result.get("previous"),
+        approver=approved_by,
+        source=result["from"],
+        **fields,
+    )
 
 
 def _recorded(settings, result: dict, release_id: str, approved_by) -> dict:
-    Ledger.for_settings(settings).append(_record(result, release_id, approved_by, outcome="unchanged",
-                                                 reason=result["reason"]))
+    Ledger.for_settings(settings).append(
+        _record(result, release_id, approved_by, outcome="unchanged", reason=result["reason"])
+    )
     return {**result, "release_id": release_id}

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..errors import NotFoundError, VciError
+from ..errors import NotFoundError
 from .ledger import Ledger, make_record
-from .promote import environment_guard
+from .promote import recorded_attempt
 
-HISTORY_FIELDS = ("release_id", "when", "action", "digest", "run_id", "strategy", "who", "approver", "ci_url",
-                  "outcome")
+HISTORY_FIELDS = (
+    "release_id",
+    "when",
+    "action",
+    "digest",
+    "run_id",
+    "strategy",
+    "who",
+    "approver",
+    "ci_url",
+    "outcome",
+)
 
 
 def choose_release(records: list[dict], current_digest: str | None, to: str | None = None) -> dict:
@@ -18,52 +28,74 @@ def choose_release(records: list[dict], current_digest: str | None, to: str | No
         for record in records:
             if record["release_id"] == to:
                 if not record.get("digest") or record["outcome"] not in ("succeeded", "unchanged"):
-                    raise NotFoundError(f"release {to} ({record['outcome']}) never ran, so it cannot be restored",
-                                        hint="pick a succeeded release from `vci history`")
+                    raise NotFoundError(
+                        f"release {to} ({record['outcome']}) never ran, so it cannot be restored",
+                        hint="pick a succeeded release from `vci history`",
+                    )
                 return record
         raise NotFoundError(f"release {to} is not in this environment's ledger", hint="see `vci history`")
     for record in reversed(records):
         if record["outcome"] == "succeeded" and record.get("digest") and record["digest"] != current_digest:
             return record
-    raise NotFoundError("there is no earlier release with another digest to roll back to",
-                        hint="see `vci history`; deploy a release explicitly instead")
+    raise NotFoundError(
+        "there is no earlier release with another digest to roll back to",
+        hint="see `vci history`; deploy a release explicitly instead",
+    )
 
 
-def rollback(settings, env: str | None = None, *, to: str | None = None, wait: bool = True,
-             dry_run: bool = False, timeout: float = 300.0) -> dict:
-    """Deploy the digest of an earlier release again: ``{environment, digest, release_id, restored, outcome}``."""
+def rollback(
+    settings,
+    env: str | None = None,
+    *,
+    to: str | None = None,
+    wait: bool = True,
+    dry_run: bool = False,
+    timeout: float = 300.0,
+) -> dict:
+    """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``."""
     from ..deploy import new_release_id, target_for
+
     target = target_for(settings, env)
     name = target.environment.name
     ledger = Ledger.for_settings(settings)
     current = target.status()
     chosen = choose_release(ledger.records(name), current.get("digest"), to)
     what = chosen.get("image") if not target.environment.is_local else chosen.get("run_id")
-    result = {"environment": name, "digest": chosen["digest"], "run_id": chosen.get("run_id"),
-              "image": chosen.get("image"), "restored": chosen["release_id"], "previous": current.get("digest"),
-              "release_id": None, "dry_run": dry_run}
+    result = {
+        "environment": name,
+        "digest": chosen["digest"],
+        "run_id": chosen.get("run_id"),
+        "image": chosen.get("image"),
+        "restored": chosen["release_id"],
+        "previous": current.get("digest"),
+        "release_id": None,
+        "dry_run": dry_run,
+    }
     if current.get("digest") == chosen["digest"] and current.get("state") == "ready":
         return {**result, "outcome": "unchanged", "reason": f"{name!r} already runs {chosen['digest']}"}
     if dry_run:
         return {**result, "outcome": "would-roll-back"}
     release_id = new_release_id()
-    record = partial(make_record, release_id=release_id, environment=name, action="rollback",
-                     digest=chosen["digest"], run_id=chosen.get("run_id"), image=chosen.get("image"),
-                     strategy="direct", previous=current.get("digest"), restored=chosen["release_id"])
-    try:
-        claim = ledger.claim(name, holder=f"rollback {release_id}")
-        try:
-            with environment_guard(target):
-                deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        finally:
-            ledger.release_claim(claim)
-    except VciError as exc:
-        ledger.append(record(outcome="failed", reason=str(exc)))
-        raise
+    record = partial(
+        make_record,
+        release_id=release_id,
+        environment=name,
+        action="rollback",
+        digest=chosen["digest"],
+        run_id=chosen.get("run_id"),
+        image=chosen.get("image"),
+        strategy="direct",
+        previous=current.get("digest"),
+        restored=chosen["release_id"],
+    )
     reason = f"back to release {chosen['release_id']} ({chosen['digest']})"
-    ledger.append(record(outcome="succeeded", reason=reason))
-    return {**result, "release_id": release_id, "outcome": "succeeded", "reason": reason,
-            "endpoint": deployed.get("endpoint")}
+
+    def work() -> dict:
+        deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
+        return {"outcome": "succeeded", "reason": reason, "endpoint": deployed.get("endpoint")}
+
+    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
+    return {**result, **done, "release_id": release_id}
 
 
 def history(settings, env: str | None = None, limit: int | None = None) -> dict:

@@ -53,15 +53,24 @@ def check_answers(inputs: list, answers: list, expected: list | None) -> list[di
         if expected is not None:
             want = expected[i]
             if shape_of(got) != shape_of(want):
-                failures.append({"example": i, "problem": "shape", "expected": shape_of(want), "got": shape_of(got)})
+                failures.append(
+                    {"example": i, "problem": "shape", "expected": shape_of(want), "got": shape_of(got)}
+                )
             elif not same_value(got, want):
                 failures.append({"example": i, "problem": "value", "expected": want, "got": got})
             continue
         key = json.dumps(shape_of(given), sort_keys=True)
         first = shapes.setdefault(key, (i, shape_of(got)))
         if first[1] != shape_of(got):
-            failures.append({"example": i, "problem": "shape", "expected": first[1], "got": shape_of(got),
-                             "detail": f"example {first[0]} has the same input shape"})
+            failures.append(
+                {
+                    "example": i,
+                    "problem": "shape",
+                    "expected": first[1],
+                    "got": shape_of(got),
+                    "detail": f"example {first[0]} has the same input shape",
+                }
+            )
     return failures
 
 
@@ -70,26 +79,36 @@ def read_examples_file(path: str | Path) -> dict:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read examples from {path}: {exc}",
-                         hint='give JSON: {"inputs": [...], "expected_outputs": [...]} or a list of inputs') from exc
+        raise UsageError(
+            f"cannot read examples from {path}: {exc}",
+            hint='give JSON: {"inputs": [...], "expected_outputs": [...]} or a list of inputs',
+        ) from exc
     if isinstance(data, list):
         data = {"inputs": data, "expected_outputs": None}
-    inputs, expected = data.get("inputs") if isinstance(data, dict) else None, (data or {}).get("expected_outputs")
+    inputs, expected = data.get("inputs") if isinstance(data, dict) else None, (data or {}).get(
+        "expected_outputs"
+    )
     if not isinstance(inputs, list) or not inputs or (expected is not None and len(expected) != len(inputs)):
-        raise UsageError(f"{path} has no usable examples", hint="inputs: a non-empty list; expected_outputs as long")
+        raise UsageError(
+            f"{path} has no usable examples", hint="inputs: a non-empty list; expected_outputs as long"
+        )
     return {"inputs": inputs, "expected_outputs": expected}
 
 
 def logged_examples(settings, run_id: str | None, env: str) -> dict:
     """The examples the run that ``env`` runs was logged with."""
     from ..runs import get_run
+
     if not run_id:
-        raise NotFoundError(f"cannot tell which run {env!r} runs, so it has no logged examples",
-                            hint="pass --examples FILE")
+        raise NotFoundError(
+            f"cannot tell which run {env!r} runs, so it has no logged examples", hint="pass --examples FILE"
+        )
     examples = get_run(run_id, settings=settings).manifest.get("examples")
     if not examples or not examples.get("inputs"):
-        raise UsageError(f"run {run_id} has no logged examples to test {env!r} with",
-                         hint="log some with run.log_examples(inputs, expected_outputs), or pass --examples FILE")
+        raise UsageError(
+            f"run {run_id} has no logged examples to test {env!r} with",
+            hint="log some with run.log_examples(inputs, expected_outputs), or pass --examples FILE",
+        )
     return examples
 
 
@@ -110,18 +129,28 @@ def examples_for(settings, live: dict, env: str, examples_file=None) -> dict:
     return logged_examples(settings, live.get("run_id"), env)
 
 
-def smoke_test(settings, env: str | None = None, *, examples_file=None, examples: dict | None = None,
-               client=None) -> dict:
+def smoke_test(
+    settings, env: str | None = None, *, examples_file=None, examples: dict | None = None, client=None
+) -> dict:
     """Test what runs in ``env`` with its run's examples (or ``examples_file``, or ``examples``)."""
     from ..deploy import target_for
+
     target = target_for(settings, env)
     live = target.status()
     name = target.environment.name
     if live["state"] == "not-deployed":
-        raise NotFoundError(f"nothing is deployed to {name!r}", hint=f"deploy first: vci deploy RUN_ID --env {name}")
+        raise NotFoundError(
+            f"nothing is deployed to {name!r}", hint=f"deploy first: vci deploy RUN_ID --env {name}"
+        )
     examples = examples or examples_for(settings, live, name, examples_file)
     client = client or target.client(deadline=20.0)
     answers = ask(client, examples["inputs"])
     failures = check_answers(examples["inputs"], answers, examples.get("expected_outputs"))
-    return {"environment": name, "digest": live.get("digest"), "run_id": live.get("run_id"),
-            "passed": not failures, "checked": len(answers), "failures": failures}
+    return {
+        "environment": name,
+        "digest": live.get("digest"),
+        "run_id": live.get("run_id"),
+        "passed": not failures,
+        "checked": len(answers),
+        "failures": failures,
+    }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from .canary import CanaryPolicy, run_steps
 
 
-def canary_release(target, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list,
-                   timeout: float) -> dict:
+def canary_release(
+    target, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list, timeout: float
+) -> dict:
     """Run ``what`` as a canary beside the stable release, step by step; promote it fully or remove it.
 
     Returns ``{outcome, reason, canary}``: ``succeeded`` (stable now runs ``what``, canary removed) or
@@ -21,8 +22,15 @@ def canary_release(target, what: str, release_id: str, policy: CanaryPolicy | No
     finally:
         target.remove_canary()
     if not verdict["passed"]:
-        return {"outcome": "rolled-back", "canary": verdict["steps"],
-                "reason": f"canary rolled back, {target.environment.name!r} keeps its previous release: "
-                          f"{verdict['reason']}"}
-    return {"outcome": "succeeded", "canary": verdict["steps"], "endpoint": deployed.get("endpoint"),
-            "reason": f"canary promoted fully: {verdict['reason']}"}
+        return {
+            "outcome": "rolled-back",
+            "canary": verdict["steps"],
+            "reason": f"canary rolled back, {target.environment.name!r} keeps its previous release: "
+            f"{verdict['reason']}",
+        }
+    return {
+        "outcome": "succeeded",
+        "canary": verdict["steps"],
+        "endpoint": deployed.get("endpoint"),
+        "reason": f"canary promoted fully: {verdict['reason']}",
+    }
