@@ -3,7 +3,7 @@
 #
 # Usage: scripts/build-base-image.sh [OUT_DIR]      prints the layout path (use it as oci:PATH:base)
 #   OUT_DIR defaults to ${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-bookworm-py3-<KEY>, where KEY hashes the
-#   recipe (suite, variant, package list, mirror, this script), so a changed recipe builds a new image.
+#   recipe (RECIPE version, suite, variant, package list, mirror, epoch): a changed recipe builds a new image.
 # An existing OUT_DIR is reused as is (it only ever appears complete: the build happens in a temporary
 # directory beside it that is renamed at the end; a lock serialises concurrent builds; an interrupted build
 # leaves only a temporary directory that the next run removes).
@@ -11,7 +11,7 @@
 # gzip without name or timestamp), /dev /proc /sys /tmp /run empty, apt lists/caches, docs, man pages and
 # locales removed, a `nonroot` user 65532 (the vci image contract); config Env PATH/LANG, Cmd python3,
 # labels vci.python=<major.minor> and vci.python.version=<full version> read from the python3 inside.
-# Needs root (debootstrap, chroot); installs debootstrap with apt-get if missing.
+# Needs root (debootstrap, chroot); installs debootstrap, and umoci/skopeo/runc for the tests, if missing.
 set -euo pipefail
 
 SUITE=bookworm
@@ -28,11 +28,24 @@ mirror_of_apt() {  # the Debian mirror apt uses here (deb822 .sources first, the
 }
 
 MIRROR=${VCI_DEBIAN_MIRROR:-$(mirror_of_apt)}
-KEY=$( (echo "$SUITE $VARIANT $INCLUDE $MIRROR $EPOCH"; cat "$0") | sha256sum | cut -c1-12)
+RECIPE=1   # bump when the steps below change what goes into the image
+KEY=$(echo "$RECIPE $SUITE $VARIANT $INCLUDE $MIRROR $EPOCH" | sha256sum | cut -c1-12)
 OUT=${1:-${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-$SUITE-py3-$KEY}
 OUT=$(realpath -m "$OUT")
 
+install_missing() {  # the tools that build (debootstrap) and run (umoci, skopeo, runc) images in tests
+  local missing=() tool
+  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "build-base-image: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+PATH=$PATH:/usr/sbin:/sbin
+install_missing umoci skopeo runc
 if [ -f "$OUT/index.json" ]; then echo "$OUT"; exit 0; fi
+install_missing debootstrap
 [ "$(id -u)" -eq 0 ] || { echo "build-base-image: debootstrap needs root (run as root or via sudo)" >&2; exit 1; }
 
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
@@ -65,11 +78,6 @@ trap 'remove_tree "$WORK"' EXIT
 trap on_signal INT TERM
 mkdir -p "$WORK/layout"
 ROOTFS="$WORK/rootfs"
-
-if ! command -v debootstrap >/dev/null; then
-  echo "build-base-image: installing debootstrap" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-fi
 
 echo "build-base-image: debootstrap $SUITE ($VARIANT, +$INCLUDE) from $MIRROR" >&2
 setsid debootstrap --variant="$VARIANT" --include="$INCLUDE" "$SUITE" "$ROOTFS" "$MIRROR" \
