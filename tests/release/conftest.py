@@ -28,7 +28,8 @@ class Tunable:
         return [x * self.config["factor"] for x in data]
 
     def model_test(self):
-        pass
+        if self.config.get("broken"):
+            raise RuntimeError("self-test failed on purpose")
 
 
 def release_settings(tmp_path, environments=None, store=None):
@@ -66,10 +67,19 @@ def _stop_canary(settings, name):
 
 
 def make_run(
-    settings, tmp_path, factor=2, *, delay=0.0, fail=False, fail_after=None, examples=True, expected=True
+    settings,
+    tmp_path,
+    factor=2,
+    *,
+    delay=0.0,
+    fail=False,
+    fail_after=None,
+    broken=False,
+    examples=True,
+    expected=True,
 ):
-    path = tmp_path / f"config-{factor}-{delay}-{fail}-{fail_after}.json"
-    config = {"factor": factor, "delay": delay, "fail": fail}
+    path = tmp_path / f"config-{factor}-{delay}-{fail}-{fail_after}-{broken}.json"
+    config = {"factor": factor, "delay": delay, "fail": fail, "broken": broken}
     if fail_after is not None:
         config["fail_after"] = fail_after
     path.write_text(json.dumps(config))

@@ -161,7 +161,8 @@ def canary_settings(tmp_path, monkeypatch):
 def start_production(settings, tmp_path, **broken):
     good = make_run(settings, tmp_path, 2)
     deploy(settings, good.id, "staging")
-    promote(settings, "staging", "production", strategy="direct")
+    first = promote(settings, "staging", "production")  # the environment's strategy is canary...
+    assert first["outcome"] == "succeeded" and "canary skipped: nothing ran there yet" in first["reason"]
     new = make_run(settings, tmp_path, 3, **broken)
     deploy(settings, new.id, "staging")
     return good, new, status(settings, "production")

@@ -142,3 +142,19 @@ def test_cli_cycle(settings, tmp_path):
     bad.write_text(json.dumps({"inputs": [[1]], "expected_outputs": [[[1]]]}))
     failed = cli("test", "--env", "production", "--examples", str(bad), code=13)
     assert failed["passed"] is False and failed["failures"][0]["problem"] == "shape"
+
+
+def test_every_deploy_is_recorded_with_its_outcome(settings, tmp_path):
+    good, broken = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 3, broken=True)
+    first = deploy(settings, good.id, "staging")
+    assert deploy(settings, good.id, "staging")["status"] == "unchanged"
+    with pytest.raises(DeployError):
+        deploy(settings, broken.id, "staging", timeout=4)
+    releases = history(settings, "staging")["releases"]
+    assert [(r["action"], r["outcome"], r["run_id"]) for r in releases] == [
+        ("deploy", "failed", broken.id),
+        ("deploy", "unchanged", good.id),
+        ("deploy", "succeeded", good.id),
+    ]
+    assert releases[-1]["release_id"] == first["release_id"] and "keeps serving" in releases[0]["reason"]
+    assert status(settings, "staging")["digest"] == good.version
