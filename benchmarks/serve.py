@@ -219,33 +219,40 @@ def bench_server(kind: str, model_dir: Path, seconds: float, inline_ms: float = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    parser.add_argument("--startups", type=int, default=5, help="start-up samples of each kind")
     parser.add_argument("--stdlib-server", nargs=2, metavar=("MODEL_DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stdlib_server:
         return stdlib_server(args.stdlib_server[0], int(args.stdlib_server[1]))
     model_dir = build_model_dir(Path(tempfile.mkdtemp(prefix="vci-bench-")) / "model")
-    floor = measure_floor(model_dir)
-    floor_ms = 1000 / floor
     generator = "wrk" if shutil.which("wrk") else "python processes"
     print(f"load generator: {generator}; {os.cpu_count()} CPUs shared by the server and the load")
-    print(f"floor (in-process json decode + predict + encode): {floor:,.0f} calls/s = {floor_ms:.3f} ms/call")
+    floors = [measure_floor(model_dir)]
     results = {"vci (default: inline)": bench_server("vci", model_dir, args.duration),
                "vci (forced thread pool)": bench_server("vci", model_dir, args.duration, 0),
                "stdlib ThreadingHTTPServer": bench_server("stdlib", model_dir, args.duration)}
+    floors.append(measure_floor(model_dir))  # before and after: the machine's noise shows as a spread
+    floor = statistics.mean(floors)
+    floor_ms = 1000 / floor
+    print(f"floor (in-process json decode + predict + encode): {floor:,.0f} calls/s = {floor_ms:.3f} ms/call "
+          f"(before {floors[0]:,.0f}, after {floors[1]:,.0f})")
     for name, r in results.items():
         c1, c8 = r["c1"], r["c8"]
         print(f"{name:28s} c=1 {c1['rps']:8,.0f} req/s p50 {c1['p50']:.3f} ms p99 {c1['p99']:.3f} ms | "
               f"c=8 {c8['rps']:8,.0f} req/s p50 {c8['p50']:.3f} ms p99 {c8['p99']:.3f} ms | "
               f"c=8/floor {c8['rps'] / floor:.1%} | overhead c=1 {c1['p50'] - floor_ms:.3f} ms | "
               f"non-2xx {c1['errors'] + c8['errors']}")
-    bare = statistics.median(bare_startup(model_dir) for _ in range(3))
     best = results["vci (default: inline)"]
-    served = statistics.median([best["startup"]] + [_startup_only(model_dir) for _ in range(2)])
+    bare, served = [], [best["startup"]]
+    for _ in range(args.startups):  # interleaved, so drifting load hits both alike
+        bare.append(bare_startup(model_dir))
+        served.append(_startup_only(model_dir))
+    bare_s, served_s = statistics.median(bare), statistics.median(served)
     print(f"vci server: c=8 {best['c8']['rps']:,.0f} req/s = {best['c8']['rps'] / floor:.1%} of the floor "
           f"(target >= 20%); per-request overhead at c=1 {best['c1']['p50'] - floor_ms:.3f} ms "
           "(target < 0.3 ms)")
-    print(f"start-up to first prediction: server {served:.3f} s, bare python -c {bare:.3f} s, "
-          f"server adds {served - bare:+.3f} s (target < 0.3 s)")
+    print(f"start-up to first prediction (medians of {len(served)}/{len(bare)}): server {served_s:.3f} s, "
+          f"bare python -c {bare_s:.3f} s, server adds {served_s - bare_s:+.3f} s (target < 0.3 s)")
 
 
 def _startup_only(model_dir: Path) -> float:

@@ -19,7 +19,7 @@ IMAGE_DIGEST = "sha256:" + "ab" * 32
 
 def test_healthz_answers_while_loading_and_predict_waits_for_ready(start_server):
     server = start_server(SlowLoadModel, env={"SLOW_LOAD_SECONDS": "1.5"},
-                          extra_env={"VCI_IMAGE_DIGEST": IMAGE_DIGEST})
+                          extra_env={"VCI_IMAGE_DIGEST": IMAGE_DIGEST, "VCI_RELEASE_ID": "r-7"})
     assert http_call(server, "GET", "/healthz")[0] == 200
     status, _, body = http_call(server, "GET", "/readyz")
     assert status == 503 and json.loads(body)["state"] == "loading"
@@ -30,7 +30,7 @@ def test_healthz_answers_while_loading_and_predict_waits_for_ready(start_server)
     status, _, body = post_json(server, "/predict", [1])
     assert (status, body) == (200, [1])
     meta = json.loads(http_call(server, "GET", "/metadata")[2])
-    assert meta["image_digest"] == IMAGE_DIGEST and meta["state"] == "ready"
+    assert meta["image_digest"] == IMAGE_DIGEST and meta["state"] == "ready" and meta["release_id"] == "r-7"
     events = [r["event"] for r in server.log_records()]
     assert events.index("listening") < events.index("model_loaded") < events.index("model_test")
 

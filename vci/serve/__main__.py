@@ -14,7 +14,7 @@ Flags win over variables::
     --request-timeout  VCI_REQUEST_TIMEOUT  60 s to send one request
     --drain-timeout    VCI_DRAIN_TIMEOUT    25 s for in-flight requests after SIGTERM
     --ready-file       VCI_READY_FILE       none (JSON with the ports and the load state)
-                       VCI_IMAGE_DIGEST     reported by /metadata
+                       VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID
 
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
 """
@@ -63,7 +63,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
                 threads=a.threads, inline_below=a.inline_below_ms / 1000, work_dir=a.work_dir,
                 max_body_bytes=a.max_body_bytes, request_timeout=a.request_timeout,
                 drain_timeout=a.drain_timeout, ready_file=a.ready_file,
-                image_digest=env.get("VCI_IMAGE_DIGEST") or None)
+                image_digest=env.get("VCI_IMAGE_DIGEST") or None,
+                release_id=env.get("VCI_RELEASE_ID") or None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,19 +25,21 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = 8080,
                grpc_port: int | None = None, workers: int = 1, ready_file: str | os.PathLike | None = None,
                work_dir: str | os.PathLike | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
-               threads: int = 4, inline_below: float = 0.002, drain_timeout: float = 25.0,
-               request_timeout: float = 60.0,
-               image_digest: str | None = None, stop_event: threading.Event | None = None) -> None:
+               threads: int = 4, inline_below: float = 0.002, request_timeout: float = 60.0,
+               drain_timeout: float = 25.0, image_digest: str | None = None, release_id: str | None = None,
+               stop_event: threading.Event | None = None) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
 
     ``port=0`` / ``grpc_port=0`` pick free ports; ``ready_file`` then receives JSON
     ``{"pid", "host", "port", "grpc_port", "url", "state"}`` once the sockets listen (state
     ``loading``) and again when loading ends (``ready``, ``self_test_failed``). ``threads`` is the size
-    of the pool that runs predict calls slower than ``inline_below`` seconds on average (faster ones
-run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). A client gets
-``request_timeout`` seconds to send one whole request (then 408). ``workers > 1`` forks that
-    many processes sharing the listening socket (call it before starting threads). Raises the load
-    error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
+    of the pool for model calls slower than ``inline_below`` seconds on average (faster ones run on
+    the event loop, see vci.serve.http; ``threads=0`` runs all inline). A client has
+    ``request_timeout`` seconds to send a whole request (then 408); after a stop signal in-flight
+    requests get ``drain_timeout`` seconds. ``workers > 1`` forks that many processes sharing the
+    listening socket (call it before starting threads). ``image_digest`` and ``release_id`` are
+    reported by /metadata. Signal handlers are installed only when called from the main thread.
+    Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
     """
     if workers < 1 or threads < 0 or max_body_bytes < 1:
         raise UsageError("workers must be >= 1, threads >= 0 and max_body_bytes >= 1")
@@ -49,6 +51,7 @@ run on the event loop, see vci.serve.http; ``threads=0`` runs all inline). A cli
         return
     options = dict(host=host, grpc_port=grpc_port, ready_file=ready_file, max_body=max_body_bytes,
                    threads=threads, inline_below=inline_below, request_timeout=request_timeout,
+                   release_id=release_id,
                    drain_timeout=drain_timeout, image_digest=image_digest,
                    model_dir=str(model_dir), workers=workers)
     owned_work = work_dir is None
@@ -77,7 +80,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file, max_body, threads,
-                 inline_below, request_timeout, drain_timeout, image_digest, model_dir, workers) -> None:
+                 inline_below, request_timeout, drain_timeout, image_digest, release_id, model_dir,
+                 workers) -> None:
     """One server process. With several workers, worker 0 listens at once (so /healthz answers during
     the load) and the others only once their model is ready: a loading worker never takes a predict."""
     loop = asyncio.get_running_loop()
@@ -85,7 +89,7 @@ async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file
     if workers > 1:
         work_dir = os.path.join(work_dir, f"worker-{index}")
     metrics = Metrics(tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")))
-    service = ModelService(model_dir, work_dir, metrics, image_digest)
+    service = ModelService(model_dir, work_dir, metrics, image_digest, release_id)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-predict") if threads else None
     http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below,
                       request_timeout=request_timeout)

@@ -54,9 +54,10 @@ def encode(value) -> bytes:
 class ModelService:
     """One model instance shared by all requests, loaded once by :meth:`load`."""
 
-    def __init__(self, model_dir: str, work_dir: str, metrics, image_digest: str | None = None):
+    def __init__(self, model_dir: str, work_dir: str, metrics, image_digest: str | None = None,
+                 release_id: str | None = None):
         self.model_dir, self.work_dir, self.metrics = model_dir, work_dir, metrics
-        self.image_digest = image_digest
+        self.image_digest, self.release_id = image_digest, release_id
         self.state, self.reason = LOADING, "the model is loading"
         self.load_error: BaseException | None = None
         self.model = self.manifest = self.digest = None
@@ -112,6 +113,8 @@ class ModelService:
                 "model_class": (manifest.get("model") or {}).get("class")}
         if self.image_digest:
             data["image_digest"] = self.image_digest
+        if self.release_id:
+            data["release_id"] = self.release_id
         return data
 
     def call(self, body: bytes, batch: bool, request_id: str) -> Reply:
