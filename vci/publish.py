@@ -147,7 +147,7 @@ def package(settings, target, options: Options, *, progress=None, check_reproduc
     run = resolve_run(settings, target)
     image, layers = build_image(run, options, cache_root() / "oci")
     if check_reproducible:
-        _check_reproducible(run, options, image)
+        _check_reproducible(run, options, image, layers)
     if _use_docker(options.builder):
         from .oci.docker import build_with_docker
         image = build_with_docker(run, options, image)
@@ -159,15 +159,16 @@ def package(settings, target, options: Options, *, progress=None, check_reproduc
             "reproducible": True if check_reproducible else None, "manifest": json.loads(image.manifest_bytes)}
 
 
-def _check_reproducible(run, options: Options, image) -> None:
+def _check_reproducible(run, options: Options, image, layers: list[dict]) -> None:
     """Rebuild every vci layer from scratch in a throw-away cache; the digests must match."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="vci-repro-") as tmp:
-        again, _ = build_image(run, options, Path(tmp))
+        again, records = build_image(run, options, Path(tmp))
     if again.digest != image.digest:
-        differ = [a.digest[:19] for a, b in zip(image.layers, again.layers) if a.digest != b.digest]
+        differ = [f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
+                  for a, b in zip(layers, records) if a["digest"] != b["digest"]]
         raise BuildError(f"the image is not reproducible: {image.digest} then {again.digest}; "
-                         f"layers that differ: {', '.join(differ) or 'none (config differs)'}",
+                         f"layers that differ: {', '.join(differ) or 'none (the config differs)'}",
                          hint="set SOURCE_DATE_EPOCH, and make sure the requirements are pinned")
 
 
