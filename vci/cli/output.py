@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -24,14 +25,27 @@ def output_option(f):
 
 
 def emit(output: str, result: dict, text: str | None = None) -> None:
-    """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people."""
-    if output == "json":
-        click.echo(json.dumps(result, indent=None, sort_keys=True, default=str))
-    else:
-        click.echo(text if text is not None else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people; in GitHub Actions
+    also mask its secrets first and write it as step outputs and a job summary."""
+    printed = (json.dumps(result, indent=None, sort_keys=True, default=str) if output == "json"
+               else text if text is not None else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        click.echo(printed)
+        return
+    from ..ci import github as gha
+    ctx = click.get_current_context(silent=True)
+    command = ctx.command_path.removeprefix("vci ") if ctx else "result"
+    gha.mask_secrets(result)
+    with gha.group(f"vci {command}: result"):
+        click.echo(printed)
+    gha.publish(command, result)
 
 
 def report_error(message: str, code: str) -> None:
+    """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from ..ci.github import error_annotation
+        error_annotation(message, title=f"vci: {code}")
     if STATE["output"] == "json":
         print(json.dumps({"error": message, "code": code}), file=sys.stderr)
     else:

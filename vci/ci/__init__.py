@@ -1,0 +1,1 @@
+"""CI integrations: GitHub Actions step outputs and summaries (github), Jenkins jobs (jenkins)."""
