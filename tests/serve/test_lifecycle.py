@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,31 @@ def test_the_server_imports_nothing_but_what_it_serves_with(tmp_path, grpc):
     assert ("grpc" in modules) == (grpc == "on")  # grpcio is imported only when gRPC is enabled
     leaked = [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
     assert leaked == []
+
+
+def test_sigterm_drains_and_exits_zero_as_pid_1(tmp_path):
+    """In a new PID namespace the server is PID 1, which the kernel never kills by a signal's default
+    action: SIGTERM stops it only because the server handles it (what a container runtime sends)."""
+    build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"pid1"})
+    ready = tmp_path / "ready.json"
+    log = open(tmp_path / "log", "wb")
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "vci.serve",
+                             "--model-dir", str(tmp_path / "model"), "--host", "127.0.0.1", "--port", "0",
+                             "--ready-file", str(ready), "--work-dir", str(tmp_path / "work")],
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while not (ready.exists() and json.loads(ready.read_text())["state"] == "ready"):
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "log").read_text()
+            time.sleep(0.02)
+        assert json.loads(ready.read_text())["pid"] == 1
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        subprocess.run(["kill", "-TERM", children[0]], check=True)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+    assert '"event":"stopped"' in (tmp_path / "log").read_text()
