@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -202,10 +203,8 @@ def read_saved_image(stream, sink: "LayerSink") -> Image:
 
 
 def _follow(links: dict, name: str) -> str:
-    seen = set()
-    while name in links and name not in seen:
-        seen.add(name)
-        name = links[name]
+    for _ in range(len(links) + 1):  # bounded: a cycle of links ends as a missing layer
+        name = links.get(name, name)
     return name
 
 
@@ -286,22 +285,17 @@ def _gzip_tar(source, blob: HashingWriter, level: int) -> str:
 
 def _copy_gzip(head: bytes, source, blob: HashingWriter) -> str:
     """Keep an already-compressed layer as it is; its diff_id is the digest of what it decompresses to."""
-    plain, inflate, chunk = HashingWriter(_Discard()), zlib.decompressobj(16 + zlib.MAX_WBITS), head
+    plain, inflate, chunk = hashlib.sha256(), zlib.decompressobj(16 + zlib.MAX_WBITS), head
     while chunk:
         blob.write(chunk)
         while chunk:
-            plain.write(inflate.decompress(chunk))
+            plain.update(inflate.decompress(chunk))
             chunk = inflate.unused_data if inflate.eof else b""
             if inflate.eof:
                 inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # a multi-member gzip stream
         chunk = source.read(_CHUNK)
-    plain.write(inflate.flush())
-    return plain.digest
-
-
-class _Discard:
-    def write(self, data: bytes) -> int:
-        return len(data)
+    plain.update(inflate.flush())
+    return "sha256:" + plain.hexdigest()
 
 
 def _check_platform(image: Image, platform: str) -> None:
