@@ -36,9 +36,12 @@ def ensure_dockerd() -> str | None:
     """Install Debian's docker.io (without recommends) if ``dockerd`` is missing; what was done, or None."""
     if shutil.which("dockerd"):
         return None
-    proc = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"],
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                          capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]
+    proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=300)
+        proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0 or not shutil.which("dockerd"):
         raise RuntimeError(f"cannot install docker.io: {proc.stderr.strip()[-400:]}")
     return "installed docker.io with apt-get"
