@@ -79,7 +79,11 @@ class ModelService:
                 f"the model in {self.model_dir} could not be loaded: {type(exc).__name__}: {exc}",
                 hint="check the model class and its artifacts with `vci serve RUN_ID` locally")
             self.state, self.reason = LOAD_FAILED, str(self.load_error)
-            logs.failure("model_load_failed", exc, model_dir=self.model_dir)
+            if isinstance(exc, VciError):  # a known refusal (tampered blob, no manifest): no traceback
+                logs.event("model_load_failed", "error", error=str(exc), code=exc.code,
+                           model_dir=self.model_dir)
+            else:
+                logs.failure("model_load_failed", exc, model_dir=self.model_dir)
             self.loaded.set()
             return
         logs.event("model_loaded", model_dir=self.model_dir, run_id=self.manifest.get("id"),
