@@ -8,7 +8,8 @@ import pytest
 from vci.deploy import deploy, status
 from vci.deploy.local import LocalTarget
 from vci.errors import ConfigError, DeployError
-from vci.release import history, promote
+from vci.release.promote import promote
+from vci.release.rollback import history
 from vci.release.canary import (
     CanaryPolicy,
     Snapshot,

@@ -6,7 +6,8 @@ import pytest
 
 from vci.deploy import deploy, status
 from vci.errors import ConflictError
-from vci.release import history, promote
+from vci.release.promote import promote
+from vci.release.rollback import history
 from vci.release.ledger import Ledger
 
 from .conftest import make_run

@@ -10,7 +10,9 @@ import pytest
 
 from vci.deploy import deploy, status
 from vci.errors import DeployError, NotFoundError, UsageError
-from vci.release import history, promote, rollback, smoke_test
+from vci.release.promote import promote
+from vci.release.rollback import history, rollback
+from vci.release.smoke import smoke_test
 
 from .conftest import make_run, release_settings, stop_all
 

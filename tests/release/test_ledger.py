@@ -123,3 +123,40 @@ def test_ci_context_and_choice_of_rollback_target():
     assert choose_release(records, a)["release_id"] == "r2"
     with pytest.raises(NotFoundError, match="never ran"):
         choose_release(records, b, to="r3")
+
+
+def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatch):
+    import boto3
+
+    from vci.config import load_settings
+    from vci.deploy import deploy, status
+    from vci.release.promote import promote
+    from vci.release.rollback import history, rollback
+
+    from .conftest import make_run, stop_all
+
+    for name, value in dummy_aws_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VCI_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BUILD_URL", "https://jenkins.example/job/iris/12/")
+    bucket = f"cycle-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    settings = load_settings({"store": f"s3://{bucket}/vci", "project": "demo"}, cwd=tmp_path, environ={})
+    try:
+        v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 3)
+        deploy(settings, v1.id, "staging")
+        first = promote(settings, "staging", "production")
+        deploy(settings, v2.id, "staging")
+        promote(settings, "staging", "production")
+        assert rollback(settings, "production", to=first["release_id"])["digest"] == v1.version
+        assert status(settings, "production")["digest"] == v1.version
+        keys = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(
+            Bucket=bucket, Prefix="vci/ledger/production/"
+        )["Contents"]
+        records = [k["Key"] for k in keys if k["Key"].count("/") == 3]
+        assert len(records) == 3  # promote, promote, rollback: each its own write-once object
+        releases = history(settings, "production")["releases"]
+        assert [r["ci_url"] for r in releases] == ["https://jenkins.example/job/iris/12/"] * 3
+    finally:
+        stop_all(settings)

@@ -28,7 +28,7 @@ def test_cmd(env, examples_file, store, output):
     shape and value.
     """
     from ..errors import DeployError
-    from ..release import smoke_test
+    from ..release.smoke import smoke_test
 
     result = smoke_test(settings_for(store), env, examples_file=examples_file)
     verdict = "passed" if result["passed"] else f"{len(result['failures'])} failed"
@@ -84,7 +84,7 @@ def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, e
     rule (error rate, p90 or average latency) is broken. Promoting what the target runs changes nothing.
     """
     from ..errors import DeployError
-    from ..release import promote
+    from ..release.promote import promote
 
     result = promote(
         settings_for(store),
@@ -119,7 +119,7 @@ def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, e
 @output_option
 def rollback_cmd(env, to, wait, dry_run, store, output):
     """Return an environment to an earlier release's digest (recorded as a new release)."""
-    from ..release import rollback
+    from ..release.rollback import rollback
 
     result = rollback(settings_for(store), env, to=to, wait=wait, dry_run=dry_run)
     emit(
@@ -137,7 +137,7 @@ def rollback_cmd(env, to, wait, dry_run, store, output):
 @output_option
 def history_cmd(env, limit, store, output):
     """List an environment's releases, newest first: who, when, what digest, and how it ended."""
-    from ..release import history
+    from ..release.rollback import history
 
     result = history(settings_for(store), env, limit)
     rows = [

@@ -14,8 +14,8 @@ def canary_release(
     ``rolled-back`` (canary removed, stable untouched), with the rule that decided it.
     """
     policy = policy or CanaryPolicy.from_settings(target.environment.get("canary"))
-    target.start_canary(what, release_id=release_id, timeout=timeout)
     try:
+        target.start_canary(what, release_id=release_id, timeout=timeout)
         verdict = run_steps(target, policy, inputs)
         if verdict["passed"]:
             deployed = target.deploy(what, release_id=release_id, wait=True, timeout=timeout)
