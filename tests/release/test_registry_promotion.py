@@ -14,10 +14,10 @@ from registry import RegistryServer, blob_mounts, blob_uploads  # noqa: E402
 
 import vci  # noqa: E402
 from vci.config import load_settings  # noqa: E402
-from vci.errors import ConfigError, UsageError  # noqa: E402
+from vci.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
 from vci.oci.registry import RegistryClient  # noqa: E402
 from vci.publish import Options, package  # noqa: E402
-from vci.release.promote import copy_to_environment  # noqa: E402
+from vci.release.images import copy_to_environment, tag_in_environment  # noqa: E402
 
 from .conftest import Tunable  # noqa: E402
 from .counting_proxy import CountingProxy  # noqa: E402
@@ -100,10 +100,13 @@ def test_promotion_between_registries_streams_and_keeps_the_digest(registries, s
     image, digest = staged_image
     mark = b.mark()
     with CountingProxy(b.port) as proxy:
-        copied = copy_to_environment(image, environment(f"{proxy.host}/ml/iris"))
+        copied = copy_to_environment(image, environment(f"{proxy.host}/ml/iris"), tag=False)
     assert copied["image"] == f"{proxy.host}/ml/iris@{digest}"
     assert copied["transfer"]["bytes_moved"] > 50 * MB and blob_mounts(b.requests_since(mark)) == []
     assert proxy.received > 50 * MB  # the same measure that stays under 10 KB with mounts
+    with pytest.raises(NotFoundError):  # promotion tags only once the release runs
+        RegistryClient(b.host).get_manifest("ml/iris", "production")
+    tag_in_environment(f"{b.host}/ml/iris@{digest}", environment(f"{b.host}/ml/iris"))
     data, _, got = RegistryClient(b.host).get_manifest("ml/iris", "production")
     assert got == digest and data == RegistryClient(a.host).get_manifest("ml/iris-staging", digest)[0]
 

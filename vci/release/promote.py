@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
-from ..errors import ConfigError, DeployError, IntegrityError, UsageError, VciError
+from ..errors import DeployError, UsageError, VciError
+from .images import copy_to_environment, tag_in_environment
 from .ledger import Ledger, make_record
 
 STRATEGIES = ("direct", "canary")
@@ -58,31 +59,6 @@ def live_release(target) -> dict:
             hint=f"check `vci status --env {name}` and deploy a working release first",
         )
     return live
-
-
-def copy_to_environment(image: str, dst, *, source_insecure=None) -> dict:
-    """Copy ``image`` (``repo@sha256:...``) by digest into ``dst``'s repository, tagged with its name."""
-    from ..oci.registry import RegistryClient
-    from ..refs import parse_reference, split_repository
-
-    repository = dst.get("repository")
-    if not repository:
-        raise ConfigError(
-            f"environment {dst.name!r} has no repository to promote the image into",
-            hint=f"set environments.{dst.name}.repository in vci.yaml",
-        )
-    ref = parse_reference(image)
-    if not ref.digest:
-        raise UsageError(f"{image} has no digest: promotion moves digests, never tags")
-    registry, repo = split_repository(repository)
-    client = RegistryClient(registry, insecure=dst.get("insecure"))
-    source = None if ref.registry == registry else RegistryClient(ref.registry, insecure=source_insecure)
-    result = client.copy_image(ref, repo, tag=dst.name, source_client=source)
-    if result.digest != ref.digest:
-        raise IntegrityError(
-            f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest"
-        )
-    return {"image": f"{repository}@{ref.digest}", "transfer": result.to_json()}
 
 
 def environment_guard(target):
@@ -190,23 +166,26 @@ def _promote_claimed(
     if dst.environment.is_local:
         what = live["run_id"]
     else:
-        done.update(
-            copy_to_environment(live["image"], dst.environment, source_insecure=src_env.get("insecure"))
+        copied = copy_to_environment(
+            live["image"], dst.environment, tag=False, source_insecure=src_env.get("insecure")
         )
+        done.update(copied)
         what = done["image"]
     if strategy == "canary" and dst.status().get("state") == "ready":
         from .strategies import canary_release
 
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
-        return done
-    deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-    note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
-    return {
-        **done,
-        "outcome": "succeeded",
-        "reason": f"deployed {live['digest']} to {dst.environment.name!r}{note}",
-        "endpoint": deployed.get("endpoint"),
-    }
+    else:
+        deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
+        note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
+        done.update(
+            outcome="succeeded",
+            endpoint=deployed.get("endpoint"),
+            reason=f"deployed {live['digest']} to {dst.environment.name!r}{note}",
+        )
+    if done["outcome"] == "succeeded" and not dst.environment.is_local:
+        tag_in_environment(what, dst.environment)  # the environment's tag moves only once it runs there
+    return done
 
 
 def _record(result: dict, release_id: str, approved_by, **fields) -> dict:

@@ -1,0 +1,50 @@
+"""Moving a cluster release's image into another environment's repository: by digest first, the tag last."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, IntegrityError, UsageError
+
+
+def _client_and_repo(dst):
+    from ..oci.registry import RegistryClient
+    from ..refs import split_repository
+
+    repository = dst.get("repository")
+    if not repository:
+        raise ConfigError(
+            f"environment {dst.name!r} has no repository to promote the image into",
+            hint=f"set environments.{dst.name}.repository in vci.yaml",
+        )
+    registry, repo = split_repository(repository)
+    return RegistryClient(registry, insecure=dst.get("insecure")), repository, repo
+
+
+def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=None) -> dict:
+    """Copy ``image`` (``repo@sha256:...``) by digest into ``dst``'s repository: blobs mounted within one
+    registry, streamed between two; the manifest bytes verbatim, so the digest is preserved. With ``tag``
+    the environment's name is then tagged (``tag_in_environment`` does it later otherwise)."""
+    from ..oci.registry import RegistryClient
+    from ..refs import parse_reference
+
+    ref = parse_reference(image)
+    if not ref.digest:
+        raise UsageError(f"{image} has no digest: promotion moves digests, never tags")
+    client, repository, repo = _client_and_repo(dst)
+    source = (
+        None if ref.registry == client.registry else RegistryClient(ref.registry, insecure=source_insecure)
+    )
+    result = client.copy_image(ref, repo, tag=dst.name if tag else None, source_client=source)
+    if result.digest != ref.digest:
+        raise IntegrityError(
+            f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest"
+        )
+    return {"image": f"{repository}@{ref.digest}", "transfer": result.to_json()}
+
+
+def tag_in_environment(image: str, dst) -> None:
+    """Point ``dst``'s environment tag (its name) at ``image``'s digest, already in its repository."""
+    from ..refs import parse_reference
+
+    client, _, repo = _client_and_repo(dst)
+    data, media_type, _ = client.get_manifest(repo, parse_reference(image).digest)
+    client.put_manifest(repo, data, media_type, dst.name)
