@@ -1,0 +1,216 @@
+"""The REST verbs over the store: get, list, watch, create, replace, patch (4 content types), delete, scale, log.
+
+Each handler takes a parsed route, the query (first value per key) and the decoded body, and returns
+``(code, json_body)``; refusals are ``ApiError`` (status.py). ``watch`` returns a generator of event dicts
+``{"type": ADDED|MODIFIED|DELETED|ERROR, "object": ...}`` that the HTTP layer streams one JSON per line.
+Server-side apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a missing object,
+and otherwise merges the configuration strategically, recording the manager in ``metadata.managedFields``;
+fields one apply manager set are removed when it stops applying them. Conflicts between managers are
+not detected (documented gap: the real server answers 409 when another manager owns a changed field).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from . import status as errors
+from .patch import json_patch, merge_patch, strategic_merge
+from .routes import Route
+from .selectors import fields_match, parse_field_selector, parse_label_selector, requirements_match
+from .store import Store, now_iso
+
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+               "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+
+
+def decode(body: bytes, content_type: str = "application/json"):
+    if not body:
+        return None
+    try:
+        if "yaml" in content_type:
+            import yaml
+            return yaml.safe_load(body)
+        return json.loads(body)
+    except ValueError as exc:
+        raise errors.bad_request(f"error decoding request body: {exc}") from exc
+
+
+def _matcher(route: Route, query: dict):
+    labels = parse_label_selector(query.get("labelSelector"))
+    fields = parse_field_selector(query.get("fieldSelector"), route.resource.plural)
+    return lambda obj: requirements_match(labels, obj["metadata"].get("labels")) and fields_match(fields, obj)
+
+
+class Api:
+    def __init__(self, store: Store, logs=None):
+        self.store = store
+        self.logs = logs  # callable(namespace, pod_name, container, previous) -> str
+
+    def namespace_of(self, route: Route) -> str:
+        return route.namespace if route.resource.namespaced else ""
+
+    def get(self, route: Route, query: dict):
+        if route.subresource == "scale":
+            return 200, self._scale_of(self.store.get(route.resource, route.namespace, route.name))
+        if route.subresource == "log":
+            return self.log(route, query)
+        return 200, self.store.get(route.resource, self.namespace_of(route), route.name)
+
+    def list(self, route: Route, query: dict):
+        items, version = self.store.list(route.resource, route.namespace, _matcher(route, query))
+        for item in items:  # lists carry kind/apiVersion once, not per item (the real server strips them)
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return 200, {"kind": f"{route.resource.kind}List", "apiVersion": route.resource.api_version,
+                     "metadata": {"resourceVersion": version}, "items": items}
+
+    def watch(self, route: Route, query: dict, limit: float):
+        """Events as dicts; selectors are parsed before streaming starts, so a bad one is still a 400."""
+        timeout = min(float(query.get("timeoutSeconds") or limit), limit)
+        changes = self.store.watch(route.resource, route.namespace, query.get("resourceVersion"),
+                                   _matcher(route, query), timeout)
+        return ({"type": kind, "object": obj} for kind, obj in changes)
+
+    def create(self, route: Route, query: dict, body):
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was not an object")
+        kind = body.get("kind")
+        if kind and kind != route.resource.kind:
+            raise errors.bad_request(f"the API version in the data ({body.get('apiVersion')}) does not match the "
+                                     f"expected API version ({route.resource.api_version})")
+        manager = query.get("fieldManager")
+        body = copy.deepcopy(body)
+        if manager:
+            _record_manager(body, manager, "Update")
+        return 201, self.store.create(route.resource, self.namespace_of(route), body, bool(query.get("dryRun")))
+
+    def replace(self, route: Route, query: dict, body):
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was not an object")
+        if route.subresource == "scale":
+            return self._set_scale(route, body)
+        return 200, self.store.update(route.resource, self.namespace_of(route), route.name, body,
+                                      route.subresource, bool(query.get("dryRun")))
+
+    def patch(self, route: Route, query: dict, body: bytes, content_type: str):
+        kind = content_type.split(";")[0].strip()
+        if kind not in PATCH_TYPES:
+            raise errors.unsupported_media(kind)
+        patch = decode(body, kind)
+        namespace = self.namespace_of(route)
+        if kind == "application/apply-patch+yaml":
+            return self._apply(route, query, patch)
+        live = self.store.get(route.resource, namespace, route.name)
+        if route.subresource == "scale":
+            merged = merge_patch(self._scale_of(live), patch)
+            return self._set_scale(route, merged)
+        if kind == "application/json-patch+json":
+            new = json_patch(live, patch)
+        elif kind == "application/merge-patch+json":
+            new = merge_patch(live, patch)
+        else:
+            new = strategic_merge(live, patch, live.get("kind") == "Service")
+        return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
+                                      bool(query.get("dryRun")))
+
+    def _apply(self, route: Route, query: dict, config):
+        manager = query.get("fieldManager")
+        if not manager:
+            raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
+        if not isinstance(config, dict) or not (config.get("metadata") or {}).get("name"):
+            raise errors.bad_request("apply configurations must be objects with metadata.name")
+        namespace = self.namespace_of(route)
+        live = self.store.find(route.resource, namespace, route.name)
+        if live is None:
+            body = copy.deepcopy(config)
+            _record_manager(body, manager, "Apply", config)
+            return 201, self.store.create(route.resource, namespace, body, bool(query.get("dryRun")))
+        new = _drop_unapplied(live, manager, config)
+        new = strategic_merge(new, config, live.get("kind") == "Service")
+        _record_manager(new, manager, "Apply", config)
+        new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
+                                      bool(query.get("dryRun")))
+
+    def delete(self, route: Route, query: dict, body):
+        options = body if isinstance(body, dict) else {}
+        policy = options.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
+        if options.get("orphanDependents") is True:
+            policy = "Orphan"
+        obj, gone = self.store.delete(route.resource, self.namespace_of(route), route.name, policy,
+                                      options.get("preconditions"), bool(query.get("dryRun")))
+        if gone and route.resource.kind not in ("Pod", "Namespace"):
+            return 200, errors.success_body(route.resource, route.name, obj["metadata"]["uid"])
+        return (202 if not gone else 200), obj
+
+    def log(self, route: Route, query: dict):
+        pod = self.store.get(route.resource, route.namespace, route.name)
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        container = query.get("container") or containers[0]
+        if container not in containers:
+            raise errors.bad_request(f"container {container} is not valid for pod {route.name}")
+        text = self.logs(route.namespace, route.name, container, query.get("previous") == "true") if self.logs \
+            else ""
+        if query.get("tailLines"):
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
+        return 200, text
+
+    def _scale_of(self, obj: dict) -> dict:
+        meta = obj["metadata"]
+        selector = ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"].get("matchLabels", {}).items())
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                  "creationTimestamp")},
+                "spec": {"replicas": obj["spec"].get("replicas", 1)},
+                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
+
+    def _set_scale(self, route: Route, scale: dict):
+        wanted = (scale.get("metadata") or {}).get("resourceVersion")
+        live = self.store.get(route.resource, route.namespace, route.name)
+        if wanted and wanted != live["metadata"]["resourceVersion"]:
+            raise errors.conflict(route.resource, route.name)
+        replicas = (scale.get("spec") or {}).get("replicas", 0)
+        live["spec"]["replicas"] = replicas
+        updated = self.store.update(route.resource, route.namespace, route.name, live)
+        return 200, self._scale_of(updated)
+
+
+def _field_paths(config, prefix=()) -> set:
+    """The leaf paths an apply configuration sets (list items keyed by position-independent merge keys)."""
+    if isinstance(config, dict):
+        paths = set()
+        for key, value in config.items():
+            paths |= _field_paths(value, prefix + (key,)) if isinstance(value, dict) and value else {prefix + (key,)}
+        return paths
+    return {prefix}
+
+
+def _drop_unapplied(live: dict, manager: str, config: dict) -> dict:
+    new = copy.deepcopy(live)
+    entries = (live["metadata"].get("managedFields") or [])
+    previous = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"), None)
+    if not previous:
+        return new
+    before = {tuple(p) for p in json.loads(previous.get("fieldsV1", {}).get("f:paths", "[]"))}
+    for path in before - _field_paths(config):
+        if path[:1] in (("metadata",), ("apiVersion",), ("kind",)) and len(path) < 3:
+            continue
+        parent = new
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return new
+
+
+def _record_manager(obj: dict, manager: str, operation: str, config: dict | None = None) -> None:
+    meta = obj.setdefault("metadata", {})
+    entries = [e for e in meta.get("managedFields") or [] if (e.get("manager"), e.get("operation")) !=
+               (manager, operation)]
+    entry = {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
+             "time": now_iso(), "fieldsType": "FieldsV1", "fieldsV1": {}}
+    if config is not None:
+        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in _field_paths(config)))}
+    meta["managedFields"] = entries + [entry]

@@ -1,0 +1,164 @@
+"""The HTTP side: bearer-token authentication (401), deny rules (403), discovery, verbs, watch streams, proxies.
+
+Requests need ``Authorization: Bearer <token>`` with a token the server knows (else 401 Unauthorized Status);
+then the ``Forbid`` rules are checked (403 Forbidden Status naming user, verb, resource and namespace).
+Responses are JSON (``application/json``) with Content-Length on a keep-alive HTTP/1.1 connection; watches
+are chunked, one JSON event per line, ending after ``timeoutSeconds`` (capped by the server's
+``watch_limit``) or on shutdown. ``/openapi/v2`` and ``/openapi/v3`` answer 404, so kubectl needs
+``--validate=false``; aggregated discovery is not offered (clients fall back to the legacy documents).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qsl, urlsplit
+
+from . import resources
+from . import status as errors
+from .api import decode
+from .routes import parse_route, rbac_verb
+
+
+class KubeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    kube = None  # the KubeServer, set on a per-server subclass
+
+    def log_message(self, *args):  # quiet: tests read failures from assertions, not stderr
+        pass
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_PATCH(self):
+        self._serve("PATCH")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def do_HEAD(self):
+        self._serve("HEAD")
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _send(self, code: int, body, content_type: str = "application/json", headers: dict | None = None):
+        data = body if isinstance(body, bytes) else (
+            body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.send_header("Cache-Control", "no-cache, private")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _user(self) -> str | None:
+        header = self.headers.get("Authorization") or ""
+        if not header.startswith("Bearer "):
+            return None
+        return self.kube.tokens.get(header[len("Bearer "):].strip())
+
+    def _serve(self, method: str):
+        raw = self._body()
+        try:
+            user = self._user()
+            if user is None:
+                raise errors.unauthorized()
+            self.kube.requests.append((method, self.path, user))
+            self._dispatch(method, user, raw)
+        except errors.ApiError as exc:
+            self._send(exc.code, exc.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _dispatch(self, method: str, user: str, raw: bytes):
+        parts = urlsplit(self.path)
+        path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+        if method == "GET" and self._discovery(path):
+            return
+        route = parse_route(path)
+        if route is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        watch = query.get("watch") in ("1", "true")
+        verb = rbac_verb(method, route, watch)
+        for rule in self.kube.forbid:
+            if rule.matches(user, verb, route):
+                raise errors.forbidden(user, verb, route.resource, route.subresource, route.name, route.namespace)
+        if route.subresource == "proxy":
+            code, headers, body = self.kube.proxy.forward(route, method, parts.query, dict(self.headers.items()),
+                                                          raw)
+            ctype = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), "text/plain")
+            self._send(code, body, ctype, headers)
+            return
+        self._verb(method, route, query, raw, watch)
+
+    def _verb(self, method, route, query, raw, watch):
+        api = self.kube.api
+        content_type = self.headers.get("Content-Type") or "application/json"
+        if method == "GET" and watch:
+            return self._stream(api.watch(route, query, self.kube.watch_limit))
+        if method in ("GET", "HEAD"):
+            code, body = api.get(route, query) if route.name else api.list(route, query)
+        elif method == "POST" and not route.name:
+            code, body = api.create(route, query, decode(raw, content_type))
+        elif method == "PUT" and route.name:
+            code, body = api.replace(route, query, decode(raw, content_type))
+        elif method == "PATCH" and route.name:
+            code, body = api.patch(route, query, raw, content_type)
+        elif method == "DELETE" and route.name:
+            code, body = api.delete(route, query, decode(raw, content_type))
+        else:
+            raise errors.method_not_allowed()
+        if isinstance(body, str):
+            return self._send(code, body, "text/plain")
+        self._send(code, body)
+
+    def _stream(self, events):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.wfile.flush()
+        for event in events:
+            line = json.dumps(event).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _discovery(self, path: str) -> bool:
+        path = path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            self._send(200, "ok", "text/plain")
+            return True
+        doc = None
+        if path == "/version":
+            doc = resources.version_info()
+        elif path == "/api":
+            doc = resources.api_versions(f"127.0.0.1:{self.kube.port}")
+        elif path == "/apis":
+            doc = resources.api_group_list()
+        elif path == "/api/v1":
+            doc = resources.resource_list("", "v1")
+        elif path.startswith("/apis/") and path.count("/") == 2:
+            doc = resources.api_group(path.split("/")[2])
+        elif path.startswith("/apis/") and path.count("/") == 3:
+            doc = resources.resource_list(*path.split("/")[2:4])
+        if doc is None:
+            return False
+        self._send(200, doc)
+        return True

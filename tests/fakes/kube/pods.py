@@ -1,0 +1,195 @@
+"""Pod backends (the kubelet's part): what happens to a Pod after it is created. ``simulated`` is the default.
+
+``simulated``: a pod is scheduled to node ``fake-node`` at once and becomes Running and Ready
+``ready_delay`` seconds later, unless a container asks for trouble, by its image name or by the env var
+``FAKE_KUBE_BEHAVIOUR`` on the container:
+
+* image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container
+  crashes again and again (restartCount grows, lastState.terminated exitCode 1 reason Error, state waiting
+  CrashLoopBackOff), with Warning events BackOff; its log says it crashed.
+* image containing ``unready`` or ``FAKE_KUBE_BEHAVIOUR=unready``: Running, never Ready, Warning events
+  Unhealthy ("Readiness probe failed: HTTP probe failed with statuscode: 503").
+* image containing ``nonexistent`` or ``FAKE_KUBE_BEHAVIOUR=pull-error``: Pending, waiting ErrImagePull /
+  ImagePullBackOff, Warning events Failed ("Failed to pull image ...").
+
+``process`` (processes.py): a test-supplied ``runner(pod_spec, port) -> handle`` really runs each pod.
+Both set status.podIP/hostIP to 127.0.0.1 and answer the pod log subresource (``logs``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from .events import record
+from .resources import BY_KIND
+from .store import Store, now_iso
+
+PODS = BY_KIND["Pod"]
+BEHAVIOUR_ENV = "FAKE_KUBE_BEHAVIOUR"
+IMAGE_MARKERS = {"broken": "crash", "unready": "unready", "nonexistent": "pull-error"}
+
+
+def behaviour_of(container: dict) -> str:
+    """``ok``, ``crash``, ``unready`` or ``pull-error`` for a container of the simulated backend."""
+    for env in container.get("env") or []:
+        if env.get("name") == BEHAVIOUR_ENV and env.get("value"):
+            return env["value"]
+    image = container.get("image") or ""
+    return next((kind for marker, kind in IMAGE_MARKERS.items() if marker in image), "ok")
+
+
+def container_status(container: dict, state: dict, ready: bool, restarts: int = 0, last: dict | None = None) -> dict:
+    status = {"name": container["name"], "image": container["image"], "imageID": "", "ready": ready,
+              "started": "running" in state, "restartCount": restarts, "state": state, "lastState": last or {}}
+    if "running" in state or "terminated" in state:
+        status["containerID"] = "containerd://" + uuid.uuid4().hex
+        status["imageID"] = container["image"]
+    return status
+
+
+def pod_status(pod: dict, phase: str, containers: list[dict], started: str) -> dict:
+    """A whole Pod status around the container statuses (conditions derived like the kubelet's)."""
+    ready = bool(containers) and all(c["ready"] for c in containers)
+    stamp = now_iso()
+    previous = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
+
+    def condition(kind, value, reason=None, message=None):
+        old = previous.get(kind)
+        cond = {"type": kind, "status": value, "lastProbeTime": None,
+                "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == value else stamp}
+        if reason:
+            cond.update(reason=reason, message=message)
+        return cond
+
+    unready = [c["name"] for c in containers if not c["ready"]]
+    why = ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]") if unready else ()
+    resources = [c.get("resources") or {} for c in pod["spec"]["containers"]]
+    qos = "BestEffort" if not any(r.get("requests") or r.get("limits") for r in resources) else (
+        "Guaranteed" if all(r.get("limits") and r.get("requests", r["limits"]) == r["limits"] for r in resources)
+        else "Burstable")
+    return {"phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}], "startTime": started, "qosClass": qos,
+            "conditions": [condition("PodReadyToStartContainers", "True"), condition("Initialized", "True"),
+                           condition("Ready", "True" if ready else "False", *why),
+                           condition("ContainersReady", "True" if ready else "False", *why),
+                           condition("PodScheduled", "True")],
+            "containerStatuses": containers}
+
+
+def write_status(store: Store, pod: dict, status: dict) -> bool:
+    """Store ``status`` on the pod if it still exists (same uid); False once the pod is gone."""
+    uid = pod["metadata"]["uid"]
+
+    def change(obj):
+        if obj["metadata"]["uid"] == uid:
+            obj["status"] = status
+    return store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, "status") is not None
+
+
+class SimulatedBackend:
+    """Pods that pretend to run: see the module docstring for the rules."""
+
+    def __init__(self, store: Store, ready_delay: float = 0.3, probe_period: float = 0.2, **_):
+        self.store = store
+        self.ready_delay = ready_delay
+        self.crash_period = max(probe_period, ready_delay)
+        self.seen: dict[str, dict] = {}  # uid -> {"since": monotonic, "restarts": n, "logs": [...]}
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-kube-kubelet", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(0.05, self.ready_delay / 3 or 0.05)):
+            pods = self.store.list(PODS)[0]
+            live_uids = {p["metadata"]["uid"] for p in pods}
+            for uid in set(self.seen) - live_uids:
+                del self.seen[uid]
+            for pod in pods:
+                if not self.store.closed and not pod["metadata"].get("deletionTimestamp"):
+                    self._advance(pod)
+
+    def _advance(self, pod: dict) -> None:
+        uid, now = pod["metadata"]["uid"], time.monotonic()
+        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "next": now + self.ready_delay,
+                                           "logs": [], "started": now_iso()})
+        if not pod.get("status", {}).get("phase"):
+            containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
+                          for c in pod["spec"]["containers"]]
+            write_status(self.store, pod, pod_status(pod, "Pending", containers, state["started"]))
+            record(self.store, pod, "Normal", "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/"
+                   f"{pod['metadata']['name']} to fake-node", "default-scheduler")
+            return
+        if now < state["next"]:
+            return
+        state["next"] = now + self.crash_period
+        statuses = [self._container(pod, c, state) for c in pod["spec"]["containers"]]
+        phase = "Pending" if any("ImagePull" in (s["state"].get("waiting") or {}).get("reason", "") or
+                                 s["state"].get("waiting", {}).get("reason") == "ErrImagePull"
+                                 for s in statuses) else "Running"
+        status = pod_status(pod, phase, statuses, state["started"])
+        if _comparable(status) != _comparable(pod.get("status") or {}):
+            write_status(self.store, pod, status)
+
+    def _container(self, pod: dict, container: dict, state: dict) -> dict:
+        kind, name, image = behaviour_of(container), container["name"], container["image"]
+        started = state["started"]
+        if not state["logs"]:
+            state["logs"].append(f"simulated container {name} started (image {image})\n")
+            if kind != "pull-error":
+                for reason, text in (("Pulled", f'Container image "{image}" already present on machine'),
+                                     ("Created", f"Created container {name}"), ("Started", f"Started container {name}")):
+                    record(self.store, pod, "Normal", reason, text, "kubelet")
+        if kind == "crash":
+            state["restarts"] += 1
+            state["logs"].append(f"Traceback (most recent call last):\nRuntimeError: {name} crashed (simulated)\n")
+            record(self.store, pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
+                   f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})", "kubelet")
+            last = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": now_iso()}}
+            waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off 10s restarting failed "
+                                   f"container={name} pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"}}
+            return container_status(container, waiting, False, state["restarts"], last)
+        if kind == "pull-error":
+            message = (f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
+                       f'unpack image "{image}": not found')
+            record(self.store, pod, "Warning", "Failed", message, "kubelet")
+            reason = "ImagePullBackOff" if state["restarts"] else "ErrImagePull"
+            state["restarts"] += 1
+            return container_status(container, {"waiting": {"reason": reason, "message": message}}, False)
+        if kind == "unready":
+            record(self.store, pod, "Warning", "Unhealthy", "Readiness probe failed: HTTP probe failed with "
+                   "statuscode: 503", "kubelet")
+        return container_status(container, {"running": {"startedAt": started}}, kind == "ok")
+
+    def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
+        pod = self.store.find(PODS, namespace, name)
+        state = self.seen.get(pod["metadata"]["uid"]) if pod else None
+        return "".join(state["logs"]) if state else ""
+
+
+def _comparable(status: dict) -> dict:
+    """A status without its volatile parts (timestamps, container ids) to decide whether to write."""
+    containers = [{k: v for k, v in c.items() if k not in ("containerID", "lastState")}
+                  for c in status.get("containerStatuses") or []]
+    return {"phase": status.get("phase"), "containers": containers,
+            "restarts": [c.get("restartCount") for c in status.get("containerStatuses") or []]}
+
+
+def make_backend(kind: str, store: Store, runner=None, **options):
+    if kind == "simulated":
+        return SimulatedBackend(store, **options)
+    if kind == "process":
+        from .processes import ProcessBackend
+        if runner is None:
+            raise ValueError("the process backend needs runner(pod_spec, port) -> handle")
+        return ProcessBackend(store, runner, **options)
+    raise ValueError(f"unknown pod backend {kind!r} (simulated or process)")

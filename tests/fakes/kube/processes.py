@@ -1,0 +1,194 @@
+"""The ``process`` pod backend: each Pod really runs through a test-supplied runner, probed over HTTP.
+
+``runner(pod_spec: dict, port: int) -> handle`` starts the pod's containers (e.g. with runc on the host
+network) listening on ``port`` (the runner sets ``VCI_PORT``); the handle has ``stop()``, ``alive() -> bool``,
+``logs() -> str`` and optionally ``exit_code`` (int or None). Each pod gets its own free host port, recorded
+in the pod annotation ``fake.kube.vci.dev/host-port``; every containerPort (and named port, e.g. ``http``)
+of the pod stands for that port, for probes and for the proxies. status.podIP is 127.0.0.1.
+
+Per pod a worker thread: starts the runner (a raising runner counts as a crash), then probes every
+``probe_period`` seconds (the probes' periodSeconds are not waited out: tests stay fast) with the real
+rules: startupProbe first (failureThreshold), then readinessProbe sets Ready, livenessProbe failures
+(failureThreshold in a row) kill and restart the container (Warning events Unhealthy, Killing). A dead
+process is restarted with back-off (``backoff``, doubling, capped at 8x): restartCount grows, lastState
+holds the termination, state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting the
+pod or stopping the server stops its process.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from .events import record
+from .pods import PODS, container_status, pod_status, write_status
+from .store import Store, now_iso
+
+PORT_ANNOTATION = "fake.kube.vci.dev/host-port"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def probe(spec: dict | None, port: int) -> tuple[bool, str]:
+    """(ok, failure message) of one httpGet probe against 127.0.0.1:port; no probe counts as success."""
+    get = (spec or {}).get("httpGet")
+    if not get:
+        return True, ""
+    url = f"http://127.0.0.1:{port}{get.get('path') or '/'}"
+    try:
+        with urllib.request.urlopen(url, timeout=spec.get("timeoutSeconds", 1)) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except (OSError, ValueError) as exc:
+        return False, f'Get "{url}": {getattr(exc, "reason", exc)}'
+    return (200 <= code < 400), f"HTTP probe failed with statuscode: {code}"
+
+
+class PodWorker(threading.Thread):
+    def __init__(self, backend: "ProcessBackend", pod: dict, port: int):
+        super().__init__(name=f"fake-kube-pod-{pod['metadata']['name']}", daemon=True)
+        self.backend, self.pod, self.port = backend, pod, port
+        self.container = pod["spec"]["containers"][0]
+        self.handle = None
+        self.restarts, self.previous_logs, self.last = 0, "", {}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            started = now_iso()
+            try:
+                self.handle = self.backend.runner(self.pod["spec"], self.port)
+            except Exception as exc:  # a runner that cannot start the pod: the container "exits" at once
+                record(self.backend.store, self.pod, "Warning", "Failed", f"Error: {exc}", "kubelet")
+                self.handle = None
+            if self.handle is not None:
+                self._status(True, False, {"running": {"startedAt": started}})
+                self._supervise()
+            if self.stopped.is_set():
+                break
+            self._crashed(started)
+        if self.handle is not None:
+            self.handle.stop()
+
+    def _supervise(self) -> None:
+        period = self.backend.probe_period
+        started = "startupProbe" not in self.container
+        fails = {"startupProbe": 0, "readinessProbe": 0, "livenessProbe": 0}
+        ready = False
+        while not self.stopped.wait(period) and self.handle.alive():
+            kinds = ["startupProbe"] if not started else ["readinessProbe", "livenessProbe"]
+            for kind in kinds:
+                ok, why = probe(self.container.get(kind), self.port)
+                fails[kind] = 0 if ok else fails[kind] + 1
+                if not ok:
+                    label = {"startupProbe": "Startup", "readinessProbe": "Readiness", "livenessProbe": "Liveness"}
+                    record(self.backend.store, self.pod, "Warning", "Unhealthy", f"{label[kind]} probe failed: {why}",
+                           "kubelet")
+                if kind == "startupProbe" and ok:
+                    started = True
+                if kind != "readinessProbe" and fails[kind] >= self.container[kind].get("failureThreshold", 3):
+                    record(self.backend.store, self.pod, "Normal", "Killing", f"Container {self.container['name']} "
+                           f"failed {kind.replace('Probe', '')} probe, will be restarted", "kubelet")
+                    self.handle.stop()
+                    return
+            now_ready = ready
+            if "readinessProbe" in kinds:
+                threshold = (self.container.get("readinessProbe") or {}).get("failureThreshold", 3)
+                now_ready = fails["readinessProbe"] == 0 or (ready and fails["readinessProbe"] < threshold)
+            if now_ready != ready:
+                ready = now_ready
+                self._status(True, ready, {"running": {"startedAt": now_iso()}})
+
+    def _crashed(self, started: str) -> None:
+        self.restarts += 1
+        self.previous_logs = self.handle.logs() if self.handle is not None else ""
+        code = getattr(self.handle, "exit_code", None) if self.handle is not None else 128
+        code = 1 if code is None else code
+        self.last = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                    "startedAt": started, "finishedAt": now_iso()}}
+        delay = min(self.backend.backoff * 2 ** (self.restarts - 1), self.backend.backoff * 8)
+        name = self.pod["metadata"]["name"]
+        message = f"back-off {delay:g}s restarting failed container={self.container['name']} pod={name}"
+        self._status(True, False, {"waiting": {"reason": "CrashLoopBackOff", "message": message}})
+        record(self.backend.store, self.pod, "Warning", "BackOff", f"Back-off restarting failed container "
+               f"{self.container['name']} in pod {name}", "kubelet")
+        self.stopped.wait(delay)
+
+    def _status(self, running: bool, ready: bool, state: dict) -> None:
+        fresh = self.backend.store.find(PODS, self.pod["metadata"]["namespace"], self.pod["metadata"]["name"])
+        if fresh is None or fresh["metadata"]["uid"] != self.pod["metadata"]["uid"]:
+            self.stopped.set()
+            return
+        statuses = [container_status(self.container, state, ready, self.restarts, self.last)]
+        write_status(self.backend.store, fresh, pod_status(fresh, "Running" if running else "Pending", statuses,
+                                                           fresh.get("status", {}).get("startTime") or now_iso()))
+
+    def logs(self, previous: bool) -> str:
+        if previous:
+            return self.previous_logs
+        return self.handle.logs() if self.handle is not None else ""
+
+
+class ProcessBackend:
+    """Pods run by ``runner``; see the module docstring."""
+
+    def __init__(self, store: Store, runner, probe_period: float = 0.2, backoff: float = 0.5, **_):
+        self.store, self.runner = store, runner
+        self.probe_period, self.backoff = probe_period, backoff
+        self.workers: dict[str, PodWorker] = {}  # pod uid -> worker
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-kube-process-kubelet", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for worker in list(self.workers.values()):
+            worker.stopped.set()
+        deadline = time.monotonic() + timeout
+        for worker in list(self.workers.values()):
+            worker.join(max(0.1, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            pods = {p["metadata"]["uid"]: p for p in self.store.list(PODS)[0]
+                    if not p["metadata"].get("deletionTimestamp")}
+            for uid in set(self.workers) - set(pods):
+                self.workers.pop(uid).stopped.set()  # the worker stops its process on its way out
+            for uid, pod in pods.items():
+                if uid not in self.workers and not self._stop.is_set():
+                    self._launch(pod)
+
+    def _launch(self, pod: dict) -> None:
+        port = free_port()
+        meta = pod["metadata"]
+        self.store.mutate(PODS, meta["namespace"], meta["name"], lambda o: o["metadata"].setdefault(
+            "annotations", {}).__setitem__(PORT_ANNOTATION, str(port)))
+        pod = self.store.find(PODS, meta["namespace"], meta["name"]) or pod
+        containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
+                      for c in pod["spec"]["containers"]]
+        write_status(self.store, pod, pod_status(pod, "Pending", containers, now_iso()))
+        worker = PodWorker(self, pod, port)
+        self.workers[meta["uid"]] = worker
+        worker.start()
+
+    def host_port(self, pod: dict) -> int | None:
+        value = (pod["metadata"].get("annotations") or {}).get(PORT_ANNOTATION)
+        return int(value) if value else None
+
+    def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
+        pod = self.store.find(PODS, namespace, name)
+        worker = self.workers.get(pod["metadata"]["uid"]) if pod else None
+        return worker.logs(previous) if worker else ""

@@ -1,0 +1,123 @@
+"""The fake API server's lifecycle: a threaded HTTP(S) server on 127.0.0.1, its controllers, and kubeconfig files.
+
+``KubeServer(...).start()`` binds a free port, starts the HTTP threads, the deployment/replicaset/garbage
+collector loop (controller.py) and the pod backend (pods.py); ``stop()`` ends watches, stops pod processes
+and joins everything within a few seconds. With ``tls=True`` a self-signed certificate for 127.0.0.1 and
+localhost is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+import tempfile
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from .api import Api
+from .controller import Controller
+from .handler import KubeHandler
+from .pods import make_backend
+from .proxy import Proxy
+from .resources import BY_KIND
+from .store import Store
+
+DEFAULT_TOKEN = "vci-test-token"
+DEFAULT_USER = "vci-tester"
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1/localhost (openssl CLI), valid one day."""
+    cert, key = directory / "kube-server.crt", directory / "kube-server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=vci-fake-kube",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class KubeServer:
+    def __init__(self, *, tokens: dict | None = None, forbid=(), tls: bool = False, backend: str = "simulated",
+                 runner=None, namespaces=("default",), ready_delay: float = 0.3, tick: float = 0.05,
+                 probe_period: float = 0.2, history: int = 2000, watch_limit: float = 60.0, workdir=None):
+        self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
+        self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
+        self.tls = tls
+        self.watch_limit = watch_limit
+        self.requests: list[tuple[str, str, str]] = []  # (method, path, user) of authenticated requests
+        self.store = Store(history)
+        self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay,
+                                    probe_period=probe_period)
+        self.api = Api(self.store, logs=self.backend.logs)
+        self.controller = Controller(self.store, tick=tick)
+        self.proxy = Proxy(self.store, self.backend)
+        self._workdir = Path(workdir or tempfile.mkdtemp(prefix="vci-kube-"))
+        self._initial_namespaces = namespaces
+        self._httpd = None
+        self._thread = None
+        self.ca_file: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return next(iter(self.tokens))
+
+    def start(self) -> "KubeServer":
+        handler = type("BoundKubeHandler", (KubeHandler,), {"kube": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        if self.tls:
+            cert, key = make_certificate(self._workdir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self.ca_file = cert
+        for name in self._initial_namespaces:
+            self.store.create(BY_KIND["Namespace"], "", {"metadata": {"name": name}})
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="fake-kube-http", daemon=True)
+        self._thread.start()
+        self.backend.start()
+        self.controller.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.store.close()
+        self.controller.stop(timeout)
+        self.backend.stop(timeout)
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "KubeServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def kubeconfig(self, path, context: str = "test", namespace: str = "default", token: str | None = None) -> Path:
+        """Write a kubeconfig (server URL, bearer token, CA when TLS is on) whose current context is ``context``."""
+        import yaml
+        cluster = {"server": self.url}
+        if self.ca_file is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_file.read_bytes()).decode()
+        config = {"apiVersion": "v1", "kind": "Config", "current-context": context, "preferences": {},
+                  "clusters": [{"name": f"{context}-cluster", "cluster": cluster}],
+                  "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
+                  "contexts": [{"name": context, "context": {"cluster": f"{context}-cluster",
+                                                             "user": f"{context}-user", "namespace": namespace}}]}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
