@@ -13,7 +13,6 @@ Both front ends (HTTP and gRPC) call :meth:`ModelService.call` with the raw requ
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 
@@ -61,7 +60,6 @@ class ModelService:
         self.state, self.reason = LOADING, "the model is loading"
         self.load_error: BaseException | None = None
         self.model = self.manifest = self.digest = None
-        self.loaded = threading.Event()  # set when loading ends, whatever the outcome
         self.predict_seconds = 0.0  # moving average of a model call, seeded by the self-test
 
     @property
@@ -74,7 +72,7 @@ class ModelService:
         try:
             from ..modeldir import load_model
             self.model, self.manifest, self.digest = load_model(self.model_dir, self.work_dir)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in __init__ must not hang the load
             self.load_error = exc if isinstance(exc, VciError) else ServeError(
                 f"the model in {self.model_dir} could not be loaded: {type(exc).__name__}: {exc}",
                 hint="check the model class and its artifacts with `vci serve RUN_ID` locally")
@@ -84,14 +82,12 @@ class ModelService:
                            model_dir=self.model_dir)
             else:
                 logs.failure("model_load_failed", exc, model_dir=self.model_dir)
-            self.loaded.set()
             return
         logs.event("model_loaded", model_dir=self.model_dir, run_id=self.manifest.get("id"),
                    model_digest=self.digest, seconds=round(time.perf_counter() - start, 3))
         self._self_test()
         self.metrics.model_load_seconds = time.perf_counter() - start
         self.metrics.model_ready = self.ready
-        self.loaded.set()
 
     def _self_test(self) -> None:
         test = getattr(self.model, "model_test", None)
@@ -102,7 +98,7 @@ class ModelService:
         started = time.perf_counter()
         try:
             test()
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - a failed self-test of any kind blocks readiness
             self.state, self.reason = TEST_FAILED, f"model_test() failed: {type(exc).__name__}: {exc}"
             logs.failure("model_test", exc, result="failed")
             return
