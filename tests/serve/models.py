@@ -66,3 +66,13 @@ class SlowLoadModel:
 
     def predict(self, data):
         return data
+
+
+class BrokenInitModel:
+    """Cannot be constructed: the server must exit with ServeError's code, the traceback in its log."""
+
+    def __init__(self, artifacts):
+        raise RuntimeError("weights file is from another model version")
+
+    def predict(self, data):
+        return data

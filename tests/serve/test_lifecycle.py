@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, build_model_dir, http_call, post_json
-from .models import EchoModel, FailingSelfTestModel, SlowLoadModel
+from .models import BrokenInitModel, EchoModel, FailingSelfTestModel, SlowLoadModel
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32
 
@@ -64,6 +64,19 @@ def test_a_tampered_blob_is_refused_before_unpickling(tmp_path):
     failure = next(r for r in records if r["event"] == "model_load_failed")
     assert "does not match its record" in failure["error"]
     assert "model_loaded" not in proc.stderr
+
+
+def test_a_model_that_cannot_be_constructed_stops_the_server(tmp_path):
+    build_model_dir(tmp_path / "model", BrokenInitModel)
+    proc = subprocess.run([sys.executable, "-m", "vci.serve", "--model-dir", str(tmp_path / "model"),
+                           "--host", "127.0.0.1", "--port", "0", "--work-dir", str(tmp_path / "work")],
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 14  # ServeError's exit code
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    failure = next(r for r in records if r["event"] == "model_load_failed")
+    assert "weights file is from another model version" in failure["traceback"]
+    assert records[-1]["event"] == "exit" and records[-1]["code"] == 14
 
 
 def test_sigterm_lets_a_slow_request_finish_then_exits_zero(start_server):
