@@ -60,7 +60,7 @@ def _dockerfile(base: str, copies: list[str], labels: dict[str, str]) -> str:
         f"COPY model/manifest.json {MODEL_ROOT}/manifest.json",
         f"ENV VCI_MODEL_DIR={MODEL_ROOT} VCI_PORT={PORT} PYTHONPATH={RUNTIME_ROOT}:{DEPS_ROOT} "
         "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
-        *(f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())),
+        "LABEL " + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())),
         "WORKDIR /opt/vci",
         f"USER {USER}",
         f"EXPOSE {PORT}/tcp",

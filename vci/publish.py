@@ -151,6 +151,8 @@ def package(settings, target, options: Options, *, progress=None, check_reproduc
     if _use_docker(options.builder):
         from .oci.docker import build_with_docker
         image = build_with_docker(run, options, image)
+        layers = [{"name": f"docker layer {i + 1}", "digest": l.digest, "size": l.size, "describe": "docker build"}
+                  for i, l in enumerate(image.layers)]
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
     outputs = write_outputs(image, options, run, default_layout, progress or _push_progress())
     first = (outputs.get("push") or [{}])[0].get("reference")
