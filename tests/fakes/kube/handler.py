@@ -92,7 +92,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         route = parse_route(path)
         if route is None:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        watch = query.get("watch") in ("1", "true")
+        watch = (query.get("watch") or "").lower() in ("1", "true")
         verb = rbac_verb(method, route, watch)
         for rule in self.kube.forbid:
             if rule.matches(user, verb, route):

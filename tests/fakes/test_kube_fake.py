@@ -1,0 +1,177 @@
+"""Tests of the fake Kubernetes API server through the official ``kubernetes`` client and ``kubectl``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: import the fake as ``fakes.kube``
+from fakes.kube import Forbid, start_kube_server  # noqa: E402
+
+kubernetes = pytest.importorskip("kubernetes")
+from kubernetes import client, config, watch  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll ``check()`` until it returns something truthy; fail with the last value after ``timeout``."""
+    deadline, value = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"{what} not reached in {timeout}s (last: {value!r})")
+
+
+def deployment(name: str, image: str = "registry.example/model@sha256:" + "a" * 64, replicas: int = 2, **spec):
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "model", "image": image,
+                                                           "ports": [{"name": "http", "containerPort": 8080}]}]}},
+                     **spec}}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    kube = start_kube_server(tls=True, workdir=tmp_path_factory.mktemp("kube"))
+    yield kube
+    kube.stop()
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(server, tmp_path_factory):
+    return server.kubeconfig(tmp_path_factory.mktemp("kubeconfig") / "config", context="test")
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig):
+    return config.new_client_from_config(str(kubeconfig), context="test")
+
+
+@pytest.fixture
+def namespace(api, request):
+    name = request.node.name.replace("_", "-").lower()[:50]
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def apps(api):
+    return client.AppsV1Api(api)
+
+
+def core(api):
+    return client.CoreV1Api(api)
+
+
+def status_of(api, name, ns) -> dict:
+    return api.sanitize_for_serialization(apps(api).read_namespaced_deployment(name, ns))
+
+
+def rolled_out(api, name, ns):
+    d = status_of(api, name, ns)
+    s, want = d.get("status") or {}, d["spec"]["replicas"]
+    done = (s.get("observedGeneration") == d["metadata"]["generation"] and s.get("updatedReplicas", 0) == want
+            and s.get("availableReplicas", 0) == want and s.get("replicas", 0) == want  # zeros are omitted
+            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
+    return d if done else None
+
+
+def condition(obj: dict, kind: str) -> dict:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+
+
+def body_of(exc: ApiException) -> dict:
+    return json.loads(exc.body)
+
+
+# -- verbs, metadata, concurrency --------------------------------------------------------------------------
+def test_create_get_list_and_metadata(api, namespace):
+    created = apps(api).create_namespaced_deployment(namespace, deployment("web"))
+    assert created.metadata.uid and created.metadata.generation == 1 and created.metadata.namespace == namespace
+    assert created.spec.strategy.rolling_update.max_surge == 1 and created.spec.revision_history_limit == 10
+    read = apps(api).read_namespaced_deployment("web", namespace)
+    assert read.metadata.uid == created.metadata.uid
+    apps(api).create_namespaced_deployment(namespace, deployment("other"))
+    listed = apps(api).list_namespaced_deployment(namespace, label_selector="app in (web)")
+    assert [d.metadata.name for d in listed.items] == ["web"]
+    assert int(listed.metadata.resource_version) >= int(read.metadata.resource_version)
+    named = apps(api).list_namespaced_deployment(namespace, field_selector="metadata.name=other")
+    assert [d.metadata.name for d in named.items] == ["other"]
+    with pytest.raises(ApiException) as missing:
+        apps(api).read_namespaced_deployment("nope", namespace)
+    assert missing.value.status == 404 and body_of(missing.value)["reason"] == "NotFound"
+    with pytest.raises(ApiException) as twice:
+        apps(api).create_namespaced_deployment(namespace, deployment("web"))
+    assert twice.value.status == 409 and body_of(twice.value)["reason"] == "AlreadyExists"
+    with pytest.raises(ApiException) as no_ns:
+        apps(api).create_namespaced_deployment("no-such-namespace", deployment("web"))
+    assert no_ns.value.status == 404 and body_of(no_ns.value)["message"] == 'namespaces "no-such-namespace" not found'
+
+
+def test_replace_with_stale_resource_version_is_a_conflict(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
+    first = wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")  # the controller is done writing
+    fresh = dict(first, spec=dict(first["spec"], replicas=1))
+    updated = apps(api).replace_namespaced_deployment("web", namespace, fresh)
+    assert updated.metadata.generation == 2 and updated.spec.replicas == 1
+    stale = dict(first, spec=dict(first["spec"], replicas=4))  # still carries the first resourceVersion
+    with pytest.raises(ApiException) as conflict:
+        apps(api).replace_namespaced_deployment("web", namespace, stale)
+    body = body_of(conflict.value)
+    assert conflict.value.status == 409 and body["reason"] == "Conflict" and body["kind"] == "Status"
+    assert body["message"] == ('Operation cannot be fulfilled on deployments.apps "web": the object has been '
+                               'modified; please apply your changes to the latest version and try again')
+    unconditional = dict(stale, metadata={k: v for k, v in first["metadata"].items() if k != "resourceVersion"})
+    assert apps(api).replace_namespaced_deployment("web", namespace, unconditional).spec.replicas == 4
+    labelled = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
+    labelled["metadata"]["labels"]["extra"] = "yes"
+    after = apps(api).replace_namespaced_deployment("web", namespace, labelled)
+    assert after.metadata.generation == 3, "metadata-only changes do not bump generation"
+
+
+def test_status_is_written_only_through_the_status_subresource(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
+    live = wait_for(lambda: rolled_out(api, "web", namespace), what="observed")
+    live["status"]["replicas"] = 7
+    assert (apps(api).replace_namespaced_deployment("web", namespace, live).status.replicas or 0) == 0
+    live = status_of(api, "web", namespace)
+    live["status"]["replicas"] = 7
+    written = apps(api).replace_namespaced_deployment_status("web", namespace, live)
+    assert written.status.replicas == 7 and written.metadata.generation == live["metadata"]["generation"]
+
+
+def test_watch_streams_added_and_modified_from_a_resource_version(api, namespace):
+    start = apps(api).list_namespaced_deployment(namespace).metadata.resource_version
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
+    apps(api).patch_namespaced_deployment("web", namespace, {"metadata": {"labels": {"tier": "gold"}}})
+    seen = []
+    for event in watch.Watch().stream(apps(api).list_namespaced_deployment, namespace, resource_version=start,
+                                      timeout_seconds=2):
+        seen.append((event["type"], event["object"].metadata.labels.get("tier")))
+        if ("MODIFIED", "gold") in seen:
+            break
+    assert seen[0] == ("ADDED", None) and ("MODIFIED", "gold") in seen
+
+
+def test_watch_from_a_compacted_resource_version_gets_410(tmp_path):
+    kube = start_kube_server(history=5, workdir=tmp_path)
+    try:
+        api = config.new_client_from_config(str(kube.kubeconfig(tmp_path / "kc")), context="test")
+        for n in range(10):
+            core(api).create_namespaced_config_map("default", {"metadata": {"name": f"c{n}"}})
+        with pytest.raises(ApiException) as gone:
+            for _ in watch.Watch().stream(core(api).list_namespaced_config_map, "default", resource_version="2",
+                                          timeout_seconds=2):
+                pass
+        assert gone.value.status == 410
+    finally:
+        kube.stop()
