@@ -59,7 +59,7 @@ def api(kubeconfig):
 
 @pytest.fixture
 def namespace(api, request):
-    name = request.node.name.replace("_", "-").lower()[:50]
+    name = request.node.name.replace("_", "-").lower()[:50].strip("-")  # a DNS label: the fake checks it too
     client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
     return name
 
@@ -175,3 +175,132 @@ def test_watch_from_a_compacted_resource_version_gets_410(tmp_path):
         assert gone.value.status == 410
     finally:
         kube.stop()
+
+
+# -- controllers -----------------------------------------------------------------------------------------
+def replicasets(api, ns) -> list[dict]:
+    return [api.sanitize_for_serialization(r) for r in apps(api).list_namespaced_replica_set(ns).items]
+
+
+def test_a_deployment_rolls_out_and_a_new_template_gets_a_new_replicaset(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=3))
+    done = wait_for(lambda: rolled_out(api, "web", namespace), what="first rollout")
+    assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert condition(done, "Available")["status"] == "True"
+    [first] = replicasets(api, namespace)
+    assert first["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
+    pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
+    assert len(pods) == 3 and all(p.metadata.owner_references[0].name == first["metadata"]["name"] for p in pods)
+    assert all(p.status.phase == "Running" and p.status.pod_ip == "127.0.0.1" for p in pods)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "model", "image": "registry.example/model:v2"}]}}}}
+    patched = apps(api).patch_namespaced_deployment("web", namespace, patch)  # strategic merge: by name
+    assert patched.metadata.generation == 2 and patched.spec.template.spec.containers[0].ports[0].name == "http"
+    done = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
+    assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    by_revision = {r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r
+                   for r in replicasets(api, namespace)}
+    assert set(by_revision) == {"1", "2"} and by_revision["1"]["spec"]["replicas"] == 0
+    assert by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
+    pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
+    assert {p.spec.containers[0].image for p in pods} == {"registry.example/model:v2"}
+    events = core(api).list_namespaced_event(namespace, field_selector="involvedObject.name=web").items
+    assert any(e.reason == "ScalingReplicaSet" and "Scaled down" in e.message for e in events)
+
+
+def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadline(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("good", replicas=1))
+    wait_for(lambda: rolled_out(api, "good", namespace), what="good rollout")
+    broken = deployment("good", image="registry.example/broken:1", replicas=1, progressDeadlineSeconds=2)
+    live = status_of(api, "good", namespace)
+    apps(api).replace_namespaced_deployment("good", namespace, dict(broken, metadata=live["metadata"]))
+
+    def exceeded():
+        d = status_of(api, "good", namespace)
+        return d if condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded" else None
+    d = wait_for(exceeded, timeout=8, what="ProgressDeadlineExceeded")
+    assert condition(d, "Progressing")["status"] == "False"
+    assert d["status"].get("updatedReplicas") == 1 and d["status"].get("availableReplicas") == 1  # the old pod
+    assert d["status"].get("unavailableReplicas") == 1
+    pods = core(api).list_namespaced_pod(namespace).items
+    bad = [p for p in pods if "broken" in p.spec.containers[0].image]
+    assert len(bad) == 1 and not bad[0].status.container_statuses[0].ready
+    status = bad[0].status.container_statuses[0]
+    assert status.state.waiting.reason == "CrashLoopBackOff" and status.restart_count >= 1
+    assert status.last_state.terminated.exit_code == 1
+    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={bad[0].metadata.name}")
+    assert any(e.reason == "BackOff" and e.type == "Warning" for e in events.items)
+    assert "crashed" in core(api).read_namespaced_pod_log(bad[0].metadata.name, namespace, tail_lines=2)
+
+
+def test_delete_cascades_in_the_background_and_in_the_foreground(api, namespace):
+    for name in ("bg", "fg"):
+        apps(api).create_namespaced_deployment(namespace, deployment(name, replicas=1))
+        wait_for(lambda: rolled_out(api, name, namespace), what=f"{name} rollout")
+    apps(api).delete_namespaced_deployment("bg", namespace)
+    gone = lambda app: not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items  # noqa: E731
+    wait_for(lambda: gone("bg") and not [r for r in replicasets(api, namespace) if r["metadata"]["name"]
+                                         .startswith("bg-")], what="background cascade")
+    apps(api).delete_namespaced_deployment("fg", namespace, propagation_policy="Foreground")
+    lingering = apps(api).read_namespaced_deployment("fg", namespace)  # kept until its dependents are gone
+    assert lingering.metadata.deletion_timestamp and "foregroundDeletion" in lingering.metadata.finalizers
+    wait_for(lambda: gone("fg") and not apps(api).list_namespaced_deployment(namespace).items,
+             what="foreground cascade")
+
+
+# -- refusals --------------------------------------------------------------------------------------------
+def test_requests_without_a_valid_token_are_unauthorized(server, api):
+    configuration = client.Configuration()
+    configuration.host, configuration.ssl_ca_cert = server.url, str(server.ca_file)
+    configuration.api_key = {"authorization": "Bearer wrong"}
+    with pytest.raises(ApiException) as wrong:
+        client.CoreV1Api(client.ApiClient(configuration)).list_namespace()
+    assert wrong.value.status == 401 and body_of(wrong.value)["reason"] == "Unauthorized"
+    configuration.api_key = {}
+    with pytest.raises(ApiException) as none:
+        client.CoreV1Api(client.ApiClient(configuration)).list_namespace()
+    assert none.value.status == 401
+
+
+def test_forbid_rules_answer_403_like_rbac(server, api, namespace):
+    rule = Forbid(verb="delete", resource="deployments", namespace=namespace)
+    server.forbid.append(rule)
+    try:
+        apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
+        with pytest.raises(ApiException) as denied:
+            apps(api).delete_namespaced_deployment("web", namespace)
+        body = body_of(denied.value)
+        assert denied.value.status == 403 and body["reason"] == "Forbidden"
+        assert body["message"] == (f'deployments.apps "web" is forbidden: User "vci-tester" cannot delete resource '
+                                   f'"deployments" in API group "apps" in the namespace "{namespace}"')
+        assert apps(api).read_namespaced_deployment("web", namespace).metadata.name == "web"
+    finally:
+        server.forbid.remove(rule)
+    apps(api).delete_namespaced_deployment("web", namespace)
+
+
+def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
+    bad_quantity = deployment("web")
+    bad_quantity["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    with pytest.raises(ApiException) as decoding:
+        apps(api).create_namespaced_deployment(namespace, bad_quantity)
+    assert decoding.value.status == 400 and "quantities must match the regular expression" in body_of(
+        decoding.value)["message"]  # a decoding error on the real server: 400 BadRequest, not 422
+    over = deployment("web")
+    over["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"},
+                                                                      "limits": {"cpu": "1"}}
+    cases = [(deployment("Bad_Name"), "metadata.name"), (over, "resources.requests"),
+             (dict(deployment("web"), spec=dict(deployment("web")["spec"], selector={"matchLabels": {"a": "b"}})),
+              "`selector` does not match template `labels`")]
+    for obj, needle in cases:
+        with pytest.raises(ApiException) as invalid:
+            apps(api).create_namespaced_deployment(namespace, obj)
+        body = body_of(invalid.value)
+        assert invalid.value.status == 422 and body["reason"] == "Invalid" and needle in body["message"], body
+    canonical = deployment("web")
+    canonical["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "0.5",
+                                                                                        "memory": "2048Mi"}}
+    created = apps(api).create_namespaced_deployment(namespace, canonical)
+    assert created.spec.template.spec.containers[0].resources.requests == {"cpu": "500m", "memory": "2Gi"}
+    with pytest.raises(ApiException) as bad_ns:
+        core(api).create_namespace({"metadata": {"name": "Not.A.Label"}})
+    assert bad_ns.value.status == 422
