@@ -304,3 +304,128 @@ def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
     with pytest.raises(ApiException) as bad_ns:
         core(api).create_namespace({"metadata": {"name": "Not.A.Label"}})
     assert bad_ns.value.status == 422
+
+
+# -- process pods and the service proxy ------------------------------------------------------------------
+POD_SERVER = '''
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def reply(self):
+        if self.path == "/crash":
+            os._exit(3)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        data = json.dumps({"pod": os.environ["POD"], "method": self.command, "path": self.path, "body": body,
+                           "request_id": self.headers.get("X-Request-Id"),
+                           "auth": self.headers.get("Authorization")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = do_POST = reply
+
+    def log_message(self, *args):
+        pass
+
+print("serving on", os.environ["VCI_PORT"], flush=True)
+HTTPServer(("127.0.0.1", int(os.environ["VCI_PORT"])), Handler).serve_forever()
+'''
+
+
+class ProcessHandle:
+    """What the runc runner returns, played by a local Python process."""
+
+    def __init__(self, script: Path, port: int, log: Path, name: str):
+        import os
+        self.log, self.port = log, port
+        env = {**os.environ, "VCI_PORT": str(port), "POD": name}
+        self.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log.open("ab"),
+                                        stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+    @property
+    def exit_code(self):
+        return self.process.poll()
+
+
+@pytest.fixture
+def process_server(tmp_path):
+    script = tmp_path / "pod_server.py"
+    script.write_text(POD_SERVER)
+    started = []
+
+    def runner(pod_spec: dict, port: int) -> ProcessHandle:
+        handle = ProcessHandle(script, port, tmp_path / f"log-{port}-{len(started)}", f"pod-{port}")
+        started.append(handle)
+        return handle
+
+    kube = start_kube_server(backend="process", runner=runner, probe_period=0.1, workdir=tmp_path)
+    kube.started = started
+    yield kube
+    kube.stop()
+    assert not any(h.alive() for h in started), "stopping the server stops every pod process"
+
+
+def process_deployment(replicas: int) -> dict:
+    obj = deployment("model", replicas=replicas)
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
+    obj["spec"]["template"]["spec"]["containers"][0].update(readinessProbe=probe, livenessProbe=dict(probe))
+    return obj
+
+
+def test_process_pods_are_probed_proxied_round_robin_and_restarted(process_server, tmp_path):
+    import requests
+    api = config.new_client_from_config(str(process_server.kubeconfig(tmp_path / "kc")), context="test")
+    apps(api).create_namespaced_deployment("default", process_deployment(2))
+    core(api).create_namespaced_service("default", {"metadata": {"name": "model"}, "spec": {
+        "selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    wait_for(lambda: rolled_out(api, "model", "default"), what="process rollout")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {process_server.token}"
+    url = f"{process_server.url}/api/v1/namespaces/default/services/http:model:http/proxy/predict?x=1"
+    answers = [session.post(url, data=b'{"inputs": [1]}', headers={"X-Request-Id": f"r{n}",
+                                                                    "Content-Type": "application/json"}).json()
+               for n in range(4)]
+    assert {a["method"] for a in answers} == {"POST"} and [a["request_id"] for a in answers] == ["r0", "r1", "r2", "r3"]
+    assert answers[0]["path"] == "/predict?x=1" and answers[0]["body"] == '{"inputs": [1]}'
+    assert answers[0]["auth"] is None, "the caller's token is not forwarded to the pod"
+    assert len({a["pod"] for a in answers}) == 2, "round robin over both ready pods"
+    assert requests.get(url).status_code == 401, "the proxy needs the token too"
+    pod = core(api).list_namespaced_pod("default", label_selector="app=model").items[0]
+    port = pod.metadata.annotations["fake.kube.vci.dev/host-port"]
+    assert "serving on " + port in core(api).read_namespaced_pod_log(pod.metadata.name, "default")
+    pod_url = f"{process_server.url}/api/v1/namespaces/default/pods/{pod.metadata.name}:8080/proxy/crash"
+    with pytest.raises(requests.RequestException):
+        session.get(pod_url, timeout=5).raise_for_status()
+
+    def restarted():
+        fresh = core(api).read_namespaced_pod(pod.metadata.name, "default").status
+        statuses = fresh.container_statuses or []
+        return statuses and statuses[0].restart_count >= 1 and statuses[0].ready and statuses[0]
+    status = wait_for(restarted, what="restart after the crash")
+    assert status.last_state.terminated.exit_code == 3
+    core(api).delete_namespaced_pod(pod.metadata.name, "default")
+    mine = [h for h in process_server.started if h.port == int(port)]
+    assert len(mine) == 2, "the crashed process was started again on the same port"
+    wait_for(lambda: not any(h.alive() for h in mine), what="the deleted pod's process stops")
+
+
+def test_a_service_without_ready_pods_has_no_endpoints(api, namespace, server):
+    import requests
+    core(api).create_namespaced_service(namespace, {"metadata": {"name": "empty"}, "spec": {
+        "selector": {"app": "none"}, "ports": [{"port": 80}]}})
+    reply = requests.get(f"{server.url}/api/v1/namespaces/{namespace}/services/empty/proxy/x",
+                         headers={"Authorization": f"Bearer {server.token}"}, verify=str(server.ca_file))
+    assert reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
