@@ -325,3 +325,15 @@ def containers():
     yield start
     for box in started:
         box.stop(timeout=2)
+
+
+def scratch_base_layout(directory: Path) -> str:
+    """An empty base layout labelled with this Python (``oci:DIR:base``): enough to build, push and
+    inspect an image, not to run one."""
+    import platform
+    from vci.oci.image import ContainerConfig, append_layers, scratch_image
+    from vci.oci.layout import write_layout
+    py = ".".join(platform.python_version().split(".")[:2])
+    image = append_layers(scratch_image(), [], epoch=0, config=ContainerConfig(labels={"vci.python": py}))
+    write_layout(directory, image, "base")
+    return f"oci:{directory}:base"

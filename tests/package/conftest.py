@@ -44,14 +44,8 @@ def log_scaler(settings, tmp_path, factor: str, cls=Scaler, requirements=None):
 @pytest.fixture(scope="session")
 def scratch_base(tmp_path_factory):
     """An empty base layout labelled with this Python: enough to build and inspect, not to run."""
-    import platform
-    from vci.oci.image import ContainerConfig, append_layers, scratch_image
-    from vci.oci.layout import write_layout
-    py = ".".join(platform.python_version().split(".")[:2])
-    image = append_layers(scratch_image(), [], epoch=0, config=ContainerConfig(labels={"vci.python": py}))
-    directory = tmp_path_factory.mktemp("base")
-    write_layout(directory, image, "base")
-    return f"oci:{directory}:base"
+    from images import scratch_base_layout
+    return scratch_base_layout(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture(scope="session")

@@ -112,7 +112,7 @@ class Cluster:
 
     def delete(self, kind: str, name: str, namespace: str) -> bool:
         try:
-            self._call("delete", kind, name, namespace, propagation_policy="Foreground")
+            self._call("delete", kind, name, namespace, propagation_policy="Background")
         except NotFoundError:
             return False
         return True

@@ -1,0 +1,47 @@
+"""Fixtures for cluster deployments: the Kubernetes API test server, a real registry, a scratch base."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from registry import RegistryServer  # noqa: E402
+
+from tests.fakes.kube import start_kube_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    with RegistryServer(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def scratch_base(tmp_path_factory):
+    from images import scratch_base_layout
+    return scratch_base_layout(tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture(scope="module")
+def kube():
+    server = start_kube_server(tls=True, namespaces=("ml-staging",))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(tmp_path: Path, kubeconfig: Path, repository: str, base: str, **staging) -> Path:
+    config = {"project": "scaler", "store": str(tmp_path / "store"),
+              "environments": {"staging": {"target": "kubernetes", "namespace": "ml-staging",
+                                           "kubeconfig": str(kubeconfig), "repository": repository,
+                                           "base_image": base, "replicas": 2,
+                                           "resources": {"cpu": "100m", "memory": "128Mi"}, **staging}}}
+    path = tmp_path / "vci.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -1,0 +1,167 @@
+"""Deploying to Kubernetes against the API test server: apply, idempotency, conflicts, rollback, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import vci
+from vci.config import load_settings
+from vci.deploy import deploy, status, target_for, undeploy
+from vci.deploy.kubeapi import Cluster
+from vci.errors import AuthError, ConfigError, DeployError, NotFoundError, UsageError
+
+from tests.fakes.kube import Forbid, start_kube_server
+from tests.package.models import Scaler
+
+from .conftest import write_config
+
+
+@pytest.fixture()
+def settings(tmp_path, monkeypatch, kube, registry, scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
+    write_config(tmp_path, kubeconfig, f"{registry.host}/ml/scaler", scratch_base)
+    yield load_settings(cwd=tmp_path, environ={})
+
+
+def log_run(settings, tmp_path, factor="2"):
+    (tmp_path / "factor.txt").write_text(factor)
+    run = vci.init("scaler", settings=settings)
+    run.log_artifact("factor", tmp_path / "factor.txt")
+    run.log_model(Scaler, artifacts=["factor"])
+    run.commit()
+    return run
+
+
+def live_deployment(settings):
+    target = target_for(settings, "staging")
+    return target.cluster.read("Deployment", "scaler-staging", "ml-staging")
+
+
+def test_deploy_run_packages_pushes_applies_and_waits(settings, tmp_path, registry):
+    run = log_run(settings, tmp_path)
+    result = deploy(settings, run.id, "staging", timeout=60)
+    assert result["status"] == "deployed" and result["image"].startswith(f"{registry.host}/ml/scaler@sha256:")
+    assert result["changes"]["Deployment/scaler-staging"] == "created"
+    assert set(result["changes"]) == {"Deployment/scaler-staging", "Service/scaler-staging",
+                                      "PodDisruptionBudget/scaler-staging"}
+    live = live_deployment(settings)
+    assert live["metadata"]["annotations"]["vci.dev/release-id"] == result["release_id"]
+    assert live["metadata"]["annotations"]["vci.dev/run-id"] == run.id
+    assert live["status"]["availableReplicas"] == 2
+    version = live["metadata"]["resourceVersion"]
+
+    again = deploy(settings, result["image"], "staging", timeout=60)  # the same digest, by reference
+    assert again["status"] == "unchanged" and again["release_id"] == result["release_id"]
+    assert live_deployment(settings)["metadata"]["resourceVersion"] == version
+    st = status(settings, "staging")
+    assert st["state"] == "ready" and st["digest"] == result["digest"] and st["run_id"] == run.id
+    undeploy(settings, "staging")
+    assert live_deployment(settings) is None
+    with pytest.raises(NotFoundError):
+        undeploy(settings, "staging")
+
+
+def test_dry_run_shows_a_diff_and_changes_nothing(settings, tmp_path):
+    first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
+    version = live_deployment(settings)["metadata"]["resourceVersion"]
+    plan = deploy(settings, log_run(settings, tmp_path, "4").id, "staging", dry_run=True)
+    assert plan["status"] == "would-deploy" and plan["previous"] == first["image"]
+    assert f"-  {first['image']}" in plan["diff"] or first["image"] in plan["diff"]
+    assert "+" in plan["diff"] and plan["image"] in plan["diff"]
+    assert live_deployment(settings)["metadata"]["resourceVersion"] == version
+    undeploy(settings, "staging")
+
+
+def test_broken_rollout_is_rolled_back_and_explained(settings, tmp_path, registry, scratch_base):
+    good = deploy(settings, log_run(settings, tmp_path, "5").id, "staging", timeout=60)
+    # the test server's pods crash when their image name says "broken": push the next run there
+    write_config(tmp_path, tmp_path / "kubeconfig", f"{registry.host}/ml/broken-scaler", scratch_base)
+    broken_settings = load_settings(cwd=tmp_path, environ={})
+    broken_settings.environments["staging"].values["timeout"] = "5s"
+    with pytest.raises(DeployError) as err:
+        deploy(broken_settings, log_run(broken_settings, tmp_path, "6").id, "staging", timeout=8)
+    message = str(err.value)
+    assert "rollout of scaler-staging failed" in message and "CrashLoopBackOff" in message
+    assert f"rolled back to {good['image']}" in message
+    live = live_deployment(settings)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good["image"]
+    assert live["metadata"]["annotations"]["vci.dev/release-id"] == good["release_id"]
+    assert status(settings, "staging")["state"] == "ready"
+    undeploy(settings, "staging")
+
+
+def test_conflicting_writer_is_retried_from_a_fresh_read(settings, tmp_path):
+    deploy(settings, log_run(settings, tmp_path, "7").id, "staging", timeout=60)
+    target = target_for(settings, "staging")
+    cluster = target.cluster
+    desired = json.loads(json.dumps(live_deployment(settings)))
+    desired = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": desired["spec"],
+               "metadata": {"name": "scaler-staging", "namespace": "ml-staging", "labels": {"team": "ml"}}}
+    real_read, calls = cluster.read, {"n": 0}
+
+    def read_then_someone_else_writes(kind, name, namespace):
+        obj = real_read(kind, name, namespace)
+        calls["n"] += 1
+        if calls["n"] == 1:  # another writer bumps the resourceVersion after our read
+            other = real_read(kind, name, namespace)
+            other["metadata"].setdefault("labels", {})["touched"] = "yes"
+            cluster.replace(other)
+        return obj
+
+    cluster.read = read_then_someone_else_writes
+    assert cluster.apply(desired) == "updated"
+    assert calls["n"] == 2  # a 409, then a fresh read and a successful replace
+    assert live_deployment(settings)["metadata"]["labels"]["team"] == "ml"
+    undeploy(settings, "staging")
+
+
+def test_bad_inputs_are_clear(settings, tmp_path, kube):
+    with pytest.raises(UsageError, match="names a tag, not a digest"):
+        deploy(settings, "127.0.0.1:5000/ml/scaler:latest", "staging")
+    settings.environments["staging"].values["namespace"] = "ML_Staging"
+    with pytest.raises(UsageError, match="invalid Kubernetes namespace"):
+        deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
+    settings.environments["staging"].values.update(namespace="ml-staging", resources={"cpu": "lots"})
+    with pytest.raises(UsageError, match="invalid resource quantity"):
+        deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
+    settings.environments["staging"].values.update(resources={}, kubeconfig=str(tmp_path / "missing"))
+    os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    with pytest.raises(ConfigError, match="no kubeconfig"):
+        status(settings, "staging")
+
+
+def test_forbidden_answers_are_auth_errors(tmp_path, registry, scratch_base, monkeypatch):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    server = start_kube_server(namespaces=("ml-staging",), forbid=[Forbid(verb="create", resource="deployments")])
+    try:
+        write_config(tmp_path, server.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base)
+        s = load_settings(cwd=tmp_path, environ={})
+        with pytest.raises(AuthError, match="forbidden.*RBAC"):
+            deploy(s, log_run(s, tmp_path, "9").id, "staging", timeout=30)
+        write_config(tmp_path, server.kubeconfig(tmp_path / "kc2", token="wrong"), "r/x", scratch_base)
+        with pytest.raises(AuthError, match="rejected the credentials"):
+            status(load_settings(cwd=tmp_path, environ={}), "staging")
+    finally:
+        server.stop()
+
+
+def test_cli_render_and_kubectl_sees_the_deployment(settings, tmp_path, kube):
+    run = log_run(settings, tmp_path, "10")
+    env = {k: v for k, v in os.environ.items() if k != "VCI_DEBUG"}
+    out = subprocess.run([sys.executable, "-m", "vci", "render", run.id, "--env", "staging"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "kind: Deployment" in out.stdout and "@sha256:" in out.stdout and run.id in out.stdout
+    deployed = subprocess.run([sys.executable, "-m", "vci", "deploy", run.id, "--env", "staging", "-o", "json"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert deployed.returncode == 0, deployed.stderr
+    kubectl = subprocess.run(["kubectl", "--kubeconfig", str(tmp_path / "kubeconfig"), "-n", "ml-staging", "get",
+                              "deployments", "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert kubectl.returncode == 0, kubectl.stderr
+    names = [item["metadata"]["name"] for item in json.loads(kubectl.stdout)["items"]]
+    assert "scaler-staging" in names
+    undeploy(settings, "staging")
