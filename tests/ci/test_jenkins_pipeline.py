@@ -1,0 +1,142 @@
+"""The Jenkinsfile and shared library: they parse, run for real in a Groovy harness, and keep secrets safe."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, clean_env, make_project, run_vci, stop_environments
+
+JENKINS = ROOT / "jenkins"
+HARNESS = Path(__file__).parent / "harness"
+JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
+CREDENTIALS = {"vci-store": {"username": "AKIAEXAMPLE", "password": "store-secret-1234"},
+               "vci-registry": {"username": "ci", "password": "registry-secret-5678"}}
+VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
+
+
+def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
+    binary = shutil.which("groovy")
+    if not binary:
+        pytest.fail("groovy is not installed: apt-get install -y groovy")
+    full_env = dict(env or clean_env(), JAVA_HOME=JAVA_HOME)
+    return subprocess.run([binary, *map(str, args)], env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def groovy_files():
+    return [JENKINS / "Jenkinsfile", *sorted((JENKINS / "vars").glob("*.groovy")), *sorted(HARNESS.glob("*.groovy"))]
+
+
+def test_every_groovy_file_parses(tmp_path):
+    out = groovy(HARNESS / "check.groovy", *groovy_files())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("ok ") == len(groovy_files())
+    broken = tmp_path / "Jenkinsfile"
+    broken.write_text((JENKINS / "Jenkinsfile").read_text().replace("stages {", "stages {{", 1))
+    out = groovy(HARNESS / "check.groovy", broken)
+    assert out.returncode == 1 and "FAIL" in out.stdout
+
+
+def test_each_library_step_has_a_call_and_a_help_file():
+    for name in VERBS:
+        source = (JENKINS / "vars" / f"{name}.groovy").read_text()
+        assert re.search(r"^def call\(Map args = \[:\]\)", source, re.M), name
+        assert (JENKINS / "vars" / f"{name}.txt").read_text().startswith(f"{name}("), name
+        assert f"{name}(" in (JENKINS / "Jenkinsfile").read_text() or name in ("vciRollback", "vciPackage"), name
+
+
+SH_CALL = re.compile(r"""\bsh\s*\(?\s*(?:script\s*:\s*)?("{3}|'{3}|"|')(.*?)\1""", re.S)
+
+
+def credential_variables(text: str) -> set[str]:
+    return set(re.findall(r"(?:variable|usernameVariable|passwordVariable)\s*:\s*'(\w+)'", text))
+
+
+def interpolated_credentials(text: str, credentials: set[str]) -> list[str]:
+    """``sh`` steps whose double-quoted string interpolates a credential (Groovy would put the secret into
+    the command line and the build log; single quotes leave it to the shell's environment)."""
+    found = []
+    for quote, body in SH_CALL.findall(text):
+        if quote.startswith('"'):
+            found += [name for name in credentials if re.search(r"\$\{?(env\.)?" + name + r"\b", body)]
+    return found
+
+
+def test_no_sh_step_interpolates_a_credential_in_double_quotes():
+    texts = {p.name: p.read_text() for p in [JENKINS / "Jenkinsfile", *(JENKINS / "vars").glob("*.groovy")]}
+    credentials = set().union(*map(credential_variables, texts.values()))
+    assert {"AWS_SECRET_ACCESS_KEY", "VCI_REGISTRY_PASSWORD"} <= credentials
+    for name, text in texts.items():
+        assert interpolated_credentials(text, credentials) == [], name
+    assert SH_CALL.findall(texts["Jenkinsfile"]), "the check sees the Jenkinsfile's sh steps"
+    leaky = texts["Jenkinsfile"].replace("sh 'vci history --env production --limit 5 || true'",
+                                         'sh "echo ${AWS_SECRET_ACCESS_KEY} | vci history"')
+    assert interpolated_credentials(leaky, credentials) == ["AWS_SECRET_ACCESS_KEY"]
+
+
+def run_pipeline(tmp_path, workspace, store, params, approver=None):
+    env = clean_env(VCI_STORE=str(store), VCI_USER="jenkins", HARNESS_PARAMS=json.dumps(params),
+                    HARNESS_CREDENTIALS=json.dumps(CREDENTIALS))
+    if approver:
+        env["HARNESS_APPROVER"] = approver
+    report = tmp_path / "report.json"
+    out = groovy(HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", workspace, report, env=env)
+    assert report.exists(), out.stdout + out.stderr
+    return out, json.loads(report.read_text())
+
+
+@pytest.fixture()
+def jenkins_workspace(tmp_path):
+    workspace = make_project(tmp_path / "workspace")
+    store = tmp_path / "store"
+    env = clean_env(VCI_STORE=str(store), VCI_CACHE_DIR=str(tmp_path / "cache"))
+    yield workspace, store, env
+    stop_environments(workspace, env)
+
+
+@pytest.mark.slow
+def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_path, jenkins_workspace):
+    workspace, store, env = jenkins_workspace
+    params = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt", "STRATEGY": "direct"}
+    out, report = run_pipeline(tmp_path, workspace, store, params, approver="release-manager")
+    assert out.returncode == 0 and report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
+    assert [s["status"] for s in report["stages"] if "stage" in s] == ["success"] * 5
+    assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "success", "cleanup"]
+    assert report["approvals"] == [{"stage": "Approval", "message": report["approvals"][0]["message"],
+                                    "submitter": "release-managers", "approver": "release-manager"}]
+    assert {"timeout", "disableConcurrentBuilds", "buildDiscarder"} <= set(report["options"])
+    assert report["stageAgents"]["Approval"] == "none" and report["stageOptions"]["Approval"] == ["timeout"]
+
+    staging = json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout)
+    production = json.loads(run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout)
+    assert production["digest"] == staging["digest"] and production["state"] == "ready"
+    history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace,
+                                 env=env).stdout)["releases"]
+    assert [(r["action"], r["approver"], r["outcome"]) for r in history] == [("promote", "release-manager", "succeeded")]
+    assert history[0]["ci_url"] == "http://jenkins.example.com/job/vci/1/"
+    assert history[0]["release_id"] in report["description"]
+    assert f"'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
+    for secret in ("store-secret-1234", "registry-secret-5678"):
+        assert secret not in out.stdout + out.stderr
+    assert not (workspace / ".vci-cache").exists()  # post { cleanup } ran its sh step
+
+
+@pytest.mark.slow
+def test_an_unanswered_approval_stops_before_production(tmp_path, jenkins_workspace):
+    workspace, store, env = jenkins_workspace
+    params = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt"}
+    out, report = run_pipeline(tmp_path, workspace, store, params, approver=None)
+    assert out.returncode == 1 and report["result"] == "FAILURE"
+    statuses = {s["stage"]: s["status"] for s in report["stages"] if "stage" in s}
+    assert statuses == {"Package": "success", "Deploy staging": "success", "Smoke test": "success",
+                        "Approval": "failure", "Promote to production": "skipped"}
+    assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure", "cleanup"]
+    history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace,
+                                 env=env).stdout)
+    assert history["releases"] == []
+    assert json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace,
+                              env=env).stdout)["state"] == "ready"
