@@ -79,51 +79,75 @@ def bind(host: str, port: int) -> socket.socket:
                          hint="choose a free port with --port / VCI_PORT") from exc
 
 
-async def _serve(sock, work_dir: str, stop_event, *, host, grpc_port, ready_file, max_body, threads,
-                 inline_below, request_timeout, drain_timeout, image_digest, release_id, model_dir,
-                 workers) -> None:
-    """One server process. With several workers, worker 0 listens at once (so /healthz answers during
-    the load) and the others only once their model is ready: a loading worker never takes a predict."""
-    loop = asyncio.get_running_loop()
+async def _serve(sock, work_dir: str, stop_event, *, workers: int, **options) -> None:
+    """One server process until its stop signal; raises the load error if the model could not load."""
     index = int(os.environ.get("VCI_WORKER_INDEX", "0"))
     if workers > 1:
         work_dir = os.path.join(work_dir, f"worker-{index}")
-    metrics = Metrics(tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")))
-    service = ModelService(model_dir, work_dir, metrics, image_digest, release_id)
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-predict") if threads else None
-    http = HttpServer(service, metrics, pool=pool, max_body=max_body, inline_below=inline_below,
-                      request_timeout=request_timeout)
-    fronts: dict = {}
+    await _Process(sock, work_dir, index, workers, **options).run(stop_event)
 
-    async def listen():
-        fronts["http"] = await loop.create_server(http.protocol, sock=sock)
-        if grpc_port is not None:
+
+class _Process:
+    """The parts of one server process. With several workers, worker 0 listens at once (so /healthz
+    answers during the load) and the others only once their model is ready: a loading worker never
+    takes a predict."""
+
+    def __init__(self, sock, work_dir: str, index: int, workers: int, *, host, grpc_port, ready_file,
+                 max_body, threads, inline_below, request_timeout, drain_timeout, image_digest,
+                 release_id, model_dir):
+        self.sock, self.index, self.workers, self.host = sock, index, workers, host
+        self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
+        self.max_body, self.threads, self.model_dir = max_body, threads, model_dir
+        routes = tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
+        self.metrics = Metrics(routes)
+        self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
+        self.http = HttpServer(self.service, self.metrics, pool=self.pool, max_body=max_body,
+                               inline_below=inline_below, request_timeout=request_timeout)
+        self.listener = self.grpc = self.grpc_bound = None
+        self.stop: asyncio.Event | None = None
+
+    async def run(self, stop_event) -> None:
+        loop = asyncio.get_running_loop()
+        self.stop = _stop_signal(loop, stop_event)
+        if self.index == 0:
+            await self.listen()
+        threading.Thread(target=lambda: (self.service.load(), loop.call_soon_threadsafe(self.loaded)),
+                         name="vci-load", daemon=True).start()
+        await self.stop.wait()
+        await _shutdown(self.listener, self.http, self.grpc, self.pool, self.drain_timeout)
+        if self.service.load_error is not None:
+            raise self.service.load_error
+
+    async def listen(self) -> None:
+        """Accept HTTP on the shared socket and start gRPC when asked for; log and publish the ports."""
+        self.listener = await asyncio.get_running_loop().create_server(self.http.protocol, sock=self.sock)
+        if self.grpc_port is not None:
             from .grpc_server import GrpcFrontEnd
-            fronts["grpc"] = GrpcFrontEnd(service, metrics, max_body=max_body, threads=max(threads, 1) * 2,
-                                          reuse_port=workers > 1)
-            fronts["grpc_port"] = fronts["grpc"].start(host, grpc_port)
-        logs.event("listening", host=host, port=sock.getsockname()[1], grpc_port=fronts.get("grpc_port"),
-                   model_dir=model_dir, pid=os.getpid(), worker=index)
-        if index == 0:
-            _write_ready(ready_file, sock, fronts.get("grpc_port"), service.state, host)
+            self.grpc = GrpcFrontEnd(self.service, self.metrics, max_body=self.max_body,
+                                     threads=max(self.threads, 1) * 2, reuse_port=self.workers > 1)
+            self.grpc_bound = self.grpc.start(self.host, self.grpc_port)
+        logs.event("listening", host=self.host, port=self.sock.getsockname()[1], grpc_port=self.grpc_bound,
+                   model_dir=self.model_dir, pid=os.getpid(), worker=self.index)
+        if self.index == 0:
+            _write_ready(self.ready_file, self.sock, self.grpc_bound, self.service.state, self.host)
 
-    def loaded():
-        if service.state == LOAD_FAILED:
-            stop.set()
-        elif index == 0:
-            _write_ready(ready_file, sock, fronts.get("grpc_port"), service.state, host)
-        elif service.ready and not stop.is_set():
-            loop.create_task(listen())
+    def loaded(self) -> None:
+        """On the loop once loading ended: stop on failure, else publish the state or start listening."""
+        if self.service.state == LOAD_FAILED:
+            self.stop.set()
+        elif self.index == 0:
+            _write_ready(self.ready_file, self.sock, self.grpc_bound, self.service.state, self.host)
+        elif self.service.ready and not self.stop.is_set():
+            asyncio.get_running_loop().create_task(self._listen_late())
 
-    stop = _stop_signal(loop, stop_event)
-    if index == 0:
-        await listen()
-    threading.Thread(target=lambda: (service.load(), loop.call_soon_threadsafe(loaded)),
-                     name="vci-load", daemon=True).start()
-    await stop.wait()
-    await _shutdown(fronts.get("http"), http, fronts.get("grpc"), pool, drain_timeout)
-    if service.load_error is not None:
-        raise service.load_error
+    async def _listen_late(self) -> None:
+        try:
+            await self.listen()
+        except ServeError as exc:  # say a gRPC port that another process took meanwhile
+            self.service.load_error = exc
+            logs.event("listen_failed", "error", error=str(exc), worker=self.index)
+            self.stop.set()
 
 
 def _stop_signal(loop, stop_event) -> asyncio.Event:
