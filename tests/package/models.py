@@ -30,3 +30,10 @@ class YamlScaler:
     def model_test(self):
         if self.predict([1])["scaled"] != [self.factor]:
             raise RuntimeError("self-test failed")
+
+
+class BrokenScaler(Scaler):
+    """Loads, but its self-test fails: a server running it never becomes ready."""
+
+    def model_test(self):
+        raise RuntimeError("self-test failed on purpose")

@@ -1,0 +1,76 @@
+"""End to end on the API test server with real pods: each pod is the packaged image run with runc."""
+
+import pytest
+
+from images import base_image_layout, run_image
+from vci.config import load_settings
+from vci.deploy import deploy, deployed_model, status, target_for, undeploy
+from vci.errors import DeployError
+
+import vci
+from tests.fakes.kube import start_kube_server
+from tests.package.models import BrokenScaler, Scaler
+
+from .conftest import write_config
+
+
+class RuncPod:
+    """The test server's process backend handle: one runc container per pod, on the pod's host port."""
+
+    def __init__(self, pod_spec: dict, port: int):
+        container = pod_spec["containers"][0]
+        env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        env["VCI_PORT"] = str(port)
+        self.box = run_image(container["image"], env=env, port=port)
+
+    def stop(self):
+        self.box.stop(timeout=5)
+
+    def alive(self) -> bool:
+        return self.box.status() == "running"
+
+    def logs(self) -> str:
+        return self.box.logs()
+
+
+@pytest.fixture(scope="module")
+def runc_kube():
+    server = start_kube_server(namespaces=("ml-staging",), backend="process", runner=RuncPod)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def log_run(settings, tmp_path, cls, factor):
+    (tmp_path / f"factor-{factor}.txt").write_text(factor)
+    run = vci.init("scaler", settings=settings)
+    run.log_artifact("factor", tmp_path / f"factor-{factor}.txt")
+    run.log_model(cls, artifacts=["factor"])
+    run.commit()
+    return run
+
+
+@pytest.mark.slow
+def test_deploy_predict_through_the_proxy_then_a_broken_image_is_rolled_back(tmp_path, monkeypatch, runc_kube,
+                                                                            registry):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    base = f"oci:{base_image_layout()}:base"
+    write_config(tmp_path, runc_kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", base,
+                 replicas=1)
+    settings = load_settings(cwd=tmp_path, environ={})
+    good = deploy(settings, log_run(settings, tmp_path, Scaler, "3").id, "staging", timeout=120)
+    assert status(settings, "staging")["state"] == "ready"
+    model = deployed_model(settings, "staging")
+    assert "/services/scaler-staging:http/proxy" in model.url
+    assert model.predict([1, 2]) == [3.0, 6.0]  # through the API server's service proxy, with its token
+
+    with pytest.raises(DeployError) as err:
+        deploy(settings, log_run(settings, tmp_path, BrokenScaler, "4").id, "staging", timeout=25)
+    assert f"rolled back to {good['image']}" in str(err.value)
+    assert "self-test failed on purpose" in str(err.value) or "Readiness" in str(err.value) \
+        or "not complete" in str(err.value)
+    live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good["image"]
+    assert deployed_model(settings, "staging").predict([5]) == [15.0]  # the old version kept serving
+    undeploy(settings, "staging")
