@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import grpc
 import pytest
 
 from vci.serve.grpc_server import grpc_code_name
 
-from .models import BatchModel, FailingSelfTestModel
+from .conftest import REPO, build_model_dir
+from .models import BatchModel, EchoModel, FailingSelfTestModel
 
 
 @pytest.fixture
@@ -89,3 +92,14 @@ def test_http_status_to_grpc_code_table():
     assert [grpc_code_name(s) for s in (400, 404, 409, 413, 418, 422, 429, 500, 503)] == [
         "INVALID_ARGUMENT", "NOT_FOUND", "ABORTED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
         "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE"]
+
+
+def test_grpc_asked_for_without_grpcio_is_a_clear_error(tmp_path):
+    build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"x"})
+    code = ("import sys; sys.modules['grpc'] = None; from vci.serve.__main__ import main; "
+            f"sys.exit(main(['--model-dir', {str(tmp_path / 'model')!r}, '--host', '127.0.0.1', "
+            "'--port', '0', '--grpc-port', '0']))")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 14
+    assert "grpcio is not installed" in proc.stderr

@@ -48,7 +48,11 @@ class GrpcFrontEnd:
     """A grpc.server exposing the model service; ``start`` binds, ``stop`` drains."""
 
     def __init__(self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False):
-        import grpc
+        try:
+            import grpc
+        except ImportError as exc:
+            raise ServeError("gRPC was asked for (--grpc-port / VCI_GRPC_PORT) but grpcio is not installed",
+                             hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT") from exc
         self.service, self.metrics = service, metrics
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-grpc"),
