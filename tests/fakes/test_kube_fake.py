@@ -371,7 +371,7 @@ def process_server(tmp_path):
         started.append(handle)
         return handle
 
-    kube = start_kube_server(backend="process", runner=runner, probe_period=0.1, workdir=tmp_path)
+    kube = start_kube_server(backend="process", runner=runner, workdir=tmp_path)
     kube.started = started
     yield kube
     kube.stop()
@@ -381,7 +381,9 @@ def process_server(tmp_path):
 def process_deployment(replicas: int) -> dict:
     obj = deployment("model", replicas=replicas)
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
-    obj["spec"]["template"]["spec"]["containers"][0].update(readinessProbe=probe, livenessProbe=dict(probe))
+    startup = dict(probe, failureThreshold=60)  # as vci renders it: slow starts do not count against liveness
+    obj["spec"]["template"]["spec"]["containers"][0].update(readinessProbe=probe, livenessProbe=dict(probe),
+                                                             startupProbe=startup)
     return obj
 
 

@@ -91,10 +91,10 @@ def write_status(store: Store, pod: dict, status: dict) -> bool:
 class SimulatedBackend:
     """Pods that pretend to run: see the module docstring for the rules."""
 
-    def __init__(self, store: Store, ready_delay: float = 0.3, probe_period: float = 0.2, **_):
+    def __init__(self, store: Store, ready_delay: float = 0.3, time_scale: float = 0.1, **_):
         self.store = store
         self.ready_delay = ready_delay
-        self.crash_period = max(probe_period, ready_delay)
+        self.crash_period = max(0.2, ready_delay)
         self.seen: dict[str, dict] = {}  # uid -> {"since": monotonic, "restarts": n, "logs": [...]}
         self._stop = threading.Event()
         self._thread = None

@@ -6,10 +6,12 @@ network) listening on ``port`` (the runner sets ``VCI_PORT``); the handle has ``
 in the pod annotation ``fake.kube.vci.dev/host-port``; every containerPort (and named port, e.g. ``http``)
 of the pod stands for that port, for probes and for the proxies. status.podIP is 127.0.0.1.
 
-Per pod a worker thread: starts the runner (a raising runner counts as a crash), then probes every
-``probe_period`` seconds (the probes' periodSeconds are not waited out: tests stay fast) with the real
-rules: startupProbe first (failureThreshold), then readinessProbe sets Ready, livenessProbe failures
-(failureThreshold in a row) kill and restart the container (Warning events Unhealthy, Killing). A dead
+Per pod a worker thread: starts the runner (a raising runner counts as a crash), then probes with the
+real rules on a compressed clock: each probe runs every ``periodSeconds * time_scale`` seconds (default
+scale 0.1: a 10 s period is 1 s), after ``initialDelaySeconds * time_scale``; startupProbe first (until it
+succeeds; failureThreshold failures kill), then readinessProbe sets Ready (no readinessProbe: Ready once
+started), livenessProbe failures (failureThreshold in a row) kill and restart the container (Warning
+events Unhealthy, Normal Killing). A container killed by a signal reports exit code 128 + signal. A dead
 process is restarted with back-off (``backoff``, doubling, capped at 8x): restartCount grows, lastState
 holds the termination, state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting the
 pod or stopping the server stops its process.
@@ -79,29 +81,35 @@ class PodWorker(threading.Thread):
             self.handle.stop()
 
     def _supervise(self) -> None:
-        period = self.backend.probe_period
-        started = "startupProbe" not in self.container
-        fails = {"startupProbe": 0, "readinessProbe": 0, "livenessProbe": 0}
-        ready = False
-        while not self.stopped.wait(period) and self.handle.alive():
-            kinds = ["startupProbe"] if not started else ["readinessProbe", "livenessProbe"]
-            for kind in kinds:
-                ok, why = probe(self.container.get(kind), self.port)
+        """Probe on each probe's own schedule (periodSeconds and initialDelaySeconds times ``time_scale``)."""
+        scale, began = self.backend.time_scale, time.monotonic()
+        probes = {kind: self.container[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+                  if self.container.get(kind)}
+        due = {kind: began + spec.get("initialDelaySeconds", 0) * scale for kind, spec in probes.items()}
+        fails = dict.fromkeys(probes, 0)
+        started, ready = "startupProbe" not in probes, False
+        while not self.stopped.wait(0.02) and self.handle.alive():
+            now = time.monotonic()
+            active = [k for k in probes if (k == "startupProbe") != started and now >= due[k]]
+            for kind in active:
+                due[kind] = now + max(0.05, probes[kind].get("periodSeconds", 10) * scale)
+                ok, why = probe(probes[kind], self.port)
                 fails[kind] = 0 if ok else fails[kind] + 1
                 if not ok:
-                    label = {"startupProbe": "Startup", "readinessProbe": "Readiness", "livenessProbe": "Liveness"}
-                    record(self.backend.store, self.pod, "Warning", "Unhealthy", f"{label[kind]} probe failed: {why}",
+                    label = kind.replace("Probe", "").capitalize()
+                    record(self.backend.store, self.pod, "Warning", "Unhealthy", f"{label} probe failed: {why}",
                            "kubelet")
-                if kind == "startupProbe" and ok:
-                    started = True
-                if kind != "readinessProbe" and fails[kind] >= self.container[kind].get("failureThreshold", 3):
+                started = started or (kind == "startupProbe" and ok)
+                if kind != "readinessProbe" and fails[kind] >= probes[kind].get("failureThreshold", 3):
                     record(self.backend.store, self.pod, "Normal", "Killing", f"Container {self.container['name']} "
                            f"failed {kind.replace('Probe', '')} probe, will be restarted", "kubelet")
                     self.handle.stop()
                     return
             now_ready = ready
-            if "readinessProbe" in kinds:
-                threshold = (self.container.get("readinessProbe") or {}).get("failureThreshold", 3)
+            if started and "readinessProbe" not in probes:
+                now_ready = True
+            elif "readinessProbe" in active:
+                threshold = probes["readinessProbe"].get("failureThreshold", 3)
                 now_ready = fails["readinessProbe"] == 0 or (ready and fails["readinessProbe"] < threshold)
             if now_ready != ready:
                 ready = now_ready
@@ -111,7 +119,7 @@ class PodWorker(threading.Thread):
         self.restarts += 1
         self.previous_logs = self.handle.logs() if self.handle is not None else ""
         code = getattr(self.handle, "exit_code", None) if self.handle is not None else 128
-        code = 1 if code is None else code
+        code = 1 if code is None else (128 - code if code < 0 else code)  # killed by a signal: 128 + signal
         self.last = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                     "startedAt": started, "finishedAt": now_iso()}}
         delay = min(self.backend.backoff * 2 ** (self.restarts - 1), self.backend.backoff * 8)
@@ -140,9 +148,9 @@ class PodWorker(threading.Thread):
 class ProcessBackend:
     """Pods run by ``runner``; see the module docstring."""
 
-    def __init__(self, store: Store, runner, probe_period: float = 0.2, backoff: float = 0.5, **_):
+    def __init__(self, store: Store, runner, time_scale: float = 0.1, backoff: float = 0.5, **_):
         self.store, self.runner = store, runner
-        self.probe_period, self.backoff = probe_period, backoff
+        self.time_scale, self.backoff = time_scale, backoff
         self.workers: dict[str, PodWorker] = {}  # pod uid -> worker
         self._stop = threading.Event()
         self._thread = None

@@ -41,7 +41,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 class KubeServer:
     def __init__(self, *, tokens: dict | None = None, forbid=(), tls: bool = False, backend: str = "simulated",
                  runner=None, namespaces=("default",), ready_delay: float = 0.3, tick: float = 0.05,
-                 probe_period: float = 0.2, history: int = 2000, watch_limit: float = 60.0, workdir=None):
+                 time_scale: float = 0.1, history: int = 2000, watch_limit: float = 60.0, workdir=None):
         self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
         self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
         self.tls = tls
@@ -49,7 +49,7 @@ class KubeServer:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user) of authenticated requests
         self.store = Store(history)
         self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay,
-                                    probe_period=probe_period)
+                                    time_scale=time_scale)
         self.api = Api(self.store, logs=self.backend.logs)
         self.controller = Controller(self.store, tick=tick)
         self.proxy = Proxy(self.store, self.backend)
