@@ -85,6 +85,27 @@ def _json_content_type(headers: dict[str, str]) -> bool:
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
 
 
+def decode_body(headers: dict[str, str], body: bytes, limit: int) -> bytes | tuple[int, str]:
+    """The body as sent (identity) or gunzipped (``Content-Encoding: gzip``), never more than ``limit``
+    bytes once decompressed; else ``(status, message)``: 415 for other encodings, 413, or 400."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        return 415, f"Content-Encoding {encoding[:40]} is not supported: send gzip or none"
+    import zlib
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return 400, "the body is not valid gzip"
+    if len(data) > limit or inflater.unconsumed_tail:
+        return 413, f"the decompressed request body is over the limit of {limit} bytes"
+    if not inflater.eof:
+        return 400, "the gzip body is truncated"
+    return data
+
+
 class HttpConnection(asyncio.Protocol):
     """One client connection: reads requests one at a time (pipelined bytes wait in the buffer)."""
 
@@ -213,6 +234,8 @@ class HttpConnection(asyncio.Protocol):
             reply = self.server.get_reply(head.path, rid)
         elif not _json_content_type(head.headers):
             reply = error_reply(415, "send the body as Content-Type: application/json", rid)
+        elif isinstance(body := decode_body(head.headers, body, self.server.max_body), tuple):
+            reply = error_reply(*body, rid)
         elif self._offload():
             self.server.pool.submit(self._call_model, head, body, rid)
             return
