@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ class Run:
         self._artifacts: dict[str, dict] = {}
         self._model: dict | None = None
         self._requirements: list[str] = []
+        self._framework_requirements: list[str] = []  # kept when log_requirements comes after log_model
         self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
         self._examples: dict | None = None
 
@@ -107,9 +109,14 @@ class Run:
         return {"digest": desc.digest, "size": desc.size, "kind": "object", "filename": "object.pkl"}
 
     def log_model(self, model_class, artifacts: list[str] | None = None) -> dict:
-        """Log the model class (not an instance); ``artifacts`` are keys logged already."""
+        """Log the model class (not an instance), or a trained object of a framework vci knows
+        (see vci.frameworks); ``artifacts`` are keys logged already."""
         from .model import pickle_model_class, validate_model_class
         self._open()
+        if not inspect.isclass(model_class):
+            packed = self._log_framework_object(model_class)
+            if packed is not None:
+                model_class, artifacts = packed.model_class, [*packed.artifacts, *(artifacts or [])]
         cls = validate_model_class(model_class)
         keys = list(artifacts) if artifacts is not None else sorted(self._artifacts)
         missing = [k for k in keys if k not in self._artifacts]
@@ -121,11 +128,31 @@ class Run:
                        "class": f"{cls.__module__}.{cls.__qualname__}"}
         return self._model
 
+    def _log_framework_object(self, obj):
+        """Save a trained framework object as artifacts and pin its framework; None if vci.frameworks
+        does not know it (log_model then refuses it as before)."""
+        from .frameworks import detect, model_for
+        from .requirements import pin_requirements
+        if detect(obj) is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="vci-model-") as tmp:
+            packed = model_for(obj, tmp)
+            for key in packed.artifacts:
+                if key in self._artifacts:
+                    raise UsageError(f"artifact {key!r} is logged already; a framework model logs its own {key!r}",
+                                     hint=f"log your artifact under another key than {key!r}")
+            for key, path in packed.artifacts.items():
+                self.log_artifact(key, path)
+        self._framework_requirements = packed.requirements
+        self._requirements = pin_requirements(packed.requirements + self._requirements)
+        return packed
+
     def log_requirements(self, requirements) -> list[str]:
         """Pin a list or requirements file to the versions installed now (cloudpickle, vci added)."""
         from .requirements import pin_requirements
         self._open()
-        self._requirements = pin_requirements(requirements)
+        from .requirements import read_requirements
+        self._requirements = pin_requirements(self._framework_requirements + read_requirements(requirements))
         return self._requirements
 
     def log_environment(self, env_vars: dict[str, str] | list[str] | None = None) -> dict:

@@ -1,0 +1,36 @@
+"""Fixtures for the framework adapters: a local store in tmp_path, and logging + loading as the server does."""
+
+import pytest
+
+import vci
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return str(tmp_path / "store")
+
+
+def log_and_load(obj, store, **log_options):
+    """Log ``obj`` with run.log_model, commit, and load it back through modeldir.load_model (the server's path)."""
+    run = vci.init("frameworks", store=store)
+    run.log_model(obj, **log_options)
+    run.commit()
+    again = vci.get_run(run.id, store=store)
+    return again.load_model(), again.manifest
+
+
+def pinned(manifest, name):
+    """The version the run pinned for ``name`` (None if not pinned)."""
+    for line in manifest["requirements"]:
+        if line.split("==")[0].lower() == name.lower():
+            return line.split("==")[1]
+    return None
+
+
+def assert_close(got, expected, tol=1e-5):
+    """Nested lists of numbers equal to ``tol`` (and of the same shape)."""
+    import numpy as np
+    assert np.asarray(got).shape == np.asarray(expected).shape, (got, expected)
+    assert np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol), (got, expected)

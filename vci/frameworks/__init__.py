@@ -1,0 +1,70 @@
+"""Ready Model classes for popular frameworks: detect a trained object's framework and pack it for logging.
+
+``run.log_model(trained_object)`` comes here. Detection reads the object's type (its classes'
+modules), so no framework is imported that the caller has not imported already. Packing saves the
+object in the framework's own format as the ``model`` artifact, writes ``model.json`` (framework,
+format, versions, what the Model class needs to know) and names the pinned requirements. The Model
+classes live in this package, so a run's pickle refers to them by reference: the image's runtime
+layer (vci's own source) holds them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .base import META_KEY, MODEL_KEY
+
+# module root of a class in the object's type -> the vci.frameworks module that handles it
+FAMILIES = {
+    "sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "torch",
+    "keras": "keras", "onnx": "onnx", "statsmodels": "statsmodels", "transformers": "transformers",
+}
+
+
+@dataclass
+class Packed:
+    """A trained object saved for logging: the Model class, the files to log, the requirements to pin."""
+
+    framework: str
+    model_class: type
+    artifacts: dict[str, Path]
+    requirements: list[str] = field(default_factory=list)
+
+
+def detect(obj) -> str | None:
+    """The family name (a module of this package) that handles ``obj``, or None; imports nothing."""
+    if inspect.isfunction(obj):
+        return "functions"
+    if isinstance(obj, (str, os.PathLike)):
+        return "onnx" if str(obj).endswith(".onnx") else None
+    for klass in type(obj).__mro__:
+        root = (klass.__module__ or "").split(".")[0]
+        if root in FAMILIES:
+            return FAMILIES[root]
+    return None
+
+
+def model_for(obj, directory: str | Path) -> Packed | None:
+    """Save ``obj`` under ``directory`` in its framework's format; None when no framework knows it."""
+    family = detect(obj)
+    if family is None:
+        return None
+    module = importlib.import_module(f"{__name__}.{family}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path, meta, requirements = module.pack(obj, directory)
+    meta = {"framework": family, **meta}
+    meta_path = directory / META_KEY
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return Packed(family, module.MODEL_CLASS, {MODEL_KEY: model_path, META_KEY: meta_path}, requirements)
+
+
+def frameworks() -> list[str]:
+    """Every family vci knows, for documentation and error messages."""
+    return sorted({*FAMILIES.values(), "functions"})
+

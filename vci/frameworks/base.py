@@ -1,0 +1,116 @@
+"""What every framework Model class shares: its two artifacts, importing the framework, batching rows."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import ModelValidationError
+from .convert import as_table, to_jsonable
+
+MODEL_KEY = "model"        # the artifact holding the saved object (a file or a directory)
+META_KEY = "model.json"    # the artifact describing it: framework, format, versions, input details
+
+
+def require(module: str, package: str):
+    """Import ``module`` or say which package to install (``package`` as pip spells it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelValidationError(f"this model needs {package}, and {module} cannot be imported here: {exc}",
+                                   hint=f"pip install {package}") from exc
+
+
+def installed(*names: str) -> str | None:
+    """The first of these distributions that is installed (e.g. ``xgboost-cpu`` before ``xgboost``)."""
+    for name in names:
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def versions(*names: str) -> dict[str, str]:
+    """``{distribution: version}`` of those installed, recorded in model.json for error messages."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+class FrameworkModel:
+    """A Model (``__init__(artifacts)``, ``predict``) over a saved framework object; subclasses set
+    ``module``/``package`` (what to import, what to pip install) and implement ``load``/``predict_rows``."""
+
+    module = ""
+    package = ""
+
+    def __init__(self, artifacts: dict[str, str]):
+        self.meta = json.loads(Path(artifacts[META_KEY]).read_text())
+        self.path = artifacts[MODEL_KEY]
+        self.package = self.meta.get("package", self.package)  # e.g. xgboost-cpu or xgboost
+        pinned = self.meta.get("versions", {}).get(self.package)
+        package = f"{self.package}=={pinned}" if pinned else self.package
+        self.before_import()
+        self.lib = require(self.module, package) if self.module else None
+        self.load(self.path)
+
+    def before_import(self) -> None:
+        """Set what the framework reads at import time (e.g. KERAS_BACKEND); ``self.meta`` is loaded."""
+
+    def load(self, path: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict_rows(self, rows):
+        """Predict a table (rows, columns or records, from ``as_table``); return one output per row."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def predict(self, data):
+        """A list of rows, one row, a dict of columns or records (see vci.frameworks.convert)."""
+        table, single = as_table(data)
+        outputs = to_jsonable(self.predict_rows(table))
+        return outputs[0] if single else outputs
+
+    def batch_predict(self, items: list) -> list:
+        """One framework call for every row of every item, split back per item (lists of rows only)."""
+        if not all(isinstance(item, list) and item and all(isinstance(r, list) for r in item) for item in items):
+            return [self.predict(item) for item in items]
+        rows = [row for item in items for row in item]
+        outputs = self.predict(rows)
+        if not isinstance(outputs, list) or len(outputs) != len(rows):  # not one output per row
+            return [self.predict(item) for item in items]
+        counts = [len(item) for item in items]
+        result, start = [], 0
+        for n in counts:
+            result.append(outputs[start:start + n])
+            start += n
+        return result
+
+
+def dumps_by_value(obj) -> bytes:
+    """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are."""
+    import cloudpickle
+    from ..model import _local_modules
+    owner = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
+    modules = _local_modules(owner)
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(obj)
+    except Exception as exc:  # cloudpickle raises many kinds
+        raise ModelValidationError(f"{type(obj).__name__} cannot be serialised: {exc}",
+                                   hint="keep open files, locks and sockets out of the model") from exc
+    finally:
+        for module in modules:
+            try:
+                cloudpickle.unregister_pickle_by_value(module)
+            except ValueError:
+                pass

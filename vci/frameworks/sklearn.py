@@ -1,0 +1,49 @@
+"""scikit-learn estimators and pipelines, saved with joblib (the format scikit-learn documents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import FrameworkModel, versions
+from .convert import is_columnar, to_array, to_frame
+
+METHODS = ("predict", "transform")
+
+
+def pack(estimator, directory: Path) -> tuple[Path, dict, list[str]]:
+    """Dump ``estimator`` to ``model.joblib``; note its input columns and the method that predicts."""
+    import joblib
+    method = next((m for m in METHODS if callable(getattr(estimator, m, None))), None)
+    if method is None:
+        from ..errors import ModelValidationError
+        raise ModelValidationError(f"{type(estimator).__name__} has neither predict nor transform",
+                                   hint="log a fitted estimator or pipeline")
+    path = directory / "model.joblib"
+    joblib.dump(estimator, path)
+    columns = getattr(estimator, "feature_names_in_", None)
+    requirements = ["scikit-learn", "joblib", "numpy"] + (["pandas"] if columns is not None else [])
+    meta = {"format": "joblib", "method": method, "class": type(estimator).__name__,
+            "columns": [str(c) for c in columns] if columns is not None else None,
+            "versions": versions(*requirements)}
+    return path, meta, requirements
+
+
+class SklearnModel(FrameworkModel):
+    """predict (or transform) of a joblib-saved estimator; named inputs become a DataFrame."""
+
+    module = "sklearn"
+    package = "scikit-learn"
+
+    def load(self, path: str) -> None:
+        import joblib
+        self.estimator = joblib.load(path)
+        self.columns = self.meta.get("columns")
+        self.method = getattr(self.estimator, self.meta.get("method", "predict"))
+
+    def predict_rows(self, table):
+        if self.columns or is_columnar(table):
+            return self.method(to_frame(table, self.columns))
+        return self.method(to_array(table))
+
+
+MODEL_CLASS = SklearnModel

@@ -1,0 +1,81 @@
+"""PyTorch modules: TorchScript (torch.jit.save) for scripted or traced ones, else the module's class by
+value plus its weights as a state_dict (torch.save), loaded back with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+
+from ..errors import ModelValidationError
+from .base import FrameworkModel, dumps_by_value, versions
+from .convert import to_array
+
+REQUIREMENTS = ["torch", "numpy"]
+
+
+def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
+    """TorchScript to ``model.pt``, or a ``model/`` directory: ``module.pkl`` (the architecture, its
+    tensors on the meta device: no weights) + ``weights.pt`` (state_dict) + ``buffers.pt`` (non-persistent)."""
+    import torch
+    if not isinstance(module, torch.nn.Module):
+        raise ModelValidationError(f"a {type(module).__name__} is not a torch.nn.Module",
+                                   hint="log a trained nn.Module, or a torch.jit.script/trace of one")
+    meta = {"dtype": _dtype_name(module), "versions": versions(*REQUIREMENTS)}
+    if isinstance(module, torch.jit.ScriptModule):
+        path = directory / "model.pt"
+        torch.jit.save(module, str(path))
+        return path, {"format": "torchscript", **meta}, REQUIREMENTS
+    path = directory / "model"
+    path.mkdir()
+    persistent = set(module.state_dict())
+    buffers = {name: b for name, b in module.named_buffers() if name not in persistent}
+    torch.save(module.state_dict(), path / "weights.pt")
+    torch.save(buffers, path / "buffers.pt")
+    (path / "module.pkl").write_bytes(dumps_by_value(copy.deepcopy(module).to("meta")))
+    return path, {"format": "state_dict", "class": type(module).__qualname__, **meta}, REQUIREMENTS
+
+
+def _dtype_name(module) -> str:
+    """The dtype inputs are cast to: the module's first floating parameter's (float32 if none)."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.is_floating_point():
+            return str(tensor.dtype).removeprefix("torch.")
+    return "float32"
+
+
+class TorchModel(FrameworkModel):
+    """Rows -> one tensor of the module's dtype -> forward in inference mode -> lists."""
+
+    module = "torch"
+    package = "torch"
+
+    def load(self, path: str) -> None:
+        torch = self.lib
+        self.dtype = getattr(torch, self.meta.get("dtype", "float32"))
+        if self.meta["format"] == "torchscript":
+            self.net = torch.jit.load(path, map_location="cpu")
+        else:
+            self.net = _load_state_dict_module(torch, Path(path))
+        self.net.eval()
+
+    def predict_rows(self, table):
+        torch = self.lib
+        inputs = torch.as_tensor(to_array(table), dtype=self.dtype)
+        with torch.inference_mode():
+            return self.net(inputs)
+
+
+def _load_state_dict_module(torch, path: Path):
+    import cloudpickle  # noqa: F401  (by-value pickles need it importable)
+    with open(path / "module.pkl", "rb") as f:  # the blob was digest-verified before this
+        skeleton = pickle.load(f)
+    net = skeleton  # its tensors are on the meta device: assign=True puts the loaded ones in their place
+    net.load_state_dict(torch.load(path / "weights.pt", map_location="cpu", weights_only=True), assign=True)
+    for name, tensor in torch.load(path / "buffers.pt", map_location="cpu", weights_only=True).items():
+        owner, _, attr = name.rpartition(".")
+        net.get_submodule(owner).register_buffer(attr, tensor, persistent=False)
+    return net
+
+
+MODEL_CLASS = TorchModel
