@@ -165,3 +165,13 @@ def test_cli_render_and_kubectl_sees_the_deployment(settings, tmp_path, kube):
     names = [item["metadata"]["name"] for item in json.loads(kubectl.stdout)["items"]]
     assert "scaler-staging" in names
     undeploy(settings, "staging")
+
+
+def test_user_flow_run_deploy_uses_the_cluster_when_the_default_environment_is_one(settings, tmp_path):
+    run = log_run(settings, tmp_path, "11")
+    result = run.deploy(wait=True, timeout=60)
+    assert result["status"] == "deployed" and result["run_id"] == run.id
+    assert status(settings)["run_id"] == run.id
+    model = run.get_deployed_model()
+    assert model.url.endswith("/api/v1/namespaces/ml-staging/services/scaler-staging:http/proxy")
+    undeploy(settings, "staging")
