@@ -431,3 +431,87 @@ def test_a_service_without_ready_pods_has_no_endpoints(api, namespace, server):
     reply = requests.get(f"{server.url}/api/v1/namespaces/{namespace}/services/empty/proxy/x",
                          headers={"Authorization": f"Bearer {server.token}"}, verify=str(server.ca_file))
     assert reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
+
+
+# -- server-side apply, kubectl, and vci's own cluster access -----------------------------------------------
+def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies(api, namespace):
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                  "data": {"a": "1", "b": "2"}}
+    with pytest.raises(ApiException) as no_manager:
+        core(api).patch_namespaced_config_map("settings", namespace, config_map,
+                                              _content_type="application/apply-patch+yaml")
+    assert no_manager.value.status == 400
+    core(api).patch_namespaced_config_map("settings", namespace, config_map, field_manager="vci",
+                                          _content_type="application/apply-patch+yaml")
+    again = dict(config_map, data={"a": "10"})
+    applied = core(api).patch_namespaced_config_map("settings", namespace, again, field_manager="vci",
+                                                    _content_type="application/apply-patch+yaml")
+    assert applied.data == {"a": "10"}
+    assert [(m.manager, m.operation) for m in applied.metadata.managed_fields] == [("vci", "Apply")]
+
+
+def kubectl(kubeconfig, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+MANIFEST = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: model, image: "registry.example/model:v1", ports: [{{name: http, containerPort: 8080}}]}}]
+"""
+
+
+def test_kubectl_applies_and_gets_through_the_kubeconfig(api, kubeconfig, namespace, tmp_path):
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(MANIFEST.format(namespace=namespace, replicas=1))
+    created = kubectl(kubeconfig, "apply", "--validate=false", "-f", str(manifest))
+    assert created.returncode == 0 and "deployment.apps/web created" in created.stdout, created.stderr
+    manifest.write_text(MANIFEST.format(namespace=namespace, replicas=2))
+    changed = kubectl(kubeconfig, "apply", "--validate=false", "-f", str(manifest))  # a strategic merge patch
+    assert changed.returncode == 0 and "deployment.apps/web configured" in changed.stdout, changed.stderr
+    assert apps(api).read_namespaced_deployment("web", namespace).spec.replicas == 2
+    wait_for(lambda: rolled_out(api, "web", namespace), what="kubectl rollout")
+    listed = kubectl(kubeconfig, "get", "deployments", "-n", namespace, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    [item] = json.loads(listed.stdout)["items"]
+    assert item["metadata"]["name"] == "web" and item["status"]["availableReplicas"] == 2
+    status = kubectl(kubeconfig, "rollout", "status", "deployment/web", "-n", namespace, "--timeout=20s")
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout, status.stderr
+    forbidden = kubectl(kubeconfig, "get", "pods", "-n", namespace, "--token", "wrong")
+    assert forbidden.returncode != 0 and "Unauthorized" in forbidden.stderr
+
+
+def test_vci_cluster_access_applies_idempotently(api, namespace):
+    from vci.deploy.kubeapi import Cluster
+    cluster = Cluster(api)
+    desired = dict(deployment("web", replicas=1), metadata={"name": "web", "namespace": namespace,
+                                                            "labels": {"app": "web"}})
+    desired["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "500m",
+                                                                                      "memory": "1Gi"}}
+    assert cluster.apply(desired) == "created"
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")
+    assert cluster.apply(desired) == "unchanged", "server defaults and canonical quantities compare equal"
+    desired["spec"]["replicas"] = 2
+    assert cluster.apply(desired) == "updated"
+
+
+def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
+    from vci.deploy.kubeapi import Cluster
+    from vci.deploy.manifests import DeploySpec, render
+    spec = DeploySpec(name="iris", environment="prod", namespace=namespace, image="r.example/iris@sha256:" + "b" * 64,
+                      replicas=2, resources={"cpu": "500m", "memory": "512Mi"}, run_id="run-1",
+                      autoscaling={"cpu": 70, "min_replicas": 2, "max_replicas": 5})
+    cluster = Cluster(api)
+    objects = render(spec)
+    assert [cluster.apply(o) for o in objects] == ["created"] * 4
+    wait_for(lambda: rolled_out(api, "iris-prod", namespace), what="rollout")
+    assert [cluster.apply(o) for o in objects] == ["unchanged"] * 4
