@@ -54,7 +54,7 @@ def test_refused_part_aborts_the_upload(s3_bucket, tmp_path):
 def test_file_changed_during_upload_is_not_stored(s3_bucket, tmp_path):
     client, bucket = s3_bucket
     # one part in flight: the third part is read only after the first one was reported done
-    store = S3Store(bucket, "p", client=client, plan=MultipartPlan(part_size=5 * MIB, concurrency=1))
+    store = S3Store(bucket, "p", client=client, plan=MultipartPlan(part_size=5 * MIB, concurrency=1, read_ahead=0))
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(12 * MIB))
     digest, size = sha256_file(src)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -16,10 +17,15 @@ MAX_PARTS = 10_000  # S3's limit on parts per upload
 
 @dataclass(frozen=True)
 class MultipartPlan:
-    """How a file is cut: ``part_size`` bytes per part (the last one shorter), ``concurrency`` in flight."""
+    """How a file is cut: ``part_size`` bytes per part (the last one shorter), ``concurrency`` in flight.
 
-    part_size: int = 16 * MIB
-    concurrency: int = 4
+    Up to ``read_ahead`` parts more are read (and hashed) ahead of the senders, so that a sender never
+    waits for the reader: memory is at most ``(concurrency + read_ahead) * part_size``.
+    """
+
+    part_size: int = 8 * MIB
+    concurrency: int = 8
+    read_ahead: int = 4
 
     def part_size_for(self, size: int) -> int:
         """The configured part size, grown (in whole MiB) when the file would need more than 10,000 parts."""
@@ -54,13 +60,15 @@ def _send_parts(client, bucket, key, upload_id, path, digest, size, plan, progre
     pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="vci-s3-part")
 
     def send(number: int, data: bytes) -> tuple[dict, int]:
-        reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+        # a file-like body: botocore streams it (and rewinds it on a retry); measured faster than bytes
+        reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                   Body=io.BytesIO(data))
         return {"PartNumber": number, "ETag": reply["ETag"]}, len(data)
 
     try:
         with open(path, "rb") as f:
             for number in range(1, max(1, -(-size // part_size)) + 1):
-                while len(pending) > plan.concurrency:  # one part read ahead of the workers, no more
+                while len(pending) >= plan.concurrency + plan.read_ahead:
                     pending = _collect(pending, done, progress, FIRST_COMPLETED)
                 data = os.pread(f.fileno(), part_size, read)
                 hasher.update(data)
