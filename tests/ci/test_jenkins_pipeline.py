@@ -1,7 +1,6 @@
 """The Jenkinsfile and shared library: they parse, run for real in a Groovy harness, and keep secrets safe."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,8 +13,10 @@ from .conftest import ROOT, clean_env, make_project, run_vci, stop_environments
 JENKINS = ROOT / "jenkins"
 HARNESS = Path(__file__).parent / "harness"
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
-CREDENTIALS = {"vci-store": {"username": "AKIAEXAMPLE", "password": "store-secret-1234"},
-               "vci-registry": {"username": "ci", "password": "registry-secret-5678"}}
+CREDENTIALS = {
+    "vci-store": {"username": "AKIAEXAMPLE", "password": "store-secret-1234"},
+    "vci-registry": {"username": "ci", "password": "registry-secret-5678"},
+}
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
 
 
@@ -24,11 +25,17 @@ def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
     if not binary:
         pytest.fail("groovy is not installed: apt-get install -y groovy")
     full_env = dict(env or clean_env(), JAVA_HOME=JAVA_HOME)
-    return subprocess.run([binary, *map(str, args)], env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [binary, *map(str, args)], env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def groovy_files():
-    return [JENKINS / "Jenkinsfile", *sorted((JENKINS / "vars").glob("*.groovy")), *sorted(HARNESS.glob("*.groovy"))]
+    return [
+        JENKINS / "Jenkinsfile",
+        *sorted((JENKINS / "vars").glob("*.groovy")),
+        *sorted(HARNESS.glob("*.groovy")),
+    ]
 
 
 def test_every_groovy_file_parses(tmp_path):
@@ -46,7 +53,10 @@ def test_each_library_step_has_a_call_and_a_help_file():
         source = (JENKINS / "vars" / f"{name}.groovy").read_text()
         assert re.search(r"^def call\(Map args = \[:\]\)", source, re.M), name
         assert (JENKINS / "vars" / f"{name}.txt").read_text().startswith(f"{name}("), name
-        assert f"{name}(" in (JENKINS / "Jenkinsfile").read_text() or name in ("vciRollback", "vciPackage"), name
+        assert f"{name}(" in (JENKINS / "Jenkinsfile").read_text() or name in (
+            "vciRollback",
+            "vciPackage",
+        ), name
 
 
 SH_CALL = re.compile(r"""\bsh\s*\(?\s*(?:script\s*:\s*)?("{3}|'{3}|"|')(.*?)\1""", re.S)
@@ -73,18 +83,26 @@ def test_no_sh_step_interpolates_a_credential_in_double_quotes():
     for name, text in texts.items():
         assert interpolated_credentials(text, credentials) == [], name
     assert SH_CALL.findall(texts["Jenkinsfile"]), "the check sees the Jenkinsfile's sh steps"
-    leaky = texts["Jenkinsfile"].replace("sh 'vci history --env production --limit 5 || true'",
-                                         'sh "echo ${AWS_SECRET_ACCESS_KEY} | vci history"')
+    leaky = texts["Jenkinsfile"].replace(
+        "sh 'vci history --env production --limit 5 || true'",
+        'sh "echo ${AWS_SECRET_ACCESS_KEY} | vci history"',
+    )
     assert interpolated_credentials(leaky, credentials) == ["AWS_SECRET_ACCESS_KEY"]
 
 
 def run_pipeline(tmp_path, workspace, store, params, approver=None):
-    env = clean_env(VCI_STORE=str(store), VCI_USER="jenkins", HARNESS_PARAMS=json.dumps(params),
-                    HARNESS_CREDENTIALS=json.dumps(CREDENTIALS))
+    env = clean_env(
+        VCI_STORE=str(store),
+        VCI_USER="jenkins",
+        HARNESS_PARAMS=json.dumps(params),
+        HARNESS_CREDENTIALS=json.dumps(CREDENTIALS),
+    )
     if approver:
         env["HARNESS_APPROVER"] = approver
     report = tmp_path / "report.json"
-    out = groovy(HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", workspace, report, env=env)
+    out = groovy(
+        HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", workspace, report, env=env
+    )
     assert report.exists(), out.stdout + out.stderr
     return out, json.loads(report.read_text())
 
@@ -106,20 +124,33 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     assert out.returncode == 0 and report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
     assert [s["status"] for s in report["stages"] if "stage" in s] == ["success"] * 5
     assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "success", "cleanup"]
-    assert report["approvals"] == [{"stage": "Approval", "message": report["approvals"][0]["message"],
-                                    "submitter": "release-managers", "approver": "release-manager"}]
+    assert report["approvals"] == [
+        {
+            "stage": "Approval",
+            "message": report["approvals"][0]["message"],
+            "submitter": "release-managers",
+            "approver": "release-manager",
+        }
+    ]
     assert {"timeout", "disableConcurrentBuilds", "buildDiscarder"} <= set(report["options"])
     assert report["stageAgents"]["Approval"] == "none" and report["stageOptions"]["Approval"] == ["timeout"]
 
-    staging = json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout)
-    production = json.loads(run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout)
+    staging = json.loads(
+        run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout
+    )
+    production = json.loads(
+        run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
+    )
     assert production["digest"] == staging["digest"] and production["state"] == "ready"
-    history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace,
-                                 env=env).stdout)["releases"]
-    assert [(r["action"], r["approver"], r["outcome"]) for r in history] == [("promote", "release-manager", "succeeded")]
+    history = json.loads(
+        run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
+    )["releases"]
+    assert [(r["action"], r["approver"], r["outcome"]) for r in history] == [
+        ("promote", "release-manager", "succeeded")
+    ]
     assert history[0]["ci_url"] == "http://jenkins.example.com/job/vci/1/"
     assert history[0]["release_id"] in report["description"]
-    assert f"'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
+    assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
     for secret in ("store-secret-1234", "registry-secret-5678"):
         assert secret not in out.stdout + out.stderr
     assert not (workspace / ".vci-cache").exists()  # post { cleanup } ran its sh step
@@ -132,11 +163,21 @@ def test_an_unanswered_approval_stops_before_production(tmp_path, jenkins_worksp
     out, report = run_pipeline(tmp_path, workspace, store, params, approver=None)
     assert out.returncode == 1 and report["result"] == "FAILURE"
     statuses = {s["stage"]: s["status"] for s in report["stages"] if "stage" in s}
-    assert statuses == {"Package": "success", "Deploy staging": "success", "Smoke test": "success",
-                        "Approval": "failure", "Promote to production": "skipped"}
+    assert statuses == {
+        "Package": "success",
+        "Deploy staging": "success",
+        "Smoke test": "success",
+        "Approval": "failure",
+        "Promote to production": "skipped",
+    }
     assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure", "cleanup"]
-    history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace,
-                                 env=env).stdout)
+    history = json.loads(
+        run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
+    )
     assert history["releases"] == []
-    assert json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace,
-                              env=env).stdout)["state"] == "ready"
+    assert (
+        json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout)[
+            "state"
+        ]
+        == "ready"
+    )

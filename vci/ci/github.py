@@ -12,8 +12,22 @@ from typing import Iterator, Mapping, TextIO
 # Result keys that are secrets whatever command printed them: masked before anything could print them.
 SECRET_KEYS = ("password", "token", "secret", "authorization")
 # What the job summary shows first, in this order, when a result has it.
-SUMMARY_KEYS = ("environment", "from", "to", "image", "digest", "release_id", "run_id", "endpoint",
-                "strategy", "outcome", "status", "reason", "passed", "checked")
+SUMMARY_KEYS = (
+    "environment",
+    "from",
+    "to",
+    "image",
+    "digest",
+    "release_id",
+    "run_id",
+    "endpoint",
+    "strategy",
+    "outcome",
+    "status",
+    "reason",
+    "passed",
+    "checked",
+)
 
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
@@ -74,7 +88,11 @@ def write_outputs(result: dict, env: Mapping[str, str] | None = None) -> None:
 
 def _cell(value) -> str:
     text = output_value(value)
-    return "`" + text.replace("`", "'") + "`" if text.startswith("sha256:") else text.replace("|", "\\|").replace("\n", " ")
+    return (
+        "`" + text.replace("`", "'") + "`"
+        if text.startswith("sha256:")
+        else text.replace("|", "\\|").replace("\n", " ")
+    )
 
 
 def summary_markdown(command: str, result: dict) -> str:
@@ -84,16 +102,30 @@ def summary_markdown(command: str, result: dict) -> str:
     lines += [f"| {k.replace('_', ' ')} | {_cell(result[k])} |" for k in keys]
     if result.get("layers"):
         lines += ["", "| layer | digest | size |", "|---|---|---|"]
-        lines += [f"| {l.get('name', '')} | `{str(l.get('digest', ''))[:19]}` | {l.get('size', '')} |"
-                  for l in result["layers"] if isinstance(l, dict)]
+        lines += [
+            f"| {layer.get('name', '')} | `{str(layer.get('digest', ''))[:19]}` | {layer.get('size', '')} |"
+            for layer in result["layers"]
+            if isinstance(layer, dict)
+        ]
     if result.get("diff"):
-        lines += ["", "<details><summary>diff</summary>", "", "```diff", str(result["diff"]), "```", "</details>"]
+        lines += [
+            "",
+            "<details><summary>diff</summary>",
+            "",
+            "```diff",
+            str(result["diff"]),
+            "```",
+            "</details>",
+        ]
     for failure in result.get("failures") or []:
         lines.append(f"- :x: example {failure.get('example')}: {failure.get('problem')}")
     if isinstance(result.get("releases"), list):
         lines += ["", "| release | action | digest | outcome |", "|---|---|---|---|"]
-        lines += [f"| {r.get('release_id')} | {r.get('action')} | `{str(r.get('digest'))[:19]}` | {r.get('outcome')} |"
-                  for r in result["releases"][:10]]
+        lines += [
+            f"| {r.get('release_id')} | {r.get('action')} | `{str(r.get('digest'))[:19]}` "
+            f"| {r.get('outcome')} |"
+            for r in result["releases"][:10]
+        ]
     return "\n".join(lines) + "\n\n"
 
 

@@ -30,6 +30,7 @@ class LazyGroup(click.Group):
         "promote": ("vci.cli.release", "promote_cmd", "Promote the verified digest to another environment."),
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
         "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
+        "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
     }
 
     def list_commands(self, ctx):
