@@ -29,15 +29,29 @@ def wait_for(check, timeout: float = 10.0, what: str = "condition"):
     pytest.fail(f"{what} not reached in {timeout}s (last: {value!r})")
 
 
-def deployment(name: str, image: str = "registry.example/model@sha256:" + "a" * 64, replicas: int = 2, **spec):
+def deployment(
+    name: str, image: str = "registry.example/model@sha256:" + "a" * 64, replicas: int = 2, **spec
+):
     labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "model", "image": image,
-                                                           "ports": [{"name": "http", "containerPort": 8080}]}]}},
-                     **spec}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": "model", "image": image, "ports": [{"name": "http", "containerPort": 8080}]}
+                    ]
+                },
+            },
+            **spec,
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +110,9 @@ def body_of(exc: ApiException) -> dict:
 # -- verbs, metadata, concurrency --------------------------------------------------------------------------
 def test_create_get_list_and_metadata(api, namespace):
     created = apps(api).create_namespaced_deployment(namespace, deployment("web"))
-    assert created.metadata.uid and created.metadata.generation == 1 and created.metadata.namespace == namespace
+    assert (
+        created.metadata.uid and created.metadata.generation == 1 and created.metadata.namespace == namespace
+    )
     assert created.spec.strategy.rolling_update.max_surge == 1 and created.spec.revision_history_limit == 10
     read = apps(api).read_namespaced_deployment("web", namespace)
     assert read.metadata.uid == created.metadata.uid
@@ -114,12 +130,17 @@ def test_create_get_list_and_metadata(api, namespace):
     assert twice.value.status == 409 and body_of(twice.value)["reason"] == "AlreadyExists"
     with pytest.raises(ApiException) as no_ns:
         apps(api).create_namespaced_deployment("no-such-namespace", deployment("web"))
-    assert no_ns.value.status == 404 and body_of(no_ns.value)["message"] == 'namespaces "no-such-namespace" not found'
+    assert (
+        no_ns.value.status == 404
+        and body_of(no_ns.value)["message"] == 'namespaces "no-such-namespace" not found'
+    )
 
 
 def test_replace_with_stale_resource_version_is_a_conflict(api, namespace):
     apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
-    first = wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")  # the controller is done writing
+    first = wait_for(
+        lambda: rolled_out(api, "web", namespace), what="rollout"
+    )  # the controller is done writing
     fresh = dict(first, spec=dict(first["spec"], replicas=1))
     updated = apps(api).replace_namespaced_deployment("web", namespace, fresh)
     assert updated.metadata.generation == 2 and updated.spec.replicas == 1
@@ -130,7 +151,9 @@ def test_replace_with_stale_resource_version_is_a_conflict(api, namespace):
     assert conflict.value.status == 409 and body["reason"] == "Conflict" and body["kind"] == "Status"
     assert body["message"] == ('Operation cannot be fulfilled on deployments.apps "web": the object has been '
                                'modified; please apply your changes to the latest version and try again')
-    unconditional = dict(stale, metadata={k: v for k, v in first["metadata"].items() if k != "resourceVersion"})
+    unconditional = dict(
+        stale, metadata={k: v for k, v in first["metadata"].items() if k != "resourceVersion"}
+    )
     assert apps(api).replace_namespaced_deployment("web", namespace, unconditional).spec.replicas == 4
     labelled = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
     labelled["metadata"]["labels"]["extra"] = "yes"
@@ -169,8 +192,9 @@ def test_watch_from_a_compacted_resource_version_gets_410(tmp_path):
         for n in range(10):
             core(api).create_namespaced_config_map("default", {"metadata": {"name": f"c{n}"}})
         with pytest.raises(ApiException) as gone:
-            for _ in watch.Watch().stream(core(api).list_namespaced_config_map, "default", resource_version="2",
-                                          timeout_seconds=2):
+            for _ in watch.Watch().stream(
+                core(api).list_namespaced_config_map, "default", resource_version="2", timeout_seconds=2
+            ):
                 pass
         assert gone.value.status == 410
     finally:
@@ -190,17 +214,27 @@ def test_a_deployment_rolls_out_and_a_new_template_gets_a_new_replicaset(api, na
     [first] = replicasets(api, namespace)
     assert first["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
     pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
-    assert len(pods) == 3 and all(p.metadata.owner_references[0].name == first["metadata"]["name"] for p in pods)
+    assert len(pods) == 3 and all(
+        p.metadata.owner_references[0].name == first["metadata"]["name"] for p in pods
+    )
     assert all(p.status.phase == "Running" and p.status.pod_ip == "127.0.0.1" for p in pods)
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "model", "image": "registry.example/model:v2"}]}}}}
+    patch = {
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "model", "image": "registry.example/model:v2"}]}}
+        }
+    }
     patched = apps(api).patch_namespaced_deployment("web", namespace, patch)  # strategic merge: by name
-    assert patched.metadata.generation == 2 and patched.spec.template.spec.containers[0].ports[0].name == "http"
+    assert (
+        patched.metadata.generation == 2 and patched.spec.template.spec.containers[0].ports[0].name == "http"
+    )
     done = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
     assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     by_revision = {r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r
                    for r in replicasets(api, namespace)}
     assert set(by_revision) == {"1", "2"} and by_revision["1"]["spec"]["replicas"] == 0
-    assert by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
+    assert (
+        by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
+    )
     pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
     assert {p.spec.containers[0].image for p in pods} == {"registry.example/model:v2"}
     events = core(api).list_namespaced_event(namespace, field_selector="involvedObject.name=web").items
@@ -219,7 +253,9 @@ def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadlin
         return d if condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded" else None
     d = wait_for(exceeded, timeout=8, what="ProgressDeadlineExceeded")
     assert condition(d, "Progressing")["status"] == "False"
-    assert d["status"].get("updatedReplicas") == 1 and d["status"].get("availableReplicas") == 1  # the old pod
+    assert (
+        d["status"].get("updatedReplicas") == 1 and d["status"].get("availableReplicas") == 1
+    )  # the old pod
     assert d["status"].get("unavailableReplicas") == 1
     pods = core(api).list_namespaced_pod(namespace).items
     bad = [p for p in pods if "broken" in p.spec.containers[0].image]
@@ -227,7 +263,9 @@ def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadlin
     status = bad[0].status.container_statuses[0]
     assert status.state.waiting.reason == "CrashLoopBackOff" and status.restart_count >= 1
     assert status.last_state.terminated.exit_code == 1
-    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={bad[0].metadata.name}")
+    events = core(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={bad[0].metadata.name}"
+    )
     assert any(e.reason == "BackOff" and e.type == "Warning" for e in events.items)
     assert "crashed" in core(api).read_namespaced_pod_log(bad[0].metadata.name, namespace, tail_lines=2)
 
@@ -237,7 +275,9 @@ def test_delete_cascades_in_the_background_and_in_the_foreground(api, namespace)
         apps(api).create_namespaced_deployment(namespace, deployment(name, replicas=1))
         wait_for(lambda: rolled_out(api, name, namespace), what=f"{name} rollout")
     apps(api).delete_namespaced_deployment("bg", namespace)
-    gone = lambda app: not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items  # noqa: E731
+    gone = (
+        lambda app: not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    )  # noqa: E731
     wait_for(lambda: gone("bg") and not [r for r in replicasets(api, namespace) if r["metadata"]["name"]
                                          .startswith("bg-")], what="background cascade")
     apps(api).delete_namespaced_deployment("fg", namespace, propagation_policy="Foreground")
@@ -270,8 +310,10 @@ def test_forbid_rules_answer_403_like_rbac(server, api, namespace):
             apps(api).delete_namespaced_deployment("web", namespace)
         body = body_of(denied.value)
         assert denied.value.status == 403 and body["reason"] == "Forbidden"
-        assert body["message"] == (f'deployments.apps "web" is forbidden: User "vci-tester" cannot delete resource '
-                                   f'"deployments" in API group "apps" in the namespace "{namespace}"')
+        assert body["message"] == (
+            f'deployments.apps "web" is forbidden: User "vci-tester" cannot delete resource '
+            f'"deployments" in API group "apps" in the namespace "{namespace}"'
+        )
         assert apps(api).read_namespaced_deployment("web", namespace).metadata.name == "web"
     finally:
         server.forbid.remove(rule)
@@ -288,9 +330,16 @@ def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
     over = deployment("web")
     over["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"},
                                                                       "limits": {"cpu": "1"}}
-    cases = [(deployment("Bad_Name"), "metadata.name"), (over, "resources.requests"),
-             (dict(deployment("web"), spec=dict(deployment("web")["spec"], selector={"matchLabels": {"a": "b"}})),
-              "`selector` does not match template `labels`")]
+    cases = [
+        (deployment("Bad_Name"), "metadata.name"),
+        (over, "resources.requests"),
+        (
+            dict(
+                deployment("web"), spec=dict(deployment("web")["spec"], selector={"matchLabels": {"a": "b"}})
+            ),
+            "`selector` does not match template `labels`",
+        ),
+    ]
     for obj, needle in cases:
         with pytest.raises(ApiException) as invalid:
             apps(api).create_namespaced_deployment(namespace, obj)
@@ -382,8 +431,8 @@ def process_deployment(replicas: int) -> dict:
     obj = deployment("model", replicas=replicas)
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
     startup = dict(probe, failureThreshold=60)  # as vci renders it: slow starts do not count against liveness
-    obj["spec"]["template"]["spec"]["containers"][0].update(readinessProbe=probe, livenessProbe=dict(probe),
-                                                             startupProbe=startup)
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container.update(readinessProbe=probe, livenessProbe=dict(probe), startupProbe=startup)
     return obj
 
 
@@ -397,10 +446,20 @@ def test_process_pods_are_probed_proxied_round_robin_and_restarted(process_serve
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {process_server.token}"
     url = f"{process_server.url}/api/v1/namespaces/default/services/http:model:http/proxy/predict?x=1"
-    answers = [session.post(url, data=b'{"inputs": [1]}', headers={"X-Request-Id": f"r{n}",
-                                                                    "Content-Type": "application/json"}).json()
-               for n in range(4)]
-    assert {a["method"] for a in answers} == {"POST"} and [a["request_id"] for a in answers] == ["r0", "r1", "r2", "r3"]
+    answers = [
+        session.post(
+            url,
+            data=b'{"inputs": [1]}',
+            headers={"X-Request-Id": f"r{n}", "Content-Type": "application/json"},
+        ).json()
+        for n in range(4)
+    ]
+    assert {a["method"] for a in answers} == {"POST"} and [a["request_id"] for a in answers] == [
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+    ]
     assert answers[0]["path"] == "/predict?x=1" and answers[0]["body"] == '{"inputs": [1]}'
     assert answers[0]["auth"] is None, "the caller's token is not forwarded to the pod"
     assert len({a["pod"] for a in answers}) == 2, "round robin over both ready pods"
@@ -430,7 +489,9 @@ def test_a_service_without_ready_pods_has_no_endpoints(api, namespace, server):
         "selector": {"app": "none"}, "ports": [{"port": 80}]}})
     reply = requests.get(f"{server.url}/api/v1/namespaces/{namespace}/services/empty/proxy/x",
                          headers={"Authorization": f"Bearer {server.token}"}, verify=str(server.ca_file))
-    assert reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
+    assert (
+        reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
+    )
 
 
 # -- server-side apply, kubectl, and vci's own cluster access -----------------------------------------------
@@ -451,8 +512,13 @@ def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies
 
 
 def kubectl(kubeconfig, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=stdin, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 MANIFEST = """apiVersion: apps/v1
@@ -466,7 +532,10 @@ spec:
   template:
     metadata: {{labels: {{app: web}}}}
     spec:
-      containers: [{{name: model, image: "registry.example/model:v1", ports: [{{name: http, containerPort: 8080}}]}}]
+      containers:
+      - name: model
+        image: registry.example/model:v1
+        ports: [{{name: http, containerPort: 8080}}]
 """
 
 
@@ -507,9 +576,16 @@ def test_vci_cluster_access_applies_idempotently(api, namespace):
 def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     from vci.deploy.kubeapi import Cluster
     from vci.deploy.manifests import DeploySpec, render
-    spec = DeploySpec(name="iris", environment="prod", namespace=namespace, image="r.example/iris@sha256:" + "b" * 64,
-                      replicas=2, resources={"cpu": "500m", "memory": "512Mi"}, run_id="run-1",
-                      autoscaling={"cpu": 70, "min_replicas": 2, "max_replicas": 5})
+    spec = DeploySpec(
+        name="iris",
+        environment="prod",
+        namespace=namespace,
+        image="r.example/iris@sha256:" + "b" * 64,
+        replicas=2,
+        resources={"cpu": "500m", "memory": "512Mi"},
+        run_id="run-1",
+        autoscaling={"cpu": 70, "min_replicas": 2, "max_replicas": 5},
+    )
     cluster = Cluster(api)
     objects = render(spec)
     assert [cluster.apply(o) for o in objects] == ["created"] * 4

@@ -1,7 +1,7 @@
-"""A Kubernetes API server for tests: real HTTP(S), tokens, RBAC-like denials, resourceVersions, watches, controllers.
+"""A Kubernetes API server for tests: real HTTP(S), tokens, denials, resourceVersions, watches, controllers.
 
-No kube-apiserver can run here, so this package plays one faithfully enough that the official
-``kubernetes`` client and ``kubectl`` work against it and meet the same refusals as in production::
+No kube-apiserver can run here, so this package plays one faithfully enough that the official ``kubernetes``
+client and ``kubectl`` work against it and meet the same refusals as in production::
 
     from tests.fakes.kube import start_kube_server, Forbid
 
@@ -10,14 +10,14 @@ No kube-apiserver can run here, so this package plays one faithfully enough that
     ...                                   # kubernetes.config.new_client_from_config(str(kubeconfig), "test")
     server.stop()
 
-Modules (each documents its rules): server.py (lifecycle, TLS via openssl, kubeconfig), handler.py (HTTP,
-auth 401, Forbid 403, discovery, watch streaming), api.py (verbs, patch types, server-side apply, scale,
-log), store.py (resourceVersion, generation, conflicts, finalizers, watch history/410), validation.py and
-quantity.py (422/400 like the real server), defaults.py, selectors.py, patch.py, controller.py,
-deployment.py and rollout_status.py (deployment/replicaset controllers, garbage collection), pods.py
-(simulated pods: image markers ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``),
-processes.py (real processes through a runner, probes, restarts, host port annotation
-``fake.kube.vci.dev/host-port``), proxy.py (service/pod proxy), events.py.
+Modules (each documents its rules): server.py (lifecycle, TLS via openssl, kubeconfig), handler.py (HTTP, auth
+401, Forbid 403, discovery, watch streaming), api.py (verbs, patch types, server-side apply, scale, log),
+store.py (resourceVersion, generation, conflicts, finalizers, watch history/410), validation.py and
+quantity.py (422/400 like the real server), defaults.py, selectors.py, patch.py, controller.py, deployment.py
+and rollout_status.py (deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image
+markers ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes
+through a runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py
+(service/pod proxy), events.py.
 """
 
 from __future__ import annotations
@@ -36,9 +36,21 @@ def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(
 
     ``tokens`` maps bearer token -> user name (default ``{DEFAULT_TOKEN: DEFAULT_USER}``); ``forbid`` is a
     list of ``Forbid`` rules (403); ``backend`` is ``simulated`` or ``process`` (with ``runner``);
-    ``time_scale`` compresses probe periods of process pods (0.1: a 10 s period is 1 s); ``ready_delay`` is how
-    long a simulated pod takes to become Ready; ``namespaces`` exist from the start; ``history`` bounds the watch history (older resourceVersions: 410).
+    ``time_scale`` compresses probe periods of process pods (0.1: a 10 s period is 1 s); ``ready_delay`` is
+    how long a simulated pod takes to become Ready; ``namespaces`` exist from the start; ``history`` bounds
+    the watch history (older resourceVersions: 410).
     """
-    return KubeServer(tls=tls, tokens=tokens, forbid=forbid, backend=backend, runner=runner, namespaces=namespaces,
-                      ready_delay=ready_delay, time_scale=time_scale, tick=tick, history=history,
-                      watch_limit=watch_limit, workdir=workdir).start()
+    return KubeServer(
+        tls=tls,
+        tokens=tokens,
+        forbid=forbid,
+        backend=backend,
+        runner=runner,
+        namespaces=namespaces,
+        ready_delay=ready_delay,
+        time_scale=time_scale,
+        tick=tick,
+        history=history,
+        watch_limit=watch_limit,
+        workdir=workdir,
+    ).start()

@@ -1,12 +1,12 @@
-"""The REST verbs over the store: get, list, watch, create, replace, patch (4 content types), delete, scale, log.
+"""The REST verbs over the store: get, list, watch, create, replace, patch (4 types), delete, scale, log.
 
-Each handler takes a parsed route, the query (first value per key) and the decoded body, and returns
-``(code, json_body)``; refusals are ``ApiError`` (status.py). ``watch`` returns a generator of event dicts
-``{"type": ADDED|MODIFIED|DELETED|ERROR, "object": ...}`` that the HTTP layer streams one JSON per line.
-Server-side apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a missing object,
-and otherwise merges the configuration strategically, recording the manager in ``metadata.managedFields``;
-fields one apply manager set are removed when it stops applying them. Conflicts between managers are
-not detected (documented gap: the real server answers 409 when another manager owns a changed field).
+Each handler takes a parsed route, the query (first value per key) and the decoded body, and returns ``(code,
+json_body)``; refusals are ``ApiError`` (status.py). ``watch`` returns a generator of event dicts ``{"type":
+ADDED|MODIFIED|DELETED|ERROR, "object": ...}`` that the HTTP layer streams one JSON per line. Server-side
+apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a missing object, and otherwise
+merges the configuration strategically, recording the manager in ``metadata.managedFields``; fields one apply
+manager set are removed when it stops applying them. Conflicts between managers are not detected (documented
+gap: the real server answers 409 when another manager owns a changed field).
 """
 
 from __future__ import annotations
@@ -77,13 +77,17 @@ class Api:
             raise errors.bad_request("the body of the request was not an object")
         kind = body.get("kind")
         if kind and kind != route.resource.kind:
-            raise errors.bad_request(f"the API version in the data ({body.get('apiVersion')}) does not match the "
-                                     f"expected API version ({route.resource.api_version})")
+            raise errors.bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the "
+                f"expected API version ({route.resource.api_version})"
+            )
         manager = query.get("fieldManager")
         body = copy.deepcopy(body)
         if manager:
             _record_manager(body, manager, "Update")
-        return 201, self.store.create(route.resource, self.namespace_of(route), body, bool(query.get("dryRun")))
+        return 201, self.store.create(
+            route.resource, self.namespace_of(route), body, bool(query.get("dryRun"))
+        )
 
     def replace(self, route: Route, query: dict, body):
         if not isinstance(body, dict):
@@ -150,8 +154,11 @@ class Api:
         container = query.get("container") or containers[0]
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {route.name}")
-        text = self.logs(route.namespace, route.name, container, query.get("previous") == "true") if self.logs \
+        text = (
+            self.logs(route.namespace, route.name, container, query.get("previous") == "true")
+            if self.logs
             else ""
+        )
         if query.get("tailLines"):
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
@@ -182,7 +189,11 @@ def _field_paths(config, prefix=()) -> set:
     if isinstance(config, dict):
         paths = set()
         for key, value in config.items():
-            paths |= _field_paths(value, prefix + (key,)) if isinstance(value, dict) and value else {prefix + (key,)}
+            paths |= (
+                _field_paths(value, prefix + (key,))
+                if isinstance(value, dict) and value
+                else {prefix + (key,)}
+            )
         return paths
     return {prefix}
 
@@ -190,7 +201,9 @@ def _field_paths(config, prefix=()) -> set:
 def _drop_unapplied(live: dict, manager: str, config: dict) -> dict:
     new = copy.deepcopy(live)
     entries = (live["metadata"].get("managedFields") or [])
-    previous = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"), None)
+    previous = next(
+        (e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"), None
+    )
     if not previous:
         return new
     before = {tuple(p) for p in json.loads(previous.get("fieldsV1", {}).get("f:paths", "[]"))}

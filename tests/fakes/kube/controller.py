@@ -1,12 +1,12 @@
 """The controller loop: deployment controller (deployment.py), replicaset controller and garbage collector.
 
 One thread runs every ``tick`` seconds: it syncs each Deployment (ReplicaSets per pod template, rolling
-update, status), then each ReplicaSet (creates or deletes Pods named ``<rs>-<5 chars>`` with
-ownerReferences to it until the count matches ``spec.replicas``; status replicas/ready/available counts),
-then collects garbage: objects whose controller owner is gone are deleted (background cascade), owners
-deleted with ``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer ``foregroundDeletion``)
-until their dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted Namespace is emptied
-before it disappears. Pods are deleted at once (no grace period): their backend stops their process.
+update, status), then each ReplicaSet (creates or deletes Pods named ``<rs>-<5 chars>`` with ownerReferences
+to it until the count matches ``spec.replicas``; status replicas/ready/available counts), then collects
+garbage: objects whose controller owner is gone are deleted (background cascade), owners deleted with
+``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer ``foregroundDeletion``) until their
+dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted Namespace is emptied before it
+disappears. Pods are deleted at once (no grace period): their backend stops their process.
 """
 
 from __future__ import annotations
@@ -87,8 +87,14 @@ class Controller:
             doomed = sorted(newest_first, key=pod_ready)  # not-ready pods go first, then the youngest
             for pod in doomed[:len(pods) - want]:
                 self.store.delete(PODS, namespace, pod["metadata"]["name"])
-                record(self.store, rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                       "replicaset-controller")
+                record(
+                    self.store,
+                    rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"Deleted pod: {pod['metadata']['name']}",
+                    "replicaset-controller",
+                )
                 pods.remove(pod)
         ready = sum(1 for p in pods if pod_ready(p))
         status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
@@ -100,12 +106,24 @@ class Controller:
 
     def _create_pod(self, rs: dict) -> dict:
         template = rs["spec"]["template"]
-        meta = {"name": f"{rs['metadata']['name']}-{random_suffix()}", "namespace": rs["metadata"]["namespace"],
-                "labels": dict(template.get("metadata", {}).get("labels") or {}),
-                "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
-                "ownerReferences": [owner_ref(rs)]}
-        pod = self.store.create(PODS, rs["metadata"]["namespace"], {"metadata": meta, "spec": template["spec"]})
-        record(self.store, rs, "Normal", "SuccessfulCreate", f"Created pod: {meta['name']}", "replicaset-controller")
+        meta = {
+            "name": f"{rs['metadata']['name']}-{random_suffix()}",
+            "namespace": rs["metadata"]["namespace"],
+            "labels": dict(template.get("metadata", {}).get("labels") or {}),
+            "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
+            "ownerReferences": [owner_ref(rs)],
+        }
+        pod = self.store.create(
+            PODS, rs["metadata"]["namespace"], {"metadata": meta, "spec": template["spec"]}
+        )
+        record(
+            self.store,
+            rs,
+            "Normal",
+            "SuccessfulCreate",
+            f"Created pod: {meta['name']}",
+            "replicaset-controller",
+        )
         return pod
 
     # -- garbage collector -------------------------------------------------------------------------------
@@ -127,7 +145,9 @@ class Controller:
         meta = owner["metadata"]
         namespace = meta.get("namespace", "")
         if "kubernetes" in finalizers and owner["kind"] == "Namespace":
-            inside = [(r, o) for r, o in everything if r.namespaced and o["metadata"]["namespace"] == meta["name"]]
+            inside = [
+                (r, o) for r, o in everything if r.namespaced and o["metadata"]["namespace"] == meta["name"]
+            ]
             for r, obj in inside:
                 self._delete_quietly(r, meta["name"], obj["metadata"]["name"], "Background")
             if not inside:

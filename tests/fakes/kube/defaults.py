@@ -1,11 +1,12 @@
 """Server-side defaults the real API server fills in, so reads return what a real cluster returns.
 
 Deployments: replicas 1, strategy RollingUpdate 25%/25%, revisionHistoryLimit 10, progressDeadlineSeconds 600.
-Pod specs (pods and templates): restartPolicy Always, dnsPolicy ClusterFirst, terminationGracePeriodSeconds 30,
-schedulerName default-scheduler, securityContext {}; containers: terminationMessagePath/Policy, imagePullPolicy
-(Always for ``:latest`` or untagged images, else IfNotPresent), port protocol TCP, probe timeouts/periods/
-thresholds and httpGet scheme HTTP. Services: type ClusterIP, a clusterIP from 10.96.0.0/16, port protocol TCP,
-targetPort = port, sessionAffinity None. Namespaces: spec.finalizers [kubernetes], status.phase Active.
+Pod specs (pods and templates): restartPolicy Always, dnsPolicy ClusterFirst, terminationGracePeriodSeconds
+30, schedulerName default-scheduler, securityContext {}; containers: terminationMessagePath/Policy,
+imagePullPolicy (Always for ``:latest`` or untagged images, else IfNotPresent), port protocol TCP, probe
+timeouts/periods/ thresholds and httpGet scheme HTTP. Services: type ClusterIP, a clusterIP from 10.96.0.0/16,
+port protocol TCP, targetPort = port, sessionAffinity None. Namespaces: spec.finalizers [kubernetes],
+status.phase Active.
 """
 
 from __future__ import annotations

@@ -1,18 +1,17 @@
 """The deployment controller: a ReplicaSet per pod template, rolling updates, and the Deployment's status.
 
-The ReplicaSet of a template is named ``<deployment>-<pod-template-hash>`` (10 characters from a hash of
-the template), labelled and selected with ``pod-template-hash``, owned by the Deployment, and annotated
+The ReplicaSet of a template is named ``<deployment>-<pod-template-hash>`` (10 characters from a hash of the
+template), labelled and selected with ``pod-template-hash``, owned by the Deployment, and annotated
 ``deployment.kubernetes.io/revision`` (max of the others + 1; a template that returns to an old ReplicaSet
-gives that one the next revision, as ``kubectl rollout undo`` does); the Deployment carries the same
-revision annotation. RollingUpdate follows the real controller: the new ReplicaSet grows while the total
-stays within replicas + maxSurge (percentages round up), old ones shrink (unhealthy pods first) while at
-least replicas - maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the
-old ones first. Status: observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas,
-unavailableReplicas, conditions Available (MinimumReplicasAvailable/Unavailable) and Progressing
-(NewReplicaSetCreated, FoundNewReplicaSet, ReplicaSetUpdated, NewReplicaSetAvailable, and
-ProgressDeadlineExceeded once ``progressDeadlineSeconds`` pass without progress). A Pod counts as
-available as soon as it is Ready (minReadySeconds is not modelled). Old ReplicaSets beyond
-revisionHistoryLimit are deleted.
+gives that one the next revision, as ``kubectl rollout undo`` does); the Deployment carries the same revision
+annotation. RollingUpdate follows the real controller: the new ReplicaSet grows while the total stays within
+replicas + maxSurge (percentages round up), old ones shrink (unhealthy pods first) while at least replicas -
+maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first. Status:
+observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas,
+conditions Available (MinimumReplicasAvailable/Unavailable) and Progressing (NewReplicaSetCreated,
+FoundNewReplicaSet, ReplicaSetUpdated, NewReplicaSetAvailable, and ProgressDeadlineExceeded once
+``progressDeadlineSeconds`` pass without progress). A Pod counts as available as soon as it is Ready
+(minReadySeconds is not modelled). Old ReplicaSets beyond revisionHistoryLimit are deleted.
 """
 
 from __future__ import annotations
@@ -80,7 +79,9 @@ class Rollout:
         self.want = deployment["spec"].get("replicas", 1)
         self.new = next((r for r in self.rss if _without_hash(r["spec"]["template"]) ==
                          deployment["spec"]["template"]), None)
-        self.old = sorted([r for r in self.rss if r is not self.new], key=lambda r: r["metadata"]["creationTimestamp"])
+        self.old = sorted(
+            [r for r in self.rss if r is not self.new], key=lambda r: r["metadata"]["creationTimestamp"]
+        )
         self.progress_note = None
 
     def scale(self, rs: dict, replicas: int) -> None:
@@ -90,7 +91,9 @@ class Rollout:
 
         def change(obj):
             obj["spec"]["replicas"] = replicas
-            obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(self.want)
+            obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(
+                self.want
+            )
         self.store.mutate(REPLICASETS, self.namespace, rs["metadata"]["name"], change)
         rs["spec"]["replicas"] = replicas
         direction = "up" if replicas > before else "down"
@@ -103,13 +106,23 @@ class Rollout:
         if self.new is not None:
             if self.old and _revision(self.new) < top:  # rolled back to an older template
                 revision = str(top + 1)
-                self.store.mutate(REPLICASETS, self.namespace, self.new["metadata"]["name"],
-                                  lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision))
+                self.store.mutate(
+                    REPLICASETS,
+                    self.namespace,
+                    self.new["metadata"]["name"],
+                    lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
+                )
                 self.new["metadata"]["annotations"][REVISION] = revision
-                self.progress_note = ("FoundNewReplicaSet", f'Found new replica set "{self.new["metadata"]["name"]}"')
+                self.progress_note = (
+                    "FoundNewReplicaSet",
+                    f'Found new replica set "{self.new["metadata"]["name"]}"',
+                )
             return
         self.new = self._create_new(str(top + 1))
-        self.progress_note = ("NewReplicaSetCreated", f'Created new replica set "{self.new["metadata"]["name"]}"')
+        self.progress_note = (
+            "NewReplicaSetCreated",
+            f'Created new replica set "{self.new["metadata"]["name"]}"',
+        )
 
     def _create_new(self, revision: str) -> dict:
         from .controller import owner_ref
@@ -123,13 +136,25 @@ class Rollout:
         start = self.want if not self.old else max(0, min(self.want, self.want + surge - total))
         if self.d["spec"]["strategy"]["type"] == "Recreate" and self.old:
             start = 0
-        rs = {"metadata": {"name": f"{self.name}-{pod_hash}", "namespace": self.namespace,
-                           "labels": dict(template["metadata"]["labels"]), "ownerReferences": [owner_ref(self.d)],
-                           "annotations": {REVISION: revision,
-                                           "deployment.kubernetes.io/desired-replicas": str(self.want),
-                                           "deployment.kubernetes.io/max-replicas": str(self.want + surge)}},
-              "spec": {"replicas": 0, "minReadySeconds": self.d["spec"].get("minReadySeconds", 0),
-                       "selector": selector, "template": template}}
+        rs = {
+            "metadata": {
+                "name": f"{self.name}-{pod_hash}",
+                "namespace": self.namespace,
+                "labels": dict(template["metadata"]["labels"]),
+                "ownerReferences": [owner_ref(self.d)],
+                "annotations": {
+                    REVISION: revision,
+                    "deployment.kubernetes.io/desired-replicas": str(self.want),
+                    "deployment.kubernetes.io/max-replicas": str(self.want + surge),
+                },
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": self.d["spec"].get("minReadySeconds", 0),
+                "selector": selector,
+                "template": template,
+            },
+        }
         created = self.store.create(REPLICASETS, self.namespace, rs)
         self.rss.append(created)
         self.pods[created["metadata"]["uid"]], self.ready[created["metadata"]["uid"]] = [], 0
@@ -192,9 +217,15 @@ def sync_deployment(store: Store, deployment: dict) -> None:
         rollout.clean_history()
         revision = (rollout.new["metadata"].get("annotations") or {}).get(REVISION)
         if (deployment["metadata"].get("annotations") or {}).get(REVISION) != revision:
-            store.mutate(DEPLOYMENTS, rollout.namespace, rollout.name,
-                         lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision))
-    status = next_status(rollout, deployment.get("status") or {}, datetime.datetime.now(datetime.timezone.utc))
+            store.mutate(
+                DEPLOYMENTS,
+                rollout.namespace,
+                rollout.name,
+                lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
+            )
+    status = next_status(
+        rollout, deployment.get("status") or {}, datetime.datetime.now(datetime.timezone.utc)
+    )
     if status != (deployment.get("status") or {}):
         store.mutate(DEPLOYMENTS, rollout.namespace, rollout.name, lambda o: o.__setitem__("status", status),
                      "status")

@@ -1,10 +1,10 @@
 """Recording core/v1 Events like the real components do: one Event per (object, reason, message), counted up.
 
-A repeated event is the same object with ``count`` incremented and ``lastTimestamp`` moved (the real
-event recorder aggregates the same way), so ``list_namespaced_event(field_selector="involvedObject.name=X")``
-shows what happened to X. Reasons used by the fake: ScalingReplicaSet (deployment controller),
-SuccessfulCreate/SuccessfulDelete (replicaset controller), Scheduled/Pulling/Pulled/Created/Started,
-BackOff, Unhealthy, Killing, Failed (kubelet).
+A repeated event is the same object with ``count`` incremented and ``lastTimestamp`` moved (the real event
+recorder aggregates the same way), so ``list_namespaced_event(field_selector="involvedObject.name=X")`` shows
+what happened to X. Reasons used by the fake: ScalingReplicaSet (deployment controller),
+SuccessfulCreate/SuccessfulDelete (replicaset controller), Scheduled/Pulling/Pulled/Created/Started, BackOff,
+Unhealthy, Killing, Failed (kubelet).
 """
 
 from __future__ import annotations

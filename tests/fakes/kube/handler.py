@@ -1,11 +1,11 @@
-"""The HTTP side: bearer-token authentication (401), deny rules (403), discovery, verbs, watch streams, proxies.
+"""The HTTP side: bearer-token auth (401), deny rules (403), discovery, verbs, watch streams, proxies.
 
 Requests need ``Authorization: Bearer <token>`` with a token the server knows (else 401 Unauthorized Status);
 then the ``Forbid`` rules are checked (403 Forbidden Status naming user, verb, resource and namespace).
-Responses are JSON (``application/json``) with Content-Length on a keep-alive HTTP/1.1 connection; watches
-are chunked, one JSON event per line, ending after ``timeoutSeconds`` (capped by the server's
-``watch_limit``) or on shutdown. ``/openapi/v2`` and ``/openapi/v3`` answer 404, so kubectl needs
-``--validate=false``; aggregated discovery is not offered (clients fall back to the legacy documents).
+Responses are JSON (``application/json``) with Content-Length on a keep-alive HTTP/1.1 connection; watches are
+chunked, one JSON event per line, ending after ``timeoutSeconds`` (capped by the server's ``watch_limit``) or
+on shutdown. ``/openapi/v2`` and ``/openapi/v3`` answer 404, so kubectl needs ``--validate=false``; aggregated
+discovery is not offered (clients fall back to the legacy documents).
 """
 
 from __future__ import annotations
@@ -96,10 +96,13 @@ class KubeHandler(BaseHTTPRequestHandler):
         verb = rbac_verb(method, route, watch)
         for rule in self.kube.forbid:
             if rule.matches(user, verb, route):
-                raise errors.forbidden(user, verb, route.resource, route.subresource, route.name, route.namespace)
+                raise errors.forbidden(
+                    user, verb, route.resource, route.subresource, route.name, route.namespace
+                )
         if route.subresource == "proxy":
-            code, headers, body = self.kube.proxy.forward(route, method, parts.query, dict(self.headers.items()),
-                                                          raw)
+            code, headers, body = self.kube.proxy.forward(
+                route, method, parts.query, dict(self.headers.items()), raw
+            )
             ctype = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), "text/plain")
             self._send(code, body, ctype, headers)
             return

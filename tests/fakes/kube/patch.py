@@ -1,4 +1,4 @@
-"""PATCH bodies: JSON merge patch (RFC 7386), strategic merge patch, JSON patch (RFC 6902) and apply configurations.
+"""PATCH bodies: JSON merge patch (RFC 7386), strategic merge patch, JSON patch (RFC 6902), apply configs.
 
 Strategic merge patch merges these lists by key, as the Kubernetes types declare (``patchMergeKey``):
 containers/initContainers/volumes/env/imagePullSecrets/ownerReferences by ``name``/``uid``, ports by
@@ -13,9 +13,20 @@ import copy
 
 from .status import bad_request
 
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
-              "env": "name", "imagePullSecrets": "name", "ownerReferences": "uid", "volumeMounts": "mountPath",
-              "conditions": "type", "hostAliases": "ip", "tolerations": None, "finalizers": None}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "env": "name",
+    "imagePullSecrets": "name",
+    "ownerReferences": "uid",
+    "volumeMounts": "mountPath",
+    "conditions": "type",
+    "hostAliases": "ip",
+    "tolerations": None,
+    "finalizers": None,
+}
 
 
 def merge_patch(target, patch):

@@ -1,19 +1,19 @@
 """Pod backends (the kubelet's part): what happens to a Pod after it is created. ``simulated`` is the default.
 
-``simulated``: a pod is scheduled to node ``fake-node`` at once and becomes Running and Ready
-``ready_delay`` seconds later, unless a container asks for trouble, by its image name or by the env var
+``simulated``: a pod is scheduled to node ``fake-node`` at once and becomes Running and Ready ``ready_delay``
+seconds later, unless a container asks for trouble, by its image name or by the env var
 ``FAKE_KUBE_BEHAVIOUR`` on the container:
 
-* image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container
-  crashes again and again (restartCount grows, lastState.terminated exitCode 1 reason Error, state waiting
+* image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container crashes
+  again and again (restartCount grows, lastState.terminated exitCode 1 reason Error, state waiting
   CrashLoopBackOff), with Warning events BackOff; its log says it crashed.
 * image containing ``unready`` or ``FAKE_KUBE_BEHAVIOUR=unready``: Running, never Ready, Warning events
   Unhealthy ("Readiness probe failed: HTTP probe failed with statuscode: 503").
 * image containing ``nonexistent`` or ``FAKE_KUBE_BEHAVIOUR=pull-error``: Pending, waiting ErrImagePull /
   ImagePullBackOff, Warning events Failed ("Failed to pull image ...").
 
-``process`` (processes.py): a test-supplied ``runner(pod_spec, port) -> handle`` really runs each pod.
-Both set status.podIP/hostIP to 127.0.0.1 and answer the pod log subresource (``logs``).
+``process`` (processes.py): a test-supplied ``runner(pod_spec, port) -> handle`` really runs each pod. Both
+set status.podIP/hostIP to 127.0.0.1 and answer the pod log subresource (``logs``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,19 @@ def behaviour_of(container: dict) -> str:
     return next((kind for marker, kind in IMAGE_MARKERS.items() if marker in image), "ok")
 
 
-def container_status(container: dict, state: dict, ready: bool, restarts: int = 0, last: dict | None = None) -> dict:
-    status = {"name": container["name"], "image": container["image"], "imageID": "", "ready": ready,
-              "started": "running" in state, "restartCount": restarts, "state": state, "lastState": last or {}}
+def container_status(
+    container: dict, state: dict, ready: bool, restarts: int = 0, last: dict | None = None
+) -> dict:
+    status = {
+        "name": container["name"],
+        "image": container["image"],
+        "imageID": "",
+        "ready": ready,
+        "started": "running" in state,
+        "restartCount": restarts,
+        "state": state,
+        "lastState": last or {},
+    }
     if "running" in state or "terminated" in state:
         status["containerID"] = "containerd://" + uuid.uuid4().hex
         status["imageID"] = container["image"]
@@ -66,9 +76,15 @@ def pod_status(pod: dict, phase: str, containers: list[dict], started: str) -> d
     unready = [c["name"] for c in containers if not c["ready"]]
     why = ("ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]") if unready else ()
     resources = [c.get("resources") or {} for c in pod["spec"]["containers"]]
-    qos = "BestEffort" if not any(r.get("requests") or r.get("limits") for r in resources) else (
-        "Guaranteed" if all(r.get("limits") and r.get("requests", r["limits"]) == r["limits"] for r in resources)
-        else "Burstable")
+    qos = (
+        "BestEffort"
+        if not any(r.get("requests") or r.get("limits") for r in resources)
+        else (
+            "Guaranteed"
+            if all(r.get("limits") and r.get("requests", r["limits"]) == r["limits"] for r in resources)
+            else "Burstable"
+        )
+    )
     return {"phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}], "startTime": started, "qosClass": qos,
             "conditions": [condition("PodReadyToStartContainers", "True"), condition("Initialized", "True"),
@@ -85,7 +101,10 @@ def write_status(store: Store, pod: dict, status: dict) -> bool:
     def change(obj):
         if obj["metadata"]["uid"] == uid:
             obj["status"] = status
-    return store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, "status") is not None
+    return (
+        store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, "status")
+        is not None
+    )
 
 
 class SimulatedBackend:
@@ -126,8 +145,15 @@ class SimulatedBackend:
             containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
                           for c in pod["spec"]["containers"]]
             write_status(self.store, pod, pod_status(pod, "Pending", containers, state["started"]))
-            record(self.store, pod, "Normal", "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/"
-                   f"{pod['metadata']['name']} to fake-node", "default-scheduler")
+            record(
+                self.store,
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {pod['metadata']['namespace']}/"
+                f"{pod['metadata']['name']} to fake-node",
+                "default-scheduler",
+            )
             return
         if now < state["next"]:
             return
@@ -146,21 +172,47 @@ class SimulatedBackend:
         if not state["logs"]:
             state["logs"].append(f"simulated container {name} started (image {image})\n")
             if kind != "pull-error":
-                for reason, text in (("Pulled", f'Container image "{image}" already present on machine'),
-                                     ("Created", f"Created container {name}"), ("Started", f"Started container {name}")):
+                for reason, text in (
+                    ("Pulled", f'Container image "{image}" already present on machine'),
+                    ("Created", f"Created container {name}"),
+                    ("Started", f"Started container {name}"),
+                ):
                     record(self.store, pod, "Normal", reason, text, "kubelet")
         if kind == "crash":
             state["restarts"] += 1
-            state["logs"].append(f"Traceback (most recent call last):\nRuntimeError: {name} crashed (simulated)\n")
-            record(self.store, pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
-                   f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})", "kubelet")
-            last = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": now_iso()}}
-            waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off 10s restarting failed "
-                                   f"container={name} pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"}}
+            state["logs"].append(
+                f"Traceback (most recent call last):\nRuntimeError: {name} crashed (simulated)\n"
+            )
+            record(
+                self.store,
+                pod,
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod "
+                f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+                "kubelet",
+            )
+            last = {
+                "terminated": {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "startedAt": started,
+                    "finishedAt": now_iso(),
+                }
+            }
+            waiting = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off 10s restarting failed "
+                    f"container={name} pod={pod['metadata']['name']}_{pod['metadata']['namespace']}",
+                }
+            }
             return container_status(container, waiting, False, state["restarts"], last)
         if kind == "pull-error":
-            message = (f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
-                       f'unpack image "{image}": not found')
+            message = (
+                f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
+                f'unpack image "{image}": not found'
+            )
             record(self.store, pod, "Warning", "Failed", message, "kubelet")
             reason = "ImagePullBackOff" if state["restarts"] else "ErrImagePull"
             state["restarts"] += 1

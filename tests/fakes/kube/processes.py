@@ -3,18 +3,18 @@
 ``runner(pod_spec: dict, port: int) -> handle`` starts the pod's containers (e.g. with runc on the host
 network) listening on ``port`` (the runner sets ``VCI_PORT``); the handle has ``stop()``, ``alive() -> bool``,
 ``logs() -> str`` and optionally ``exit_code`` (int or None). Each pod gets its own free host port, recorded
-in the pod annotation ``fake.kube.vci.dev/host-port``; every containerPort (and named port, e.g. ``http``)
-of the pod stands for that port, for probes and for the proxies. status.podIP is 127.0.0.1.
+in the pod annotation ``fake.kube.vci.dev/host-port``; every containerPort (and named port, e.g. ``http``) of
+the pod stands for that port, for probes and for the proxies. status.podIP is 127.0.0.1.
 
-Per pod a worker thread: starts the runner (a raising runner counts as a crash), then probes with the
-real rules on a compressed clock: each probe runs every ``periodSeconds * time_scale`` seconds (default
-scale 0.1: a 10 s period is 1 s), after ``initialDelaySeconds * time_scale``; startupProbe first (until it
-succeeds; failureThreshold failures kill), then readinessProbe sets Ready (no readinessProbe: Ready once
-started), livenessProbe failures (failureThreshold in a row) kill and restart the container (Warning
-events Unhealthy, Normal Killing). A container killed by a signal reports exit code 128 + signal. A dead
-process is restarted with back-off (``backoff``, doubling, capped at 8x): restartCount grows, lastState
-holds the termination, state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting the
-pod or stopping the server stops its process.
+Per pod a worker thread: starts the runner (a raising runner counts as a crash), then probes with the real
+rules on a compressed clock: each probe runs every ``periodSeconds * time_scale`` seconds (default scale 0.1:
+a 10 s period is 1 s), after ``initialDelaySeconds * time_scale``; startupProbe first (until it succeeds;
+failureThreshold failures kill), then readinessProbe sets Ready (no readinessProbe: Ready once started),
+livenessProbe failures (failureThreshold in a row) kill and restart the container (Warning events Unhealthy,
+Normal Killing). A container killed by a signal reports exit code 128 + signal. A dead process is restarted
+with back-off (``backoff``, doubling, capped at 8x): restartCount grows, lastState holds the termination,
+state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting the pod or stopping the server
+stops its process.
 """
 
 from __future__ import annotations
@@ -97,12 +97,25 @@ class PodWorker(threading.Thread):
                 fails[kind] = 0 if ok else fails[kind] + 1
                 if not ok:
                     label = kind.replace("Probe", "").capitalize()
-                    record(self.backend.store, self.pod, "Warning", "Unhealthy", f"{label} probe failed: {why}",
-                           "kubelet")
+                    record(
+                        self.backend.store,
+                        self.pod,
+                        "Warning",
+                        "Unhealthy",
+                        f"{label} probe failed: {why}",
+                        "kubelet",
+                    )
                 started = started or (kind == "startupProbe" and ok)
                 if kind != "readinessProbe" and fails[kind] >= probes[kind].get("failureThreshold", 3):
-                    record(self.backend.store, self.pod, "Normal", "Killing", f"Container {self.container['name']} "
-                           f"failed {kind.replace('Probe', '')} probe, will be restarted", "kubelet")
+                    record(
+                        self.backend.store,
+                        self.pod,
+                        "Normal",
+                        "Killing",
+                        f"Container {self.container['name']} "
+                        f"failed {kind.replace('Probe', '')} probe, will be restarted",
+                        "kubelet",
+                    )
                     self.handle.stop()
                     return
             now_ready = ready
@@ -136,8 +149,16 @@ class PodWorker(threading.Thread):
             self.stopped.set()
             return
         statuses = [container_status(self.container, state, ready, self.restarts, self.last)]
-        write_status(self.backend.store, fresh, pod_status(fresh, "Running" if running else "Pending", statuses,
-                                                           fresh.get("status", {}).get("startTime") or now_iso()))
+        write_status(
+            self.backend.store,
+            fresh,
+            pod_status(
+                fresh,
+                "Running" if running else "Pending",
+                statuses,
+                fresh.get("status", {}).get("startTime") or now_iso(),
+            ),
+        )
 
     def logs(self, previous: bool) -> str:
         if previous:

@@ -1,13 +1,13 @@
-"""The API server's service and pod proxies: ``.../services/[http:]NAME[:PORT]/proxy/PATH`` and ``.../pods/...``.
+"""The API server's service and pod proxies: ``.../services/[http:]NAME[:PORT]/proxy/PATH`` and pods.
 
-A service proxy request goes to one Ready pod selected by the Service's selector, round robin, on the
-host port the process backend assigned to that pod (every container port and named port of the pod maps to
-it; see processes.py). Method, body, query and headers (Content-Type, X-Request-Id, Accept, ...; not the
-caller's Authorization) are forwarded; the pod's status, headers and body come back unchanged. With no
-Ready pod the answer is the real server's 503 ``no endpoints available for service "NAME"``; a pod that
-refuses the connection gives 503 ``error trying to reach service: ...``. Simulated pods run nothing: a test
-may set ``server.proxy.fallback = handler(pod, method, path, query, headers, body) -> (code, headers,
-body)`` to answer for them; without one, proxying to a simulated pod is that same 503 (connection refused).
+A service proxy request goes to one Ready pod selected by the Service's selector, round robin, on the host
+port the process backend assigned to that pod (every container port and named port of the pod maps to it; see
+processes.py). Method, body, query and headers (Content-Type, X-Request-Id, Accept, ...; not the caller's
+Authorization) are forwarded; the pod's status, headers and body come back unchanged. With no Ready pod the
+answer is the real server's 503 ``no endpoints available for service "NAME"``; a pod that refuses the
+connection gives 503 ``error trying to reach service: ...``. Simulated pods run nothing: a test may set
+``server.proxy.fallback = handler(pod, method, path, query, headers, body) -> (code, headers, body)`` to
+answer for them; without one, proxying to a simulated pod is that same 503 (connection refused).
 """
 
 from __future__ import annotations
@@ -61,14 +61,18 @@ class Proxy:
         if host_port is None:
             if self.fallback is not None:
                 return self.fallback(pod, method, "/" + route.rest, query, headers, body)
-            raise _unavailable(f"error trying to reach service: dial tcp {pod['status'].get('podIP', '127.0.0.1')}:"
-                               f"{port or 80}: connect: connection refused (simulated pod)")
+            raise _unavailable(
+                f"error trying to reach service: dial tcp {pod['status'].get('podIP', '127.0.0.1')}:"
+                f"{port or 80}: connect: connection refused (simulated pod)"
+            )
         return self._send(host_port, method, path, headers, body)
 
     def _pick(self, namespace: str, name: str, port: str) -> dict:
         service = self.store.find(SERVICES, namespace, name)
         if service is None:
-            raise ApiError(404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"})
+            raise ApiError(
+                404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"}
+            )
         ports = service["spec"].get("ports") or []
         if port and not any(port in (p.get("name"), str(p.get("port"))) for p in ports):
             raise _unavailable(f'no endpoints available for service "{name}"')

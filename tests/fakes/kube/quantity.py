@@ -1,10 +1,10 @@
 """Resource quantities ("500m", "1Gi", 2) parsed and written back in the API server's canonical form.
 
-The real server decodes a quantity when it decodes the object: a malformed one makes the whole request a
-400 BadRequest (``quantities must match the regular expression ...`` / ``unable to parse quantity's
-suffix``), not a 422. Stored quantities come back canonical: ``0.5`` -> ``500m``, ``1000m`` -> ``1``,
-``2048Mi`` -> ``2Gi``, ``1500`` -> ``1500``, ``2000`` -> ``2k``; binary suffixes stay binary when the value
-is a whole number of bytes, decimal exponents (``1e3``) stay exponents.
+The real server decodes a quantity when it decodes the object: a malformed one makes the whole request a 400
+BadRequest (``quantities must match the regular expression ...`` / ``unable to parse quantity's suffix``), not
+a 422. Stored quantities come back canonical: ``0.5`` -> ``500m``, ``1000m`` -> ``1``, ``2048Mi`` -> ``2Gi``,
+``1500`` -> ``1500``, ``2000`` -> ``2k``; binary suffixes stay binary when the value is a whole number of
+bytes, decimal exponents (``1e3``) stay exponents.
 """
 
 from __future__ import annotations

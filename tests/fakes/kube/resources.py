@@ -1,9 +1,9 @@
-"""The resource types the fake serves (group, version, kind, scope, subresources) and their discovery documents.
+"""The resource types the fake serves (group, version, kind, scope, subresources) and their discovery.
 
 Served: v1 namespaces, pods (+log, +proxy), services (+proxy), events, configmaps, secrets; apps/v1
 deployments (+status, +scale), replicasets (+status, +scale); autoscaling/v2 horizontalpodautoscalers
-(+status); policy/v1 poddisruptionbudgets (+status). Discovery answers the legacy (non-aggregated)
-documents /api, /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
+(+status); policy/v1 poddisruptionbudgets (+status). Discovery answers the legacy (non-aggregated) documents
+/api, /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
 """
 
 from __future__ import annotations
@@ -35,18 +35,36 @@ class Resource:
 
 
 RESOURCES = [
-    Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)),
+    Resource(
+        "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)
+    ),
     Resource("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy")),
     Resource("", "v1", "services", "Service", short_names=("svc",), subresources=("status", "proxy")),
     Resource("", "v1", "events", "Event", short_names=("ev",), has_status=False),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",), has_status=False),
     Resource("", "v1", "secrets", "Secret", has_status=False),
-    Resource("apps", "v1", "deployments", "Deployment", short_names=("deploy",), subresources=("status", "scale")),
-    Resource("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale")),
-    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
-             subresources=("status",)),
-    Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",),
-             subresources=("status",)),
+    Resource(
+        "apps", "v1", "deployments", "Deployment", short_names=("deploy",), subresources=("status", "scale")
+    ),
+    Resource(
+        "apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale")
+    ),
+    Resource(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        subresources=("status",),
+    ),
+    Resource(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        short_names=("pdb",),
+        subresources=("status",),
+    ),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}

@@ -52,10 +52,17 @@ def next_status(rollout, current: dict, now: datetime.datetime) -> dict:
     previous = conditions.get("Available")
     if not previous or previous["status"] != ("True" if avail_ok else "False"):
         conditions["Available"] = _condition(
-            "Available", "True" if avail_ok else "False",
+            "Available",
+            "True" if avail_ok else "False",
             "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
-            "Deployment has minimum availability." if avail_ok else "Deployment does not have minimum availability.",
-            stamp, previous)
+            (
+                "Deployment has minimum availability."
+                if avail_ok
+                else "Deployment does not have minimum availability."
+            ),
+            stamp,
+            previous,
+        )
     progressing = _progressing(rollout, current, numbers, conditions.get("Progressing"), now, stamp)
     if progressing is not None:
         conditions["Progressing"] = progressing
@@ -81,12 +88,18 @@ def _progressing(rollout, current, numbers, previous, now, stamp) -> dict | None
             return previous
         return _condition("Progressing", "True", "NewReplicaSetAvailable",
                           f'ReplicaSet "{name}" has successfully progressed.', stamp, previous)
-    if _progressed(current, numbers) or previous is None or previous.get("reason") == "NewReplicaSetAvailable":
+    if (
+        _progressed(current, numbers)
+        or previous is None
+        or previous.get("reason") == "NewReplicaSetAvailable"
+    ):
         return _condition("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.',
                           stamp, previous)
     deadline = rollout.d["spec"].get("progressDeadlineSeconds")
     if deadline is not None and previous.get("reason") != "ProgressDeadlineExceeded":
-        updated = datetime.datetime.strptime(previous["lastUpdateTime"], TIME).replace(tzinfo=datetime.timezone.utc)
+        updated = datetime.datetime.strptime(previous["lastUpdateTime"], TIME).replace(
+            tzinfo=datetime.timezone.utc
+        )
         if (now - updated).total_seconds() > deadline:
             return _condition("Progressing", "False", "ProgressDeadlineExceeded",
                               f'ReplicaSet "{name}" has timed out progressing.', stamp, previous)

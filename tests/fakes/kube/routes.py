@@ -1,4 +1,4 @@
-"""Parsing API paths into (resource, namespace, name, subresource) and access rules (who may do what, else 403).
+"""Parsing API paths into (resource, namespace, name, subresource) and deny rules (who may not, 403).
 
 Paths: ``/api/v1/...`` for the core group, ``/apis/<group>/<version>/...`` for the others; then
 ``<plural>[/<name>[/<subresource>[/<rest>]]]`` for cluster-wide lists and cluster-scoped objects, or
@@ -60,7 +60,9 @@ def rbac_verb(method: str, route: Route, watch: bool) -> str:
         return "watch" if watch else ("get" if route.name else "list")
     if method == "DELETE" and not route.name:
         return "deletecollection"
-    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        method, method.lower()
+    )
 
 
 @dataclass(frozen=True)

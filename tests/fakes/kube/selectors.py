@@ -1,9 +1,9 @@
-"""Label and field selectors as the API server parses them (``?labelSelector=``, ``?fieldSelector=``, LabelSelector).
+"""Label and field selectors as the API server parses them (labelSelector, fieldSelector, LabelSelector).
 
 Label selectors: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists) and ``!k``,
 comma-separated (AND). Field selectors: ``f=v``, ``f==v``, ``f!=v`` on the fields the real server indexes for
-the resource (``metadata.name``, ``metadata.namespace`` everywhere, ``status.phase``/``spec.nodeName`` on pods,
-``involvedObject.*``/``reason``/``type`` on events); any other field is a 400 like the real server's
+the resource (``metadata.name``, ``metadata.namespace`` everywhere, ``status.phase``/``spec.nodeName`` on
+pods, ``involvedObject.*``/``reason``/``type`` on events); any other field is a 400 like the real server's
 ``field label not supported``.
 """
 
@@ -23,7 +23,9 @@ EXTRA_FIELDS = {
     "secrets": {"type"},
     "replicasets": {"status.replicas"},
 }
-_SET = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([A-Za-z0-9_.-]*))?\s*$")
+_SET = re.compile(
+    r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([A-Za-z0-9_.-]*))?\s*$"
+)
 
 
 def _split(text: str) -> list[str]:

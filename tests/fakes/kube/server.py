@@ -1,9 +1,9 @@
-"""The fake API server's lifecycle: a threaded HTTP(S) server on 127.0.0.1, its controllers, and kubeconfig files.
+"""The fake API server's lifecycle: a threaded HTTP(S) server on 127.0.0.1, controllers, kubeconfig files.
 
 ``KubeServer(...).start()`` binds a free port, starts the HTTP threads, the deployment/replicaset/garbage
-collector loop (controller.py) and the pod backend (pods.py); ``stop()`` ends watches, stops pod processes
-and joins everything within a few seconds. With ``tls=True`` a self-signed certificate for 127.0.0.1 and
-localhost is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data.
+collector loop (controller.py) and the pod backend (pods.py); ``stop()`` ends watches, stops pod processes and
+joins everything within a few seconds. With ``tls=True`` a self-signed certificate for 127.0.0.1 and localhost
+is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data.
 """
 
 from __future__ import annotations
@@ -39,9 +39,23 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class KubeServer:
-    def __init__(self, *, tokens: dict | None = None, forbid=(), tls: bool = False, backend: str = "simulated",
-                 runner=None, namespaces=("default",), ready_delay: float = 0.3, tick: float = 0.05,
-                 time_scale: float = 0.1, history: int = 2000, watch_limit: float = 60.0, workdir=None):
+
+    def __init__(
+        self,
+        *,
+        tokens: dict | None = None,
+        forbid=(),
+        tls: bool = False,
+        backend: str = "simulated",
+        runner=None,
+        namespaces=("default",),
+        ready_delay: float = 0.3,
+        tick: float = 0.05,
+        time_scale: float = 0.1,
+        history: int = 2000,
+        watch_limit: float = 60.0,
+        workdir=None,
+    ):
         self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
         self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
         self.tls = tls
@@ -105,17 +119,32 @@ class KubeServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def kubeconfig(self, path, context: str = "test", namespace: str = "default", token: str | None = None) -> Path:
-        """Write a kubeconfig (server URL, bearer token, CA when TLS is on) whose current context is ``context``."""
+    def kubeconfig(
+        self, path, context: str = "test", namespace: str = "default", token: str | None = None
+    ) -> Path:
+        """Write a kubeconfig (server URL, bearer token, CA with TLS) whose current context is ``context``."""
         import yaml
         cluster = {"server": self.url}
         if self.ca_file is not None:
             cluster["certificate-authority-data"] = base64.b64encode(self.ca_file.read_bytes()).decode()
-        config = {"apiVersion": "v1", "kind": "Config", "current-context": context, "preferences": {},
-                  "clusters": [{"name": f"{context}-cluster", "cluster": cluster}],
-                  "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
-                  "contexts": [{"name": context, "context": {"cluster": f"{context}-cluster",
-                                                             "user": f"{context}-user", "namespace": namespace}}]}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "preferences": {},
+            "clusters": [{"name": f"{context}-cluster", "cluster": cluster}],
+            "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {
+                        "cluster": f"{context}-cluster",
+                        "user": f"{context}-user",
+                        "namespace": namespace,
+                    },
+                }
+            ],
+        }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,4 +1,4 @@
-"""Status bodies and the errors that carry them, shaped like the real API server's (kind Status, apiVersion v1).
+"""Status bodies and the errors that carry them, shaped like the real API server's (kind Status, v1).
 
 Every refusal the fake makes is an ``ApiError`` whose ``body`` is what a kube-apiserver sends for the same
 case: ``{"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message", "reason",
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from .resources import Resource
 
-MODIFIED_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
+MODIFIED_MESSAGE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 class ApiError(Exception):
@@ -47,11 +49,15 @@ def not_found(resource: Resource, name: str) -> ApiError:
 
 
 def namespace_not_found(namespace: str) -> ApiError:
-    return ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+    return ApiError(
+        404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
+    )
 
 
 def already_exists(resource: Resource, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name))
+    return ApiError(
+        409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name)
+    )
 
 
 def conflict(resource: Resource, name: str, why: str = MODIFIED_MESSAGE) -> ApiError:
@@ -60,8 +66,13 @@ def conflict(resource: Resource, name: str, why: str = MODIFIED_MESSAGE) -> ApiE
 
 
 def terminating(resource: Resource, name: str, namespace: str) -> ApiError:
-    return ApiError(403, "Forbidden", f'{resource.qualified} "{name}" is forbidden: unable to create new content '
-                    f'in namespace {namespace} because it is being terminated', _details(resource, name))
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{resource.qualified} "{name}" is forbidden: unable to create new content '
+        f"in namespace {namespace} because it is being terminated",
+        _details(resource, name),
+    )
 
 
 def invalid(resource: Resource, name: str, causes: list[tuple[str, str]]) -> ApiError:
@@ -79,7 +90,9 @@ def bad_request(message: str) -> ApiError:
 
 def undecodable(resource: Resource, why: str) -> ApiError:
     """What the server answers when the body does not decode into the kind (e.g. a bad resource quantity)."""
-    return bad_request(f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: {why}')
+    return bad_request(
+        f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: {why}'
+    )
 
 
 def unauthorized() -> ApiError:
@@ -100,13 +113,19 @@ def forbidden(user: str, verb: str, resource: Resource | None, subresource: str,
 
 
 def method_not_allowed() -> ApiError:
-    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+    return ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
 
 
 def unsupported_media(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
-                    f'media types include: application/json-patch+json, application/merge-patch+json, '
-                    f'application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})')
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted "
+        f"media types include: application/json-patch+json, application/merge-patch+json, "
+        f"application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})",
+    )
 
 
 def gone(resource_version: str, oldest: int) -> dict:

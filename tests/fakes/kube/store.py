@@ -1,13 +1,13 @@
-"""The object store: one global resourceVersion counter, metadata upkeep, optimistic concurrency and watch history.
+"""The object store: one global resourceVersion counter, metadata, optimistic concurrency, watch history.
 
 Every write bumps a single integer counter; objects carry it as the string ``metadata.resourceVersion``.
 Create sets uid, creationTimestamp, generation 1 (workloads, pods, HPA, PDB), namespace, and drops any
-client-sent status of kinds whose status is a subresource. Update keeps uid/creationTimestamp, refuses a
-stale ``resourceVersion`` with 409 Conflict (an update without one is unconditional, as on the real server),
-keeps the stored status (status is written only through ``subresource="status"``) and bumps ``generation``
-only when ``spec`` changed. Deletion of an object with finalizers sets ``deletionTimestamp`` and keeps it
-until the finalizers are gone. The last ``history`` changes are kept for watches; a watch from an older
-resourceVersion gets an ERROR event carrying a 410 Expired Status, like the real server's compacted etcd.
+client-sent status of kinds whose status is a subresource. Update keeps uid/creationTimestamp, refuses a stale
+``resourceVersion`` with 409 Conflict (an update without one is unconditional, as on the real server), keeps
+the stored status (status is written only through ``subresource="status"``) and bumps ``generation`` only when
+``spec`` changed. Deletion of an object with finalizers sets ``deletionTimestamp`` and keeps it until the
+finalizers are gone. The last ``history`` changes are kept for watches; a watch from an older resourceVersion
+gets an ERROR event carrying a 410 Expired Status, like the real server's compacted etcd.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import datetime
 import random
-import string
 import threading
 import time
 import uuid
@@ -103,8 +102,9 @@ class Store:
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + random_suffix()
             if not meta.get("name"):
-                raise errors.invalid(resource, "", [("metadata.name", "Required value: name or generateName is "
-                                                                      "required")])
+                raise errors.invalid(
+                    resource, "", [("metadata.name", "Required value: name or generateName is " "required")]
+                )
             self._check_namespace(resource, namespace, meta["name"])
             decode_quantities(resource, obj)
             if resource.kind in RESET_STATUS_ON_CREATE:
@@ -128,8 +128,9 @@ class Store:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
-            raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on "
-                                     f"the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on " f"the URL ({name})"
+            )
         with self.cond:
             old = self.objects.get((resource.plural, namespace if resource.namespaced else "", name))
             if old is None:
@@ -175,7 +176,9 @@ class Store:
             meta["generation"] = old_meta.get("generation", 1) + 1
         return new
 
-    def mutate(self, resource: Resource, namespace: str, name: str, change, subresource: str = "") -> dict | None:
+    def mutate(
+        self, resource: Resource, namespace: str, name: str, change, subresource: str = ""
+    ) -> dict | None:
         """Read-modify-write under the lock (controllers and PATCH): ``change(obj)`` edits a copy in place."""
         with self.cond:
             current = self.objects.get((resource.plural, namespace if resource.namespaced else "", name))
@@ -216,12 +219,14 @@ class Store:
 
     def remove_finalizer(self, resource: Resource, namespace: str, name: str, finalizer: str) -> None:
         def drop(obj):
-            obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+            obj["metadata"]["finalizers"] = [
+                f for f in obj["metadata"].get("finalizers") or [] if f != finalizer
+            ]
         self.mutate(resource, namespace, name, drop)
 
     # -- watch -------------------------------------------------------------------------------------------
     def watch(self, resource: Resource, namespace: str | None, since: str | None, match, timeout: float):
-        """Yield (type, object) from ``since`` (exclusive) until ``timeout`` seconds pass or the store closes."""
+        """Yield (type, object) after ``since`` until ``timeout`` seconds pass or the store closes."""
         deadline = time.monotonic() + timeout
         with self.cond:
             if not since or since == "0":

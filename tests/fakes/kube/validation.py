@@ -1,9 +1,9 @@
-"""The field validation the real API server does on the objects a deployer writes (422 Invalid), plus decoding.
+"""The field validation the real API server does on what a deployer writes (422 Invalid), and decoding.
 
-Checked: object names (RFC 1123 subdomain; namespaces RFC 1123 labels; services RFC 1035 labels), label
-keys and values, container names/images/env names/port names, resource quantities (decoded first: a bad one
-is a 400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet selectors (required, must
-match the template labels, immutable on update), rolling-update parameters, Service ports and clusterIP
+Checked: object names (RFC 1123 subdomain; namespaces RFC 1123 labels; services RFC 1035 labels), label keys
+and values, container names/images/env names/port names, resource quantities (decoded first: a bad one is a
+400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet selectors (required, must match
+the template labels, immutable on update), rolling-update parameters, Service ports and clusterIP
 immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds. Messages follow the real ones.
 """
 
@@ -20,18 +20,26 @@ LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-MSG_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-MSG_LABEL = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-             "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation "
-             "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-MSG_1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
-            "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-            "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
-MSG_VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-             "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
-             "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+MSG_SUBDOMAIN = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+MSG_LABEL = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation "
+    "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+MSG_1035 = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+MSG_VALUE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+    "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 
 def _bad(field: str, value, why: str) -> tuple[str, str]:
@@ -51,10 +59,21 @@ def label_problems(labels: dict | None, field: str) -> list[tuple[str, str]]:
     problems = []
     for key, value in (labels or {}).items():
         prefix, _, name = key.rpartition("/")
-        if (prefix and not SUBDOMAIN.match(prefix)) or not name or len(name) > 63 or not LABEL_VALUE.match(name):
-            problems.append(_bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'"))
+        if (
+            (prefix and not SUBDOMAIN.match(prefix))
+            or not name
+            or len(name) > 63
+            or not LABEL_VALUE.match(name)
+        ):
+            problems.append(
+                _bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'")
+            )
         if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
-            why = "must be no more than 63 characters" if isinstance(value, str) and len(value) > 63 else MSG_VALUE
+            why = (
+                "must be no more than 63 characters"
+                if isinstance(value, str) and len(value) > 63
+                else MSG_VALUE
+            )
             problems.append(_bad(field, value, why))
     return problems
 
@@ -101,13 +120,19 @@ def container_problems(obj: dict) -> list[tuple[str, str]]:
             problems.append((f"{field}.image", "Required value"))
         for env in container.get("env") or []:
             if not ENV_NAME.match(env.get("name") or ""):
-                problems.append(_bad(f"{field}.env.name", env.get("name", ""), "a valid environment variable name "
-                                     "must consist of alphabetic characters, digits, '_', '-', or '.', and must "
-                                     "not start with a digit"))
+                problems.append(
+                    _bad(
+                        f"{field}.env.name",
+                        env.get("name", ""),
+                        "a valid environment variable name "
+                        "must consist of alphabetic characters, digits, '_', '-', or '.', and must "
+                        "not start with a digit",
+                    )
+                )
         for port in container.get("ports") or []:
-            if port.get("name") and (len(port["name"]) > 15 or not re.match(r"^[a-z0-9-]*[a-z][a-z0-9-]*$",
-                                                                             port["name"])):
-                problems.append(_bad(f"{field}.ports.name", port["name"], "must be an IANA_SVC_NAME"))
+            name = port.get("name")
+            if name and (len(name) > 15 or not re.match(r"^[a-z0-9-]*[a-z][a-z0-9-]*$", name)):
+                problems.append(_bad(f"{field}.ports.name", name, "must be an IANA_SVC_NAME"))
         problems += _request_limit_problems(container, field)
     return problems
 
@@ -147,19 +172,30 @@ def _workload_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     problems = []
     if not selector_matches(selector, labels):
-        problems.append(_bad("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+        problems.append(
+            _bad("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
+        )
     if old is not None and old.get("selector") != selector:
         problems.append(_bad("spec.selector", selector, "field is immutable"))
     if (spec.get("replicas") or 0) < 0:
         problems.append(_bad("spec.replicas", spec["replicas"], "must be greater than or equal to 0"))
     rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    if rolling and str(rolling.get("maxSurge", 1)) in ("0", "0%") and str(rolling.get("maxUnavailable", 1)) in (
-            "0", "0%"):
-        problems.append(_bad("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0"))
+    if (
+        rolling
+        and str(rolling.get("maxSurge", 1)) in ("0", "0%")
+        and str(rolling.get("maxUnavailable", 1)) in ("0", "0%")
+    ):
+        problems.append(
+            _bad("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0")
+        )
     restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy", "Always")
     if restart != "Always":
-        problems.append(("spec.template.spec.restartPolicy", f'Unsupported value: "{restart}": supported values: '
-                                                             '"Always"'))
+        problems.append(
+            (
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{restart}": supported values: ' '"Always"',
+            )
+        )
     return problems
 
 
