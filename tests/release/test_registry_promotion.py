@@ -58,7 +58,7 @@ def staged_image(tmp_path_factory, registries):
     result = package(
         settings,
         run.id,
-        Options(base=f"oci:{root / 'base'}:base", push=[f"{registries[0].host}/ml/iris-staging"]),
+        Options(level=1, base=f"oci:{root / 'base'}:base", push=[f"{registries[0].host}/ml/iris-staging"]),
     )
     yield result["image"], result["digest"]
     if saved is None:

@@ -213,10 +213,15 @@ class KubeTarget:
         spec = self.spec({"image": "x"}, None, track="canary")
         selector = ",".join(f"{k}={v}" for k, v in labels_for(spec).items())
         pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        texts = [self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
-                     f"{pod.metadata.name}:{PORT}", self.namespace, "metrics")
-                 for pod in pods if (pod.status and pod.status.phase) == "Running"]
-        return "\n".join(str(t) for t in texts)
+        from kubernetes.client.rest import ApiException
+        texts = []
+        for pod in pods:
+            try:
+                texts.append(self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod.metadata.name}:{PORT}", self.namespace, "metrics", _preload_content=False).data)
+            except ApiException as exc:  # a pod not (or no longer) serving: its requests count once it does
+                log.info("no metrics from canary pod %s: %s", pod.metadata.name, exc.reason)
+        return "\n".join(t.decode("utf-8", "replace") for t in texts)
 
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
