@@ -90,13 +90,17 @@ def test_no_sh_step_interpolates_a_credential_in_double_quotes():
     assert interpolated_credentials(leaky, credentials) == ["AWS_SECRET_ACCESS_KEY"]
 
 
-def run_pipeline(tmp_path, workspace, store, params, approver=None):
+def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=CREDENTIALS, extra_env=None):
+    """Run the Jenkinsfile in the harness; AWS keys reach its sh steps only through withCredentials."""
     env = clean_env(
         VCI_STORE=str(store),
         VCI_USER="jenkins",
         HARNESS_PARAMS=json.dumps(params),
-        HARNESS_CREDENTIALS=json.dumps(CREDENTIALS),
+        HARNESS_CREDENTIALS=json.dumps(credentials),
+        **(extra_env or {}),
     )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
     if approver:
         env["HARNESS_APPROVER"] = approver
     report = tmp_path / "report.json"
@@ -116,11 +120,51 @@ def jenkins_workspace(tmp_path):
     stop_environments(workspace, env)
 
 
+@pytest.fixture()
+def s3_workspace(tmp_path):
+    """A workspace whose store is a bucket on a moto S3 server; only the pipeline's withCredentials
+    binding (credential ``vci-store``) gives the build its keys."""
+    import boto3
+
+    from s3server import dummy_aws_env, start_moto
+
+    server, endpoint = start_moto()
+    aws = dummy_aws_env()
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="ml-artifacts")
+    workspace = make_project(tmp_path / "workspace")
+    no_keys = {k: v for k, v in aws.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_SESSION"))}
+    build_env = dict(no_keys, VCI_S3_ENDPOINT_URL=endpoint)
+    check_env = clean_env(
+        **aws,
+        VCI_S3_ENDPOINT_URL=endpoint,
+        VCI_STORE="s3://ml-artifacts/vci",
+        VCI_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    yield workspace, "s3://ml-artifacts/vci", build_env, check_env
+    stop_environments(workspace, check_env)
+    server.stop()
+
+
 @pytest.mark.slow
-def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_path, jenkins_workspace):
-    workspace, store, env = jenkins_workspace
+def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_path, s3_workspace):
+    workspace, store, build_env, env = s3_workspace
     params = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt", "STRATEGY": "direct"}
-    out, report = run_pipeline(tmp_path, workspace, store, params, approver="release-manager")
+    credentials = dict(CREDENTIALS, **{"vci-store": {"username": "testing", "password": "testing"}})
+    out, report = run_pipeline(
+        tmp_path,
+        workspace,
+        store,
+        params,
+        approver="release-manager",
+        credentials=credentials,
+        extra_env=build_env,
+    )
     assert out.returncode == 0 and report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
     assert [s["status"] for s in report["stages"] if "stage" in s] == ["success"] * 5
     assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "success", "cleanup"]
@@ -151,8 +195,18 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     assert history[0]["ci_url"] == "http://jenkins.example.com/job/vci/1/"
     assert history[0]["release_id"] in report["description"]
     assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
-    for secret in ("store-secret-1234", "registry-secret-5678"):
-        assert secret not in out.stdout + out.stderr
+    assert "registry-secret-5678" not in out.stdout + out.stderr
+    import boto3  # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["VCI_S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ml-artifacts", Prefix="vci/")["Contents"]]
+    assert any("/ledger/production/" in "/" + k for k in keys) and any("/runs/" in "/" + k for k in keys)
     assert not (workspace / ".vci-cache").exists()  # post { cleanup } ran its sh step
 
 
