@@ -591,3 +591,30 @@ def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     assert [cluster.apply(o) for o in objects] == ["created"] * 4
     wait_for(lambda: rolled_out(api, "iris-prod", namespace), what="rollout")
     assert [cluster.apply(o) for o in objects] == ["unchanged"] * 4
+
+
+def test_the_autoscaler_keeps_its_target_within_bounds_without_metrics(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
+    hpa = {"metadata": {"name": "web"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicas": 3, "maxReplicas": 5,
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+            "type": "Utilization", "averageUtilization": 80}}}]}}
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
+    done = wait_for(lambda: rolled_out(api, "web", namespace), what="rollout at the HPA's minimum")
+    assert done["spec"]["replicas"] == 3 and done["metadata"]["generation"] == 2
+    status = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("web", namespace).status
+    assert status.desired_replicas == 3
+    assert {c.type: c.reason for c in status.conditions}["ScalingActive"] == "FailedGetResourceMetric"
+    events = core(api).list_namespaced_event(namespace, field_selector="reason=SuccessfulRescale").items
+    expected = "New size: 3; reason: Current number of replicas below Spec.MinReplicas"
+    assert [e.message for e in events] == [expected]
+
+
+def test_the_scale_subresource_reads_and_writes_replicas(api, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
+    scale = apps(api).read_namespaced_deployment_scale("web", namespace)
+    assert scale.spec.replicas == 1 and scale.kind == "Scale"
+    apps(api).patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 2}})
+    assert apps(api).read_namespaced_deployment("web", namespace).spec.replicas == 2
+    wait_for(lambda: rolled_out(api, "web", namespace), what="scaled rollout")

@@ -1,18 +1,20 @@
-"""The controller loop: deployment controller (deployment.py), replicaset controller and garbage collector.
+"""The controller loop: autoscaler, deployment and replicaset controllers, and the garbage collector.
 
-One thread runs every ``tick`` seconds: it syncs each Deployment (ReplicaSets per pod template, rolling
-update, status), then each ReplicaSet (creates or deletes Pods named ``<rs>-<5 chars>`` with ownerReferences
-to it until the count matches ``spec.replicas``; status replicas/ready/available counts), then collects
-garbage: objects whose controller owner is gone are deleted (background cascade), owners deleted with
-``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer ``foregroundDeletion``) until their
-dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted Namespace is emptied before it
-disappears. Pods are deleted at once (no grace period): their backend stops their process.
+One thread runs every ``tick`` seconds: it syncs each HorizontalPodAutoscaler (autoscaler.py), each Deployment
+(ReplicaSets per pod template, rolling update, status), then each ReplicaSet (creates or deletes Pods named
+``<rs>-<5 chars>`` with ownerReferences to it until the count matches ``spec.replicas``; status
+replicas/ready/available counts), then collects garbage: objects whose controller owner is gone are deleted
+(background cascade), owners deleted with ``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer
+``foregroundDeletion``) until their dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted
+Namespace is emptied before it disappears. Pods are deleted at once (no grace period): their backend stops
+their process.
 """
 
 from __future__ import annotations
 
 import threading
 
+from .autoscaler import HPAS, sync_autoscaler
 from .deployment import sync_deployment
 from .events import record
 from .resources import BY_KIND, RESOURCES
@@ -67,6 +69,8 @@ class Controller:
                 self.errors.append(exc)
 
     def sync_once(self) -> None:
+        for hpa in self.store.list(HPAS)[0]:
+            sync_autoscaler(self.store, hpa)
         for deployment in self.store.list(DEPLOYMENTS)[0]:
             sync_deployment(self.store, deployment)
         for replicaset in self.store.list(REPLICASETS)[0]:
