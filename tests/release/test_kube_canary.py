@@ -1,7 +1,6 @@
 """The Kubernetes canary's pure parts: the canary Deployment beside the stable one behind one Service,
-sized by the step, valid against the real schemas; and promotion refusals that need no cluster.
-(The API test server in tests/fakes/kube/ was not there yet: promotions against it are still to be written.)
-"""
+sized by the step, valid against the real schemas; and the promotion gates that need no cluster.
+(Promotions against the API test server are in test_kube_release.py.)"""
 
 import pytest
 

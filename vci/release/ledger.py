@@ -21,6 +21,7 @@ from ..errors import ConflictError, NotFoundError
 
 ACTIONS = ("deploy", "promote", "rollback")
 OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged")
+_STORES: dict = {}  # store URL -> store, shared by the ledgers of one process
 CLAIM_TTL = 1800.0  # seconds after which a claim whose holder died stops blocking
 
 
@@ -119,9 +120,12 @@ class Ledger:
 
     @classmethod
     def for_settings(cls, settings) -> "Ledger":
+        """The ledger in the settings' store (one store object per URL: an S3 client is costly to make)."""
         from ..store import open_store
 
-        return cls(open_store(settings.store))
+        if settings.store not in _STORES:
+            _STORES[settings.store] = open_store(settings.store)
+        return cls(_STORES[settings.store])
 
     @staticmethod
     def key(env: str, release_id: str) -> str:
