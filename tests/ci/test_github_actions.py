@@ -123,7 +123,22 @@ def act_sandbox(tmp_path):
         PIP_REQUIRE_VIRTUALENV="1",
     )
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    store = tmp_path / "store"
+    # The store every runner shares is a bucket on a moto S3 server (runs, ledger); local environments
+    # keep their process state in one directory, since act gives each workflow run a fresh workspace.
+    import boto3
+
+    from s3server import dummy_aws_env, start_moto
+
+    server, endpoint = start_moto()
+    env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint, VCI_STATE_DIR=str(tmp_path / "state"))
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="ci-store")
+    store = "s3://ci-store/vci"
     args = [
         "-P",
         "ubuntu-latest=-self-hosted",
@@ -139,8 +154,9 @@ def act_sandbox(tmp_path):
         "--var",
         f"VCI_STORE={store}",
     ]
-    yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv}
+    yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv, "endpoint": endpoint}
     stop_environments(repo, dict(env, VCI_STORE=str(store)))
+    server.stop()
 
 
 def act(sandbox, *args) -> subprocess.CompletedProcess:
@@ -217,3 +233,14 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
     assert history[0]["ci"]["system"] == "github"
     assert history[0]["release_id"] in outputs["release-id"]
     assert "succeeded" in outputs["outcome"] and "direct" in outputs["strategy"]
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=sandbox["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ci-store", Prefix="vci/")["Contents"]]
+    assert f"vci/ledger/production/{history[0]['release_id']}.json" in keys  # shared through S3
