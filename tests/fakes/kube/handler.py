@@ -4,8 +4,9 @@ Requests need ``Authorization: Bearer <token>`` with a token the server knows (e
 then the ``Forbid`` rules are checked (403 Forbidden Status naming user, verb, resource and namespace).
 Responses are JSON (``application/json``) with Content-Length on a keep-alive HTTP/1.1 connection; watches are
 chunked, one JSON event per line, ending after ``timeoutSeconds`` (capped by the server's ``watch_limit``) or
-on shutdown. ``/openapi/v2`` and ``/openapi/v3`` answer 404, so kubectl needs ``--validate=false``; aggregated
-discovery is not offered (clients fall back to the legacy documents).
+on shutdown. ``Accept: ...;as=Table`` gets a Table (tables.py). ``/openapi/v2`` and ``/openapi/v3`` answer
+404, so kubectl needs ``--validate=false``; aggregated discovery is not offered (clients fall back to the
+legacy documents).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import resources
 from . import status as errors
 from .api import decode
 from .routes import parse_route, rbac_verb
+from .tables import to_table, wants_table
 
 
 class KubeHandler(BaseHTTPRequestHandler):
@@ -127,6 +129,14 @@ class KubeHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         if isinstance(body, str):
             return self._send(code, body, "text/plain")
+        if (
+            method == "GET"
+            and code == 200
+            and wants_table(self.headers.get("Accept"))
+            and route.subresource == ""
+        ):
+            objects = body["items"] if "items" in body else [body]
+            body = to_table(route.resource, objects, body["metadata"].get("resourceVersion", ""))
         self._send(code, body)
 
     def _stream(self, events):

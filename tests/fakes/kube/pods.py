@@ -4,9 +4,10 @@
 seconds later, unless a container asks for trouble, by its image name or by the env var
 ``FAKE_KUBE_BEHAVIOUR`` on the container:
 
-* image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container crashes
-  again and again (restartCount grows, lastState.terminated exitCode 1 reason Error, state waiting
-  CrashLoopBackOff), with Warning events BackOff; its log says it crashed.
+* image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container
+  (back-off doubling from ``ready_delay`` up to 8x, as the kubelet's 10 s .. 5 min) crashes again and again
+  (restartCount grows, lastState.terminated exitCode 1 reason Error, state waiting CrashLoopBackOff), with
+  Warning events BackOff; its log says it crashed.
 * image containing ``unready`` or ``FAKE_KUBE_BEHAVIOUR=unready``: Running, never Ready, Warning events
   Unhealthy ("Readiness probe failed: HTTP probe failed with statuscode: 503").
 * image containing ``nonexistent`` or ``FAKE_KUBE_BEHAVIOUR=pull-error``: Pending, waiting ErrImagePull /
@@ -159,6 +160,12 @@ class SimulatedBackend:
             return
         state["next"] = now + self.crash_period
         statuses = [self._container(pod, c, state) for c in pod["spec"]["containers"]]
+        if any(
+            behaviour_of(c) in ("crash", "pull-error") for c in pod["spec"]["containers"]
+        ):  # back-off doubles
+            state["next"] = now + min(
+                self.crash_period * 2 ** min(state["restarts"], 6), 8 * self.crash_period
+            )
         phase = "Pending" if any("ImagePull" in (s["state"].get("waiting") or {}).get("reason", "") or
                                  s["state"].get("waiting", {}).get("reason") == "ErrImagePull"
                                  for s in statuses) else "Running"
