@@ -554,7 +554,8 @@ def test_kubectl_applies_and_gets_through_the_kubeconfig(api, kubeconfig, namesp
     [item] = json.loads(listed.stdout)["items"]
     assert item["metadata"]["name"] == "web" and item["status"]["availableReplicas"] == 2
     table = kubectl(kubeconfig, "get", "deployments", "-n", namespace)  # server-side printing (Table)
-    assert table.returncode == 0 and table.stdout.split("\n")[1].split()[:4] == ["web", "2/2", "2", "2"], table
+    row = table.stdout.split("\n")[1].split()
+    assert table.returncode == 0 and row[:4] == ["web", "2/2", "2", "2"], table
     status = kubectl(kubeconfig, "rollout", "status", "deployment/web", "-n", namespace, "--timeout=20s")
     assert status.returncode == 0 and "successfully rolled out" in status.stdout, status.stderr
     forbidden = kubectl(kubeconfig, "get", "pods", "-n", namespace, "--token", "wrong")
