@@ -46,3 +46,16 @@ def test_dataframe_model_takes_columns_records_and_rows_in_its_order(store):
     from vci.errors import ModelError
     with pytest.raises(ModelError, match="missing input columns: b"):
         model.predict({"a": [1.0]})
+
+
+def test_text_pipeline_takes_texts(store):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    texts = ["good film", "great movie", "bad film", "awful movie", "good fun", "awful mess"]
+    labels = ["pos", "pos", "neg", "neg", "pos", "neg"]
+    clf = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels)
+    model, _ = log_and_load(clf, store)
+    queries = ["a good movie", "an awful film"]
+    assert model.predict(queries) == clf.predict(queries).tolist()
+    assert model.predict("great fun") == clf.predict(["great fun"])[0]
+    assert model.batch_predict([queries, ["bad"]]) == [clf.predict(queries).tolist(), clf.predict(["bad"]).tolist()]
+    assert model.batch_predict([]) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import FrameworkModel, versions
-from .convert import is_columnar, to_array, to_frame
+from .convert import is_columnar, to_array, to_frame, to_jsonable
 
 METHODS = ("predict", "transform")
 
@@ -23,6 +23,7 @@ def pack(estimator, directory: Path) -> tuple[Path, dict, list[str]]:
     columns = getattr(estimator, "feature_names_in_", None)
     requirements = ["scikit-learn", "joblib", "numpy"] + (["pandas"] if columns is not None else [])
     meta = {"format": "joblib", "method": method, "class": type(estimator).__name__,
+            "texts": getattr(estimator, "n_features_in_", None) is None,  # e.g. a TfidfVectorizer first
             "columns": [str(c) for c in columns] if columns is not None else None,
             "versions": versions(*requirements)}
     return path, meta, requirements
@@ -39,6 +40,14 @@ class SklearnModel(FrameworkModel):
         self.estimator = joblib.load(path)
         self.columns = self.meta.get("columns")
         self.method = getattr(self.estimator, self.meta.get("method", "predict"))
+
+    def predict(self, data):
+        """Texts (a string, or a list of them) go as they are to a pipeline that starts from texts."""
+        if self.meta.get("texts") and isinstance(data, str):
+            return to_jsonable(self.method([data]))[0]
+        if self.meta.get("texts") and isinstance(data, list) and all(isinstance(t, str) for t in data):
+            return to_jsonable(self.method(data))
+        return super().predict(data)
 
     def predict_rows(self, table):
         if self.columns or is_columnar(table):
