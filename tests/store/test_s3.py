@@ -34,9 +34,13 @@ def all_keys(client, bucket):
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def test_refused_part_aborts_the_upload(s3_bucket, tmp_path):
+STREAMED = MultipartPlan(part_size=5 * MIB, concurrency=3, memory_limit=0)  # read from disk part by part
+
+
+@pytest.mark.parametrize("plan", [SMALL_PARTS, STREAMED], ids=["from-memory", "streamed"])
+def test_refused_part_aborts_the_upload(s3_bucket, tmp_path, plan):
     client, bucket = s3_bucket
-    store = S3Store(bucket, "p", client=client, plan=SMALL_PARTS)
+    store = S3Store(bucket, "p", client=client, plan=plan)
     store.put_json("runs/a.json", {"id": "a"})
     before = all_keys(client, bucket)
     src = tmp_path / "big.bin"
@@ -156,3 +160,31 @@ def _moto_auth(endpoint: str, count: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", method="POST", data=count.encode(),
                                      headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_interrupted_streamed_upload_leaves_nothing(s3_bucket, tmp_path):
+    client, bucket = s3_bucket
+    store = S3Store(bucket, "p", client=client, plan=STREAMED)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(16 * MIB))
+
+    def interrupt(delta):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.put_blob(src, progress=interrupt)
+    assert all_keys(client, bucket) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_streamed_upload_round_trip(s3_bucket, tmp_path):
+    client, bucket = s3_bucket
+    store = S3Store(bucket, "p", client=client, plan=STREAMED)
+    data = os.urandom(11 * MIB)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    sent = []
+    desc = store.put_blob(src, progress=sent.append)
+    assert (desc.size, desc.sent, sum(sent), len(sent)) == (len(data), len(data), len(data), 3)
+    assert store.read_blob(desc.digest) == data
+    assert store.put_blob(src).sent == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..digests import CHUNK, HashingWriter, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from .base import Descriptor, Progress, blob_key
-from .s3_multipart import MultipartPlan, upload_multipart
+from .s3_multipart import FileParts, MultipartPlan, upload_multipart
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
@@ -78,40 +78,43 @@ class S3Store:
         return True
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
+        if digest is None and os.path.getsize(path) <= self.plan.memory_limit:
+            return self._put_bytes(Path(path).read_bytes(), progress)  # one read, one hash pass
         if digest is None:
-            digest, size = sha256_file(path)  # needed first: an unchanged file must send nothing
-        else:
-            check_digest(digest)
-            size = os.path.getsize(path) if size is None else size
+            digest, size = sha256_file(path)  # first: an unchanged file must send nothing
+        check_digest(digest)
+        size = os.path.getsize(path) if size is None else size
         if self.has_blob(digest):
             return Descriptor(digest, size, 0)
         key = self._key(blob_key(digest))
-        with self._errors(f"uploading {path} to {key}"):
-            if size <= self.plan.part_size:
-                data = Path(path).read_bytes()
-                self._put_verified(key, data, digest, size, path)
-                if progress is not None:
-                    progress(len(data))
-            else:
-                upload_multipart(self.client, self.bucket, key, path, digest, size, self.plan, progress)
+        parts = FileParts(path, digest, size)
+        try:
+            with self._errors(f"uploading {path} to {key}"):
+                upload_multipart(self.client, self.bucket, key, size, parts, self.plan, progress, parts.verify)
+        finally:
+            parts.close()
         return Descriptor(digest, size, size)
 
     def put_bytes(self, data: bytes) -> Descriptor:
+        return self._put_bytes(data, None)
+
+    def _put_bytes(self, data: bytes, progress: Progress | None) -> Descriptor:
+        """Store bytes already in memory: the bytes sent are the very bytes hashed."""
         digest = sha256_bytes(data)
         if self.has_blob(digest):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
         with self._errors(f"uploading {key}"):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream")
+            if len(data) <= self.plan.part_size:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                       ContentType="application/octet-stream")
+                if progress is not None:
+                    progress(len(data))
+            else:
+                view = memoryview(data)
+                upload_multipart(self.client, self.bucket, key, len(data),
+                                 lambda offset, length: view[offset:offset + length], self.plan, progress)
         return Descriptor(digest, len(data), len(data))
-
-    def _put_verified(self, key: str, data: bytes, digest: str, size: int, path) -> None:
-        actual = sha256_bytes(data)
-        if actual != digest or len(data) != size:
-            raise IntegrityError(f"{path} does not match its digest: expected {digest} ({size} bytes), "
-                                 f"read {actual} ({len(data)} bytes)",
-                                 hint="do not modify a file while vci logs it; log it again")
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream")
 
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
         key = self._key(blob_key(check_digest(digest)))

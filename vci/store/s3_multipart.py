@@ -1,4 +1,4 @@
-"""Parallel S3 multipart upload of one file that completes only if the bytes sent hash to the expected digest."""
+"""Parallel S3 multipart upload that completes only once every part was accepted and the bytes were verified."""
 
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ class MultipartPlan:
     """How a file is cut: ``part_size`` bytes per part (the last one shorter), ``concurrency`` in flight.
 
     Up to ``read_ahead`` parts more are read (and hashed) ahead of the senders, so that a sender never
-    waits for the reader: memory is at most ``(concurrency + read_ahead) * part_size``.
+    waits for the reader: memory is at most ``(concurrency + read_ahead) * part_size`` for a file
+    streamed from disk. A file of at most ``memory_limit`` bytes is instead read once into memory:
+    one read and one sha256 pass, and the bytes sent are the bytes hashed.
     """
 
     part_size: int = 8 * MIB
     concurrency: int = 8
     read_ahead: int = 4
+    memory_limit: int = 256 * MIB  # files up to this size are read once, hashed and sent from memory
 
     def part_size_for(self, size: int) -> int:
         """The configured part size, grown (in whole MiB) when the file would need more than 10,000 parts."""
@@ -33,18 +36,48 @@ class MultipartPlan:
         return max(self.part_size, -(-needed // MIB) * MIB)
 
 
-def upload_multipart(client, bucket: str, key: str, path, digest: str, size: int, plan: MultipartPlan,
-                     progress: Progress | None = None) -> None:
-    """Upload ``path`` to ``bucket/key`` in parallel parts, hashing the bytes as they are read.
+class FileParts:
+    """Reads a file's parts in order, hashing them, so that ``verify`` proves what was read (and sent)."""
 
-    The upload is completed (and the object becomes visible) only after every part was accepted and
-    the bytes read hash to ``digest`` with ``size`` bytes; on any failure, interruption included, it
-    is aborted so that neither an object nor a dangling multipart upload remains.
+    def __init__(self, path, digest: str, size: int):
+        self.path, self.digest, self.size = path, digest, size
+        self._f = open(path, "rb")
+        self._hasher, self._read = hashlib.sha256(), 0
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._f.fileno(), length, offset)
+        self._hasher.update(data)
+        self._read += len(data)
+        return data
+
+    def verify(self) -> None:
+        """Raise IntegrityError unless the bytes read are exactly ``size`` bytes hashing to ``digest``."""
+        extra = len(os.pread(self._f.fileno(), 1, self._read))
+        actual = "sha256:" + self._hasher.hexdigest()
+        if actual != self.digest or self._read + extra != self.size:
+            raise IntegrityError(f"{self.path} changed while it was uploaded: expected {self.digest} "
+                                 f"({self.size} bytes), read {actual} ({self._read + extra} bytes)",
+                                 hint="do not modify a file while vci logs it; log it again")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def upload_multipart(client, bucket: str, key: str, size: int, read_part, plan: MultipartPlan,
+                     progress: Progress | None = None, verify=None) -> None:
+    """Upload ``size`` bytes given by ``read_part(offset, length)`` to ``bucket/key`` in parallel parts.
+
+    Parts are read in order on the calling thread and sent by ``plan.concurrency`` threads. The upload
+    is completed (the object becomes visible) only after every part was accepted and ``verify()``
+    (when given) passed; on any failure, interruption included, it is aborted so that neither an
+    object nor a dangling multipart upload remains.
     """
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
                                                ContentType="application/octet-stream")["UploadId"]
     try:
-        parts = _send_parts(client, bucket, key, upload_id, path, digest, size, plan, progress)
+        parts = _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress)
+        if verify is not None:
+            verify()
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
     except BaseException:
@@ -52,9 +85,8 @@ def upload_multipart(client, bucket: str, key: str, path, digest: str, size: int
         raise
 
 
-def _send_parts(client, bucket, key, upload_id, path, digest, size, plan, progress) -> list[dict]:
+def _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress) -> list[dict]:
     part_size = plan.part_size_for(size)
-    hasher, read = hashlib.sha256(), 0
     done: list[dict] = []
     pending: set[Future] = set()
     pool = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="vci-s3-part")
@@ -66,16 +98,10 @@ def _send_parts(client, bucket, key, upload_id, path, digest, size, plan, progre
         return {"PartNumber": number, "ETag": reply["ETag"]}, len(data)
 
     try:
-        with open(path, "rb") as f:
-            for number in range(1, max(1, -(-size // part_size)) + 1):
-                while len(pending) >= plan.concurrency + plan.read_ahead:
-                    pending = _collect(pending, done, progress, FIRST_COMPLETED)
-                data = os.pread(f.fileno(), part_size, read)
-                hasher.update(data)
-                read += len(data)
-                pending.add(pool.submit(send, number, data))
-            extra = os.pread(f.fileno(), 1, read)
-        _check_bytes(path, digest, size, "sha256:" + hasher.hexdigest(), read + len(extra))
+        for number, offset in enumerate(range(0, max(size, 1), part_size), start=1):
+            while len(pending) >= plan.concurrency + plan.read_ahead:
+                pending = _collect(pending, done, progress, FIRST_COMPLETED)
+            pending.add(pool.submit(send, number, read_part(offset, part_size)))
         _collect(pending, done, progress, ALL_COMPLETED)
     finally:
         for fut in pending:
@@ -93,13 +119,6 @@ def _collect(pending: set[Future], done: list[dict], progress, return_when) -> s
         if progress is not None:
             progress(sent)
     return still
-
-
-def _check_bytes(path, digest: str, size: int, actual: str, actual_size: int) -> None:
-    if actual != digest or actual_size != size:
-        raise IntegrityError(f"{path} changed while it was uploaded: expected {digest} ({size} bytes), "
-                             f"read {actual} ({actual_size} bytes)",
-                             hint="do not modify a file while vci logs it; log it again")
 
 
 def _abort_quietly(client, bucket: str, key: str, upload_id: str) -> None:
