@@ -113,7 +113,9 @@ def act_sandbox(tmp_path):
     subprocess.run(["git", "add", "."], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "model"], cwd=repo, check=True)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
+    )
     # PIP_REQUIRE_VIRTUALENV: the setup action must install into the venv, never into this interpreter.
     env = clean_env(
         VCI_CACHE_DIR=str(tmp_path / "cache"),
