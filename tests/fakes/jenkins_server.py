@@ -60,6 +60,7 @@ class JenkinsState:
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str, dict, bytes]] = []
         self.fail_next: list[tuple[str, int]] = []  # (path regex, status): answer the next match with status
+        self.lose_next_trigger = False  # queue the build, then answer 502 (a proxy lost Jenkins's answer)
         self.queue_delay = 0.2
         self.script = lambda params: (
             [f"building with {json.dumps(params, sort_keys=True)}", "Finished"],
@@ -205,6 +206,9 @@ class JenkinsHandler(BaseHTTPRequestHandler):
             item = QueueItem(st.next_queue_id, job.name, params, time.monotonic() + st.queue_delay)
             st.queue[item.id] = item
             st.next_queue_id += 1
+            if st.lose_next_trigger:
+                st.lose_next_trigger = False
+                return self._send(502, "<html>Bad Gateway</html>", "text/html")
             return self._send(
                 201, headers={"Location": f"http://{self.headers['Host']}/queue/item/{item.id}/"}
             )
