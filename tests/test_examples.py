@@ -63,5 +63,5 @@ def test_example_prints_what_its_readme_says(tmp_path, example):
         assert result == expected
     finally:
         if deploys:
-            subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", "staging"], cwd=tmp_path, env=env,
-                           capture_output=True, timeout=60)
+            subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", "staging"], cwd=tmp_path,
+                           env=env, capture_output=True, timeout=60)

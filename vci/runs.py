@@ -139,7 +139,7 @@ class Run:
             packed = model_for(obj, tmp)
             for key in packed.artifacts:
                 if key in self._artifacts:
-                    raise UsageError(f"artifact {key!r} is logged already; a framework model logs its own {key!r}",
+                    raise UsageError(f"artifact {key!r} is logged already; a framework model logs its own",
                                      hint=f"log your artifact under another key than {key!r}")
             for key, path in packed.artifacts.items():
                 self.log_artifact(key, path)

@@ -1,4 +1,4 @@
-"""Fixtures for the framework adapters: a local store in tmp_path, and logging + loading as the server does."""
+"""Fixtures for the framework adapters: a local store in tmp_path; log, then load as the server does."""
 
 import pytest
 
@@ -13,7 +13,7 @@ def store(tmp_path, monkeypatch):
 
 
 def log_and_load(obj, store, **log_options):
-    """Log ``obj`` with run.log_model, commit, and load it back through modeldir.load_model (the server's path)."""
+    """Log ``obj`` with run.log_model, commit, load it back via modeldir.load_model (the server's path)."""
     run = vci.init("frameworks", store=store)
     run.log_model(obj, **log_options)
     run.commit()
@@ -33,4 +33,5 @@ def assert_close(got, expected, tol=1e-5):
     """Nested lists of numbers equal to ``tol`` (and of the same shape)."""
     import numpy as np
     assert np.asarray(got).shape == np.asarray(expected).shape, (got, expected)
-    assert np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol), (got, expected)
+    close = np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol)
+    assert close, (got, expected)

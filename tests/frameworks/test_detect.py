@@ -22,9 +22,11 @@ def test_detecting_and_logging_a_function_imports_no_framework(tmp_path):
             "def double(x):\n    return [2 * v for v in x]\n"
             "run = vci.init('p', store=sys.argv[1]); run.log_model(double); run.commit()\n"
             "m = vci.get_run(run.id, store=sys.argv[1]).load_model()\n"
-            f"print(json.dumps({{'out': m.predict([1, 2]), 'heavy': [n for n in {HEAVY!r} if n in sys.modules]}}))")
+            f"heavy = [n for n in {HEAVY!r} if n in sys.modules]\n"
+            "print(json.dumps({'out': m.predict([1, 2]), 'heavy': heavy}))")
+    env = {"PATH": "/usr/bin:/bin", "VCI_CACHE_DIR": str(tmp_path / "c")}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], cwd=ROOT, capture_output=True,
-                         text=True, env={"PATH": "/usr/bin:/bin", "VCI_CACHE_DIR": str(tmp_path / "c")}, timeout=60)
+                         text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"out": [2, 4], "heavy": []}
 

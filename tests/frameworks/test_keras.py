@@ -15,7 +15,8 @@ keras = pytest.importorskip("keras")
 def test_sequential_round_trip(store):
     assert keras.backend.backend() == "torch"
     keras.utils.set_random_seed(0)
-    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    layers = [keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)]
+    net = keras.Sequential(layers)
     net.compile(optimizer="sgd", loss="mse")
     X = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
     net.fit(X, X[:, :2] * 2, epochs=2, verbose=0)

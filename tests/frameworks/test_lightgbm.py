@@ -30,7 +30,7 @@ def test_classifier_round_trip_gives_labels(store, n_classes):
 
 def test_booster_round_trip(store):
     X, _ = data(2)
-    booster = lightgbm.train({"objective": "regression", "num_leaves": 4, "verbose": -1,
-                              "min_data_in_leaf": 2}, lightgbm.Dataset(X, label=X[:, 0] * 2), num_boost_round=5)
+    params = {"objective": "regression", "num_leaves": 4, "verbose": -1, "min_data_in_leaf": 2}
+    booster = lightgbm.train(params, lightgbm.Dataset(X, label=X[:, 0] * 2), num_boost_round=5)
     model, _ = log_and_load(booster, store)
     assert model.predict(X[:6].tolist()) == pytest.approx(booster.predict(X[:6]).tolist())

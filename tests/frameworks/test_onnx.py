@@ -1,4 +1,5 @@
-"""ONNX: a scikit-learn model converted with skl2onnx, logged as a ModelProto or a .onnx path, run by onnxruntime."""
+"""ONNX: scikit-learn models converted by skl2onnx, logged as a ModelProto or a .onnx path, run by
+onnxruntime."""
 
 from importlib import metadata
 
@@ -23,8 +24,8 @@ def test_regressor_proto_round_trip(store):
     assert "onnx" not in [line.split("==")[0] for line in manifest["requirements"]]  # onnxruntime is enough
     got = model.predict(X[:5].tolist())
     assert_close(got, reg.predict(X[:5]).reshape(-1, 1), tol=1e-4)
-    assert_close(model.batch_predict([X[:2].tolist(), X[2:5].tolist()])[1], reg.predict(X[2:5]).reshape(-1, 1),
-                 tol=1e-4)
+    batch = model.batch_predict([X[:2].tolist(), X[2:5].tolist()])
+    assert_close(batch[1], reg.predict(X[2:5]).reshape(-1, 1), tol=1e-4)
 
 
 def test_classifier_file_with_two_outputs(store, tmp_path):

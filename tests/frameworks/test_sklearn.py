@@ -39,7 +39,7 @@ def test_dataframe_model_takes_columns_records_and_rows_in_its_order(store):
     model, manifest = log_and_load(reg, store)
     assert pinned(manifest, "pandas") == pd.__version__
     expected = reg.predict(pd.DataFrame({"a": [10.0, 20.0], "b": [1.0, 2.0]})).tolist()
-    assert model.predict({"b": [1.0, 2.0], "a": [10.0, 20.0]}) == pytest.approx(expected)  # column order from the fit
+    assert model.predict({"b": [1.0, 2.0], "a": [10.0, 20.0]}) == pytest.approx(expected)  # the fit's order
     assert model.predict([{"b": 1.0, "a": 10.0}, {"a": 20.0, "b": 2.0}]) == pytest.approx(expected)
     assert model.predict([[10.0, 1.0], [20.0, 2.0]]) == pytest.approx(expected)
     assert model.predict({"a": 10.0, "b": 1.0}) == pytest.approx(expected[0])
@@ -57,5 +57,6 @@ def test_text_pipeline_takes_texts(store):
     queries = ["a good movie", "an awful film"]
     assert model.predict(queries) == clf.predict(queries).tolist()
     assert model.predict("great fun") == clf.predict(["great fun"])[0]
-    assert model.batch_predict([queries, ["bad"]]) == [clf.predict(queries).tolist(), clf.predict(["bad"]).tolist()]
+    expected = [clf.predict(queries).tolist(), clf.predict(["bad"]).tolist()]
+    assert model.batch_predict([queries, ["bad"]]) == expected
     assert model.batch_predict([]) == []

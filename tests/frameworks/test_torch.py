@@ -1,8 +1,9 @@
-"""PyTorch: TorchScript (scripted and traced) and a user nn.Module as class + state_dict, served as the original."""
+"""PyTorch: TorchScript (scripted, traced) and a user nn.Module as class + state_dict, served as the
+original."""
 
+import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -62,9 +63,14 @@ def test_module_loads_where_its_source_file_does_not_exist(store, tmp_path):
     run.log_model(trained())
     run.commit()
     code = ("import json, sys, vci; m = vci.get_run(sys.argv[1], store=sys.argv[2]).load_model();"
-            "print(json.dumps([type(m.net).__name__, m.predict(%r)]))" % ROWS)
-    out = subprocess.run([sys.executable, "-c", code, run.id, store], cwd=tmp_path, capture_output=True, text=True,
-                         env={"VCI_CACHE_DIR": str(tmp_path / "c2"), "PATH": "/usr/bin:/bin",
-                              "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "vci" / "..")}, timeout=120)
+            "print(json.dumps([type(m.net).__name__, m.predict(%r), sorted(n for n in sys.modules"
+            " if n.startswith('tests'))]))" % ROWS)
+    env = {"VCI_CACHE_DIR": str(tmp_path / "c2"), "PATH": "/usr/bin:/bin"}  # cwd tmp_path: no tests/ here
+    out = subprocess.run([sys.executable, "-c", code, run.id, store], cwd=tmp_path, capture_output=True,
+                         text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "tests.frameworks" not in out.stdout and '"TinyNet"' in out.stdout
+    name, predicted, imported = json.loads(out.stdout)
+    assert name == "TinyNet" and imported == []
+    net = trained()
+    with torch.no_grad():
+        assert_close(predicted, net(torch.tensor(ROWS)).tolist())

@@ -24,8 +24,8 @@ def test_classifier_round_trip(store):
     dist = "xgboost-cpu" if pinned(manifest, "xgboost-cpu") else "xgboost"
     assert pinned(manifest, dist) == metadata.version(dist)
     assert model.predict(X[:10].tolist()) == clf.predict(X[:10]).tolist()
-    assert model.batch_predict([X[:2].tolist(), X[2:5].tolist()]) == [clf.predict(X[:2]).tolist(),
-                                                                       clf.predict(X[2:5]).tolist()]
+    expected = [clf.predict(X[:2]).tolist(), clf.predict(X[2:5]).tolist()]
+    assert model.batch_predict([X[:2].tolist(), X[2:5].tolist()]) == expected
 
 
 def test_booster_round_trip(store):

@@ -67,4 +67,3 @@ def model_for(obj, directory: str | Path) -> Packed | None:
 def frameworks() -> list[str]:
     """Every family vci knows, for documentation and error messages."""
     return sorted({*FAMILIES.values(), "functions"})
-

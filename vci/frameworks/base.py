@@ -83,7 +83,8 @@ class FrameworkModel:
         """One framework call for every row of every item, split back per item (lists of rows only)."""
         if not items:
             return []
-        if not all(isinstance(item, list) and item and all(isinstance(r, list) for r in item) for item in items):
+        if not all(isinstance(item, list) and item and all(isinstance(r, list) for r in item)
+                   for item in items):
             return [self.predict(item) for item in items]
         rows = [row for item in items for row in item]
         outputs = self.predict(rows)

@@ -70,7 +70,9 @@ def _select(frame, columns: list[str]):
 
 
 def _column_rows(table, columns: list[str] | None) -> list[list]:
-    records = table if isinstance(table, list) else [dict(zip(table, values)) for values in zip(*table.values())]
+    if isinstance(table, dict):
+        table = [dict(zip(table, values)) for values in zip(*table.values())]
+    records = table
     order = columns or (list(records[0]) if records else [])
     try:
         return [[record[c] for c in order] for record in records]

@@ -23,7 +23,8 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     elif Path(model).is_file():
         shutil.copyfile(model, path)
     else:
-        raise ModelValidationError(f"ONNX model file {model} does not exist", hint="pass an existing .onnx file")
+        raise ModelValidationError(f"ONNX model file {model} does not exist",
+                                   hint="pass an existing .onnx file or an onnx.ModelProto")
     ort = require("onnxruntime", "onnxruntime")
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -15,8 +15,8 @@ REQUIREMENTS = ["torch", "numpy"]
 
 
 def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
-    """TorchScript to ``model.pt``, or a ``model/`` directory: ``module.pkl`` (the architecture, its
-    tensors on the meta device: no weights) + ``weights.pt`` (state_dict) + ``buffers.pt`` (non-persistent)."""
+    """TorchScript to ``model.pt``, or a ``model/`` directory: ``module.pkl`` (the architecture, its tensors
+    on the meta device: no weights), ``weights.pt`` (the state_dict), ``buffers.pt`` (non-persistent ones)."""
     import torch
     if not isinstance(module, torch.nn.Module):
         raise ModelValidationError(f"a {type(module).__name__} is not a torch.nn.Module",
