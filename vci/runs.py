@@ -149,9 +149,8 @@ class Run:
 
     def log_requirements(self, requirements) -> list[str]:
         """Pin a list or requirements file to the versions installed now (cloudpickle, vci added)."""
-        from .requirements import pin_requirements
+        from .requirements import pin_requirements, read_requirements
         self._open()
-        from .requirements import read_requirements
         self._requirements = pin_requirements(self._framework_requirements + read_requirements(requirements))
         return self._requirements
 
