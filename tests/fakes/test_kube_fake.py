@@ -509,6 +509,14 @@ def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies
                                                     _content_type="application/apply-patch+yaml")
     assert applied.data == {"a": "10"}
     assert [(m.manager, m.operation) for m in applied.metadata.managed_fields] == [("vci", "Apply")]
+    rival = dict(config_map, data={"a": "20"})
+    with pytest.raises(ApiException) as conflict:
+        core(api).patch_namespaced_config_map("settings", namespace, rival, field_manager="other",
+                                              _content_type="application/apply-patch+yaml")
+    assert conflict.value.status == 409 and 'conflict with "vci"' in body_of(conflict.value)["message"]
+    forced = core(api).patch_namespaced_config_map("settings", namespace, rival, field_manager="other",
+                                                   force=True, _content_type="application/apply-patch+yaml")
+    assert forced.data == {"a": "20"}
 
 
 def kubectl(kubeconfig, *args, stdin: str | None = None) -> subprocess.CompletedProcess:

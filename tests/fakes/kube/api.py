@@ -4,9 +4,12 @@ Each handler takes a parsed route, the query (first value per key) and the decod
 json_body)``; refusals are ``ApiError`` (status.py). ``watch`` returns a generator of event dicts ``{"type":
 ADDED|MODIFIED|DELETED|ERROR, "object": ...}`` that the HTTP layer streams one JSON per line. Server-side
 apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a missing object, and otherwise
-merges the configuration strategically, recording the manager in ``metadata.managedFields``; fields one apply
-manager set are removed when it stops applying them. Conflicts between managers are not detected (documented
-gap: the real server answers 409 when another manager owns a changed field).
+merges the configuration strategically, recording the manager in ``metadata.managedFields`` (the owned leaf
+paths are kept as JSON in ``fieldsV1["f:paths"]``, not in the real FieldsV1 trie); fields one apply manager
+set are removed when it stops applying them. Setting a field another *apply* manager owns to a different
+value is a 409 Conflict ("Apply failed with 1 conflict: conflict with "other" using apps/v1: .spec.replicas")
+unless ``force=true``, which takes the field over. Gap: fields written by PUT/PATCH (Update managers) are not
+tracked, so they never conflict (the real server reports those conflicts too).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Api:
             body = copy.deepcopy(config)
             _record_manager(body, manager, "Apply", config)
             return 201, self.store.create(route.resource, namespace, body, bool(query.get("dryRun")))
+        _take_over(live, manager, config, (query.get("force") or "").lower() in ("true", "1"))
         new = _drop_unapplied(live, manager, config)
         new = strategic_merge(new, config, live.get("kind") == "Service")
         _record_manager(new, manager, "Apply", config)
@@ -196,6 +200,37 @@ def _field_paths(config, prefix=()) -> set:
             )
         return paths
     return {prefix}
+
+
+def _lookup(obj, path: tuple):
+    for part in path:
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def _take_over(live: dict, manager: str, config: dict, force: bool) -> None:
+    """Refuse (409) or, forced, take over fields other apply managers own with different values."""
+    mine, conflicts = _field_paths(config), []
+    for entry in live["metadata"].get("managedFields") or []:
+        if entry.get("manager") == manager or entry.get("operation") != "Apply":
+            continue
+        theirs = {tuple(p) for p in json.loads((entry.get("fieldsV1") or {}).get("f:paths", "[]"))}
+        clashing = sorted(p for p in theirs & mine if p[0] != "metadata" or len(p) > 2
+                          if _lookup(live, p) != _lookup(config, p))
+        conflicts += [(entry, path) for path in clashing]
+        if force and clashing:
+            entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in theirs - set(clashing)))}
+    if conflicts and not force:
+        count = len(conflicts)
+        text = "\n".join(f'conflict with "{e["manager"]}" using {e.get("apiVersion", "")}: .{".".join(p)}'
+                         for e, p in conflicts)
+        causes = [{"reason": "FieldManagerConflict", "field": "." + ".".join(p),
+                   "message": f'conflict with "{e["manager"]}"'} for e, p in conflicts]
+        plural = "s" * (count > 1)
+        raise errors.ApiError(409, "Conflict", f"Apply failed with {count} conflict{plural}: {text}",
+                              {"causes": causes})
 
 
 def _drop_unapplied(live: dict, manager: str, config: dict) -> dict:
