@@ -629,3 +629,19 @@ def test_the_scale_subresource_reads_and_writes_replicas(api, namespace):
     apps(api).patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 2}})
     assert apps(api).read_namespaced_deployment("web", namespace).spec.replicas == 2
     wait_for(lambda: rolled_out(api, "web", namespace), what="scaled rollout")
+
+
+def test_deleting_a_namespace_empties_it_and_refuses_new_objects_meanwhile(api):
+    core(api).create_namespace({"metadata": {"name": "doomed"}})
+    apps(api).create_namespaced_deployment("doomed", deployment("web", replicas=1))
+    wait_for(lambda: rolled_out(api, "web", "doomed"), what="rollout")
+    core(api).delete_namespace("doomed")
+    refused = None
+    try:
+        core(api).create_namespaced_config_map("doomed", {"metadata": {"name": "late"}})
+    except ApiException as exc:
+        refused = exc
+    assert refused is not None and refused.status in (403, 404)  # 403 while terminating, 404 once gone
+    wait_for(lambda: "doomed" not in [n.metadata.name for n in core(api).list_namespace().items],
+             what="namespace gone")
+    assert not [p for p in core(api).list_pod_for_all_namespaces().items if p.metadata.namespace == "doomed"]

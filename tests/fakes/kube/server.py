@@ -93,7 +93,9 @@ class KubeServer:
             cert, key = make_certificate(self._workdir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            # the handshake happens in the handler thread, so a stalled client cannot block accept()
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
             self.ca_file = cert
         for name in self._initial_namespaces:
             self.store.create(BY_KIND["Namespace"], "", {"metadata": {"name": name}})
