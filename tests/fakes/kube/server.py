@@ -3,7 +3,9 @@
 ``KubeServer(...).start()`` binds a free port, starts the HTTP threads, the deployment/replicaset/garbage
 collector loop (controller.py) and the pod backend (pods.py); ``stop()`` ends watches, stops pod processes and
 joins everything within a few seconds. With ``tls=True`` a self-signed certificate for 127.0.0.1 and localhost
-is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data.
+is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data. kubectl
+(client-go) does not send a bearer token over plain http, so tests that run kubectl use ``tls=True``; the
+official Python client sends it either way.
 """
 
 from __future__ import annotations
