@@ -83,7 +83,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             self._dispatch(method, user, raw)
         except errors.ApiError as exc:
             self._send(exc.code, exc.body)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client went away (mid-watch, TLS EOF): nothing left to answer
             self.close_connection = True
 
     def _dispatch(self, method: str, user: str, raw: bytes):

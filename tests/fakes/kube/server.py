@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 from http.server import ThreadingHTTPServer
@@ -28,6 +29,14 @@ from .store import Store
 
 DEFAULT_TOKEN = "vci-test-token"
 DEFAULT_USER = "vci-tester"
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):  # clients hanging up (TLS EOF, resets) are normal
+            super().handle_error(request, client_address)
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -89,8 +98,7 @@ class KubeServer:
 
     def start(self) -> "KubeServer":
         handler = type("BoundKubeHandler", (KubeHandler,), {"kube": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
         if self.tls:
             cert, key = make_certificate(self._workdir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
