@@ -645,3 +645,18 @@ def test_deleting_a_namespace_empties_it_and_refuses_new_objects_meanwhile(api):
     wait_for(lambda: "doomed" not in [n.metadata.name for n in core(api).list_namespace().items],
              what="namespace gone")
     assert not [p for p in core(api).list_pod_for_all_namespaces().items if p.metadata.namespace == "doomed"]
+
+
+def test_kubectl_rollout_undo_brings_the_old_template_back_as_a_new_revision(api, kubeconfig, namespace):
+    apps(api).create_namespaced_deployment(namespace, deployment("web", image="registry.example/model:v1"))
+    wait_for(lambda: rolled_out(api, "web", namespace), what="v1")
+    changed = kubectl(kubeconfig, "set", "image", "deployment/web", "model=registry.example/model:v2",
+                      "-n", namespace)
+    assert changed.returncode == 0, changed.stderr
+    wait_for(lambda: rolled_out(api, "web", namespace), what="v2")
+    undone = kubectl(kubeconfig, "rollout", "undo", "deployment/web", "-n", namespace)
+    assert undone.returncode == 0 and "rolled back" in undone.stdout, undone.stderr
+    done = wait_for(lambda: rolled_out(api, "web", namespace), what="undo")
+    assert done["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v1"
+    assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert len(replicasets(api, namespace)) == 2, "the v1 ReplicaSet is reused, not duplicated"

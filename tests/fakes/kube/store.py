@@ -1,13 +1,14 @@
 """The object store: one global resourceVersion counter, metadata, optimistic concurrency, watch history.
 
-Every write bumps a single integer counter; objects carry it as the string ``metadata.resourceVersion``.
-Create sets uid, creationTimestamp, generation 1 (workloads, pods, HPA, PDB), namespace, and drops any
-client-sent status of kinds whose status is a subresource. Update keeps uid/creationTimestamp, refuses a stale
-``resourceVersion`` with 409 Conflict (an update without one is unconditional, as on the real server), keeps
-the stored status (status is written only through ``subresource="status"``) and bumps ``generation`` only when
-``spec`` changed. Deletion of an object with finalizers sets ``deletionTimestamp`` and keeps it until the
-finalizers are gone. The last ``history`` changes are kept for watches; a watch from an older resourceVersion
-gets an ERROR event carrying a 410 Expired Status, like the real server's compacted etcd.
+Bodies are decoded as typed objects would be (null fields dropped). Every write bumps a single integer
+counter; objects carry it as the string ``metadata.resourceVersion``. Create sets uid, creationTimestamp,
+generation 1 (workloads, pods, HPA, PDB), namespace, and drops any client-sent status of kinds whose status is
+a subresource. Update keeps uid/creationTimestamp, refuses a stale ``resourceVersion`` with 409 Conflict (an
+update without one is unconditional, as on the real server), keeps the stored status (status is written only
+through ``subresource="status"``) and bumps ``generation`` only when ``spec`` changed. Deletion of an object
+with finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. The last ``history``
+changes are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired
+Status, like the real server's compacted etcd.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ RESET_STATUS_ON_CREATE = {"Deployment", "ReplicaSet", "HorizontalPodAutoscaler",
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def without_nulls(value):
+    """A copy without null fields: decoding into typed Go structs makes null the zero value, which is omitted
+    (so a template's ``creationTimestamp: null`` from kubectl compares equal to none at all)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def random_suffix(length: int = 5) -> str:
@@ -88,7 +99,7 @@ class Store:
             raise errors.terminating(resource, name, namespace)
 
     def create(self, resource: Resource, namespace: str, obj: dict, dry_run: bool = False) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = without_nulls(obj)
         meta = obj.setdefault("metadata", {})
         obj["kind"], obj["apiVersion"] = resource.kind, resource.api_version
         if resource.namespaced:
@@ -125,7 +136,7 @@ class Store:
     def update(self, resource: Resource, namespace: str, name: str, obj: dict, subresource: str = "",
                dry_run: bool = False, check_version: bool = True) -> dict:
         """PUT semantics; ``subresource="status"`` writes only the status."""
-        obj = copy.deepcopy(obj)
+        obj = without_nulls(obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
             raise errors.bad_request(
