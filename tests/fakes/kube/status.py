@@ -27,6 +27,8 @@ class ApiError(Exception):
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
+    if not reason:  # storage errors come without one
+        del body["reason"]
     if details:
         body["details"] = details
     return body
@@ -82,6 +84,11 @@ def invalid(resource: Resource, name: str, causes: list[tuple[str, str]]) -> Api
                "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]}
     return ApiError(422, "Invalid", f'{resource.kind}.{resource.group or ""}'.rstrip(".")
                     + f' "{name}" is invalid: {text}', details)
+
+
+def version_on_create() -> ApiError:
+    """What etcd storage answers (500, no reason) when a create carries a resourceVersion."""
+    return ApiError(500, "", "resourceVersion should not be set on objects to be created")
 
 
 def bad_request(message: str) -> ApiError:

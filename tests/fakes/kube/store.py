@@ -1,14 +1,15 @@
 """The object store: one global resourceVersion counter, metadata, optimistic concurrency, watch history.
 
 Bodies are decoded as typed objects would be (null fields dropped). Every write bumps a single integer
-counter; objects carry it as the string ``metadata.resourceVersion``. Create sets uid, creationTimestamp,
-generation 1 (workloads, pods, HPA, PDB), namespace, and drops any client-sent status of kinds whose status is
-a subresource. Update keeps uid/creationTimestamp, refuses a stale ``resourceVersion`` with 409 Conflict (an
-update without one is unconditional, as on the real server), keeps the stored status (status is written only
-through ``subresource="status"``) and bumps ``generation`` only when ``spec`` changed. Deletion of an object
-with finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. The last ``history``
-changes are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired
-Status, like the real server's compacted etcd.
+counter; objects carry it as the string ``metadata.resourceVersion``. A create carrying a resourceVersion
+fails with etcd's 500, as on the real server. Create sets uid, creationTimestamp, generation 1 (workloads,
+pods, HPA, PDB), namespace, and drops any client-sent status of kinds whose status is a subresource. Update
+keeps uid/creationTimestamp, refuses a stale ``resourceVersion`` with 409 Conflict (an update without one is
+unconditional, as on the real server), keeps the stored status (status is written only through
+``subresource="status"``) and bumps ``generation`` only when ``spec`` changed. Deletion of an object with
+finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. The last ``history`` changes
+are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired Status,
+like the real server's compacted etcd.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections import deque
 from . import status as errors
 from .defaults import apply_defaults
 from .resources import BY_KIND, GENERATION_KINDS, Resource
-from .validation import decode_quantities, validate
+from .validation import decode_typed, validate
 
 RESET_STATUS_ON_CREATE = {"Deployment", "ReplicaSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod"}
 
@@ -117,13 +118,15 @@ class Store:
                     resource, "", [("metadata.name", "Required value: name or generateName is " "required")]
                 )
             self._check_namespace(resource, namespace, meta["name"])
-            decode_quantities(resource, obj)
+            decode_typed(resource, obj)
             if resource.kind in RESET_STATUS_ON_CREATE:
                 obj.pop("status", None)
             apply_defaults(obj)
             validate(resource, obj)
             if (resource.plural, meta.get("namespace", ""), meta["name"]) in self.objects:
                 raise errors.already_exists(resource, meta["name"])
+            if str(meta.get("resourceVersion") or "0").isdigit() and int(meta.get("resourceVersion") or 0):
+                raise errors.version_on_create()
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
                 meta.pop(key, None)
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso())
@@ -180,7 +183,7 @@ class Store:
         if resource.kind == "Service" and not (new.get("spec") or {}).get("clusterIP"):
             new.setdefault("spec", {})["clusterIP"] = old["spec"].get("clusterIP")  # patchAllocatedValues
             new["spec"]["clusterIPs"] = old["spec"].get("clusterIPs")
-        decode_quantities(resource, new)
+        decode_typed(resource, new)
         apply_defaults(new)
         validate(resource, new, old)
         if resource.kind in GENERATION_KINDS and new.get("spec") != old.get("spec"):

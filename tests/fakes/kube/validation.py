@@ -1,10 +1,12 @@
 """The field validation the real API server does on what a deployer writes (422 Invalid), and decoding.
 
-Checked: object names (RFC 1123 subdomain; namespaces RFC 1123 labels; services RFC 1035 labels), label keys
-and values, container names/images/env names/port names, resource quantities (decoded first: a bad one is a
-400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet selectors (required, must match
-the template labels, immutable on update), rolling-update parameters, Service ports and clusterIP
-immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds. Messages follow the real ones.
+Decoding (400, like Go's typed JSON decoding): string-valued labels, annotations and env values, integer
+replicas, resource quantities. Checked: object names (RFC 1123 subdomain; namespaces RFC 1123 labels; services
+RFC 1035 labels), label keys and values, container names/images/env names/port names, resource quantities
+(decoded first: a bad one is a 400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet
+selectors (required, must match the template labels, immutable on update), rolling-update parameters, Service
+ports and clusterIP immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds. Messages
+follow the real ones.
 """
 
 from __future__ import annotations
@@ -76,6 +78,41 @@ def label_problems(labels: dict | None, field: str) -> list[tuple[str, str]]:
             )
             problems.append(_bad(field, value, why))
     return problems
+
+
+def _json_type(value) -> str:
+    names = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "value")
+
+
+def _string_map_problem(value, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        kind = _json_type(value)
+        return f"json: cannot unmarshal {kind} into Go struct field {field} of type map[string]string"
+    for item in value.values():
+        if not isinstance(item, str):
+            return f"json: cannot unmarshal {_json_type(item)} into Go struct field {field} of type string"
+    return None
+
+
+def decode_typed(resource, obj: dict) -> None:
+    """The type checks of decoding into Go structs (400 BadRequest): string maps, env values, int replicas."""
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    checks = [(m.get(k), f"ObjectMeta.metadata.{k}") for m in (obj.get("metadata") or {}, template)
+              for k in ("labels", "annotations")]
+    checks += [({e.get("name", ""): e.get("value") for e in c.get("env") or [] if "value" in e},
+                "EnvVar.spec.template.spec.containers.env.value") for c, _ in _containers(obj)]
+    for value, field in checks:
+        problem = _string_map_problem(value, field)
+        if problem:
+            raise undecodable(resource, problem)
+    replicas = (obj.get("spec") or {}).get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)):
+        raise undecodable(resource, f"json: cannot unmarshal {_json_type(replicas)} into Go struct field "
+                                    f"{resource.kind}Spec.spec.replicas of type int32")
+    decode_quantities(resource, obj)
 
 
 def decode_quantities(resource, obj: dict) -> None:
