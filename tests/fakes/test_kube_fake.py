@@ -660,3 +660,15 @@ def test_kubectl_rollout_undo_brings_the_old_template_back_as_a_new_revision(api
     assert done["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v1"
     assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     assert len(replicasets(api, namespace)) == 2, "the v1 ReplicaSet is reused, not duplicated"
+
+
+def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api, namespace):
+    start = core(api).list_namespaced_config_map(namespace).metadata.resource_version
+    core(api).create_namespaced_config_map(namespace, {"metadata": {"name": "c", "labels": {"tier": "gold"}}})
+    core(api).patch_namespaced_config_map("c", namespace, {"metadata": {"labels": {"tier": "silver"}}})
+    core(api).patch_namespaced_config_map("c", namespace, {"metadata": {"labels": {"tier": "gold"}}})
+    seen = []
+    for event in watch.Watch().stream(core(api).list_namespaced_config_map, namespace, resource_version=start,
+                                      label_selector="tier=gold", timeout_seconds=1):
+        seen.append(event["type"])
+    assert seen == ["ADDED", "DELETED", "ADDED"]

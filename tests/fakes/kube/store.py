@@ -7,9 +7,10 @@ pods, HPA, PDB), namespace, and drops any client-sent status of kinds whose stat
 keeps uid/creationTimestamp, refuses a stale ``resourceVersion`` with 409 Conflict (an update without one is
 unconditional, as on the real server), keeps the stored status (status is written only through
 ``subresource="status"``) and bumps ``generation`` only when ``spec`` changed. Deletion of an object with
-finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. The last ``history`` changes
-are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired Status,
-like the real server's compacted etcd.
+finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. A watch with a selector
+reports an object that starts matching as ADDED and one that stops matching as DELETED. The last ``history``
+changes are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired
+Status, like the real server's compacted etcd.
 """
 
 from __future__ import annotations
@@ -82,11 +83,12 @@ class Store:
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         key = (resource.plural, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        before = self.objects.get(key)
         if kind == "DELETED":
             self.objects.pop(key, None)
         else:
             self.objects[key] = obj
-        self.changes.append((self.revision, kind, resource.plural, key[1], copy.deepcopy(obj)))
+        self.changes.append((self.revision, kind, resource.plural, key[1], copy.deepcopy(obj), before))
         self.cond.notify_all()
         return copy.deepcopy(obj)
 
@@ -262,14 +264,23 @@ class Store:
                     return
                 news = [c for c in self.changes if c[0] > cursor]
                 cursor = self.revision
-            pending = [(kind, copy.deepcopy(obj)) for _, kind, plural, ns, obj in news
+            pending = [(seen, copy.deepcopy(obj)) for _, kind, plural, ns, obj, before in news
                        if plural == resource.plural and (namespace is None or ns == namespace)
-                       and (match is None or match(obj))]
+                       for seen in [_as_seen(kind, obj, before, match)] if seen]
 
     def close(self) -> None:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+
+
+def _as_seen(kind: str, obj: dict, before: dict | None, match) -> str | None:
+    """The event a selector-filtered watch reports: an object entering the selection is ADDED, one leaving it
+    DELETED (as the real watch cache does), others as they are; None when the watcher never sees it."""
+    if match is None or kind != "MODIFIED":
+        return kind if match is None or match(obj) else None
+    now, then = match(obj), before is not None and match(before)
+    return {(True, True): "MODIFIED", (True, False): "ADDED", (False, True): "DELETED"}.get((now, then))
 
 
 def resource_of(obj: dict) -> Resource:
