@@ -672,3 +672,41 @@ def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api, namesp
                                       label_selector="tier=gold", timeout_seconds=1):
         seen.append(event["type"])
     assert seen == ["ADDED", "DELETED", "ADDED"]
+
+
+def test_simulated_pods_answer_the_proxy_through_a_registered_fallback(server, api, namespace):
+    import requests
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
+    core(api).create_namespaced_service(namespace, {"metadata": {"name": "web"}, "spec": {
+        "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")
+    url = f"{server.url}/api/v1/namespaces/{namespace}/services/web:http/proxy/readyz"
+    headers = {"Authorization": f"Bearer {server.token}"}
+    assert requests.get(url, headers=headers, verify=str(server.ca_file)).status_code == 503  # nothing runs
+    server.proxy.fallback = lambda pod, method, path, query, hdrs, body: (
+        200, {"Content-Type": "text/plain"}, f"{pod['metadata']['name']} {method} {path}".encode())
+    try:
+        reply = requests.get(url, headers=headers, verify=str(server.ca_file))
+    finally:
+        server.proxy.fallback = None
+    assert reply.status_code == 200 and reply.text.startswith("web-") and reply.text.endswith(" GET /readyz")
+
+
+def test_recreate_stops_every_old_pod_before_starting_new_ones(api, namespace):
+    recreate = deployment("web", replicas=2, strategy={"type": "Recreate"})
+    apps(api).create_namespaced_deployment(namespace, recreate)
+    wait_for(lambda: rolled_out(api, "web", namespace), what="v1")
+    start = core(api).list_namespaced_pod(namespace).metadata.resource_version
+    container = {"name": "model", "image": "registry.example/m:v2"}
+    apps(api).patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {
+        "containers": [container]}}}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="v2")
+    order = []
+    for event in watch.Watch().stream(core(api).list_namespaced_pod, namespace, resource_version=start,
+                                      timeout_seconds=1):
+        pod = event["object"]
+        if event["type"] in ("ADDED", "DELETED"):
+            order.append((event["type"], pod.spec.containers[0].image.endswith("v2")))
+    last_old_deleted = max(i for i, (kind, new) in enumerate(order) if kind == "DELETED" and not new)
+    first_new_added = min(i for i, (kind, new) in enumerate(order) if kind == "ADDED" and new)
+    assert last_old_deleted < first_new_added, order

@@ -216,6 +216,10 @@ def _workload_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
         problems.append(_bad("spec.selector", selector, "field is immutable"))
     if (spec.get("replicas") or 0) < 0:
         problems.append(_bad("spec.replicas", spec["replicas"], "must be greater than or equal to 0"))
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") == "Recreate" and strategy.get("rollingUpdate") is not None:
+        problems.append(_bad("spec.strategy.rollingUpdate", strategy["rollingUpdate"],
+                             "may not be specified when strategy `type` is 'Recreate'"))
     rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
     if (
         rolling
