@@ -3,7 +3,7 @@
 No kube-apiserver can run here, so this package plays one faithfully enough that the official ``kubernetes``
 client and ``kubectl`` work against it and meet the same refusals as in production::
 
-    from tests.fakes.kube import start_kube_server, Forbid
+    from fakes.kube import start_kube_server, Forbid     # tests/ is on sys.path for packages under tests/
 
     server = start_kube_server(tls=True, forbid=[Forbid(verb="delete", resource="deployments")])
     kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", context="test")
@@ -17,7 +17,12 @@ quantity.py (422/400 like the real server), defaults.py, selectors.py, patch.py,
 and rollout_status.py (deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image
 markers ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes
 through a runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py
-(service/pod proxy), events.py.
+(service/pod proxy), autoscaler.py (HPA min/max without metrics), tables.py (kubectl's Table output),
+events.py.
+
+Not modelled: openapi (kubectl needs ``--validate=false``), aggregated discovery, protobuf, list
+``limit``/``continue`` paging (lists come whole), graceful pod termination (pods go at once), minReadySeconds,
+field ownership of PUT/PATCH writers, admission (quotas, limit ranges, pod security), metrics.
 """
 
 from __future__ import annotations
