@@ -13,8 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: import the fake as ``fakes.kube``
 from fakes.kube import Forbid, start_kube_server  # noqa: E402
 
-kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config, watch  # noqa: E402
+from kubernetes import client, config, watch  # noqa: E402  (a test dependency: missing means failing)
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 
