@@ -85,3 +85,17 @@ def test_tag_allowed_when_asked_and_yaml_round_trips():
     import yaml
     objects = render(spec(image="registry.example.com/ml/iris:latest", allow_tag=True))
     assert list(yaml.safe_load_all(to_yaml(objects))) == objects
+
+
+def test_the_hpa_owns_replicas_when_autoscaling():
+    assert "replicas" not in render(spec())[0]["spec"]
+    assert render(spec(autoscaling=None))[0]["spec"]["replicas"] == 2
+
+
+def test_quantities_compare_by_value_under_resources():
+    from vci.deploy.kubeapi import subset_equal
+    desired = {"spec": {"resources": {"limits": {"cpu": "0.5", "memory": "2048Mi"}}, "name": "0.5"}}
+    live = {"spec": {"resources": {"limits": {"cpu": "500m", "memory": "2Gi"}}, "name": "0.5"}}
+    assert subset_equal(desired, live)
+    assert not subset_equal({"spec": {"name": "0.5"}}, {"spec": {"name": "500m"}})
+    assert not subset_equal(desired, {"spec": {"resources": {"limits": {"cpu": "600m", "memory": "2Gi"}}}})

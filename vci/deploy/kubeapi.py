@@ -66,14 +66,30 @@ def load_api_client(environment):
                       hint=f"set KUBECONFIG or environments.{environment.name}.kubeconfig")
 
 
-def subset_equal(desired, live) -> bool:
-    """True when every field of ``desired`` has the same value in ``live`` (which has server defaults)."""
+def subset_equal(desired, live, *, quantities: bool = False) -> bool:
+    """True when every field of ``desired`` has the same value in ``live`` (which has server defaults).
+
+    Under ``resources`` the server stores quantities in canonical form ("0.5" becomes "500m"), so
+    there they are compared by value."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(subset_equal(v, live.get(k)) for k, v in desired.items())
+        return isinstance(live, dict) and all(
+            subset_equal(v, live.get(k), quantities=quantities or k == "resources") for k, v in desired.items())
     if isinstance(desired, list):
-        return isinstance(live, list) and len(desired) == len(live) and all(map(subset_equal, desired, live))
-    return desired == live or (desired is not None and live is not None and str(desired) == str(live)
-                               and isinstance(desired, (int, str)) and isinstance(live, (int, str)))
+        return isinstance(live, list) and len(desired) == len(live) and all(
+            subset_equal(d, lv, quantities=quantities) for d, lv in zip(desired, live))
+    if desired == live:
+        return True
+    if quantities and isinstance(desired, (int, str)) and isinstance(live, (int, str)):
+        return _quantity(desired) is not None and _quantity(desired) == _quantity(live)
+    return isinstance(desired, (int, str)) and isinstance(live, (int, str)) and str(desired) == str(live)
+
+
+def _quantity(value):
+    from kubernetes.utils.quantity import parse_quantity
+    try:
+        return parse_quantity(value)
+    except (ValueError, TypeError):
+        return None
 
 
 class Cluster:

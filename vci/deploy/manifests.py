@@ -145,7 +145,8 @@ def render_deployment(spec: DeploySpec) -> dict:
                      "labels": {**_common_labels(spec), "vci.dev/track": spec.track},
                      "annotations": _annotations(spec, release=True)},
         "spec": {
-            "replicas": spec.replicas, "revisionHistoryLimit": 10, "progressDeadlineSeconds": spec.progress_deadline,
+            **({} if spec.autoscaling else {"replicas": spec.replicas}),  # with an HPA, the HPA owns replicas
+            "revisionHistoryLimit": 10, "progressDeadlineSeconds": spec.progress_deadline,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {"metadata": {"labels": {**_common_labels(spec), **selector}, "annotations": template_notes},
