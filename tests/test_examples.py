@@ -21,10 +21,14 @@ def test_iris_whole_journey(tmp_path):
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["loaded_prediction"] == ["setosa"]
         assert result["served_prediction"] == ["setosa", "virginica"]
+        assert result["smoke_test_passed"] and result["promoted"] == "succeeded"
+        assert result["rolled_back_to_first"] and result["production_after_rollback"] == result["version"]
+        assert result["releases"] == 3
         assert (tmp_path / ".vci" / "runs" / f"{result['run_id']}.json").is_file()
     finally:
-        subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", "staging"], cwd=tmp_path, env=env,
-                       capture_output=True, timeout=60)
+        for environment in ("staging", "production"):
+            subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", environment], cwd=tmp_path, env=env,
+                           capture_output=True, timeout=60)
 
 
 EXAMPLES = ROOT / "examples"
