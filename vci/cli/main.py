@@ -21,7 +21,7 @@ class LazyGroup(click.Group):
         "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
         "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
         "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
-        "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run to an environment (default staging)."),
+        "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run or an image by digest to an environment."),
         "render": ("vci.cli.deploy", "render_cmd", "Print the Kubernetes YAML a deploy would apply."),
         "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
