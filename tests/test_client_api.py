@@ -6,12 +6,9 @@ import logging
 
 import pytest
 
-from fakes.flaky_server import CountingSession, FlakyServer, Reply, error, free_port
+from fakes.flaky_server import FAST, fast_client, CountingSession, FlakyServer, Reply, error, free_port
 from vci.client import DeployedModel, redact_url
 from vci.errors import RemoteError, UsageError
-
-FAST = {"backoff": 0.01, "max_backoff": 0.05}
-
 
 @pytest.fixture
 def server():
@@ -19,8 +16,7 @@ def server():
         yield srv
 
 
-def client(server, **kwargs) -> DeployedModel:
-    return DeployedModel(server.url, **{"deadline": 5.0, "timeout": 2.0, **FAST, **kwargs})
+client = fast_client
 
 
 # -- what errors say ------------------------------------------------------------------------------------
