@@ -66,6 +66,14 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def bucket_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
+    """Every key under ``prefix`` in a moto bucket, read with the dummy credentials."""
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
 def reset_moto(endpoint: str) -> None:
     """Forget every bucket and object on the server."""
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")

@@ -235,14 +235,7 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
     assert history[0]["ci"]["system"] == "github"
     assert history[0]["release_id"] in outputs["release-id"]
     assert "succeeded" in outputs["outcome"] and "direct" in outputs["strategy"]
-    import boto3
+    from s3server import bucket_keys
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=sandbox["endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ci-store", Prefix="vci/")["Contents"]]
+    keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")
     assert f"vci/ledger/production/{history[0]['release_id']}.json" in keys  # shared through S3

@@ -196,16 +196,9 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     assert history[0]["release_id"] in report["description"]
     assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
     assert "registry-secret-5678" not in out.stdout + out.stderr
-    import boto3  # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step
+    from s3server import bucket_keys  # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["VCI_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ml-artifacts", Prefix="vci/")["Contents"]]
+    keys = bucket_keys(env["VCI_S3_ENDPOINT_URL"], "ml-artifacts", "vci/")
     assert any("/ledger/production/" in "/" + k for k in keys) and any("/runs/" in "/" + k for k in keys)
     assert not (workspace / ".vci-cache").exists()  # post { cleanup } ran its sh step
 
