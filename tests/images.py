@@ -86,9 +86,11 @@ def _tool(cmd: list[str], failure: str, hint: str, timeout: float = 300) -> None
         raise DeployError(f"{failure}: {proc.stderr.strip()[-300:]}", hint=hint)
 
 
-def fetch_image(ref: str, directory: Path, *, insecure: bool = True) -> Path:
-    """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo."""
-    _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}", f"docker://{ref}",
+def fetch_image(ref: str, directory: Path, *, insecure: bool = True, authfile: Path | None = None) -> Path:
+    """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo; ``authfile`` is a
+    containers-auth.json with the registry's credentials (never on the command line)."""
+    auth = [f"--src-authfile={authfile}"] if authfile else []
+    _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}", *auth, f"docker://{ref}",
            f"oci:{directory}:run"], f"skopeo could not copy {ref}", "check the ref and the registry")
     return directory
 
@@ -214,7 +216,7 @@ def stop_all() -> None:
 def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, port: int | None = None,
               name: str | None = None, insecure: bool = True, args: list[str] | None = None,
               user: tuple[int, int] | None = None, read_only: bool = True,
-              tag: str | None = None) -> RunningContainer:
+              tag: str | None = None, authfile: Path | None = None) -> RunningContainer:
     """Start an image (layout dir, ``oci:DIR:TAG`` or registry ref) with runc on the host network. ``port``
     (free by default) goes in VCI_PORT unless ``env`` sets it; ``args``/``user`` override the image's."""
     require_tools("runc", "umoci")
@@ -222,7 +224,7 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
     bundle = _scratch() / "containers" / name
     bundle.mkdir(parents=True)
     try:
-        layout, tag, digest = _locate(str(layout_or_ref), tag, bundle / "image", insecure)
+        layout, tag, digest = _locate(str(layout_or_ref), tag, bundle / "image", insecure, authfile)
         unpacked = shared_bundle(layout, tag, digest)
         rootfs = unpacked / "rootfs" if read_only else writable_rootfs(unpacked / "rootfs", bundle)
         port = port or free_port()
@@ -236,14 +238,15 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
         raise
 
 
-def _locate(source: str, tag: str | None, fetch_dir: Path, insecure: bool) -> tuple[Path, str | None, str]:
+def _locate(source: str, tag: str | None, fetch_dir: Path, insecure: bool,
+            authfile: Path | None = None) -> tuple[Path, str | None, str]:
     """(layout, tag, manifest digest) of a layout dir, ``oci:DIR[:TAG]`` or registry ref (fetched if new)."""
     path, _, named = source[4:].partition(":") if source.startswith("oci:") else (source, "", "")
     layout, tag, digest = Path(path), named or tag, source.rpartition("@")[2]
     if "@sha256:" in source and unpacked_already(digest):
         return layout, tag, digest  # this exact image is unpacked already: no need to fetch it again
     if not (layout / "index.json").is_file():
-        layout = fetch_image(source, fetch_dir, insecure=insecure)
+        layout = fetch_image(source, fetch_dir, insecure=insecure, authfile=authfile)
     return (layout, *layout_manifest(layout, tag))
 
 

@@ -2,44 +2,22 @@
 
 import pytest
 
-from images import base_image_layout, run_image
+from images import base_image_layout
+from pods import runc_cluster
 from vci.config import load_settings
 from vci.deploy import deploy, deployed_model, status, target_for, undeploy
 from vci.errors import DeployError
 
 import vci
-from tests.fakes.kube import start_kube_server
 from tests.package.models import BrokenScaler, Scaler
 
 from .conftest import write_config
 
 
-class RuncPod:
-    """The test server's process backend handle: one runc container per pod, on the pod's host port."""
-
-    def __init__(self, pod_spec: dict, port: int):
-        container = pod_spec["containers"][0]
-        env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-        env["VCI_PORT"] = str(port)
-        self.box = run_image(container["image"], env=env, port=port)
-
-    def stop(self):
-        self.box.stop(timeout=5)
-
-    def alive(self) -> bool:
-        return self.box.status() == "running"
-
-    def logs(self) -> str:
-        return self.box.logs()
-
-
 @pytest.fixture(scope="module")
 def runc_kube():
-    server = start_kube_server(namespaces=("ml-staging",), backend="process", runner=RuncPod)
-    try:
+    with runc_cluster(("ml-staging",)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def log_run(settings, tmp_path, cls, factor):
