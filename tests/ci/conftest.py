@@ -1,4 +1,5 @@
-"""Fixtures for CI tests: a project directory with a tiny model, and ``vci`` run as a subprocess."""
+"""Fixtures for CI tests: a project directory with a tiny model, ``vci`` run as a subprocess, and a cluster
+(a real registry with a login, the Kubernetes API test server with runc pods, a Python base image)."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +74,55 @@ def project(tmp_path):
     env = clean_env(VCI_CACHE_DIR=str(tmp_path / "cache"), VCI_USER="tester")
     yield workdir, env
     stop_environments(workdir, env)
+
+
+REGISTRY_USER, REGISTRY_PASSWORD = "ci", "registry-secret-5678"
+
+
+class Cluster:
+    """Where CI delivers to: ``registry`` (needs REGISTRY_USER's login), ``kube`` (namespaces ml-staging and
+    ml-prod, its pods pull with the node's credentials and run with runc), ``base`` (a runnable base)."""
+
+    def __init__(self, registry, kube, base: str, kubeconfig: Path):
+        self.registry, self.kube, self.base, self.kubeconfig = registry, kube, base, kubeconfig
+
+    def write_vci_yaml(self, workdir: Path, project: str) -> dict:
+        """vci.yaml for ``project``: staging and production (approval required) as Kubernetes deployments
+        with their own namespaces and repositories; returns the config written."""
+        common = {"target": "kubernetes", "base_image": self.base, "replicas": 1}
+        repository = f"{self.registry.host}/ml/{project}"
+        config = {
+            "project": project,
+            "environments": {
+                "staging": {**common, "namespace": "ml-staging", "repository": f"{repository}-staging"},
+                "production": {**common, "namespace": "ml-prod", "repository": repository,
+                               "requires_approval": True},
+            },
+        }
+        (workdir / "vci.yaml").write_text(yaml.safe_dump(config))
+        return config
+
+    def deployment(self, project: str, environment: str) -> dict | None:
+        """The live Deployment of ``project`` in ``environment`` (None if there is none)."""
+        from tests.fakes.kube.resources import BY_KIND
+
+        namespace = {"staging": "ml-staging", "production": "ml-prod"}[environment]
+        return self.kube.store.find(BY_KIND["Deployment"], namespace, f"{project}-{environment}")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """One cluster for the CI end-to-end runs (session-wide: each image is pulled and unpacked once)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from images import base_image_layout
+    from pods import registry_authfile, runc_cluster
+    from registry import RegistryServer
+
+    root = tmp_path_factory.mktemp("ci-cluster")
+    base = f"oci:{base_image_layout()}:base"
+    with RegistryServer(root / "registry", users={REGISTRY_USER: REGISTRY_PASSWORD}) as registry:
+        node_auth = registry_authfile(root / "node-auth.json", registry.host, REGISTRY_USER, REGISTRY_PASSWORD)
+        with runc_cluster(("ml-staging", "ml-prod"), authfile=node_auth) as kube:
+            yield Cluster(registry, kube, base, kube.kubeconfig(root / "kubeconfig"))
