@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, clean_env, make_project, run_vci, stop_environments
+from .conftest import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, clean_env, make_project, run_vci, stop_environments
 
 ACTIONS = ROOT / "github_actions" / "actions"
 WORKFLOWS = ROOT / "github_actions" / "workflows"
@@ -89,10 +89,21 @@ def test_actionlint_passes_on_the_workflows_and_the_actions_they_use(tmp_path):
     assert out.returncode == 1 and 'missing input "run-id"' in out.stdout
 
 
+PROJECT = "gha"  # its own Deployments (gha-staging, gha-production) and repositories on the shared cluster
+
+
+def write_secret_file(path: Path, secrets: dict[str, str]) -> Path:
+    """An act --secret-file (dotenv, mode 0600): values JSON-quoted, so a kubeconfig keeps its lines."""
+    path.write_text("".join(f"{name}={json.dumps(value)}\n" for name, value in secrets.items()))
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture()
-def act_sandbox(tmp_path):
+def act_sandbox(tmp_path, cluster):
     """A model repository with the example workflows, stubs for third-party actions, a copy of vci as the
-    action repository, and a venv (seeing the site packages) for the setup action to install into."""
+    action repository, and a venv (seeing the site packages) for the setup action to install into. It
+    delivers to ``cluster``: its registry password and kubeconfig reach the workflows only as secrets."""
     vci_copy = tmp_path / "vci-src"
     shutil.copytree(
         ROOT,
@@ -107,6 +118,7 @@ def act_sandbox(tmp_path):
         (tmp_path / "stubs" / name / "action.yml").write_text(STUB.format(name=name))
         stubs[name] = tmp_path / "stubs" / name
     repo = make_project(tmp_path / "repo")
+    cluster.write_vci_yaml(repo, PROJECT)
     shutil.copytree(WORKFLOWS, repo / ".github" / "workflows")
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
@@ -117,22 +129,25 @@ def act_sandbox(tmp_path):
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
     )
     # PIP_REQUIRE_VIRTUALENV: the setup action must install into the venv, never into this interpreter.
+    # No KUBECONFIG or Docker config either: act's own environment reaches its steps on a self-hosted
+    # runner, and the credentials must come through the workflows' secrets.
     env = clean_env(
         VCI_CACHE_DIR=str(tmp_path / "cache"),
         VCI_USER="ci",
         PIP_NO_BUILD_ISOLATION="0",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PIP_REQUIRE_VIRTUALENV="1",
+        DOCKER_CONFIG=str(tmp_path / "no-docker-config"),
     )
+    env.pop("KUBECONFIG", None)
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    # The store every runner shares is a bucket on a moto S3 server (runs, ledger); local environments
-    # keep their process state in one directory, since act gives each workflow run a fresh workspace.
+    # The store every runner shares is a bucket on a moto S3 server (runs, ledger).
     import boto3
 
     from s3server import dummy_aws_env, start_moto
 
     server, endpoint = start_moto()
-    env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint, VCI_STATE_DIR=str(tmp_path / "state"))
+    env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint)
     boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -141,6 +156,10 @@ def act_sandbox(tmp_path):
         aws_secret_access_key="testing",
     ).create_bucket(Bucket="ci-store")
     store = "s3://ci-store/vci"
+    secrets = write_secret_file(
+        tmp_path / "act.secrets",
+        {"VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD, "KUBECONFIG": cluster.kubeconfig.read_text()},
+    )
     args = [
         "-P",
         "ubuntu-latest=-self-hosted",
@@ -155,10 +174,24 @@ def act_sandbox(tmp_path):
         f"vci-dev/vci@v1={vci_copy}",
         "--var",
         f"VCI_STORE={store}",
+        "--var",
+        f"VCI_REGISTRY_USER={REGISTRY_USER}",
+        "--secret-file",
+        str(secrets),
     ]
-    yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv, "endpoint": endpoint}
-    stop_environments(repo, dict(env, VCI_STORE=str(store)))
+    # What an operator's shell has: the store, the kubeconfig and the registry login.
+    operator_env = dict(
+        env,
+        VCI_STORE=store,
+        KUBECONFIG=str(cluster.kubeconfig),
+        VCI_REGISTRY_USER=REGISTRY_USER,
+        VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD,
+    )
+    yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv, "endpoint": endpoint,
+           "cluster": cluster, "operator_env": operator_env}
+    stop_environments(repo, operator_env)
     server.stop()
+    assert cluster.deployment(PROJECT, "staging") is None and cluster.deployment(PROJECT, "production") is None
 
 
 def act(sandbox, *args) -> subprocess.CompletedProcess:
@@ -171,11 +204,16 @@ def act(sandbox, *args) -> subprocess.CompletedProcess:
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert REGISTRY_PASSWORD not in out.stdout + out.stderr, "act's log shows the registry password"
+    assert sandbox["cluster"].kube.token not in out.stdout + out.stderr, "act's log shows the kube token"
     return out
 
 
-def step_outputs(log: str) -> dict[str, list[str]]:
-    """Every ``name=value`` step output act reports, in order."""
+def step_outputs(log: str, step: str | None = None) -> dict[str, list[str]]:
+    """Every ``name=value`` step output act reports, in order; with ``step``, only that step's (act reports
+    them after the step's success line, before the next step starts)."""
+    if step is not None:
+        log = log.split(f"Success - Main {step} [", 1)[1].split("⭐ Run", 1)[0]
     outputs: dict[str, list[str]] = {}
     for name, value in re.findall(r"::set-output:: ([\w-]+)=(.*)", log):
         outputs.setdefault(name, []).append(value)
@@ -184,11 +222,12 @@ def step_outputs(log: str) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox):
-    sandbox = act_sandbox
+    sandbox, cluster = act_sandbox, act_sandbox["cluster"]
     pre = sandbox["venv"] / "bin" / "python"
     subprocess.run(
         [str(pre), "-m", "pip", "install", "-q", "wheel"], env=sandbox["env"], check=True, capture_output=True
     )
+    staging_repository = f"{cluster.registry.host}/ml/{PROJECT}-staging"
     staged = act(
         sandbox,
         "push",
@@ -198,19 +237,27 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
         "VCI_MODEL=model.py:Doubler",
         "--var",
         "VCI_ARTIFACTS=factor=factor.txt",
+        "--var",
+        f"VCI_REPOSITORY={staging_repository}",
+        "--var",
+        f"VCI_BASE_IMAGE={cluster.base}",
     )
     installed = list((sandbox["venv"] / "lib").glob("python3*/site-packages/vci-*.dist-info/direct_url.json"))
     assert installed and "vci-dev-vci" in installed[0].read_text(), "setup installed vci from its repository"
-    outputs = step_outputs(staged.stdout)
-    status_env = dict(sandbox["env"], VCI_STORE=str(sandbox["store"]))
+    deployed = step_outputs(staged.stdout, "Deploy to staging")
+    pushed = step_outputs(staged.stdout, "Package")
+    digest = deployed["digest"][0]
+    assert pushed["image"] == [f"{staging_repository}@{digest}"]  # staging runs the image Package pushed
+    live = cluster.deployment(PROJECT, "staging")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == f"{staging_repository}@{digest}"
+    operator_env = sandbox["operator_env"]
     staging = json.loads(
-        run_vci("status", "--env", "staging", "--output", "json", cwd=sandbox["repo"], env=status_env).stdout
+        run_vci("status", "--env", "staging", "--output", "json", cwd=sandbox["repo"], env=operator_env).stdout
     )
-    assert staging["state"] == "ready"
-    assert staging["release_id"] in outputs["release-id"]
-    assert staging["digest"] in outputs["digest"]
-    assert staging["endpoint"] in outputs["endpoint"]
-    assert "true" in outputs["passed"] and "2" in outputs["checked"]  # the smoke test ran on staging
+    assert staging["state"] == "ready" and staging["digest"] == digest
+    assert staging["release_id"] == deployed["release-id"][0]
+    outputs = step_outputs(staged.stdout, "Smoke test")
+    assert outputs["passed"][0] == "true" and outputs["checked"][0] == "2"  # through the kube API proxy
     assert "### vci deploy" in staged.stdout  # the job summary act shows
 
     promoted = act(
@@ -223,19 +270,24 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
         "--actor",
         "release-manager",
     )
-    outputs = step_outputs(promoted.stdout)
+    outputs = step_outputs(promoted.stdout, "Promote staging to production")
+    production_image = f"{cluster.registry.host}/ml/{PROJECT}@{digest}"  # copied by digest, not rebuilt
+    assert outputs["digest"][0] == digest and outputs["image"][0] == production_image
+    live = cluster.deployment(PROJECT, "production")
+    assert live["metadata"]["namespace"] == "ml-prod"
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == production_image
     history = json.loads(
-        run_vci(
-            "history", "--env", "production", "--output", "json", cwd=sandbox["repo"], env=status_env
-        ).stdout
+        run_vci("history", "--env", "production", "--output", "json", cwd=sandbox["repo"], env=operator_env).stdout
     )["releases"]
     assert len(history) == 1 and history[0]["action"] == "promote"
-    assert history[0]["digest"] == staging["digest"]  # the digest staging verified, not a rebuild
+    assert history[0]["digest"] == digest  # the digest staging verified
     assert history[0]["approver"] == "release-manager"
     assert history[0]["ci"]["system"] == "github"
-    assert history[0]["release_id"] in outputs["release-id"]
-    assert "succeeded" in outputs["outcome"] and "direct" in outputs["strategy"]
+    assert history[0]["release_id"] == outputs["release-id"][0]
+    assert outputs["outcome"][0] == "succeeded" and outputs["strategy"][0] == "direct"
     from s3server import bucket_keys
 
     keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")
     assert f"vci/ledger/production/{history[0]['release_id']}.json" in keys  # shared through S3
+    answer = run_vci("predict", "--env", "production", "--data", "[5, 7]", cwd=sandbox["repo"], env=operator_env)
+    assert json.loads(answer.stdout) == [10, 14]  # production's pod, through the API server's proxy
