@@ -8,14 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, clean_env, make_project, run_vci, stop_environments
+from .conftest import (
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    ROOT,
+    clean_env,
+    make_project,
+    run_vci,
+    stop_environments,
+)
 
 JENKINS = ROOT / "jenkins"
 HARNESS = Path(__file__).parent / "harness"
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 CREDENTIALS = {
     "vci-store": {"username": "AKIAEXAMPLE", "password": "store-secret-1234"},
-    "vci-registry": {"username": "ci", "password": "registry-secret-5678"},
+    "vci-registry": {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD},
+    "vci-kubeconfig": {"fileName": "kubeconfig", "content": "apiVersion: v1\nkind: Config\nclusters: []\n"},
 }
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
 
@@ -79,7 +88,8 @@ def interpolated_credentials(text: str, credentials: set[str]) -> list[str]:
 def test_no_sh_step_interpolates_a_credential_in_double_quotes():
     texts = {p.name: p.read_text() for p in [JENKINS / "Jenkinsfile", *(JENKINS / "vars").glob("*.groovy")]}
     credentials = set().union(*map(credential_variables, texts.values()))
-    assert {"AWS_SECRET_ACCESS_KEY", "VCI_REGISTRY_PASSWORD"} <= credentials
+    bound = {"AWS_SECRET_ACCESS_KEY", "VCI_REGISTRY_USER", "VCI_REGISTRY_PASSWORD", "KUBECONFIG"}
+    assert bound <= credentials
     for name, text in texts.items():
         assert interpolated_credentials(text, credentials) == [], name
     assert SH_CALL.findall(texts["Jenkinsfile"]), "the check sees the Jenkinsfile's sh steps"
@@ -90,8 +100,10 @@ def test_no_sh_step_interpolates_a_credential_in_double_quotes():
     assert interpolated_credentials(leaky, credentials) == ["AWS_SECRET_ACCESS_KEY"]
 
 
-def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=CREDENTIALS, extra_env=None):
-    """Run the Jenkinsfile in the harness; AWS keys reach its sh steps only through withCredentials."""
+def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=CREDENTIALS, extra_env=None,
+                 timeout=180):
+    """Run the Jenkinsfile in the harness; the store's keys, the registry login and the kubeconfig reach
+    its sh steps only through withCredentials."""
     env = clean_env(
         VCI_STORE=str(store),
         VCI_USER="jenkins",
@@ -99,13 +111,20 @@ def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=
         HARNESS_CREDENTIALS=json.dumps(credentials),
         **(extra_env or {}),
     )
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "KUBECONFIG"):
         env.pop(name, None)
+    env["DOCKER_CONFIG"] = str(tmp_path / "no-docker-config")  # no registry login from a Docker config
     if approver:
         env["HARNESS_APPROVER"] = approver
     report = tmp_path / "report.json"
     out = groovy(
-        HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", workspace, report, env=env
+        HARNESS / "run_pipeline.groovy",
+        JENKINS / "Jenkinsfile",
+        JENKINS / "vars",
+        workspace,
+        report,
+        env=env,
+        timeout=timeout,
     )
     assert report.exists(), out.stdout + out.stderr
     return out, json.loads(report.read_text())
@@ -121,9 +140,10 @@ def jenkins_workspace(tmp_path):
 
 
 @pytest.fixture()
-def s3_workspace(tmp_path):
-    """A workspace whose store is a bucket on a moto S3 server; only the pipeline's withCredentials
-    binding (credential ``vci-store``) gives the build its keys."""
+def s3_workspace(tmp_path, cluster):
+    """A workspace delivering to the cluster (project ``jenkins``: Kubernetes staging and production, images
+    on the registry) with its store in a bucket on a moto S3 server. Only the pipeline's withCredentials
+    bindings give the build the store's keys, the registry login and the kubeconfig."""
     import boto3
 
     from s3server import dummy_aws_env, start_moto
@@ -138,6 +158,7 @@ def s3_workspace(tmp_path):
         aws_secret_access_key="testing",
     ).create_bucket(Bucket="ml-artifacts")
     workspace = make_project(tmp_path / "workspace")
+    cluster.write_vci_yaml(workspace, "jenkins")
     no_keys = {k: v for k, v in aws.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_SESSION"))}
     build_env = dict(no_keys, VCI_S3_ENDPOINT_URL=endpoint)
     check_env = clean_env(
@@ -145,6 +166,9 @@ def s3_workspace(tmp_path):
         VCI_S3_ENDPOINT_URL=endpoint,
         VCI_STORE="s3://ml-artifacts/vci",
         VCI_CACHE_DIR=str(tmp_path / "cache"),
+        KUBECONFIG=str(cluster.kubeconfig),
+        VCI_REGISTRY_USER=REGISTRY_USER,
+        VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD,
     )
     yield workspace, "s3://ml-artifacts/vci", build_env, check_env
     stop_environments(workspace, check_env)
@@ -152,10 +176,22 @@ def s3_workspace(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_path, s3_workspace):
+def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_path, s3_workspace, cluster):
     workspace, store, build_env, env = s3_workspace
-    params = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt", "STRATEGY": "direct"}
-    credentials = dict(CREDENTIALS, **{"vci-store": {"username": "testing", "password": "testing"}})
+    params = {
+        "MODEL": "model.py:Doubler",
+        "ARTIFACTS": "factor=factor.txt",
+        "STRATEGY": "direct",
+        "IMAGE_REPOSITORY": f"{cluster.registry.host}/ml/jenkins-staging",
+        "BASE_IMAGE": cluster.base,
+    }
+    credentials = dict(
+        CREDENTIALS,
+        **{
+            "vci-store": {"username": "testing", "password": "testing"},
+            "vci-kubeconfig": {"fileName": "kubeconfig", "content": cluster.kubeconfig.read_text()},
+        },
+    )
     out, report = run_pipeline(
         tmp_path,
         workspace,
@@ -164,6 +200,7 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
         approver="release-manager",
         credentials=credentials,
         extra_env=build_env,
+        timeout=420,
     )
     assert out.returncode == 0 and report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
     assert [s["status"] for s in report["stages"] if "stage" in s] == ["success"] * 5
@@ -179,28 +216,49 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     assert {"timeout", "disableConcurrentBuilds", "buildDiscarder"} <= set(report["options"])
     assert report["stageAgents"]["Approval"] == "none" and report["stageOptions"]["Approval"] == ["timeout"]
 
+    # Package pushed the image; staging runs it by digest, production the same digest from its own repository.
+    built = re.search(r"^built (\S+)$", out.stdout, re.M).group(1)
+    repository, digest = built.split("@")
+    assert repository == f"{cluster.registry.host}/ml/jenkins-staging" and digest.startswith("sha256:")
+    assert live_image(cluster.deployment("jenkins", "staging")) == built
+    production_deployment = cluster.deployment("jenkins", "production")
+    assert production_deployment["metadata"]["namespace"] == "ml-prod"
+    assert live_image(production_deployment) == f"{cluster.registry.host}/ml/jenkins@{digest}"
     staging = json.loads(
         run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout
     )
     production = json.loads(
         run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
     )
-    assert production["digest"] == staging["digest"] and production["state"] == "ready"
+    assert production["digest"] == staging["digest"] == digest and production["state"] == "ready"
     history = json.loads(
         run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
     )["releases"]
-    assert [(r["action"], r["approver"], r["outcome"]) for r in history] == [
-        ("promote", "release-manager", "succeeded")
+    assert [(r["action"], r["approver"], r["outcome"], r["digest"]) for r in history] == [
+        ("promote", "release-manager", "succeeded", digest)
     ]
     assert history[0]["ci_url"] == "http://jenkins.example.com/job/vci/1/"
     assert history[0]["release_id"] in report["description"]
     assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
-    assert "registry-secret-5678" not in out.stdout + out.stderr
-    from s3server import bucket_keys  # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step
+    # production answers through the API server's service proxy, from a pod pulled from the registry
+    answer = run_vci("predict", "--env", "production", "--data", "[5, 7]", "-o", "json",
+                     cwd=workspace, env=env)
+    assert json.loads(answer.stdout)["prediction"] == [10, 14]
+
+    assert REGISTRY_PASSWORD not in out.stdout + out.stderr
+    assert cluster.kube.token not in out.stdout + out.stderr
+    secret_files = tmp_path / "workspace@tmp" / "secretFiles"  # where the file binding wrote the kubeconfig
+    assert secret_files.is_dir() and not list(secret_files.rglob("*"))  # ... and removed it after each block
+    # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step
+    from s3server import bucket_keys
 
     keys = bucket_keys(env["VCI_S3_ENDPOINT_URL"], "ml-artifacts", "vci/")
     assert any("/ledger/production/" in "/" + k for k in keys) and any("/runs/" in "/" + k for k in keys)
     assert not (workspace / ".vci-cache").exists()  # post { cleanup } ran its sh step
+
+
+def live_image(deployment: dict) -> str:
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@
 // run by /bin/sh in the workspace, shared-library vars loaded from a directory, `input` auto-approved.
 //
 // groovy run_pipeline.groovy JENKINSFILE VARS_DIR WORKSPACE REPORT.json
-// HARNESS_PARAMS (JSON: build parameters), HARNESS_CREDENTIALS (JSON: id -> {username, password} or
-// {secret}), HARNESS_APPROVER (who approves `input` steps; unset: every input is aborted).
+// HARNESS_PARAMS (JSON: build parameters), HARNESS_CREDENTIALS (JSON: id -> {username, password},
+// {secret} or a file's {content, fileName}), HARNESS_APPROVER (who approves `input` steps; unset: every input is aborted).
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 
@@ -138,24 +138,53 @@ class Dsl {
 
     Map usernamePassword(Map spec) { [kind: 'usernamePassword'] + spec }
     Map string(Map spec) { [kind: 'string'] + spec }
+    Map file(Map spec) { [kind: 'file'] + spec }
 
+    // As the credentials-binding plugin: each binding's value is masked in the log; a `file` credential is
+    // written to WORKSPACE@tmp/secretFiles/UUID/NAME, its variable names that path, and it is deleted after.
     Object withCredentials(List bindings, Closure body) {
         Map<String, String> saved = env.snapshot()
         List<String> bound = []
-        bindings.each { Map b ->
-            Map secret = credentials[b.credentialsId] as Map
-            if (secret == null) { throw new PipelineError("Could not find credentials entry with ID '${b.credentialsId}'") }
-            bound.addAll(b.kind == 'usernamePassword' ? [b.usernameVariable, b.passwordVariable] : [b.variable])
-            if (b.kind == 'usernamePassword') {
-                env.setProperty(b.usernameVariable as String, secret.username)
-                env.setProperty(b.passwordVariable as String, secret.password)
-                masked << (secret.password as String)
-            } else {
-                env.setProperty(b.variable as String, secret.secret)
-                masked << (secret.secret as String)
-            }
+        List<File> written = []
+        try {
+            bindings.each { Map b -> bound.addAll(bind(b, credentialOf(b), written)) }
+            return run(body)
+        } finally {
+            bound.each { env.setProperty(it as String, saved[it]) }
+            written.each { it.parentFile.deleteDir() }
         }
-        try { return run(body) } finally { bound.each { env.setProperty(it as String, saved[it]) } }
+    }
+
+    Map credentialOf(Map binding) {
+        Map secret = credentials[binding.credentialsId] as Map
+        if (secret == null) { throw new PipelineError("Could not find credentials entry with ID '${binding.credentialsId}'") }
+        String kind = secret.containsKey('content') ? 'file' : secret.containsKey('secret') ? 'string' : 'usernamePassword'
+        if (kind != binding.kind) {
+            throw new PipelineError("Credentials '${binding.credentialsId}' is of type '${kind}' where '${binding.kind}' was expected")
+        }
+        return secret
+    }
+
+    List<String> bind(Map b, Map secret, List<File> written) {
+        if (b.kind == 'usernamePassword') {
+            env.setProperty(b.usernameVariable as String, secret.username)
+            env.setProperty(b.passwordVariable as String, secret.password)
+            masked << (secret.password as String)
+            return [b.usernameVariable as String, b.passwordVariable as String]
+        }
+        String value = secret.secret as String
+        if (b.kind == 'file') {
+            File directory = new File(workspace.path + '@tmp', "secretFiles/${UUID.randomUUID()}")
+            directory.mkdirs()
+            File path = new File(directory, (secret.fileName ?: 'secret') as String)
+            path.text = secret.content as String
+            path.setReadable(false, false); path.setReadable(true, true)
+            written << path
+            value = path.path
+        }
+        env.setProperty(b.variable as String, value)
+        masked << value
+        return [b.variable as String]
     }
 
     Object input(Map spec) {
