@@ -1,5 +1,6 @@
 """The composite actions and example workflows: actionlint on every workflow, and real runs with act."""
 
+import functools
 import json
 import re
 import shutil
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, clean_env, make_project, run_vci, stop_environments
+from .conftest import (
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    ROOT,
+    clean_env,
+    make_project,
+    run_vci,
+    stop_environments,
+)
 
 ACTIONS = ROOT / "github_actions" / "actions"
 WORKFLOWS = ROOT / "github_actions" / "workflows"
@@ -99,11 +108,8 @@ def write_secret_file(path: Path, secrets: dict[str, str]) -> Path:
     return path
 
 
-@pytest.fixture()
-def act_sandbox(tmp_path, cluster):
-    """A model repository with the example workflows, stubs for third-party actions, a copy of vci as the
-    action repository, and a venv (seeing the site packages) for the setup action to install into. It
-    delivers to ``cluster``: its registry password and kubeconfig reach the workflows only as secrets."""
+def action_repositories(tmp_path: Path) -> list[str]:
+    """act's --local-repository arguments: stubs for the third-party actions, a copy of vci for its own."""
     vci_copy = tmp_path / "vci-src"
     shutil.copytree(
         ROOT,
@@ -112,25 +118,30 @@ def act_sandbox(tmp_path, cluster):
             ".git", ".vci", "__pycache__", "*.egg-info", "build", ".pytest_cache", "tests", "benchmarks"
         ),
     )
-    stubs = {}
-    for name in ("checkout", "setup-python"):
+    args = ["--local-repository", f"vci-dev/vci@v1={vci_copy}"]
+    for name, version in (("checkout", "v5"), ("setup-python", "v6")):
         (tmp_path / "stubs" / name).mkdir(parents=True)
         (tmp_path / "stubs" / name / "action.yml").write_text(STUB.format(name=name))
-        stubs[name] = tmp_path / "stubs" / name
-    repo = make_project(tmp_path / "repo")
+        args += ["--local-repository", f"actions/{name}@{version}={tmp_path / 'stubs' / name}"]
+    return args
+
+
+def model_repository(path: Path, cluster) -> Path:
+    """A git repository with the model, a vci.yaml delivering ``PROJECT`` to ``cluster``, the workflows."""
+    repo = make_project(path)
     cluster.write_vci_yaml(repo, PROJECT)
     shutil.copytree(WORKFLOWS, repo / ".github" / "workflows")
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run(["git", "add", "."], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "model"], cwd=repo, check=True)
-    venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
-    )
+    return repo
+
+
+def runner_env(tmp_path: Path, venv: Path) -> dict:
+    """act's environment (which its steps see on a self-hosted runner): the venv first on the PATH, and
+    no KUBECONFIG, Docker config or VCI_REGISTRY_*: credentials come only through the secrets."""
     # PIP_REQUIRE_VIRTUALENV: the setup action must install into the venv, never into this interpreter.
-    # No KUBECONFIG or Docker config either: act's own environment reaches its steps on a self-hosted
-    # runner, and the credentials must come through the workflows' secrets.
     env = clean_env(
         VCI_CACHE_DIR=str(tmp_path / "cache"),
         VCI_USER="ci",
@@ -141,13 +152,13 @@ def act_sandbox(tmp_path, cluster):
     )
     env.pop("KUBECONFIG", None)
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    # The store every runner shares is a bucket on a moto S3 server (runs, ledger).
+    return env
+
+
+def shared_bucket(endpoint: str) -> str:
+    """The store every runner shares (runs, ledger): a bucket on the moto S3 server."""
     import boto3
 
-    from s3server import dummy_aws_env, start_moto
-
-    server, endpoint = start_moto()
-    env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint)
     boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -155,7 +166,25 @@ def act_sandbox(tmp_path, cluster):
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     ).create_bucket(Bucket="ci-store")
-    store = "s3://ci-store/vci"
+    return "s3://ci-store/vci"
+
+
+@pytest.fixture()
+def act_sandbox(tmp_path, cluster):
+    """A model repository with the example workflows, the action repositories, and a venv (seeing the
+    site packages) for the setup action to install into. It delivers to ``cluster``: the registry
+    password and the kubeconfig reach the workflows only as secrets."""
+    from s3server import dummy_aws_env, start_moto
+
+    repo = model_repository(tmp_path / "repo", cluster)
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
+    )
+    env = runner_env(tmp_path, venv)
+    server, endpoint = start_moto()
+    env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint)
+    store = shared_bucket(endpoint)
     secrets = write_secret_file(
         tmp_path / "act.secrets",
         {"VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD, "KUBECONFIG": cluster.kubeconfig.read_text()},
@@ -166,12 +195,7 @@ def act_sandbox(tmp_path, cluster):
         "--no-cache-server",
         "--action-cache-path",
         str(tmp_path / "act-cache"),
-        "--local-repository",
-        f"actions/checkout@v5={stubs['checkout']}",
-        "--local-repository",
-        f"actions/setup-python@v6={stubs['setup-python']}",
-        "--local-repository",
-        f"vci-dev/vci@v1={vci_copy}",
+        *action_repositories(tmp_path),
         "--var",
         f"VCI_STORE={store}",
         "--var",
@@ -180,18 +204,14 @@ def act_sandbox(tmp_path, cluster):
         str(secrets),
     ]
     # What an operator's shell has: the store, the kubeconfig and the registry login.
-    operator_env = dict(
-        env,
-        VCI_STORE=store,
-        KUBECONFIG=str(cluster.kubeconfig),
-        VCI_REGISTRY_USER=REGISTRY_USER,
-        VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD,
-    )
-    yield {"repo": repo, "env": env, "args": args, "store": store, "venv": venv, "endpoint": endpoint,
-           "cluster": cluster, "operator_env": operator_env}
+    operator_env = dict(env, VCI_STORE=store, KUBECONFIG=str(cluster.kubeconfig),
+                        VCI_REGISTRY_USER=REGISTRY_USER, VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD)
+    yield {"repo": repo, "env": env, "args": args, "venv": venv, "endpoint": endpoint, "cluster": cluster,
+           "operator_env": operator_env}
     stop_environments(repo, operator_env)
     server.stop()
-    assert cluster.deployment(PROJECT, "staging") is None and cluster.deployment(PROJECT, "production") is None
+    for environment in ("staging", "production"):
+        assert cluster.deployment(PROJECT, environment) is None, f"{environment} was not undeployed"
 
 
 def act(sandbox, *args) -> subprocess.CompletedProcess:
@@ -228,20 +248,10 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
         [str(pre), "-m", "pip", "install", "-q", "wheel"], env=sandbox["env"], check=True, capture_output=True
     )
     staging_repository = f"{cluster.registry.host}/ml/{PROJECT}-staging"
-    staged = act(
-        sandbox,
-        "push",
-        "-W",
-        ".github/workflows/deploy-staging.yml",
-        "--var",
-        "VCI_MODEL=model.py:Doubler",
-        "--var",
-        "VCI_ARTIFACTS=factor=factor.txt",
-        "--var",
-        f"VCI_REPOSITORY={staging_repository}",
-        "--var",
-        f"VCI_BASE_IMAGE={cluster.base}",
-    )
+    variables = {"VCI_MODEL": "model.py:Doubler", "VCI_ARTIFACTS": "factor=factor.txt",
+                 "VCI_REPOSITORY": staging_repository, "VCI_BASE_IMAGE": cluster.base}
+    staged = act(sandbox, "push", "-W", ".github/workflows/deploy-staging.yml",
+                 *(arg for name, value in variables.items() for arg in ("--var", f"{name}={value}")))
     installed = list((sandbox["venv"] / "lib").glob("python3*/site-packages/vci-*.dist-info/direct_url.json"))
     assert installed and "vci-dev-vci" in installed[0].read_text(), "setup installed vci from its repository"
     deployed = step_outputs(staged.stdout, "Deploy to staging")
@@ -250,35 +260,23 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
     assert pushed["image"] == [f"{staging_repository}@{digest}"]  # staging runs the image Package pushed
     live = cluster.deployment(PROJECT, "staging")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == f"{staging_repository}@{digest}"
-    operator_env = sandbox["operator_env"]
-    staging = json.loads(
-        run_vci("status", "--env", "staging", "--output", "json", cwd=sandbox["repo"], env=operator_env).stdout
-    )
+    vci = functools.partial(run_vci, cwd=sandbox["repo"], env=sandbox["operator_env"])
+    staging = json.loads(vci("status", "--env", "staging", "--output", "json").stdout)
     assert staging["state"] == "ready" and staging["digest"] == digest
     assert staging["release_id"] == deployed["release-id"][0]
     outputs = step_outputs(staged.stdout, "Smoke test")
     assert outputs["passed"][0] == "true" and outputs["checked"][0] == "2"  # through the kube API proxy
     assert "### vci deploy" in staged.stdout  # the job summary act shows
 
-    promoted = act(
-        sandbox,
-        "workflow_dispatch",
-        "-W",
-        ".github/workflows/promote-production.yml",
-        "--input",
-        "strategy=direct",
-        "--actor",
-        "release-manager",
-    )
+    promoted = act(sandbox, "workflow_dispatch", "-W", ".github/workflows/promote-production.yml",
+                   "--input", "strategy=direct", "--actor", "release-manager")
     outputs = step_outputs(promoted.stdout, "Promote staging to production")
     production_image = f"{cluster.registry.host}/ml/{PROJECT}@{digest}"  # copied by digest, not rebuilt
     assert outputs["digest"][0] == digest and outputs["image"][0] == production_image
     live = cluster.deployment(PROJECT, "production")
     assert live["metadata"]["namespace"] == "ml-prod"
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == production_image
-    history = json.loads(
-        run_vci("history", "--env", "production", "--output", "json", cwd=sandbox["repo"], env=operator_env).stdout
-    )["releases"]
+    history = json.loads(vci("history", "--env", "production", "--output", "json").stdout)["releases"]
     assert len(history) == 1 and history[0]["action"] == "promote"
     assert history[0]["digest"] == digest  # the digest staging verified
     assert history[0]["approver"] == "release-manager"
@@ -289,5 +287,5 @@ def test_workflows_deploy_to_staging_then_promote_with_the_approver(act_sandbox)
 
     keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")
     assert f"vci/ledger/production/{history[0]['release_id']}.json" in keys  # shared through S3
-    answer = run_vci("predict", "--env", "production", "--data", "[5, 7]", cwd=sandbox["repo"], env=operator_env)
+    answer = vci("predict", "--env", "production", "--data", "[5, 7]")
     assert json.loads(answer.stdout) == [10, 14]  # production's pod, through the API server's proxy
