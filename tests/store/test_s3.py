@@ -188,3 +188,33 @@ def test_streamed_upload_round_trip(s3_bucket, tmp_path):
     assert (desc.size, desc.sent, sum(sent), len(sent)) == (len(data), len(data), len(data), 3)
     assert store.read_blob(desc.digest) == data
     assert store.put_blob(src).sent == 0
+
+
+def signed_payloads(client) -> list[tuple[str, bytes]]:
+    """(operation, x-amz-content-sha256) of each request the client sends from now on."""
+    seen = []
+
+    def hook(request, event_name, **_):
+        seen.append((event_name.rsplit(".", 1)[-1], request.headers.get("X-Amz-Content-SHA256")))
+
+    client.meta.events.register("before-send.s3", hook)
+    return seen
+
+
+def test_blob_bytes_go_unsigned_with_a_checksum_documents_signed(s3_bucket, moto_endpoint, tmp_path):
+    client, bucket = s3_bucket
+    store = S3Store(bucket, "p", endpoint_url=moto_endpoint, plan=SMALL_PARTS)
+    documents, blobs = signed_payloads(store.client), signed_payloads(store.blob_client)
+    src = tmp_path / "weights.bin"
+    src.write_bytes(os.urandom(12 * MIB))
+    checksums = []
+    store.blob_client.meta.events.register(
+        "before-send.s3.UploadPart", lambda request, **_: checksums.append(request.headers.get("x-amz-checksum-crc32")))
+    desc = store.put_blob(src)
+    store.put_json("runs/a.json", {"id": "a"})
+    assert desc.sent == 12 * MIB and store.read_blob(desc.digest) == src.read_bytes()
+    parts = [value for op, value in blobs if op == "UploadPart"]
+    assert parts == [b"UNSIGNED-PAYLOAD"] * 3 and len(checksums) == 3 and all(checksums)
+    puts = [value for op, value in documents if op == "PutObject"]
+    assert len(puts) == 1 and puts[0] not in (None, b"UNSIGNED-PAYLOAD")  # over http a document is signed
+    assert S3Store(bucket, "p", client=client).blob_client is client  # a given client sends everything

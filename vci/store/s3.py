@@ -8,10 +8,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..digests import CHUNK, HashingWriter, check_digest, sha256_bytes, sha256_file
+from ..digests import CHUNK, HashingWriter, check_digest, read_hashed, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from .base import Descriptor, Progress, blob_key
-from .s3_multipart import FileParts, MultipartPlan, upload_multipart
+from .s3_multipart import FileParts, MultipartPlan, upload_memory, upload_multipart
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
@@ -30,7 +30,7 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.plan = plan or MultipartPlan()
-        self._client = client
+        self._client, self._blob_client, self._session = client, None, None
         self._endpoint_url = endpoint_url or os.environ.get("VCI_S3_ENDPOINT_URL") or None
 
     @classmethod
@@ -54,8 +54,24 @@ class S3Store:
             from botocore.config import Config
             # retries come from the AWS chain too (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, ~/.aws/config)
             config = Config(max_pool_connections=max(16, self.plan.concurrency) + 4)
-            self._client = boto3.session.Session().client("s3", endpoint_url=self._endpoint_url, config=config)
+            self._session = boto3.session.Session()
+            self._client = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
         return self._client
+
+    @property
+    def blob_client(self):
+        from botocore.config import Config
+
+        """The client that sends blob bytes: it does not sign payloads (HTTPS endpoints skip that anyway), as
+        a blob's key is its sha256, checked on every read; S3 still checks each part's CRC32."""
+        if self._blob_client is None:
+            client = self.client
+            if self._session is None:  # a client given by the caller sends everything
+                self._blob_client = client
+            else:
+                config = client.meta.config.merge(Config(s3={"payload_signing_enabled": False}))
+                self._blob_client = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
+        return self._blob_client
 
     @property
     def endpoint(self) -> str:
@@ -79,7 +95,7 @@ class S3Store:
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
         if digest is None and os.path.getsize(path) <= self.plan.memory_limit:
-            return self._put_bytes(Path(path).read_bytes(), progress)  # one read, one hash pass
+            return self._put_bytes(*read_hashed(path), progress)  # one read, hashed as it goes
         if digest is None:
             digest, size = sha256_file(path)  # first: an unchanged file must send nothing
         check_digest(digest)
@@ -90,44 +106,29 @@ class S3Store:
         parts = FileParts(path, digest, size)
         try:
             with self._errors(f"uploading {path} to {key}"):
-                upload_multipart(self.client, self.bucket, key, size, parts, self.plan, progress, parts.verify)
+                upload_multipart(self.blob_client, self.bucket, key, size, parts, self.plan, progress,
+                                 parts.verify)
         finally:
             parts.close()
         return Descriptor(digest, size, size)
 
     def put_bytes(self, data: bytes) -> Descriptor:
-        return self._put_bytes(data, None)
+        return self._put_bytes(data, sha256_bytes(data), None)
 
-    def _put_bytes(self, data: bytes, progress: Progress | None) -> Descriptor:
-        """Store bytes already in memory: the bytes sent are the very bytes hashed."""
-        digest = sha256_bytes(data)
+    def _put_bytes(self, data: bytes | bytearray, digest: str, progress: Progress | None) -> Descriptor:
+        """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
         if self.has_blob(digest):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
         with self._errors(f"uploading {key}"):
             if len(data) <= self.plan.part_size:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                       ContentType="application/octet-stream")
+                self.blob_client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data),
+                                            ContentType="application/octet-stream")
                 if progress is not None:
                     progress(len(data))
             else:
-                self._transfer(data, key, progress)
+                upload_memory(self.blob_client, self.bucket, key, data, self.plan, progress)
         return Descriptor(digest, len(data), len(data))
-
-    def _transfer(self, data: bytes, key: str, progress: Progress | None) -> None:
-        """A parallel multipart upload of bytes in memory through boto3's transfer manager, which
-        measured faster here than sending parts ourselves (benchmarks/upload.py); it aborts the
-        multipart upload on any failure, so no object and no dangling upload remain."""
-        import io
-        from boto3.s3.transfer import TransferConfig
-        config = TransferConfig(multipart_threshold=self.plan.part_size, multipart_chunksize=self.plan.part_size,
-                                max_concurrency=max(16, self.plan.concurrency), use_threads=True)
-        callback = _Relayed(progress) if progress is not None else None
-        try:
-            self.client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=config, Callback=callback,
-                                       ExtraArgs={"ContentType": "application/octet-stream"})
-        except _Interrupted as exc:  # the transfer was aborted; raise what interrupted it (Ctrl-C included)
-            raise exc.cause from None
 
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
         key = self._key(blob_key(check_digest(digest)))
@@ -246,25 +247,3 @@ class S3Store:
 
 def _encode(doc: dict) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True).encode()
-
-
-class _Interrupted(Exception):
-    """Carries a BaseException raised by a progress callback through boto3's transfer threads, which only
-    abort a transfer for an Exception (a KeyboardInterrupt in a worker thread would be lost)."""
-
-    def __init__(self, cause: BaseException):
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class _Relayed:
-    def __init__(self, progress):
-        self._progress = progress
-
-    def __call__(self, delta: int) -> None:
-        try:
-            self._progress(delta)
-        except Exception:
-            raise
-        except BaseException as exc:
-            raise _Interrupted(exc) from exc
