@@ -2,11 +2,14 @@
 
 Measured in the same run, interleaved, each round on a freshly reset server:
   baseline = boto3 ``client.upload_file(path, bucket, key)`` with its default TransferConfig
-  vci      = ``S3Store.put_blob(path)`` of a blob not yet stored: the file read once into memory and
+  vci      = ``S3Store.put_blob(path)`` of a blob not yet stored: the file read once into memory while
              hashed (the digest is needed first to skip unchanged files), then a parallel multipart
              upload of those very bytes to ``blobs/sha256/<hex>``; ``--sweep`` also times other plans
              and the streamed path (hash pass, then re-read parts verified before completing)
   re-log   = ``put_blob(path)`` again: bytes sent must be 0
+  ceiling  = upload_file / (upload_file + one sha256 pass over the file, timed here too): the best
+             ratio any upload that must hash before sending can reach when its upload phase is as fast
+             as upload_file's (on moto both are bound by the server's CPU)
 Target: vci throughput >= 1.0x upload_file's (ratio = baseline time / vci time; medians).
 The server runs in its own process by default (like a remote S3, no shared GIL); ``--threaded`` puts it
 in this process as the tests do. ``--sweep`` also times other part sizes and concurrencies.
@@ -79,6 +82,12 @@ def compare(endpoint: str, path: Path, plan, rounds: int, digest=None) -> tuple[
     return statistics.median(base), statistics.median(mine), store
 
 
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
 def report(label: str, mb: int, base: float, mine: float) -> None:
     print(f"{label:<34} upload_file {base:6.2f} s ({mb / base:6.1f} MiB/s)   vci put_blob {mine:6.2f} s "
           f"({mb / mine:6.1f} MiB/s)   ratio {base / mine:.2f}x")
@@ -110,11 +119,15 @@ def main() -> None:
             if args.sweep:
                 plans += [MultipartPlan(p * MIB, c) for p, c in [(8, 4), (16, 8)]]
                 plans += [MultipartPlan(memory_limit=0)]  # streamed from disk: hash pass + verified re-read
+            hashing = statistics.median(timed(sha256_file, path) for _ in range(args.rounds))
             for plan in plans:
                 base, mine, store = compare(endpoint, path, plan, args.rounds)
                 label = f"parts {plan.part_size >> 20} MiB x{plan.concurrency}"
                 label += " streamed" if plan.memory_limit < args.mb * MIB else ""
                 report(label + (" (default)" if plan == plans[0] else ""), args.mb, base, mine)
+                if plan == plans[0]:
+                    print(f"{'':<34} sha256 pass alone {hashing:.2f} s: ceiling for hash-first "
+                          f"{base / (base + hashing):.2f}x")
             if args.sweep:  # the upload alone, without the sha256 pass that must come first otherwise
                 digest = sha256_file(path)[0]
                 base, mine, _ = compare(endpoint, path, plans[0], args.rounds, digest)

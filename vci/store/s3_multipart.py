@@ -72,8 +72,10 @@ def upload_multipart(client, bucket: str, key: str, size: int, read_part, plan: 
     (when given) passed; on any failure, interruption included, it is aborted so that neither an
     object nor a dangling multipart upload remains.
     """
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
-                                               ContentType="application/octet-stream")["UploadId"]
+    # CRC32 named up front: S3 keeps a checksum of the parts' checksums (as boto3's transfers do), and
+    # each part's CRC32 is checked on arrival and again when the upload is completed
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/octet-stream",
+                                               ChecksumAlgorithm="CRC32")["UploadId"]
     try:
         parts = _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress)
         if verify is not None:
@@ -94,8 +96,8 @@ def _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress)
     def send(number: int, data: bytes) -> tuple[dict, int]:
         # a file-like body: botocore streams it (and rewinds it on a retry); measured faster than bytes
         reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                   Body=io.BytesIO(data))
-        return {"PartNumber": number, "ETag": reply["ETag"]}, len(data)
+                                   Body=io.BytesIO(data), ChecksumAlgorithm="CRC32")
+        return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumCRC32": reply["ChecksumCRC32"]}, len(data)
 
     try:
         for number, offset in enumerate(range(0, max(size, 1), part_size), start=1):
@@ -131,7 +133,7 @@ def _abort_quietly(client, bucket: str, key: str, upload_id: str) -> None:
                                             "a bucket lifecycle rule can remove it", bucket, key)
 
 
-def upload_memory(client, bucket: str, key: str, data: bytes | bytearray, plan: MultipartPlan,
+def upload_memory(client, bucket: str, key: str, data: bytes | memoryview, plan: MultipartPlan,
                   progress: Progress | None = None) -> None:
     """Upload bytes in memory through boto3's transfer manager (measured faster here than sending the
     parts ourselves: benchmarks/upload.py); it aborts the multipart upload on any failure, so no object
@@ -150,7 +152,7 @@ def upload_memory(client, bucket: str, key: str, data: bytes | bytearray, plan: 
 class MemoryFile(io.RawIOBase):
     """A read-only, seekable file over bytes in memory that, unlike io.BytesIO, never copies them whole."""
 
-    def __init__(self, data: bytes | bytearray):
+    def __init__(self, data: bytes | memoryview):
         super().__init__()
         self._view, self._pos = memoryview(data).toreadonly(), 0
 
