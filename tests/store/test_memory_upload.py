@@ -25,7 +25,7 @@ def test_read_hashed_passes_on_a_read_error(tmp_path):
 
 
 def test_memory_file_reads_and_seeks_like_a_file():
-    data = bytearray(b"0123456789")
+    data = memoryview(bytearray(b"0123456789")).toreadonly()
     f = MemoryFile(data)
     assert f.read(4) == b"0123" and f.tell() == 4
     assert f.seek(-2, io.SEEK_END) == 8 and f.read() == b"89" and f.read(5) == b""

@@ -115,7 +115,7 @@ class S3Store:
     def put_bytes(self, data: bytes) -> Descriptor:
         return self._put_bytes(data, sha256_bytes(data), None)
 
-    def _put_bytes(self, data: bytes | bytearray, digest: str, progress: Progress | None) -> Descriptor:
+    def _put_bytes(self, data: bytes | memoryview, digest: str, progress: Progress | None) -> Descriptor:
         """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
         if self.has_blob(digest):
             return Descriptor(digest, len(data), 0)
