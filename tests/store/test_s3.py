@@ -14,7 +14,7 @@ from vci.store.s3 import S3Store
 from vci.store.s3_multipart import MultipartPlan
 
 MIB = 1 << 20
-SMALL_PARTS = MultipartPlan(part_size=5 * MIB, concurrency=3)
+SMALL_PARTS = MultipartPlan(part_size=5 * MIB, concurrency=3, memory_limit=256 * MIB)  # read once into memory
 
 
 def refuse_part(client, number: int) -> list:
