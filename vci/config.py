@@ -16,7 +16,7 @@ ENV_KEYS = {
     "target": str, "repository": str, "namespace": str, "context": str, "kubeconfig": str,
     "replicas": int, "resources": dict, "autoscaling": dict, "requires_approval": bool,
     "canary": dict, "env": dict, "labels": dict, "port": int, "insecure": bool, "timeout": str,
-    "base_image": str, "platform": str, "strategy": str,
+    "base_image": str, "platform": str, "strategy": str, "image_pull_secret": str,
 }
 TARGETS = ("local", "kubernetes")
 

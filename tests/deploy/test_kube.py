@@ -175,3 +175,13 @@ def test_user_flow_run_deploy_uses_the_cluster_when_the_default_environment_is_o
     model = run.get_deployed_model()
     assert model.url.endswith("/api/v1/namespaces/ml-staging/services/scaler-staging:http/proxy")
     undeploy(settings, "staging")
+
+
+def test_the_environments_image_pull_secret_reaches_the_pod_spec(tmp_path, kube, registry, scratch_base):
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base,
+                 image_pull_secret="registry-login")
+    target = target_for(load_settings(cwd=tmp_path, environ={}), "staging")
+    spec = target.spec({"image": f"{registry.host}/ml/scaler@sha256:" + "ab" * 32}, None)
+    from vci.deploy.manifests import render_deployment
+    pod = render_deployment(spec)["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-login"}]

@@ -75,10 +75,19 @@ def test_single_replica_has_no_pdb_or_hpa():
     ({"resources": {"cpu": "lots"}}, "invalid resource quantity cpu='lots'"),
     ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
     ({"name": "x" * 70}, "invalid Kubernetes name"),
+    ({"image_pull_secret": "Registry_Login"}, "invalid image pull secret name 'Registry_Login'"),
 ])
 def test_bad_specs_are_refused(overrides, fragment):
     with pytest.raises(UsageError, match=fragment):
         render(spec(**overrides))
+
+
+def test_an_image_pull_secret_reaches_the_pod_spec_and_passes_validation():
+    import kubernetes_validate
+    assert "imagePullSecrets" not in render(spec())[0]["spec"]["template"]["spec"]
+    deployment = render(spec(image_pull_secret="registry.login"))[0]
+    assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry.login"}]
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
 
 def test_tag_allowed_when_asked_and_yaml_round_trips():

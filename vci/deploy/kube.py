@@ -81,7 +81,8 @@ class KubeTarget:
             replicas=env.get("replicas", 1) if replicas is None else replicas, resources=env.get("resources") or {},
             autoscaling=env.get("autoscaling") if track == "stable" else None, env=env.get("env") or {},
             labels=env.get("labels") or {}, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
-            release_id=release_id, track=track, allow_tag=allow_tag)
+            release_id=release_id, track=track, allow_tag=allow_tag,
+            image_pull_secret=env.get("image_pull_secret"))
 
     # -- verbs ------------------------------------------------------------------------------------------
     def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,

@@ -34,6 +34,7 @@ class DeploySpec:
     track: str = "stable"
     progress_deadline: int = 600
     allow_tag: bool = False
+    image_pull_secret: str | None = None  # a Secret (kubernetes.io/dockerconfigjson) in the namespace
 
     @property
     def object_name(self) -> str:
@@ -51,6 +52,10 @@ def validate_spec(spec: DeploySpec) -> None:
         if not value or len(value) > 63 or not DNS_LABEL.match(value):
             raise UsageError(f"invalid Kubernetes {what} {value!r}",
                              hint="use lower-case letters, digits and '-', at most 63 characters")
+    secret = spec.image_pull_secret
+    if secret is not None and (len(secret) > 253 or not all(DNS_LABEL.match(p) for p in secret.split("."))):
+        raise UsageError(f"invalid image pull secret name {secret!r}",
+                         hint="name a Secret in the namespace: lower-case letters, digits, '-' and '.'")
     if not DIGEST_REF.search(spec.image) and not spec.allow_tag:
         raise UsageError(f"{spec.image} names a tag, not a digest",
                          hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag")
@@ -139,6 +144,8 @@ def render_deployment(spec: DeploySpec) -> dict:
         "securityContext": {"runAsNonRoot": True, "runAsUser": int(USER), "runAsGroup": int(USER),
                             "fsGroup": int(USER), "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    if spec.image_pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": spec.image_pull_secret}]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": spec.object_name, "namespace": spec.namespace,
