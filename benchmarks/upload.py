@@ -4,9 +4,7 @@ Measured in the same run, interleaved, each round on a freshly reset server:
   baseline = boto3 ``client.upload_file(path, bucket, key)`` with its default TransferConfig
   vci      = ``S3Store.put_blob(path)`` of a blob not yet stored: a sha256 pass over the file (the digest
              is needed first to skip unchanged files), then a parallel multipart upload to
-             ``blobs/sha256/<hex>`` of parts re-read and hashed again, verified before it completes;
-             ``--sweep`` also times other plans and the in-memory path (the file read once into
-             memory while hashed, those very bytes sent)
+             ``blobs/sha256/<hex>`` of parts re-read and hashed again, verified before it completes
   re-log   = ``put_blob(path)`` again: bytes sent must be 0
   ceiling  = upload_file / (upload_file + one sha256 pass over the file, timed here too): the best
              ratio any upload that must hash before sending can reach when its upload phase is as fast
@@ -119,12 +117,10 @@ def main() -> None:
             plans = [MultipartPlan()]
             if args.sweep:
                 plans += [MultipartPlan(p * MIB, c) for p, c in [(8, 4), (16, 8)]]
-                plans += [MultipartPlan(memory_limit=256 * MIB)]  # read once into memory while hashed
             hashing = statistics.median(timed(sha256_file, path) for _ in range(args.rounds))
             for plan in plans:
                 base, mine, store = compare(endpoint, path, plan, args.rounds)
                 label = f"parts {plan.part_size >> 20} MiB x{plan.concurrency}"
-                label += " in memory" if plan.memory_limit >= args.mb * MIB else ""
                 report(label + (" (default)" if plan == plans[0] else ""), args.mb, base, mine)
                 if plan == plans[0]:
                     print(f"{'':<34} sha256 pass alone {hashing:.2f} s: ceiling for hash-first "

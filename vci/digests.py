@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
 from pathlib import Path
 
 from .errors import IntegrityError, UsageError
@@ -27,63 +25,6 @@ def sha256_file(path: str | Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return "sha256:" + h.hexdigest(), size
-
-
-def read_hashed(path: str | Path, chunk: int = 8 * CHUNK) -> tuple[memoryview, str]:
-    """Return ``(bytes, digest)`` of a file read once into memory, hashing each chunk while a second
-    thread reads the next one (both release the GIL): about as fast as the slower of the two alone.
-
-    The memory is an anonymous mapping that the reader populates chunk by chunk just before reading into
-    it: a bytearray would be zero-filled first, and pages faulted in one by one cost about as much as the
-    read itself (benchmarks/upload.py)."""
-    import mmap
-    import queue
-    import threading
-
-    size = os.path.getsize(path)
-    memory = mmap.mmap(-1, size) if size else None
-    view, ends = memoryview(memory if memory is not None else b""), queue.SimpleQueue()
-    reader = threading.Thread(target=_fill, args=(path, memory, view, chunk, ends), name="vci-read", daemon=True)
-    reader.start()
-    hasher, done = hashlib.sha256(), 0
-    while isinstance(end := ends.get(), int):
-        hasher.update(view[done:end])
-        done = end
-    reader.join()
-    if end is not None:
-        raise end
-    if os.path.getsize(path) != size:
-        raise _changed(path)
-    return view.toreadonly(), "sha256:" + hasher.hexdigest()
-
-
-_POPULATE_WRITE = 23  # Linux >= 5.14 MADV_POPULATE_WRITE: fault a range in with one call
-
-
-def _fill(path, memory, view: memoryview, chunk: int, ends) -> None:
-    """Read ``path`` into ``view`` chunk by chunk, putting each end offset on ``ends``; then None, or the
-    error that stopped it."""
-    offset, populate = 0, sys.platform == "linux"
-    try:
-        with open(path, "rb", buffering=0) as f:
-            while offset < len(view):
-                length = min(chunk, len(view) - offset)
-                if populate:
-                    try:
-                        memory.madvise(_POPULATE_WRITE, offset, length)
-                    except OSError:  # an older kernel: pages are faulted in by the read instead
-                        populate = False
-                if not (n := f.readinto(view[offset:offset + length])):
-                    break
-                offset += n
-                ends.put(offset)
-        ends.put(None if offset == len(view) else _changed(path))
-    except OSError as exc:
-        ends.put(exc)
-
-
-def _changed(path) -> IntegrityError:
-    return IntegrityError(f"{path} changed while it was read", hint="do not modify a file while vci logs it")
 
 
 def check_digest(digest: str) -> str:

@@ -14,7 +14,7 @@ from vci.store.s3 import S3Store
 from vci.store.s3_multipart import MultipartPlan
 
 MIB = 1 << 20
-SMALL_PARTS = MultipartPlan(part_size=5 * MIB, concurrency=3, memory_limit=256 * MIB)  # read once into memory
+SMALL_PARTS = MultipartPlan(part_size=5 * MIB, concurrency=3)  # a file above 5 MiB streams from disk in parts
 
 
 def refuse_part(client, number: int) -> list:
@@ -34,20 +34,21 @@ def all_keys(client, bucket):
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-STREAMED = MultipartPlan(part_size=5 * MIB, concurrency=3, memory_limit=0)  # read from disk part by part
+UPLOADS = {"from-memory": lambda store, src: store.put_bytes(src.read_bytes()),  # boto3's transfer manager
+           "streamed": lambda store, src: store.put_blob(src)}
 
 
-@pytest.mark.parametrize("plan", [SMALL_PARTS, STREAMED], ids=["from-memory", "streamed"])
-def test_refused_part_aborts_the_upload(s3_bucket, tmp_path, plan):
+@pytest.mark.parametrize("upload", UPLOADS.values(), ids=UPLOADS.keys())
+def test_refused_part_aborts_the_upload(s3_bucket, tmp_path, upload):
     client, bucket = s3_bucket
-    store = S3Store(bucket, "p", client=client, plan=plan)
+    store = S3Store(bucket, "p", client=client, plan=SMALL_PARTS)
     store.put_json("runs/a.json", {"id": "a"})
     before = all_keys(client, bucket)
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(20 * MIB))
     refused = refuse_part(client, 3)
     with pytest.raises(StoreError, match="S3 failed uploading") as info:
-        store.put_blob(src)
+        upload(store, src)
     assert type(info.value) is StoreError and set(refused) == {3}
     digest = sha256_file(src)[0]
     assert not store.has_blob(digest)
@@ -164,7 +165,7 @@ def _moto_auth(endpoint: str, count: str) -> None:
 
 def test_interrupted_streamed_upload_leaves_nothing(s3_bucket, tmp_path):
     client, bucket = s3_bucket
-    store = S3Store(bucket, "p", client=client, plan=STREAMED)
+    store = S3Store(bucket, "p", client=client, plan=SMALL_PARTS)
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(16 * MIB))
 
@@ -179,7 +180,7 @@ def test_interrupted_streamed_upload_leaves_nothing(s3_bucket, tmp_path):
 
 def test_streamed_upload_round_trip(s3_bucket, tmp_path):
     client, bucket = s3_bucket
-    store = S3Store(bucket, "p", client=client, plan=STREAMED)
+    store = S3Store(bucket, "p", client=client, plan=SMALL_PARTS)
     data = os.urandom(11 * MIB)
     src = tmp_path / "big.bin"
     src.write_bytes(data)

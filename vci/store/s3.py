@@ -8,10 +8,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..digests import CHUNK, HashingWriter, check_digest, read_hashed, sha256_bytes, sha256_file
+from ..digests import CHUNK, HashingWriter, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from .base import Descriptor, Progress, blob_key
-from .s3_multipart import FileParts, MultipartPlan, upload_memory, upload_multipart
+from .s3_multipart import TRANSFER_THREADS, FileParts, MultipartPlan, upload_memory, upload_multipart
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
@@ -53,17 +53,16 @@ class S3Store:
             import boto3
             from botocore.config import Config
             # retries come from the AWS chain too (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, ~/.aws/config)
-            config = Config(max_pool_connections=max(16, self.plan.concurrency) + 4)
+            config = Config(max_pool_connections=max(TRANSFER_THREADS, self.plan.concurrency) + 4)
             self._session = boto3.session.Session()
             self._client = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
         return self._client
 
     @property
     def blob_client(self):
-        from botocore.config import Config
-
         """The client that sends blob bytes: it does not sign payloads (HTTPS endpoints skip that anyway), as
         a blob's key is its sha256, checked on every read; S3 still checks each part's CRC32."""
+        from botocore.config import Config
         if self._blob_client is None:
             client = self.client
             if self._session is None:  # a client given by the caller sends everything
@@ -94,8 +93,9 @@ class S3Store:
         return True
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
-        if digest is None and os.path.getsize(path) <= self.plan.memory_limit:
-            return self._put_bytes(*read_hashed(path), progress)  # one read, hashed as it goes
+        if digest is None and os.path.getsize(path) <= self.plan.part_size:
+            data = Path(path).read_bytes()  # one read: the bytes sent are the very bytes hashed
+            return self._put_bytes(data, sha256_bytes(data), progress)
         if digest is None:
             digest, size = sha256_file(path)  # first: an unchanged file must send nothing
         check_digest(digest)
@@ -115,19 +115,19 @@ class S3Store:
     def put_bytes(self, data: bytes) -> Descriptor:
         return self._put_bytes(data, sha256_bytes(data), None)
 
-    def _put_bytes(self, data: bytes | memoryview, digest: str, progress: Progress | None) -> Descriptor:
+    def _put_bytes(self, data: bytes, digest: str, progress: Progress | None) -> Descriptor:
         """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
         if self.has_blob(digest):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
         with self._errors(f"uploading {key}"):
             if len(data) <= self.plan.part_size:
-                self.blob_client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data),
+                self.blob_client.put_object(Bucket=self.bucket, Key=key, Body=data,
                                             ContentType="application/octet-stream")
                 if progress is not None:
                     progress(len(data))
             else:
-                upload_memory(self.blob_client, self.bucket, key, data, self.plan, progress)
+                upload_memory(self.blob_client, self.bucket, key, data, self.plan)
         return Descriptor(digest, len(data), len(data))
 
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:

@@ -13,6 +13,7 @@ from .base import Progress
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per upload
+TRANSFER_THREADS = 16  # boto3's transfer manager, for bytes already in memory (measured: benchmarks/upload.py)
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,13 @@ class MultipartPlan:
     Up to ``read_ahead`` parts more are read (and hashed) ahead of the senders, so that a sender never
     waits for the reader: memory is at most ``(concurrency + read_ahead) * part_size`` for a file
     streamed from disk (parts hashed again as they are read, and checked before the upload completes).
-    A file of at most ``memory_limit`` bytes is instead read once into memory: one read and one sha256
-    pass, and the bytes sent are the bytes hashed. Streaming measured at least as fast for large files
-    (benchmarks/upload.py --sweep) with a bounded memory, so only files of one part stay in memory.
+    A file of one part is instead read once into memory and sent in one request. Streaming measured at
+    least as fast as reading a large file into memory (benchmarks/upload.py), with bounded memory.
     """
 
     part_size: int = 8 * MIB
     concurrency: int = 8
     read_ahead: int = 4
-    memory_limit: int = 8 * MIB  # files up to this size are read once, hashed and sent from memory
 
     def part_size_for(self, size: int) -> int:
         """The configured part size, grown (in whole MiB) when the file would need more than 10,000 parts."""
@@ -135,72 +134,12 @@ def _abort_quietly(client, bucket: str, key: str, upload_id: str) -> None:
                                             "a bucket lifecycle rule can remove it", bucket, key)
 
 
-def upload_memory(client, bucket: str, key: str, data: bytes | memoryview, plan: MultipartPlan,
-                  progress: Progress | None = None) -> None:
-    """Upload bytes in memory through boto3's transfer manager (measured faster here than sending the
-    parts ourselves: benchmarks/upload.py); it aborts the multipart upload on any failure, so no object
-    and no dangling upload remain. An interrupt raised by ``progress`` (Ctrl-C included) still aborts it."""
+def upload_memory(client, bucket: str, key: str, data: bytes, plan: MultipartPlan) -> None:
+    """Upload bytes already in memory through boto3's transfer manager (measured faster here than sending
+    the parts ourselves); it aborts the multipart upload on any failure, so no object and no dangling
+    upload remain. io.BytesIO shares ``bytes`` rather than copying them."""
     from boto3.s3.transfer import TransferConfig
     config = TransferConfig(multipart_threshold=plan.part_size, multipart_chunksize=plan.part_size_for(len(data)),
-                            max_concurrency=max(16, plan.concurrency), use_threads=True)
-    callback = _Relayed(progress) if progress is not None else None
-    try:
-        client.upload_fileobj(MemoryFile(data), bucket, key, Config=config, Callback=callback,
-                              ExtraArgs={"ContentType": "application/octet-stream"})
-    except _Interrupted as exc:  # the transfer was aborted; raise what interrupted it
-        raise exc.cause from None
-
-
-class MemoryFile(io.RawIOBase):
-    """A read-only, seekable file over bytes in memory that, unlike io.BytesIO, never copies them whole."""
-
-    def __init__(self, data: bytes | memoryview):
-        super().__init__()
-        self._view, self._pos = memoryview(data).toreadonly(), 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(self._pos + size, len(self._view))
-        chunk = bytes(self._view[self._pos:end])
-        self._pos = max(self._pos, end)
-        return chunk
-
-    def readinto(self, buffer) -> int:
-        chunk = self.read(len(buffer))
-        buffer[:len(chunk)] = chunk
-        return len(chunk)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
-class _Interrupted(Exception):
-    """Carries a BaseException raised by a progress callback through boto3's transfer threads, which only
-    abort a transfer for an Exception (a KeyboardInterrupt in a worker thread would be lost)."""
-
-    def __init__(self, cause: BaseException):
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class _Relayed:
-    def __init__(self, progress):
-        self._progress = progress
-
-    def __call__(self, delta: int) -> None:
-        try:
-            self._progress(delta)
-        except Exception:
-            raise
-        except BaseException as exc:
-            raise _Interrupted(exc) from exc
+                            max_concurrency=max(TRANSFER_THREADS, plan.concurrency), use_threads=True)
+    client.upload_fileobj(io.BytesIO(data), bucket, key, Config=config,
+                          ExtraArgs={"ContentType": "application/octet-stream"})
