@@ -83,6 +83,8 @@ class Cluster:
     """Where CI delivers to: ``registry`` (needs REGISTRY_USER's login), ``kube`` (namespaces ml-staging and
     ml-prod, its pods pull with the node's credentials and run with runc), ``base`` (a runnable base)."""
 
+    NAMESPACES = {"staging": "ml-staging", "production": "ml-prod"}
+
     def __init__(self, registry, kube, base: str, kubeconfig: Path):
         self.registry, self.kube, self.base, self.kubeconfig = registry, kube, base, kubeconfig
 
@@ -94,8 +96,8 @@ class Cluster:
         config = {
             "project": project,
             "environments": {
-                "staging": {**common, "namespace": "ml-staging", "repository": f"{repository}-staging"},
-                "production": {**common, "namespace": "ml-prod", "repository": repository,
+                "staging": {**common, "namespace": self.NAMESPACES["staging"], "repository": f"{repository}-staging"},
+                "production": {**common, "namespace": self.NAMESPACES["production"], "repository": repository,
                                "requires_approval": True},
             },
         }
@@ -106,15 +108,13 @@ class Cluster:
         """The live Deployment of ``project`` in ``environment`` (None if there is none)."""
         from tests.fakes.kube.resources import BY_KIND
 
-        namespace = {"staging": "ml-staging", "production": "ml-prod"}[environment]
+        namespace = self.NAMESPACES[environment]
         return self.kube.store.find(BY_KIND["Deployment"], namespace, f"{project}-{environment}")
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     """One cluster for the CI end-to-end runs (session-wide: each image is pulled and unpacked once)."""
-    import sys
-
     sys.path.insert(0, str(ROOT / "tests"))
     from images import base_image_layout
     from pods import registry_authfile, runc_cluster
@@ -124,5 +124,5 @@ def cluster(tmp_path_factory):
     base = f"oci:{base_image_layout()}:base"
     with RegistryServer(root / "registry", users={REGISTRY_USER: REGISTRY_PASSWORD}) as registry:
         node_auth = registry_authfile(root / "node-auth.json", registry.host, REGISTRY_USER, REGISTRY_PASSWORD)
-        with runc_cluster(("ml-staging", "ml-prod"), authfile=node_auth) as kube:
+        with runc_cluster(tuple(Cluster.NAMESPACES.values()), authfile=node_auth) as kube:
             yield Cluster(registry, kube, base, kube.kubeconfig(root / "kubeconfig"))
