@@ -66,12 +66,23 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def dummy_client(endpoint: str):
+    """A boto3 S3 client for the moto server at ``endpoint``, with the dummy credentials."""
+    import boto3
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def create_bucket(endpoint: str, bucket: str) -> str:
+    """Create ``bucket`` on the moto server at ``endpoint``; return its name."""
+    dummy_client(endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
 def bucket_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     """Every key under ``prefix`` in a moto bucket, read with the dummy credentials."""
-    import boto3
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    listing = dummy_client(endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for o in listing.get("Contents", [])]
 
 
 def reset_moto(endpoint: str) -> None:

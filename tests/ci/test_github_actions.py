@@ -157,16 +157,9 @@ def runner_env(tmp_path: Path, venv: Path) -> dict:
 
 def shared_bucket(endpoint: str) -> str:
     """The store every runner shares (runs, ledger): a bucket on the moto S3 server."""
-    import boto3
+    from s3server import create_bucket
 
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket="ci-store")
-    return "s3://ci-store/vci"
+    return f"s3://{create_bucket(endpoint, 'ci-store')}/vci"
 
 
 @pytest.fixture()

@@ -144,19 +144,11 @@ def s3_workspace(tmp_path, cluster):
     """A workspace delivering to the cluster (project ``jenkins``: Kubernetes staging and production, images
     on the registry) with its store in a bucket on a moto S3 server. Only the pipeline's withCredentials
     bindings give the build the store's keys, the registry login and the kubeconfig."""
-    import boto3
-
-    from s3server import dummy_aws_env, start_moto
+    from s3server import create_bucket, dummy_aws_env, start_moto
 
     server, endpoint = start_moto()
     aws = dummy_aws_env()
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket="ml-artifacts")
+    create_bucket(endpoint, "ml-artifacts")
     workspace = make_project(tmp_path / "workspace")
     cluster.write_vci_yaml(workspace, "jenkins")
     no_keys = {k: v for k, v in aws.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_SESSION"))}
