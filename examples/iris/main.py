@@ -49,13 +49,13 @@ def main() -> dict:
     settings = first.settings
     smoke = smoke_test(settings, "staging")             # the logged examples against the live endpoint
     say(f"smoke test on staging: {'passed' if smoke['passed'] else 'FAILED'}")
-    promoted = promote(settings, "staging", "production")
+    promoted = promote(settings, "staging", "production", digest=smoke["digest"])  # what was tested ships
     say(f"promoted {promoted['digest'][:19]} to production ({promoted['outcome']})")
 
     second = log_version(c=0.5)                          # a new version takes the same road
     second.deploy(wait=True)
-    smoke_test(settings, "staging")
-    again = promote(settings, "staging", "production")
+    tested = smoke_test(settings, "staging")
+    again = promote(settings, "staging", "production", digest=tested["digest"])
     say(f"promoted {again['digest'][:19]} to production ({again['outcome']})")
     back = rollback(settings, "production")              # production returns to the first version
     say(f"rolled production back to {back['digest'][:19]}")

@@ -199,7 +199,7 @@ def test_cli_exit_code_when_the_canary_rolls_back(canary_settings, tmp_path):
     import subprocess
     import sys
 
-    start_production(canary_settings, tmp_path, fail_after=4)
+    _, new, _ = start_production(canary_settings, tmp_path, fail_after=4)
     (tmp_path / "vci.yaml").write_text(
         json.dumps(
             {
@@ -210,7 +210,7 @@ def test_cli_exit_code_when_the_canary_rolls_back(canary_settings, tmp_path):
         )
     )
     out = subprocess.run(
-        [sys.executable, "-m", "vci", "promote", "--strategy", "canary", "-o", "json"],
+        [sys.executable, "-m", "vci", "promote", "--digest", new.version, "--strategy", "canary", "-o", "json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

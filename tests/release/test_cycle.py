@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from vci.deploy import deploy, status
-from vci.errors import DeployError, NotFoundError, UsageError
+from vci.errors import ConflictError, DeployError, NotFoundError, UsageError
 from vci.release.promote import promote
 from vci.release.rollback import history, rollback
 from vci.release.smoke import smoke_test
@@ -130,12 +130,13 @@ def test_cli_cycle(settings, tmp_path):
 
     v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
     cli("deploy", v1.id, "--env", "staging")
-    assert cli("test", "--env", "staging")["passed"] is True
-    first = cli("promote", "--from", "staging", "--to", "production")
+    tested = cli("test", "--env", "staging")
+    assert tested["passed"] is True and tested["digest"] == v1.version
+    first = cli("promote", "--from", "staging", "--to", "production", "--digest", tested["digest"])
     assert set(first) >= {"from", "to", "digest", "release_id", "strategy", "outcome"}
     assert first["outcome"] == "succeeded" and first["digest"] == v1.version
     cli("deploy", v2.id, "--env", "staging")
-    assert cli("promote", "--from", "staging", "--to", "production")["digest"] == v2.version
+    assert cli("promote", "--from", "staging", "--to", "production", "--digest", v2.version)["digest"] == v2.version
     assert cli("rollback", "--env", "production")["digest"] == v1.version
     assert cli("status", "--env", "production")["digest"] == v1.version
     releases = cli("history", "--env", "production")["releases"]
@@ -144,6 +145,47 @@ def test_cli_cycle(settings, tmp_path):
     bad.write_text(json.dumps({"inputs": [[1]], "expected_outputs": [[[1]]]}))
     failed = cli("test", "--env", "production", "--examples", str(bad), code=13)
     assert failed["passed"] is False and failed["failures"][0]["problem"] == "shape"
+
+
+def test_promote_refuses_a_digest_other_than_the_approved_one(settings, tmp_path):
+    """A deploy to staging while the release manager approves must not change what ships."""
+    env = {**os.environ, "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(tmp_path / "cache")}
+    v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
+    deploy(settings, v1.id, "staging")
+    approved = status(settings, "staging")["digest"]
+    deploy(settings, v1.id, "production")
+    deploy(settings, v2.id, "staging")  # meanwhile, another build deploys to staging
+    before = history(settings, "production")["releases"]
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "promote", "--digest", approved, "-o", "json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == ConflictError.exit_code, out.stderr
+    error = json.loads(out.stderr)
+    assert error["code"] == "conflict" and approved in error["error"] and v2.version in error["error"]
+    assert status(settings, "production")["digest"] == v1.version
+    assert history(settings, "production")["releases"] == before  # nothing recorded, nothing changed
+    missing = subprocess.run([sys.executable, "-m", "vci", "promote"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--digest" in missing.stderr
+
+
+def test_promote_refuses_when_staging_changes_before_its_smoke_test(settings, tmp_path, monkeypatch):
+    import vci.release.smoke as smoke
+
+    v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
+    deploy(settings, v1.id, "staging")
+    real = smoke.smoke_test
+
+    def staging_changes_first(*args, **kwargs):  # a deploy lands after the digest check, before the gate
+        deploy(settings, v2.id, "staging")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(smoke, "smoke_test", staging_changes_first)
+    with pytest.raises(ConflictError, match="changed meanwhile"):
+        promote(settings, "staging", "production", digest=v1.version)
+    assert status(settings, "production")["state"] == "not-deployed"
+    assert [r["outcome"] for r in history(settings, "production")["releases"]] == ["failed"]
 
 
 def test_every_deploy_is_recorded_with_its_outcome(settings, tmp_path):

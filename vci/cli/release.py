@@ -53,6 +53,13 @@ def test_cmd(env, examples_file, store, output):
 )
 @click.option("--to", "target", default="production", show_default=True, metavar="ENV", help="Where it goes.")
 @click.option(
+    "--digest",
+    required=True,
+    metavar="sha256:HEX",
+    help="The digest that was tested and approved (what `vci deploy`/`vci test` printed); "
+    "refused, changing nothing, when the source runs anything else.",
+)
+@click.option(
     "--strategy",
     type=click.Choice(["direct", "canary"]),
     default=None,
@@ -75,7 +82,7 @@ def test_cmd(env, examples_file, store, output):
 )
 @store_option
 @output_option
-def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, examples_file, store, output):
+def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approved_by, examples_file, store, output):
     """Promote the digest live in one environment to another: gate, copy by digest, deploy, record.
 
     The gate is the source's smoke test (and an approval where the target requires one). A cluster
@@ -90,6 +97,7 @@ def promote_cmd(source, target, strategy, wait, timeout, dry_run, approved_by, e
         settings_for(store),
         source,
         target,
+        digest=digest,
         strategy=strategy,
         wait=wait,
         dry_run=dry_run,

@@ -1,7 +1,7 @@
 """Promotion: the digest live and healthy in one environment, gated, copied by digest, deployed to another.
 
-``promote(settings, "staging", "production")`` reads what the source runs (never a tag, never a
-rebuild), stops early when the target already runs it, asks for an approval where the target requires
+``promote(settings, "staging", "production", digest=D)`` reads what the source runs (never a tag, never
+a rebuild), refuses when that is not ``D`` (the digest that was tested and approved), stops early when the target already runs it, asks for an approval where the target requires
 one, claims the target (a second promotion meets ConflictError), runs the smoke test on the source,
 copies the image by digest into the target's repository (cluster environments), deploys it directly or
 as a canary, and records the attempt in the ledger whatever its outcome.
@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
-from ..errors import DeployError, UsageError, VciError
+from ..errors import ConflictError, DeployError, UsageError, VciError
+from ..digests import check_digest
 from .images import copy_to_environment, tag_in_environment
 from .ledger import Ledger, make_record
 
@@ -61,6 +62,16 @@ def live_release(target) -> dict:
     return live
 
 
+def require_digest(live: dict, digest: str | None, name: str, what: str = "runs") -> None:
+    """Refuse (changing nothing) when ``name`` no longer runs the approved ``digest``."""
+    if digest is not None and live.get("digest") != digest:
+        raise ConflictError(
+            f"{name!r} {what} {live.get('digest') or 'nothing'}, not the approved {digest}: nothing was promoted",
+            hint=f"promote what was tested (`vci status --env {name}` shows what runs now), "
+            "or test and approve the new digest",
+        )
+
+
 def environment_guard(target):
     """A local environment's release lock (taken at once or ConflictError); nothing for a cluster."""
     if not target.environment.is_local:
@@ -75,6 +86,7 @@ def promote(
     source: str,
     target: str,
     *,
+    digest: str | None = None,
     strategy: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
@@ -87,12 +99,18 @@ def promote(
 
     ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the target keeps its old
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
+    With ``digest`` (what was tested and approved), a source running anything else is refused with
+    ConflictError before anything changes, and again if it changes before its smoke test.
     """
     from ..deploy import new_release_id, target_for
 
     src_env, dst_env = check_environments(settings, source, target)
     src, dst = target_for(settings, source), target_for(settings, target)
-    live, current = live_release(src), dst.status()
+    if digest is not None:
+        digest = check_digest(digest)
+    live = live_release(src)
+    require_digest(live, digest, source)
+    current = dst.status()
     chosen = choose_strategy(strategy, dst_env)
     result = {
         "from": source,
@@ -156,6 +174,7 @@ def _promote_claimed(
 
     examples = examples_for(settings, live, src_env.name, examples_file)
     gate = smoke_test(settings, src_env.name, examples=examples)
+    require_digest(gate, live["digest"], src_env.name, "changed meanwhile: it was tested with")
     if not gate["passed"]:
         raise DeployError(
             f"the smoke test of {src_env.name!r} failed on {len(gate['failures'])} of "
