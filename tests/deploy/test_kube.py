@@ -185,3 +185,31 @@ def test_the_environments_image_pull_secret_reaches_the_pod_spec(tmp_path, kube,
     from vci.deploy.manifests import render_deployment
     pod = render_deployment(spec)["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "registry-login"}]
+
+
+def test_a_deploy_keeps_the_replicas_an_hpa_scaled_out_to(tmp_path, kube, registry, scratch_base, monkeypatch):
+    """With autoscaling vci renders no replicas; a replace must not let the API server default them to 1."""
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base,
+                 autoscaling={"min_replicas": 2, "max_replicas": 8, "cpu": 70})
+    settings = load_settings(cwd=tmp_path, environ={})
+    first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
+    apps = target_for(settings, "staging").cluster.apps
+    # the HPA scales out through the scale subresource, as the real controller does once metrics arrive
+    apps.patch_namespaced_deployment_scale("scaler-staging", "ml-staging", {"spec": {"replicas": 6}})
+    wait_for(lambda: live_deployment(settings)["status"].get("availableReplicas") == 6, "6 available pods")
+    second = deploy(settings, log_run(settings, tmp_path, "4").id, "staging", timeout=60)
+    assert second["image"] != first["image"] and second["changes"]["Deployment/scaler-staging"] == "updated"
+    live = live_deployment(settings)
+    assert live["spec"]["replicas"] == 6 and live["status"]["availableReplicas"] == 6
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == second["image"]
+    undeploy(settings, "staging")
+
+
+def wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

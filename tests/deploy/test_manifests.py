@@ -101,6 +101,28 @@ def test_the_hpa_owns_replicas_when_autoscaling():
     assert render(spec(autoscaling=None))[0]["spec"]["replicas"] == 2
 
 
+@pytest.mark.parametrize("resources, autoscaling, missing", [
+    ({}, {"min_replicas": 2, "max_replicas": 6}, "cpu"),  # the default target is cpu at 80 %
+    ({"memory": "1Gi"}, {"cpu": 70}, "cpu"),
+    ({"limits": {"cpu": "1"}}, {"cpu": 70}, "cpu"),  # a limit alone is not a request (here)
+    ({"cpu": "500m"}, {"cpu": 70, "memory": 80}, "memory"),
+])
+def test_an_hpa_on_a_resource_without_its_request_is_refused(resources, autoscaling, missing):
+    with pytest.raises(UsageError, match=f"autoscaling on {missing} utilisation needs a {missing} request"):
+        render(spec(resources=resources, autoscaling=autoscaling))
+
+
+def test_hpa_bounds_must_be_in_order():
+    with pytest.raises(UsageError, match="min_replicas 5 and max_replicas 3"):
+        render(spec(autoscaling={"min_replicas": 5, "max_replicas": 3, "cpu": 70}))
+    with pytest.raises(UsageError, match="min_replicas 9 and max_replicas 8"):
+        render(spec(replicas=2, autoscaling={"min_replicas": 9, "cpu": 70}))  # max derived: 4 x replicas
+    hpa = render(spec(resources={"requests": {"cpu": "250m"}}, autoscaling={"cpu": 60}))[2]
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 8
+    assert hpa["spec"]["metrics"][0]["resource"] == {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}
+
+
 def test_quantities_compare_by_value_under_resources():
     from vci.deploy.kubeapi import subset_equal
     desired = {"spec": {"resources": {"limits": {"cpu": "0.5", "memory": "2048Mi"}}, "name": "0.5"}}

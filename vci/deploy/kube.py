@@ -124,6 +124,8 @@ class KubeTarget:
     def restore(self, previous: dict) -> None:
         """Put the previous pod template and annotations back (kubectl rollout undo, done client-side)."""
         meta, spec = previous["metadata"], copy.deepcopy(previous["spec"])
+        if self.environment.get("autoscaling"):  # the HPA's count now, not the one at the previous release
+            spec.pop("replicas", None)
         self.cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec,
                             "metadata": {"name": meta["name"], "namespace": meta["namespace"],
                                          "labels": meta.get("labels"), "annotations": meta.get("annotations")}})

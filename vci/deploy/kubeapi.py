@@ -145,8 +145,7 @@ class Cluster:
                 return "unchanged"
             merged = copy.deepcopy(desired)
             merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-            if desired["kind"] == "Service":  # the cluster IP is the server's; keep it
-                merged["spec"]["clusterIP"] = live["spec"].get("clusterIP")
+            keep_fields_of_other_owners(merged, live)
             try:
                 self.replace(merged)
                 return "updated"
@@ -154,6 +153,19 @@ class Cluster:
                 log.info("conflict writing %s %s; retrying from a fresh read", desired["kind"], meta["name"])
         raise ConflictError(f"{desired['kind']} {meta['name']} kept changing under vci ({CONFLICT_RETRIES} tries)",
                             hint="another controller or person is editing it; try again")
+
+
+def keep_fields_of_other_owners(replacement: dict, live: dict) -> None:
+    """Copy into a replacement what another owner set and vci leaves out: a PUT would reset it.
+
+    A Service's cluster IP is the API server's; a Deployment rendered without ``replicas`` leaves them
+    to its HorizontalPodAutoscaler, and the API server would default a missing count to 1, killing all
+    pods but one of a scaled-out environment until the HPA scales it back up."""
+    spec, live_spec = replacement["spec"], live.get("spec") or {}
+    if replacement["kind"] == "Service":
+        spec["clusterIP"] = live_spec.get("clusterIP")
+    if replacement["kind"] == "Deployment" and "replicas" not in spec and "replicas" in live_spec:
+        spec["replicas"] = live_spec["replicas"]
 
 
 def _comparable(obj: dict) -> dict:

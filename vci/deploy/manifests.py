@@ -64,6 +64,27 @@ def validate_spec(spec: DeploySpec) -> None:
             raise UsageError(f"invalid resource quantity {key}={value!r}", hint="e.g. cpu: 500m, memory: 1Gi")
     if spec.replicas < 0:
         raise UsageError(f"replicas must be >= 0, got {spec.replicas}")
+    if spec.autoscaling:
+        validate_autoscaling(spec)
+
+
+def validate_autoscaling(spec: DeploySpec) -> None:
+    """An HPA that can work: bounds in order, and a request for every resource it scales on.
+
+    Utilisation is usage divided by the container's request: without one the HPA reports
+    FailedGetResourceMetric and never scales (and the pods are BestEffort)."""
+    low, high = hpa_bounds(spec)
+    if not 1 <= low <= high:
+        raise UsageError(f"autoscaling: min_replicas {low} and max_replicas {high} are not 1 <= min <= max",
+                         hint=f"set environments.{spec.environment}.autoscaling.max_replicas >= min_replicas")
+    requests = _resources(spec.resources).get("requests") or {}
+    for metric in hpa_metrics(spec.autoscaling):
+        name = metric["resource"]["name"]
+        if name not in requests:
+            raise UsageError(
+                f"autoscaling on {name} utilisation needs a {name} request, and "
+                f"environment {spec.environment!r} sets none: the HPA could never compute utilisation",
+                hint=f"set environments.{spec.environment}.resources, e.g. {{cpu: 500m, memory: 1Gi}}")
 
 
 def _flat_resources(resources: dict) -> dict:
@@ -170,20 +191,29 @@ def render_service(spec: DeploySpec) -> dict:
                      "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
 
 
+def hpa_bounds(spec: DeploySpec) -> tuple[int, int]:
+    """(minReplicas, maxReplicas): given, else the environment's replicas and four times that."""
+    auto = spec.autoscaling or {}
+    return (int(auto.get("min_replicas", spec.replicas or 1)),
+            int(auto.get("max_replicas", max(spec.replicas, 1) * 4)))
+
+
+def hpa_metrics(auto: dict) -> list[dict]:
+    """Utilisation targets for cpu and memory as given, else cpu at 80 %."""
+    targets = {name: int(auto[name]) for name in ("cpu", "memory") if auto.get(name)} or {"cpu": 80}
+    return [{"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization",
+                                                                       "averageUtilization": value}}}
+            for name, value in targets.items()]
+
+
 def render_hpa(spec: DeploySpec) -> dict | None:
-    auto = spec.autoscaling
-    if not auto:
+    if not spec.autoscaling:
         return None
-    metrics = [{"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization",
-                                                                          "averageUtilization": int(auto[name])}}}
-               for name in ("cpu", "memory") if auto.get(name)]
+    low, high = hpa_bounds(spec)
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.object_name},
-                     "minReplicas": int(auto.get("min_replicas", spec.replicas or 1)),
-                     "maxReplicas": int(auto.get("max_replicas", max(spec.replicas, 1) * 4)),
-                     "metrics": metrics or [{"type": "Resource", "resource": {
-                         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+                     "minReplicas": low, "maxReplicas": high, "metrics": hpa_metrics(spec.autoscaling)}}
 
 
 def render_pdb(spec: DeploySpec) -> dict | None:
