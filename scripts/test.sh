@@ -19,4 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks]'
+
+# checkov (the `scanners` extra's pin) in a virtualenv of its own, kept with the test cache
+scanners=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['scanners']))")
+venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/scanners-$(echo "$scanners" | sha256sum | cut -c1-12)"
+if [ ! -x "$venv/bin/checkov" ]; then
+  echo "installing scanners into $venv: $scanners" >&2
+  rm -rf "$venv" && python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $scanners
+fi
+export VCI_CHECKOV="$venv/bin/checkov"
 exec python3 -m pytest "$@"
