@@ -518,6 +518,35 @@ def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies
     assert forced.data == {"a": "20"}
 
 
+def test_update_writers_own_what_they_change_and_an_apply_conflicts_with_them(api, namespace):
+    applied = dict(deployment("web"), metadata={"name": "web", "labels": {"app": "web"}})
+    apply = dict(field_manager="vci", _content_type="application/apply-patch+yaml")
+    apps(api).patch_namespaced_deployment("web", namespace, applied, **apply)
+    live = apps(api).read_namespaced_deployment("web", namespace)
+    live.metadata.annotations = {"mesh.example/inject": "true"}  # another tool, by PUT
+    apps(api).replace_namespaced_deployment("web", namespace, live, field_manager="platform")
+    apps(api).patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 5}})
+    managers = {(m.manager, m.operation, m.subresource): m for m in
+                apps(api).read_namespaced_deployment("web", namespace).metadata.managed_fields}
+    assert set(managers) == {("vci", "Apply", None), ("platform", "Update", None),
+                             ("OpenAPI-Generator", "Update", "scale")}  # the User-Agent's prefix
+    unscaled = dict(applied, spec={k: v for k, v in applied["spec"].items() if k != "replicas"})
+    again = apps(api).patch_namespaced_deployment("web", namespace, unscaled, **apply)
+    assert again.metadata.annotations == {"mesh.example/inject": "true"}  # not vci's: kept
+    assert again.spec.replicas == 5  # no longer vci's either (the scaler took it): not dropped
+    with pytest.raises(ApiException) as conflict:  # replicas moved to the scaler; vci still says 2
+        apps(api).patch_namespaced_deployment("web", namespace, deployment("web", replicas=3), **apply)
+    assert conflict.value.status == 409
+    assert 'conflict with "OpenAPI-Generator"' in body_of(conflict.value)["message"]
+    version = again.metadata.resource_version
+    same = dict(applied, spec=dict(applied["spec"], replicas=5))
+    assert apps(api).patch_namespaced_deployment("web", namespace, same, **apply).metadata.resource_version \
+        != version  # vci now shares replicas: a change of its field set
+    noop = apps(api).patch_namespaced_deployment("web", namespace, same, **apply)
+    assert noop.metadata.resource_version == apps(api).read_namespaced_deployment(
+        "web", namespace).metadata.resource_version  # a no-op apply writes nothing
+
+
 def kubectl(kubeconfig, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), *args],

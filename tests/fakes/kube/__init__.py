@@ -22,7 +22,7 @@ events.py.
 
 Not modelled: openapi (kubectl needs ``--validate=false``), aggregated discovery, protobuf, list
 ``limit``/``continue`` paging (lists come whole), graceful pod termination (pods go at once), minReadySeconds,
-field ownership of PUT/PATCH writers, admission (quotas, limit ranges, pod security), metrics.
+admission (quotas, limit ranges, pod security), metrics.
 """
 
 from __future__ import annotations

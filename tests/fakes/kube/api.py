@@ -8,8 +8,11 @@ merges the configuration strategically, recording the manager in ``metadata.mana
 paths are kept as JSON in ``fieldsV1["f:paths"]``, not in the real FieldsV1 trie); fields one apply manager
 set are removed when it stops applying them. Setting a field another *apply* manager owns to a different
 value is a 409 Conflict ("Apply failed with 1 conflict: conflict with "other" using apps/v1: .spec.replicas")
-unless ``force=true``, which takes the field over. Gap: fields written by PUT/PATCH (Update managers) are not
-tracked, so they never conflict (the real server reports those conflicts too).
+unless ``force=true``, which takes the field over. Writes by PUT, PATCH and the scale subresource are Update
+operations: the leaf paths they change move to their manager (``fieldManager``, else the User-Agent's prefix
+before "/", as the real server derives it), out of every other manager's set, so an apply that later sets one
+of them to another value conflicts with that manager too. A no-op apply changes nothing (no new
+resourceVersion, the managers' times kept), as on the real server.
 """
 
 from __future__ import annotations
@@ -84,10 +87,8 @@ class Api:
                 f"the API version in the data ({body.get('apiVersion')}) does not match the "
                 f"expected API version ({route.resource.api_version})"
             )
-        manager = query.get("fieldManager")
         body = copy.deepcopy(body)
-        if manager:
-            _record_manager(body, manager, "Update")
+        record_update({"metadata": {}}, body, update_manager(query))
         return 201, self.store.create(
             route.resource, self.namespace_of(route), body, bool(query.get("dryRun"))
         )
@@ -96,7 +97,11 @@ class Api:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not an object")
         if route.subresource == "scale":
-            return self._set_scale(route, body)
+            return self._set_scale(route, body, update_manager(query))
+        body = copy.deepcopy(body)
+        if route.subresource != "status":
+            live = self.store.get(route.resource, self.namespace_of(route), route.name)
+            record_update(live, body, update_manager(query))
         return 200, self.store.update(route.resource, self.namespace_of(route), route.name, body,
                                       route.subresource, bool(query.get("dryRun")))
 
@@ -111,13 +116,15 @@ class Api:
         live = self.store.get(route.resource, namespace, route.name)
         if route.subresource == "scale":
             merged = merge_patch(self._scale_of(live), patch)
-            return self._set_scale(route, merged)
+            return self._set_scale(route, merged, update_manager(query))
         if kind == "application/json-patch+json":
             new = json_patch(live, patch)
         elif kind == "application/merge-patch+json":
             new = merge_patch(live, patch)
         else:
             new = strategic_merge(live, patch, live.get("kind") == "Service")
+        if route.subresource != "status":
+            record_update(live, new, update_manager(query))
         return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
                                       bool(query.get("dryRun")))
 
@@ -137,6 +144,8 @@ class Api:
         new = _drop_unapplied(live, manager, config)
         new = strategic_merge(new, config, live.get("kind") == "Service")
         _record_manager(new, manager, "Apply", config)
+        if _without_times(new) == _without_times(live):
+            return 200, live  # nothing changed: the real server writes nothing
         new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
         return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
                                       bool(query.get("dryRun")))
@@ -177,14 +186,15 @@ class Api:
                 "spec": {"replicas": obj["spec"].get("replicas", 1)},
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
 
-    def _set_scale(self, route: Route, scale: dict):
+    def _set_scale(self, route: Route, scale: dict, manager: str):
         wanted = (scale.get("metadata") or {}).get("resourceVersion")
         live = self.store.get(route.resource, route.namespace, route.name)
         if wanted and wanted != live["metadata"]["resourceVersion"]:
             raise errors.conflict(route.resource, route.name)
-        replicas = (scale.get("spec") or {}).get("replicas", 0)
-        live["spec"]["replicas"] = replicas
-        updated = self.store.update(route.resource, route.namespace, route.name, live)
+        new = copy.deepcopy(live)
+        new["spec"]["replicas"] = (scale.get("spec") or {}).get("replicas", 0)
+        record_update(live, new, manager, "scale")
+        updated = self.store.update(route.resource, route.namespace, route.name, new)
         return 200, self._scale_of(updated)
 
 
@@ -214,7 +224,7 @@ def _take_over(live: dict, manager: str, config: dict, force: bool) -> None:
     """Refuse (409) or, forced, take over fields other apply managers own with different values."""
     mine, conflicts = _field_paths(config), []
     for entry in live["metadata"].get("managedFields") or []:
-        if entry.get("manager") == manager or entry.get("operation") != "Apply":
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
             continue
         theirs = {tuple(p) for p in json.loads((entry.get("fieldsV1") or {}).get("f:paths", "[]"))}
         clashing = sorted(p for p in theirs & mine if p[0] != "metadata" or len(p) > 2
@@ -262,3 +272,53 @@ def _record_manager(obj: dict, manager: str, operation: str, config: dict | None
     if config is not None:
         entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in _field_paths(config)))}
     meta["managedFields"] = entries + [entry]
+
+
+OWNED_TOP = ("spec", "data", "stringData", "metadata")
+SYSTEM_META = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "deletionTimestamp",
+               "deletionGracePeriodSeconds", "selfLink", "name", "namespace")
+
+
+def update_manager(query: dict) -> str:
+    """The manager of an Update: ``fieldManager``, else the User-Agent's prefix (the real server's default)."""
+    return query.get("fieldManager") or (query.get("_user_agent") or "unknown").split("/")[0][:128] or "unknown"
+
+
+def _owned_paths(obj: dict) -> dict:
+    """Leaf path -> value of the fields a manager can own (spec, data, labels, annotations...)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SYSTEM_META}
+    body = {k: v for k, v in obj.items() if k in OWNED_TOP and k != "metadata"}
+    tree = {**body, "metadata": meta}
+    return {p: _lookup(tree, p) for p in _field_paths(tree)}
+
+
+def record_update(live: dict, new: dict, manager: str, subresource: str = "") -> None:
+    """An Update takes ownership of every leaf it changed, out of every other manager's set."""
+    before, after = _owned_paths(live), _owned_paths(new)
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    entries = copy.deepcopy(live["metadata"].get("managedFields") or [])
+    if not changed:
+        new.setdefault("metadata", {})["managedFields"] = entries
+        return
+    kept = []
+    for entry in entries:
+        paths = {tuple(p) for p in json.loads((entry.get("fieldsV1") or {}).get("f:paths", "[]"))}
+        if (entry.get("manager"), entry.get("operation")) == (manager, "Update"):
+            changed |= paths
+            continue
+        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in paths - changed))}
+        kept.append(entry)
+    version = live.get("apiVersion") or new.get("apiVersion", "")
+    mine = {"manager": manager, "operation": "Update", "apiVersion": version, "time": now_iso(),
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:paths": json.dumps(sorted(list(p) for p in changed
+                                                                                 if p in after))}}
+    if subresource:
+        mine["subresource"] = subresource
+    new.setdefault("metadata", {})["managedFields"] = kept + [mine]
+
+
+def _without_times(obj: dict) -> dict:
+    stripped = copy.deepcopy(obj)
+    for entry in stripped.get("metadata", {}).get("managedFields") or []:
+        entry.pop("time", None)
+    return stripped

@@ -11,6 +11,9 @@ sets ``spec.replicas`` below the HPA's minimum sees the HPA win.
 
 from __future__ import annotations
 
+import copy
+
+from .api import record_update
 from .events import record
 from .resources import BY_KIND
 from .store import Store, now_iso
@@ -43,8 +46,12 @@ def sync_autoscaler(store: Store, hpa: dict) -> None:
         low, high = spec.get("minReplicas", 1), spec["maxReplicas"]
         desired = high if current > high else low if 0 < current < low else current
         if desired != current:
-            store.mutate(resource, meta["namespace"], ref["name"],
-                         lambda obj: obj["spec"].__setitem__("replicas", desired))
+            def scale(obj: dict) -> None:  # through the scale subresource, as kube-controller-manager
+                before = copy.deepcopy(obj)
+                obj["spec"]["replicas"] = desired
+                record_update(before, obj, "kube-controller-manager", "scale")
+
+            store.mutate(resource, meta["namespace"], ref["name"], scale)
             why = "above Spec.MaxReplicas" if current > high else "below Spec.MinReplicas"
             record(
                 store,

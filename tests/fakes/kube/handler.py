@@ -114,6 +114,7 @@ class KubeHandler(BaseHTTPRequestHandler):
     def _verb(self, method, route, query, raw, watch):
         api = self.kube.api
         content_type = self.headers.get("Content-Type") or "application/json"
+        query = {**query, "_user_agent": self.headers.get("User-Agent") or ""}  # the default field manager
         if method == "GET" and watch:
             return self._stream(api.watch(route, query, self.kube.watch_limit))
         if method in ("GET", "HEAD"):
