@@ -17,6 +17,7 @@ ENV_KEYS = {
     "replicas": int, "resources": dict, "autoscaling": dict, "requires_approval": bool,
     "canary": dict, "env": dict, "labels": dict, "port": int, "insecure": bool, "timeout": str,
     "base_image": str, "platform": str, "strategy": str, "image_pull_secret": str,
+    "pod_annotations": dict, "pod_labels": dict,
 }
 TARGETS = ("local", "kubernetes")
 

@@ -94,28 +94,28 @@ def test_broken_rollout_is_rolled_back_and_explained(settings, tmp_path, registr
     undeploy(settings, "staging")
 
 
-def test_conflicting_writer_is_retried_from_a_fresh_read(settings, tmp_path):
-    deploy(settings, log_run(settings, tmp_path, "7").id, "staging", timeout=60)
-    target = target_for(settings, "staging")
-    cluster = target.cluster
-    desired = json.loads(json.dumps(live_deployment(settings)))
-    desired = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": desired["spec"],
-               "metadata": {"name": "scaler-staging", "namespace": "ml-staging", "labels": {"team": "ml"}}}
-    real_read, calls = cluster.read, {"n": 0}
-
-    def read_then_someone_else_writes(kind, name, namespace):
-        obj = real_read(kind, name, namespace)
-        calls["n"] += 1
-        if calls["n"] == 1:  # another writer bumps the resourceVersion after our read
-            other = real_read(kind, name, namespace)
-            other["metadata"].setdefault("labels", {})["touched"] = "yes"
-            cluster.replace(other)
-        return obj
-
-    cluster.read = read_then_someone_else_writes
-    assert cluster.apply(desired) == "updated"
-    assert calls["n"] == 2  # a 409, then a fresh read and a successful replace
-    assert live_deployment(settings)["metadata"]["labels"]["team"] == "ml"
+def test_other_writers_keep_their_fields_and_vci_takes_back_its_own(settings, tmp_path, caplog):
+    """Server-side apply as manager vci: what a mesh or platform team sets survives a release; a field vci
+    sets that another writer changed is reported and taken back (a PUT-based deploy wiped the first)."""
+    first = deploy(settings, log_run(settings, tmp_path, "7").id, "staging", timeout=60)
+    apps = target_for(settings, "staging").cluster.apps
+    live = apps.read_namespaced_deployment("scaler-staging", "ml-staging")
+    live.metadata.annotations["sidecar.example.com/inject"] = "true"
+    live.spec.template.metadata.annotations["vault.example.com/agent-inject"] = "true"
+    live.spec.template.spec.tolerations = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    live.spec.template.spec.containers[0].image = first["image"].replace("/scaler@", "/hijacked@")
+    apps.replace_namespaced_deployment("scaler-staging", "ml-staging", live, field_manager="platform")
+    with caplog.at_level("WARNING", logger="vci"):
+        second = deploy(settings, log_run(settings, tmp_path, "8").id, "staging", timeout=60)
+    assert second["changes"]["Deployment/scaler-staging"] == "updated"
+    assert 'conflict with "platform"' in caplog.text and "takes them over" in caplog.text
+    after = live_deployment(settings)
+    pod = after["spec"]["template"]
+    assert pod["spec"]["containers"][0]["image"] == second["image"]
+    assert after["metadata"]["annotations"]["sidecar.example.com/inject"] == "true"
+    assert pod["metadata"]["annotations"]["vault.example.com/agent-inject"] == "true"
+    assert pod["spec"]["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert after["metadata"]["annotations"]["vci.dev/release-id"] == second["release_id"]
     undeploy(settings, "staging")
 
 

@@ -123,10 +123,22 @@ def test_hpa_bounds_must_be_in_order():
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}
 
 
-def test_quantities_compare_by_value_under_resources():
-    from vci.deploy.kubeapi import subset_equal
-    desired = {"spec": {"resources": {"limits": {"cpu": "0.5", "memory": "2048Mi"}}, "name": "0.5"}}
-    live = {"spec": {"resources": {"limits": {"cpu": "500m", "memory": "2Gi"}}, "name": "0.5"}}
-    assert subset_equal(desired, live)
-    assert not subset_equal({"spec": {"name": "0.5"}}, {"spec": {"name": "500m"}})
-    assert not subset_equal(desired, {"spec": {"resources": {"limits": {"cpu": "600m", "memory": "2Gi"}}}})
+def test_a_service_name_must_start_with_a_letter():
+    with pytest.raises(UsageError, match="invalid Kubernetes Service name '3d-seg-staging': it must start"):
+        render(spec(name="3d-seg"))  # a valid DNS-1123 label, but Services are RFC 1035 labels
+    assert render(spec(name="seg-3d"))[1]["metadata"]["name"] == "seg-3d-staging"
+
+
+def test_pod_annotations_and_labels_are_rendered_and_checked():
+    deployment = render(spec(pod_annotations={"vault.hashicorp.com/agent-inject": "true"},
+                             pod_labels={"sidecar.istio.io/inject": "false"}))[0]
+    template = deployment["spec"]["template"]["metadata"]
+    assert template["annotations"]["vault.hashicorp.com/agent-inject"] == "true"
+    assert template["labels"]["sidecar.istio.io/inject"] == "false"
+    assert "vault.hashicorp.com/agent-inject" not in deployment["metadata"]["annotations"]  # the pods' only
+    with pytest.raises(UsageError, match="may not set 'vci.dev/track'"):
+        render(spec(pod_labels={"vci.dev/track": "canary"}))
+    with pytest.raises(UsageError, match="invalid pod_labels entry 'team': True"):
+        render(spec(pod_labels={"team": True}))
+    with pytest.raises(UsageError, match="invalid pod_annotations entry 'bad key!'"):
+        render(spec(pod_annotations={"bad key!": "x"}))

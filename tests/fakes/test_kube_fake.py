@@ -612,6 +612,21 @@ def test_vci_cluster_access_applies_idempotently(api, namespace):
     assert cluster.apply(desired) == "updated"
 
 
+def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
+    from vci.deploy.kubeapi import Cluster
+    cluster = Cluster(api)
+    desired = dict(deployment("q", replicas=1), metadata={"name": "q", "namespace": namespace})
+    container = desired["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"cpu": "0.5", "memory": "2048Mi"}}
+    assert cluster.apply(desired) == "created"
+    live = cluster.read("Deployment", "q", namespace)
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "500m",
+                                                                                         "memory": "2Gi"}
+    assert cluster.apply(desired) == "unchanged"
+    container["resources"]["limits"]["cpu"] = "0.6"
+    assert cluster.apply(desired) == "updated"
+
+
 def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     from vci.deploy.kubeapi import Cluster
     from vci.deploy.manifests import DeploySpec, render

@@ -12,12 +12,14 @@ import copy
 import logging
 from functools import cached_property
 
-from ..errors import ConfigError, DeployError, UsageError
-from .kubeapi import Cluster, load_api_client, subset_equal, _comparable
-from .manifests import DeploySpec, render, to_yaml
+from ..errors import ConfigError, DeployError, UsageError, VciError
+from .kubeapi import Cluster, _comparable, load_api_client
+from .manifests import DeploySpec, apply_order, render, to_yaml
 from .rollout import diagnose, wait_rollout
 
 log = logging.getLogger("vci")
+PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
+SERVER_NOTES = ("deployment.kubernetes.io/", "kubectl.kubernetes.io/")  # annotations controllers and kubectl own
 
 
 class KubeTarget:
@@ -82,53 +84,100 @@ class KubeTarget:
             autoscaling=env.get("autoscaling") if track == "stable" else None, env=env.get("env") or {},
             labels=env.get("labels") or {}, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
             release_id=release_id, track=track, allow_tag=allow_tag,
-            image_pull_secret=env.get("image_pull_secret"))
+            image_pull_secret=env.get("image_pull_secret"), pod_annotations=env.get("pod_annotations") or {},
+            pod_labels=env.get("pod_labels") or {})
 
     # -- verbs ------------------------------------------------------------------------------------------
     def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,
                allow_tag: bool = False, insecure=None) -> dict:
+        """Validate everything (vci, then the server by dry run), apply what changed, wait, prune.
+
+        Any failure after the first write puts every written object back as it was (deleting what did
+        not exist), so a failed deploy leaves the cluster as it found it."""
         image = self.resolve_image(target, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec)
-        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
+        live = lives[_key(objects[0])]
         base = {"environment": spec.environment, "digest": _digest(spec.image), "image": spec.image,
                 "run_id": spec.run_id, "endpoint": self.endpoint(spec), "previous": _live_image(live)}
-        lives = [self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects]
-        if all(lv is not None and subset_equal(_comparable(o), _comparable(lv)) for o, lv in zip(objects, lives)):
+        planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
+        stale = self.stale_objects(spec, objects)
+        if not any(planned.values()) and not stale:
             return {**base, "status": "unchanged", "release_id": _annotation(live, "release-id"), "dry_run": dry_run}
         if dry_run:
             return {**base, "status": "would-deploy", "release_id": None, "dry_run": True,
-                    "diff": diff_objects(objects, lives)}
-        changes = {f"{o['kind']}/{o['metadata']['name']}": self.cluster.apply(o) for o in objects}
-        result = {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
-        if wait:
-            self._wait_or_roll_back(objects[0], live, timeout)
-        return result
+                    "diff": diff_objects(objects, lives, planned), "prune": [_key(o) for o in stale]}
+        first = [o for o in stale if o["kind"] == "HorizontalPodAutoscaler"]  # it would fight the new replicas
+        writes = [o for o in apply_order(objects) if planned[_key(o)]]
+        changes = self._apply_all(spec, first, writes, lives, wait, timeout)
+        for obj in stale:
+            if obj not in first:  # a disruption budget goes only once the rollout is done
+                changes[_key(obj)] = "deleted" if self.cluster.delete(obj["kind"], _name(obj), spec.namespace) else "gone"
+        return {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
 
-    def _wait_or_roll_back(self, desired: dict, previous: dict | None, timeout: float) -> None:
-        name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]
-        outcome = wait_rollout(self.cluster, name, namespace, timeout)
-        if outcome.ok:
-            return
-        why = diagnose(self.cluster, self.cluster.read("Deployment", name, namespace) or desired)
+    def _apply_all(self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool,
+                   timeout: float) -> dict:
+        """Delete ``deletes``, apply ``objects`` in order, wait for the rollout; on any failure undo it all."""
+        changes: dict[str, str] = {}
+        lives = {**lives, **{_key(o): o for o in deletes}}
+        try:
+            for obj in deletes:
+                self.cluster.delete(obj["kind"], _name(obj), spec.namespace)
+                changes[_key(obj)] = "deleted"
+            for obj in objects:
+                changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
+            if wait:
+                self._wait_rollout(spec.object_name, timeout)
+        except VciError as exc:  # the same error (and exit code), saying what was put back
+            after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
+            exc.message = f"{exc.message}; {after}"
+            exc.args = (exc.message,)
+            exc.hint = exc.hint or f"kubectl -n {spec.namespace} describe deployment {spec.object_name}"
+            raise
+        return changes
+
+    def _wait_rollout(self, name: str, timeout: float) -> None:
+        outcome = wait_rollout(self.cluster, name, self.namespace, timeout)
+        if not outcome.ok:
+            why = diagnose(self.cluster, self.cluster.read("Deployment", name, self.namespace) or {})
+            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {why}")
+
+    def _undo(self, written: list[dict], lives: dict, timeout: float) -> str:
+        """Put each written object back as it was (newest first); what was done, in words."""
+        done = []
+        for obj in reversed(written):
+            before = lives[_key(obj)]
+            if before is None:
+                self.cluster.delete(obj["kind"], _name(obj), self.namespace)
+                done.append(f"{_key(obj)} removed")
+            else:
+                self.restore(before)
+                done.append(f"{_key(obj)} restored")
+        deployment = next((o for o in written if o["kind"] == "Deployment"), None)
+        previous = lives[_key(deployment)] if deployment else None
         if previous is None:
-            self.cluster.delete("Deployment", name, namespace)
-            after = "nothing ran before; the failed Deployment was removed"
-        else:
-            self.restore(previous)
-            back = wait_rollout(self.cluster, name, namespace, timeout)
-            after = f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
-        raise DeployError(f"rollout of {name} failed: {outcome.reason}; {why}; {after}",
-                          hint=f"kubectl -n {namespace} describe deployment {name}")
+            return ("nothing ran before: " if deployment else "") + (", ".join(done) or "nothing was written")
+        back = wait_rollout(self.cluster, deployment["metadata"]["name"], self.namespace, timeout)
+        return f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
 
     def restore(self, previous: dict) -> None:
-        """Put the previous pod template and annotations back (kubectl rollout undo, done client-side)."""
+        """Put an object's previous spec, labels and annotations back (for a Deployment: kubectl rollout undo)."""
         meta, spec = previous["metadata"], copy.deepcopy(previous["spec"])
-        if self.environment.get("autoscaling"):  # the HPA's count now, not the one at the previous release
-            spec.pop("replicas", None)
-        self.cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec,
+        if previous["kind"] == "Deployment" and self.environment.get("autoscaling"):
+            spec.pop("replicas", None)  # the HPA's count now, not the one at the previous release
+        notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(SERVER_NOTES)}
+        self.cluster.apply({"apiVersion": previous["apiVersion"], "kind": previous["kind"], "spec": spec,
                             "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                                         "labels": meta.get("labels"), "annotations": meta.get("annotations")}})
+                                         "labels": meta.get("labels") or {}, "annotations": notes}})
+
+    def stale_objects(self, spec: DeploySpec, rendered: list[dict]) -> list[dict]:
+        """HPAs and PDBs vci made for this environment (by their labels) that it no longer renders."""
+        names = {_key(o) for o in rendered}
+        owned = {"app.kubernetes.io/managed-by": "vci", "app.kubernetes.io/name": spec.name,
+                 "vci.dev/environment": spec.environment}
+        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self.cluster.list(kind, spec.namespace, owned)]
+        return [o for o in found if _key(o) not in names]
 
     def _named(self) -> DeploySpec:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""
@@ -261,17 +310,27 @@ def proxy_session(cfg):
     return session
 
 
-def diff_objects(desired: list[dict], live: list[dict | None]) -> str:
-    """A unified diff of what is live (the fields vci sets) against what would be applied."""
+def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:
+    """A unified diff of what is live against what the server says an apply would leave (fields vci compares)."""
     import difflib
     out = []
-    for obj, current in zip(desired, live):
-        name = f"{obj['kind']}/{obj['metadata']['name']}"
-        before = to_yaml([_comparable(current)]) if current else ""
-        after = to_yaml([_comparable(obj)])
-        out.extend(difflib.unified_diff(before.splitlines(), after.splitlines(), f"live {name}", f"new {name}",
+    for obj in desired:
+        key = _key(obj)
+        if planned.get(key) is None:
+            continue
+        before = to_yaml([_comparable(live[key])]) if live.get(key) else ""
+        after = to_yaml([_comparable(planned[key])])
+        out.extend(difflib.unified_diff(before.splitlines(), after.splitlines(), f"live {key}", f"new {key}",
                                         lineterm=""))
     return "\n".join(out)
+
+
+def _key(obj: dict) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _name(obj: dict) -> str:
+    return obj["metadata"]["name"]
 
 
 def _labels_of(image: str, insecure, allow_tag: bool) -> dict:

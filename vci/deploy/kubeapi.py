@@ -1,13 +1,14 @@
-"""The Kubernetes API as vci uses it: objects as dicts, create-or-replace with resourceVersion, errors mapped.
+"""The Kubernetes API as vci uses it: objects as dicts, server-side apply as field manager ``vci``, errors mapped.
 
-Writes are read-modify-replace with the live ``resourceVersion``: a 409 Conflict is retried from a
-fresh read, never overwritten blindly. An object whose live state already holds everything vci would
-send is left alone, so a second identical deploy changes nothing.
+Every write is a server-side apply (``application/apply-patch+yaml``, ``fieldManager=vci``), so fields that
+other tools set (a mesh's annotations, a platform team's tolerations, an HPA's replica count) stay theirs
+and survive a release; a field vci sets that another manager changed is reported and taken back. A dry-run
+apply first lets the server validate every object before any is written, and tells whether anything
+would change: a second identical deploy writes nothing.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ import time
 from ..errors import AuthError, ConfigError, ConflictError, DeployError, NotFoundError
 
 log = logging.getLogger("vci")
-CONFLICT_RETRIES = 5
+FIELD_MANAGER = "vci"
 
 # kind -> (api class, read, create, replace, delete) method suffixes of the official client
 KINDS = {
@@ -66,34 +67,8 @@ def load_api_client(environment):
                       hint=f"set KUBECONFIG or environments.{environment.name}.kubeconfig")
 
 
-def subset_equal(desired, live, *, quantities: bool = False) -> bool:
-    """True when every field of ``desired`` has the same value in ``live`` (which has server defaults).
-
-    Under ``resources`` the server stores quantities in canonical form ("0.5" becomes "500m"), so
-    there they are compared by value."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(
-            subset_equal(v, live.get(k), quantities=quantities or k == "resources") for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(live, list) and len(desired) == len(live) and all(
-            subset_equal(d, lv, quantities=quantities) for d, lv in zip(desired, live))
-    if desired == live:
-        return True
-    if quantities and isinstance(desired, (int, str)) and isinstance(live, (int, str)):
-        return _quantity(desired) is not None and _quantity(desired) == _quantity(live)
-    return isinstance(desired, (int, str)) and isinstance(live, (int, str)) and str(desired) == str(live)
-
-
-def _quantity(value):
-    from kubernetes.utils.quantity import parse_quantity
-    try:
-        return parse_quantity(value)
-    except (ValueError, TypeError):
-        return None
-
-
 class Cluster:
-    """Thin typed access to the objects vci manages, as plain dicts."""
+    """Thin typed access to the objects vci manages, as plain dicts; every write is a server-side apply."""
 
     def __init__(self, api_client):
         from kubernetes import client
@@ -102,70 +77,81 @@ class Cluster:
         self.core = self.apis["CoreV1Api"]
         self.apps = self.apis["AppsV1Api"]
 
-    def _call(self, verb: str, kind: str, *args, **kwargs):
+    def _call(self, verb: str, kind: str, what: str, *args, **kwargs):
         from kubernetes.client.rest import ApiException
         api, suffix = KINDS[kind]
         try:
             return getattr(self.apis[api], f"{verb}_{suffix}")(*args, **kwargs)
         except ApiException as exc:
-            raise api_error(exc, f"{verb} {kind} {args[0] if args else ''}".strip()) from exc
+            raise api_error(exc, f"{verb} {kind} {what}") from exc
 
     def read(self, kind: str, name: str, namespace: str) -> dict | None:
         try:
-            obj = self._call("read", kind, name, namespace)
+            obj = self._call("read", kind, f"{namespace}/{name}", name, namespace)
         except NotFoundError:
             return None
         return self.api_client.sanitize_for_serialization(obj)
 
-    def create(self, obj: dict) -> dict:
-        meta = obj["metadata"]
-        return self.api_client.sanitize_for_serialization(self._call("create", obj["kind"], meta["namespace"], obj))
-
-    def replace(self, obj: dict) -> dict:
-        meta = obj["metadata"]
-        return self.api_client.sanitize_for_serialization(
-            self._call("replace", obj["kind"], meta["name"], meta["namespace"], obj))
+    def list(self, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
+        """The objects of ``kind`` in ``namespace`` whose labels include ``selector``."""
+        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        found = self._call("list", kind, f"in {namespace} ({labels})", namespace, label_selector=labels)
+        return [self.api_client.sanitize_for_serialization(item) for item in found.items]
 
     def delete(self, kind: str, name: str, namespace: str) -> bool:
         try:
-            self._call("delete", kind, name, namespace, propagation_policy="Background")
+            self._call("delete", kind, f"{namespace}/{name}", name, namespace, propagation_policy="Background")
         except NotFoundError:
             return False
         return True
 
-    def apply(self, desired: dict) -> str:
-        """Create or update one object; returns ``created``, ``updated`` or ``unchanged``."""
+    def server_apply(self, obj: dict, *, dry_run: bool = False, force: bool = False) -> dict:
+        """One server-side apply as field manager ``vci``: the object as the server has (or would have) it."""
+        meta = obj["metadata"]
+        options = {"field_manager": FIELD_MANAGER, "_content_type": "application/apply-patch+yaml"}
+        options.update({"force": True} if force else {}, **({"dry_run": "All"} if dry_run else {}))
+        applied = self._call("patch", obj["kind"], f"{meta['namespace']}/{meta['name']}", meta["name"],
+                             meta["namespace"], obj, **options)
+        return self.api_client.sanitize_for_serialization(applied)
+
+    def apply(self, desired: dict, live: dict | None = None) -> str:
+        """Apply one object; ``created``, ``updated`` or ``unchanged`` (nothing vci compares would change).
+
+        Fields vci does not set stay with their owners. On a conflict (a field vci sets was last set by
+        another manager to another value) vci reads afresh, says so, and takes the field over."""
         meta = desired["metadata"]
-        for _ in range(CONFLICT_RETRIES):
+        live = live or self.read(desired["kind"], meta["name"], meta["namespace"])
+        if live is not None and self.planned(desired, live) is None:
+            return "unchanged"
+        try:
+            result = self.server_apply(with_live_replicas(desired, live))
+        except ConflictError as exc:
+            log.warning("%s; vci sets these fields and takes them over", exc)
             live = self.read(desired["kind"], meta["name"], meta["namespace"])
-            if live is None:
-                self.create(desired)
-                return "created"
-            if subset_equal(_comparable(desired), _comparable(live)):
-                return "unchanged"
-            merged = copy.deepcopy(desired)
-            merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-            keep_fields_of_other_owners(merged, live)
-            try:
-                self.replace(merged)
-                return "updated"
-            except ConflictError:
-                log.info("conflict writing %s %s; retrying from a fresh read", desired["kind"], meta["name"])
-        raise ConflictError(f"{desired['kind']} {meta['name']} kept changing under vci ({CONFLICT_RETRIES} tries)",
-                            hint="another controller or person is editing it; try again")
+            result = self.server_apply(with_live_replicas(desired, live), force=True)
+        same = live is not None and result["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]
+        return "created" if live is None else "unchanged" if same else "updated"
+
+    def planned(self, desired: dict, live: dict | None) -> dict | None:
+        """The object as a dry-run apply would leave it, or None when that changes nothing vci compares.
+
+        The server validates (and admits) the object as it would a real write, so a refusal comes before
+        anything is written."""
+        after = self.server_apply(with_live_replicas(desired, live), dry_run=True, force=True)
+        return None if live is not None and _comparable(after) == _comparable(live) else after
 
 
-def keep_fields_of_other_owners(replacement: dict, live: dict) -> None:
-    """Copy into a replacement what another owner set and vci leaves out: a PUT would reset it.
+def with_live_replicas(desired: dict, live: dict | None) -> dict:
+    """A Deployment rendered without ``replicas`` (its HPA owns them), applied with the live count.
 
-    A Service's cluster IP is the API server's; a Deployment rendered without ``replicas`` leaves them
-    to its HorizontalPodAutoscaler, and the API server would default a missing count to 1, killing all
-    pods but one of a scaled-out environment until the HPA scales it back up."""
-    spec, live_spec = replacement["spec"], live.get("spec") or {}
-    if replacement["kind"] == "Service":
-        spec["clusterIP"] = live_spec.get("clusterIP")
-    if replacement["kind"] == "Deployment" and "replicas" not in spec and "replicas" in live_spec:
-        spec["replicas"] = live_spec["replicas"]
+    Left out of an apply, a count vci owned would be removed and the API server would default it to 1,
+    killing all pods but one of a scaled-out environment until the HPA scales it back up; sent with the
+    live value, vci shares the field with the HPA, which keeps changing it."""
+    if desired["kind"] != "Deployment" or "replicas" in desired["spec"] or not live:
+        return desired
+    if "replicas" not in (live.get("spec") or {}):
+        return desired
+    return {**desired, "spec": {**desired["spec"], "replicas": live["spec"]["replicas"]}}
 
 
 def _comparable(obj: dict) -> dict:

@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..package import PORT, USER
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label: namespaces, most objects
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # RFC 1035 label: Service names start with a letter
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                            r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+RESERVED_PREFIXES = ("vci.dev/", "app.kubernetes.io/", "prometheus.io/")  # vci's own keys
 QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
 ANNOTATION = "vci.dev/"
@@ -35,6 +40,8 @@ class DeploySpec:
     progress_deadline: int = 600
     allow_tag: bool = False
     image_pull_secret: str | None = None  # a Secret (kubernetes.io/dockerconfigjson) in the namespace
+    pod_annotations: dict = field(default_factory=dict)  # added to the pod template (a mesh, Vault, ...)
+    pod_labels: dict = field(default_factory=dict)
 
     @property
     def object_name(self) -> str:
@@ -52,6 +59,10 @@ def validate_spec(spec: DeploySpec) -> None:
         if not value or len(value) > 63 or not DNS_LABEL.match(value):
             raise UsageError(f"invalid Kubernetes {what} {value!r}",
                              hint="use lower-case letters, digits and '-', at most 63 characters")
+    if not DNS_1035.match(spec.service_name):
+        raise UsageError(f"invalid Kubernetes Service name {spec.service_name!r}: it must start with a letter",
+                         hint="Services are named <project>-<environment>: start the project's name with a letter")
+    validate_pod_metadata(spec)
     secret = spec.image_pull_secret
     if secret is not None and (len(secret) > 253 or not all(DNS_LABEL.match(p) for p in secret.split("."))):
         raise UsageError(f"invalid image pull secret name {secret!r}",
@@ -85,6 +96,22 @@ def validate_autoscaling(spec: DeploySpec) -> None:
                 f"autoscaling on {name} utilisation needs a {name} request, and "
                 f"environment {spec.environment!r} sets none: the HPA could never compute utilisation",
                 hint=f"set environments.{spec.environment}.resources, e.g. {{cpu: 500m, memory: 1Gi}}")
+
+
+def validate_pod_metadata(spec: DeploySpec) -> None:
+    """The environment's pod annotations and labels: valid keys and values, none of vci's own keys."""
+    for what, values in (("pod_annotations", spec.pod_annotations), ("pod_labels", spec.pod_labels)):
+        for key, value in values.items():
+            key_ok = isinstance(key, str) and len(key.rpartition("/")[2]) <= 63 and QUALIFIED_NAME.match(key)
+            value_ok = isinstance(value, str) and (what == "pod_annotations" or (
+                len(value) <= 63 and LABEL_VALUE.match(value)))
+            if not (key_ok and value_ok):
+                raise UsageError(f"invalid {what} entry {key!r}: {value!r}",
+                                 hint="keys are [prefix/]name; values are strings (labels: at most 63 "
+                                      "letters, digits, '-', '_', '.'); quote values like \"true\" in vci.yaml")
+            if key.startswith(RESERVED_PREFIXES):
+                raise UsageError(f"{what} may not set {key!r}: vci sets the keys under "
+                                 f"{', '.join(RESERVED_PREFIXES)}", hint=f"remove {key} from {what}")
 
 
 def _flat_resources(resources: dict) -> dict:
@@ -155,7 +182,7 @@ def render_container(spec: DeploySpec) -> dict:
 
 def render_deployment(spec: DeploySpec) -> dict:
     selector = labels_for(spec)
-    template_notes = {**_annotations(spec, release=False), "prometheus.io/scrape": "true",
+    template_notes = {**spec.pod_annotations, **_annotations(spec, release=False), "prometheus.io/scrape": "true",
                       "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics"}
     pod_spec = {
         "containers": [render_container(spec)],
@@ -177,7 +204,8 @@ def render_deployment(spec: DeploySpec) -> dict:
             "revisionHistoryLimit": 10, "progressDeadlineSeconds": spec.progress_deadline,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": {**_common_labels(spec), **selector}, "annotations": template_notes},
+            "template": {"metadata": {"labels": {**spec.pod_labels, **_common_labels(spec), **selector},
+                                      "annotations": template_notes},
                          "spec": pod_spec},
         },
     }
@@ -223,6 +251,14 @@ def render_pdb(spec: DeploySpec) -> dict | None:
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels_for(spec)}}}
+
+
+APPLY_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")
+
+
+def apply_order(objects: list[dict]) -> list[dict]:
+    """What a Deployment needs first (its Service, its disruption budget), what acts on it (the HPA) last."""
+    return sorted(objects, key=lambda o: APPLY_ORDER.index(o["kind"]))
 
 
 def render(spec: DeploySpec) -> list[dict]:

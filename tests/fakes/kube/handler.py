@@ -96,12 +96,16 @@ class KubeHandler(BaseHTTPRequestHandler):
         if route is None:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
         watch = (query.get("watch") or "").lower() in ("1", "true")
-        verb = rbac_verb(method, route, watch)
-        for rule in self.kube.forbid:
-            if rule.matches(user, verb, route):
-                raise errors.forbidden(
-                    user, verb, route.resource, route.subresource, route.name, route.namespace
-                )
+        verbs = [rbac_verb(method, route, watch)]
+        if verbs == ["patch"] and "apply-patch" in (self.headers.get("Content-Type") or "") and not route.subresource \
+                and self.kube.store.find(route.resource, route.namespace or "", route.name or "") is None:
+            verbs.append("create")  # an apply that creates is authorised as create too, as upstream does
+        for verb in verbs:
+            for rule in self.kube.forbid:
+                if rule.matches(user, verb, route):
+                    raise errors.forbidden(
+                        user, verb, route.resource, route.subresource, route.name, route.namespace
+                    )
         if route.subresource == "proxy":
             code, headers, body = self.kube.proxy.forward(
                 route, method, parts.query, dict(self.headers.items()), raw
