@@ -377,7 +377,7 @@ class Dsl {
                     inWrappers(pipelineOptions, "the pipeline's options") {
                         stages.each { executeStage(it) }
                         current = null
-                        runPost(postBlocks, currentBuild.currentResult as String, null)
+                        runPost(postBlocks, false, null)
                     }
                 }
             }
@@ -415,7 +415,7 @@ class Dsl {
     void runStageBody(Stage s) {
         Throwable stageError = null
         try { run(s.steps) } catch (Throwable failure) { stageError = failure }
-        Throwable postError = runPost(s.post, stageError ? 'FAILURE' : currentBuild.currentResult as String, s.name)
+        Throwable postError = runPost(s.post, stageError != null, s.name)
         if (stageError ?: postError) { throw stageError ?: postError }
     }
 
@@ -427,19 +427,23 @@ class Dsl {
         }
     }
 
-    // Post conditions in Declarative's order; a failing one fails the build. Returns the first error.
-    Throwable runPost(Directives blocks, String result, String stageName) {
+    // Post conditions in Declarative's order, each judged by the result at its turn (a stage's failure
+    // counts for its own post); a failing one fails the build. Returns the first error.
+    Throwable runPost(Directives blocks, boolean stageFailed, String stageName) {
         Throwable first = null
         (blocks.blocks.keySet() - POST_CONDITIONS).each { throw new PipelineError("harness: unsupported post condition ${it}") }
-        Map<String, Boolean> holds = [always: true, success: result == 'SUCCESS', failure: result == 'FAILURE',
-                                      unsuccessful: result != 'SUCCESS', cleanup: true]
-        POST_CONDITIONS.findAll { blocks.blocks[it] != null && holds[it] }.each { String condition ->
+        POST_CONDITIONS.findAll { blocks.blocks[it] != null }.each { String condition ->
+            String result = stageFailed ? 'FAILURE' : currentBuild.currentResult
+            Map<String, Boolean> holds = [always: true, success: result == 'SUCCESS', failure: result == 'FAILURE',
+                                          unsuccessful: result != 'SUCCESS', cleanup: true]
+            if (!holds[condition]) { return }
             Map entry = stageName ? [stage: stageName, post: condition] : [post: condition]
-            try { run(blocks.blocks[condition]); (stageName ? stagePosts : report) << (entry + [status: 'success']) }
+            List<Map> into = stageName ? stagePosts : report
+            try { run(blocks.blocks[condition]); into << (entry + [status: 'success']) }
             catch (Throwable failure) {
                 currentBuild.currentResult = 'FAILURE'
                 first = first ?: failure
-                (stageName ? stagePosts : report) << (entry + [status: 'failure', error: failure.toString()])
+                into << (entry + [status: 'failure', error: failure.toString()])
                 log("ERROR: ${failure.message}")
             }
         }
