@@ -406,15 +406,19 @@ def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins
     assert "'agent none' was specified" in entry["error"]
 
 
+def log_another_version(path: Path, workspace: Path, env: dict) -> dict:
+    """Another version of the workspace's model (factor 3, with examples it passes), logged to its store."""
+    make_project(path, factor=3)
+    return vci_json("log", "--model", "model.py:Doubler", "--artifact", "factor=factor.txt", "--examples",
+                    "examples.json", cwd=path, env=env)
+
+
 @pytest.mark.slow
 def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_workspace):
     """Another version reaches staging while the build waits for its approval: the promotion of the
     approved digest is refused and production is left alone."""
     workspace, store, env = jenkins_workspace
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "factor.txt").write_text("3")
-    other = vci_json("log", "--model", "model.py:Doubler", "--artifact", f"factor={tmp_path / 'other' / 'factor.txt'}",
-                     cwd=workspace, env=env)
+    other = log_another_version(tmp_path / "other", workspace, env)
     meanwhile = f"VCI_CACHE_DIR={shlex.quote(env['VCI_CACHE_DIR'])} {shlex.quote(sys.executable)} -m vci deploy " \
                 f"{other['run_id']} --env staging"
     out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
