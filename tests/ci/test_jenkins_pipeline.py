@@ -29,7 +29,8 @@ CREDENTIALS = {
     "vci-kubeconfig": {"fileName": "kubeconfig", "content": "apiVersion: v1\nkind: Config\nclusters: []\n"},
 }
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
-WORKING_STAGE_AGENTS = {name: "any" for name in ("Package", "Deploy staging", "Smoke test", "Promote to production")}
+WORKING_STAGES = ("Package", "Deploy staging", "Smoke test", "Promote to production")
+WORKING_STAGE_AGENTS = {name: "any" for name in WORKING_STAGES}
 
 
 def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
@@ -314,26 +315,31 @@ def test_an_unanswered_approval_stops_before_production(tmp_path, jenkins_worksp
     assert vci_json("status", "--env", "staging", cwd=workspace, env=env)["state"] == "ready"
 
 
+TOP_AGENT = ("    agent none\n\n    parameters", "    agent any\n\n    parameters")
+APPROVAL_AGENT = ("            agent none\n            options { timeout(time: 1, unit: 'DAYS') }",
+                  "            agent any\n            options { timeout(time: 1, unit: 'DAYS') }")
+APPROVAL_IN_NODE = (
+    ("                script {\n                    env.VCI_APPROVER", "                script { node {\n"
+     "                    env.VCI_APPROVER"),
+    ('echo "approved by ${env.VCI_APPROVER}"', 'echo "approved by ${env.VCI_APPROVER}" }'),
+)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "replacement, holder",
+    "replacements, holder",
     [
-        # the defect of issue 22: the pipeline's agent holds its executor through the stage's `agent none`
-        (("    agent none\n\n    parameters", "    agent any\n\n    parameters"), "the pipeline's agent any"),
-        (("            agent none\n            options { timeout(time: 1, unit: 'DAYS') }",
-          "            agent any\n            options { timeout(time: 1, unit: 'DAYS') }"),
-         "stage 'Approval' agent any"),
-        (("                script {\n                    env.VCI_APPROVER = input(",
-          "                script { node {\n                    env.VCI_APPROVER = input("),
-         "node { } in stage 'Approval'"),
+        # issue 22's defect: the pipeline's agent holds its executor through the stage's `agent none`
+        ((TOP_AGENT,), "the pipeline's agent any"),
+        ((APPROVAL_AGENT,), "stage 'Approval' agent any"),
+        (APPROVAL_IN_NODE, "node { } in stage 'Approval'"),
     ],
     ids=["pipeline-agent-any", "approval-agent-any", "node-step"],
 )
-def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_workspace, replacement, holder):
+def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_workspace, replacements,
+                                                               holder):
     workspace, store, env = jenkins_workspace
-    old, new = replacement
-    extra = [("echo \"approved by ${env.VCI_APPROVER}\"", "echo \"approved by ${env.VCI_APPROVER}\" }")] if "node" in new else []
-    jenkinsfile = variant(tmp_path, "Jenkinsfile.executor", (old, new), *extra)
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.executor", *replacements)
     out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
                                jenkinsfile=jenkinsfile)
     assert report["result"] == "FAILURE"
@@ -345,68 +351,73 @@ def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "pipeline_timeout, shown, waits",
+    "pipeline_timeout, shown, minutes",
     [
         ("timeout(time: 2, unit: 'HOURS')", "timeout(time: 2, unit: 'HOURS')", 120),  # issue 22's defect
         # MINUTES when no unit is given: a minute short of a day
         ("timeout(time: 1439)", "timeout(time: 1439, unit: 'MINUTES')", 1439),
         ("timeout(time: 2, unit: 'DAYS')", None, None),
     ],
+    ids=["2-hours", "1439-minutes", "2-days"],
 )
-def test_the_harness_fails_an_outer_timeout_that_ends_before_the_approvals(tmp_path, jenkins_workspace,
-                                                                             pipeline_timeout, shown, waits):
+def test_the_harness_fails_an_outer_timeout_that_ends_before_the_approvals(
+    tmp_path, jenkins_workspace, pipeline_timeout, shown, minutes
+):
     workspace, store, env = jenkins_workspace
-    jenkinsfile = variant(
-        tmp_path, "Jenkinsfile.timeout",
-        ("        disableConcurrentBuilds()", f"        {pipeline_timeout}\n        disableConcurrentBuilds()"),
-    )
+    options = "        disableConcurrentBuilds()"
+    added = (options, f"        {pipeline_timeout}\n{options}")
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.timeout", added)
     out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
                                jenkinsfile=jenkinsfile)
     assert "timeout" in report["options"]
-    if waits is None:  # an outer timeout longer than the approval's leaves it its day
+    if minutes is None:  # an outer timeout longer than the approval's leaves it its day
         assert report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
         return
     assert report["result"] == "FAILURE" and stage_statuses(report)["Approval"] == "failure"
     error = stage_error(report, "Approval")
-    hours, minutes = re.search(re.escape(f"{shown} of the pipeline's options ends after ") + r"(\d+) h (\d+) min",
-                               error).groups()
-    assert waits - 5 <= int(hours) * 60 + int(minutes) < waits, error  # what is left of it when the input starts
-    assert "cannot wait its timeout(time: 1, unit: 'DAYS') (the options of stage 'Approval')" in error
+    assert "cannot wait its timeout(time: 1, unit: 'DAYS') (the options of stage 'Approval')" in error, error
+    ends = re.escape(f"{shown} of the pipeline's options ends after ")
+    left = re.search(ends + r"(\d+) h (\d+) min", error)
+    assert minutes - 5 <= int(left[1]) * 60 + int(left[2]) < minutes, error  # what is left when input starts
 
 
-HISTORY_STEP = """vciCredentials() {
-                        sh 'vci history --env production --limit 5 || true'
-                    }"""
+HISTORY_IN_PIPELINE_POST = (
+    "    post {\n        success {",
+    "    post {\n        always {\n            vciCredentials() {\n"
+    "                sh 'vci history --env production --limit 5 || true'\n"
+    "            }\n        }\n        success {",
+)
+PACKAGE_WITHOUT_AGENT = ("        stage('Package') {\n            agent any\n",
+                         "        stage('Package') {\n")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "replacements, failed",
+    "replacement, where",
     [
         # production's history printed from the pipeline's post, where `agent none` gives no workspace
-        ((("    post {\n        success {", "    post {\n        always {\n" + HISTORY_STEP + "\n        }\n        success {"),),
-         "post always"),
-        ((("        stage('Package') {\n            agent any\n", "        stage('Package') {\n"),), "Package"),
+        (HISTORY_IN_PIPELINE_POST, {"post": "always"}),
+        (PACKAGE_WITHOUT_AGENT, {"stage": "Package"}),
     ],
     ids=["pipeline-post", "stage-without-agent"],
 )
-def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins_workspace, replacements, failed):
+def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins_workspace, replacement,
+                                                                where):
     workspace, store, env = jenkins_workspace
-    jenkinsfile = variant(tmp_path, "Jenkinsfile.nonode", *replacements)
-    out, report = run_pipeline(tmp_path, workspace, store, dict(LOCAL_PARAMS, PROMOTE=False), jenkinsfile=jenkinsfile)
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.nonode", replacement)
+    params = dict(LOCAL_PARAMS, PROMOTE=False)
+    out, report = run_pipeline(tmp_path, workspace, store, params, jenkinsfile=jenkinsfile)
     assert report["result"] == "FAILURE"
-    if failed == "post always":
-        assert set(stage_statuses(report).values()) == {"success", "skipped"}
-        entry = next(s for s in report["stages"] if s.get("post") == "always")
-        assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure"]
-    else:
-        entry = next(s for s in report["stages"] if s.get("stage") == failed)
+    entry = next(s for s in report["stages"] if where.items() <= s.items())
     assert entry["status"] == "failure"
     assert "Required context class hudson.FilePath is missing" in entry["error"], entry
     assert "'agent none' was specified" in entry["error"]
+    if "post" in where:  # the stages ran; the failing post fails the build, so `failure` runs, not `success`
+        assert set(stage_statuses(report).values()) == {"success", "skipped"}
+        assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure"]
 
 
-def log_another_version(path: Path, workspace: Path, env: dict) -> dict:
+def log_another_version(path: Path, env: dict) -> dict:
     """Another version of the workspace's model (factor 3, with examples it passes), logged to its store."""
     make_project(path, factor=3)
     return vci_json("log", "--model", "model.py:Doubler", "--artifact", "factor=factor.txt", "--examples",
@@ -418,9 +429,9 @@ def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_wor
     """Another version reaches staging while the build waits for its approval: the promotion of the
     approved digest is refused and production is left alone."""
     workspace, store, env = jenkins_workspace
-    other = log_another_version(tmp_path / "other", workspace, env)
-    meanwhile = f"VCI_CACHE_DIR={shlex.quote(env['VCI_CACHE_DIR'])} {shlex.quote(sys.executable)} -m vci deploy " \
-                f"{other['run_id']} --env staging"
+    other = log_another_version(tmp_path / "other", env)
+    deploy = [sys.executable, "-m", "vci", "deploy", other["run_id"], "--env", "staging"]
+    meanwhile = f"VCI_CACHE_DIR={shlex.quote(env['VCI_CACHE_DIR'])} {shlex.join(deploy)}"
     out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
                                extra_env={"HARNESS_DURING_INPUT": meanwhile})
     assert report["result"] == "FAILURE", out.stdout[-3000:] + out.stderr[-3000:]
@@ -431,11 +442,14 @@ def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_wor
         "Approval": "success",
         "Promote to production": "failure",
     }
-    tested = re.search(r"^logged run \S+ \(model (sha256:\w+)\)$", out.stdout, re.M).group(1)
+    tested = re.search(r"^staging answered \d+ examples as expected \((sha256:\w+)\)$", out.stdout, re.M)[1]
+    assert re.search(rf"^staging runs {tested} ", out.stdout, re.M)  # what Deploy staging deployed
     assert report["approvals"][0]["message"] == f"Promote {tested}, tested on staging, to production?"
-    assert vci_json("status", "--env", "staging", cwd=workspace, env=env)["digest"] == other["version"] != tested
+    staging = vci_json("status", "--env", "staging", cwd=workspace, env=env)
+    assert staging["digest"] == other["version"] != tested  # the other deploy happened
     assert f"'--digest' '{tested}'" in out.stdout
     assert "script returned exit code 7" in stage_error(report, "Promote to production")  # vci's conflict
     assert f"'staging' runs {other['version']}, not the approved {tested}: nothing was promoted" in out.stderr
     assert vci_json("status", "--env", "production", cwd=workspace, env=env)["state"] == "not-deployed"
     assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
+    assert {"stage": "Promote to production", "post": "always", "status": "success"} in report["stagePosts"]
