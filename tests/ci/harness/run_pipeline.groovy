@@ -12,8 +12,8 @@
 // (`beforeAgent true` first), agent, `when`, environment, steps and the stage's post. An agent holds an
 // executor and a workspace (WORKSPACE is set only there); a stage's `agent none` adds none but releases
 // nothing its enclosing agent holds. `sh`, `dir`, `deleteDir` and file credentials need a workspace.
-// Two checks Jenkins does not make, the project's rules: an `input` fails when it would hold an executor
-// while it waits, or when it has no timeout, or when an enclosing timeout ends before its own.
+// Checks Jenkins does not make, the project's rules for an `input`: it fails when it would hold an
+// executor while it waits, when it has no timeout, or when an enclosing timeout ends before its own.
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 import java.util.concurrent.TimeUnit
@@ -190,7 +190,7 @@ class Dsl {
     }
     Object onNode(String holder, Closure body) {
         executors << holder
-        try { return env.scoped([WORKSPACE: workspace.path], body) }
+        try { return env.scoped([WORKSPACE: workspace.path, NODE_NAME: 'harness', EXECUTOR_NUMBER: '0'], body) }
         finally { executors.remove(executors.size() - 1) }
     }
     Object node(Closure body) { onNode("node { } in stage '${current?.name}'", { run(body) }) }
