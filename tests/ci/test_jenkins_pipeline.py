@@ -2,8 +2,10 @@
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,8 @@ CREDENTIALS = {
     "vci-kubeconfig": {"fileName": "kubeconfig", "content": "apiVersion: v1\nkind: Config\nclusters: []\n"},
 }
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
+WORKING_STAGES = ("Package", "Deploy staging", "Smoke test", "Promote to production")
+WORKING_STAGE_AGENTS = {name: "any" for name in WORKING_STAGES}
 
 
 def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
@@ -101,9 +105,9 @@ def test_no_sh_step_interpolates_a_credential_in_double_quotes():
 
 
 def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=CREDENTIALS, extra_env=None,
-                 timeout=180):
-    """Run the Jenkinsfile in the harness; the store's keys, the registry login and the kubeconfig reach
-    its sh steps only through withCredentials."""
+                 timeout=180, jenkinsfile=JENKINS / "Jenkinsfile"):
+    """Run the Jenkinsfile (or a variant of it) in the harness; the store's keys, the registry login and the
+    kubeconfig reach its sh steps only through withCredentials."""
     env = clean_env(
         VCI_STORE=str(store),
         VCI_USER="jenkins",
@@ -119,7 +123,7 @@ def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=
     report = tmp_path / "report.json"
     out = groovy(
         HARNESS / "run_pipeline.groovy",
-        JENKINS / "Jenkinsfile",
+        jenkinsfile,
         JENKINS / "vars",
         workspace,
         report,
@@ -196,22 +200,31 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     )
     assert out.returncode == 0 and report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
     assert [s["status"] for s in report["stages"] if "stage" in s] == ["success"] * 5
-    assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "success", "cleanup"]
-    assert report["approvals"] == [
-        {
-            "stage": "Approval",
-            "message": report["approvals"][0]["message"],
-            "submitter": "release-managers",
-            "approver": "release-manager",
-        }
+    assert [s["post"] for s in report["stages"] if "post" in s] == ["success"]
+    assert [(p["stage"], p["post"], p["status"]) for p in report["stagePosts"]] == [
+        *((name, "cleanup", "success") for name in ("Package", "Deploy staging", "Smoke test")),
+        ("Promote to production", "always", "success"),
+        ("Promote to production", "cleanup", "success"),
     ]
-    assert {"timeout", "disableConcurrentBuilds", "buildDiscarder"} <= set(report["options"])
-    assert report["stageAgents"]["Approval"] == "none" and report["stageOptions"]["Approval"] == ["timeout"]
-
     # Package pushed the image; staging runs it by digest, production the same digest from its own repository.
     built = re.search(r"^built (\S+)$", out.stdout, re.M).group(1)
     repository, digest = built.split("@")
     assert repository == f"{cluster.registry.host}/ml/jenkins-staging" and digest.startswith("sha256:")
+    assert report["approvals"] == [
+        {
+            "stage": "Approval",
+            "message": f"Promote {digest}, tested on staging, to production?",
+            "submitter": "release-managers",
+            "approver": "release-manager",
+            "timeout": "timeout(time: 1, unit: 'DAYS')",
+        }
+    ]
+    assert f"'--digest' '{digest}'" in out.stdout  # the approved digest reached vci promote
+    # no executor waits for the approval, and nothing outside it cuts its day short (the harness checks both)
+    assert report["agent"] == "none" and "timeout" not in report["options"]
+    assert {"disableConcurrentBuilds", "buildDiscarder"} <= set(report["options"])
+    assert report["stageAgents"] == dict(WORKING_STAGE_AGENTS, Approval="none")
+    assert all(report["stageOptions"][name] == ["timeout"] for name in report["stageAgents"])
     assert live_image(cluster.deployment("jenkins", "staging")) == built
     production_deployment = cluster.deployment("jenkins", "production")
     assert production_deployment["metadata"]["namespace"] == "ml-prod"
@@ -253,28 +266,190 @@ def live_image(deployment: dict) -> str:
     return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
+LOCAL_PARAMS = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt"}
+
+
+def stage_statuses(report: dict) -> dict:
+    return {s["stage"]: s["status"] for s in report["stages"] if "stage" in s}
+
+
+def stage_error(report: dict, name: str) -> str:
+    return next(s.get("error", "") for s in report["stages"] if s.get("stage") == name)
+
+
+def vci_json(*args, cwd, env) -> dict:
+    return json.loads(run_vci(*args, "--output", "json", cwd=cwd, env=env).stdout)
+
+
+def variant(tmp_path, name: str, *replacements: tuple[str, str]) -> Path:
+    """A copy of the Jenkinsfile with each (old, new) replaced once; each ``old`` must be there."""
+    text = (JENKINS / "Jenkinsfile").read_text()
+    for old, new in replacements:
+        assert text.count(old) >= 1, f"the Jenkinsfile no longer has {old!r}"
+        text = text.replace(old, new, 1)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.slow
 def test_an_unanswered_approval_stops_before_production(tmp_path, jenkins_workspace):
     workspace, store, env = jenkins_workspace
-    params = {"MODEL": "model.py:Doubler", "ARTIFACTS": "factor=factor.txt"}
-    out, report = run_pipeline(tmp_path, workspace, store, params, approver=None)
+    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver=None)
     assert out.returncode == 1 and report["result"] == "FAILURE"
-    statuses = {s["stage"]: s["status"] for s in report["stages"] if "stage" in s}
-    assert statuses == {
+    assert stage_statuses(report) == {
         "Package": "success",
         "Deploy staging": "success",
         "Smoke test": "success",
         "Approval": "failure",
         "Promote to production": "skipped",
     }
-    assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure", "cleanup"]
-    history = json.loads(
-        run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
-    )
-    assert history["releases"] == []
-    assert (
-        json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout)[
-            "state"
-        ]
-        == "ready"
-    )
+    # the input was reached without an executor and with its whole day, then aborted
+    assert "Rejected by nobody" in stage_error(report, "Approval")
+    assert [a["timeout"] for a in report["approvals"]] == ["timeout(time: 1, unit: 'DAYS')"]
+    assert [s["post"] for s in report["stages"] if "post" in s] == ["failure"]
+    assert [(p["stage"], p["post"]) for p in report["stagePosts"]] == [
+        (name, "cleanup") for name in ("Package", "Deploy staging", "Smoke test")
+    ]
+    assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
+    assert vci_json("status", "--env", "staging", cwd=workspace, env=env)["state"] == "ready"
+
+
+TOP_AGENT = ("    agent none\n\n    parameters", "    agent any\n\n    parameters")
+APPROVAL_AGENT = ("            agent none\n            options { timeout(time: 1, unit: 'DAYS') }",
+                  "            agent any\n            options { timeout(time: 1, unit: 'DAYS') }")
+APPROVAL_IN_NODE = (
+    ("                script {\n                    env.VCI_APPROVER", "                script { node {\n"
+     "                    env.VCI_APPROVER"),
+    ('echo "approved by ${env.VCI_APPROVER}"', 'echo "approved by ${env.VCI_APPROVER}" }'),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "replacements, holder",
+    [
+        # issue 22's defect: the pipeline's agent holds its executor through the stage's `agent none`
+        ((TOP_AGENT,), "the pipeline's agent any"),
+        ((APPROVAL_AGENT,), "stage 'Approval' agent any"),
+        (APPROVAL_IN_NODE, "node { } in stage 'Approval'"),
+    ],
+    ids=["pipeline-agent-any", "approval-agent-any", "node-step"],
+)
+def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_workspace, replacements,
+                                                               holder):
+    workspace, store, env = jenkins_workspace
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.executor", *replacements)
+    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
+                               jenkinsfile=jenkinsfile)
+    assert report["result"] == "FAILURE"
+    assert stage_statuses(report)["Approval"] == "failure" and report["approvals"] == []
+    error = stage_error(report, "Approval")
+    assert "would hold an executor" in error and holder in error, error
+    assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "pipeline_timeout, shown, minutes",
+    [
+        ("timeout(time: 2, unit: 'HOURS')", "timeout(time: 2, unit: 'HOURS')", 120),  # issue 22's defect
+        # MINUTES when no unit is given: a minute short of a day
+        ("timeout(time: 1439)", "timeout(time: 1439, unit: 'MINUTES')", 1439),
+        ("timeout(time: 2, unit: 'DAYS')", None, None),
+    ],
+    ids=["2-hours", "1439-minutes", "2-days"],
+)
+def test_the_harness_fails_an_outer_timeout_that_ends_before_the_approvals(
+    tmp_path, jenkins_workspace, pipeline_timeout, shown, minutes
+):
+    workspace, store, env = jenkins_workspace
+    options = "        disableConcurrentBuilds()"
+    added = (options, f"        {pipeline_timeout}\n{options}")
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.timeout", added)
+    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
+                               jenkinsfile=jenkinsfile)
+    assert "timeout" in report["options"]
+    if minutes is None:  # an outer timeout longer than the approval's leaves it its day
+        assert report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
+        return
+    assert report["result"] == "FAILURE" and stage_statuses(report)["Approval"] == "failure"
+    error = stage_error(report, "Approval")
+    assert "cannot wait its timeout(time: 1, unit: 'DAYS') (the options of stage 'Approval')" in error, error
+    ends = re.escape(f"{shown} of the pipeline's options ends after ")
+    left = re.search(ends + r"(\d+) h (\d+) min", error)
+    assert minutes - 5 <= int(left[1]) * 60 + int(left[2]) < minutes, error  # what is left when input starts
+
+
+HISTORY_IN_PIPELINE_POST = (
+    "    post {\n        success {",
+    "    post {\n        always {\n            vciCredentials() {\n"
+    "                sh 'vci history --env production --limit 5 || true'\n"
+    "            }\n        }\n        success {",
+)
+PACKAGE_WITHOUT_AGENT = ("        stage('Package') {\n            agent any\n",
+                         "        stage('Package') {\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "replacement, where",
+    [
+        # production's history printed from the pipeline's post, where `agent none` gives no workspace
+        (HISTORY_IN_PIPELINE_POST, {"post": "always"}),
+        (PACKAGE_WITHOUT_AGENT, {"stage": "Package"}),
+    ],
+    ids=["pipeline-post", "stage-without-agent"],
+)
+def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins_workspace, replacement,
+                                                                where):
+    workspace, store, env = jenkins_workspace
+    jenkinsfile = variant(tmp_path, "Jenkinsfile.nonode", replacement)
+    params = dict(LOCAL_PARAMS, PROMOTE=False)
+    out, report = run_pipeline(tmp_path, workspace, store, params, jenkinsfile=jenkinsfile)
+    assert report["result"] == "FAILURE"
+    entry = next(s for s in report["stages"] if where.items() <= s.items())
+    assert entry["status"] == "failure"
+    assert "Required context class hudson.FilePath is missing" in entry["error"], entry
+    assert "'agent none' was specified" in entry["error"]
+    if "post" in where:  # the stages ran; the failing post fails the build, so `failure` runs, not `success`
+        assert set(stage_statuses(report).values()) == {"success", "skipped"}
+        assert [s["post"] for s in report["stages"] if "post" in s] == ["always", "failure"]
+
+
+def log_another_version(path: Path, env: dict) -> dict:
+    """Another version of the workspace's model (factor 3, with examples it passes), logged to its store."""
+    make_project(path, factor=3)
+    return vci_json("log", "--model", "model.py:Doubler", "--artifact", "factor=factor.txt", "--examples",
+                    "examples.json", cwd=path, env=env)
+
+
+@pytest.mark.slow
+def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_workspace):
+    """Another version reaches staging while the build waits for its approval: the promotion of the
+    approved digest is refused and production is left alone."""
+    workspace, store, env = jenkins_workspace
+    other = log_another_version(tmp_path / "other", env)
+    deploy = [sys.executable, "-m", "vci", "deploy", other["run_id"], "--env", "staging"]
+    meanwhile = f"VCI_CACHE_DIR={shlex.quote(env['VCI_CACHE_DIR'])} {shlex.join(deploy)}"
+    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
+                               extra_env={"HARNESS_DURING_INPUT": meanwhile})
+    assert report["result"] == "FAILURE", out.stdout[-3000:] + out.stderr[-3000:]
+    assert stage_statuses(report) == {
+        "Package": "success",
+        "Deploy staging": "success",
+        "Smoke test": "success",
+        "Approval": "success",
+        "Promote to production": "failure",
+    }
+    tested = re.search(r"^staging answered \d+ examples as expected \((sha256:\w+)\)$", out.stdout, re.M)[1]
+    assert re.search(rf"^staging runs {tested} ", out.stdout, re.M)  # what Deploy staging deployed
+    assert report["approvals"][0]["message"] == f"Promote {tested}, tested on staging, to production?"
+    staging = vci_json("status", "--env", "staging", cwd=workspace, env=env)
+    assert staging["digest"] == other["version"] != tested  # the other deploy happened
+    assert f"'--digest' '{tested}'" in out.stdout
+    assert "script returned exit code 7" in stage_error(report, "Promote to production")  # vci's conflict
+    assert f"'staging' runs {other['version']}, not the approved {tested}: nothing was promoted" in out.stderr
+    assert vci_json("status", "--env", "production", cwd=workspace, env=env)["state"] == "not-deployed"
+    assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
+    assert {"stage": "Promote to production", "post": "always", "status": "success"} in report["stagePosts"]
