@@ -121,6 +121,24 @@ def test_production_promotes_the_digest_the_staging_job_tested_and_the_manual_pa
         k: v for k, v in inputs.items() if k != "digest"}
 
 
+def test_the_staging_job_fails_when_what_it_tested_is_not_what_it_deployed():
+    step = next(s for s in workflows()["release.yml"]["jobs"]["staging"]["steps"]
+                if s.get("name") == "Check the tested digest is the deployed one")
+    assert step["env"] == {"DEPLOYED": "${{ steps.deploy.outputs.digest }}",
+                           "TESTED": "${{ steps.smoke.outputs.digest }}"}
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+    def check(deployed, tested):
+        return subprocess.run(["bash", "-c", step["run"]], env=clean_env(DEPLOYED=deployed, TESTED=tested),
+                              capture_output=True, text=True)
+
+    assert check(a, a).returncode == 0
+    for tested in (b, ""):
+        out = check(a, tested)
+        assert out.returncode == 1 and out.stdout.startswith("::error title=vci release::"), out
+        assert f"this job deployed {a}" in out.stdout and "nothing goes to production" in out.stdout
+
+
 def test_actionlint_passes_on_the_workflows_and_the_actions_they_use(tmp_path):
     actionlint = tool("actionlint")
     out = subprocess.run(
@@ -138,7 +156,8 @@ def test_actionlint_passes_on_the_workflows_and_the_actions_they_use(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     broken = tmp_path / ".github" / "workflows" / "release.yml"
     text = broken.read_text()
-    broken.write_text(text.replace("run-id: ${{", "run_id: ${{").replace("          digest: ${{ needs", "          sha: ${{ needs"))
+    text = text.replace("run-id: ${{", "run_id: ${{").replace("          digest: ${{ needs", "          sha: ${{ needs")
+    broken.write_text(text)
     out = subprocess.run([actionlint], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 1 and 'missing input "run-id"' in out.stdout
     assert 'missing input "digest"' in out.stdout  # the promote action requires one

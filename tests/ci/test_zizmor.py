@@ -102,7 +102,8 @@ def test_zizmor_fails_an_unpinned_action_and_a_workflow_run_trigger(tmp_path):
     pinned = "actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09 # v5.1.0"
     assert pinned in text and "  push:\n" in text
     text = text.replace(pinned, "actions/checkout@v5", 1)
-    text = text.replace("  push:\n", '  workflow_run:\n    workflows: ["build"]\n    types: [completed]\n  push:\n')
+    trigger = '  workflow_run:\n    workflows: ["build"]\n    types: [completed]\n'
+    text = text.replace("  push:\n", trigger + "  push:\n")
     release.write_text(text)
     problems = unlisted(zizmor(tmp_path, scanned_files(tmp_path)), ignore_list())
     assert any("unpinned-uses" in p and "actions/checkout@v5" in p for p in problems), problems

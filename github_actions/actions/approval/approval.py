@@ -32,7 +32,8 @@ def approvals_url(env) -> str:
     missing = [name for name in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID") if not env.get(name)]
     if missing:
         raise ApprovalError(f"{', '.join(missing)} not set: run this action as a step of a GitHub Actions job")
-    return f"{env['GITHUB_API_URL'].rstrip('/')}/repos/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}/approvals"
+    api, repository, run_id = env["GITHUB_API_URL"].rstrip("/"), env["GITHUB_REPOSITORY"], env["GITHUB_RUN_ID"]
+    return f"{api}/repos/{repository}/actions/runs/{run_id}/approvals"
 
 
 HTTP_FIXES = {
@@ -61,7 +62,9 @@ def read_approvals(url: str, token: str) -> list:
         raise ApprovalError(f"cannot read the run's approvals ({url}: HTTP {error.code}): {fix}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise ApprovalError(f"cannot read the run's approvals ({url}: {reason}): check GITHUB_API_URL") from None
+        raise ApprovalError(
+            f"cannot read the run's approvals ({url}: {reason}): check GITHUB_API_URL"
+        ) from None
     if not isinstance(records, list):
         raise ApprovalError(f"unexpected answer from {url}: a list of reviews was expected")
     return records
