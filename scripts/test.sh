@@ -20,13 +20,13 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks]'
 
-# checkov (the `scanners` extra's pin) in a virtualenv of its own, kept with the test cache
+# checkov and zizmor (the `scanners` extra's pins) in a virtualenv of their own, kept with the test cache
 scanners=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['scanners']))")
 venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/scanners-$(echo "$scanners" | sha256sum | cut -c1-12)"
-if [ ! -x "$venv/bin/checkov" ]; then
+if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/zizmor" ]; then
   echo "installing scanners into $venv: $scanners" >&2
   rm -rf "$venv" && python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check $scanners
 fi
-export VCI_CHECKOV="$venv/bin/checkov"
+export VCI_CHECKOV="$venv/bin/checkov" VCI_ZIZMOR="$venv/bin/zizmor"
 exec python3 -m pytest "$@"
