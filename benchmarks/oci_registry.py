@@ -29,6 +29,7 @@ from registry import RegistryServer  # noqa: E402
 from vci.oci.image import append_layers, scratch_image  # noqa: E402
 from vci.oci.layers import Entry, write_layer  # noqa: E402
 from vci.oci.registry import RegistryClient  # noqa: E402
+from vci.oci.transfer import copy_image, push_image  # noqa: E402
 
 EPOCH = 1_700_000_000
 
@@ -66,15 +67,15 @@ def main() -> None:
             runs = {"push x1": [], "push x4": [], "re-push": [], "mount copy": [], "stream copy": []}
             for i in range(args.repeat):
                 runs["push x1"].append(
-                    timed(lambda: client.push_image(image, f"serial/r{i}", tag="v1", parallel=1))
+                    timed(lambda: push_image(client, image, f"serial/r{i}", tag="v1", parallel=1))
                 )
                 runs["push x4"].append(
-                    timed(lambda: client.push_image(image, f"par/r{i}", tag="v1", parallel=4))
+                    timed(lambda: push_image(client, image, f"par/r{i}", tag="v1", parallel=4))
                 )
-                runs["re-push"].append(timed(lambda: client.push_image(image, f"par/r{i}", tag="v1")))
+                runs["re-push"].append(timed(lambda: push_image(client, image, f"par/r{i}", tag="v1")))
                 src = f"{one.host}/par/r{i}@{image.digest}"
-                runs["mount copy"].append(timed(lambda: client.copy_image(src, f"prod/r{i}", tag="live")))
-                runs["stream copy"].append(timed(lambda: other.copy_image(src, f"prod/r{i}", tag="live")))
+                runs["mount copy"].append(timed(lambda: copy_image(client, src, f"prod/r{i}", tag="live")))
+                runs["stream copy"].append(timed(lambda: copy_image(other, src, f"prod/r{i}", tag="live")))
         base = statistics.median(runs["push x1"])
         for name, times in runs.items():
             median = statistics.median(times)

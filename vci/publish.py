@@ -126,9 +126,10 @@ def write_outputs(image, options: Options, run, default_layout: Path, progress=N
 
 def push_to(image, repository: str, tag: str, insecure: bool | None, progress=None) -> dict:
     from .oci.registry import RegistryClient
+    from .oci.transfer import push_image
     from .refs import split_repository
     registry, repo = split_repository(repository)
-    result = RegistryClient(registry, insecure=insecure).push_image(image, repo, tag=tag, progress=progress)
+    result = push_image(RegistryClient(registry, insecure=insecure), image, repo, tag=tag, progress=progress)
     return {"reference": f"{registry}/{repo}@{image.digest}", "tag": f"{registry}/{repo}:{tag}",
             **{k: v for k, v in result.to_json().items() if k != "reference"}}
 

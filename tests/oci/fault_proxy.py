@@ -2,7 +2,7 @@
 
     with FaultProxy(registry.url) as proxy:
         proxy.fail("PUT", r"/manifests/", status=500, times=2)
-        RegistryClient(proxy.host).push_image(...)
+        push_image(RegistryClient(proxy.host), ...)
 
 Everything not scripted is forwarded unchanged (the Host header too, so upload Locations point back at
 the proxy). ``seen`` lists ``(method, path, status)`` of every request answered.

@@ -13,6 +13,7 @@ from vci.oci.image import ContainerConfig, append_layers, scratch_image
 from vci.oci.layers import Entry, write_layer
 from vci.oci.layout import write_layout
 from vci.oci.registry import RegistryClient
+from vci.oci.transfer import copy_image, fetch_layers, push_image
 
 from .conftest import EPOCH, make_app, make_base, random_bytes
 from .fault_proxy import FaultProxy
@@ -39,7 +40,7 @@ def uploaded_digests(logged) -> set[str]:
 
 def test_pushed_image_is_what_skopeo_sees(registry, repo, tmp_path):
     image = make_app(tmp_path)
-    result = RegistryClient(registry.host).push_image(image, repo, tag="v1")
+    result = push_image(RegistryClient(registry.host), image, repo, tag="v1")
     assert result.digest == image.digest
     assert result.reference == f"{registry.host}/{repo}@{image.digest}"
     info = skopeo_inspect(f"{registry.host}/{repo}@{image.digest}")
@@ -55,9 +56,9 @@ def test_pushed_image_is_what_skopeo_sees(registry, repo, tmp_path):
 def test_pushing_again_sends_no_blob(registry, repo, tmp_path):
     image = make_app(tmp_path)
     client = RegistryClient(registry.host)
-    client.push_image(image, repo, tag="v1")
+    push_image(client, image, repo, tag="v1")
     mark = registry.mark()
-    result = client.push_image(image, repo, tag="v1")
+    result = push_image(client, image, repo, tag="v1")
     logged = registry.requests_since(mark)
     assert blob_uploads(logged) == [] and not [r for r in logged if r.method == "POST"]
     assert result.uploaded == [] and len(result.skipped) == len(image.layers) + 1
@@ -67,10 +68,10 @@ def test_pushing_again_sends_no_blob(registry, repo, tmp_path):
 def test_changing_weights_uploads_one_layer_and_the_config(registry, repo, tmp_path):
     client = RegistryClient(registry.host)
     one = make_app(tmp_path, weights=b"v1")
-    client.push_image(one, repo, tag="v1")
+    push_image(client, one, repo, tag="v1")
     two = make_app(tmp_path, weights=b"v2")
     mark = registry.mark()
-    result = client.push_image(two, repo, tag="v2")
+    result = push_image(client, two, repo, tag="v2")
     assert uploaded_digests(registry.requests_since(mark)) == {
         two.layers[-1].digest,
         two.config_descriptor.digest,
@@ -79,8 +80,8 @@ def test_changing_weights_uploads_one_layer_and_the_config(registry, repo, tmp_p
 
 
 def test_building_twice_pushes_the_same_digest(registry, repo, tmp_path):
-    first = RegistryClient(registry.host).push_image(make_app(tmp_path / "a"), repo, tag="a")
-    second = RegistryClient(registry.host).push_image(make_app(tmp_path / "b"), repo, tag="b")
+    first = push_image(RegistryClient(registry.host), make_app(tmp_path / "a"), repo, tag="a")
+    second = push_image(RegistryClient(registry.host), make_app(tmp_path / "b"), repo, tag="b")
     assert first.digest == second.digest
 
 
@@ -88,7 +89,7 @@ def test_large_blobs_go_in_chunks_and_small_ones_in_one_put(registry, repo, tmp_
     data = random_bytes(300_000, seed=1)
     image = make_app(tmp_path, weights=data)
     mark = registry.mark()
-    RegistryClient(registry.host, chunk_size=64 * 1024).push_image(image, repo, tag="v1", parallel=1)
+    push_image(RegistryClient(registry.host, chunk_size=64 * 1024), image, repo, tag="v1", parallel=1)
     logged = registry.requests_since(mark)
     patches = [r for r in logged if r.method == "PATCH"]
     weights = image.layers[-1]
@@ -105,9 +106,8 @@ def test_parallel_push_of_many_layers(registry, repo, tmp_path):
     ]
     image = append_layers(make_base(tmp_path), layers, epoch=EPOCH)
     seen = []
-    result = RegistryClient(registry.host).push_image(
-        image, repo, tag="v1", parallel=4, progress=lambda *event: seen.append(event)
-    )
+    client = RegistryClient(registry.host)
+    result = push_image(client, image, repo, tag="v1", parallel=4, progress=lambda *event: seen.append(event))
     assert sorted(d for _, d, _ in seen) == sorted(layer.digest for layer in image.layers)
     assert set(result.uploaded) == {layer.digest for layer in image.layers} | {image.config_descriptor.digest}
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == image.digest
@@ -116,7 +116,7 @@ def test_parallel_push_of_many_layers(registry, repo, tmp_path):
 def test_manifests_and_blobs_come_back_verified(registry, repo, tmp_path):
     image = make_app(tmp_path)
     client = RegistryClient(registry.host)
-    client.push_image(image, repo, tag="v1")
+    push_image(client, image, repo, tag="v1")
     data, media_type, digest = client.get_manifest(repo, "v1")
     assert (data, media_type, digest) == (image.manifest_bytes, OCI_MANIFEST, image.digest)
     assert client.get_manifest(repo, image.digest)[0] == image.manifest_bytes
@@ -131,7 +131,7 @@ def test_manifests_and_blobs_come_back_verified(registry, repo, tmp_path):
 
 def test_get_image_and_mount_base_layers_from_a_docker_format_base(registry, repo, tmp_path):
     base = make_base(tmp_path)
-    RegistryClient(registry.host).push_image(base, f"{repo}-tmp", tag="oci")
+    push_image(RegistryClient(registry.host), base, f"{repo}-tmp", tag="oci")
     subprocess.run(
         [
             "skopeo",
@@ -153,7 +153,7 @@ def test_get_image_and_mount_base_layers_from_a_docker_format_base(registry, rep
     app = write_layer([Entry.bytes("/app", b"app")], tmp_path / "app", epoch=EPOCH)
     image = append_layers(pulled, [app], epoch=EPOCH, config=ContainerConfig(entrypoint=["/app"]))
     mark = registry.mark()
-    client.push_image(image, repo, tag="v1")
+    push_image(client, image, repo, tag="v1")
     logged = registry.requests_since(mark)
     assert len(blob_mounts(logged)) == 1 and all(r.status == 201 for r in blob_mounts(logged))
     assert uploaded_digests(logged) == {app.digest, image.config_descriptor.digest}
@@ -164,7 +164,7 @@ def test_get_image_and_mount_base_layers_from_a_docker_format_base(registry, rep
 def test_mount_from_a_repository_without_the_blob_falls_back(registry, repo, tmp_path):
     image = make_app(tmp_path)
     client = RegistryClient(registry.host)
-    client.push_image(image, repo)
+    push_image(client, image, repo)
     layer = image.layers[-1]
     assert client.mount_blob(f"{repo}-other", layer.digest, repo) is True
     assert client.has_blob(f"{repo}-other", layer.digest)
@@ -179,7 +179,7 @@ def test_an_index_is_resolved_on_pull_and_copied_whole(registry, repo, tmp_path)
     arm = append_layers(arm_base, list(make_app(tmp_path, weights=b"arm64").layers), epoch=EPOCH)
     client = RegistryClient(registry.host)
     for image in (amd, arm):
-        client.push_image(image, repo)
+        push_image(client, image, repo)
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -194,7 +194,7 @@ def test_an_index_is_resolved_on_pull_and_copied_whole(registry, repo, tmp_path)
     index_digest = client.put_manifest(repo, canonical_json(index), OCI_INDEX, "multi")
     assert client.get_image(f"{registry.host}/{repo}:multi").digest == amd.digest
     assert client.get_image(f"{registry.host}/{repo}:multi", platform="linux/arm64").digest == arm.digest
-    result = client.copy_image(f"{registry.host}/{repo}:multi", f"{repo}-copy", tag="multi")
+    result = copy_image(client, f"{registry.host}/{repo}:multi", f"{repo}-copy", tag="multi")
     assert result.digest == index_digest
     assert client.get_manifest(f"{repo}-copy", arm.digest)[2] == arm.digest
     assert (
@@ -205,9 +205,9 @@ def test_an_index_is_resolved_on_pull_and_copied_whole(registry, repo, tmp_path)
 def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo, tmp_path):
     image = make_app(tmp_path, weights=random_bytes(2_000_000, seed=2))
     client = RegistryClient(registry.host)
-    client.push_image(image, f"{repo}-staging", tag="v1")
+    push_image(client, image, f"{repo}-staging", tag="v1")
     mark = registry.mark()
-    result = client.copy_image(f"{registry.host}/{repo}-staging@{image.digest}", f"{repo}-prod", tag="live")
+    result = copy_image(client, f"{registry.host}/{repo}-staging@{image.digest}", f"{repo}-prod", tag="live")
     logged = registry.requests_since(mark)
     assert result.digest == image.digest and result.bytes_moved < 4096
     assert blob_uploads(logged) == []
@@ -220,18 +220,18 @@ def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo,
 def test_copy_between_registries_preserves_the_digest(registry, repo, tmp_path):
     image = make_app(tmp_path, weights=random_bytes(200_000, seed=3))
     source = RegistryClient(registry.host)
-    source.push_image(image, repo, tag="v1")
+    push_image(source, image, repo, tag="v1")
     with RegistryServer(tmp_path / "other") as other:
-        result = RegistryClient(other.host).copy_image(f"{registry.host}/{repo}:v1", "prod/app", tag="v1")
+        result = copy_image(RegistryClient(other.host), f"{registry.host}/{repo}:v1", "prod/app", tag="v1")
         assert result.digest == image.digest
         assert result.bytes_moved >= sum(layer.size for layer in image.layers)
         assert skopeo_inspect(f"{other.host}/prod/app:v1")["Digest"] == image.digest
-        again = RegistryClient(other.host).copy_image(f"{registry.host}/{repo}:v1", "prod/app")
+        again = copy_image(RegistryClient(other.host), f"{registry.host}/{repo}:v1", "prod/app")
         assert again.uploaded == [] and again.bytes_moved == len(image.manifest_bytes)
         pulled = source.get_image(f"{registry.host}/{repo}:v1")  # layers stay in the first registry
         extra = write_layer([Entry.bytes("/extra", b"x")], tmp_path / "extra", epoch=EPOCH)
         derived = append_layers(pulled, [extra], epoch=EPOCH)
-        pushed = RegistryClient(other.host).push_image(derived, "prod/derived", tag="v1")
+        pushed = push_image(RegistryClient(other.host), derived, "prod/derived", tag="v1")
         assert set(pushed.uploaded) == {layer.digest for layer in derived.layers} | {
             derived.config_descriptor.digest
         }
@@ -242,25 +242,25 @@ def test_copy_between_registries_preserves_the_digest(registry, repo, tmp_path):
 
 def test_a_failed_manifest_put_leaves_the_old_tag(registry, repo, tmp_path):
     old = make_app(tmp_path, weights=b"old")
-    RegistryClient(registry.host).push_image(old, repo, tag="live")
+    push_image(RegistryClient(registry.host), old, repo, tag="live")
     new = make_app(tmp_path, weights=b"new")
     with FaultProxy(registry.url) as proxy:
         proxy.fail("PUT", r"/manifests/", status=500, times=-1)
         client = RegistryClient(proxy.host, retries=2, backoff=0.01)
         with pytest.raises(RegistryError, match="HTTP 500.*injected fault"):
-            client.push_image(new, repo, tag="live")
+            push_image(client, new, repo, tag="live")
         assert len([s for s in proxy.seen if s[0] == "PUT" and "/manifests/" in s[1]]) == 3  # 1 + 2 retries
     assert skopeo_inspect(f"{registry.host}/{repo}:live")["Digest"] == old.digest
 
 
 def test_a_failed_blob_upload_never_writes_the_tag(registry, repo, tmp_path):
     old = make_app(tmp_path, weights=b"old2")
-    RegistryClient(registry.host).push_image(old, repo, tag="live")
+    push_image(RegistryClient(registry.host), old, repo, tag="live")
     new = make_app(tmp_path, weights=b"new2")
     with FaultProxy(registry.url) as proxy:
         proxy.fail("PUT", r"/blobs/uploads/", status=503, times=-1)
         with pytest.raises(RegistryError, match="HTTP 503"):
-            RegistryClient(proxy.host, retries=1, backoff=0.01).push_image(new, repo, tag="live")
+            push_image(RegistryClient(proxy.host, retries=1, backoff=0.01), new, repo, tag="live")
         assert not [s for s in proxy.seen if "/manifests/" in s[1]]
     assert skopeo_inspect(f"{registry.host}/{repo}:live")["Digest"] == old.digest
 
@@ -269,7 +269,7 @@ def test_a_registry_stopped_mid_push_keeps_the_old_tag(tmp_path):
     server = RegistryServer(tmp_path / "reg").start()
     try:
         old = make_app(tmp_path, weights=b"old3")
-        RegistryClient(server.host).push_image(old, "ml/app", tag="live")
+        push_image(RegistryClient(server.host), old, "ml/app", tag="live")
         new = make_app(tmp_path, weights=random_bytes(100_000, seed=9))
 
         def stop_after_first_blob(outcome, digest, size):
@@ -277,7 +277,7 @@ def test_a_registry_stopped_mid_push_keeps_the_old_tag(tmp_path):
 
         client = RegistryClient(server.host, retries=1, backoff=0.01)
         with pytest.raises(RegistryError, match=f"cannot reach registry {server.host}"):
-            client.push_image(new, "ml/app", tag="live", parallel=1, progress=stop_after_first_blob)
+            push_image(client, new, "ml/app", tag="live", parallel=1, progress=stop_after_first_blob)
     finally:
         server.stop()
     with RegistryServer(tmp_path / "reg", port=server.port) as again:
@@ -290,7 +290,7 @@ def test_transient_errors_are_retried_honouring_retry_after(registry, repo, tmp_
         proxy.fail("PUT", r"/manifests/sha256", status=500, times=2)
         proxy.fail("HEAD", r"/blobs/", status=429, times=1, headers={"Retry-After": "0"})
         proxy.fail("PUT", r"/blobs/uploads/", status=502, times=1)
-        result = RegistryClient(proxy.host, backoff=0.01).push_image(image, repo, tag="v1", parallel=1)
+        result = push_image(RegistryClient(proxy.host, backoff=0.01), image, repo, tag="v1", parallel=1)
         statuses = [s[2] for s in proxy.seen]
         assert statuses.count(500) == 2 and statuses.count(429) == 1 and statuses.count(502) == 1
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == result.digest == image.digest
@@ -301,13 +301,13 @@ def test_client_errors_are_not_retried(registry, repo, tmp_path):
     with FaultProxy(registry.url) as proxy:
         proxy.fail("PUT", r"/manifests/", status=400, times=-1)
         with pytest.raises(RegistryError, match="HTTP 400"):
-            RegistryClient(proxy.host, backoff=0.01).push_image(image, repo, tag="v1")
+            push_image(RegistryClient(proxy.host, backoff=0.01), image, repo, tag="v1")
         assert len([s for s in proxy.seen if s[0] == "PUT" and "/manifests/" in s[1]]) == 1
 
 
 def test_corrupt_blobs_and_manifests_from_a_registry_are_detected(registry, repo, tmp_path):
     image = make_app(tmp_path)
-    RegistryClient(registry.host).push_image(image, repo)
+    push_image(RegistryClient(registry.host), image, repo)
     layer = image.layers[-1]
     with FaultProxy(registry.url) as proxy:
         client = RegistryClient(proxy.host)
@@ -330,7 +330,7 @@ def test_a_stopped_registry_is_a_clear_error(tmp_path):
     server = RegistryServer(tmp_path / "gone").start()
     server.stop()
     with pytest.raises(RegistryError, match=f"cannot reach registry {server.host}") as info:
-        RegistryClient(server.host, retries=1, backoff=0.01).push_image(make_app(tmp_path), "a/b")
+        push_image(RegistryClient(server.host, retries=1, backoff=0.01), make_app(tmp_path), "a/b")
     assert "running" in info.value.hint
     with pytest.raises(RegistryError) as info:
         RegistryClient(server.host, insecure=False, retries=0).ping()
@@ -355,7 +355,7 @@ def test_an_injected_session_carries_every_request(registry, repo, tmp_path):
     session = CountingSession()
     image = make_app(tmp_path, weights=b"counted")
     mark = registry.mark()
-    RegistryClient(registry.host, session=session).push_image(image, repo, tag="v1")
+    push_image(RegistryClient(registry.host, session=session), image, repo, tag="v1")
     logged = registry.requests_since(mark)
     to_registry = [c for c in session.calls if c[1].startswith(f"http://{registry.host}/")]
     assert len(to_registry) == len(logged)
@@ -370,10 +370,10 @@ def test_importing_the_client_does_not_import_requests():
 def test_a_registry_base_fetched_into_a_layout_and_an_archive(registry, repo, tmp_path):
     image = make_app(tmp_path / "cache")
     client = RegistryClient(registry.host)
-    client.push_image(image, repo, tag="v1")
+    push_image(client, image, repo, tag="v1")
     pulled = client.get_image(f"{registry.host}/{repo}:v1")
     assert all(layer.path is None for layer in pulled.layers)
-    local = client.fetch_layers(pulled, tmp_path / "layout")
+    local = fetch_layers(client, pulled, tmp_path / "layout")
     assert [layer.path.read_bytes() for layer in local.layers] == [
         layer.path.read_bytes() for layer in image.layers
     ]
@@ -383,7 +383,7 @@ def test_a_registry_base_fetched_into_a_layout_and_an_archive(registry, repo, tm
     )
     assert json.loads(done.stdout)["Digest"] == image.digest
     mark = registry.mark()
-    again = client.fetch_layers(pulled, tmp_path / "layout")  # already there: nothing downloaded
+    again = fetch_layers(client, pulled, tmp_path / "layout")  # already there: nothing downloaded
     assert [r for r in registry.requests_since(mark) if r.method == "GET"] == []
     assert again.layers == local.layers
 

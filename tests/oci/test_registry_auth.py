@@ -11,6 +11,7 @@ from registry import RegistryServer, blob_mounts
 from vci.errors import AuthError, RegistryError
 from vci.oci.auth import Credentials, mask_url, parse_challenge, resolve_credentials
 from vci.oci.registry import RegistryClient
+from vci.oci.transfer import copy_image, push_image
 
 from .conftest import make_app
 
@@ -49,7 +50,7 @@ def test_tls_with_basic_credentials_and_a_trusted_ca(tls_registry, no_ambient_cr
         ca_bundle=str(tls_registry.cert),
     )
     with caplog.at_level(logging.DEBUG):
-        result = client.push_image(image, "ml/iris", tag="v1")
+        result = push_image(client, image, "ml/iris", tag="v1")
         assert client.get_manifest("ml/iris", "v1")[2] == image.digest == result.digest
     assert client.ping().startswith("https://")
     text = caplog.text + "".join(str(r.args) for r in caplog.records)
@@ -64,7 +65,7 @@ def test_tls_without_or_with_wrong_credentials_is_an_auth_error(
     with pytest.raises(
         AuthError, match=f"registry {tls_registry.host} rejected the credentials for ml/iris"
     ) as info:
-        anonymous.push_image(image, "ml/iris")
+        push_image(anonymous, image, "ml/iris")
     assert "VCI_REGISTRY_USER" in info.value.hint and info.value.exit_code == 11
     wrong = RegistryClient(
         tls_registry.host, username="ci", password="nope", ca_bundle=str(tls_registry.cert), insecure=False
@@ -89,8 +90,8 @@ def test_credentials_from_environment_and_docker_config(
     image = make_app(tmp_path)
     monkeypatch.setenv("VCI_REGISTRY_USER", "ci")
     monkeypatch.setenv("VCI_REGISTRY_PASSWORD", "s3cret-pw")
-    RegistryClient(tls_registry.host, ca_bundle=str(tls_registry.cert), insecure=False).push_image(
-        image, "env/x"
+    push_image(
+        RegistryClient(tls_registry.host, ca_bundle=str(tls_registry.cert), insecure=False), image, "env/x"
     )
     monkeypatch.delenv("VCI_REGISTRY_USER")
     monkeypatch.delenv("VCI_REGISTRY_PASSWORD")
@@ -108,15 +109,15 @@ def test_bearer_tokens_from_the_token_server(token_registry, no_ambient_credenti
     image = make_app(tmp_path)
     client = RegistryClient(server.host, username="ci", password="s3cret-pw")
     with caplog.at_level(logging.DEBUG):
-        client.push_image(image, "ml/staging", tag="v1")
+        push_image(client, image, "ml/staging", tag="v1")
     fetched = client.auth.token_requests
-    client.push_image(image, "ml/staging", tag="v1")
+    push_image(client, image, "ml/staging", tag="v1")
     assert client.auth.token_requests == fetched, "tokens are cached per scope"
     assert {tuple(i["scopes"]) for i in tokens.issued} >= {("repository:ml/staging:pull,push",)}
     issued_tokens = [t for t in caplog.text.split() if t.count(".") == 2 and len(t) > 100]
     assert issued_tokens == [], "no token in the logs"
     mark = server.mark()
-    result = client.copy_image(f"{server.host}/ml/staging:v1", "ml/prod", tag="live")
+    result = copy_image(client, f"{server.host}/ml/staging:v1", "ml/prod", tag="live")
     assert result.digest == image.digest
     mounts = blob_mounts(server.requests_since(mark))
     assert mounts and {r.status for r in mounts} == {201}
@@ -130,12 +131,12 @@ def test_bearer_auth_failures(token_registry, no_ambient_credentials, tmp_path):
     server, _ = token_registry
     image = make_app(tmp_path)
     with pytest.raises(AuthError, match="rejected the credentials for ml/anon"):
-        RegistryClient(server.host).push_image(image, "ml/anon")
+        push_image(RegistryClient(server.host), image, "ml/anon")
     with pytest.raises(AuthError, match="token service"):
-        RegistryClient(server.host, username="ci", password="wrong").push_image(image, "ml/x")
+        push_image(RegistryClient(server.host, username="ci", password="wrong"), image, "ml/x")
     reader = RegistryClient(server.host, username="reader", password="r")
     with pytest.raises(AuthError, match="ml/readonly"):
-        reader.push_image(image, "ml/readonly")
+        push_image(reader, image, "ml/readonly")
 
 
 def test_challenge_parsing_and_url_masking():

@@ -2,7 +2,9 @@
 
 Modules are named after where bytes live: ``layers`` (tar+gzip blobs on local disk), ``image`` (pure
 assembly of config and manifest), ``layout`` (an OCI image layout directory), ``tarball`` (a
-``docker load`` archive), ``registry`` (an OCI distribution registry over HTTP).
+``docker load`` archive), ``registry`` (an OCI distribution registry over HTTP). ``transfer`` moves
+whole images with functions over a registry client (push, copy by digest, fetch layers); ``registry``
+never imports it.
 """
 
 from __future__ import annotations

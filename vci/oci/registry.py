@@ -1,8 +1,9 @@
 """An OCI distribution registry client: blobs (check, fetch verified, upload, mount), manifests, images.
 
 ``RegistryClient`` talks to one registry host; connection, auth, retries and error mapping come from
-``RegistrySession``. Pushing and copying whole images lives in ``vci.oci.transfer``; ``push_image`` and
-``copy_image`` here are its entry points. ``requests`` is imported lazily (importing this is light).
+``RegistrySession``. Whole images are moved by the functions of ``vci.oci.transfer``, which take a client
+(as go-containerregistry's ``remote.Write(ref, img)``); this module never imports them. ``requests`` is
+imported lazily (importing this is light).
 """
 
 from __future__ import annotations
@@ -176,34 +177,6 @@ class RegistryClient(RegistrySession):
             data, media_type, _ = self.get_manifest(ref.repository, chosen.digest)
         config = b"".join(self.get_blob(ref.repository, json.loads(data)["config"]["digest"]))
         return image_from_parts(data, config, origin=ref.context())
-
-    # --- whole images -----------------------------------------------------------------------------------
-
-    def push_image(self, image: Image, repo: str, tag: str | None = None, parallel: int = 4, progress=None):
-        """Upload ``image`` (blobs in parallel, then manifest by digest, then ``tag``): a TransferResult."""
-        from .transfer import push_image
-
-        return push_image(self, image, repo, tag=tag, parallel=parallel, progress=progress)
-
-    def fetch_layers(self, image: Image, directory: str | Path, parallel: int = 4) -> Image:
-        """``image`` with every registry-only layer downloaded into ``directory/blobs/sha256/``."""
-        from .transfer import fetch_layers
-
-        return fetch_layers(self, image, directory, parallel=parallel)
-
-    def copy_image(
-        self,
-        source: str | Reference,
-        dst_repo: str,
-        tag: str | None = None,
-        *,
-        source_client=None,
-        parallel: int = 4,
-    ):
-        """Copy ``source`` by digest into ``dst_repo`` here (mounts on one registry): a TransferResult."""
-        from .transfer import copy_image
-
-        return copy_image(self, source, dst_repo, tag=tag, source_client=source_client, parallel=parallel)
 
 
 def _with_digest(location: str, digest: str) -> str:

@@ -1,5 +1,9 @@
 """Whole-image moves between local disk and registries: push an Image, copy (promote) an image by digest.
 
+Functions over a ``RegistryClient`` (as go-containerregistry's ``remote.Write(ref, img, options...)``):
+``push_image(client, image, repo)``, ``copy_image(client, source, dst_repo)``, ``fetch_layers(client,
+image, directory)``. The client knows blobs and manifests of one registry; this module knows images.
+
 Order is what makes a push safe to interrupt: every blob first (in parallel), then the config, then the
 manifest by digest, and only then the tag. A failure anywhere leaves the old tag on the old digest. A blob
 the registry already has is never sent; one in another repository of the same registry is mounted.
@@ -16,6 +20,9 @@ from dataclasses import dataclass, field, replace
 from ..errors import BuildError
 from ..refs import Reference, parse_reference
 from . import INDEX_TYPES, Descriptor
+from .image import Image
+from .layout import blob_path
+from .registry import RegistryClient
 
 
 @dataclass
@@ -47,7 +54,13 @@ class TransferResult:
 
 
 def push_image(
-    client, image, repo: str, *, tag: str | None = None, parallel: int = 4, progress=None
+    client: RegistryClient,
+    image: Image,
+    repo: str,
+    *,
+    tag: str | None = None,
+    parallel: int = 4,
+    progress=None,
 ) -> TransferResult:
     """Upload ``image`` to ``repo`` (blobs, config, manifest by digest, then ``tag``)."""
     result = TransferResult(f"{client.registry}/{repo}@{image.digest}", image.digest)
@@ -68,7 +81,7 @@ def push_image(
     return result
 
 
-def _push_layer(client, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
+def _push_layer(client: RegistryClient, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
     if client.has_blob(repo, layer.digest):
         return "skipped", 0
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
@@ -87,12 +100,12 @@ def _push_layer(client, repo: str, layer, sources: "_SourceClients") -> tuple[st
 
 
 def copy_image(
-    client,
+    client: RegistryClient,
     source: str | Reference,
     dst_repo: str,
     *,
     tag: str | None = None,
-    source_client=None,
+    source_client: RegistryClient | None = None,
     parallel: int = 4,
 ) -> TransferResult:
     """Copy ``source`` (``registry/repo@digest`` or ``:tag``) into ``dst_repo`` of ``client``'s registry.
@@ -150,12 +163,11 @@ def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) 
         client.put_manifest(repo, data, media_type, tag)
 
 
-def fetch_layers(client, image, directory, *, parallel: int = 4):
+def fetch_layers(client: RegistryClient, image: Image, directory, *, parallel: int = 4) -> Image:
     """``image`` with its registry-only layers downloaded (verified) to ``directory/blobs/sha256/<hex>``.
 
     The directory can be an OCI layout being written, so that ``write_layout`` finds the blobs in place.
     """
-    from .layout import blob_path
 
     def fetch(layer):
         if layer.path is not None:
@@ -186,9 +198,7 @@ def _run_parallel(fn, items: list, parallel: int) -> None:
         future.result()
 
 
-def _client_for(registry: str, like):
-    from .registry import RegistryClient
-
+def _client_for(registry: str, like: RegistryClient) -> RegistryClient:
     return RegistryClient(registry, chunk_size=like.chunk_size, retries=like.retries)
 
 

@@ -24,6 +24,7 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
     registry, streamed between two; the manifest bytes verbatim, so the digest is preserved. With ``tag``
     the environment's name is then tagged (``tag_in_environment`` does it later otherwise)."""
     from ..oci.registry import RegistryClient
+    from ..oci.transfer import copy_image
     from ..refs import parse_reference
 
     ref = parse_reference(image)
@@ -33,7 +34,7 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
     source = (
         None if ref.registry == client.registry else RegistryClient(ref.registry, insecure=source_insecure)
     )
-    result = client.copy_image(ref, repo, tag=dst.name if tag else None, source_client=source)
+    result = copy_image(client, ref, repo, tag=dst.name if tag else None, source_client=source)
     if result.digest != ref.digest:
         raise IntegrityError(
             f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest"
