@@ -10,7 +10,7 @@
     ├── StoreError (8)               the artifact store failed (I/O, S3)
     │   └── IntegrityError (9)       bytes whose digest does not match what was recorded
     ├── RegistryError (10)           an OCI registry failed or refused
-    │   └── AuthError (11)           credentials missing or rejected (registry, cluster, Jenkins)
+    ├── AuthError (11)               credentials missing or rejected (registry, S3, cluster, Jenkins)
     ├── BuildError (12)              an image could not be assembled
     ├── DeployError (13)             a deployment failed, timed out or was rolled back
     ├── ServeError (14)              the model server could not load or serve a model
@@ -79,7 +79,7 @@ class RegistryError(VciError):
     exit_code = 10
 
 
-class AuthError(RegistryError):
+class AuthError(VciError):
     exit_code = 11
 
 

@@ -335,7 +335,7 @@ def _name(obj: dict) -> str:
 
 def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
     """run id and model digest from the image's vci labels (best effort: an image not built by vci has none)."""
-    from ..errors import NotFoundError, RegistryError
+    from ..errors import AuthError, NotFoundError, RegistryError
     from ..oci.registry import RegistryClient
     from ..refs import parse_reference
     ref = parse_reference(image)
@@ -345,7 +345,7 @@ def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
     try:
         labels = (RegistryClient(ref.registry, insecure=insecure).get_image(ref).config.get("config") or {}).get(
             "Labels") or {}
-    except (NotFoundError, RegistryError) as exc:
+    except (AuthError, NotFoundError, RegistryError) as exc:
         raise DeployError(f"cannot read {image} from its registry: {exc}",
                           hint="push it first (vci package RUN --push REPO), or check the reference") from exc
     return {"run_id": labels.get("vci.run-id"), "model_digest": labels.get("vci.model-digest")}

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from ..digests import sha256_bytes
-from ..errors import AuthError, IntegrityError, RegistryError
+from ..errors import IntegrityError, RegistryError
 from ..refs import Reference, parse_reference
 from . import INDEX_TYPES, MANIFEST_TYPES
 from .image import DEFAULT_PLATFORM, Image, image_from_parts, select_manifest
@@ -95,11 +95,7 @@ class RegistryClient(RegistrySession):
                 self._upload_once(repo, digest, size, opener)
                 return True
             except RegistryError as exc:
-                if (
-                    isinstance(exc, AuthError)
-                    or attempt >= self.retries
-                    or not getattr(exc, "transient", False)
-                ):
+                if attempt >= self.retries or not getattr(exc, "transient", False):
                     raise
                 self._sleep(attempt, None)
         raise AssertionError("unreachable")

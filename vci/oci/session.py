@@ -12,7 +12,7 @@ import logging
 import time
 import warnings
 
-from ..errors import AuthError, NotFoundError, RegistryError
+from ..errors import AuthError, NotFoundError, RegistryError, VciError
 from .auth import Authenticator, mask_url, resolve_credentials
 
 log = logging.getLogger("vci.oci.registry")
@@ -119,7 +119,7 @@ class RegistrySession:
         for attempt in range(attempts):
             try:
                 resp = self._send(method, url, scopes, kwargs)
-            except RegistryError:
+            except VciError:  # already one of vci's (an AuthError from the token service, say)
                 raise
             except Exception as exc:
                 if attempt + 1 >= attempts or not _is_connection_error(exc):
