@@ -1,14 +1,13 @@
 """DeployedModel's retry policy against a real scripted HTTP server: statuses, deadlines, request ids."""
 
 import json
-import random
 import threading
 import time
 
 import pytest
 
 from fakes.flaky_server import FAST, fast_client, CountingSession, FlakyServer, Reply, error, free_port
-from vci.client import DeployedModel, backoff_delay, retry_after_seconds, server_message
+from vci.client import DeployedModel, server_message
 from vci.errors import RemoteError, UsageError
 
 @pytest.fixture
@@ -133,21 +132,6 @@ def test_a_server_that_comes_up_during_the_deadline_is_reached():
 
 
 # -- pure parts -----------------------------------------------------------------------------------------
-
-def test_backoff_grows_exponentially_with_jitter_and_a_cap():
-    rng = random.Random(7)
-    delays = [backoff_delay(n, 0.1, 1.0, rng) for n in range(1, 8)]
-    for n, delay in enumerate(delays, start=1):
-        full = min(1.0, 0.1 * 2 ** (n - 1))
-        assert full / 2 <= delay <= full
-    assert len(set(delays)) == len(delays)
-
-
-def test_retry_after_parses_seconds_and_http_dates():
-    assert retry_after_seconds("3") == 3.0
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
-    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
-
 
 def test_server_message_prefers_the_json_error_and_trims_text():
     assert server_message(b'{"error": "bad", "request_id": "r"}') == ("bad", "r")

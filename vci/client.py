@@ -1,10 +1,11 @@
 """DeployedModel: call a deployed model server over HTTP with retries, a bearer token and request ids.
 
-Retry policy: connection failures, timeouts and answers 429, 502, 503, 504 are retried with
-exponential backoff and jitter (``Retry-After`` honoured) until the total ``deadline`` of the call is
-spent; any other 4xx and 500 are answered at once. One ``X-Request-Id`` is sent with every attempt of
-a call so the server's logs correlate. Request bodies are gzipped only when ``gzip_min_bytes`` is set,
-and then the server must accept ``Content-Encoding: gzip`` (after a 415 the client sends plain JSON).
+Retry policy (``vci.retry``): connection failures, timeouts and answers 429, 502, 503, 504 are
+``TransientRemoteError``s, retried with exponential backoff and jitter (``Retry-After`` honoured) until
+the total ``deadline`` of the call is spent; any other 4xx and 500 are answered at once. One
+``X-Request-Id`` is sent with every attempt of a call so the server's logs correlate. Request bodies
+are gzipped only when ``gzip_min_bytes`` is set, and then the server must accept
+``Content-Encoding: gzip`` (after a 415 the client sends plain JSON).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import itertools
 import json
 import logging
 import os
-import random
 import re
 import time
 import uuid
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import RemoteError, UsageError
+from .errors import RemoteError, TransientRemoteError, UsageError
+from .retry import RetryPolicy, backoff_delay, retry_after_seconds, retrying
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +32,6 @@ UNREACHABLE_HINT = "is the model deployed and running? check `vci status` and th
 STATUS_HINTS = {401: "check the token (VCI_TOKEN or token=)", 403: "check the token (VCI_TOKEN or token=)",
                 404: "is the URL the model server's root?",
                 503: "the model may still be loading, or its self-test failed: see `vci status`"}
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng=random) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped,
-    with "equal jitter" (uniformly between half and all of it) so clients do not retry in lockstep."""
-    delay = min(cap, base * 2 ** (attempt - 1))
-    return delay / 2 + rng.uniform(0, delay / 2)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A ``Retry-After`` header (delta-seconds or an HTTP date) as seconds from now, else None."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
 
 
 def redact_url(url: str) -> str:
@@ -216,52 +197,50 @@ class DeployedModel:
     def _call(self, method: str, path: str, body: bytes | None = None, request_id: str | None = None,
               *, deadline: float | None = None, retry: bool = True, raise_status: bool = True):
         """Send one call, retrying per the module's policy; return ``(response, request_id)``."""
-        request_id = request_id or uuid.uuid4().hex
-        start = time.monotonic()
-        stop = start + (self.deadline if deadline is None else deadline)
-        for attempt in itertools.count(1):
-            gzipped = self._gzipped(body)
-            response, failure = self._attempt(method, path, body, request_id, stop, gzipped)
-            status = None if response is None else response.status_code
-            if status == 415 and gzipped:
-                self.gzip_min_bytes = None  # the server refuses gzip: plain JSON from now on
-                log.info("model server refused gzip; resending plain (request id %s)", request_id)
-                continue
-            if status is not None and (status not in RETRY_STATUSES or not raise_status):
-                if status >= 400 and raise_status:
-                    raise self._status_error(response, request_id, attempt)
-                return response, request_id
-            asked = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
-            pause = max(asked or 0.0, backoff_delay(attempt, self.backoff, self.max_backoff))
-            if not retry or time.monotonic() + pause >= stop:
-                if response is None:
-                    raise self._unreachable(method, path, failure, attempt, start, request_id) from failure
-                raise self._status_error(response, request_id, attempt, retry_after=asked)
-            log.debug("retrying %s %s in %.2fs after %s (attempt %d, request id %s)", method, path,
-                      pause, status or transport_reason(failure), attempt, request_id)
-            time.sleep(pause)
+        deadline = self.deadline if deadline is None else deadline
+        call = _Call(method, path, body, request_id or uuid.uuid4().hex, time.monotonic(), deadline)
+        policy = RetryPolicy(attempts=None if retry else 1, backoff=self.backoff,
+                             max_backoff=self.max_backoff, deadline=deadline)
+        what = f"{method} {path} (request id {call.request_id})"
+        response = retrying(lambda: self._attempt(call, raise_status), policy, what=what, logger=log)
+        return response, call.request_id
 
-    def _attempt(self, method, path, body, request_id, stop, gzipped):
-        """One request: ``(response, None)``, or ``(None, exc)`` for a failure worth retrying."""
+    def _attempt(self, call: "_Call", raise_status: bool):
+        """One request: its response, or the RemoteError it comes to (transient when worth retrying)."""
         import requests
+        call.attempts += 1
         try:
-            return self._send(method, path, body, request_id, max(stop - time.monotonic(), 0.05),
-                              gzipped), None
+            response = self._exchange(call)
         except requests.exceptions.SSLError as exc:
             raise RemoteError(f"TLS with model server at {redact_url(self.url)} failed: {exc}",
-                              request_id=request_id,
+                              request_id=call.request_id,
                               hint="check the server certificate (REQUESTS_CA_BUNDLE)") from exc
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 ConnectionError, TimeoutError) as exc:
-            return None, exc
+            raise self._unreachable(call, exc) from exc
         except requests.RequestException as exc:
             raise RemoteError(f"request to model server at {redact_url(self.url)} failed: {exc}",
-                              request_id=request_id, hint=UNREACHABLE_HINT) from exc
+                              request_id=call.request_id, hint=UNREACHABLE_HINT) from exc
+        if raise_status and response.status_code >= 400:
+            raise self._status_error(response, call.request_id, call.attempts)
+        return response
 
-    def _unreachable(self, method, path, failure, attempts, start, request_id) -> RemoteError:
-        return RemoteError(f"cannot reach model server at {redact_url(self.url)} ({method} {path}) "
-                           f"after {attempts} attempt(s) in {time.monotonic() - start:.1f}s: "
-                           f"{transport_reason(failure)}", request_id=request_id, hint=UNREACHABLE_HINT)
+    def _exchange(self, call: "_Call"):
+        """Send once; a server that refuses gzip (415) gets the body again as plain JSON, then always."""
+        gzipped = self._gzipped(call.body)
+        response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), gzipped)
+        if response.status_code == 415 and gzipped:
+            self.gzip_min_bytes = None
+            log.info("model server refused gzip; resending plain (request id %s)", call.request_id)
+            response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), False)
+        return response
+
+    def _unreachable(self, call: "_Call", failure: BaseException) -> TransientRemoteError:
+        elapsed = time.monotonic() - call.start
+        return TransientRemoteError(
+            f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "
+            f"{call.attempts} attempt(s) in {elapsed:.1f}s: {transport_reason(failure)}",
+            request_id=call.request_id, hint=UNREACHABLE_HINT)
 
     def _gzipped(self, body: bytes | None) -> bool:
         return body is not None and self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes
@@ -278,18 +257,21 @@ class DeployedModel:
         return self.session.request(method, self.url + path, data=body, headers=headers,
                                     timeout=min(self.timeout, timeout))
 
-    def _status_error(self, response, request_id: str, attempts: int = 1,
-                      retry_after: float | None = None) -> RemoteError:
-        """The server's answer as a RemoteError carrying its message, status and request id."""
+    def _status_error(self, response, request_id: str, attempts: int = 1) -> RemoteError:
+        """The server's answer as a RemoteError carrying its message, status and request id; a
+        TransientRemoteError (with the ``Retry-After`` it asked for) for a status worth retrying."""
         message, server_id = server_message(response.content)
         request_id = server_id or response.headers.get(REQUEST_ID_HEADER) or request_id
         status = response.status_code
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        hint = STATUS_HINTS.get(status)
-        if retry_after is not None:
-            hint = f"the server asked to retry after {retry_after:.0f}s, beyond this call's deadline"
-        return RemoteError(f"model server at {redact_url(self.url)} answered {status}{tries}: {message}",
-                           status=status, request_id=request_id, hint=hint)
+        text = f"model server at {redact_url(self.url)} answered {status}{tries}: {message}"
+        if status not in RETRY_STATUSES:
+            return RemoteError(text, status=status, request_id=request_id, hint=STATUS_HINTS.get(status))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        hint = STATUS_HINTS.get(status) if retry_after is None else (
+            f"the server asked to retry after {retry_after:.0f}s, beyond this call's deadline")
+        return TransientRemoteError(text, status=status, request_id=request_id, hint=hint,
+                                    retry_after=retry_after)
 
     def _json(self, response, request_id: str):
         try:
@@ -300,3 +282,20 @@ class DeployedModel:
                               f"with a body that is not JSON: {text}", status=response.status_code,
                               request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,
                               hint="is the URL a vci model server?") from exc
+
+
+@dataclass
+class _Call:
+    """One call of ``DeployedModel`` across its attempts: what is sent, when it began, how many tries."""
+
+    method: str
+    path: str
+    body: bytes | None
+    request_id: str
+    start: float
+    deadline: float
+    attempts: int = 0
+
+    def remaining(self) -> float:
+        """Seconds left for the next request (at least a sliver, so that it is sent at all)."""
+        return max(self.start + self.deadline - time.monotonic(), 0.05)

@@ -16,6 +16,10 @@
     ├── ServeError (14)              the model server could not load or serve a model
     └── RemoteError (15)             a deployed model answered with an error (client side)
 
+A failure that may pass (a refused connection, a 429 or 503) is raised as the transient twin of its
+class: ``TransientRegistryError``, ``TransientRemoteError``. A twin has ``TransientError`` among its bases
+(what ``vci/retry.py`` retries; nothing else is retried) and keeps its class's exit code and ``code``.
+
 ModelError is not a VciError: a model raises it from predict() to answer its caller with a 4xx.
 Adapters raise the matching class ``from`` the library exception so ``--debug`` shows the cause.
 """
@@ -39,7 +43,7 @@ class VciError(Exception):
     @property
     def code(self) -> str:
         """A stable machine-readable name for JSON output, e.g. ``not_found``."""
-        name = type(self).__name__.removesuffix("Error") or "Vci"
+        name = type(self).__name__.removeprefix("Transient").removesuffix("Error") or "Vci"
         return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
@@ -105,6 +109,25 @@ class RemoteError(VciError):
         super().__init__(message, hint=hint)
         self.status = status
         self.request_id = request_id
+
+
+class TransientError(VciError):
+    """Mixed in first, before the class it makes transient: the same call may succeed when tried again.
+
+    ``retry_after`` is the pause (seconds) the server asked for with ``Retry-After``, when it did.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class TransientRegistryError(TransientError, RegistryError):
+    """The registry could not be reached, or answered 429 or 5xx."""
+
+
+class TransientRemoteError(TransientError, RemoteError):
+    """The model server could not be reached, or answered 429, 502, 503 or 504."""
 
 
 class ModelError(Exception):

@@ -1,8 +1,10 @@
 """Push, pull and copy against a real distribution registry, checked by skopeo and the registry log."""
 
+import email.utils
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -293,6 +295,18 @@ def test_transient_errors_are_retried_honouring_retry_after(registry, repo, tmp_
         result = push_image(RegistryClient(proxy.host, backoff=0.01), image, repo, tag="v1", parallel=1)
         statuses = [s[2] for s in proxy.seen]
         assert statuses.count(500) == 2 and statuses.count(429) == 1 and statuses.count(502) == 1
+    assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == result.digest == image.digest
+
+
+def test_a_blob_upload_waits_for_an_http_date_retry_after(registry, repo, tmp_path):
+    image = make_app(tmp_path, weights=b"later")
+    with FaultProxy(registry.url) as proxy:
+        later = email.utils.formatdate(time.time() + 3, usegmt=True)  # whole seconds: 2 to 3 s from now
+        proxy.fail("PUT", r"/blobs/uploads/", status=503, times=1, headers={"Retry-After": later})
+        start = time.monotonic()
+        result = push_image(RegistryClient(proxy.host, backoff=0.01), image, repo, tag="v1", parallel=1)
+        assert time.monotonic() - start >= 1.5  # backoff alone would wait about 0.01 s
+        assert [s[2] for s in proxy.seen].count(503) == 1
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == result.digest == image.digest
 
 

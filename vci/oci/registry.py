@@ -16,11 +16,12 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from ..digests import sha256_bytes
-from ..errors import IntegrityError, RegistryError
+from ..errors import IntegrityError
 from ..refs import Reference, parse_reference
+from ..retry import retrying
 from . import INDEX_TYPES, MANIFEST_TYPES
 from .image import DEFAULT_PLATFORM, Image, image_from_parts, select_manifest
-from .session import MiB, RegistrySession, scopes_for
+from .session import MiB, RegistrySession, log, scopes_for
 
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -86,19 +87,14 @@ class RegistryClient(RegistrySession):
         """Upload the blob ``opener()`` reads unless the registry has it; True when bytes were sent.
 
         Blobs up to ``chunk_size`` go in one PUT, larger ones in PATCH chunks of ``chunk_size``. A failed
-        upload is retried from the start (a new session): a half-applied PATCH cannot be trusted.
+        upload is retried from the start (a new session) per ``retry_policy``: a half-applied PATCH cannot
+        be trusted, so each request of an upload is sent once.
         """
         if check_exists and self.has_blob(repo, digest):
             return False
-        for attempt in range(self.retries + 1):
-            try:
-                self._upload_once(repo, digest, size, opener)
-                return True
-            except RegistryError as exc:
-                if attempt >= self.retries or not getattr(exc, "transient", False):
-                    raise
-                self._sleep(attempt, None)
-        raise AssertionError("unreachable")
+        upload = lambda: self._upload_once(repo, digest, size, opener)  # noqa: E731
+        retrying(upload, self.retry_policy, what=f"upload of blob {digest} to {repo}", logger=log)
+        return True
 
     def _upload_once(self, repo: str, digest: str, size: int, opener) -> None:
         scopes = scopes_for(repo, "pull,push")

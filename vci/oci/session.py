@@ -1,18 +1,19 @@
 """One registry host over HTTP: scheme discovery, authentication, bounded retries, and errors mapped to vci's.
 
-Transient failures (connection errors, 5xx, 429) are retried with exponential backoff honouring
-``Retry-After`` (bounded by ``max_retry_after``); 4xx never are. Failures become the vci error tree:
-401/403 ``AuthError``, 404 ``NotFoundError``, anything else ``RegistryError`` with the registry's own
-message. Logs carry method, masked URL and status only. ``requests`` is imported only when needed.
+Transient failures (connection errors, 5xx, 429) are retried by ``vci.retry``'s policy: backoff with
+jitter, ``Retry-After`` honoured up to ``max_retry_after``; 4xx never are. Failures become the vci error
+tree: 401/403 ``AuthError``, 404 ``NotFoundError``, 429/5xx and dropped connections
+``TransientRegistryError``, anything else ``RegistryError`` with the registry's own message. Logs carry
+method, masked URL and status only. ``requests`` is imported only when needed.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 
-from ..errors import AuthError, NotFoundError, RegistryError, VciError
+from ..errors import AuthError, NotFoundError, RegistryError, TransientRegistryError, VciError
+from ..retry import RetryPolicy, retry_after_seconds, retrying
 from .auth import Authenticator, mask_url, resolve_credentials
 
 log = logging.getLogger("vci.oci.registry")
@@ -25,7 +26,8 @@ class RegistrySession:
     """Requests to one registry host; ``session`` is any object with ``requests.Session.request``.
 
     ``insecure`` (default: True for localhost/127.0.0.1) allows unverified TLS and plain http;
-    otherwise TLS is verified against ``ca_bundle`` or the system store.
+    otherwise TLS is verified against ``ca_bundle`` or the system store. ``retries``, ``backoff`` and
+    ``max_retry_after`` make the ``retry_policy`` unless one is given.
     """
 
     def __init__(
@@ -42,13 +44,17 @@ class RegistrySession:
         backoff: float = 0.5,
         max_retry_after: float = 10.0,
         timeout: float = 60.0,
+        retry_policy: RetryPolicy | None = None,
     ):
         self.registry = registry
         self.insecure = registry.rsplit(":", 1)[0] in LOCAL_HOSTS if insecure is None else insecure
         self.chunk_size = chunk_size
-        self.retries = retries
-        self.backoff = backoff
-        self.max_retry_after = max_retry_after
+        self.retry_policy = retry_policy or RetryPolicy(
+            attempts=retries + 1,
+            backoff=backoff,
+            max_backoff=max_retry_after,
+            max_retry_after=max_retry_after,
+        )
         self.timeout = timeout
         self._verify = False if self.insecure else (ca_bundle or True)
         self._session = session if session is not None else _new_session()
@@ -62,14 +68,7 @@ class RegistrySession:
         """Find the scheme (https; then http when insecure) and the auth challenge; return the base URL."""
         if self._base:
             return self._base
-        for attempt in range(self.retries + 1):
-            try:
-                return self._ping_once()
-            except RegistryError as exc:
-                if attempt >= self.retries or not getattr(exc, "transient", False):
-                    raise
-                self._sleep(attempt, None)
-        raise AssertionError("unreachable")
+        return retrying(self._ping_once, self.retry_policy, what=f"GET {self.registry}/v2/", logger=log)
 
     def _ping_once(self) -> str:
         schemes = ("https", "http") if self.insecure else ("https",)
@@ -86,14 +85,13 @@ class RegistrySession:
                 self.auth.learn(resp.headers.get("WWW-Authenticate") if resp.status_code == 401 else None)
                 self._base = f"{scheme}://{self.registry}"
                 return self._base
-            if resp.status_code == 429 or resp.status_code >= 500:
-                error = RegistryError(
+            if _busy(resp):
+                raise TransientRegistryError(
                     f"registry {self.registry} is unavailable: GET /v2/ answered "
                     f"{resp.status_code} {_error_message(resp)}",
                     hint="retry later",
+                    retry_after=_retry_after(resp),
                 )
-                error.transient = True
-                raise error
             raise RegistryError(
                 f"{self.registry} is not an OCI registry: GET /v2/ answered {resp.status_code}",
                 hint="check the registry address",
@@ -108,30 +106,32 @@ class RegistrySession:
         )
         if "SSL" in type(exc).__name__ or "certificate" in str(exc).lower():
             hint = "the TLS certificate was not trusted: pass a CA bundle, or --insecure for a local registry"
-        error = RegistryError(f"cannot reach registry {self.registry}: {type(exc).__name__}", hint=hint)
-        error.transient = _is_connection_error(exc)
-        return error
+        error_type = TransientRegistryError if _is_connection_error(exc) else RegistryError
+        return error_type(f"cannot reach registry {self.registry}: {type(exc).__name__}", hint=hint)
 
     def request(self, method: str, path: str, *, scopes: tuple[str, ...], retry: bool = True, **kwargs):
-        """Send one request (a path under the registry, or a full URL) with auth and bounded retries."""
+        """Send a request (a path under the registry, or a full URL) with auth; dropped connections and
+        429/5xx answers are retried per ``retry_policy`` (unless ``retry=False``), and the last answer is
+        returned whatever its status, for ``check``."""
         url = path if path.startswith(("http://", "https://")) else self.ping() + path
-        attempts = self.retries + 1 if retry else 1
-        for attempt in range(attempts):
-            try:
-                resp = self._send(method, url, scopes, kwargs)
-            except VciError:  # already one of vci's (an AuthError from the token service, say)
-                raise
-            except Exception as exc:
-                if attempt + 1 >= attempts or not _is_connection_error(exc):
-                    raise self._unreachable(exc) from exc
-                self._sleep(attempt, None)
-                continue
-            if (resp.status_code == 429 or resp.status_code >= 500) and attempt + 1 < attempts:
-                log.info("%s %s -> %s, retrying", method, mask_url(url), resp.status_code)
-                self._sleep(attempt, resp.headers.get("Retry-After"))
-                continue
-            return resp
-        raise AssertionError("unreachable")
+        policy = self.retry_policy if retry else self.retry_policy.once()
+        what = f"{method} {mask_url(url)}"
+        try:
+            return retrying(lambda: self._attempt(method, url, scopes, kwargs), policy, what=what, logger=log)
+        except _Busy as busy:
+            return busy.response
+
+    def _attempt(self, method: str, url: str, scopes: tuple[str, ...], kwargs: dict):
+        """One request: its answer, or a TransientRegistryError to retry (``_Busy`` holds a 429/5xx)."""
+        try:
+            resp = self._send(method, url, scopes, kwargs)
+        except VciError:  # already one of vci's (an AuthError from the token service, say)
+            raise
+        except Exception as exc:  # requests' exceptions; requests is imported lazily
+            raise self._unreachable(exc) from exc
+        if _busy(resp):
+            raise _Busy(resp)
+        return resp
 
     def _send(self, method: str, url: str, scopes: tuple[str, ...], kwargs: dict):
         kwargs = dict(kwargs)  # the caller's kwargs are reused on a retry
@@ -150,12 +150,6 @@ class RegistrySession:
                 return resp
         return resp
 
-    def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff * (2**attempt)
-        if retry_after and retry_after.strip().isdigit():
-            delay = float(retry_after.strip())
-        time.sleep(min(delay, self.max_retry_after))
-
     def check(self, resp, ok: tuple[int, ...], repo: str, what: str):
         """Return ``resp`` when its status is in ``ok``; otherwise raise the matching vci error."""
         if resp.status_code in ok:
@@ -165,16 +159,32 @@ class RegistrySession:
         message = _error_message(resp)
         if resp.status_code == 404:
             raise NotFoundError(f"{what} not found in {self.registry}/{repo}: {message}")
-        error = RegistryError(
-            f"registry {self.registry} refused {what} for {repo}: " f"HTTP {resp.status_code} {message}"
-        )
-        error.transient = resp.status_code == 429 or resp.status_code >= 500
-        raise error
+        message = f"registry {self.registry} refused {what} for {repo}: HTTP {resp.status_code} {message}"
+        if _busy(resp):
+            raise TransientRegistryError(message, retry_after=_retry_after(resp))
+        raise RegistryError(message)
+
+
+class _Busy(TransientRegistryError):
+    """A 429 or 5xx answer inside ``request``: retried, and when the policy is spent handed to ``check``."""
+
+    def __init__(self, resp):
+        super().__init__(f"HTTP {resp.status_code}", retry_after=_retry_after(resp))
+        self.response = resp
 
 
 def scopes_for(repo: str, actions: str) -> tuple[str, ...]:
     """The token scopes a request on ``repo`` needs, e.g. ``("repository:ml/iris:pull,push",)``."""
     return (f"repository:{repo}:{actions}",)
+
+
+def _busy(resp) -> bool:
+    """429 Too Many Requests or any 5xx: the registry may answer otherwise in a moment."""
+    return resp.status_code == 429 or resp.status_code >= 500
+
+
+def _retry_after(resp) -> float | None:
+    return retry_after_seconds(resp.headers.get("Retry-After"))
 
 
 def _error_message(resp) -> str:

@@ -199,7 +199,7 @@ def _run_parallel(fn, items: list, parallel: int) -> None:
 
 
 def _client_for(registry: str, like: RegistryClient) -> RegistryClient:
-    return RegistryClient(registry, chunk_size=like.chunk_size, retries=like.retries)
+    return RegistryClient(registry, chunk_size=like.chunk_size, retry_policy=like.retry_policy)
 
 
 class _SourceClients:
