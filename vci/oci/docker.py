@@ -31,6 +31,7 @@ from ..errors import BuildError
 from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
 from .image import Image, image_from_parts
 from .layers import Layer
+from .stream import chunk_reader
 
 log = logging.getLogger("vci")
 
@@ -69,7 +70,9 @@ def build_with_docker(run, options, image: Image) -> Image:
             tag = f"vci-build/{re.sub('[^a-z0-9._-]+', '-', (run.project or 'model').lower())}:{run.id}"
             image_id = _build(client, Path(tmp) / "context", tag, {"BASE_IMAGE": base} if base else {})
         sink = LayerSink(cache_root() / "oci" / "docker-layers", options.level, known=image.layers)
-        built = read_saved_image(_ChunkReader(client.api.get_image(image_id, chunk_size=_CHUNK)), sink)
+        with chunk_reader(client.api.get_image(image_id, chunk_size=_CHUNK), errors=_errors(),
+                          what="the Docker Engine's save stream") as saved:
+            built = read_saved_image(saved, sink)
     finally:
         client.close()
     _check_platform(built, options.platform)
@@ -142,28 +145,6 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
     except _errors() as exc:
         raise BuildError(f"the Docker Engine failed during the build: {exc}",
                          hint="see the daemon's log; retry with --builder daemonless") from exc
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the SDK's ``docker save`` stream); SDK errors -> OSError."""
-
-    def __init__(self, chunks):
-        self._chunks, self._pending = iter(chunks), memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-            except _errors() as exc:
-                raise OSError(f"the Docker Engine's save stream failed: {exc}") from exc
-        n = min(len(buffer), len(self._pending))
-        buffer[:n], self._pending = self._pending[:n], self._pending[n:]
-        return n
 
 
 def read_saved_image(stream, sink: "LayerSink") -> Image:

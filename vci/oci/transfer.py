@@ -23,6 +23,7 @@ from . import INDEX_TYPES, Descriptor
 from .image import Image
 from .layout import blob_path
 from .registry import RegistryClient
+from .stream import chunk_reader
 
 
 @dataclass
@@ -93,7 +94,7 @@ def _push_layer(client: RegistryClient, repo: str, layer, sources: "_SourceClien
         return "uploaded", layer.size
     if origin_repo:
         source = sources.get(origin_registry)
-        opener = lambda: _ChunkReader(source.get_blob(origin_repo, layer.digest))  # noqa: E731
+        opener = lambda: chunk_reader(source.get_blob(origin_repo, layer.digest))  # noqa: E731
         client.put_blob(repo, layer.digest, layer.size, opener, check_exists=False)
         return "uploaded", layer.size
     raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
@@ -151,7 +152,7 @@ def _copy_blob(src, src_repo: str, dst, dst_repo: str, desc: Descriptor) -> tupl
         return "skipped", 0
     if src.registry == dst.registry and dst.mount_blob(dst_repo, desc.digest, src_repo):
         return "mounted", 0
-    opener = lambda: _ChunkReader(src.get_blob(src_repo, desc.digest))  # noqa: E731
+    opener = lambda: chunk_reader(src.get_blob(src_repo, desc.digest))  # noqa: E731
     dst.put_blob(dst_repo, desc.digest, desc.size, opener, check_exists=False)
     return "uploaded", desc.size
 
@@ -215,31 +216,3 @@ class _SourceClients:
             if registry not in self._clients:
                 self._clients[registry] = _client_for(registry, self._like)
             return self._clients[registry]
-
-
-class _ChunkReader:
-    """A file-like ``read(n)`` over an iterator of byte chunks (a blob streamed from another registry)."""
-
-    def __init__(self, chunks):
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()
-        self._done = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                self._done = True
-        n = len(self._buffer) if n < 0 else min(n, len(self._buffer))
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        close = getattr(self._chunks, "close", None)
-        if close:
-            close()
