@@ -83,21 +83,26 @@ def push_image(
 
 
 def _push_layer(client: RegistryClient, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
-    if client.has_blob(repo, layer.digest):
-        return "skipped", 0
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
-    if origin_registry == client.registry and origin_repo and origin_repo != repo:
-        if client.mount_blob(repo, layer.digest, origin_repo):
+    opener = layer.open if layer.path is not None else None
+    if opener is None and origin_repo:  # streamed from where it came from (its client made on first use)
+        opener = _streamed(lambda: sources.get(origin_registry), origin_repo, layer.digest)
+    return _place_blob(client, repo, layer.digest, layer.size, (origin_registry, origin_repo), opener)
+
+
+def _place_blob(client: RegistryClient, repo: str, digest: str, size: int, origin: tuple[str, str], opener):
+    """Put one blob into ``repo`` the cheapest way: nothing if it is there, a mount from ``origin``
+    (registry, repository) on the same registry, else an upload of what ``opener()`` reads."""
+    if client.has_blob(repo, digest):
+        return "skipped", 0
+    origin_registry, origin_repo = origin
+    if origin_registry == client.registry and origin_repo not in ("", repo):
+        if client.mount_blob(repo, digest, origin_repo):
             return "mounted", 0
-    if layer.path is not None:
-        client.put_blob(repo, layer.digest, layer.size, layer.open, check_exists=False)
-        return "uploaded", layer.size
-    if origin_repo:
-        source = sources.get(origin_registry)
-        opener = lambda: chunk_reader(source.get_blob(origin_repo, layer.digest))  # noqa: E731
-        client.put_blob(repo, layer.digest, layer.size, opener, check_exists=False)
-        return "uploaded", layer.size
-    raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
+    if opener is None:
+        raise _no_bytes(digest)
+    client.put_blob(repo, digest, size, opener, check_exists=False)
+    return "uploaded", size
 
 
 def copy_image(
@@ -138,7 +143,9 @@ def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
         ]
 
         def copy_one(desc):
-            outcome, nbytes = _copy_blob(src, src_repo, dst, dst_repo, desc)
+            opener = _streamed(lambda: src, src_repo, desc.digest)
+            origin = (src.registry, src_repo)
+            outcome, nbytes = _place_blob(dst, dst_repo, desc.digest, desc.size, origin, opener)
             result.record(outcome, desc.digest, nbytes)
 
         _run_parallel(copy_one, list({d.digest: d for d in blobs}.values()), parallel)
@@ -147,14 +154,13 @@ def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
     return digest, data, media_type
 
 
-def _copy_blob(src, src_repo: str, dst, dst_repo: str, desc: Descriptor) -> tuple[str, int]:
-    if dst.has_blob(dst_repo, desc.digest):
-        return "skipped", 0
-    if src.registry == dst.registry and dst.mount_blob(dst_repo, desc.digest, src_repo):
-        return "mounted", 0
-    opener = lambda: chunk_reader(src.get_blob(src_repo, desc.digest))  # noqa: E731
-    dst.put_blob(dst_repo, desc.digest, desc.size, opener, check_exists=False)
-    return "uploaded", desc.size
+def _no_bytes(digest: str) -> BuildError:
+    return BuildError(f"layer {digest} has neither local bytes nor a registry it came from")
+
+
+def _streamed(source, repo: str, digest: str):
+    """An opener for ``put_blob``: a file streaming ``digest`` from ``repo`` of the client ``source()``."""
+    return lambda: chunk_reader(source().get_blob(repo, digest))
 
 
 def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) -> None:
@@ -175,7 +181,7 @@ def fetch_layers(client: RegistryClient, image: Image, directory, *, parallel: i
             return layer
         _, _, repo = (layer.origin or "").partition("/")
         if not repo:
-            raise BuildError(f"layer {layer.digest} has neither local bytes nor a registry it came from")
+            raise _no_bytes(layer.digest)
         path = blob_path(directory, layer.digest)
         if not (path.is_file() and path.stat().st_size == layer.size):
             client.fetch_blob(repo, layer.digest, path)
