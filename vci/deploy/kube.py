@@ -238,18 +238,26 @@ class KubeTarget:
 
     def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
         """Start ``target`` (an image by digest) as a one-replica canary beside the stable Deployment."""
-        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout}
+        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout,
+                        "replicas": None}
         return self._apply_canary(1)
 
     def set_canary_weight(self, weight: int) -> dict:
-        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods."""
+        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods.
+
+        Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
+        step: the canary driver calls this at every check); nothing is written when the size holds."""
         from ..release.canary import canary_replicas
-        stable = self.cluster.read("Deployment", self.spec({"image": "x"}, None).object_name, self.namespace)
-        return self._apply_canary(canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight))
+        stable = self.cluster.read("Deployment", self._named().object_name, self.namespace)
+        replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
+        if replicas == self._canary.get("replicas"):
+            return self._canary["desired"]
+        return self._apply_canary(replicas)
 
     def _apply_canary(self, replicas: int) -> dict:
         desired = self.canary_deployment(self._canary["image"], self._canary["release_id"], replicas)
         self.cluster.apply(desired)
+        self._canary.update(replicas=replicas, desired=desired)
         name = desired["metadata"]["name"]
         outcome = wait_rollout(self.cluster, name, self.namespace, self._canary["timeout"])
         if not outcome.ok:
@@ -258,22 +266,38 @@ class KubeTarget:
                               hint=f"kubectl -n {self.namespace} describe deployment {name}")
         return desired
 
-    def canary_metrics(self) -> str:
-        """The canary pods' /metrics (through the API server's pod proxy), concatenated: counters add up."""
-        from ..package import PORT
-        from .manifests import labels_for
-        spec = self.spec({"image": "x"}, None, track="canary")
-        selector = ",".join(f"{k}={v}" for k, v in labels_for(spec).items())
-        pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+    def canary_metrics(self) -> dict[str, str]:
+        """``{pod: /metrics text}`` of the canary's pods."""
+        return self._scrape("canary")
+
+    def stable_metrics(self) -> dict[str, str]:
+        """``{pod: /metrics text}`` of the stable release's pods."""
+        return self._scrape("stable")
+
+    def _scrape(self, track: str) -> dict[str, str]:
+        """Each pod's /metrics through the API server's pod proxy; a pod that does not answer (not serving
+        yet, or gone) is left out of this scrape, and its counters stay as last seen."""
         from kubernetes.client.rest import ApiException
-        texts = []
+
+        from ..package import PORT
+        from .kubeapi import api_error
+        from .manifests import labels_for
+        selector = ",".join(f"{k}={v}" for k, v in labels_for(self.spec({"image": "x"}, None, track=track)).items())
+        try:
+            pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        except ApiException as exc:
+            raise api_error(exc, f"list pods in {self.namespace}") from exc
+        texts = {}
         for pod in pods:
             try:
-                texts.append(self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
-                    f"{pod.metadata.name}:{PORT}", self.namespace, "metrics", _preload_content=False).data)
-            except ApiException as exc:  # a pod not (or no longer) serving: its requests count once it does
-                log.info("no metrics from canary pod %s: %s", pod.metadata.name, exc.reason)
-        return "\n".join(t.decode("utf-8", "replace") for t in texts)
+                texts[pod.metadata.name] = self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod.metadata.name}:{PORT}", self.namespace, "metrics", _preload_content=False
+                ).data.decode("utf-8", "replace")
+            except ApiException as exc:
+                if exc.status in (401, 403):  # no right to read metrics: no judgment is possible
+                    raise api_error(exc, f"get pods/proxy {pod.metadata.name}") from exc
+                log.info("no metrics from %s pod %s: %s", track, pod.metadata.name, exc.reason)
+        return texts
 
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
