@@ -95,10 +95,10 @@ class ScriptedTarget:
 
     def canary_metrics(self):
         self.requests += [("/predict", self.status, self.latency)] * self.organic
-        self.stable_requests += self.stable
         return {"canary-pod": exposition(self.requests)}
 
     def stable_metrics(self):
+        self.stable_requests += self.stable
         return {"stable-pod": exposition([("/predict", 200, 0.002)] * self.stable_requests)}
 
     def canary_traffic(self, inputs, weight):
@@ -171,7 +171,6 @@ class RestartingTarget(ScriptedTarget):
 
     def canary_metrics(self):
         self.scrapes += 1
-        self.stable_requests += self.stable
         for requests in self.pods.values():
             requests += [("/predict", 200, 0.002)] * 3 + [("/predict", 500, 0.002)]
             self.served += 4

@@ -223,6 +223,7 @@ def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sle
     began, last = clock(), 0
     while True:
         seen = canary.update(target.canary_metrics())
+        stable.update(target.stable_metrics())  # at every check too: pods the HPA adds count from their first
         held = clock() - began
         if held >= max(policy.step_timeout, policy.interval) or (
             held >= policy.interval and seen.total >= policy.min_requests
@@ -235,7 +236,7 @@ def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sle
         else:
             sleep(min(0.5, max(policy.interval - held, 0.05)))
     passed, reason = judge(seen, policy)
-    share = served(seen.total, stable.update(target.stable_metrics()).total)
+    share = served(seen.total, stable.seen().total)
     if share["served"] is not None:
         reason += f"; canary served {share['served']:.0%} of {sum(share['requests'].values())} requests"
     return {"weight": weight, "passed": passed, "reason": reason, **share}
