@@ -14,7 +14,7 @@ import pytest
 from vci.config import load_settings
 from vci.deploy.kube import KubeTarget
 from vci.deploy.manifests import render
-from vci.errors import UsageError
+from vci.errors import DeployError, UsageError
 from vci.release.canary import canary_replicas
 from vci.release.promote import check_environments, choose_strategy, require_approval
 
@@ -135,7 +135,7 @@ class ModelPods:
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("kube-canary")
-    kube = start_kube_server(namespaces=("ml-prod",), ready_delay=0.1)
+    kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), ready_delay=0.1)
     kube.proxy.fallback = ModelPods()
     try:
         with RegistryServer(root / "registry") as reg:
@@ -205,3 +205,44 @@ def test_a_canary_pod_that_misses_a_scrape_keeps_its_counts(autoscaled, tmp_path
     assert target.canary_metrics() == {}
     verdict = run_steps(target, CanaryPolicy(steps=(50, 100), interval=0.5, min_requests=5), [[1]])
     assert verdict["passed"] and verdict["steps"][0]["requests"]["canary"] >= 5, verdict["reason"]
+
+
+def test_pods_that_never_become_ready_can_always_be_evicted(autoscaled):
+    _, target, _ = autoscaled
+    pdb = target.cluster.read("PodDisruptionBudget", "iris-production", "ml-prod")
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow" and pdb["spec"]["maxUnavailable"] == 1
+    bad = {**pdb, "metadata": {"name": "other", "namespace": "ml-prod"}, "spec": {**pdb["spec"],
+                                                                                  "unhealthyPodEvictionPolicy": "Never"}}
+    with pytest.raises(DeployError, match='Unsupported value: "Never"'):  # the test server checks it as the real one
+        target.cluster.create(bad)
+
+
+def test_a_canary_name_too_long_is_refused_before_anything_is_copied(simulated, tmp_path, monkeypatch):
+    from vci.oci.registry import RegistryClient
+    from vci.release.promote import promote
+
+    kube, reg, base = simulated
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    project = "fraud-detection-gradient-boosted-ensemble-v2eu"  # + "-production": 57 characters, + "-canary": 64
+    common = {"target": "kubernetes", "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")), "base_image": base}
+    envs = {"staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/long-staging"},
+            "production": {**common, "namespace": "ml-prod", "repository": f"{reg.host}/ml/long",
+                           "strategy": "canary"}}
+    settings = load_settings({"project": project, "environments": envs, "store": str(tmp_path / "store")},
+                             environ={})
+    assert len(f"{project}-production") <= 63 < len(f"{project}-production-canary")
+    first = deploy(settings, make_run(settings, tmp_path, 2, expected=False).id, "staging", timeout=30)
+    promote(settings, "staging", "production", digest=first["digest"])  # nothing ran there: direct
+    second = deploy(settings, make_run(settings, tmp_path, 3, expected=False).id, "staging", timeout=30)
+    before = KubeTarget(settings, settings.environment("production")).status()
+    try:
+        with pytest.raises(UsageError) as refused:
+            promote(settings, "staging", "production", digest=second["digest"])
+        with pytest.raises(Exception, match="(?i)unknown|not found"):
+            RegistryClient(reg.host).get_manifest("ml/long", second["digest"])  # nothing was copied
+        assert "canary Deployment would be named" in str(refused.value) and "(64 characters)" in str(refused.value)
+        after = KubeTarget(settings, settings.environment("production")).status()
+        assert after["digest"] == before["digest"] == first["digest"] and after["canary"] is None
+    finally:
+        for env in ("staging", "production"):
+            KubeTarget(settings, settings.environment(env)).undeploy()

@@ -236,6 +236,11 @@ class KubeTarget:
         validate_spec(spec)
         return render_deployment(spec)
 
+    def check_canary(self) -> None:
+        """Refuse a canary whose objects could not be named (before anything is copied or deployed)."""
+        from .manifests import validate_canary_name
+        validate_canary_name(self._named())
+
     def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
         """Start ``target`` (an image by digest) as a one-replica canary beside the stable Deployment."""
         self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout,

@@ -112,6 +112,8 @@ def promote(
     require_digest(live, digest, source)
     current = dst.status()
     chosen = choose_strategy(strategy, dst_env)
+    if chosen == "canary" and current.get("state") == "ready" and hasattr(dst, "check_canary"):
+        dst.check_canary()  # a canary that could not be named is refused before anything is copied
     result = {
         "from": source,
         "to": target,
