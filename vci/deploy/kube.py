@@ -325,9 +325,17 @@ class KubeTarget:
 
 
 def proxy_session(cfg):
-    """A requests session carrying the API client's credentials and TLS settings."""
+    """A requests session carrying the API client's credentials, proxy and TLS settings (CA, client
+    certificate, and the kubeconfig's ``tls-server-name``: the name the server's certificate is checked
+    against and sent as SNI), as the Kubernetes client uses them. Like that client it ignores the
+    environment: REQUESTS_CA_BUNDLE would otherwise replace the cluster's CA, HTTPS_PROXY its proxy."""
     import requests
     session = requests.Session()
+    session.trust_env = False
+    if cfg.proxy:
+        session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
+    if getattr(cfg, "tls_server_name", None):
+        session.mount("https://", server_name_adapter(cfg.tls_server_name))
     auth = cfg.auth_settings().get("BearerToken") or {}
     if auth.get("value"):
         session.headers["Authorization"] = auth["value"]
@@ -337,6 +345,18 @@ def proxy_session(cfg):
     if cfg.cert_file:
         session.cert = (cfg.cert_file, cfg.key_file)
     return session
+
+
+def server_name_adapter(server_name: str):
+    """A requests adapter whose TLS connections use ``server_name`` for SNI and certificate checks."""
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs.update(server_hostname=server_name, assert_hostname=server_name)
+            super().init_poolmanager(*args, **kwargs)
+
+    return Adapter()
 
 
 def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:

@@ -36,14 +36,15 @@ __all__ = ["start_kube_server", "KubeServer", "Forbid", "DEFAULT_TOKEN", "DEFAUL
 def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(), backend: str = "simulated",
                       runner=None, namespaces=("default",), ready_delay: float = 0.3, time_scale: float = 0.1,
                       tick: float = 0.05, history: int = 2000, watch_limit: float = 60.0,
-                      workdir=None) -> KubeServer:
+                      workdir=None, tls_server_name: str | None = None) -> KubeServer:
     """Start a fake API server on 127.0.0.1 (a free port); call ``.stop()`` (or use ``with``) to end it.
 
     ``tokens`` maps bearer token -> user name (default ``{DEFAULT_TOKEN: DEFAULT_USER}``); ``forbid`` is a
     list of ``Forbid`` rules (403); ``backend`` is ``simulated`` or ``process`` (with ``runner``);
     ``time_scale`` compresses probe periods of process pods (0.1: a 10 s period is 1 s); ``ready_delay`` is
     how long a simulated pod takes to become Ready; ``namespaces`` exist from the start; ``history`` bounds
-    the watch history (older resourceVersions: 410).
+    the watch history (older resourceVersions: 410); ``tls_server_name`` (with ``tls``) makes the certificate
+    valid for that name only, and the kubeconfig carries it as ``tls-server-name``.
     """
     return KubeServer(
         tls=tls,
@@ -58,4 +59,5 @@ def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(
         history=history,
         watch_limit=watch_limit,
         workdir=workdir,
+        tls_server_name=tls_server_name,
     ).start()
