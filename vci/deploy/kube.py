@@ -344,7 +344,24 @@ def proxy_session(cfg):
     session.verify = (cfg.ssl_ca_cert or True) if cfg.verify_ssl else False
     if cfg.cert_file:
         session.cert = (cfg.cert_file, cfg.key_file)
+    session.hooks["response"].append(_refused_by_api_server)
     return session
+
+
+def _refused_by_api_server(response, *args, **kwargs):
+    """Raise the API server's own 401/403 (a ``Status``, not the model's answer) as an AuthError naming
+    what to grant: the proxy subresources need RBAC rights of their own."""
+    from .kubeapi import status_error
+    if response.status_code not in (401, 403):
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        return
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        path = response.request.path_url.split("?")[0]
+        raise status_error(response.status_code, body.get("message") or response.reason,
+                           f"{response.request.method} {path}")
 
 
 def server_name_adapter(server_name: str):

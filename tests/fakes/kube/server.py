@@ -69,7 +69,9 @@ class KubeServer:
         watch_limit: float = 60.0,
         workdir=None,
         tls_server_name: str | None = None,
+        rbac=None,
     ):
+        self.rbac = rbac  # an rbac.Rbac: deny all it does not grant (None: allow all but ``forbid``)
         self.tls_server_name = tls_server_name  # the certificate names only this host (kubeconfig tls-server-name)
         self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
         self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
