@@ -214,7 +214,7 @@ def test_pods_that_never_become_ready_can_always_be_evicted(autoscaled):
     bad = {**pdb, "metadata": {"name": "other", "namespace": "ml-prod"}, "spec": {**pdb["spec"],
                                                                                   "unhealthyPodEvictionPolicy": "Never"}}
     with pytest.raises(DeployError, match='Unsupported value: "Never"'):  # the test server checks it as the real one
-        target.cluster.create(bad)
+        target.cluster.server_apply(bad)
 
 
 def test_a_canary_name_too_long_is_refused_before_anything_is_copied(simulated, tmp_path, monkeypatch):

@@ -16,12 +16,13 @@ from tests.fakes.kube import DEFAULT_TOKEN, DEFAULT_USER, Rbac, start_kube_serve
 from registry import RegistryServer
 from images import scratch_base_layout
 from vci.config import load_settings
-from vci.deploy import deployed_model, status, target_for, undeploy
-from vci.errors import AuthError
+from vci.deploy import deploy, deployed_model, status, target_for, undeploy
+from vci.errors import AuthError, DeployError
 from vci.release.promote import promote
 from vci.release.rollback import history, rollback
 
-from .test_kube_release import CANARY, ModelPod, stage
+from .conftest import make_run
+from .test_kube_release import CANARY, MODEL_DIRS, ModelPod, stage
 
 CI_USER = "system:serviceaccount:ci:vci-deployer"
 CI_TOKEN = "ci-deployer-token"
@@ -94,6 +95,14 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     _, staged = stage(settings, tmp_path, 2)
     assert status(settings, "staging")["state"] == "ready"
     assert deployed_model(settings, "staging").predict([1, 2]) == [2, 4]
+    bad = make_run(settings, tmp_path, 9, broken=True)
+    broken = target_for(settings, "staging").resolve_image(bad.id)["image"]
+    MODEL_DIRS[broken.rsplit("@", 1)[1]] = str(bad.model_dir())
+    with pytest.raises(DeployError) as failed:  # diagnosed (pods, events, logs) and rolled back
+        deploy(settings, broken, "staging", timeout=8)
+    why = str(failed.value)  # events (events list) and log lines (pods/log get) were readable
+    assert "event Unhealthy" in why and "last log lines" in why and "rolled back to" in why
+    assert deployed_model(settings, "staging").predict([1]) == [2]
     first = promote(settings, "staging", "production", digest=staged.rsplit("@", 1)[1], timeout=60)
     _, staged2 = stage(settings, tmp_path, 3)
     second = promote(settings, "staging", "production", digest=staged2.rsplit("@", 1)[1], strategy="canary",
@@ -135,3 +144,18 @@ def test_a_canary_without_access_to_pod_metrics_fails_naming_it(settings, tmp_pa
     kube.rbac.load(granted)
     assert target_for(settings, "production").canary_status() is None  # removed, as after any failure
     assert history(settings, "production")["releases"][0]["outcome"] == "failed"
+
+
+def test_rbac_subjects():
+    from vci.deploy.rbac import render_rbac, subject
+    from vci.errors import UsageError
+
+    assert subject("vci", None, "ml-prod") == {"kind": "ServiceAccount", "name": "vci", "namespace": "ml-prod"}
+    assert subject(None, "ci@example.com", "ml-prod")["kind"] == "User"
+    with pytest.raises(UsageError, match="--service-account"):
+        subject(None, None, "ml-prod")
+    with pytest.raises(UsageError, match="invalid service account"):
+        subject("CI/Deployer", None, "ml-prod")
+    role, binding = render_rbac("ml-prod", subject("ci/vci", None, "ml-prod"))
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] and role["metadata"]["namespace"] == "ml-prod"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vci", "namespace": "ci"}]

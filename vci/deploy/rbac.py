@@ -14,12 +14,12 @@ import re
 from ..errors import UsageError
 
 ROLE_NAME = "vci-deployer"
-WRITE = ["get", "create", "update", "patch", "delete"]  # patch: server-side apply
+WRITE = ["get", "create", "patch", "delete"]  # server-side apply: patch, and create when it creates
 RULES = (  # (API group, resource, verbs, what needs it)
     ("apps", "deployments", [*WRITE, "watch"], "the stable and canary Deployments; watch: rollout status"),
     ("", "services", WRITE, "the Service in front of stable and canary pods"),
-    ("autoscaling", "horizontalpodautoscalers", WRITE, "environments with autoscaling"),
-    ("policy", "poddisruptionbudgets", WRITE, "environments with more than one replica"),
+    ("autoscaling", "horizontalpodautoscalers", [*WRITE, "list"], "autoscaling; list: pruning one no longer rendered"),
+    ("policy", "poddisruptionbudgets", [*WRITE, "list"], "more than one replica; list: pruning one no longer rendered"),
     ("", "pods", ["list"], "diagnosing a failed rollout; finding the canary's pods"),
     ("", "pods/log", ["get"], "a failed rollout's last log lines"),
     ("", "events", ["list"], "a failed rollout's warning events"),
