@@ -187,9 +187,9 @@ def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(auto
     assert verdict["passed"], verdict["reason"]
     assert target.canary_status()["spec"]["replicas"] == 6  # 50 % of the endpoints again, after the HPA
     labels = pod_labels(target)
-    assert step["requests"]["stable"] == pods.answered("stable", labels)
     # pods added in the step count from their first scrape (as new series in a Prometheus range)
-    assert pods.answered("canary", labels) - 4 <= step["requests"]["canary"] <= pods.answered("canary", labels)
+    for track in ("canary", "stable"):
+        assert pods.answered(track, labels) - 4 <= step["requests"][track] <= pods.answered(track, labels)
     assert step["served"] == round(step["requests"]["canary"] / sum(step["requests"].values()), 3)
     assert 0.3 < step["served"] < 0.7 and f"canary served {step['served']:.0%}" in step["reason"]
 
@@ -246,3 +246,53 @@ def test_a_canary_name_too_long_is_refused_before_anything_is_copied(simulated, 
     finally:
         for env in ("staging", "production"):
             KubeTarget(settings, settings.environment(env)).undeploy()
+
+
+def test_a_node_drain_can_evict_pods_that_never_became_ready(simulated, tmp_path, monkeypatch):
+    """Eviction (what `kubectl drain` does) under vci's PDB, on the test server's disruption controller."""
+    from kubernetes.client.rest import ApiException
+
+    kube, reg, base = simulated
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    envs = {"staging": {"target": "kubernetes", "namespace": "ml-staging", "base_image": base, "replicas": 3,
+                        "repository": f"{reg.host}/ml/unready",  # simulated pods of it run, never Ready
+                        "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig"))}}
+    settings = load_settings({"project": "drain", "environments": envs, "store": str(tmp_path / "store")},
+                             environ={})
+    target = KubeTarget(settings, settings.environment("staging"))
+    deploy(settings, make_run(settings, tmp_path, 2).id, "staging", wait=False)
+    core = target.cluster.core
+    try:
+        def running():
+            pods = core.list_namespaced_pod("ml-staging", label_selector="app.kubernetes.io/name=drain").items
+            pdb = target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging") or {}
+            settled = (pdb.get("status") or {}).get("expectedPods") == 3
+            return settled and [p.metadata.name for p in pods if p.status.phase == "Running"]
+
+        pods = wait_for(running, 30)
+        status = target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging")["status"]
+        assert (status["currentHealthy"], status["desiredHealthy"], status["disruptionsAllowed"]) == (0, 2, 0)
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"namespace": "ml-staging"}}
+        core.create_namespaced_pod_eviction(pods[0], "ml-staging", {**eviction, "metadata": {"name": pods[0]}})
+        assert pods[0] not in [p.metadata.name for p in core.list_namespaced_pod("ml-staging").items]
+        target.cluster.apis["PolicyV1Api"].patch_namespaced_pod_disruption_budget(
+            "drain-staging", "ml-staging", {"spec": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}})
+        wait_for(lambda: (lambda pdb: pdb["status"].get("observedGeneration") == pdb["metadata"]["generation"])(
+            target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging")), 10)
+        with pytest.raises(ApiException) as refused:  # the default policy: the drain is blocked
+            core.create_namespaced_pod_eviction(pods[1], "ml-staging", {**eviction, "metadata": {"name": pods[1]}})
+        assert refused.value.status == 429
+        assert "needs 2 healthy pods and has 0 currently" in refused.value.body
+    finally:
+        target.undeploy()
+
+
+def wait_for(condition, timeout: float):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")

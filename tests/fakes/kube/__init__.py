@@ -18,8 +18,8 @@ quantity.py (422/400 like the real server), defaults.py, selectors.py, patch.py,
 and rollout_status.py (deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image
 markers ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes
 through a runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py
-(service/pod proxy), autoscaler.py (HPA min/max without metrics), tables.py (kubectl's Table output),
-events.py.
+(service/pod proxy), autoscaler.py (HPA min/max without metrics), disruption.py (PDB status and the pod
+eviction subresource), tables.py (kubectl's Table output), events.py.
 
 Not modelled: openapi (kubectl needs ``--validate=false``), aggregated discovery, protobuf, list
 ``limit``/``continue`` paging (lists come whole), graceful pod termination (pods go at once), minReadySeconds,

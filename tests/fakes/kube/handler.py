@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import resources
 from . import status as errors
 from .api import decode
+from .disruption import evict
 from .routes import parse_route, rbac_verb
 from .tables import to_table, wants_table
 
@@ -125,6 +126,8 @@ class KubeHandler(BaseHTTPRequestHandler):
             code, body = api.get(route, query) if route.name else api.list(route, query)
         elif method == "POST" and not route.name:
             code, body = api.create(route, query, decode(raw, content_type))
+        elif method == "POST" and route.subresource == "eviction":
+            code, body = evict(api.store, route.namespace, route.name)
         elif method == "PUT" and route.name:
             code, body = api.replace(route, query, decode(raw, content_type))
         elif method == "PATCH" and route.name:
