@@ -211,8 +211,8 @@ def test_pods_that_never_become_ready_can_always_be_evicted(autoscaled):
     _, target, _ = autoscaled
     pdb = target.cluster.read("PodDisruptionBudget", "iris-production", "ml-prod")
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow" and pdb["spec"]["maxUnavailable"] == 1
-    bad = {**pdb, "metadata": {"name": "other", "namespace": "ml-prod"}, "spec": {**pdb["spec"],
-                                                                                  "unhealthyPodEvictionPolicy": "Never"}}
+    bad = {**pdb, "metadata": {"name": "other", "namespace": "ml-prod"},
+           "spec": {**pdb["spec"], "unhealthyPodEvictionPolicy": "Never"}}
     with pytest.raises(DeployError, match='Unsupported value: "Never"'):  # the test server checks it as the real one
         target.cluster.server_apply(bad)
 

@@ -5,7 +5,6 @@ and with one rule taken away the operation that needs it fails with a hint namin
 The pods are real model servers (test_kube_release.py's ModelPod)."""
 
 import copy
-import os
 import subprocess
 import sys
 
@@ -124,11 +123,12 @@ def test_the_forbidden_hint_names_the_missing_verb_and_resource(settings, tmp_pa
     kube.rbac.load(without(granted, "services/proxy", "create"))
     with pytest.raises(AuthError) as refused:
         deployed_model(settings, "staging").predict([1])
-    assert f'grant {CI_USER} "create" on "services/proxy" (core API group) in namespace ml-staging' in str(refused.value)
+    hint = f'grant {CI_USER} "create" on "services/proxy" (core API group) in namespace ml-staging'
+    assert hint in str(refused.value)
     kube.rbac.load(without(granted, "deployments", "delete"))
     with pytest.raises(AuthError) as refused:
         undeploy(settings, "staging")
-    assert f'"delete" on "deployments" (API group "apps") in namespace ml-staging' in str(refused.value)
+    assert '"delete" on "deployments" (API group "apps") in namespace ml-staging' in str(refused.value)
     assert 'cannot delete resource "deployments" in API group "apps"' in str(refused.value)  # the server's words
 
 

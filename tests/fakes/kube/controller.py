@@ -3,7 +3,8 @@
 One thread runs every ``tick`` seconds: it syncs each HorizontalPodAutoscaler (autoscaler.py), each Deployment
 (ReplicaSets per pod template, rolling update, status), then each ReplicaSet (creates or deletes Pods named
 ``<rs>-<5 chars>`` with ownerReferences to it until the count matches ``spec.replicas``; status
-replicas/ready/available counts), then each PodDisruptionBudget's status (disruption.py), then collects garbage: objects whose controller owner is gone are deleted
+replicas/ready/available counts), then each PodDisruptionBudget's status (disruption.py), then collects
+garbage: objects whose controller owner is gone are deleted
 (background cascade), owners deleted with ``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer
 ``foregroundDeletion``) until their dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted
 Namespace is emptied before it disappears. Pods are deleted at once (no grace period): their backend stops
