@@ -21,6 +21,8 @@ class: ``TransientRegistryError``, ``TransientRemoteError``. A twin has ``Transi
 (what ``vci/retry.py`` retries; nothing else is retried) and keeps its class's exit code and ``code``.
 
 ModelError is not a VciError: a model raises it from predict() to answer its caller with a 4xx.
+Aborted is not one either: like KeyboardInterrupt it derives from BaseException, so that no
+``except Exception`` swallows the SIGTERM or SIGINT that stops a release (exit code 128 + signal).
 Adapters raise the matching class ``from`` the library exception so ``--debug`` shows the cause.
 """
 
@@ -139,3 +141,18 @@ class ModelError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class Aborted(BaseException):
+    """A release stopped by SIGTERM or SIGINT (a cancelled CI job, Ctrl-C) after its cleanup ran."""
+
+    code = "aborted"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.message = message
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return self.message

@@ -140,7 +140,8 @@ def test_forbidden_answers_are_auth_errors(tmp_path, registry, scratch_base, mon
     try:
         write_config(tmp_path, server.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base)
         s = load_settings(cwd=tmp_path, environ={})
-        with pytest.raises(AuthError, match="forbidden.*RBAC"):
+        granting = r'grant vci-tester "create" on "deployments" \(API group "apps"\) in namespace ml-staging'
+        with pytest.raises(AuthError, match="forbidden.*" + granting):
             deploy(s, log_run(s, tmp_path, "9").id, "staging", timeout=30)
         write_config(tmp_path, server.kubeconfig(tmp_path / "kc2", token="wrong"), "r/x", scratch_base)
         with pytest.raises(AuthError, match="rejected the credentials"):

@@ -13,6 +13,7 @@ from vci.release.rollback import history
 from vci.release.canary import (
     CanaryPolicy,
     Snapshot,
+    Tally,
     canary_replicas,
     judge,
     parse_metrics,
@@ -81,18 +82,24 @@ def test_policy_from_settings_and_replicas():
 
 
 class ScriptedTarget:
-    """A target whose canary receives ``organic`` requests per scrape plus whatever the driver sends."""
+    """A target whose canary receives ``organic`` requests per scrape plus whatever the driver sends, and
+    whose stable server ``stable`` requests per scrape."""
 
-    def __init__(self, organic=0, latency=0.002, status=200):
+    def __init__(self, organic=0, latency=0.002, status=200, stable=0):
         self.requests, self.organic, self.latency, self.status = [], organic, latency, status
-        self.weights, self.sent = [], 0
+        self.weights, self.sent, self.stable, self.stable_requests = [], 0, stable, 0
 
     def set_canary_weight(self, weight):
-        self.weights.append(weight)
+        if not self.weights or self.weights[-1] != weight:  # called again at every check
+            self.weights.append(weight)
 
     def canary_metrics(self):
         self.requests += [("/predict", self.status, self.latency)] * self.organic
-        return exposition(self.requests)
+        return {"canary-pod": exposition(self.requests)}
+
+    def stable_metrics(self):
+        self.stable_requests += self.stable
+        return {"stable-pod": exposition([("/predict", 200, 0.002)] * self.stable_requests)}
 
     def canary_traffic(self, inputs, weight):
         self.sent += len(inputs)
@@ -139,6 +146,57 @@ def test_run_steps_waits_on_organic_traffic_and_stops_on_a_broken_rule():
         silent, CanaryPolicy(interval=0.5, min_requests=5, step_timeout=2), [], sleep=clock.sleep, clock=clock
     )
     assert not verdict["passed"] and "no data" in verdict["reason"]
+
+
+def test_counters_are_differenced_per_pod_with_prometheus_reset_rule():
+    ok, err = ("/predict", 200, 0.002), ("/predict", 500, 0.002)
+    tally = Tally({"a": exposition([ok] * 10), "b": exposition([ok] * 5)})
+    seen = tally.update({"b": exposition([ok] * 8)})  # a's scrape failed: it keeps what it counted
+    assert (seen.total, seen.errors) == (3, 0)
+    seen = tally.update({"a": exposition([ok] * 2 + [err]), "b": exposition([ok] * 8)})  # a restarted
+    assert (seen.total, seen.errors) == (6, 1) and seen.buckets[math.inf] == 6
+    seen = tally.update({"a": exposition([ok] * 2 + [err] * 3), "b": exposition([ok] * 9), "c": exposition([ok])})
+    assert (seen.total, seen.errors) == (9, 3)  # c is new: it counts from its first scrape
+    assert seen.seconds == pytest.approx(9 * 0.002, rel=1e-3)
+
+
+class RestartingTarget(ScriptedTarget):
+    """Two canary pods answering 3 requests and failing 1 per scrape; pod "a", which served 200 requests
+    in earlier steps, restarts at the third scrape (what it served since the second is lost, as with any
+    scraper); pod "b" misses every other scrape."""
+
+    def __init__(self):
+        super().__init__(stable=12)
+        self.pods, self.scrapes, self.served = {"a": [("/predict", 200, 0.002)] * 200, "b": []}, 0, 0
+
+    def canary_metrics(self):
+        self.scrapes += 1
+        for requests in self.pods.values():
+            requests += [("/predict", 200, 0.002)] * 3 + [("/predict", 500, 0.002)]
+            self.served += 4
+        if self.scrapes == 3:
+            self.pods["a"] = []  # the container restarted: its counters start again from 0
+        return {n: exposition(r) for n, r in self.pods.items() if n != "b" or self.scrapes % 2}
+
+
+def test_a_restarting_or_unreachable_pod_does_not_distort_the_step():
+    target, clock = RestartingTarget(), FakeClock()
+    policy = CanaryPolicy(steps=(50, 100), interval=2.0, min_requests=20, max_error_rate=0.3)
+    verdict = run_steps(target, policy, [], sleep=clock.sleep, clock=clock)
+    step = verdict["steps"][0]
+    assert verdict["passed"] and "error rate 25.00%" in step["reason"], verdict["reason"]
+    baseline, lost = 8, 4  # the first scrape's, and a's requests between the second scrape and its restart
+    assert step["requests"]["canary"] in (target.served - baseline - lost, target.served - baseline - lost - 4)
+
+
+def test_each_step_reports_the_share_the_canary_served():
+    target, clock = ScriptedTarget(organic=2, stable=6), FakeClock()
+    verdict = run_steps(target, CanaryPolicy(steps=(25, 100), interval=1.0, min_requests=10), [],
+                        sleep=clock.sleep, clock=clock)
+    step = verdict["steps"][0]
+    assert step["requests"]["stable"] == 3 * step["requests"]["canary"] > 0
+    assert step["served"] == 0.25
+    assert f"canary served {step['served']:.0%}" in step["reason"]
 
 
 CANARY = {

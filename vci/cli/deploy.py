@@ -118,17 +118,29 @@ def predict_cmd(env, url, data, batch, store, output):
 
 
 @click.command("render")
-@click.argument("target", metavar="RUN_ID|IMAGE@DIGEST")
+@click.argument("target", metavar="RUN_ID|IMAGE@DIGEST", required=False)
 @env_option
 @click.option("--allow-tag", is_flag=True, help="Accept an image by tag.")
 @click.option("--insecure", is_flag=True, default=None, help="Plain-HTTP / unverified registry.")
+@click.option("--rbac", is_flag=True, help="Print the Role and RoleBinding vci needs in the environment's namespace.")
+@click.option("--service-account", metavar="[NAMESPACE/]NAME", help="With --rbac: bind this ServiceAccount.")
+@click.option("--user", metavar="NAME", help="With --rbac: bind this user (as the cluster authenticates it).")
 @store_option
-def render_cmd(target, env, allow_tag, insecure, store):
-    """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps).
+def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, store):
+    """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps), or with --rbac the least
+    access vci needs there (a Role and a RoleBinding for --service-account or --user).
 
     A run id is built (not pushed) to learn the image digest it would deploy.
     """
     from ..deploy.kube import KubeTarget
+    from ..deploy.manifests import to_yaml
+    from ..errors import UsageError
     settings = settings_for(store)
-    click.echo(KubeTarget(settings, settings.environment(env)).render(target, allow_tag=allow_tag,
-                                                                       insecure=insecure), nl=False)
+    kube = KubeTarget(settings, settings.environment(env))
+    if rbac:
+        from ..deploy.rbac import render_rbac, subject
+        click.echo(to_yaml(render_rbac(kube.namespace, subject(service_account, user, kube.namespace))), nl=False)
+        return
+    if not target:
+        raise UsageError("name what to render: RUN_ID or IMAGE@DIGEST", hint="or pass --rbac for the Role vci needs")
+    click.echo(kube.render(target, allow_tag=allow_tag, insecure=insecure), nl=False)

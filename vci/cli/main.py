@@ -9,7 +9,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import VciError
+from ..errors import Aborted, VciError
 from .output import STATE, report_error
 
 
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         if STATE["debug"]:
             import traceback
             traceback.print_exc()
+        report_error(str(exc), exc.code)
+        sys.exit(exc.exit_code)
+    except Aborted as exc:  # SIGTERM/SIGINT during a release, after its cleanup and ledger record
         report_error(str(exc), exc.code)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -236,20 +236,33 @@ class KubeTarget:
         validate_spec(spec)
         return render_deployment(spec)
 
+    def check_canary(self) -> None:
+        """Refuse a canary whose objects could not be named (before anything is copied or deployed)."""
+        from .manifests import validate_canary_name
+        validate_canary_name(self._named())
+
     def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
         """Start ``target`` (an image by digest) as a one-replica canary beside the stable Deployment."""
-        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout}
+        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout,
+                        "replicas": None}
         return self._apply_canary(1)
 
     def set_canary_weight(self, weight: int) -> dict:
-        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods."""
+        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods.
+
+        Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
+        step: the canary driver calls this at every check); nothing is written when the size holds."""
         from ..release.canary import canary_replicas
-        stable = self.cluster.read("Deployment", self.spec({"image": "x"}, None).object_name, self.namespace)
-        return self._apply_canary(canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight))
+        stable = self.cluster.read("Deployment", self._named().object_name, self.namespace)
+        replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
+        if replicas == self._canary.get("replicas"):
+            return self._canary["desired"]
+        return self._apply_canary(replicas)
 
     def _apply_canary(self, replicas: int) -> dict:
         desired = self.canary_deployment(self._canary["image"], self._canary["release_id"], replicas)
         self.cluster.apply(desired)
+        self._canary.update(replicas=replicas, desired=desired)
         name = desired["metadata"]["name"]
         outcome = wait_rollout(self.cluster, name, self.namespace, self._canary["timeout"])
         if not outcome.ok:
@@ -258,22 +271,38 @@ class KubeTarget:
                               hint=f"kubectl -n {self.namespace} describe deployment {name}")
         return desired
 
-    def canary_metrics(self) -> str:
-        """The canary pods' /metrics (through the API server's pod proxy), concatenated: counters add up."""
-        from ..package import PORT
-        from .manifests import labels_for
-        spec = self.spec({"image": "x"}, None, track="canary")
-        selector = ",".join(f"{k}={v}" for k, v in labels_for(spec).items())
-        pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+    def canary_metrics(self) -> dict[str, str]:
+        """``{pod: /metrics text}`` of the canary's pods."""
+        return self._scrape("canary")
+
+    def stable_metrics(self) -> dict[str, str]:
+        """``{pod: /metrics text}`` of the stable release's pods."""
+        return self._scrape("stable")
+
+    def _scrape(self, track: str) -> dict[str, str]:
+        """Each pod's /metrics through the API server's pod proxy; a pod that does not answer (not serving
+        yet, or gone) is left out of this scrape, and its counters stay as last seen."""
         from kubernetes.client.rest import ApiException
-        texts = []
+
+        from ..package import PORT
+        from .kubeapi import api_error
+        from .manifests import labels_for
+        selector = ",".join(f"{k}={v}" for k, v in labels_for(self.spec({"image": "x"}, None, track=track)).items())
+        try:
+            pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        except ApiException as exc:
+            raise api_error(exc, f"list pods in {self.namespace}") from exc
+        texts = {}
         for pod in pods:
             try:
-                texts.append(self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
-                    f"{pod.metadata.name}:{PORT}", self.namespace, "metrics", _preload_content=False).data)
-            except ApiException as exc:  # a pod not (or no longer) serving: its requests count once it does
-                log.info("no metrics from canary pod %s: %s", pod.metadata.name, exc.reason)
-        return "\n".join(t.decode("utf-8", "replace") for t in texts)
+                texts[pod.metadata.name] = self.cluster.core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod.metadata.name}:{PORT}", self.namespace, "metrics", _preload_content=False
+                ).data.decode("utf-8", "replace")
+            except ApiException as exc:
+                if exc.status in (401, 403):  # no right to read metrics: no judgment is possible
+                    raise api_error(exc, f"get pods/proxy {pod.metadata.name}") from exc
+                log.info("no metrics from %s pod %s: %s", track, pod.metadata.name, exc.reason)
+        return texts
 
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
@@ -296,9 +325,17 @@ class KubeTarget:
 
 
 def proxy_session(cfg):
-    """A requests session carrying the API client's credentials and TLS settings."""
+    """A requests session carrying the API client's credentials, proxy and TLS settings (CA, client
+    certificate, and the kubeconfig's ``tls-server-name``: the name the server's certificate is checked
+    against and sent as SNI), as the Kubernetes client uses them. Like that client it ignores the
+    environment: REQUESTS_CA_BUNDLE would otherwise replace the cluster's CA, HTTPS_PROXY its proxy."""
     import requests
     session = requests.Session()
+    session.trust_env = False
+    if cfg.proxy:
+        session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
+    if getattr(cfg, "tls_server_name", None):
+        session.mount("https://", server_name_adapter(cfg.tls_server_name))
     auth = cfg.auth_settings().get("BearerToken") or {}
     if auth.get("value"):
         session.headers["Authorization"] = auth["value"]
@@ -307,7 +344,36 @@ def proxy_session(cfg):
     session.verify = (cfg.ssl_ca_cert or True) if cfg.verify_ssl else False
     if cfg.cert_file:
         session.cert = (cfg.cert_file, cfg.key_file)
+    session.hooks["response"].append(_refused_by_api_server)
     return session
+
+
+def _refused_by_api_server(response, *args, **kwargs):
+    """Raise the API server's own 401/403 (a ``Status``, not the model's answer) as an AuthError naming
+    what to grant: the proxy subresources need RBAC rights of their own."""
+    from .kubeapi import status_error
+    if response.status_code not in (401, 403):
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        return
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        path = response.request.path_url.split("?")[0]
+        raise status_error(response.status_code, body.get("message") or response.reason,
+                           f"{response.request.method} {path}")
+
+
+def server_name_adapter(server_name: str):
+    """A requests adapter whose TLS connections use ``server_name`` for SNI and certificate checks."""
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs.update(server_hostname=server_name, assert_hostname=server_name)
+            super().init_poolmanager(*args, **kwargs)
+
+    return Adapter()
 
 
 def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 from ..errors import AuthError, ConfigError, ConflictError, DeployError, NotFoundError
@@ -35,12 +36,16 @@ def api_error(exc, what: str) -> Exception:
         message = json.loads(exc.body).get("message") or exc.reason
     except (TypeError, ValueError, AttributeError):
         message = getattr(exc, "reason", None) or str(exc)
+    return status_error(status, message, what)
+
+
+def status_error(status: int | None, message: str, what: str) -> Exception:
+    """The vci error for an API server answer ``status`` with its Status ``message``."""
     if status == 401:
         return AuthError(f"the cluster rejected the credentials for {what}: {message}",
                          hint="check the kubeconfig user or token (KUBECONFIG, environments.<env>.context)")
     if status == 403:
-        return AuthError(f"forbidden: {what}: {message}",
-                         hint="the kubeconfig's user needs RBAC rights on deployments, services, hpa and pdb here")
+        return AuthError(f"forbidden: {what}: {message}", hint=forbidden_hint(message))
     if status == 404:
         return NotFoundError(f"{what}: {message}")
     if status == 409:
@@ -48,6 +53,23 @@ def api_error(exc, what: str) -> Exception:
     if status == 422:
         return DeployError(f"the cluster refused {what} as invalid: {message}")
     return DeployError(f"{what} failed ({status}): {message}")
+
+
+_FORBIDDEN = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group '
+                        r'"(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]+)")?')
+
+
+def forbidden_hint(message: str) -> str:
+    """What to grant, read from the API server's Forbidden message (the RBAC authorizer's wording:
+    ``deployments.apps "x" is forbidden: User "u" cannot patch resource "deployments" in API group "apps"
+    in the namespace "n"``)."""
+    match = _FORBIDDEN.search(message or "")
+    if not match:
+        return "the kubeconfig's user lacks a right vci needs here: `vci render --rbac` prints the Role vci needs"
+    group = f' (API group "{match["group"]}")' if match["group"] else " (core API group)"
+    where = f' in namespace {match["namespace"]}' if match["namespace"] else " cluster-wide"
+    return (f'grant {match["user"]} "{match["verb"]}" on "{match["resource"]}"{group}{where}: '
+            "`vci render --rbac --env ENV` prints the Role vci needs")
 
 
 def load_api_client(environment):

@@ -89,17 +89,19 @@ class LocalTarget:
         return record
 
     def set_canary_weight(self, weight: int) -> None:
-        """Record the canary's share of traffic (``canary_traffic`` routes by it)."""
+        """Record the canary's share of traffic (``canary_traffic`` routes by it); nothing when it holds."""
         with process.environment_lock(self.state, self.canary_name):
             record = process.require_deployment(self.state, self.canary_name)
-            process.replace_deployment(self.state, self.canary_name, {**record, "weight": int(weight)})
+            if record.get("weight") != int(weight):
+                process.replace_deployment(self.state, self.canary_name, {**record, "weight": int(weight)})
 
-    def canary_metrics(self) -> str:
-        """The canary server's Prometheus exposition."""
-        import urllib.request
-        record = process.require_deployment(self.state, self.canary_name)
-        with urllib.request.urlopen(record["url"] + "/metrics", timeout=5) as resp:
-            return resp.read().decode()
+    def canary_metrics(self) -> dict[str, str]:
+        """``{server: Prometheus exposition}`` of the canary server process."""
+        return _scrape(process.require_deployment(self.state, self.canary_name))
+
+    def stable_metrics(self) -> dict[str, str]:
+        """``{server: Prometheus exposition}`` of the stable server process."""
+        return _scrape(process.require_deployment(self.state, self.environment.name))
 
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` as requests, ``weight`` % of them to the canary (a local environment has no load
@@ -131,6 +133,17 @@ class LocalTarget:
             if process.read_deployment(self.state, self.canary_name) is None:
                 return None
             return process.remove_deployment(self.state, self.canary_name)
+
+
+def _scrape(record: dict) -> dict[str, str]:
+    """A server's /metrics keyed by its process (a restarted server is another one), or {} when it does
+    not answer."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(record["url"] + "/metrics", timeout=5) as resp:
+            return {f"pid {record.get('pid')}": resp.read().decode()}
+    except OSError:
+        return {}
 
 
 def _is_image(target) -> bool:

@@ -245,12 +245,34 @@ def render_hpa(spec: DeploySpec) -> dict | None:
 
 
 def render_pdb(spec: DeploySpec) -> dict | None:
+    """At most one stable pod disrupted at a time; pods that are not Ready may always be evicted
+    (``unhealthyPodEvictionPolicy: AlwaysAllow``): with the default, IfHealthyBudget, a release whose
+    pods never become Ready holds the budget at zero and blocks every node drain."""
     floor = int((spec.autoscaling or {}).get("min_replicas", spec.replicas))
     if floor <= 1 or spec.track != "stable":
         return None
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels_for(spec)}}}
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels_for(spec)},
+                     "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+
+
+def validate_canary_name(spec: DeploySpec) -> None:
+    """Refuse, before a canary release copies or deploys anything, a canary Deployment name
+    (``<project>-<environment>-canary``) that is not a DNS label of at most 63 characters.
+
+    The API server takes Deployment names up to 253 characters (a DNS subdomain) and fits what derives
+    from them (ReplicaSet ``<deployment>-<hash>``, pods ``<replicaset>-<5 random>`` with the base cut to
+    58 characters); vci keeps every object name a DNS label, as its stable names must be (the Service
+    name and the ``app.kubernetes.io/instance`` label value are limited to 63) and as the Kubernetes
+    documentation recommends for Deployments (Pod hostnames)."""
+    name = DeploySpec(**{**spec.__dict__, "track": "canary"}).object_name
+    if len(name) > 63 or not DNS_LABEL.match(name):
+        raise UsageError(
+            f"the canary Deployment would be named {name!r} ({len(name)} characters): Kubernetes object names "
+            "vci creates are DNS labels of at most 63 characters",
+            hint="shorten the project or environment name (the canary adds '-canary'), or promote with "
+                 "--strategy direct")
 
 
 APPLY_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")

@@ -1,10 +1,12 @@
 """Canary releases: read a canary's /metrics, judge each step by its rules, and drive the steps.
 
-The controller is target-neutral: a target offers ``start_canary``, ``set_canary_weight``,
-``canary_metrics`` (Prometheus text), ``canary_traffic`` (send example requests, split by the weight as
-the environment would split them) and ``remove_canary``. Each step holds for ``interval`` and then needs
-``min_requests`` canary requests: "no data" never passes, so when too few arrive the controller sends
-the logged examples as traffic until enough have, or the step times out and the canary is rolled back.
+The controller is target-neutral: a target offers ``start_canary``, ``set_canary_weight`` (called again
+at every check: a no-op unless the stable release changed size), ``canary_metrics`` and ``stable_metrics``
+(``{server: Prometheus text}``, one entry per pod that answered the scrape), ``canary_traffic`` (send
+example requests, split by the weight as the environment would split them) and ``remove_canary``. Each
+step holds for ``interval`` and then needs ``min_requests`` canary requests: "no data" never passes, so
+when too few arrive the controller sends the logged examples as traffic until enough have, or the step
+times out and the canary is rolled back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..errors import ConfigError
 MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+COUNTERS = ("vci_requests_total", "vci_request_duration_seconds_bucket", "vci_request_duration_seconds_sum")
 
 
 @dataclass(frozen=True)
@@ -65,42 +68,35 @@ def parse_seconds(value) -> float:
 
 @dataclass
 class Snapshot:
-    """Model-route counters from one scrape: requests by status class, latency buckets, latency sum."""
+    """Model-route counters: requests by status class, latency buckets, latency sum."""
 
     total: int = 0
     errors: int = 0
     buckets: dict[float, int] = field(default_factory=dict)  # upper bound -> cumulative count
     seconds: float = 0.0
 
-    def minus(self, earlier: "Snapshot") -> "Snapshot":
-        return Snapshot(
-            self.total - earlier.total,
-            self.errors - earlier.errors,
-            {le: n - earlier.buckets.get(le, 0) for le, n in self.buckets.items()},
-            self.seconds - earlier.seconds,
-        )
 
-    def plus(self, other: "Snapshot") -> "Snapshot":
-        keys = set(self.buckets) | set(other.buckets)
-        return Snapshot(
-            self.total + other.total,
-            self.errors + other.errors,
-            {le: self.buckets.get(le, 0) + other.buckets.get(le, 0) for le in keys},
-            self.seconds + other.seconds,
-        )
+Series = dict[tuple[str, tuple], float]  # (metric name, sorted label pairs) -> value
 
 
-def parse_metrics(text: str) -> Snapshot:
-    """The model routes' counters from a vci server's Prometheus exposition."""
-    snap = Snapshot()
+def parse_series(text: str) -> Series:
+    """The model routes' counter series from a vci server's Prometheus exposition."""
+    series: Series = {}
     for line in text.splitlines():
         match = _SAMPLE.match(line)
-        if not match:
+        if not match or match.group("name") not in COUNTERS:
             continue
         labels = dict(_LABEL.findall(match.group("labels") or ""))
-        if labels.get("route") not in MODEL_ROUTES:
-            continue
-        name, value = match.group("name"), float(match.group("value"))
+        if labels.get("route") in MODEL_ROUTES:
+            series[(match.group("name"), tuple(sorted(labels.items())))] = float(match.group("value"))
+    return series
+
+
+def snapshot(series: Series) -> Snapshot:
+    """Sum counter series (from one server or added over many) into a Snapshot."""
+    snap = Snapshot()
+    for (name, pairs), value in series.items():
+        labels = dict(pairs)
         if name == "vci_requests_total":
             snap.total += int(value)
             if labels.get("status", "0")[0] in "45":
@@ -108,9 +104,49 @@ def parse_metrics(text: str) -> Snapshot:
         elif name == "vci_request_duration_seconds_bucket":
             le = math.inf if labels["le"] == "+Inf" else float(labels["le"])
             snap.buckets[le] = snap.buckets.get(le, 0) + int(value)
-        elif name == "vci_request_duration_seconds_sum":
+        else:
             snap.seconds += value
     return snap
+
+
+def parse_metrics(text: str) -> Snapshot:
+    """The model routes' counters from one scrape of a vci server."""
+    return snapshot(parse_series(text))
+
+
+def increase(before: Series, now: Series) -> Series:
+    """What one server counted between two scrapes, with Prometheus's reset rule (``rate``/``increase``):
+    a counter that went down restarted from 0, so all of its value is new. A vci server never drops a
+    series, so one that went down or vanished means the process restarted: then every series counts
+    from 0."""
+    restarted = any(now.get(key, -1.0) < value for key, value in before.items())
+    if restarted:
+        return dict(now)
+    return {key: value - before.get(key, 0.0) for key, value in now.items()}
+
+
+class Tally:
+    """What a set of servers (pods) counted since the tally began, scrape by scrape, server by server.
+
+    Counters are differenced per server, never summed first: a pod missing from one scrape (not
+    reachable) keeps what it counted, a restarted pod counts from 0 again, a pod first seen later counts
+    from its first scrape (as a series that appears inside a Prometheus range)."""
+
+    def __init__(self, scrapes: dict[str, str]):
+        self.last = {name: parse_series(text) for name, text in scrapes.items()}
+        self.gained: Series = {}
+
+    def update(self, scrapes: dict[str, str]) -> Snapshot:
+        for name, text in scrapes.items():
+            now = parse_series(text)
+            if name in self.last:
+                for key, value in increase(self.last[name], now).items():
+                    self.gained[key] = self.gained.get(key, 0.0) + value
+            self.last[name] = now
+        return self.seen()
+
+    def seen(self) -> Snapshot:
+        return snapshot(self.gained)
 
 
 def quantile(q: float, buckets: dict[float, int]) -> float | None:
@@ -157,18 +193,18 @@ def canary_replicas(stable: int, weight: int) -> int:
 def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
     """Drive the canary (already started at the first step) through ``policy.steps``.
 
-    Returns ``{"passed": bool, "reason": str, "steps": [{weight, passed, reason}, ...]}``; the caller
-    promotes fully or removes the canary.
+    Returns ``{"passed": bool, "reason": str, "steps": [{weight, passed, reason, served, requests}, ...]}``;
+    the caller promotes fully or removes the canary.
     """
     steps = []
     for weight in policy.steps:
         if weight >= 100:
             break
         target.set_canary_weight(weight)
-        passed, reason = observe_step(target, policy, weight, inputs, sleep=sleep, clock=clock)
-        steps.append({"weight": weight, "passed": passed, "reason": reason})
-        if not passed:
-            return {"passed": False, "reason": f"step {weight}%: {reason}", "steps": steps}
+        step = observe_step(target, policy, weight, inputs, sleep=sleep, clock=clock)
+        steps.append(step)
+        if not step["passed"]:
+            return {"passed": False, "reason": f"step {weight}%: {step['reason']}", "steps": steps}
     return {
         "passed": True,
         "reason": "every step passed: " + "; ".join(f"{s['weight']}%: {s['reason']}" for s in steps),
@@ -176,21 +212,38 @@ def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, c
     }
 
 
-def observe_step(
-    target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock
-) -> tuple[bool, str]:
-    """Hold one step for ``interval``, sending examples while too little traffic reaches the canary."""
-    start = parse_metrics(target.canary_metrics())
+def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> dict:
+    """Hold one step for ``interval``, sending examples while too little traffic reaches the canary.
+
+    At every check the canary is resized against the stable release's current size (its autoscaler may
+    have changed it), so the weight holds through the step. The result says what share of the step's
+    requests the canary answered (its own counters against the stable pods'): connection-level load
+    balancing can give it more or less than its weight."""
+    canary, stable = Tally(target.canary_metrics()), Tally(target.stable_metrics())
     began, last = clock(), 0
     while True:
-        seen = parse_metrics(target.canary_metrics()).minus(start)
+        seen = canary.update(target.canary_metrics())
+        stable.update(target.stable_metrics())  # at every check too: pods the HPA adds count from their first
         held = clock() - began
-        if held >= policy.interval and seen.total >= policy.min_requests:
-            return judge(seen, policy)
-        if held >= max(policy.step_timeout, policy.interval):
-            return judge(seen, policy)
+        if held >= max(policy.step_timeout, policy.interval) or (
+            held >= policy.interval and seen.total >= policy.min_requests
+        ):
+            break
+        target.set_canary_weight(weight)
         arriving, last = seen.total > last, seen.total
         if seen.total < policy.min_requests and inputs and not arriving:
             target.canary_traffic(inputs, weight)  # nothing else reaches the canary: the examples are traffic
         else:
             sleep(min(0.5, max(policy.interval - held, 0.05)))
+    passed, reason = judge(seen, policy)
+    share = served(seen.total, stable.seen().total)
+    if share["served"] is not None:
+        reason += f"; canary served {share['served']:.0%} of {sum(share['requests'].values())} requests"
+    return {"weight": weight, "passed": passed, "reason": reason, **share}
+
+
+def served(canary: int, stable: int) -> dict:
+    """``{served, requests}``: the canary's share of the model requests a step saw (None without any)."""
+    total = canary + stable
+    return {"served": round(canary / total, 3) if total else None,
+            "requests": {"canary": canary, "stable": stable}}

@@ -20,7 +20,7 @@ import time
 from ..errors import ConflictError, NotFoundError
 
 ACTIONS = ("deploy", "promote", "rollback")
-OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged")
+OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged", "aborted")
 _STORES: dict = {}  # store URL -> store, shared by the ledgers of one process
 CLAIM_TTL = 1800.0  # seconds after which a claim whose holder died stops blocking
 

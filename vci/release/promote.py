@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
-from ..errors import ConflictError, DeployError, UsageError, VciError
+from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
 from ..digests import check_digest
+from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
 from .ledger import Ledger, make_record
 
@@ -112,6 +113,8 @@ def promote(
     require_digest(live, digest, source)
     current = dst.status()
     chosen = choose_strategy(strategy, dst_env)
+    if chosen == "canary" and current.get("state") == "ready" and hasattr(dst, "check_canary"):
+        dst.check_canary()  # a canary that could not be named is refused before anything is copied
     result = {
         "from": source,
         "to": target,
@@ -150,20 +153,22 @@ def promote(
 
 def recorded_attempt(settings, target, holder: str, record, work) -> dict:
     """Claim ``target``'s environment, run ``work()`` under its guard, and write the ledger record of the
-    outcome (``failed`` with the error, else ``work``'s outcome); the claim is released in every case."""
+    outcome (``failed`` with the error, ``aborted`` after SIGTERM/SIGINT, else ``work``'s outcome); the
+    claim is released in every case."""
     ledger = Ledger.for_settings(settings)
-    try:
-        claim = ledger.claim(target.environment.name, holder=holder)
+    with signals_abort(holder):  # a second signal waits until the claim is released and the record written
         try:
-            with environment_guard(target):
-                done = work()
-        finally:
-            ledger.release_claim(claim)
-    except VciError as exc:
-        ledger.append(record(outcome="failed", reason=str(exc)))
-        raise
-    extra = {k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}
-    ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
+            claim = ledger.claim(target.environment.name, holder=holder)
+            try:
+                with environment_guard(target):
+                    done = work()
+            finally:
+                ledger.release_claim(claim)
+        except (VciError, Aborted) as exc:
+            ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
+            raise
+        extra = {k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}
+        ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import Aborted
 from .canary import CanaryPolicy, run_steps
 
 
@@ -14,11 +15,17 @@ def canary_release(
     ``rolled-back`` (canary removed, stable untouched), with the rule that decided it.
     """
     policy = policy or CanaryPolicy.from_settings(target.environment.get("canary"))
+    name, promoting = target.environment.name, False
     try:
         target.start_canary(what, release_id=release_id, timeout=timeout)
         verdict = run_steps(target, policy, inputs)
         if verdict["passed"]:
+            promoting = True
             deployed = target.deploy(what, release_id=release_id, wait=True, timeout=timeout)
+    except Aborted as exc:  # SIGTERM/SIGINT: the canary goes (below) before the process exits
+        after = (f"{name!r} was being moved to the new release: check `vci status --env {name}`" if promoting
+                 else f"the canary was removed, {name!r} keeps its previous release")
+        raise Aborted(f"{exc.message}; {after}", exc.signum) from None
     finally:
         target.remove_canary()
     if not verdict["passed"]:

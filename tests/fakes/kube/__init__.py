@@ -11,14 +11,15 @@ client and ``kubectl`` work against it and meet the same refusals as in producti
     server.stop()
 
 Modules (each documents its rules): server.py (lifecycle, TLS via openssl, kubeconfig), handler.py (HTTP, auth
-401, Forbid 403, discovery, watch streaming), api.py (verbs, patch types, server-side apply, scale, log),
+401, Forbid 403, discovery, watch streaming), rbac.py (the RBAC authorizer over Roles and bindings), api.py
+(verbs, patch types, server-side apply, scale, log),
 store.py (resourceVersion, generation, conflicts, finalizers, watch history/410), validation.py and
 quantity.py (422/400 like the real server), defaults.py, selectors.py, patch.py, controller.py, deployment.py
 and rollout_status.py (deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image
 markers ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes
 through a runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py
-(service/pod proxy), autoscaler.py (HPA min/max without metrics), tables.py (kubectl's Table output),
-events.py.
+(service/pod proxy), autoscaler.py (HPA min/max without metrics), disruption.py (PDB status and the pod
+eviction subresource), tables.py (kubectl's Table output), events.py.
 
 Not modelled: openapi (kubectl needs ``--validate=false``), aggregated discovery, protobuf, list
 ``limit``/``continue`` paging (lists come whole), graceful pod termination (pods go at once), minReadySeconds,
@@ -27,23 +28,26 @@ admission (quotas, limit ranges, pod security), metrics.
 
 from __future__ import annotations
 
+from .rbac import Rbac
 from .routes import Forbid
 from .server import DEFAULT_TOKEN, DEFAULT_USER, KubeServer
 
-__all__ = ["start_kube_server", "KubeServer", "Forbid", "DEFAULT_TOKEN", "DEFAULT_USER"]
+__all__ = ["start_kube_server", "KubeServer", "Forbid", "Rbac", "DEFAULT_TOKEN", "DEFAULT_USER"]
 
 
 def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(), backend: str = "simulated",
                       runner=None, namespaces=("default",), ready_delay: float = 0.3, time_scale: float = 0.1,
                       tick: float = 0.05, history: int = 2000, watch_limit: float = 60.0,
-                      workdir=None) -> KubeServer:
+                      workdir=None, tls_server_name: str | None = None, rbac=None) -> KubeServer:
     """Start a fake API server on 127.0.0.1 (a free port); call ``.stop()`` (or use ``with``) to end it.
 
     ``tokens`` maps bearer token -> user name (default ``{DEFAULT_TOKEN: DEFAULT_USER}``); ``forbid`` is a
     list of ``Forbid`` rules (403); ``backend`` is ``simulated`` or ``process`` (with ``runner``);
     ``time_scale`` compresses probe periods of process pods (0.1: a 10 s period is 1 s); ``ready_delay`` is
     how long a simulated pod takes to become Ready; ``namespaces`` exist from the start; ``history`` bounds
-    the watch history (older resourceVersions: 410).
+    the watch history (older resourceVersions: 410); ``tls_server_name`` (with ``tls``) makes the certificate
+    valid for that name only, and the kubeconfig carries it as ``tls-server-name``; ``rbac`` (an ``Rbac`` of
+    Roles and bindings) denies every request its rules do not grant, as the real RBAC authorizer.
     """
     return KubeServer(
         tls=tls,
@@ -58,4 +62,6 @@ def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(
         history=history,
         watch_limit=watch_limit,
         workdir=workdir,
+        tls_server_name=tls_server_name,
+        rbac=rbac,
     ).start()

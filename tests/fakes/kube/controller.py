@@ -3,7 +3,8 @@
 One thread runs every ``tick`` seconds: it syncs each HorizontalPodAutoscaler (autoscaler.py), each Deployment
 (ReplicaSets per pod template, rolling update, status), then each ReplicaSet (creates or deletes Pods named
 ``<rs>-<5 chars>`` with ownerReferences to it until the count matches ``spec.replicas``; status
-replicas/ready/available counts), then collects garbage: objects whose controller owner is gone are deleted
+replicas/ready/available counts), then each PodDisruptionBudget's status (disruption.py), then collects
+garbage: objects whose controller owner is gone are deleted
 (background cascade), owners deleted with ``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer
 ``foregroundDeletion``) until their dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted
 Namespace is emptied before it disappears. Pods are deleted at once (no grace period): their backend stops
@@ -16,6 +17,7 @@ import threading
 
 from .autoscaler import HPAS, sync_autoscaler
 from .deployment import sync_deployment
+from .disruption import PDBS, sync_budget
 from .events import record
 from .resources import BY_KIND, RESOURCES
 from .store import Store, random_suffix
@@ -75,6 +77,8 @@ class Controller:
             sync_deployment(self.store, deployment)
         for replicaset in self.store.list(REPLICASETS)[0]:
             self.sync_replicaset(replicaset)
+        for budget in self.store.list(PDBS)[0]:
+            sync_budget(self.store, budget)
         self.collect_garbage()
 
     # -- replicaset controller ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The HTTP side: bearer-token auth (401), deny rules (403), discovery, verbs, watch streams, proxies.
 
 Requests need ``Authorization: Bearer <token>`` with a token the server knows (else 401 Unauthorized Status);
-then the ``Forbid`` rules are checked (403 Forbidden Status naming user, verb, resource and namespace).
+then the ``Forbid`` rules are checked, and with ``rbac`` set (rbac.py) everything its bound rules do not grant
+is denied (403 Forbidden Status naming user, verb, resource and namespace, as the RBAC authorizer words it).
 Responses are JSON (``application/json``) with Content-Length on a keep-alive HTTP/1.1 connection; watches are
 chunked, one JSON event per line, ending after ``timeoutSeconds`` (capped by the server's ``watch_limit``) or
 on shutdown. ``Accept: ...;as=Table`` gets a Table (tables.py). ``/openapi/v2`` and ``/openapi/v3`` answer
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import resources
 from . import status as errors
 from .api import decode
+from .disruption import evict
 from .routes import parse_route, rbac_verb
 from .tables import to_table, wants_table
 
@@ -101,11 +103,10 @@ class KubeHandler(BaseHTTPRequestHandler):
                 and self.kube.store.find(route.resource, route.namespace or "", route.name or "") is None:
             verbs.append("create")  # an apply that creates is authorised as create too, as upstream does
         for verb in verbs:
-            for rule in self.kube.forbid:
-                if rule.matches(user, verb, route):
-                    raise errors.forbidden(
-                        user, verb, route.resource, route.subresource, route.name, route.namespace
-                    )
+            denied = any(rule.matches(user, verb, route) for rule in self.kube.forbid) or (
+                self.kube.rbac is not None and not self.kube.rbac.allows(user, verb, route))
+            if denied:
+                raise errors.forbidden(user, verb, route.resource, route.subresource, route.name, route.namespace)
         if route.subresource == "proxy":
             code, headers, body = self.kube.proxy.forward(
                 route, method, parts.query, dict(self.headers.items()), raw
@@ -125,6 +126,8 @@ class KubeHandler(BaseHTTPRequestHandler):
             code, body = api.get(route, query) if route.name else api.list(route, query)
         elif method == "POST" and not route.name:
             code, body = api.create(route, query, decode(raw, content_type))
+        elif method == "POST" and route.subresource == "eviction":
+            code, body = evict(api.store, route.namespace, route.name)
         elif method == "PUT" and route.name:
             code, body = api.replace(route, query, decode(raw, content_type))
         elif method == "PATCH" and route.name:

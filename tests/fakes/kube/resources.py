@@ -1,6 +1,6 @@
 """The resource types the fake serves (group, version, kind, scope, subresources) and their discovery.
 
-Served: v1 namespaces, pods (+log, +proxy), services (+proxy), events, configmaps, secrets; apps/v1
+Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets; apps/v1
 deployments (+status, +scale), replicasets (+status, +scale); autoscaling/v2 horizontalpodautoscalers
 (+status); policy/v1 poddisruptionbudgets (+status). Discovery answers the legacy (non-aggregated) documents
 /api, /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
@@ -38,7 +38,7 @@ RESOURCES = [
     Resource(
         "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)
     ),
-    Resource("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy")),
+    Resource("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy", "eviction")),
     Resource("", "v1", "services", "Service", short_names=("svc",), subresources=("status", "proxy")),
     Resource("", "v1", "events", "Event", short_names=("ev",), has_status=False),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",), has_status=False),
@@ -82,12 +82,13 @@ def resource_list(group: str, version: str) -> dict | None:
         entries.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
                         "kind": r.kind, "verbs": VERBS, "shortNames": list(r.short_names)})
         for sub in r.subresources:
-            verbs = {"log": ["get"], "proxy": ["create", "delete", "get", "patch", "update"]}.get(
-                sub, ["get", "patch", "update"])
-            kind = {"scale": "Scale", "log": "Pod", "proxy": "PodProxyOptions"}.get(sub, r.kind)
+            verbs = {"log": ["get"], "proxy": ["create", "delete", "get", "patch", "update"],
+                     "eviction": ["create"]}.get(sub, ["get", "patch", "update"])
+            kind = {"scale": "Scale", "log": "Pod", "proxy": "PodProxyOptions", "eviction": "Eviction"}.get(sub, r.kind)
+            gv = {"scale": {"group": "autoscaling", "version": "v1"},
+                  "eviction": {"group": "policy", "version": "v1"}}.get(sub, {})
             entries.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                            "kind": kind, "verbs": verbs, **({"group": "autoscaling", "version": "v1"}
-                                                             if sub == "scale" else {})})
+                            "kind": kind, "verbs": verbs, **gv})
     api_version = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": entries}
 

@@ -3,7 +3,9 @@
 ``KubeServer(...).start()`` binds a free port, starts the HTTP threads, the deployment/replicaset/garbage
 collector loop (controller.py) and the pod backend (pods.py); ``stop()`` ends watches, stops pod processes and
 joins everything within a few seconds. With ``tls=True`` a self-signed certificate for 127.0.0.1 and localhost
-is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data. kubectl
+is made with the ``openssl`` CLI and the kubeconfig carries it as certificate-authority-data; with
+``tls_server_name`` the certificate names only that host (not 127.0.0.1), and the kubeconfig says
+``tls-server-name``, as for an API server reached through an address its certificate does not name. kubectl
 (client-go) does not send a bearer token over plain http, so tests that run kubectl use ``tls=True``; the
 official Python client sends it either way.
 """
@@ -39,12 +41,12 @@ class QuietHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for 127.0.0.1/localhost (openssl CLI), valid one day."""
+def make_certificate(directory: Path, names: str = "IP:127.0.0.1,DNS:localhost") -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``names`` (subjectAltName; openssl CLI), valid one day."""
     cert, key = directory / "kube-server.crt", directory / "kube-server.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-keyout", str(key), "-out", str(cert), "-subj", "/CN=vci-fake-kube",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                    "-addext", f"subjectAltName={names}"],
                    check=True, capture_output=True, timeout=60)
     return cert, key
 
@@ -66,7 +68,11 @@ class KubeServer:
         history: int = 2000,
         watch_limit: float = 60.0,
         workdir=None,
+        tls_server_name: str | None = None,
+        rbac=None,
     ):
+        self.rbac = rbac  # an rbac.Rbac: deny all it does not grant (None: allow all but ``forbid``)
+        self.tls_server_name = tls_server_name  # the certificate names only this host (kubeconfig tls-server-name)
         self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
         self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
         self.tls = tls
@@ -100,7 +106,8 @@ class KubeServer:
         handler = type("BoundKubeHandler", (KubeHandler,), {"kube": self})
         self._httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
         if self.tls:
-            cert, key = make_certificate(self._workdir)
+            names = f"DNS:{self.tls_server_name}" if self.tls_server_name else "IP:127.0.0.1,DNS:localhost"
+            cert, key = make_certificate(self._workdir, names)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
             # the handshake happens in the handler thread, so a stalled client cannot block accept()
@@ -139,6 +146,8 @@ class KubeServer:
         cluster = {"server": self.url}
         if self.ca_file is not None:
             cluster["certificate-authority-data"] = base64.b64encode(self.ca_file.read_bytes()).decode()
+        if self.tls_server_name:
+            cluster["tls-server-name"] = self.tls_server_name
         config = {
             "apiVersion": "v1",
             "kind": "Config",

@@ -114,7 +114,7 @@ class Store:
             meta.pop("namespace", None)
         with self.cond:
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + random_suffix()
+                meta["name"] = meta["generateName"][:58] + random_suffix()  # as names.SimpleNameGenerator: <= 63
             if not meta.get("name"):
                 raise errors.invalid(
                     resource, "", [("metadata.name", "Required value: name or generateName is " "required")]

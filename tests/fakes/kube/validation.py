@@ -193,6 +193,10 @@ def kind_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
         return _service_problems(spec, (old or {}).get("spec"))
     if kind == "PodDisruptionBudget" and "minAvailable" in spec and "maxUnavailable" in spec:
         return [("spec", "Invalid value: minAvailable and maxUnavailable cannot be both set")]
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if kind == "PodDisruptionBudget" and policy not in (None, "AlwaysAllow", "IfHealthyBudget"):
+        return [("spec.unhealthyPodEvictionPolicy",
+                 f'Unsupported value: "{policy}": supported values: "AlwaysAllow", "IfHealthyBudget"')]
     if kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
