@@ -2,7 +2,7 @@
 
 import pytest
 
-from vci.deploy.manifests import DeploySpec, render, to_yaml
+from vci.deploy.manifests import DeploySpec, canary_replicas, render, to_yaml
 from vci.errors import UsageError
 
 DIGEST = "sha256:" + "ab" * 32
@@ -142,3 +142,8 @@ def test_pod_annotations_and_labels_are_rendered_and_checked():
         render(spec(pod_labels={"team": True}))
     with pytest.raises(UsageError, match="invalid pod_annotations entry 'bad key!'"):
         render(spec(pod_annotations={"bad key!": "x"}))
+
+
+def test_canary_replicas_give_about_the_weight_of_the_endpoints():
+    assert [canary_replicas(3, w) for w in (10, 25, 50, 100)] == [1, 1, 3, 3]
+    assert canary_replicas(9, 10) == 1 and canary_replicas(9, 50) == 9

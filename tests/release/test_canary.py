@@ -14,7 +14,6 @@ from vci.release.canary import (
     CanaryPolicy,
     Snapshot,
     Tally,
-    canary_replicas,
     judge,
     parse_metrics,
     quantile,
@@ -77,8 +76,6 @@ def test_policy_from_settings_and_replicas():
         CanaryPolicy.from_settings({"steps": [50, 10]})
     with pytest.raises(ConfigError, match="unknown canary setting"):
         CanaryPolicy.from_settings({"stepz": [1]})
-    assert [canary_replicas(3, w) for w in (10, 25, 50, 100)] == [1, 1, 3, 3]
-    assert canary_replicas(9, 10) == 1 and canary_replicas(9, 50) == 9
 
 
 class ScriptedTarget:

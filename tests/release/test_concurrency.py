@@ -8,7 +8,7 @@ from vci.deploy import deploy, status
 from vci.errors import ConflictError
 from vci.release.promote import promote
 from vci.release.rollback import history
-from vci.release.ledger import Ledger
+from vci.ledger import Ledger
 
 from .conftest import make_run
 

@@ -15,7 +15,7 @@ from vci.config import load_settings
 from vci.deploy.kube import KubeTarget
 from vci.deploy.manifests import render
 from vci.errors import DeployError, UsageError
-from vci.release.canary import canary_replicas
+from vci.deploy.manifests import canary_replicas
 from vci.release.promote import check_environments, choose_strategy, require_approval
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -57,7 +57,7 @@ def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeo
 
 def _record(settings, chosen, target, release_id: str, result: dict | None, error) -> None:
     """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
-    from ..release.ledger import record_deploy
+    from ..ledger import record_deploy
     try:
         record_deploy(settings, chosen.environment, target, release_id, result, error)
     except VciError as exc:

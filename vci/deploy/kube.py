@@ -14,7 +14,7 @@ from functools import cached_property
 
 from ..errors import ConfigError, DeployError, UsageError, VciError
 from .kubeapi import Cluster, _comparable, load_api_client
-from .manifests import DeploySpec, apply_order, render, to_yaml
+from .manifests import DeploySpec, apply_order, canary_replicas, render, to_yaml
 from .rollout import diagnose, wait_rollout
 
 log = logging.getLogger("vci")
@@ -252,7 +252,6 @@ class KubeTarget:
 
         Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
         step: the canary driver calls this at every check); nothing is written when the size holds."""
-        from ..release.canary import canary_replicas
         stable = self.cluster.read("Deployment", self._named().object_name, self.namespace)
         replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
         if replicas == self._canary.get("replicas"):

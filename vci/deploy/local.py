@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..refs import is_image_reference
 from . import process
 
 
@@ -22,7 +23,7 @@ class LocalTarget:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
         from . import resolve_run
-        if _is_image(target):
+        if isinstance(target, str) and is_image_reference(target):
             raise UsageError(f"{target} is an image reference; a local environment runs a run",
                              hint="deploy a run id, or configure the environment with target: kubernetes")
         run = resolve_run(self.settings, target)
@@ -144,10 +145,6 @@ def _scrape(record: dict) -> dict[str, str]:
             return {f"pid {record.get('pid')}": resp.read().decode()}
     except OSError:
         return {}
-
-
-def _is_image(target) -> bool:
-    return isinstance(target, str) and ("@sha256:" in target or "/" in target)
 
 
 def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> dict:

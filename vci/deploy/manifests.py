@@ -244,6 +244,13 @@ def render_hpa(spec: DeploySpec) -> dict | None:
                      "minReplicas": low, "maxReplicas": high, "metrics": hpa_metrics(spec.autoscaling)}}
 
 
+def canary_replicas(stable: int, weight: int) -> int:
+    """Canary pods giving about ``weight`` % of a Service's endpoints beside ``stable`` pods (at least 1)."""
+    if weight >= 100:
+        return max(stable, 1)
+    return max(1, round(max(stable, 1) * weight / (100 - weight)))
+
+
 def render_pdb(spec: DeploySpec) -> dict | None:
     """At most one stable pod disrupted at a time; pods that are not Ready may always be evicted
     (``unhealthyPodEvictionPolicy: AlwaysAllow``): with the default, IfHealthyBudget, a release whose

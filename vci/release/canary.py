@@ -183,13 +183,6 @@ def judge(step: Snapshot, policy: CanaryPolicy) -> tuple[bool, str]:
     return True, seen
 
 
-def canary_replicas(stable: int, weight: int) -> int:
-    """Canary pods giving about ``weight`` % of a Service's endpoints beside ``stable`` pods (at least 1)."""
-    if weight >= 100:
-        return max(stable, 1)
-    return max(1, round(max(stable, 1) * weight / (100 - weight)))
-
-
 def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
     """Drive the canary (already started at the first step) through ``policy.steps``.
 

@@ -16,7 +16,7 @@ from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
 from ..digests import check_digest
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
-from .ledger import Ledger, make_record
+from ..ledger import Ledger, make_record
 
 STRATEGIES = ("direct", "canary")
 

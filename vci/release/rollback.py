@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..errors import NotFoundError
-from .ledger import Ledger, make_record
+from ..ledger import Ledger, make_record
 from .promote import recorded_attempt
 
 HISTORY_FIELDS = (

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from s3server import dummy_aws_env, start_moto  # noqa: E402
 
 from vci.errors import ConflictError, NotFoundError  # noqa: E402
-from vci.release.ledger import Ledger, ci_context, make_record  # noqa: E402
+from vci.ledger import Ledger, ci_context, make_record  # noqa: E402
 from vci.release.rollback import choose_release  # noqa: E402
 from vci.store.local import LocalStore  # noqa: E402
 
@@ -133,7 +133,7 @@ def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatc
     from vci.release.promote import promote
     from vci.release.rollback import history, rollback
 
-    from .conftest import make_run, stop_all
+    from tests.release.conftest import make_run, stop_all
 
     for name, value in dummy_aws_env().items():
         monkeypatch.setenv(name, value)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import time
 
-from ..errors import ConflictError, NotFoundError
+from .errors import ConflictError, NotFoundError
+from .refs import is_image_reference
+from .store import open_store
 
 ACTIONS = ("deploy", "promote", "rollback")
 OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged", "aborted")
@@ -121,7 +123,6 @@ class Ledger:
     @classmethod
     def for_settings(cls, settings) -> "Ledger":
         """The ledger in the settings' store (one store object per URL: an S3 client is costly to make)."""
-        from ..store import open_store
 
         if settings.store not in _STORES:
             _STORES[settings.store] = open_store(settings.store)
@@ -191,7 +192,7 @@ class Ledger:
 
 def record_deploy(settings, environment, target, release_id: str, result: dict | None, error) -> dict:
     """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
-    is_image = isinstance(target, str) and ("@sha256:" in target or "/" in target)
+    is_image = isinstance(target, str) and is_image_reference(target)
     result = result or {}
     status = result.get("status")
     outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
