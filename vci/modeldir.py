@@ -63,7 +63,7 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.package)
+        if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.build.plan)
             data = os.environ[MANIFEST_ENV].encode()
         else:
             raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",

@@ -60,7 +60,7 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
 
 def build_with_docker(run, options, image: Image) -> Image:
     """Build ``run`` through the daemon; ``image`` (the daemonless build) gives labels, platform, base blobs."""
-    from ..dockerfile import write_dockerfile
+    from ..build.dockerfile import write_dockerfile
     from ..fetch import cache_root
     client = _client(API_TIMEOUT)
     try:

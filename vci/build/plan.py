@@ -1,4 +1,4 @@
-"""Packaging: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
+"""The layer plan: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
 
 Layers change at different rates and are cached by what they hold: dependencies by the requirements'
 hash, the runtime by vci's source, the model class and each artifact by their digests, so a new version
@@ -18,7 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError
+from ..errors import BuildError
+from ..modeldir import blob_path, blob_records
+from ..oci.image import ContainerConfig, iso_time
+from ..oci.layers import Entry, tree_entries
+from .wheels import deps_key, image_requirements, install_requirements
 
 MODEL_ROOT = "/opt/vci/model"
 RUNTIME_ROOT = "/opt/vci/runtime"
@@ -50,7 +54,7 @@ def build_epoch(manifest: dict) -> int:
 
 def runtime_files() -> list[tuple[str, Path]]:
     """vci's own source (the server, frameworks, everything), as (path relative to vci/, file)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
     return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
 
 
@@ -63,9 +67,6 @@ def runtime_key() -> str:
 
 def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path) -> list[LayerSpec]:
     """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
-    from .modeldir import blob_path, blob_records
-    from .oci.layers import Entry
-    from .wheels import deps_key, image_requirements, install_requirements
     reqs = manifest.get("requirements") or []
     specs = [LayerSpec("dependencies", deps_key(reqs, python, platform),
                        f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
@@ -83,12 +84,10 @@ def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform
 
 
 def _tree(directory: Path, prefix: str):
-    from .oci.layers import tree_entries
     return [e for e in tree_entries(directory, prefix) if not e.path.endswith(".complete")]
 
 
 def container_config(manifest: dict, manifest_json: str, labels: dict[str, str]):
-    from .oci.image import ContainerConfig
     env = {"VCI_MODEL_DIR": MODEL_ROOT, "VCI_PORT": str(PORT), "PYTHONPATH": f"{RUNTIME_ROOT}:{DEPS_ROOT}",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "VCI_RUN_MANIFEST": manifest_json}
     return ContainerConfig(entrypoint=["python3", "-m", "vci.serve"], cmd=[], env=env,
@@ -96,7 +95,6 @@ def container_config(manifest: dict, manifest_json: str, labels: dict[str, str])
 
 
 def image_labels(manifest: dict, digest: str, epoch: int) -> dict[str, str]:
-    from .oci.image import iso_time
     labels = {"org.opencontainers.image.created": iso_time(epoch),
               "org.opencontainers.image.title": manifest.get("project") or "vci-model",
               "org.opencontainers.image.version": manifest["id"],

@@ -11,15 +11,15 @@ import json
 import shutil
 from pathlib import Path
 
-from .errors import BuildError
-from .modeldir import blob_path, blob_records, encode_manifest
-from .package import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, python_of, runtime_files
+from ..errors import BuildError
+from ..fetch import cache_root
+from ..modeldir import blob_path, blob_records, encode_manifest
+from .plan import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, python_of, runtime_files
+from .wheels import install_requirements
 
 
 def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Path:
     """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent)."""
-    from .fetch import cache_root
-    from .wheels import install_requirements
     out = Path(directory)
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"{out} is not empty", hint="choose a new directory for --emit-dockerfile")

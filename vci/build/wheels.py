@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import BuildError, RequirementError
+from ..errors import BuildError, RequirementError
 
 MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
