@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .modeldir import MANIFEST, blob_path, blob_records, encode_manifest, manifest_digest
 from .digests import hex_of
+from .files import write_replacing
 
 
 def cache_root() -> Path:
@@ -35,7 +36,5 @@ def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Pa
             store.get_blob(rec["digest"], blob_path(root, rec["digest"]), progress=bar)
     finally:
         bar.close()
-    tmp = root / (MANIFEST + ".partial")
-    tmp.write_bytes(encode_manifest(manifest))
-    os.replace(tmp, root / MANIFEST)
+    write_replacing(root / MANIFEST, encode_manifest(manifest))
     return root

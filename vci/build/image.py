@@ -67,8 +67,8 @@ def build_image(run, options: Options, cache_dir: Path):
         layers.append(layer)
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
-    records = [{"name": s.name, "digest": l.digest, "size": l.size, "describe": s.describe}
-               for s, l in zip(specs, layers)]
+    records = [{"name": s.name, "digest": layer.digest, "size": layer.size, "describe": s.describe}
+               for s, layer in zip(specs, layers)]
     return image, records
 
 
@@ -101,8 +101,8 @@ def rebuild_with_docker(run, options: Options, image):
     if not _use_docker(options.builder):
         return None
     built = build_with_docker(run, options, image)
-    return built, [{"name": f"docker layer {i + 1}", "digest": l.digest, "size": l.size, "describe": "docker build"}
-                   for i, l in enumerate(built.layers)]
+    return built, [{"name": f"docker layer {i + 1}", "digest": layer.digest, "size": layer.size,
+                    "describe": "docker build"} for i, layer in enumerate(built.layers)]
 
 
 def _use_docker(builder: str) -> bool:

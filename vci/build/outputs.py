@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BuildError
+from ..files import write_replacing
 from ..oci.layout import write_layout
 from ..oci.registry import RegistryClient
 from ..oci.tarball import write_tarball
@@ -63,10 +64,8 @@ def push_progress():
 
 
 def write_refs_file(path: str | Path, image: str) -> Path:
-    """``--refs-file``: the image reference on one line, for the next CI step."""
-    with open(path, "w") as f:
-        f.write(image + "\n")
-    return Path(path)
+    """``--refs-file``: the image reference on one line, for the next CI step (whole or not at all)."""
+    return write_replacing(path, image + "\n")
 
 
 def mark_in_registry(rows: list[dict], repository: str, insecure: bool | None) -> None:

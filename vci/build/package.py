@@ -45,8 +45,8 @@ def plan(settings, run, options: Options) -> dict:
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
     cache = LayerCache(cache_root() / "oci")
-    rows = [{"name": "base", "describe": f"{spec} layer {i + 1}", "digest": l.digest, "size": l.size,
-             "state": "base"} for i, l in enumerate(base.layers)]
+    rows = [{"name": "base", "describe": f"{spec} layer {i + 1}", "digest": layer.digest, "size": layer.size,
+             "state": "base"} for i, layer in enumerate(base.layers)]
     for s in plan_layers(manifest, None, python=python, platform=options.platform, cache_dir=cache_root() / "oci"):
         layer = cache.get(s.key, epoch=LAYER_MTIME, level=options.level)
         rows.append({"name": s.name, "describe": s.describe, "digest": layer.digest if layer else None,

@@ -65,7 +65,8 @@ def runtime_key() -> str:
     return "runtime-" + h.hexdigest()[:32]
 
 
-def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path) -> list[LayerSpec]:
+def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str,
+                cache_dir: Path) -> list[LayerSpec]:
     """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
     reqs = manifest.get("requirements") or []
     specs = [LayerSpec("dependencies", deps_key(reqs, python, platform),

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..digests import HashingWriter, sha256_bytes
 from ..errors import BuildError
+from ..files import commit, temporary_for, write_replacing
 from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
 from .image import Image, image_from_parts
 from .layers import Layer
@@ -226,7 +227,7 @@ class LayerSink:
                 return found
             spool.seek(0)
             layer = self._write(lambda blob: _gzip_tar(spool, blob, self.level))
-        (self.records / f"{layer.diff_id.split(':')[1]}-{self.level}").write_text(f"{layer.digest} {layer.size}")
+        write_replacing(self.records / f"{layer.diff_id.split(':')[1]}-{self.level}", f"{layer.digest} {layer.size}")
         return layer
 
     def _reuse(self, diff_id: str) -> Layer | None:
@@ -242,17 +243,14 @@ class LayerSink:
         return Layer(Descriptor(OCI_LAYER_GZIP, digest, int(size)), diff_id, path)
 
     def _write(self, compress) -> Layer:
-        tmp = self.blobs / f".layer.{os.getpid()}.{id(compress)}.tmp"
         try:
-            with open(tmp, "wb") as raw:
-                blob = HashingWriter(raw)
-                diff_id = compress(blob)
-            dest = self.blobs / blob.digest.split(":", 1)[1]
-            os.replace(tmp, dest)
+            with temporary_for(self.blobs / "layer") as tmp:
+                with open(tmp, "wb") as raw:
+                    blob = HashingWriter(raw)
+                    diff_id = compress(blob)
+                dest = commit(tmp, self.blobs / blob.digest.split(":", 1)[1])
         except (OSError, zlib.error) as exc:
             raise BuildError(f"could not store a layer of the built image in {self.blobs}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
         return Layer(Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), diff_id, dest)
 
 
