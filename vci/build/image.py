@@ -77,11 +77,8 @@ def _build_layer(cache, spec, level: int):
     log.info("building layer %s", spec.describe)
     entries = spec.entries()
     total = sum(e.source.stat().st_size for e in entries if e.kind == "file")
-    bar = Progress(total, f"compressing {spec.name}")
-    try:
+    with Progress(total, f"compressing {spec.name}") as bar:
         return cache.build(spec.key, entries, epoch=LAYER_MTIME, level=level, progress=bar)
-    finally:
-        bar.close()
 
 
 def verify_reproducible(run, options: Options, image, layers: list[dict]) -> None:

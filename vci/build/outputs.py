@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ..oci.layout import write_layout
 from ..oci.registry import RegistryClient
 from ..oci.tarball import write_tarball
 from ..oci.transfer import push_image
+from ..progress import format_bytes, progress_enabled
 from ..refs import split_repository
 from . import Options
 from .dockerfile import write_dockerfile
@@ -54,12 +54,11 @@ def _need_local_layers(image) -> None:
 
 def push_progress():
     """Per-layer push outcomes on a terminal: uploaded, mounted or skipped (already there)."""
-    if os.environ.get("VCI_PROGRESS") != "1" and (os.environ.get("VCI_PROGRESS") == "0" or not sys.stderr.isatty()
-                                                  or os.environ.get("CI")):
+    if not progress_enabled(sys.stderr):
         return None
 
     def report(outcome: str, digest: str, size: int) -> None:
-        print(f"  {outcome:<9} {digest[:19]} {size / (1 << 20):8.1f} MiB", file=sys.stderr)
+        print(f"  {outcome:<9} {digest[:19]} {format_bytes(size):>10}", file=sys.stderr)
     return report
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..digests import HashingWriter, sha256_bytes
 from ..errors import BuildError
 from ..files import commit, temporary_for, write_replacing
+from ..progress import progress_enabled
 from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
 from .image import Image, image_from_parts
 from .layers import Layer
@@ -139,7 +140,7 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
             image_id = (chunk.get("aux") or {}).get("ID") or image_id
             for line in filter(str.strip, (chunk.get("stream") or "").splitlines()):
                 log.info("docker: %s", line.rstrip())
-                if line.startswith("Step ") and sys.stderr.isatty():
+                if line.startswith("Step ") and progress_enabled(sys.stderr):
                     print(f"  {line.rstrip()}", file=sys.stderr)
                 last.append(line.strip())
         return image_id or client.images.get(tag).id
