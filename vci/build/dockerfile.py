@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import BuildError
 from ..fetch import cache_root
 from ..modeldir import blob_path, blob_records, encode_manifest
-from .plan import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, python_of, runtime_files
+from .plan import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, layout_base, python_of, runtime_files
 from .wheels import install_requirements
 
 
@@ -41,8 +41,8 @@ def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Pat
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
     (out / "model" / "manifest.json").chmod(0o444)
     labels = (image.config.get("config") or {}).get("Labels") or {}
-    from_layout = not base or base.startswith("oci:") or Path(base).is_dir()
-    text = _dockerfile(f"python:{python}-slim" if from_layout else base, copies, labels)
+    default_base = not base or layout_base(base)  # a layout cannot be named in FROM
+    text = _dockerfile(f"python:{python}-slim" if default_base else base, copies, labels)
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("Dockerfile\n")
     return out / "Dockerfile"

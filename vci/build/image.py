@@ -21,7 +21,8 @@ from ..oci.registry import RegistryClient
 from ..progress import Progress
 from ..refs import parse_reference
 from . import Options
-from .plan import LAYER_MTIME, MAX_ENV_MANIFEST, build_epoch, container_config, image_labels, plan_layers, python_of
+from .plan import (LAYER_MTIME, MAX_ENV_MANIFEST, build_epoch, container_config, image_labels, layout_base,
+                   minor_version, plan_layers, python_of)
 
 log = logging.getLogger("vci")
 
@@ -29,9 +30,9 @@ log = logging.getLogger("vci")
 def resolve_base(spec: str | None, python: str, platform: str, insecure: bool | None):
     """``oci:DIR[:tag]`` or a directory -> an OCI layout; anything else is a registry reference."""
     spec = spec or os.environ.get("VCI_BASE_IMAGE") or f"python:{python}-slim"
-    if spec.startswith("oci:") or Path(spec).is_dir():
-        path, _, tag = spec.removeprefix("oci:").partition(":")
-        return read_layout(path, tag or None, platform), spec
+    layout = layout_base(spec)
+    if layout:
+        return read_layout(*layout, platform), spec
     ref = parse_reference(spec)
     return RegistryClient(ref.registry, insecure=insecure).get_image(ref, platform), spec
 
@@ -42,7 +43,7 @@ def check_base_python(base, python: str, spec: str) -> None:
     for item in config.get("Env") or []:
         if item.startswith("PYTHON_VERSION="):
             found = found or item.split("=", 1)[1]
-    if found and ".".join(found.split(".")[:2]) != python:
+    if found and minor_version(found) != python:
         raise BuildError(f"base image {spec} has Python {found}, but the run was logged with Python {python}",
                          hint=f"use a Python {python} base (the model pickle needs the same minor version)")
 

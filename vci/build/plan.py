@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..digests import hex_of
 from ..errors import BuildError
 from ..modeldir import blob_path, blob_records
 from ..oci.image import ContainerConfig, iso_time
@@ -75,11 +76,11 @@ def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform
              LayerSpec("runtime", runtime_key(), "vci runtime (model server)",
                        lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()])]
     for rec in blob_records(manifest):
-        hexd = rec["digest"].split(":", 1)[1]
         is_model = rec is manifest.get("model")
         name = "model" if is_model else "artifact " + next(k for k, r in manifest["artifacts"].items() if r is rec)
-        specs.append(LayerSpec(name, f"blob-{hexd}", f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
-                               lambda rec=rec: [Entry.file(f"{MODEL_ROOT}/blobs/sha256/{rec['digest'].split(':')[1]}",
+        specs.append(LayerSpec(name, f"blob-{hex_of(rec['digest'])}",
+                               f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
+                               lambda rec=rec: [Entry.file(blob_path(MODEL_ROOT, rec["digest"]).as_posix(),
                                                            blob_path(model_dir, rec["digest"]), mode=0o444)]))
     return specs
 
@@ -120,5 +121,20 @@ def _source_and_revision() -> tuple[str | None, str | None]:
 
 
 def python_of(manifest: dict) -> str:
-    major, minor, *_ = manifest["environment"]["python"].split(".")
+    """The run's Python as ``X.Y`` (what the image's base must have: the model pickle needs it)."""
+    return minor_version(manifest["environment"]["python"])
+
+
+def minor_version(version: str) -> str:
+    """``3.11.7`` -> ``3.11``."""
+    major, minor, *_ = version.split(".")
     return f"{major}.{minor}"
+
+
+def layout_base(spec: str | None) -> tuple[str, str | None] | None:
+    """``(directory, tag or None)`` when a ``--base`` names an OCI layout (``oci:DIR[:tag]`` or a
+    directory), else None (a registry reference, or no base given)."""
+    if not spec or not (spec.startswith("oci:") or Path(spec).is_dir()):
+        return None
+    path, _, tag = spec.removeprefix("oci:").partition(":")
+    return path, tag or None
