@@ -57,7 +57,9 @@ def main() -> None:
     from vci.config import load_settings
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
-    from vci.publish import Options, build_image, push_to
+    from vci.build import Options
+    from vci.build.image import build_image
+    from vci.build.outputs import push_to
     with tempfile.TemporaryDirectory(prefix="vci-bench-") as tmp:
         tmp = Path(tmp)
         os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")

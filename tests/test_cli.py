@@ -87,3 +87,18 @@ def test_version():
     from vci import __version__
     out = subprocess.run([sys.executable, "-m", "vci", "--version"], capture_output=True, text=True)
     assert __version__ in out.stdout
+
+
+def test_history_text_has_a_column_per_history_field(tmp_path):
+    from vci.release.ledger import Ledger, make_record
+    from vci.store.local import LocalStore
+    record = make_record(release_id="r20261124-120000-abcd", environment="production", action="promote",
+                         outcome="succeeded", digest="sha256:" + "ab" * 32, run_id="20261124-1200-abcd",
+                         approver="alice", environ={"VCI_USER": "ci-bot"})
+    Ledger(LocalStore(tmp_path / "store")).append(record)
+    out = vci("history", "--env", "production", "--store", str(tmp_path / "store"), cwd=tmp_path).stdout
+    header, row = out.splitlines()
+    assert header.split() == ["RELEASE", "WHEN", "ACTION", "DIGEST", "RUN", "STRATEGY", "WHO", "APPROVER", "CI",
+                              "OUTCOME"]
+    assert row.split() == ["r20261124-120000-abcd", record["when"], "promote", "sha256:abababababab",
+                           "20261124-1200-abcd", "direct", "ci-bot", "alice", "-", "succeeded"]

@@ -51,6 +51,11 @@ def test_numpy_like_inputs_are_converted(server):
     assert client(server).predict({"rows": Array()}) == {"rows": [[1.5, 2.5]]}
 
 
+def test_sets_are_sent_sorted_and_a_set_of_mixed_members_is_sent_too(server):
+    assert client(server).predict({"ids": {3, 1, 2}}) == {"ids": [1, 2, 3]}
+    assert sorted(map(str, client(server).predict({"mixed": {1, "one"}})["mixed"])) == ["1", "one"]
+
+
 # -- auth and headers -----------------------------------------------------------------------------------
 
 def test_token_is_sent_as_bearer_and_masked(server, caplog):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import RemoteError, TransientRemoteError, UsageError
+from .jsonwire import encode_compact
 from .retry import RetryPolicy, backoff_delay, retry_after_seconds, retrying
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,10 @@ def transport_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
-def _jsonable(value):
-    """``json.dumps`` fallback for common model inputs: numpy arrays and scalars, sets."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
 def encode_json(data) -> bytes:
     """Compact JSON bytes of a model input; UsageError for what JSON cannot carry."""
     try:
-        return json.dumps(data, default=_jsonable, separators=(",", ":")).encode()
+        return encode_compact(data)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"the model input cannot be sent as JSON: {exc}",
                          hint="pass lists, dicts, numbers and strings (numpy arrays are converted)") from exc

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .modeldir import MANIFEST, blob_path, blob_records, encode_manifest, manifest_digest
 from .digests import hex_of
+from .files import write_replacing
+from .modeldir import MANIFEST, blob_path, blob_records, encode_manifest, manifest_digest
+from .progress import Progress
 
 
 def cache_root() -> Path:
@@ -23,19 +25,13 @@ def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Pa
     A directory whose manifest exists is complete: blobs are written before it, each renamed into
     place only after its digest matched, so an interrupted fetch is finished by the next call.
     """
-    from .progress import Progress
     digest = manifest_digest(manifest)
     root = Path(dest) if dest else cache_root() / "models" / hex_of(digest)
     if (root / MANIFEST).is_file():
         return root
     records = [r for r in blob_records(manifest) if not blob_path(root, r["digest"]).is_file()]
-    bar = Progress(sum(r["size"] for r in records), f"fetching run {manifest['id']}")
-    try:
+    with Progress(sum(r["size"] for r in records), f"fetching run {manifest['id']}") as bar:
         for rec in records:
             store.get_blob(rec["digest"], blob_path(root, rec["digest"]), progress=bar)
-    finally:
-        bar.close()
-    tmp = root / (MANIFEST + ".partial")
-    tmp.write_bytes(encode_manifest(manifest))
-    os.replace(tmp, root / MANIFEST)
+    write_replacing(root / MANIFEST, encode_manifest(manifest))
     return root

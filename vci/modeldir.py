@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from .archive import extract_archive
 from .digests import hex_of, sha256_bytes, verify_file
 from .errors import IntegrityError, NotFoundError, ServeError
+from .files import commit, temporary_for
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -63,7 +63,7 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.package)
+        if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.build.plan)
             data = os.environ[MANIFEST_ENV].encode()
         else:
             raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
@@ -97,19 +97,18 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
         target = Path(work_dir) / "artifacts" / _plain_name(key)
         if rec["kind"] == "directory":
             if not target.is_dir():  # extract beside, then rename: a directory present is complete
-                partial = target.with_name(f".{key}.partial-{os.getpid()}")
-                shutil.rmtree(partial, ignore_errors=True)
-                extract_archive(blob, partial)
-                os.replace(partial, target)
+                with temporary_for(target, directory=True) as partial:
+                    extract_archive(blob, partial)
+                    commit(partial, target)
             paths[key] = str(target)
             continue
         target.mkdir(parents=True, exist_ok=True)
         link = target / _plain_name(rec.get("filename") or key)
         if not (link.is_symlink() and os.readlink(link) == str(blob)):
-            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")  # link beside, then rename: atomic
-            tmp.unlink(missing_ok=True)                              # for concurrent server workers and
-            os.symlink(blob, tmp)                                    # for a stale link left by an old run
-            os.replace(tmp, link)
+            with temporary_for(link) as tmp:  # link beside, then rename: atomic for concurrent server
+                tmp.unlink()                      # workers and for a stale link left by an old run
+                os.symlink(blob, tmp)
+                commit(tmp, link)
         paths[key] = str(link)
     return paths
 

@@ -19,7 +19,7 @@ from .modeldir import SCHEMA, blob_records, manifest_digest
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
-MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.package)
+MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
 
 
 def new_run_id() -> str:

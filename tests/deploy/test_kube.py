@@ -14,7 +14,7 @@ from vci.deploy.kubeapi import Cluster
 from vci.errors import AuthError, ConfigError, DeployError, NotFoundError, UsageError
 
 from tests.fakes.kube import Forbid, start_kube_server
-from tests.package.models import Scaler
+from tests.build.models import Scaler
 
 from .conftest import write_config
 

@@ -9,7 +9,7 @@ from vci.deploy import deploy, deployed_model, status, target_for, undeploy
 from vci.errors import DeployError
 
 import vci
-from tests.package.models import BrokenScaler, Scaler
+from tests.build.models import BrokenScaler, Scaler
 
 from .conftest import write_config
 

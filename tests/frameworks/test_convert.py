@@ -49,3 +49,8 @@ def test_to_jsonable_of_numpy_torch_and_pandas():
     assert to_jsonable(torch.ones(2, requires_grad=True) * 2) == [2.0, 2.0]
     with pytest.raises(TypeError, match="cannot turn a object into JSON"):
         to_jsonable(object())
+
+
+def test_to_jsonable_of_sets_is_the_servers_rule():
+    assert to_jsonable({"labels": {"b", "a"}, "nested": [frozenset({2, 1})]}) == {"labels": ["a", "b"],
+                                                                                  "nested": [[1, 2]]}

@@ -16,7 +16,8 @@ import vci  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
 from vci.oci.registry import RegistryClient  # noqa: E402
-from vci.publish import Options, package  # noqa: E402
+from vci.build import Options  # noqa: E402
+from vci.build.package import package  # noqa: E402
 from vci.release.images import copy_to_environment, tag_in_environment  # noqa: E402
 
 from .conftest import Tunable  # noqa: E402

@@ -47,6 +47,16 @@ class BatchModel:
         return [{"batched": item, "size": len(items)} for item in items]
 
 
+class SetModel:
+    """Answers with sets: of strings (their order depends on the process's PYTHONHASHSEED) and mixed."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"words": {f"word-{i}" for i in range(32)}, "mixed": {1, "one"}}
+
+
 class FailingSelfTestModel:
     def __init__(self, artifacts):
         pass

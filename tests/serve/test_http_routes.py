@@ -139,3 +139,20 @@ def test_expect_100_continue_is_answered(echo_server):
         assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
         s.sendall(b"7")
         assert b'"echo":7' in s.recv(1000)
+
+
+def test_a_set_is_answered_as_the_same_list_by_every_server_process(start_server):
+    """Sets are sorted where their members allow, so hash randomisation does not change the answer
+    (two processes, two PYTHONHASHSEEDs: the same bytes); a set of mixed members is still answered."""
+    from .models import SetModel
+    bodies = []
+    for seed in ("1", "2"):
+        server = start_server(SetModel, extra_env={"PYTHONHASHSEED": seed})
+        server.wait_state()
+        status, _, body = http_call(server, "POST", "/predict", b"0", JSON)
+        assert status == 200, body
+        bodies.append(body)
+    assert bodies[0] == bodies[1]
+    answer = json.loads(bodies[0])
+    assert answer["words"] == sorted(f"word-{i}" for i in range(32))
+    assert sorted(map(str, answer["mixed"])) == ["1", "one"]

@@ -142,7 +142,7 @@ print(json.dumps({"status": status, "alive": t.is_alive(), "modules": sorted(sys
 """
 
 FORBIDDEN = ("boto3", "botocore", "kubernetes", "docker", "click", "vci.store", "vci.runs", "vci.cli",
-             "vci.deploy", "vci.oci", "vci.package", "vci.release", "vci.client")
+             "vci.deploy", "vci.oci", "vci.build", "vci.release", "vci.client")
 
 
 @pytest.mark.parametrize("grpc", ["on", "off"])

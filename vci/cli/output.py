@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -57,3 +58,15 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def record_table(records: list[dict], fields: Sequence[str]) -> str:
+    """One row per record, one column per field, headed by the field's name upper-cased without ``_id``
+    or ``_url`` (``release_id`` -> RELEASE); digests cut to 19 characters, missing values ``-``."""
+    header = [f.removesuffix("_id").removesuffix("_url").upper() for f in fields]
+    return table([[_cell(record.get(f)) for f in fields] for record in records], header)
+
+
+def _cell(value) -> str:
+    text = "-" if value in (None, "") else str(value)
+    return text[:19] if text.startswith("sha256:") else text

@@ -38,7 +38,8 @@ def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, inse
 
     With no output named, it writes an OCI layout under the local state directory.
     """
-    from ..publish import Options, package, plan
+    from ..build import Options
+    from ..build.package import package, plan
     options = Options(base=base, push=list(push), layout=layout, tar=tar, dockerfile=dockerfile, insecure=insecure,
                       platform=platform, level=level, tag=tag, builder=builder)
     settings = settings_for(store)
@@ -47,8 +48,5 @@ def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, inse
         rows = [f"  {l['name']:<22} {l['state']:<10} {l['describe']}" for l in result["layers"]]
         emit(output, result, "\n".join([f"layer plan for run {run_id} (base {result['base']}):", *rows]))
         return
-    result = package(settings, run_id, options, check_reproducible=check_reproducible)
-    if refs_file:
-        with open(refs_file, "w") as f:
-            f.write(result["image"] + "\n")
+    result = package(settings, run_id, options, check_reproducible=check_reproducible, refs_file=refs_file)
     emit(output, {k: v for k, v in result.items() if k != "manifest"}, result["image"])

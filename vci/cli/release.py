@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, output_option, table
+from .output import emit, output_option, record_table
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
@@ -145,23 +145,8 @@ def rollback_cmd(env, to, wait, dry_run, store, output):
 @output_option
 def history_cmd(env, limit, store, output):
     """List an environment's releases, newest first: who, when, what digest, and how it ended."""
-    from ..release.rollback import history
+    from ..release.rollback import HISTORY_FIELDS, history
 
     result = history(settings_for(store), env, limit)
-    rows = [
-        [
-            r["release_id"],
-            r["when"],
-            r["action"],
-            (r.get("digest") or "-")[:19],
-            r.get("run_id") or "-",
-            r.get("strategy") or "-",
-            r.get("who") or "-",
-            r.get("approver") or "-",
-            r.get("ci_url") or "-",
-            r["outcome"],
-        ]
-        for r in result["releases"]
-    ]
-    header = ["RELEASE", "WHEN", "ACTION", "DIGEST", "RUN", "STRATEGY", "WHO", "APPROVER", "CI", "OUTCOME"]
-    emit(output, result, table(rows, header) if rows else f"{result['environment']}: no releases yet")
+    rows = result["releases"]
+    emit(output, result, record_table(rows, HISTORY_FIELDS) if rows else f"{result['environment']}: no releases yet")

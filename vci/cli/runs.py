@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..progress import format_bytes
 from .output import emit, output_option, table
 
 store_option = click.option("--store", metavar="URL", help="Artifact store: a directory or s3://bucket/prefix "
@@ -93,7 +94,8 @@ def runs_list(project, limit, store, output):
     from ..runs import list_runs
     runs = list_runs(project=project, settings=settings_for(store))[:limit]
     summaries = [r.summary() for r in runs]
-    rows = [[s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], _size(s["size"])] for s in summaries]
+    rows = [[s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])]
+            for s in summaries]
     emit(output, {"runs": summaries},
          table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store")
 
@@ -110,14 +112,9 @@ def runs_show(run_id, store, output):
     lines = [f"run:          {run.id}", f"project:      {run.project}", f"version:      {run.version}",
              f"created:      {m['created']}", f"model:        {(m.get('model') or {}).get('class', '-')}",
              f"python:       {m['environment']['python']}", "artifacts:"]
-    lines += [f"  {k}: {r['kind']} {r['filename']} {_size(r['size'])} {r['digest'][:19]}"
+    lines += [f"  {k}: {r['kind']} {r['filename']} {format_bytes(r['size'])} {r['digest'][:19]}"
               for k, r in sorted(m["artifacts"].items())]
     lines += ["requirements:"] + [f"  {r}" for r in m["requirements"]]
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024

@@ -45,7 +45,8 @@ class KubeTarget:
         if not repository:
             raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
                               hint=f"set environments.{self.environment.name}.repository in vci.yaml")
-        from ..publish import Options, package
+        from ..build import Options
+        from ..build.package import package
         from . import resolve_run
         run = resolve_run(self.settings, target)
         options = Options(push=[repository], base=self.environment.get("base_image"), insecure=insecure,
@@ -66,7 +67,8 @@ class KubeTarget:
 
     def _built_image(self, target, insecure) -> dict:
         from ..fetch import cache_root
-        from ..publish import Options, build_image
+        from ..build import Options
+        from ..build.image import build_image
         from . import resolve_run
         repository = self.environment.get("repository") or f"REPOSITORY/{self.project()}"
         run = resolve_run(self.settings, target)
@@ -283,7 +285,7 @@ class KubeTarget:
         yet, or gone) is left out of this scrape, and its counters stay as last seen."""
         from kubernetes.client.rest import ApiException
 
-        from ..package import PORT
+        from ..build.plan import PORT
         from .kubeapi import api_error
         from .manifests import labels_for
         selector = ",".join(f"{k}={v}" for k, v in labels_for(self.spec({"image": "x"}, None, track=track)).items())

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from ..errors import DeployError, NotFoundError
+from ..files import write_replacing
 
 
 def _dirs(state_dir: Path) -> dict[str, Path]:
@@ -68,9 +69,7 @@ def _write_deployment(state_dir: Path, env: str, record: dict | None) -> None:
     if record is None:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_replacing(path, json.dumps(record, indent=2, sort_keys=True))
 
 
 def free_port() -> int:

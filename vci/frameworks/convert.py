@@ -15,6 +15,7 @@ else an array in the model's column order.
 from __future__ import annotations
 
 from ..errors import ModelError
+from ..jsonwire import json_default
 
 
 def _scalar(value) -> bool:
@@ -103,8 +104,6 @@ def to_jsonable(value):
         value = value.detach().cpu()
     if hasattr(value, "columns") and hasattr(value, "to_dict"):  # a pandas DataFrame
         return to_jsonable(value.to_dict("records"))
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series, tensors
-        return to_jsonable(value.tolist())
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    raise TypeError(f"cannot turn a {type(value).__name__} into JSON")
+    return to_jsonable(json_default(value))  # numpy arrays and scalars, pandas Series, tensors, sets

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from ..digests import HashingWriter, sha256_bytes
 from ..errors import BuildError
+from ..files import commit, temporary_for, write_replacing
+from ..progress import progress_enabled
 from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
 from .image import Image, image_from_parts
 from .layers import Layer
@@ -60,7 +62,7 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
 
 def build_with_docker(run, options, image: Image) -> Image:
     """Build ``run`` through the daemon; ``image`` (the daemonless build) gives labels, platform, base blobs."""
-    from ..dockerfile import write_dockerfile
+    from ..build.dockerfile import write_dockerfile
     from ..fetch import cache_root
     client = _client(API_TIMEOUT)
     try:
@@ -138,7 +140,7 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
             image_id = (chunk.get("aux") or {}).get("ID") or image_id
             for line in filter(str.strip, (chunk.get("stream") or "").splitlines()):
                 log.info("docker: %s", line.rstrip())
-                if line.startswith("Step ") and sys.stderr.isatty():
+                if line.startswith("Step ") and progress_enabled(sys.stderr):
                     print(f"  {line.rstrip()}", file=sys.stderr)
                 last.append(line.strip())
         return image_id or client.images.get(tag).id
@@ -226,7 +228,7 @@ class LayerSink:
                 return found
             spool.seek(0)
             layer = self._write(lambda blob: _gzip_tar(spool, blob, self.level))
-        (self.records / f"{layer.diff_id.split(':')[1]}-{self.level}").write_text(f"{layer.digest} {layer.size}")
+        write_replacing(self.records / f"{layer.diff_id.split(':')[1]}-{self.level}", f"{layer.digest} {layer.size}")
         return layer
 
     def _reuse(self, diff_id: str) -> Layer | None:
@@ -242,17 +244,14 @@ class LayerSink:
         return Layer(Descriptor(OCI_LAYER_GZIP, digest, int(size)), diff_id, path)
 
     def _write(self, compress) -> Layer:
-        tmp = self.blobs / f".layer.{os.getpid()}.{id(compress)}.tmp"
         try:
-            with open(tmp, "wb") as raw:
-                blob = HashingWriter(raw)
-                diff_id = compress(blob)
-            dest = self.blobs / blob.digest.split(":", 1)[1]
-            os.replace(tmp, dest)
+            with temporary_for(self.blobs / "layer") as tmp:
+                with open(tmp, "wb") as raw:
+                    blob = HashingWriter(raw)
+                    diff_id = compress(blob)
+                dest = commit(tmp, self.blobs / blob.digest.split(":", 1)[1])
         except (OSError, zlib.error) as exc:
             raise BuildError(f"could not store a layer of the built image in {self.blobs}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
         return Layer(Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), diff_id, dest)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from ..digests import HashingWriter
 from ..errors import BuildError, UsageError
+from ..files import replacing, write_replacing
 from . import OCI_LAYER_GZIP, Descriptor
 
 DEFAULT_LEVEL = 6
@@ -124,10 +125,8 @@ def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: in
     if not 0 <= level <= 9:
         raise UsageError(f"gzip level {level} is out of range", hint="choose 0 (none) to 9 (smallest)")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as raw:
+        with replacing(dest) as raw:
             blob = HashingWriter(raw)
             with gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=blob, mtime=0) as gz:
                 buffered = io.BufferedWriter(gz, _GZIP_WRITE)  # tarfile writes 10 KiB pieces; zlib likes more
@@ -137,11 +136,8 @@ def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: in
                         _add(tar, entry, epoch)
                 buffered.flush()
                 buffered.detach()
-        os.replace(tmp, dest)
     except OSError as exc:
         raise BuildError(f"could not write layer {dest}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return Layer(Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), tar_sink.digest, dest)
 
 
@@ -222,9 +218,7 @@ class LayerCache:
             "epoch": epoch,
             "level": level,
         }
-        tmp = self._dir(key) / f".layer.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(record, sort_keys=True))
-        os.replace(tmp, self._dir(key) / "layer.json")
+        write_replacing(self._dir(key) / "layer.json", json.dumps(record, sort_keys=True))
         return layer
 
     def _dir(self, key: str) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..digests import hex_of, sha256_bytes
 from ..errors import BuildError, IntegrityError, NotFoundError
+from ..files import commit, temporary_for, write_replacing
 from . import INDEX_TYPES, OCI_INDEX, REF_NAME, Descriptor, canonical_json
 from .image import DEFAULT_PLATFORM, Image, image_from_parts, select_manifest
 
@@ -28,7 +29,7 @@ def write_layout(directory: str | Path, image: Image, tag: str | None = None) ->
     """Add ``image`` and its blobs to the layout at ``directory``, named ``tag``; return its descriptor."""
     directory = Path(directory)
     (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    _write_atomic(directory / LAYOUT_FILE, canonical_json({"imageLayoutVersion": "1.0.0"}))
+    write_replacing(directory / LAYOUT_FILE, canonical_json({"imageLayoutVersion": "1.0.0"}))
     for layer in image.layers:
         if layer.path is None:
             raise BuildError(
@@ -124,27 +125,22 @@ def _add_to_index(directory: Path, descriptor: Descriptor) -> None:
         and not (not name and m["digest"] == descriptor.digest and not m.get("annotations"))
     ]
     index.update({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": kept + [descriptor.to_json()]})
-    _write_atomic(path, canonical_json(index))
+    write_replacing(path, canonical_json(index))
 
 
 def _write_blob(directory: Path, data: bytes) -> None:
     path = blob_path(directory, sha256_bytes(data))
     if not path.exists():
-        _write_atomic(path, data)
+        write_replacing(path, data)
 
 
 def _copy_blob(source: Path, dest: Path) -> None:
     if dest.exists() and dest.stat().st_size == source.stat().st_size:
         return
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, dest)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with temporary_for(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        commit(tmp, dest)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 from pathlib import Path
 from urllib.parse import urljoin
 
 from ..digests import sha256_bytes
 from ..errors import IntegrityError
+from ..files import copy_chunks, replacing
 from ..refs import Reference, parse_reference
 from ..retry import retrying
 from . import INDEX_TYPES, MANIFEST_TYPES
@@ -53,17 +52,9 @@ class RegistryClient(RegistrySession):
 
     def fetch_blob(self, repo: str, digest: str, dest: str | Path) -> Path:
         """Download a blob to ``dest`` (written beside it, renamed when verified); return ``dest``."""
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in self.get_blob(repo, digest):
-                    f.write(chunk)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return dest
+        with replacing(dest) as f:  # get_blob raises at the end when the bytes do not match the digest
+            copy_chunks(self.get_blob(repo, digest), f)
+        return Path(dest)
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Ask the registry to link ``digest`` from ``from_repo``; False when it offers an upload instead."""

@@ -8,11 +8,11 @@ stay gzip-compressed; ``docker load`` and skopeo decompress them and check the c
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from pathlib import Path
 
 from ..errors import BuildError
+from ..files import replacing
 from ..refs import parse_reference
 from . import OCI_INDEX, REF_NAME, canonical_json
 from .image import Image
@@ -24,17 +24,13 @@ def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = 
     """Write ``image`` as a loadable archive at ``path``; ``repo_tags`` like ``registry/repo:tag``."""
     tags = [_normalised_tag(t) for t in repo_tags or []]
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with replacing(path) as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name, data in _small_files(image, tags):
                 _add_bytes(tar, name, data)
             _add_layers(tar, image)
-        os.replace(tmp, path)
     except OSError as exc:
         raise BuildError(f"could not write image archive {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import ServeError, UsageError
+from ..files import write_replacing
 from . import logs
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
@@ -186,6 +187,4 @@ def _write_ready(ready_file, sock, grpc_port, state: str, host: str) -> None:
     data = {"pid": int(os.environ.get("VCI_SUPERVISOR_PID", os.getpid())), "host": host, "port": port,
             "grpc_port": grpc_port, "url": f"http://{url_host}:{port}", "state": state}
     path = Path(ready_file)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_replacing(path, json.dumps(data))

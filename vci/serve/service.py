@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..errors import ModelError, ServeError, VciError
+from ..jsonwire import encode_compact
 from . import logs
 
 JSON = "application/json"
@@ -35,19 +36,6 @@ class Reply:
 
 def error_reply(status: int, message: str, request_id: str) -> Reply:
     return Reply(status, json.dumps({"error": message, "request_id": request_id}).encode())
-
-
-def _jsonable(value):
-    """``json.dumps`` fallback for what models commonly return: numpy arrays and scalars, sets."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def encode(value) -> bytes:
-    return json.dumps(value, default=_jsonable, separators=(",", ":")).encode()
 
 
 class ModelService:
@@ -142,7 +130,7 @@ class ModelService:
         started = time.perf_counter()
         try:
             result = self._batch(data) if batch else self.model.predict(data)
-            return Reply(200, encode(result))
+            return Reply(200, encode_compact(result))
         except ModelError as exc:
             return error_reply(exc.status, exc.message, request_id)
         except Exception as exc:

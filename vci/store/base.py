@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ..errors import IntegrityError
+
 # progress(bytes_done_delta) is called as bytes move; stores call it from any thread.
 Progress = Callable[[int], None]
 
@@ -51,6 +53,12 @@ class Store(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (sorted)."""
+
+
+def corrupted_blob(store_url: str, digest: str, actual: str) -> IntegrityError:
+    """The error of a blob in a store whose bytes hash to ``actual`` instead of ``digest``."""
+    return IntegrityError(f"blob {digest} in {store_url} is corrupted (its bytes hash to {actual})",
+                          hint="log the run again to replace it")
 
 
 def blob_key(digest: str) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from functools import partial
 from pathlib import Path
 
-from ..digests import CHUNK, HashingWriter, check_digest, sha256_file, verify_file
+from ..digests import check_digest, sha256_bytes, sha256_file
 from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
-from .base import Descriptor, Progress, blob_key
+from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
+from .base import Descriptor, Progress, blob_key, corrupted_blob
 
 
 class LocalStore:
@@ -46,93 +46,58 @@ class LocalStore:
             digest, size = sha256_file(path)  # first, so that an unchanged file is not copied again
         if self.has_blob(check_digest(digest)):
             return Descriptor(digest, size if size is not None else os.path.getsize(path), 0)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp(), prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                sink = HashingWriter(out)
-                while chunk := src.read(CHUNK):
-                    sink.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            if sink.digest != digest:
-                raise IntegrityError(f"{path} changed while it was stored: expected {digest}, read {sink.digest}")
-            return self._commit_blob(Path(tmp), sink.digest, sink.size)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        def changed(read: str) -> IntegrityError:
+            return IntegrityError(f"{path} changed while it was stored: expected {digest}, read {read}")
+        with open(path, "rb") as src, self._new_blob(digest, changed) as out:
+            written = copy_chunks(file_chunks(src), out, progress)
+        return Descriptor(digest, written, written)
 
     def put_bytes(self, data: bytes) -> Descriptor:
-        fd, tmp = tempfile.mkstemp(dir=self._tmp(), prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                sink = HashingWriter(out)
-                sink.write(data)
-            return self._commit_blob(Path(tmp), sink.digest, sink.size)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        digest = sha256_bytes(data)
+        if self.has_blob(digest):
+            return Descriptor(digest, len(data), 0)
+        with self._new_blob(digest) as out:
+            out.write(data)
+        return Descriptor(digest, len(data), len(data))
 
-    def _commit_blob(self, tmp: Path, digest: str, size: int) -> Descriptor:
+    def _new_blob(self, digest: str, mismatch=None):
+        """A blob's file, staged in ``tmp/``, checked against ``digest``, then read-only in its place."""
         final = self._path(blob_key(digest))
-        if final.is_file():
-            return Descriptor(digest, size, 0)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, final)
-        return Descriptor(digest, size, size)
+        return replacing(final, digest=digest, mismatch=mismatch, mode=0o444, within=self._tmp())
 
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
         src = self._path(blob_key(check_digest(digest)))
         if not src.is_file():
             raise NotFoundError(f"blob {digest} is not in the store {self.url}")
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-        os.close(fd)
-        try:  # a unique partial file, removed on any failure: concurrent fetches never collide
-            shutil.copyfile(src, tmp)
-            verify_file(tmp, digest)
-            if progress is not None:
-                progress(os.path.getsize(tmp))
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return dest
+        corrupted = partial(corrupted_blob, self.url, digest)
+        with open(src, "rb") as f, replacing(dest, digest=digest, mismatch=corrupted) as out:
+            copy_chunks(file_chunks(f), out, progress)
+        return Path(dest)
 
     def read_blob(self, digest: str) -> bytes:
-        from ..digests import sha256_bytes
         src = self._path(blob_key(check_digest(digest)))
         try:
             data = src.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in the store {self.url}") from None
         if sha256_bytes(data) != digest:
-            raise IntegrityError(f"blob {digest} in {self.url} is corrupted", hint="log the run again")
+            raise corrupted_blob(self.url, digest, sha256_bytes(data))
         return data
 
     def put_json_new(self, key: str, doc: dict) -> None:
         final = self._path(key)
-        tmp = self._write_tmp_json(doc)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(tmp, final)  # atomic and fails if the key exists: a local conditional put
+            write_new(final, _encode(doc), within=self._tmp())
         except FileExistsError:
             raise ConflictError(f"{key} already exists in the store {self.url}") from None
-        finally:
-            os.unlink(tmp)
 
     def put_json(self, key: str, doc: dict) -> None:
         final = self._path(key)
-        tmp = self._write_tmp_json(doc)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
-
-    def _write_tmp_json(self, doc: dict) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self._tmp(), prefix="doc-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
-        return tmp
+        write_replacing(final, _encode(doc), within=self._tmp())
 
     def get_json(self, key: str) -> dict:
         try:
@@ -148,3 +113,7 @@ class LocalStore:
             return []
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
+
+
+def _encode(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True)

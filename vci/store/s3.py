@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-from ..digests import CHUNK, HashingWriter, check_digest, sha256_bytes, sha256_file
-from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
-from .base import Descriptor, Progress, blob_key
+from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
+from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, StoreError
+from ..files import copy_chunks, replacing
+from .base import Descriptor, Progress, blob_key, corrupted_blob
 from .s3_multipart import TRANSFER_THREADS, FileParts, MultipartPlan, upload_memory, upload_multipart
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
@@ -132,36 +133,20 @@ class S3Store:
 
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
         key = self._key(blob_key(check_digest(digest)))
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-        try:
-            with os.fdopen(fd, "wb") as out, self._errors(f"downloading {key}", blob=digest):
-                sink = HashingWriter(out)
-                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-                for chunk in body.iter_chunks(CHUNK):
-                    sink.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            if sink.digest != digest:
-                raise self._corrupted(digest, sink.digest)
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return dest
+        corrupted = partial(corrupted_blob, self.url, digest)
+        with replacing(dest, digest=digest, mismatch=corrupted) as out, \
+                self._errors(f"downloading {key}", blob=digest):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            copy_chunks(body.iter_chunks(CHUNK), out, progress)
+        return Path(dest)
 
     def read_blob(self, digest: str) -> bytes:
         key = self._key(blob_key(check_digest(digest)))
         with self._errors(f"reading {key}", blob=digest):
             data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         if sha256_bytes(data) != digest:
-            raise self._corrupted(digest, sha256_bytes(data))
+            raise corrupted_blob(self.url, digest, sha256_bytes(data))
         return data
-
-    def _corrupted(self, digest: str, actual: str) -> IntegrityError:
-        return IntegrityError(f"blob {digest} in {self.url} is corrupted (its bytes hash to {actual})",
-                              hint="log the run again to replace it")
 
     # -- JSON documents --------------------------------------------------------------------------------
     def put_json_new(self, key: str, doc: dict) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for packaging tests: a store with runs, a shared layer cache, a tiny base layout, a real registry."""
+"""Fixtures for the build tests: a store with runs, a shared layer cache, a tiny base layout, a real registry."""
 
 import os
 import sys

@@ -6,7 +6,8 @@ import urllib.request
 import pytest
 
 from images import base_image_layout, run_image, wait_http
-from vci.publish import Options, package
+from vci.build import Options
+from vci.build.package import package
 
 from .conftest import log_scaler
 from .models import YamlScaler

@@ -11,15 +11,15 @@ import json
 import shutil
 from pathlib import Path
 
-from .errors import BuildError
-from .modeldir import blob_path, blob_records, encode_manifest
-from .package import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, python_of, runtime_files
+from ..errors import BuildError
+from ..fetch import cache_root
+from ..modeldir import blob_path, blob_records, encode_manifest
+from .plan import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, layout_base, python_of, runtime_files
+from .wheels import install_requirements
 
 
 def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Path:
     """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent)."""
-    from .fetch import cache_root
-    from .wheels import install_requirements
     out = Path(directory)
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"{out} is not empty", hint="choose a new directory for --emit-dockerfile")
@@ -41,8 +41,8 @@ def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Pat
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
     (out / "model" / "manifest.json").chmod(0o444)
     labels = (image.config.get("config") or {}).get("Labels") or {}
-    from_layout = not base or base.startswith("oci:") or Path(base).is_dir()
-    text = _dockerfile(f"python:{python}-slim" if from_layout else base, copies, labels)
+    default_base = not base or layout_base(base)  # a layout cannot be named in FROM
+    text = _dockerfile(f"python:{python}-slim" if default_base else base, copies, labels)
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("Dockerfile\n")
     return out / "Dockerfile"

@@ -8,7 +8,8 @@ import pytest
 
 from registry import blob_uploads
 from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
-from vci.publish import Options, package, plan
+from vci.build import Options
+from vci.build.package import package, plan
 
 from .conftest import env_without_debug, log_scaler
 

@@ -22,7 +22,8 @@ from images import base_image_layout
 from registry import free_port
 from vci.oci.docker import LayerSink, docker_available, read_saved_image
 from vci.oci.layout import read_layout
-from vci.publish import Options, package
+from vci.build import Options
+from vci.build.package import package
 
 from .conftest import env_without_debug, log_scaler
 from .models import YamlScaler

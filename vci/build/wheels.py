@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import BuildError, RequirementError
+from ..errors import BuildError, RequirementError
+from ..files import commit, temporary_for
 
 MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -50,17 +51,13 @@ def install_requirements(requirements: list[str], python: str, platform: str, ca
     target = Path(cache_dir) / "deps" / deps_key(requirements, python, platform)
     if (target / ".complete").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="deps-", dir=target.parent))
-    try:
+    with temporary_for(target, directory=True) as tmp:
         if reqs:
             _pip_install(reqs, python, platform, tmp)
         shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts point at this machine's python
         (tmp / ".complete").write_text("\n".join(reqs) + "\n")
         shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        commit(tmp, target)
     return target
 
 

@@ -1,4 +1,4 @@
-"""Packaging: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
+"""The layer plan: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
 
 Layers change at different rates and are cached by what they hold: dependencies by the requirements'
 hash, the runtime by vci's source, the model class and each artifact by their digests, so a new version
@@ -18,7 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError
+from ..digests import hex_of
+from ..errors import BuildError
+from ..modeldir import blob_path, blob_records
+from ..oci.image import ContainerConfig, iso_time
+from ..oci.layers import Entry, tree_entries
+from .wheels import deps_key, image_requirements, install_requirements
 
 MODEL_ROOT = "/opt/vci/model"
 RUNTIME_ROOT = "/opt/vci/runtime"
@@ -50,7 +55,7 @@ def build_epoch(manifest: dict) -> int:
 
 def runtime_files() -> list[tuple[str, Path]]:
     """vci's own source (the server, frameworks, everything), as (path relative to vci/, file)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
     return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
 
 
@@ -61,11 +66,9 @@ def runtime_key() -> str:
     return "runtime-" + h.hexdigest()[:32]
 
 
-def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path) -> list[LayerSpec]:
+def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str,
+                cache_dir: Path) -> list[LayerSpec]:
     """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
-    from .modeldir import blob_path, blob_records
-    from .oci.layers import Entry
-    from .wheels import deps_key, image_requirements, install_requirements
     reqs = manifest.get("requirements") or []
     specs = [LayerSpec("dependencies", deps_key(reqs, python, platform),
                        f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
@@ -73,22 +76,20 @@ def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform
              LayerSpec("runtime", runtime_key(), "vci runtime (model server)",
                        lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()])]
     for rec in blob_records(manifest):
-        hexd = rec["digest"].split(":", 1)[1]
         is_model = rec is manifest.get("model")
         name = "model" if is_model else "artifact " + next(k for k, r in manifest["artifacts"].items() if r is rec)
-        specs.append(LayerSpec(name, f"blob-{hexd}", f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
-                               lambda rec=rec: [Entry.file(f"{MODEL_ROOT}/blobs/sha256/{rec['digest'].split(':')[1]}",
+        specs.append(LayerSpec(name, f"blob-{hex_of(rec['digest'])}",
+                               f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
+                               lambda rec=rec: [Entry.file(blob_path(MODEL_ROOT, rec["digest"]).as_posix(),
                                                            blob_path(model_dir, rec["digest"]), mode=0o444)]))
     return specs
 
 
 def _tree(directory: Path, prefix: str):
-    from .oci.layers import tree_entries
     return [e for e in tree_entries(directory, prefix) if not e.path.endswith(".complete")]
 
 
 def container_config(manifest: dict, manifest_json: str, labels: dict[str, str]):
-    from .oci.image import ContainerConfig
     env = {"VCI_MODEL_DIR": MODEL_ROOT, "VCI_PORT": str(PORT), "PYTHONPATH": f"{RUNTIME_ROOT}:{DEPS_ROOT}",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "VCI_RUN_MANIFEST": manifest_json}
     return ContainerConfig(entrypoint=["python3", "-m", "vci.serve"], cmd=[], env=env,
@@ -96,7 +97,6 @@ def container_config(manifest: dict, manifest_json: str, labels: dict[str, str])
 
 
 def image_labels(manifest: dict, digest: str, epoch: int) -> dict[str, str]:
-    from .oci.image import iso_time
     labels = {"org.opencontainers.image.created": iso_time(epoch),
               "org.opencontainers.image.title": manifest.get("project") or "vci-model",
               "org.opencontainers.image.version": manifest["id"],
@@ -121,5 +121,20 @@ def _source_and_revision() -> tuple[str | None, str | None]:
 
 
 def python_of(manifest: dict) -> str:
-    major, minor, *_ = manifest["environment"]["python"].split(".")
+    """The run's Python as ``X.Y`` (what the image's base must have: the model pickle needs it)."""
+    return minor_version(manifest["environment"]["python"])
+
+
+def minor_version(version: str) -> str:
+    """``3.11.7`` -> ``3.11``."""
+    major, minor, *_ = version.split(".")
     return f"{major}.{minor}"
+
+
+def layout_base(spec: str | None) -> tuple[str, str | None] | None:
+    """``(directory, tag or None)`` when a ``--base`` names an OCI layout (``oci:DIR[:tag]`` or a
+    directory), else None (a registry reference, or no base given)."""
+    if not spec or not (spec.startswith("oci:") or Path(spec).is_dir()):
+        return None
+    path, _, tag = spec.removeprefix("oci:").partition(":")
+    return path, tag or None

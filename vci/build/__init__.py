@@ -1,0 +1,28 @@
+"""Building a run's image (``vci package``): the Options noun shared by the modules of this package.
+
+The step reads top-down (ko's build -> publish): ``package`` resolves the run and calls ``image`` (pick
+the base, build the layers that ``plan`` lays out, cached; assemble the image), then ``outputs`` (push,
+OCI layout, docker tarball, Dockerfile, refs file). ``plan`` is pure apart from reading vci's own source;
+``wheels`` installs a run's requirements for the image's platform; ``dockerfile`` writes the same image
+as a Dockerfile and build context. Importing this package imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Options:
+    """What ``vci package`` was asked for."""
+
+    base: str | None = None
+    push: list[str] = field(default_factory=list)
+    layout: str | None = None
+    tar: str | None = None
+    dockerfile: str | None = None
+    insecure: bool | None = None
+    platform: str = "linux/amd64"
+    level: int = 6
+    tag: str | None = None
+    builder: str = "daemonless"
