@@ -90,7 +90,7 @@ def test_version():
 
 
 def test_history_text_has_a_column_per_history_field(tmp_path):
-    from vci.release.ledger import Ledger, make_record
+    from vci.ledger import Ledger, make_record
     from vci.store.local import LocalStore
     record = make_record(release_id="r20261124-120000-abcd", environment="production", action="promote",
                          outcome="succeeded", digest="sha256:" + "ab" * 32, run_id="20261124-1200-abcd",

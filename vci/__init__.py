@@ -18,9 +18,22 @@ _LAZY = {
 }
 
 from .errors import (  # noqa: E402  (errors is light and always needed)
-    ModelError, VciError, UsageError, ConfigError, ModelValidationError, RequirementError, NotFoundError,
-    ConflictError, StoreError, IntegrityError, RegistryError, AuthError, BuildError, DeployError,
-    ServeError, RemoteError,
+    AuthError,
+    BuildError,
+    ConfigError,
+    ConflictError,
+    DeployError,
+    IntegrityError,
+    ModelError,
+    ModelValidationError,
+    NotFoundError,
+    RegistryError,
+    RemoteError,
+    RequirementError,
+    ServeError,
+    StoreError,
+    UsageError,
+    VciError,
 )
 
 __all__ = ["__version__", *_LAZY, "ModelError", "VciError", "UsageError", "ConfigError",

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from .digests import hex_of
 from .files import write_replacing
-from .modeldir import MANIFEST, blob_path, blob_records, encode_manifest, manifest_digest
+from .modeldir import (
+    MANIFEST,
+    blob_path,
+    blob_records,
+    encode_manifest,
+    manifest_digest,
+)
 from .progress import Progress
 
 

@@ -123,8 +123,9 @@ def _plain_name(name: str) -> str:
 
 def load_model_class(model_dir: str | Path, manifest: dict):
     """Unpickle the model class from its (already verified) blob."""
-    import cloudpickle  # noqa: F401  (cloudpickle-made pickles need it importable)
     import pickle
+
+    import cloudpickle  # noqa: F401  (cloudpickle-made pickles need it importable)
     rec = manifest.get("model")
     if not rec:
         raise ServeError(f"run {manifest.get('id')} has no model logged", hint="call run.log_model(...) first")

@@ -6,6 +6,7 @@ import logging
 from importlib import metadata
 from pathlib import Path
 
+from . import __version__
 from .errors import RequirementError
 
 log = logging.getLogger("vci")
@@ -67,7 +68,6 @@ def pin_requirement(text: str) -> str:
 def pin_requirements(source) -> list[str]:
     """Pin every requirement, add the automatic ones, and return them sorted by name, one per package."""
     from packaging.utils import canonicalize_name
-    from . import __version__
     by_name: dict[str, str] = {}
     for text in read_requirements(source):
         pinned = pin_requirement(text)

@@ -13,8 +13,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from .archive import archive_directory
+from .config import load_settings
 from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
-from .modeldir import SCHEMA, blob_records, manifest_digest
+from .fetch import fetch_model_dir
+from .frameworks import detect, model_for
+from .model import pickle_model_class, validate_model_class
+from .modeldir import (
+    SCHEMA,
+    blob_records,
+    load_model,
+    manifest_digest,
+    materialize_artifacts,
+)
+from .progress import Progress
+from .requirements import pin_requirements, read_requirements
+from .store import open_store
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -88,7 +103,6 @@ class Run:
 
     def _log_path(self, key: str, path: Path) -> dict:
         if path.is_dir():
-            from .archive import archive_directory
             with tempfile.TemporaryDirectory(prefix="vci-") as tmp:
                 tar = archive_directory(path, Path(tmp) / f"{key}.tar")
                 desc = _upload(self.store, tar, f"{key} (directory)")
@@ -111,7 +125,6 @@ class Run:
     def log_model(self, model_class, artifacts: list[str] | None = None) -> dict:
         """Log the model class (not an instance), or a trained object of a framework vci knows
         (see vci.frameworks); ``artifacts`` are keys logged already."""
-        from .model import pickle_model_class, validate_model_class
         self._open()
         if not inspect.isclass(model_class):
             packed = self._log_framework_object(model_class)
@@ -131,8 +144,6 @@ class Run:
     def _log_framework_object(self, obj):
         """Save a trained framework object as artifacts and pin its framework; None if vci.frameworks
         does not know it (log_model then refuses it as before)."""
-        from .frameworks import detect, model_for
-        from .requirements import pin_requirements
         if detect(obj) is None:
             return None
         with tempfile.TemporaryDirectory(prefix="vci-model-") as tmp:
@@ -149,7 +160,6 @@ class Run:
 
     def log_requirements(self, requirements) -> list[str]:
         """Pin a list or requirements file to the versions installed now (cloudpickle, vci added)."""
-        from .requirements import pin_requirements, read_requirements
         self._open()
         self._requirements = pin_requirements(self._framework_requirements + read_requirements(requirements))
         return self._requirements
@@ -206,19 +216,16 @@ class Run:
     # -- reading back ------------------------------------------------------------------------------
     def model_dir(self) -> Path:
         """A verified local copy of the run as a model directory (cached by model version)."""
-        from .fetch import fetch_model_dir
         self.commit()
         return fetch_model_dir(self.store, self.manifest)
 
     def fetch_artifacts(self) -> dict[str, str]:
         """``{key: local path}`` of every artifact, downloaded and verified."""
-        from .modeldir import materialize_artifacts
         root = self.model_dir()
         return materialize_artifacts(root, self.manifest, root / "work")
 
     def load_model(self):
         """An instance built exactly as the model server builds it."""
-        from .modeldir import load_model
         root = self.model_dir()
         return load_model(root, root / "work")[0]
 
@@ -240,7 +247,6 @@ class Run:
 
 
 def _upload(store, path: Path, label: str):
-    from .progress import Progress
     size = path.stat().st_size
     bar = Progress(size, f"uploading {label}")
     try:
@@ -250,18 +256,14 @@ def _upload(store, path: Path, label: str):
 
 
 def _vci_version() -> str:
-    from . import __version__
     return __version__
 
 
 def _default_requirements() -> list[str]:
-    from .requirements import pin_requirements
     return pin_requirements([])
 
 
 def _settings_and_store(project=None, store=None, settings=None):
-    from .config import load_settings
-    from .store import open_store
     settings = settings or load_settings({"project": project, "store": str(store) if store else None})
     return settings, open_store(settings.store)
 
@@ -281,6 +283,14 @@ def get_run(run_id: str, *, store: str | None = None, settings=None) -> Run:
         raise NotFoundError(f"run {run_id} is not in the store {st.url}",
                             hint="`vci runs list` shows the runs there; check VCI_STORE") from None
     return Run(st, settings=settings, manifest=manifest)
+
+
+def resolve_run(settings, run: "Run | str") -> Run:
+    """A Run object (committed now if it was not) or a run id -> a committed Run."""
+    if isinstance(run, Run):
+        run.commit()
+        return run
+    return get_run(str(run), settings=settings)
 
 
 def list_runs(*, project: str | None = None, store: str | None = None, settings=None) -> list[Run]:

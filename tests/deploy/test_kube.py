@@ -10,7 +10,6 @@ import pytest
 import vci
 from vci.config import load_settings
 from vci.deploy import deploy, status, target_for, undeploy
-from vci.deploy.kubeapi import Cluster
 from vci.errors import AuthError, ConfigError, DeployError, NotFoundError, UsageError
 
 from tests.fakes.kube import Forbid, start_kube_server

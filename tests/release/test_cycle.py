@@ -171,17 +171,17 @@ def test_promote_refuses_a_digest_other_than_the_approved_one(settings, tmp_path
 
 
 def test_promote_refuses_when_staging_changes_before_its_smoke_test(settings, tmp_path, monkeypatch):
-    import vci.release.smoke as smoke
+    import vci.release.promote as promotion
 
     v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
     deploy(settings, v1.id, "staging")
-    real = smoke.smoke_test
+    real = promotion.smoke_test
 
     def staging_changes_first(*args, **kwargs):  # a deploy lands after the digest check, before the gate
         deploy(settings, v2.id, "staging")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(smoke, "smoke_test", staging_changes_first)
+    monkeypatch.setattr(promotion, "smoke_test", staging_changes_first)
     with pytest.raises(ConflictError, match="changed meanwhile"):
         promote(settings, "staging", "production", digest=v1.version)
     assert status(settings, "production")["state"] == "not-deployed"

@@ -14,7 +14,16 @@ from pathlib import Path
 from ..errors import BuildError
 from ..fetch import cache_root
 from ..modeldir import blob_path, blob_records, encode_manifest
-from .plan import DEPS_ROOT, MODEL_ROOT, PORT, RUNTIME_ROOT, USER, layout_base, python_of, runtime_files
+from .plan import (
+    DEPS_ROOT,
+    MODEL_ROOT,
+    PORT,
+    RUNTIME_ROOT,
+    USER,
+    layout_base,
+    python_of,
+    runtime_files,
+)
 from .wheels import install_requirements
 
 

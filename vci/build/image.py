@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..modeldir import encode_manifest
-from ..oci.docker import build_with_docker, docker_available
 from ..oci.image import append_layers
 from ..oci.layers import LayerCache
 from ..oci.layout import read_layout
@@ -21,8 +20,18 @@ from ..oci.registry import RegistryClient
 from ..progress import Progress
 from ..refs import parse_reference
 from . import Options
-from .plan import (LAYER_MTIME, MAX_ENV_MANIFEST, build_epoch, container_config, image_labels, layout_base,
-                   minor_version, plan_layers, python_of)
+from .docker import build_with_docker, docker_available
+from .plan import (
+    LAYER_MTIME,
+    MAX_ENV_MANIFEST,
+    build_epoch,
+    container_config,
+    image_labels,
+    layout_base,
+    minor_version,
+    plan_layers,
+    python_of,
+)
 
 log = logging.getLogger("vci")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..fetch import cache_root
 from ..oci.layers import LayerCache
+from ..runs import resolve_run
 from . import Options
 from .image import build_image, rebuild_with_docker, resolve_base, verify_reproducible
 from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
@@ -20,7 +21,6 @@ from .plan import LAYER_MTIME, plan_layers, python_of
 def package(settings, run, options: Options, *, progress=None, check_reproducible: bool = False,
             refs_file: str | None = None) -> dict:
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
-    from ..deploy import resolve_run
     run = resolve_run(settings, run)
     image, layers = build_image(run, options, cache_root() / "oci")
     if check_reproducible:
@@ -40,7 +40,6 @@ def package(settings, run, options: Options, *, progress=None, check_reproducibl
 
 def plan(settings, run, options: Options) -> dict:
     """``--dry-run``: each layer, what it holds, whether it is built (cached) and already in each registry."""
-    from ..deploy import resolve_run
     run = resolve_run(settings, run)
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)

@@ -11,6 +11,7 @@ from typing import Mapping
 from xml.sax.saxutils import escape
 
 from ..errors import ConfigError
+from .github import mask
 
 TRIGGER_PARAM = "VCI_TRIGGER_ID"
 PARAMETER = re.compile(r"\b(string|booleanParam|choice)\(\s*name:\s*'([A-Za-z_]\w*)'(.*?)\)\s*$", re.M)
@@ -46,7 +47,6 @@ def load_credentials(env: Mapping[str, str] | None = None, path: str | None = No
             "or pass --credentials-file holding USER:TOKEN",
         )
     if env.get("GITHUB_ACTIONS") == "true":
-        from .github import mask
 
         mask(token)
     return Credentials(user, token)

@@ -6,6 +6,14 @@ import json
 
 import click
 
+from ..client import DeployedModel
+from ..deploy import deploy, deployed_model, status, undeploy
+from ..deploy.kube import KubeTarget
+from ..deploy.manifests import to_yaml
+from ..deploy.rbac import render_rbac, subject
+from ..errors import UsageError
+from ..runs import get_run
+from ..serve import run_server
 from .output import emit, output_option
 from .runs import settings_for, store_option
 
@@ -25,8 +33,6 @@ def serve_cmd(run_id, host, port, grpc_port, workers, store):
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
     GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
     """
-    from ..runs import get_run
-    from ..serve import run_server
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
     click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
     run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers)
@@ -51,7 +57,6 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
     environment's repository first; --wait watches the rollout and rolls back a failed one.
     Deploying what already runs changes nothing.
     """
-    from ..deploy import deploy
     result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout, dry_run=dry_run,
                     allow_tag=allow_tag, insecure=insecure)
     if dry_run and result.get("diff") and output == "text":
@@ -73,7 +78,6 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
 @output_option
 def status_cmd(env, store, output):
     """Show what runs in an environment and whether it is ready."""
-    from ..deploy import status
     result = status(settings_for(store), env)
     if result["state"] == "not-deployed":
         text = f"{result['environment']}: nothing deployed"
@@ -88,7 +92,6 @@ def status_cmd(env, store, output):
 @output_option
 def undeploy_cmd(env, store, output):
     """Stop what runs in an environment and forget it."""
-    from ..deploy import undeploy
     result = undeploy(settings_for(store), env)
     emit(output, result, f"removed {result['environment']} (was {result['digest'][:19]})")
 
@@ -102,9 +105,6 @@ def undeploy_cmd(env, store, output):
 @output_option
 def predict_cmd(env, url, data, batch, store, output):
     """Send one prediction request to a deployment and print the answer (JSON)."""
-    from ..client import DeployedModel
-    from ..deploy import deployed_model
-    from ..errors import UsageError
     try:
         payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
     except (OSError, ValueError) as exc:
@@ -132,13 +132,9 @@ def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, st
 
     A run id is built (not pushed) to learn the image digest it would deploy.
     """
-    from ..deploy.kube import KubeTarget
-    from ..deploy.manifests import to_yaml
-    from ..errors import UsageError
     settings = settings_for(store)
     kube = KubeTarget(settings, settings.environment(env))
     if rbac:
-        from ..deploy.rbac import render_rbac, subject
         click.echo(to_yaml(render_rbac(kube.namespace, subject(service_account, user, kube.namespace))), nl=False)
         return
     if not target:

@@ -6,6 +6,14 @@ import sys
 
 import click
 
+from ..ci.jenkins import JenkinsClient
+from ..ci.jenkins_job import (
+    exit_status,
+    load_credentials,
+    new_trigger_id,
+    pipeline_config_xml,
+)
+from ..errors import DeployError, UsageError
 from .output import emit, output_option
 
 url_option = click.option(
@@ -38,8 +46,6 @@ poll_option = click.option(
 
 
 def _client(url, credentials_file, timeout, poll=1.0):
-    from ..ci.jenkins import JenkinsClient
-    from ..ci.jenkins_job import load_credentials
 
     return JenkinsClient(url, load_credentials(path=credentials_file), timeout=timeout, poll=poll)
 
@@ -69,8 +75,6 @@ def jenkins_group():
 @output_option
 def setup_cmd(url, job, jenkinsfile, scm_url, branch, dry_run, credentials_file, timeout, output):
     """Create the pipeline job or update its config.xml (idempotent: an unchanged job is left alone)."""
-    from ..ci.jenkins_job import pipeline_config_xml
-    from ..errors import UsageError
 
     try:
         text = open(jenkinsfile, encoding="utf-8").read()
@@ -95,7 +99,6 @@ def setup_cmd(url, job, jenkinsfile, scm_url, branch, dry_run, credentials_file,
 
 
 def _parse_params(values: tuple[str, ...]) -> dict:
-    from ..errors import UsageError
 
     params = {}
     for value in values:
@@ -135,8 +138,6 @@ def trigger_cmd(
     url, job, params, trigger_id, wait, follow, build_timeout, credentials_file, timeout, poll, output
 ):
     """Trigger the job with parameters (in the request body); with --wait/--follow, exit with its result."""
-    from ..ci.jenkins_job import exit_status, new_trigger_id
-    from ..errors import DeployError
 
     client = _client(url, credentials_file, timeout, poll)
     trigger_id = trigger_id or new_trigger_id()

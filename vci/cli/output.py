@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 import click
 
+from ..ci import github as gha
+from ..ci.github import error_annotation
+
 # Set while parsing so that the error handler in main() knows how the failing command wanted output.
 STATE = {"output": "text", "debug": False}
 
@@ -33,7 +36,6 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true":
         click.echo(printed)
         return
-    from ..ci import github as gha
     ctx = click.get_current_context(silent=True)
     command = ctx.command_path.removeprefix("vci ") if ctx else "result"
     gha.mask_secrets(result)
@@ -45,7 +47,6 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
 def report_error(message: str, code: str) -> None:
     """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run."""
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        from ..ci.github import error_annotation
         error_annotation(message, title=f"vci: {code}")
     if STATE["output"] == "json":
         print(json.dumps({"error": message, "code": code}), file=sys.stderr)

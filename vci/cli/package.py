@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..build import Options
+from ..build.package import package, plan
 from .output import emit, output_option
 from .runs import settings_for, store_option
 
@@ -38,8 +40,6 @@ def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, inse
 
     With no output named, it writes an OCI layout under the local state directory.
     """
-    from ..build import Options
-    from ..build.package import package, plan
     options = Options(base=base, push=list(push), layout=layout, tar=tar, dockerfile=dockerfile, insecure=insecure,
                       platform=platform, level=level, tag=tag, builder=builder)
     settings = settings_for(store)

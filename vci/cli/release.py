@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..errors import DeployError
+from ..release.promote import promote
+from ..release.rollback import HISTORY_FIELDS, history, rollback
+from ..release.smoke import smoke_test
 from .output import emit, output_option, record_table
 from .runs import settings_for, store_option
 
@@ -27,8 +31,6 @@ def test_cmd(env, examples_file, store, output):
     Every answer must come back without an error; where expected outputs were logged, with the same
     shape and value.
     """
-    from ..errors import DeployError
-    from ..release.smoke import smoke_test
 
     result = smoke_test(settings_for(store), env, examples_file=examples_file)
     verdict = "passed" if result["passed"] else f"{len(result['failures'])} failed"
@@ -90,8 +92,6 @@ def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approv
     environment moves the run. A canary runs beside the stable release in steps and rolls back when a
     rule (error rate, p90 or average latency) is broken. Promoting what the target runs changes nothing.
     """
-    from ..errors import DeployError
-    from ..release.promote import promote
 
     result = promote(
         settings_for(store),
@@ -127,7 +127,6 @@ def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approv
 @output_option
 def rollback_cmd(env, to, wait, dry_run, store, output):
     """Return an environment to an earlier release's digest (recorded as a new release)."""
-    from ..release.rollback import rollback
 
     result = rollback(settings_for(store), env, to=to, wait=wait, dry_run=dry_run)
     emit(
@@ -145,7 +144,6 @@ def rollback_cmd(env, to, wait, dry_run, store, output):
 @output_option
 def history_cmd(env, limit, store, output):
     """List an environment's releases, newest first: who, when, what digest, and how it ended."""
-    from ..release.rollback import HISTORY_FIELDS, history
 
     result = history(settings_for(store), env, limit)
     rows = result["releases"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ..config import load_settings
+from ..errors import UsageError
+from ..model import load_model_file
 from ..progress import format_bytes
+from ..runs import get_run, init, list_runs
 from .output import emit, output_option, table
 
 store_option = click.option("--store", metavar="URL", help="Artifact store: a directory or s3://bucket/prefix "
@@ -12,12 +16,10 @@ store_option = click.option("--store", metavar="URL", help="Artifact store: a di
 
 
 def settings_for(store: str | None = None, project: str | None = None):
-    from ..config import load_settings
     return load_settings({"store": store, "project": project})
 
 
 def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    from ..errors import UsageError
     pairs = []
     for value in values:
         key, sep, path = value.partition("=")
@@ -46,8 +48,6 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
     vci log --model examples/iris/model.py:Model \\
             --artifact weights=out/model.joblib --requirements requirements.txt
     """
-    from ..runs import init
-    from ..model import load_model_file
     run = init(project, settings=settings_for(store, project))
     model_class = load_model_file(model_spec) if model_spec else None
     sent = {}
@@ -69,7 +69,6 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
 
 def _log_examples(run, path: str) -> None:
     import json
-    from ..errors import UsageError
     try:
         doc = json.loads(open(path).read())
     except (OSError, ValueError) as exc:
@@ -91,7 +90,6 @@ def runs_group():
 @output_option
 def runs_list(project, limit, store, output):
     """List committed runs, newest first."""
-    from ..runs import list_runs
     runs = list_runs(project=project, settings=settings_for(store))[:limit]
     summaries = [r.summary() for r in runs]
     rows = [[s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])]
@@ -106,7 +104,6 @@ def runs_list(project, limit, store, output):
 @output_option
 def runs_show(run_id, store, output):
     """Show one run: its manifest, version and artifacts."""
-    from ..runs import get_run
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
     lines = [f"run:          {run.id}", f"project:      {run.project}", f"version:      {run.version}",

@@ -6,7 +6,11 @@ import logging
 import secrets
 import time
 
+from ..config import load_settings
 from ..errors import UsageError, VciError
+from ..ledger import record_deploy
+from .kube import KubeTarget
+from .local import LocalTarget
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -20,19 +24,8 @@ def target_for(settings, env: str | None = None):
     """The deployment target of ``env``: LocalTarget or KubeTarget (imported only when used)."""
     environment = settings.environment(env)
     if environment.is_local:
-        from .local import LocalTarget
         return LocalTarget(settings, environment)
-    from .kube import KubeTarget
     return KubeTarget(settings, environment)
-
-
-def resolve_run(settings, target):
-    """A Run object or a run id -> a committed Run."""
-    from ..runs import Run, get_run
-    if isinstance(target, Run):
-        target.commit()
-        return target
-    return get_run(str(target), settings=settings)
 
 
 def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT,
@@ -57,7 +50,6 @@ def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeo
 
 def _record(settings, chosen, target, release_id: str, result: dict | None, error) -> None:
     """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
-    from ..ledger import record_deploy
     try:
         record_deploy(settings, chosen.environment, target, release_id, result, error)
     except VciError as exc:
@@ -66,7 +58,6 @@ def _record(settings, chosen, target, release_id: str, result: dict | None, erro
 
 def deploy_run(run, env: str | None = None, *, wait: bool = True, **options) -> dict:
     """``run.deploy()``: deploy a Run with the settings it was created with."""
-    from ..config import load_settings
     return deploy(run.settings or load_settings(), run, env, wait=wait, **options)
 
 
@@ -82,5 +73,4 @@ def undeploy(settings, env: str | None = None) -> dict:
 
 def deployed_model(settings, env: str | None = None, **client_options):
     """A DeployedModel client for what runs in ``env`` (through the API server's proxy on a cluster)."""
-    from ..config import load_settings
     return target_for(settings or load_settings(), env).client(**client_options)

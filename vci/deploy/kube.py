@@ -12,9 +12,37 @@ import copy
 import logging
 from functools import cached_property
 
-from ..errors import ConfigError, DeployError, UsageError, VciError
-from .kubeapi import Cluster, _comparable, load_api_client
-from .manifests import DeploySpec, apply_order, canary_replicas, render, to_yaml
+from ..build import Options
+from ..build.image import build_image
+from ..build.package import package
+from ..build.plan import PORT
+from ..client import DeployedModel
+from ..errors import (
+    AuthError,
+    ConfigError,
+    DeployError,
+    NotFoundError,
+    RegistryError,
+    RemoteError,
+    UsageError,
+    VciError,
+)
+from ..fetch import cache_root
+from ..oci.registry import RegistryClient
+from ..refs import is_image_reference, parse_reference
+from ..runs import resolve_run
+from .kubeapi import Cluster, _comparable, api_error, load_api_client, status_error
+from .manifests import (
+    DeploySpec,
+    apply_order,
+    canary_replicas,
+    labels_for,
+    render,
+    render_deployment,
+    to_yaml,
+    validate_canary_name,
+    validate_spec,
+)
 from .rollout import diagnose, wait_rollout
 
 log = logging.getLogger("vci")
@@ -38,16 +66,12 @@ class KubeTarget:
     # -- what to deploy ---------------------------------------------------------------------------------
     def resolve_image(self, target, *, allow_tag: bool = False, insecure=None) -> dict:
         """``{image, run_id, model_digest}`` for an image reference or a run (packaged and pushed here)."""
-        from ..refs import is_image_reference
         if isinstance(target, str) and is_image_reference(target):
             return {"image": target, **_labels_of(target, insecure, allow_tag)}
         repository = self.environment.get("repository")
         if not repository:
             raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
                               hint=f"set environments.{self.environment.name}.repository in vci.yaml")
-        from ..build import Options
-        from ..build.package import package
-        from . import resolve_run
         run = resolve_run(self.settings, target)
         options = Options(push=[repository], base=self.environment.get("base_image"), insecure=insecure,
                           platform=self.environment.get("platform") or "linux/amd64")
@@ -56,7 +80,6 @@ class KubeTarget:
 
     def render(self, target, *, allow_tag: bool = False, insecure=None) -> str:
         """The YAML ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest."""
-        from ..refs import is_image_reference
         if isinstance(target, str) and is_image_reference(target):
             image = {"image": target}
             if "@sha256:" in target:
@@ -66,10 +89,6 @@ class KubeTarget:
         return to_yaml(render(self.spec(image, None, allow_tag=allow_tag)))
 
     def _built_image(self, target, insecure) -> dict:
-        from ..fetch import cache_root
-        from ..build import Options
-        from ..build.image import build_image
-        from . import resolve_run
         repository = self.environment.get("repository") or f"REPOSITORY/{self.project()}"
         run = resolve_run(self.settings, target)
         options = Options(base=self.environment.get("base_image"), insecure=insecure,
@@ -203,7 +222,6 @@ class KubeTarget:
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
-            from ..errors import NotFoundError
             raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
         for kind, name in (("Deployment", spec.object_name), ("Deployment", f"{spec.object_name}-canary"),
                            ("Service", spec.service_name), ("HorizontalPodAutoscaler", spec.object_name),
@@ -222,9 +240,7 @@ class KubeTarget:
 
     def client(self, **options):
         """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
-        from ..client import DeployedModel
         if self.status()["state"] == "not-deployed":
-            from ..errors import NotFoundError
             raise NotFoundError(f"nothing is deployed to {self.environment.name!r}",
                                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}")
         return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration),
@@ -233,14 +249,12 @@ class KubeTarget:
     # -- canary (driven by vci.release.canary): a "-canary" Deployment behind the same Service --------------
     def canary_deployment(self, image: dict, release_id: str, replicas: int) -> dict:
         """The canary Deployment (pure): labelled track=canary, so the Service's selector takes it in."""
-        from .manifests import render_deployment, validate_spec
         spec = self.spec(image, release_id, track="canary", replicas=replicas)
         validate_spec(spec)
         return render_deployment(spec)
 
     def check_canary(self) -> None:
         """Refuse a canary whose objects could not be named (before anything is copied or deployed)."""
-        from .manifests import validate_canary_name
         validate_canary_name(self._named())
 
     def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
@@ -285,9 +299,6 @@ class KubeTarget:
         yet, or gone) is left out of this scrape, and its counters stay as last seen."""
         from kubernetes.client.rest import ApiException
 
-        from ..build.plan import PORT
-        from .kubeapi import api_error
-        from .manifests import labels_for
         selector = ",".join(f"{k}={v}" for k, v in labels_for(self.spec({"image": "x"}, None, track=track)).items())
         try:
             pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=selector).items
@@ -307,7 +318,6 @@ class KubeTarget:
 
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
-        from ..errors import RemoteError
         model = self.client(deadline=10.0)
         for given in inputs:
             try:
@@ -352,7 +362,6 @@ def proxy_session(cfg):
 def _refused_by_api_server(response, *args, **kwargs):
     """Raise the API server's own 401/403 (a ``Status``, not the model's answer) as an AuthError naming
     what to grant: the proxy subresources need RBAC rights of their own."""
-    from .kubeapi import status_error
     if response.status_code not in (401, 403):
         return
     try:
@@ -402,9 +411,6 @@ def _name(obj: dict) -> str:
 
 def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
     """run id and model digest from the image's vci labels (best effort: an image not built by vci has none)."""
-    from ..errors import AuthError, NotFoundError, RegistryError
-    from ..oci.registry import RegistryClient
-    from ..refs import parse_reference
     ref = parse_reference(image)
     if ref.digest is None and not allow_tag:
         raise UsageError(f"{image} names a tag, not a digest",

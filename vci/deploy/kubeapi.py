@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 
 from ..errors import AuthError, ConfigError, ConflictError, DeployError, NotFoundError
 

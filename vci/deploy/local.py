@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..client import DeployedModel
+from ..errors import RemoteError, UsageError
 from ..refs import is_image_reference
+from ..runs import resolve_run
 from . import process
 
 
@@ -22,7 +24,6 @@ class LocalTarget:
                dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
-        from . import resolve_run
         if isinstance(target, str) and is_image_reference(target):
             raise UsageError(f"{target} is an image reference; a local environment runs a run",
                              hint="deploy a run id, or configure the environment with target: kubernetes")
@@ -66,7 +67,6 @@ class LocalTarget:
                 "release_id": record["release_id"]}
 
     def client(self, **options):
-        from ..client import DeployedModel
         record = process.require_deployment(self.state, self.environment.name)
         return DeployedModel(record["url"], **options)
 
@@ -77,7 +77,6 @@ class LocalTarget:
 
     def start_canary(self, target, *, release_id: str, timeout: float = 120.0) -> dict:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
-        from . import resolve_run
         run = resolve_run(self.settings, target)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
@@ -107,8 +106,6 @@ class LocalTarget:
     def canary_traffic(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` as requests, ``weight`` % of them to the canary (a local environment has no load
         balancer: this weighted split is the router). Answers, errors included, are counted by the servers."""
-        from ..client import DeployedModel
-        from ..errors import RemoteError
         urls = {"stable": process.require_deployment(self.state, self.environment.name)["url"],
                 "canary": process.require_deployment(self.state, self.canary_name)["url"]}
         clients = {track: DeployedModel(url, timeout=10.0, deadline=10.0) for track, url in urls.items()}

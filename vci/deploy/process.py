@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import DeployError, NotFoundError
+from ..errors import ConflictError, DeployError, NotFoundError
 from ..files import write_replacing
 
 
@@ -46,7 +46,6 @@ def environment_lock(state_dir: Path, env: str, timeout: float = 30.0):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    from ..errors import ConflictError
                     raise ConflictError(f"environment {env!r} is being changed by another vci process",
                                         hint="wait for it to finish and try again") from None
                 time.sleep(0.1)

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..errors import ModelValidationError
+from ..model import _local_modules
 from .convert import as_table, to_jsonable
 
 MODEL_KEY = "model"        # the artifact holding the saved object (a file or a directory)
@@ -101,7 +102,6 @@ class FrameworkModel:
 def dumps_by_value(obj) -> bytes:
     """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are."""
     import cloudpickle
-    from ..model import _local_modules
     owner = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
     modules = _local_modules(owner)
     for module in modules:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ModelValidationError
 from .base import FrameworkModel, versions
 from .convert import is_columnar, to_array, to_frame, to_jsonable
 
@@ -15,7 +16,6 @@ def pack(estimator, directory: Path) -> tuple[Path, dict, list[str]]:
     import joblib
     method = next((m for m in METHODS if callable(getattr(estimator, m, None))), None)
     if method is None:
-        from ..errors import ModelValidationError
         raise ModelValidationError(f"{type(estimator).__name__} has neither predict nor transform",
                                    hint="log a fitted estimator or pipeline")
     path = directory / "model.joblib"

@@ -13,7 +13,14 @@ from datetime import datetime, timezone
 
 from ..digests import sha256_bytes
 from ..errors import BuildError
-from . import INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical_json
+from . import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    Descriptor,
+    canonical_json,
+)
 from .layers import Layer
 
 DEFAULT_PLATFORM = "linux/amd64"

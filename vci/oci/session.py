@@ -12,7 +12,13 @@ from __future__ import annotations
 import logging
 import warnings
 
-from ..errors import AuthError, NotFoundError, RegistryError, TransientRegistryError, VciError
+from ..errors import (
+    AuthError,
+    NotFoundError,
+    RegistryError,
+    TransientRegistryError,
+    VciError,
+)
 from ..retry import RetryPolicy, retry_after_seconds, retrying
 from .auth import Authenticator, mask_url, resolve_credentials
 

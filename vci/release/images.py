@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..errors import ConfigError, IntegrityError, UsageError
+from ..oci.registry import RegistryClient
+from ..oci.transfer import copy_image
+from ..refs import parse_reference, split_repository
 
 
 def _client_and_repo(dst):
-    from ..oci.registry import RegistryClient
-    from ..refs import split_repository
 
     repository = dst.get("repository")
     if not repository:
@@ -23,9 +24,6 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
     """Copy ``image`` (``repo@sha256:...``) by digest into ``dst``'s repository: blobs mounted within one
     registry, streamed between two; the manifest bytes verbatim, so the digest is preserved. With ``tag``
     the environment's name is then tagged (``tag_in_environment`` does it later otherwise)."""
-    from ..oci.registry import RegistryClient
-    from ..oci.transfer import copy_image
-    from ..refs import parse_reference
 
     ref = parse_reference(image)
     if not ref.digest:
@@ -44,7 +42,6 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
 
 def tag_in_environment(image: str, dst) -> None:
     """Point ``dst``'s environment tag (its name) at ``image``'s digest, already in its repository."""
-    from ..refs import parse_reference
 
     client, _, repo = _client_and_repo(dst)
     data, media_type, _ = client.get_manifest(repo, parse_reference(image).digest)

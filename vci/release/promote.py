@@ -12,11 +12,15 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
-from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
+from ..deploy import new_release_id, target_for
+from ..deploy.process import environment_lock
 from ..digests import check_digest
+from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
+from ..ledger import Ledger, make_record
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
-from ..ledger import Ledger, make_record
+from .smoke import examples_for, smoke_test
+from .strategies import canary_release
 
 STRATEGIES = ("direct", "canary")
 
@@ -77,7 +81,6 @@ def environment_guard(target):
     """A local environment's release lock (taken at once or ConflictError); nothing for a cluster."""
     if not target.environment.is_local:
         return contextlib.nullcontext()
-    from ..deploy.process import environment_lock
 
     return environment_lock(target.state, f"{target.environment.name}.release", timeout=0)
 
@@ -103,7 +106,6 @@ def promote(
     With ``digest`` (what was tested and approved), a source running anything else is refused with
     ConflictError before anything changes, and again if it changes before its smoke test.
     """
-    from ..deploy import new_release_id, target_for
 
     src_env, dst_env = check_environments(settings, source, target)
     src, dst = target_for(settings, source), target_for(settings, target)
@@ -175,7 +177,6 @@ def recorded_attempt(settings, target, holder: str, record, work) -> dict:
 def _promote_claimed(
     settings, src_env, dst, live, strategy, release_id, examples_file, wait, timeout, policy
 ) -> dict:
-    from .smoke import examples_for, smoke_test
 
     examples = examples_for(settings, live, src_env.name, examples_file)
     gate = smoke_test(settings, src_env.name, examples=examples)
@@ -196,7 +197,6 @@ def _promote_claimed(
         done.update(copied)
         what = done["image"]
     if strategy == "canary" and dst.status().get("state") == "ready":
-        from .strategies import canary_release
 
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     else:

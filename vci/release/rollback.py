@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..deploy import new_release_id, target_for
 from ..errors import NotFoundError
 from ..ledger import Ledger, make_record
 from .promote import recorded_attempt
@@ -53,7 +54,6 @@ def rollback(
     timeout: float = 300.0,
 ) -> dict:
     """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``."""
-    from ..deploy import new_release_id, target_for
 
     target = target_for(settings, env)
     name = target.environment.name

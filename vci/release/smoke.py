@@ -11,7 +11,9 @@ import json
 import math
 from pathlib import Path
 
+from ..deploy import target_for
 from ..errors import NotFoundError, RemoteError, UsageError
+from ..runs import get_run
 
 REL_TOLERANCE = 1e-6
 
@@ -97,7 +99,6 @@ def read_examples_file(path: str | Path) -> dict:
 
 def logged_examples(settings, run_id: str | None, env: str) -> dict:
     """The examples the run that ``env`` runs was logged with."""
-    from ..runs import get_run
 
     if not run_id:
         raise NotFoundError(
@@ -133,7 +134,6 @@ def smoke_test(
     settings, env: str | None = None, *, examples_file=None, examples: dict | None = None, client=None
 ) -> dict:
     """Test what runs in ``env`` with its run's examples (or ``examples_file``, or ``examples``)."""
-    from ..deploy import target_for
 
     target = target_for(settings, env)
     live = target.status()

@@ -11,10 +11,11 @@ grpcio only when gRPC is enabled. Never boto3, kubernetes, docker, the store, ru
 
 from __future__ import annotations
 
+from .server import run_server as run
+
 __all__ = ["run_server"]
 
 
 def run_server(*args, **kwargs):
     """See :func:`vci.serve.server.run_server` (imported lazily to keep ``import vci.serve`` cheap)."""
-    from .server import run_server as run
     return run(*args, **kwargs)

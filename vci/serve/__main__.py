@@ -29,6 +29,7 @@ import threading
 
 from ..errors import UsageError, VciError
 from . import logs
+from .server import run_server
 
 MIB = 1024 * 1024
 
@@ -74,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         options = parse_options(sys.argv[1:] if argv is None else argv)
-        from .server import run_server
         run_server(**options, stop_event=stop)
     except VciError as exc:
         logs.event("exit", "error", error=str(exc), code=exc.exit_code)

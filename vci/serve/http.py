@@ -26,9 +26,17 @@ import os
 import time
 
 from . import logs
+from .metrics import CONTENT_TYPE
 from .service import JSON, Reply, error_reply
-from .wire import (MAX_HEAD_BYTES, BadRequest, Head, parse_chunked, parse_head, render_response,
-                   request_id_from)
+from .wire import (
+    MAX_HEAD_BYTES,
+    BadRequest,
+    Head,
+    parse_chunked,
+    parse_head,
+    render_response,
+    request_id_from,
+)
 
 ROUTES = {"/predict": "POST", "/batch-predict": "POST", "/healthz": "GET", "/readyz": "GET",
           "/metadata": "GET", "/metrics": "GET"}
@@ -61,7 +69,6 @@ class HttpServer:
             return Reply(503, json.dumps(body).encode())
         if path == "/metadata":
             return Reply(200, json.dumps(service.metadata()).encode())
-        from .metrics import CONTENT_TYPE
         return Reply(200, self.metrics.render(), CONTENT_TYPE)
 
     async def drain(self, timeout: float) -> None:

@@ -16,9 +16,11 @@ from pathlib import Path
 from ..errors import ServeError, UsageError
 from ..files import write_replacing
 from . import logs
+from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .workers import serve_forked
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
@@ -61,7 +63,6 @@ def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int
         if workers == 1:
             asyncio.run(_serve(sock, str(work), stop_event, **options))
         else:
-            from .workers import serve_forked
             serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, **options)))
     finally:
         sock.close()
@@ -124,7 +125,6 @@ class _Process:
         """Accept HTTP on the shared socket and start gRPC when asked for; log and publish the ports."""
         self.listener = await asyncio.get_running_loop().create_server(self.http.protocol, sock=self.sock)
         if self.grpc_port is not None:
-            from .grpc_server import GrpcFrontEnd
             self.grpc = GrpcFrontEnd(self.service, self.metrics, max_body=self.max_body,
                                      threads=max(self.threads, 1) * 2, reuse_port=self.workers > 1)
             self.grpc_bound = self.grpc.start(self.host, self.grpc_port)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..errors import ModelError, ServeError, VciError
 from ..jsonwire import encode_compact
+from ..modeldir import load_model
 from . import logs
 
 JSON = "application/json"
@@ -58,7 +59,6 @@ class ModelService:
         """Verify, unpickle, instantiate and self-test the model; never raises (see the module doc)."""
         start = time.perf_counter()
         try:
-            from ..modeldir import load_model
             self.model, self.manifest, self.digest = load_model(self.model_dir, self.work_dir)
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in __init__ must not hang the load
             self.load_error = exc if isinstance(exc, VciError) else ServeError(

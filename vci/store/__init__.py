@@ -6,6 +6,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .base import Descriptor, Progress, Store, blob_key
+from .local import LocalStore
+from .s3 import S3Store
 
 __all__ = ["Descriptor", "Progress", "Store", "blob_key", "open_store"]
 
@@ -14,11 +16,9 @@ def open_store(url: str | Path) -> Store:
     """``s3://bucket/prefix`` -> S3Store; ``file://DIR`` or a plain path -> LocalStore."""
     text = str(url)
     if text.startswith("s3://"):
-        from .s3 import S3Store  # boto3 loads only when an S3 store is used
         return S3Store.from_url(text)
     if "://" in text and not text.startswith("file://"):
         scheme = text.split("://", 1)[0]
         raise ConfigError(f"unsupported store URL scheme {scheme!r} in {text!r}",
                           hint="use a directory path, file://DIR or s3://bucket/prefix")
-    from .local import LocalStore
     return LocalStore(text.removeprefix("file://"))

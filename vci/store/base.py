@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ..digests import hex_of
 from ..errors import IntegrityError
 
 # progress(bytes_done_delta) is called as bytes move; stores call it from any thread.
@@ -62,5 +63,4 @@ def corrupted_blob(store_url: str, digest: str, actual: str) -> IntegrityError:
 
 
 def blob_key(digest: str) -> str:
-    from ..digests import hex_of
     return f"blobs/sha256/{hex_of(digest)}"

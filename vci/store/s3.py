@@ -12,7 +12,13 @@ from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
 from .base import Descriptor, Progress, blob_key, corrupted_blob
-from .s3_multipart import TRANSFER_THREADS, FileParts, MultipartPlan, upload_memory, upload_multipart
+from .s3_multipart import (
+    TRANSFER_THREADS,
+    FileParts,
+    MultipartPlan,
+    upload_memory,
+    upload_multipart,
+)
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
@@ -217,8 +223,13 @@ class S3Store:
                           hint="retry; if it persists check the bucket and the endpoint")
 
     def _botocore_error(self, exc, action: str):
-        from botocore.exceptions import (ConnectionError, CredentialRetrievalError, HTTPClientError,
-                                         NoCredentialsError, PartialCredentialsError)
+        from botocore.exceptions import (
+            ConnectionError,
+            CredentialRetrievalError,
+            HTTPClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
             return AuthError(f"no usable AWS credentials for {self.url}",
                              hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an "

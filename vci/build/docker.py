@@ -28,12 +28,16 @@ from pathlib import Path
 
 from ..digests import HashingWriter, sha256_bytes
 from ..errors import BuildError
+from ..fetch import cache_root
 from ..files import commit, temporary_for, write_replacing
+from ..oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
+from ..oci.image import Image, image_from_parts
+from ..oci.layers import Layer
+from ..oci.layout import read_layout
+from ..oci.stream import chunk_reader
+from ..oci.tarball import write_tarball
 from ..progress import progress_enabled
-from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, canonical_json
-from .image import Image, image_from_parts
-from .layers import Layer
-from .stream import chunk_reader
+from .dockerfile import write_dockerfile
 
 log = logging.getLogger("vci")
 
@@ -62,8 +66,6 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
 
 def build_with_docker(run, options, image: Image) -> Image:
     """Build ``run`` through the daemon; ``image`` (the daemonless build) gives labels, platform, base blobs."""
-    from ..build.dockerfile import write_dockerfile
-    from ..fetch import cache_root
     client = _client(API_TIMEOUT)
     try:
         with tempfile.TemporaryDirectory(prefix="vci-docker-") as tmp:
@@ -98,7 +100,6 @@ def _base_for_daemon(client, options, tmp: Path) -> str | None:
     spec = options.base or os.environ.get("VCI_BASE_IMAGE")
     if not spec or not (spec.startswith("oci:") or Path(spec).is_dir()):
         return spec
-    from .layout import read_layout
     path, _, layout_tag = spec.removeprefix("oci:").partition(":")
     base = read_layout(path, layout_tag or None, options.platform)
     return load_image(client, base, f"vci-base/{base.digest.split(':')[1][:16]}:latest", tmp)
@@ -107,7 +108,6 @@ def _base_for_daemon(client, options, tmp: Path) -> str | None:
 def load_image(client, image: Image, tag: str, tmp: Path) -> str:
     """``docker load`` ``image`` as ``tag`` unless the daemon already has it under that tag; returns ``tag``."""
     import docker
-    from .tarball import write_tarball
     try:
         if client.images.get(tag).id == image.config_descriptor.digest:
             return tag
