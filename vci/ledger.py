@@ -190,21 +190,21 @@ class Ledger:
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
 
 
-def record_deploy(settings, environment, target, release_id: str, result: dict | None, error) -> dict:
+def record_deploy(settings, environment, what, release_id: str, result: dict | None, error) -> dict:
     """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
-    is_image = isinstance(target, str) and is_image_reference(target)
+    is_image = isinstance(what, str) and is_image_reference(what)
     result = result or {}
     status = result.get("status")
     outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
-    run_id = result.get("run_id") or (None if is_image else getattr(target, "id", None) or str(target))
+    run_id = result.get("run_id") or (None if is_image else getattr(what, "id", None) or str(what))
     record = make_record(
         release_id=release_id,
         environment=environment.name,
         action="deploy",
         outcome=outcome,
-        digest=result.get("digest") or (target.rsplit("@", 1)[1] if is_image and "@" in target else None),
+        digest=result.get("digest") or (what.rsplit("@", 1)[1] if is_image and "@" in what else None),
         run_id=run_id,
-        image=result.get("image") or (target if is_image else None),
+        image=result.get("image") or (what if is_image else None),
         previous=result.get("previous"),
         reason=str(error) if error is not None else status,
     )

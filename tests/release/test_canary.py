@@ -78,19 +78,19 @@ def test_policy_from_settings_and_replicas():
         CanaryPolicy.from_settings({"stepz": [1]})
 
 
-class ScriptedTarget:
-    """A target whose canary receives ``organic`` requests per scrape plus whatever the driver sends, and
+class ScriptedCanary:
+    """A canary that receives ``organic`` requests per scrape plus whatever the driver sends, and
     whose stable server ``stable`` requests per scrape."""
 
     def __init__(self, organic=0, latency=0.002, status=200, stable=0):
         self.requests, self.organic, self.latency, self.status = [], organic, latency, status
         self.weights, self.sent, self.stable, self.stable_requests = [], 0, stable, 0
 
-    def set_canary_weight(self, weight):
+    def set_weight(self, weight):
         if not self.weights or self.weights[-1] != weight:  # called again at every check
             self.weights.append(weight)
 
-    def canary_metrics(self):
+    def metrics(self):
         self.requests += [("/predict", self.status, self.latency)] * self.organic
         return {"canary-pod": exposition(self.requests)}
 
@@ -98,7 +98,7 @@ class ScriptedTarget:
         self.stable_requests += self.stable
         return {"stable-pod": exposition([("/predict", 200, 0.002)] * self.stable_requests)}
 
-    def canary_traffic(self, inputs, weight):
+    def send(self, inputs, weight):
         self.sent += len(inputs)
         self.requests += [("/predict", self.status, self.latency)] * len(inputs)
 
@@ -117,7 +117,7 @@ class FakeClock:
 
 def test_run_steps_sends_examples_when_no_traffic_arrives():
     policy = CanaryPolicy(steps=(10, 50, 100), interval=1.0, min_requests=12)
-    target, clock = ScriptedTarget(organic=0), FakeClock()
+    target, clock = ScriptedCanary(organic=0), FakeClock()
     verdict = run_steps(target, policy, [[1], [2], [3]], sleep=clock.sleep, clock=clock)
     assert verdict["passed"] and target.weights == [10, 50] and target.sent >= 24
     assert [s["weight"] for s in verdict["steps"]] == [10, 50]
@@ -125,20 +125,20 @@ def test_run_steps_sends_examples_when_no_traffic_arrives():
 
 def test_run_steps_waits_on_organic_traffic_and_stops_on_a_broken_rule():
     clock = FakeClock()
-    busy = ScriptedTarget(organic=5)
+    busy = ScriptedCanary(organic=5)
     assert (
         run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)[
             "passed"
         ]
         and busy.sent == 0
     )
-    failing = ScriptedTarget(status=500)
+    failing = ScriptedCanary(status=500)
     verdict = run_steps(
         failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock
     )
     assert not verdict["passed"] and verdict["reason"].startswith("step 10%: error rate 100.00%")
     assert failing.weights == [10]  # stopped at the first step
-    silent = ScriptedTarget()
+    silent = ScriptedCanary()
     verdict = run_steps(
         silent, CanaryPolicy(interval=0.5, min_requests=5, step_timeout=2), [], sleep=clock.sleep, clock=clock
     )
@@ -157,7 +157,7 @@ def test_counters_are_differenced_per_pod_with_prometheus_reset_rule():
     assert seen.seconds == pytest.approx(9 * 0.002, rel=1e-3)
 
 
-class RestartingTarget(ScriptedTarget):
+class RestartingCanary(ScriptedCanary):
     """Two canary pods answering 3 requests and failing 1 per scrape; pod "a", which served 200 requests
     in earlier steps, restarts at the third scrape (what it served since the second is lost, as with any
     scraper); pod "b" misses every other scrape."""
@@ -166,7 +166,7 @@ class RestartingTarget(ScriptedTarget):
         super().__init__(stable=12)
         self.pods, self.scrapes, self.served = {"a": [("/predict", 200, 0.002)] * 200, "b": []}, 0, 0
 
-    def canary_metrics(self):
+    def metrics(self):
         self.scrapes += 1
         for requests in self.pods.values():
             requests += [("/predict", 200, 0.002)] * 3 + [("/predict", 500, 0.002)]
@@ -177,7 +177,7 @@ class RestartingTarget(ScriptedTarget):
 
 
 def test_a_restarting_or_unreachable_pod_does_not_distort_the_step():
-    target, clock = RestartingTarget(), FakeClock()
+    target, clock = RestartingCanary(), FakeClock()
     policy = CanaryPolicy(steps=(50, 100), interval=2.0, min_requests=20, max_error_rate=0.3)
     verdict = run_steps(target, policy, [], sleep=clock.sleep, clock=clock)
     step = verdict["steps"][0]
@@ -187,7 +187,7 @@ def test_a_restarting_or_unreachable_pod_does_not_distort_the_step():
 
 
 def test_each_step_reports_the_share_the_canary_served():
-    target, clock = ScriptedTarget(organic=2, stable=6), FakeClock()
+    target, clock = ScriptedCanary(organic=2, stable=6), FakeClock()
     verdict = run_steps(target, CanaryPolicy(steps=(25, 100), interval=1.0, min_requests=10), [],
                         sleep=clock.sleep, clock=clock)
     step = verdict["steps"][0]

@@ -168,8 +168,8 @@ def pod_labels(target) -> dict:
 
 def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(autoscaled, tmp_path):
     settings, target, pods = autoscaled
-    canary = target.resolve_image(make_run(settings, tmp_path, 3).id)["image"]
-    target.start_canary(canary, release_id="r-canary", timeout=30)
+    image = target.resolve_image(make_run(settings, tmp_path, 3).id)["image"]
+    canary = target.start_canary(image, release_id="r-canary", timeout=30)
     scrapes = []
 
     def autoscale(pod):  # the HPA scales the stable Deployment to 6 in the middle of the step
@@ -180,7 +180,7 @@ def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(auto
 
     pods.on_scrape = autoscale
     try:
-        verdict = run_steps(target, CanaryPolicy(steps=(50, 100), interval=3.0, min_requests=30), [[1], [2]])
+        verdict = run_steps(canary, CanaryPolicy(steps=(50, 100), interval=3.0, min_requests=30), [[1], [2]])
     finally:
         pods.on_scrape = None
     step = verdict["steps"][0]
@@ -196,14 +196,14 @@ def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(auto
 
 def test_a_canary_pod_that_misses_a_scrape_keeps_its_counts(autoscaled, tmp_path):
     settings, target, pods = autoscaled
-    target.start_canary(target.resolve_image(make_run(settings, tmp_path, 4).id)["image"], release_id="r-c2",
-                        timeout=30)
-    first = target.canary_metrics()
+    canary = target.start_canary(target.resolve_image(make_run(settings, tmp_path, 4).id)["image"],
+                                 release_id="r-c2", timeout=30)
+    first = canary.metrics()
     assert list(first) == [n for n, lb in pod_labels(target).items() if lb["vci.dev/track"] == "canary"]
-    target.canary_traffic([[1]] * 12, 50)
+    canary.send([[1]] * 12, 50)
     pods.unreachable.update(first)  # the next scrape of each canary pod fails once
-    assert target.canary_metrics() == {}
-    verdict = run_steps(target, CanaryPolicy(steps=(50, 100), interval=0.5, min_requests=5), [[1]])
+    assert canary.metrics() == {}
+    verdict = run_steps(canary, CanaryPolicy(steps=(50, 100), interval=0.5, min_requests=5), [[1]])
     assert verdict["passed"] and verdict["steps"][0]["requests"]["canary"] >= 5, verdict["reason"]
 
 

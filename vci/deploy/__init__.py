@@ -11,6 +11,7 @@ from ..errors import UsageError, VciError
 from ..ledger import record_deploy
 from .kube import KubeTarget
 from .local import LocalTarget
+from .target import CanaryTarget, Deployable
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -20,15 +21,15 @@ def new_release_id() -> str:
     return "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def target_for(settings, env: str | None = None):
-    """The deployment target of ``env``: LocalTarget or KubeTarget (imported only when used)."""
+def target_for(settings, env: str | None = None) -> CanaryTarget:
+    """The deployment target of ``env``: LocalTarget or KubeTarget (the one place that chooses)."""
     environment = settings.environment(env)
     if environment.is_local:
         return LocalTarget(settings, environment)
     return KubeTarget(settings, environment)
 
 
-def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT,
+def deploy(settings, what: Deployable, env: str | None = None, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT,
            dry_run: bool = False, **options) -> dict:
     """Deploy a run (id or Run), or for a cluster an image by digest, to ``env`` (default staging).
 
@@ -37,21 +38,21 @@ def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeo
     """
     chosen, release_id = target_for(settings, env), new_release_id()
     try:
-        result = chosen.deploy(target, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run,
+        result = chosen.deploy(what, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run,
                                **options)
     except VciError as exc:
         if not dry_run and not isinstance(exc, UsageError):
-            _record(settings, chosen, target, release_id, None, exc)
+            _record(settings, chosen, what, release_id, None, exc)
         raise
     if not dry_run:
-        _record(settings, chosen, target, release_id, result, None)
+        _record(settings, chosen, what, release_id, result, None)
     return result
 
 
-def _record(settings, chosen, target, release_id: str, result: dict | None, error) -> None:
+def _record(settings, chosen, what, release_id: str, result: dict | None, error) -> None:
     """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
     try:
-        record_deploy(settings, chosen.environment, target, release_id, result, error)
+        record_deploy(settings, chosen.environment, what, release_id, result, error)
     except VciError as exc:
         logging.getLogger("vci").warning("the release ledger was not written: %s", exc)
 

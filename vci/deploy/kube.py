@@ -64,33 +64,33 @@ class KubeTarget:
         return (self.settings.project or "model").lower().replace("_", "-")
 
     # -- what to deploy ---------------------------------------------------------------------------------
-    def resolve_image(self, target, *, allow_tag: bool = False, insecure=None) -> dict:
+    def resolve_image(self, what, *, allow_tag: bool = False, insecure=None) -> dict:
         """``{image, run_id, model_digest}`` for an image reference or a run (packaged and pushed here)."""
-        if isinstance(target, str) and is_image_reference(target):
-            return {"image": target, **_labels_of(target, insecure, allow_tag)}
+        if isinstance(what, str) and is_image_reference(what):
+            return {"image": what, **_labels_of(what, insecure, allow_tag)}
         repository = self.environment.get("repository")
         if not repository:
             raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
                               hint=f"set environments.{self.environment.name}.repository in vci.yaml")
-        run = resolve_run(self.settings, target)
+        run = resolve_run(self.settings, what)
         options = Options(push=[repository], base=self.environment.get("base_image"), insecure=insecure,
                           platform=self.environment.get("platform") or "linux/amd64")
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
-    def render(self, target, *, allow_tag: bool = False, insecure=None) -> str:
+    def render(self, what, *, allow_tag: bool = False, insecure=None) -> str:
         """The YAML ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest."""
-        if isinstance(target, str) and is_image_reference(target):
-            image = {"image": target}
-            if "@sha256:" in target:
-                image.update(_labels_of(target, insecure, allow_tag) if self.environment.get("repository") else {})
+        if isinstance(what, str) and is_image_reference(what):
+            image = {"image": what}
+            if "@sha256:" in what:
+                image.update(_labels_of(what, insecure, allow_tag) if self.environment.get("repository") else {})
         else:
-            image = self._built_image(target, insecure)
+            image = self._built_image(what, insecure)
         return to_yaml(render(self.spec(image, None, allow_tag=allow_tag)))
 
-    def _built_image(self, target, insecure) -> dict:
+    def _built_image(self, what, insecure) -> dict:
         repository = self.environment.get("repository") or f"REPOSITORY/{self.project()}"
-        run = resolve_run(self.settings, target)
+        run = resolve_run(self.settings, what)
         options = Options(base=self.environment.get("base_image"), insecure=insecure,
                           platform=self.environment.get("platform") or "linux/amd64")
         image, _ = build_image(run, options, cache_root() / "oci")
@@ -109,13 +109,13 @@ class KubeTarget:
             pod_labels=env.get("pod_labels") or {})
 
     # -- verbs ------------------------------------------------------------------------------------------
-    def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,
+    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,
                allow_tag: bool = False, insecure=None) -> dict:
         """Validate everything (vci, then the server by dry run), apply what changed, wait, prune.
 
         Any failure after the first write puts every written object back as it was (deleting what did
         not exist), so a failed deploy leaves the cluster as it found it."""
-        image = self.resolve_image(target, allow_tag=allow_tag, insecure=insecure)
+        image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
@@ -257,44 +257,13 @@ class KubeTarget:
         """Refuse a canary whose objects could not be named (before anything is copied or deployed)."""
         validate_canary_name(self._named())
 
-    def start_canary(self, target, *, release_id: str, timeout: float = 300.0) -> dict:
-        """Start ``target`` (an image by digest) as a one-replica canary beside the stable Deployment."""
-        self._canary = {"image": self.resolve_image(target), "release_id": release_id, "timeout": timeout,
-                        "replicas": None}
-        return self._apply_canary(1)
+    def start_canary(self, what, *, release_id: str, timeout: float = 300.0) -> KubeCanary:
+        """Start ``what`` (an image by digest) as a one-replica canary beside the stable Deployment."""
+        canary = KubeCanary(self, self.resolve_image(what), release_id, timeout)
+        canary.scale(1)
+        return canary
 
-    def set_canary_weight(self, weight: int) -> dict:
-        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods.
-
-        Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
-        step: the canary driver calls this at every check); nothing is written when the size holds."""
-        stable = self.cluster.read("Deployment", self._named().object_name, self.namespace)
-        replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
-        if replicas == self._canary.get("replicas"):
-            return self._canary["desired"]
-        return self._apply_canary(replicas)
-
-    def _apply_canary(self, replicas: int) -> dict:
-        desired = self.canary_deployment(self._canary["image"], self._canary["release_id"], replicas)
-        self.cluster.apply(desired)
-        self._canary.update(replicas=replicas, desired=desired)
-        name = desired["metadata"]["name"]
-        outcome = wait_rollout(self.cluster, name, self.namespace, self._canary["timeout"])
-        if not outcome.ok:
-            why = diagnose(self.cluster, self.cluster.read("Deployment", name, self.namespace) or desired)
-            raise DeployError(f"the canary {name} did not become ready: {outcome.reason}; {why}",
-                              hint=f"kubectl -n {self.namespace} describe deployment {name}")
-        return desired
-
-    def canary_metrics(self) -> dict[str, str]:
-        """``{pod: /metrics text}`` of the canary's pods."""
-        return self._scrape("canary")
-
-    def stable_metrics(self) -> dict[str, str]:
-        """``{pod: /metrics text}`` of the stable release's pods."""
-        return self._scrape("stable")
-
-    def _scrape(self, track: str) -> dict[str, str]:
+    def scrape(self, track: str) -> dict[str, str]:
         """Each pod's /metrics through the API server's pod proxy; a pod that does not answer (not serving
         yet, or gone) is left out of this scrape, and its counters stay as last seen."""
         from kubernetes.client.rest import ApiException
@@ -316,23 +285,64 @@ class KubeTarget:
                 log.info("no metrics from %s pod %s: %s", track, pod.metadata.name, exc.reason)
         return texts
 
-    def canary_traffic(self, inputs: list, weight: int) -> None:
+    def canary_status(self) -> dict | None:
+        return self.cluster.read("Deployment", self.spec({"image": "x"}, None, track="canary").object_name,
+                                 self.namespace)
+
+    def remove_canary(self) -> None:
+        """Delete the canary Deployment if there is one (the stable one is untouched)."""
+        self.cluster.delete("Deployment", self.spec({"image": "x"}, None, track="canary").object_name, self.namespace)
+
+
+class KubeCanary:
+    """A canary in progress on a cluster: a "-canary" Deployment behind the environment's one Service, its
+    share of the traffic the share of the Service's endpoints that are canary pods."""
+
+    def __init__(self, target: KubeTarget, image: dict, release_id: str, timeout: float):
+        self.target, self.image, self.release_id, self.timeout = target, image, release_id, timeout
+        self.replicas: int | None = None
+
+    def set_weight(self, weight: int) -> None:
+        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods.
+
+        Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
+        step: the canary driver calls this at every check); nothing is written when the size holds."""
+        target = self.target
+        stable = target.cluster.read("Deployment", target._named().object_name, target.namespace)
+        replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
+        if replicas != self.replicas:
+            self.scale(replicas)
+
+    def scale(self, replicas: int) -> None:
+        """Apply the canary Deployment at ``replicas`` and wait until they are ready."""
+        target = self.target
+        desired = target.canary_deployment(self.image, self.release_id, replicas)
+        target.cluster.apply(desired)
+        self.replicas = replicas
+        name = desired["metadata"]["name"]
+        outcome = wait_rollout(target.cluster, name, target.namespace, self.timeout)
+        if not outcome.ok:
+            why = diagnose(target.cluster, target.cluster.read("Deployment", name, target.namespace) or desired)
+            raise DeployError(f"the canary {name} did not become ready: {outcome.reason}; {why}",
+                              hint=f"kubectl -n {target.namespace} describe deployment {name}")
+
+    def metrics(self) -> dict[str, str]:
+        return self.target.scrape("canary")
+
+    def stable_metrics(self) -> dict[str, str]:
+        return self.target.scrape("stable")
+
+    def send(self, inputs: list, weight: int) -> None:
         """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
-        model = self.client(deadline=10.0)
+        model = self.target.client(deadline=10.0)
         for given in inputs:
             try:
                 model.predict(given)
             except RemoteError:
                 pass
 
-    def canary_status(self) -> dict | None:
-        return self.cluster.read("Deployment", self.spec({"image": "x"}, None, track="canary").object_name,
-                                 self.namespace)
-
-    def remove_canary(self) -> bool:
-        """Delete the canary Deployment (the stable one is untouched)."""
-        name = self.spec({"image": "x"}, None, track="canary").object_name
-        return self.cluster.delete("Deployment", name, self.namespace)
+    def remove(self) -> None:
+        self.target.remove_canary()
 
 
 def proxy_session(cfg):

@@ -20,14 +20,14 @@ class LocalTarget:
         self.environment = environment
         self.state = Path(settings.state_dir)
 
-    def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 120.0,
+    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float = 120.0,
                dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
-        if isinstance(target, str) and is_image_reference(target):
-            raise UsageError(f"{target} is an image reference; a local environment runs a run",
-                             hint="deploy a run id, or configure the environment with target: kubernetes")
-        run = resolve_run(self.settings, target)
+        if isinstance(what, str) and is_image_reference(what):
+            raise UsageError(f"{what} is an image reference; a local environment runs a run",
+                             hint="deploy a run id, or configure the environment with what: kubernetes")
+        run = resolve_run(self.settings, what)
         name = self.environment.name
         with process.environment_lock(self.state, name):
             current = process.read_deployment(self.state, name)
@@ -75,9 +75,12 @@ class LocalTarget:
     def canary_name(self) -> str:
         return f"{self.environment.name}-canary"
 
-    def start_canary(self, target, *, release_id: str, timeout: float = 120.0) -> dict:
+    def check_canary(self) -> None:
+        """Any local environment can run a canary (a second server process)."""
+
+    def start_canary(self, what, *, release_id: str, timeout: float = 120.0) -> LocalCanary:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
-        run = resolve_run(self.settings, target)
+        run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
             process.wait_ready(record, timeout)
@@ -85,52 +88,60 @@ class LocalTarget:
                            "release_id": release_id, "weight": 0, "model_dir": str(run.model_dir()),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             process.replace_deployment(self.state, self.canary_name, record)
-        self._routed = [0, 0]
-        return record
+        return LocalCanary(self, release_id)
 
-    def set_canary_weight(self, weight: int) -> None:
-        """Record the canary's share of traffic (``canary_traffic`` routes by it); nothing when it holds."""
+    def canary_status(self) -> dict | None:
+        return process.read_deployment(self.state, self.canary_name)
+
+    def remove_canary(self) -> None:
+        """Stop the canary server if there is one (the stable one keeps serving)."""
         with process.environment_lock(self.state, self.canary_name):
-            record = process.require_deployment(self.state, self.canary_name)
-            if record.get("weight") != int(weight):
-                process.replace_deployment(self.state, self.canary_name, {**record, "weight": int(weight)})
+            if process.read_deployment(self.state, self.canary_name) is not None:
+                process.remove_deployment(self.state, self.canary_name)
 
-    def canary_metrics(self) -> dict[str, str]:
-        """``{server: Prometheus exposition}`` of the canary server process."""
-        return _scrape(process.require_deployment(self.state, self.canary_name))
+
+class LocalCanary:
+    """A canary in progress on this machine: a second server process, its share of the traffic applied by
+    vci's own weighted split of the requests it sends (a local environment has no load balancer)."""
+
+    def __init__(self, target: LocalTarget, release_id: str):
+        self.target, self.release_id = target, release_id
+        self.routed = [0, 0]  # requests sent, of which to the canary
+
+    def set_weight(self, weight: int) -> None:
+        """Record the canary's share of traffic (``send`` routes by it); nothing when it holds."""
+        state, name = self.target.state, self.target.canary_name
+        with process.environment_lock(state, name):
+            record = process.require_deployment(state, name)
+            if record.get("weight") != int(weight):
+                process.replace_deployment(state, name, {**record, "weight": int(weight)})
+
+    def metrics(self) -> dict[str, str]:
+        return _scrape(process.require_deployment(self.target.state, self.target.canary_name))
 
     def stable_metrics(self) -> dict[str, str]:
-        """``{server: Prometheus exposition}`` of the stable server process."""
-        return _scrape(process.require_deployment(self.state, self.environment.name))
+        return _scrape(process.require_deployment(self.target.state, self.target.environment.name))
 
-    def canary_traffic(self, inputs: list, weight: int) -> None:
-        """Send ``inputs`` as requests, ``weight`` % of them to the canary (a local environment has no load
-        balancer: this weighted split is the router). Answers, errors included, are counted by the servers."""
-        urls = {"stable": process.require_deployment(self.state, self.environment.name)["url"],
-                "canary": process.require_deployment(self.state, self.canary_name)["url"]}
+    def send(self, inputs: list, weight: int) -> None:
+        """Send ``inputs`` as requests, ``weight`` % of them to the canary. Answers, errors included, are
+        counted by the servers."""
+        state, target = self.target.state, self.target
+        urls = {"stable": process.require_deployment(state, target.environment.name)["url"],
+                "canary": process.require_deployment(state, target.canary_name)["url"]}
         clients = {track: DeployedModel(url, timeout=10.0, deadline=10.0) for track, url in urls.items()}
-        routed = getattr(self, "_routed", None) or [0, 0]
         for given in inputs:
-            track = "canary" if routed[1] < weight / 100 * (routed[0] + 1) else "stable"
-            routed[0] += 1
-            routed[1] += track == "canary"
+            track = "canary" if self.routed[1] < weight / 100 * (self.routed[0] + 1) else "stable"
+            self.routed[0] += 1
+            self.routed[1] += track == "canary"
             try:
                 clients[track].predict(given)
             except RemoteError:
                 pass
         for client in clients.values():
             client.close()
-        self._routed = routed
 
-    def canary_status(self) -> dict | None:
-        return process.read_deployment(self.state, self.canary_name)
-
-    def remove_canary(self) -> dict | None:
-        """Stop the canary server (the stable one keeps serving); None when there was none."""
-        with process.environment_lock(self.state, self.canary_name):
-            if process.read_deployment(self.state, self.canary_name) is None:
-                return None
-            return process.remove_deployment(self.state, self.canary_name)
+    def remove(self) -> None:
+        self.target.remove_canary()
 
 
 def _scrape(record: dict) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Canary releases: read a canary's /metrics, judge each step by its rules, and drive the steps.
 
-The controller is target-neutral: a target offers ``start_canary``, ``set_canary_weight`` (called again
-at every check: a no-op unless the stable release changed size), ``canary_metrics`` and ``stable_metrics``
-(``{server: Prometheus text}``, one entry per pod that answered the scrape), ``canary_traffic`` (send
-example requests, split by the weight as the environment would split them) and ``remove_canary``. Each
+The controller is target-neutral: it drives the ``Canary`` handle a target's ``start_canary`` returns
+(``vci.deploy.target``): ``set_weight`` (called again at every check: a no-op unless the stable release
+changed size), ``metrics`` and ``stable_metrics`` (``{server: Prometheus text}``, one entry per pod that
+answered the scrape) and ``send`` (example requests, split by the weight as the environment would). Each
 step holds for ``interval`` and then needs ``min_requests`` canary requests: "no data" never passes, so
 when too few arrive the controller sends the logged examples as traffic until enough have, or the step
 times out and the canary is rolled back.
@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from ..deploy.target import Canary
 from ..errors import ConfigError
 
 MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
@@ -183,7 +184,7 @@ def judge(step: Snapshot, policy: CanaryPolicy) -> tuple[bool, str]:
     return True, seen
 
 
-def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
+def run_steps(canary: Canary, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
     """Drive the canary (already started at the first step) through ``policy.steps``.
 
     Returns ``{"passed": bool, "reason": str, "steps": [{weight, passed, reason, served, requests}, ...]}``;
@@ -193,8 +194,8 @@ def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, c
     for weight in policy.steps:
         if weight >= 100:
             break
-        target.set_canary_weight(weight)
-        step = observe_step(target, policy, weight, inputs, sleep=sleep, clock=clock)
+        canary.set_weight(weight)
+        step = observe_step(canary, policy, weight, inputs, sleep=sleep, clock=clock)
         steps.append(step)
         if not step["passed"]:
             return {"passed": False, "reason": f"step {weight}%: {step['reason']}", "steps": steps}
@@ -205,27 +206,27 @@ def run_steps(target, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, c
     }
 
 
-def observe_step(target, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> dict:
+def observe_step(canary: Canary, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> dict:
     """Hold one step for ``interval``, sending examples while too little traffic reaches the canary.
 
     At every check the canary is resized against the stable release's current size (its autoscaler may
     have changed it), so the weight holds through the step. The result says what share of the step's
     requests the canary answered (its own counters against the stable pods'): connection-level load
     balancing can give it more or less than its weight."""
-    canary, stable = Tally(target.canary_metrics()), Tally(target.stable_metrics())
+    counted, stable = Tally(canary.metrics()), Tally(canary.stable_metrics())
     began, last = clock(), 0
     while True:
-        seen = canary.update(target.canary_metrics())
-        stable.update(target.stable_metrics())  # at every check too: pods the HPA adds count from their first
+        seen = counted.update(canary.metrics())
+        stable.update(canary.stable_metrics())  # at every check too: pods the HPA adds count from their first
         held = clock() - began
         if held >= max(policy.step_timeout, policy.interval) or (
             held >= policy.interval and seen.total >= policy.min_requests
         ):
             break
-        target.set_canary_weight(weight)
+        canary.set_weight(weight)
         arriving, last = seen.total > last, seen.total
         if seen.total < policy.min_requests and inputs and not arriving:
-            target.canary_traffic(inputs, weight)  # nothing else reaches the canary: the examples are traffic
+            canary.send(inputs, weight)  # nothing else reaches the canary: the examples are traffic
         else:
             sleep(min(0.5, max(policy.interval - held, 0.05)))
     passed, reason = judge(seen, policy)

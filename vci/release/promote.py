@@ -14,6 +14,7 @@ from functools import partial
 
 from ..deploy import new_release_id, target_for
 from ..deploy.process import environment_lock
+from ..deploy.target import Target
 from ..digests import check_digest
 from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
 from ..ledger import Ledger, make_record
@@ -25,9 +26,9 @@ from .strategies import canary_release
 STRATEGIES = ("direct", "canary")
 
 
-def check_environments(settings, source: str, target: str):
+def check_environments(settings, source: str, destination: str):
     """Both environments, refusing a promotion onto itself or across local and cluster kinds."""
-    src, dst = settings.environment(source), settings.environment(target)
+    src, dst = settings.environment(source), settings.environment(destination)
     if src.name == dst.name:
         raise UsageError(f"cannot promote {src.name!r} onto itself", hint="--from staging --to production")
     if src.is_local != dst.is_local:
@@ -55,7 +56,7 @@ def require_approval(dst, approved_by: str | None) -> None:
         )
 
 
-def live_release(target) -> dict:
+def live_release(target: Target) -> dict:
     """What runs in an environment, refusing one that is not ready."""
     live = target.status()
     name = target.environment.name
@@ -77,7 +78,7 @@ def require_digest(live: dict, digest: str | None, name: str, what: str = "runs"
         )
 
 
-def environment_guard(target):
+def environment_guard(target: Target):
     """A local environment's release lock (taken at once or ConflictError); nothing for a cluster."""
     if not target.environment.is_local:
         return contextlib.nullcontext()
@@ -88,7 +89,7 @@ def environment_guard(target):
 def promote(
     settings,
     source: str,
-    target: str,
+    destination: str,
     *,
     digest: str | None = None,
     strategy: str | None = None,
@@ -99,27 +100,27 @@ def promote(
     timeout: float = 300.0,
     policy=None,
 ) -> dict:
-    """Promote what ``source`` runs to ``target``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
+    """Promote what ``source`` runs to ``destination``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
 
-    ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the target keeps its old
+    ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the destination keeps its old
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
     With ``digest`` (what was tested and approved), a source running anything else is refused with
     ConflictError before anything changes, and again if it changes before its smoke test.
     """
 
-    src_env, dst_env = check_environments(settings, source, target)
-    src, dst = target_for(settings, source), target_for(settings, target)
+    src_env, dst_env = check_environments(settings, source, destination)
+    src, dst = target_for(settings, source), target_for(settings, destination)
     if digest is not None:
         digest = check_digest(digest)
     live = live_release(src)
     require_digest(live, digest, source)
     current = dst.status()
     chosen = choose_strategy(strategy, dst_env)
-    if chosen == "canary" and current.get("state") == "ready" and hasattr(dst, "check_canary"):
+    if chosen == "canary" and current.get("state") == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
     result = {
         "from": source,
-        "to": target,
+        "to": destination,
         "digest": live["digest"],
         "run_id": live.get("run_id"),
         "image": live.get("image"),
@@ -129,14 +130,14 @@ def promote(
         "dry_run": dry_run,
     }
     if current.get("digest") == live["digest"] and current.get("state") == "ready":
-        result.update(outcome="unchanged", reason=f"{target!r} already runs {live['digest']}: nothing to do")
+        result.update(outcome="unchanged", reason=f"{destination!r} already runs {live['digest']}: nothing to do")
         return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
     if dry_run:
         return {
             **result,
             "outcome": "would-promote",
-            "reason": f"would move {live['digest']} from {source!r} to {target!r} ({chosen}), "
+            "reason": f"would move {live['digest']} from {source!r} to {destination!r} ({chosen}), "
             f"replacing {current.get('digest') or 'nothing'}",
         }
     release_id = new_release_id()
@@ -153,7 +154,7 @@ def promote(
     return result
 
 
-def recorded_attempt(settings, target, holder: str, record, work) -> dict:
+def recorded_attempt(settings, target: Target, holder: str, record, work) -> dict:
     """Claim ``target``'s environment, run ``work()`` under its guard, and write the ledger record of the
     outcome (``failed`` with the error, ``aborted`` after SIGTERM/SIGINT, else ``work``'s outcome); the
     claim is released in every case."""

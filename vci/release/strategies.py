@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ..deploy.target import CanaryTarget
 from ..errors import Aborted
 from .canary import CanaryPolicy, run_steps
 
 
 def canary_release(
-    target, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list, timeout: float
+    target: CanaryTarget, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list, timeout: float
 ) -> dict:
     """Run ``what`` as a canary beside the stable release, step by step; promote it fully or remove it.
 
@@ -17,8 +18,8 @@ def canary_release(
     policy = policy or CanaryPolicy.from_settings(target.environment.get("canary"))
     name, promoting = target.environment.name, False
     try:
-        target.start_canary(what, release_id=release_id, timeout=timeout)
-        verdict = run_steps(target, policy, inputs)
+        canary = target.start_canary(what, release_id=release_id, timeout=timeout)
+        verdict = run_steps(canary, policy, inputs)
         if verdict["passed"]:
             promoting = True
             deployed = target.deploy(what, release_id=release_id, wait=True, timeout=timeout)
