@@ -100,5 +100,5 @@ def test_history_text_has_a_column_per_history_field(tmp_path):
     header, row = out.splitlines()
     assert header.split() == ["RELEASE", "WHEN", "ACTION", "DIGEST", "RUN", "STRATEGY", "WHO", "APPROVER", "CI",
                               "OUTCOME"]
-    assert row.split() == ["r20261124-120000-abcd", record["when"], "promote", "sha256:abababababab",
+    assert row.split() == ["r20261124-120000-abcd", record.when, "promote", "sha256:abababababab",
                            "20261124-1200-abcd", "direct", "ci-bot", "alice", "-", "succeeded"]

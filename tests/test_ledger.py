@@ -40,7 +40,7 @@ def ledger(request, tmp_path, monkeypatch):
     return Ledger(S3Store(bucket, "vci", endpoint_url=endpoint))
 
 
-def record(release_id, outcome="succeeded", digest="sha256:" + "a" * 64, env="production"):
+def record(release_id, outcome="succeeded", digest="sha256:" + "a" * 64, env="production", **extra):
     return make_record(
         release_id=release_id,
         environment=env,
@@ -49,6 +49,7 @@ def record(release_id, outcome="succeeded", digest="sha256:" + "a" * 64, env="pr
         digest=digest,
         run_id="20261124-000000-0000",
         environ={"VCI_USER": "ci-bot"},
+        **extra,
     )
 
 
@@ -57,8 +58,8 @@ def test_records_are_written_once_and_listed_in_order(ledger):
     ledger.append(record("r2", "failed"))
     with pytest.raises(ConflictError, match="already in the ledger"):
         ledger.append(record("r1", "rolled-back"))
-    assert ledger.get("production", "r1")["outcome"] == "succeeded"  # never overwritten
-    assert [r["release_id"] for r in ledger.records("production")] == ["r1", "r2"]
+    assert ledger.get("production", "r1").outcome == "succeeded"  # never overwritten
+    assert [r.release_id for r in ledger.records("production")] == ["r1", "r2"]
     assert ledger.records("staging") == []
     with pytest.raises(NotFoundError, match="vci history"):
         ledger.get("production", "r9")
@@ -119,8 +120,8 @@ def test_ci_context_and_choice_of_rollback_target():
     assert ci_context({}) is None
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     records = [record("r1", digest=a), record("r2", digest=b), record("r3", "failed", digest=a)]
-    assert choose_release(records, b)["release_id"] == "r1"  # a failed release is never a target
-    assert choose_release(records, a)["release_id"] == "r2"
+    assert choose_release(records, b).release_id == "r1"  # a failed release is never a target
+    assert choose_release(records, a).release_id == "r2"
     with pytest.raises(NotFoundError, match="never ran"):
         choose_release(records, b, to="r3")
 
@@ -160,3 +161,14 @@ def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatc
         assert [r["ci_url"] for r in releases] == ["https://jenkins.example/job/iris/12/"] * 3
     finally:
         stop_all(settings)
+
+
+def test_a_record_reads_back_as_it_was_written_in_the_documented_order(ledger):
+    written = ledger.append(record("r9", gate={"passed": True, "checked": 3}))
+    stored = written.to_json()
+    assert list(stored)[:16] == ["release_id", "environment", "action", "digest", "image", "run_id", "strategy",
+                                 "who", "when", "timestamp", "approver", "ci", "outcome", "reason", "previous",
+                                 "source"]
+    assert stored["gate"] == {"passed": True, "checked": 3}
+    assert ledger.get("production", "r9") == written and ledger.get("production", "r9").extra == {
+        "gate": {"passed": True, "checked": 3}}

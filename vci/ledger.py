@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ConflictError, NotFoundError
 from .refs import is_image_reference
@@ -73,6 +75,45 @@ def who(environ=None) -> str:
         return "unknown"
 
 
+RECORD_FIELDS = ("release_id", "environment", "action", "digest", "image", "run_id", "strategy", "who", "when",
+                 "timestamp", "approver", "ci", "outcome", "reason", "previous", "source")
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One release of one environment, as the ledger keeps it (write-once, ``ledger/<env>/<id>.json``).
+
+    ``extra`` holds what only some actions have (a promotion's gate and transfer, a canary's steps, an
+    error); ``to_json`` puts it after the fixed fields, so the stored document is flat."""
+
+    release_id: str
+    environment: str
+    action: str
+    outcome: str
+    digest: str | None
+    image: str | None = None
+    run_id: str | None = None
+    strategy: str = "direct"
+    who: str = "unknown"
+    when: str = ""
+    timestamp: float = 0.0
+    approver: str | None = None
+    ci: dict | None = None
+    reason: str | None = None
+    previous: str | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored (and printed) document: the fixed fields in their documented order, then ``extra``."""
+        return {**{name: getattr(self, name) for name in RECORD_FIELDS}, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseRecord:
+        return cls(**{k: v for k, v in data.items() if k in RECORD_FIELDS},
+                   extra={k: v for k, v in data.items() if k not in RECORD_FIELDS})
+
+
 def make_record(
     *,
     release_id: str,
@@ -89,29 +130,15 @@ def make_record(
     source: str | None = None,
     environ=None,
     **extra,
-) -> dict:
+) -> ReleaseRecord:
     """A ledger record (pure apart from reading the clock and the CI variables)."""
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
-    return {
-        "release_id": release_id,
-        "environment": environment,
-        "action": action,
-        "digest": digest,
-        "image": image,
-        "run_id": run_id,
-        "strategy": strategy,
-        "who": who(environ),
-        "when": now_iso(),
-        "timestamp": time.time(),
-        "approver": approver,
-        "ci": ci_context(environ),
-        "outcome": outcome,
-        "reason": reason,
-        "previous": previous,
-        "source": source,
-        **extra,
-    }
+    return ReleaseRecord(
+        release_id=release_id, environment=environment, action=action, outcome=outcome, digest=digest,
+        image=image, run_id=run_id, strategy=strategy, who=who(environ), when=now_iso(), timestamp=time.time(),
+        approver=approver, ci=ci_context(environ), reason=reason, previous=previous, source=source, extra=extra,
+    )
 
 
 class Ledger:
@@ -132,29 +159,28 @@ class Ledger:
     def key(env: str, release_id: str) -> str:
         return f"ledger/{env}/{release_id}.json"
 
-    def append(self, record: dict) -> dict:
+    def append(self, record: ReleaseRecord) -> ReleaseRecord:
         """Write ``record`` once; ConflictError if its release id was written already."""
         try:
-            self.store.put_json_new(self.key(record["environment"], record["release_id"]), record)
+            self.store.put_json_new(self.key(record.environment, record.release_id), record.to_json())
         except ConflictError:
             raise ConflictError(
-                f"release {record['release_id']} is already in the ledger of " f"{record['environment']!r}",
+                f"release {record.release_id} is already in the ledger of {record.environment!r}",
                 hint="each release id is written once",
             ) from None
         return record
 
-    def records(self, env: str) -> list[dict]:
+    def records(self, env: str) -> list[ReleaseRecord]:
         """Every record of ``env``, oldest first (release ids sort by time)."""
         keys = [
             k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2
         ]
-        return sorted(
-            (self.store.get_json(k) for k in keys), key=lambda r: (r.get("timestamp", 0), r["release_id"])
-        )
+        found = [ReleaseRecord.from_json(self.store.get_json(k)) for k in keys]
+        return sorted(found, key=lambda r: (r.timestamp, r.release_id))
 
-    def get(self, env: str, release_id: str) -> dict:
+    def get(self, env: str, release_id: str) -> ReleaseRecord:
         try:
-            return self.store.get_json(self.key(env, release_id))
+            return ReleaseRecord.from_json(self.store.get_json(self.key(env, release_id)))
         except NotFoundError:
             raise NotFoundError(
                 f"release {release_id} is not in the ledger of {env!r}",
@@ -190,7 +216,7 @@ class Ledger:
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
 
 
-def record_deploy(settings, environment, what, release_id: str, result: dict | None, error) -> dict:
+def record_deploy(settings, environment, what, release_id: str, result: dict | None, error) -> ReleaseRecord:
     """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
     is_image = isinstance(what, str) and is_image_reference(what)
     result = result or {}

@@ -6,7 +6,7 @@ from functools import partial
 
 from ..deploy import new_release_id, target_for
 from ..errors import NotFoundError
-from ..ledger import Ledger, make_record
+from ..ledger import Ledger, ReleaseRecord, make_record
 from .promote import recorded_attempt
 
 HISTORY_FIELDS = (
@@ -23,20 +23,21 @@ HISTORY_FIELDS = (
 )
 
 
-def choose_release(records: list[dict], current_digest: str | None, to: str | None = None) -> dict:
+def choose_release(records: list[ReleaseRecord], current_digest: str | None, to: str | None = None
+                   ) -> ReleaseRecord:
     """The record to go back to (pure): ``to`` by id, else the newest succeeded one with another digest."""
     if to:
         for record in records:
-            if record["release_id"] == to:
-                if not record.get("digest") or record["outcome"] not in ("succeeded", "unchanged"):
+            if record.release_id == to:
+                if not record.digest or record.outcome not in ("succeeded", "unchanged"):
                     raise NotFoundError(
-                        f"release {to} ({record['outcome']}) never ran, so it cannot be restored",
+                        f"release {to} ({record.outcome}) never ran, so it cannot be restored",
                         hint="pick a succeeded release from `vci history`",
                     )
                 return record
         raise NotFoundError(f"release {to} is not in this environment's ledger", hint="see `vci history`")
     for record in reversed(records):
-        if record["outcome"] == "succeeded" and record.get("digest") and record["digest"] != current_digest:
+        if record.outcome == "succeeded" and record.digest and record.digest != current_digest:
             return record
     raise NotFoundError(
         "there is no earlier release with another digest to roll back to",
@@ -60,19 +61,19 @@ def rollback(
     ledger = Ledger.for_settings(settings)
     current = target.status()
     chosen = choose_release(ledger.records(name), current.get("digest"), to)
-    what = chosen.get("image") if not target.environment.is_local else chosen.get("run_id")
+    what = chosen.image if not target.environment.is_local else chosen.run_id
     result = {
         "environment": name,
-        "digest": chosen["digest"],
-        "run_id": chosen.get("run_id"),
-        "image": chosen.get("image"),
-        "restored": chosen["release_id"],
+        "digest": chosen.digest,
+        "run_id": chosen.run_id,
+        "image": chosen.image,
+        "restored": chosen.release_id,
         "previous": current.get("digest"),
         "release_id": None,
         "dry_run": dry_run,
     }
-    if current.get("digest") == chosen["digest"] and current.get("state") == "ready":
-        return {**result, "outcome": "unchanged", "reason": f"{name!r} already runs {chosen['digest']}"}
+    if current.get("digest") == chosen.digest and current.get("state") == "ready":
+        return {**result, "outcome": "unchanged", "reason": f"{name!r} already runs {chosen.digest}"}
     if dry_run:
         return {**result, "outcome": "would-roll-back"}
     release_id = new_release_id()
@@ -81,14 +82,14 @@ def rollback(
         release_id=release_id,
         environment=name,
         action="rollback",
-        digest=chosen["digest"],
-        run_id=chosen.get("run_id"),
-        image=chosen.get("image"),
+        digest=chosen.digest,
+        run_id=chosen.run_id,
+        image=chosen.image,
         strategy="direct",
         previous=current.get("digest"),
-        restored=chosen["release_id"],
+        restored=chosen.release_id,
     )
-    reason = f"back to release {chosen['release_id']} ({chosen['digest']})"
+    reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
     def work() -> dict:
         deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
@@ -102,5 +103,5 @@ def history(settings, env: str | None = None, limit: int | None = None) -> dict:
     """``{environment, releases: [...]}``, newest first."""
     name = settings.environment(env).name
     records = list(reversed(Ledger.for_settings(settings).records(name)))
-    rows = [{**r, "ci_url": (r.get("ci") or {}).get("url")} for r in records[:limit]]
+    rows = [{**r.to_json(), "ci_url": (r.ci or {}).get("url")} for r in records[:limit]]
     return {"environment": name, "releases": rows}
