@@ -8,7 +8,6 @@ import time
 
 from ..errors import UsageError, VciError
 
-DEFAULT_TIMEOUT = 120.0
 
 
 def new_release_id() -> str:
@@ -35,9 +34,12 @@ def resolve_run(settings, target):
     return get_run(str(target), settings=settings)
 
 
-def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT,
+def deploy(settings, target, env: str | None = None, *, wait: bool = True, timeout: float | None = None,
            dry_run: bool = False, **options) -> dict:
     """Deploy a run (id or Run), or for a cluster an image by digest, to ``env`` (default staging).
+
+    ``timeout`` (seconds) bounds the whole wait only when given: a cluster rollout otherwise fails when it
+    stops making progress (the environment's ``progress_deadline``), and a local server gets 300 s to load.
 
     Returns ``{environment, digest, release_id, endpoint, status, previous, ...}``; ``status`` is
     ``deployed``, ``unchanged`` (what runs already is this digest) or ``would-deploy`` (dry run).

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..errors import UsageError
 from . import process
 
+READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
+
 
 class LocalTarget:
     """Deploy, inspect and remove the local deployment of one environment."""
@@ -17,7 +19,7 @@ class LocalTarget:
         self.environment = environment
         self.state = Path(settings.state_dir)
 
-    def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float = 120.0,
+    def deploy(self, target, *, release_id: str, wait: bool = True, timeout: float | None = None,
                dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
@@ -34,7 +36,7 @@ class LocalTarget:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
             record = process.start_server(model_dir, self.state, name, release_id, port)
-            process.wait_ready(record, timeout)
+            process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update({"environment": name, "digest": run.version, "run_id": run.id, "project": run.project,
                            "release_id": release_id, "model_dir": str(model_dir),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -74,13 +76,13 @@ class LocalTarget:
     def canary_name(self) -> str:
         return f"{self.environment.name}-canary"
 
-    def start_canary(self, target, *, release_id: str, timeout: float = 120.0) -> dict:
+    def start_canary(self, target, *, release_id: str, timeout: float | None = None) -> dict:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
         from . import resolve_run
         run = resolve_run(self.settings, target)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
-            process.wait_ready(record, timeout)
+            process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update({"environment": self.canary_name, "digest": run.version, "run_id": run.id,
                            "release_id": release_id, "weight": 0, "model_dir": str(run.model_dir()),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

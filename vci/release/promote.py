@@ -92,7 +92,7 @@ def promote(
     dry_run: bool = False,
     approved_by: str | None = None,
     examples_file=None,
-    timeout: float = 300.0,
+    timeout: float | None = None,
     policy=None,
 ) -> dict:
     """Promote what ``source`` runs to ``target``: ``{from, to, digest, release_id, strategy, outcome, ...}``.

@@ -9,8 +9,10 @@ replicas + maxSurge (percentages round up), old ones shrink (unhealthy pods firs
 maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first. Status:
 observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas,
 conditions Available (MinimumReplicasAvailable/Unavailable) and Progressing (NewReplicaSetCreated,
-FoundNewReplicaSet, ReplicaSetUpdated, NewReplicaSetAvailable, and ProgressDeadlineExceeded once
-``progressDeadlineSeconds`` pass without progress). A Pod counts as available as soon as it is Ready
+FoundNewReplicaSet only while there is no Progressing condition yet, ReplicaSetUpdated, NewReplicaSetAvailable,
+and ProgressDeadlineExceeded once ``progressDeadlineSeconds`` pass without progress; a template that returns to
+an existing ReplicaSet keeps a ProgressDeadlineExceeded until the counts move, as the real controller does).
+A Pod counts as available as soon as it is Ready
 (minReadySeconds is not modelled). Old ReplicaSets beyond revisionHistoryLimit are deleted.
 """
 
@@ -113,7 +115,8 @@ class Rollout:
                     lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
                 )
                 self.new["metadata"]["annotations"][REVISION] = revision
-                self.progress_note = (
+            if not any(c.get("type") == "Progressing" for c in (self.d.get("status") or {}).get("conditions") or []):
+                self.progress_note = (  # as the real controller: only where no Progressing condition is yet
                     "FoundNewReplicaSet",
                     f'Found new replica set "{self.new["metadata"]["name"]}"',
                 )

@@ -1,0 +1,144 @@
+"""Watching a rollout as a real cluster reports it: the observed generation first, the progress deadline counted
+from the last progress (not a fixed total), and pods that admission refuses (no pod is ever created)."""
+
+import contextlib
+import copy
+import time
+
+import pytest
+
+import vci
+from vci.config import load_settings
+from vci.deploy import deploy, target_for
+from vci.deploy.rollout import rollout_state
+from vci.errors import DeployError, NotFoundError
+from tests.fakes.kube import start_kube_server
+from tests.package.models import Scaler
+
+from .conftest import write_config
+
+TIMED_OUT = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": 'ReplicaSet "web-abc" has timed out progressing.',
+             "lastUpdateTime": "2026-12-01T08:00:00Z", "lastTransitionTime": "2026-12-01T08:00:00Z"}
+
+
+def deployment(generation=2, observed=2, conditions=(), want=2, **counts):
+    status = {"observedGeneration": observed, "conditions": [dict(c) for c in conditions], **counts}
+    return {"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": want},
+            "status": status}
+
+
+# -- the status as kubectl's DeploymentStatusViewer reads it -----------------------------------------------
+def test_a_timed_out_condition_counts_only_once_the_new_generation_is_observed():
+    stale = deployment(generation=3, observed=2, conditions=[TIMED_OUT], replicas=3, updatedReplicas=1,
+                       availableReplicas=2)
+    assert rollout_state(stale) is None, "the controller has not seen the new template: keep waiting"
+    observed = copy.deepcopy(stale)
+    observed["status"]["observedGeneration"] = 3
+    state = rollout_state(observed)
+    assert state is not None and not state.ok and "progress deadline exceeded" in state.reason
+
+
+def test_a_timed_out_condition_left_from_before_the_write_is_stale():
+    """The controller keeps ProgressDeadlineExceeded when the new template's ReplicaSet already exists and
+    the counts have not moved yet (a rollback, a redeploy of the previous version)."""
+    before = deployment(generation=2, observed=2, conditions=[TIMED_OUT], want=1, replicas=2, updatedReplicas=1,
+                        availableReplicas=1)
+    after = copy.deepcopy(before)
+    after["metadata"]["generation"] = after["status"]["observedGeneration"] = 3
+    assert rollout_state(after, before) is None
+    renewed = copy.deepcopy(after)
+    renewed["status"]["conditions"][0]["lastUpdateTime"] = "2026-12-01T08:05:00Z"  # the controller's new word
+    assert rollout_state(renewed, before).ok is False
+
+
+def test_done_means_updated_no_old_replicas_and_all_updated_available():
+    assert rollout_state(deployment(replicas=2, updatedReplicas=2, availableReplicas=2)).ok
+    assert rollout_state(deployment(replicas=2, updatedReplicas=2, availableReplicas=1)) is None
+    assert rollout_state(deployment(replicas=2, updatedReplicas=1, availableReplicas=2)) is None
+    assert rollout_state(deployment(replicas=3, updatedReplicas=2, availableReplicas=3)) is None  # an old pod
+
+
+# -- against the API test server --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def slow_kube():
+    """Controllers that sync once a second: the time between a write and the controller's answer is visible."""
+    server = start_kube_server(tls=True, namespaces=("ml-staging",), tick=1.0)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def slow_settings(tmp_path, monkeypatch, slow_kube, registry, scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    write_config(tmp_path, slow_kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler",
+                 scratch_base, replicas=1)
+    yield load_settings(cwd=tmp_path, environ={})
+    with contextlib.suppress(NotFoundError):
+        target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
+
+
+def pushed_image(settings, tmp_path, factor="2") -> str:
+    (tmp_path / "factor.txt").write_text(factor)
+    run = vci.init("scaler", settings=settings)
+    run.log_artifact("factor", tmp_path / "factor.txt")
+    run.log_model(Scaler, artifacts=["factor"])
+    run.commit()
+    return target_for(settings, "staging").resolve_image(run.id)["image"]
+
+
+def stall(settings, image: str) -> dict:
+    """Deploy ``image`` with crashing pods without waiting, give it a 2 s deadline, wait until it exceeds it."""
+    settings.environments["staging"].values["env"] = {"FAKE_KUBE_BEHAVIOUR": "crash"}
+    deploy(settings, image, "staging", wait=False)
+    apps = target_for(settings, "staging").cluster.apps
+    apps.patch_namespaced_deployment("scaler-staging", "ml-staging", {"spec": {"progressDeadlineSeconds": 2}})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
+        reasons = [c.get("reason") for c in (live.get("status") or {}).get("conditions") or []]
+        if "ProgressDeadlineExceeded" in reasons and live["status"].get("observedGeneration") == \
+                live["metadata"]["generation"]:
+            return live
+        time.sleep(0.2)
+    raise AssertionError("the stalled Deployment never exceeded its progress deadline")
+
+
+def test_a_fix_deployed_onto_a_stalled_deployment_rolls_out(slow_settings, tmp_path):
+    image = pushed_image(slow_settings, tmp_path)
+    deploy(slow_settings, image, "staging")
+    stall(slow_settings, image)
+    slow_settings.environments["staging"].values["env"] = {"FIXED": "yes"}  # a new template: a new ReplicaSet
+    result = deploy(slow_settings, image, "staging")
+    assert result["status"] == "deployed"
+    live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
+    env = {e["name"]: e.get("value") for e in live["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env.get("FIXED") == "yes" and "FAKE_KUBE_BEHAVIOUR" not in env  # not rolled back to the broken one
+
+
+def test_the_previous_version_redeployed_onto_a_stalled_deployment_rolls_out(slow_settings, tmp_path):
+    """The template returns to an existing ReplicaSet: the controller keeps the old timed-out condition while
+    the counts stand still, after it has observed the new generation."""
+    image = pushed_image(slow_settings, tmp_path, "3")
+    deploy(slow_settings, image, "staging")
+    stall(slow_settings, image)
+    slow_settings.environments["staging"].values.pop("env")
+    assert deploy(slow_settings, image, "staging")["status"] == "deployed"
+    live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
+    assert "env" not in live["spec"]["template"]["spec"]["containers"][0] or not any(
+        e["name"] == "FAKE_KUBE_BEHAVIOUR" for e in live["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert live["status"].get("availableReplicas") == 1
+
+
+def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_path):
+    image = pushed_image(slow_settings, tmp_path, "4")
+    good = deploy(slow_settings, image, "staging")
+    slow_settings.environments["staging"].values["env"] = {"FAKE_KUBE_BEHAVIOUR": "crash"}
+    slow_settings.environments["staging"].values["progress_deadline"] = "2s"
+    started = time.monotonic()
+    with pytest.raises(DeployError) as err:
+        deploy(slow_settings, image, "staging")
+    assert "progress deadline exceeded" in str(err.value) and f"rolled back to {good['image']}" in str(err.value)
+    assert time.monotonic() - started < 20, "failed by the controller's deadline, not by a total of vci's"
