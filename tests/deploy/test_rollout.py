@@ -142,3 +142,38 @@ def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_pat
         deploy(slow_settings, image, "staging")
     assert "progress deadline exceeded" in str(err.value) and f"rolled back to {good['image']}" in str(err.value)
     assert time.monotonic() - started < 20, "failed by the controller's deadline, not by a total of vci's"
+
+
+# -- progress, not a fixed total --------------------------------------------------------------------------
+@pytest.fixture()
+def settings(tmp_path, monkeypatch, kube, registry, scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
+                 replicas=6, progress_deadline="3s", env={"FAKE_KUBE_START_SECONDS": "1.0"})
+    yield load_settings(cwd=tmp_path, environ={})
+    with contextlib.suppress(NotFoundError):
+        target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
+
+
+def test_a_rollout_longer_than_its_progress_deadline_succeeds_while_it_progresses(settings, tmp_path):
+    """Six pods replaced one at a time (maxSurge 1, maxUnavailable 0), each taking a second to start: the
+    rollout lasts well over its 3 s progress deadline, and passes because every step progresses in time."""
+    image = pushed_image(settings, tmp_path, "5")
+    deploy(settings, image, "staging")
+    settings.environments["staging"].values["env"]["VERSION"] = "2"  # a new template, same image
+    started = time.monotonic()
+    assert deploy(settings, image, "staging")["status"] == "deployed"
+    took = time.monotonic() - started
+    assert took > 2 * 3, f"the rollout took {took:.1f}s: not longer than its deadline, so this proves nothing"
+    live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
+    assert live["spec"]["progressDeadlineSeconds"] == 3 and live["status"].get("updatedReplicas") == 6
+    assert any(c["reason"] == "NewReplicaSetAvailable" for c in live["status"]["conditions"])
+
+
+def test_an_overall_timeout_is_the_callers_choice(settings, tmp_path):
+    image = pushed_image(settings, tmp_path, "6")
+    good = deploy(settings, image, "staging")
+    settings.environments["staging"].values["env"]["VERSION"] = "3"
+    with pytest.raises(DeployError, match=r"not complete after 2s \(the overall timeout asked for\)") as err:
+        deploy(settings, image, "staging", timeout=2)
+    assert f"rolled back to {good['image']}" in str(err.value)

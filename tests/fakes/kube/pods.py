@@ -1,7 +1,8 @@
 """Pod backends (the kubelet's part): what happens to a Pod after it is created. ``simulated`` is the default.
 
 ``simulated``: a pod is scheduled to node ``fake-node`` at once and becomes Running and Ready ``ready_delay``
-seconds later, unless a container asks for trouble, by its image name or by the env var
+seconds later (or after the seconds its container's env var ``FAKE_KUBE_START_SECONDS`` says: an image pull
+and a model load take a while), unless a container asks for trouble, by its image name or by the env var
 ``FAKE_KUBE_BEHAVIOUR`` on the container:
 
 * image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container
@@ -29,6 +30,7 @@ from .store import Store, now_iso
 
 PODS = BY_KIND["Pod"]
 BEHAVIOUR_ENV = "FAKE_KUBE_BEHAVIOUR"
+START_ENV = "FAKE_KUBE_START_SECONDS"
 IMAGE_MARKERS = {"broken": "crash", "unready": "unready", "nonexistent": "pull-error"}
 
 
@@ -39,6 +41,13 @@ def behaviour_of(container: dict) -> str:
             return env["value"]
     image = container.get("image") or ""
     return next((kind for marker, kind in IMAGE_MARKERS.items() if marker in image), "ok")
+
+
+def start_seconds(pod: dict, default: float) -> float:
+    """How long the simulated pod takes to start: its containers' ``FAKE_KUBE_START_SECONDS``, else ``default``."""
+    values = [float(e["value"]) for c in pod["spec"]["containers"] for e in c.get("env") or []
+              if e.get("name") == START_ENV and e.get("value")]
+    return max(values) if values else default
 
 
 def container_status(
@@ -140,8 +149,8 @@ class SimulatedBackend:
 
     def _advance(self, pod: dict) -> None:
         uid, now = pod["metadata"]["uid"], time.monotonic()
-        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "next": now + self.ready_delay,
-                                           "logs": [], "started": now_iso()})
+        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "logs": [], "started": now_iso(),
+                                           "next": now + start_seconds(pod, self.ready_delay)})
         if not pod.get("status", {}).get("phase"):
             containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
                           for c in pod["spec"]["containers"]]
