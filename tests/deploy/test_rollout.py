@@ -177,3 +177,54 @@ def test_an_overall_timeout_is_the_callers_choice(settings, tmp_path):
     with pytest.raises(DeployError, match=r"not complete after 2s \(the overall timeout asked for\)") as err:
         deploy(settings, image, "staging", timeout=2)
     assert f"rolled back to {good['image']}" in str(err.value)
+
+
+# -- pods that admission refuses ---------------------------------------------------------------------------
+def namespaced_settings(tmp_path, kube, registry, scratch_base, namespace, labels=None, quota=None, **staging):
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
+                 namespace=namespace, **staging)
+    settings = load_settings(cwd=tmp_path, environ={})
+    core = target_for(settings, "staging").cluster.core
+    core.create_namespace({"metadata": {"name": namespace, "labels": labels or {}}})
+    if quota:
+        core.create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"}, "spec": {"hard": quota}})
+    return settings
+
+
+def test_a_quota_the_pods_cannot_meet_fails_the_rollout_at_once_and_says_why(tmp_path, monkeypatch, kube, registry,
+                                                                            scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-quota-limits",
+                                   quota={"limits.cpu": "4"}, resources={})
+    image = pushed_image(settings, tmp_path, "7")
+    started = time.monotonic()
+    with pytest.raises(DeployError) as err:
+        deploy(settings, image, "staging")  # the default progress deadline: 600 s
+    message = str(err.value)
+    assert time.monotonic() - started < 30, "an incurable refusal does not wait out the deadline"
+    assert "the cluster refuses to create its pods" in message
+    assert "failed quota: compute: must specify limits.cpu for: model" in message
+    assert "event FailedCreate" in message and "no pod of the new version" not in message
+    assert "the failed Deployment was removed" in message
+
+
+def test_an_exhausted_quota_is_named_when_the_deadline_passes(tmp_path, monkeypatch, kube, registry, scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-quota-pods", quota={"pods": "2"},
+                                   progress_deadline="2s")
+    image = pushed_image(settings, tmp_path, "8")
+    good = deploy(settings, image, "staging")  # two pods: the quota is full, no room for the surge pod
+    settings.environments["staging"].values["env"] = {"VERSION": "2"}
+    with pytest.raises(DeployError) as err:
+        deploy(settings, image, "staging")
+    message = str(err.value)
+    assert "progress deadline exceeded" in message and "exceeded quota: compute, requested: pods=1" in message
+    assert f"rolled back to {good['image']}" in message
+
+
+def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monkeypatch, kube, registry,
+                                                                 scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-restricted",
+                                   labels={"pod-security.kubernetes.io/enforce": "restricted"})
+    assert deploy(settings, pushed_image(settings, tmp_path, "9"), "staging")["status"] == "deployed"

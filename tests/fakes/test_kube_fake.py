@@ -753,3 +753,70 @@ def test_recreate_stops_every_old_pod_before_starting_new_ones(api, namespace):
     last_old_deleted = max(i for i, (kind, new) in enumerate(order) if kind == "DELETED" and not new)
     first_new_added = min(i for i, (kind, new) in enumerate(order) if kind == "ADDED" and new)
     assert last_old_deleted < first_new_added, order
+
+
+# -- admission: pods that are never created ----------------------------------------------------------------
+def replica_failure(api, ns: str, name: str):
+    d = status_of(api, name, ns)
+    return condition(d, "ReplicaFailure") or None
+
+
+def test_a_quota_refuses_pods_and_the_replicaset_says_so_until_it_has_room(api, namespace):
+    quota = {"metadata": {"name": "compute"}, "spec": {"hard": {"pods": "1", "limits.cpu": "2"}}}
+    core(api).create_namespaced_resource_quota(namespace, quota)
+    web = deployment("web", replicas=2)
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m"},
+                                                                      "requests": {"cpu": "500m"}}
+    apps(api).create_namespaced_deployment(namespace, web)
+    failure = wait_for(lambda: replica_failure(api, namespace, "web"), what="ReplicaFailure on the Deployment")
+    [rs] = replicasets(api, namespace)
+    rs_name = rs["metadata"]["name"]
+    expected = (f'pods "{rs_name}-" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
+                f'limited: pods=1')
+    assert (failure["status"], failure["reason"], failure["message"]) == ("True", "FailedCreate", expected)
+    assert condition(rs, "ReplicaFailure")["message"] == expected
+    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={rs_name}").items
+    assert any(e.type == "Warning" and e.reason == "FailedCreate" and e.message == f"Error creating: {expected}"
+               for e in events)
+    assert len(core(api).list_namespaced_pod(namespace).items) == 1
+    used = wait_for(lambda: core(api).read_namespaced_resource_quota("compute", namespace).status.used,
+                    what="quota status")
+    assert used == {"pods": "1", "limits.cpu": "500m"}
+    core(api).patch_namespaced_resource_quota("compute", namespace, {"spec": {"hard": {"pods": "2"}}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout once the quota has room")
+    assert replica_failure(api, namespace, "web") is None, "the condition goes once the pods could be created"
+
+
+def test_a_quota_on_limits_refuses_pods_that_set_none(api, namespace):
+    core(api).create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"},
+                                                           "spec": {"hard": {"limits.cpu": "4", "requests.memory": "1Gi"}}})
+    with pytest.raises(ApiException) as refused:
+        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "bare"}, "spec": {
+            "containers": [{"name": "model", "image": "registry.example/m:1"}]}})
+    assert refused.value.status == 403 and body_of(refused.value)["reason"] == "Forbidden"
+    assert body_of(refused.value)["message"] == ('pods "bare" is forbidden: failed quota: compute: must specify '
+                                                 'limits.cpu for: model; requests.memory for: model')
+
+
+def test_pod_security_enforce_refuses_what_the_level_forbids(api, namespace):
+    core(api).patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
+    failure = wait_for(lambda: replica_failure(api, namespace, "web"), what="ReplicaFailure")
+    [rs] = replicasets(api, namespace)
+    assert failure["message"] == (
+        f'pods "{rs["metadata"]["name"]}-" is forbidden: violates PodSecurity "restricted:latest": '
+        'allowPrivilegeEscalation != false (container "model" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "model" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "model" must set securityContext.runAsNonRoot=true), '
+        'seccompProfile (pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" '
+        'or "Localhost")')
+    assert not core(api).list_namespaced_pod(namespace).items
+    core(api).patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout under baseline")
+    privileged = {"name": "p", "image": "registry.example/m:1", "securityContext": {"privileged": True}}
+    with pytest.raises(ApiException) as refused:
+        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {"containers": [privileged],
+                                                                                     "hostNetwork": True}})
+    assert body_of(refused.value)["message"] == (
+        'pods "p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), '
+        'privileged (container "p" must not set securityContext.privileged=true)')

@@ -26,6 +26,7 @@ Where kubectl alone would misread the status:
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -132,11 +133,10 @@ def diagnose(cluster, deployment: dict, log_lines: int = 10) -> str:
     namespace = deployment["metadata"]["namespace"]
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
-    wanted = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     notes = []
     for pod in pods:
-        if not any(c.image == wanted for c in pod.spec.containers) or pod.metadata.deletion_timestamp:
-            continue  # a pod of the previous, good version, or one going away
+        if not _of_new_version(pod, deployment) or pod.metadata.deletion_timestamp or _ready(pod):
+            continue  # a pod of the previous version, one going away, or one that is fine
         notes.extend(_pod_notes(pod))
         notes.extend(_events(cluster, namespace, f"involvedObject.name={pod.metadata.name}"))
         logs = _logs(cluster, namespace, pod.metadata.name, log_lines)
@@ -144,6 +144,19 @@ def diagnose(cluster, deployment: dict, log_lines: int = 10) -> str:
             notes.append(f"pod {pod.metadata.name} last log lines: {logs}")
         break  # one failing pod explains the rollout; more would only repeat it
     return "; ".join(notes) or _refusals(cluster, deployment) or "no pod of the new version was found"
+
+
+def _of_new_version(pod, deployment: dict) -> bool:
+    """Whether ``pod`` belongs to the new ReplicaSet (named in the Progressing condition), else has its image."""
+    match = re.search(r'[Rr]eplica ?[Ss]et "([^"]+)"', (condition(deployment, "Progressing") or {}).get("message", ""))
+    if match:
+        return pod.metadata.name.startswith(match.group(1) + "-")
+    wanted = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return any(c.image == wanted for c in pod.spec.containers)
+
+
+def _ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def _refusals(cluster, deployment: dict) -> str:

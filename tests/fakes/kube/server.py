@@ -11,6 +11,7 @@ official Python client sends it either way.
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from .admission import admit
 from .api import Api
 from .controller import Controller
 from .handler import KubeHandler
@@ -73,6 +75,7 @@ class KubeServer:
         self.watch_limit = watch_limit
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user) of authenticated requests
         self.store = Store(history)
+        self.store.admission = functools.partial(admit, self.store)
         self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay,
                                     time_scale=time_scale)
         self.api = Api(self.store, logs=self.backend.logs)

@@ -56,6 +56,7 @@ class Store:
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.changes: deque = deque(maxlen=history)  # (revision, type, plural, namespace, object)
         self.closed = False
+        self.admission = None  # admit(resource, namespace, obj, shown_name): raises ApiError to refuse a create
 
     # -- reads -------------------------------------------------------------------------------------------
     def get(self, resource: Resource, namespace: str, name: str) -> dict:
@@ -113,6 +114,7 @@ class Store:
         else:
             meta.pop("namespace", None)
         with self.cond:
+            shown_name = meta.get("name") or meta.get("generateName") or ""  # admission runs before naming
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + random_suffix()
             if not meta.get("name"):
@@ -125,6 +127,8 @@ class Store:
                 obj.pop("status", None)
             apply_defaults(obj)
             validate(resource, obj)
+            if self.admission is not None:
+                self.admission(resource, namespace, obj, shown_name)
             if (resource.plural, meta.get("namespace", ""), meta["name"]) in self.objects:
                 raise errors.already_exists(resource, meta["name"])
             if str(meta.get("resourceVersion") or "0").isdigit() and int(meta.get("resourceVersion") or 0):
