@@ -6,7 +6,8 @@ template), labelled and selected with ``pod-template-hash``, owned by the Deploy
 gives that one the next revision, as ``kubectl rollout undo`` does); the Deployment carries the same revision
 annotation. RollingUpdate follows the real controller: the new ReplicaSet grows while the total stays within
 replicas + maxSurge (percentages round up), old ones shrink (unhealthy pods first) while at least replicas -
-maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first. Status:
+maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first and waits
+until their pods are gone, terminating ones included. Status:
 observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas,
 conditions Available (MinimumReplicasAvailable/Unavailable) and Progressing (NewReplicaSetCreated,
 FoundNewReplicaSet only while there is no Progressing condition yet, ReplicaSetUpdated, NewReplicaSetAvailable,
@@ -75,8 +76,10 @@ class Rollout:
         self.store, self.d = store, deployment
         self.namespace, self.name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         self.rss = live([r for r in store.list(REPLICASETS, self.namespace)[0] if owned_by(r, deployment)])
-        pods = live(store.list(PODS, self.namespace)[0])
+        every_pod = store.list(PODS, self.namespace)[0]
+        pods = live(every_pod)
         self.pods = {r["metadata"]["uid"]: [p for p in pods if owned_by(p, r)] for r in self.rss}
+        self.still_running = {r["metadata"]["uid"] for r in self.rss for p in every_pod if owned_by(p, r)}
         self.ready = {uid: sum(1 for p in ps if pod_ready(p)) for uid, ps in self.pods.items()}
         self.want = deployment["spec"].get("replicas", 1)
         self.new = next((r for r in self.rss if _without_hash(r["spec"]["template"]) ==
@@ -168,7 +171,7 @@ class Rollout:
         if self.d["spec"]["strategy"]["type"] == "Recreate":
             for rs in self.old:
                 self.scale(rs, 0)
-            if not any(self.pods[r["metadata"]["uid"]] for r in self.old):
+            if not any(r["metadata"]["uid"] in self.still_running for r in self.old):  # terminating ones too
                 self.scale(self.new, self.want)
             return
         surge, unavailable = surge_and_unavailable(self.d)

@@ -68,6 +68,7 @@ class KubeServer:
         history: int = 2000,
         watch_limit: float = 60.0,
         workdir=None,
+        endpoint_lag: float = 1.0,
     ):
         self.tokens = dict(tokens or {DEFAULT_TOKEN: DEFAULT_USER})
         self.forbid = list(forbid)  # Forbid rules; tests may append while the server runs
@@ -80,7 +81,7 @@ class KubeServer:
                                     time_scale=time_scale)
         self.api = Api(self.store, logs=self.backend.logs)
         self.controller = Controller(self.store, tick=tick)
-        self.proxy = Proxy(self.store, self.backend)
+        self.proxy = Proxy(self.store, self.backend, endpoint_lag)
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="vci-kube-"))
         self._initial_namespaces = namespaces
         self._httpd = None
