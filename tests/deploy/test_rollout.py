@@ -228,3 +228,33 @@ def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monke
     settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-restricted",
                                    labels={"pod-security.kubernetes.io/enforce": "restricted"})
     assert deploy(settings, pushed_image(settings, tmp_path, "9"), "staging")["status"] == "deployed"
+
+
+# -- the pod's own shutdown -------------------------------------------------------------------------------
+def test_pods_wait_before_sigterm_and_get_the_time_to_drain():
+    import kubernetes_validate
+
+    from vci.deploy.manifests import SERVER_DRAIN, DeploySpec, render_deployment
+    from vci.serve.__main__ import parse_options
+    assert parse_options([], env={})["drain_timeout"] == SERVER_DRAIN
+    image = "registry.example.com/ml/iris@sha256:" + "ab" * 32
+    pod = render_deployment(DeploySpec("iris", "staging", "ml", image))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] == 5 + SERVER_DRAIN + 5
+    kubernetes_validate.validate(render_deployment(DeploySpec("iris", "staging", "ml", image)),
+                                 kubernetes_validate.latest_version(), strict=True)
+    quick = render_deployment(DeploySpec("iris", "staging", "ml", image, prestop_delay=0,
+                                         env={"VCI_DRAIN_TIMEOUT": "10"}))["spec"]["template"]["spec"]
+    assert "lifecycle" not in quick["containers"][0] and quick["terminationGracePeriodSeconds"] == 15
+
+
+def test_the_environment_sets_the_delays_in_seconds(tmp_path):
+    import yaml
+    (tmp_path / "vci.yaml").write_text(yaml.safe_dump({"project": "iris", "environments": {"staging": {
+        "target": "kubernetes", "prestop_delay": "1500ms", "progress_deadline": "2m"}}}))
+    spec = target_for(load_settings(cwd=tmp_path, environ={}), "staging").spec({"image": "x"}, None, allow_tag=True)
+    assert (spec.prestop_delay, spec.progress_deadline) == (2, 120)
+    (tmp_path / "vci.yaml").write_text(yaml.safe_dump({"environments": {"staging": {"prestop_delay": "soon"}}}))
+    from vci.errors import ConfigError
+    with pytest.raises(ConfigError, match="environments.staging.prestop_delay is not a duration: 'soon'"):
+        load_settings(cwd=tmp_path, environ={})

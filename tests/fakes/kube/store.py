@@ -11,7 +11,8 @@ finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone
 as on the real server: unless ``gracePeriodSeconds`` is 0 the pod stays, terminating, with
 ``deletionTimestamp`` = now + the grace period (default its ``terminationGracePeriodSeconds``) and
 ``deletionGracePeriodSeconds``, until its kubelet (the pod backend) has stopped it and deletes it with grace 0;
-``terminating[uid]`` keeps the monotonic time the deletion arrived (for the endpoint lag, proxy.py). An update
+``terminating[uid]`` keeps ``(monotonic time the deletion arrived, the pod then)`` for a minute, gone or not
+(routing forgets a pod late: the endpoint lag, proxy.py). An update
 deletes an object only when it has a deletionTimestamp, no finalizers and a grace period of 0, as the real
 server's ShouldDeleteDuringUpdate does. A watch with a selector
 reports an object that starts matching as ADDED and one that stops matching as DELETED. The last ``history``
@@ -63,7 +64,7 @@ class Store:
         self.changes: deque = deque(maxlen=history)  # (revision, type, plural, namespace, object)
         self.closed = False
         self.admission = None  # admit(resource, namespace, obj, shown_name): raises ApiError to refuse a create
-        self.terminating: dict[str, float] = {}  # pod uid -> time.monotonic() when its graceful deletion arrived
+        self.terminating: dict[str, tuple[float, dict]] = {}  # pod uid -> (when its deletion arrived, the pod)
 
     # -- reads -------------------------------------------------------------------------------------------
     def get(self, resource: Resource, namespace: str, name: str) -> dict:
@@ -254,16 +255,17 @@ class Store:
         meta = pod["metadata"]
         if grace is None:
             grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        if not dry_run:
+            now = time.monotonic()
+            self.terminating.setdefault(meta["uid"], (now, copy.deepcopy(pod)))
+            for uid in [u for u, (since, _) in self.terminating.items() if now - since > 60]:
+                del self.terminating[uid]
         if grace <= 0:
-            if not dry_run:
-                self.terminating.pop(meta["uid"], None)
-                return self._commit("DELETED", resource_of(pod), pod), True
-            return pod, True
+            return (self._commit("DELETED", resource_of(pod), pod), True) if not dry_run else (pod, True)
         if meta.get("deletionTimestamp") or dry_run:  # already going: a longer grace changes nothing
             return pod, False
         stamp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=grace)
         meta.update(deletionTimestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), deletionGracePeriodSeconds=grace)
-        self.terminating[meta["uid"]] = time.monotonic()
         return self._commit("MODIFIED", resource_of(pod), pod), False
 
     def remove_finalizer(self, resource: Resource, namespace: str, name: str, finalizer: str) -> None:
