@@ -134,6 +134,8 @@ def test_a_rollout_and_a_canary_removal_lose_no_request(settings, tmp_path):
     with Load(target) as load:
         time.sleep(1)
         deploy(settings, v2, "staging")  # two pods replaced one at a time, each old one deleted under load
+        pods = target.cluster.core.list_namespaced_pod("ml-staging", label_selector="vci.dev/track=stable").items
+        assert [p.spec.containers[0].image for p in pods] == [v2, v2], "done once no old pod is left to answer"
         target.start_canary(canary, release_id="r-canary")
         time.sleep(1.5)  # the canary takes a third of the traffic
         assert target.remove_canary()

@@ -16,7 +16,7 @@ from functools import cached_property
 from ..errors import ConfigError, DeployError, UsageError, VciError
 from .kubeapi import Cluster, _comparable, load_api_client
 from .manifests import DeploySpec, apply_order, render, to_yaml
-from .rollout import diagnose, wait_rollout
+from .rollout import diagnose, wait_rollout, wait_terminated
 
 log = logging.getLogger("vci")
 PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
@@ -140,11 +140,15 @@ class KubeTarget:
         return changes
 
     def _wait_rollout(self, name: str, timeout: float | None, before: dict | None) -> None:
-        """Wait on the rollout's progress (``before``: the Deployment before the write; its conditions are stale)."""
+        """Wait on the rollout's progress (``before``: the Deployment before the write; its conditions are stale),
+        then until no pod of the previous version is left to answer."""
         outcome = wait_rollout(self.cluster, name, self.namespace, timeout=timeout, before=before)
+        live = self.cluster.read("Deployment", name, self.namespace) or {}
         if not outcome.ok:
-            why = diagnose(self.cluster, self.cluster.read("Deployment", name, self.namespace) or {})
-            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {why}")
+            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {diagnose(self.cluster, live)}")
+        stuck = wait_terminated(self.cluster, live) if live else []  # done once no old pod answers any more
+        if stuck:
+            log.warning("pods of the previous version are still terminating: %s", ", ".join(stuck))
 
     def _undo(self, written: list[dict], lives: dict, timeout: float | None) -> str:
         """Put each written object back as it was (newest first); what was done, in words."""

@@ -111,6 +111,25 @@ def wait_rollout(cluster, name: str, namespace: str, *, timeout: float | None = 
         _next_change(cluster, name, namespace, live, min(budget, 10.0), poll)
 
 
+def wait_terminated(cluster, deployment: dict, poll: float = 0.5, margin: float = 30.0) -> list[str]:
+    """Wait until none of the Deployment's pods is terminating, so that only the new version answers (an old
+    pod serves through its preStop delay and drain, and routing reaches it for a while); each pod at most
+    until its deletionTimestamp (the end of its grace period) and ``margin`` s more. Returns the pods still
+    there then (a lost node keeps them Terminating)."""
+    import datetime
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    while True:
+        pods = [p for p in cluster.core.list_namespaced_pod(deployment["metadata"]["namespace"],
+                                                            label_selector=selector).items
+                if p.metadata.deletion_timestamp]
+        if not pods:
+            return []
+        last = max(p.metadata.deletion_timestamp for p in pods) + datetime.timedelta(seconds=margin)
+        if datetime.datetime.now(datetime.timezone.utc) > last:
+            return sorted(p.metadata.name for p in pods)
+        time.sleep(poll)
+
+
 def _next_change(cluster, name: str, namespace: str, live: dict, seconds: float, poll: float) -> None:
     """Return at the Deployment's next change (a watch from the version read), or after ``seconds``."""
     from kubernetes import watch
