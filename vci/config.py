@@ -19,6 +19,8 @@ ENV_KEYS = {
     "base_image": str, "platform": str, "strategy": str, "image_pull_secret": str,
     "pod_annotations": dict, "pod_labels": dict,
 }
+DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
+ENV_KEYS.update({"progress_deadline": DURATION, "prestop_delay": DURATION})
 TARGETS = ("local", "kubernetes")
 
 
@@ -111,8 +113,19 @@ def _from_environ(environ: Mapping[str, str], raw: dict) -> dict:
     return out
 
 
-def _parse_scalar(value: str, kind: type, name: str) -> Any:
-    if kind is str:
+def parse_seconds(value, name: str = "duration") -> float:
+    """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds (ConfigError naming ``name`` otherwise)."""
+    import re
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|h)?\s*", str(value))
+    if not match:
+        raise ConfigError(f"{name} is not a duration: {value!r}", hint="e.g. 600, 600s, 10m, 500ms")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+def _parse_scalar(value: str, kind, name: str) -> Any:
+    if kind is str or kind is DURATION:
         return value
     import yaml
     parsed = yaml.safe_load(value)
@@ -162,8 +175,11 @@ def _environment(name: str, values: dict) -> Environment:
         if kind is None:
             raise ConfigError(f"unknown setting {key!r} in environment {name!r}",
                               hint=f"known: {', '.join(sorted(ENV_KEYS))}")
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"environments.{name}.{key} must be a {kind.__name__}, got {value!r}")
+        if not isinstance(value, kind) or (kind in (int, DURATION) and isinstance(value, bool)):
+            raise ConfigError(f"environments.{name}.{key} must be a {getattr(kind, '__name__', 'duration')}, "
+                              f"got {value!r}")
+        if kind is DURATION:
+            parse_seconds(value, f"environments.{name}.{key}")
     target = values.get("target", "local")
     if target not in TARGETS:
         raise ConfigError(f"environments.{name}.target must be one of {', '.join(TARGETS)}, got {target!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -235,7 +236,8 @@ def test_a_deployment_rolls_out_and_a_new_template_gets_a_new_replicaset(api, na
         by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
     )
     pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
-    assert {p.spec.containers[0].image for p in pods} == {"registry.example/model:v2"}
+    assert {p.spec.containers[0].image for p in pods if not p.metadata.deletion_timestamp} == {
+        "registry.example/model:v2"}  # old pods may still be terminating, as on a real cluster
     events = core(api).list_namespaced_event(namespace, field_selector="involvedObject.name=web").items
     assert any(e.reason == "ScalingReplicaSet" and "Scaled down" in e.message for e in events)
 
@@ -377,6 +379,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+if os.environ.get("IGNORE_SIGTERM"):
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("serving on", os.environ["VCI_PORT"], flush=True)
 HTTPServer(("127.0.0.1", int(os.environ["VCI_PORT"])), Handler).serve_forever()
 '''
@@ -385,17 +390,27 @@ HTTPServer(("127.0.0.1", int(os.environ["VCI_PORT"])), Handler).serve_forever()
 class ProcessHandle:
     """What the runc runner returns, played by a local Python process."""
 
-    def __init__(self, script: Path, port: int, log: Path, name: str):
+    def __init__(self, script: Path, port: int, log: Path, name: str, env: dict | None = None):
         import os
         self.log, self.port = log, port
-        env = {**os.environ, "VCI_PORT": str(port), "POD": name}
+        self.terminated_at = self.killed_at = None
+        env = {**os.environ, **(env or {}), "VCI_PORT": str(port), "POD": name}
         self.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log.open("ab"),
                                         stderr=subprocess.STDOUT)
+
+    def terminate(self):
+        self.terminated_at = time.monotonic()
+        self.process.terminate()
 
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=5)
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.killed_at = time.monotonic()
+                self.process.kill()
+                self.process.wait(timeout=5)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -415,7 +430,8 @@ def process_server(tmp_path):
     started = []
 
     def runner(pod_spec: dict, port: int) -> ProcessHandle:
-        handle = ProcessHandle(script, port, tmp_path / f"log-{port}-{len(started)}", f"pod-{port}")
+        env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env") or [] if "value" in e}
+        handle = ProcessHandle(script, port, tmp_path / f"log-{port}-{len(started)}", f"pod-{port}", env)
         started.append(handle)
         return handle
 
@@ -753,3 +769,156 @@ def test_recreate_stops_every_old_pod_before_starting_new_ones(api, namespace):
     last_old_deleted = max(i for i, (kind, new) in enumerate(order) if kind == "DELETED" and not new)
     first_new_added = min(i for i, (kind, new) in enumerate(order) if kind == "ADDED" and new)
     assert last_old_deleted < first_new_added, order
+
+
+# -- admission: pods that are never created ----------------------------------------------------------------
+def replica_failure(api, ns: str, name: str):
+    d = status_of(api, name, ns)
+    return condition(d, "ReplicaFailure") or None
+
+
+def test_a_quota_refuses_pods_and_the_replicaset_says_so_until_it_has_room(api, namespace):
+    quota = {"metadata": {"name": "compute"}, "spec": {"hard": {"pods": "1", "limits.cpu": "2"}}}
+    core(api).create_namespaced_resource_quota(namespace, quota)
+    web = deployment("web", replicas=2)
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m"},
+                                                                      "requests": {"cpu": "500m"}}
+    apps(api).create_namespaced_deployment(namespace, web)
+    failure = wait_for(lambda: replica_failure(api, namespace, "web"), what="ReplicaFailure on the Deployment")
+    [rs] = replicasets(api, namespace)
+    rs_name = rs["metadata"]["name"]
+    expected = (f'pods "{rs_name}-" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
+                f'limited: pods=1')
+    assert (failure["status"], failure["reason"], failure["message"]) == ("True", "FailedCreate", expected)
+    assert condition(rs, "ReplicaFailure")["message"] == expected
+    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={rs_name}").items
+    assert any(e.type == "Warning" and e.reason == "FailedCreate" and e.message == f"Error creating: {expected}"
+               for e in events)
+    assert len(core(api).list_namespaced_pod(namespace).items) == 1
+    used = wait_for(lambda: core(api).read_namespaced_resource_quota("compute", namespace).status.used,
+                    what="quota status")
+    assert used == {"pods": "1", "limits.cpu": "500m"}
+    core(api).patch_namespaced_resource_quota("compute", namespace, {"spec": {"hard": {"pods": "2"}}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout once the quota has room")
+    assert replica_failure(api, namespace, "web") is None, "the condition goes once the pods could be created"
+
+
+def test_a_quota_on_limits_refuses_pods_that_set_none(api, namespace):
+    core(api).create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"},
+                                                           "spec": {"hard": {"limits.cpu": "4", "requests.memory": "1Gi"}}})
+    with pytest.raises(ApiException) as refused:
+        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "bare"}, "spec": {
+            "containers": [{"name": "model", "image": "registry.example/m:1"}]}})
+    assert refused.value.status == 403 and body_of(refused.value)["reason"] == "Forbidden"
+    assert body_of(refused.value)["message"] == ('pods "bare" is forbidden: failed quota: compute: must specify '
+                                                 'limits.cpu for: model; requests.memory for: model')
+
+
+def test_pod_security_enforce_refuses_what_the_level_forbids(api, namespace):
+    core(api).patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
+    failure = wait_for(lambda: replica_failure(api, namespace, "web"), what="ReplicaFailure")
+    [rs] = replicasets(api, namespace)
+    assert failure["message"] == (
+        f'pods "{rs["metadata"]["name"]}-" is forbidden: violates PodSecurity "restricted:latest": '
+        'allowPrivilegeEscalation != false (container "model" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "model" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "model" must set securityContext.runAsNonRoot=true), '
+        'seccompProfile (pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" '
+        'or "Localhost")')
+    assert not core(api).list_namespaced_pod(namespace).items
+    core(api).patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout under baseline")
+    privileged = {"name": "p", "image": "registry.example/m:1", "securityContext": {"privileged": True}}
+    with pytest.raises(ApiException) as refused:
+        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {"containers": [privileged],
+                                                                                     "hostNetwork": True}})
+    assert body_of(refused.value)["message"] == (
+        'pods "p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), '
+        'privileged (container "p" must not set securityContext.privileged=true)')
+
+
+# -- graceful termination ----------------------------------------------------------------------------------
+def test_a_deleted_pod_terminates_gracefully_while_its_replacement_starts(api, namespace):
+    web = deployment("web", replicas=1)
+    web["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 1}}}
+    web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 7
+    apps(api).create_namespaced_deployment(namespace, web)
+    wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")
+    [pod] = core(api).list_namespaced_pod(namespace).items
+    deleted = time.monotonic()
+    answer = core(api).delete_namespaced_pod(pod.metadata.name, namespace)
+    assert answer.metadata.deletion_timestamp is not None and answer.metadata.deletion_grace_period_seconds == 7
+    replacement = wait_for(lambda: [p for p in core(api).list_namespaced_pod(namespace).items
+                                    if p.metadata.name != pod.metadata.name], what="a replacement at once")
+    assert time.monotonic() - deleted < 0.9, "the ReplicaSet does not count a terminating pod"
+    names = lambda: {p.metadata.name for p in core(api).list_namespaced_pod(namespace).items}  # noqa: E731
+    assert pod.metadata.name in names(), "still there, terminating, during its preStop sleep"
+    wait_for(lambda: pod.metadata.name not in names(), timeout=5, what="the terminated pod goes")
+    assert time.monotonic() - deleted >= 1.0, "not before its preStop sleep ended"
+    assert replacement[0].metadata.name in names()
+    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod.metadata.name}")
+    assert any(e.reason == "Killing" and e.message == "Stopping container model" for e in events.items)
+    gone = core(api).delete_namespaced_pod(replacement[0].metadata.name, namespace, grace_period_seconds=0)
+    assert gone.metadata.name == replacement[0].metadata.name
+    assert replacement[0].metadata.name not in names(), "grace 0 deletes at once"
+
+
+def serve_under_load(url: str, token: str, stop: threading.Event) -> list[int]:
+    import requests
+    session, codes = requests.Session(), []
+    session.headers["Authorization"] = f"Bearer {token}"
+    while not stop.is_set():
+        try:
+            codes.append(session.get(url, timeout=10).status_code)
+        except requests.RequestException:
+            codes.append(0)
+    return codes
+
+
+@pytest.mark.parametrize("prestop, lost", [(0, True), (2, False)])
+def test_a_terminating_pod_gets_traffic_until_routing_catches_up(process_server, tmp_path, prestop, lost):
+    """Endpoint removal takes the server's endpoint lag (1 s) to reach the proxy: a pod without a preStop delay
+    gets SIGTERM at once and the requests routed to it meanwhile fail; with one longer than the lag, none do."""
+    api = config.new_client_from_config(str(process_server.kubeconfig(tmp_path / "kc")), context="test")
+    model = process_deployment(2)
+    if prestop:
+        model["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": prestop}}}
+    apps(api).create_namespaced_deployment("default", model)
+    core(api).create_namespaced_service("default", {"metadata": {"name": "model"}, "spec": {
+        "selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    wait_for(lambda: rolled_out(api, "model", "default"), what="process rollout")
+    url = f"{process_server.url}/api/v1/namespaces/default/services/model:http/proxy/predict"
+    stop, codes = threading.Event(), []
+    load = threading.Thread(target=lambda: codes.extend(serve_under_load(url, process_server.token, stop)))
+    load.start()
+    time.sleep(0.3)
+    doomed = core(api).list_namespaced_pod("default").items[0]
+    deleted = time.monotonic()
+    core(api).delete_namespaced_pod(doomed.metadata.name, "default")
+    time.sleep(2.5)
+    stop.set()
+    load.join(15)
+    failed = [c for c in codes if c != 200]
+    assert len(codes) > 20 and bool(failed) == lost, (len(codes), failed[:5])
+    handle = next(h for h in process_server.started if h.port == int(
+        doomed.metadata.annotations["fake.kube.vci.dev/host-port"]))
+    assert handle.terminated_at - deleted >= prestop * 0.95, "SIGTERM comes after the preStop sleep"
+
+
+def test_a_pod_that_ignores_sigterm_is_killed_when_its_grace_period_ends(process_server, tmp_path):
+    api = config.new_client_from_config(str(process_server.kubeconfig(tmp_path / "kc")), context="test")
+    model = process_deployment(1)
+    pod_spec = model["spec"]["template"]["spec"]
+    pod_spec["terminationGracePeriodSeconds"] = 1
+    pod_spec["containers"][0]["env"] = [{"name": "IGNORE_SIGTERM", "value": "1"}]
+    apps(api).create_namespaced_deployment("default", model)
+    wait_for(lambda: rolled_out(api, "model", "default"), what="process rollout")
+    [pod] = core(api).list_namespaced_pod("default").items
+    core(api).delete_namespaced_pod(pod.metadata.name, "default")
+    names = lambda: {p.metadata.name for p in core(api).list_namespaced_pod("default").items}  # noqa: E731
+    wait_for(lambda: pod.metadata.name not in names(), timeout=10, what="the pod goes")
+    [handle] = [h for h in process_server.started if h.port == int(pod.metadata.annotations[
+        "fake.kube.vci.dev/host-port"])]
+    assert handle.terminated_at is not None and handle.killed_at is not None
+    assert handle.killed_at - handle.terminated_at >= 0.9 and handle.exit_code == -9

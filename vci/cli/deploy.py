@@ -42,7 +42,9 @@ def serve_cmd(run_id, host, port, grpc_port, workers, store):
 @click.argument("target", metavar="RUN_ID|IMAGE@DIGEST")
 @env_option
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Overall bound in seconds on the wait (0: none; a cluster rollout fails once it makes no progress "
+         "for the environment's progress_deadline, a local server gets 300 s to load).")
 @click.option("--dry-run", is_flag=True, help="Print what would change (a diff on a cluster) and touch nothing.")
 @click.option("--allow-tag", is_flag=True, help="Accept an image by tag (a cluster deploys digests otherwise).")
 @click.option("--insecure", is_flag=True, default=None, help="Plain-HTTP / unverified registry (local registries).")
@@ -57,7 +59,7 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
     environment's repository first; --wait watches the rollout and rolls back a failed one.
     Deploying what already runs changes nothing.
     """
-    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout, dry_run=dry_run,
+    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout or None, dry_run=dry_run,
                     allow_tag=allow_tag, insecure=insecure)
     if dry_run and result.get("diff") and output == "text":
         click.echo(result["diff"])

@@ -69,7 +69,12 @@ def test_cmd(env, examples_file, store, output):
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness."
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Overall bound in seconds on each wait (0: none; a rollout fails once it makes no progress for the "
+    "target's progress_deadline).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be promoted and touch nothing.")
 @click.option(
@@ -103,7 +108,7 @@ def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approv
         dry_run=dry_run,
         approved_by=approved_by,
         examples_file=examples_file,
-        timeout=timeout,
+        timeout=timeout or None,
     )
     text = (
         f"{result['outcome']}: {result['from']} -> {result['to']} {result['digest']} "

@@ -13,7 +13,6 @@ from .kube import KubeTarget
 from .local import LocalTarget
 from .target import CanaryTarget, Deployable
 
-DEFAULT_TIMEOUT = 120.0
 
 
 def new_release_id() -> str:
@@ -29,9 +28,12 @@ def target_for(settings, env: str | None = None) -> CanaryTarget:
     return KubeTarget(settings, environment)
 
 
-def deploy(settings, what: Deployable, env: str | None = None, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT,
+def deploy(settings, what: Deployable, env: str | None = None, *, wait: bool = True, timeout: float | None = None,
            dry_run: bool = False, **options) -> dict:
     """Deploy a run (id or Run), or for a cluster an image by digest, to ``env`` (default staging).
+
+    ``timeout`` (seconds) bounds the whole wait only when given: a cluster rollout otherwise fails when it
+    stops making progress (the environment's ``progress_deadline``), and a local server gets 300 s to load.
 
     Returns ``{environment, digest, release_id, endpoint, status, previous, ...}``; ``status`` is
     ``deployed``, ``unchanged`` (what runs already is this digest) or ``would-deploy`` (dry run).

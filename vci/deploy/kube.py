@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from functools import cached_property
 
 from ..build import Options
@@ -17,6 +18,7 @@ from ..build.image import build_image
 from ..build.package import package
 from ..build.plan import PORT
 from ..client import DeployedModel
+from ..config import parse_seconds
 from ..errors import (
     AuthError,
     ConfigError,
@@ -43,7 +45,7 @@ from .manifests import (
     validate_canary_name,
     validate_spec,
 )
-from .rollout import diagnose, wait_rollout
+from .rollout import diagnose, wait_rollout, wait_terminated
 
 log = logging.getLogger("vci")
 PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
@@ -106,15 +108,16 @@ class KubeTarget:
             labels=env.get("labels") or {}, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
             release_id=release_id, track=track, allow_tag=allow_tag,
             image_pull_secret=env.get("image_pull_secret"), pod_annotations=env.get("pod_annotations") or {},
-            pod_labels=env.get("pod_labels") or {})
+            pod_labels=env.get("pod_labels") or {}, **_lifecycle(env))
 
     # -- verbs ------------------------------------------------------------------------------------------
-    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float = 300.0, dry_run: bool = False,
-               allow_tag: bool = False, insecure=None) -> dict:
+    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float | None = None,
+               dry_run: bool = False, allow_tag: bool = False, insecure=None) -> dict:
         """Validate everything (vci, then the server by dry run), apply what changed, wait, prune.
 
-        Any failure after the first write puts every written object back as it was (deleting what did
-        not exist), so a failed deploy leaves the cluster as it found it."""
+        ``timeout`` bounds the wait only when given: a rollout fails once it stops progressing. Any failure
+        after the first write puts every written object back as it was (deleting what did not exist), so a
+        failed deploy leaves the cluster as it found it."""
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec)
@@ -138,7 +141,7 @@ class KubeTarget:
         return {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
 
     def _apply_all(self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool,
-                   timeout: float) -> dict:
+                   timeout: float | None) -> dict:
         """Delete ``deletes``, apply ``objects`` in order, wait for the rollout; on any failure undo it all."""
         changes: dict[str, str] = {}
         lives = {**lives, **{_key(o): o for o in deletes}}
@@ -149,7 +152,7 @@ class KubeTarget:
             for obj in objects:
                 changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
             if wait:
-                self._wait_rollout(spec.object_name, timeout)
+                self._wait_rollout(spec.object_name, timeout, lives.get(f"Deployment/{spec.object_name}"))
         except VciError as exc:  # the same error (and exit code), saying what was put back
             after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
             exc.message = f"{exc.message}; {after}"
@@ -158,15 +161,22 @@ class KubeTarget:
             raise
         return changes
 
-    def _wait_rollout(self, name: str, timeout: float) -> None:
-        outcome = wait_rollout(self.cluster, name, self.namespace, timeout)
+    def _wait_rollout(self, name: str, timeout: float | None, before: dict | None) -> None:
+        """Wait on the rollout's progress (``before``: the Deployment before the write; its conditions are stale),
+        then until no pod of the previous version is left to answer."""
+        outcome = wait_rollout(self.cluster, name, self.namespace, timeout=timeout, before=before)
+        live = self.cluster.read("Deployment", name, self.namespace) or {}
         if not outcome.ok:
-            why = diagnose(self.cluster, self.cluster.read("Deployment", name, self.namespace) or {})
-            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {why}")
+            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {diagnose(self.cluster, live)}")
+        stuck = wait_terminated(self.cluster, live) if live else []  # done once no old pod answers any more
+        if stuck:
+            log.warning("pods of the previous version are still terminating: %s", ", ".join(stuck))
 
-    def _undo(self, written: list[dict], lives: dict, timeout: float) -> str:
+    def _undo(self, written: list[dict], lives: dict, timeout: float | None) -> str:
         """Put each written object back as it was (newest first); what was done, in words."""
         done = []
+        deployment = next((o for o in written if o["kind"] == "Deployment"), None)
+        failed = self.cluster.read("Deployment", _name(deployment), self.namespace) if deployment else None
         for obj in reversed(written):
             before = lives[_key(obj)]
             if before is None:
@@ -175,11 +185,10 @@ class KubeTarget:
             else:
                 self.restore(before)
                 done.append(f"{_key(obj)} restored")
-        deployment = next((o for o in written if o["kind"] == "Deployment"), None)
         previous = lives[_key(deployment)] if deployment else None
         if previous is None:
             return ("nothing ran before: " if deployment else "") + (", ".join(done) or "nothing was written")
-        back = wait_rollout(self.cluster, deployment["metadata"]["name"], self.namespace, timeout)
+        back = wait_rollout(self.cluster, _name(deployment), self.namespace, timeout=timeout, before=failed)
         return f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
 
     def restore(self, previous: dict) -> None:
@@ -257,7 +266,7 @@ class KubeTarget:
         """Refuse a canary whose objects could not be named (before anything is copied or deployed)."""
         validate_canary_name(self._named())
 
-    def start_canary(self, what, *, release_id: str, timeout: float = 300.0) -> KubeCanary:
+    def start_canary(self, what, *, release_id: str, timeout: float | None = None) -> KubeCanary:
         """Start ``what`` (an image by digest) as a one-replica canary beside the stable Deployment."""
         canary = KubeCanary(self, self.resolve_image(what), release_id, timeout)
         canary.scale(1)
@@ -298,7 +307,7 @@ class KubeCanary:
     """A canary in progress on a cluster: a "-canary" Deployment behind the environment's one Service, its
     share of the traffic the share of the Service's endpoints that are canary pods."""
 
-    def __init__(self, target: KubeTarget, image: dict, release_id: str, timeout: float):
+    def __init__(self, target: KubeTarget, image: dict, release_id: str, timeout: float | None):
         self.target, self.image, self.release_id, self.timeout = target, image, release_id, timeout
         self.replicas: int | None = None
 
@@ -317,10 +326,11 @@ class KubeCanary:
         """Apply the canary Deployment at ``replicas`` and wait until they are ready."""
         target = self.target
         desired = target.canary_deployment(self.image, self.release_id, replicas)
+        name = desired["metadata"]["name"]
+        before = target.cluster.read("Deployment", name, target.namespace)
         target.cluster.apply(desired)
         self.replicas = replicas
-        name = desired["metadata"]["name"]
-        outcome = wait_rollout(target.cluster, name, target.namespace, self.timeout)
+        outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
         if not outcome.ok:
             why = diagnose(target.cluster, target.cluster.read("Deployment", name, target.namespace) or desired)
             raise DeployError(f"the canary {name} did not become ready: {outcome.reason}; {why}",
@@ -417,6 +427,15 @@ def _key(obj: dict) -> str:
 
 def _name(obj: dict) -> str:
     return obj["metadata"]["name"]
+
+
+def _lifecycle(env) -> dict:
+    """progress_deadline and prestop_delay from the environment, in whole seconds (the API's unit)."""
+    out = {}
+    for key in ("progress_deadline", "prestop_delay"):
+        if env.get(key) is not None:
+            out[key] = math.ceil(parse_seconds(env.get(key), f"environments.{env.name}.{key}"))
+    return out
 
 
 def _labels_of(image: str, insecure, allow_tag: bool) -> dict:

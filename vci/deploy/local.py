@@ -11,6 +11,8 @@ from ..refs import is_image_reference
 from ..runs import resolve_run
 from . import process
 
+READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
+
 
 class LocalTarget:
     """Deploy, inspect and remove the local deployment of one environment."""
@@ -20,13 +22,13 @@ class LocalTarget:
         self.environment = environment
         self.state = Path(settings.state_dir)
 
-    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float = 120.0,
+    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float | None = None,
                dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
         if isinstance(what, str) and is_image_reference(what):
             raise UsageError(f"{what} is an image reference; a local environment runs a run",
-                             hint="deploy a run id, or configure the environment with what: kubernetes")
+                             hint="deploy a run id, or configure the environment with target: kubernetes")
         run = resolve_run(self.settings, what)
         name = self.environment.name
         with process.environment_lock(self.state, name):
@@ -36,7 +38,7 @@ class LocalTarget:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
             record = process.start_server(model_dir, self.state, name, release_id, port)
-            process.wait_ready(record, timeout)
+            process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update({"environment": name, "digest": run.version, "run_id": run.id, "project": run.project,
                            "release_id": release_id, "model_dir": str(model_dir),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -78,12 +80,12 @@ class LocalTarget:
     def check_canary(self) -> None:
         """Any local environment can run a canary (a second server process)."""
 
-    def start_canary(self, what, *, release_id: str, timeout: float = 120.0) -> LocalCanary:
+    def start_canary(self, what, *, release_id: str, timeout: float | None = None) -> LocalCanary:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
         run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
-            process.wait_ready(record, timeout)
+            process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update({"environment": self.canary_name, "digest": run.version, "run_id": run.id,
                            "release_id": release_id, "weight": 0, "model_dir": str(run.model_dir()),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGT
 DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
 ANNOTATION = "vci.dev/"
 WORK_DIR = "/tmp/vci-work"
+SERVER_DRAIN = 25  # seconds the model server gives in-flight requests after SIGTERM (VCI_DRAIN_TIMEOUT's default)
+KILL_MARGIN = 5  # seconds between the end of that drain and the kubelet's SIGKILL
 
 
 @dataclass
@@ -37,7 +40,8 @@ class DeploySpec:
     model_digest: str | None = None
     release_id: str | None = None
     track: str = "stable"
-    progress_deadline: int = 600
+    progress_deadline: int = 600  # progressDeadlineSeconds: a rollout without progress this long has failed
+    prestop_delay: int = 5  # seconds a terminating pod keeps serving while the endpoint removal propagates
     allow_tag: bool = False
     image_pull_secret: str | None = None  # a Secret (kubernetes.io/dockerconfigjson) in the namespace
     pod_annotations: dict = field(default_factory=dict)  # added to the pod template (a mesh, Vault, ...)
@@ -75,6 +79,11 @@ def validate_spec(spec: DeploySpec) -> None:
             raise UsageError(f"invalid resource quantity {key}={value!r}", hint="e.g. cpu: 500m, memory: 1Gi")
     if spec.replicas < 0:
         raise UsageError(f"replicas must be >= 0, got {spec.replicas}")
+    if spec.progress_deadline < 1 or spec.prestop_delay < 0:
+        raise UsageError(f"progress_deadline must be at least 1s and prestop_delay at least 0s, got "
+                         f"{spec.progress_deadline}s and {spec.prestop_delay}s",
+                         hint=f"set environments.{spec.environment}.progress_deadline (e.g. 10m) and prestop_delay "
+                              "(e.g. 5s)")
     if spec.autoscaling:
         validate_autoscaling(spec)
 
@@ -177,7 +186,19 @@ def render_container(spec: DeploySpec) -> dict:
     }
     if spec.resources:
         container["resources"] = _resources(spec.resources)
+    if spec.prestop_delay:  # the kubelet waits this long before SIGTERM (a sleep action: Kubernetes >= 1.30)
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": spec.prestop_delay}}}
     return container
+
+
+def grace_period(spec: DeploySpec) -> int:
+    """terminationGracePeriodSeconds: the preStop delay, the server's drain after SIGTERM, and a margin."""
+    drain = spec.env.get("VCI_DRAIN_TIMEOUT", SERVER_DRAIN)
+    try:
+        drain = float(drain)
+    except (TypeError, ValueError):
+        raise UsageError(f"env VCI_DRAIN_TIMEOUT={drain!r} is not a number of seconds") from None
+    return spec.prestop_delay + math.ceil(drain) + KILL_MARGIN
 
 
 def render_deployment(spec: DeploySpec) -> dict:
@@ -187,7 +208,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     pod_spec = {
         "containers": [render_container(spec)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "runAsUser": int(USER), "runAsGroup": int(USER),
                             "fsGroup": int(USER), "seccompProfile": {"type": "RuntimeDefault"}},

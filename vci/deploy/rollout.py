@@ -1,9 +1,39 @@
-"""Watching a Deployment's rollout to its end, and explaining a failed one (pods, events, container logs)."""
+"""Watching a Deployment's rollout to its end as kubectl does, and explaining a failed one (pods, events, logs).
+
+Whether a rollout failed is the deployment controller's call, read as ``kubectl rollout status`` reads it
+(kubectl's ``DeploymentStatusViewer``): nothing in the status counts before ``status.observedGeneration``
+reaches ``metadata.generation`` (until then the conditions describe the previous template); then a
+Progressing condition with reason ProgressDeadlineExceeded is a failure, and the rollout is done once
+``updatedReplicas`` reaches ``spec.replicas``, no old replica is left and every updated one is available.
+The controller declares ProgressDeadlineExceeded when ``progressDeadlineSeconds`` pass *without progress*
+(the clock restarts with every pod that is created, becomes ready or goes away), so a slow rollout that keeps
+moving is never cut short; vci adds no total of its own unless the caller asks for one (``timeout``).
+
+Where kubectl alone would misread the status:
+
+* a condition identical to the one the Deployment carried before vci's write is stale: the controller keeps
+  a ProgressDeadlineExceeded while the counts stand still after the template returns to a ReplicaSet that
+  exists already (a rollback, the previous version redeployed onto a stalled Deployment);
+* pods that admission refuses are never created, so no pod explains them: the controller reports the
+  ReplicaSet's refusal as a ReplicaFailure condition (reason FailedCreate, the API server's message). A
+  refusal that waiting cannot cure (Pod Security, a quota's missing requests or limits, a LimitRange bound,
+  a webhook's denial) fails the rollout at once; others (an exhausted quota frees up as old pods go) are
+  named when the deadline passes;
+* a status that stays the same for the progress deadline and a fifth more fails the rollout too (a
+  controller that is down, or a stale condition that nothing replaces).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
+
+TIMED_OUT = "ProgressDeadlineExceeded"
+DEFAULT_DEADLINE = 600  # the API server's default progressDeadlineSeconds
+# parts of FailedCreate messages that only a change of the template or of the namespace's policy cures
+INCURABLE = ("violates PodSecurity", "must specify", " per Container is", " per Pod is", "denied the request")
 
 
 @dataclass
@@ -12,66 +42,148 @@ class Outcome:
     reason: str
 
 
-def rollout_state(deployment: dict) -> Outcome | None:
-    """Done (ok), failed (progress deadline exceeded) or still going (None), from the Deployment's status."""
+def condition(deployment: dict | None, kind: str) -> dict | None:
+    return next((c for c in ((deployment or {}).get("status") or {}).get("conditions") or []
+                 if c.get("type") == kind), None)
+
+
+def _fresh(cond: dict | None, before: dict | None) -> bool:
+    """A condition the controller set after vci's write (not the very one ``before`` carried)."""
+    if cond is None:
+        return False
+    old = condition(before, cond.get("type", ""))
+    keys = ("status", "reason", "message", "lastUpdateTime", "lastTransitionTime")
+    return old is None or any(old.get(k) != cond.get(k) for k in keys)
+
+
+def rollout_state(deployment: dict, before: dict | None = None) -> Outcome | None:
+    """Done (ok), failed, or still going (None), from the Deployment's status; ``before`` is the Deployment
+    as it was before vci's write (its conditions are stale)."""
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    generation = deployment["metadata"].get("generation", 0)
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return Outcome(False, f"progress deadline exceeded: {cond.get('message', '')}".strip(": "))
-    if status.get("observedGeneration", 0) < generation:
-        return None
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return None  # the controller has not seen this template yet
+    failure = condition(deployment, "ReplicaFailure")
+    refused = failure.get("message", "") if _fresh(failure, before) and failure.get("status") == "True" else ""
+    if refused and any(part in refused for part in INCURABLE):
+        return Outcome(False, f"the cluster refuses to create its pods: {refused}")
+    progressing = condition(deployment, "Progressing")
+    if progressing and progressing.get("reason") == TIMED_OUT and _fresh(progressing, before):
+        why = f"progress deadline exceeded: {progressing.get('message', '')}".strip(": ")
+        return Outcome(False, why + (f"; pods could not be created: {refused}" if refused else ""))
     want = spec.get("replicas", 1)
-    updated, available = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
-    total = status.get("replicas", 0)
-    if updated >= want and available >= want and total <= want and not status.get("unavailableReplicas"):
-        return Outcome(True, f"{available}/{want} replicas available")
-    return None
+    updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
+    available = status.get("availableReplicas", 0)
+    if updated < want or total > updated or available < updated:
+        return None
+    return Outcome(True, f"{available}/{want} replicas available")
 
 
-def wait_rollout(cluster, name: str, namespace: str, timeout: float, poll: float = 0.5) -> Outcome:
-    """Watch the Deployment until its rollout completes, fails, or ``timeout`` passes."""
-    from kubernetes import watch
-    from kubernetes.client.rest import ApiException
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def stall_limit(deployment: dict) -> float:
+    """How long an unchanged status may last before vci gives up on the controller: its deadline and a fifth."""
+    deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds") or DEFAULT_DEADLINE
+    return deadline * 1.2 + 2
+
+
+def wait_rollout(cluster, name: str, namespace: str, *, timeout: float | None = None,
+                 before: dict | None = None, poll: float = 0.5) -> Outcome:
+    """Watch the Deployment until its rollout completes or fails; ``timeout`` (seconds) is an overall bound
+    only when the caller gives one. ``before``: the Deployment as read before the write being watched."""
+    started = changed = time.monotonic()
+    seen = None
+    while True:
         live = cluster.read("Deployment", name, namespace)
         if live is None:
             return Outcome(False, f"deployment {name} disappeared")
-        state = rollout_state(live)
+        state = rollout_state(live, before)
         if state is not None:
             return state
-        remaining = max(1, int(deadline - time.monotonic()))
-        try:
-            for event in watch.Watch().stream(cluster.apps.list_namespaced_deployment, namespace,
-                                              field_selector=f"metadata.name={name}",
-                                              resource_version=live["metadata"]["resourceVersion"],
-                                              timeout_seconds=min(remaining, 10), _request_timeout=remaining + 5):
-                obj = cluster.api_client.sanitize_for_serialization(event["object"])
-                if event["type"] in ("ADDED", "MODIFIED") and rollout_state(obj) is not None:
-                    break
-        except (ApiException, OSError, ValueError):
-            time.sleep(poll)  # a broken watch is not a failed rollout: read again
-    return Outcome(False, f"not complete after {timeout:.0f}s")
+        now, status = time.monotonic(), json.dumps(live.get("status") or {}, sort_keys=True)
+        if status != seen:
+            seen, changed = status, now
+        if now - changed > stall_limit(live):
+            return Outcome(False, f"no progress reported for {now - changed:.0f}s "
+                                  f"(progressDeadlineSeconds {live['spec'].get('progressDeadlineSeconds')})")
+        if timeout is not None and now - started >= timeout:
+            return Outcome(False, f"not complete after {timeout:.0f}s (the overall timeout asked for)")
+        budget = stall_limit(live) - (now - changed)
+        if timeout is not None:
+            budget = min(budget, timeout - (now - started))
+        _next_change(cluster, name, namespace, live, min(budget, 10.0), poll)
+
+
+def wait_terminated(cluster, deployment: dict, poll: float = 0.5, margin: float = 30.0) -> list[str]:
+    """Wait until none of the Deployment's pods is terminating, so that only the new version answers (an old
+    pod serves through its preStop delay and drain, and routing reaches it for a while); each pod at most
+    until its deletionTimestamp (the end of its grace period) and ``margin`` s more. Returns the pods still
+    there then (a lost node keeps them Terminating)."""
+    import datetime
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    while True:
+        pods = [p for p in cluster.core.list_namespaced_pod(deployment["metadata"]["namespace"],
+                                                            label_selector=selector).items
+                if p.metadata.deletion_timestamp]
+        if not pods:
+            return []
+        last = max(p.metadata.deletion_timestamp for p in pods) + datetime.timedelta(seconds=margin)
+        if datetime.datetime.now(datetime.timezone.utc) > last:
+            return sorted(p.metadata.name for p in pods)
+        time.sleep(poll)
+
+
+def _next_change(cluster, name: str, namespace: str, live: dict, seconds: float, poll: float) -> None:
+    """Return at the Deployment's next change (a watch from the version read), or after ``seconds``."""
+    from kubernetes import watch
+    from kubernetes.client.rest import ApiException
+    wait = max(1, int(seconds))
+    try:
+        for event in watch.Watch().stream(cluster.apps.list_namespaced_deployment, namespace,
+                                          field_selector=f"metadata.name={name}",
+                                          resource_version=live["metadata"]["resourceVersion"],
+                                          timeout_seconds=wait, _request_timeout=wait + 5):
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                return
+    except (ApiException, OSError, ValueError):
+        time.sleep(poll)  # a broken watch is not a failed rollout: read again
 
 
 def diagnose(cluster, deployment: dict, log_lines: int = 10) -> str:
-    """Why pods of this Deployment are not ready: container states, conditions, events, last log lines."""
+    """Why pods of this Deployment are not ready: container states, conditions, events, last log lines; or,
+    when admission let no pod of the new version be created, the ReplicaSet's FailedCreate events."""
     namespace = deployment["metadata"]["namespace"]
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
-    wanted = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     notes = []
     for pod in pods:
-        if not any(c.image == wanted for c in pod.spec.containers):
-            continue  # a pod of the previous, good version
+        if not _of_new_version(pod, deployment) or pod.metadata.deletion_timestamp or _ready(pod):
+            continue  # a pod of the previous version, one going away, or one that is fine
         notes.extend(_pod_notes(pod))
-        notes.extend(_events(cluster, namespace, pod.metadata.name))
+        notes.extend(_events(cluster, namespace, f"involvedObject.name={pod.metadata.name}"))
         logs = _logs(cluster, namespace, pod.metadata.name, log_lines)
         if logs:
             notes.append(f"pod {pod.metadata.name} last log lines: {logs}")
         break  # one failing pod explains the rollout; more would only repeat it
-    return "; ".join(notes) or "no pod of the new version was found"
+    return "; ".join(notes) or _refusals(cluster, deployment) or "no pod of the new version was found"
+
+
+def _of_new_version(pod, deployment: dict) -> bool:
+    """Whether ``pod`` belongs to the new ReplicaSet (named in the Progressing condition), else has its image."""
+    match = re.search(r'[Rr]eplica ?[Ss]et "([^"]+)"', (condition(deployment, "Progressing") or {}).get("message", ""))
+    if match:
+        return pod.metadata.name.startswith(match.group(1) + "-")
+    wanted = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return any(c.image == wanted for c in pod.spec.containers)
+
+
+def _ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def _refusals(cluster, deployment: dict) -> str:
+    """The ReplicaSets' FailedCreate events (admission's refusals), newest first, or ''."""
+    prefix = deployment["metadata"]["name"] + "-"
+    events = _events(cluster, deployment["metadata"]["namespace"], "involvedObject.kind=ReplicaSet,reason=FailedCreate",
+                     keep=lambda e: e.involved_object.name.startswith(prefix))
+    return "; ".join(events)
 
 
 def _pod_notes(pod) -> list[str]:
@@ -89,17 +201,21 @@ def _pod_notes(pod) -> list[str]:
     return notes
 
 
-def _events(cluster, namespace: str, pod_name: str) -> list[str]:
+def _events(cluster, namespace: str, field_selector: str, keep=lambda _e: True) -> list[str]:
     try:
-        events = cluster.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod_name}").items
+        events = cluster.core.list_namespaced_event(namespace, field_selector=field_selector).items
     except Exception:  # events are a courtesy: never let them hide the real failure
         return []
-    return [f"event {e.reason}: {e.message}" for e in events[-3:] if e.type == "Warning"]
+    warnings = [e for e in events if e.type == "Warning" and keep(e)]
+    return [f"event {e.reason}" + (f" (x{e.count})" if (e.count or 1) > 1 else "") + f": {e.message}"
+            for e in warnings[-3:]]
 
 
 def _logs(cluster, namespace: str, pod_name: str, lines: int) -> str:
     try:
-        text = cluster.core.read_namespaced_pod_log(pod_name, namespace, tail_lines=lines)
+        raw = cluster.core.read_namespaced_pod_log(pod_name, namespace, tail_lines=lines,
+                                                   _preload_content=False).data
     except Exception:  # as above: a missing log must not mask the diagnosis
         return ""
-    return " | ".join(line for line in (text or "").splitlines()[-lines:] if line.strip())
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    return " | ".join(line for line in text.splitlines()[-lines:] if line.strip())

@@ -97,7 +97,7 @@ def promote(
     dry_run: bool = False,
     approved_by: str | None = None,
     examples_file=None,
-    timeout: float = 300.0,
+    timeout: float | None = None,
     policy=None,
 ) -> dict:
     """Promote what ``source`` runs to ``destination``: ``{from, to, digest, release_id, strategy, outcome, ...}``.

@@ -52,7 +52,7 @@ def rollback(
     to: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
-    timeout: float = 300.0,
+    timeout: float | None = None,
 ) -> dict:
     """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``."""
 

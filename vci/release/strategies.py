@@ -8,7 +8,8 @@ from .canary import CanaryPolicy, run_steps
 
 
 def canary_release(
-    target: CanaryTarget, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list, timeout: float
+    target: CanaryTarget, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list,
+    timeout: float | None
 ) -> dict:
     """Run ``what`` as a canary beside the stable release, step by step; promote it fully or remove it.
 

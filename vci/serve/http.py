@@ -41,6 +41,7 @@ from .wire import (
 ROUTES = {"/predict": "POST", "/batch-predict": "POST", "/healthz": "GET", "/readyz": "GET",
           "/metadata": "GET", "/metrics": "GET"}
 _PAUSE_AT = 1 << 20  # stop reading a pipelining client once this much is buffered
+IDLE_GRACE = 1.0  # seconds an idle keep-alive connection stays open after SIGTERM, for a request on its way
 
 
 class HttpServer:
@@ -71,14 +72,20 @@ class HttpServer:
             return Reply(200, json.dumps(service.metadata()).encode())
         return Reply(200, self.metrics.render(), CONTENT_TYPE)
 
-    async def drain(self, timeout: float) -> None:
-        """Close idle connections, let busy ones finish (answering ``Connection: close``), then abort."""
+    async def drain(self, timeout: float, idle_grace: float = IDLE_GRACE) -> None:
+        """Answer what open connections still send (each answer says ``Connection: close`` and closes its
+        connection); after ``idle_grace`` s close the idle ones; abort what is left after ``timeout`` s.
+
+        The grace is for keep-alive clients (a proxy's pool, a connection kube-proxy keeps pointing at this
+        pod): a request they sent just as SIGTERM arrived is answered, not met with a reset."""
         self.draining = True
-        for conn in list(self.connections):
-            if conn.idle:
-                conn.transport.close()
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while self.connections and time.monotonic() < deadline:
+            if time.monotonic() - started >= min(idle_grace, timeout):
+                for conn in list(self.connections):
+                    if conn.idle:
+                        conn.transport.close()
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             conn.transport.abort()

@@ -21,9 +21,13 @@ through a runner, probes, restarts, host port annotation ``fake.kube.vci.dev/hos
 (service/pod proxy), autoscaler.py (HPA min/max without metrics), disruption.py (PDB status and the pod
 eviction subresource), tables.py (kubectl's Table output), events.py.
 
+Pods terminate gracefully (store.py, pods.py: preStop sleep, SIGTERM, SIGKILL after the grace period), and
+leave the service proxy's endpoints ``endpoint_lag`` seconds after their deletion (proxy.py); admission.py
+enforces Pod Security levels and ResourceQuotas on pod creates.
+
 Not modelled: openapi (kubectl needs ``--validate=false``), aggregated discovery, protobuf, list
-``limit``/``continue`` paging (lists come whole), graceful pod termination (pods go at once), minReadySeconds,
-admission (quotas, limit ranges, pod security), metrics.
+``limit``/``continue`` paging (lists come whole), minReadySeconds, LimitRanges and admission webhooks,
+metrics.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ __all__ = ["start_kube_server", "KubeServer", "Forbid", "Rbac", "DEFAULT_TOKEN",
 def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(), backend: str = "simulated",
                       runner=None, namespaces=("default",), ready_delay: float = 0.3, time_scale: float = 0.1,
                       tick: float = 0.05, history: int = 2000, watch_limit: float = 60.0,
-                      workdir=None, tls_server_name: str | None = None, rbac=None) -> KubeServer:
+                      workdir=None, tls_server_name: str | None = None, rbac=None,
+                      endpoint_lag: float = 1.0) -> KubeServer:
     """Start a fake API server on 127.0.0.1 (a free port); call ``.stop()`` (or use ``with``) to end it.
 
     ``tokens`` maps bearer token -> user name (default ``{DEFAULT_TOKEN: DEFAULT_USER}``); ``forbid`` is a
@@ -47,7 +52,8 @@ def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(
     how long a simulated pod takes to become Ready; ``namespaces`` exist from the start; ``history`` bounds
     the watch history (older resourceVersions: 410); ``tls_server_name`` (with ``tls``) makes the certificate
     valid for that name only, and the kubeconfig carries it as ``tls-server-name``; ``rbac`` (an ``Rbac`` of
-    Roles and bindings) denies every request its rules do not grant, as the real RBAC authorizer.
+    Roles and bindings) denies every request its rules do not grant, as the real RBAC authorizer;
+    ``endpoint_lag`` is how long a terminating pod still receives traffic through the service proxy.
     """
     return KubeServer(
         tls=tls,
@@ -64,4 +70,5 @@ def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(
         workdir=workdir,
         tls_server_name=tls_server_name,
         rbac=rbac,
+        endpoint_lag=endpoint_lag,
     ).start()

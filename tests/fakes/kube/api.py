@@ -155,8 +155,12 @@ class Api:
         policy = options.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
         if options.get("orphanDependents") is True:
             policy = "Orphan"
+        grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
         obj, gone = self.store.delete(route.resource, self.namespace_of(route), route.name, policy,
-                                      options.get("preconditions"), bool(query.get("dryRun")))
+                                      options.get("preconditions"), bool(query.get("dryRun")),
+                                      None if grace is None else int(grace))
+        if route.resource.kind == "Pod":
+            return 200, obj  # the real server answers a graceful pod deletion with 200 and the terminating pod
         if gone and route.resource.kind not in ("Pod", "Namespace"):
             return 200, errors.success_body(route.resource, route.name, obj["metadata"]["uid"])
         return (202 if not gone else 200), obj

@@ -2,9 +2,13 @@
 
 One thread runs every ``tick`` seconds: it syncs each HorizontalPodAutoscaler (autoscaler.py), each Deployment
 (ReplicaSets per pod template, rolling update, status), then each ReplicaSet (creates or deletes Pods named
-``<rs>-<5 chars>`` with ownerReferences to it until the count matches ``spec.replicas``; status
-replicas/ready/available counts), then each PodDisruptionBudget's status (disruption.py), then collects
-garbage: objects whose controller owner is gone are deleted
+``<rs>-<5 chars>`` (generateName ``<rs>-``) with ownerReferences to it until the count matches
+``spec.replicas``; status replicas/ready/available counts), each PodDisruptionBudget's status (disruption.py),
+each ResourceQuota's status (admission.py), then collects garbage. A Pod create that admission refuses (Pod
+Security, ResourceQuota) is, as in the real replicaset controller, a Warning event FailedCreate ``Error
+creating: <the API server's message>`` on the ReplicaSet and a condition ReplicaFailure (True, FailedCreate,
+the message) in its status until a create succeeds or nothing is left to create; the next sync tries again.
+Then the garbage collector: objects whose controller owner is gone are deleted
 (background cascade), owners deleted with ``propagationPolicy=Foreground`` stay (deletionTimestamp, finalizer
 ``foregroundDeletion``) until their dependents are gone, ``Orphan`` strips the ownerReferences, and a deleted
 Namespace is emptied before it disappears. Pods are deleted at once (no grace period): their backend stops
@@ -15,12 +19,14 @@ from __future__ import annotations
 
 import threading
 
+from .admission import sync_quotas
 from .autoscaler import HPAS, sync_autoscaler
 from .deployment import sync_deployment
 from .disruption import PDBS, sync_budget
 from .events import record
 from .resources import BY_KIND, RESOURCES
-from .store import Store, random_suffix
+from .status import ApiError
+from .store import Store, now_iso
 
 PODS, REPLICASETS, DEPLOYMENTS = BY_KIND["Pod"], BY_KIND["ReplicaSet"], BY_KIND["Deployment"]
 
@@ -42,6 +48,17 @@ def pod_ready(pod: dict) -> bool:
 
 def live(objs: list[dict]) -> list[dict]:
     return [o for o in objs if not o["metadata"].get("deletionTimestamp")]
+
+
+def replica_failure(rs: dict, refused: str | None) -> dict | None:
+    """The ReplicaSet's ReplicaFailure condition after a sync: kept while creates fail (the first message, as
+    the real controller leaves an existing condition alone), dropped once nothing failed."""
+    current = next((c for c in (rs.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "ReplicaFailure"), None)
+    if refused is None:
+        return None
+    return current or {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refused,
+                       "lastTransitionTime": now_iso()}
 
 
 class Controller:
@@ -79,6 +96,7 @@ class Controller:
             self.sync_replicaset(replicaset)
         for budget in self.store.list(PDBS)[0]:
             sync_budget(self.store, budget)
+        sync_quotas(self.store)
         self.collect_garbage()
 
     # -- replicaset controller ---------------------------------------------------------------------------
@@ -88,8 +106,15 @@ class Controller:
         if rs["metadata"].get("deletionTimestamp"):
             return
         want = rs["spec"].get("replicas", 1)
+        refused = None
         for _ in range(want - len(pods)):
-            pods.append(self._create_pod(rs))
+            try:
+                pods.append(self._create_pod(rs))
+            except ApiError as exc:  # admission said no: no pod, an event and a condition say why
+                refused = str(exc)
+                record(self.store, rs, "Warning", "FailedCreate", f"Error creating: {refused}",
+                       "replicaset-controller")
+                break
         if len(pods) > want:
             newest_first = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
             doomed = sorted(newest_first, key=pod_ready)  # not-ready pods go first, then the youngest
@@ -108,6 +133,9 @@ class Controller:
         status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
                   "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
         status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
+        failure = replica_failure(rs, refused)
+        if failure:
+            status["conditions"] = [failure]
         if rs.get("status") != status:
             self.store.mutate(REPLICASETS, namespace, rs["metadata"]["name"],
                               lambda obj: obj.__setitem__("status", status), "status")
@@ -115,7 +143,7 @@ class Controller:
     def _create_pod(self, rs: dict) -> dict:
         template = rs["spec"]["template"]
         meta = {
-            "name": f"{rs['metadata']['name']}-{random_suffix()}",
+            "generateName": f"{rs['metadata']['name']}-",
             "namespace": rs["metadata"]["namespace"],
             "labels": dict(template.get("metadata", {}).get("labels") or {}),
             "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
@@ -129,7 +157,7 @@ class Controller:
             rs,
             "Normal",
             "SuccessfulCreate",
-            f"Created pod: {meta['name']}",
+            f"Created pod: {pod['metadata']['name']}",
             "replicaset-controller",
         )
         return pod

@@ -6,11 +6,14 @@ template), labelled and selected with ``pod-template-hash``, owned by the Deploy
 gives that one the next revision, as ``kubectl rollout undo`` does); the Deployment carries the same revision
 annotation. RollingUpdate follows the real controller: the new ReplicaSet grows while the total stays within
 replicas + maxSurge (percentages round up), old ones shrink (unhealthy pods first) while at least replicas -
-maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first. Status:
+maxUnavailable (rounded down; 1 if both are 0) stay available. Recreate empties the old ones first and waits
+until their pods are gone, terminating ones included. Status:
 observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas,
 conditions Available (MinimumReplicasAvailable/Unavailable) and Progressing (NewReplicaSetCreated,
-FoundNewReplicaSet, ReplicaSetUpdated, NewReplicaSetAvailable, and ProgressDeadlineExceeded once
-``progressDeadlineSeconds`` pass without progress). A Pod counts as available as soon as it is Ready
+FoundNewReplicaSet only while there is no Progressing condition yet, ReplicaSetUpdated, NewReplicaSetAvailable,
+and ProgressDeadlineExceeded once ``progressDeadlineSeconds`` pass without progress; a template that returns to
+an existing ReplicaSet keeps a ProgressDeadlineExceeded until the counts move, as the real controller does).
+A Pod counts as available as soon as it is Ready
 (minReadySeconds is not modelled). Old ReplicaSets beyond revisionHistoryLimit are deleted.
 """
 
@@ -73,8 +76,10 @@ class Rollout:
         self.store, self.d = store, deployment
         self.namespace, self.name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         self.rss = live([r for r in store.list(REPLICASETS, self.namespace)[0] if owned_by(r, deployment)])
-        pods = live(store.list(PODS, self.namespace)[0])
+        every_pod = store.list(PODS, self.namespace)[0]
+        pods = live(every_pod)
         self.pods = {r["metadata"]["uid"]: [p for p in pods if owned_by(p, r)] for r in self.rss}
+        self.still_running = {r["metadata"]["uid"] for r in self.rss for p in every_pod if owned_by(p, r)}
         self.ready = {uid: sum(1 for p in ps if pod_ready(p)) for uid, ps in self.pods.items()}
         self.want = deployment["spec"].get("replicas", 1)
         self.new = next((r for r in self.rss if _without_hash(r["spec"]["template"]) ==
@@ -113,7 +118,8 @@ class Rollout:
                     lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
                 )
                 self.new["metadata"]["annotations"][REVISION] = revision
-                self.progress_note = (
+            if not any(c.get("type") == "Progressing" for c in (self.d.get("status") or {}).get("conditions") or []):
+                self.progress_note = (  # as the real controller: only where no Progressing condition is yet
                     "FoundNewReplicaSet",
                     f'Found new replica set "{self.new["metadata"]["name"]}"',
                 )
@@ -165,7 +171,7 @@ class Rollout:
         if self.d["spec"]["strategy"]["type"] == "Recreate":
             for rs in self.old:
                 self.scale(rs, 0)
-            if not any(self.pods[r["metadata"]["uid"]] for r in self.old):
+            if not any(r["metadata"]["uid"] in self.still_running for r in self.old):  # terminating ones too
                 self.scale(self.new, self.want)
             return
         surge, unavailable = surge_and_unavailable(self.d)

@@ -1,7 +1,8 @@
 """Pod backends (the kubelet's part): what happens to a Pod after it is created. ``simulated`` is the default.
 
 ``simulated``: a pod is scheduled to node ``fake-node`` at once and becomes Running and Ready ``ready_delay``
-seconds later, unless a container asks for trouble, by its image name or by the env var
+seconds later (or after the seconds its container's env var ``FAKE_KUBE_START_SECONDS`` says: an image pull
+and a model load take a while), unless a container asks for trouble, by its image name or by the env var
 ``FAKE_KUBE_BEHAVIOUR`` on the container:
 
 * image containing ``broken`` or ``FAKE_KUBE_BEHAVIOUR=crash``: Running but never Ready; the container
@@ -15,6 +16,13 @@ seconds later, unless a container asks for trouble, by its image name or by the 
 
 ``process`` (processes.py): a test-supplied ``runner(pod_spec, port) -> handle`` really runs each pod. Both
 set status.podIP/hostIP to 127.0.0.1 and answer the pod log subresource (``logs``).
+
+Both terminate a deleted pod as the kubelet does: once the pod has a deletionTimestamp (store.py) a Normal
+event Killing ("Stopping container NAME"), the containers' preStop hooks (a ``sleep`` action waits its seconds;
+here a simulated container's exec or httpGet hook takes no time), then SIGTERM, then SIGKILL once the grace
+period (``deletionGracePeriodSeconds``) is over; the container's state becomes terminated (exit code 0 for a
+clean exit, 137 when killed) and the kubelet deletes the pod with grace 0. A simulated container exits as soon
+as it gets SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from .store import Store, now_iso
 
 PODS = BY_KIND["Pod"]
 BEHAVIOUR_ENV = "FAKE_KUBE_BEHAVIOUR"
+START_ENV = "FAKE_KUBE_START_SECONDS"
 IMAGE_MARKERS = {"broken": "crash", "unready": "unready", "nonexistent": "pull-error"}
 
 
@@ -39,6 +48,38 @@ def behaviour_of(container: dict) -> str:
             return env["value"]
     image = container.get("image") or ""
     return next((kind for marker, kind in IMAGE_MARKERS.items() if marker in image), "ok")
+
+
+def prestop_seconds(pod: dict) -> float:
+    """The longest preStop ``sleep`` among the pod's containers (0 without one)."""
+    hooks = [((c.get("lifecycle") or {}).get("preStop") or {}) for c in pod["spec"]["containers"]]
+    return max([float((h.get("sleep") or {}).get("seconds", 0)) for h in hooks] or [0.0])
+
+
+def grace_seconds(pod: dict) -> float:
+    meta = pod["metadata"]
+    return float(meta.get("deletionGracePeriodSeconds") or pod["spec"].get("terminationGracePeriodSeconds", 30))
+
+
+def finish_termination(store: Store, pod: dict, exit_code: int, started: str | None) -> None:
+    """The kubelet's end of a pod: containers terminated in its status, then the pod deleted with grace 0."""
+    reason = "Completed" if exit_code == 0 else "Error"
+    state = {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started or now_iso(),
+                            "finishedAt": now_iso()}}
+    containers = [container_status(c, state, False) for c in pod["spec"]["containers"]]
+    write_status(store, pod, pod_status(pod, "Running", containers, (pod.get("status") or {}).get("startTime") or
+                                        now_iso()))
+    try:
+        store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], grace=0)
+    except Exception:  # gone already (a forced delete, the namespace): nothing left to do
+        pass
+
+
+def start_seconds(pod: dict, default: float) -> float:
+    """How long the simulated pod takes to start: its containers' ``FAKE_KUBE_START_SECONDS``, else ``default``."""
+    values = [float(e["value"]) for c in pod["spec"]["containers"] for e in c.get("env") or []
+              if e.get("name") == START_ENV and e.get("value")]
+    return max(values) if values else default
 
 
 def container_status(
@@ -135,13 +176,28 @@ class SimulatedBackend:
             for uid in set(self.seen) - live_uids:
                 del self.seen[uid]
             for pod in pods:
-                if not self.store.closed and not pod["metadata"].get("deletionTimestamp"):
+                if self.store.closed:
+                    break
+                if pod["metadata"].get("deletionTimestamp"):
+                    self._terminate(pod)
+                else:
                     self._advance(pod)
+
+    def _terminate(self, pod: dict) -> None:
+        """preStop sleep (at most the grace period), then SIGTERM: a simulated container exits at once."""
+        state = self.seen.setdefault(pod["metadata"]["uid"], {"logs": [], "started": now_iso()})
+        now = time.monotonic()
+        if "stop_at" not in state:
+            state["stop_at"] = now + min(prestop_seconds(pod), grace_seconds(pod))
+            for container in pod["spec"]["containers"]:
+                record(self.store, pod, "Normal", "Killing", f"Stopping container {container['name']}", "kubelet")
+        elif now >= state["stop_at"]:
+            finish_termination(self.store, pod, 0, state.get("started"))
 
     def _advance(self, pod: dict) -> None:
         uid, now = pod["metadata"]["uid"], time.monotonic()
-        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "next": now + self.ready_delay,
-                                           "logs": [], "started": now_iso()})
+        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "logs": [], "started": now_iso(),
+                                           "next": now + start_seconds(pod, self.ready_delay)})
         if not pod.get("status", {}).get("phase"):
             containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
                           for c in pod["spec"]["containers"]]

@@ -1,8 +1,9 @@
 """The ``process`` pod backend: each Pod really runs through a test-supplied runner, probed over HTTP.
 
 ``runner(pod_spec: dict, port: int) -> handle`` starts the pod's containers (e.g. with runc on the host
-network) listening on ``port`` (the runner sets ``VCI_PORT``); the handle has ``stop()``, ``alive() -> bool``,
-``logs() -> str`` and optionally ``exit_code`` (int or None). Each pod gets its own free host port, recorded
+network) listening on ``port`` (the runner sets ``VCI_PORT``); the handle has ``stop()`` (end it, by force if
+need be), ``alive() -> bool``, ``logs() -> str`` and optionally ``exit_code`` (int or None) and ``terminate()``
+(send SIGTERM, return at once: graceful termination needs it). Each pod gets its own free host port, recorded
 in the pod annotation ``fake.kube.vci.dev/host-port``; every containerPort (and named port, e.g. ``http``) of
 the pod stands for that port, for probes and for the proxies. status.podIP is 127.0.0.1.
 
@@ -14,7 +15,9 @@ livenessProbe failures (failureThreshold in a row) kill and restart the containe
 Normal Killing). A container killed by a signal reports exit code 128 + signal. A dead process is restarted
 with back-off (``backoff``, doubling, capped at 8x): restartCount grows, lastState holds the termination,
 state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting the pod or stopping the server
-stops its process.
+stops its process: a deleted pod gracefully (pods.py: Killing event, the preStop sleep, ``terminate()``, then
+``stop()`` once ``deletionGracePeriodSeconds`` have passed since the deletion), a pod removed outright or a
+stopped server at once.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import urllib.error
 import urllib.request
 
 from .events import record
-from .pods import PODS, container_status, pod_status, write_status
+from .pods import PODS, container_status, finish_termination, grace_seconds, pod_status, prestop_seconds, write_status
 from .store import Store, now_iso
 
 PORT_ANNOTATION = "fake.kube.vci.dev/host-port"
@@ -61,11 +64,22 @@ class PodWorker(threading.Thread):
         self.container = pod["spec"]["containers"][0]
         self.handle = None
         self.restarts, self.previous_logs, self.last = 0, "", {}
-        self.stopped = threading.Event()
+        self.stopped = threading.Event()  # leave the run/restart loop
+        self.terminating = threading.Event()  # ... to terminate gracefully (the pod was deleted)
+        self.killed = threading.Event()  # ... and end the process now (a forced delete, the server stopping)
+        self.started_at: str | None = None
+
+    def terminate(self) -> None:
+        self.terminating.set()
+        self.stopped.set()
+
+    def kill(self) -> None:
+        self.killed.set()
+        self.stopped.set()
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            started = now_iso()
+            started = self.started_at = now_iso()
             try:
                 self.handle = self.backend.runner(self.pod["spec"], self.port)
             except Exception as exc:  # a runner that cannot start the pod: the container "exits" at once
@@ -77,8 +91,29 @@ class PodWorker(threading.Thread):
             if self.stopped.is_set():
                 break
             self._crashed(started)
-        if self.handle is not None:
+        if self.terminating.is_set() and not self.killed.is_set():
+            self._shut_down()
+        elif self.handle is not None:
             self.handle.stop()
+
+    def _shut_down(self) -> None:
+        """The kubelet's graceful stop: preStop sleep, SIGTERM, SIGKILL at the end of the grace period."""
+        store, began = self.backend.store, time.monotonic()
+        pod = store.find(PODS, self.pod["metadata"]["namespace"], self.pod["metadata"]["name"]) or self.pod
+        grace = grace_seconds(pod)
+        record(store, pod, "Normal", "Killing", f"Stopping container {self.container['name']}", "kubelet")
+        handle = self.handle
+        if handle is not None and handle.alive():
+            self.killed.wait(min(prestop_seconds(pod), grace))
+            if hasattr(handle, "terminate"):
+                handle.terminate()
+                while handle.alive() and time.monotonic() - began < grace and not self.killed.wait(0.02):
+                    pass
+            handle.stop()
+        code = getattr(handle, "exit_code", None) if handle is not None else 0
+        code = 0 if code is None else (128 - code if code < 0 else code)
+        if not self.killed.is_set():
+            finish_termination(store, pod, code, self.started_at)
 
     def _supervise(self) -> None:
         """Probe on each probe's own schedule (periodSeconds and initialDelaySeconds times ``time_scale``)."""
@@ -185,20 +220,26 @@ class ProcessBackend:
         if self._thread is not None:
             self._thread.join(timeout)
         for worker in list(self.workers.values()):
-            worker.stopped.set()
+            worker.kill()
         deadline = time.monotonic() + timeout
         for worker in list(self.workers.values()):
             worker.join(max(0.1, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            pods = {p["metadata"]["uid"]: p for p in self.store.list(PODS)[0]
-                    if not p["metadata"].get("deletionTimestamp")}
+            pods = {p["metadata"]["uid"]: p for p in self.store.list(PODS)[0]}
             for uid in set(self.workers) - set(pods):
-                self.workers.pop(uid).stopped.set()  # the worker stops its process on its way out
+                self.workers.pop(uid).kill()  # removed outright: the worker stops its process on its way out
             for uid, pod in pods.items():
-                if uid not in self.workers and not self._stop.is_set():
-                    self._launch(pod)
+                if self._stop.is_set():
+                    break
+                if not pod["metadata"].get("deletionTimestamp"):
+                    if uid not in self.workers:
+                        self._launch(pod)
+                elif uid in self.workers:
+                    self.workers[uid].terminate()  # graceful: the worker deletes the pod when done
+                else:
+                    finish_termination(self.store, pod, 0, None)  # deleted before it was ever started
 
     def _launch(self, pod: dict) -> None:
         port = free_port()

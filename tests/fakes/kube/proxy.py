@@ -1,7 +1,11 @@
 """The API server's service and pod proxies: ``.../services/[http:]NAME[:PORT]/proxy/PATH`` and pods.
 
-A service proxy request goes to one Ready pod selected by the Service's selector, round robin, on the host
-port the process backend assigned to that pod (every container port and named port of the pod maps to it; see
+A service proxy request goes to one endpoint of the Service, round robin: a Ready pod its selector selects
+that is not terminating. A deleted pod (terminating, or gone already) leaves the endpoints ``endpoint_lag``
+seconds after its deletion arrived (default 1 s): the endpoints controller drops it at once, but whoever
+routes traffic (kube-proxy, an ingress controller, the API server's own endpoint cache) learns of it later,
+which is why a pod needs a preStop delay to serve through that window. The request goes to the host port the process backend assigned
+to that pod (every container port and named port of the pod maps to it; see
 processes.py). Method, body, query and headers (Content-Type, X-Request-Id, Accept, ...; not the caller's
 Authorization) are forwarded; the pod's status, headers and body come back unchanged. With no Ready pod the
 answer is the real server's 503 ``no endpoints available for service "NAME"``; a pod that refuses the
@@ -15,6 +19,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import threading
+import time
 
 from .resources import BY_KIND
 from .routes import Route
@@ -41,9 +46,10 @@ def _unavailable(message: str) -> ApiError:
 
 
 class Proxy:
-    def __init__(self, store, backend):
+    def __init__(self, store, backend, endpoint_lag: float = 1.0):
         self.store = store
         self.backend = backend
+        self.endpoint_lag = endpoint_lag
         self.fallback = None
         self._turns: dict[tuple[str, str], itertools.count] = {}
         self._lock = threading.Lock()
@@ -77,14 +83,20 @@ class Proxy:
         if port and not any(port in (p.get("name"), str(p.get("port"))) for p in ports):
             raise _unavailable(f'no endpoints available for service "{name}"')
         selector = service["spec"].get("selector")
-        pods = [p for p in self.store.list(PODS, namespace)[0] if selector
+        pods = [p for p in self.store.list(PODS, namespace)[0] + self._lagging(namespace) if selector
                 and selector_matches({"matchLabels": selector}, p["metadata"].get("labels"))
-                and not p["metadata"].get("deletionTimestamp") and _ready(p)]
+                and _ready(p) and not p["metadata"].get("deletionTimestamp")]
         if not pods:
             raise _unavailable(f'no endpoints available for service "{name}"')
         with self._lock:
             turn = next(self._turns.setdefault((namespace, name), itertools.count()))
         return pods[turn % len(pods)]
+
+    def _lagging(self, namespace: str) -> list[dict]:
+        """Pods deleted less than the endpoint lag ago, as routing still sees them (from before the deletion)."""
+        now = time.monotonic()
+        return [pod for since, pod in list(self.store.terminating.values())
+                if now - since < self.endpoint_lag and pod["metadata"]["namespace"] == namespace]
 
     def _send(self, port: int, method: str, path: str, headers: dict, body: bytes):
         forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}

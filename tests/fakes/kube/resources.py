@@ -1,6 +1,7 @@
 """The resource types the fake serves (group, version, kind, scope, subresources) and their discovery.
 
-Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets; apps/v1
+Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets,
+resourcequotas (+status); apps/v1
 deployments (+status, +scale), replicasets (+status, +scale); autoscaling/v2 horizontalpodautoscalers
 (+status); policy/v1 poddisruptionbudgets (+status). Discovery answers the legacy (non-aggregated) documents
 /api, /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
@@ -43,6 +44,7 @@ RESOURCES = [
     Resource("", "v1", "events", "Event", short_names=("ev",), has_status=False),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",), has_status=False),
     Resource("", "v1", "secrets", "Secret", has_status=False),
+    Resource("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",), subresources=("status",)),
     Resource(
         "apps", "v1", "deployments", "Deployment", short_names=("deploy",), subresources=("status", "scale")
     ),

@@ -6,7 +6,8 @@ spec.replicas minus available (never negative); zero counts are omitted, as the 
 Progressing is True/NewReplicaSetAvailable once the rollout is complete (updated = available = replicas =
 spec.replicas and the generation observed), True/ReplicaSetUpdated while counts move forward (more updated,
 ready or available pods, or fewer old ones), and False/ProgressDeadlineExceeded when the condition's
-lastUpdateTime is more than ``progressDeadlineSeconds`` old without completing.
+lastUpdateTime is more than ``progressDeadlineSeconds`` old without completing. A ReplicaFailure condition of
+the new ReplicaSet (else of an old one) is copied up, and removed when none is left.
 """
 
 from __future__ import annotations
@@ -66,8 +67,13 @@ def next_status(rollout, current: dict, now: datetime.datetime) -> dict:
     progressing = _progressing(rollout, current, numbers, conditions.get("Progressing"), now, stamp)
     if progressing is not None:
         conditions["Progressing"] = progressing
+    failure = _replica_failure(rollout)
+    if failure:
+        conditions["ReplicaFailure"] = failure
+    else:
+        conditions.pop("ReplicaFailure", None)
     status = {"observedGeneration": d["metadata"].get("generation", 1), **numbers,
-              "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions]}
+              "conditions": [conditions[k] for k in ("Available", "Progressing", "ReplicaFailure") if k in conditions]}
     if current.get("collisionCount"):
         status["collisionCount"] = current["collisionCount"]
     return {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
@@ -104,6 +110,19 @@ def _progressing(rollout, current, numbers, previous, now, stamp) -> dict | None
             return _condition("Progressing", "False", "ProgressDeadlineExceeded",
                               f'ReplicaSet "{name}" has timed out progressing.', stamp, previous)
     return previous
+
+
+def _replica_failure(rollout) -> dict | None:
+    """The new ReplicaSet's ReplicaFailure (else an old one's) as a Deployment condition, as the controller
+    moves it up (ReplicaSetToDeploymentCondition: both times are the ReplicaSet condition's transition)."""
+    ordered = ([rollout.new] if rollout.new else []) + [r for r in rollout.rss if r is not rollout.new]
+    for rs in ordered:
+        for cond in (rs.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "ReplicaFailure":
+                stamp = cond.get("lastTransitionTime")
+                return {"type": "ReplicaFailure", "status": cond["status"], "lastUpdateTime": stamp,
+                        "lastTransitionTime": stamp, "reason": cond.get("reason"), "message": cond.get("message")}
+    return None
 
 
 def _surge_unavailable(d: dict):

@@ -13,6 +13,7 @@ official Python client sends it either way.
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from .admission import admit
 from .api import Api
 from .controller import Controller
 from .handler import KubeHandler
@@ -70,6 +72,7 @@ class KubeServer:
         workdir=None,
         tls_server_name: str | None = None,
         rbac=None,
+        endpoint_lag: float = 1.0,
     ):
         self.rbac = rbac  # an rbac.Rbac: deny all it does not grant (None: allow all but ``forbid``)
         self.tls_server_name = tls_server_name  # the certificate names only this host (kubeconfig tls-server-name)
@@ -79,11 +82,12 @@ class KubeServer:
         self.watch_limit = watch_limit
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user) of authenticated requests
         self.store = Store(history)
+        self.store.admission = functools.partial(admit, self.store)
         self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay,
                                     time_scale=time_scale)
         self.api = Api(self.store, logs=self.backend.logs)
         self.controller = Controller(self.store, tick=tick)
-        self.proxy = Proxy(self.store, self.backend)
+        self.proxy = Proxy(self.store, self.backend, endpoint_lag)
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="vci-kube-"))
         self._initial_namespaces = namespaces
         self._httpd = None

@@ -7,7 +7,14 @@ pods, HPA, PDB), namespace, and drops any client-sent status of kinds whose stat
 keeps uid/creationTimestamp, refuses a stale ``resourceVersion`` with 409 Conflict (an update without one is
 unconditional, as on the real server), keeps the stored status (status is written only through
 ``subresource="status"``) and bumps ``generation`` only when ``spec`` changed. Deletion of an object with
-finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. A watch with a selector
+finalizers sets ``deletionTimestamp`` and keeps it until the finalizers are gone. Deleting a Pod is graceful
+as on the real server: unless ``gracePeriodSeconds`` is 0 the pod stays, terminating, with
+``deletionTimestamp`` = now + the grace period (default its ``terminationGracePeriodSeconds``) and
+``deletionGracePeriodSeconds``, until its kubelet (the pod backend) has stopped it and deletes it with grace 0;
+``terminating[uid]`` keeps ``(monotonic time the deletion arrived, the pod then)`` for a minute, gone or not
+(routing forgets a pod late: the endpoint lag, proxy.py). An update
+deletes an object only when it has a deletionTimestamp, no finalizers and a grace period of 0, as the real
+server's ShouldDeleteDuringUpdate does. A watch with a selector
 reports an object that starts matching as ADDED and one that stops matching as DELETED. The last ``history``
 changes are kept for watches; a watch from an older resourceVersion gets an ERROR event carrying a 410 Expired
 Status, like the real server's compacted etcd.
@@ -56,6 +63,8 @@ class Store:
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.changes: deque = deque(maxlen=history)  # (revision, type, plural, namespace, object)
         self.closed = False
+        self.admission = None  # admit(resource, namespace, obj, shown_name): raises ApiError to refuse a create
+        self.terminating: dict[str, tuple[float, dict]] = {}  # pod uid -> (when its deletion arrived, the pod)
 
     # -- reads -------------------------------------------------------------------------------------------
     def get(self, resource: Resource, namespace: str, name: str) -> dict:
@@ -113,6 +122,7 @@ class Store:
         else:
             meta.pop("namespace", None)
         with self.cond:
+            shown_name = meta.get("name") or meta.get("generateName") or ""  # admission runs before naming
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"][:58] + random_suffix()  # as names.SimpleNameGenerator: <= 63
             if not meta.get("name"):
@@ -125,6 +135,8 @@ class Store:
                 obj.pop("status", None)
             apply_defaults(obj)
             validate(resource, obj)
+            if self.admission is not None:
+                self.admission(resource, namespace, obj, shown_name)
             if (resource.plural, meta.get("namespace", ""), meta["name"]) in self.objects:
                 raise errors.already_exists(resource, meta["name"])
             if str(meta.get("resourceVersion") or "0").isdigit() and int(meta.get("resourceVersion") or 0):
@@ -159,7 +171,9 @@ class Store:
                 return copy.deepcopy(old)  # the real server skips no-op writes: resourceVersion unchanged
             if dry_run:
                 return new
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            meta = new["metadata"]
+            if meta.get("deletionTimestamp") and not meta.get("finalizers") and not meta.get(
+                    "deletionGracePeriodSeconds"):
                 return self._commit("DELETED", resource, new)
             return self._commit("MODIFIED", resource, new)
 
@@ -206,8 +220,10 @@ class Store:
             return self.update(resource, namespace, name, edited, subresource)
 
     def delete(self, resource: Resource, namespace: str, name: str, policy: str = "Background",
-               preconditions: dict | None = None, dry_run: bool = False) -> tuple[dict, bool]:
-        """(object, gone): ``gone`` is False when finalizers keep it (with deletionTimestamp set)."""
+               preconditions: dict | None = None, dry_run: bool = False,
+               grace: int | None = None) -> tuple[dict, bool]:
+        """(object, gone): ``gone`` is False when finalizers keep it, or a Pod terminates gracefully (with
+        deletionTimestamp set); ``grace`` is the request's gracePeriodSeconds (Pods only)."""
         with self.cond:
             old = self.objects.get((resource.plural, namespace if resource.namespaced else "", name))
             if old is None:
@@ -224,6 +240,8 @@ class Store:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             if extra and extra not in finalizers:
                 finalizers.append(extra)
+            if resource.kind == "Pod" and not finalizers:
+                return self._delete_pod(obj, grace, dry_run)
             if dry_run:
                 return obj, not finalizers
             if finalizers:
@@ -232,6 +250,23 @@ class Store:
                 meta.update(finalizers=finalizers, deletionTimestamp=now_iso(), deletionGracePeriodSeconds=0)
                 return self._commit("MODIFIED", resource, obj), False
             return self._commit("DELETED", resource, obj), True
+
+    def _delete_pod(self, pod: dict, grace: int | None, dry_run: bool) -> tuple[dict, bool]:
+        meta = pod["metadata"]
+        if grace is None:
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        if not dry_run:
+            now = time.monotonic()
+            self.terminating.setdefault(meta["uid"], (now, copy.deepcopy(pod)))
+            for uid in [u for u, (since, _) in self.terminating.items() if now - since > 60]:
+                del self.terminating[uid]
+        if grace <= 0:
+            return (self._commit("DELETED", resource_of(pod), pod), True) if not dry_run else (pod, True)
+        if meta.get("deletionTimestamp") or dry_run:  # already going: a longer grace changes nothing
+            return pod, False
+        stamp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=grace)
+        meta.update(deletionTimestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), deletionGracePeriodSeconds=grace)
+        return self._commit("MODIFIED", resource_of(pod), pod), False
 
     def remove_finalizer(self, resource: Resource, namespace: str, name: str, finalizer: str) -> None:
         def drop(obj):
