@@ -13,7 +13,7 @@ from vci.deploy import deploy, target_for
 from vci.deploy.rollout import rollout_state
 from vci.errors import DeployError, NotFoundError
 from tests.fakes.kube import start_kube_server
-from tests.package.models import Scaler
+from tests.build.models import Scaler
 
 from .conftest import write_config
 
@@ -74,7 +74,7 @@ def slow_kube():
 def slow_settings(tmp_path, monkeypatch, slow_kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     write_config(tmp_path, slow_kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler",
-                 scratch_base, replicas=1)
+                 scratch_base, replicas=1, env={"FAKE_KUBE_BEHAVIOUR": "ok"})
     yield load_settings(cwd=tmp_path, environ={})
     with contextlib.suppress(NotFoundError):
         target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
@@ -110,12 +110,12 @@ def test_a_fix_deployed_onto_a_stalled_deployment_rolls_out(slow_settings, tmp_p
     image = pushed_image(slow_settings, tmp_path)
     deploy(slow_settings, image, "staging")
     stall(slow_settings, image)
-    slow_settings.environments["staging"].values["env"] = {"FIXED": "yes"}  # a new template: a new ReplicaSet
+    slow_settings.environments["staging"].values["env"] = {"FAKE_KUBE_BEHAVIOUR": "ok", "FIXED": "yes"}  # a new one
     result = deploy(slow_settings, image, "staging")
     assert result["status"] == "deployed"
     live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
     env = {e["name"]: e.get("value") for e in live["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env.get("FIXED") == "yes" and "FAKE_KUBE_BEHAVIOUR" not in env  # not rolled back to the broken one
+    assert env.get("FIXED") == "yes" and env["FAKE_KUBE_BEHAVIOUR"] == "ok"  # not rolled back to the broken one
 
 
 def test_the_previous_version_redeployed_onto_a_stalled_deployment_rolls_out(slow_settings, tmp_path):
@@ -124,12 +124,11 @@ def test_the_previous_version_redeployed_onto_a_stalled_deployment_rolls_out(slo
     image = pushed_image(slow_settings, tmp_path, "3")
     deploy(slow_settings, image, "staging")
     stall(slow_settings, image)
-    slow_settings.environments["staging"].values.pop("env")
+    slow_settings.environments["staging"].values["env"] = {"FAKE_KUBE_BEHAVIOUR": "ok"}  # the first template
     assert deploy(slow_settings, image, "staging")["status"] == "deployed"
     live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
-    assert "env" not in live["spec"]["template"]["spec"]["containers"][0] or not any(
-        e["name"] == "FAKE_KUBE_BEHAVIOUR" for e in live["spec"]["template"]["spec"]["containers"][0]["env"])
-    assert live["status"].get("availableReplicas") == 1
+    env = {e["name"]: e.get("value") for e in live["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FAKE_KUBE_BEHAVIOUR"] == "ok" and live["status"].get("availableReplicas") == 1
 
 
 def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_path):
@@ -149,7 +148,7 @@ def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_pat
 def settings(tmp_path, monkeypatch, kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
-                 replicas=6, progress_deadline="3s", env={"FAKE_KUBE_START_SECONDS": "1.0"})
+                 replicas=6, progress_deadline="3s", env={"FAKE_KUBE_START_SECONDS": "1.0", "VERSION": "1"})
     yield load_settings(cwd=tmp_path, environ={})
     with contextlib.suppress(NotFoundError):
         target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
@@ -205,13 +204,13 @@ def test_a_quota_the_pods_cannot_meet_fails_the_rollout_at_once_and_says_why(tmp
     assert "the cluster refuses to create its pods" in message
     assert "failed quota: compute: must specify limits.cpu for: model" in message
     assert "event FailedCreate" in message and "no pod of the new version" not in message
-    assert "the failed Deployment was removed" in message
+    assert "nothing ran before" in message and "Deployment/scaler-staging removed" in message
 
 
 def test_an_exhausted_quota_is_named_when_the_deadline_passes(tmp_path, monkeypatch, kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-quota-pods", quota={"pods": "2"},
-                                   progress_deadline="2s")
+                                   progress_deadline="2s", env={"VERSION": "1"})
     image = pushed_image(settings, tmp_path, "8")
     good = deploy(settings, image, "staging")  # two pods: the quota is full, no room for the surge pod
     settings.environments["staging"].values["env"] = {"VERSION": "2"}

@@ -23,7 +23,7 @@ from vci.config import load_settings
 from vci.deploy import deploy, target_for
 from vci.deploy.kube import proxy_session
 from tests.fakes.kube import start_kube_server
-from tests.package.models import Scaler
+from tests.build.models import Scaler
 
 from .conftest import write_config
 
@@ -136,9 +136,9 @@ def test_a_rollout_and_a_canary_removal_lose_no_request(settings, tmp_path):
         deploy(settings, v2, "staging")  # two pods replaced one at a time, each old one deleted under load
         pods = target.cluster.core.list_namespaced_pod("ml-staging", label_selector="vci.dev/track=stable").items
         assert [p.spec.containers[0].image for p in pods] == [v2, v2], "done once no old pod is left to answer"
-        target.start_canary(canary, release_id="r-canary")
+        handle = target.start_canary(canary, release_id="r-canary")
         time.sleep(1.5)  # the canary takes a third of the traffic
-        assert target.remove_canary()
+        handle.remove()
         time.sleep(3.5)  # past the endpoint lag and the canary pod's preStop delay
     assert not load.failures, f"{len(load.failures)} of {len(load.failures) + len(load.answers)} failed: " \
                               f"{load.failures[:3]}"
