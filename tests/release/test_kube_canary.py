@@ -274,7 +274,8 @@ def test_a_node_drain_can_evict_pods_that_never_became_ready(simulated, tmp_path
         assert (status["currentHealthy"], status["desiredHealthy"], status["disruptionsAllowed"]) == (0, 2, 0)
         eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"namespace": "ml-staging"}}
         core.create_namespaced_pod_eviction(pods[0], "ml-staging", {**eviction, "metadata": {"name": pods[0]}})
-        assert pods[0] not in [p.metadata.name for p in core.list_namespaced_pod("ml-staging").items]
+        assert pods[0] not in [p.metadata.name for p in core.list_namespaced_pod("ml-staging").items
+                               if not p.metadata.deletion_timestamp]  # evicted: gone, or terminating gracefully
         target.cluster.apis["PolicyV1Api"].patch_namespaced_pod_disruption_budget(
             "drain-staging", "ml-staging", {"spec": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}})
         wait_for(lambda: (lambda pdb: pdb["status"].get("observedGeneration") == pdb["metadata"]["generation"])(

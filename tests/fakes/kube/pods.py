@@ -198,7 +198,7 @@ class SimulatedBackend:
         uid, now = pod["metadata"]["uid"], time.monotonic()
         state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "logs": [], "started": now_iso(),
                                            "next": now + start_seconds(pod, self.ready_delay)})
-        if not pod.get("status", {}).get("phase"):
+        if not (pod.get("status") or {}).get("conditions"):  # only the API server's Pending so far
             containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
                           for c in pod["spec"]["containers"]]
             write_status(self.store, pod, pod_status(pod, "Pending", containers, state["started"]))

@@ -133,6 +133,8 @@ class Store:
             decode_typed(resource, obj)
             if resource.kind in RESET_STATUS_ON_CREATE:
                 obj.pop("status", None)
+            if resource.kind == "Pod":
+                obj["status"] = {"phase": "Pending"}  # as the real pod strategy's PrepareForCreate sets it
             apply_defaults(obj)
             validate(resource, obj)
             if self.admission is not None:
