@@ -8,12 +8,12 @@ import time
 import pytest
 
 import vci
+from tests.build.models import Scaler
+from tests.fakes.kube import start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, target_for
 from vci.deploy.rollout import rollout_state
 from vci.errors import DeployError, NotFoundError
-from tests.fakes.kube import start_kube_server
-from tests.build.models import Scaler
 
 from .conftest import write_config
 

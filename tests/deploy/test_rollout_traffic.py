@@ -19,11 +19,11 @@ import pytest
 import requests
 
 import vci
+from tests.build.models import Scaler
+from tests.fakes.kube import start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, target_for
 from vci.deploy.kube import proxy_session
-from tests.fakes.kube import start_kube_server
-from tests.build.models import Scaler
 
 from .conftest import write_config
 

@@ -804,8 +804,8 @@ def test_a_quota_refuses_pods_and_the_replicaset_says_so_until_it_has_room(api, 
 
 
 def test_a_quota_on_limits_refuses_pods_that_set_none(api, namespace):
-    core(api).create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"},
-                                                           "spec": {"hard": {"limits.cpu": "4", "requests.memory": "1Gi"}}})
+    hard = {"limits.cpu": "4", "requests.memory": "1Gi"}
+    core(api).create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"}, "spec": {"hard": hard}})
     with pytest.raises(ApiException) as refused:
         core(api).create_namespaced_pod(namespace, {"metadata": {"name": "bare"}, "spec": {
             "containers": [{"name": "model", "image": "registry.example/m:1"}]}})
@@ -821,7 +821,8 @@ def test_pod_security_enforce_refuses_what_the_level_forbids(api, namespace):
     [rs] = replicasets(api, namespace)
     assert failure["message"] == (
         f'pods "{rs["metadata"]["name"]}-" is forbidden: violates PodSecurity "restricted:latest": '
-        'allowPrivilegeEscalation != false (container "model" must set securityContext.allowPrivilegeEscalation=false), '
+        'allowPrivilegeEscalation != false (container "model" must set '
+        'securityContext.allowPrivilegeEscalation=false), '
         'unrestricted capabilities (container "model" must set securityContext.capabilities.drop=["ALL"]), '
         'runAsNonRoot != true (pod or container "model" must set securityContext.runAsNonRoot=true), '
         'seccompProfile (pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" '

@@ -246,4 +246,4 @@ def sync_quotas(store) -> None:
                   "used": {k: canonical(v) for k, v in used.items()}}
         if rq.get("status") != status:
             store.mutate(QUOTAS, rq["metadata"]["namespace"], rq["metadata"]["name"],
-                         lambda obj: obj.__setitem__("status", status), "status")
+                         lambda obj, status=status: obj.__setitem__("status", status), "status")

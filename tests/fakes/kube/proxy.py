@@ -4,8 +4,8 @@ A service proxy request goes to one endpoint of the Service, round robin: a Read
 that is not terminating. A deleted pod (terminating, or gone already) leaves the endpoints ``endpoint_lag``
 seconds after its deletion arrived (default 1 s): the endpoints controller drops it at once, but whoever
 routes traffic (kube-proxy, an ingress controller, the API server's own endpoint cache) learns of it later,
-which is why a pod needs a preStop delay to serve through that window. The request goes to the host port the process backend assigned
-to that pod (every container port and named port of the pod maps to it; see
+which is why a pod needs a preStop delay to serve through that window. The request goes to the host port the
+process backend assigned to that pod (every container port and named port of the pod maps to it; see
 processes.py). Method, body, query and headers (Content-Type, X-Request-Id, Accept, ...; not the caller's
 Authorization) are forwarded; the pod's status, headers and body come back unchanged. With no Ready pod the
 answer is the real server's 503 ``no endpoints available for service "NAME"``; a pod that refuses the
