@@ -25,12 +25,12 @@ def test_file_then_environ_then_flags(tmp_path):
     assert (s.project, s.store) == ("iris", "s3://bucket/vci")
     assert s.state_dir == tmp_path / ".vci" / "state"  # state stays local when the store is S3
     prod = s.environment("production")
-    assert prod.target == "kubernetes" and prod.get("replicas") == 2
+    assert prod.target == "kubernetes" and prod.replicas == 2
     env = {"VCI_PROJECT": "iris2", "VCI_PRODUCTION_NAMESPACE": "other", "VCI_PRODUCTION_REPLICAS": "5"}
     s = load_settings(cwd=tmp_path, environ=env)
     assert s.project == "iris2"
-    assert s.environment("production").get("namespace") == "other"
-    assert s.environment("production").get("replicas") == 5
+    assert s.environment("production").namespace == "other"
+    assert s.environment("production").replicas == 5
     s = load_settings({"project": "flagged", "store": "elsewhere"}, cwd=tmp_path, environ=env)
     assert s.project == "flagged" and s.store == str(tmp_path / "elsewhere")
 
@@ -72,3 +72,15 @@ def test_bad_environ_value_and_unknown_environment(tmp_path):
     with pytest.raises(ConfigError, match="unsupported store URL scheme"):
         from vci.store import open_store
         open_store("gs://bucket/x")
+
+
+def test_environments_are_typed_and_refuse_settings_nothing_reads(tmp_path):
+    (tmp_path / "vci.yaml").write_text(
+        "environments:\n  staging: {target: kubernetes, replicas: 3, resources: {cpu: 250m}}\n")
+    staging = load_settings(cwd=tmp_path, environ={}).environment("staging")
+    assert (staging.replicas, staging.resources, staging.autoscaling, staging.namespace) == (3, {"cpu": "250m"},
+                                                                                           {}, None)
+    for unread in ("timeout: 5s", "port: 9000"):  # once accepted, never read
+        (tmp_path / "vci.yaml").write_text(f"environments:\n  staging: {{{unread}}}\n")
+        with pytest.raises(ConfigError, match=f"unknown setting '{unread.split(':')[0]}'"):
+            load_settings(cwd=tmp_path, environ={})

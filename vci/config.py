@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -12,32 +12,50 @@ from .errors import ConfigError
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 TOP_KEYS = {"project", "store", "environments", "default_environment", "state_dir"}
-ENV_KEYS = {
-    "target": str, "repository": str, "namespace": str, "context": str, "kubeconfig": str,
-    "replicas": int, "resources": dict, "autoscaling": dict, "requires_approval": bool,
-    "canary": dict, "env": dict, "labels": dict, "port": int, "insecure": bool, "timeout": str,
-    "base_image": str, "platform": str, "strategy": str, "image_pull_secret": str,
-    "pod_annotations": dict, "pod_labels": dict,
-}
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
-ENV_KEYS.update({"progress_deadline": DURATION, "prestop_delay": DURATION})
 TARGETS = ("local", "kubernetes")
+
+
+def _setting(kind, default: Any = None) -> Any:
+    """A field of Environment that vci.yaml may set, with the type it must have there."""
+    if kind is dict:
+        return field(default_factory=dict, metadata={"kind": dict})
+    return field(default=default, metadata={"kind": kind})
 
 
 @dataclass
 class Environment:
-    """One named deployment environment (staging, production, ...)."""
+    """One named deployment environment (staging, production, ...), each setting typed and validated."""
 
     name: str
-    target: str = "local"
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
+    target: str = _setting(str, "local")             # local (a server process) or kubernetes
+    repository: str | None = _setting(str)           # where a cluster's images are pushed and copied to
+    namespace: str | None = _setting(str)
+    context: str | None = _setting(str)              # kubeconfig context
+    kubeconfig: str | None = _setting(str)
+    replicas: int = _setting(int, 1)
+    resources: dict = _setting(dict)                 # {cpu, memory} or {requests: ..., limits: ...}
+    autoscaling: dict = _setting(dict)               # {min_replicas, max_replicas, cpu, memory}
+    requires_approval: bool = _setting(bool, False)
+    canary: dict = _setting(dict)                    # CanaryPolicy settings
+    strategy: str | None = _setting(str)             # direct or canary: how a promotion rolls out
+    env: dict = _setting(dict)                       # the container's environment variables
+    labels: dict = _setting(dict)                    # on every object (and the pods)
+    pod_annotations: dict = _setting(dict)
+    pod_labels: dict = _setting(dict)
+    insecure: bool | None = _setting(bool)           # plain-HTTP / unverified registry
+    base_image: str | None = _setting(str)
+    platform: str | None = _setting(str)             # the image's platform, default linux/amd64
+    image_pull_secret: str | None = _setting(str)
+    progress_deadline: int | float | str | None = _setting(DURATION)  # a rollout is stuck after this
+    prestop_delay: int | float | str | None = _setting(DURATION)      # a pod keeps serving this long
 
     @property
     def is_local(self) -> bool:
         return self.target == "local"
+
+
+ENV_KEYS = {f.name: f.metadata["kind"] for f in fields(Environment) if "kind" in f.metadata}
 
 
 @dataclass
@@ -183,4 +201,4 @@ def _environment(name: str, values: dict) -> Environment:
     target = values.get("target", "local")
     if target not in TARGETS:
         raise ConfigError(f"environments.{name}.target must be one of {', '.join(TARGETS)}, got {target!r}")
-    return Environment(name, target, dict(values))
+    return Environment(name, **values)

@@ -80,7 +80,6 @@ def test_broken_rollout_is_rolled_back_and_explained(settings, tmp_path, registr
     # the test server's pods crash when their image name says "broken": push the next run there
     write_config(tmp_path, tmp_path / "kubeconfig", f"{registry.host}/ml/broken-scaler", scratch_base)
     broken_settings = load_settings(cwd=tmp_path, environ={})
-    broken_settings.environments["staging"].values["timeout"] = "5s"
     with pytest.raises(DeployError) as err:
         deploy(broken_settings, log_run(broken_settings, tmp_path, "6").id, "staging", timeout=8)
     message = str(err.value)
@@ -121,13 +120,15 @@ def test_other_writers_keep_their_fields_and_vci_takes_back_its_own(settings, tm
 def test_bad_inputs_are_clear(settings, tmp_path, kube):
     with pytest.raises(UsageError, match="names a tag, not a digest"):
         deploy(settings, "127.0.0.1:5000/ml/scaler:latest", "staging")
-    settings.environments["staging"].values["namespace"] = "ML_Staging"
+    settings.environments["staging"].namespace = "ML_Staging"
     with pytest.raises(UsageError, match="invalid Kubernetes namespace"):
         deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
-    settings.environments["staging"].values.update(namespace="ml-staging", resources={"cpu": "lots"})
+    settings.environments["staging"].namespace = "ml-staging"
+    settings.environments["staging"].resources = {"cpu": "lots"}
     with pytest.raises(UsageError, match="invalid resource quantity"):
         deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
-    settings.environments["staging"].values.update(resources={}, kubeconfig=str(tmp_path / "missing"))
+    settings.environments["staging"].resources = {}
+    settings.environments["staging"].kubeconfig = str(tmp_path / "missing")
     os.environ.pop("KUBERNETES_SERVICE_HOST", None)
     with pytest.raises(ConfigError, match="no kubeconfig"):
         status(settings, "staging")

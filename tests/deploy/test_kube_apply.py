@@ -62,7 +62,7 @@ def test_objects_vci_no_longer_renders_are_pruned(project, tmp_path):
 
 
 def test_a_failed_first_deploy_leaves_nothing_behind(project, tmp_path):
-    settings = project(repository="ml/broken-scaler", timeout="5s")  # the test server's pods crash
+    settings = project(repository="ml/broken-scaler")  # the test server's pods crash
     with pytest.raises(DeployError, match="rollout of scaler-staging failed") as failed:
         deploy(settings, log_run(settings, tmp_path, "4").id, "staging", timeout=8)
     assert "nothing ran before" in str(failed.value) and "Service/scaler-staging removed" in str(failed.value)

@@ -563,6 +563,20 @@ def test_update_writers_own_what_they_change_and_an_apply_conflicts_with_them(ap
         "web", namespace).metadata.resource_version  # a no-op apply writes nothing
 
 
+def test_an_apply_removes_the_list_items_it_no_longer_applies_and_keeps_others(api, namespace):
+    apply = dict(field_manager="vci", _content_type="application/apply-patch+yaml")
+    web = deployment("lists")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    apps(api).patch_namespaced_deployment("lists", namespace, web, **apply)
+    live = apps(api).read_namespaced_deployment("lists", namespace)  # a mesh adds its own variable
+    live.spec.template.spec.containers[0].env.append(client.V1EnvVar(name="MESH", value="on"))
+    apps(api).replace_namespaced_deployment("lists", namespace, live, field_manager="mesh")
+    container["env"] = [{"name": "A", "value": "1"}]  # vci stops setting B (forced: here a whole list is one
+    after = apps(api).patch_namespaced_deployment("lists", namespace, web, force=True, **apply)  # field)
+    assert [e.name for e in after.spec.template.spec.containers[0].env] == ["A", "MESH"]
+
+
 def kubectl(kubeconfig, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), *args],

@@ -56,7 +56,7 @@ class KubeTarget:
     def __init__(self, settings, environment):
         self.settings = settings
         self.environment = environment
-        self.namespace = environment.get("namespace") or "default"
+        self.namespace = environment.namespace or "default"
 
     @cached_property
     def cluster(self) -> Cluster:
@@ -70,13 +70,13 @@ class KubeTarget:
         """``{image, run_id, model_digest}`` for an image reference or a run (packaged and pushed here)."""
         if isinstance(what, str) and is_image_reference(what):
             return {"image": what, **_labels_of(what, insecure, allow_tag)}
-        repository = self.environment.get("repository")
+        repository = self.environment.repository
         if not repository:
             raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
                               hint=f"set environments.{self.environment.name}.repository in vci.yaml")
         run = resolve_run(self.settings, what)
-        options = Options(push=[repository], base=self.environment.get("base_image"), insecure=insecure,
-                          platform=self.environment.get("platform") or "linux/amd64")
+        options = Options(push=[repository], base=self.environment.base_image, insecure=insecure,
+                          platform=self.environment.platform or "linux/amd64")
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
@@ -85,16 +85,16 @@ class KubeTarget:
         if isinstance(what, str) and is_image_reference(what):
             image = {"image": what}
             if "@sha256:" in what:
-                image.update(_labels_of(what, insecure, allow_tag) if self.environment.get("repository") else {})
+                image.update(_labels_of(what, insecure, allow_tag) if self.environment.repository else {})
         else:
             image = self._built_image(what, insecure)
         return to_yaml(render(self.spec(image, None, allow_tag=allow_tag)))
 
     def _built_image(self, what, insecure) -> dict:
-        repository = self.environment.get("repository") or f"REPOSITORY/{self.project()}"
+        repository = self.environment.repository or f"REPOSITORY/{self.project()}"
         run = resolve_run(self.settings, what)
-        options = Options(base=self.environment.get("base_image"), insecure=insecure,
-                          platform=self.environment.get("platform") or "linux/amd64")
+        options = Options(base=self.environment.base_image, insecure=insecure,
+                          platform=self.environment.platform or "linux/amd64")
         image, _ = build_image(run, options, cache_root() / "oci")
         return {"image": f"{repository}@{image.digest}", "run_id": run.id, "model_digest": run.version}
 
@@ -103,12 +103,12 @@ class KubeTarget:
         env = self.environment
         return DeploySpec(
             name=self.project(), environment=env.name, namespace=self.namespace, image=image["image"],
-            replicas=env.get("replicas", 1) if replicas is None else replicas, resources=env.get("resources") or {},
-            autoscaling=env.get("autoscaling") if track == "stable" else None, env=env.get("env") or {},
-            labels=env.get("labels") or {}, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
+            replicas=env.replicas if replicas is None else replicas, resources=env.resources,
+            autoscaling=env.autoscaling or None if track == "stable" else None, env=env.env,
+            labels=env.labels, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
             release_id=release_id, track=track, allow_tag=allow_tag,
-            image_pull_secret=env.get("image_pull_secret"), pod_annotations=env.get("pod_annotations") or {},
-            pod_labels=env.get("pod_labels") or {}, **_lifecycle(env))
+            image_pull_secret=env.image_pull_secret, pod_annotations=env.pod_annotations,
+            pod_labels=env.pod_labels, **_lifecycle(env))
 
     # -- verbs ------------------------------------------------------------------------------------------
     def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float | None = None,
@@ -194,7 +194,7 @@ class KubeTarget:
     def restore(self, previous: dict) -> None:
         """Put an object's previous spec, labels and annotations back (for a Deployment: kubectl rollout undo)."""
         meta, spec = previous["metadata"], copy.deepcopy(previous["spec"])
-        if previous["kind"] == "Deployment" and self.environment.get("autoscaling"):
+        if previous["kind"] == "Deployment" and self.environment.autoscaling:
             spec.pop("replicas", None)  # the HPA's count now, not the one at the previous release
         notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(SERVER_NOTES)}
         self.cluster.apply({"apiVersion": previous["apiVersion"], "kind": previous["kind"], "spec": spec,
@@ -433,8 +433,8 @@ def _lifecycle(env) -> dict:
     """progress_deadline and prestop_delay from the environment, in whole seconds (the API's unit)."""
     out = {}
     for key in ("progress_deadline", "prestop_delay"):
-        if env.get(key) is not None:
-            out[key] = math.ceil(parse_seconds(env.get(key), f"environments.{env.name}.{key}"))
+        if getattr(env, key) is not None:
+            out[key] = math.ceil(parse_seconds(getattr(env, key), f"environments.{env.name}.{key}"))
     return out
 
 

@@ -74,8 +74,8 @@ def forbidden_hint(message: str) -> str:
 def load_api_client(environment):
     """An ApiClient from the environment's kubeconfig/context, else KUBECONFIG/~/.kube/config, else in-cluster."""
     from kubernetes import client, config
-    path = environment.get("kubeconfig") or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    context = environment.get("context")
+    path = environment.kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    context = environment.context
     if os.path.isfile(path):
         try:
             return config.new_client_from_config(config_file=path, context=context)

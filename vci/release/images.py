@@ -10,14 +10,14 @@ from ..refs import parse_reference, split_repository
 
 def _client_and_repo(dst):
 
-    repository = dst.get("repository")
+    repository = dst.repository
     if not repository:
         raise ConfigError(
             f"environment {dst.name!r} has no repository to promote the image into",
             hint=f"set environments.{dst.name}.repository in vci.yaml",
         )
     registry, repo = split_repository(repository)
-    return RegistryClient(registry, insecure=dst.get("insecure")), repository, repo
+    return RegistryClient(registry, insecure=dst.insecure), repository, repo
 
 
 def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=None) -> dict:

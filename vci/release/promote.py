@@ -42,14 +42,14 @@ def check_environments(settings, source: str, destination: str):
 
 
 def choose_strategy(strategy: str | None, dst) -> str:
-    chosen = strategy or dst.get("strategy") or "direct"
+    chosen = strategy or dst.strategy or "direct"
     if chosen not in STRATEGIES:
         raise UsageError(f"unknown strategy {chosen!r}", hint="use direct or canary")
     return chosen
 
 
 def require_approval(dst, approved_by: str | None) -> None:
-    if dst.get("requires_approval") and not approved_by:
+    if dst.requires_approval and not approved_by:
         raise UsageError(
             f"promotion to {dst.name!r} requires an approval",
             hint="pass --approved-by NAME (recorded in the ledger)",
@@ -193,7 +193,7 @@ def _promote_claimed(
         what = live["run_id"]
     else:
         copied = copy_to_environment(
-            live["image"], dst.environment, tag=False, source_insecure=src_env.get("insecure")
+            live["image"], dst.environment, tag=False, source_insecure=src_env.insecure
         )
         done.update(copied)
         what = done["image"]

@@ -16,7 +16,7 @@ def canary_release(
     Returns ``{outcome, reason, canary}``: ``succeeded`` (stable now runs ``what``, canary removed) or
     ``rolled-back`` (canary removed, stable untouched), with the rule that decided it.
     """
-    policy = policy or CanaryPolicy.from_settings(target.environment.get("canary"))
+    policy = policy or CanaryPolicy.from_settings(target.environment.canary)
     name, promoting = target.environment.name, False
     try:
         canary = target.start_canary(what, release_id=release_id, timeout=timeout)

@@ -6,7 +6,8 @@ ADDED|MODIFIED|DELETED|ERROR, "object": ...}`` that the HTTP layer streams one J
 apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a missing object, and otherwise
 merges the configuration strategically, recording the manager in ``metadata.managedFields`` (the owned leaf
 paths are kept as JSON in ``fieldsV1["f:paths"]``, not in the real FieldsV1 trie); fields one apply manager
-set are removed when it stops applying them. Setting a field another *apply* manager owns to a different
+set are removed when it stops applying them, and so are the items of keyed lists (env, containers, ports...,
+by ``name``) it stops applying, while items other managers added stay. Setting a field another *apply* manager owns to a different
 value is a 409 Conflict ("Apply failed with 1 conflict: conflict with "other" using apps/v1: .spec.replicas")
 unless ``force=true``, which takes the field over. Writes by PUT, PATCH and the scale subresource are Update
 operations: the leaf paths they change move to their manager (``fieldManager``, else the User-Agent's prefix
@@ -235,7 +236,7 @@ def _take_over(live: dict, manager: str, config: dict, force: bool) -> None:
                           if _lookup(live, p) != _lookup(config, p))
         conflicts += [(entry, path) for path in clashing]
         if force and clashing:
-            entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in theirs - set(clashing)))}
+            entry["fieldsV1"] = {**entry["fieldsV1"], "f:paths": json.dumps(sorted(list(p) for p in theirs - set(clashing)))}
     if conflicts and not force:
         count = len(conflicts)
         text = "\n".join(f'conflict with "{e["manager"]}" using {e.get("apiVersion", "")}: .{".".join(p)}'
@@ -264,7 +265,47 @@ def _drop_unapplied(live: dict, manager: str, config: dict) -> dict:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict):
             parent.pop(path[-1], None)
+    _drop_unapplied_items(new, previous, config)
     return new
+
+
+def _keyed_items(config, prefix=()) -> dict:
+    """Path -> names of the items of every list keyed by ``name`` (containers, env, ports, volumes...) an
+    apply configuration sets; an item's own lists are under ``prefix + ("[name]",)``."""
+    found = {}
+    if isinstance(config, dict):
+        for key, value in config.items():
+            found.update(_keyed_items(value, prefix + (key,)))
+    elif isinstance(config, list) and config and all(isinstance(i, dict) and "name" in i for i in config):
+        found[prefix] = sorted(str(i["name"]) for i in config)
+        for item in config:
+            found.update(_keyed_items(item, prefix + (f"[{item['name']}]",)))
+    return found
+
+
+def _items_at(obj, path: tuple):
+    for part in path:
+        if isinstance(obj, list) and part.startswith("["):
+            obj = next((i for i in obj if isinstance(i, dict) and f"[{i.get('name')}]" == part), None)
+        elif isinstance(obj, dict):
+            obj = obj.get(part)
+        else:
+            return None
+    return obj
+
+
+def _drop_unapplied_items(new: dict, previous: dict, config: dict) -> None:
+    """Items of a keyed list that this manager applied before and applies no more are removed, as the real
+    server does (items other managers added stay: the list is merged by key)."""
+    before = {tuple(k): v for k, v in json.loads((previous.get("fieldsV1") or {}).get("f:items", "[]"))}
+    now = _keyed_items(config)
+    for path, names in before.items():
+        if path not in now:
+            continue
+        gone = set(names) - set(now[path])
+        items = _items_at(new, path)
+        if gone and isinstance(items, list):
+            items[:] = [i for i in items if not (isinstance(i, dict) and str(i.get("name")) in gone)]
 
 
 def _record_manager(obj: dict, manager: str, operation: str, config: dict | None = None) -> None:
@@ -274,7 +315,8 @@ def _record_manager(obj: dict, manager: str, operation: str, config: dict | None
     entry = {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
              "time": now_iso(), "fieldsType": "FieldsV1", "fieldsV1": {}}
     if config is not None:
-        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in _field_paths(config)))}
+        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in _field_paths(config))),
+                             "f:items": json.dumps(sorted([list(k), v] for k, v in _keyed_items(config).items()))}
     meta["managedFields"] = entries + [entry]
 
 
@@ -310,7 +352,8 @@ def record_update(live: dict, new: dict, manager: str, subresource: str = "") ->
         if (entry.get("manager"), entry.get("operation")) == (manager, "Update"):
             changed |= paths
             continue
-        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in paths - changed))}
+        entry["fieldsV1"] = {**(entry.get("fieldsV1") or {}),
+                             "f:paths": json.dumps(sorted(list(p) for p in paths - changed))}
         kept.append(entry)
     version = live.get("apiVersion") or new.get("apiVersion", "")
     mine = {"manager": manager, "operation": "Update", "apiVersion": version, "time": now_iso(),
