@@ -38,6 +38,7 @@ def per_call_seconds(call, calls: int, rounds: int = 5) -> float:
 
 def bench_overhead(url: str, calls: int) -> None:
     import requests
+
     from vci.client import DeployedModel
     row = [[5.1, 3.5, 1.4, 0.2]]
     session = requests.Session()

@@ -52,14 +52,14 @@ def floor_seconds(path: Path, level: int) -> float:
 
 
 def main() -> None:
-    from registry import RegistryServer
     import vci
-    from vci.config import load_settings
-    from vci.oci.image import ContainerConfig, append_layers, scratch_image
-    from vci.oci.layout import write_layout
+    from registry import RegistryServer
     from vci.build import Options
     from vci.build.image import build_image
     from vci.build.outputs import push_to
+    from vci.config import load_settings
+    from vci.oci.image import ContainerConfig, append_layers, scratch_image
+    from vci.oci.layout import write_layout
     with tempfile.TemporaryDirectory(prefix="vci-bench-") as tmp:
         tmp = Path(tmp)
         os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")

@@ -40,6 +40,7 @@ def write_random(path: Path, mb: int) -> None:
 
 def fresh_bucket(endpoint: str):
     import boto3
+
     from s3server import reset_moto
     reset_moto(endpoint)
     client = boto3.client("s3", endpoint_url=endpoint)

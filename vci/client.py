@@ -197,7 +197,7 @@ class DeployedModel:
         response = retrying(lambda: self._attempt(call, raise_status), policy, what=what, logger=log)
         return response, call.request_id
 
-    def _attempt(self, call: "_Call", raise_status: bool):
+    def _attempt(self, call: _Call, raise_status: bool):
         """One request: its response, or the RemoteError it comes to (transient when worth retrying)."""
         import requests
         call.attempts += 1
@@ -217,7 +217,7 @@ class DeployedModel:
             raise self._status_error(response, call.request_id, call.attempts)
         return response
 
-    def _exchange(self, call: "_Call"):
+    def _exchange(self, call: _Call):
         """Send once; a server that refuses gzip (415) gets the body again as plain JSON, then always."""
         gzipped = self._gzipped(call.body)
         response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), gzipped)
@@ -227,7 +227,7 @@ class DeployedModel:
             response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), False)
         return response
 
-    def _unreachable(self, call: "_Call", failure: BaseException) -> TransientRemoteError:
+    def _unreachable(self, call: _Call, failure: BaseException) -> TransientRemoteError:
         elapsed = time.monotonic() - call.start
         return TransientRemoteError(
             f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "

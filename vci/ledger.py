@@ -148,7 +148,7 @@ class Ledger:
         self.store = store
 
     @classmethod
-    def for_settings(cls, settings) -> "Ledger":
+    def for_settings(cls, settings) -> Ledger:
         """The ledger in the settings' store (one store object per URL: an S3 client is costly to make)."""
 
         if settings.store not in _STORES:

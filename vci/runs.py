@@ -285,7 +285,7 @@ def get_run(run_id: str, *, store: str | None = None, settings=None) -> Run:
     return Run(st, settings=settings, manifest=manifest)
 
 
-def resolve_run(settings, run: "Run | str") -> Run:
+def resolve_run(settings, run: Run | str) -> Run:
     """A Run object (committed now if it was not) or a run id -> a committed Run."""
     if isinstance(run, Run):
         run.commit()

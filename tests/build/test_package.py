@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from registry import blob_uploads
-from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
 from vci.build import Options
 from vci.build.package import package, plan
+from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
 
 from .conftest import env_without_debug, log_scaler
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: import the fake as ``fakes.kube``
-from fakes.kube import Forbid, start_kube_server  # noqa: E402
-
 from kubernetes import client, config, watch  # noqa: E402  (a test dependency: missing means failing)
 from kubernetes.client.rest import ApiException  # noqa: E402
+
+from fakes.kube import Forbid, start_kube_server  # noqa: E402
 
 
 def wait_for(check, timeout: float = 10.0, what: str = "condition"):

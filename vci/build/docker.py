@@ -149,7 +149,7 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
                          hint="see the daemon's log; retry with --builder daemonless") from exc
 
 
-def read_saved_image(stream, sink: "LayerSink") -> Image:
+def read_saved_image(stream, sink: LayerSink) -> Image:
     """An Image from a ``docker save`` archive read once from ``stream``; its layers go through ``sink``.
 
     Both formats are read: the legacy one (``<id>/layer.tar``, shared layers as links) and Docker 25+'s

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from xml.sax.saxutils import escape
 
 from ..errors import ConfigError

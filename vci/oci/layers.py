@@ -40,19 +40,19 @@ class Entry:
     mode: int | None = None
 
     @classmethod
-    def file(cls, path: str, source: str | Path, mode: int | None = None) -> "Entry":
+    def file(cls, path: str, source: str | Path, mode: int | None = None) -> Entry:
         return cls(_image_path(path), "file", source=Path(source), mode=mode)
 
     @classmethod
-    def bytes(cls, path: str, data: bytes, mode: int = 0o644) -> "Entry":
+    def bytes(cls, path: str, data: bytes, mode: int = 0o644) -> Entry:
         return cls(_image_path(path), "bytes", data=bytes(data), mode=mode)
 
     @classmethod
-    def directory(cls, path: str, mode: int = 0o755) -> "Entry":
+    def directory(cls, path: str, mode: int = 0o755) -> Entry:
         return cls(_image_path(path), "dir", mode=mode)
 
     @classmethod
-    def symlink(cls, path: str, target: str) -> "Entry":
+    def symlink(cls, path: str, target: str) -> Entry:
         return cls(_image_path(path), "symlink", target=target)
 
 

@@ -82,7 +82,7 @@ def push_image(
     return result
 
 
-def _push_layer(client: RegistryClient, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
+def _push_layer(client: RegistryClient, repo: str, layer, sources: _SourceClients) -> tuple[str, int]:
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
     opener = layer.open if layer.path is not None else None
     if opener is None and origin_repo:  # streamed from where it came from (its client made on first use)

@@ -41,7 +41,7 @@ class S3Store:
         self._endpoint_url = endpoint_url or os.environ.get("VCI_S3_ENDPOINT_URL") or None
 
     @classmethod
-    def from_url(cls, url: str, **options) -> "S3Store":
+    def from_url(cls, url: str, **options) -> S3Store:
         """``s3://bucket/prefix`` -> S3Store; endpoint, region and credentials come from the AWS chain."""
         if not url.startswith("s3://"):
             raise ConfigError(f"not an S3 store URL: {url!r}", hint="use s3://bucket/prefix")
