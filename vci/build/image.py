@@ -78,7 +78,7 @@ def build_image(run, options: Options, cache_dir: Path):
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
     records = [{"name": s.name, "digest": layer.digest, "size": layer.size, "describe": s.describe}
-               for s, layer in zip(specs, layers)]
+               for s, layer in zip(specs, layers, strict=True)]
     return image, records
 
 
@@ -97,7 +97,7 @@ def verify_reproducible(run, options: Options, image, layers: list[dict]) -> Non
         again, records = build_image(run, options, Path(tmp))
     if again.digest != image.digest:
         differ = [f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
-                  for a, b in zip(layers, records) if a["digest"] != b["digest"]]
+                  for a, b in zip(layers, records, strict=True) if a["digest"] != b["digest"]]
         raise BuildError(f"the image is not reproducible: {image.digest} then {again.digest}; "
                          f"layers that differ: {', '.join(differ) or 'none (the config differs)'}",
                          hint="set SOURCE_DATE_EPOCH, and make sure the requirements are pinned")

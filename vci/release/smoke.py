@@ -38,7 +38,7 @@ def same_value(got, want) -> bool:
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):
         return math.isclose(got, want, rel_tol=REL_TOLERANCE, abs_tol=1e-9)
     if isinstance(want, list) and isinstance(got, list):
-        return len(got) == len(want) and all(same_value(g, w) for g, w in zip(got, want))
+        return len(got) == len(want) and all(same_value(g, w) for g, w in zip(got, want, strict=True))
     if isinstance(want, dict) and isinstance(got, dict):
         return got.keys() == want.keys() and all(same_value(got[k], want[k]) for k in want)
     return got == want
@@ -47,7 +47,7 @@ def same_value(got, want) -> bool:
 def check_answers(inputs: list, answers: list, expected: list | None) -> list[dict]:
     """Failures (pure): ``answers[i]`` is ``{"output": ...}`` or ``{"error": ...}`` for ``inputs[i]``."""
     failures, shapes = [], {}
-    for i, (given, answer) in enumerate(zip(inputs, answers)):
+    for i, (given, answer) in enumerate(zip(inputs, answers, strict=True)):
         if "error" in answer:
             failures.append({"example": i, "problem": "error", "detail": answer["error"]})
             continue
