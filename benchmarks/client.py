@@ -64,7 +64,7 @@ def bench_gzip(server) -> None:
     times = {}
     for name, model in (("plain", plain), ("gzip", zipped)):
         model.predict(batch)
-        times[name] = per_call_seconds(lambda: model.predict(batch), 5)
+        times[name] = per_call_seconds(lambda model=model: model.predict(batch), 5)
     sent = {r.headers.get("Content-Encoding", "plain"): len(r.raw) for r in server.on("/predict")}
     print(f"gzip body  plain {sent['plain'] / 1e6:6.2f} MB   gzip {sent['gzip'] / 1e6:6.2f} MB   "
           f"bytes ratio {sent['gzip'] / sent['plain']:5.2f}x")

@@ -44,7 +44,8 @@ def new_run_id() -> str:
 
 def run_key(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
-        raise UsageError(f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
+        raise UsageError(f"{run_id!r} is not a run id",
+                         hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
     return f"runs/{run_id}.json"
 
 

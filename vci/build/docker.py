@@ -175,7 +175,7 @@ def read_saved_image(stream, sink: LayerSink) -> Image:
     except (KeyError, IndexError, ValueError) as exc:
         raise BuildError(f"the saved image archive has no usable manifest.json ({exc})") from exc
     layers = []
-    for name in map(lambda n: _follow(links, n), entry["Layers"]):
+    for name in (_follow(links, n) for n in entry["Layers"]):
         if name not in stored and name not in small:
             raise BuildError(f"the saved image archive lacks layer {name}")
         layers.append(stored[name] if name in stored else sink.store(io.BytesIO(small[name])))

@@ -40,7 +40,7 @@ class CanaryPolicy:
     @classmethod
     def from_settings(cls, values: dict | None) -> CanaryPolicy:
         values = dict(values or {})
-        unknown = set(values) - {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(
                 f"unknown canary setting {sorted(unknown)[0]!r}",
