@@ -11,7 +11,6 @@ are gzipped only when ``gzip_min_bytes`` is set, and then the server must accept
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import logging
 import os
@@ -170,7 +169,9 @@ class DeployedModel:
         """Poll :meth:`health` until ready (unreachable counts as not yet) and return it; after
         ``timeout`` seconds (default: ``deadline``) raise RemoteError with the last reason seen."""
         limit = time.monotonic() + (self.deadline if timeout is None else timeout)
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 health = self.health()
                 if health["ready"]:

@@ -50,8 +50,8 @@ def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Pat
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
     (out / "model" / "manifest.json").chmod(0o444)
     labels = (image.config.get("config") or {}).get("Labels") or {}
-    default_base = not base or layout_base(base)  # a layout cannot be named in FROM
-    text = _dockerfile(f"python:{python}-slim" if default_base else base, copies, labels)
+    named = base if base and not layout_base(base) else None  # a layout cannot be named in FROM
+    text = _dockerfile(named or f"python:{python}-slim", copies, labels)
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("Dockerfile\n")
     return out / "Dockerfile"

@@ -46,7 +46,8 @@ def same_value(got, want) -> bool:
 
 def check_answers(inputs: list, answers: list, expected: list | None) -> list[dict]:
     """Failures (pure): ``answers[i]`` is ``{"output": ...}`` or ``{"error": ...}`` for ``inputs[i]``."""
-    failures, shapes = [], {}
+    failures: list[dict] = []
+    shapes: dict[str, tuple[int, object]] = {}
     for i, (given, answer) in enumerate(zip(inputs, answers, strict=True)):
         if "error" in answer:
             failures.append({"example": i, "problem": "error", "detail": answer["error"]})

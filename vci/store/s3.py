@@ -185,7 +185,8 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
-        keys, pages = [], self.client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2")
         with self._errors(f"listing {base or '/'}"):
             for page in pages.paginate(Bucket=self.bucket, Prefix=base,
                                        PaginationConfig={"PageSize": self.list_page_size}):
