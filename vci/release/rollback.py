@@ -78,7 +78,7 @@ def rollback(
         return {**result, "outcome": "would-roll-back"}
     if what is None:
         field = "run id" if target.environment.is_local else "image"
-        raise NotFoundError(f"release {chosen['release_id']} records no {field} to deploy again",
+        raise NotFoundError(f"release {chosen.release_id} records no {field} to deploy again",
                             hint="pick another release from `vci history` with --to")
     release_id = new_release_id()
     record = partial(
