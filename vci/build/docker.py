@@ -38,6 +38,8 @@ from ..oci.layout import read_layout
 from ..oci.stream import chunk_reader
 from ..oci.tarball import write_tarball
 from ..progress import progress_enabled
+from ..runs import Run
+from . import Options
 from .dockerfile import write_dockerfile
 
 log = logging.getLogger("vci")
@@ -65,7 +67,7 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
         return False
 
 
-def build_with_docker(run, options, image: Image) -> Image:
+def build_with_docker(run: Run, options: Options, image: Image) -> Image:
     """Build ``run`` through the daemon; ``image`` (the daemonless build) gives labels, platform, base blobs."""
     client = _client(API_TIMEOUT)
     try:

@@ -14,6 +14,8 @@ from pathlib import Path
 from ..errors import BuildError
 from ..fetch import cache_root
 from ..modeldir import blob_path, blob_records, encode_manifest
+from ..oci.image import Image
+from ..runs import Run
 from .plan import (
     DEPS_ROOT,
     MODEL_ROOT,
@@ -27,7 +29,7 @@ from .plan import (
 from .wheels import install_requirements
 
 
-def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Path:
+def write_dockerfile(directory: str | Path, run: Run, base: str | None, image: Image) -> Path:
     """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent)."""
     out = Path(directory)
     if out.exists() and any(out.iterdir()):

@@ -163,7 +163,8 @@ def _streamed(source, repo: str, digest: str):
     return lambda: chunk_reader(source().get_blob(repo, digest))
 
 
-def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) -> None:
+def _put_manifest_then_tag(client: RegistryClient, repo: str, data: bytes, media_type: str, digest: str,
+                           tag: str | None, result: TransferResult) -> None:
     client.put_manifest(repo, data, media_type, digest)
     result.bytes_moved += len(data)
     if tag:

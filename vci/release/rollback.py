@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..config import Settings
 from ..deploy import new_release_id, target_for
 from ..errors import NotFoundError
 from ..ledger import Ledger, ReleaseRecord, make_record
@@ -46,7 +47,7 @@ def choose_release(records: list[ReleaseRecord], current_digest: str | None, to:
 
 
 def rollback(
-    settings,
+    settings: Settings,
     env: str | None = None,
     *,
     to: str | None = None,
@@ -103,7 +104,7 @@ def rollback(
     return {**result, **done, "release_id": release_id}
 
 
-def history(settings, env: str | None = None, limit: int | None = None) -> dict:
+def history(settings: Settings, env: str | None = None, limit: int | None = None) -> dict:
     """``{environment, releases: [...]}``, newest first."""
     name = settings.environment(env).name
     records = list(reversed(Ledger.for_settings(settings).records(name)))

@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from ..client import DeployedModel
+from ..config import Settings
 from ..deploy import target_for
 from ..errors import NotFoundError, RemoteError, UsageError
 from ..runs import get_run
@@ -98,7 +100,7 @@ def read_examples_file(path: str | Path) -> dict:
     return {"inputs": inputs, "expected_outputs": expected}
 
 
-def logged_examples(settings, run_id: str | None, env: str) -> dict:
+def logged_examples(settings: Settings, run_id: str | None, env: str) -> dict:
     """The examples the run that ``env`` runs was logged with."""
 
     if not run_id:
@@ -114,7 +116,7 @@ def logged_examples(settings, run_id: str | None, env: str) -> dict:
     return examples
 
 
-def ask(client, inputs: list) -> list[dict]:
+def ask(client: DeployedModel, inputs: list) -> list[dict]:
     answers = []
     for given in inputs:
         try:
@@ -124,7 +126,7 @@ def ask(client, inputs: list) -> list[dict]:
     return answers
 
 
-def examples_for(settings, live: dict, env: str, examples_file=None) -> dict:
+def examples_for(settings: Settings, live: dict, env: str, examples_file: str | Path | None = None) -> dict:
     """``examples_file`` when given, else the examples logged with the run ``env`` runs."""
     if examples_file:
         return read_examples_file(examples_file)
@@ -132,7 +134,12 @@ def examples_for(settings, live: dict, env: str, examples_file=None) -> dict:
 
 
 def smoke_test(
-    settings, env: str | None = None, *, examples_file=None, examples: dict | None = None, client=None
+    settings: Settings,
+    env: str | None = None,
+    *,
+    examples_file: str | Path | None = None,
+    examples: dict | None = None,
+    client: DeployedModel | None = None,
 ) -> dict:
     """Test what runs in ``env`` with its run's examples (or ``examples_file``, or ``examples``)."""
 
