@@ -38,6 +38,7 @@ def per_call_seconds(call, calls: int, rounds: int = 5) -> float:
 
 def bench_overhead(url: str, calls: int) -> None:
     import requests
+
     from vci.client import DeployedModel
     row = [[5.1, 3.5, 1.4, 0.2]]
     session = requests.Session()
@@ -63,7 +64,7 @@ def bench_gzip(server) -> None:
     times = {}
     for name, model in (("plain", plain), ("gzip", zipped)):
         model.predict(batch)
-        times[name] = per_call_seconds(lambda: model.predict(batch), 5)
+        times[name] = per_call_seconds(lambda model=model: model.predict(batch), 5)
     sent = {r.headers.get("Content-Encoding", "plain"): len(r.raw) for r in server.on("/predict")}
     print(f"gzip body  plain {sent['plain'] / 1e6:6.2f} MB   gzip {sent['gzip'] / 1e6:6.2f} MB   "
           f"bytes ratio {sent['gzip'] / sent['plain']:5.2f}x")

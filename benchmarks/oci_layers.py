@@ -52,6 +52,7 @@ def one_pass(entries, work: Path, level: int) -> tuple[float, int]:
 def two_pass(entries, work: Path) -> float:
     """Write the tar, read it to hash it, read it to gzip it, read the gzip to hash it."""
     import tarfile
+
     from vci.oci.layers import _add, _complete_and_sorted
 
     start = time.perf_counter()

@@ -67,15 +67,15 @@ def main() -> None:
             runs = {"push x1": [], "push x4": [], "re-push": [], "mount copy": [], "stream copy": []}
             for i in range(args.repeat):
                 runs["push x1"].append(
-                    timed(lambda: push_image(client, image, f"serial/r{i}", tag="v1", parallel=1))
+                    timed(lambda i=i: push_image(client, image, f"serial/r{i}", tag="v1", parallel=1))
                 )
                 runs["push x4"].append(
-                    timed(lambda: push_image(client, image, f"par/r{i}", tag="v1", parallel=4))
+                    timed(lambda i=i: push_image(client, image, f"par/r{i}", tag="v1", parallel=4))
                 )
-                runs["re-push"].append(timed(lambda: push_image(client, image, f"par/r{i}", tag="v1")))
+                runs["re-push"].append(timed(lambda i=i: push_image(client, image, f"par/r{i}", tag="v1")))
                 src = f"{one.host}/par/r{i}@{image.digest}"
-                runs["mount copy"].append(timed(lambda: copy_image(client, src, f"prod/r{i}", tag="live")))
-                runs["stream copy"].append(timed(lambda: copy_image(other, src, f"prod/r{i}", tag="live")))
+                runs["mount copy"].append(timed(lambda i=i, src=src: copy_image(client, src, f"prod/r{i}", tag="live")))
+                runs["stream copy"].append(timed(lambda i=i, src=src: copy_image(other, src, f"prod/r{i}", tag="live")))
         base = statistics.median(runs["push x1"])
         for name, times in runs.items():
             median = statistics.median(times)

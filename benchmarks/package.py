@@ -52,14 +52,14 @@ def floor_seconds(path: Path, level: int) -> float:
 
 
 def main() -> None:
-    from registry import RegistryServer
     import vci
-    from vci.config import load_settings
-    from vci.oci.image import ContainerConfig, append_layers, scratch_image
-    from vci.oci.layout import write_layout
+    from registry import RegistryServer
     from vci.build import Options
     from vci.build.image import build_image
     from vci.build.outputs import push_to
+    from vci.config import load_settings
+    from vci.oci.image import ContainerConfig, append_layers, scratch_image
+    from vci.oci.layout import write_layout
     with tempfile.TemporaryDirectory(prefix="vci-bench-") as tmp:
         tmp = Path(tmp)
         os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")
@@ -89,7 +89,7 @@ def main() -> None:
             image2, layers = build_image(second, options, tmp / "cache" / "oci")
             build = time.perf_counter() - start
             pushed = push_to(image2, repo, "v2", None)
-        changed = next(l for l in layers if l["name"] == "artifact weights")
+        changed = next(layer for layer in layers if layer["name"] == "artifact weights")
         print(f"artifact: {SIZE >> 20} MiB; floor (read+sha256+gzip+sha256 once): {floor:.2f} s")
         print(f"rebuild with only the artifact changed: {build:.2f} s  -> {build / floor:.2f}x floor (target <= 1.3x)")
         print(f"bytes pushed: {pushed['bytes_moved']} for a changed layer of {changed['size']} "
@@ -98,7 +98,7 @@ def main() -> None:
 
 
 def _names(digests, layers, image) -> list:
-    by_digest = {l["digest"]: l["name"] for l in layers}
+    by_digest = {layer["digest"]: layer["name"] for layer in layers}
     by_digest[image.config_descriptor.digest] = "config"
     return [by_digest.get(d, d[:19]) for d in digests]
 

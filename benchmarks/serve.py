@@ -47,9 +47,11 @@ class IrisModel:
 def build_model_dir(root: Path) -> Path:
     """Train on iris and write a schema-1 model directory (without vci.runs)."""
     import pickle
+
     import cloudpickle
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
+
     from vci.digests import sha256_bytes
     from vci.modeldir import blob_path, encode_manifest
     x, y = load_iris(return_X_y=True)
@@ -183,6 +185,7 @@ def python_load(port: int, connections: int, seconds: float) -> dict:
 def stdlib_server(model_dir: str, port: int) -> None:
     """The alternative stack: http.server.ThreadingHTTPServer, keep-alive, same decode/predict/encode."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from vci.modeldir import load_model
     model, _, _ = load_model(model_dir, tempfile.mkdtemp())
 

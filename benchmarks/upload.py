@@ -40,6 +40,7 @@ def write_random(path: Path, mb: int) -> None:
 
 def fresh_bucket(endpoint: str):
     import boto3
+
     from s3server import reset_moto
     reset_moto(endpoint)
     client = boto3.client("s3", endpoint_url=endpoint)
@@ -58,7 +59,7 @@ def time_put_blob(endpoint: str, path: Path, plan, digest=None) -> tuple[float, 
     from vci.store.s3 import S3Store
     fresh_bucket(endpoint)
     store = S3Store(BUCKET, "bench", endpoint_url=endpoint, plan=plan)
-    store.client  # created before the clock starts, as upload_file's client is
+    _ = store.client  # created before the clock starts, as upload_file's client is
     start = time.perf_counter()
     desc = store.put_blob(path, digest=digest)
     elapsed = time.perf_counter() - start

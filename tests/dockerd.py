@@ -59,7 +59,7 @@ class DockerDaemon:
         self.driver: str | None = None
         self._process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "DockerDaemon":
+    def start(self, timeout: float = 60) -> DockerDaemon:
         ensure_dockerd()
         failures = []
         for driver in DRIVERS:
@@ -136,7 +136,7 @@ class DockerDaemon:
         except FileNotFoundError:
             return ""
 
-    def __enter__(self) -> "DockerDaemon":
+    def __enter__(self) -> DockerDaemon:
         try:
             return self.start()
         except BaseException:

@@ -45,7 +45,7 @@ from registry import free_port
 from vci.errors import BuildError, DeployError
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-base-image.sh"
-_LIVE: dict[str, "RunningContainer"] = {}
+_LIVE: dict[str, RunningContainer] = {}
 _NAMES = itertools.count(1)
 
 
@@ -57,7 +57,7 @@ def require_tools(*commands: str) -> None:
         raise DeployError(f"{names} not installed", hint=f"apt-get install -y {names}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def base_image_layout(timeout: float = 900) -> Path:
     """The OCI layout (tag ``base``) of Debian bookworm minbase + python3, built once and cached."""
     proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout)
@@ -95,7 +95,7 @@ def fetch_image(ref: str, directory: Path, *, insecure: bool = True, authfile: P
     return directory
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scratch() -> Path:
     path = Path(tempfile.mkdtemp(prefix="vci-runc-"))
     atexit.register(shutil.rmtree, path, True)
@@ -200,7 +200,7 @@ class RunningContainer:
             remove_bundle(self.bundle)
         return signal
 
-    def __enter__(self) -> "RunningContainer":
+    def __enter__(self) -> RunningContainer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -334,6 +334,7 @@ def scratch_base_layout(directory: Path) -> str:
     """An empty base layout labelled with this Python (``oci:DIR:base``): enough to build, push and
     inspect an image, not to run one."""
     import platform
+
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
     py = ".".join(platform.python_version().split(".")[:2])

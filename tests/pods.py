@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 from images import run_image
-
 from tests.fakes.kube import start_kube_server
 
 

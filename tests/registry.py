@@ -127,7 +127,7 @@ class RegistryServer:
         path.write_text(json.dumps(config, indent=1))  # JSON is YAML
         return path
 
-    def start(self, timeout: float = 15.0) -> "RegistryServer":
+    def start(self, timeout: float = 15.0) -> RegistryServer:
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(
             [BINARY, "serve", str(self.config_path)],
@@ -162,7 +162,7 @@ class RegistryServer:
             os.kill(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=10)
 
-    def __enter__(self) -> "RegistryServer":
+    def __enter__(self) -> RegistryServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -105,9 +105,9 @@ def _wait_ready(endpoint: str, timeout: float, proc: subprocess.Popen | None = N
             with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as reply:
                 reply.read()
             return
-        except OSError:
+        except OSError as exc:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with {proc.returncode} before it answered")
+                raise RuntimeError(f"moto server exited with {proc.returncode} before it answered") from exc
             if time.monotonic() > deadline:
-                raise RuntimeError(f"moto server at {endpoint} did not answer within {timeout}s")
+                raise RuntimeError(f"moto server at {endpoint} did not answer within {timeout}s") from exc
             time.sleep(0.1)

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from fakes.flaky_server import FAST, fast_client, CountingSession, FlakyServer, Reply, error, free_port
+from fakes.flaky_server import FAST, CountingSession, FlakyServer, Reply, error, fast_client, free_port
 from vci.client import DeployedModel, server_message
 from vci.errors import RemoteError, UsageError
+
 
 @pytest.fixture
 def server():

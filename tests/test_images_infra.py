@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from images import (BUILD_SCRIPT, base_layout, container_spec, containers, layout_manifest, runc_names,
-                    wait_http)
+from images import BUILD_SCRIPT, base_layout, container_spec, containers, layout_manifest, runc_names, wait_http
 from registry import RegistryServer
 from vci.errors import DeployError
 

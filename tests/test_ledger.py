@@ -11,7 +11,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from s3server import dummy_aws_env, start_moto  # noqa: E402
-
 from vci.errors import ConflictError, NotFoundError  # noqa: E402
 from vci.ledger import Ledger, ci_context, make_record  # noqa: E402
 from vci.release.rollback import choose_release  # noqa: E402
@@ -33,6 +32,7 @@ def ledger(request, tmp_path, monkeypatch):
     for name, value in dummy_aws_env().items():
         monkeypatch.setenv(name, value)
     import boto3
+
     from vci.store.s3 import S3Store
 
     bucket = f"ledger-{uuid.uuid4().hex[:10]}"
@@ -129,12 +129,11 @@ def test_ci_context_and_choice_of_rollback_target():
 def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatch):
     import boto3
 
+    from tests.release.conftest import make_run, stop_all
     from vci.config import load_settings
     from vci.deploy import deploy, status
     from vci.release.promote import promote
     from vci.release.rollback import history, rollback
-
-    from tests.release.conftest import make_run, stop_all
 
     for name, value in dummy_aws_env().items():
         monkeypatch.setenv(name, value)

@@ -48,7 +48,7 @@ class NoInit:
 
 class Abstract(abc.ABC):
     def __init__(self, artifacts):
-        pass
+        self.artifacts = artifacts
 
     @abc.abstractmethod
     def predict(self, data): ...

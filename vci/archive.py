@@ -58,8 +58,8 @@ def _walk_sorted(root: Path):
 
 
 def _inside(root: Path, path: Path) -> bool:
-    root = os.path.realpath(root)
-    return os.path.realpath(path) == root or os.path.realpath(path).startswith(root + os.sep)
+    real_root = os.path.realpath(root)
+    return os.path.realpath(path) == real_root or os.path.realpath(path).startswith(real_root + os.sep)
 
 
 def extract_archive(archive: str | Path, dest: str | Path) -> Path:
@@ -70,7 +70,10 @@ def extract_archive(archive: str | Path, dest: str | Path) -> Path:
         members = tar.getmembers()
         for m in members:
             _check_member(m, dest)
-        tar.extractall(dest, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, members=members, filter="data")
+        else:  # a Python without extraction filters (before 3.10.12): the checks above are the defence
+            tar.extractall(dest, members=members)
     return dest
 
 

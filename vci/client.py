@@ -11,7 +11,6 @@ are gzipped only when ``gzip_min_bytes`` is set, and then the server must accept
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import logging
 import os
@@ -170,7 +169,9 @@ class DeployedModel:
         """Poll :meth:`health` until ready (unreachable counts as not yet) and return it; after
         ``timeout`` seconds (default: ``deadline``) raise RemoteError with the last reason seen."""
         limit = time.monotonic() + (self.deadline if timeout is None else timeout)
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 health = self.health()
                 if health["ready"]:
@@ -197,7 +198,7 @@ class DeployedModel:
         response = retrying(lambda: self._attempt(call, raise_status), policy, what=what, logger=log)
         return response, call.request_id
 
-    def _attempt(self, call: "_Call", raise_status: bool):
+    def _attempt(self, call: _Call, raise_status: bool):
         """One request: its response, or the RemoteError it comes to (transient when worth retrying)."""
         import requests
         call.attempts += 1
@@ -217,7 +218,7 @@ class DeployedModel:
             raise self._status_error(response, call.request_id, call.attempts)
         return response
 
-    def _exchange(self, call: "_Call"):
+    def _exchange(self, call: _Call):
         """Send once; a server that refuses gzip (415) gets the body again as plain JSON, then always."""
         gzipped = self._gzipped(call.body)
         response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), gzipped)
@@ -227,7 +228,7 @@ class DeployedModel:
             response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), False)
         return response
 
-    def _unreachable(self, call: "_Call", failure: BaseException) -> TransientRemoteError:
+    def _unreachable(self, call: _Call, failure: BaseException) -> TransientRemoteError:
         elapsed = time.monotonic() - call.start
         return TransientRemoteError(
             f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "

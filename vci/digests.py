@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import IntegrityError, UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 CHUNK = 1 << 20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -48,17 +53,28 @@ def verify_file(path: str | Path, digest: str, size: int | None = None) -> None:
             hint="the file was changed or corrupted; fetch it again from the store")
 
 
-class HashingWriter:
-    """A file-like sink that hashes and counts what is written through it."""
+class BinarySink(Protocol):
+    """What HashingWriter writes through to: a file opened "wb", a GzipFile, a counting pass-through."""
 
-    def __init__(self, f):
+    def write(self, data: ReadableBuffer, /) -> int: ...
+
+
+class HashingWriter(io.RawIOBase):
+    """A binary sink (a file object gzip and tarfile accept) that hashes and counts what is written through
+    it to ``f``; closing it leaves ``f`` open."""
+
+    def __init__(self, f: BinarySink):
+        super().__init__()
         self._f = f
         self._h = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
         self._h.update(data)
-        self.size += len(data)
+        self.size += memoryview(data).nbytes
         return self._f.write(data)
 
     @property

@@ -19,13 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConflictError, NotFoundError
+from .config import Environment, Settings
+from .errors import ConflictError, NotFoundError, VciError
 from .refs import is_image_reference
+from .runs import Run
 from .store import open_store
+from .store.base import Store
 
 ACTIONS = ("deploy", "promote", "rollback")
 OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged", "aborted")
-_STORES: dict = {}  # store URL -> store, shared by the ledgers of one process
+_STORES: dict[str, Store] = {}  # store URL -> store, shared by the ledgers of one process
 CLAIM_TTL = 1800.0  # seconds after which a claim whose holder died stops blocking
 
 
@@ -144,11 +147,11 @@ def make_record(
 class Ledger:
     """Release records of every environment in one store."""
 
-    def __init__(self, store):
+    def __init__(self, store: Store):
         self.store = store
 
     @classmethod
-    def for_settings(cls, settings) -> "Ledger":
+    def for_settings(cls, settings: Settings) -> Ledger:
         """The ledger in the settings' store (one store object per URL: an S3 client is costly to make)."""
 
         if settings.store not in _STORES:
@@ -216,21 +219,22 @@ class Ledger:
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
 
 
-def record_deploy(settings, environment, what, release_id: str, result: dict | None, error) -> ReleaseRecord:
+def record_deploy(settings: Settings, environment: Environment, what: Run | str, release_id: str,
+                  result: dict | None, error: VciError | None) -> ReleaseRecord:
     """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
-    is_image = isinstance(what, str) and is_image_reference(what)
+    image_ref = what if isinstance(what, str) and is_image_reference(what) else None
     result = result or {}
     status = result.get("status")
     outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
-    run_id = result.get("run_id") or (None if is_image else getattr(what, "id", None) or str(what))
+    run_id = result.get("run_id") or (None if image_ref is not None else getattr(what, "id", None) or str(what))
     record = make_record(
         release_id=release_id,
         environment=environment.name,
         action="deploy",
         outcome=outcome,
-        digest=result.get("digest") or (what.rsplit("@", 1)[1] if is_image and "@" in what else None),
+        digest=result.get("digest") or (image_ref.rsplit("@", 1)[1] if image_ref and "@" in image_ref else None),
         run_id=run_id,
-        image=result.get("image") or (what if is_image else None),
+        image=result.get("image") or image_ref,
         previous=result.get("previous"),
         reason=str(error) if error is not None else status,
     )

@@ -38,9 +38,9 @@ def validate_model_class(cls) -> type:
     name = cls.__qualname__
     if not callable(getattr(cls, "predict", None)):
         raise ModelValidationError(f"{name} has no predict method", hint="define predict(self, data)")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise ModelValidationError(f"{name} leaves abstract methods unimplemented: {missing}")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))  # what ABCMeta records (inspect.isabstract's test)
+    if missing:
+        raise ModelValidationError(f"{name} leaves abstract methods unimplemented: {', '.join(missing)}")
     _check_init(cls, name)
     for optional in ("batch_predict", "model_test"):
         if hasattr(cls, optional) and not callable(getattr(cls, optional)):
@@ -140,6 +140,8 @@ def _import_file(path: Path):
     if folder not in sys.path:
         sys.path.insert(0, folder)  # so the model file's sibling modules import as they do for the user
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"model file {path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -66,8 +66,10 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
         if os.environ.get(MANIFEST_ENV):  # images carry the manifest in their config (see vci.build.plan)
             data = os.environ[MANIFEST_ENV].encode()
         else:
-            raise NotFoundError(f"no {MANIFEST} in the model directory {model_dir}",
-                                hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`") from None
+            raise NotFoundError(
+                f"no {MANIFEST} in the model directory {model_dir}",
+                hint="set VCI_MODEL_DIR to a directory written by `vci package` or `vci serve`",
+            ) from None
     try:
         manifest = json.loads(data)
     except ValueError as exc:

@@ -93,7 +93,7 @@ class Progress:
                 except (OSError, ValueError):
                     pass
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -51,10 +51,10 @@ class Reference:
         """What to ask the registry for: the digest when there is one, else the tag (``latest``)."""
         return self.digest or self.tag or "latest"
 
-    def with_digest(self, digest: str) -> "Reference":
+    def with_digest(self, digest: str) -> Reference:
         return replace(self, digest=_checked_digest(digest))
 
-    def with_tag(self, tag: str) -> "Reference":
+    def with_tag(self, tag: str) -> Reference:
         return replace(self, tag=_checked_tag(tag))
 
 

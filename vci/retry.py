@@ -20,9 +20,10 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .errors import TransientError
 
@@ -61,7 +62,7 @@ class RetryPolicy:
     deadline: float | None = None
     rng: Any = field(default=random, compare=False, repr=False)
 
-    def once(self) -> "RetryPolicy":
+    def once(self) -> RetryPolicy:
         """The same policy with no retries."""
         return replace(self, attempts=1)
 

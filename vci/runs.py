@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .archive import archive_directory
-from .config import load_settings
+from .config import Settings, load_settings
 from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
 from .frameworks import detect, model_for
@@ -30,6 +30,7 @@ from .modeldir import (
 from .progress import Progress
 from .requirements import pin_requirements, read_requirements
 from .store import open_store
+from .store.base import Store
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -44,14 +45,16 @@ def new_run_id() -> str:
 
 def run_key(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
-        raise UsageError(f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
+        raise UsageError(f"{run_id!r} is not a run id",
+                         hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
     return f"runs/{run_id}.json"
 
 
 class Run:
     """A run being logged (mutable) or committed (immutable, read from the store)."""
 
-    def __init__(self, store, *, project: str | None = None, settings=None, manifest: dict | None = None):
+    def __init__(self, store: Store, *, project: str | None = None, settings: Settings | None = None,
+                 manifest: dict | None = None):
         self.store = store
         self.settings = settings
         self._manifest = manifest
@@ -246,7 +249,7 @@ class Run:
         return deployed_model(self.settings, env)
 
 
-def _upload(store, path: Path, label: str):
+def _upload(store: Store, path: Path, label: str):
     size = path.stat().st_size
     bar = Progress(size, f"uploading {label}")
     try:
@@ -263,18 +266,19 @@ def _default_requirements() -> list[str]:
     return pin_requirements([])
 
 
-def _settings_and_store(project=None, store=None, settings=None):
+def _settings_and_store(project: str | None = None, store: str | Path | None = None,
+                        settings: Settings | None = None) -> tuple[Settings, Store]:
     settings = settings or load_settings({"project": project, "store": str(store) if store else None})
     return settings, open_store(settings.store)
 
 
-def init(project: str | None = None, *, store: str | None = None, settings=None) -> Run:
+def init(project: str | None = None, *, store: str | None = None, settings: Settings | None = None) -> Run:
     """Start a run in the configured store (vci.yaml / VCI_STORE; default ./.vci)."""
     settings, st = _settings_and_store(project, store, settings)
     return Run(st, project=project or settings.project, settings=settings)
 
 
-def get_run(run_id: str, *, store: str | None = None, settings=None) -> Run:
+def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
     """A committed run by id."""
     settings, st = _settings_and_store(None, store, settings)
     try:
@@ -285,7 +289,7 @@ def get_run(run_id: str, *, store: str | None = None, settings=None) -> Run:
     return Run(st, settings=settings, manifest=manifest)
 
 
-def resolve_run(settings, run: "Run | str") -> Run:
+def resolve_run(settings: Settings, run: Run | str) -> Run:
     """A Run object (committed now if it was not) or a run id -> a committed Run."""
     if isinstance(run, Run):
         run.commit()
@@ -293,7 +297,8 @@ def resolve_run(settings, run: "Run | str") -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None, settings=None) -> list[Run]:
+def list_runs(*, project: str | None = None, store: str | None = None,
+              settings: Settings | None = None) -> list[Run]:
     """Committed runs, newest first."""
     settings, st = _settings_and_store(None, store, settings)
     runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/")

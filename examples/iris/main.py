@@ -13,9 +13,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import vci  # noqa: E402
 from model import Model  # noqa: E402
 from train import train  # noqa: E402
+
+import vci  # noqa: E402
 
 
 def log_version(c: float):

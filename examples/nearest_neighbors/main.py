@@ -12,10 +12,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import vci  # noqa: E402
-from vci.deploy import undeploy  # noqa: E402
 from model import Model  # noqa: E402
 from train import train  # noqa: E402
+
+import vci  # noqa: E402
+from vci.deploy import undeploy  # noqa: E402
 
 QUERIES = [[5.0, 3.4, 1.5, 0.2], [6.9, 3.1, 5.4, 2.1]]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vci  # noqa: E402
 from net import Line  # noqa: E402
+
+import vci  # noqa: E402
 
 
 def main() -> dict:

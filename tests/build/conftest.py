@@ -9,9 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry import RegistryServer  # noqa: E402
-
 import vci  # noqa: E402
+from registry import RegistryServer  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 
 from .models import Scaler  # noqa: E402

@@ -20,10 +20,10 @@ import pytest
 from dockerd import dockerd  # noqa: F401  (the session fixture)
 from images import base_image_layout
 from registry import free_port
-from vci.build.docker import LayerSink, docker_available, read_saved_image
-from vci.oci.layout import read_layout
 from vci.build import Options
+from vci.build.docker import LayerSink, docker_available, read_saved_image
 from vci.build.package import package
+from vci.oci.layout import read_layout
 
 from .conftest import env_without_debug, log_scaler
 from .models import YamlScaler
@@ -184,8 +184,8 @@ def test_oci_save_archive_keeps_gzip_layers(settings, tmp_path, debian_base):
 
 
 def test_a_failing_docker_build_is_a_build_error_with_its_log(dockerd, tmp_path):  # noqa: F811
-    from vci.errors import BuildError
     from vci.build.docker import _build
+    from vci.errors import BuildError
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY not-in-the-context /x\n")
     with dockerd.client() as client, pytest.raises(BuildError) as caught:
         _build(client, tmp_path, "vci-test/failing:1", {})

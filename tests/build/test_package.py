@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from registry import blob_uploads
-from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
 from vci.build import Options
 from vci.build.package import package, plan
+from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
 
 from .conftest import env_without_debug, log_scaler
 
@@ -52,8 +52,9 @@ def test_weights_only_change_uploads_exactly_one_layer(settings, tmp_path, scrat
     v1 = package(settings, log_scaler(settings, tmp_path, "4").id, Options(base=scratch_base, push=[repo]))
     mark = registry.mark()
     v2 = package(settings, log_scaler(settings, tmp_path, "5").id, Options(base=scratch_base, push=[repo]))
-    changed = [l["digest"] for l, k in zip(v2["layers"], v1["layers"]) if l["digest"] != k["digest"]]
-    assert [l["name"] for l in v2["layers"] if l["digest"] in changed] == ["artifact factor"]
+    changed = [new["digest"] for new, old in zip(v2["layers"], v1["layers"], strict=True)
+               if new["digest"] != old["digest"]]
+    assert [layer["name"] for layer in v2["layers"] if layer["digest"] in changed] == ["artifact factor"]
     config_digest = v2["manifest"]["config"]["digest"]
     uploaded = {r.uri.split("digest=")[1].split("&")[0] for r in blob_uploads(registry.requests_since(mark))
                 if "digest=" in r.uri}

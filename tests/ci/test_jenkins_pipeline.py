@@ -30,7 +30,7 @@ CREDENTIALS = {
 }
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
 WORKING_STAGES = ("Package", "Deploy staging", "Smoke test", "Promote to production")
-WORKING_STAGE_AGENTS = {name: "any" for name in WORKING_STAGES}
+WORKING_STAGE_AGENTS = dict.fromkeys(WORKING_STAGES, "any")
 
 
 def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:

@@ -176,7 +176,7 @@ def _handler_for(server: FlakyServer):
 FAST = {"backoff": 0.01, "max_backoff": 0.05}  # keep retry back-off tiny in tests
 
 
-def fast_client(server: "FlakyServer", **kwargs):
+def fast_client(server: FlakyServer, **kwargs):
     """A DeployedModel for ``server`` with short deadlines and back-off (overridable)."""
     from vci.client import DeployedModel
     return DeployedModel(server.url, **{"deadline": 5.0, "timeout": 2.0, **FAST, **kwargs})

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 DOCS = "https://docs.github.com/rest/actions/workflow-runs#get-the-review-history-for-a-workflow-run"
 APPROVALS = re.compile(r"/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/approvals")
@@ -74,7 +74,7 @@ class GitHubAPI:
             "comment": "",
         })
 
-    def start(self) -> "GitHubAPI":
+    def start(self) -> GitHubAPI:
         self._thread.start()
         return self
 
@@ -83,7 +83,7 @@ class GitHubAPI:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "GitHubAPI":
+    def __enter__(self) -> GitHubAPI:
         return self.start()
 
     def __exit__(self, *exc) -> None:

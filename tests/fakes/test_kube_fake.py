@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: import the fake as ``fakes.kube``
-from fakes.kube import Forbid, start_kube_server  # noqa: E402
-
 from kubernetes import client, config, watch  # noqa: E402  (a test dependency: missing means failing)
 from kubernetes.client.rest import ApiException  # noqa: E402
+
+from fakes.kube import Forbid, start_kube_server  # noqa: E402
 
 
 def wait_for(check, timeout: float = 10.0, what: str = "condition"):
@@ -274,11 +274,12 @@ def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadlin
 def test_delete_cascades_in_the_background_and_in_the_foreground(api, namespace):
     for name in ("bg", "fg"):
         apps(api).create_namespaced_deployment(namespace, deployment(name, replicas=1))
-        wait_for(lambda: rolled_out(api, name, namespace), what=f"{name} rollout")
+        wait_for(lambda name=name: rolled_out(api, name, namespace), what=f"{name} rollout")
     apps(api).delete_namespaced_deployment("bg", namespace)
-    gone = (
-        lambda app: not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
-    )  # noqa: E731
+
+    def gone(app: str) -> bool:
+        return not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
+
     wait_for(lambda: gone("bg") and not [r for r in replicasets(api, namespace) if r["metadata"]["name"]
                                          .startswith("bg-")], what="background cascade")
     apps(api).delete_namespaced_deployment("fg", namespace, propagation_policy="Foreground")
@@ -536,7 +537,7 @@ def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies
 
 def test_update_writers_own_what_they_change_and_an_apply_conflicts_with_them(api, namespace):
     applied = dict(deployment("web"), metadata={"name": "web", "labels": {"app": "web"}})
-    apply = dict(field_manager="vci", _content_type="application/apply-patch+yaml")
+    apply = {"field_manager": "vci", "_content_type": "application/apply-patch+yaml"}
     apps(api).patch_namespaced_deployment("web", namespace, applied, **apply)
     live = apps(api).read_namespaced_deployment("web", namespace)
     live.metadata.annotations = {"mesh.example/inject": "true"}  # another tool, by PUT

@@ -99,7 +99,7 @@ class TokenServer:
             "rootcertbundle": str(self.cert_path),
         }
 
-    def start(self) -> "TokenServer":
+    def start(self) -> TokenServer:
         self._thread.start()
         return self
 
@@ -108,7 +108,7 @@ class TokenServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "TokenServer":
+    def __enter__(self) -> TokenServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -38,6 +38,14 @@ def test_ragged_rows_are_a_client_error():
     assert info.value.status == 422
 
 
+def test_columns_of_different_lengths_are_a_client_error():
+    pytest.importorskip("numpy")
+    with pytest.raises(ModelError, match=r"differ in length \(a: 2, b: 1\)") as info:
+        to_array({"a": [1, 2], "b": [3]})
+    assert info.value.status == 422
+    assert to_array({"a": [1, 2], "b": [3, 4]}).tolist() == [[1, 3], [2, 4]]
+
+
 def test_to_jsonable_of_numpy_torch_and_pandas():
     np = pytest.importorskip("numpy")
     value = {"a": np.arange(3), "b": (np.float32(1.5), np.int64(2)), 3: [np.bool_(True)], "s": b"x"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import vci
-from vci.frameworks import detect, frameworks
 from tests.frameworks.conftest import log_and_load, pinned
+from vci.frameworks import detect, frameworks
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["torch", "keras", "xgboost", "lightgbm", "onnxruntime", "statsmodels", "transformers", "sklearn",

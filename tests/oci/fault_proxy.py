@@ -65,7 +65,7 @@ class FaultProxy:
                     return fault
         return None
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self._thread.start()
         return self
 

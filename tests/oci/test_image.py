@@ -52,7 +52,7 @@ def test_same_inputs_give_the_same_digest_and_a_new_epoch_does_not(tmp_path):
 def test_changing_weights_changes_only_the_weights_layer(tmp_path):
     one = make_app(tmp_path, weights=b"v1")
     two = make_app(tmp_path, weights=b"v2")
-    changed = [a.digest != b.digest for a, b in zip(one.layers, two.layers)]
+    changed = [a.digest != b.digest for a, b in zip(one.layers, two.layers, strict=True)]
     assert changed == [False, False, True]
 
 

@@ -17,7 +17,7 @@ class CountingProxy:
         self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._open: list[socket.socket] = []
 
-    def __enter__(self) -> "CountingProxy":
+    def __enter__(self) -> CountingProxy:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 

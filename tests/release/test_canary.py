@@ -8,8 +8,6 @@ import pytest
 from vci.deploy import deploy, status
 from vci.deploy.local import LocalTarget
 from vci.errors import ConfigError, DeployError
-from vci.release.promote import promote
-from vci.release.rollback import history
 from vci.release.canary import (
     CanaryPolicy,
     Snapshot,
@@ -19,6 +17,8 @@ from vci.release.canary import (
     quantile,
     run_steps,
 )
+from vci.release.promote import promote
+from vci.release.rollback import history
 from vci.serve.metrics import Metrics
 
 from .conftest import make_run, release_settings, stop_all

@@ -84,9 +84,9 @@ def cluster_settings(tmp_path, monkeypatch):
     """staging and production on the API test server with real model-server pods (test_kube_release)."""
     from images import scratch_base_layout
     from registry import RegistryServer
-
     from tests.fakes.kube import start_kube_server
     from vci.config import load_settings
+
     from .test_kube_release import ModelPod
 
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
@@ -108,6 +108,7 @@ def cluster_settings(tmp_path, monkeypatch):
 
 def test_sigterm_mid_canary_on_a_cluster_deletes_the_canary_deployment(cluster_settings, tmp_path):
     from vci.deploy import target_for
+
     from .test_kube_release import stage
 
     settings = cluster_settings

@@ -6,9 +6,9 @@ import pytest
 
 from vci.deploy import deploy, status
 from vci.errors import ConflictError
+from vci.ledger import Ledger
 from vci.release.promote import promote
 from vci.release.rollback import history
-from vci.ledger import Ledger
 
 from .conftest import make_run
 

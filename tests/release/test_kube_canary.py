@@ -13,9 +13,8 @@ import pytest
 
 from vci.config import load_settings
 from vci.deploy.kube import KubeTarget
-from vci.deploy.manifests import render
+from vci.deploy.manifests import canary_replicas, render
 from vci.errors import DeployError, UsageError
-from vci.deploy.manifests import canary_replicas
 from vci.release.promote import check_environments, choose_strategy, require_approval
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +22,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from images import scratch_base_layout  # noqa: E402
 from registry import RegistryServer  # noqa: E402
-
 from tests.fakes.kube import start_kube_server  # noqa: E402
 from tests.fakes.kube.status import ApiError  # noqa: E402
 from vci.deploy import deploy  # noqa: E402

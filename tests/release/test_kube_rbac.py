@@ -11,9 +11,9 @@ import sys
 import pytest
 import yaml
 
-from tests.fakes.kube import DEFAULT_TOKEN, DEFAULT_USER, Rbac, start_kube_server
-from registry import RegistryServer
 from images import scratch_base_layout
+from registry import RegistryServer
+from tests.fakes.kube import DEFAULT_TOKEN, DEFAULT_USER, Rbac, start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, deployed_model, status, target_for, undeploy
 from vci.errors import AuthError, DeployError

@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from images import scratch_base_layout  # noqa: E402
 from registry import RegistryServer  # noqa: E402
-
 from tests.fakes.kube import start_kube_server  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.deploy import deploy, status, target_for  # noqa: E402

@@ -10,14 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry import RegistryServer, blob_mounts, blob_uploads  # noqa: E402
-
 import vci  # noqa: E402
+from registry import RegistryServer, blob_mounts, blob_uploads  # noqa: E402
+from vci.build import Options  # noqa: E402
+from vci.build.package import package  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
 from vci.oci.registry import RegistryClient  # noqa: E402
-from vci.build import Options  # noqa: E402
-from vci.build.package import package  # noqa: E402
 from vci.release.images import copy_to_environment, tag_in_environment  # noqa: E402
 
 from .conftest import Tunable  # noqa: E402
@@ -39,6 +38,7 @@ def registries(tmp_path_factory):
 def staged_image(tmp_path_factory, registries):
     """A 50 MB model image (incompressible artifact, scratch base) pushed to <registry a>/ml/iris-staging."""
     import platform
+
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
 

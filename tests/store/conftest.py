@@ -11,7 +11,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from s3server import dummy_aws_env, reset_moto, start_moto  # noqa: E402
-
 from vci.store.base import blob_key  # noqa: E402
 from vci.store.local import LocalStore  # noqa: E402
 

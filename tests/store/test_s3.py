@@ -4,8 +4,8 @@ import os
 import urllib.request
 
 import pytest
-from s3server import free_port
 
+from s3server import free_port
 from vci.digests import sha256_file
 from vci.errors import AuthError, IntegrityError, NotFoundError, StoreError
 from vci.store import open_store

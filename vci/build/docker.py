@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 from ..digests import HashingWriter, sha256_bytes
 from ..errors import BuildError
@@ -37,6 +38,8 @@ from ..oci.layout import read_layout
 from ..oci.stream import chunk_reader
 from ..oci.tarball import write_tarball
 from ..progress import progress_enabled
+from ..runs import Run
+from . import Options
 from .dockerfile import write_dockerfile
 
 log = logging.getLogger("vci")
@@ -64,7 +67,7 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
         return False
 
 
-def build_with_docker(run, options, image: Image) -> Image:
+def build_with_docker(run: Run, options: Options, image: Image) -> Image:
     """Build ``run`` through the daemon; ``image`` (the daemonless build) gives labels, platform, base blobs."""
     client = _client(API_TIMEOUT)
     try:
@@ -130,7 +133,8 @@ def load_image(client, image: Image, tag: str, tmp: Path) -> str:
 
 def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
     """Run the classic builder on ``context``, its log to the ``vci`` logger; return the built image id."""
-    last, image_id = collections.deque(maxlen=8), None
+    last: collections.deque[str] = collections.deque(maxlen=8)
+    image_id: str | None = None
     try:
         for chunk in client.api.build(path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
                                       decode=True):
@@ -149,7 +153,7 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
                          hint="see the daemon's log; retry with --builder daemonless") from exc
 
 
-def read_saved_image(stream, sink: "LayerSink") -> Image:
+def read_saved_image(stream, sink: LayerSink) -> Image:
     """An Image from a ``docker save`` archive read once from ``stream``; its layers go through ``sink``.
 
     Both formats are read: the legacy one (``<id>/layer.tar``, shared layers as links) and Docker 25+'s
@@ -164,9 +168,9 @@ def read_saved_image(stream, sink: "LayerSink") -> Image:
                 elif m.islnk():
                     links[m.name] = m.linkname
                 elif m.isfile() and m.size <= SMALL_MEMBER:
-                    small[m.name] = tar.extractfile(m).read()
+                    small[m.name] = _extract(tar, m).read()
                 elif m.isfile():
-                    stored[m.name] = sink.store(tar.extractfile(m))
+                    stored[m.name] = sink.store(_extract(tar, m))
     except (tarfile.TarError, OSError) as exc:
         raise BuildError(f"could not read the image the Docker Engine saved: {exc}") from exc
     try:
@@ -175,7 +179,7 @@ def read_saved_image(stream, sink: "LayerSink") -> Image:
     except (KeyError, IndexError, ValueError) as exc:
         raise BuildError(f"the saved image archive has no usable manifest.json ({exc})") from exc
     layers = []
-    for name in map(lambda n: _follow(links, n), entry["Layers"]):
+    for name in (_follow(links, n) for n in entry["Layers"]):
         if name not in stored and name not in small:
             raise BuildError(f"the saved image archive lacks layer {name}")
         layers.append(stored[name] if name in stored else sink.store(io.BytesIO(small[name])))
@@ -183,6 +187,14 @@ def read_saved_image(stream, sink: "LayerSink") -> Image:
         raise BuildError("the layers the Docker Engine saved do not match its image config's diff_ids",
                          hint="retry; if it persists, the daemon's image store may be corrupt")
     return _oci_image(config_bytes, layers)
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """The content of a regular file in the archive."""
+    content = tar.extractfile(member)
+    if content is None:
+        raise BuildError(f"the saved image archive's member {member.name} is not a regular file")
+    return content
 
 
 def _follow(links: dict, name: str) -> str:
@@ -218,7 +230,7 @@ class LayerSink:
         head = source.read(2)
         if head == _GZIP_MAGIC:
             return self._write(lambda blob: _copy_gzip(head, source, blob))
-        with tempfile.SpooledTemporaryFile(max_size=SMALL_MEMBER, dir=self.blobs) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=SMALL_MEMBER, dir=str(self.blobs)) as spool:
             plain, chunk = HashingWriter(spool), head  # the diff_id first: compress only what is new
             while chunk:
                 plain.write(chunk)

@@ -14,6 +14,8 @@ from pathlib import Path
 from ..errors import BuildError
 from ..fetch import cache_root
 from ..modeldir import blob_path, blob_records, encode_manifest
+from ..oci.image import Image
+from ..runs import Run
 from .plan import (
     DEPS_ROOT,
     MODEL_ROOT,
@@ -27,7 +29,7 @@ from .plan import (
 from .wheels import install_requirements
 
 
-def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Path:
+def write_dockerfile(directory: str | Path, run: Run, base: str | None, image: Image) -> Path:
     """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent)."""
     out = Path(directory)
     if out.exists() and any(out.iterdir()):
@@ -50,8 +52,8 @@ def write_dockerfile(directory: str | Path, run, base: str | None, image) -> Pat
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
     (out / "model" / "manifest.json").chmod(0o444)
     labels = (image.config.get("config") or {}).get("Labels") or {}
-    default_base = not base or layout_base(base)  # a layout cannot be named in FROM
-    text = _dockerfile(f"python:{python}-slim" if default_base else base, copies, labels)
+    named = base if base and not layout_base(base) else None  # a layout cannot be named in FROM
+    text = _dockerfile(named or f"python:{python}-slim", copies, labels)
     (out / "Dockerfile").write_text(text)
     (out / ".dockerignore").write_text("Dockerfile\n")
     return out / "Dockerfile"

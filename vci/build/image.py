@@ -13,12 +13,13 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..modeldir import encode_manifest
-from ..oci.image import append_layers
+from ..oci.image import Image, append_layers
 from ..oci.layers import LayerCache
 from ..oci.layout import read_layout
 from ..oci.registry import RegistryClient
 from ..progress import Progress
 from ..refs import parse_reference
+from ..runs import Run
 from . import Options
 from .docker import build_with_docker, docker_available
 from .plan import (
@@ -57,7 +58,7 @@ def check_base_python(base, python: str, spec: str) -> None:
                          hint=f"use a Python {python} base (the model pickle needs the same minor version)")
 
 
-def build_image(run, options: Options, cache_dir: Path):
+def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, list[dict]]:
     """The run's image and the list of layer records ``{name, digest, size, describe}`` vci added."""
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
@@ -78,7 +79,7 @@ def build_image(run, options: Options, cache_dir: Path):
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
     records = [{"name": s.name, "digest": layer.digest, "size": layer.size, "describe": s.describe}
-               for s, layer in zip(specs, layers)]
+               for s, layer in zip(specs, layers, strict=True)]
     return image, records
 
 
@@ -91,19 +92,19 @@ def _build_layer(cache, spec, level: int):
         return cache.build(spec.key, entries, epoch=LAYER_MTIME, level=level, progress=bar)
 
 
-def verify_reproducible(run, options: Options, image, layers: list[dict]) -> None:
+def verify_reproducible(run: Run, options: Options, image: Image, layers: list[dict]) -> None:
     """Rebuild every vci layer from scratch in a throw-away cache; the digests must match."""
     with tempfile.TemporaryDirectory(prefix="vci-repro-") as tmp:
         again, records = build_image(run, options, Path(tmp))
     if again.digest != image.digest:
         differ = [f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
-                  for a, b in zip(layers, records) if a["digest"] != b["digest"]]
+                  for a, b in zip(layers, records, strict=True) if a["digest"] != b["digest"]]
         raise BuildError(f"the image is not reproducible: {image.digest} then {again.digest}; "
                          f"layers that differ: {', '.join(differ) or 'none (the config differs)'}",
                          hint="set SOURCE_DATE_EPOCH, and make sure the requirements are pinned")
 
 
-def rebuild_with_docker(run, options: Options, image):
+def rebuild_with_docker(run: Run, options: Options, image: Image) -> tuple[Image, list[dict]] | None:
     """``--builder docker|auto``: the image the Docker Engine builds and its layer records; else ``None``."""
     if not _use_docker(options.builder):
         return None

@@ -80,9 +80,16 @@ def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform
         name = "model" if is_model else "artifact " + next(k for k, r in manifest["artifacts"].items() if r is rec)
         specs.append(LayerSpec(name, f"blob-{hex_of(rec['digest'])}",
                                f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
-                               lambda rec=rec: [Entry.file(blob_path(MODEL_ROOT, rec["digest"]).as_posix(),
-                                                           blob_path(model_dir, rec["digest"]), mode=0o444)]))
+                               lambda digest=rec["digest"]: _blob_entries(model_dir, digest)))
     return specs
+
+
+def _blob_entries(model_dir: Path | None, digest: str) -> list[Entry]:
+    """The one entry of a model or artifact blob's layer, read from ``model_dir``."""
+    if model_dir is None:
+        raise BuildError("this layer plan was made without a model directory (a dry run): it cannot build "
+                         "the model's layers")
+    return [Entry.file(blob_path(MODEL_ROOT, digest).as_posix(), blob_path(model_dir, digest), mode=0o444)]
 
 
 def _tree(directory: Path, prefix: str):

@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import sys
-from typing import Iterator, Mapping, TextIO
+from collections.abc import Iterator, Mapping
+from typing import TextIO
 
 # Result keys that are secrets whatever command printed them: masked before anything could print them.
 SECRET_KEYS = ("password", "token", "secret", "authorization")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from xml.sax.saxutils import escape
 
 from ..errors import ConfigError
@@ -67,7 +67,8 @@ def parameters_xml(jenkinsfile_text: str) -> str:
                 f"<defaultValue>{value}</defaultValue></hudson.model.BooleanParameterDefinition>"
             )
         elif kind == "choice":
-            choices = re.findall(r"'([^']*)'", (re.search(r"choices:\s*\[(.*?)\]", rest) or [None, ""])[1])
+            listed_in = re.search(r"choices:\s*\[(.*?)\]", rest)
+            choices = re.findall(r"'([^']*)'", listed_in.group(1) if listed_in else "")
             listed = "".join(f"<string>{escape(c)}</string>" for c in choices)
             items.append(
                 f'<hudson.model.ChoiceParameterDefinition><name>{name}</name><choices class="java.util'

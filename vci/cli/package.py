@@ -12,7 +12,8 @@ from .runs import settings_for, store_option
 
 @click.command("package")
 @click.argument("run_id")
-@click.option("--push", "push", multiple=True, metavar="REPO", help="Push to this repository (registry/path/name); repeatable.")
+@click.option("--push", "push", multiple=True, metavar="REPO",
+              help="Push to this repository (registry/path/name); repeatable.")
 @click.option("--layout", metavar="DIR", help="Write an OCI image layout.")
 @click.option("--tar", metavar="FILE", help="Write a tarball that `docker load` accepts.")
 @click.option("--emit-dockerfile", "dockerfile", metavar="DIR", help="Write a Dockerfile and its context.")
@@ -26,7 +27,8 @@ from .runs import settings_for, store_option
 @click.option("--compression-level", "level", type=click.IntRange(1, 9), default=6, show_default=True,
               help="gzip level of new layers.")
 @click.option("--refs-file", type=click.Path(dir_okay=False), help="Also write REPO@sha256:... to this file.")
-@click.option("--dry-run", is_flag=True, help="Print the layer plan (and what the registry already has); build nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the layer plan (and what the registry already has); build nothing.")
 @click.option("--check-reproducible", is_flag=True, help="Build twice from scratch and fail unless the digests match.")
 @store_option
 @output_option
@@ -45,7 +47,7 @@ def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, inse
     settings = settings_for(store)
     if dry_run:
         result = plan(settings, run_id, options)
-        rows = [f"  {l['name']:<22} {l['state']:<10} {l['describe']}" for l in result["layers"]]
+        rows = [f"  {layer['name']:<22} {layer['state']:<10} {layer['describe']}" for layer in result["layers"]]
         emit(output, result, "\n".join([f"layer plan for run {run_id} (base {result['base']}):", *rows]))
         return
     result = package(settings, run_id, options, check_reproducible=check_reproducible, refs_file=refs_file)

@@ -7,6 +7,7 @@ import inspect
 import json
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import ModelValidationError
 from ..model import _local_modules
@@ -16,7 +17,7 @@ MODEL_KEY = "model"        # the artifact holding the saved object (a file or a 
 META_KEY = "model.json"    # the artifact describing it: framework, format, versions, input details
 
 
-def require(module: str, package: str):
+def require(module: str, package: str) -> ModuleType:
     """Import ``module`` or say which package to install (``package`` as pip spells it)."""
     try:
         return importlib.import_module(module)
@@ -61,8 +62,16 @@ class FrameworkModel:
         pinned = self.meta.get("versions", {}).get(self.package)
         package = f"{self.package}=={pinned}" if pinned else self.package
         self.before_import()
-        self.lib = require(self.module, package) if self.module else None
+        self._lib = require(self.module, package) if self.module else None
         self.load(self.path)
+
+    @property
+    def lib(self) -> ModuleType:
+        """The framework's module (``module``, imported when the model was made)."""
+        if self._lib is None:
+            raise ModelValidationError(f"{type(self).__name__} names no framework module to import",
+                                       hint="set the class attribute module")
+        return self._lib
 
     def before_import(self) -> None:
         """Set what the framework reads at import time (e.g. KERAS_BACKEND); ``self.meta`` is loaded."""

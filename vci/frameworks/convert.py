@@ -71,14 +71,20 @@ def _select(frame, columns: list[str]):
 
 
 def _column_rows(table, columns: list[str] | None) -> list[list]:
-    if isinstance(table, dict):
-        table = [dict(zip(table, values)) for values in zip(*table.values())]
-    records = table
+    records = _records_of_columns(table) if isinstance(table, dict) else table
     order = columns or (list(records[0]) if records else [])
     try:
         return [[record[c] for c in order] for record in records]
     except KeyError as exc:
         raise ModelError(f"missing input column: {exc.args[0]}", status=422) from None
+
+
+def _records_of_columns(table: dict) -> list[dict]:
+    try:
+        return [dict(zip(table, values, strict=True)) for values in zip(*table.values(), strict=True)]
+    except ValueError:
+        lengths = ", ".join(f"{name}: {len(values)}" for name, values in table.items())
+        raise ModelError(f"the input columns differ in length ({lengths})", status=422) from None
 
 
 def to_array(table, dtype=None):

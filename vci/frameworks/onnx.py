@@ -62,7 +62,7 @@ class OnnxModel(FrameworkModel):
         results = to_jsonable(self.session.run(None, feed))
         if single:
             results = [r[0] for r in results]
-        return results[0] if len(results) == 1 else dict(zip(self.outputs, results))
+        return results[0] if len(results) == 1 else dict(zip(self.outputs, results, strict=True))
 
     def predict_rows(self, table):
         return self.predict(table)

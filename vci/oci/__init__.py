@@ -62,7 +62,7 @@ class Descriptor:
         return value
 
     @classmethod
-    def from_json(cls, value: dict) -> "Descriptor":
+    def from_json(cls, value: dict) -> Descriptor:
         return cls(
             value["mediaType"],
             value["digest"],
@@ -71,7 +71,7 @@ class Descriptor:
             value.get("platform"),
         )
 
-    def as_oci(self) -> "Descriptor":
+    def as_oci(self) -> Descriptor:
         """The same blob under its OCI media type (Docker schema2 names converted)."""
         media_type = DOCKER_TO_OCI.get(self.media_type, self.media_type)
         return Descriptor(media_type, self.digest, self.size, self.annotations, self.platform)

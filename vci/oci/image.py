@@ -101,7 +101,7 @@ def image_from_parts(
         raise BuildError(f"image config lists {len(diff_ids)} diff_ids for {len(manifest['layers'])} layers")
     layers = tuple(
         Layer(Descriptor.from_json(d), diff_id, locate(d["digest"]) if locate else None, origin)
-        for d, diff_id in zip(manifest["layers"], diff_ids)
+        for d, diff_id in zip(manifest["layers"], diff_ids, strict=True)
     )
     return Image(manifest_bytes, config_bytes, layers)
 

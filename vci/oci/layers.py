@@ -15,17 +15,23 @@ import os
 import re
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, TypeVar
 
-from ..digests import HashingWriter
+from ..digests import BinarySink, HashingWriter
 from ..errors import BuildError, UsageError
 from ..files import replacing, write_replacing
 from . import OCI_LAYER_GZIP, Descriptor
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 DEFAULT_LEVEL = 6
 _GZIP_WRITE = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -40,19 +46,19 @@ class Entry:
     mode: int | None = None
 
     @classmethod
-    def file(cls, path: str, source: str | Path, mode: int | None = None) -> "Entry":
+    def file(cls, path: str, source: str | Path, mode: int | None = None) -> Entry:
         return cls(_image_path(path), "file", source=Path(source), mode=mode)
 
     @classmethod
-    def bytes(cls, path: str, data: bytes, mode: int = 0o644) -> "Entry":
+    def bytes(cls, path: str, data: bytes, mode: int = 0o644) -> Entry:
         return cls(_image_path(path), "bytes", data=bytes(data), mode=mode)
 
     @classmethod
-    def directory(cls, path: str, mode: int = 0o755) -> "Entry":
+    def directory(cls, path: str, mode: int = 0o755) -> Entry:
         return cls(_image_path(path), "dir", mode=mode)
 
     @classmethod
-    def symlink(cls, path: str, target: str) -> "Entry":
+    def symlink(cls, path: str, target: str) -> Entry:
         return cls(_image_path(path), "symlink", target=target)
 
 
@@ -118,7 +124,7 @@ def _tree_entry(path: Path, image_path: str) -> Entry:
 
 
 def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: int = DEFAULT_LEVEL,
-                progress=None) -> Layer:
+                progress: Callable[[int], object] | None = None) -> Layer:
     """Write ``entries`` as a tar+gzip blob at ``dest`` in one pass; return its Layer.
 
     ``progress(n)`` is called with the number of uncompressed tar bytes as they are compressed."""
@@ -158,18 +164,27 @@ def _add(tar: tarfile.TarFile, entry: Entry, epoch: int) -> None:
         info.type, info.mode = tarfile.DIRTYPE, entry.mode or 0o755
         tar.addfile(info)
     elif entry.kind == "symlink":
-        info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target
+        info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, _needs(entry, entry.target, "target")
         tar.addfile(info)
     elif entry.kind == "bytes":
-        info.mode, info.size = entry.mode or 0o644, len(entry.data)
-        tar.addfile(info, io.BytesIO(entry.data))
+        data = _needs(entry, entry.data, "data")
+        info.mode, info.size = entry.mode or 0o644, len(data)
+        tar.addfile(info, io.BytesIO(data))
     else:
         _add_file(tar, info, entry)
 
 
+def _needs(entry: Entry, value: _T | None, what: str) -> _T:
+    """``value``, the field a ``kind`` of entry needs (the Entry constructors always set it)."""
+    if value is None:
+        raise UsageError(f"the layer entry {entry.path} ({entry.kind}) has no {what}",
+                         hint="make entries with Entry.file, Entry.bytes, Entry.directory or Entry.symlink")
+    return value
+
+
 def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry) -> None:
     try:
-        with open(entry.source, "rb") as f:
+        with open(_needs(entry, entry.source, "source"), "rb") as f:
             st = os.fstat(f.fileno())
             info.size = st.st_size
             info.mode = entry.mode or (0o755 if st.st_mode & 0o111 else 0o644)
@@ -206,7 +221,7 @@ class LayerCache:
         return Layer(Descriptor.from_json(record["descriptor"]), record["diff_id"], blob)
 
     def build(self, key: str, entries: list[Entry], *, epoch: int, level: int = DEFAULT_LEVEL,
-              progress=None) -> Layer:
+              progress: Callable[[int], object] | None = None) -> Layer:
         """The cached layer for ``key``, or a new one written from ``entries`` and recorded."""
         cached = self.get(key, epoch=epoch, level=level)
         if cached is not None:
@@ -239,14 +254,14 @@ def sha256_of_tar(entries: list[Entry], *, epoch: int) -> str:
 class _Counting:
     """A pass-through writer that reports how many bytes went through it."""
 
-    def __init__(self, sink, progress):
+    def __init__(self, sink: BinarySink, progress: Callable[[int], object]):
         self._sink, self._progress = sink, progress
 
-    def write(self, data: bytes) -> int:
-        self._progress(len(data))
+    def write(self, data: ReadableBuffer) -> int:
+        self._progress(memoryview(data).nbytes)
         return self._sink.write(data)
 
 
 class _NullFile:
-    def write(self, data: bytes) -> int:
-        return len(data)
+    def write(self, data: ReadableBuffer) -> int:
+        return memoryview(data).nbytes

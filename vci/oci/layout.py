@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..digests import hex_of, sha256_bytes
 from ..errors import BuildError, IntegrityError, NotFoundError
@@ -116,7 +117,7 @@ def _pick_entry(manifests: list[dict], tag: str | None, directory: Path) -> Desc
 
 def _add_to_index(directory: Path, descriptor: Descriptor) -> None:
     path = directory / INDEX_FILE
-    index = json.loads(path.read_bytes()) if path.exists() else {"schemaVersion": 2, "manifests": []}
+    index: dict[str, Any] = json.loads(path.read_bytes()) if path.exists() else {"schemaVersion": 2, "manifests": []}
     name = descriptor.annotations.get(REF_NAME)
     kept = [
         m

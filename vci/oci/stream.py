@@ -9,7 +9,7 @@ which is what readers of files (``tarfile``, ``shutil``) expect.
 from __future__ import annotations
 
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def chunk_reader(

@@ -34,7 +34,8 @@ def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = 
     return path
 
 
-def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes]]:
+def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes | None]]:
+    """The archive's members other than layers, by name; None marks a directory."""
     config_name = _blob_name(image.config_descriptor.digest)
     docker_manifest = [
         {

@@ -82,7 +82,7 @@ def push_image(
     return result
 
 
-def _push_layer(client: RegistryClient, repo: str, layer, sources: "_SourceClients") -> tuple[str, int]:
+def _push_layer(client: RegistryClient, repo: str, layer, sources: _SourceClients) -> tuple[str, int]:
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
     opener = layer.open if layer.path is not None else None
     if opener is None and origin_repo:  # streamed from where it came from (its client made on first use)
@@ -163,7 +163,8 @@ def _streamed(source, repo: str, digest: str):
     return lambda: chunk_reader(source().get_blob(repo, digest))
 
 
-def _put_manifest_then_tag(client, repo, data, media_type, digest, tag, result) -> None:
+def _put_manifest_then_tag(client: RegistryClient, repo: str, data: bytes, media_type: str, digest: str,
+                           tag: str | None, result: TransferResult) -> None:
     client.put_manifest(repo, data, media_type, digest)
     result.bytes_moved += len(data)
     if tag:

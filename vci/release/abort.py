@@ -28,7 +28,7 @@ def signals_abort(what: str):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    fired: list[int] = []
 
     def handler(signum, _frame):
         name = signal.Signals(signum).name

@@ -38,9 +38,9 @@ class CanaryPolicy:
     step_timeout: float = 300.0
 
     @classmethod
-    def from_settings(cls, values: dict | None) -> "CanaryPolicy":
+    def from_settings(cls, values: dict | None) -> CanaryPolicy:
         values = dict(values or {})
-        unknown = set(values) - {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(
                 f"unknown canary setting {sorted(unknown)[0]!r}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..config import Settings
 from ..deploy import new_release_id, target_for
 from ..errors import NotFoundError
 from ..ledger import Ledger, ReleaseRecord, make_record
@@ -46,7 +47,7 @@ def choose_release(records: list[ReleaseRecord], current_digest: str | None, to:
 
 
 def rollback(
-    settings,
+    settings: Settings,
     env: str | None = None,
     *,
     to: str | None = None,
@@ -76,6 +77,10 @@ def rollback(
         return {**result, "outcome": "unchanged", "reason": f"{name!r} already runs {chosen.digest}"}
     if dry_run:
         return {**result, "outcome": "would-roll-back"}
+    if what is None:
+        field = "run id" if target.environment.is_local else "image"
+        raise NotFoundError(f"release {chosen.release_id} records no {field} to deploy again",
+                            hint="pick another release from `vci history` with --to")
     release_id = new_release_id()
     record = partial(
         make_record,
@@ -99,7 +104,7 @@ def rollback(
     return {**result, **done, "release_id": release_id}
 
 
-def history(settings, env: str | None = None, limit: int | None = None) -> dict:
+def history(settings: Settings, env: str | None = None, limit: int | None = None) -> dict:
     """``{environment, releases: [...]}``, newest first."""
     name = settings.environment(env).name
     records = list(reversed(Ledger.for_settings(settings).records(name)))

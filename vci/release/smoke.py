@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from ..client import DeployedModel
+from ..config import Settings
 from ..deploy import target_for
 from ..errors import NotFoundError, RemoteError, UsageError
 from ..runs import get_run
@@ -38,7 +40,7 @@ def same_value(got, want) -> bool:
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):
         return math.isclose(got, want, rel_tol=REL_TOLERANCE, abs_tol=1e-9)
     if isinstance(want, list) and isinstance(got, list):
-        return len(got) == len(want) and all(same_value(g, w) for g, w in zip(got, want))
+        return len(got) == len(want) and all(same_value(g, w) for g, w in zip(got, want, strict=True))
     if isinstance(want, dict) and isinstance(got, dict):
         return got.keys() == want.keys() and all(same_value(got[k], want[k]) for k in want)
     return got == want
@@ -46,8 +48,9 @@ def same_value(got, want) -> bool:
 
 def check_answers(inputs: list, answers: list, expected: list | None) -> list[dict]:
     """Failures (pure): ``answers[i]`` is ``{"output": ...}`` or ``{"error": ...}`` for ``inputs[i]``."""
-    failures, shapes = [], {}
-    for i, (given, answer) in enumerate(zip(inputs, answers)):
+    failures: list[dict] = []
+    shapes: dict[str, tuple[int, object]] = {}
+    for i, (given, answer) in enumerate(zip(inputs, answers, strict=True)):
         if "error" in answer:
             failures.append({"example": i, "problem": "error", "detail": answer["error"]})
             continue
@@ -97,7 +100,7 @@ def read_examples_file(path: str | Path) -> dict:
     return {"inputs": inputs, "expected_outputs": expected}
 
 
-def logged_examples(settings, run_id: str | None, env: str) -> dict:
+def logged_examples(settings: Settings, run_id: str | None, env: str) -> dict:
     """The examples the run that ``env`` runs was logged with."""
 
     if not run_id:
@@ -113,7 +116,7 @@ def logged_examples(settings, run_id: str | None, env: str) -> dict:
     return examples
 
 
-def ask(client, inputs: list) -> list[dict]:
+def ask(client: DeployedModel, inputs: list) -> list[dict]:
     answers = []
     for given in inputs:
         try:
@@ -123,7 +126,7 @@ def ask(client, inputs: list) -> list[dict]:
     return answers
 
 
-def examples_for(settings, live: dict, env: str, examples_file=None) -> dict:
+def examples_for(settings: Settings, live: dict, env: str, examples_file: str | Path | None = None) -> dict:
     """``examples_file`` when given, else the examples logged with the run ``env`` runs."""
     if examples_file:
         return read_examples_file(examples_file)
@@ -131,7 +134,12 @@ def examples_for(settings, live: dict, env: str, examples_file=None) -> dict:
 
 
 def smoke_test(
-    settings, env: str | None = None, *, examples_file=None, examples: dict | None = None, client=None
+    settings: Settings,
+    env: str | None = None,
+    *,
+    examples_file: str | Path | None = None,
+    examples: dict | None = None,
+    client: DeployedModel | None = None,
 ) -> dict:
     """Test what runs in ``env`` with its run's examples (or ``examples_file``, or ``examples``)."""
 

@@ -41,7 +41,7 @@ class S3Store:
         self._endpoint_url = endpoint_url or os.environ.get("VCI_S3_ENDPOINT_URL") or None
 
     @classmethod
-    def from_url(cls, url: str, **options) -> "S3Store":
+    def from_url(cls, url: str, **options) -> S3Store:
         """``s3://bucket/prefix`` -> S3Store; endpoint, region and credentials come from the AWS chain."""
         if not url.startswith("s3://"):
             raise ConfigError(f"not an S3 store URL: {url!r}", hint="use s3://bucket/prefix")
@@ -185,7 +185,8 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
-        keys, pages = [], self.client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2")
         with self._errors(f"listing {base or '/'}"):
             for page in pages.paginate(Bucket=self.bucket, Prefix=base,
                                        PaginationConfig={"PageSize": self.list_page_size}):
