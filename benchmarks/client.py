@@ -40,12 +40,14 @@ def bench_overhead(url: str, calls: int) -> None:
     import requests
 
     from vci.client import DeployedModel
+
     row = [[5.1, 3.5, 1.4, 0.2]]
     session = requests.Session()
 
     def bare():
-        response = session.post(url + "/predict", data=json.dumps(row),
-                                headers={"Content-Type": "application/json"}, timeout=30)
+        response = session.post(
+            url + "/predict", data=json.dumps(row), headers={"Content-Type": "application/json"}, timeout=30
+        )
         response.raise_for_status()
         return response.json()
 
@@ -53,12 +55,15 @@ def bench_overhead(url: str, calls: int) -> None:
     bare(), model.predict(row)  # warm both connections
     base = per_call_seconds(bare, calls)
     ours = per_call_seconds(lambda: model.predict(row), calls)
-    print(f"per call   bare requests {base * 1e3:7.3f} ms   DeployedModel {ours * 1e3:7.3f} ms   "
-          f"ratio {ours / base:5.2f}x")
+    print(
+        f"per call   bare requests {base * 1e3:7.3f} ms   DeployedModel {ours * 1e3:7.3f} ms   "
+        f"ratio {ours / base:5.2f}x"
+    )
 
 
 def bench_gzip(server) -> None:
     from vci.client import DeployedModel
+
     batch = [[i * 0.1, i * 0.2, i / 3, i / 7] for i in range(20000)]
     plain, zipped = DeployedModel(server.url), DeployedModel(server.url, gzip_min_bytes=64 * 1024)
     times = {}
@@ -66,10 +71,14 @@ def bench_gzip(server) -> None:
         model.predict(batch)
         times[name] = per_call_seconds(lambda model=model: model.predict(batch), 5)
     sent = {r.headers.get("Content-Encoding", "plain"): len(r.raw) for r in server.on("/predict")}
-    print(f"gzip body  plain {sent['plain'] / 1e6:6.2f} MB   gzip {sent['gzip'] / 1e6:6.2f} MB   "
-          f"bytes ratio {sent['gzip'] / sent['plain']:5.2f}x")
-    print(f"gzip time  plain {times['plain'] * 1e3:7.1f} ms   gzip {times['gzip'] * 1e3:7.1f} ms   "
-          f"time ratio {times['gzip'] / times['plain']:5.2f}x (loopback)")
+    print(
+        f"gzip body  plain {sent['plain'] / 1e6:6.2f} MB   gzip {sent['gzip'] / 1e6:6.2f} MB   "
+        f"bytes ratio {sent['gzip'] / sent['plain']:5.2f}x"
+    )
+    print(
+        f"gzip time  plain {times['plain'] * 1e3:7.1f} ms   gzip {times['gzip'] * 1e3:7.1f} ms   "
+        f"time ratio {times['gzip'] / times['plain']:5.2f}x (loopback)"
+    )
 
 
 def main() -> None:
@@ -77,6 +86,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
     from fakes.flaky_server import FlakyServer
+
     with FlakyServer() as server:
         bench_overhead(server.url, args.calls)
     with FlakyServer() as server:

@@ -99,9 +99,7 @@ def main() -> None:
                 f"{raw / seconds / 1e6:.0f} MB/s in"
             )
         low = statistics.median(floor(work) for _ in range(args.repeat))
-        print(
-            f"floor (zlib + hashes in memory): {low:.2f} s; one-pass level 6 = x{base_time / low:.2f} it"
-        )
+        print(f"floor (zlib + hashes in memory): {low:.2f} s; one-pass level 6 = x{base_time / low:.2f} it")
         two = statistics.median(two_pass(entries, work) for _ in range(args.repeat))
         print(f"two-pass tar, hash, gzip, hash: {two:.2f} s = x{two / base_time:.2f} the one-pass level 6")
 

@@ -37,9 +37,7 @@ EPOCH = 1_700_000_000
 def build_image(work: Path, layers: int, mb: int):
     rng = random.Random(0)
     built = [
-        write_layer(
-            [Entry.bytes(f"/data/{i}", rng.randbytes(mb << 20))], work / f"layer{i}", epoch=EPOCH, level=1
-        )
+        write_layer([Entry.bytes(f"/data/{i}", rng.randbytes(mb << 20))], work / f"layer{i}", epoch=EPOCH, level=1)
         for i in range(layers)
     ]
     return append_layers(scratch_image(), built, epoch=EPOCH)
@@ -69,9 +67,7 @@ def main() -> None:
                 runs["push x1"].append(
                     timed(lambda i=i: push_image(client, image, f"serial/r{i}", tag="v1", parallel=1))
                 )
-                runs["push x4"].append(
-                    timed(lambda i=i: push_image(client, image, f"par/r{i}", tag="v1", parallel=4))
-                )
+                runs["push x4"].append(timed(lambda i=i: push_image(client, image, f"par/r{i}", tag="v1", parallel=4)))
                 runs["re-push"].append(timed(lambda i=i: push_image(client, image, f"par/r{i}", tag="v1")))
                 src = f"{one.host}/par/r{i}@{image.digest}"
                 runs["mount copy"].append(timed(lambda i=i, src=src: copy_image(client, src, f"prod/r{i}", tag="live")))

@@ -60,13 +60,17 @@ def main() -> None:
     from vci.config import load_settings
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
+
     with tempfile.TemporaryDirectory(prefix="vci-bench-") as tmp:
         tmp = Path(tmp)
         os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")
         settings = load_settings({"store": str(tmp / "store"), "project": "bench"}, cwd=tmp, environ={})
         py = ".".join(sys.version.split()[0].split(".")[:2])
-        write_layout(tmp / "base", append_layers(scratch_image(), [], epoch=0,
-                                                 config=ContainerConfig(labels={"vci.python": py})), "base")
+        write_layout(
+            tmp / "base",
+            append_layers(scratch_image(), [], epoch=0, config=ContainerConfig(labels={"vci.python": py})),
+            "base",
+        )
         options = Options(base=f"oci:{tmp / 'base'}:base")
 
         def log_run(seed: int):
@@ -92,9 +96,11 @@ def main() -> None:
         changed = next(layer for layer in layers if layer["name"] == "artifact weights")
         print(f"artifact: {SIZE >> 20} MiB; floor (read+sha256+gzip+sha256 once): {floor:.2f} s")
         print(f"rebuild with only the artifact changed: {build:.2f} s  -> {build / floor:.2f}x floor (target <= 1.3x)")
-        print(f"bytes pushed: {pushed['bytes_moved']} for a changed layer of {changed['size']} "
-              f"-> {pushed['bytes_moved'] / changed['size']:.4f}x (target <= 1.01x); uploaded blobs: "
-              f"{len(pushed['uploaded'])}: " + ", ".join(_names(pushed["uploaded"], layers, image2)))
+        print(
+            f"bytes pushed: {pushed['bytes_moved']} for a changed layer of {changed['size']} "
+            f"-> {pushed['bytes_moved'] / changed['size']:.4f}x (target <= 1.01x); uploaded blobs: "
+            f"{len(pushed['uploaded'])}: " + ", ".join(_names(pushed["uploaded"], layers, image2))
+        )
 
 
 def _names(digests, layers, image) -> list:

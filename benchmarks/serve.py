@@ -37,6 +37,7 @@ class IrisModel:
 
     def __init__(self, artifacts):
         import pickle
+
         with open(artifacts["weights"], "rb") as f:
             self.clf = pickle.load(f)
 
@@ -54,6 +55,7 @@ def build_model_dir(root: Path) -> Path:
 
     from vci.digests import sha256_bytes
     from vci.modeldir import blob_path, encode_manifest
+
     x, y = load_iris(return_X_y=True)
     clf = LogisticRegression(max_iter=500).fit(x, y)
 
@@ -66,9 +68,18 @@ def build_model_dir(root: Path) -> Path:
 
     weights = {**blob(pickle.dumps(clf)), "kind": "file", "filename": "model.pkl"}
     model = {**blob(cloudpickle.dumps(IrisModel)), "class": "__main__.IrisModel", "artifacts": ["weights"]}
-    manifest = {"schema": 1, "id": "bench", "project": "iris", "created": "2026-01-01T00:00:00Z",
-                "vci_version": "0.1.0", "artifacts": {"weights": weights}, "model": model,
-                "requirements": [], "environment": {"env": {}}, "examples": None}
+    manifest = {
+        "schema": 1,
+        "id": "bench",
+        "project": "iris",
+        "created": "2026-01-01T00:00:00Z",
+        "vci_version": "0.1.0",
+        "artifacts": {"weights": weights},
+        "model": model,
+        "requirements": [],
+        "environment": {"env": {}},
+        "examples": None,
+    }
     (root / "manifest.json").write_bytes(encode_manifest(manifest))
     return root
 
@@ -76,6 +87,7 @@ def build_model_dir(root: Path) -> Path:
 def measure_floor(model_dir: Path, seconds: float = 2.0) -> float:
     """Calls per second of decode + predict + encode in this process."""
     from vci.modeldir import load_model
+
     model, _, _ = load_model(model_dir, tempfile.mkdtemp())
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -93,8 +105,10 @@ def free_port() -> int:
 
 def post_predict(port: int, timeout: float = 0.5) -> bool:
     """One raw HTTP/1.1 POST /predict; True on a 200."""
-    request = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(ROW)}\r\nConnection: close\r\n\r\n").encode() + ROW
+    request = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(ROW)}\r\nConnection: close\r\n\r\n"
+    ).encode() + ROW
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(request)
@@ -107,8 +121,21 @@ def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) ->
     """Start a server; return it and the seconds from spawn to its first successful prediction."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if kind == "vci":
-        cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
-               "--port", str(port), "--inline-below-ms", str(inline_ms), "--work-dir", tempfile.mkdtemp()]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--inline-below-ms",
+            str(inline_ms),
+            "--work-dir",
+            tempfile.mkdtemp(),
+        ]
     else:
         cmd = [sys.executable, __file__, "--stdlib-server", str(model_dir), str(port)]
     start = time.perf_counter()
@@ -121,12 +148,15 @@ def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) ->
 
 
 def bare_startup(model_dir: Path) -> float:
-    code = ("import json,tempfile;from vci.modeldir import load_model;"
-            f"m,_,_=load_model({str(model_dir)!r},tempfile.mkdtemp());"
-            f"print(json.dumps(m.predict({ROW.decode()})))")
+    code = (
+        "import json,tempfile;from vci.modeldir import load_model;"
+        f"m,_,_=load_model({str(model_dir)!r},tempfile.mkdtemp());"
+        f"print(json.dumps(m.predict({ROW.decode()})))"
+    )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, stdout=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -135,17 +165,34 @@ def load_wrk(port: int, connections: int, seconds: float) -> dict:
     if not shutil.which("wrk"):
         return python_load(port, connections, seconds)
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(ROW.decode())}\n'
-                      'wrk.headers["Content-Type"] = "application/json"\n')
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(ROW.decode())}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
     threads = min(connections, 2)
     duration = f"-d{max(1, round(seconds))}s"
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", duration, "--latency",
-                          "-s", str(script), f"http://127.0.0.1:{port}/predict"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            duration,
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/predict",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"),
-            "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _wrk_ms(out, "50%"),
+        "p99": _wrk_ms(out, "99%"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def _wrk_ms(out: str, pct: str) -> float:
@@ -156,6 +203,7 @@ def _wrk_ms(out: str, pct: str) -> float:
 def _load_process(port: int, seconds: float, queue) -> None:
     """One keep-alive connection POSTing as fast as answers come; puts its latencies (s) on ``queue``."""
     import http.client
+
     conn = http.client.HTTPConnection("127.0.0.1", port)
     headers = {"Content-Type": "application/json"}
     latencies, end = [], time.perf_counter() + seconds
@@ -170,16 +218,20 @@ def _load_process(port: int, seconds: float, queue) -> None:
 def python_load(port: int, connections: int, seconds: float) -> dict:
     """The fallback load generator: one process per connection (slower than wrk: it shares the CPUs)."""
     import multiprocessing
+
     queue = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_load_process, args=(port, seconds, queue))
-             for _ in range(connections)]
+    procs = [multiprocessing.Process(target=_load_process, args=(port, seconds, queue)) for _ in range(connections)]
     for p in procs:
         p.start()
     latencies = sorted(x for _ in procs for x in queue.get(timeout=seconds + 30))
     for p in procs:
         p.join(10)
-    return {"rps": len(latencies) / seconds, "p50": latencies[len(latencies) // 2] * 1000,
-            "p99": latencies[int(len(latencies) * 0.99)] * 1000, "errors": 0}
+    return {
+        "rps": len(latencies) / seconds,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": 0,
+    }
 
 
 def stdlib_server(model_dir: str, port: int) -> None:
@@ -187,6 +239,7 @@ def stdlib_server(model_dir: str, port: int) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from vci.modeldir import load_model
+
     model, _, _ = load_model(model_dir, tempfile.mkdtemp())
 
     class Handler(BaseHTTPRequestHandler):
@@ -231,31 +284,41 @@ def main() -> None:
     generator = "wrk" if shutil.which("wrk") else "python processes"
     print(f"load generator: {generator}; {os.cpu_count()} CPUs shared by the server and the load")
     floors = [measure_floor(model_dir)]
-    results = {"vci (default: inline)": bench_server("vci", model_dir, args.duration),
-               "vci (forced thread pool)": bench_server("vci", model_dir, args.duration, 0),
-               "stdlib ThreadingHTTPServer": bench_server("stdlib", model_dir, args.duration)}
+    results = {
+        "vci (default: inline)": bench_server("vci", model_dir, args.duration),
+        "vci (forced thread pool)": bench_server("vci", model_dir, args.duration, 0),
+        "stdlib ThreadingHTTPServer": bench_server("stdlib", model_dir, args.duration),
+    }
     floors.append(measure_floor(model_dir))  # before and after: the machine's noise shows as a spread
     floor = max(floors)  # the least disturbed measurement: ratios to it err on the low side
     floor_ms = 1000 / floor
-    print(f"floor (in-process json decode + predict + encode): {floor:,.0f} calls/s = {floor_ms:.3f} ms/call "
-          f"(before {floors[0]:,.0f}, after {floors[1]:,.0f})")
+    print(
+        f"floor (in-process json decode + predict + encode): {floor:,.0f} calls/s = {floor_ms:.3f} ms/call "
+        f"(before {floors[0]:,.0f}, after {floors[1]:,.0f})"
+    )
     for name, r in results.items():
         c1, c8 = r["c1"], r["c8"]
-        print(f"{name:28s} c=1 {c1['rps']:8,.0f} req/s p50 {c1['p50']:.3f} ms p99 {c1['p99']:.3f} ms | "
-              f"c=8 {c8['rps']:8,.0f} req/s p50 {c8['p50']:.3f} ms p99 {c8['p99']:.3f} ms | "
-              f"c=8/floor {c8['rps'] / floor:.1%} | overhead c=1 {c1['p50'] - floor_ms:.3f} ms | "
-              f"non-2xx {c1['errors'] + c8['errors']}")
+        print(
+            f"{name:28s} c=1 {c1['rps']:8,.0f} req/s p50 {c1['p50']:.3f} ms p99 {c1['p99']:.3f} ms | "
+            f"c=8 {c8['rps']:8,.0f} req/s p50 {c8['p50']:.3f} ms p99 {c8['p99']:.3f} ms | "
+            f"c=8/floor {c8['rps'] / floor:.1%} | overhead c=1 {c1['p50'] - floor_ms:.3f} ms | "
+            f"non-2xx {c1['errors'] + c8['errors']}"
+        )
     best = results["vci (default: inline)"]
     bare, served = [], [best["startup"]]
     for _ in range(args.startups):  # interleaved, so drifting load hits both alike
         bare.append(bare_startup(model_dir))
         served.append(_startup_only(model_dir))
     bare_s, served_s = statistics.median(bare), statistics.median(served)
-    print(f"vci server: c=8 {best['c8']['rps']:,.0f} req/s = {best['c8']['rps'] / floor:.1%} of the floor "
-          f"(target >= 20%); per-request overhead at c=1 {best['c1']['p50'] - floor_ms:.3f} ms "
-          "(target < 0.3 ms)")
-    print(f"start-up to first prediction (medians of {len(served)}/{len(bare)}): server {served_s:.3f} s, "
-          f"bare python -c {bare_s:.3f} s, server adds {served_s - bare_s:+.3f} s (target < 0.3 s)")
+    print(
+        f"vci server: c=8 {best['c8']['rps']:,.0f} req/s = {best['c8']['rps'] / floor:.1%} of the floor "
+        f"(target >= 20%); per-request overhead at c=1 {best['c1']['p50'] - floor_ms:.3f} ms "
+        "(target < 0.3 ms)"
+    )
+    print(
+        f"start-up to first prediction (medians of {len(served)}/{len(bare)}): server {served_s:.3f} s, "
+        f"bare python -c {bare_s:.3f} s, server adds {served_s - bare_s:+.3f} s (target < 0.3 s)"
+    )
 
 
 def _startup_only(model_dir: Path) -> float:

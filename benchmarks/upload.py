@@ -42,6 +42,7 @@ def fresh_bucket(endpoint: str):
     import boto3
 
     from s3server import reset_moto
+
     reset_moto(endpoint)
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=BUCKET)
@@ -57,6 +58,7 @@ def time_upload_file(endpoint: str, path: Path) -> float:
 
 def time_put_blob(endpoint: str, path: Path, plan, digest=None) -> tuple[float, object]:
     from vci.store.s3 import S3Store
+
     fresh_bucket(endpoint)
     store = S3Store(BUCKET, "bench", endpoint_url=endpoint, plan=plan)
     _ = store.client  # created before the clock starts, as upload_file's client is
@@ -89,8 +91,10 @@ def timed(fn, *args) -> float:
 
 
 def report(label: str, mb: int, base: float, mine: float) -> None:
-    print(f"{label:<34} upload_file {base:6.2f} s ({mb / base:6.1f} MiB/s)   vci put_blob {mine:6.2f} s "
-          f"({mb / mine:6.1f} MiB/s)   ratio {base / mine:.2f}x")
+    print(
+        f"{label:<34} upload_file {base:6.2f} s ({mb / base:6.1f} MiB/s)   vci put_blob {mine:6.2f} s "
+        f"({mb / mine:6.1f} MiB/s)   ratio {base / mine:.2f}x"
+    )
 
 
 def main() -> None:
@@ -103,8 +107,10 @@ def main() -> None:
 
     from s3server import dummy_aws_env, start_moto, start_moto_process, stop_process
     from vci.digests import sha256_file
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the server is stopped too
     from vci.store.s3_multipart import MultipartPlan
+
     os.environ.update(dummy_aws_env())
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "VCI_S3_ENDPOINT_URL"):
         os.environ.pop(name, None)
@@ -124,16 +130,20 @@ def main() -> None:
                 label = f"parts {plan.part_size >> 20} MiB x{plan.concurrency}"
                 report(label + (" (default)" if plan == plans[0] else ""), args.mb, base, mine)
                 if plan == plans[0]:
-                    print(f"{'':<34} sha256 pass alone {hashing:.2f} s: ceiling for hash-first "
-                          f"{base / (base + hashing):.2f}x")
+                    print(
+                        f"{'':<34} sha256 pass alone {hashing:.2f} s: ceiling for hash-first "
+                        f"{base / (base + hashing):.2f}x"
+                    )
             if args.sweep:  # the upload alone, without the sha256 pass that must come first otherwise
                 digest = sha256_file(path)[0]
                 base, mine, _ = compare(endpoint, path, plans[0], args.rounds, digest)
                 report("default, digest given (no hash pass)", args.mb, base, mine)
             start = time.perf_counter()
             again = store.put_blob(path)
-            print(f"re-log unchanged {args.mb} MiB: {again.sent} bytes sent in {time.perf_counter() - start:.2f} s "
-                  f"(target 0 bytes)")
+            print(
+                f"re-log unchanged {args.mb} MiB: {again.sent} bytes sent in {time.perf_counter() - start:.2f} s "
+                f"(target 0 bytes)"
+            )
     finally:
         server.stop() if args.threaded else stop_process(server)
 

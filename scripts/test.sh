@@ -18,7 +18,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks]'
+python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint]'
+
+# the linters (configured in pyproject.toml): a finding fails the run before any test starts
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m mypy
 
 # checkov and zizmor (the `scanners` extra's pins) in a virtualenv of their own, kept with the test cache
 scanners=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['scanners']))")

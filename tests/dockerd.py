@@ -75,14 +75,31 @@ class DockerDaemon:
     def _start(self, driver: str, timeout: float) -> None:
         data = self.root / f"data-{driver}"
         config = self.root / "daemon.json"
-        config.write_text(json.dumps({"bridge": "none", "iptables": False, "ip-masq": False,
-                                      "storage-driver": driver, "log-level": "info"}))
+        config.write_text(
+            json.dumps(
+                {"bridge": "none", "iptables": False, "ip-masq": False, "storage-driver": driver, "log-level": "info"}
+            )
+        )
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(
-            ["dockerd", "--config-file", str(config), "--data-root", str(data),
-             "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
-             "-H", self.host],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                "dockerd",
+                "--config-file",
+                str(config),
+                "--data-root",
+                str(data),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "dockerd.pid"),
+                "-H",
+                self.host,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,6 +113,7 @@ class DockerDaemon:
     def _pings(self) -> bool:
         import docker
         import requests
+
         try:
             with contextlib.closing(docker.DockerClient(base_url=self.host, timeout=2)) as client:
                 return bool(client.ping())
@@ -105,13 +123,20 @@ class DockerDaemon:
     def client(self, timeout: float = 300):
         """``with daemon.client() as client:`` a docker.DockerClient on this daemon, closed afterwards."""
         import docker
+
         return contextlib.closing(docker.DockerClient(base_url=self.host, timeout=timeout))
 
     def run(self, image: str, port: int, env: dict[str, str] | None = None):
         """Start ``image`` detached on the host network with VCI_PORT=port, a read-only root and a /tmp tmpfs."""
         with self.client() as client:
-            return client.containers.run(image, detach=True, network_mode="host", read_only=True,
-                                         tmpfs={"/tmp": ""}, environment={"VCI_PORT": str(port), **(env or {})})
+            return client.containers.run(
+                image,
+                detach=True,
+                network_mode="host",
+                read_only=True,
+                tmpfs={"/tmp": ""},
+                environment={"VCI_PORT": str(port), **(env or {})},
+            )
 
     def _terminate(self) -> None:
         """Stop dockerd by its PID (TERM, then KILL) and the containerd it started, by its recorded PID."""

@@ -62,20 +62,27 @@ def base_image_layout(timeout: float = 900) -> Path:
     """The OCI layout (tag ``base``) of Debian bookworm minbase + python3, built once and cached."""
     proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise BuildError(f"building the base image failed: {proc.stderr.strip()[-500:]}",
-                         hint=f"run {BUILD_SCRIPT} by hand to see the whole log")
+        raise BuildError(
+            f"building the base image failed: {proc.stderr.strip()[-500:]}",
+            hint=f"run {BUILD_SCRIPT} by hand to see the whole log",
+        )
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def layout_manifest(layout: Path, tag: str | None = None) -> tuple[str, str]:
     """(tag, manifest digest) of the image named ``tag`` in ``layout``; without a tag the only one there."""
     index = json.loads((Path(layout) / "index.json").read_text())
-    named = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-             for m in index["manifests"] if "org.opencontainers.image.ref.name" in m.get("annotations", {})}
+    named = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in index["manifests"]
+        if "org.opencontainers.image.ref.name" in m.get("annotations", {})
+    }
     tag = next(iter(named)) if tag is None and len(named) == 1 else tag
     if tag not in named:
-        raise DeployError(f"no image tagged {tag!r} in {layout} (tags: {sorted(named)})",
-                          hint="pass tag= or use a layout with exactly one tagged image")
+        raise DeployError(
+            f"no image tagged {tag!r} in {layout} (tags: {sorted(named)})",
+            hint="pass tag= or use a layout with exactly one tagged image",
+        )
     return tag, named[tag]
 
 
@@ -90,8 +97,19 @@ def fetch_image(ref: str, directory: Path, *, insecure: bool = True, authfile: P
     """Copy a registry image into an OCI layout at ``directory`` (tag ``run``) with skopeo; ``authfile`` is a
     containers-auth.json with the registry's credentials (never on the command line)."""
     auth = [f"--src-authfile={authfile}"] if authfile else []
-    _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(not insecure).lower()}", *auth, f"docker://{ref}",
-           f"oci:{directory}:run"], f"skopeo could not copy {ref}", "check the ref and the registry")
+    _tool(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            f"--src-tls-verify={str(not insecure).lower()}",
+            *auth,
+            f"docker://{ref}",
+            f"oci:{directory}:run",
+        ],
+        f"skopeo could not copy {ref}",
+        "check the ref and the registry",
+    )
     return directory
 
 
@@ -124,8 +142,11 @@ def shared_bundle(layout: Path, tag: str, digest: str) -> Path:
     if not shared.exists():
         tmp = home / f".{shared.name}.tmp.{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        _tool(["umoci", "unpack", "--image", f"{layout}:{tag}", str(tmp)],
-              f"umoci could not unpack {layout}:{tag}", "check the layout with skopeo inspect oci:DIR:TAG")
+        _tool(
+            ["umoci", "unpack", "--image", f"{layout}:{tag}", str(tmp)],
+            f"umoci could not unpack {layout}:{tag}",
+            "check the layout with skopeo inspect oci:DIR:TAG",
+        )
         try:
             tmp.rename(shared)
         except OSError:  # another process finished the same unpack first
@@ -133,8 +154,15 @@ def shared_bundle(layout: Path, tag: str, digest: str) -> Path:
     return shared
 
 
-def container_spec(spec: dict, *, env: dict[str, str], args: list[str] | None, user: tuple[int, int] | None,
-                   read_only: bool, rootfs: Path) -> dict:
+def container_spec(
+    spec: dict,
+    *,
+    env: dict[str, str],
+    args: list[str] | None,
+    user: tuple[int, int] | None,
+    read_only: bool,
+    rootfs: Path,
+) -> dict:
     """``spec`` (umoci's config.json) edited for a detached, host-network test container (pure)."""
     spec = json.loads(json.dumps(spec))
     process = spec["process"]
@@ -150,8 +178,14 @@ def container_spec(spec: dict, *, env: dict[str, str], args: list[str] | None, u
     linux["namespaces"] = [ns for ns in linux.get("namespaces", []) if ns["type"] != "network"]
     spec["root"] = {"path": str(rootfs), "readonly": read_only}
     mounts = [m for m in spec.get("mounts", []) if m["destination"] != "/tmp"]
-    spec["mounts"] = mounts + [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                                "options": ["nosuid", "nodev", "mode=1777", "size=256m"]}]
+    spec["mounts"] = mounts + [
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777", "size=256m"],
+        }
+    ]
     return spec
 
 
@@ -213,10 +247,19 @@ def stop_all() -> None:
         box.stop(timeout=2)
 
 
-def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, port: int | None = None,
-              name: str | None = None, insecure: bool = True, args: list[str] | None = None,
-              user: tuple[int, int] | None = None, read_only: bool = True,
-              tag: str | None = None, authfile: Path | None = None) -> RunningContainer:
+def run_image(
+    layout_or_ref: str | Path,
+    *,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    name: str | None = None,
+    insecure: bool = True,
+    args: list[str] | None = None,
+    user: tuple[int, int] | None = None,
+    read_only: bool = True,
+    tag: str | None = None,
+    authfile: Path | None = None,
+) -> RunningContainer:
     """Start an image (layout dir, ``oci:DIR:TAG`` or registry ref) with runc on the host network. ``port``
     (free by default) goes in VCI_PORT unless ``env`` sets it; ``args``/``user`` override the image's."""
     require_tools("runc", "umoci")
@@ -229,8 +272,14 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
         rootfs = unpacked / "rootfs" if read_only else writable_rootfs(unpacked / "rootfs", bundle)
         port = port or free_port()
         env = {"VCI_PORT": str(port), **(env or {})}
-        spec = container_spec(json.loads((unpacked / "config.json").read_text()), env=env, args=args,
-                              user=user, read_only=read_only, rootfs=rootfs)
+        spec = container_spec(
+            json.loads((unpacked / "config.json").read_text()),
+            env=env,
+            args=args,
+            user=user,
+            read_only=read_only,
+            rootfs=rootfs,
+        )
         (bundle / "config.json").write_text(json.dumps(spec, indent=1))
         return _start(name, bundle, port)
     except BaseException:
@@ -238,8 +287,9 @@ def run_image(layout_or_ref: str | Path, *, env: dict[str, str] | None = None, p
         raise
 
 
-def _locate(source: str, tag: str | None, fetch_dir: Path, insecure: bool,
-            authfile: Path | None = None) -> tuple[Path, str | None, str]:
+def _locate(
+    source: str, tag: str | None, fetch_dir: Path, insecure: bool, authfile: Path | None = None
+) -> tuple[Path, str | None, str]:
     """(layout, tag, manifest digest) of a layout dir, ``oci:DIR[:TAG]`` or registry ref (fetched if new)."""
     path, _, named = source[4:].partition(":") if source.startswith("oci:") else (source, "", "")
     layout, tag, digest = Path(path), named or tag, source.rpartition("@")[2]
@@ -256,8 +306,12 @@ def writable_rootfs(lower: Path, bundle: Path) -> Path:
     for part in ("upper", "work", "rootfs"):
         (bundle / part).mkdir()
     opts = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
-    if subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
-                      capture_output=True, timeout=30).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)], capture_output=True, timeout=30
+        ).returncode
+        != 0
+    ):
         subprocess.run(["cp", "-a", "--reflink=auto", f"{lower}/.", str(merged)], check=True, timeout=600)
     return merged
 
@@ -273,12 +327,20 @@ def remove_bundle(bundle: Path) -> None:
 def _start(name: str, bundle: Path, port: int) -> RunningContainer:
     log_path = bundle.with_name(name + ".log")  # outside the bundle: readable after stop()
     with open(log_path, "ab") as log:
-        proc = subprocess.run(["runc", "run", "-d", "--pid-file", str(bundle / "pid"), name], cwd=bundle,
-                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=60)
+        proc = subprocess.run(
+            ["runc", "run", "-d", "--pid-file", str(bundle / "pid"), name],
+            cwd=bundle,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            timeout=60,
+        )
     if proc.returncode != 0:
         subprocess.run(["runc", "delete", "-f", name], capture_output=True, timeout=60)
-        raise DeployError(f"runc could not start {name}: {log_path.read_text(errors='replace')[-500:]}",
-                          hint="see the module docstring of tests/images.py for the runc set-up used")
+        raise DeployError(
+            f"runc could not start {name}: {log_path.read_text(errors='replace')[-500:]}",
+            hint="see the module docstring of tests/images.py for the runc set-up used",
+        )
     box = RunningContainer(name, bundle, log_path, port)
     _LIVE[name] = box
     return box
@@ -296,8 +358,10 @@ def wait_http(url: str, timeout: float = 30, container: RunningContainer | None 
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         if container is not None and container.status() in ("stopped", "gone"):
-            raise DeployError(f"container {container.name} stopped before {url} answered: "
-                              f"{container.logs()[-800:]}", hint="its command failed; see the log above")
+            raise DeployError(
+                f"container {container.name} stopped before {url} answered: {container.logs()[-800:]}",
+                hint="its command failed; see the log above",
+            )
         try:
             with urllib.request.urlopen(url, timeout=min(5.0, max(0.1, deadline - time.monotonic()))) as resp:
                 return resp.status, resp.read()
@@ -306,8 +370,9 @@ def wait_http(url: str, timeout: float = 30, container: RunningContainer | None 
         except (OSError, ValueError) as exc:
             last = exc
             time.sleep(0.1)
-    raise DeployError(f"{url} did not answer within {timeout} s (last error: {last})",
-                      hint="look at the container's logs()")
+    raise DeployError(
+        f"{url} did not answer within {timeout} s (last error: {last})", hint="look at the container's logs()"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -337,6 +402,7 @@ def scratch_base_layout(directory: Path) -> str:
 
     from vci.oci.image import ContainerConfig, append_layers, scratch_image
     from vci.oci.layout import write_layout
+
     py = ".".join(platform.python_version().split(".")[:2])
     image = append_layers(scratch_image(), [], epoch=0, config=ContainerConfig(labels={"vci.python": py}))
     write_layout(directory, image, "base")

@@ -34,6 +34,7 @@ def dummy_aws_env() -> dict[str, str]:
 def start_moto():
     """Start a ThreadedMotoServer in this process; return ``(server, endpoint_url)``."""
     from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -45,8 +46,11 @@ def start_moto():
 def start_moto_process(timeout: float = 30.0):
     """Start ``python -m moto.server`` in its own process (no shared GIL); return ``(process, endpoint_url)``."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(endpoint, timeout, proc)
@@ -69,8 +73,14 @@ def stop_process(proc: subprocess.Popen) -> None:
 def dummy_client(endpoint: str):
     """A boto3 S3 client for the moto server at ``endpoint``, with the dummy credentials."""
     import boto3
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def create_bucket(endpoint: str, bucket: str) -> str:

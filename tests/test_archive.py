@@ -51,6 +51,7 @@ def test_tar_slip_paths_are_refused(tmp_path, name):
         info = tarfile.TarInfo(name)
         info.size = 1
         tar.addfile(info, io.BytesIO(b"x"))
+
     with pytest.raises(IntegrityError, match="escape"):
         extract_archive(_tar_with(tmp_path, build), tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
@@ -61,5 +62,6 @@ def test_symlink_out_then_write_through_is_refused(tmp_path):
         link = tarfile.TarInfo("link")
         link.type, link.linkname = tarfile.SYMTYPE, "/tmp"
         tar.addfile(link)
+
     with pytest.raises(IntegrityError, match="points outside"):
         extract_archive(_tar_with(tmp_path, build), tmp_path / "out")

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def vci(*args, cwd, env=None, check=True):
     full_env = {**os.environ, "VCI_CACHE_DIR": str(Path(cwd) / "cache"), **(env or {})}
     full_env.pop("VCI_DEBUG", None)
-    out = subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, env=full_env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
+    )
     if check and out.returncode != 0:
         raise AssertionError(f"vci {' '.join(args)} exited {out.returncode}: {out.stderr}")
     return out
@@ -25,23 +26,39 @@ def vci(*args, cwd, env=None, check=True):
 def weights(tmp_path_factory):
     sys.path.insert(0, str(ROOT / "examples" / "iris"))
     from train import train
+
     return train(str(tmp_path_factory.mktemp("iris")))
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys, io, contextlib\nfrom vci.cli.main import cli\nbuf = io.StringIO()\n"
-            "with contextlib.redirect_stdout(buf):\n    cli.main(['--help'], standalone_mode=False)\n"
-            "print([m for m in ('boto3', 'botocore', 'kubernetes', 'docker', 'cloudpickle', 'yaml', 'requests',"
-            " 'numpy', 'grpc') if m in sys.modules])")
+    code = (
+        "import sys, io, contextlib\nfrom vci.cli.main import cli\nbuf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n    cli.main(['--help'], standalone_mode=False)\n"
+        "print([m for m in ('boto3', 'botocore', 'kubernetes', 'docker', 'cloudpickle', 'yaml', 'requests',"
+        " 'numpy', 'grpc') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 def test_log_list_show_json(tmp_path, weights):
-    out = vci("log", "--project", "iris", "--model", f"{ROOT}/examples/iris/model.py:Model",
-              "--artifact", f"weights={weights}", "--requirements", f"{ROOT}/examples/iris/requirements.txt",
-              "--examples", f"{ROOT}/examples/iris/examples.json", "--output", "json", cwd=tmp_path)
+    out = vci(
+        "log",
+        "--project",
+        "iris",
+        "--model",
+        f"{ROOT}/examples/iris/model.py:Model",
+        "--artifact",
+        f"weights={weights}",
+        "--requirements",
+        f"{ROOT}/examples/iris/requirements.txt",
+        "--examples",
+        f"{ROOT}/examples/iris/examples.json",
+        "--output",
+        "json",
+        cwd=tmp_path,
+    )
     result = json.loads(out.stdout)
     assert result["project"] == "iris" and result["version"].startswith("sha256:")
     assert set(result["artifacts"]) == {"weights"}
@@ -55,13 +72,16 @@ def test_log_list_show_json(tmp_path, weights):
     assert "model:" in text and "vci_user_model.Model" in text
 
 
-@pytest.mark.parametrize("args, code, fragment", [
-    (["log", "--artifact", "weights"], 2, "must be KEY=PATH"),
-    (["log", "--model", "nofile.py:Model"], 2, "does not exist"),
-    (["runs", "show", "not-a-run"], 2, "is not a run id"),
-    (["runs", "show", "20200101-000000-abcd"], 6, "is not in the store"),
-    (["log", "--requirements", "missing.txt"], 5, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["log", "--artifact", "weights"], 2, "must be KEY=PATH"),
+        (["log", "--model", "nofile.py:Model"], 2, "does not exist"),
+        (["runs", "show", "not-a-run"], 2, "is not a run id"),
+        (["runs", "show", "20200101-000000-abcd"], 6, "is not in the store"),
+        (["log", "--requirements", "missing.txt"], 5, "does not exist"),
+    ],
+)
 def test_bad_input_one_line_error(tmp_path, args, code, fragment):
     out = vci(*args, cwd=tmp_path, check=False)
     assert out.returncode == code, out.stderr
@@ -85,6 +105,7 @@ def test_bad_config_file(tmp_path):
 
 def test_version():
     from vci import __version__
+
     out = subprocess.run([sys.executable, "-m", "vci", "--version"], capture_output=True, text=True)
     assert __version__ in out.stdout
 
@@ -92,13 +113,41 @@ def test_version():
 def test_history_text_has_a_column_per_history_field(tmp_path):
     from vci.ledger import Ledger, make_record
     from vci.store.local import LocalStore
-    record = make_record(release_id="r20261124-120000-abcd", environment="production", action="promote",
-                         outcome="succeeded", digest="sha256:" + "ab" * 32, run_id="20261124-1200-abcd",
-                         approver="alice", environ={"VCI_USER": "ci-bot"})
+
+    record = make_record(
+        release_id="r20261124-120000-abcd",
+        environment="production",
+        action="promote",
+        outcome="succeeded",
+        digest="sha256:" + "ab" * 32,
+        run_id="20261124-1200-abcd",
+        approver="alice",
+        environ={"VCI_USER": "ci-bot"},
+    )
     Ledger(LocalStore(tmp_path / "store")).append(record)
     out = vci("history", "--env", "production", "--store", str(tmp_path / "store"), cwd=tmp_path).stdout
     header, row = out.splitlines()
-    assert header.split() == ["RELEASE", "WHEN", "ACTION", "DIGEST", "RUN", "STRATEGY", "WHO", "APPROVER", "CI",
-                              "OUTCOME"]
-    assert row.split() == ["r20261124-120000-abcd", record.when, "promote", "sha256:abababababab",
-                           "20261124-1200-abcd", "direct", "ci-bot", "alice", "-", "succeeded"]
+    assert header.split() == [
+        "RELEASE",
+        "WHEN",
+        "ACTION",
+        "DIGEST",
+        "RUN",
+        "STRATEGY",
+        "WHO",
+        "APPROVER",
+        "CI",
+        "OUTCOME",
+    ]
+    assert row.split() == [
+        "r20261124-120000-abcd",
+        record.when,
+        "promote",
+        "sha256:abababababab",
+        "20261124-1200-abcd",
+        "direct",
+        "ci-bot",
+        "alice",
+        "-",
+        "succeeded",
+    ]

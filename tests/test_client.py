@@ -22,6 +22,7 @@ client = fast_client
 
 # -- retry policy ---------------------------------------------------------------------------------------
 
+
 def test_503_twice_then_200_succeeds_on_the_third_attempt(server):
     server.script("/predict", error(503, "loading"), error(503, "loading"), Reply(200, {"y": 1}))
     assert client(server).predict({"x": 1}) == {"y": 1}
@@ -43,8 +44,7 @@ def test_client_errors_and_500_are_not_retried(server, status):
         client(server).predict([1, 2])
     assert server.count("/predict") == 1
     assert caught.value.status == status
-    assert caught.value.message == (f"model server at {server.url} answered {status}: "
-                                    "bad input: expected 4 features")
+    assert caught.value.message == (f"model server at {server.url} answered {status}: bad input: expected 4 features")
 
 
 def test_request_id_is_constant_across_retries_and_new_per_call(server):
@@ -108,6 +108,7 @@ def test_slow_server_times_out_per_attempt_and_fails_at_the_deadline(server):
 
 # -- unreachable servers --------------------------------------------------------------------------------
 
+
 def test_connection_refused_is_retried_then_raised_with_a_hint():
     session = CountingSession()
     url = f"http://127.0.0.1:{free_port()}"
@@ -134,6 +135,7 @@ def test_a_server_that_comes_up_during_the_deadline_is_reached():
 
 # -- pure parts -----------------------------------------------------------------------------------------
 
+
 def test_server_message_prefers_the_json_error_and_trims_text():
     assert server_message(b'{"error": "bad", "request_id": "r"}') == ("bad", "r")
     assert server_message(b"") == ("(empty body)", None)
@@ -149,6 +151,7 @@ def test_a_url_without_a_scheme_is_a_usage_error():
 def test_importing_the_client_does_not_import_requests():
     import subprocess
     import sys
+
     code = "import sys, vci, vci.client; vci.DeployedModel; print('requests' in sys.modules)"
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)

@@ -22,6 +22,7 @@ client = fast_client
 
 # -- what errors say ------------------------------------------------------------------------------------
 
+
 def test_non_json_error_body_from_a_proxy_is_surfaced(server):
     page = b"<html><body><h1>502 Bad Gateway</h1>\n<p>nginx</p></body></html>"
     server.script("/predict", then=Reply(502, page, headers={"Content-Type": "text/html"}))
@@ -49,6 +50,7 @@ def test_numpy_like_inputs_are_converted(server):
     class Array:
         def tolist(self):
             return [[1.5, 2.5]]
+
     assert client(server).predict({"rows": Array()}) == {"rows": [[1.5, 2.5]]}
 
 
@@ -58,6 +60,7 @@ def test_sets_are_sent_sorted_and_a_set_of_mixed_members_is_sent_too(server):
 
 
 # -- auth and headers -----------------------------------------------------------------------------------
+
 
 def test_token_is_sent_as_bearer_and_masked(server, caplog):
     caplog.set_level(logging.DEBUG, logger="vci.client")
@@ -112,6 +115,7 @@ def test_a_proxy_url_with_a_path_prefix_is_joined(server):
 
 # -- gzip -----------------------------------------------------------------------------------------------
 
+
 def test_large_bodies_are_gzipped_when_enabled(server):
     data = [[float(i), float(i) / 3] for i in range(2000)]
     assert client(server, gzip_min_bytes=1024).predict(data) == data
@@ -139,6 +143,7 @@ def test_a_server_refusing_gzip_gets_plain_json_from_then_on(server):
 
 # -- batch, metadata, health ----------------------------------------------------------------------------
 
+
 def test_batch_predict_sends_one_list_and_returns_one_output_each(server):
     assert client(server).batch_predict(iter([[1], [2], [3]])) == [[1], [2], [3]]
     assert server.count("/batch-predict") == 1
@@ -161,8 +166,12 @@ def test_health_reports_a_server_that_is_not_ready_without_retrying(server):
     server.script("/readyz", then=error(503, "model_test() failed: ValueError: bad weights"))
     server.script("/metadata", then=Reply(200, {"run_id": "r1", "state": "self_test_failed"}))
     health = client(server).health()
-    assert health == {"ready": False, "status": 503, "reason": "model_test() failed: ValueError: bad weights",
-                      "metadata": {"run_id": "r1", "state": "self_test_failed"}}
+    assert health == {
+        "ready": False,
+        "status": 503,
+        "reason": "model_test() failed: ValueError: bad weights",
+        "metadata": {"run_id": "r1", "state": "self_test_failed"},
+    }
     assert server.count("/readyz") == 1
 
 

@@ -68,8 +68,7 @@ def test_model_errors_surface_once_and_internal_details_stay_on_the_server(serve
     with pytest.raises(RemoteError) as rejected:
         model.predict("reject")
     assert rejected.value.status == 422
-    assert rejected.value.message == (f"model server at {server.url} answered 422: "
-                                      "inputs named 'reject' are refused")
+    assert rejected.value.message == (f"model server at {server.url} answered 422: inputs named 'reject' are refused")
     with pytest.raises(RemoteError) as failed:
         model.predict("boom")
     assert failed.value.status == 500 and "secret-internal-detail" not in str(failed.value)

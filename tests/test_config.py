@@ -19,8 +19,11 @@ def test_defaults_without_a_file(tmp_path):
 
 
 def test_file_then_environ_then_flags(tmp_path):
-    write(tmp_path, "project: iris\nstore: s3://bucket/vci\nenvironments:\n"
-                    "  production: {target: kubernetes, namespace: ml-prod, replicas: 2}\n")
+    write(
+        tmp_path,
+        "project: iris\nstore: s3://bucket/vci\nenvironments:\n"
+        "  production: {target: kubernetes, namespace: ml-prod, replicas: 2}\n",
+    )
     s = load_settings(cwd=tmp_path, environ={})
     assert (s.project, s.store) == ("iris", "s3://bucket/vci")
     assert s.state_dir == tmp_path / ".vci" / "state"  # state stays local when the store is S3
@@ -36,8 +39,9 @@ def test_file_then_environ_then_flags(tmp_path):
 
 
 def test_pyproject_tool_section(tmp_path):
-    write(tmp_path, '[tool.vci]\nproject = "from-toml"\n[tool.vci.environments.qa]\ntarget = "local"\n',
-          "pyproject.toml")
+    write(
+        tmp_path, '[tool.vci]\nproject = "from-toml"\n[tool.vci.environments.qa]\ntarget = "local"\n', "pyproject.toml"
+    )
     s = load_settings(cwd=tmp_path, environ={})
     assert s.project == "from-toml" and "qa" in s.environments and s.source.endswith("[tool.vci]")
 
@@ -48,15 +52,18 @@ def test_vci_yaml_wins_over_pyproject(tmp_path):
     assert load_settings(cwd=tmp_path, environ={}).project == "yaml"
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("stor: x\n", "unknown setting 'stor'"),
-    ("environments:\n  staging: {target: cloud}\n", "target must be one of"),
-    ("environments:\n  staging: {replicas: two}\n", "replicas must be a int"),
-    ("environments:\n  staging: {nmespace: x}\n", "unknown setting 'nmespace'"),
-    ("project: [unclosed\n", "not valid YAML"),
-    ("- a list\n", "must hold a mapping"),
-    ("default_environment: qa\n", "unknown environment 'qa'"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("stor: x\n", "unknown setting 'stor'"),
+        ("environments:\n  staging: {target: cloud}\n", "target must be one of"),
+        ("environments:\n  staging: {replicas: two}\n", "replicas must be a int"),
+        ("environments:\n  staging: {nmespace: x}\n", "unknown setting 'nmespace'"),
+        ("project: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "must hold a mapping"),
+        ("default_environment: qa\n", "unknown environment 'qa'"),
+    ],
+)
 def test_bad_settings_are_clear(tmp_path, text, fragment):
     write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -71,15 +78,21 @@ def test_bad_environ_value_and_unknown_environment(tmp_path):
         load_settings(cwd=tmp_path, environ={}).environment("qa")
     with pytest.raises(ConfigError, match="unsupported store URL scheme"):
         from vci.store import open_store
+
         open_store("gs://bucket/x")
 
 
 def test_environments_are_typed_and_refuse_settings_nothing_reads(tmp_path):
     (tmp_path / "vci.yaml").write_text(
-        "environments:\n  staging: {target: kubernetes, replicas: 3, resources: {cpu: 250m}}\n")
+        "environments:\n  staging: {target: kubernetes, replicas: 3, resources: {cpu: 250m}}\n"
+    )
     staging = load_settings(cwd=tmp_path, environ={}).environment("staging")
-    assert (staging.replicas, staging.resources, staging.autoscaling, staging.namespace) == (3, {"cpu": "250m"},
-                                                                                           {}, None)
+    assert (staging.replicas, staging.resources, staging.autoscaling, staging.namespace) == (
+        3,
+        {"cpu": "250m"},
+        {},
+        None,
+    )
     for unread in ("timeout: 5s", "port: 9000"):  # once accepted, never read
         (tmp_path / "vci.yaml").write_text(f"environments:\n  staging: {{{unread}}}\n")
         with pytest.raises(ConfigError, match=f"unknown setting '{unread.split(':')[0]}'"):

@@ -15,8 +15,14 @@ def test_iris_whole_journey(tmp_path):
     env = {**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("VCI_STORE", None)
     try:
-        out = subprocess.run([sys.executable, str(ROOT / "examples" / "iris" / "main.py")], cwd=tmp_path,
-                             env=env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "iris" / "main.py")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["loaded_prediction"] == ["setosa"]
@@ -27,8 +33,13 @@ def test_iris_whole_journey(tmp_path):
         assert (tmp_path / ".vci" / "runs" / f"{result['run_id']}.json").is_file()
     finally:
         for environment in ("staging", "production"):
-            subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", environment], cwd=tmp_path, env=env,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "vci", "undeploy", "--env", environment],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                timeout=60,
+            )
 
 
 EXAMPLES = ROOT / "examples"
@@ -44,8 +55,18 @@ def expected_output(example: str) -> dict:
 
 
 def test_every_example_has_a_readme_with_its_commands():
-    assert {"nearest_neighbors", "sklearn", "xgboost", "lightgbm", "torch", "keras", "onnx", "statsmodels",
-            "transformers", "functions"} <= set(OTHERS)
+    assert {
+        "nearest_neighbors",
+        "sklearn",
+        "xgboost",
+        "lightgbm",
+        "torch",
+        "keras",
+        "onnx",
+        "statsmodels",
+        "transformers",
+        "functions",
+    } <= set(OTHERS)
     for example in ["iris", *OTHERS]:
         readme = (EXAMPLES / example / "README.md").read_text()
         assert f"python examples/{example}/main.py" in readme, example
@@ -57,8 +78,14 @@ def test_example_prints_what_its_readme_says(tmp_path, example):
     env.pop("VCI_STORE", None)
     deploys = "deploy(" in (EXAMPLES / example / "main.py").read_text()
     try:
-        out = subprocess.run([sys.executable, str(EXAMPLES / example / "main.py")], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, str(EXAMPLES / example / "main.py")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert (tmp_path / ".vci" / "runs" / f"{result.pop('run_id')}.json").is_file()
@@ -67,5 +94,10 @@ def test_example_prints_what_its_readme_says(tmp_path, example):
         assert result == expected
     finally:
         if deploys:
-            subprocess.run([sys.executable, "-m", "vci", "undeploy", "--env", "staging"], cwd=tmp_path,
-                           env=env, capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "vci", "undeploy", "--env", "staging"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                timeout=60,
+            )

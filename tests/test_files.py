@@ -50,6 +50,7 @@ def test_a_digest_mismatch_writes_nothing(tmp_path):
 def test_the_caller_names_the_mismatch_error_and_a_size_is_checked_too(tmp_path):
     def corrupted(actual):
         return IntegrityError(f"the store's copy is corrupted: {actual}")
+
     with pytest.raises(IntegrityError, match="store's copy is corrupted: " + re.escape(sha256_bytes(b"abc"))):
         with replacing(tmp_path / "a", digest=sha256_bytes(b"abcd"), mismatch=corrupted) as f:
             f.write(b"abc")

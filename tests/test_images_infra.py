@@ -45,19 +45,22 @@ server.serve_forever()
 
 
 def _image_config(layout: Path) -> dict:
-    proc = subprocess.run(["skopeo", "inspect", "--config", f"oci:{layout}:base"],
-                          capture_output=True, text=True, timeout=60, check=True)
+    proc = subprocess.run(
+        ["skopeo", "inspect", "--config", f"oci:{layout}:base"], capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(proc.stdout)
 
 
 @pytest.mark.slow
 def test_base_layout_is_cached_and_inspectable(base_layout):
-    again = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60,
-                           check=True)
+    again = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, check=True)
     assert Path(again.stdout.strip()) == base_layout
     assert "debootstrap" not in again.stderr  # served from the cache, not rebuilt
-    inspect = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{base_layout}:base"], capture_output=True,
-                                        text=True, timeout=60, check=True).stdout)
+    inspect = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", f"oci:{base_layout}:base"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    )
     assert (inspect["Architecture"], inspect["Os"], len(inspect["Layers"])) == ("amd64", "linux", 1)
     config = _image_config(base_layout)["config"]
     assert config["Cmd"] == ["python3"]
@@ -137,27 +140,45 @@ def test_writable_root_runs_image_user_and_keeps_base_clean(base_layout, contain
 def test_runs_an_image_pulled_from_a_real_registry(base_layout, containers, tmp_path):
     with RegistryServer(tmp_path / "registry") as reg:
         ref = f"{reg.host}/vci/base:1"
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base_layout}:base",
-                        f"docker://{ref}"], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{base_layout}:base", f"docker://{ref}"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         box = containers(ref, args=["python3", "-c", PROBE], user=(65532, 65532))
         status, body = wait_http(box.url + "/", timeout=30, container=box)
         assert status == 200 and json.loads(body)["uid"] == 65532
-        inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
-                                 capture_output=True, text=True, timeout=60, check=True)
+        inspect = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         digest = json.loads(inspect.stdout)["Digest"]
         by_digest = containers(f"{reg.host}/vci/base@{digest}", args=["python3", "-c", PROBE])
         assert wait_http(by_digest.url + "/", timeout=30, container=by_digest)[0] == 200
 
 
 def test_container_spec_edits_only_what_the_contract_needs():
-    spec = {"process": {"terminal": True, "env": ["PATH=/bin", "TERM=xterm", "HOME=/root"],
-                        "args": ["python3"], "user": {"uid": 65532, "gid": 65532}},
-            "root": {"path": "rootfs"},
-            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                       {"destination": "/tmp", "type": "bind", "source": "/host/tmp"}],
-            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}]}}
-    out = container_spec(spec, env={"VCI_PORT": "9000", "HOME": "/tmp"}, args=None, user=None, read_only=True,
-                         rootfs=Path("/x/rootfs"))
+    spec = {
+        "process": {
+            "terminal": True,
+            "env": ["PATH=/bin", "TERM=xterm", "HOME=/root"],
+            "args": ["python3"],
+            "user": {"uid": 65532, "gid": 65532},
+        },
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/tmp", "type": "bind", "source": "/host/tmp"},
+        ],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}]},
+    }
+    out = container_spec(
+        spec, env={"VCI_PORT": "9000", "HOME": "/tmp"}, args=None, user=None, read_only=True, rootfs=Path("/x/rootfs")
+    )
     assert out["process"]["terminal"] is False
     assert out["process"]["env"] == ["HOME=/tmp", "PATH=/bin", "VCI_PORT=9000"]
     assert out["process"]["user"] == {"uid": 65532, "gid": 65532} and out["process"]["args"] == ["python3"]

@@ -13,8 +13,10 @@ class ArrayLike:
 
 
 def test_array_likes_and_sets_become_lists():
-    assert json.loads(encode_compact({"rows": ArrayLike(), "ids": {3, 1, 2}})) == {"rows": [[1.5, 2.5]],
-                                                                                   "ids": [1, 2, 3]}
+    assert json.loads(encode_compact({"rows": ArrayLike(), "ids": {3, 1, 2}})) == {
+        "rows": [[1.5, 2.5]],
+        "ids": [1, 2, 3],
+    }
     assert encode_compact({"a": [1, 2]}) == b'{"a":[1,2]}'  # compact separators
 
 

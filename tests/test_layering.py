@@ -16,10 +16,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "vci"
 LAYERS = [
-    {"vci", "vci.errors", "vci.digests", "vci.refs", "vci.config", "vci.progress", "vci.files", "vci.retry",
-     "vci.jsonwire"},
-    {"vci.archive", "vci.requirements", "vci.model", "vci.modeldir", "vci.store", "vci.oci", "vci.frameworks",
-     "vci.ci"},
+    {
+        "vci",
+        "vci.errors",
+        "vci.digests",
+        "vci.refs",
+        "vci.config",
+        "vci.progress",
+        "vci.files",
+        "vci.retry",
+        "vci.jsonwire",
+    },
+    {
+        "vci.archive",
+        "vci.requirements",
+        "vci.model",
+        "vci.modeldir",
+        "vci.store",
+        "vci.oci",
+        "vci.frameworks",
+        "vci.ci",
+    },
     {"vci.runs", "vci.fetch", "vci.ledger", "vci.client", "vci.serve"},
     {"vci.build"},
     {"vci.deploy"},
@@ -80,19 +97,24 @@ def test_every_module_is_in_a_layer():
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_imports_upwards(module):
-    upward = sorted(t for t in GRAPH[module] if layer_of(t) > layer_of(module)
-                    and (group_of(module), group_of(t)) not in ALLOWED_UPWARD)
+    upward = sorted(
+        t
+        for t in GRAPH[module]
+        if layer_of(t) > layer_of(module) and (group_of(module), group_of(t)) not in ALLOWED_UPWARD
+    )
     assert upward == [], f"{module} (layer {layer_of(module)}) imports from higher layers: {upward}"
 
 
 def test_there_are_no_import_cycles():
-    graph = {m: {t for t in targets if t in MODULES and (group_of(m), group_of(t)) not in ALLOWED_UPWARD}
-             for m, targets in GRAPH.items()}
+    graph = {
+        m: {t for t in targets if t in MODULES and (group_of(m), group_of(t)) not in ALLOWED_UPWARD}
+        for m, targets in GRAPH.items()
+    }
     cycles, done, path = [], set(), []
 
     def visit(module: str) -> None:
         if module in path:
-            cycles.append(path[path.index(module):] + [module])
+            cycles.append(path[path.index(module) :] + [module])
             return
         if module in done:
             return

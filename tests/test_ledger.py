@@ -165,9 +165,25 @@ def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatc
 def test_a_record_reads_back_as_it_was_written_in_the_documented_order(ledger):
     written = ledger.append(record("r9", gate={"passed": True, "checked": 3}))
     stored = written.to_json()
-    assert list(stored)[:16] == ["release_id", "environment", "action", "digest", "image", "run_id", "strategy",
-                                 "who", "when", "timestamp", "approver", "ci", "outcome", "reason", "previous",
-                                 "source"]
+    assert list(stored)[:16] == [
+        "release_id",
+        "environment",
+        "action",
+        "digest",
+        "image",
+        "run_id",
+        "strategy",
+        "who",
+        "when",
+        "timestamp",
+        "approver",
+        "ci",
+        "outcome",
+        "reason",
+        "previous",
+        "source",
+    ]
     assert stored["gate"] == {"passed": True, "checked": 3}
     assert ledger.get("production", "r9") == written and ledger.get("production", "r9").extra == {
-        "gate": {"passed": True, "checked": 3}}
+        "gate": {"passed": True, "checked": 3}
+    }

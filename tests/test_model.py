@@ -56,6 +56,7 @@ class Abstract(abc.ABC):
 
 class Unpicklable:
     import threading
+
     lock = threading.Lock()
 
     def __init__(self, artifacts):
@@ -69,15 +70,18 @@ def test_good_class_passes():
     assert validate_model_class(Good) is Good
 
 
-@pytest.mark.parametrize("obj, fragment", [
-    (Good({}), "got an instance of Good"),
-    (42, "must be a class"),
-    (NoPredict, "has no predict"),
-    (NoArtifacts, "does not take an 'artifacts'"),
-    (ExtraRequired, "requires threshold besides artifacts"),
-    (NoInit, "has no __init__"),
-    (Abstract, "abstract methods unimplemented: predict"),
-])
+@pytest.mark.parametrize(
+    "obj, fragment",
+    [
+        (Good({}), "got an instance of Good"),
+        (42, "must be a class"),
+        (NoPredict, "has no predict"),
+        (NoArtifacts, "does not take an 'artifacts'"),
+        (ExtraRequired, "requires threshold besides artifacts"),
+        (NoInit, "has no __init__"),
+        (Abstract, "abstract methods unimplemented: predict"),
+    ],
+)
 def test_bad_classes_are_refused(obj, fragment):
     with pytest.raises(ModelValidationError) as err:
         validate_model_class(obj)
@@ -90,14 +94,16 @@ def test_unserialisable_class_is_refused():
 
 
 def test_local_module_is_pickled_by_value(tmp_path):
-    (tmp_path / "mymodel.py").write_text(textwrap.dedent("""
+    (tmp_path / "mymodel.py").write_text(
+        textwrap.dedent("""
         import helperlib
         class M:
             def __init__(self, artifacts):
                 pass
             def predict(self, data):
                 return helperlib.double(data)
-    """))
+    """)
+    )
     (tmp_path / "helperlib.py").write_text("def double(x):\n    return x * 2\n")
     cls = load_model_file(f"{tmp_path / 'mymodel.py'}:M")
     data = pickle_model_class(cls)

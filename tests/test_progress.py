@@ -31,14 +31,17 @@ def draws(out: io.StringIO) -> list[str]:
     return [part for part in out.getvalue().split("\r") if part]
 
 
-@pytest.mark.parametrize("stream, env, expected", [
-    (Terminal(), {}, True),
-    (io.StringIO(), {}, False),
-    (Terminal(), {"CI": "true"}, False),
-    (io.StringIO(), {"VCI_PROGRESS": "1"}, True),
-    (Terminal(), {"VCI_PROGRESS": "1", "CI": "true"}, True),
-    (Terminal(), {"VCI_PROGRESS": "0"}, False),
-])
+@pytest.mark.parametrize(
+    "stream, env, expected",
+    [
+        (Terminal(), {}, True),
+        (io.StringIO(), {}, False),
+        (Terminal(), {"CI": "true"}, False),
+        (io.StringIO(), {"VCI_PROGRESS": "1"}, True),
+        (Terminal(), {"VCI_PROGRESS": "1", "CI": "true"}, True),
+        (Terminal(), {"VCI_PROGRESS": "0"}, False),
+    ],
+)
 def test_when_it_is_on(stream, env, expected):
     assert progress_enabled(stream, env) is expected
 
@@ -51,8 +54,9 @@ def test_env_is_read_by_default(monkeypatch):
     assert Progress(10, "x", stream=io.StringIO(), enabled=True).enabled  # the caller's word wins
 
 
-@pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"),
-                                     (200 << 20, "200.0 MiB"), (3 << 30, "3.0 GiB")])
+@pytest.mark.parametrize(
+    "n, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (200 << 20, "200.0 MiB"), (3 << 30, "3.0 GiB")]
+)
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
 
@@ -130,6 +134,7 @@ def test_a_broken_stream_does_not_fail_the_transfer():
 
 def test_store_upload_drives_it(tmp_path):
     from vci.store.local import LocalStore
+
     src = tmp_path / "w.bin"
     src.write_bytes(b"x" * (3 << 20))
     out = io.StringIO()

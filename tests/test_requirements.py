@@ -31,11 +31,14 @@ def test_requirements_file(tmp_path):
     assert f"pytest=={metadata.version('pytest')}" in pin_requirements(tmp_path / "req.txt")
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("scikit learn", "malformed requirement"),
-    ("pytest<1", "does not match the installed"),
-    ("pkg @ https://example.com/pkg.whl", "points at a URL"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("scikit learn", "malformed requirement"),
+        ("pytest<1", "does not match the installed"),
+        ("pkg @ https://example.com/pkg.whl", "points at a URL"),
+    ],
+)
 def test_bad_requirements(text, fragment):
     with pytest.raises(RequirementError, match=fragment):
         pin_requirements([text])

@@ -15,6 +15,7 @@ class Echo:
         self.text = open(artifacts["greeting"]).read()
         self.table = os.listdir(artifacts["table"])
         import pickle
+
         with open(artifacts["obj"], "rb") as f:
             self.obj = pickle.load(f)
 
@@ -64,6 +65,7 @@ def test_relogging_an_unchanged_artifact_sends_nothing(store, tmp_path):
     run = vci.init("p", store=store)
     run.log_artifact("w", big)
     from vci.store import open_store
+
     desc = open_store(store).put_blob(big, digest=first["digest"])
     assert desc.sent == 0 and run._artifacts["w"]["digest"] == first["digest"]
 

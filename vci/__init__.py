@@ -36,10 +36,26 @@ from .errors import (  # noqa: E402  (errors is light and always needed)
     VciError,
 )
 
-__all__ = ["__version__", *_LAZY, "ModelError", "VciError", "UsageError", "ConfigError",
-           "ModelValidationError", "RequirementError", "NotFoundError", "ConflictError", "StoreError",
-           "IntegrityError", "RegistryError", "AuthError", "BuildError", "DeployError", "ServeError",
-           "RemoteError"]
+__all__ = [
+    "__version__",
+    *_LAZY,
+    "ModelError",
+    "VciError",
+    "UsageError",
+    "ConfigError",
+    "ModelValidationError",
+    "RequirementError",
+    "NotFoundError",
+    "ConflictError",
+    "StoreError",
+    "IntegrityError",
+    "RegistryError",
+    "AuthError",
+    "BuildError",
+    "DeployError",
+    "ServeError",
+    "RemoteError",
+]
 
 
 def __getattr__(name: str):
@@ -47,4 +63,5 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'vci' has no attribute {name!r}")
     import importlib
+
     return getattr(importlib.import_module(module), name)

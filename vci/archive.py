@@ -35,8 +35,10 @@ def archive_directory(src: str | Path, dest: str | Path, *, mtime: int = 0) -> P
             if path.is_symlink():
                 target = os.readlink(path)
                 if os.path.isabs(target) or not _inside(root, path.parent / target):
-                    raise UsageError(f"{path} is a link leaving the artifact directory",
-                                     hint="copy the file it points to into the directory")
+                    raise UsageError(
+                        f"{path} is a link leaving the artifact directory",
+                        hint="copy the file it points to into the directory",
+                    )
             elif not (path.is_file() or path.is_dir()):
                 raise UsageError(f"{path} is not a regular file or directory")
             info = tar.gettarinfo(str(path), arcname=rel)

@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REQUEST_ID_HEADER = "X-Request-Id"
 UNREACHABLE_HINT = "is the model deployed and running? check `vci status` and the URL"
-STATUS_HINTS = {401: "check the token (VCI_TOKEN or token=)", 403: "check the token (VCI_TOKEN or token=)",
-                404: "is the URL the model server's root?",
-                503: "the model may still be loading, or its self-test failed: see `vci status`"}
+STATUS_HINTS = {
+    401: "check the token (VCI_TOKEN or token=)",
+    403: "check the token (VCI_TOKEN or token=)",
+    404: "is the URL the model server's root?",
+    503: "the model may still be loading, or its self-test failed: see `vci status`",
+}
 
 
 def redact_url(url: str) -> str:
@@ -71,8 +74,10 @@ def encode_json(data) -> bytes:
     try:
         return encode_compact(data)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"the model input cannot be sent as JSON: {exc}",
-                         hint="pass lists, dicts, numbers and strings (numpy arrays are converted)") from exc
+        raise UsageError(
+            f"the model input cannot be sent as JSON: {exc}",
+            hint="pass lists, dicts, numbers and strings (numpy arrays are converted)",
+        ) from exc
 
 
 class DeployedModel:
@@ -85,9 +90,19 @@ class DeployedModel:
     and is never logged nor shown by ``repr``.
     """
 
-    def __init__(self, url: str, token: str | None = None, *, session=None, timeout: float = 30.0,
-                 deadline: float = 60.0, gzip_min_bytes: int | None = None,
-                 headers: dict | None = None, backoff: float = 0.25, max_backoff: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        session=None,
+        timeout: float = 30.0,
+        deadline: float = 60.0,
+        gzip_min_bytes: int | None = None,
+        headers: dict | None = None,
+        backoff: float = 0.25,
+        max_backoff: float = 5.0,
+    ):
         if not url or "://" not in url:
             raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
         self.url = url.rstrip("/")
@@ -108,6 +123,7 @@ class DeployedModel:
     def session(self):
         if self._session is None:
             import requests
+
             self._session = requests.Session()
         return self._session
 
@@ -141,9 +157,12 @@ class DeployedModel:
         outputs = self._json(response, request_id)
         if not isinstance(outputs, list) or len(outputs) != len(items):
             got = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
-            raise RemoteError(f"model server at {redact_url(self.url)} answered {len(items)} inputs "
-                              f"with {got}", status=response.status_code, request_id=request_id,
-                              hint="the model's batch_predict must return one output per input")
+            raise RemoteError(
+                f"model server at {redact_url(self.url)} answered {len(items)} inputs with {got}",
+                status=response.status_code,
+                request_id=request_id,
+                hint="the model's batch_predict must return one output per input",
+            )
         return outputs
 
     def metadata(self) -> dict:
@@ -162,8 +181,12 @@ class DeployedModel:
             meta = self._json(meta, request_id)
         except RemoteError:
             meta = None
-        return {"ready": ready, "status": response.status_code, "metadata": meta if isinstance(meta, dict)
-                else None, "reason": "ready" if ready else server_message(response.content)[0]}
+        return {
+            "ready": ready,
+            "status": response.status_code,
+            "metadata": meta if isinstance(meta, dict) else None,
+            "reason": "ready" if ready else server_message(response.content)[0],
+        }
 
     def wait_ready(self, timeout: float | None = None) -> dict:
         """Poll :meth:`health` until ready (unreachable counts as not yet) and return it; after
@@ -181,19 +204,31 @@ class DeployedModel:
                 reason = exc.message
             pause = backoff_delay(attempt, self.backoff, min(self.max_backoff, 1.0))
             if time.monotonic() + pause > limit:
-                raise RemoteError(f"model server at {redact_url(self.url)} was not ready after "
-                                  f"{attempt} checks: {reason}", hint=UNREACHABLE_HINT)
+                raise RemoteError(
+                    f"model server at {redact_url(self.url)} was not ready after {attempt} checks: {reason}",
+                    hint=UNREACHABLE_HINT,
+                )
             time.sleep(pause)
 
     # -- transport -----------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: bytes | None = None, request_id: str | None = None,
-              *, deadline: float | None = None, retry: bool = True, raise_status: bool = True):
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        request_id: str | None = None,
+        *,
+        deadline: float | None = None,
+        retry: bool = True,
+        raise_status: bool = True,
+    ):
         """Send one call, retrying per the module's policy; return ``(response, request_id)``."""
         deadline = self.deadline if deadline is None else deadline
         call = _Call(method, path, body, request_id or uuid.uuid4().hex, time.monotonic(), deadline)
-        policy = RetryPolicy(attempts=None if retry else 1, backoff=self.backoff,
-                             max_backoff=self.max_backoff, deadline=deadline)
+        policy = RetryPolicy(
+            attempts=None if retry else 1, backoff=self.backoff, max_backoff=self.max_backoff, deadline=deadline
+        )
         what = f"{method} {path} (request id {call.request_id})"
         response = retrying(lambda: self._attempt(call, raise_status), policy, what=what, logger=log)
         return response, call.request_id
@@ -201,19 +236,30 @@ class DeployedModel:
     def _attempt(self, call: _Call, raise_status: bool):
         """One request: its response, or the RemoteError it comes to (transient when worth retrying)."""
         import requests
+
         call.attempts += 1
         try:
             response = self._exchange(call)
         except requests.exceptions.SSLError as exc:
-            raise RemoteError(f"TLS with model server at {redact_url(self.url)} failed: {exc}",
-                              request_id=call.request_id,
-                              hint="check the server certificate (REQUESTS_CA_BUNDLE)") from exc
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                ConnectionError, TimeoutError) as exc:
+            raise RemoteError(
+                f"TLS with model server at {redact_url(self.url)} failed: {exc}",
+                request_id=call.request_id,
+                hint="check the server certificate (REQUESTS_CA_BUNDLE)",
+            ) from exc
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
             raise self._unreachable(call, exc) from exc
         except requests.RequestException as exc:
-            raise RemoteError(f"request to model server at {redact_url(self.url)} failed: {exc}",
-                              request_id=call.request_id, hint=UNREACHABLE_HINT) from exc
+            raise RemoteError(
+                f"request to model server at {redact_url(self.url)} failed: {exc}",
+                request_id=call.request_id,
+                hint=UNREACHABLE_HINT,
+            ) from exc
         if raise_status and response.status_code >= 400:
             raise self._status_error(response, call.request_id, call.attempts)
         return response
@@ -233,7 +279,9 @@ class DeployedModel:
         return TransientRemoteError(
             f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "
             f"{call.attempts} attempt(s) in {elapsed:.1f}s: {transport_reason(failure)}",
-            request_id=call.request_id, hint=UNREACHABLE_HINT)
+            request_id=call.request_id,
+            hint=UNREACHABLE_HINT,
+        )
 
     def _gzipped(self, body: bytes | None) -> bool:
         return body is not None and self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes
@@ -247,8 +295,9 @@ class DeployedModel:
             if gzipped:
                 body = gzip.compress(body, compresslevel=6, mtime=0)
                 headers["Content-Encoding"] = "gzip"
-        return self.session.request(method, self.url + path, data=body, headers=headers,
-                                    timeout=min(self.timeout, timeout))
+        return self.session.request(
+            method, self.url + path, data=body, headers=headers, timeout=min(self.timeout, timeout)
+        )
 
     def _status_error(self, response, request_id: str, attempts: int = 1) -> RemoteError:
         """The server's answer as a RemoteError carrying its message, status and request id; a
@@ -261,20 +310,25 @@ class DeployedModel:
         if status not in RETRY_STATUSES:
             return RemoteError(text, status=status, request_id=request_id, hint=STATUS_HINTS.get(status))
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        hint = STATUS_HINTS.get(status) if retry_after is None else (
-            f"the server asked to retry after {retry_after:.0f}s, beyond this call's deadline")
-        return TransientRemoteError(text, status=status, request_id=request_id, hint=hint,
-                                    retry_after=retry_after)
+        hint = (
+            STATUS_HINTS.get(status)
+            if retry_after is None
+            else (f"the server asked to retry after {retry_after:.0f}s, beyond this call's deadline")
+        )
+        return TransientRemoteError(text, status=status, request_id=request_id, hint=hint, retry_after=retry_after)
 
     def _json(self, response, request_id: str):
         try:
             return response.json() if response.content else None
         except ValueError as exc:
             text, _ = server_message(response.content, limit=120)
-            raise RemoteError(f"model server at {redact_url(self.url)} answered {response.status_code} "
-                              f"with a body that is not JSON: {text}", status=response.status_code,
-                              request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,
-                              hint="is the URL a vci model server?") from exc
+            raise RemoteError(
+                f"model server at {redact_url(self.url)} answered {response.status_code} "
+                f"with a body that is not JSON: {text}",
+                status=response.status_code,
+                request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,
+                hint="is the URL a vci model server?",
+            ) from exc
 
 
 @dataclass

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -28,27 +29,27 @@ class Environment:
     """One named deployment environment (staging, production, ...), each setting typed and validated."""
 
     name: str
-    target: str = _setting(str, "local")             # local (a server process) or kubernetes
-    repository: str | None = _setting(str)           # where a cluster's images are pushed and copied to
+    target: str = _setting(str, "local")  # local (a server process) or kubernetes
+    repository: str | None = _setting(str)  # where a cluster's images are pushed and copied to
     namespace: str | None = _setting(str)
-    context: str | None = _setting(str)              # kubeconfig context
+    context: str | None = _setting(str)  # kubeconfig context
     kubeconfig: str | None = _setting(str)
     replicas: int = _setting(int, 1)
-    resources: dict = _setting(dict)                 # {cpu, memory} or {requests: ..., limits: ...}
-    autoscaling: dict = _setting(dict)               # {min_replicas, max_replicas, cpu, memory}
+    resources: dict = _setting(dict)  # {cpu, memory} or {requests: ..., limits: ...}
+    autoscaling: dict = _setting(dict)  # {min_replicas, max_replicas, cpu, memory}
     requires_approval: bool = _setting(bool, False)
-    canary: dict = _setting(dict)                    # CanaryPolicy settings
-    strategy: str | None = _setting(str)             # direct or canary: how a promotion rolls out
-    env: dict = _setting(dict)                       # the container's environment variables
-    labels: dict = _setting(dict)                    # on every object (and the pods)
+    canary: dict = _setting(dict)  # CanaryPolicy settings
+    strategy: str | None = _setting(str)  # direct or canary: how a promotion rolls out
+    env: dict = _setting(dict)  # the container's environment variables
+    labels: dict = _setting(dict)  # on every object (and the pods)
     pod_annotations: dict = _setting(dict)
     pod_labels: dict = _setting(dict)
-    insecure: bool | None = _setting(bool)           # plain-HTTP / unverified registry
+    insecure: bool | None = _setting(bool)  # plain-HTTP / unverified registry
     base_image: str | None = _setting(str)
-    platform: str | None = _setting(str)             # the image's platform, default linux/amd64
+    platform: str | None = _setting(str)  # the image's platform, default linux/amd64
     image_pull_secret: str | None = _setting(str)
     progress_deadline: int | float | str | None = _setting(DURATION)  # a rollout is stuck after this
-    prestop_delay: int | float | str | None = _setting(DURATION)      # a pod keeps serving this long
+    prestop_delay: int | float | str | None = _setting(DURATION)  # a pod keeps serving this long
 
     @property
     def is_local(self) -> bool:
@@ -73,12 +74,14 @@ class Settings:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
-            raise ConfigError(f"unknown environment {name!r} (configured: {known})",
-                              hint="add it under environments: in vci.yaml") from None
+            raise ConfigError(
+                f"unknown environment {name!r} (configured: {known})", hint="add it under environments: in vci.yaml"
+            ) from None
 
 
-def load_settings(flags: Mapping[str, Any] | None = None, *, cwd: str | Path | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    flags: Mapping[str, Any] | None = None, *, cwd: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Merge defaults < file < VCI_* variables < ``flags`` into Settings."""
     cwd = Path(cwd or os.getcwd())
     environ = os.environ if environ is None else environ
@@ -94,6 +97,7 @@ def _read_file(cwd: Path, environ: Mapping[str, str]) -> tuple[dict, str | None]
     for path in candidates:
         if path.is_file():
             import yaml
+
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as exc:
@@ -106,6 +110,7 @@ def _read_file(cwd: Path, environ: Mapping[str, str]) -> tuple[dict, str | None]
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         import tomllib
+
         try:
             data = tomllib.loads(pyproject.read_text()).get("tool", {}).get("vci")
         except tomllib.TOMLDecodeError as exc:
@@ -120,20 +125,22 @@ def _from_environ(environ: Mapping[str, str], raw: dict) -> dict:
     for key in ("store", "project", "default_environment", "state_dir"):
         if environ.get("VCI_" + key.upper()):
             out[key] = environ["VCI_" + key.upper()]
-    names = set(DEFAULT_ENVIRONMENTS) | set((raw.get("environments") or {}))
+    names = set(DEFAULT_ENVIRONMENTS) | set(raw.get("environments") or {})
     for env_name in names:
         prefix = "VCI_" + env_name.upper().replace("-", "_") + "_"
         for key, kind in ENV_KEYS.items():
             value = environ.get(prefix + key.upper())
             if value is not None:
                 out.setdefault("environments", {}).setdefault(env_name, {})[key] = _parse_scalar(
-                    value, kind, prefix + key.upper())
+                    value, kind, prefix + key.upper()
+                )
     return out
 
 
 def parse_seconds(value, name: str = "duration") -> float:
     """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds (ConfigError naming ``name`` otherwise)."""
     import re
+
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|h)?\s*", str(value))
@@ -146,6 +153,7 @@ def _parse_scalar(value: str, kind, name: str) -> Any:
     if kind is str or kind is DURATION:
         return value
     import yaml
+
     parsed = yaml.safe_load(value)
     if kind is int and isinstance(parsed, int) and not isinstance(parsed, bool):
         return parsed
@@ -167,8 +175,10 @@ def _merge(base: dict, extra: dict) -> None:
 def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     unknown = set(raw) - TOP_KEYS
     if unknown:
-        raise ConfigError(f"unknown setting {sorted(unknown)[0]!r} in {source or 'settings'}",
-                          hint=f"known settings: {', '.join(sorted(TOP_KEYS))}")
+        raise ConfigError(
+            f"unknown setting {sorted(unknown)[0]!r} in {source or 'settings'}",
+            hint=f"known settings: {', '.join(sorted(TOP_KEYS))}",
+        )
     store = str(raw.get("store") or DEFAULT_STORE)
     if "://" not in store or store.startswith("file://"):
         store = str((cwd / store.removeprefix("file://")).resolve())
@@ -191,11 +201,13 @@ def _environment(name: str, values: dict) -> Environment:
     for key, value in values.items():
         kind = ENV_KEYS.get(key)
         if kind is None:
-            raise ConfigError(f"unknown setting {key!r} in environment {name!r}",
-                              hint=f"known: {', '.join(sorted(ENV_KEYS))}")
+            raise ConfigError(
+                f"unknown setting {key!r} in environment {name!r}", hint=f"known: {', '.join(sorted(ENV_KEYS))}"
+            )
         if not isinstance(value, kind) or (kind in (int, DURATION) and isinstance(value, bool)):
-            raise ConfigError(f"environments.{name}.{key} must be a {getattr(kind, '__name__', 'duration')}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"environments.{name}.{key} must be a {getattr(kind, '__name__', 'duration')}, got {value!r}"
+            )
         if kind is DURATION:
             parse_seconds(value, f"environments.{name}.{key}")
     target = values.get("target", "local")

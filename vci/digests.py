@@ -48,9 +48,9 @@ def verify_file(path: str | Path, digest: str, size: int | None = None) -> None:
     actual, actual_size = sha256_file(path)
     if actual != digest or (size is not None and actual_size != size):
         raise IntegrityError(
-            f"{path} does not match its record: expected {digest} ({size} bytes), "
-            f"found {actual} ({actual_size} bytes)",
-            hint="the file was changed or corrupted; fetch it again from the store")
+            f"{path} does not match its record: expected {digest} ({size} bytes), found {actual} ({actual_size} bytes)",
+            hint="the file was changed or corrupted; fetch it again from the store",
+        )
 
 
 class BinarySink(Protocol):

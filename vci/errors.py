@@ -106,8 +106,9 @@ class RemoteError(VciError):
 
     exit_code = 15
 
-    def __init__(self, message: str, *, status: int | None = None, request_id: str | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, request_id: str | None = None, hint: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.status = status
         self.request_id = request_id

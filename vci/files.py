@@ -78,9 +78,15 @@ def _fsync(path: str | Path) -> None:
 
 
 @contextmanager
-def replacing(dest: str | Path, *, digest: str | None = None, size: int | None = None,
-              mismatch: Callable[[str], Exception] | None = None, mode: int | None = None,
-              within: str | Path | None = None) -> Iterator[BinaryIO]:
+def replacing(
+    dest: str | Path,
+    *,
+    digest: str | None = None,
+    size: int | None = None,
+    mismatch: Callable[[str], Exception] | None = None,
+    mode: int | None = None,
+    within: str | Path | None = None,
+) -> Iterator[BinaryIO]:
     """Yield a binary file for ``dest``'s new content; it replaces ``dest`` when the block ends without
     an error. With ``digest`` (and ``size``) what is written is hashed on the way (the object yielded then
     only writes) and must match, else ``mismatch(actual_digest)`` is raised (default: an IntegrityError)."""
@@ -101,11 +107,13 @@ def replacing(dest: str | Path, *, digest: str | None = None, size: int | None =
 def _mismatch(dest: Path, digest: str, size: int | None, written: int) -> Callable[[str], Exception]:
     return lambda actual: IntegrityError(
         f"{dest} would not match its record: expected {digest} ({size} bytes), got {actual} ({written} bytes)",
-        hint="the source changed or is corrupted; nothing was written")
+        hint="the source changed or is corrupted; nothing was written",
+    )
 
 
-def write_replacing(dest: str | Path, data: bytes | str, *, mode: int | None = None,
-                    within: str | Path | None = None) -> Path:
+def write_replacing(
+    dest: str | Path, data: bytes | str, *, mode: int | None = None, within: str | Path | None = None
+) -> Path:
     """Replace ``dest`` with ``data`` (a ``str`` is written as UTF-8), whole or not at all."""
     with replacing(dest, mode=mode, within=within) as f:
         f.write(data.encode() if isinstance(data, str) else data)

@@ -78,8 +78,24 @@ def who(environ=None) -> str:
         return "unknown"
 
 
-RECORD_FIELDS = ("release_id", "environment", "action", "digest", "image", "run_id", "strategy", "who", "when",
-                 "timestamp", "approver", "ci", "outcome", "reason", "previous", "source")
+RECORD_FIELDS = (
+    "release_id",
+    "environment",
+    "action",
+    "digest",
+    "image",
+    "run_id",
+    "strategy",
+    "who",
+    "when",
+    "timestamp",
+    "approver",
+    "ci",
+    "outcome",
+    "reason",
+    "previous",
+    "source",
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +129,10 @@ class ReleaseRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseRecord:
-        return cls(**{k: v for k, v in data.items() if k in RECORD_FIELDS},
-                   extra={k: v for k, v in data.items() if k not in RECORD_FIELDS})
+        return cls(
+            **{k: v for k, v in data.items() if k in RECORD_FIELDS},
+            extra={k: v for k, v in data.items() if k not in RECORD_FIELDS},
+        )
 
 
 def make_record(
@@ -138,9 +156,23 @@ def make_record(
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
     return ReleaseRecord(
-        release_id=release_id, environment=environment, action=action, outcome=outcome, digest=digest,
-        image=image, run_id=run_id, strategy=strategy, who=who(environ), when=now_iso(), timestamp=time.time(),
-        approver=approver, ci=ci_context(environ), reason=reason, previous=previous, source=source, extra=extra,
+        release_id=release_id,
+        environment=environment,
+        action=action,
+        outcome=outcome,
+        digest=digest,
+        image=image,
+        run_id=run_id,
+        strategy=strategy,
+        who=who(environ),
+        when=now_iso(),
+        timestamp=time.time(),
+        approver=approver,
+        ci=ci_context(environ),
+        reason=reason,
+        previous=previous,
+        source=source,
+        extra=extra,
     )
 
 
@@ -175,9 +207,7 @@ class Ledger:
 
     def records(self, env: str) -> list[ReleaseRecord]:
         """Every record of ``env``, oldest first (release ids sort by time)."""
-        keys = [
-            k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2
-        ]
+        keys = [k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2]
         found = [ReleaseRecord.from_json(self.store.get_json(k)) for k in keys]
         return sorted(found, key=lambda r: (r.timestamp, r.release_id))
 
@@ -219,8 +249,14 @@ class Ledger:
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
 
 
-def record_deploy(settings: Settings, environment: Environment, what: Run | str, release_id: str,
-                  result: dict | None, error: VciError | None) -> ReleaseRecord:
+def record_deploy(
+    settings: Settings,
+    environment: Environment,
+    what: Run | str,
+    release_id: str,
+    result: dict | None,
+    error: VciError | None,
+) -> ReleaseRecord:
     """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
     image_ref = what if isinstance(what, str) and is_image_reference(what) else None
     result = result or {}

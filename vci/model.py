@@ -33,7 +33,8 @@ def validate_model_class(cls) -> type:
         if hasattr(cls, "predict") and inspect.isclass(type(cls)):
             raise ModelValidationError(
                 f"got an instance of {type(cls).__name__}, not a class",
-                hint=f"pass the class itself: log_model({type(cls).__name__}, artifacts=[...])")
+                hint=f"pass the class itself: log_model({type(cls).__name__}, artifacts=[...])",
+            )
         raise ModelValidationError(f"a model must be a class with predict(); got {type(cls).__name__}")
     name = cls.__qualname__
     if not callable(getattr(cls, "predict", None)):
@@ -57,27 +58,37 @@ def _check_init(cls, name: str) -> None:
         return  # a builtin or C __init__: cannot inspect, trust it
     params = list(sig.parameters.values())[1:]
     if any(p.kind is p.VAR_KEYWORD for p in params) or "artifacts" in sig.parameters:
-        required = [p for p in params if p.default is p.empty and p.name != "artifacts"
-                    and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        required = [
+            p
+            for p in params
+            if p.default is p.empty
+            and p.name != "artifacts"
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
         if required:
             raise ModelValidationError(
                 f"{name}.__init__ requires {', '.join(p.name for p in required)} besides artifacts",
-                hint="vci calls __init__(artifacts) only: give the other parameters defaults")
+                hint="vci calls __init__(artifacts) only: give the other parameters defaults",
+            )
         return
-    raise ModelValidationError(f"{name}.__init__ does not take an 'artifacts' argument",
-                               hint="define __init__(self, artifacts)")
+    raise ModelValidationError(
+        f"{name}.__init__ does not take an 'artifacts' argument", hint="define __init__(self, artifacts)"
+    )
 
 
 def pickle_model_class(cls) -> bytes:
     """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it."""
     import cloudpickle
+
     for module in _local_modules(cls):
         cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(cls)
     except Exception as exc:  # cloudpickle raises many kinds (PicklingError, TypeError, ...)
-        raise ModelValidationError(f"{cls.__qualname__} cannot be serialised: {exc}",
-                                   hint="keep open files, locks and sockets out of class attributes") from exc
+        raise ModelValidationError(
+            f"{cls.__qualname__} cannot be serialised: {exc}",
+            hint="keep open files, locks and sockets out of class attributes",
+        ) from exc
     finally:
         for module in _local_modules(cls):
             try:
@@ -115,8 +126,9 @@ def _local_modules(cls) -> list:
 def load_model_file(spec: str) -> type:
     """Import ``FILE.py:Class`` (or ``package.module:Class``) and return the validated class."""
     if ":" not in spec:
-        raise UsageError(f"--model {spec!r} must be FILE.py:Class or module:Class",
-                         hint="e.g. --model examples/iris/model.py:Model")
+        raise UsageError(
+            f"--model {spec!r} must be FILE.py:Class or module:Class", hint="e.g. --model examples/iris/model.py:Model"
+        )
     source, _, attr = spec.rpartition(":")
     if source.endswith(".py"):
         module = _import_file(Path(source))

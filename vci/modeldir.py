@@ -108,7 +108,7 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
         link = target / _plain_name(rec.get("filename") or key)
         if not (link.is_symlink() and os.readlink(link) == str(blob)):
             with temporary_for(link) as tmp:  # link beside, then rename: atomic for concurrent server
-                tmp.unlink()                      # workers and for a stale link left by an old run
+                tmp.unlink()  # workers and for a stale link left by an old run
                 os.symlink(blob, tmp)
                 commit(tmp, link)
         paths[key] = str(link)
@@ -118,8 +118,10 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
 def _plain_name(name: str) -> str:
     """``name`` if it is one plain path component (artifact keys and file names come from the manifest)."""
     if not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
-        raise IntegrityError(f"artifact name {name!r} is not a plain file name; refused",
-                             hint="log artifacts under simple keys such as 'weights'")
+        raise IntegrityError(
+            f"artifact name {name!r} is not a plain file name; refused",
+            hint="log artifacts under simple keys such as 'weights'",
+        )
     return name
 
 
@@ -128,6 +130,7 @@ def load_model_class(model_dir: str | Path, manifest: dict):
     import pickle
 
     import cloudpickle  # noqa: F401  (cloudpickle-made pickles need it importable)
+
     rec = manifest.get("model")
     if not rec:
         raise ServeError(f"run {manifest.get('id')} has no model logged", hint="call run.log_model(...) first")
@@ -148,6 +151,8 @@ def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, ver
     wanted = manifest["model"].get("artifacts", sorted(artifacts))
     missing = sorted(set(wanted) - set(artifacts))
     if missing:
-        raise IntegrityError(f"the model needs artifacts the run does not have: {', '.join(missing)}",
-                             hint="log them with run.log_artifact(...) before log_model")
+        raise IntegrityError(
+            f"the model needs artifacts the run does not have: {', '.join(missing)}",
+            hint="log them with run.log_artifact(...) before log_model",
+        )
     return cls({k: artifacts[k] for k in wanted}), manifest, digest

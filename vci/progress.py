@@ -35,8 +35,7 @@ def render_line(label: str, done: int, total: int, elapsed: float) -> str:
     filled = int(frac * BAR_WIDTH)
     bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + " " * (BAR_WIDTH - filled - 1)
     rate = done / elapsed if elapsed > 0 else 0.0
-    return (f"{label} [{bar[:BAR_WIDTH]}] {frac:4.0%} {format_bytes(done)}/{format_bytes(total)} "
-            f"{format_bytes(rate)}/s")
+    return f"{label} [{bar[:BAR_WIDTH]}] {frac:4.0%} {format_bytes(done)}/{format_bytes(total)} {format_bytes(rate)}/s"
 
 
 class Progress:
@@ -46,8 +45,16 @@ class Progress:
     ``close()`` draws the final state and ends the line (nothing at all if no byte moved).
     """
 
-    def __init__(self, total: int, label: str, *, enabled: bool | None = None, stream=None,
-                 interval: float = 0.1, clock=time.monotonic):
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        *,
+        enabled: bool | None = None,
+        stream=None,
+        interval: float = 0.1,
+        clock=time.monotonic,
+    ):
         self.total, self.label, self.done = total, label, 0
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = progress_enabled(self.stream) if enabled is None else enabled

@@ -23,8 +23,10 @@ def read_requirements(source: str | Path | list[str] | tuple[str, ...]) -> list[
     else:
         path = Path(source)
         if not path.is_file():
-            raise RequirementError(f"requirements file {path} does not exist",
-                                   hint="pass a list of requirement strings or an existing file")
+            raise RequirementError(
+                f"requirements file {path} does not exist",
+                hint="pass a list of requirement strings or an existing file",
+            )
         lines = path.read_text().splitlines()
     out = []
     for line in lines:
@@ -32,8 +34,10 @@ def read_requirements(source: str | Path | list[str] | tuple[str, ...]) -> list[
         if not text or text.startswith("#"):
             continue
         if text.startswith("-"):
-            raise RequirementError(f"requirement option {text!r} is not supported",
-                                   hint="list packages only; indexes are configured with pip's own settings")
+            raise RequirementError(
+                f"requirement option {text!r} is not supported",
+                hint="list packages only; indexes are configured with pip's own settings",
+            )
         out.append(text)
     return out
 
@@ -41,14 +45,18 @@ def read_requirements(source: str | Path | list[str] | tuple[str, ...]) -> list[
 def pin_requirement(text: str) -> str:
     """``pkg`` or ``pkg>=1`` -> ``pkg==<installed>``; a package not installed is kept as written."""
     from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise RequirementError(f"malformed requirement {text!r}: {exc}",
-                               hint="use the pip form, e.g. scikit-learn==1.5.2 or numpy>=1.26") from None
+        raise RequirementError(
+            f"malformed requirement {text!r}: {exc}", hint="use the pip form, e.g. scikit-learn==1.5.2 or numpy>=1.26"
+        ) from None
     if req.url:
-        raise RequirementError(f"requirement {text!r} points at a URL",
-                               hint="images are built from package indexes; publish a wheel or vendor the code")
+        raise RequirementError(
+            f"requirement {text!r} points at a URL",
+            hint="images are built from package indexes; publish a wheel or vendor the code",
+        )
     pinned = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
     if pinned:
         return str(req)
@@ -58,8 +66,10 @@ def pin_requirement(text: str) -> str:
         log.warning("requirement %s is not installed here; kept as written (unpinned)", text)
         return str(req)
     if req.specifier and not req.specifier.contains(installed, prereleases=True):
-        raise RequirementError(f"requirement {text!r} does not match the installed {req.name} {installed}",
-                               hint=f"install a matching version or require {req.name}=={installed}")
+        raise RequirementError(
+            f"requirement {text!r} does not match the installed {req.name} {installed}",
+            hint=f"install a matching version or require {req.name}=={installed}",
+        )
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     marker = f"; {req.marker}" if req.marker else ""
     return f"{req.name}{extras}=={installed}{marker}"
@@ -68,6 +78,7 @@ def pin_requirement(text: str) -> str:
 def pin_requirements(source) -> list[str]:
     """Pin every requirement, add the automatic ones, and return them sorted by name, one per package."""
     from packaging.utils import canonicalize_name
+
     by_name: dict[str, str] = {}
     for text in read_requirements(source):
         pinned = pin_requirement(text)
@@ -81,4 +92,5 @@ def pin_requirements(source) -> list[str]:
 
 def _name_of(requirement: str) -> str:
     from packaging.requirements import Requirement
+
     return Requirement(requirement).name

@@ -45,16 +45,23 @@ def new_run_id() -> str:
 
 def run_key(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
-        raise UsageError(f"{run_id!r} is not a run id",
-                         hint="run ids look like 20261124-071203-3f9a; see `vci runs list`")
+        raise UsageError(
+            f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`"
+        )
     return f"runs/{run_id}.json"
 
 
 class Run:
     """A run being logged (mutable) or committed (immutable, read from the store)."""
 
-    def __init__(self, store: Store, *, project: str | None = None, settings: Settings | None = None,
-                 manifest: dict | None = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        project: str | None = None,
+        settings: Settings | None = None,
+        manifest: dict | None = None,
+    ):
         self.store = store
         self.settings = settings
         self._manifest = manifest
@@ -95,8 +102,10 @@ class Run:
         """Log a file, a directory (archived reproducibly) or a Python object under ``key``."""
         self._open()
         if not isinstance(key, str) or not ARTIFACT_KEY.match(key):
-            raise UsageError(f"artifact key {key!r} is not valid",
-                             hint="use letters, digits, '.', '_' or '-', starting with a letter or digit")
+            raise UsageError(
+                f"artifact key {key!r} is not valid",
+                hint="use letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
         if isinstance(value, (str, os.PathLike)):
             record = self._log_path(key, Path(value))
         else:
@@ -113,11 +122,13 @@ class Run:
         if path.is_file():
             desc = _upload(self.store, path, key)
             return {"digest": desc.digest, "size": desc.size, "kind": "file", "filename": path.name}
-        raise UsageError(f"artifact {key!r}: {path} does not exist",
-                         hint="pass an existing file or directory, or a Python object")
+        raise UsageError(
+            f"artifact {key!r}: {path} does not exist", hint="pass an existing file or directory, or a Python object"
+        )
 
     def _log_object(self, value) -> dict:
         import cloudpickle
+
         try:
             data = cloudpickle.dumps(value)
         except Exception as exc:
@@ -137,11 +148,17 @@ class Run:
         keys = list(artifacts) if artifacts is not None else sorted(self._artifacts)
         missing = [k for k in keys if k not in self._artifacts]
         if missing:
-            raise ModelValidationError(f"artifacts not logged yet: {', '.join(missing)}",
-                                       hint="call run.log_artifact(key, path) before log_model")
+            raise ModelValidationError(
+                f"artifacts not logged yet: {', '.join(missing)}",
+                hint="call run.log_artifact(key, path) before log_model",
+            )
         desc = self.store.put_bytes(pickle_model_class(cls))
-        self._model = {"digest": desc.digest, "size": desc.size, "artifacts": keys,
-                       "class": f"{cls.__module__}.{cls.__qualname__}"}
+        self._model = {
+            "digest": desc.digest,
+            "size": desc.size,
+            "artifacts": keys,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+        }
         return self._model
 
     def _log_framework_object(self, obj):
@@ -153,8 +170,10 @@ class Run:
             packed = model_for(obj, tmp)
             for key in packed.artifacts:
                 if key in self._artifacts:
-                    raise UsageError(f"artifact {key!r} is logged already; a framework model logs its own",
-                                     hint=f"log your artifact under another key than {key!r}")
+                    raise UsageError(
+                        f"artifact {key!r} is logged already; a framework model logs its own",
+                        hint=f"log your artifact under another key than {key!r}",
+                    )
             for key, path in packed.artifacts.items():
                 self.log_artifact(key, path)
         self._framework_requirements = packed.requirements
@@ -174,8 +193,10 @@ class Run:
             env_vars = {name: os.environ.get(name, "") for name in env_vars}
         for name in env_vars or {}:
             if SECRET_NAME.search(name):
-                raise UsageError(f"environment variable {name} looks like a secret and is not logged",
-                                 hint="give secrets to the deployment (Kubernetes secret, CI credential)")
+                raise UsageError(
+                    f"environment variable {name} looks like a secret and is not logged",
+                    hint="give secrets to the deployment (Kubernetes secret, CI credential)",
+                )
         self._environment["env"].update(env_vars or {})
         return self._environment
 
@@ -192,8 +213,10 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise UsageError(f"examples must be JSON-able: {exc}") from exc
         if size > MAX_EXAMPLES_BYTES:
-            raise UsageError(f"examples take {size} bytes as JSON; keep them under 64 KiB",
-                             hint="a few representative requests are enough for smoke tests")
+            raise UsageError(
+                f"examples take {size} bytes as JSON; keep them under 64 KiB",
+                hint="a few representative requests are enough for smoke tests",
+            )
         self._examples = examples
         return examples
 
@@ -202,17 +225,23 @@ class Run:
         if self.committed:
             return self.version
         manifest = {
-            "schema": SCHEMA, "id": self.id, "project": self.project,
+            "schema": SCHEMA,
+            "id": self.id,
+            "project": self.project,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "vci_version": _vci_version(), "artifacts": self._artifacts, "model": self._model,
+            "vci_version": _vci_version(),
+            "artifacts": self._artifacts,
+            "model": self._model,
             "requirements": self._requirements or _default_requirements(),
-            "environment": self._environment, "examples": self._examples,
+            "environment": self._environment,
+            "examples": self._examples,
         }
         try:
             self.store.put_json_new(run_key(self.id), manifest)
         except ConflictError:
-            raise ConflictError(f"run {self.id} already exists in {self.store.url}",
-                                hint="start a new run with vci.init()") from None
+            raise ConflictError(
+                f"run {self.id} already exists in {self.store.url}", hint="start a new run with vci.init()"
+            ) from None
         self._manifest = manifest
         return self.version
 
@@ -234,18 +263,27 @@ class Run:
 
     def summary(self) -> dict:
         m = self.manifest
-        return {"id": self.id, "project": self.project, "created": m["created"], "version": self.version,
-                "model": (m.get("model") or {}).get("class"), "artifacts": sorted(m["artifacts"]),
-                "size": sum(r["size"] for r in blob_records(m)), "requirements": m["requirements"]}
+        return {
+            "id": self.id,
+            "project": self.project,
+            "created": m["created"],
+            "version": self.version,
+            "model": (m.get("model") or {}).get("class"),
+            "artifacts": sorted(m["artifacts"]),
+            "size": sum(r["size"] for r in blob_records(m)),
+            "requirements": m["requirements"],
+        }
 
     # -- conveniences over the deploy layer (imported lazily) ---------------------------------------------
     def deploy(self, env: str | None = None, *, wait: bool = True, **options):
         from .deploy import deploy_run
+
         self.commit()
         return deploy_run(self, env, wait=wait, **options)
 
     def get_deployed_model(self, env: str | None = None):
         from .deploy import deployed_model
+
         return deployed_model(self.settings, env)
 
 
@@ -266,8 +304,9 @@ def _default_requirements() -> list[str]:
     return pin_requirements([])
 
 
-def _settings_and_store(project: str | None = None, store: str | Path | None = None,
-                        settings: Settings | None = None) -> tuple[Settings, Store]:
+def _settings_and_store(
+    project: str | None = None, store: str | Path | None = None, settings: Settings | None = None
+) -> tuple[Settings, Store]:
     settings = settings or load_settings({"project": project, "store": str(store) if store else None})
     return settings, open_store(settings.store)
 
@@ -284,8 +323,9 @@ def get_run(run_id: str, *, store: str | None = None, settings: Settings | None 
     try:
         manifest = st.get_json(run_key(run_id))
     except NotFoundError:
-        raise NotFoundError(f"run {run_id} is not in the store {st.url}",
-                            hint="`vci runs list` shows the runs there; check VCI_STORE") from None
+        raise NotFoundError(
+            f"run {run_id} is not in the store {st.url}", hint="`vci runs list` shows the runs there; check VCI_STORE"
+        ) from None
     return Run(st, settings=settings, manifest=manifest)
 
 
@@ -297,11 +337,9 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None,
-              settings: Settings | None = None) -> list[Run]:
+def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
     """Committed runs, newest first."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/")
-            if k.endswith(".json")]
+    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/") if k.endswith(".json")]
     runs = [r for r in runs if project is None or r.project == project]
     return sorted(runs, key=lambda r: r.id, reverse=True)

@@ -19,13 +19,17 @@ def quote(order):
 
 def main() -> dict:
     run = vci.init(project="functions-example")
-    run.log_model(quote)                   # cloudpickled by value: the function and what it uses (VAT)
+    run.log_model(quote)  # cloudpickled by value: the function and what it uses (VAT)
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     order = {"items": [{"price": 12.5, "qty": 2}, {"price": 5.0, "qty": 1}], "coupon": 0.1}
     prediction = model.predict(order)
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"], "prediction": prediction,
-              "same_as_original": prediction == quote(order)}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": prediction,
+        "same_as_original": prediction == quote(order),
+    }
     print(json.dumps(result))
     return result
 

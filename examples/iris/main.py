@@ -40,33 +40,44 @@ def main() -> dict:
     from vci.release.promote import promote
     from vci.release.rollback import history, rollback
     from vci.release.smoke import smoke_test
+
     first = log_version(c=1.0)
     loaded = vci.get_run(first.id).load_model().predict([[5.1, 3.5, 1.4, 0.2]])  # exactly as the server builds it
     say(f"loaded back from the store: {loaded}")
-    deployment = first.deploy(wait=True)               # default environment: staging (a local process)
+    deployment = first.deploy(wait=True)  # default environment: staging (a local process)
     say(f"deployed to staging at {deployment['endpoint']}")
     served = first.get_deployed_model().predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
     say(f"served prediction: {served}")
     settings = first.settings
-    smoke = smoke_test(settings, "staging")             # the logged examples against the live endpoint
+    smoke = smoke_test(settings, "staging")  # the logged examples against the live endpoint
     say(f"smoke test on staging: {'passed' if smoke['passed'] else 'FAILED'}")
     promoted = promote(settings, "staging", "production", digest=smoke["digest"])  # what was tested ships
     say(f"promoted {promoted['digest'][:19]} to production ({promoted['outcome']})")
 
-    second = log_version(c=0.5)                          # a new version takes the same road
+    second = log_version(c=0.5)  # a new version takes the same road
     second.deploy(wait=True)
     tested = smoke_test(settings, "staging")
     again = promote(settings, "staging", "production", digest=tested["digest"])
     say(f"promoted {again['digest'][:19]} to production ({again['outcome']})")
-    back = rollback(settings, "production")              # production returns to the first version
+    back = rollback(settings, "production")  # production returns to the first version
     say(f"rolled production back to {back['digest'][:19]}")
     releases = history(settings, "production")["releases"]
-    say(f"production history: {len(releases)} releases; stop everything with: "
-        "vci undeploy --env staging; vci undeploy --env production")
-    result = {"run_id": first.id, "version": first.version, "loaded_prediction": loaded,
-              "endpoint": deployment["endpoint"], "served_prediction": served, "smoke_test_passed": smoke["passed"],
-              "promoted": promoted["outcome"], "production_after_rollback": back["digest"],
-              "rolled_back_to_first": back["digest"] == promoted["digest"], "releases": len(releases)}
+    say(
+        f"production history: {len(releases)} releases; stop everything with: "
+        "vci undeploy --env staging; vci undeploy --env production"
+    )
+    result = {
+        "run_id": first.id,
+        "version": first.version,
+        "loaded_prediction": loaded,
+        "endpoint": deployment["endpoint"],
+        "served_prediction": served,
+        "smoke_test_passed": smoke["passed"],
+        "promoted": promoted["outcome"],
+        "production_after_rollback": back["digest"],
+        "rolled_back_to_first": back["digest"] == promoted["digest"],
+        "releases": len(releases),
+    }
     print(json.dumps(result))
     return result
 

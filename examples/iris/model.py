@@ -6,6 +6,7 @@ class Model:
 
     def __init__(self, artifacts):
         import joblib  # ships with scikit-learn
+
         self.clf = joblib.load(artifacts["weights"])
 
     def predict(self, data):

@@ -22,13 +22,17 @@ def main() -> dict:
     x = np.linspace(-1, 1, 32, dtype="float32").reshape(-1, 1)
     net.fit(x, 2 * x + 1, epochs=100, batch_size=32, verbose=0)
     run = vci.init(project="keras-example")
-    run.log_model(net)                     # model.keras; keras, torch (the backend) and numpy pinned
+    run.log_model(net)  # model.keras; keras, torch (the backend) and numpy pinned
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     got = model.predict([[1.0], [2.0]])
     original = net.predict(np.array([[1.0], [2.0]], dtype="float32"), verbose=0).tolist()
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"],
-              "prediction": [[round(v, 2) for v in row] for row in got], "same_as_original": got == original}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": [[round(v, 2) for v in row] for row in got],
+        "same_as_original": got == original,
+    }
     print(json.dumps(result))
     return result
 

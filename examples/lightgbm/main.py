@@ -17,13 +17,17 @@ def main() -> dict:
     clf = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=4, min_child_samples=5, verbose=-1)
     clf.fit(iris.data, species)
     run = vci.init(project="lightgbm-example")
-    run.log_model(clf)                     # saved as LightGBM's text model; labels kept in model.json
+    run.log_model(clf)  # saved as LightGBM's text model; labels kept in model.json
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     rows = iris.data[[0, 60, 120]].tolist()
     prediction = model.predict(rows)
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"], "prediction": prediction,
-              "same_as_original": prediction == clf.predict(iris.data[[0, 60, 120]]).tolist()}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": prediction,
+        "same_as_original": prediction == clf.predict(iris.data[[0, 60, 120]]).tolist(),
+    }
     print(json.dumps(result))
     return result
 

@@ -18,15 +18,18 @@ def main() -> dict:
     reg = LinearRegression().fit(X, 3 * X[:, 0] - 2 * X[:, 1] + 1)
     proto = to_onnx(reg, X[:1])
     run = vci.init(project="onnx-example")
-    run.log_model(proto)                   # model.onnx; onnxruntime and numpy pinned (onnx is not needed)
+    run.log_model(proto)  # model.onnx; onnxruntime and numpy pinned (onnx is not needed)
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     rows = [[1.0, 1.0], [2.0, 0.0]]
     got = model.predict(rows)
     original = reg.predict(np.array(rows, dtype="float32")).reshape(-1, 1)
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"],
-              "prediction": [[round(v, 3) for v in row] for row in got],
-              "same_as_original": bool(np.allclose(got, original, atol=1e-4))}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": [[round(v, 3) for v in row] for row in got],
+        "same_as_original": bool(np.allclose(got, original, atol=1e-4)),
+    }
     print(json.dumps(result))
     return result
 

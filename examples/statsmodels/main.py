@@ -18,13 +18,17 @@ def main() -> dict:
     noise = np.tile([0.05, -0.05], 11)[:21]
     results = smf.ols("y ~ x", data=pd.DataFrame({"x": x, "y": 1 + 2 * x + noise})).fit()
     run = vci.init(project="statsmodels-example")
-    run.log_model(results)                 # results.save(); statsmodels, pandas, numpy, scipy pinned
+    run.log_model(results)  # results.save(); statsmodels, pandas, numpy, scipy pinned
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     got = model.predict({"x": [0.0, 20.0]})
     original = results.predict(pd.DataFrame({"x": [0.0, 20.0]})).tolist()
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"],
-              "prediction": [round(v, 2) for v in got], "same_as_original": got == original}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": [round(v, 2) for v in got],
+        "same_as_original": got == original,
+    }
     print(json.dumps(result))
     return result
 

@@ -26,14 +26,18 @@ def main() -> dict:
         torch.nn.functional.mse_loss(net(x), 2 * x + 1).backward()
         opt.step()
     run = vci.init(project="torch-example")
-    run.log_model(net.eval())              # class by value, weights as a state_dict; torch/numpy pinned
+    run.log_model(net.eval())  # class by value, weights as a state_dict; torch/numpy pinned
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     got = model.predict([[1.0], [2.0]])
     with torch.no_grad():
         original = net(torch.tensor([[1.0], [2.0]])).tolist()
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"],
-              "prediction": [[round(v, 2) for v in row] for row in got], "same_as_original": got == original}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": [[round(v, 2) for v in row] for row in got],
+        "same_as_original": got == original,
+    }
     print(json.dumps(result))
     return result
 

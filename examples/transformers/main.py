@@ -25,10 +25,17 @@ def tiny_pipeline(workdir: Path):
     vocab = workdir / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = transformers.BertTokenizer(vocab_file=str(vocab))
-    config = transformers.BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                                     num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
-                                     label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    config = transformers.BertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config).eval()
     return transformers.pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
@@ -38,14 +45,17 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         pipe = tiny_pipeline(Path(tmp))
     run = vci.init(project="transformers-example")
-    run.log_model(pipe)                    # save_pretrained directory; transformers, tokenizers, torch pinned
+    run.log_model(pipe)  # save_pretrained directory; transformers, tokenizers, torch pinned
     run.commit()
-    model = vci.get_run(run.id).load_model()         # built exactly as the model server builds it
+    model = vci.get_run(run.id).load_model()  # built exactly as the model server builds it
     texts = ["the movie was good", "a bad film"]
     got = model.predict(texts)
-    result = {"run_id": run.id, "model_class": run.manifest["model"]["class"],
-              "prediction": [answer["label"] for answer in got],
-              "same_as_original": [a["label"] for a in got] == [a["label"] for a in pipe(texts)]}
+    result = {
+        "run_id": run.id,
+        "model_class": run.manifest["model"]["class"],
+        "prediction": [answer["label"] for answer in got],
+        "same_as_original": [a["label"] for a in got] == [a["label"] for a in pipe(texts)],
+    }
     print(json.dumps(result))
     return result
 

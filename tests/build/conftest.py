@@ -44,6 +44,7 @@ def log_scaler(settings, tmp_path, factor: str, cls=Scaler, requirements=None):
 def scratch_base(tmp_path_factory):
     """An empty base layout labelled with this Python: enough to build and inspect, not to run."""
     from images import scratch_base_layout
+
     return scratch_base_layout(tmp_path_factory.mktemp("base"))
 
 

@@ -21,10 +21,12 @@ class YamlScaler:
 
     def __init__(self, artifacts):
         import yaml
+
         self.factor = yaml.safe_load(open(artifacts["factor"]).read())["factor"]
 
     def predict(self, data):
         import os
+
         return {"scaled": [x * self.factor for x in data], "uid": os.getuid()}
 
     def model_test(self):

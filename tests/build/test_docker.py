@@ -37,13 +37,18 @@ def debian_base():
 
 
 def vci_cli(*args, env: dict, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vci", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def cli_env(settings, docker_host: str) -> dict:
-    return {**env_without_debug(), "VCI_STORE": settings.store, "VCI_CACHE_DIR": os.environ["VCI_CACHE_DIR"],
-            "DOCKER_HOST": docker_host}
+    return {
+        **env_without_debug(),
+        "VCI_STORE": settings.store,
+        "VCI_CACHE_DIR": os.environ["VCI_CACHE_DIR"],
+        "DOCKER_HOST": docker_host,
+    }
 
 
 def skopeo_inspect(ref: str) -> dict:
@@ -58,8 +63,9 @@ def serve_and_predict(daemon, image: str) -> dict:
     box = daemon.run(image, port)
     try:
         wait_ready(box, f"http://127.0.0.1:{port}/readyz")
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"[1, 2]",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", data=b"[1, 2]", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert resp.status == 200
             return json.loads(resp.read())
@@ -87,8 +93,20 @@ def wait_ready(box, url: str, timeout: float = 60) -> None:
 def test_docker_builder_pushes_an_image_that_runs(settings, tmp_path, registry, dockerd, debian_base):  # noqa: F811
     run = log_scaler(settings, tmp_path, "factor: 3", cls=YamlScaler, requirements=["PyYAML"])
     repo = f"{registry.host}/ml/docker"
-    out = vci_cli("package", run.id, "--builder", "docker", "--base", debian_base, "--push", repo, "-o", "json",
-                  env=cli_env(settings, dockerd.host), cwd=tmp_path)
+    out = vci_cli(
+        "package",
+        run.id,
+        "--builder",
+        "docker",
+        "--base",
+        debian_base,
+        "--push",
+        repo,
+        "-o",
+        "json",
+        env=cli_env(settings, dockerd.host),
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     assert result["image"] == f"{repo}@{result['digest']}"
@@ -107,8 +125,13 @@ def test_docker_builder_pushes_an_image_that_runs(settings, tmp_path, registry, 
 def test_daemonless_tar_loads_into_docker_and_runs(settings, tmp_path, dockerd, debian_base):  # noqa: F811
     run = log_scaler(settings, tmp_path, "factor: 5", cls=YamlScaler, requirements=["PyYAML"])
     result = package(settings, run.id, Options(base=debian_base, tar=str(tmp_path / "image.tar")))
-    load = subprocess.run(["docker", "load", "-i", str(tmp_path / "image.tar")], capture_output=True, text=True,
-                          env={**os.environ, "DOCKER_HOST": dockerd.host}, timeout=300)
+    load = subprocess.run(
+        ["docker", "load", "-i", str(tmp_path / "image.tar")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_HOST": dockerd.host},
+        timeout=300,
+    )
     assert load.returncode == 0, load.stderr
     assert f"Loaded image: vci/scaler:{run.id}" in load.stdout
     with dockerd.client() as client:
@@ -126,8 +149,20 @@ def test_without_a_daemon_docker_fails_cleanly_and_auto_falls_back(settings, tmp
     failed = vci_cli("package", run.id, "--builder", "docker", "--base", debian_base, env=env, cwd=tmp_path)
     assert failed.returncode == 12, failed.stderr
     assert "no Docker Engine is reachable" in failed.stderr and "Traceback" not in failed.stderr
-    auto = vci_cli("package", run.id, "--builder", "auto", "--base", debian_base, "--layout", str(tmp_path / "a"),
-                   "-o", "json", env=env, cwd=tmp_path)
+    auto = vci_cli(
+        "package",
+        run.id,
+        "--builder",
+        "auto",
+        "--base",
+        debian_base,
+        "--layout",
+        str(tmp_path / "a"),
+        "-o",
+        "json",
+        env=env,
+        cwd=tmp_path,
+    )
     assert auto.returncode == 0, auto.stderr
     assert "building without a daemon" in auto.stderr
     daemonless = package(settings, run.id, Options(base=debian_base, layout=str(tmp_path / "b")))
@@ -159,11 +194,27 @@ def test_legacy_save_archive_reuses_known_layers_and_gzips_the_rest(tmp_path):
     small = _tar_bytes({"etc/greeting": b"hello"})
     known_sink = LayerSink(tmp_path / "known", level=1)
     known = known_sink.store(io.BytesIO(small))  # as if it came from the base layout
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [
-        known.diff_id, "sha256:" + hashlib.sha256(big).hexdigest(), known.diff_id]}}).encode()
-    archive = _tar_bytes({"a/layer.tar": small, "b/layer.tar": big, "cfg.json": config, "manifest.json": json.dumps(
-        [{"Config": "cfg.json", "Layers": ["a/layer.tar", "b/layer.tar", "c/layer.tar"]}]).encode()},
-        links={"c/layer.tar": "../a/layer.tar"})
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [known.diff_id, "sha256:" + hashlib.sha256(big).hexdigest(), known.diff_id],
+            },
+        }
+    ).encode()
+    archive = _tar_bytes(
+        {
+            "a/layer.tar": small,
+            "b/layer.tar": big,
+            "cfg.json": config,
+            "manifest.json": json.dumps(
+                [{"Config": "cfg.json", "Layers": ["a/layer.tar", "b/layer.tar", "c/layer.tar"]}]
+            ).encode(),
+        },
+        links={"c/layer.tar": "../a/layer.tar"},
+    )
     image = read_saved_image(io.BytesIO(archive), LayerSink(tmp_path / "cache", known=[known]))
     assert [layer.diff_id for layer in image.layers] == json.loads(config)["rootfs"]["diff_ids"]
     assert image.layers[0] == known and image.layers[2] == known
@@ -186,6 +237,7 @@ def test_oci_save_archive_keeps_gzip_layers(settings, tmp_path, debian_base):
 def test_a_failing_docker_build_is_a_build_error_with_its_log(dockerd, tmp_path):  # noqa: F811
     from vci.build.docker import _build
     from vci.errors import BuildError
+
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY not-in-the-context /x\n")
     with dockerd.client() as client, pytest.raises(BuildError) as caught:
         _build(client, tmp_path, "vci-test/failing:1", {})

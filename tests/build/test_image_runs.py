@@ -20,6 +20,7 @@ def debian_base():
 
 def wait_ready(url: str, box, timeout: float = 60) -> None:
     import time
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

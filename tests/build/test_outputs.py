@@ -15,8 +15,10 @@ def test_push_progress_follows_the_one_progress_rule(monkeypatch, capsys):
     report = push_progress()
     report("uploaded", DIGEST, 3 << 20)
     report("skipped", DIGEST, 1536)
-    assert capsys.readouterr().err.splitlines() == ["  uploaded  sha256:abababababab    3.0 MiB",
-                                                    "  skipped   sha256:abababababab    1.5 KiB"]
+    assert capsys.readouterr().err.splitlines() == [
+        "  uploaded  sha256:abababababab    3.0 MiB",
+        "  skipped   sha256:abababababab    1.5 KiB",
+    ]
 
 
 def test_the_refs_file_holds_the_reference_on_one_line(tmp_path):

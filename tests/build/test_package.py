@@ -41,8 +41,7 @@ def test_push_agrees_with_skopeo(settings, tmp_path, scratch_base, registry):
 def test_same_run_same_digest_and_check_reproducible(settings, tmp_path, scratch_base):
     run = log_scaler(settings, tmp_path, "3")
     first = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "a")))
-    second = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "b")),
-                     check_reproducible=True)
+    second = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "b")), check_reproducible=True)
     assert first["digest"] == second["digest"] and second["reproducible"] is True
     assert skopeo("inspect", f"oci:{tmp_path / 'a'}:{run.id}")["Digest"] == first["digest"]
 
@@ -52,20 +51,32 @@ def test_weights_only_change_uploads_exactly_one_layer(settings, tmp_path, scrat
     v1 = package(settings, log_scaler(settings, tmp_path, "4").id, Options(base=scratch_base, push=[repo]))
     mark = registry.mark()
     v2 = package(settings, log_scaler(settings, tmp_path, "5").id, Options(base=scratch_base, push=[repo]))
-    changed = [new["digest"] for new, old in zip(v2["layers"], v1["layers"], strict=True)
-               if new["digest"] != old["digest"]]
+    changed = [
+        new["digest"] for new, old in zip(v2["layers"], v1["layers"], strict=True) if new["digest"] != old["digest"]
+    ]
     assert [layer["name"] for layer in v2["layers"] if layer["digest"] in changed] == ["artifact factor"]
     config_digest = v2["manifest"]["config"]["digest"]
-    uploaded = {r.uri.split("digest=")[1].split("&")[0] for r in blob_uploads(registry.requests_since(mark))
-                if "digest=" in r.uri}
+    uploaded = {
+        r.uri.split("digest=")[1].split("&")[0]
+        for r in blob_uploads(registry.requests_since(mark))
+        if "digest=" in r.uri
+    }
     assert uploaded - {config_digest} == set(changed)
     assert v2["outputs"]["push"][0]["uploaded"] == changed + [config_digest]
 
 
 def test_layout_tar_and_dockerfile_outputs(settings, tmp_path, scratch_base):
     run = log_scaler(settings, tmp_path, "6")
-    result = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "layout"),
-                                               tar=str(tmp_path / "image.tar"), dockerfile=str(tmp_path / "ctx")))
+    result = package(
+        settings,
+        run.id,
+        Options(
+            base=scratch_base,
+            layout=str(tmp_path / "layout"),
+            tar=str(tmp_path / "image.tar"),
+            dockerfile=str(tmp_path / "ctx"),
+        ),
+    )
     archived = skopeo("inspect", f"docker-archive:{tmp_path / 'image.tar'}")
     assert archived["Labels"]["vci.run-id"] == run.id  # docker-archive lists diff_ids, not blob digests
     assert len(archived["Layers"]) == len(result["layers"])
@@ -107,18 +118,44 @@ def test_bad_inputs(settings, tmp_path, scratch_base):
 def test_cli_package_json_and_refs_file(settings, tmp_path, scratch_base, registry):
     run = log_scaler(settings, tmp_path, "10")
     env = {**env_without_debug(), "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(settings_cache(settings))}
-    out = subprocess.run([sys.executable, "-m", "vci", "package", run.id, "--base", scratch_base, "--push",
-                          f"{registry.host}/ml/cli", "--refs-file", str(tmp_path / "ref.txt"), "-o", "json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vci",
+            "package",
+            run.id,
+            "--base",
+            scratch_base,
+            "--push",
+            f"{registry.host}/ml/cli",
+            "--refs-file",
+            str(tmp_path / "ref.txt"),
+            "-o",
+            "json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["image"] == f"{registry.host}/ml/cli@{result['digest']}"
     assert (tmp_path / "ref.txt").read_text().strip() == result["image"]
-    bad = subprocess.run([sys.executable, "-m", "vci", "package", "20200101-000000-abcd", "--base", scratch_base],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "vci", "package", "20200101-000000-abcd", "--base", scratch_base],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 6 and "Traceback" not in bad.stderr
 
 
 def settings_cache(settings):
     import os
+
     return os.environ["VCI_CACHE_DIR"]

@@ -17,8 +17,12 @@ def test_minor_version():
 
 
 def test_each_blob_is_one_layer_at_its_content_address(tmp_path):
-    manifest = {"model": {"digest": DIGEST, "size": 3}, "artifacts": {}, "requirements": [],
-                "environment": {"python": "3.11.7"}}
+    manifest = {
+        "model": {"digest": DIGEST, "size": 3},
+        "artifacts": {},
+        "requirements": [],
+        "environment": {"python": "3.11.7"},
+    }
     specs = plan_layers(manifest, tmp_path, python="3.11", platform="linux/amd64", cache_dir=tmp_path)
     assert [s.name for s in specs] == ["dependencies", "runtime", "model"]
     model = specs[-1]

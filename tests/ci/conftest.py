@@ -97,8 +97,12 @@ class Cluster:
             "project": project,
             "environments": {
                 "staging": {**common, "namespace": self.NAMESPACES["staging"], "repository": f"{repository}-staging"},
-                "production": {**common, "namespace": self.NAMESPACES["production"], "repository": repository,
-                               "requires_approval": True},
+                "production": {
+                    **common,
+                    "namespace": self.NAMESPACES["production"],
+                    "repository": repository,
+                    "requires_approval": True,
+                },
             },
         }
         (workdir / "vci.yaml").write_text(yaml.safe_dump(config))

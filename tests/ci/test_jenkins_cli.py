@@ -118,13 +118,9 @@ def test_a_build_that_did_not_succeed_fails_the_command(jenkins, result):
 def test_a_repeated_trigger_never_starts_a_second_build(jenkins):
     create_job(jenkins)
     jenkins.state.fail_next.append((r"POST /job/vci/buildWithParameters", 500))  # the first attempt fails
-    first = json.loads(
-        vci_jenkins(jenkins, "trigger", "--job", "vci", "--trigger-id", "gh-42-1", "-o", "json").stdout
-    )
+    first = json.loads(vci_jenkins(jenkins, "trigger", "--job", "vci", "--trigger-id", "gh-42-1", "-o", "json").stdout)
     again = json.loads(
-        vci_jenkins(
-            jenkins, "trigger", "--job", "vci", "--trigger-id", "gh-42-1", "--wait", "-o", "json"
-        ).stdout
+        vci_jenkins(jenkins, "trigger", "--job", "vci", "--trigger-id", "gh-42-1", "--wait", "-o", "json").stdout
     )
     assert first["reused"] is False and again["reused"] is True
     assert again["result"] == "SUCCESS" and again["build"] == 1
@@ -144,11 +140,7 @@ def test_each_refusal_is_explained(jenkins):
     reader = vci_jenkins(jenkins, "trigger", "--job", "vci", user="reader", token="api-token-2")
     assert reader.returncode == 11 and "'reader' may not access job 'vci'" in reader.stderr
     missing = vci_jenkins(jenkins, "trigger", "--job", "nope")
-    assert (
-        missing.returncode == 6
-        and "does not exist" in missing.stderr
-        and "vci jenkins setup" in missing.stderr
-    )
+    assert missing.returncode == 6 and "does not exist" in missing.stderr and "vci jenkins setup" in missing.stderr
     for _ in range(3):
         jenkins.state.fail_next.append((r"POST /job/vci/buildWithParameters", 500))
     broken = vci_jenkins(jenkins, "trigger", "--job", "vci")
@@ -208,10 +200,7 @@ def test_credentials_come_from_the_environment_or_a_file_never_flags(jenkins, tm
 
 def test_parameters_xml_reads_the_jenkinsfile_declarations():
     xml = parameters_xml(JENKINSFILE.read_text())
-    assert (
-        "<hudson.model.BooleanParameterDefinition><name>PROMOTE</name><defaultValue>true</defaultValue>"
-        in xml
-    )
+    assert "<hudson.model.BooleanParameterDefinition><name>PROMOTE</name><defaultValue>true</defaultValue>" in xml
     assert "<string>default</string><string>direct</string><string>canary</string>" in xml
     assert "<name>MODEL</name><defaultValue>model.py:Model</defaultValue>" in xml
     assert xml.count(f"<name>{TRIGGER_PARAM}</name>") == 1

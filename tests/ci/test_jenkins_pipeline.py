@@ -38,9 +38,7 @@ def groovy(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
     if not binary:
         pytest.fail("groovy is not installed: apt-get install -y groovy")
     full_env = dict(env or clean_env(), JAVA_HOME=JAVA_HOME)
-    return subprocess.run(
-        [binary, *map(str, args)], env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([binary, *map(str, args)], env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def groovy_files():
@@ -104,8 +102,17 @@ def test_no_sh_step_interpolates_a_credential_in_double_quotes():
     assert interpolated_credentials(leaky, credentials) == ["AWS_SECRET_ACCESS_KEY"]
 
 
-def run_pipeline(tmp_path, workspace, store, params, approver=None, credentials=CREDENTIALS, extra_env=None,
-                 timeout=180, jenkinsfile=JENKINS / "Jenkinsfile"):
+def run_pipeline(
+    tmp_path,
+    workspace,
+    store,
+    params,
+    approver=None,
+    credentials=CREDENTIALS,
+    extra_env=None,
+    timeout=180,
+    jenkinsfile=JENKINS / "Jenkinsfile",
+):
     """Run the Jenkinsfile (or a variant of it) in the harness; the store's keys, the registry login and the
     kubeconfig reach its sh steps only through withCredentials."""
     env = clean_env(
@@ -229,16 +236,12 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     production_deployment = cluster.deployment("jenkins", "production")
     assert production_deployment["metadata"]["namespace"] == "ml-prod"
     assert live_image(production_deployment) == f"{cluster.registry.host}/ml/jenkins@{digest}"
-    staging = json.loads(
-        run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout
-    )
-    production = json.loads(
-        run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
-    )
+    staging = json.loads(run_vci("status", "--env", "staging", "--output", "json", cwd=workspace, env=env).stdout)
+    production = json.loads(run_vci("status", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout)
     assert production["digest"] == staging["digest"] == digest and production["state"] == "ready"
-    history = json.loads(
-        run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout
-    )["releases"]
+    history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout)[
+        "releases"
+    ]
     assert [(r["action"], r["approver"], r["outcome"], r["digest"]) for r in history] == [
         ("promote", "release-manager", "succeeded", digest)
     ]
@@ -246,8 +249,7 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     assert history[0]["release_id"] in report["description"]
     assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
     # production answers through the API server's service proxy, from a pod pulled from the registry
-    answer = run_vci("predict", "--env", "production", "--data", "[5, 7]", "-o", "json",
-                     cwd=workspace, env=env)
+    answer = run_vci("predict", "--env", "production", "--data", "[5, 7]", "-o", "json", cwd=workspace, env=env)
     assert json.loads(answer.stdout)["prediction"] == [10, 14]
 
     assert REGISTRY_PASSWORD not in out.stdout + out.stderr
@@ -316,11 +318,15 @@ def test_an_unanswered_approval_stops_before_production(tmp_path, jenkins_worksp
 
 
 TOP_AGENT = ("    agent none\n\n    parameters", "    agent any\n\n    parameters")
-APPROVAL_AGENT = ("            agent none\n            options { timeout(time: 1, unit: 'DAYS') }",
-                  "            agent any\n            options { timeout(time: 1, unit: 'DAYS') }")
+APPROVAL_AGENT = (
+    "            agent none\n            options { timeout(time: 1, unit: 'DAYS') }",
+    "            agent any\n            options { timeout(time: 1, unit: 'DAYS') }",
+)
 APPROVAL_IN_NODE = (
-    ("                script {\n                    env.VCI_APPROVER", "                script { node {\n"
-     "                    env.VCI_APPROVER"),
+    (
+        "                script {\n                    env.VCI_APPROVER",
+        "                script { node {\n                    env.VCI_APPROVER",
+    ),
     ('echo "approved by ${env.VCI_APPROVER}"', 'echo "approved by ${env.VCI_APPROVER}" }'),
 )
 
@@ -336,12 +342,12 @@ APPROVAL_IN_NODE = (
     ],
     ids=["pipeline-agent-any", "approval-agent-any", "node-step"],
 )
-def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_workspace, replacements,
-                                                               holder):
+def test_the_harness_fails_an_approval_that_holds_an_executor(tmp_path, jenkins_workspace, replacements, holder):
     workspace, store, env = jenkins_workspace
     jenkinsfile = variant(tmp_path, "Jenkinsfile.executor", *replacements)
-    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
-                               jenkinsfile=jenkinsfile)
+    out, report = run_pipeline(
+        tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager", jenkinsfile=jenkinsfile
+    )
     assert report["result"] == "FAILURE"
     assert stage_statuses(report)["Approval"] == "failure" and report["approvals"] == []
     error = stage_error(report, "Approval")
@@ -367,8 +373,9 @@ def test_the_harness_fails_an_outer_timeout_that_ends_before_the_approvals(
     options = "        disableConcurrentBuilds()"
     added = (options, f"        {pipeline_timeout}\n{options}")
     jenkinsfile = variant(tmp_path, "Jenkinsfile.timeout", added)
-    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
-                               jenkinsfile=jenkinsfile)
+    out, report = run_pipeline(
+        tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager", jenkinsfile=jenkinsfile
+    )
     assert "timeout" in report["options"]
     if minutes is None:  # an outer timeout longer than the approval's leaves it its day
         assert report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
@@ -387,8 +394,7 @@ HISTORY_IN_PIPELINE_POST = (
     "                sh 'vci history --env production --limit 5 || true'\n"
     "            }\n        }\n        success {",
 )
-PACKAGE_WITHOUT_AGENT = ("        stage('Package') {\n            agent any\n",
-                         "        stage('Package') {\n")
+PACKAGE_WITHOUT_AGENT = ("        stage('Package') {\n            agent any\n", "        stage('Package') {\n")
 
 
 @pytest.mark.slow
@@ -401,8 +407,7 @@ PACKAGE_WITHOUT_AGENT = ("        stage('Package') {\n            agent any\n",
     ],
     ids=["pipeline-post", "stage-without-agent"],
 )
-def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins_workspace, replacement,
-                                                                where):
+def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins_workspace, replacement, where):
     workspace, store, env = jenkins_workspace
     jenkinsfile = variant(tmp_path, "Jenkinsfile.nonode", replacement)
     params = dict(LOCAL_PARAMS, PROMOTE=False)
@@ -420,8 +425,17 @@ def test_a_step_that_needs_a_workspace_fails_outside_any_agent(tmp_path, jenkins
 def log_another_version(path: Path, env: dict) -> dict:
     """Another version of the workspace's model (factor 3, with examples it passes), logged to its store."""
     make_project(path, factor=3)
-    return vci_json("log", "--model", "model.py:Doubler", "--artifact", "factor=factor.txt", "--examples",
-                    "examples.json", cwd=path, env=env)
+    return vci_json(
+        "log",
+        "--model",
+        "model.py:Doubler",
+        "--artifact",
+        "factor=factor.txt",
+        "--examples",
+        "examples.json",
+        cwd=path,
+        env=env,
+    )
 
 
 @pytest.mark.slow
@@ -432,8 +446,14 @@ def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_wor
     other = log_another_version(tmp_path / "other", env)
     deploy = [sys.executable, "-m", "vci", "deploy", other["run_id"], "--env", "staging"]
     meanwhile = f"VCI_CACHE_DIR={shlex.quote(env['VCI_CACHE_DIR'])} {shlex.join(deploy)}"
-    out, report = run_pipeline(tmp_path, workspace, store, LOCAL_PARAMS, approver="release-manager",
-                               extra_env={"HARNESS_DURING_INPUT": meanwhile})
+    out, report = run_pipeline(
+        tmp_path,
+        workspace,
+        store,
+        LOCAL_PARAMS,
+        approver="release-manager",
+        extra_env={"HARNESS_DURING_INPUT": meanwhile},
+    )
     assert report["result"] == "FAILURE", out.stdout[-3000:] + out.stderr[-3000:]
     assert stage_statuses(report) == {
         "Package": "success",

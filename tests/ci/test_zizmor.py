@@ -39,8 +39,19 @@ def scanned_files(root: Path) -> list[str]:
 def zizmor(root: Path, files: list[str]) -> list[dict]:
     """zizmor's findings on ``files`` (relative to ``root``): {audit, file, line, feature, desc}, from
     each finding's primary location (``feature`` is the text it flags, e.g. the ``uses:`` value)."""
-    args = [zizmor_binary(), "--offline", "--persona", "auditor", "--no-ignores", "--no-config",
-            "--strict-collection", "--no-exit-codes", "--format", "json", *files]
+    args = [
+        zizmor_binary(),
+        "--offline",
+        "--persona",
+        "auditor",
+        "--no-ignores",
+        "--no-config",
+        "--strict-collection",
+        "--no-exit-codes",
+        "--format",
+        "json",
+        *files,
+    ]
     out = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     for name in files:
@@ -48,13 +59,15 @@ def zizmor(root: Path, files: list[str]) -> list[dict]:
     findings = []
     for finding in json.loads(out.stdout):
         location = next(loc for loc in finding["locations"] if loc["symbolic"]["kind"] == "Primary")
-        findings.append({
-            "audit": finding["ident"],
-            "file": location["symbolic"]["key"]["Local"]["verbatim_path"],
-            "line": location["concrete"]["location"]["start_point"]["row"] + 1,
-            "feature": location["concrete"]["feature"],
-            "desc": finding["desc"],
-        })
+        findings.append(
+            {
+                "audit": finding["ident"],
+                "file": location["symbolic"]["key"]["Local"]["verbatim_path"],
+                "line": location["concrete"]["location"]["start_point"]["row"] + 1,
+                "feature": location["concrete"]["feature"],
+                "desc": finding["desc"],
+            }
+        )
     return findings
 
 

@@ -11,7 +11,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from registry import RegistryServer  # noqa: E402
-
 from tests.fakes.kube import start_kube_server  # noqa: E402
 
 
@@ -24,6 +23,7 @@ def registry(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scratch_base(tmp_path_factory):
     from images import scratch_base_layout
+
     return scratch_base_layout(tmp_path_factory.mktemp("base"))
 
 
@@ -37,11 +37,22 @@ def kube():
 
 
 def write_config(tmp_path: Path, kubeconfig: Path, repository: str, base: str, **staging) -> Path:
-    config = {"project": "scaler", "store": str(tmp_path / "store"),
-              "environments": {"staging": {"target": "kubernetes", "namespace": "ml-staging",
-                                           "kubeconfig": str(kubeconfig), "repository": repository,
-                                           "base_image": base, "replicas": 2,
-                                           "resources": {"cpu": "100m", "memory": "128Mi"}, **staging}}}
+    config = {
+        "project": "scaler",
+        "store": str(tmp_path / "store"),
+        "environments": {
+            "staging": {
+                "target": "kubernetes",
+                "namespace": "ml-staging",
+                "kubeconfig": str(kubeconfig),
+                "repository": repository,
+                "base_image": base,
+                "replicas": 2,
+                "resources": {"cpu": "100m", "memory": "128Mi"},
+                **staging,
+            }
+        },
+    }
     path = tmp_path / "vci.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -8,12 +8,11 @@ import sys
 import pytest
 
 import vci
+from tests.build.models import Scaler
+from tests.fakes.kube import Forbid, start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, status, target_for, undeploy
 from vci.errors import AuthError, ConfigError, DeployError, NotFoundError, UsageError
-
-from tests.fakes.kube import Forbid, start_kube_server
-from tests.build.models import Scaler
 
 from .conftest import write_config
 
@@ -45,8 +44,11 @@ def test_deploy_run_packages_pushes_applies_and_waits(settings, tmp_path, regist
     result = deploy(settings, run.id, "staging", timeout=60)
     assert result["status"] == "deployed" and result["image"].startswith(f"{registry.host}/ml/scaler@sha256:")
     assert result["changes"]["Deployment/scaler-staging"] == "created"
-    assert set(result["changes"]) == {"Deployment/scaler-staging", "Service/scaler-staging",
-                                      "PodDisruptionBudget/scaler-staging"}
+    assert set(result["changes"]) == {
+        "Deployment/scaler-staging",
+        "Service/scaler-staging",
+        "PodDisruptionBudget/scaler-staging",
+    }
     live = live_deployment(settings)
     assert live["metadata"]["annotations"]["vci.dev/release-id"] == result["release_id"]
     assert live["metadata"]["annotations"]["vci.dev/run-id"] == run.id
@@ -153,15 +155,41 @@ def test_forbidden_answers_are_auth_errors(tmp_path, registry, scratch_base, mon
 def test_cli_render_and_kubectl_sees_the_deployment(settings, tmp_path, kube):
     run = log_run(settings, tmp_path, "10")
     env = {k: v for k, v in os.environ.items() if k != "VCI_DEBUG"}
-    out = subprocess.run([sys.executable, "-m", "vci", "render", run.id, "--env", "staging"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "render", run.id, "--env", "staging"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "kind: Deployment" in out.stdout and "@sha256:" in out.stdout and run.id in out.stdout
-    deployed = subprocess.run([sys.executable, "-m", "vci", "deploy", run.id, "--env", "staging", "-o", "json"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    deployed = subprocess.run(
+        [sys.executable, "-m", "vci", "deploy", run.id, "--env", "staging", "-o", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert deployed.returncode == 0, deployed.stderr
-    kubectl = subprocess.run(["kubectl", "--kubeconfig", str(tmp_path / "kubeconfig"), "-n", "ml-staging", "get",
-                              "deployments", "-o", "json"], capture_output=True, text=True, timeout=60)
+    kubectl = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(tmp_path / "kubeconfig"),
+            "-n",
+            "ml-staging",
+            "get",
+            "deployments",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert kubectl.returncode == 0, kubectl.stderr
     names = [item["metadata"]["name"] for item in json.loads(kubectl.stdout)["items"]]
     assert "scaler-staging" in names
@@ -179,11 +207,17 @@ def test_user_flow_run_deploy_uses_the_cluster_when_the_default_environment_is_o
 
 
 def test_the_environments_image_pull_secret_reaches_the_pod_spec(tmp_path, kube, registry, scratch_base):
-    write_config(tmp_path, kube.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base,
-                 image_pull_secret="registry-login")
+    write_config(
+        tmp_path,
+        kube.kubeconfig(tmp_path / "kc"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        image_pull_secret="registry-login",
+    )
     target = target_for(load_settings(cwd=tmp_path, environ={}), "staging")
     spec = target.spec({"image": f"{registry.host}/ml/scaler@sha256:" + "ab" * 32}, None)
     from vci.deploy.manifests import render_deployment
+
     pod = render_deployment(spec)["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "registry-login"}]
 
@@ -191,8 +225,13 @@ def test_the_environments_image_pull_secret_reaches_the_pod_spec(tmp_path, kube,
 def test_a_deploy_keeps_the_replicas_an_hpa_scaled_out_to(tmp_path, kube, registry, scratch_base, monkeypatch):
     """With autoscaling vci renders no replicas; a replace must not let the API server default them to 1."""
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    write_config(tmp_path, kube.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base,
-                 autoscaling={"min_replicas": 2, "max_replicas": 8, "cpu": 70})
+    write_config(
+        tmp_path,
+        kube.kubeconfig(tmp_path / "kc"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        autoscaling={"min_replicas": 2, "max_replicas": 8, "cpu": 70},
+    )
     settings = load_settings(cwd=tmp_path, environ={})
     first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
     apps = target_for(settings, "staging").cluster.apps
@@ -209,6 +248,7 @@ def test_a_deploy_keeps_the_replicas_an_hpa_scaled_out_to(tmp_path, kube, regist
 
 def wait_for(condition, what: str, timeout: float = 30.0) -> None:
     import time
+
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -5,10 +5,9 @@ import json
 
 import pytest
 
+from tests.fakes.kube import start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, deployed_model, status, undeploy
-
-from tests.fakes.kube import start_kube_server
 
 from .conftest import write_config
 from .test_kube import log_run

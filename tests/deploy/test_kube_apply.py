@@ -2,12 +2,11 @@
 
 import pytest
 
+from tests.fakes.kube import Forbid, start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, target_for, undeploy
 from vci.deploy.kubeapi import Cluster
 from vci.errors import AuthError, DeployError
-
-from tests.fakes.kube import Forbid, start_kube_server
 
 from .conftest import write_config
 from .test_kube import log_run
@@ -72,15 +71,17 @@ def test_a_failed_first_deploy_leaves_nothing_behind(project, tmp_path):
 def test_a_refusal_found_by_the_dry_run_writes_nothing(tmp_path, registry, scratch_base, monkeypatch):
     """The server validates (and authorises) every object by dry run before vci writes any of them."""
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    server = start_kube_server(namespaces=("ml-staging",),
-                               forbid=[Forbid(verb="patch", resource="horizontalpodautoscalers")])
+    server = start_kube_server(
+        namespaces=("ml-staging",), forbid=[Forbid(verb="patch", resource="horizontalpodautoscalers")]
+    )
     try:
         write_config(tmp_path, server.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base)
         settings = load_settings(cwd=tmp_path, environ={})
         first = deploy(settings, log_run(settings, tmp_path, "5").id, "staging", timeout=60)
         before = live_objects(settings)
-        write_config(tmp_path, server.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base,
-                     **AUTOSCALED)
+        write_config(
+            tmp_path, server.kubeconfig(tmp_path / "kc"), f"{registry.host}/ml/scaler", scratch_base, **AUTOSCALED
+        )
         settings = load_settings(cwd=tmp_path, environ={})
         with pytest.raises(AuthError, match="patch HorizontalPodAutoscaler ml-staging/scaler-staging"):
             deploy(settings, log_run(settings, tmp_path, "6").id, "staging", timeout=60)
@@ -98,8 +99,9 @@ def test_a_failure_after_the_deployment_is_written_puts_everything_back(project,
 
     def hpa_write_fails(self, obj, *, dry_run=False, force=False):  # e.g. the connection drops
         if obj["kind"] == "HorizontalPodAutoscaler" and not dry_run:
-            raise DeployError("patch HorizontalPodAutoscaler ml-staging/scaler-staging failed (500): etcdserver: "
-                              "request timed out")
+            raise DeployError(
+                "patch HorizontalPodAutoscaler ml-staging/scaler-staging failed (500): etcdserver: request timed out"
+            )
         return real(self, obj, dry_run=dry_run, force=force)
 
     monkeypatch.setattr(Cluster, "server_apply", hpa_write_fails)
@@ -110,8 +112,10 @@ def test_a_failure_after_the_deployment_is_written_puts_everything_back(project,
     after = live_objects(settings)
     assert set(after) == set(before) and image_of(after["Deployment"]) == first["image"]
     assert after["Deployment"]["spec"]["replicas"] == before["Deployment"]["spec"]["replicas"]
-    vci_notes = [{k: v for k, v in o["Deployment"]["metadata"]["annotations"].items() if k.startswith("vci.dev/")}
-                 for o in (before, after)]
+    vci_notes = [
+        {k: v for k, v in o["Deployment"]["metadata"]["annotations"].items() if k.startswith("vci.dev/")}
+        for o in (before, after)
+    ]
     assert vci_notes[0] == vci_notes[1] and vci_notes[0]["vci.dev/release-id"] == first["release_id"]
 
 

@@ -55,7 +55,7 @@ def test_user_flow_deploy_predict_replace_undeploy(settings, tmp_path):
     first = run.deploy(wait=True)
     assert first["status"] == "deployed" and first["digest"] == run.version
     assert run.get_deployed_model().predict([1, 2]) == [2, 4]
-    assert deploy(settings, run.id)["status"] == "unchanged"   # idempotent: no restart
+    assert deploy(settings, run.id)["status"] == "unchanged"  # idempotent: no restart
     old_pid = status(settings)["pid"]
 
     second = make_run(settings, tmp_path, 3)
@@ -97,8 +97,14 @@ def test_cli_deploy_status_predict_undeploy(settings, tmp_path):
     env = {**os.environ, "VCI_STORE": settings.store}
 
     def cli(*args):
-        out = subprocess.run([sys.executable, "-m", "vci", *args, "-o", "json"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "vci", *args, "-o", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 

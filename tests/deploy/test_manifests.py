@@ -10,10 +10,18 @@ IMAGE = f"registry.example.com:5000/ml/iris@{DIGEST}"
 
 
 def spec(**overrides):
-    values = dict(name="iris", environment="staging", namespace="ml-staging", image=IMAGE, replicas=2,
-                  resources={"cpu": "500m", "memory": "1Gi"}, run_id="20261124-071203-3f9a",
-                  model_digest="sha256:" + "cd" * 32, release_id="r20261124-071203-aaaa",
-                  autoscaling={"min_replicas": 2, "max_replicas": 6, "cpu": 70})
+    values = dict(
+        name="iris",
+        environment="staging",
+        namespace="ml-staging",
+        image=IMAGE,
+        replicas=2,
+        resources={"cpu": "500m", "memory": "1Gi"},
+        run_id="20261124-071203-3f9a",
+        model_digest="sha256:" + "cd" * 32,
+        release_id="r20261124-071203-aaaa",
+        autoscaling={"min_replicas": 2, "max_replicas": 6, "cpu": 70},
+    )
     values.update(overrides)
     return DeploySpec(**values)
 
@@ -24,6 +32,7 @@ def kinds(objects):
 
 def test_every_object_passes_strict_schema_validation():
     import kubernetes_validate
+
     objects = render(spec())
     assert kinds(objects) == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
     for obj in objects:
@@ -38,12 +47,18 @@ def test_deployment_shape():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 300
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert pod["securityContext"]["runAsUser"] == 65532
     assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
-    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                      "limits": {"cpu": "500m", "memory": "1Gi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "500m", "memory": "1Gi"},
+    }
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["VCI_IMAGE_DIGEST"] == DIGEST and env["VCI_PORT"] == "8080"
     notes = deployment["metadata"]["annotations"]
@@ -70,13 +85,16 @@ def test_single_replica_has_no_pdb_or_hpa():
     assert kinds(render(spec(replicas=1, autoscaling=None))) == ["Deployment", "Service"]
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    ({"namespace": "ML_Staging"}, "invalid Kubernetes namespace"),
-    ({"resources": {"cpu": "lots"}}, "invalid resource quantity cpu='lots'"),
-    ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
-    ({"name": "x" * 70}, "invalid Kubernetes name"),
-    ({"image_pull_secret": "Registry_Login"}, "invalid image pull secret name 'Registry_Login'"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"namespace": "ML_Staging"}, "invalid Kubernetes namespace"),
+        ({"resources": {"cpu": "lots"}}, "invalid resource quantity cpu='lots'"),
+        ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
+        ({"name": "x" * 70}, "invalid Kubernetes name"),
+        ({"image_pull_secret": "Registry_Login"}, "invalid image pull secret name 'Registry_Login'"),
+    ],
+)
 def test_bad_specs_are_refused(overrides, fragment):
     with pytest.raises(UsageError, match=fragment):
         render(spec(**overrides))
@@ -84,6 +102,7 @@ def test_bad_specs_are_refused(overrides, fragment):
 
 def test_an_image_pull_secret_reaches_the_pod_spec_and_passes_validation():
     import kubernetes_validate
+
     assert "imagePullSecrets" not in render(spec())[0]["spec"]["template"]["spec"]
     deployment = render(spec(image_pull_secret="registry.login"))[0]
     assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry.login"}]
@@ -92,6 +111,7 @@ def test_an_image_pull_secret_reaches_the_pod_spec_and_passes_validation():
 
 def test_tag_allowed_when_asked_and_yaml_round_trips():
     import yaml
+
     objects = render(spec(image="registry.example.com/ml/iris:latest", allow_tag=True))
     assert list(yaml.safe_load_all(to_yaml(objects))) == objects
 
@@ -101,12 +121,15 @@ def test_the_hpa_owns_replicas_when_autoscaling():
     assert render(spec(autoscaling=None))[0]["spec"]["replicas"] == 2
 
 
-@pytest.mark.parametrize("resources, autoscaling, missing", [
-    ({}, {"min_replicas": 2, "max_replicas": 6}, "cpu"),  # the default target is cpu at 80 %
-    ({"memory": "1Gi"}, {"cpu": 70}, "cpu"),
-    ({"limits": {"cpu": "1"}}, {"cpu": 70}, "cpu"),  # a limit alone is not a request (here)
-    ({"cpu": "500m"}, {"cpu": 70, "memory": 80}, "memory"),
-])
+@pytest.mark.parametrize(
+    "resources, autoscaling, missing",
+    [
+        ({}, {"min_replicas": 2, "max_replicas": 6}, "cpu"),  # the default target is cpu at 80 %
+        ({"memory": "1Gi"}, {"cpu": 70}, "cpu"),
+        ({"limits": {"cpu": "1"}}, {"cpu": 70}, "cpu"),  # a limit alone is not a request (here)
+        ({"cpu": "500m"}, {"cpu": 70, "memory": 80}, "memory"),
+    ],
+)
 def test_an_hpa_on_a_resource_without_its_request_is_refused(resources, autoscaling, missing):
     with pytest.raises(UsageError, match=f"autoscaling on {missing} utilisation needs a {missing} request"):
         render(spec(resources=resources, autoscaling=autoscaling))
@@ -120,7 +143,9 @@ def test_hpa_bounds_must_be_in_order():
     hpa = render(spec(resources={"requests": {"cpu": "250m"}}, autoscaling={"cpu": 60}))[2]
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 8
     assert hpa["spec"]["metrics"][0]["resource"] == {
-        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 60},
+    }
 
 
 def test_a_service_name_must_start_with_a_letter():
@@ -130,8 +155,12 @@ def test_a_service_name_must_start_with_a_letter():
 
 
 def test_pod_annotations_and_labels_are_rendered_and_checked():
-    deployment = render(spec(pod_annotations={"vault.hashicorp.com/agent-inject": "true"},
-                             pod_labels={"sidecar.istio.io/inject": "false"}))[0]
+    deployment = render(
+        spec(
+            pod_annotations={"vault.hashicorp.com/agent-inject": "true"},
+            pod_labels={"sidecar.istio.io/inject": "false"},
+        )
+    )[0]
     template = deployment["spec"]["template"]["metadata"]
     assert template["annotations"]["vault.hashicorp.com/agent-inject"] == "true"
     assert template["labels"]["sidecar.istio.io/inject"] == "false"

@@ -17,21 +17,26 @@ from vci.errors import DeployError, NotFoundError
 
 from .conftest import write_config
 
-TIMED_OUT = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-             "message": 'ReplicaSet "web-abc" has timed out progressing.',
-             "lastUpdateTime": "2026-12-01T08:00:00Z", "lastTransitionTime": "2026-12-01T08:00:00Z"}
+TIMED_OUT = {
+    "type": "Progressing",
+    "status": "False",
+    "reason": "ProgressDeadlineExceeded",
+    "message": 'ReplicaSet "web-abc" has timed out progressing.',
+    "lastUpdateTime": "2026-12-01T08:00:00Z",
+    "lastTransitionTime": "2026-12-01T08:00:00Z",
+}
 
 
 def deployment(generation=2, observed=2, conditions=(), want=2, **counts):
     status = {"observedGeneration": observed, "conditions": [dict(c) for c in conditions], **counts}
-    return {"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": want},
-            "status": status}
+    return {"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": want}, "status": status}
 
 
 # -- the status as kubectl's DeploymentStatusViewer reads it -----------------------------------------------
 def test_a_timed_out_condition_counts_only_once_the_new_generation_is_observed():
-    stale = deployment(generation=3, observed=2, conditions=[TIMED_OUT], replicas=3, updatedReplicas=1,
-                       availableReplicas=2)
+    stale = deployment(
+        generation=3, observed=2, conditions=[TIMED_OUT], replicas=3, updatedReplicas=1, availableReplicas=2
+    )
     assert rollout_state(stale) is None, "the controller has not seen the new template: keep waiting"
     observed = copy.deepcopy(stale)
     observed["status"]["observedGeneration"] = 3
@@ -42,8 +47,9 @@ def test_a_timed_out_condition_counts_only_once_the_new_generation_is_observed()
 def test_a_timed_out_condition_left_from_before_the_write_is_stale():
     """The controller keeps ProgressDeadlineExceeded when the new template's ReplicaSet already exists and
     the counts have not moved yet (a rollback, a redeploy of the previous version)."""
-    before = deployment(generation=2, observed=2, conditions=[TIMED_OUT], want=1, replicas=2, updatedReplicas=1,
-                        availableReplicas=1)
+    before = deployment(
+        generation=2, observed=2, conditions=[TIMED_OUT], want=1, replicas=2, updatedReplicas=1, availableReplicas=1
+    )
     after = copy.deepcopy(before)
     after["metadata"]["generation"] = after["status"]["observedGeneration"] = 3
     assert rollout_state(after, before) is None
@@ -73,8 +79,14 @@ def slow_kube():
 @pytest.fixture()
 def slow_settings(tmp_path, monkeypatch, slow_kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    write_config(tmp_path, slow_kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler",
-                 scratch_base, replicas=1, env={"FAKE_KUBE_BEHAVIOUR": "ok"})
+    write_config(
+        tmp_path,
+        slow_kube.kubeconfig(tmp_path / "kubeconfig"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        replicas=1,
+        env={"FAKE_KUBE_BEHAVIOUR": "ok"},
+    )
     yield load_settings(cwd=tmp_path, environ={})
     with contextlib.suppress(NotFoundError):
         target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
@@ -99,8 +111,10 @@ def stall(settings, image: str) -> dict:
     while time.monotonic() < deadline:
         live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
         reasons = [c.get("reason") for c in (live.get("status") or {}).get("conditions") or []]
-        if "ProgressDeadlineExceeded" in reasons and live["status"].get("observedGeneration") == \
-                live["metadata"]["generation"]:
+        if (
+            "ProgressDeadlineExceeded" in reasons
+            and live["status"].get("observedGeneration") == live["metadata"]["generation"]
+        ):
             return live
         time.sleep(0.2)
     raise AssertionError("the stalled Deployment never exceeded its progress deadline")
@@ -147,8 +161,15 @@ def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_pat
 @pytest.fixture()
 def settings(tmp_path, monkeypatch, kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
-                 replicas=6, progress_deadline="3s", env={"FAKE_KUBE_START_SECONDS": "1.0", "VERSION": "1"})
+    write_config(
+        tmp_path,
+        kube.kubeconfig(tmp_path / "kubeconfig"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        replicas=6,
+        progress_deadline="3s",
+        env={"FAKE_KUBE_START_SECONDS": "1.0", "VERSION": "1"},
+    )
     yield load_settings(cwd=tmp_path, environ={})
     with contextlib.suppress(NotFoundError):
         target_for(load_settings(cwd=tmp_path, environ={}), "staging").undeploy()
@@ -180,8 +201,14 @@ def test_an_overall_timeout_is_the_callers_choice(settings, tmp_path):
 
 # -- pods that admission refuses ---------------------------------------------------------------------------
 def namespaced_settings(tmp_path, kube, registry, scratch_base, namespace, labels=None, quota=None, **staging):
-    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
-                 namespace=namespace, **staging)
+    write_config(
+        tmp_path,
+        kube.kubeconfig(tmp_path / "kubeconfig"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        namespace=namespace,
+        **staging,
+    )
     settings = load_settings(cwd=tmp_path, environ={})
     core = target_for(settings, "staging").cluster.core
     core.create_namespace({"metadata": {"name": namespace, "labels": labels or {}}})
@@ -190,11 +217,13 @@ def namespaced_settings(tmp_path, kube, registry, scratch_base, namespace, label
     return settings
 
 
-def test_a_quota_the_pods_cannot_meet_fails_the_rollout_at_once_and_says_why(tmp_path, monkeypatch, kube, registry,
-                                                                            scratch_base):
+def test_a_quota_the_pods_cannot_meet_fails_the_rollout_at_once_and_says_why(
+    tmp_path, monkeypatch, kube, registry, scratch_base
+):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-quota-limits",
-                                   quota={"limits.cpu": "4"}, resources={})
+    settings = namespaced_settings(
+        tmp_path, kube, registry, scratch_base, "ml-quota-limits", quota={"limits.cpu": "4"}, resources={}
+    )
     image = pushed_image(settings, tmp_path, "7")
     started = time.monotonic()
     with pytest.raises(DeployError) as err:
@@ -209,8 +238,16 @@ def test_a_quota_the_pods_cannot_meet_fails_the_rollout_at_once_and_says_why(tmp
 
 def test_an_exhausted_quota_is_named_when_the_deadline_passes(tmp_path, monkeypatch, kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-quota-pods", quota={"pods": "2"},
-                                   progress_deadline="2s", env={"VERSION": "1"})
+    settings = namespaced_settings(
+        tmp_path,
+        kube,
+        registry,
+        scratch_base,
+        "ml-quota-pods",
+        quota={"pods": "2"},
+        progress_deadline="2s",
+        env={"VERSION": "1"},
+    )
     image = pushed_image(settings, tmp_path, "8")
     good = deploy(settings, image, "staging")  # two pods: the quota is full, no room for the surge pod
     settings.environments["staging"].env = {"VERSION": "2"}
@@ -221,11 +258,16 @@ def test_an_exhausted_quota_is_named_when_the_deadline_passes(tmp_path, monkeypa
     assert f"rolled back to {good['image']}" in message
 
 
-def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monkeypatch, kube, registry,
-                                                                 scratch_base):
+def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monkeypatch, kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    settings = namespaced_settings(tmp_path, kube, registry, scratch_base, "ml-restricted",
-                                   labels={"pod-security.kubernetes.io/enforce": "restricted"})
+    settings = namespaced_settings(
+        tmp_path,
+        kube,
+        registry,
+        scratch_base,
+        "ml-restricted",
+        labels={"pod-security.kubernetes.io/enforce": "restricted"},
+    )
     assert deploy(settings, pushed_image(settings, tmp_path, "9"), "staging")["status"] == "deployed"
 
 
@@ -235,25 +277,38 @@ def test_pods_wait_before_sigterm_and_get_the_time_to_drain():
 
     from vci.deploy.manifests import SERVER_DRAIN, DeploySpec, render_deployment
     from vci.serve.__main__ import parse_options
+
     assert parse_options([], env={})["drain_timeout"] == SERVER_DRAIN
     image = "registry.example.com/ml/iris@sha256:" + "ab" * 32
     pod = render_deployment(DeploySpec("iris", "staging", "ml", image))["spec"]["template"]["spec"]
     assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert pod["terminationGracePeriodSeconds"] == 5 + SERVER_DRAIN + 5
-    kubernetes_validate.validate(render_deployment(DeploySpec("iris", "staging", "ml", image)),
-                                 kubernetes_validate.latest_version(), strict=True)
-    quick = render_deployment(DeploySpec("iris", "staging", "ml", image, prestop_delay=0,
-                                         env={"VCI_DRAIN_TIMEOUT": "10"}))["spec"]["template"]["spec"]
+    kubernetes_validate.validate(
+        render_deployment(DeploySpec("iris", "staging", "ml", image)), kubernetes_validate.latest_version(), strict=True
+    )
+    quick = render_deployment(
+        DeploySpec("iris", "staging", "ml", image, prestop_delay=0, env={"VCI_DRAIN_TIMEOUT": "10"})
+    )["spec"]["template"]["spec"]
     assert "lifecycle" not in quick["containers"][0] and quick["terminationGracePeriodSeconds"] == 15
 
 
 def test_the_environment_sets_the_delays_in_seconds(tmp_path):
     import yaml
-    (tmp_path / "vci.yaml").write_text(yaml.safe_dump({"project": "iris", "environments": {"staging": {
-        "target": "kubernetes", "prestop_delay": "1500ms", "progress_deadline": "2m"}}}))
+
+    (tmp_path / "vci.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "project": "iris",
+                "environments": {
+                    "staging": {"target": "kubernetes", "prestop_delay": "1500ms", "progress_deadline": "2m"}
+                },
+            }
+        )
+    )
     spec = target_for(load_settings(cwd=tmp_path, environ={}), "staging").spec({"image": "x"}, None, allow_tag=True)
     assert (spec.prestop_delay, spec.progress_deadline) == (2, 120)
     (tmp_path / "vci.yaml").write_text(yaml.safe_dump({"environments": {"staging": {"prestop_delay": "soon"}}}))
     from vci.errors import ConfigError
+
     with pytest.raises(ConfigError, match="environments.staging.prestop_delay is not a duration: 'soon'"):
         load_settings(cwd=tmp_path, environ={})

@@ -36,10 +36,24 @@ class ServePod:
     def __init__(self, pod_spec: dict, port: int):
         env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env", []) if "value" in e}
         self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
-        command = [sys.executable, "-m", "vci.serve", "--model-dir", MODEL_DIRS[env["VCI_IMAGE_DIGEST"]],
-                   "--host", "127.0.0.1", "--port", str(port)]
-        self.proc = subprocess.Popen(command, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")})
+        command = [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            MODEL_DIRS[env["VCI_IMAGE_DIGEST"]],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
+        )
 
     def terminate(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -75,8 +89,15 @@ def serving_kube():
 @pytest.fixture()
 def settings(tmp_path, monkeypatch, serving_kube, registry, scratch_base):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    write_config(tmp_path, serving_kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler",
-                 scratch_base, replicas=2, prestop_delay="2s", progress_deadline="60s")
+    write_config(
+        tmp_path,
+        serving_kube.kubeconfig(tmp_path / "kubeconfig"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        replicas=2,
+        prestop_delay="2s",
+        progress_deadline="60s",
+    )
     yield load_settings(cwd=tmp_path, environ={})
 
 
@@ -140,8 +161,9 @@ def test_a_rollout_and_a_canary_removal_lose_no_request(settings, tmp_path):
         time.sleep(1.5)  # the canary takes a third of the traffic
         handle.remove()
         time.sleep(3.5)  # past the endpoint lag and the canary pod's preStop delay
-    assert not load.failures, f"{len(load.failures)} of {len(load.failures) + len(load.answers)} failed: " \
-                              f"{load.failures[:3]}"
+    assert not load.failures, (
+        f"{len(load.failures)} of {len(load.failures) + len(load.answers)} failed: {load.failures[:3]}"
+    )
     assert {2.0, 3.0, 5.0} <= set(load.answers), "traffic reached every version"
     assert load.answers[-20:] == [3.0] * 20, "in the end only the new stable version answers"
     target.undeploy()

@@ -21,8 +21,13 @@ ENVIRONMENTS = {  # representative: without and with resources, autoscaled, with
     "minimal": {"namespace": "ml-min"},
     "sized": {"namespace": "ml-sized", **SIZED},
     "autoscaled": {"namespace": "ml-auto", **SIZED, "autoscaling": {"min_replicas": 2, "max_replicas": 6}},
-    "production": {"namespace": "ml-prod", **SIZED, "canary": {"steps": [10, 50], "interval": "30s"},
-                   "requires_approval": True, "image_pull_secret": "registry-login"},
+    "production": {
+        "namespace": "ml-prod",
+        **SIZED,
+        "canary": {"steps": [10, 50], "interval": "30s"},
+        "requires_approval": True,
+        "image_pull_secret": "registry-login",
+    },
 }
 
 
@@ -35,14 +40,21 @@ def checkov() -> str:
 
 def render_all(project: Path) -> Path:
     """Each environment's `vci render` output, and the production canary's Deployment, one file each."""
-    config = {"project": "iris", "environments": {
-        name: {"target": "kubernetes", **values} for name, values in ENVIRONMENTS.items()}}
+    config = {
+        "project": "iris",
+        "environments": {name: {"target": "kubernetes", **values} for name, values in ENVIRONMENTS.items()},
+    }
     (project / "vci.yaml").write_text(yaml.safe_dump(config))
     out = project / "manifests"
     out.mkdir()
     for name in ENVIRONMENTS:
-        rendered = subprocess.run([sys.executable, "-m", "vci", "render", IMAGE, "--env", name], cwd=project,
-                                  capture_output=True, text=True, timeout=60)
+        rendered = subprocess.run(
+            [sys.executable, "-m", "vci", "render", IMAGE, "--env", name],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert rendered.returncode == 0, rendered.stderr
         (out / f"{name}.yaml").write_text(rendered.stdout)
     target = target_for(load_settings(cwd=project, environ={}), "production")
@@ -53,18 +65,29 @@ def render_all(project: Path) -> Path:
 
 def findings(directory: Path) -> set[tuple[str, str]]:
     """(check id, environment) of every failed check, the environment being the file's name."""
-    out = subprocess.run([checkov(), "-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet",
-                          "--skip-download"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [checkov(), "-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet", "--skip-download"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode in (0, 1), out.stderr[-2000:]  # 1: findings (listed below)
     reports = json.loads(out.stdout) if out.stdout.strip() else []
     reports = reports if isinstance(reports, list) else [reports]
-    return {(c["check_id"], Path(c["file_path"]).stem) for r in reports if isinstance(r, dict)
-            for c in r["results"]["failed_checks"]}
+    return {
+        (c["check_id"], Path(c["file_path"]).stem)
+        for r in reports
+        if isinstance(r, dict)
+        for c in r["results"]["failed_checks"]
+    }
 
 
 def unlisted(found: set[tuple[str, str]], ignored: list[dict]) -> set[tuple[str, str]]:
-    return {(check, where) for check, where in found
-            if not any(i["check"] == check and i["environment"] in ("*", where) for i in ignored)}
+    return {
+        (check, where)
+        for check, where in found
+        if not any(i["check"] == check and i["environment"] in ("*", where) for i in ignored)
+    }
 
 
 def test_rendered_manifests_have_no_finding_beyond_the_ignore_list(tmp_path):

@@ -37,8 +37,14 @@ def test_serve_run_id_in_the_foreground(tmp_path):
     run.commit()
     port = free_port()
     env = {**os.environ, "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "vci", "serve", run.id, "--port", str(port)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vci", "serve", run.id, "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc)

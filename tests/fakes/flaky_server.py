@@ -139,8 +139,7 @@ def _handler_for(server: FlakyServer):
         def _answer(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
-            server.record(Recorded(self.command, self.path, dict(self.headers), raw, body,
-                                   time.monotonic()))
+            server.record(Recorded(self.command, self.path, dict(self.headers), raw, body, time.monotonic()))
             reply = server.next_reply(self.path) or self._echo(body)
             time.sleep(reply.delay)
             if reply.drop:
@@ -179,4 +178,5 @@ FAST = {"backoff": 0.01, "max_backoff": 0.05}  # keep retry back-off tiny in tes
 def fast_client(server: FlakyServer, **kwargs):
     """A DeployedModel for ``server`` with short deadlines and back-off (overridable)."""
     from vci.client import DeployedModel
+
     return DeployedModel(server.url, **{"deadline": 5.0, "timeout": 2.0, **FAST, **kwargs})

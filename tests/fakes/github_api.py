@@ -59,20 +59,24 @@ class GitHubAPI:
         assert state in STATES, state
         self.add_run(run_id)
         number = len(self.runs[int(run_id)]) + 1
-        self.runs[int(run_id)].append({
-            "environments": [{
-                "id": 1000 + number,
-                "node_id": f"EN_{number}",
-                "name": environment,
-                "url": f"{self.url}/repos/{self.repository}/environments/{environment}",
-                "html_url": f"https://github.com/{self.repository}/deployments/{environment}",
-                "created_at": "2026-01-01T00:00:00Z",
-                "updated_at": "2026-01-01T00:00:00Z",
-            }],
-            "state": state,
-            "user": {"login": login, "id": 5000 + number, "type": "User", "site_admin": False},
-            "comment": "",
-        })
+        self.runs[int(run_id)].append(
+            {
+                "environments": [
+                    {
+                        "id": 1000 + number,
+                        "node_id": f"EN_{number}",
+                        "name": environment,
+                        "url": f"{self.url}/repos/{self.repository}/environments/{environment}",
+                        "html_url": f"https://github.com/{self.repository}/deployments/{environment}",
+                        "created_at": "2026-01-01T00:00:00Z",
+                        "updated_at": "2026-01-01T00:00:00Z",
+                    }
+                ],
+                "state": state,
+                "user": {"login": login, "id": 5000 + number, "type": "User", "site_admin": False},
+                "comment": "",
+            }
+        )
 
     def start(self) -> GitHubAPI:
         self._thread.start()
@@ -92,8 +96,10 @@ class GitHubAPI:
     def answer(self, method: str, path: str, headers) -> tuple[int, object]:
         """The status and JSON body the real API gives this request."""
         if not headers.get("User-Agent"):
-            return 403, {"message": "Request forbidden by administrative rules. Please make sure your request "
-                         "has a User-Agent header (https://docs.github.com/en/rest/using-the-rest-api)."}
+            return 403, {
+                "message": "Request forbidden by administrative rules. Please make sure your request "
+                "has a User-Agent header (https://docs.github.com/en/rest/using-the-rest-api)."
+            }
         scheme, _, token = (headers.get("Authorization") or "").partition(" ")
         if scheme.lower() not in ("bearer", "token") or token.strip() not in self.tokens:
             return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}

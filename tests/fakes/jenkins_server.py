@@ -91,14 +91,10 @@ class JenkinsHandler(BaseHTTPRequestHandler):
     # --- plumbing ---------------------------------------------------------------------------------
     def _send(self, status: int, body=b"", content_type="text/plain", headers=None):
         data = (
-            body
-            if isinstance(body, bytes)
-            else (json.dumps(body) if isinstance(body, (dict, list)) else body).encode()
+            body if isinstance(body, bytes) else (json.dumps(body) if isinstance(body, (dict, list)) else body).encode()
         )
         self.send_response(status)
-        self.send_header(
-            "Content-Type", content_type if not isinstance(body, (dict, list)) else "application/json"
-        )
+        self.send_header("Content-Type", content_type if not isinstance(body, (dict, list)) else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Jenkins", "2.462.3")
         for k, v in (headers or {}).items():
@@ -138,13 +134,9 @@ class JenkinsHandler(BaseHTTPRequestHandler):
                 )
             if method == "POST":
                 if user in st.readers:
-                    return self._send(
-                        403, f"<html>{user} is missing the Job/Build permission</html>", "text/html"
-                    )
+                    return self._send(403, f"<html>{user} is missing the Job/Build permission</html>", "text/html")
                 if self.headers.get("Jenkins-Crumb") != st.crumb_for(self._session()):
-                    return self._send(
-                        403, "<html>No valid crumb was included in the request</html>", "text/html"
-                    )
+                    return self._send(403, "<html>No valid crumb was included in the request</html>", "text/html")
             st.promote_queue()
             return self._route(method, path, query, body)
 
@@ -209,9 +201,7 @@ class JenkinsHandler(BaseHTTPRequestHandler):
             if st.lose_next_trigger:
                 st.lose_next_trigger = False
                 return self._send(502, "<html>Bad Gateway</html>", "text/html")
-            return self._send(
-                201, headers={"Location": f"http://{self.headers['Host']}/queue/item/{item.id}/"}
-            )
+            return self._send(201, headers={"Location": f"http://{self.headers['Host']}/queue/item/{item.id}/"})
         match = re.fullmatch(r"/(\d+)/(api/json|logText/progressiveText)", rest)
         build = next((b for b in job.builds if match and b.number == int(match.group(1))), None)
         if build is None:

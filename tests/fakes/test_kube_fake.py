@@ -29,9 +29,7 @@ def wait_for(check, timeout: float = 10.0, what: str = "condition"):
     pytest.fail(f"{what} not reached in {timeout}s (last: {value!r})")
 
 
-def deployment(
-    name: str, image: str = "registry.example/model@sha256:" + "a" * 64, replicas: int = 2, **spec
-):
+def deployment(name: str, image: str = "registry.example/model@sha256:" + "a" * 64, replicas: int = 2, **spec):
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -93,9 +91,13 @@ def status_of(api, name, ns) -> dict:
 def rolled_out(api, name, ns):
     d = status_of(api, name, ns)
     s, want = d.get("status") or {}, d["spec"]["replicas"]
-    done = (s.get("observedGeneration") == d["metadata"]["generation"] and s.get("updatedReplicas", 0) == want
-            and s.get("availableReplicas", 0) == want and s.get("replicas", 0) == want  # zeros are omitted
-            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
+    done = (
+        s.get("observedGeneration") == d["metadata"]["generation"]
+        and s.get("updatedReplicas", 0) == want
+        and s.get("availableReplicas", 0) == want
+        and s.get("replicas", 0) == want  # zeros are omitted
+        and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable"
+    )
     return d if done else None
 
 
@@ -110,9 +112,7 @@ def body_of(exc: ApiException) -> dict:
 # -- verbs, metadata, concurrency --------------------------------------------------------------------------
 def test_create_get_list_and_metadata(api, namespace):
     created = apps(api).create_namespaced_deployment(namespace, deployment("web"))
-    assert (
-        created.metadata.uid and created.metadata.generation == 1 and created.metadata.namespace == namespace
-    )
+    assert created.metadata.uid and created.metadata.generation == 1 and created.metadata.namespace == namespace
     assert created.spec.strategy.rolling_update.max_surge == 1 and created.spec.revision_history_limit == 10
     read = apps(api).read_namespaced_deployment("web", namespace)
     assert read.metadata.uid == created.metadata.uid
@@ -130,17 +130,12 @@ def test_create_get_list_and_metadata(api, namespace):
     assert twice.value.status == 409 and body_of(twice.value)["reason"] == "AlreadyExists"
     with pytest.raises(ApiException) as no_ns:
         apps(api).create_namespaced_deployment("no-such-namespace", deployment("web"))
-    assert (
-        no_ns.value.status == 404
-        and body_of(no_ns.value)["message"] == 'namespaces "no-such-namespace" not found'
-    )
+    assert no_ns.value.status == 404 and body_of(no_ns.value)["message"] == 'namespaces "no-such-namespace" not found'
 
 
 def test_replace_with_stale_resource_version_is_a_conflict(api, namespace):
     apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
-    first = wait_for(
-        lambda: rolled_out(api, "web", namespace), what="rollout"
-    )  # the controller is done writing
+    first = wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")  # the controller is done writing
     fresh = dict(first, spec=dict(first["spec"], replicas=1))
     updated = apps(api).replace_namespaced_deployment("web", namespace, fresh)
     assert updated.metadata.generation == 2 and updated.spec.replicas == 1
@@ -149,11 +144,11 @@ def test_replace_with_stale_resource_version_is_a_conflict(api, namespace):
         apps(api).replace_namespaced_deployment("web", namespace, stale)
     body = body_of(conflict.value)
     assert conflict.value.status == 409 and body["reason"] == "Conflict" and body["kind"] == "Status"
-    assert body["message"] == ('Operation cannot be fulfilled on deployments.apps "web": the object has been '
-                               'modified; please apply your changes to the latest version and try again')
-    unconditional = dict(
-        stale, metadata={k: v for k, v in first["metadata"].items() if k != "resourceVersion"}
+    assert body["message"] == (
+        'Operation cannot be fulfilled on deployments.apps "web": the object has been '
+        "modified; please apply your changes to the latest version and try again"
     )
+    unconditional = dict(stale, metadata={k: v for k, v in first["metadata"].items() if k != "resourceVersion"})
     assert apps(api).replace_namespaced_deployment("web", namespace, unconditional).spec.replicas == 4
     labelled = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
     labelled["metadata"]["labels"]["extra"] = "yes"
@@ -177,8 +172,9 @@ def test_watch_streams_added_and_modified_from_a_resource_version(api, namespace
     apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=0))
     apps(api).patch_namespaced_deployment("web", namespace, {"metadata": {"labels": {"tier": "gold"}}})
     seen = []
-    for event in watch.Watch().stream(apps(api).list_namespaced_deployment, namespace, resource_version=start,
-                                      timeout_seconds=2):
+    for event in watch.Watch().stream(
+        apps(api).list_namespaced_deployment, namespace, resource_version=start, timeout_seconds=2
+    ):
         seen.append((event["type"], event["object"].metadata.labels.get("tier")))
         if ("MODIFIED", "gold") in seen:
             break
@@ -214,30 +210,22 @@ def test_a_deployment_rolls_out_and_a_new_template_gets_a_new_replicaset(api, na
     [first] = replicasets(api, namespace)
     assert first["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
     pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
-    assert len(pods) == 3 and all(
-        p.metadata.owner_references[0].name == first["metadata"]["name"] for p in pods
-    )
+    assert len(pods) == 3 and all(p.metadata.owner_references[0].name == first["metadata"]["name"] for p in pods)
     assert all(p.status.phase == "Running" and p.status.pod_ip == "127.0.0.1" for p in pods)
-    patch = {
-        "spec": {
-            "template": {"spec": {"containers": [{"name": "model", "image": "registry.example/model:v2"}]}}
-        }
-    }
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "model", "image": "registry.example/model:v2"}]}}}}
     patched = apps(api).patch_namespaced_deployment("web", namespace, patch)  # strategic merge: by name
-    assert (
-        patched.metadata.generation == 2 and patched.spec.template.spec.containers[0].ports[0].name == "http"
-    )
+    assert patched.metadata.generation == 2 and patched.spec.template.spec.containers[0].ports[0].name == "http"
     done = wait_for(lambda: rolled_out(api, "web", namespace), what="second rollout")
     assert done["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-    by_revision = {r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r
-                   for r in replicasets(api, namespace)}
+    by_revision = {
+        r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r for r in replicasets(api, namespace)
+    }
     assert set(by_revision) == {"1", "2"} and by_revision["1"]["spec"]["replicas"] == 0
-    assert (
-        by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
-    )
+    assert by_revision["2"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/model:v2"
     pods = core(api).list_namespaced_pod(namespace, label_selector="app=web").items
     assert {p.spec.containers[0].image for p in pods if not p.metadata.deletion_timestamp} == {
-        "registry.example/model:v2"}  # old pods may still be terminating, as on a real cluster
+        "registry.example/model:v2"
+    }  # old pods may still be terminating, as on a real cluster
     events = core(api).list_namespaced_event(namespace, field_selector="involvedObject.name=web").items
     assert any(e.reason == "ScalingReplicaSet" and "Scaled down" in e.message for e in events)
 
@@ -252,11 +240,10 @@ def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadlin
     def exceeded():
         d = status_of(api, "good", namespace)
         return d if condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded" else None
+
     d = wait_for(exceeded, timeout=8, what="ProgressDeadlineExceeded")
     assert condition(d, "Progressing")["status"] == "False"
-    assert (
-        d["status"].get("updatedReplicas") == 1 and d["status"].get("availableReplicas") == 1
-    )  # the old pod
+    assert d["status"].get("updatedReplicas") == 1 and d["status"].get("availableReplicas") == 1  # the old pod
     assert d["status"].get("unavailableReplicas") == 1
     pods = core(api).list_namespaced_pod(namespace).items
     bad = [p for p in pods if "broken" in p.spec.containers[0].image]
@@ -264,9 +251,7 @@ def test_a_broken_image_never_becomes_available_and_exceeds_the_progress_deadlin
     status = bad[0].status.container_statuses[0]
     assert status.state.waiting.reason == "CrashLoopBackOff" and status.restart_count >= 1
     assert status.last_state.terminated.exit_code == 1
-    events = core(api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={bad[0].metadata.name}"
-    )
+    events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={bad[0].metadata.name}")
     assert any(e.reason == "BackOff" and e.type == "Warning" for e in events.items)
     assert "crashed" in core(api).read_namespaced_pod_log(bad[0].metadata.name, namespace, tail_lines=2)
 
@@ -280,13 +265,16 @@ def test_delete_cascades_in_the_background_and_in_the_foreground(api, namespace)
     def gone(app: str) -> bool:
         return not core(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
 
-    wait_for(lambda: gone("bg") and not [r for r in replicasets(api, namespace) if r["metadata"]["name"]
-                                         .startswith("bg-")], what="background cascade")
+    wait_for(
+        lambda: gone("bg") and not [r for r in replicasets(api, namespace) if r["metadata"]["name"].startswith("bg-")],
+        what="background cascade",
+    )
     apps(api).delete_namespaced_deployment("fg", namespace, propagation_policy="Foreground")
     lingering = apps(api).read_namespaced_deployment("fg", namespace)  # kept until its dependents are gone
     assert lingering.metadata.deletion_timestamp and "foregroundDeletion" in lingering.metadata.finalizers
-    wait_for(lambda: gone("fg") and not apps(api).list_namespaced_deployment(namespace).items,
-             what="foreground cascade")
+    wait_for(
+        lambda: gone("fg") and not apps(api).list_namespaced_deployment(namespace).items, what="foreground cascade"
+    )
 
 
 # -- refusals --------------------------------------------------------------------------------------------
@@ -327,18 +315,17 @@ def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
     bad_quantity["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
     with pytest.raises(ApiException) as decoding:
         apps(api).create_namespaced_deployment(namespace, bad_quantity)
-    assert decoding.value.status == 400 and "quantities must match the regular expression" in body_of(
-        decoding.value)["message"]  # a decoding error on the real server: 400 BadRequest, not 422
+    assert (
+        decoding.value.status == 400
+        and "quantities must match the regular expression" in body_of(decoding.value)["message"]
+    )  # a decoding error on the real server: 400 BadRequest, not 422
     over = deployment("web")
-    over["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"},
-                                                                      "limits": {"cpu": "1"}}
+    over["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
     cases = [
         (deployment("Bad_Name"), "metadata.name"),
         (over, "resources.requests"),
         (
-            dict(
-                deployment("web"), spec=dict(deployment("web")["spec"], selector={"matchLabels": {"a": "b"}})
-            ),
+            dict(deployment("web"), spec=dict(deployment("web")["spec"], selector={"matchLabels": {"a": "b"}})),
             "`selector` does not match template `labels`",
         ),
     ]
@@ -348,8 +335,9 @@ def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
         body = body_of(invalid.value)
         assert invalid.value.status == 422 and body["reason"] == "Invalid" and needle in body["message"], body
     canonical = deployment("web")
-    canonical["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "0.5",
-                                                                                        "memory": "2048Mi"}}
+    canonical["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "0.5", "memory": "2048Mi"}
+    }
     created = apps(api).create_namespaced_deployment(namespace, canonical)
     assert created.spec.template.spec.containers[0].resources.requests == {"cpu": "500m", "memory": "2Gi"}
     with pytest.raises(ApiException) as bad_ns:
@@ -358,7 +346,7 @@ def test_invalid_objects_are_refused_as_the_real_server_does(api, namespace):
 
 
 # -- process pods and the service proxy ------------------------------------------------------------------
-POD_SERVER = '''
+POD_SERVER = """
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -385,7 +373,7 @@ if os.environ.get("IGNORE_SIGTERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("serving on", os.environ["VCI_PORT"], flush=True)
 HTTPServer(("127.0.0.1", int(os.environ["VCI_PORT"])), Handler).serve_forever()
-'''
+"""
 
 
 class ProcessHandle:
@@ -393,11 +381,13 @@ class ProcessHandle:
 
     def __init__(self, script: Path, port: int, log: Path, name: str, env: dict | None = None):
         import os
+
         self.log, self.port = log, port
         self.terminated_at = self.killed_at = None
         env = {**os.environ, **(env or {}), "VCI_PORT": str(port), "POD": name}
-        self.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log.open("ab"),
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, str(script)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        )
 
     def terminate(self):
         self.terminated_at = time.monotonic()
@@ -454,10 +444,16 @@ def process_deployment(replicas: int) -> dict:
 
 def test_process_pods_are_probed_proxied_round_robin_and_restarted(process_server, tmp_path):
     import requests
+
     api = config.new_client_from_config(str(process_server.kubeconfig(tmp_path / "kc")), context="test")
     apps(api).create_namespaced_deployment("default", process_deployment(2))
-    core(api).create_namespaced_service("default", {"metadata": {"name": "model"}, "spec": {
-        "selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    core(api).create_namespaced_service(
+        "default",
+        {
+            "metadata": {"name": "model"},
+            "spec": {"selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    )
     wait_for(lambda: rolled_out(api, "model", "default"), what="process rollout")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {process_server.token}"
@@ -491,6 +487,7 @@ def test_process_pods_are_probed_proxied_round_robin_and_restarted(process_serve
         fresh = core(api).read_namespaced_pod(pod.metadata.name, "default").status
         statuses = fresh.container_statuses or []
         return statuses and statuses[0].restart_count >= 1 and statuses[0].ready and statuses[0]
+
     status = wait_for(restarted, what="restart after the crash")
     assert status.last_state.terminated.exit_code == 3
     core(api).delete_namespaced_pod(pod.metadata.name, "default")
@@ -501,37 +498,49 @@ def test_process_pods_are_probed_proxied_round_robin_and_restarted(process_serve
 
 def test_a_service_without_ready_pods_has_no_endpoints(api, namespace, server):
     import requests
-    core(api).create_namespaced_service(namespace, {"metadata": {"name": "empty"}, "spec": {
-        "selector": {"app": "none"}, "ports": [{"port": 80}]}})
-    reply = requests.get(f"{server.url}/api/v1/namespaces/{namespace}/services/empty/proxy/x",
-                         headers={"Authorization": f"Bearer {server.token}"}, verify=str(server.ca_file))
-    assert (
-        reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
+
+    core(api).create_namespaced_service(
+        namespace, {"metadata": {"name": "empty"}, "spec": {"selector": {"app": "none"}, "ports": [{"port": 80}]}}
     )
+    reply = requests.get(
+        f"{server.url}/api/v1/namespaces/{namespace}/services/empty/proxy/x",
+        headers={"Authorization": f"Bearer {server.token}"},
+        verify=str(server.ca_file),
+    )
+    assert reply.status_code == 503 and reply.json()["message"] == 'no endpoints available for service "empty"'
 
 
 # -- server-side apply, kubectl, and vci's own cluster access -----------------------------------------------
 def test_server_side_apply_creates_updates_and_drops_fields_it_no_longer_applies(api, namespace):
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
-                  "data": {"a": "1", "b": "2"}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings"},
+        "data": {"a": "1", "b": "2"},
+    }
     with pytest.raises(ApiException) as no_manager:
-        core(api).patch_namespaced_config_map("settings", namespace, config_map,
-                                              _content_type="application/apply-patch+yaml")
+        core(api).patch_namespaced_config_map(
+            "settings", namespace, config_map, _content_type="application/apply-patch+yaml"
+        )
     assert no_manager.value.status == 400
-    core(api).patch_namespaced_config_map("settings", namespace, config_map, field_manager="vci",
-                                          _content_type="application/apply-patch+yaml")
+    core(api).patch_namespaced_config_map(
+        "settings", namespace, config_map, field_manager="vci", _content_type="application/apply-patch+yaml"
+    )
     again = dict(config_map, data={"a": "10"})
-    applied = core(api).patch_namespaced_config_map("settings", namespace, again, field_manager="vci",
-                                                    _content_type="application/apply-patch+yaml")
+    applied = core(api).patch_namespaced_config_map(
+        "settings", namespace, again, field_manager="vci", _content_type="application/apply-patch+yaml"
+    )
     assert applied.data == {"a": "10"}
     assert [(m.manager, m.operation) for m in applied.metadata.managed_fields] == [("vci", "Apply")]
     rival = dict(config_map, data={"a": "20"})
     with pytest.raises(ApiException) as conflict:
-        core(api).patch_namespaced_config_map("settings", namespace, rival, field_manager="other",
-                                              _content_type="application/apply-patch+yaml")
+        core(api).patch_namespaced_config_map(
+            "settings", namespace, rival, field_manager="other", _content_type="application/apply-patch+yaml"
+        )
     assert conflict.value.status == 409 and 'conflict with "vci"' in body_of(conflict.value)["message"]
-    forced = core(api).patch_namespaced_config_map("settings", namespace, rival, field_manager="other",
-                                                   force=True, _content_type="application/apply-patch+yaml")
+    forced = core(api).patch_namespaced_config_map(
+        "settings", namespace, rival, field_manager="other", force=True, _content_type="application/apply-patch+yaml"
+    )
     assert forced.data == {"a": "20"}
 
 
@@ -543,10 +552,15 @@ def test_update_writers_own_what_they_change_and_an_apply_conflicts_with_them(ap
     live.metadata.annotations = {"mesh.example/inject": "true"}  # another tool, by PUT
     apps(api).replace_namespaced_deployment("web", namespace, live, field_manager="platform")
     apps(api).patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 5}})
-    managers = {(m.manager, m.operation, m.subresource): m for m in
-                apps(api).read_namespaced_deployment("web", namespace).metadata.managed_fields}
-    assert set(managers) == {("vci", "Apply", None), ("platform", "Update", None),
-                             ("OpenAPI-Generator", "Update", "scale")}  # the User-Agent's prefix
+    managers = {
+        (m.manager, m.operation, m.subresource): m
+        for m in apps(api).read_namespaced_deployment("web", namespace).metadata.managed_fields
+    }
+    assert set(managers) == {
+        ("vci", "Apply", None),
+        ("platform", "Update", None),
+        ("OpenAPI-Generator", "Update", "scale"),
+    }  # the User-Agent's prefix
     unscaled = dict(applied, spec={k: v for k, v in applied["spec"].items() if k != "replicas"})
     again = apps(api).patch_namespaced_deployment("web", namespace, unscaled, **apply)
     assert again.metadata.annotations == {"mesh.example/inject": "true"}  # not vci's: kept
@@ -557,11 +571,14 @@ def test_update_writers_own_what_they_change_and_an_apply_conflicts_with_them(ap
     assert 'conflict with "OpenAPI-Generator"' in body_of(conflict.value)["message"]
     version = again.metadata.resource_version
     same = dict(applied, spec=dict(applied["spec"], replicas=5))
-    assert apps(api).patch_namespaced_deployment("web", namespace, same, **apply).metadata.resource_version \
-        != version  # vci now shares replicas: a change of its field set
+    assert (
+        apps(api).patch_namespaced_deployment("web", namespace, same, **apply).metadata.resource_version != version
+    )  # vci now shares replicas: a change of its field set
     noop = apps(api).patch_namespaced_deployment("web", namespace, same, **apply)
-    assert noop.metadata.resource_version == apps(api).read_namespaced_deployment(
-        "web", namespace).metadata.resource_version  # a no-op apply writes nothing
+    assert (
+        noop.metadata.resource_version
+        == apps(api).read_namespaced_deployment("web", namespace).metadata.resource_version
+    )  # a no-op apply writes nothing
 
 
 def test_an_apply_removes_the_list_items_it_no_longer_applies_and_keeps_others(api, namespace):
@@ -631,11 +648,12 @@ def test_kubectl_applies_and_gets_through_the_kubeconfig(api, kubeconfig, namesp
 
 def test_vci_cluster_access_applies_idempotently(api, namespace):
     from vci.deploy.kubeapi import Cluster
+
     cluster = Cluster(api)
-    desired = dict(deployment("web", replicas=1), metadata={"name": "web", "namespace": namespace,
-                                                            "labels": {"app": "web"}})
-    desired["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "500m",
-                                                                                      "memory": "1Gi"}}
+    desired = dict(
+        deployment("web", replicas=1), metadata={"name": "web", "namespace": namespace, "labels": {"app": "web"}}
+    )
+    desired["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "500m", "memory": "1Gi"}}
     assert cluster.apply(desired) == "created"
     wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")
     assert cluster.apply(desired) == "unchanged", "server defaults and canonical quantities compare equal"
@@ -645,14 +663,14 @@ def test_vci_cluster_access_applies_idempotently(api, namespace):
 
 def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
     from vci.deploy.kubeapi import Cluster
+
     cluster = Cluster(api)
     desired = dict(deployment("q", replicas=1), metadata={"name": "q", "namespace": namespace})
     container = desired["spec"]["template"]["spec"]["containers"][0]
     container["resources"] = {"limits": {"cpu": "0.5", "memory": "2048Mi"}}
     assert cluster.apply(desired) == "created"
     live = cluster.read("Deployment", "q", namespace)
-    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "500m",
-                                                                                         "memory": "2Gi"}
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "500m", "memory": "2Gi"}
     assert cluster.apply(desired) == "unchanged"
     container["resources"]["limits"]["cpu"] = "0.6"
     assert cluster.apply(desired) == "updated"
@@ -661,6 +679,7 @@ def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
 def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     from vci.deploy.kubeapi import Cluster
     from vci.deploy.manifests import DeploySpec, render
+
     spec = DeploySpec(
         name="iris",
         environment="prod",
@@ -680,11 +699,20 @@ def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
 
 def test_the_autoscaler_keeps_its_target_within_bounds_without_metrics(api, namespace):
     apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
-    hpa = {"metadata": {"name": "web"}, "spec": {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-        "minReplicas": 3, "maxReplicas": 5,
-        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": 80}}}]}}
+    hpa = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 3,
+            "maxReplicas": 5,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
+        },
+    }
     client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
     done = wait_for(lambda: rolled_out(api, "web", namespace), what="rollout at the HPA's minimum")
     assert done["spec"]["replicas"] == 3 and done["metadata"]["generation"] == 2
@@ -716,16 +744,14 @@ def test_deleting_a_namespace_empties_it_and_refuses_new_objects_meanwhile(api):
     except ApiException as exc:
         refused = exc
     assert refused is not None and refused.status in (403, 404)  # 403 while terminating, 404 once gone
-    wait_for(lambda: "doomed" not in [n.metadata.name for n in core(api).list_namespace().items],
-             what="namespace gone")
+    wait_for(lambda: "doomed" not in [n.metadata.name for n in core(api).list_namespace().items], what="namespace gone")
     assert not [p for p in core(api).list_pod_for_all_namespaces().items if p.metadata.namespace == "doomed"]
 
 
 def test_kubectl_rollout_undo_brings_the_old_template_back_as_a_new_revision(api, kubeconfig, namespace):
     apps(api).create_namespaced_deployment(namespace, deployment("web", image="registry.example/model:v1"))
     wait_for(lambda: rolled_out(api, "web", namespace), what="v1")
-    changed = kubectl(kubeconfig, "set", "image", "deployment/web", "model=registry.example/model:v2",
-                      "-n", namespace)
+    changed = kubectl(kubeconfig, "set", "image", "deployment/web", "model=registry.example/model:v2", "-n", namespace)
     assert changed.returncode == 0, changed.stderr
     wait_for(lambda: rolled_out(api, "web", namespace), what="v2")
     undone = kubectl(kubeconfig, "rollout", "undo", "deployment/web", "-n", namespace)
@@ -742,23 +768,37 @@ def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api, namesp
     core(api).patch_namespaced_config_map("c", namespace, {"metadata": {"labels": {"tier": "silver"}}})
     core(api).patch_namespaced_config_map("c", namespace, {"metadata": {"labels": {"tier": "gold"}}})
     seen = []
-    for event in watch.Watch().stream(core(api).list_namespaced_config_map, namespace, resource_version=start,
-                                      label_selector="tier=gold", timeout_seconds=1):
+    for event in watch.Watch().stream(
+        core(api).list_namespaced_config_map,
+        namespace,
+        resource_version=start,
+        label_selector="tier=gold",
+        timeout_seconds=1,
+    ):
         seen.append(event["type"])
     assert seen == ["ADDED", "DELETED", "ADDED"]
 
 
 def test_simulated_pods_answer_the_proxy_through_a_registered_fallback(server, api, namespace):
     import requests
+
     apps(api).create_namespaced_deployment(namespace, deployment("web", replicas=1))
-    core(api).create_namespaced_service(namespace, {"metadata": {"name": "web"}, "spec": {
-        "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    core(api).create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    )
     wait_for(lambda: rolled_out(api, "web", namespace), what="rollout")
     url = f"{server.url}/api/v1/namespaces/{namespace}/services/web:http/proxy/readyz"
     headers = {"Authorization": f"Bearer {server.token}"}
     assert requests.get(url, headers=headers, verify=str(server.ca_file)).status_code == 503  # nothing runs
     server.proxy.fallback = lambda pod, method, path, query, hdrs, body: (
-        200, {"Content-Type": "text/plain"}, f"{pod['metadata']['name']} {method} {path}".encode())
+        200,
+        {"Content-Type": "text/plain"},
+        f"{pod['metadata']['name']} {method} {path}".encode(),
+    )
     try:
         reply = requests.get(url, headers=headers, verify=str(server.ca_file))
     finally:
@@ -772,12 +812,14 @@ def test_recreate_stops_every_old_pod_before_starting_new_ones(api, namespace):
     wait_for(lambda: rolled_out(api, "web", namespace), what="v1")
     start = core(api).list_namespaced_pod(namespace).metadata.resource_version
     container = {"name": "model", "image": "registry.example/m:v2"}
-    apps(api).patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {
-        "containers": [container]}}}})
+    apps(api).patch_namespaced_deployment(
+        "web", namespace, {"spec": {"template": {"spec": {"containers": [container]}}}}
+    )
     wait_for(lambda: rolled_out(api, "web", namespace), what="v2")
     order = []
-    for event in watch.Watch().stream(core(api).list_namespaced_pod, namespace, resource_version=start,
-                                      timeout_seconds=1):
+    for event in watch.Watch().stream(
+        core(api).list_namespaced_pod, namespace, resource_version=start, timeout_seconds=1
+    ):
         pod = event["object"]
         if event["type"] in ("ADDED", "DELETED"):
             order.append((event["type"], pod.spec.containers[0].image.endswith("v2")))
@@ -796,22 +838,28 @@ def test_a_quota_refuses_pods_and_the_replicaset_says_so_until_it_has_room(api, 
     quota = {"metadata": {"name": "compute"}, "spec": {"hard": {"pods": "1", "limits.cpu": "2"}}}
     core(api).create_namespaced_resource_quota(namespace, quota)
     web = deployment("web", replicas=2)
-    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m"},
-                                                                      "requests": {"cpu": "500m"}}
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"cpu": "500m"},
+        "requests": {"cpu": "500m"},
+    }
     apps(api).create_namespaced_deployment(namespace, web)
     failure = wait_for(lambda: replica_failure(api, namespace, "web"), what="ReplicaFailure on the Deployment")
     [rs] = replicasets(api, namespace)
     rs_name = rs["metadata"]["name"]
-    expected = (f'pods "{rs_name}-" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, '
-                f'limited: pods=1')
+    expected = (
+        f'pods "{rs_name}-" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1'
+    )
     assert (failure["status"], failure["reason"], failure["message"]) == ("True", "FailedCreate", expected)
     assert condition(rs, "ReplicaFailure")["message"] == expected
     events = core(api).list_namespaced_event(namespace, field_selector=f"involvedObject.name={rs_name}").items
-    assert any(e.type == "Warning" and e.reason == "FailedCreate" and e.message == f"Error creating: {expected}"
-               for e in events)
+    assert any(
+        e.type == "Warning" and e.reason == "FailedCreate" and e.message == f"Error creating: {expected}"
+        for e in events
+    )
     assert len(core(api).list_namespaced_pod(namespace).items) == 1
-    used = wait_for(lambda: core(api).read_namespaced_resource_quota("compute", namespace).status.used,
-                    what="quota status")
+    used = wait_for(
+        lambda: core(api).read_namespaced_resource_quota("compute", namespace).status.used, what="quota status"
+    )
     assert used == {"pods": "1", "limits.cpu": "500m"}
     core(api).patch_namespaced_resource_quota("compute", namespace, {"spec": {"hard": {"pods": "2"}}})
     wait_for(lambda: rolled_out(api, "web", namespace), what="rollout once the quota has room")
@@ -822,11 +870,18 @@ def test_a_quota_on_limits_refuses_pods_that_set_none(api, namespace):
     hard = {"limits.cpu": "4", "requests.memory": "1Gi"}
     core(api).create_namespaced_resource_quota(namespace, {"metadata": {"name": "compute"}, "spec": {"hard": hard}})
     with pytest.raises(ApiException) as refused:
-        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "bare"}, "spec": {
-            "containers": [{"name": "model", "image": "registry.example/m:1"}]}})
+        core(api).create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": "bare"},
+                "spec": {"containers": [{"name": "model", "image": "registry.example/m:1"}]},
+            },
+        )
     assert refused.value.status == 403 and body_of(refused.value)["reason"] == "Forbidden"
-    assert body_of(refused.value)["message"] == ('pods "bare" is forbidden: failed quota: compute: must specify '
-                                                 'limits.cpu for: model; requests.memory for: model')
+    assert body_of(refused.value)["message"] == (
+        'pods "bare" is forbidden: failed quota: compute: must specify '
+        "limits.cpu for: model; requests.memory for: model"
+    )
 
 
 def test_pod_security_enforce_refuses_what_the_level_forbids(api, namespace):
@@ -837,21 +892,24 @@ def test_pod_security_enforce_refuses_what_the_level_forbids(api, namespace):
     assert failure["message"] == (
         f'pods "{rs["metadata"]["name"]}-" is forbidden: violates PodSecurity "restricted:latest": '
         'allowPrivilegeEscalation != false (container "model" must set '
-        'securityContext.allowPrivilegeEscalation=false), '
+        "securityContext.allowPrivilegeEscalation=false), "
         'unrestricted capabilities (container "model" must set securityContext.capabilities.drop=["ALL"]), '
         'runAsNonRoot != true (pod or container "model" must set securityContext.runAsNonRoot=true), '
         'seccompProfile (pod or container "model" must set securityContext.seccompProfile.type to "RuntimeDefault" '
-        'or "Localhost")')
+        'or "Localhost")'
+    )
     assert not core(api).list_namespaced_pod(namespace).items
     core(api).patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
     wait_for(lambda: rolled_out(api, "web", namespace), what="rollout under baseline")
     privileged = {"name": "p", "image": "registry.example/m:1", "securityContext": {"privileged": True}}
     with pytest.raises(ApiException) as refused:
-        core(api).create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {"containers": [privileged],
-                                                                                     "hostNetwork": True}})
+        core(api).create_namespaced_pod(
+            namespace, {"metadata": {"name": "p"}, "spec": {"containers": [privileged], "hostNetwork": True}}
+        )
     assert body_of(refused.value)["message"] == (
         'pods "p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), '
-        'privileged (container "p" must not set securityContext.privileged=true)')
+        'privileged (container "p" must not set securityContext.privileged=true)'
+    )
 
 
 # -- graceful termination ----------------------------------------------------------------------------------
@@ -865,8 +923,10 @@ def test_a_deleted_pod_terminates_gracefully_while_its_replacement_starts(api, n
     deleted = time.monotonic()
     answer = core(api).delete_namespaced_pod(pod.metadata.name, namespace)
     assert answer.metadata.deletion_timestamp is not None and answer.metadata.deletion_grace_period_seconds == 7
-    replacement = wait_for(lambda: [p for p in core(api).list_namespaced_pod(namespace).items
-                                    if p.metadata.name != pod.metadata.name], what="a replacement at once")
+    replacement = wait_for(
+        lambda: [p for p in core(api).list_namespaced_pod(namespace).items if p.metadata.name != pod.metadata.name],
+        what="a replacement at once",
+    )
     assert time.monotonic() - deleted < 0.9, "the ReplicaSet does not count a terminating pod"
     names = lambda: {p.metadata.name for p in core(api).list_namespaced_pod(namespace).items}  # noqa: E731
     assert pod.metadata.name in names(), "still there, terminating, during its preStop sleep"
@@ -882,6 +942,7 @@ def test_a_deleted_pod_terminates_gracefully_while_its_replacement_starts(api, n
 
 def serve_under_load(url: str, token: str, stop: threading.Event) -> list[int]:
     import requests
+
     session, codes = requests.Session(), []
     session.headers["Authorization"] = f"Bearer {token}"
     while not stop.is_set():
@@ -901,8 +962,13 @@ def test_a_terminating_pod_gets_traffic_until_routing_catches_up(process_server,
     if prestop:
         model["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": prestop}}}
     apps(api).create_namespaced_deployment("default", model)
-    core(api).create_namespaced_service("default", {"metadata": {"name": "model"}, "spec": {
-        "selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    core(api).create_namespaced_service(
+        "default",
+        {
+            "metadata": {"name": "model"},
+            "spec": {"selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    )
     wait_for(lambda: rolled_out(api, "model", "default"), what="process rollout")
     url = f"{process_server.url}/api/v1/namespaces/default/services/model:http/proxy/predict"
     stop, codes = threading.Event(), []
@@ -917,8 +983,9 @@ def test_a_terminating_pod_gets_traffic_until_routing_catches_up(process_server,
     load.join(15)
     failed = [c for c in codes if c != 200]
     assert len(codes) > 20 and bool(failed) == lost, (len(codes), failed[:5])
-    handle = next(h for h in process_server.started if h.port == int(
-        doomed.metadata.annotations["fake.kube.vci.dev/host-port"]))
+    handle = next(
+        h for h in process_server.started if h.port == int(doomed.metadata.annotations["fake.kube.vci.dev/host-port"])
+    )
     assert handle.terminated_at - deleted >= prestop * 0.95, "SIGTERM comes after the preStop sleep"
 
 
@@ -934,7 +1001,8 @@ def test_a_pod_that_ignores_sigterm_is_killed_when_its_grace_period_ends(process
     core(api).delete_namespaced_pod(pod.metadata.name, "default")
     names = lambda: {p.metadata.name for p in core(api).list_namespaced_pod("default").items}  # noqa: E731
     wait_for(lambda: pod.metadata.name not in names(), timeout=10, what="the pod goes")
-    [handle] = [h for h in process_server.started if h.port == int(pod.metadata.annotations[
-        "fake.kube.vci.dev/host-port"])]
+    [handle] = [
+        h for h in process_server.started if h.port == int(pod.metadata.annotations["fake.kube.vci.dev/host-port"])
+    ]
     assert handle.terminated_at is not None and handle.killed_at is not None
     assert handle.killed_at - handle.terminated_at >= 0.9 and handle.exit_code == -9

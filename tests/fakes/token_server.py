@@ -37,7 +37,7 @@ def libtrust_key_id(public_key) -> str:
 
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     text = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
-    return ":".join(text[i:i + 4] for i in range(0, len(text), 4))
+    return ":".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def make_signing_cert(directory: Path) -> tuple[object, Path]:
@@ -170,9 +170,7 @@ class TokenServer:
                     return self._reply(404, {"error": "not found"})
                 ok, user = server._authenticate(self.headers.get("Authorization"))
                 if not ok:
-                    return self._reply(
-                        401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}
-                    )
+                    return self._reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
                 query = parse_qs(parts.query)
                 service = (query.get("service") or [SERVICE])[0]
                 self._reply(200, server.issue(user, service, query.get("scope", [])))

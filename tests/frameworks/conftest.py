@@ -32,6 +32,7 @@ def pinned(manifest, name):
 def assert_close(got, expected, tol=1e-5):
     """Nested lists of numbers equal to ``tol`` (and of the same shape)."""
     import numpy as np
+
     assert np.asarray(got).shape == np.asarray(expected).shape, (got, expected)
     close = np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol)
     assert close, (got, expected)

@@ -21,6 +21,7 @@ def test_require_names_the_pip_package():
 def test_loading_a_model_whose_framework_is_missing(store, monkeypatch):
     xgboost = pytest.importorskip("xgboost")
     import numpy as np
+
     X = np.arange(20, dtype=float).reshape(10, 2)
     booster = xgboost.train({"max_depth": 1}, xgboost.DMatrix(X, label=X[:, 0]), num_boost_round=1)
     run = vci.init("p", store=store)

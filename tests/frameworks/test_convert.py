@@ -60,5 +60,7 @@ def test_to_jsonable_of_numpy_torch_and_pandas():
 
 
 def test_to_jsonable_of_sets_is_the_servers_rule():
-    assert to_jsonable({"labels": {"b", "a"}, "nested": [frozenset({2, 1})]}) == {"labels": ["a", "b"],
-                                                                                  "nested": [[1, 2]]}
+    assert to_jsonable({"labels": {"b", "a"}, "nested": [frozenset({2, 1})]}) == {
+        "labels": ["a", "b"],
+        "nested": [[1, 2]],
+    }

@@ -13,20 +13,38 @@ from tests.frameworks.conftest import log_and_load, pinned
 from vci.frameworks import detect, frameworks
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["torch", "keras", "xgboost", "lightgbm", "onnxruntime", "statsmodels", "transformers", "sklearn",
-         "numpy", "pandas"]
+HEAVY = [
+    "torch",
+    "keras",
+    "xgboost",
+    "lightgbm",
+    "onnxruntime",
+    "statsmodels",
+    "transformers",
+    "sklearn",
+    "numpy",
+    "pandas",
+]
 
 
 def test_detecting_and_logging_a_function_imports_no_framework(tmp_path):
-    code = ("import json, sys, vci\n"
-            "def double(x):\n    return [2 * v for v in x]\n"
-            "run = vci.init('p', store=sys.argv[1]); run.log_model(double); run.commit()\n"
-            "m = vci.get_run(run.id, store=sys.argv[1]).load_model()\n"
-            f"heavy = [n for n in {HEAVY!r} if n in sys.modules]\n"
-            "print(json.dumps({'out': m.predict([1, 2]), 'heavy': heavy}))")
+    code = (
+        "import json, sys, vci\n"
+        "def double(x):\n    return [2 * v for v in x]\n"
+        "run = vci.init('p', store=sys.argv[1]); run.log_model(double); run.commit()\n"
+        "m = vci.get_run(run.id, store=sys.argv[1]).load_model()\n"
+        f"heavy = [n for n in {HEAVY!r} if n in sys.modules]\n"
+        "print(json.dumps({'out': m.predict([1, 2]), 'heavy': heavy}))"
+    )
     env = {"PATH": "/usr/bin:/bin", "VCI_CACHE_DIR": str(tmp_path / "c")}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], cwd=ROOT, capture_output=True,
-                         text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"out": [2, 4], "heavy": []}
 

@@ -30,5 +30,6 @@ class NotAModel:
 
 def test_instances_of_plain_classes_are_still_refused(store):
     from vci.errors import ModelValidationError
+
     with pytest.raises(ModelValidationError, match="got an instance of NotAModel, not a class"):
         log_and_load(NotAModel(), store)

@@ -46,5 +46,6 @@ def test_classifier_file_with_two_outputs(store, tmp_path):
 
 def test_a_missing_onnx_file_is_refused(store, tmp_path):
     from vci.errors import ModelValidationError
+
     with pytest.raises(ModelValidationError, match="does not exist"):
         log_and_load(str(tmp_path / "absent.onnx"), store)

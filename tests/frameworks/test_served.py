@@ -11,6 +11,7 @@ pd = pytest.importorskip("pandas")
 
 def test_sklearn_dataframe_model_served(store, tmp_path, monkeypatch):
     from sklearn.linear_model import LinearRegression
+
     monkeypatch.chdir(tmp_path)
     frame = pd.DataFrame({"a": [0.0, 1, 2, 3], "b": [1.0, 0, 2, 1]})
     reg = LinearRegression().fit(frame, 2 * frame["a"] + frame["b"])

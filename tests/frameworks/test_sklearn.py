@@ -44,12 +44,14 @@ def test_dataframe_model_takes_columns_records_and_rows_in_its_order(store):
     assert model.predict([[10.0, 1.0], [20.0, 2.0]]) == pytest.approx(expected)
     assert model.predict({"a": 10.0, "b": 1.0}) == pytest.approx(expected[0])
     from vci.errors import ModelError
+
     with pytest.raises(ModelError, match="missing input columns: b"):
         model.predict({"a": [1.0]})
 
 
 def test_text_pipeline_takes_texts(store):
     from sklearn.feature_extraction.text import TfidfVectorizer
+
     texts = ["good film", "great movie", "bad film", "awful movie", "good fun", "awful mess"]
     labels = ["pos", "pos", "neg", "neg", "pos", "neg"]
     clf = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels)

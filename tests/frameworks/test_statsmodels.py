@@ -36,5 +36,6 @@ def test_array_glm_adds_the_constant_when_rows_lack_it(store):
 
 def test_an_unfitted_model_is_refused(store):
     from vci.errors import ModelValidationError
+
     with pytest.raises(ModelValidationError, match="not a fitted statsmodels result"):
         log_and_load(sm.OLS(np.ones(3), np.ones((3, 1))), store)

@@ -59,15 +59,19 @@ def test_torchscript_round_trip(store, export):
 def test_module_loads_where_its_source_file_does_not_exist(store, tmp_path):
     """The class travels by value: a fresh process without tests/ on its path still builds it."""
     from vci.runs import init
+
     run = init("frameworks", store=store)
     run.log_model(trained())
     run.commit()
-    code = ("import json, sys, vci; m = vci.get_run(sys.argv[1], store=sys.argv[2]).load_model();"
-            f"print(json.dumps([type(m.net).__name__, m.predict({ROWS!r}), sorted(n for n in sys.modules"
-            " if n.startswith('tests'))]))")
+    code = (
+        "import json, sys, vci; m = vci.get_run(sys.argv[1], store=sys.argv[2]).load_model();"
+        f"print(json.dumps([type(m.net).__name__, m.predict({ROWS!r}), sorted(n for n in sys.modules"
+        " if n.startswith('tests'))]))"
+    )
     env = {"VCI_CACHE_DIR": str(tmp_path / "c2"), "PATH": "/usr/bin:/bin"}  # cwd tmp_path: no tests/ here
-    out = subprocess.run([sys.executable, "-c", code, run.id, store], cwd=tmp_path, capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, run.id, store], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     name, predicted, imported = json.loads(out.stdout)
     assert name == "TinyNet" and imported == []

@@ -19,10 +19,17 @@ def tiny_pipeline(tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = transformers.BertTokenizer(vocab_file=str(vocab))
-    config = transformers.BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                                     num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
-                                     label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    config = transformers.BertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config).eval()
     return transformers.pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
@@ -44,8 +51,10 @@ def test_pipeline_round_trip(store, tmp_path):
 
 
 def test_a_bare_model_is_refused_with_the_fix(store):
-    config = transformers.BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                                     intermediate_size=8)
+    config = transformers.BertConfig(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8
+    )
     from vci.errors import ModelValidationError
+
     with pytest.raises(ModelValidationError, match="not a transformers pipeline"):
         log_and_load(transformers.BertModel(config), store)

@@ -30,7 +30,8 @@ def test_classifier_round_trip(store):
 
 def test_booster_round_trip(store):
     X, y = data()
-    booster = xgboost.train({"objective": "reg:squarederror", "max_depth": 2}, xgboost.DMatrix(X, label=y),
-                            num_boost_round=4)
+    booster = xgboost.train(
+        {"objective": "reg:squarederror", "max_depth": 2}, xgboost.DMatrix(X, label=y), num_boost_round=4
+    )
     model, _ = log_and_load(booster, store)
     assert model.predict(X[:5].tolist()) == pytest.approx(booster.predict(xgboost.DMatrix(X[:5])).tolist())

@@ -43,9 +43,7 @@ def make_app(
     cache = LayerCache(cache_dir)
     base = base or make_base(cache_dir, epoch)
     code_layer = cache.build("code-" + _key(code), [Entry.bytes("/opt/app/main.py", code)], epoch=epoch)
-    weights_layer = cache.build(
-        "weights-" + _key(weights), [Entry.bytes("/opt/app/weights.bin", weights)], epoch=epoch
-    )
+    weights_layer = cache.build("weights-" + _key(weights), [Entry.bytes("/opt/app/weights.bin", weights)], epoch=epoch)
     config = ContainerConfig(
         entrypoint=["/bin/true"],
         env={"VCI_PORT": "8080"},
@@ -53,9 +51,7 @@ def make_app(
         workdir="/opt/app",
         labels={"vci.run": "test"},
     )
-    return append_layers(
-        base, [code_layer, weights_layer], epoch=epoch, config=config, history=["code", "weights"]
-    )
+    return append_layers(base, [code_layer, weights_layer], epoch=epoch, config=config, history=["code", "weights"])
 
 
 def random_bytes(n: int, seed: int = 0) -> bytes:

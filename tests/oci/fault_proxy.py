@@ -117,9 +117,7 @@ class FaultProxy:
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header(
-                    "Content-Length", length if self.command == "HEAD" and length else str(len(data))
-                )
+                self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

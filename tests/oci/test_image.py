@@ -57,9 +57,7 @@ def test_changing_weights_changes_only_the_weights_layer(tmp_path):
 
 
 def test_env_from_the_base_is_kept_and_overridden_by_key(tmp_path):
-    base = append_layers(
-        scratch_image(), [], epoch=EPOCH, config=ContainerConfig(env={"PATH": "/bin", "A": "1"})
-    )
+    base = append_layers(scratch_image(), [], epoch=EPOCH, config=ContainerConfig(env={"PATH": "/bin", "A": "1"}))
     image = append_layers(base, [], epoch=EPOCH, config=ContainerConfig(env={"A": "2", "B": "3"}))
     assert image.config["config"]["Env"] == ["PATH=/bin", "A=2", "B=3"]
 

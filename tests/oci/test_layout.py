@@ -58,10 +58,7 @@ def test_layout_round_trip_and_several_tags(tmp_path):
     back = read_layout(tmp_path / "layout", "two")
     assert back.digest == two.digest and back.config_bytes == two.config_bytes
     assert all(layer.path == blob_path(tmp_path / "layout", layer.digest) for layer in back.layers)
-    assert (
-        tool("skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{tmp_path / 'layout'}:one").strip()
-        == two.digest
-    )
+    assert tool("skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{tmp_path / 'layout'}:one").strip() == two.digest
 
 
 def test_a_layout_read_back_is_a_usable_base(tmp_path):
@@ -97,9 +94,7 @@ def test_docker_archive_is_read_by_skopeo(tmp_path):
     image = make_app(tmp_path / "cache")
     path = write_tarball(tmp_path / "image.tar", image, ["127.0.0.1:5000/ml/iris:v1", "iris"])
     info = json.loads(tool("skopeo", "inspect", f"docker-archive:{path}"))
-    assert info["Layers"] == [
-        layer.diff_id for layer in image.layers
-    ]  # skopeo names docker-archive layers by diff_id
+    assert info["Layers"] == [layer.diff_id for layer in image.layers]  # skopeo names docker-archive layers by diff_id
     config = json.loads(tool("skopeo", "inspect", "--config", f"docker-archive:{path}"))
     assert config["rootfs"]["diff_ids"] == image.config["rootfs"]["diff_ids"]
     with tarfile.open(path) as tar:
@@ -109,9 +104,9 @@ def test_docker_archive_is_read_by_skopeo(tmp_path):
     assert index["manifests"][0]["digest"] == image.digest
     assert index["manifests"][0]["annotations"][REF_NAME] == "127.0.0.1:5000/ml/iris:v1"
     tool("skopeo", "copy", f"docker-archive:{path}", f"oci:{tmp_path / 'copied'}:v1")
-    assert [layer.diff_id for layer in read_layout(tmp_path / "copied", "v1").layers] == image.config[
-        "rootfs"
-    ]["diff_ids"]
+    assert [layer.diff_id for layer in read_layout(tmp_path / "copied", "v1").layers] == image.config["rootfs"][
+        "diff_ids"
+    ]
 
 
 def test_docker_archive_is_reproducible(tmp_path):

@@ -34,9 +34,7 @@ def skopeo_inspect(ref: str, *extra) -> dict:
 
 def uploaded_digests(logged) -> set[str]:
     return {
-        r.uri.split("digest=")[1].split("&")[0].replace("%3A", ":")
-        for r in blob_uploads(logged)
-        if r.method == "PUT"
+        r.uri.split("digest=")[1].split("&")[0].replace("%3A", ":") for r in blob_uploads(logged) if r.method == "PUT"
     }
 
 
@@ -49,10 +47,7 @@ def test_pushed_image_is_what_skopeo_sees(registry, repo, tmp_path):
     assert info["Digest"] == image.digest and info["Layers"] == [layer.digest for layer in image.layers]
     assert skopeo_inspect(f"{registry.host}/{repo}:v1")["Digest"] == image.digest
     config = skopeo_inspect(f"{registry.host}/{repo}@{image.digest}", "--config")
-    assert (
-        config["config"]["User"] == "65532"
-        and config["rootfs"]["diff_ids"] == image.config["rootfs"]["diff_ids"]
-    )
+    assert config["config"]["User"] == "65532" and config["rootfs"]["diff_ids"] == image.config["rootfs"]["diff_ids"]
 
 
 def test_pushing_again_sends_no_blob(registry, repo, tmp_path):
@@ -199,9 +194,7 @@ def test_an_index_is_resolved_on_pull_and_copied_whole(registry, repo, tmp_path)
     result = copy_image(client, f"{registry.host}/{repo}:multi", f"{repo}-copy", tag="multi")
     assert result.digest == index_digest
     assert client.get_manifest(f"{repo}-copy", arm.digest)[2] == arm.digest
-    assert (
-        skopeo_inspect(f"{registry.host}/{repo}-copy:multi", "--raw")["manifests"][1]["digest"] == amd.digest
-    )
+    assert skopeo_inspect(f"{registry.host}/{repo}-copy:multi", "--raw")["manifests"][1]["digest"] == amd.digest
 
 
 def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo, tmp_path):
@@ -213,9 +206,7 @@ def test_copy_within_a_registry_mounts_blobs_and_moves_kilobytes(registry, repo,
     logged = registry.requests_since(mark)
     assert result.digest == image.digest and result.bytes_moved < 4096
     assert blob_uploads(logged) == []
-    assert len(blob_mounts(logged)) == len(image.layers) + 1 and {r.status for r in blob_mounts(logged)} == {
-        201
-    }
+    assert len(blob_mounts(logged)) == len(image.layers) + 1 and {r.status for r in blob_mounts(logged)} == {201}
     assert skopeo_inspect(f"{registry.host}/{repo}-prod:live")["Digest"] == image.digest
 
 
@@ -234,12 +225,8 @@ def test_copy_between_registries_preserves_the_digest(registry, repo, tmp_path):
         extra = write_layer([Entry.bytes("/extra", b"x")], tmp_path / "extra", epoch=EPOCH)
         derived = append_layers(pulled, [extra], epoch=EPOCH)
         pushed = push_image(RegistryClient(other.host), derived, "prod/derived", tag="v1")
-        assert set(pushed.uploaded) == {layer.digest for layer in derived.layers} | {
-            derived.config_descriptor.digest
-        }
-        assert skopeo_inspect(f"{other.host}/prod/derived:v1")["Layers"] == [
-            layer.digest for layer in derived.layers
-        ]
+        assert set(pushed.uploaded) == {layer.digest for layer in derived.layers} | {derived.config_descriptor.digest}
+        assert skopeo_inspect(f"{other.host}/prod/derived:v1")["Layers"] == [layer.digest for layer in derived.layers]
 
 
 def test_a_failed_manifest_put_leaves_the_old_tag(registry, repo, tmp_path):
@@ -388,13 +375,9 @@ def test_a_registry_base_fetched_into_a_layout_and_an_archive(registry, repo, tm
     pulled = client.get_image(f"{registry.host}/{repo}:v1")
     assert all(layer.path is None for layer in pulled.layers)
     local = fetch_layers(client, pulled, tmp_path / "layout")
-    assert [layer.path.read_bytes() for layer in local.layers] == [
-        layer.path.read_bytes() for layer in image.layers
-    ]
+    assert [layer.path.read_bytes() for layer in local.layers] == [layer.path.read_bytes() for layer in image.layers]
     write_layout(tmp_path / "layout", local, "v1")
-    done = subprocess.run(
-        ["skopeo", "inspect", f"oci:{tmp_path / 'layout'}:v1"], capture_output=True, text=True
-    )
+    done = subprocess.run(["skopeo", "inspect", f"oci:{tmp_path / 'layout'}:v1"], capture_output=True, text=True)
     assert json.loads(done.stdout)["Digest"] == image.digest
     mark = registry.mark()
     again = fetch_layers(client, pulled, tmp_path / "layout")  # already there: nothing downloaded

@@ -57,14 +57,10 @@ def test_tls_with_basic_credentials_and_a_trusted_ca(tls_registry, no_ambient_cr
     assert "s3cret-pw" not in text and base64.b64encode(b"ci:s3cret-pw").decode() not in text
 
 
-def test_tls_without_or_with_wrong_credentials_is_an_auth_error(
-    tls_registry, no_ambient_credentials, tmp_path
-):
+def test_tls_without_or_with_wrong_credentials_is_an_auth_error(tls_registry, no_ambient_credentials, tmp_path):
     image = make_app(tmp_path)
     anonymous = RegistryClient(tls_registry.host, insecure=False, ca_bundle=str(tls_registry.cert))
-    with pytest.raises(
-        AuthError, match=f"registry {tls_registry.host} rejected the credentials for ml/iris"
-    ) as info:
+    with pytest.raises(AuthError, match=f"registry {tls_registry.host} rejected the credentials for ml/iris") as info:
         push_image(anonymous, image, "ml/iris")
     assert "VCI_REGISTRY_USER" in info.value.hint and info.value.exit_code == 11
     wrong = RegistryClient(
@@ -76,23 +72,17 @@ def test_tls_without_or_with_wrong_credentials_is_an_auth_error(
 
 def test_untrusted_certificate_is_refused_unless_insecure(tls_registry, no_ambient_credentials):
     with pytest.raises(RegistryError, match="cannot reach") as info:
-        RegistryClient(
-            tls_registry.host, username="ci", password="s3cret-pw", insecure=False, retries=0
-        ).ping()
+        RegistryClient(tls_registry.host, username="ci", password="s3cret-pw", insecure=False, retries=0).ping()
     assert "TLS certificate" in info.value.hint and not isinstance(info.value, AuthError)
     insecure = RegistryClient(tls_registry.host, username="ci", password="s3cret-pw", insecure=True)
     assert insecure.ping() == f"https://{tls_registry.host}"
 
 
-def test_credentials_from_environment_and_docker_config(
-    tls_registry, no_ambient_credentials, monkeypatch, tmp_path
-):
+def test_credentials_from_environment_and_docker_config(tls_registry, no_ambient_credentials, monkeypatch, tmp_path):
     image = make_app(tmp_path)
     monkeypatch.setenv("VCI_REGISTRY_USER", "ci")
     monkeypatch.setenv("VCI_REGISTRY_PASSWORD", "s3cret-pw")
-    push_image(
-        RegistryClient(tls_registry.host, ca_bundle=str(tls_registry.cert), insecure=False), image, "env/x"
-    )
+    push_image(RegistryClient(tls_registry.host, ca_bundle=str(tls_registry.cert), insecure=False), image, "env/x")
     monkeypatch.delenv("VCI_REGISTRY_USER")
     monkeypatch.delenv("VCI_REGISTRY_PASSWORD")
     config_dir = tmp_path / "docker"
@@ -122,8 +112,7 @@ def test_bearer_tokens_from_the_token_server(token_registry, no_ambient_credenti
     mounts = blob_mounts(server.requests_since(mark))
     assert mounts and {r.status for r in mounts} == {201}
     assert any(
-        set(i["scopes"]) == {"repository:ml/prod:pull,push", "repository:ml/staging:pull"}
-        for i in tokens.issued
+        set(i["scopes"]) == {"repository:ml/prod:pull,push", "repository:ml/staging:pull"} for i in tokens.issued
     ), "mount asks for push on the target and pull on the source"
 
 
@@ -141,7 +130,7 @@ def test_bearer_auth_failures(token_registry, no_ambient_credentials, tmp_path):
 
 def test_challenge_parsing_and_url_masking():
     scheme, params = parse_challenge(
-        'Bearer realm="https://auth.example/token",service="reg",' 'scope="repository:a/b:pull,push"'
+        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'
     )
     assert scheme == "bearer" and params == {
         "realm": "https://auth.example/token",
@@ -149,10 +138,8 @@ def test_challenge_parsing_and_url_masking():
         "scope": "repository:a/b:pull,push",
     }
     masked = mask_url("https://user:pw@h.io/v2/a/blobs/uploads/u?_state=SECRET&digest=sha256:ab&token=t0k")
-    assert (
-        "pw" not in masked and "SECRET" not in masked and "t0k" not in masked and "digest=sha256:ab" in masked
-    )
+    assert "pw" not in masked and "SECRET" not in masked and "t0k" not in masked and "digest=sha256:ab" in masked
     assert "pw" not in repr(Credentials("u", "pw"))
-    assert resolve_credentials(
-        "h.io", environ={"VCI_REGISTRY_USER": "u", "VCI_REGISTRY_PASSWORD": "p"}
-    ) == Credentials("u", "p")
+    assert resolve_credentials("h.io", environ={"VCI_REGISTRY_USER": "u", "VCI_REGISTRY_PASSWORD": "p"}) == Credentials(
+        "u", "p"
+    )

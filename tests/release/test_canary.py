@@ -127,15 +127,11 @@ def test_run_steps_waits_on_organic_traffic_and_stops_on_a_broken_rule():
     clock = FakeClock()
     busy = ScriptedCanary(organic=5)
     assert (
-        run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)[
-            "passed"
-        ]
+        run_steps(busy, CanaryPolicy(interval=1.0, min_requests=10), [[1]], sleep=clock.sleep, clock=clock)["passed"]
         and busy.sent == 0
     )
     failing = ScriptedCanary(status=500)
-    verdict = run_steps(
-        failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock
-    )
+    verdict = run_steps(failing, CanaryPolicy(interval=0.5, min_requests=5), [[1]], sleep=clock.sleep, clock=clock)
     assert not verdict["passed"] and verdict["reason"].startswith("step 10%: error rate 100.00%")
     assert failing.weights == [10]  # stopped at the first step
     silent = ScriptedCanary()
@@ -188,8 +184,9 @@ def test_a_restarting_or_unreachable_pod_does_not_distort_the_step():
 
 def test_each_step_reports_the_share_the_canary_served():
     target, clock = ScriptedCanary(organic=2, stable=6), FakeClock()
-    verdict = run_steps(target, CanaryPolicy(steps=(25, 100), interval=1.0, min_requests=10), [],
-                        sleep=clock.sleep, clock=clock)
+    verdict = run_steps(
+        target, CanaryPolicy(steps=(25, 100), interval=1.0, min_requests=10), [], sleep=clock.sleep, clock=clock
+    )
     step = verdict["steps"][0]
     assert step["requests"]["stable"] == 3 * step["requests"]["canary"] > 0
     assert step["served"] == 0.25

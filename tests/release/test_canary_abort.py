@@ -26,8 +26,11 @@ CANARY = {"steps": [50, 100], "interval": 120, "min_requests": 3, "step_timeout"
 def local(tmp_path, monkeypatch):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("VCI_USER", "tester")
-    config = {"project": "demo", "store": str(tmp_path / "store"),
-              "environments": {"production": {"strategy": "canary", "canary": CANARY}}}
+    config = {
+        "project": "demo",
+        "store": str(tmp_path / "store"),
+        "environments": {"production": {"strategy": "canary", "canary": CANARY}},
+    }
     (tmp_path / "vci.yaml").write_text(json.dumps(config))
     settings = release_settings(tmp_path, config["environments"])
     yield settings
@@ -54,11 +57,18 @@ def test_a_signal_mid_canary_removes_it_and_records_the_abort(local, tmp_path, s
     target = LocalTarget(local, local.environment("production"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "vci", "promote", "--digest", new.version, "--strategy", "canary", "-o", "json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache"), "VCI_USER": "tester"})
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache"), "VCI_USER": "tester"},
+    )
     try:
-        canary = wait_for(lambda: (target.canary_status() or {}).get("weight") == 50 and target.canary_status(),
-                          60, "the canary's first step")
+        canary = wait_for(
+            lambda: (target.canary_status() or {}).get("weight") == 50 and target.canary_status(),
+            60,
+            "the canary's first step",
+        )
         time.sleep(0.5)  # inside the step, between checks or in one
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
@@ -94,12 +104,24 @@ def cluster_settings(tmp_path, monkeypatch):
     kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), backend="process", runner=ModelPod)
     try:
         with RegistryServer(tmp_path / "registry") as reg:
-            common = {"target": "kubernetes", "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
-                      "base_image": scratch_base_layout(tmp_path / "base")}
-            config = {"project": "iris", "store": str(tmp_path / "store"), "environments": {
-                "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
-                "production": {**common, "namespace": "ml-prod", "repository": f"{reg.host}/ml/iris",
-                               "canary": CANARY}}}
+            common = {
+                "target": "kubernetes",
+                "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+                "base_image": scratch_base_layout(tmp_path / "base"),
+            }
+            config = {
+                "project": "iris",
+                "store": str(tmp_path / "store"),
+                "environments": {
+                    "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
+                    "production": {
+                        **common,
+                        "namespace": "ml-prod",
+                        "repository": f"{reg.host}/ml/iris",
+                        "canary": CANARY,
+                    },
+                },
+            }
             (tmp_path / "vci.yaml").write_text(json.dumps(config))
             yield load_settings(cwd=tmp_path, environ={})
     finally:
@@ -118,12 +140,30 @@ def test_sigterm_mid_canary_on_a_cluster_deletes_the_canary_deployment(cluster_s
     _, second = stage(settings, tmp_path, 3)
     production = target_for(settings, "production")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vci", "promote", "--digest", second.rsplit("@", 1)[1], "--strategy", "canary",
-         "-o", "json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache"), "VCI_USER": "tester"})
+        [
+            sys.executable,
+            "-m",
+            "vci",
+            "promote",
+            "--digest",
+            second.rsplit("@", 1)[1],
+            "--strategy",
+            "canary",
+            "-o",
+            "json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "VCI_CACHE_DIR": str(tmp_path / "cache"), "VCI_USER": "tester"},
+    )
     try:
-        wait_for(lambda: ((production.canary_status() or {}).get("status") or {}).get("availableReplicas"),
-                 60, "a ready canary pod")
+        wait_for(
+            lambda: ((production.canary_status() or {}).get("status") or {}).get("availableReplicas"),
+            60,
+            "a ready canary pod",
+        )
         time.sleep(1.0)  # the step is being held
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

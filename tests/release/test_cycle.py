@@ -36,11 +36,7 @@ def test_deploy_test_promote_rollback_history(settings, tmp_path):
     assert second["previous"] == v1.version and status(settings, "production")["digest"] == v2.version
 
     back = rollback(settings, "production")
-    assert (
-        back["outcome"] == "succeeded"
-        and back["digest"] == v1.version
-        and back["restored"] == first["release_id"]
-    )
+    assert back["outcome"] == "succeeded" and back["digest"] == v1.version and back["restored"] == first["release_id"]
     assert status(settings, "production")["digest"] == v1.version
     forward = rollback(settings, "production", to=second["release_id"])
     assert forward["digest"] == v2.version and status(settings, "production")["digest"] == v2.version
@@ -98,9 +94,7 @@ def test_approval_required_and_recorded(tmp_path, monkeypatch):
 def test_refusals(settings, tmp_path):
     with pytest.raises(DeployError, match="no healthy digest"):
         promote(settings, "staging", "production")
-    cluster = release_settings(
-        tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}}
-    )
+    cluster = release_settings(tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}})
     with pytest.raises(UsageError, match="a local environment runs a run, a cluster runs an image"):
         promote(cluster, "staging", "production")
     with pytest.raises(NotFoundError, match="no earlier release"):
@@ -158,15 +152,20 @@ def test_promote_refuses_a_digest_other_than_the_approved_one(settings, tmp_path
     before = history(settings, "production")["releases"]
     out = subprocess.run(
         [sys.executable, "-m", "vci", "promote", "--digest", approved, "-o", "json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == ConflictError.exit_code, out.stderr
     error = json.loads(out.stderr)
     assert error["code"] == "conflict" and approved in error["error"] and v2.version in error["error"]
     assert status(settings, "production")["digest"] == v1.version
     assert history(settings, "production")["releases"] == before  # nothing recorded, nothing changed
-    missing = subprocess.run([sys.executable, "-m", "vci", "promote"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [sys.executable, "-m", "vci", "promote"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert missing.returncode == 2 and "--digest" in missing.stderr
 
 

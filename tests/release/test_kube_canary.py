@@ -72,9 +72,7 @@ def test_canary_deployment_sits_behind_the_stable_service(target):
     assert pods["vci.dev/track"] == "canary" and matches(canary["spec"]["selector"]["matchLabels"], pods)
     assert matches(service["spec"]["selector"], pods)  # the Service sends the canary its share
     assert matches(service["spec"]["selector"], stable["spec"]["template"]["metadata"]["labels"])
-    assert not matches(
-        stable["spec"]["selector"]["matchLabels"], pods
-    )  # the stable ReplicaSet never adopts it
+    assert not matches(stable["spec"]["selector"]["matchLabels"], pods)  # the stable ReplicaSet never adopts it
     import kubernetes_validate
 
     kubernetes_validate.validate(canary, kubernetes_validate.latest_version(), strict=True)
@@ -125,9 +123,13 @@ class ModelPods:
 
     def answered(self, track: str, pods: dict) -> int:
         """Model requests the pods of ``track`` answered (``pods``: name -> pod labels)."""
-        return sum(int(line.rsplit(" ", 1)[1]) for name, m in self.metrics.items()
-                   if pods.get(name, {}).get("vci.dev/track") == track
-                   for line in m.render().decode().splitlines() if line.startswith("vci_requests_total"))
+        return sum(
+            int(line.rsplit(" ", 1)[1])
+            for name, m in self.metrics.items()
+            if pods.get(name, {}).get("vci.dev/track") == track
+            for line in m.render().decode().splitlines()
+            if line.startswith("vci_requests_total")
+        )
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +149,19 @@ def autoscaled(simulated, tmp_path, monkeypatch):
     """A production environment whose stable Deployment an HPA sizes (2..8), on simulated pods."""
     kube, reg, base = simulated
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    envs = {"production": {"target": "kubernetes", "namespace": "ml-prod", "repository": f"{reg.host}/ml/iris",
-                           "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")), "base_image": base,
-                           "replicas": 2, "resources": {"cpu": "100m", "memory": "64Mi"},
-                           "autoscaling": {"min_replicas": 2, "max_replicas": 8}}}
-    settings = load_settings({"project": "iris", "environments": envs, "store": str(tmp_path / "store")},
-                             environ={})
+    envs = {
+        "production": {
+            "target": "kubernetes",
+            "namespace": "ml-prod",
+            "repository": f"{reg.host}/ml/iris",
+            "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+            "base_image": base,
+            "replicas": 2,
+            "resources": {"cpu": "100m", "memory": "64Mi"},
+            "autoscaling": {"min_replicas": 2, "max_replicas": 8},
+        }
+    }
+    settings = load_settings({"project": "iris", "environments": envs, "store": str(tmp_path / "store")}, environ={})
     target = KubeTarget(settings, settings.environment("production"))
     deploy(settings, target.resolve_image(make_run(settings, tmp_path, 2).id)["image"], "production", timeout=30)
     yield settings, target, kube.proxy.fallback
@@ -174,7 +183,8 @@ def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(auto
         scrapes.append(pod["metadata"]["name"])
         if len(scrapes) == 4:
             target.cluster.apps.patch_namespaced_deployment_scale(
-                "iris-production", "ml-prod", {"spec": {"replicas": 6}})
+                "iris-production", "ml-prod", {"spec": {"replicas": 6}}
+            )
 
     pods.on_scrape = autoscale
     try:
@@ -194,8 +204,9 @@ def test_the_canary_follows_the_stable_size_and_reports_the_share_it_served(auto
 
 def test_a_canary_pod_that_misses_a_scrape_keeps_its_counts(autoscaled, tmp_path):
     settings, target, pods = autoscaled
-    canary = target.start_canary(target.resolve_image(make_run(settings, tmp_path, 4).id)["image"],
-                                 release_id="r-c2", timeout=30)
+    canary = target.start_canary(
+        target.resolve_image(make_run(settings, tmp_path, 4).id)["image"], release_id="r-c2", timeout=30
+    )
     first = canary.metrics()
     assert list(first) == [n for n, lb in pod_labels(target).items() if lb["vci.dev/track"] == "canary"]
     canary.send([[1]] * 12, 50)
@@ -209,8 +220,11 @@ def test_pods_that_never_become_ready_can_always_be_evicted(autoscaled):
     _, target, _ = autoscaled
     pdb = target.cluster.read("PodDisruptionBudget", "iris-production", "ml-prod")
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow" and pdb["spec"]["maxUnavailable"] == 1
-    bad = {**pdb, "metadata": {"name": "other", "namespace": "ml-prod"},
-           "spec": {**pdb["spec"], "unhealthyPodEvictionPolicy": "Never"}}
+    bad = {
+        **pdb,
+        "metadata": {"name": "other", "namespace": "ml-prod"},
+        "spec": {**pdb["spec"], "unhealthyPodEvictionPolicy": "Never"},
+    }
     with pytest.raises(DeployError, match='Unsupported value: "Never"'):  # the test server checks it as the real one
         target.cluster.server_apply(bad)
 
@@ -223,11 +237,11 @@ def test_a_canary_name_too_long_is_refused_before_anything_is_copied(simulated, 
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     project = "fraud-detection-gradient-boosted-ensemble-v2eu"  # + "-production": 57 characters, + "-canary": 64
     common = {"target": "kubernetes", "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")), "base_image": base}
-    envs = {"staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/long-staging"},
-            "production": {**common, "namespace": "ml-prod", "repository": f"{reg.host}/ml/long",
-                           "strategy": "canary"}}
-    settings = load_settings({"project": project, "environments": envs, "store": str(tmp_path / "store")},
-                             environ={})
+    envs = {
+        "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/long-staging"},
+        "production": {**common, "namespace": "ml-prod", "repository": f"{reg.host}/ml/long", "strategy": "canary"},
+    }
+    settings = load_settings({"project": project, "environments": envs, "store": str(tmp_path / "store")}, environ={})
     assert len(f"{project}-production") <= 63 < len(f"{project}-production-canary")
     first = deploy(settings, make_run(settings, tmp_path, 2, expected=False).id, "staging", timeout=30)
     promote(settings, "staging", "production", digest=first["digest"])  # nothing ran there: direct
@@ -252,15 +266,22 @@ def test_a_node_drain_can_evict_pods_that_never_became_ready(simulated, tmp_path
 
     kube, reg, base = simulated
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    envs = {"staging": {"target": "kubernetes", "namespace": "ml-staging", "base_image": base, "replicas": 3,
-                        "repository": f"{reg.host}/ml/unready",  # simulated pods of it run, never Ready
-                        "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig"))}}
-    settings = load_settings({"project": "drain", "environments": envs, "store": str(tmp_path / "store")},
-                             environ={})
+    envs = {
+        "staging": {
+            "target": "kubernetes",
+            "namespace": "ml-staging",
+            "base_image": base,
+            "replicas": 3,
+            "repository": f"{reg.host}/ml/unready",  # simulated pods of it run, never Ready
+            "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+        }
+    }
+    settings = load_settings({"project": "drain", "environments": envs, "store": str(tmp_path / "store")}, environ={})
     target = KubeTarget(settings, settings.environment("staging"))
     deploy(settings, make_run(settings, tmp_path, 2).id, "staging", wait=False)
     core = target.cluster.core
     try:
+
         def running():
             pods = core.list_namespaced_pod("ml-staging", label_selector="app.kubernetes.io/name=drain").items
             pdb = target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging") or {}
@@ -272,12 +293,18 @@ def test_a_node_drain_can_evict_pods_that_never_became_ready(simulated, tmp_path
         assert (status["currentHealthy"], status["desiredHealthy"], status["disruptionsAllowed"]) == (0, 2, 0)
         eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"namespace": "ml-staging"}}
         core.create_namespaced_pod_eviction(pods[0], "ml-staging", {**eviction, "metadata": {"name": pods[0]}})
-        assert pods[0] not in [p.metadata.name for p in core.list_namespaced_pod("ml-staging").items
-                               if not p.metadata.deletion_timestamp]  # evicted: gone, or terminating gracefully
+        assert pods[0] not in [
+            p.metadata.name for p in core.list_namespaced_pod("ml-staging").items if not p.metadata.deletion_timestamp
+        ]  # evicted: gone, or terminating gracefully
         target.cluster.apis["PolicyV1Api"].patch_namespaced_pod_disruption_budget(
-            "drain-staging", "ml-staging", {"spec": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}})
-        wait_for(lambda: (lambda pdb: pdb["status"].get("observedGeneration") == pdb["metadata"]["generation"])(
-            target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging")), 10)
+            "drain-staging", "ml-staging", {"spec": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}}
+        )
+        wait_for(
+            lambda: (lambda pdb: pdb["status"].get("observedGeneration") == pdb["metadata"]["generation"])(
+                target.cluster.read("PodDisruptionBudget", "drain-staging", "ml-staging")
+            ),
+            10,
+        )
         with pytest.raises(ApiException) as refused:  # the default policy: the drain is blocked
             core.create_namespaced_pod_eviction(pods[1], "ml-staging", {**eviction, "metadata": {"name": pods[1]}})
         assert refused.value.status == 429
@@ -288,6 +315,7 @@ def test_a_node_drain_can_evict_pods_that_never_became_ready(simulated, tmp_path
 
 def wait_for(condition, timeout: float):
     import time
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

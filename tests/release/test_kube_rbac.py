@@ -30,9 +30,13 @@ CI_TOKEN = "ci-deployer-token"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("kube-rbac")
-    kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), backend="process", runner=ModelPod,
-                             tokens={DEFAULT_TOKEN: DEFAULT_USER, CI_TOKEN: CI_USER},
-                             rbac=Rbac(superusers={DEFAULT_USER}))
+    kube = start_kube_server(
+        namespaces=("ml-staging", "ml-prod"),
+        backend="process",
+        runner=ModelPod,
+        tokens={DEFAULT_TOKEN: DEFAULT_USER, CI_TOKEN: CI_USER},
+        rbac=Rbac(superusers={DEFAULT_USER}),
+    )
     try:
         with RegistryServer(root / "registry") as reg:
             yield kube, reg, scratch_base_layout(root / "base")
@@ -42,9 +46,14 @@ def cluster(tmp_path_factory):
 
 def rendered_rbac(cwd, env: str) -> list[dict]:
     """What `vci render --rbac` prints for ``env``, checked with kubernetes-validate --strict."""
-    out = subprocess.run([sys.executable, "-m", "vci", "render", "--rbac", "--env", env,
-                          "--service-account", "ci/vci-deployer"], cwd=cwd, capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "render", "--rbac", "--env", env, "--service-account", "ci/vci-deployer"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     objects = [o for o in yaml.safe_load_all(out) if o]
     path = cwd / f"rbac-{env}.yaml"
     path.write_text(out)
@@ -57,12 +66,25 @@ def settings(cluster, tmp_path, monkeypatch):
     kube, reg, base = cluster
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     monkeypatch.setenv("VCI_USER", "tester")
-    common = {"target": "kubernetes", "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig", token=CI_TOKEN)),
-              "base_image": base}
-    config = {"project": "iris", "store": str(tmp_path / "store"), "environments": {
-        "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
-        "production": {**common, "namespace": "ml-prod", "repository": f"{reg.host}/ml/iris", "replicas": 2,
-                       "canary": CANARY}}}
+    common = {
+        "target": "kubernetes",
+        "kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig", token=CI_TOKEN)),
+        "base_image": base,
+    }
+    config = {
+        "project": "iris",
+        "store": str(tmp_path / "store"),
+        "environments": {
+            "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
+            "production": {
+                **common,
+                "namespace": "ml-prod",
+                "repository": f"{reg.host}/ml/iris",
+                "replicas": 2,
+                "canary": CANARY,
+            },
+        },
+    }
     (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
     granted = rendered_rbac(tmp_path, "staging") + rendered_rbac(tmp_path, "production")
     kube.rbac.load(granted)
@@ -70,8 +92,10 @@ def settings(cluster, tmp_path, monkeypatch):
     kube.rbac.load([])
     admin = {**common, "kubeconfig": str(kube.kubeconfig(tmp_path / "admin-kubeconfig"))}
     for env, namespace in (("staging", "ml-staging"), ("production", "ml-prod")):
-        target = target_for(load_settings({"project": "iris", "environments": {env: {**admin, "namespace": namespace}}},
-                                          environ={}), env)
+        target = target_for(
+            load_settings({"project": "iris", "environments": {env: {**admin, "namespace": namespace}}}, environ={}),
+            env,
+        )
         target.remove_canary()
         for kind in ("Deployment", "Service", "PodDisruptionBudget"):
             target.cluster.delete(kind, f"iris-{env}", namespace)
@@ -104,8 +128,7 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     assert deployed_model(settings, "staging").predict([1]) == [2]
     first = promote(settings, "staging", "production", digest=staged.rsplit("@", 1)[1], timeout=60)
     _, staged2 = stage(settings, tmp_path, 3)
-    second = promote(settings, "staging", "production", digest=staged2.rsplit("@", 1)[1], strategy="canary",
-                     timeout=60)
+    second = promote(settings, "staging", "production", digest=staged2.rsplit("@", 1)[1], strategy="canary", timeout=60)
     assert second["outcome"] == "succeeded" and second["canary"][0]["requests"]["canary"] >= 6, second["reason"]
     assert deployed_model(settings, "production").predict([1]) == [3]
     back = rollback(settings, "production", to=first["release_id"], timeout=60)

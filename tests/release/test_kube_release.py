@@ -153,11 +153,7 @@ def test_direct_then_canary_promotion_then_rollback_by_release_id(settings, tmp_
     assert first["outcome"] == "succeeded" and first["digest"] == digest
     assert first["image"] == f"{reg.host}/ml/iris@{digest}"  # the same digest, in production's repository
     live = status(settings, "production")
-    assert (
-        live["state"] == "ready"
-        and live["image"] == first["image"]
-        and live["release_id"] == first["release_id"]
-    )
+    assert live["state"] == "ready" and live["image"] == first["image"] and live["release_id"] == first["release_id"]
     assert RegistryClient(reg.host).get_manifest("ml/iris", "production")[2] == digest
     assert target_for(settings, "production").client().predict([1, 2]) == [2, 4]
     assert promote(settings, "staging", "production", approved_by="alice")["outcome"] == "unchanged"
@@ -203,9 +199,7 @@ def test_concurrent_cluster_promotions_one_wins(settings, tmp_path):
     def attempt():
         barrier.wait()
         try:
-            outcomes.append(
-                promote(settings, "staging", "production", approved_by="ci", timeout=60)["outcome"]
-            )
+            outcomes.append(promote(settings, "staging", "production", approved_by="ci", timeout=60)["outcome"])
         except ConflictError:
             outcomes.append("conflict")
 

@@ -27,11 +27,19 @@ def write_blob(model_dir: Path, data: bytes) -> dict:
     return {"digest": digest, "size": len(data)}
 
 
-def build_model_dir(model_dir: Path, cls, *, artifacts: dict[str, bytes] | None = None,
-                    env: dict[str, str] | None = None, run_id: str = "20261124-1200-abcd") -> str:
+def build_model_dir(
+    model_dir: Path,
+    cls,
+    *,
+    artifacts: dict[str, bytes] | None = None,
+    env: dict[str, str] | None = None,
+    run_id: str = "20261124-1200-abcd",
+) -> str:
     """Write a schema-1 model directory for ``cls`` (pickled by value); return its model digest."""
     import cloudpickle
+
     from . import models
+
     cloudpickle.register_pickle_by_value(models)
     try:
         model = write_blob(model_dir, cloudpickle.dumps(cls))
@@ -40,11 +48,18 @@ def build_model_dir(model_dir: Path, cls, *, artifacts: dict[str, bytes] | None 
     records = {}
     for key, data in (artifacts or {}).items():
         records[key] = {**write_blob(model_dir, data), "kind": "file", "filename": f"{key}.txt"}
-    manifest = {"schema": 1, "id": run_id, "project": "serve-tests", "created": "2026-11-24T12:00:00Z",
-                "vci_version": "0.1.0", "artifacts": records,
-                "model": {**model, "class": f"{cls.__module__}.{cls.__qualname__}",
-                          "artifacts": sorted(records)},
-                "requirements": [], "environment": {"python": "3.11.7", "env": env or {}}, "examples": None}
+    manifest = {
+        "schema": 1,
+        "id": run_id,
+        "project": "serve-tests",
+        "created": "2026-11-24T12:00:00Z",
+        "vci_version": "0.1.0",
+        "artifacts": records,
+        "model": {**model, "class": f"{cls.__module__}.{cls.__qualname__}", "artifacts": sorted(records)},
+        "requirements": [],
+        "environment": {"python": "3.11.7", "env": env or {}},
+        "examples": None,
+    }
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
     return manifest_digest(manifest)
 
@@ -52,12 +67,33 @@ def build_model_dir(model_dir: Path, cls, *, artifacts: dict[str, bytes] | None 
 class ServerProcess:
     """``python -m vci.serve`` on free ports, its log captured in a file."""
 
-    def __init__(self, model_dir: Path, tmp: Path, *, grpc: bool = False, extra_env: dict | None = None,
-                 args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        model_dir: Path,
+        tmp: Path,
+        *,
+        grpc: bool = False,
+        extra_env: dict | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.ready_file = tmp / "ready.json"
         self.log_path = tmp / "server.log"
-        cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
-               "--port", "0", "--ready-file", str(self.ready_file), "--work-dir", str(tmp / "work"), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ready-file",
+            str(self.ready_file),
+            "--work-dir",
+            str(tmp / "work"),
+            *args,
+        ]
         if grpc:
             cmd += ["--grpc-port", "0"]
         env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
@@ -140,10 +176,12 @@ def start_server(tmp_path):
         server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
 
 
-def http_call(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-              timeout: float = 10.0) -> tuple[int, dict, bytes]:
+def http_call(
+    server, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0
+) -> tuple[int, dict, bytes]:
     """One request on a fresh connection: ``(status, headers with lower-case names, body)``."""
     import http.client
+
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -154,14 +192,16 @@ def http_call(server, method: str, path: str, body: bytes | None = None, headers
 
 
 def post_json(server, path: str, value, headers: dict | None = None) -> tuple[int, dict, object]:
-    status, resp_headers, body = http_call(server, "POST", path, json.dumps(value).encode(),
-                                           {"Content-Type": "application/json", **(headers or {})})
+    status, resp_headers, body = http_call(
+        server, "POST", path, json.dumps(value).encode(), {"Content-Type": "application/json", **(headers or {})}
+    )
     return status, resp_headers, json.loads(body)
 
 
 def raw_exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
     """Send raw bytes, half-close, and return everything the server answers until it closes."""
     import socket
+
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
@@ -175,6 +215,7 @@ def raw_exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
 def echo_server(tmp_path_factory):
     """One ready EchoModel server (with gRPC) shared by a module's read-mostly tests."""
     from .models import EchoModel
+
     tmp = tmp_path_factory.mktemp("echo")
     build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hello\n"})
     (tmp / "run").mkdir()

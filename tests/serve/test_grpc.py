@@ -42,14 +42,17 @@ def test_batch_predict_and_health(channel):
     assert health["status"] == "SERVING" and health["model_digest"].startswith("sha256:")
 
 
-@pytest.mark.parametrize("method,raw,code,text", [
-    ("Predict", b"{broken", grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
-    ("BatchPredict", b'{"a": 1}', grpc.StatusCode.INVALID_ARGUMENT, "list"),
-    ("Predict", b'"reject"', grpc.StatusCode.INVALID_ARGUMENT, "refused"),
-    ("Predict", b'"boom"', grpc.StatusCode.INTERNAL, "server log"),
-    ("Predict", b'"' + b"x" * 5000 + b'"', grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
-    ("NoSuchMethod", b"1", grpc.StatusCode.UNIMPLEMENTED, ""),
-])
+@pytest.mark.parametrize(
+    "method,raw,code,text",
+    [
+        ("Predict", b"{broken", grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
+        ("BatchPredict", b'{"a": 1}', grpc.StatusCode.INVALID_ARGUMENT, "list"),
+        ("Predict", b'"reject"', grpc.StatusCode.INVALID_ARGUMENT, "refused"),
+        ("Predict", b'"boom"', grpc.StatusCode.INTERNAL, "server log"),
+        ("Predict", b'"' + b"x" * 5000 + b'"', grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+        ("NoSuchMethod", b"1", grpc.StatusCode.UNIMPLEMENTED, ""),
+    ],
+)
 def test_errors_map_to_grpc_status_codes(channel, method, raw, code, text):
     with pytest.raises(grpc.RpcError) as info:
         call(channel, method, raw=raw)
@@ -90,15 +93,25 @@ def test_health_is_unavailable_when_not_ready(start_server):
 
 def test_http_status_to_grpc_code_table():
     assert [grpc_code_name(s) for s in (400, 404, 409, 413, 418, 422, 429, 500, 503)] == [
-        "INVALID_ARGUMENT", "NOT_FOUND", "ABORTED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE"]
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "ABORTED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "INVALID_ARGUMENT",
+        "RESOURCE_EXHAUSTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+    ]
 
 
 def test_grpc_asked_for_without_grpcio_is_a_clear_error(tmp_path):
     build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"x"})
-    code = ("import sys; sys.modules['grpc'] = None; from vci.serve.__main__ import main; "
-            f"sys.exit(main(['--model-dir', {str(tmp_path / 'model')!r}, '--host', '127.0.0.1', "
-            "'--port', '0', '--grpc-port', '0']))")
+    code = (
+        "import sys; sys.modules['grpc'] = None; from vci.serve.__main__ import main; "
+        f"sys.exit(main(['--model-dir', {str(tmp_path / 'model')!r}, '--host', '127.0.0.1', "
+        "'--port', '0', '--grpc-port', '0']))"
+    )
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 14

@@ -21,6 +21,7 @@ def test_bombs_bad_bytes_and_other_encodings_are_refused():
 def test_client_gzip_against_the_real_server(echo_server):
     from vci.client import DeployedModel
     from vci.errors import RemoteError
+
     client = DeployedModel(echo_server.url, gzip_min_bytes=100, deadline=20)
     payload = list(range(500))  # about 2.4 KB of JSON, under the server's 4 KiB limit once decompressed
     assert client.predict(payload)["echo"] == payload

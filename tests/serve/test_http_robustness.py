@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from .conftest import build_model_dir, http_call, post_json, raw_exchange, ServerProcess
+from .conftest import ServerProcess, build_model_dir, http_call, post_json, raw_exchange
 from .models import EchoModel
 
 GARBAGE = [
@@ -32,8 +32,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("robust")
     build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
     (tmp / "run").mkdir()
-    proc = ServerProcess(tmp / "model", tmp / "run",
-                         args=("--max-body-bytes", "65536", "--request-timeout", "1"))
+    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "65536", "--request-timeout", "1"))
     proc.wait_state()
     yield proc
     assert proc.stop() == 0
@@ -84,8 +83,7 @@ def test_pipelined_requests_then_a_partial_one_then_a_half_close(server):
 def test_clients_vanishing_mid_body_do_not_hurt(server):
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 5000\r\n"
-                      b"Content-Type: application/json\r\n\r\n[1,2")
+            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 5000\r\nContent-Type: application/json\r\n\r\n[1,2")
     status, _, _ = post_json(server, "/predict", 3)
     assert status == 200
 
@@ -101,11 +99,13 @@ def test_a_slow_client_neither_blocks_others_nor_stays_forever(server):
 
 
 def test_oversized_body_gets_413_even_while_the_client_keeps_sending(server):
-    status, _, body = http_call(server, "POST", "/predict", b"[" + b"1," * 40000 + b"1]",
-                                {"Content-Type": "application/json"})
+    status, _, body = http_call(
+        server, "POST", "/predict", b"[" + b"1," * 40000 + b"1]", {"Content-Type": "application/json"}
+    )
     assert status == 413
-    chunked = (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-               + (b"8000\r\n" + b"1" * 0x8000 + b"\r\n") * 3)
+    chunked = (
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"8000\r\n" + b"1" * 0x8000 + b"\r\n") * 3
+    )
     assert raw_exchange(server, chunked).startswith(b"HTTP/1.1 413 ")
 
 
@@ -114,6 +114,7 @@ def test_many_concurrent_keep_alive_clients(server):
 
     def client():
         import http.client
+
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         for i in range(20):
             conn.request("POST", "/predict", body=str(i), headers={"Content-Type": "application/json"})

@@ -55,8 +55,9 @@ def test_error_statuses_are_json_with_the_request_id(echo_server):
         ("POST", "/predict", b"[" * 2000 + b"]" * 2000, JSON, 400),
     ]
     for method, path, body, headers, expected in cases:
-        status, resp_headers, raw = http_call(echo_server, method, path, body,
-                                              {**headers, "X-Request-Id": f"case-{expected}"})
+        status, resp_headers, raw = http_call(
+            echo_server, method, path, body, {**headers, "X-Request-Id": f"case-{expected}"}
+        )
         assert status == expected, (path, body[:20] if body else None, raw)
         error = json.loads(raw)
         assert error["request_id"] == resp_headers["x-request-id"] == f"case-{expected}"
@@ -123,10 +124,13 @@ def test_metrics_count_requests_and_latency(echo_server):
 
 def test_keep_alive_pipelining_and_chunked_bodies(echo_server):
     body = b'{"a": 1}'
-    one = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    chunked = (b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"3\r\n[1,\r\n2\r\n 2\r\n1;ext=1\r\n]\r\n0\r\n\r\n")
+    one = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    chunked = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\n[1,\r\n2\r\n 2\r\n1;ext=1\r\n]\r\n0\r\n\r\n"
+    )
     answer = raw_exchange(echo_server, one * 3 + chunked + b"GET /healthz HTTP/1.1\r\n\r\n")
     assert answer.count(b"HTTP/1.1 200 OK") == 5
     assert answer.count(b'"echo":{"a":1}') == 3 and b'"echo":[1,2]' in answer
@@ -134,6 +138,7 @@ def test_keep_alive_pipelining_and_chunked_bodies(echo_server):
 
 def test_expect_100_continue_is_answered(echo_server):
     import socket
+
     with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as s:
         s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
@@ -145,6 +150,7 @@ def test_a_set_is_answered_as_the_same_list_by_every_server_process(start_server
     """Sets are sorted where their members allow, so hash randomisation does not change the answer
     (two processes, two PYTHONHASHSEEDs: the same bytes); a set of mixed members is still answered."""
     from .models import SetModel
+
     bodies = []
     for seed in ("1", "2"):
         server = start_server(SetModel, extra_env={"PYTHONHASHSEED": seed})

@@ -19,8 +19,11 @@ IMAGE_DIGEST = "sha256:" + "ab" * 32
 
 
 def test_healthz_answers_while_loading_and_predict_waits_for_ready(start_server):
-    server = start_server(SlowLoadModel, env={"SLOW_LOAD_SECONDS": "1.5"},
-                          extra_env={"VCI_IMAGE_DIGEST": IMAGE_DIGEST, "VCI_RELEASE_ID": "r-7"})
+    server = start_server(
+        SlowLoadModel,
+        env={"SLOW_LOAD_SECONDS": "1.5"},
+        extra_env={"VCI_IMAGE_DIGEST": IMAGE_DIGEST, "VCI_RELEASE_ID": "r-7"},
+    )
     assert http_call(server, "GET", "/healthz")[0] == 200
     status, _, body = http_call(server, "GET", "/readyz")
     assert status == 503 and json.loads(body)["state"] == "loading"
@@ -55,10 +58,25 @@ def test_a_tampered_blob_is_refused_before_unpickling(tmp_path):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     blob = model_dir / "blobs" / "sha256" / manifest["model"]["digest"].split(":")[1]
     blob.write_bytes(blob.read_bytes().replace(b"hello", b"jello") + b"\x00")  # a changed pickle
-    proc = subprocess.run([sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host",
-                           "127.0.0.1", "--port", "0", "--work-dir", str(tmp_path / "work")],
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 9  # IntegrityError's exit code
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     failure = next(r for r in records if r["event"] == "model_load_failed")
@@ -68,10 +86,25 @@ def test_a_tampered_blob_is_refused_before_unpickling(tmp_path):
 
 def test_a_model_that_cannot_be_constructed_stops_the_server(tmp_path):
     build_model_dir(tmp_path / "model", BrokenInitModel)
-    proc = subprocess.run([sys.executable, "-m", "vci.serve", "--model-dir", str(tmp_path / "model"),
-                           "--host", "127.0.0.1", "--port", "0", "--work-dir", str(tmp_path / "work")],
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 14  # ServeError's exit code
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     failure = next(r for r in records if r["event"] == "model_load_failed")
@@ -141,17 +174,41 @@ t.join(20)
 print(json.dumps({"status": status, "alive": t.is_alive(), "modules": sorted(sys.modules)}))
 """
 
-FORBIDDEN = ("boto3", "botocore", "kubernetes", "docker", "click", "vci.store", "vci.runs", "vci.cli",
-             "vci.deploy", "vci.oci", "vci.build", "vci.release", "vci.client")
+FORBIDDEN = (
+    "boto3",
+    "botocore",
+    "kubernetes",
+    "docker",
+    "click",
+    "vci.store",
+    "vci.runs",
+    "vci.cli",
+    "vci.deploy",
+    "vci.oci",
+    "vci.build",
+    "vci.release",
+    "vci.client",
+)
 
 
 @pytest.mark.parametrize("grpc", ["on", "off"])
 def test_the_server_imports_nothing_but_what_it_serves_with(tmp_path, grpc):
     build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"hello"})
-    proc = subprocess.run([sys.executable, "-c", CHECK_MODULES, str(tmp_path / "model"),
-                           str(tmp_path / "ready.json"), str(tmp_path / "work"), grpc],
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK_MODULES,
+            str(tmp_path / "model"),
+            str(tmp_path / "ready.json"),
+            str(tmp_path / "work"),
+            grpc,
+        ],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["status"] == 200 and not report["alive"]
@@ -168,10 +225,30 @@ def test_sigterm_drains_and_exits_zero_as_pid_1(tmp_path):
     build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"pid1"})
     ready = tmp_path / "ready.json"
     log = open(tmp_path / "log", "wb")
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "vci.serve",
-                             "--model-dir", str(tmp_path / "model"), "--host", "127.0.0.1", "--port", "0",
-                             "--ready-file", str(ready), "--work-dir", str(tmp_path / "work")],
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (ready.exists() and json.loads(ready.read_text())["state"] == "ready"):

@@ -11,8 +11,9 @@ from vci.serve.wire import BadRequest, parse_chunked, parse_head, render_respons
 
 
 def test_parse_head_reads_method_path_headers_and_keep_alive():
-    head = parse_head(b"POST /predict?x=1 HTTP/1.1\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 12\r\nX-Request-Id: abc")
+    head = parse_head(
+        b"POST /predict?x=1 HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 12\r\nX-Request-Id: abc"
+    )
     assert (head.method, head.path, head.content_length, head.keep_alive) == ("POST", "/predict", 12, True)
     assert head.headers["content-type"] == "application/json"
     assert parse_head(b"GET / HTTP/1.0").keep_alive is False
@@ -21,13 +22,20 @@ def test_parse_head_reads_method_path_headers_and_keep_alive():
     assert parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked").content_length == -1
 
 
-@pytest.mark.parametrize("raw,status", [
-    (b"GET /", 400), (b"GET / HTTP/2", 400), (b"G(T / HTTP/1.1", 400), (b"GET / HTTP/1.1\r\nbad line", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1e3", 400), (b"POST / HTTP/1.1\r\nContent-Length: -1", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: br", 501),
-])
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (b"GET /", 400),
+        (b"GET / HTTP/2", 400),
+        (b"G(T / HTTP/1.1", 400),
+        (b"GET / HTTP/1.1\r\nbad line", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1e3", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: -1", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: br", 501),
+    ],
+)
 def test_parse_head_refuses_malformed_or_ambiguous_heads(raw, status):
     with pytest.raises(BadRequest) as info:
         parse_head(raw)
@@ -73,8 +81,15 @@ def test_metrics_histogram_is_cumulative_and_unknown_routes_collapse():
 
 
 def test_options_come_from_flags_over_environment():
-    env = {"VCI_MODEL_DIR": "/m", "VCI_PORT": "9000", "VCI_GRPC_PORT": "9001", "VCI_WORKERS": "2",
-           "VCI_WORK_DIR": "/tmp/w", "VCI_MAX_BODY_BYTES": "100", "VCI_IMAGE_DIGEST": "sha256:" + "0" * 64}
+    env = {
+        "VCI_MODEL_DIR": "/m",
+        "VCI_PORT": "9000",
+        "VCI_GRPC_PORT": "9001",
+        "VCI_WORKERS": "2",
+        "VCI_WORK_DIR": "/tmp/w",
+        "VCI_MAX_BODY_BYTES": "100",
+        "VCI_IMAGE_DIGEST": "sha256:" + "0" * 64,
+    }
     options = parse_options(["--port", "7000"], env)
     picked = (options["model_dir"], options["port"], options["grpc_port"], options["workers"])
     assert picked == ("/m", 7000, 9001, 2)

@@ -37,6 +37,7 @@ def aws_env(monkeypatch):
 def s3_bucket(moto_endpoint, aws_env):
     """A fresh server state with one new bucket; ``(boto3 client, bucket name)``."""
     import boto3
+
     reset_moto(moto_endpoint)
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     bucket = f"vci-test-{uuid.uuid4().hex[:12]}"
@@ -59,8 +60,11 @@ class LocalCase:
         path.write_bytes(data)
 
     def raw_keys(self) -> list[str]:
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                      if p.is_file() and p.relative_to(self.root).parts[0] != "tmp")
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() and p.relative_to(self.root).parts[0] != "tmp"
+        )
 
 
 class S3Case:
@@ -71,6 +75,7 @@ class S3Case:
     def __init__(self, client, bucket: str, prefix: str = "team/vci"):
         from vci.store.s3 import S3Store
         from vci.store.s3_multipart import MultipartPlan
+
         self.client, self.bucket, self.prefix = client, bucket, prefix
         # small parts so that a few MiB already take the multipart path
         self.store = S3Store(bucket, prefix, client=client, plan=MultipartPlan(part_size=5 << 20, concurrency=3))

@@ -34,8 +34,10 @@ def all_keys(client, bucket):
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-UPLOADS = {"from-memory": lambda store, src: store.put_bytes(src.read_bytes()),  # boto3's transfer manager
-           "streamed": lambda store, src: store.put_blob(src)}
+UPLOADS = {
+    "from-memory": lambda store, src: store.put_bytes(src.read_bytes()),  # boto3's transfer manager
+    "streamed": lambda store, src: store.put_blob(src),
+}
 
 
 @pytest.mark.parametrize("upload", UPLOADS.values(), ids=UPLOADS.keys())
@@ -129,6 +131,7 @@ def test_unreachable_endpoint_is_named(aws_env, monkeypatch):
 @pytest.mark.parametrize("url", ["s3://", "s3:///prefix", "gs://bucket"])
 def test_bad_urls(url):
     from vci.errors import ConfigError
+
     with pytest.raises(ConfigError):
         S3Store.from_url(url)
 
@@ -158,8 +161,9 @@ def test_huge_files_get_bigger_parts():
 
 
 def _moto_auth(endpoint: str, count: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", method="POST", data=count.encode(),
-                                     headers={"Content-Type": "text/plain"})
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", method="POST", data=count.encode(), headers={"Content-Type": "text/plain"}
+    )
     urllib.request.urlopen(request, timeout=10).read()
 
 
@@ -210,7 +214,8 @@ def test_blob_bytes_go_unsigned_with_a_checksum_documents_signed(s3_bucket, moto
     src.write_bytes(os.urandom(12 * MIB))
     checksums = []
     store.blob_client.meta.events.register(
-        "before-send.s3.UploadPart", lambda request, **_: checksums.append(request.headers.get("x-amz-checksum-crc32")))
+        "before-send.s3.UploadPart", lambda request, **_: checksums.append(request.headers.get("x-amz-checksum-crc32"))
+    )
     desc = store.put_blob(src)
     store.put_json("runs/a.json", {"id": "a"})
     assert desc.sent == 12 * MIB and store.read_blob(desc.digest) == src.read_bytes()

@@ -55,6 +55,7 @@ def _errors() -> tuple[type[Exception], ...]:
     """What the Docker SDK raises: its own errors, and requests' when the daemon's socket fails."""
     import docker
     import requests
+
     return docker.errors.DockerException, requests.exceptions.RequestException
 
 
@@ -77,8 +78,9 @@ def build_with_docker(run: Run, options: Options, image: Image) -> Image:
             tag = f"vci-build/{re.sub('[^a-z0-9._-]+', '-', (run.project or 'model').lower())}:{run.id}"
             image_id = _build(client, Path(tmp) / "context", tag, {"BASE_IMAGE": base} if base else {})
         sink = LayerSink(cache_root() / "oci" / "docker-layers", options.level, known=image.layers)
-        with chunk_reader(client.api.get_image(image_id, chunk_size=_CHUNK), errors=_errors(),
-                          what="the Docker Engine's save stream") as saved:
+        with chunk_reader(
+            client.api.get_image(image_id, chunk_size=_CHUNK), errors=_errors(), what="the Docker Engine's save stream"
+        ) as saved:
             built = read_saved_image(saved, sink)
     finally:
         client.close()
@@ -89,13 +91,16 @@ def build_with_docker(run: Run, options: Options, image: Image) -> Image:
 
 def _client(timeout: float):
     import docker
+
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
     except _errors() as exc:
-        raise BuildError(f"no Docker Engine is reachable ({exc})",
-                         hint="start dockerd and set DOCKER_HOST, or use --builder daemonless") from exc
+        raise BuildError(
+            f"no Docker Engine is reachable ({exc})",
+            hint="start dockerd and set DOCKER_HOST, or use --builder daemonless",
+        ) from exc
 
 
 def _base_for_daemon(client, options, tmp: Path) -> str | None:
@@ -111,6 +116,7 @@ def _base_for_daemon(client, options, tmp: Path) -> str | None:
 def load_image(client, image: Image, tag: str, tmp: Path) -> str:
     """``docker load`` ``image`` as ``tag`` unless the daemon already has it under that tag; returns ``tag``."""
     import docker
+
     try:
         if client.images.get(tag).id == image.config_descriptor.digest:
             return tag
@@ -124,8 +130,10 @@ def load_image(client, image: Image, tag: str, tmp: Path) -> str:
         with open(archive, "rb") as f:
             client.images.load(f)
     except _errors() as exc:
-        raise BuildError(f"docker load of the base image failed: {exc}",
-                         hint="check that the base layout is a complete image for this platform") from exc
+        raise BuildError(
+            f"docker load of the base image failed: {exc}",
+            hint="check that the base layout is a complete image for this platform",
+        ) from exc
     finally:
         archive.unlink(missing_ok=True)
     return tag
@@ -136,11 +144,14 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
     last: collections.deque[str] = collections.deque(maxlen=8)
     image_id: str | None = None
     try:
-        for chunk in client.api.build(path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
-                                      decode=True):
+        for chunk in client.api.build(
+            path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, decode=True
+        ):
             if "error" in chunk:
-                raise BuildError(f"docker build failed: {chunk['error'].strip()}",
-                                 hint=("last build output: " + " | ".join(last)) if last else None)
+                raise BuildError(
+                    f"docker build failed: {chunk['error'].strip()}",
+                    hint=("last build output: " + " | ".join(last)) if last else None,
+                )
             image_id = (chunk.get("aux") or {}).get("ID") or image_id
             for line in filter(str.strip, (chunk.get("stream") or "").splitlines()):
                 log.info("docker: %s", line.rstrip())
@@ -149,8 +160,10 @@ def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> str:
                 last.append(line.strip())
         return image_id or client.images.get(tag).id
     except _errors() as exc:
-        raise BuildError(f"the Docker Engine failed during the build: {exc}",
-                         hint="see the daemon's log; retry with --builder daemonless") from exc
+        raise BuildError(
+            f"the Docker Engine failed during the build: {exc}",
+            hint="see the daemon's log; retry with --builder daemonless",
+        ) from exc
 
 
 def read_saved_image(stream, sink: LayerSink) -> Image:
@@ -184,8 +197,10 @@ def read_saved_image(stream, sink: LayerSink) -> Image:
             raise BuildError(f"the saved image archive lacks layer {name}")
         layers.append(stored[name] if name in stored else sink.store(io.BytesIO(small[name])))
     if json.loads(config_bytes).get("rootfs", {}).get("diff_ids") != [layer.diff_id for layer in layers]:
-        raise BuildError("the layers the Docker Engine saved do not match its image config's diff_ids",
-                         hint="retry; if it persists, the daemon's image store may be corrupt")
+        raise BuildError(
+            "the layers the Docker Engine saved do not match its image config's diff_ids",
+            hint="retry; if it persists, the daemon's image store may be corrupt",
+        )
     return _oci_image(config_bytes, layers)
 
 
@@ -204,9 +219,12 @@ def _follow(links: dict, name: str) -> str:
 
 
 def _oci_image(config_bytes: bytes, layers: list[Layer]) -> Image:
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": Descriptor(OCI_CONFIG, sha256_bytes(config_bytes), len(config_bytes)).to_json(),
-                "layers": [layer.descriptor.as_oci().to_json() for layer in layers]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": Descriptor(OCI_CONFIG, sha256_bytes(config_bytes), len(config_bytes)).to_json(),
+        "layers": [layer.descriptor.as_oci().to_json() for layer in layers],
+    }
     paths = {layer.digest: layer.path for layer in layers}
     return image_from_parts(canonical_json(manifest), config_bytes, paths.get)
 
@@ -294,5 +312,7 @@ def _check_platform(image: Image, platform: str) -> None:
     built = [image.config.get(k) for k in ("os", "architecture", "variant")]
     wanted = platform.split("/")
     if built[:2] != wanted[:2] or (len(wanted) > 2 and built[2] != wanted[2]):
-        raise BuildError(f"the Docker Engine built a {'/'.join(filter(None, built))} image, not {platform}",
-                         hint="build on a daemon of that platform, or use --builder daemonless")
+        raise BuildError(
+            f"the Docker Engine built a {'/'.join(filter(None, built))} image, not {platform}",
+            hint="build on a daemon of that platform, or use --builder daemonless",
+        )

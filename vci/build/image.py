@@ -54,8 +54,10 @@ def check_base_python(base, python: str, spec: str) -> None:
         if item.startswith("PYTHON_VERSION="):
             found = found or item.split("=", 1)[1]
     if found and minor_version(found) != python:
-        raise BuildError(f"base image {spec} has Python {found}, but the run was logged with Python {python}",
-                         hint=f"use a Python {python} base (the model pickle needs the same minor version)")
+        raise BuildError(
+            f"base image {spec} has Python {found}, but the run was logged with Python {python}",
+            hint=f"use a Python {python} base (the model pickle needs the same minor version)",
+        )
 
 
 def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, list[dict]]:
@@ -65,8 +67,10 @@ def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, lis
     check_base_python(base, python, spec)
     manifest_json = encode_manifest(manifest).decode()
     if len(manifest_json) > MAX_ENV_MANIFEST:
-        raise BuildError(f"the run manifest takes {len(manifest_json)} bytes; images carry at most "
-                         f"{MAX_ENV_MANIFEST}", hint="log fewer or smaller examples")
+        raise BuildError(
+            f"the run manifest takes {len(manifest_json)} bytes; images carry at most {MAX_ENV_MANIFEST}",
+            hint="log fewer or smaller examples",
+        )
     epoch = build_epoch(manifest)
     specs = plan_layers(manifest, run.model_dir(), python=python, platform=options.platform, cache_dir=cache_dir)
     cache = LayerCache(cache_dir)
@@ -78,8 +82,10 @@ def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, lis
         layers.append(layer)
     config = container_config(manifest, manifest_json, image_labels(manifest, run.version, epoch))
     image = append_layers(base, layers, epoch=epoch, config=config, history=[s.describe for s in specs])
-    records = [{"name": s.name, "digest": layer.digest, "size": layer.size, "describe": s.describe}
-               for s, layer in zip(specs, layers, strict=True)]
+    records = [
+        {"name": s.name, "digest": layer.digest, "size": layer.size, "describe": s.describe}
+        for s, layer in zip(specs, layers, strict=True)
+    ]
     return image, records
 
 
@@ -97,11 +103,16 @@ def verify_reproducible(run: Run, options: Options, image: Image, layers: list[d
     with tempfile.TemporaryDirectory(prefix="vci-repro-") as tmp:
         again, records = build_image(run, options, Path(tmp))
     if again.digest != image.digest:
-        differ = [f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
-                  for a, b in zip(layers, records, strict=True) if a["digest"] != b["digest"]]
-        raise BuildError(f"the image is not reproducible: {image.digest} then {again.digest}; "
-                         f"layers that differ: {', '.join(differ) or 'none (the config differs)'}",
-                         hint="set SOURCE_DATE_EPOCH, and make sure the requirements are pinned")
+        differ = [
+            f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
+            for a, b in zip(layers, records, strict=True)
+            if a["digest"] != b["digest"]
+        ]
+        raise BuildError(
+            f"the image is not reproducible: {image.digest} then {again.digest}; "
+            f"layers that differ: {', '.join(differ) or 'none (the config differs)'}",
+            hint="set SOURCE_DATE_EPOCH, and make sure the requirements are pinned",
+        )
 
 
 def rebuild_with_docker(run: Run, options: Options, image: Image) -> tuple[Image, list[dict]] | None:
@@ -109,8 +120,10 @@ def rebuild_with_docker(run: Run, options: Options, image: Image) -> tuple[Image
     if not _use_docker(options.builder):
         return None
     built = build_with_docker(run, options, image)
-    return built, [{"name": f"docker layer {i + 1}", "digest": layer.digest, "size": layer.size,
-                    "describe": "docker build"} for i, layer in enumerate(built.layers)]
+    return built, [
+        {"name": f"docker layer {i + 1}", "digest": layer.digest, "size": layer.size, "describe": "docker build"}
+        for i, layer in enumerate(built.layers)
+    ]
 
 
 def _use_docker(builder: str) -> bool:
@@ -119,7 +132,9 @@ def _use_docker(builder: str) -> bool:
     if docker_available():
         return True
     if builder == "docker":
-        raise BuildError("--builder docker: no Docker Engine is reachable (DOCKER_HOST or /var/run/docker.sock)",
-                         hint="start dockerd, or use --builder daemonless (the default) or auto")
+        raise BuildError(
+            "--builder docker: no Docker Engine is reachable (DOCKER_HOST or /var/run/docker.sock)",
+            hint="start dockerd, or use --builder daemonless (the default) or auto",
+        )
     log.warning("no Docker Engine reachable: building without a daemon")
     return False

@@ -41,15 +41,20 @@ def write_outputs(image, options: Options, run, default_layout: Path, progress=N
 def push_to(image, repository: str, tag: str, insecure: bool | None, progress=None) -> dict:
     registry, repo = split_repository(repository)
     result = push_image(RegistryClient(registry, insecure=insecure), image, repo, tag=tag, progress=progress)
-    return {"reference": f"{registry}/{repo}@{image.digest}", "tag": f"{registry}/{repo}:{tag}",
-            **{k: v for k, v in result.to_json().items() if k != "reference"}}
+    return {
+        "reference": f"{registry}/{repo}@{image.digest}",
+        "tag": f"{registry}/{repo}:{tag}",
+        **{k: v for k, v in result.to_json().items() if k != "reference"},
+    }
 
 
 def _need_local_layers(image) -> None:
     remote = [layer.digest for layer in image.layers if layer.path is None]
     if remote:
-        raise BuildError(f"{len(remote)} base layers live only in their registry; --layout and --tar need them",
-                         hint="use an OCI layout as --base (skopeo copy docker://BASE oci:DIR:tag)")
+        raise BuildError(
+            f"{len(remote)} base layers live only in their registry; --layout and --tar need them",
+            hint="use an OCI layout as --base (skopeo copy docker://BASE oci:DIR:tag)",
+        )
 
 
 def push_progress():
@@ -59,6 +64,7 @@ def push_progress():
 
     def report(outcome: str, digest: str, size: int) -> None:
         print(f"  {outcome:<9} {digest[:19]} {format_bytes(size):>10}", file=sys.stderr)
+
     return report
 
 

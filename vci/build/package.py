@@ -18,8 +18,9 @@ from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_
 from .plan import LAYER_MTIME, plan_layers, python_of
 
 
-def package(settings, run, options: Options, *, progress=None, check_reproducible: bool = False,
-            refs_file: str | None = None) -> dict:
+def package(
+    settings, run, options: Options, *, progress=None, check_reproducible: bool = False, refs_file: str | None = None
+) -> dict:
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
     run = resolve_run(settings, run)
     image, layers = build_image(run, options, cache_root() / "oci")
@@ -34,8 +35,15 @@ def package(settings, run, options: Options, *, progress=None, check_reproducibl
     reference = first or f"{outputs.get('layout') or outputs.get('tar')}@{image.digest}"
     if refs_file:
         write_refs_file(refs_file, reference)
-    return {"image": reference, "digest": image.digest, "run_id": run.id, "layers": layers, "outputs": outputs,
-            "reproducible": True if check_reproducible else None, "manifest": json.loads(image.manifest_bytes)}
+    return {
+        "image": reference,
+        "digest": image.digest,
+        "run_id": run.id,
+        "layers": layers,
+        "outputs": outputs,
+        "reproducible": True if check_reproducible else None,
+        "manifest": json.loads(image.manifest_bytes),
+    }
 
 
 def plan(settings, run, options: Options) -> dict:
@@ -44,12 +52,27 @@ def plan(settings, run, options: Options) -> dict:
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
     cache = LayerCache(cache_root() / "oci")
-    rows = [{"name": "base", "describe": f"{spec} layer {i + 1}", "digest": layer.digest, "size": layer.size,
-             "state": "base"} for i, layer in enumerate(base.layers)]
+    rows = [
+        {
+            "name": "base",
+            "describe": f"{spec} layer {i + 1}",
+            "digest": layer.digest,
+            "size": layer.size,
+            "state": "base",
+        }
+        for i, layer in enumerate(base.layers)
+    ]
     for s in plan_layers(manifest, None, python=python, platform=options.platform, cache_dir=cache_root() / "oci"):
         layer = cache.get(s.key, epoch=LAYER_MTIME, level=options.level)
-        rows.append({"name": s.name, "describe": s.describe, "digest": layer.digest if layer else None,
-                     "size": layer.size if layer else None, "state": "cached" if layer else "to-build"})
+        rows.append(
+            {
+                "name": s.name,
+                "describe": s.describe,
+                "digest": layer.digest if layer else None,
+                "size": layer.size if layer else None,
+                "state": "cached" if layer else "to-build",
+            }
+        )
     for repo in options.push:
         mark_in_registry(rows, repo, options.insecure)
     return {"run_id": run.id, "base": spec, "layers": rows, "push": options.push, "dry_run": True}

@@ -66,29 +66,45 @@ def runtime_key() -> str:
     return "runtime-" + h.hexdigest()[:32]
 
 
-def plan_layers(manifest: dict, model_dir: Path | None, *, python: str, platform: str,
-                cache_dir: Path) -> list[LayerSpec]:
+def plan_layers(
+    manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path
+) -> list[LayerSpec]:
     """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
     reqs = manifest.get("requirements") or []
-    specs = [LayerSpec("dependencies", deps_key(reqs, python, platform),
-                       f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
-                       lambda: _tree(install_requirements(reqs, python, platform, cache_dir), DEPS_ROOT)),
-             LayerSpec("runtime", runtime_key(), "vci runtime (model server)",
-                       lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()])]
+    specs = [
+        LayerSpec(
+            "dependencies",
+            deps_key(reqs, python, platform),
+            f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
+            lambda: _tree(install_requirements(reqs, python, platform, cache_dir), DEPS_ROOT),
+        ),
+        LayerSpec(
+            "runtime",
+            runtime_key(),
+            "vci runtime (model server)",
+            lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()],
+        ),
+    ]
     for rec in blob_records(manifest):
         is_model = rec is manifest.get("model")
         name = "model" if is_model else "artifact " + next(k for k, r in manifest["artifacts"].items() if r is rec)
-        specs.append(LayerSpec(name, f"blob-{hex_of(rec['digest'])}",
-                               f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
-                               lambda digest=rec["digest"]: _blob_entries(model_dir, digest)))
+        specs.append(
+            LayerSpec(
+                name,
+                f"blob-{hex_of(rec['digest'])}",
+                f"{name} ({rec['size']} bytes, {rec['digest'][:19]})",
+                lambda digest=rec["digest"]: _blob_entries(model_dir, digest),
+            )
+        )
     return specs
 
 
 def _blob_entries(model_dir: Path | None, digest: str) -> list[Entry]:
     """The one entry of a model or artifact blob's layer, read from ``model_dir``."""
     if model_dir is None:
-        raise BuildError("this layer plan was made without a model directory (a dry run): it cannot build "
-                         "the model's layers")
+        raise BuildError(
+            "this layer plan was made without a model directory (a dry run): it cannot build the model's layers"
+        )
     return [Entry.file(blob_path(MODEL_ROOT, digest).as_posix(), blob_path(model_dir, digest), mode=0o444)]
 
 
@@ -97,18 +113,35 @@ def _tree(directory: Path, prefix: str):
 
 
 def container_config(manifest: dict, manifest_json: str, labels: dict[str, str]):
-    env = {"VCI_MODEL_DIR": MODEL_ROOT, "VCI_PORT": str(PORT), "PYTHONPATH": f"{RUNTIME_ROOT}:{DEPS_ROOT}",
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "VCI_RUN_MANIFEST": manifest_json}
-    return ContainerConfig(entrypoint=["python3", "-m", "vci.serve"], cmd=[], env=env,
-                           exposed_ports=[f"{PORT}/tcp"], user=USER, workdir="/opt/vci", labels=labels)
+    env = {
+        "VCI_MODEL_DIR": MODEL_ROOT,
+        "VCI_PORT": str(PORT),
+        "PYTHONPATH": f"{RUNTIME_ROOT}:{DEPS_ROOT}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "VCI_RUN_MANIFEST": manifest_json,
+    }
+    return ContainerConfig(
+        entrypoint=["python3", "-m", "vci.serve"],
+        cmd=[],
+        env=env,
+        exposed_ports=[f"{PORT}/tcp"],
+        user=USER,
+        workdir="/opt/vci",
+        labels=labels,
+    )
 
 
 def image_labels(manifest: dict, digest: str, epoch: int) -> dict[str, str]:
-    labels = {"org.opencontainers.image.created": iso_time(epoch),
-              "org.opencontainers.image.title": manifest.get("project") or "vci-model",
-              "org.opencontainers.image.version": manifest["id"],
-              "vci.project": manifest.get("project") or "", "vci.run-id": manifest["id"],
-              "vci.model-digest": digest, "vci.version": manifest.get("vci_version", "")}
+    labels = {
+        "org.opencontainers.image.created": iso_time(epoch),
+        "org.opencontainers.image.title": manifest.get("project") or "vci-model",
+        "org.opencontainers.image.version": manifest["id"],
+        "vci.project": manifest.get("project") or "",
+        "vci.run-id": manifest["id"],
+        "vci.model-digest": digest,
+        "vci.version": manifest.get("vci_version", ""),
+    }
     source, revision = _source_and_revision()
     if source:
         labels["org.opencontainers.image.source"] = source

@@ -29,6 +29,7 @@ SKIPPED = {"vci"}  # vci ships in the runtime layer (its own source), never from
 def image_requirements(requirements: list[str]) -> list[str]:
     """The requirements pip installs into the image: all but vci itself."""
     from packaging.requirements import Requirement
+
     return sorted(r for r in requirements if Requirement(r).name.lower() not in SKIPPED)
 
 
@@ -64,9 +65,24 @@ def install_requirements(requirements: list[str], python: str, platform: str, ca
 def _pip_install(reqs: list[str], python: str, platform: str, target: Path) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(reqs) + "\n")
-    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-input", "--target", str(target), "--no-compile", "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", python, "--no-warn-script-location"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(target),
+        "--no-compile",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--no-warn-script-location",
+    ]
     for tag in platform_tags(platform):
         argv += ["--platform", tag]
     argv += ["-r", f.name]
@@ -83,7 +99,10 @@ def _pip_error(stderr: str, python: str, platform: str) -> Exception:
     if missing:
         return RequirementError(
             f"no wheel of {missing.group(1)} for CPython {python} on {platform}",
-            hint="pick a version that publishes wheels for that platform, or build one and host it on your index")
+            hint="pick a version that publishes wheels for that platform, or build one and host it on your index",
+        )
     last = [line for line in stderr.strip().splitlines() if line.strip()][-3:]
-    return BuildError("installing the requirements for the image failed: " + " | ".join(last),
-                      hint="run with --debug for pip's full output")
+    return BuildError(
+        "installing the requirements for the image failed: " + " | ".join(last),
+        hint="run with --debug for pip's full output",
+    )

@@ -123,8 +123,7 @@ def summary_markdown(command: str, result: dict) -> str:
     if isinstance(result.get("releases"), list):
         lines += ["", "| release | action | digest | outcome |", "|---|---|---|---|"]
         lines += [
-            f"| {r.get('release_id')} | {r.get('action')} | `{str(r.get('digest'))[:19]}` "
-            f"| {r.get('outcome')} |"
+            f"| {r.get('release_id')} | {r.get('action')} | `{str(r.get('digest'))[:19]}` | {r.get('outcome')} |"
             for r in result["releases"][:10]
         ]
     return "\n".join(lines) + "\n\n"

@@ -22,9 +22,7 @@ DEFAULT_TIMEOUT = 30.0
 class JenkinsClient:
     """One Jenkins server: python-jenkins's session (basic auth, crumbs, timeouts) with statuses explained."""
 
-    def __init__(
-        self, url: str, credentials: Credentials, *, timeout: float = DEFAULT_TIMEOUT, poll: float = 1.0
-    ):
+    def __init__(self, url: str, credentials: Credentials, *, timeout: float = DEFAULT_TIMEOUT, poll: float = 1.0):
         import jenkins  # python-jenkins imports requests: load it only when a Jenkins command runs
 
         self.url = url.rstrip("/") + "/"
@@ -49,9 +47,7 @@ class JenkinsClient:
                 hint="raise --timeout or check the server's load",
             ) from exc
         except requests.ConnectionError as exc:
-            raise ConfigError(
-                f"cannot reach Jenkins at {self.url}", hint="check --url / JENKINS_URL"
-            ) from exc
+            raise ConfigError(f"cannot reach Jenkins at {self.url}", hint="check --url / JENKINS_URL") from exc
         if response.status_code not in ok:
             raise self._explain(response, what)
         return response
@@ -87,9 +83,7 @@ class JenkinsClient:
                 hint="check the job name, or create the job with `vci jenkins setup`",
             )
         if status == 400 and "exists" in body.lower():
-            return ConflictError(
-                f"{what} already exists (400)", hint="run `vci jenkins setup` again to update it"
-            )
+            return ConflictError(f"{what} already exists (400)", hint="run `vci jenkins setup` again to update it")
         if status >= 500:
             return RemoteError(
                 f"Jenkins failed on {what} ({status}): {body.strip()[:120]}",
@@ -107,9 +101,7 @@ class JenkinsClient:
         headers = {"Content-Type": "application/xml; charset=utf-8"}
         body = config_xml.encode("utf-8")
         if current.status_code == 404:
-            self.request(
-                "POST", "createItem", what=f"job {name!r}", params={"name": name}, data=body, headers=headers
-            )
+            self.request("POST", "createItem", what=f"job {name!r}", params={"name": name}, data=body, headers=headers)
             return "created"
         if _normalise(current.text) == _normalise(config_xml):
             return "unchanged"
@@ -120,14 +112,10 @@ class JenkinsClient:
         """The queue item or build that a trigger with this id already started, if any."""
         queue = self.request("GET", "queue/api/json", what="the build queue").json()
         for item in queue.get("items", []):
-            if (item.get("task") or {}).get("name") == name and build_parameters(item).get(
-                TRIGGER_PARAM
-            ) == trigger_id:
+            if (item.get("task") or {}).get("name") == name and build_parameters(item).get(TRIGGER_PARAM) == trigger_id:
                 return {"queue_id": item["id"], "build": None}
         tree = "builds[number,url,actions[parameters[name,value]]]{0,50}"
-        job = self.request(
-            "GET", f"job/{_quote(name)}/api/json", what=f"job {name!r}", params={"tree": tree}
-        ).json()
+        job = self.request("GET", f"job/{_quote(name)}/api/json", what=f"job {name!r}", params={"tree": tree}).json()
         for build in job.get("builds", []):
             if build_parameters(build).get(TRIGGER_PARAM) == trigger_id:
                 return {"queue_id": None, "build": build["number"]}
@@ -165,9 +153,7 @@ class JenkinsClient:
         """The build number a queue item became (waits while it is queued)."""
         deadline = time.monotonic() + timeout
         while True:
-            item = self.request(
-                "GET", f"queue/item/{queue_id}/api/json", what=f"queue item {queue_id}"
-            ).json()
+            item = self.request("GET", f"queue/item/{queue_id}/api/json", what=f"queue item {queue_id}").json()
             if item.get("cancelled"):
                 raise DeployError(f"the queued build of {name!r} was cancelled", hint="see the Jenkins queue")
             if item.get("executable"):

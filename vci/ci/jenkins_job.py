@@ -43,11 +43,9 @@ def load_credentials(env: Mapping[str, str] | None = None, path: str | None = No
     if not user or not token:
         raise ConfigError(
             "no Jenkins credentials",
-            hint="set JENKINS_USER and JENKINS_TOKEN (an API token), "
-            "or pass --credentials-file holding USER:TOKEN",
+            hint="set JENKINS_USER and JENKINS_TOKEN (an API token), or pass --credentials-file holding USER:TOKEN",
         )
     if env.get("GITHUB_ACTIONS") == "true":
-
         mask(token)
     return Credentials(user, token)
 

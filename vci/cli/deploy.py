@@ -42,9 +42,14 @@ def serve_cmd(run_id, host, port, grpc_port, workers, store):
 @click.argument("target", metavar="RUN_ID|IMAGE@DIGEST")
 @env_option
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Overall bound in seconds on the wait (0: none; a cluster rollout fails once it makes no progress "
-         "for the environment's progress_deadline, a local server gets 300 s to load).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Overall bound in seconds on the wait (0: none; a cluster rollout fails once it makes no progress "
+    "for the environment's progress_deadline, a local server gets 300 s to load).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would change (a diff on a cluster) and touch nothing.")
 @click.option("--allow-tag", is_flag=True, help="Accept an image by tag (a cluster deploys digests otherwise).")
 @click.option("--insecure", is_flag=True, default=None, help="Plain-HTTP / unverified registry (local registries).")
@@ -59,18 +64,30 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
     environment's repository first; --wait watches the rollout and rolls back a failed one.
     Deploying what already runs changes nothing.
     """
-    result = deploy(settings_for(store), target, env, wait=wait, timeout=timeout or None, dry_run=dry_run,
-                    allow_tag=allow_tag, insecure=insecure)
+    result = deploy(
+        settings_for(store),
+        target,
+        env,
+        wait=wait,
+        timeout=timeout or None,
+        dry_run=dry_run,
+        allow_tag=allow_tag,
+        insecure=insecure,
+    )
     if dry_run and result.get("diff") and output == "text":
         click.echo(result["diff"])
     if result["status"] in ("deployed", "applied"):
-        text = f"deployed {result['run_id']} to {result['environment']}: {result['endpoint']} " \
-               f"(release {result['release_id']})"
+        text = (
+            f"deployed {result['run_id']} to {result['environment']}: {result['endpoint']} "
+            f"(release {result['release_id']})"
+        )
     elif result["status"] == "unchanged":
         text = f"{result['environment']} already runs {result['run_id']} ({result['digest'][:19]}): nothing to do"
     else:
-        text = f"would deploy {result['run_id']} ({result['digest'][:19]}) to {result['environment']}, " \
-               f"replacing {result['previous'] or 'nothing'}"
+        text = (
+            f"would deploy {result['run_id']} ({result['digest'][:19]}) to {result['environment']}, "
+            f"replacing {result['previous'] or 'nothing'}"
+        )
     emit(output, result, text)
 
 
@@ -110,7 +127,7 @@ def predict_cmd(env, url, data, batch, store, output):
     try:
         payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'")
+        raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'") from exc
     model = DeployedModel(url) if url else deployed_model(settings_for(store), env)
     if batch:
         result, request_id = model.batch_predict(payload), None

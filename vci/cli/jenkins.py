@@ -19,9 +19,7 @@ from .output import emit, output_option
 url_option = click.option(
     "--url", envvar="JENKINS_URL", required=True, metavar="URL", help="Jenkins base URL (or JENKINS_URL)."
 )
-job_option = click.option(
-    "--job", required=True, metavar="NAME", help="The job (folder/name for jobs in folders)."
-)
+job_option = click.option("--job", required=True, metavar="NAME", help="The job (folder/name for jobs in folders).")
 credentials_option = click.option(
     "--credentials-file",
     type=click.Path(dir_okay=False),
@@ -65,9 +63,7 @@ def jenkins_group():
     type=click.Path(dir_okay=False),
     help="The Jenkinsfile: inlined, or (with --scm-url) its path in the repository.",
 )
-@click.option(
-    "--scm-url", metavar="URL", help="Load the Jenkinsfile from this git repository instead of inlining it."
-)
+@click.option("--scm-url", metavar="URL", help="Load the Jenkinsfile from this git repository instead of inlining it.")
 @click.option("--branch", default="main", show_default=True, help="Branch to build (with --scm-url).")
 @click.option("--dry-run", is_flag=True, help="Print the config.xml and touch nothing.")
 @credentials_option
@@ -79,9 +75,7 @@ def setup_cmd(url, job, jenkinsfile, scm_url, branch, dry_run, credentials_file,
     try:
         text = open(jenkinsfile, encoding="utf-8").read()
     except OSError as exc:
-        raise UsageError(
-            f"cannot read {jenkinsfile}: {exc.strerror}", hint="pass --jenkinsfile PATH"
-        ) from exc
+        raise UsageError(f"cannot read {jenkinsfile}: {exc.strerror}", hint="pass --jenkinsfile PATH") from exc
     config = pipeline_config_xml(
         text,
         scm_url=scm_url,
@@ -93,9 +87,7 @@ def setup_cmd(url, job, jenkinsfile, scm_url, branch, dry_run, credentials_file,
         emit(output, {"job": job, "config_xml": config, "outcome": "planned"}, config)
         return
     outcome = _client(url, credentials_file, timeout).upsert_job(job, config)
-    emit(
-        output, {"job": job, "url": f"{url.rstrip('/')}/job/{job}/", "outcome": outcome}, f"{outcome}: {job}"
-    )
+    emit(output, {"job": job, "url": f"{url.rstrip('/')}/job/{job}/", "outcome": outcome}, f"{outcome}: {job}")
 
 
 def _parse_params(values: tuple[str, ...]) -> dict:
@@ -104,9 +96,7 @@ def _parse_params(values: tuple[str, ...]) -> dict:
     for value in values:
         key, sep, val = value.partition("=")
         if not sep or not key:
-            raise UsageError(
-                f"--param {value!r} is not KEY=VALUE", hint="e.g. --param RUN_ID=20261124-0712-3f9a"
-            )
+            raise UsageError(f"--param {value!r} is not KEY=VALUE", hint="e.g. --param RUN_ID=20261124-0712-3f9a")
         params[key] = val
     return params
 
@@ -134,9 +124,7 @@ def _parse_params(values: tuple[str, ...]) -> dict:
 @timeout_option
 @poll_option
 @output_option
-def trigger_cmd(
-    url, job, params, trigger_id, wait, follow, build_timeout, credentials_file, timeout, poll, output
-):
+def trigger_cmd(url, job, params, trigger_id, wait, follow, build_timeout, credentials_file, timeout, poll, output):
     """Trigger the job with parameters (in the request body); with --wait/--follow, exit with its result."""
 
     client = _client(url, credentials_file, timeout, poll)
@@ -155,9 +143,7 @@ def trigger_cmd(
         number = started["build"] or client.await_build(job, started["queue_id"], build_timeout)
         if follow:
             stream = sys.stderr if output == "json" else sys.stdout
-            client.stream_console(
-                job, number, lambda text: (stream.write(text), stream.flush()), build_timeout
-            )
+            client.stream_console(job, number, lambda text: (stream.write(text), stream.flush()), build_timeout)
         build = client.await_result(job, number, build_timeout)
         result.update(build=number, result=build["result"], url=build.get("url"))
     emit(
@@ -167,6 +153,4 @@ def trigger_cmd(
         f"{result['result'] or 'triggered'}{' (already triggered)' if result['reused'] else ''}",
     )
     if result["result"] and exit_status(result["result"]):
-        raise DeployError(
-            f"build #{result['build']} of {job!r} ended {result['result']}", hint=result["url"] or ""
-        )
+        raise DeployError(f"build #{result['build']} of {job!r} ended {result['result']}", hint=result["url"] or "")

@@ -40,6 +40,7 @@ class LazyGroup(click.Group):
         if name not in self.COMMANDS:
             return None
         import importlib
+
         module, attr, _ = self.COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
@@ -60,8 +61,9 @@ def cli(debug: bool):
     [tool.vci] in pyproject.toml), then VCI_* environment variables, then flags.
     """
     STATE["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="vci: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="vci: %(levelname)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     except VciError as exc:
         if STATE["debug"]:
             import traceback
+
             traceback.print_exc()
         report_error(str(exc), exc.code)
         sys.exit(exc.exit_code)

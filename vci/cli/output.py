@@ -23,16 +23,29 @@ def _remember_output(ctx, param, value):
 
 def output_option(f):
     """``--output text|json`` on a command."""
-    return click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True, expose_value=True, callback=_remember_output, is_eager=True,
-                        help="Print a human summary or one JSON object (for CI).")(f)
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        expose_value=True,
+        callback=_remember_output,
+        is_eager=True,
+        help="Print a human summary or one JSON object (for CI).",
+    )(f)
 
 
 def emit(output: str, result: dict, text: str | None = None) -> None:
     """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people; in GitHub Actions
     also mask its secrets first and write it as step outputs and a job summary."""
-    printed = (json.dumps(result, indent=None, sort_keys=True, default=str) if output == "json"
-               else text if text is not None else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    printed = (
+        json.dumps(result, indent=None, sort_keys=True, default=str)
+        if output == "json"
+        else text
+        if text is not None
+        else "\n".join(f"{k}: {v}" for k, v in result.items())
+    )
     if os.environ.get("GITHUB_ACTIONS") != "true":
         click.echo(printed)
         return

@@ -12,28 +12,60 @@ from .runs import settings_for, store_option
 
 @click.command("package")
 @click.argument("run_id")
-@click.option("--push", "push", multiple=True, metavar="REPO",
-              help="Push to this repository (registry/path/name); repeatable.")
+@click.option(
+    "--push", "push", multiple=True, metavar="REPO", help="Push to this repository (registry/path/name); repeatable."
+)
 @click.option("--layout", metavar="DIR", help="Write an OCI image layout.")
 @click.option("--tar", metavar="FILE", help="Write a tarball that `docker load` accepts.")
 @click.option("--emit-dockerfile", "dockerfile", metavar="DIR", help="Write a Dockerfile and its context.")
-@click.option("--base", metavar="REF|oci:DIR[:TAG]", help="Base image with Python (default python:X.Y-slim for the "
-              "run's Python, or VCI_BASE_IMAGE).")
+@click.option(
+    "--base",
+    metavar="REF|oci:DIR[:TAG]",
+    help="Base image with Python (default python:X.Y-slim for the run's Python, or VCI_BASE_IMAGE).",
+)
 @click.option("--platform", default="linux/amd64", show_default=True, help="Target platform of the image.")
 @click.option("--tag", metavar="TAG", help="Tag to write after the push (default: the run id).")
 @click.option("--insecure", is_flag=True, default=None, help="Allow plain HTTP / unverified TLS (local registries).")
-@click.option("--builder", type=click.Choice(["daemonless", "docker", "auto"]), default="daemonless",
-              show_default=True, help="Build without a daemon, through the Docker Engine, or docker when reachable.")
-@click.option("--compression-level", "level", type=click.IntRange(1, 9), default=6, show_default=True,
-              help="gzip level of new layers.")
+@click.option(
+    "--builder",
+    type=click.Choice(["daemonless", "docker", "auto"]),
+    default="daemonless",
+    show_default=True,
+    help="Build without a daemon, through the Docker Engine, or docker when reachable.",
+)
+@click.option(
+    "--compression-level",
+    "level",
+    type=click.IntRange(1, 9),
+    default=6,
+    show_default=True,
+    help="gzip level of new layers.",
+)
 @click.option("--refs-file", type=click.Path(dir_okay=False), help="Also write REPO@sha256:... to this file.")
-@click.option("--dry-run", is_flag=True,
-              help="Print the layer plan (and what the registry already has); build nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the layer plan (and what the registry already has); build nothing."
+)
 @click.option("--check-reproducible", is_flag=True, help="Build twice from scratch and fail unless the digests match.")
 @store_option
 @output_option
-def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, insecure, builder, level, refs_file,
-                dry_run, check_reproducible, store, output):
+def package_cmd(
+    run_id,
+    push,
+    layout,
+    tar,
+    dockerfile,
+    base,
+    platform,
+    tag,
+    insecure,
+    builder,
+    level,
+    refs_file,
+    dry_run,
+    check_reproducible,
+    store,
+    output,
+):
     """Package a run as an OCI image: base + dependencies + vci runtime + model + artifacts.
 
     \b
@@ -42,8 +74,18 @@ def package_cmd(run_id, push, layout, tar, dockerfile, base, platform, tag, inse
 
     With no output named, it writes an OCI layout under the local state directory.
     """
-    options = Options(base=base, push=list(push), layout=layout, tar=tar, dockerfile=dockerfile, insecure=insecure,
-                      platform=platform, level=level, tag=tag, builder=builder)
+    options = Options(
+        base=base,
+        push=list(push),
+        layout=layout,
+        tar=tar,
+        dockerfile=dockerfile,
+        insecure=insecure,
+        platform=platform,
+        level=level,
+        tag=tag,
+        builder=builder,
+    )
     settings = settings_for(store)
     if dry_run:
         result = plan(settings, run_id, options)

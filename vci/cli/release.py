@@ -34,9 +34,7 @@ def test_cmd(env, examples_file, store, output):
 
     result = smoke_test(settings_for(store), env, examples_file=examples_file)
     verdict = "passed" if result["passed"] else f"{len(result['failures'])} failed"
-    lines = [
-        f"{result['environment']} ({(result['digest'] or '')[:19]}): {result['checked']} examples, {verdict}"
-    ]
+    lines = [f"{result['environment']} ({(result['digest'] or '')[:19]}): {result['checked']} examples, {verdict}"]
     lines += [
         f"  example {f['example']}: {f['problem']} {f.get('detail') or ''} "
         f"{'expected ' + repr(f['expected']) + ' got ' + repr(f['got']) if 'expected' in f else ''}".rstrip()
@@ -44,15 +42,11 @@ def test_cmd(env, examples_file, store, output):
     ]
     emit(output, result, "\n".join(lines))
     if not result["passed"]:
-        raise DeployError(
-            f"the smoke test of {result['environment']!r} failed", hint="see the failures above"
-        )
+        raise DeployError(f"the smoke test of {result['environment']!r} failed", hint="see the failures above")
 
 
 @click.command("promote")
-@click.option(
-    "--from", "source", default="staging", show_default=True, metavar="ENV", help="Where the digest runs."
-)
+@click.option("--from", "source", default="staging", show_default=True, metavar="ENV", help="Where the digest runs.")
 @click.option("--to", "target", default="production", show_default=True, metavar="ENV", help="Where it goes.")
 @click.option(
     "--digest",
@@ -77,9 +71,7 @@ def test_cmd(env, examples_file, store, output):
     "target's progress_deadline).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be promoted and touch nothing.")
-@click.option(
-    "--approved-by", metavar="NAME", help="Who approved (required where the target requires approval)."
-)
+@click.option("--approved-by", metavar="NAME", help="Who approved (required where the target requires approval).")
 @click.option(
     "--examples",
     "examples_file",
@@ -121,12 +113,8 @@ def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approv
 
 @click.command("rollback")
 @env_option
-@click.option(
-    "--to", "to", metavar="RELEASE_ID", help="The release to return to (default: the previous one)."
-)
-@click.option(
-    "--wait/--no-wait", default=True, show_default=True, help="Wait until the environment is ready."
-)
+@click.option("--to", "to", metavar="RELEASE_ID", help="The release to return to (default: the previous one).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the environment is ready.")
 @click.option("--dry-run", is_flag=True, help="Print what would be restored and touch nothing.")
 @store_option
 @output_option

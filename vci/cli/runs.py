@@ -11,8 +11,11 @@ from ..progress import format_bytes
 from ..runs import get_run, init, list_runs
 from .output import emit, output_option, table
 
-store_option = click.option("--store", metavar="URL", help="Artifact store: a directory or s3://bucket/prefix "
-                            "(default: vci.yaml, VCI_STORE, ./.vci).")
+store_option = click.option(
+    "--store",
+    metavar="URL",
+    help="Artifact store: a directory or s3://bucket/prefix (default: vci.yaml, VCI_STORE, ./.vci).",
+)
 
 
 def settings_for(store: str | None = None, project: str | None = None):
@@ -31,13 +34,28 @@ def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 @click.command("log")
 @click.option("--model", "model_spec", metavar="FILE.py:Class", help="The model class to log.")
-@click.option("--artifact", "artifacts", multiple=True, metavar="KEY=PATH",
-              help="A file or directory to log (repeatable); the model receives {KEY: local path}.")
+@click.option(
+    "--artifact",
+    "artifacts",
+    multiple=True,
+    metavar="KEY=PATH",
+    help="A file or directory to log (repeatable); the model receives {KEY: local path}.",
+)
 @click.option("--requirements", metavar="FILE", help="requirements.txt; pinned to the versions installed here.")
-@click.option("--examples", "examples_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help='JSON {"inputs": [...], "expected_outputs": [...]} used by smoke tests.')
-@click.option("--env-var", "env_vars", multiple=True, metavar="NAME",
-              help="Record this environment variable's current value for serving (repeatable).")
+@click.option(
+    "--examples",
+    "examples_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help='JSON {"inputs": [...], "expected_outputs": [...]} used by smoke tests.',
+)
+@click.option(
+    "--env-var",
+    "env_vars",
+    multiple=True,
+    metavar="NAME",
+    help="Record this environment variable's current value for serving (repeatable).",
+)
 @click.option("--project", help="Project name (default: vci.yaml or VCI_PROJECT).")
 @store_option
 @output_option
@@ -62,19 +80,25 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
     if examples_file:
         _log_examples(run, examples_file)
     version = run.commit()
-    result = {"run_id": run.id, "version": version, "project": run.project, "store": run.store.url,
-              "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()}}
+    result = {
+        "run_id": run.id,
+        "version": version,
+        "project": run.project,
+        "store": run.store.url,
+        "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()},
+    }
     emit(output, result, f"{run.id}\t{version}")
 
 
 def _log_examples(run, path: str) -> None:
     import json
+
     try:
         doc = json.loads(open(path).read())
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read examples from {path}: {exc}") from exc
     if not isinstance(doc, dict) or "inputs" not in doc:
-        raise UsageError(f"{path} must hold {{\"inputs\": [...], \"expected_outputs\": [...]}}")
+        raise UsageError(f'{path} must hold {{"inputs": [...], "expected_outputs": [...]}}')
     run.log_examples(doc["inputs"], doc.get("expected_outputs"))
 
 
@@ -92,10 +116,14 @@ def runs_list(project, limit, store, output):
     """List committed runs, newest first."""
     runs = list_runs(project=project, settings=settings_for(store))[:limit]
     summaries = [r.summary() for r in runs]
-    rows = [[s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])]
-            for s in summaries]
-    emit(output, {"runs": summaries},
-         table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store")
+    rows = [
+        [s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])] for s in summaries
+    ]
+    emit(
+        output,
+        {"runs": summaries},
+        table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store",
+    )
 
 
 @runs_group.command("show")
@@ -106,12 +134,18 @@ def runs_show(run_id, store, output):
     """Show one run: its manifest, version and artifacts."""
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
-    lines = [f"run:          {run.id}", f"project:      {run.project}", f"version:      {run.version}",
-             f"created:      {m['created']}", f"model:        {(m.get('model') or {}).get('class', '-')}",
-             f"python:       {m['environment']['python']}", "artifacts:"]
-    lines += [f"  {k}: {r['kind']} {r['filename']} {format_bytes(r['size'])} {r['digest'][:19]}"
-              for k, r in sorted(m["artifacts"].items())]
+    lines = [
+        f"run:          {run.id}",
+        f"project:      {run.project}",
+        f"version:      {run.version}",
+        f"created:      {m['created']}",
+        f"model:        {(m.get('model') or {}).get('class', '-')}",
+        f"python:       {m['environment']['python']}",
+        "artifacts:",
+    ]
+    lines += [
+        f"  {k}: {r['kind']} {r['filename']} {format_bytes(r['size'])} {r['digest'][:19]}"
+        for k, r in sorted(m["artifacts"].items())
+    ]
     lines += ["requirements:"] + [f"  {r}" for r in m["requirements"]]
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
-
-

@@ -14,7 +14,6 @@ from .local import LocalTarget
 from .target import CanaryTarget, Deployable
 
 
-
 def new_release_id() -> str:
     """``r`` + UTC time + 4 hex digits: short, sortable, unique in practice."""
     return "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
@@ -28,8 +27,16 @@ def target_for(settings, env: str | None = None) -> CanaryTarget:
     return KubeTarget(settings, environment)
 
 
-def deploy(settings, what: Deployable, env: str | None = None, *, wait: bool = True, timeout: float | None = None,
-           dry_run: bool = False, **options) -> dict:
+def deploy(
+    settings,
+    what: Deployable,
+    env: str | None = None,
+    *,
+    wait: bool = True,
+    timeout: float | None = None,
+    dry_run: bool = False,
+    **options,
+) -> dict:
     """Deploy a run (id or Run), or for a cluster an image by digest, to ``env`` (default staging).
 
     ``timeout`` (seconds) bounds the whole wait only when given: a cluster rollout otherwise fails when it
@@ -40,8 +47,7 @@ def deploy(settings, what: Deployable, env: str | None = None, *, wait: bool = T
     """
     chosen, release_id = target_for(settings, env), new_release_id()
     try:
-        result = chosen.deploy(what, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run,
-                               **options)
+        result = chosen.deploy(what, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run, **options)
     except VciError as exc:
         if not dry_run and not isinstance(exc, UsageError):
             _record(settings, chosen, what, release_id, None, exc)

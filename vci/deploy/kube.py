@@ -72,11 +72,17 @@ class KubeTarget:
             return {"image": what, **_labels_of(what, insecure, allow_tag)}
         repository = self.environment.repository
         if not repository:
-            raise ConfigError(f"environment {self.environment.name!r} has no repository to push the image to",
-                              hint=f"set environments.{self.environment.name}.repository in vci.yaml")
+            raise ConfigError(
+                f"environment {self.environment.name!r} has no repository to push the image to",
+                hint=f"set environments.{self.environment.name}.repository in vci.yaml",
+            )
         run = resolve_run(self.settings, what)
-        options = Options(push=[repository], base=self.environment.base_image, insecure=insecure,
-                          platform=self.environment.platform or "linux/amd64")
+        options = Options(
+            push=[repository],
+            base=self.environment.base_image,
+            insecure=insecure,
+            platform=self.environment.platform or "linux/amd64",
+        )
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
@@ -93,26 +99,55 @@ class KubeTarget:
     def _built_image(self, what, insecure) -> dict:
         repository = self.environment.repository or f"REPOSITORY/{self.project()}"
         run = resolve_run(self.settings, what)
-        options = Options(base=self.environment.base_image, insecure=insecure,
-                          platform=self.environment.platform or "linux/amd64")
+        options = Options(
+            base=self.environment.base_image, insecure=insecure, platform=self.environment.platform or "linux/amd64"
+        )
         image, _ = build_image(run, options, cache_root() / "oci")
         return {"image": f"{repository}@{image.digest}", "run_id": run.id, "model_digest": run.version}
 
-    def spec(self, image: dict, release_id: str | None, *, track: str = "stable", allow_tag: bool = False,
-             replicas: int | None = None) -> DeploySpec:
+    def spec(
+        self,
+        image: dict,
+        release_id: str | None,
+        *,
+        track: str = "stable",
+        allow_tag: bool = False,
+        replicas: int | None = None,
+    ) -> DeploySpec:
         env = self.environment
         return DeploySpec(
-            name=self.project(), environment=env.name, namespace=self.namespace, image=image["image"],
-            replicas=env.replicas if replicas is None else replicas, resources=env.resources,
-            autoscaling=env.autoscaling or None if track == "stable" else None, env=env.env,
-            labels=env.labels, run_id=image.get("run_id"), model_digest=image.get("model_digest"),
-            release_id=release_id, track=track, allow_tag=allow_tag,
-            image_pull_secret=env.image_pull_secret, pod_annotations=env.pod_annotations,
-            pod_labels=env.pod_labels, **_lifecycle(env))
+            name=self.project(),
+            environment=env.name,
+            namespace=self.namespace,
+            image=image["image"],
+            replicas=env.replicas if replicas is None else replicas,
+            resources=env.resources,
+            autoscaling=env.autoscaling or None if track == "stable" else None,
+            env=env.env,
+            labels=env.labels,
+            run_id=image.get("run_id"),
+            model_digest=image.get("model_digest"),
+            release_id=release_id,
+            track=track,
+            allow_tag=allow_tag,
+            image_pull_secret=env.image_pull_secret,
+            pod_annotations=env.pod_annotations,
+            pod_labels=env.pod_labels,
+            **_lifecycle(env),
+        )
 
     # -- verbs ------------------------------------------------------------------------------------------
-    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float | None = None,
-               dry_run: bool = False, allow_tag: bool = False, insecure=None) -> dict:
+    def deploy(
+        self,
+        what,
+        *,
+        release_id: str,
+        wait: bool = True,
+        timeout: float | None = None,
+        dry_run: bool = False,
+        allow_tag: bool = False,
+        insecure=None,
+    ) -> dict:
         """Validate everything (vci, then the server by dry run), apply what changed, wait, prune.
 
         ``timeout`` bounds the wait only when given: a rollout fails once it stops progressing. Any failure
@@ -123,25 +158,40 @@ class KubeTarget:
         objects = render(spec)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
-        base = {"environment": spec.environment, "digest": _digest(spec.image), "image": spec.image,
-                "run_id": spec.run_id, "endpoint": self.endpoint(spec), "previous": _live_image(live)}
+        base = {
+            "environment": spec.environment,
+            "digest": _digest(spec.image),
+            "image": spec.image,
+            "run_id": spec.run_id,
+            "endpoint": self.endpoint(spec),
+            "previous": _live_image(live),
+        }
         planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
         stale = self.stale_objects(spec, objects)
         if not any(planned.values()) and not stale:
             return {**base, "status": "unchanged", "release_id": _annotation(live, "release-id"), "dry_run": dry_run}
         if dry_run:
-            return {**base, "status": "would-deploy", "release_id": None, "dry_run": True,
-                    "diff": diff_objects(objects, lives, planned), "prune": [_key(o) for o in stale]}
+            return {
+                **base,
+                "status": "would-deploy",
+                "release_id": None,
+                "dry_run": True,
+                "diff": diff_objects(objects, lives, planned),
+                "prune": [_key(o) for o in stale],
+            }
         first = [o for o in stale if o["kind"] == "HorizontalPodAutoscaler"]  # it would fight the new replicas
         writes = [o for o in apply_order(objects) if planned[_key(o)]]
         changes = self._apply_all(spec, first, writes, lives, wait, timeout)
         for obj in stale:
             if obj not in first:  # a disruption budget goes only once the rollout is done
-                changes[_key(obj)] = "deleted" if self.cluster.delete(obj["kind"], _name(obj), spec.namespace) else "gone"
+                changes[_key(obj)] = (
+                    "deleted" if self.cluster.delete(obj["kind"], _name(obj), spec.namespace) else "gone"
+                )
         return {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
 
-    def _apply_all(self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool,
-                   timeout: float | None) -> dict:
+    def _apply_all(
+        self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool, timeout: float | None
+    ) -> dict:
         """Delete ``deletes``, apply ``objects`` in order, wait for the rollout; on any failure undo it all."""
         changes: dict[str, str] = {}
         lives = {**lives, **{_key(o): o for o in deletes}}
@@ -186,7 +236,7 @@ class KubeTarget:
                 self.restore(before)
                 done.append(f"{_key(obj)} restored")
         previous = lives[_key(deployment)] if deployment else None
-        if previous is None:
+        if deployment is None or previous is None:
             return ("nothing ran before: " if deployment else "") + (", ".join(done) or "nothing was written")
         back = wait_rollout(self.cluster, _name(deployment), self.namespace, timeout=timeout, before=failed)
         return f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
@@ -197,15 +247,28 @@ class KubeTarget:
         if previous["kind"] == "Deployment" and self.environment.autoscaling:
             spec.pop("replicas", None)  # the HPA's count now, not the one at the previous release
         notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(SERVER_NOTES)}
-        self.cluster.apply({"apiVersion": previous["apiVersion"], "kind": previous["kind"], "spec": spec,
-                            "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                                         "labels": meta.get("labels") or {}, "annotations": notes}})
+        self.cluster.apply(
+            {
+                "apiVersion": previous["apiVersion"],
+                "kind": previous["kind"],
+                "spec": spec,
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "labels": meta.get("labels") or {},
+                    "annotations": notes,
+                },
+            }
+        )
 
     def stale_objects(self, spec: DeploySpec, rendered: list[dict]) -> list[dict]:
         """HPAs and PDBs vci made for this environment (by their labels) that it no longer renders."""
         names = {_key(o) for o in rendered}
-        owned = {"app.kubernetes.io/managed-by": "vci", "app.kubernetes.io/name": spec.name,
-                 "vci.dev/environment": spec.environment}
+        owned = {
+            "app.kubernetes.io/managed-by": "vci",
+            "app.kubernetes.io/name": spec.name,
+            "vci.dev/environment": spec.environment,
+        }
         found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self.cluster.list(kind, spec.namespace, owned)]
         return [o for o in found if _key(o) not in names]
 
@@ -221,23 +284,40 @@ class KubeTarget:
         st = live.get("status") or {}
         want, ready = live["spec"].get("replicas", 1), st.get("availableReplicas", 0)
         canary = self.cluster.read("Deployment", f"{spec.object_name}-canary", spec.namespace)
-        return {"environment": spec.environment, "state": "ready" if ready >= want and want else "unready",
-                "namespace": spec.namespace, "deployment": spec.object_name, "image": _live_image(live),
-                "digest": _digest(_live_image(live) or ""), "run_id": _annotation(live, "run-id"),
-                "release_id": _annotation(live, "release-id"), "replicas": want, "available": ready,
-                "endpoint": self.endpoint(spec), "canary": _live_image(canary)}
+        return {
+            "environment": spec.environment,
+            "state": "ready" if ready >= want and want else "unready",
+            "namespace": spec.namespace,
+            "deployment": spec.object_name,
+            "image": _live_image(live),
+            "digest": _digest(_live_image(live) or ""),
+            "run_id": _annotation(live, "run-id"),
+            "release_id": _annotation(live, "release-id"),
+            "replicas": want,
+            "available": ready,
+            "endpoint": self.endpoint(spec),
+            "canary": _live_image(canary),
+        }
 
     def undeploy(self) -> dict:
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
             raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
-        for kind, name in (("Deployment", spec.object_name), ("Deployment", f"{spec.object_name}-canary"),
-                           ("Service", spec.service_name), ("HorizontalPodAutoscaler", spec.object_name),
-                           ("PodDisruptionBudget", spec.object_name)):
+        for kind, name in (
+            ("Deployment", spec.object_name),
+            ("Deployment", f"{spec.object_name}-canary"),
+            ("Service", spec.service_name),
+            ("HorizontalPodAutoscaler", spec.object_name),
+            ("PodDisruptionBudget", spec.object_name),
+        ):
             self.cluster.delete(kind, name, spec.namespace)
-        return {"environment": spec.environment, "status": "removed", "digest": _digest(_live_image(live) or ""),
-                "release_id": _annotation(live, "release-id")}
+        return {
+            "environment": spec.environment,
+            "status": "removed",
+            "digest": _digest(_live_image(live) or ""),
+            "release_id": _annotation(live, "release-id"),
+        }
 
     def endpoint(self, spec: DeploySpec) -> str:
         return f"http://{spec.service_name}.{spec.namespace}.svc.cluster.local"
@@ -250,10 +330,11 @@ class KubeTarget:
     def client(self, **options):
         """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
         if self.status()["state"] == "not-deployed":
-            raise NotFoundError(f"nothing is deployed to {self.environment.name!r}",
-                                hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}")
-        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration),
-                             **options)
+            raise NotFoundError(
+                f"nothing is deployed to {self.environment.name!r}",
+                hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",
+            )
+        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration), **options)
 
     # -- canary (driven by vci.release.canary): a "-canary" Deployment behind the same Service --------------
     def canary_deployment(self, image: dict, release_id: str, replicas: int) -> dict:
@@ -295,8 +376,9 @@ class KubeTarget:
         return texts
 
     def canary_status(self) -> dict | None:
-        return self.cluster.read("Deployment", self.spec({"image": "x"}, None, track="canary").object_name,
-                                 self.namespace)
+        return self.cluster.read(
+            "Deployment", self.spec({"image": "x"}, None, track="canary").object_name, self.namespace
+        )
 
     def remove_canary(self) -> None:
         """Delete the canary Deployment if there is one (the stable one is untouched)."""
@@ -333,8 +415,10 @@ class KubeCanary:
         outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
         if not outcome.ok:
             why = diagnose(target.cluster, target.cluster.read("Deployment", name, target.namespace) or desired)
-            raise DeployError(f"the canary {name} did not become ready: {outcome.reason}; {why}",
-                              hint=f"kubectl -n {target.namespace} describe deployment {name}")
+            raise DeployError(
+                f"the canary {name} did not become ready: {outcome.reason}; {why}",
+                hint=f"kubectl -n {target.namespace} describe deployment {name}",
+            )
 
     def metrics(self) -> dict[str, str]:
         return self.target.scrape("canary")
@@ -361,6 +445,7 @@ def proxy_session(cfg):
     against and sent as SNI), as the Kubernetes client uses them. Like that client it ignores the
     environment: REQUESTS_CA_BUNDLE would otherwise replace the cluster's CA, HTTPS_PROXY its proxy."""
     import requests
+
     session = requests.Session()
     session.trust_env = False
     if cfg.proxy:
@@ -390,8 +475,9 @@ def _refused_by_api_server(response, *args, **kwargs):
         return
     if isinstance(body, dict) and body.get("kind") == "Status":
         path = response.request.path_url.split("?")[0]
-        raise status_error(response.status_code, body.get("message") or response.reason,
-                           f"{response.request.method} {path}")
+        raise status_error(
+            response.status_code, body.get("message") or response.reason, f"{response.request.method} {path}"
+        )
 
 
 def server_name_adapter(server_name: str):
@@ -409,15 +495,17 @@ def server_name_adapter(server_name: str):
 def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:
     """A unified diff of what is live against what the server says an apply would leave (fields vci compares)."""
     import difflib
-    out = []
+
+    out: list[str] = []
     for obj in desired:
         key = _key(obj)
         if planned.get(key) is None:
             continue
         before = to_yaml([_comparable(live[key])]) if live.get(key) else ""
         after = to_yaml([_comparable(planned[key])])
-        out.extend(difflib.unified_diff(before.splitlines(), after.splitlines(), f"live {key}", f"new {key}",
-                                        lineterm=""))
+        out.extend(
+            difflib.unified_diff(before.splitlines(), after.splitlines(), f"live {key}", f"new {key}", lineterm="")
+        )
     return "\n".join(out)
 
 
@@ -442,14 +530,19 @@ def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
     """run id and model digest from the image's vci labels (best effort: an image not built by vci has none)."""
     ref = parse_reference(image)
     if ref.digest is None and not allow_tag:
-        raise UsageError(f"{image} names a tag, not a digest",
-                         hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag")
+        raise UsageError(
+            f"{image} names a tag, not a digest",
+            hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag",
+        )
     try:
         labels = (RegistryClient(ref.registry, insecure=insecure).get_image(ref).config.get("config") or {}).get(
-            "Labels") or {}
+            "Labels"
+        ) or {}
     except (AuthError, NotFoundError, RegistryError) as exc:
-        raise DeployError(f"cannot read {image} from its registry: {exc}",
-                          hint="push it first (vci package RUN --push REPO), or check the reference") from exc
+        raise DeployError(
+            f"cannot read {image} from its registry: {exc}",
+            hint="push it first (vci package RUN --push REPO), or check the reference",
+        ) from exc
     return {"run_id": labels.get("vci.run-id"), "model_digest": labels.get("vci.model-digest")}
 
 

@@ -30,6 +30,7 @@ KINDS = {
 def api_error(exc, what: str) -> Exception:
     """Map a kubernetes ApiException to the vci error tree with the server's own message."""
     import json
+
     status = getattr(exc, "status", None)
     try:
         message = json.loads(exc.body).get("message") or exc.reason
@@ -41,8 +42,10 @@ def api_error(exc, what: str) -> Exception:
 def status_error(status: int | None, message: str, what: str) -> Exception:
     """The vci error for an API server answer ``status`` with its Status ``message``."""
     if status == 401:
-        return AuthError(f"the cluster rejected the credentials for {what}: {message}",
-                         hint="check the kubeconfig user or token (KUBECONFIG, environments.<env>.context)")
+        return AuthError(
+            f"the cluster rejected the credentials for {what}: {message}",
+            hint="check the kubeconfig user or token (KUBECONFIG, environments.<env>.context)",
+        )
     if status == 403:
         return AuthError(f"forbidden: {what}: {message}", hint=forbidden_hint(message))
     if status == 404:
@@ -54,8 +57,10 @@ def status_error(status: int | None, message: str, what: str) -> Exception:
     return DeployError(f"{what} failed ({status}): {message}")
 
 
-_FORBIDDEN = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group '
-                        r'"(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]+)")?')
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group '
+    r'"(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]+)")?'
+)
 
 
 def forbidden_hint(message: str) -> str:
@@ -66,14 +71,17 @@ def forbidden_hint(message: str) -> str:
     if not match:
         return "the kubeconfig's user lacks a right vci needs here: `vci render --rbac` prints the Role vci needs"
     group = f' (API group "{match["group"]}")' if match["group"] else " (core API group)"
-    where = f' in namespace {match["namespace"]}' if match["namespace"] else " cluster-wide"
-    return (f'grant {match["user"]} "{match["verb"]}" on "{match["resource"]}"{group}{where}: '
-            "`vci render --rbac --env ENV` prints the Role vci needs")
+    where = f" in namespace {match['namespace']}" if match["namespace"] else " cluster-wide"
+    return (
+        f'grant {match["user"]} "{match["verb"]}" on "{match["resource"]}"{group}{where}: '
+        "`vci render --rbac --env ENV` prints the Role vci needs"
+    )
 
 
 def load_api_client(environment):
     """An ApiClient from the environment's kubeconfig/context, else KUBECONFIG/~/.kube/config, else in-cluster."""
     from kubernetes import client, config
+
     path = environment.kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     context = environment.context
     if os.path.isfile(path):
@@ -84,8 +92,10 @@ def load_api_client(environment):
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
         return client.ApiClient()
-    raise ConfigError(f"no kubeconfig at {path} and not running in a cluster",
-                      hint=f"set KUBECONFIG or environments.{environment.name}.kubeconfig")
+    raise ConfigError(
+        f"no kubeconfig at {path} and not running in a cluster",
+        hint=f"set KUBECONFIG or environments.{environment.name}.kubeconfig",
+    )
 
 
 class Cluster:
@@ -93,6 +103,7 @@ class Cluster:
 
     def __init__(self, api_client):
         from kubernetes import client
+
         self.api_client = api_client
         self.apis = {name: getattr(client, name)(api_client) for name, _ in KINDS.values()}
         self.core = self.apis["CoreV1Api"]
@@ -100,6 +111,7 @@ class Cluster:
 
     def _call(self, verb: str, kind: str, what: str, *args, **kwargs):
         from kubernetes.client.rest import ApiException
+
         api, suffix = KINDS[kind]
         try:
             return getattr(self.apis[api], f"{verb}_{suffix}")(*args, **kwargs)
@@ -129,10 +141,11 @@ class Cluster:
     def server_apply(self, obj: dict, *, dry_run: bool = False, force: bool = False) -> dict:
         """One server-side apply as field manager ``vci``: the object as the server has (or would have) it."""
         meta = obj["metadata"]
-        options = {"field_manager": FIELD_MANAGER, "_content_type": "application/apply-patch+yaml"}
+        options: dict[str, object] = {"field_manager": FIELD_MANAGER, "_content_type": "application/apply-patch+yaml"}
         options.update({"force": True} if force else {}, **({"dry_run": "All"} if dry_run else {}))
-        applied = self._call("patch", obj["kind"], f"{meta['namespace']}/{meta['name']}", meta["name"],
-                             meta["namespace"], obj, **options)
+        applied = self._call(
+            "patch", obj["kind"], f"{meta['namespace']}/{meta['name']}", meta["name"], meta["namespace"], obj, **options
+        )
         return self.api_client.sanitize_for_serialization(applied)
 
     def apply(self, desired: dict, live: dict | None = None) -> str:

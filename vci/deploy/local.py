@@ -22,13 +22,25 @@ class LocalTarget:
         self.environment = environment
         self.state = Path(settings.state_dir)
 
-    def deploy(self, what, *, release_id: str, wait: bool = True, timeout: float | None = None,
-               dry_run: bool = False, port: int | None = None, allow_tag: bool = False, insecure=None) -> dict:
+    def deploy(
+        self,
+        what,
+        *,
+        release_id: str,
+        wait: bool = True,
+        timeout: float | None = None,
+        dry_run: bool = False,
+        port: int | None = None,
+        allow_tag: bool = False,
+        insecure=None,
+    ) -> dict:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
         if isinstance(what, str) and is_image_reference(what):
-            raise UsageError(f"{what} is an image reference; a local environment runs a run",
-                             hint="deploy a run id, or configure the environment with target: kubernetes")
+            raise UsageError(
+                f"{what} is an image reference; a local environment runs a run",
+                hint="deploy a run id, or configure the environment with target: kubernetes",
+            )
         run = resolve_run(self.settings, what)
         name = self.environment.name
         with process.environment_lock(self.state, name):
@@ -39,12 +51,27 @@ class LocalTarget:
             model_dir = run.model_dir()
             record = process.start_server(model_dir, self.state, name, release_id, port)
             process.wait_ready(record, timeout or READY_TIMEOUT)
-            record.update({"environment": name, "digest": run.version, "run_id": run.id, "project": run.project,
-                           "release_id": release_id, "model_dir": str(model_dir),
-                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            record.update(
+                {
+                    "environment": name,
+                    "digest": run.version,
+                    "run_id": run.id,
+                    "project": run.project,
+                    "release_id": release_id,
+                    "model_dir": str(model_dir),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
             old = process.replace_deployment(self.state, name, record)
-        return {"environment": name, "digest": run.version, "release_id": release_id, "endpoint": record["url"],
-                "run_id": run.id, "status": "deployed", "previous": (old or {}).get("digest")}
+        return {
+            "environment": name,
+            "digest": run.version,
+            "release_id": release_id,
+            "endpoint": record["url"],
+            "run_id": run.id,
+            "status": "deployed",
+            "previous": (old or {}).get("digest"),
+        }
 
     @staticmethod
     def _ready(record: dict) -> bool:
@@ -57,16 +84,28 @@ class LocalTarget:
             return {"environment": name, "state": "not-deployed"}
         alive = process.is_server_process(record.get("pid"))
         ready = alive and process.probe_ready(record["url"])
-        return {"environment": name, "state": "ready" if ready else ("unready" if alive else "stopped"),
-                "digest": record["digest"], "run_id": record["run_id"], "release_id": record["release_id"],
-                "endpoint": record["url"], "pid": record["pid"], "started": record["started"], "log": record["log"]}
+        return {
+            "environment": name,
+            "state": "ready" if ready else ("unready" if alive else "stopped"),
+            "digest": record["digest"],
+            "run_id": record["run_id"],
+            "release_id": record["release_id"],
+            "endpoint": record["url"],
+            "pid": record["pid"],
+            "started": record["started"],
+            "log": record["log"],
+        }
 
     def undeploy(self) -> dict:
         name = self.environment.name
         with process.environment_lock(self.state, name):
             record = process.remove_deployment(self.state, name)
-        return {"environment": name, "status": "removed", "digest": record["digest"],
-                "release_id": record["release_id"]}
+        return {
+            "environment": name,
+            "status": "removed",
+            "digest": record["digest"],
+            "release_id": record["release_id"],
+        }
 
     def client(self, **options):
         record = process.require_deployment(self.state, self.environment.name)
@@ -86,9 +125,17 @@ class LocalTarget:
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
             process.wait_ready(record, timeout or READY_TIMEOUT)
-            record.update({"environment": self.canary_name, "digest": run.version, "run_id": run.id,
-                           "release_id": release_id, "weight": 0, "model_dir": str(run.model_dir()),
-                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            record.update(
+                {
+                    "environment": self.canary_name,
+                    "digest": run.version,
+                    "run_id": run.id,
+                    "release_id": release_id,
+                    "weight": 0,
+                    "model_dir": str(run.model_dir()),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
             process.replace_deployment(self.state, self.canary_name, record)
         return LocalCanary(self, release_id)
 
@@ -128,8 +175,10 @@ class LocalCanary:
         """Send ``inputs`` as requests, ``weight`` % of them to the canary. Answers, errors included, are
         counted by the servers."""
         state, target = self.target.state, self.target
-        urls = {"stable": process.require_deployment(state, target.environment.name)["url"],
-                "canary": process.require_deployment(state, target.canary_name)["url"]}
+        urls = {
+            "stable": process.require_deployment(state, target.environment.name)["url"],
+            "canary": process.require_deployment(state, target.canary_name)["url"],
+        }
         clients = {track: DeployedModel(url, timeout=10.0, deadline=10.0) for track, url in urls.items()}
         for given in inputs:
             track = "canary" if self.routed[1] < weight / 100 * (self.routed[0] + 1) else "stable"
@@ -150,6 +199,7 @@ def _scrape(record: dict) -> dict[str, str]:
     """A server's /metrics keyed by its process (a restarted server is another one), or {} when it does
     not answer."""
     import urllib.request
+
     try:
         with urllib.request.urlopen(record["url"] + "/metrics", timeout=5) as resp:
             return {f"pid {record.get('pid')}": resp.read().decode()}
@@ -159,7 +209,13 @@ def _scrape(record: dict) -> dict[str, str]:
 
 def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> dict:
     same = status == "unchanged"
-    return {"environment": env, "digest": run.version, "run_id": run.id, "status": status,
-            "release_id": (current or {}).get("release_id") if same else None,
-            "endpoint": (current or {}).get("url") if same else None,
-            "previous": (current or {}).get("digest"), "dry_run": dry_run}
+    return {
+        "environment": env,
+        "digest": run.version,
+        "run_id": run.id,
+        "status": status,
+        "release_id": (current or {}).get("release_id") if same else None,
+        "endpoint": (current or {}).get("url") if same else None,
+        "previous": (current or {}).get("digest"),
+        "dry_run": dry_run,
+    }

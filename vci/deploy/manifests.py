@@ -12,8 +12,10 @@ from ..errors import UsageError
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label: namespaces, most objects
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # RFC 1035 label: Service names start with a letter
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                            r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 RESERVED_PREFIXES = ("vci.dev/", "app.kubernetes.io/", "prometheus.io/")  # vci's own keys
 QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -61,29 +63,38 @@ def validate_spec(spec: DeploySpec) -> None:
     """Refuse what the API server would refuse, before anything is sent."""
     for what, value in (("namespace", spec.namespace), ("name", spec.object_name)):
         if not value or len(value) > 63 or not DNS_LABEL.match(value):
-            raise UsageError(f"invalid Kubernetes {what} {value!r}",
-                             hint="use lower-case letters, digits and '-', at most 63 characters")
+            raise UsageError(
+                f"invalid Kubernetes {what} {value!r}",
+                hint="use lower-case letters, digits and '-', at most 63 characters",
+            )
     if not DNS_1035.match(spec.service_name):
-        raise UsageError(f"invalid Kubernetes Service name {spec.service_name!r}: it must start with a letter",
-                         hint="Services are named <project>-<environment>: start the project's name with a letter")
+        raise UsageError(
+            f"invalid Kubernetes Service name {spec.service_name!r}: it must start with a letter",
+            hint="Services are named <project>-<environment>: start the project's name with a letter",
+        )
     validate_pod_metadata(spec)
     secret = spec.image_pull_secret
     if secret is not None and (len(secret) > 253 or not all(DNS_LABEL.match(p) for p in secret.split("."))):
-        raise UsageError(f"invalid image pull secret name {secret!r}",
-                         hint="name a Secret in the namespace: lower-case letters, digits, '-' and '.'")
+        raise UsageError(
+            f"invalid image pull secret name {secret!r}",
+            hint="name a Secret in the namespace: lower-case letters, digits, '-' and '.'",
+        )
     if not DIGEST_REF.search(spec.image) and not spec.allow_tag:
-        raise UsageError(f"{spec.image} names a tag, not a digest",
-                         hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag")
+        raise UsageError(
+            f"{spec.image} names a tag, not a digest",
+            hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag",
+        )
     for key, value in _flat_resources(spec.resources).items():
         if not QUANTITY.match(str(value)):
             raise UsageError(f"invalid resource quantity {key}={value!r}", hint="e.g. cpu: 500m, memory: 1Gi")
     if spec.replicas < 0:
         raise UsageError(f"replicas must be >= 0, got {spec.replicas}")
     if spec.progress_deadline < 1 or spec.prestop_delay < 0:
-        raise UsageError(f"progress_deadline must be at least 1s and prestop_delay at least 0s, got "
-                         f"{spec.progress_deadline}s and {spec.prestop_delay}s",
-                         hint=f"set environments.{spec.environment}.progress_deadline (e.g. 10m) and prestop_delay "
-                              "(e.g. 5s)")
+        raise UsageError(
+            f"progress_deadline must be at least 1s and prestop_delay at least 0s, got "
+            f"{spec.progress_deadline}s and {spec.prestop_delay}s",
+            hint=f"set environments.{spec.environment}.progress_deadline (e.g. 10m) and prestop_delay (e.g. 5s)",
+        )
     if spec.autoscaling:
         validate_autoscaling(spec)
 
@@ -95,16 +106,19 @@ def validate_autoscaling(spec: DeploySpec) -> None:
     FailedGetResourceMetric and never scales (and the pods are BestEffort)."""
     low, high = hpa_bounds(spec)
     if not 1 <= low <= high:
-        raise UsageError(f"autoscaling: min_replicas {low} and max_replicas {high} are not 1 <= min <= max",
-                         hint=f"set environments.{spec.environment}.autoscaling.max_replicas >= min_replicas")
+        raise UsageError(
+            f"autoscaling: min_replicas {low} and max_replicas {high} are not 1 <= min <= max",
+            hint=f"set environments.{spec.environment}.autoscaling.max_replicas >= min_replicas",
+        )
     requests = _resources(spec.resources).get("requests") or {}
-    for metric in hpa_metrics(spec.autoscaling):
+    for metric in hpa_metrics(spec.autoscaling or {}):
         name = metric["resource"]["name"]
         if name not in requests:
             raise UsageError(
                 f"autoscaling on {name} utilisation needs a {name} request, and "
                 f"environment {spec.environment!r} sets none: the HPA could never compute utilisation",
-                hint=f"set environments.{spec.environment}.resources, e.g. {{cpu: 500m, memory: 1Gi}}")
+                hint=f"set environments.{spec.environment}.resources, e.g. {{cpu: 500m, memory: 1Gi}}",
+            )
 
 
 def validate_pod_metadata(spec: DeploySpec) -> None:
@@ -112,15 +126,20 @@ def validate_pod_metadata(spec: DeploySpec) -> None:
     for what, values in (("pod_annotations", spec.pod_annotations), ("pod_labels", spec.pod_labels)):
         for key, value in values.items():
             key_ok = isinstance(key, str) and len(key.rpartition("/")[2]) <= 63 and QUALIFIED_NAME.match(key)
-            value_ok = isinstance(value, str) and (what == "pod_annotations" or (
-                len(value) <= 63 and LABEL_VALUE.match(value)))
+            value_ok = isinstance(value, str) and (
+                what == "pod_annotations" or (len(value) <= 63 and LABEL_VALUE.match(value))
+            )
             if not (key_ok and value_ok):
-                raise UsageError(f"invalid {what} entry {key!r}: {value!r}",
-                                 hint="keys are [prefix/]name; values are strings (labels: at most 63 "
-                                      "letters, digits, '-', '_', '.'); quote values like \"true\" in vci.yaml")
+                raise UsageError(
+                    f"invalid {what} entry {key!r}: {value!r}",
+                    hint="keys are [prefix/]name; values are strings (labels: at most 63 "
+                    "letters, digits, '-', '_', '.'); quote values like \"true\" in vci.yaml",
+                )
             if key.startswith(RESERVED_PREFIXES):
-                raise UsageError(f"{what} may not set {key!r}: vci sets the keys under "
-                                 f"{', '.join(RESERVED_PREFIXES)}", hint=f"remove {key} from {what}")
+                raise UsageError(
+                    f"{what} may not set {key!r}: vci sets the keys under {', '.join(RESERVED_PREFIXES)}",
+                    hint=f"remove {key} from {what}",
+                )
 
 
 def _flat_resources(resources: dict) -> dict:
@@ -135,9 +154,14 @@ def labels_for(spec: DeploySpec) -> dict[str, str]:
 
 
 def _common_labels(spec: DeploySpec) -> dict[str, str]:
-    labels = {**spec.labels, "app.kubernetes.io/name": spec.name, "app.kubernetes.io/instance": spec.service_name,
-              "app.kubernetes.io/component": "model-server", "app.kubernetes.io/managed-by": "vci",
-              "vci.dev/environment": spec.environment}
+    labels = {
+        **spec.labels,
+        "app.kubernetes.io/name": spec.name,
+        "app.kubernetes.io/instance": spec.service_name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/managed-by": "vci",
+        "vci.dev/environment": spec.environment,
+    }
     if spec.run_id:
         labels["app.kubernetes.io/version"] = spec.run_id
     return labels
@@ -164,8 +188,12 @@ def _resources(resources: dict) -> dict:
 
 
 def _probe(path: str, period: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
-            "failureThreshold": failures}
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
 
 
 def render_container(spec: DeploySpec) -> dict:
@@ -174,15 +202,21 @@ def render_container(spec: DeploySpec) -> dict:
     if digest:
         env["VCI_IMAGE_DIGEST"] = digest
     container = {
-        "name": "model", "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "name": "model",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 3),
         "startupProbe": _probe("/readyz", 5, 60),  # slow model loads: up to 5 minutes before liveness counts
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     if spec.resources:
         container["resources"] = _resources(spec.resources)
@@ -203,66 +237,98 @@ def grace_period(spec: DeploySpec) -> int:
 
 def render_deployment(spec: DeploySpec) -> dict:
     selector = labels_for(spec)
-    template_notes = {**spec.pod_annotations, **_annotations(spec, release=False), "prometheus.io/scrape": "true",
-                      "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics"}
+    template_notes = {
+        **spec.pod_annotations,
+        **_annotations(spec, release=False),
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
+    }
     pod_spec = {
         "containers": [render_container(spec)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
         "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": int(USER), "runAsGroup": int(USER),
-                            "fsGroup": int(USER), "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": int(USER),
+            "runAsGroup": int(USER),
+            "fsGroup": int(USER),
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if spec.image_pull_secret:
         pod_spec["imagePullSecrets"] = [{"name": spec.image_pull_secret}]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": spec.object_name, "namespace": spec.namespace,
-                     "labels": {**_common_labels(spec), "vci.dev/track": spec.track},
-                     "annotations": _annotations(spec, release=True)},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": spec.object_name,
+            "namespace": spec.namespace,
+            "labels": {**_common_labels(spec), "vci.dev/track": spec.track},
+            "annotations": _annotations(spec, release=True),
+        },
         "spec": {
             **({} if spec.autoscaling else {"replicas": spec.replicas}),  # with an HPA, the HPA owns replicas
-            "revisionHistoryLimit": 10, "progressDeadlineSeconds": spec.progress_deadline,
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": spec.progress_deadline,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": {**spec.pod_labels, **_common_labels(spec), **selector},
-                                      "annotations": template_notes},
-                         "spec": pod_spec},
+            "template": {
+                "metadata": {
+                    "labels": {**spec.pod_labels, **_common_labels(spec), **selector},
+                    "annotations": template_notes,
+                },
+                "spec": pod_spec,
+            },
         },
     }
 
 
 def render_service(spec: DeploySpec) -> dict:
     selector = {k: v for k, v in labels_for(spec).items() if k != "vci.dev/track"}  # stable and canary pods
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": spec.service_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
-            "spec": {"type": "ClusterIP", "selector": selector,
-                     "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": spec.service_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
 
 
 def hpa_bounds(spec: DeploySpec) -> tuple[int, int]:
     """(minReplicas, maxReplicas): given, else the environment's replicas and four times that."""
     auto = spec.autoscaling or {}
-    return (int(auto.get("min_replicas", spec.replicas or 1)),
-            int(auto.get("max_replicas", max(spec.replicas, 1) * 4)))
+    return (int(auto.get("min_replicas", spec.replicas or 1)), int(auto.get("max_replicas", max(spec.replicas, 1) * 4)))
 
 
 def hpa_metrics(auto: dict) -> list[dict]:
     """Utilisation targets for cpu and memory as given, else cpu at 80 %."""
     targets = {name: int(auto[name]) for name in ("cpu", "memory") if auto.get(name)} or {"cpu": 80}
-    return [{"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization",
-                                                                       "averageUtilization": value}}}
-            for name, value in targets.items()]
+    return [
+        {"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": value}}}
+        for name, value in targets.items()
+    ]
 
 
 def render_hpa(spec: DeploySpec) -> dict | None:
     if not spec.autoscaling:
         return None
     low, high = hpa_bounds(spec)
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.object_name},
-                     "minReplicas": low, "maxReplicas": high, "metrics": hpa_metrics(spec.autoscaling)}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.object_name},
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": hpa_metrics(spec.autoscaling),
+        },
+    }
 
 
 def canary_replicas(stable: int, weight: int) -> int:
@@ -279,10 +345,16 @@ def render_pdb(spec: DeploySpec) -> dict | None:
     floor = int((spec.autoscaling or {}).get("min_replicas", spec.replicas))
     if floor <= 1 or spec.track != "stable":
         return None
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels_for(spec)},
-                     "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": labels_for(spec)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
 
 
 def validate_canary_name(spec: DeploySpec) -> None:
@@ -300,7 +372,8 @@ def validate_canary_name(spec: DeploySpec) -> None:
             f"the canary Deployment would be named {name!r} ({len(name)} characters): Kubernetes object names "
             "vci creates are DNS labels of at most 63 characters",
             hint="shorten the project or environment name (the canary adds '-canary'), or promote with "
-                 "--strategy direct")
+            "--strategy direct",
+        )
 
 
 APPLY_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")
@@ -320,4 +393,5 @@ def render(spec: DeploySpec) -> list[dict]:
 
 def to_yaml(objects: list[dict]) -> str:
     import yaml
+
     return "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objects)

@@ -46,8 +46,10 @@ def environment_lock(state_dir: Path, env: str, timeout: float = 30.0):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise ConflictError(f"environment {env!r} is being changed by another vci process",
-                                        hint="wait for it to finish and try again") from None
+                    raise ConflictError(
+                        f"environment {env!r} is being changed by another vci process",
+                        hint="wait for it to finish and try again",
+                    ) from None
                 time.sleep(0.1)
         try:
             yield
@@ -90,6 +92,7 @@ def is_server_process(pid: int | None) -> bool:
 
 def probe_ready(url: str, timeout: float = 2.0) -> bool:
     import urllib.request
+
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=timeout) as resp:
             return resp.status == 200
@@ -106,11 +109,30 @@ def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, po
     server_env = {**os.environ, "VCI_WORK_DIR": str(work), "VCI_RELEASE_ID": release_id}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
-             "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=server_env, start_new_session=True)
-    return {"pid": proc.pid, "port": port, "url": f"http://127.0.0.1:{port}", "log": str(log_path),
-            "work_dir": str(work)}
+            [
+                sys.executable,
+                "-m",
+                "vci.serve",
+                "--model-dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=server_env,
+            start_new_session=True,
+        )
+    return {
+        "pid": proc.pid,
+        "port": port,
+        "url": f"http://127.0.0.1:{port}",
+        "log": str(log_path),
+        "work_dir": str(work),
+    }
 
 
 def wait_ready(record: dict, timeout: float) -> None:
@@ -124,8 +146,10 @@ def wait_ready(record: dict, timeout: float) -> None:
         time.sleep(0.1)
     reason = "exited" if not _alive(record["pid"]) else f"was not ready after {timeout:.0f}s"
     stop_server(record["pid"])
-    raise DeployError(f"the new model server {reason}; the previous deployment keeps serving. "
-                      f"Last log lines: {tail(record['log'])}", hint=f"full log: {record['log']}")
+    raise DeployError(
+        f"the new model server {reason}; the previous deployment keeps serving. Last log lines: {tail(record['log'])}",
+        hint=f"full log: {record['log']}",
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -145,7 +169,7 @@ def _alive(pid: int) -> bool:
 
 def stop_server(pid: int | None, timeout: float = 20.0) -> bool:
     """SIGTERM (graceful drain), then SIGKILL after ``timeout``. Returns whether a process was stopped."""
-    if not is_server_process(pid):
+    if pid is None or not is_server_process(pid):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -169,8 +193,7 @@ def tail(log_path: str, lines: int = 5) -> str:
 def require_deployment(state_dir: Path, env: str) -> dict:
     record = read_deployment(state_dir, env)
     if record is None:
-        raise NotFoundError(f"nothing is deployed to {env!r}",
-                            hint=f"deploy first: vci deploy RUN_ID --env {env}")
+        raise NotFoundError(f"nothing is deployed to {env!r}", hint=f"deploy first: vci deploy RUN_ID --env {env}")
     return record
 
 

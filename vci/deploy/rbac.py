@@ -31,34 +31,44 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 def role(namespace: str, name: str = ROLE_NAME) -> dict:
     """The Role granting ``RULES`` in ``namespace``."""
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "vci"}},
-            "rules": [{"apiGroups": [group], "resources": [resource], "verbs": list(verbs)}
-                      for group, resource, verbs, _ in RULES]}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "vci"}},
+        "rules": [
+            {"apiGroups": [group], "resources": [resource], "verbs": list(verbs)} for group, resource, verbs, _ in RULES
+        ],
+    }
 
 
 def subject(service_account: str | None, user: str | None, namespace: str) -> dict:
     """A RoleBinding subject: ``[NAMESPACE/]NAME`` of a ServiceAccount (default: the Role's namespace),
     or a user name as the cluster authenticates it."""
     if bool(service_account) == bool(user):
-        raise UsageError("name who gets the Role: --service-account [NAMESPACE/]NAME or --user NAME",
-                         hint="e.g. vci render --rbac --env production --service-account ci/vci-deployer")
+        raise UsageError(
+            "name who gets the Role: --service-account [NAMESPACE/]NAME or --user NAME",
+            hint="e.g. vci render --rbac --env production --service-account ci/vci-deployer",
+        )
     if user:
         return {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}
+    assert service_account is not None  # exactly one of the two was given (checked above)
     sa_namespace, _, name = service_account.rpartition("/")
     for part in (sa_namespace or namespace, name):
         if len(part) > 253 or not _NAME.match(part):
-            raise UsageError(f"invalid service account {service_account!r}",
-                             hint="[NAMESPACE/]NAME, lower-case letters, digits, '-' and '.'")
+            raise UsageError(
+                f"invalid service account {service_account!r}",
+                hint="[NAMESPACE/]NAME, lower-case letters, digits, '-' and '.'",
+            )
     return {"kind": "ServiceAccount", "name": name, "namespace": sa_namespace or namespace}
 
 
 def render_rbac(namespace: str, who: dict, name: str = ROLE_NAME) -> list[dict]:
     """``[Role, RoleBinding]`` giving ``who`` (a subject) what vci needs in ``namespace``."""
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": name, "namespace": namespace,
-                            "labels": {"app.kubernetes.io/managed-by": "vci"}},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-               "subjects": [who]}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "vci"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [who],
+    }
     return [role(namespace, name), binding]

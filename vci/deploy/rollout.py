@@ -43,8 +43,9 @@ class Outcome:
 
 
 def condition(deployment: dict | None, kind: str) -> dict | None:
-    return next((c for c in ((deployment or {}).get("status") or {}).get("conditions") or []
-                 if c.get("type") == kind), None)
+    return next(
+        (c for c in ((deployment or {}).get("status") or {}).get("conditions") or [] if c.get("type") == kind), None
+    )
 
 
 def _fresh(cond: dict | None, before: dict | None) -> bool:
@@ -62,7 +63,7 @@ def rollout_state(deployment: dict, before: dict | None = None) -> Outcome | Non
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
         return None  # the controller has not seen this template yet
-    failure = condition(deployment, "ReplicaFailure")
+    failure = condition(deployment, "ReplicaFailure") or {}
     refused = failure.get("message", "") if _fresh(failure, before) and failure.get("status") == "True" else ""
     if refused and any(part in refused for part in INCURABLE):
         return Outcome(False, f"the cluster refuses to create its pods: {refused}")
@@ -84,8 +85,9 @@ def stall_limit(deployment: dict) -> float:
     return deadline * 1.2 + 2
 
 
-def wait_rollout(cluster, name: str, namespace: str, *, timeout: float | None = None,
-                 before: dict | None = None, poll: float = 0.5) -> Outcome:
+def wait_rollout(
+    cluster, name: str, namespace: str, *, timeout: float | None = None, before: dict | None = None, poll: float = 0.5
+) -> Outcome:
     """Watch the Deployment until its rollout completes or fails; ``timeout`` (seconds) is an overall bound
     only when the caller gives one. ``before``: the Deployment as read before the write being watched."""
     started = changed = time.monotonic()
@@ -101,8 +103,11 @@ def wait_rollout(cluster, name: str, namespace: str, *, timeout: float | None = 
         if status != seen:
             seen, changed = status, now
         if now - changed > stall_limit(live):
-            return Outcome(False, f"no progress reported for {now - changed:.0f}s "
-                                  f"(progressDeadlineSeconds {live['spec'].get('progressDeadlineSeconds')})")
+            return Outcome(
+                False,
+                f"no progress reported for {now - changed:.0f}s "
+                f"(progressDeadlineSeconds {live['spec'].get('progressDeadlineSeconds')})",
+            )
         if timeout is not None and now - started >= timeout:
             return Outcome(False, f"not complete after {timeout:.0f}s (the overall timeout asked for)")
         budget = stall_limit(live) - (now - changed)
@@ -117,11 +122,16 @@ def wait_terminated(cluster, deployment: dict, poll: float = 0.5, margin: float 
     until its deletionTimestamp (the end of its grace period) and ``margin`` s more. Returns the pods still
     there then (a lost node keeps them Terminating)."""
     import datetime
+
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     while True:
-        pods = [p for p in cluster.core.list_namespaced_pod(deployment["metadata"]["namespace"],
-                                                            label_selector=selector).items
-                if p.metadata.deletion_timestamp]
+        pods = [
+            p
+            for p in cluster.core.list_namespaced_pod(
+                deployment["metadata"]["namespace"], label_selector=selector
+            ).items
+            if p.metadata.deletion_timestamp
+        ]
         if not pods:
             return []
         last = max(p.metadata.deletion_timestamp for p in pods) + datetime.timedelta(seconds=margin)
@@ -134,12 +144,17 @@ def _next_change(cluster, name: str, namespace: str, live: dict, seconds: float,
     """Return at the Deployment's next change (a watch from the version read), or after ``seconds``."""
     from kubernetes import watch
     from kubernetes.client.rest import ApiException
+
     wait = max(1, int(seconds))
     try:
-        for event in watch.Watch().stream(cluster.apps.list_namespaced_deployment, namespace,
-                                          field_selector=f"metadata.name={name}",
-                                          resource_version=live["metadata"]["resourceVersion"],
-                                          timeout_seconds=wait, _request_timeout=wait + 5):
+        for event in watch.Watch().stream(
+            cluster.apps.list_namespaced_deployment,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            resource_version=live["metadata"]["resourceVersion"],
+            timeout_seconds=wait,
+            _request_timeout=wait + 5,
+        ):
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 return
     except (ApiException, OSError, ValueError):
@@ -181,8 +196,12 @@ def _ready(pod) -> bool:
 def _refusals(cluster, deployment: dict) -> str:
     """The ReplicaSets' FailedCreate events (admission's refusals), newest first, or ''."""
     prefix = deployment["metadata"]["name"] + "-"
-    events = _events(cluster, deployment["metadata"]["namespace"], "involvedObject.kind=ReplicaSet,reason=FailedCreate",
-                     keep=lambda e: e.involved_object.name.startswith(prefix))
+    events = _events(
+        cluster,
+        deployment["metadata"]["namespace"],
+        "involvedObject.kind=ReplicaSet,reason=FailedCreate",
+        keep=lambda e: e.involved_object.name.startswith(prefix),
+    )
     return "; ".join(events)
 
 
@@ -191,7 +210,9 @@ def _pod_notes(pod) -> list[str]:
     for status in pod.status.container_statuses or []:
         state = status.state
         if state and state.waiting:
-            notes.append(f"pod {pod.metadata.name}: {state.waiting.reason} ({state.waiting.message or ''})".rstrip(" ()"))
+            notes.append(
+                f"pod {pod.metadata.name}: {state.waiting.reason} ({state.waiting.message or ''})".rstrip(" ()")
+            )
         if status.last_state and status.last_state.terminated:
             t = status.last_state.terminated
             notes.append(f"pod {pod.metadata.name} exited {t.exit_code} ({t.reason}), restarts {status.restart_count}")
@@ -207,14 +228,14 @@ def _events(cluster, namespace: str, field_selector: str, keep=lambda _e: True) 
     except Exception:  # events are a courtesy: never let them hide the real failure
         return []
     warnings = [e for e in events if e.type == "Warning" and keep(e)]
-    return [f"event {e.reason}" + (f" (x{e.count})" if (e.count or 1) > 1 else "") + f": {e.message}"
-            for e in warnings[-3:]]
+    return [
+        f"event {e.reason}" + (f" (x{e.count})" if (e.count or 1) > 1 else "") + f": {e.message}" for e in warnings[-3:]
+    ]
 
 
 def _logs(cluster, namespace: str, pod_name: str, lines: int) -> str:
     try:
-        raw = cluster.core.read_namespaced_pod_log(pod_name, namespace, tail_lines=lines,
-                                                   _preload_content=False).data
+        raw = cluster.core.read_namespaced_pod_log(pod_name, namespace, tail_lines=lines, _preload_content=False).data
     except Exception:  # as above: a missing log must not mask the diagnosis
         return ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")

@@ -9,13 +9,13 @@ What a target deploys is a run (a Run or its id) or, on a cluster, an image refe
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from ..client import DeployedModel
 from ..config import Environment
 from ..runs import Run
 
-Deployable = Union[Run, str]  # a run (a Run or its id), or on a cluster an image reference by digest
+Deployable = Run | str  # a run (a Run or its id), or on a cluster an image reference by digest
 
 
 class Canary(Protocol):
@@ -44,8 +44,17 @@ class Target(Protocol):
 
     environment: Environment
 
-    def deploy(self, what: Deployable, *, release_id: str, wait: bool = True, timeout: float = ...,
-               dry_run: bool = False, **options: Any) -> dict:
+    def deploy(
+        self,
+        what: Deployable,
+        *,
+        release_id: str,
+        wait: bool = True,
+        timeout: float | None = None,
+        dry_run: bool = False,
+        allow_tag: bool = False,
+        insecure: bool | None = None,
+    ) -> dict:
         """``{environment, digest, release_id, endpoint, status, previous, ...}`` (``--output json``)."""
 
     def status(self) -> dict:
@@ -64,7 +73,7 @@ class CanaryTarget(Target, Protocol):
     def check_canary(self) -> None:
         """Refuse, before anything is copied or deployed, a canary this environment cannot run."""
 
-    def start_canary(self, what: Deployable, *, release_id: str, timeout: float = ...) -> Canary:
+    def start_canary(self, what: Deployable, *, release_id: str, timeout: float | None = None) -> Canary:
         """Start ``what`` beside the stable release at a small share, ready, and return its handle."""
 
     def canary_status(self) -> dict | None:

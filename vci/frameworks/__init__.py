@@ -21,8 +21,14 @@ from .base import META_KEY, MODEL_KEY
 
 # module root of a class in the object's type -> the vci.frameworks module that handles it
 FAMILIES = {
-    "sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "torch",
-    "keras": "keras", "onnx": "onnx", "statsmodels": "statsmodels", "transformers": "transformers",
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "torch": "torch",
+    "keras": "keras",
+    "onnx": "onnx",
+    "statsmodels": "statsmodels",
+    "transformers": "transformers",
 }
 
 

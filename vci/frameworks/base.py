@@ -13,8 +13,8 @@ from ..errors import ModelValidationError
 from ..model import _local_modules
 from .convert import as_table, to_jsonable
 
-MODEL_KEY = "model"        # the artifact holding the saved object (a file or a directory)
-META_KEY = "model.json"    # the artifact describing it: framework, format, versions, input details
+MODEL_KEY = "model"  # the artifact holding the saved object (a file or a directory)
+META_KEY = "model.json"  # the artifact describing it: framework, format, versions, input details
 
 
 def require(module: str, package: str) -> ModuleType:
@@ -22,8 +22,9 @@ def require(module: str, package: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ModelValidationError(f"this model needs {package}, and {module} cannot be imported here: {exc}",
-                                   hint=f"pip install {package}") from exc
+        raise ModelValidationError(
+            f"this model needs {package}, and {module} cannot be imported here: {exc}", hint=f"pip install {package}"
+        ) from exc
 
 
 def installed(*names: str) -> str | None:
@@ -69,8 +70,9 @@ class FrameworkModel:
     def lib(self) -> ModuleType:
         """The framework's module (``module``, imported when the model was made)."""
         if self._lib is None:
-            raise ModelValidationError(f"{type(self).__name__} names no framework module to import",
-                                       hint="set the class attribute module")
+            raise ModelValidationError(
+                f"{type(self).__name__} names no framework module to import", hint="set the class attribute module"
+            )
         return self._lib
 
     def before_import(self) -> None:
@@ -93,8 +95,7 @@ class FrameworkModel:
         """One framework call for every row of every item, split back per item (lists of rows only)."""
         if not items:
             return []
-        if not all(isinstance(item, list) and item and all(isinstance(r, list) for r in item)
-                   for item in items):
+        if not all(isinstance(item, list) and item and all(isinstance(r, list) for r in item) for item in items):
             return [self.predict(item) for item in items]
         rows = [row for item in items for row in item]
         outputs = self.predict(rows)
@@ -103,7 +104,7 @@ class FrameworkModel:
         counts = [len(item) for item in items]
         result, start = [], 0
         for n in counts:
-            result.append(outputs[start:start + n])
+            result.append(outputs[start : start + n])
             start += n
         return result
 
@@ -111,6 +112,7 @@ class FrameworkModel:
 def dumps_by_value(obj) -> bytes:
     """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are."""
     import cloudpickle
+
     owner = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
     modules = _local_modules(owner)
     for module in modules:
@@ -118,8 +120,10 @@ def dumps_by_value(obj) -> bytes:
     try:
         return cloudpickle.dumps(obj)
     except Exception as exc:  # cloudpickle raises many kinds
-        raise ModelValidationError(f"{type(obj).__name__} cannot be serialised: {exc}",
-                                   hint="keep open files, locks and sockets out of the model") from exc
+        raise ModelValidationError(
+            f"{type(obj).__name__} cannot be serialised: {exc}",
+            hint="keep open files, locks and sockets out of the model",
+        ) from exc
     finally:
         for module in modules:
             try:

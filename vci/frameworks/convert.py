@@ -35,8 +35,7 @@ def as_table(data):
         if data and all(_scalar(v) for v in data):
             return [data], True
         return data, False
-    raise ModelError(f"expected a list of rows, a row, or a dict of columns; got {type(data).__name__}",
-                     status=422)
+    raise ModelError(f"expected a list of rows, a row, or a dict of columns; got {type(data).__name__}", status=422)
 
 
 def is_columnar(table) -> bool:
@@ -90,6 +89,7 @@ def _records_of_columns(table: dict) -> list[dict]:
 def to_array(table, dtype=None):
     """A numpy array of a list of rows (named inputs in their given order)."""
     import numpy
+
     if is_columnar(table):
         table = _column_rows(table, None)
     try:

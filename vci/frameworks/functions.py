@@ -22,6 +22,7 @@ class FunctionModel(FrameworkModel):
 
     def load(self, path: str) -> None:
         import cloudpickle  # noqa: F401  (by-value pickles need it importable)
+
         with open(path, "rb") as f:
             self.function = pickle.load(f)
 

@@ -15,6 +15,7 @@ BACKEND_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     """``model.keras`` via model.save; the backend in use is recorded and its package pinned."""
     import keras
+
     path = directory / "model.keras"
     model.save(str(path))
     backend = keras.backend.backend()
@@ -35,9 +36,10 @@ class KerasModel(FrameworkModel):
     def load(self, path: str) -> None:
         backend, running = self.meta.get("backend", "torch"), self.lib.backend.backend()
         if running != backend:
-            raise ModelValidationError(f"this Keras model was logged on the {backend} backend, "
-                                       f"but Keras runs on {running} here",
-                                       hint=f"set KERAS_BACKEND={backend} before keras is imported")
+            raise ModelValidationError(
+                f"this Keras model was logged on the {backend} backend, but Keras runs on {running} here",
+                hint=f"set KERAS_BACKEND={backend} before keras is imported",
+            )
         self.model = self.lib.saving.load_model(path)
 
     def predict_rows(self, table):

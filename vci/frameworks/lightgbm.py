@@ -20,8 +20,13 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     names = booster.feature_name()
     columns = None if all(DEFAULT_NAME.match(n) for n in names) else names
     classes = getattr(model, "classes_", None) if hasattr(model, "booster_") else None
-    meta = {"format": "text", "class": type(model).__name__, "columns": columns,
-            "classes": classes.tolist() if classes is not None else None, "versions": versions(*REQUIREMENTS)}
+    meta = {
+        "format": "text",
+        "class": type(model).__name__,
+        "columns": columns,
+        "classes": classes.tolist() if classes is not None else None,
+        "versions": versions(*REQUIREMENTS),
+    }
     return path, meta, REQUIREMENTS + (["pandas"] if columns else [])
 
 

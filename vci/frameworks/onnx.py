@@ -10,9 +10,15 @@ from .base import FrameworkModel, require, versions
 from .convert import as_table, to_array, to_jsonable
 
 REQUIREMENTS = ["onnxruntime", "numpy"]
-DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
-          "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(string)": "object",
-          "tensor(float16)": "float16"}
+DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(bool)": "bool",
+    "tensor(string)": "object",
+    "tensor(float16)": "float16",
+}
 
 
 def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
@@ -23,17 +29,23 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     elif Path(model).is_file():
         shutil.copyfile(model, path)
     else:
-        raise ModelValidationError(f"ONNX model file {model} does not exist",
-                                   hint="pass an existing .onnx file or an onnx.ModelProto")
+        raise ModelValidationError(
+            f"ONNX model file {model} does not exist", hint="pass an existing .onnx file or an onnx.ModelProto"
+        )
     ort = require("onnxruntime", "onnxruntime")
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... kinds
-        raise ModelValidationError(f"onnxruntime cannot open this model: {exc}",
-                                   hint="check it with onnx.checker.check_model") from exc
+        raise ModelValidationError(
+            f"onnxruntime cannot open this model: {exc}", hint="check it with onnx.checker.check_model"
+        ) from exc
     inputs = [{"name": i.name, "dtype": DTYPES.get(i.type, "float32")} for i in session.get_inputs()]
-    meta = {"format": "onnx", "inputs": inputs, "outputs": [o.name for o in session.get_outputs()],
-            "versions": versions(*REQUIREMENTS)}
+    meta = {
+        "format": "onnx",
+        "inputs": inputs,
+        "outputs": [o.name for o in session.get_outputs()],
+        "versions": versions(*REQUIREMENTS),
+    }
     return path, meta, REQUIREMENTS
 
 

@@ -14,18 +14,24 @@ METHODS = ("predict", "transform")
 def pack(estimator, directory: Path) -> tuple[Path, dict, list[str]]:
     """Dump ``estimator`` to ``model.joblib``; note its input columns and the method that predicts."""
     import joblib
+
     method = next((m for m in METHODS if callable(getattr(estimator, m, None))), None)
     if method is None:
-        raise ModelValidationError(f"{type(estimator).__name__} has neither predict nor transform",
-                                   hint="log a fitted estimator or pipeline")
+        raise ModelValidationError(
+            f"{type(estimator).__name__} has neither predict nor transform", hint="log a fitted estimator or pipeline"
+        )
     path = directory / "model.joblib"
     joblib.dump(estimator, path)
     columns = getattr(estimator, "feature_names_in_", None)
     requirements = ["scikit-learn", "joblib", "numpy"] + (["pandas"] if columns is not None else [])
-    meta = {"format": "joblib", "method": method, "class": type(estimator).__name__,
-            "texts": getattr(estimator, "n_features_in_", None) is None,  # e.g. a TfidfVectorizer first
-            "columns": [str(c) for c in columns] if columns is not None else None,
-            "versions": versions(*requirements)}
+    meta = {
+        "format": "joblib",
+        "method": method,
+        "class": type(estimator).__name__,
+        "texts": getattr(estimator, "n_features_in_", None) is None,  # e.g. a TfidfVectorizer first
+        "columns": [str(c) for c in columns] if columns is not None else None,
+        "versions": versions(*requirements),
+    }
     return path, meta, requirements
 
 
@@ -37,6 +43,7 @@ class SklearnModel(FrameworkModel):
 
     def load(self, path: str) -> None:
         import joblib
+
         self.estimator = joblib.load(path)
         self.columns = self.meta.get("columns")
         self.method = getattr(self.estimator, self.meta.get("method", "predict"))

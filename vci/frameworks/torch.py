@@ -18,9 +18,12 @@ def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
     """TorchScript to ``model.pt``, or a ``model/`` directory: ``module.pkl`` (the architecture, its tensors
     on the meta device: no weights), ``weights.pt`` (the state_dict), ``buffers.pt`` (non-persistent ones)."""
     import torch
+
     if not isinstance(module, torch.nn.Module):
-        raise ModelValidationError(f"a {type(module).__name__} is not a torch.nn.Module",
-                                   hint="log a trained nn.Module, or a torch.jit.script/trace of one")
+        raise ModelValidationError(
+            f"a {type(module).__name__} is not a torch.nn.Module",
+            hint="log a trained nn.Module, or a torch.jit.script/trace of one",
+        )
     meta = {"dtype": _dtype_name(module), "versions": versions(*REQUIREMENTS)}
     if isinstance(module, torch.jit.ScriptModule):
         path = directory / "model.pt"
@@ -68,6 +71,7 @@ class TorchModel(FrameworkModel):
 
 def _load_state_dict_module(torch, path: Path):
     import cloudpickle  # noqa: F401  (by-value pickles need it importable)
+
     with open(path / "module.pkl", "rb") as f:  # the blob was digest-verified before this
         skeleton = pickle.load(f)
     net = skeleton  # its tensors are on the meta device: assign=True puts the loaded ones in their place

@@ -15,8 +15,10 @@ def pack(pipe, directory: Path) -> tuple[Path, dict, list[str]]:
     """``pipeline/`` via save_pretrained (model weights, config, tokenizer); the task is recorded."""
     task = getattr(pipe, "task", None)
     if not task or not hasattr(pipe, "save_pretrained") or not hasattr(pipe, "tokenizer"):
-        raise ModelValidationError(f"a {type(pipe).__name__} is not a transformers pipeline",
-                                   hint="log transformers.pipeline(task, model=model, tokenizer=tokenizer)")
+        raise ModelValidationError(
+            f"a {type(pipe).__name__} is not a transformers pipeline",
+            hint="log transformers.pipeline(task, model=model, tokenizer=tokenizer)",
+        )
     path = directory / "pipeline"
     pipe.save_pretrained(str(path))
     requirements = ["transformers", "tokenizers", "safetensors", "numpy"]

@@ -18,8 +18,13 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     model.save_model(str(path))
     booster = model if type(model).__name__ == "Booster" else model.get_booster()
     requirements = [_distribution(), "numpy", "scipy"]
-    meta = {"format": "ubj", "class": type(model).__name__, "columns": booster.feature_names,
-            "package": requirements[0], "versions": versions(*requirements)}
+    meta = {
+        "format": "ubj",
+        "class": type(model).__name__,
+        "columns": booster.feature_names,
+        "package": requirements[0],
+        "versions": versions(*requirements),
+    }
     return path, meta, requirements + (["pandas"] if booster.feature_names else [])
 
 

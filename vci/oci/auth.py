@@ -86,9 +86,7 @@ def mask_url(url: str) -> str:
     """A URL fit for logs: no user info, and query values other than digests/scopes replaced by ***."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = [
-        (k, v if k in _PUBLIC_QUERY else "***") for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
+    query = [(k, v if k in _PUBLIC_QUERY else "***") for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/,"), ""))
 
 

@@ -83,9 +83,7 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def image_from_parts(
-    manifest_bytes: bytes, config_bytes: bytes, locate=None, origin: str | None = None
-) -> Image:
+def image_from_parts(manifest_bytes: bytes, config_bytes: bytes, locate=None, origin: str | None = None) -> Image:
     """An Image from fetched bytes; ``locate(digest)`` gives a layer's local path or None."""
     manifest = json.loads(manifest_bytes)
     if manifest.get("mediaType", OCI_MANIFEST) not in MANIFEST_TYPES or "layers" not in manifest:
@@ -204,11 +202,7 @@ def select_manifest(index: dict, platform: str = DEFAULT_PLATFORM) -> Descriptor
     for entry in index.get("manifests", []):
         p = entry.get("platform") or {}
         available.append("/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])))
-        if (
-            p.get("os") == os_name
-            and p.get("architecture") == arch
-            and (not variant or p.get("variant") == variant)
-        ):
+        if p.get("os") == os_name and p.get("architecture") == arch and (not variant or p.get("variant") == variant):
             return Descriptor.from_json(entry)
     raise BuildError(
         f"the base image has no {platform} manifest (it has: {', '.join(available) or 'none'})",

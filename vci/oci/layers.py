@@ -89,9 +89,7 @@ class Layer:
 
     def open(self):
         if self.path is None:
-            raise BuildError(
-                f"layer {self.digest} has no local bytes", hint="fetch it from its registry first"
-            )
+            raise BuildError(f"layer {self.digest} has no local bytes", hint="fetch it from its registry first")
         return open(self.path, "rb")
 
 
@@ -105,9 +103,7 @@ def tree_entries(root: str | Path, prefix: str) -> list[Entry]:
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             entries.append(
-                _tree_entry(
-                    Path(dirpath) / name, f"{prefix}/{Path(dirpath, name).relative_to(root).as_posix()}"
-                )
+                _tree_entry(Path(dirpath) / name, f"{prefix}/{Path(dirpath, name).relative_to(root).as_posix()}")
             )
     return entries
 
@@ -123,8 +119,14 @@ def _tree_entry(path: Path, image_path: str) -> Entry:
     raise BuildError(f"{path} is neither a file, a directory nor a symlink", hint="remove it from the tree")
 
 
-def write_layer(entries: list[Entry], dest: str | Path, *, epoch: int, level: int = DEFAULT_LEVEL,
-                progress: Callable[[int], object] | None = None) -> Layer:
+def write_layer(
+    entries: list[Entry],
+    dest: str | Path,
+    *,
+    epoch: int,
+    level: int = DEFAULT_LEVEL,
+    progress: Callable[[int], object] | None = None,
+) -> Layer:
     """Write ``entries`` as a tar+gzip blob at ``dest`` in one pass; return its Layer.
 
     ``progress(n)`` is called with the number of uncompressed tar bytes as they are compressed."""
@@ -177,8 +179,10 @@ def _add(tar: tarfile.TarFile, entry: Entry, epoch: int) -> None:
 def _needs(entry: Entry, value: _T | None, what: str) -> _T:
     """``value``, the field a ``kind`` of entry needs (the Entry constructors always set it)."""
     if value is None:
-        raise UsageError(f"the layer entry {entry.path} ({entry.kind}) has no {what}",
-                         hint="make entries with Entry.file, Entry.bytes, Entry.directory or Entry.symlink")
+        raise UsageError(
+            f"the layer entry {entry.path} ({entry.kind}) has no {what}",
+            hint="make entries with Entry.file, Entry.bytes, Entry.directory or Entry.symlink",
+        )
     return value
 
 
@@ -220,8 +224,15 @@ class LayerCache:
             return None
         return Layer(Descriptor.from_json(record["descriptor"]), record["diff_id"], blob)
 
-    def build(self, key: str, entries: list[Entry], *, epoch: int, level: int = DEFAULT_LEVEL,
-              progress: Callable[[int], object] | None = None) -> Layer:
+    def build(
+        self,
+        key: str,
+        entries: list[Entry],
+        *,
+        epoch: int,
+        level: int = DEFAULT_LEVEL,
+        progress: Callable[[int], object] | None = None,
+    ) -> Layer:
         """The cached layer for ``key``, or a new one written from ``entries`` and recorded."""
         cached = self.get(key, epoch=epoch, level=level)
         if cached is not None:

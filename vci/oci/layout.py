@@ -102,9 +102,7 @@ def _read_index(directory: Path) -> dict:
 def _pick_entry(manifests: list[dict], tag: str | None, directory: Path) -> Descriptor:
     if tag is None:
         if len(manifests) != 1:
-            raise NotFoundError(
-                f"OCI layout {directory} holds {len(manifests)} images; name one with DIR:TAG"
-            )
+            raise NotFoundError(f"OCI layout {directory} holds {len(manifests)} images; name one with DIR:TAG")
         return Descriptor.from_json(manifests[0])
     for m in manifests:
         if (m.get("annotations") or {}).get(REF_NAME) == tag:

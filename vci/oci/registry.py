@@ -107,12 +107,8 @@ class RegistryClient(RegistrySession):
             offset = 0
             while chunk := source.read(self.chunk_size):
                 headers = {**OCTETS, "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
-                resp = self.request(
-                    "PATCH", location, scopes=scopes, retry=False, data=chunk, headers=headers
-                )
-                location = urljoin(
-                    self.ping() + "/", self.check(resp, (202,), repo, what).headers["Location"]
-                )
+                resp = self.request("PATCH", location, scopes=scopes, retry=False, data=chunk, headers=headers)
+                location = urljoin(self.ping() + "/", self.check(resp, (202,), repo, what).headers["Location"])
                 offset += len(chunk)
         resp = self.request("PUT", _with_digest(location, digest), scopes=scopes, retry=False)
         self.check(resp, (201,), repo, what)

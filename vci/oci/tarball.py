@@ -102,7 +102,5 @@ def _normalised_tag(text: str) -> str:
     ref = parse_reference(text)
     if ref.digest and not ref.tag:
         raise BuildError(f"{text}: docker load needs a tag, not a digest", hint="give repo:tag")
-    name = (
-        ref.repository.removeprefix("library/") if ref.registry == "registry-1.docker.io" else ref.context()
-    )
+    name = ref.repository.removeprefix("library/") if ref.registry == "registry-1.docker.io" else ref.context()
     return f"{name}:{ref.tag or 'latest'}"

@@ -122,9 +122,7 @@ def copy_image(
     ref = parse_reference(source) if isinstance(source, str) else source
     src = source_client or (client if ref.registry == client.registry else _client_for(ref.registry, client))
     result = TransferResult("", "")
-    digest, data, media_type = _copy_manifest(
-        src, ref.repository, ref.identifier, client, dst_repo, result, parallel
-    )
+    digest, data, media_type = _copy_manifest(src, ref.repository, ref.identifier, client, dst_repo, result, parallel)
     result.reference, result.digest = f"{client.registry}/{dst_repo}@{digest}", digest
     if tag:
         client.put_manifest(dst_repo, data, media_type, tag)
@@ -138,9 +136,7 @@ def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
         for child in manifest.get("manifests", []):
             _copy_manifest(src, src_repo, child["digest"], dst, dst_repo, result, parallel)
     else:
-        blobs = [Descriptor.from_json(manifest["config"])] + [
-            Descriptor.from_json(d) for d in manifest["layers"]
-        ]
+        blobs = [Descriptor.from_json(manifest["config"])] + [Descriptor.from_json(d) for d in manifest["layers"]]
 
         def copy_one(desc):
             opener = _streamed(lambda: src, src_repo, desc.digest)
@@ -163,8 +159,15 @@ def _streamed(source, repo: str, digest: str):
     return lambda: chunk_reader(source().get_blob(repo, digest))
 
 
-def _put_manifest_then_tag(client: RegistryClient, repo: str, data: bytes, media_type: str, digest: str,
-                           tag: str | None, result: TransferResult) -> None:
+def _put_manifest_then_tag(
+    client: RegistryClient,
+    repo: str,
+    data: bytes,
+    media_type: str,
+    digest: str,
+    tag: str | None,
+    result: TransferResult,
+) -> None:
     client.put_manifest(repo, data, media_type, digest)
     result.bytes_moved += len(data)
     if tag:

@@ -48,9 +48,7 @@ class CanaryPolicy:
             )
         steps = tuple(int(s) for s in values.pop("steps", cls.steps))
         if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)):
-            raise ConfigError(
-                f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]"
-            )
+            raise ConfigError(f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]")
         for key in ("interval", "step_timeout"):
             if key in values:
                 values[key] = parse_seconds(values[key])
@@ -239,5 +237,4 @@ def observe_step(canary: Canary, policy: CanaryPolicy, weight: int, inputs: list
 def served(canary: int, stable: int) -> dict:
     """``{served, requests}``: the canary's share of the model requests a step saw (None without any)."""
     total = canary + stable
-    return {"served": round(canary / total, 3) if total else None,
-            "requests": {"canary": canary, "stable": stable}}
+    return {"served": round(canary / total, 3) if total else None, "requests": {"canary": canary, "stable": stable}}

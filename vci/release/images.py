@@ -29,14 +29,10 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
     if not ref.digest:
         raise UsageError(f"{image} has no digest: promotion moves digests, never tags")
     client, repository, repo = _client_and_repo(dst)
-    source = (
-        None if ref.registry == client.registry else RegistryClient(ref.registry, insecure=source_insecure)
-    )
+    source = None if ref.registry == client.registry else RegistryClient(ref.registry, insecure=source_insecure)
     result = copy_image(client, ref, repo, tag=dst.name if tag else None, source_client=source)
     if result.digest != ref.digest:
-        raise IntegrityError(
-            f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest"
-        )
+        raise IntegrityError(f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest")
     return {"image": f"{repository}@{ref.digest}", "transfer": result.to_json()}
 
 

@@ -1,23 +1,26 @@
 """Promotion: the digest live and healthy in one environment, gated, copied by digest, deployed to another.
 
 ``promote(settings, "staging", "production", digest=D)`` reads what the source runs (never a tag, never
-a rebuild), refuses when that is not ``D`` (the digest that was tested and approved), stops early when the target already runs it, asks for an approval where the target requires
-one, claims the target (a second promotion meets ConflictError), runs the smoke test on the source,
-copies the image by digest into the target's repository (cluster environments), deploys it directly or
-as a canary, and records the attempt in the ledger whatever its outcome.
+a rebuild), refuses when that is not ``D`` (the digest that was tested and approved), stops early when
+the destination already runs it, asks for an approval where the destination requires one, claims the
+destination (a second promotion meets ConflictError), runs the smoke test on the source, copies the
+image by digest into the destination's repository (cluster environments), deploys it directly or as a
+canary, and records the attempt in the ledger whatever its outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
 from functools import partial
+from typing import Any
 
 from ..deploy import new_release_id, target_for
+from ..deploy.local import LocalTarget
 from ..deploy.process import environment_lock
 from ..deploy.target import Target
 from ..digests import check_digest
 from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
-from ..ledger import Ledger, make_record
+from ..ledger import Ledger, ReleaseRecord, make_record
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
 from .smoke import examples_for, smoke_test
@@ -80,9 +83,8 @@ def require_digest(live: dict, digest: str | None, name: str, what: str = "runs"
 
 def environment_guard(target: Target):
     """A local environment's release lock (taken at once or ConflictError); nothing for a cluster."""
-    if not target.environment.is_local:
+    if not isinstance(target, LocalTarget):
         return contextlib.nullcontext()
-
     return environment_lock(target.state, f"{target.environment.name}.release", timeout=0)
 
 
@@ -175,9 +177,7 @@ def recorded_attempt(settings, target: Target, holder: str, record, work) -> dic
     return done
 
 
-def _promote_claimed(
-    settings, src_env, dst, live, strategy, release_id, examples_file, wait, timeout, policy
-) -> dict:
+def _promote_claimed(settings, src_env, dst, live, strategy, release_id, examples_file, wait, timeout, policy) -> dict:
 
     examples = examples_for(settings, live, src_env.name, examples_file)
     gate = smoke_test(settings, src_env.name, examples=examples)
@@ -188,17 +188,14 @@ def _promote_claimed(
             f"{gate['checked']} examples: {gate['failures'][0]}; {dst.environment.name!r} is untouched",
             hint=f"`vci test --env {src_env.name}` shows every failure",
         )
-    done = {"gate": {"passed": True, "checked": gate["checked"]}}
+    done: dict[str, Any] = {"gate": {"passed": True, "checked": gate["checked"]}}
     if dst.environment.is_local:
         what = live["run_id"]
     else:
-        copied = copy_to_environment(
-            live["image"], dst.environment, tag=False, source_insecure=src_env.insecure
-        )
+        copied = copy_to_environment(live["image"], dst.environment, tag=False, source_insecure=src_env.insecure)
         done.update(copied)
         what = done["image"]
     if strategy == "canary" and dst.status().get("state") == "ready":
-
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     else:
         deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
@@ -213,7 +210,7 @@ def _promote_claimed(
     return done
 
 
-def _record(result: dict, release_id: str, approved_by, **fields) -> dict:
+def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseRecord:
     return make_record(
         release_id=release_id,
         environment=result["to"],

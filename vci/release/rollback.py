@@ -24,8 +24,7 @@ HISTORY_FIELDS = (
 )
 
 
-def choose_release(records: list[ReleaseRecord], current_digest: str | None, to: str | None = None
-                   ) -> ReleaseRecord:
+def choose_release(records: list[ReleaseRecord], current_digest: str | None, to: str | None = None) -> ReleaseRecord:
     """The record to go back to (pure): ``to`` by id, else the newest succeeded one with another digest."""
     if to:
         for record in records:
@@ -79,8 +78,10 @@ def rollback(
         return {**result, "outcome": "would-roll-back"}
     if what is None:
         field = "run id" if target.environment.is_local else "image"
-        raise NotFoundError(f"release {chosen.release_id} records no {field} to deploy again",
-                            hint="pick another release from `vci history` with --to")
+        raise NotFoundError(
+            f"release {chosen.release_id} records no {field} to deploy again",
+            hint="pick another release from `vci history` with --to",
+        )
     release_id = new_release_id()
     record = partial(
         make_record,

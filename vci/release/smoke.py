@@ -58,9 +58,7 @@ def check_answers(inputs: list, answers: list, expected: list | None) -> list[di
         if expected is not None:
             want = expected[i]
             if shape_of(got) != shape_of(want):
-                failures.append(
-                    {"example": i, "problem": "shape", "expected": shape_of(want), "got": shape_of(got)}
-                )
+                failures.append({"example": i, "problem": "shape", "expected": shape_of(want), "got": shape_of(got)})
             elif not same_value(got, want):
                 failures.append({"example": i, "problem": "value", "expected": want, "got": got})
             continue
@@ -90,13 +88,9 @@ def read_examples_file(path: str | Path) -> dict:
         ) from exc
     if isinstance(data, list):
         data = {"inputs": data, "expected_outputs": None}
-    inputs, expected = data.get("inputs") if isinstance(data, dict) else None, (data or {}).get(
-        "expected_outputs"
-    )
+    inputs, expected = data.get("inputs") if isinstance(data, dict) else None, (data or {}).get("expected_outputs")
     if not isinstance(inputs, list) or not inputs or (expected is not None and len(expected) != len(inputs)):
-        raise UsageError(
-            f"{path} has no usable examples", hint="inputs: a non-empty list; expected_outputs as long"
-        )
+        raise UsageError(f"{path} has no usable examples", hint="inputs: a non-empty list; expected_outputs as long")
     return {"inputs": inputs, "expected_outputs": expected}
 
 
@@ -147,9 +141,7 @@ def smoke_test(
     live = target.status()
     name = target.environment.name
     if live["state"] == "not-deployed":
-        raise NotFoundError(
-            f"nothing is deployed to {name!r}", hint=f"deploy first: vci deploy RUN_ID --env {name}"
-        )
+        raise NotFoundError(f"nothing is deployed to {name!r}", hint=f"deploy first: vci deploy RUN_ID --env {name}")
     examples = examples or examples_for(settings, live, name, examples_file)
     client = client or target.client(deadline=20.0)
     answers = ask(client, examples["inputs"])

@@ -8,8 +8,7 @@ from .canary import CanaryPolicy, run_steps
 
 
 def canary_release(
-    target: CanaryTarget, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list,
-    timeout: float | None
+    target: CanaryTarget, what: str, release_id: str, policy: CanaryPolicy | None, inputs: list, timeout: float | None
 ) -> dict:
     """Run ``what`` as a canary beside the stable release, step by step; promote it fully or remove it.
 
@@ -25,8 +24,11 @@ def canary_release(
             promoting = True
             deployed = target.deploy(what, release_id=release_id, wait=True, timeout=timeout)
     except Aborted as exc:  # SIGTERM/SIGINT: the canary goes (below) before the process exits
-        after = (f"{name!r} was being moved to the new release: check `vci status --env {name}`" if promoting
-                 else f"the canary was removed, {name!r} keeps its previous release")
+        after = (
+            f"{name!r} was being moved to the new release: check `vci status --env {name}`"
+            if promoting
+            else f"the canary was removed, {name!r} keeps its previous release"
+        )
         raise Aborted(f"{exc.message}; {after}", exc.signum) from None
     finally:
         target.remove_canary()

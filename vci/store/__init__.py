@@ -19,6 +19,8 @@ def open_store(url: str | Path) -> Store:
         return S3Store.from_url(text)
     if "://" in text and not text.startswith("file://"):
         scheme = text.split("://", 1)[0]
-        raise ConfigError(f"unsupported store URL scheme {scheme!r} in {text!r}",
-                          hint="use a directory path, file://DIR or s3://bucket/prefix")
+        raise ConfigError(
+            f"unsupported store URL scheme {scheme!r} in {text!r}",
+            hint="use a directory path, file://DIR or s3://bucket/prefix",
+        )
     return LocalStore(text.removeprefix("file://"))

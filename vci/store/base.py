@@ -35,8 +35,9 @@ class Store(Protocol):
 
     def has_blob(self, digest: str) -> bool: ...
 
-    def put_blob(self, path: str | Path, *, digest: str | None = None, size: int | None = None,
-                 progress: Progress | None = None) -> Descriptor:
+    def put_blob(
+        self, path: str | Path, *, digest: str | None = None, size: int | None = None, progress: Progress | None = None
+    ) -> Descriptor:
         """Store a file's bytes; skip the upload (sent=0) when the blob is already present."""
 
     def put_bytes(self, data: bytes) -> Descriptor: ...
@@ -59,8 +60,10 @@ class Store(Protocol):
 
 def corrupted_blob(store_url: str, digest: str, actual: str) -> IntegrityError:
     """The error of a blob in a store whose bytes hash to ``actual`` instead of ``digest``."""
-    return IntegrityError(f"blob {digest} in {store_url} is corrupted (its bytes hash to {actual})",
-                          hint="log the run again to replace it")
+    return IntegrityError(
+        f"blob {digest} in {store_url} is corrupted (its bytes hash to {actual})",
+        hint="log the run again to replace it",
+    )
 
 
 def blob_key(digest: str) -> str:

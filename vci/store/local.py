@@ -34,8 +34,10 @@ class LocalStore:
         try:
             tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot write to the store at {self.root}: {exc.strerror}",
-                             hint="check the path and its permissions, or set VCI_STORE") from exc
+            raise StoreError(
+                f"cannot write to the store at {self.root}: {exc.strerror}",
+                hint="check the path and its permissions, or set VCI_STORE",
+            ) from exc
         return tmp
 
     def has_blob(self, digest: str) -> bool:
@@ -49,6 +51,7 @@ class LocalStore:
 
         def changed(read: str) -> IntegrityError:
             return IntegrityError(f"{path} changed while it was stored: expected {digest}, read {read}")
+
         with open(path, "rb") as src, self._new_blob(digest, changed) as out:
             written = copy_chunks(file_chunks(src), out, progress)
         return Descriptor(digest, written, written)

@@ -20,8 +20,16 @@ from .s3_multipart import (
     upload_multipart,
 )
 
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-               "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "403"}
+_AUTH_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+    "403",
+}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
@@ -31,8 +39,15 @@ class S3Store:
 
     list_page_size = 1000  # keys per ListObjectsV2 request (S3's maximum)
 
-    def __init__(self, bucket: str, prefix: str = "", *, client=None, endpoint_url: str | None = None,
-                 plan: MultipartPlan | None = None):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client=None,
+        endpoint_url: str | None = None,
+        plan: MultipartPlan | None = None,
+    ):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
@@ -45,7 +60,7 @@ class S3Store:
         """``s3://bucket/prefix`` -> S3Store; endpoint, region and credentials come from the AWS chain."""
         if not url.startswith("s3://"):
             raise ConfigError(f"not an S3 store URL: {url!r}", hint="use s3://bucket/prefix")
-        bucket, _, prefix = url[len("s3://"):].partition("/")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket:
             raise ConfigError(f"no bucket in the store URL {url!r}", hint="use s3://bucket/prefix")
         return cls(bucket, prefix, **options)
@@ -59,6 +74,7 @@ class S3Store:
         if self._client is None:
             import boto3
             from botocore.config import Config
+
             # retries come from the AWS chain too (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, ~/.aws/config)
             config = Config(max_pool_connections=max(TRANSFER_THREADS, self.plan.concurrency) + 4)
             self._session = boto3.session.Session()
@@ -70,6 +86,7 @@ class S3Store:
         """The client that sends blob bytes: it does not sign payloads (HTTPS endpoints skip that anyway), as
         a blob's key is its sha256, checked on every read; S3 still checks each part's CRC32."""
         from botocore.config import Config
+
         if self._blob_client is None:
             client = self.client
             if self._session is None:  # a client given by the caller sends everything
@@ -113,8 +130,7 @@ class S3Store:
         parts = FileParts(path, digest, size)
         try:
             with self._errors(f"uploading {path} to {key}"):
-                upload_multipart(self.blob_client, self.bucket, key, size, parts, self.plan, progress,
-                                 parts.verify)
+                upload_multipart(self.blob_client, self.bucket, key, size, parts, self.plan, progress, parts.verify)
         finally:
             parts.close()
         return Descriptor(digest, size, size)
@@ -129,8 +145,9 @@ class S3Store:
         key = self._key(blob_key(digest))
         with self._errors(f"uploading {key}"):
             if len(data) <= self.plan.part_size:
-                self.blob_client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                            ContentType="application/octet-stream")
+                self.blob_client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"
+                )
                 if progress is not None:
                     progress(len(data))
             else:
@@ -140,8 +157,7 @@ class S3Store:
     def get_blob(self, digest, dest, *, progress: Progress | None = None) -> Path:
         key = self._key(blob_key(check_digest(digest)))
         corrupted = partial(corrupted_blob, self.url, digest)
-        with replacing(dest, digest=digest, mismatch=corrupted) as out, \
-                self._errors(f"downloading {key}", blob=digest):
+        with replacing(dest, digest=digest, mismatch=corrupted) as out, self._errors(f"downloading {key}", blob=digest):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             copy_chunks(body.iter_chunks(CHUNK), out, progress)
         return Path(dest)
@@ -159,11 +175,13 @@ class S3Store:
         full = self._key(key)
         try:
             with self._errors(f"writing {full}"):
-                self.client.put_object(Bucket=self.bucket, Key=full, Body=_encode(doc),
-                                       ContentType="application/json", IfNoneMatch="*")
+                self.client.put_object(
+                    Bucket=self.bucket, Key=full, Body=_encode(doc), ContentType="application/json", IfNoneMatch="*"
+                )
         except ConflictError:
-            raise ConflictError(f"{key} already exists in the store {self.url}",
-                                hint="someone else wrote it first; use a new key") from None
+            raise ConflictError(
+                f"{key} already exists in the store {self.url}", hint="someone else wrote it first; use a new key"
+            ) from None
 
     def put_json(self, key: str, doc: dict) -> None:
         full = self._key(key)
@@ -188,8 +206,9 @@ class S3Store:
         keys: list[str] = []
         pages = self.client.get_paginator("list_objects_v2")
         with self._errors(f"listing {base or '/'}"):
-            for page in pages.paginate(Bucket=self.bucket, Prefix=base,
-                                       PaginationConfig={"PageSize": self.list_page_size}):
+            for page in pages.paginate(
+                Bucket=self.bucket, Prefix=base, PaginationConfig={"PageSize": self.list_page_size}
+            ):
                 keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
         return sorted(keys)
 
@@ -198,6 +217,7 @@ class S3Store:
     def _errors(self, action: str, *, blob: str | None = None):
         """Turn botocore failures during ``action`` into vci errors (never naming credentials)."""
         from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             yield
         except ClientError as exc:
@@ -209,19 +229,24 @@ class S3Store:
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code == "NoSuchBucket":
-            return StoreError(f"the bucket {self.bucket!r} does not exist at {self.endpoint}",
-                              hint="create the bucket, or fix VCI_STORE / the store in vci.yaml")
+            return StoreError(
+                f"the bucket {self.bucket!r} does not exist at {self.endpoint}",
+                hint="create the bucket, or fix VCI_STORE / the store in vci.yaml",
+            )
         if code in _AUTH_CODES:
-            return AuthError(f"S3 refused {action} in {self.url}: {code}",
-                             hint="check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the "
-                                  "bucket policy")
+            return AuthError(
+                f"S3 refused {action} in {self.url}: {code}",
+                hint="check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the bucket policy",
+            )
         if code in _MISSING_CODES:
             what = f"blob {blob}" if blob else action
             return NotFoundError(f"{what} is not in the store {self.url}")
         if code in _CONFLICT_CODES:
             return ConflictError(f"{action} in {self.url}: the key already exists")
-        return StoreError(f"S3 failed {action} in {self.url}: {code}: {error.get('Message', '')}".rstrip(": "),
-                          hint="retry; if it persists check the bucket and the endpoint")
+        return StoreError(
+            f"S3 failed {action} in {self.url}: {code}: {error.get('Message', '')}".rstrip(": "),
+            hint="retry; if it persists check the bucket and the endpoint",
+        )
 
     def _botocore_error(self, exc, action: str):
         from botocore.exceptions import (
@@ -231,15 +256,21 @@ class S3Store:
             NoCredentialsError,
             PartialCredentialsError,
         )
+
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
-            return AuthError(f"no usable AWS credentials for {self.url}",
-                             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an "
-                                  "instance role")
+            return AuthError(
+                f"no usable AWS credentials for {self.url}",
+                hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an instance role",
+            )
         if isinstance(exc, (ConnectionError, HTTPClientError)):
-            return StoreError(f"cannot reach the S3 endpoint {self.endpoint} while {action}",
-                              hint="check VCI_S3_ENDPOINT_URL / AWS_ENDPOINT_URL and the network")
-        return StoreError(f"S3 failed {action} in {self.url}: {type(exc).__name__}",
-                          hint="retry; if it persists check the store configuration")
+            return StoreError(
+                f"cannot reach the S3 endpoint {self.endpoint} while {action}",
+                hint="check VCI_S3_ENDPOINT_URL / AWS_ENDPOINT_URL and the network",
+            )
+        return StoreError(
+            f"S3 failed {action} in {self.url}: {type(exc).__name__}",
+            hint="retry; if it persists check the store configuration",
+        )
 
 
 def _encode(doc: dict) -> bytes:

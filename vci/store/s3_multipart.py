@@ -62,16 +62,26 @@ class FileParts:
         extra = len(os.pread(self._f.fileno(), 1, self._read))
         actual = "sha256:" + self._hasher.hexdigest()
         if actual != self.digest or self._read + extra != self.size:
-            raise IntegrityError(f"{self.path} changed while it was uploaded: expected {self.digest} "
-                                 f"({self.size} bytes), read {actual} ({self._read + extra} bytes)",
-                                 hint="do not modify a file while vci logs it; log it again")
+            raise IntegrityError(
+                f"{self.path} changed while it was uploaded: expected {self.digest} "
+                f"({self.size} bytes), read {actual} ({self._read + extra} bytes)",
+                hint="do not modify a file while vci logs it; log it again",
+            )
 
     def close(self) -> None:
         self._f.close()
 
 
-def upload_multipart(client, bucket: str, key: str, size: int, read_part, plan: MultipartPlan,
-                     progress: Progress | None = None, verify=None) -> None:
+def upload_multipart(
+    client,
+    bucket: str,
+    key: str,
+    size: int,
+    read_part,
+    plan: MultipartPlan,
+    progress: Progress | None = None,
+    verify=None,
+) -> None:
     """Upload ``size`` bytes given by ``read_part(offset, length)`` to ``bucket/key`` in parallel parts.
 
     Parts are read in order on the calling thread and sent by ``plan.concurrency`` threads. The upload
@@ -81,14 +91,14 @@ def upload_multipart(client, bucket: str, key: str, size: int, read_part, plan: 
     """
     # CRC32 named up front: S3 keeps a checksum of the parts' checksums (as boto3's transfers do), and
     # each part's CRC32 is checked on arrival and again when the upload is completed
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/octet-stream",
-                                               ChecksumAlgorithm="CRC32")["UploadId"]
+    upload_id = client.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType="application/octet-stream", ChecksumAlgorithm="CRC32"
+    )["UploadId"]
     try:
         parts = _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress)
         if verify is not None:
             verify()
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException:
         _abort_quietly(client, bucket, key, upload_id)
         raise
@@ -102,8 +112,14 @@ def _send_parts(client, bucket, key, upload_id, size, read_part, plan, progress)
 
     def send(number: int, data: bytes) -> tuple[dict, int]:
         # a file-like body: botocore streams it (and rewinds it on a retry); measured faster than bytes
-        reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                   Body=io.BytesIO(data), ChecksumAlgorithm="CRC32")
+        reply = client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=io.BytesIO(data),
+            ChecksumAlgorithm="CRC32",
+        )
         return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumCRC32": reply["ChecksumCRC32"]}, len(data)
 
     try:
@@ -136,8 +152,10 @@ def _abort_quietly(client, bucket: str, key: str, upload_id: str) -> None:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     except Exception:  # noqa: BLE001 - the original error is what the caller needs to see
         import logging
-        logging.getLogger(__name__).warning("could not abort multipart upload of s3://%s/%s; "
-                                            "a bucket lifecycle rule can remove it", bucket, key)
+
+        logging.getLogger(__name__).warning(
+            "could not abort multipart upload of s3://%s/%s; a bucket lifecycle rule can remove it", bucket, key
+        )
 
 
 def upload_memory(client, bucket: str, key: str, data: bytes, plan: MultipartPlan) -> None:
@@ -145,7 +163,13 @@ def upload_memory(client, bucket: str, key: str, data: bytes, plan: MultipartPla
     the parts ourselves); it aborts the multipart upload on any failure, so no object and no dangling
     upload remain. io.BytesIO shares ``bytes`` rather than copying them."""
     from boto3.s3.transfer import TransferConfig
-    config = TransferConfig(multipart_threshold=plan.part_size, multipart_chunksize=plan.part_size_for(len(data)),
-                            max_concurrency=max(TRANSFER_THREADS, plan.concurrency), use_threads=True)
-    client.upload_fileobj(io.BytesIO(data), bucket, key, Config=config,
-                          ExtraArgs={"ContentType": "application/octet-stream"})
+
+    config = TransferConfig(
+        multipart_threshold=plan.part_size,
+        multipart_chunksize=plan.part_size_for(len(data)),
+        max_concurrency=max(TRANSFER_THREADS, plan.concurrency),
+        use_threads=True,
+    )
+    client.upload_fileobj(
+        io.BytesIO(data), bucket, key, Config=config, ExtraArgs={"ContentType": "application/octet-stream"}
+    )

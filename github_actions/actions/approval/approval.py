@@ -48,12 +48,15 @@ def read_approvals(url: str, token: str) -> list:
     """The run's review records (a JSON list), or ApprovalError naming the status and the fix."""
     if not token:
         raise ApprovalError("no token: pass the job's token (the action's token input, default github.token)")
-    request = urllib.request.Request(url, headers={
-        "Accept": "application/vnd.github+json",
-        "Authorization": f"Bearer {token}",
-        "X-GitHub-Api-Version": API_VERSION,
-        "User-Agent": "vci-approval",
-    })
+    request = urllib.request.Request(
+        url,
+        headers={
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "vci-approval",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             records = json.load(response)
@@ -62,9 +65,7 @@ def read_approvals(url: str, token: str) -> list:
         raise ApprovalError(f"cannot read the run's approvals ({url}: HTTP {error.code}): {fix}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise ApprovalError(
-            f"cannot read the run's approvals ({url}: {reason}): check GITHUB_API_URL"
-        ) from None
+        raise ApprovalError(f"cannot read the run's approvals ({url}: {reason}): check GITHUB_API_URL") from None
     if not isinstance(records, list):
         raise ApprovalError(f"unexpected answer from {url}: a list of reviews was expected")
     return records
@@ -73,8 +74,10 @@ def read_approvals(url: str, token: str) -> list:
 def approver(records: list, environment: str, run_id: str) -> str:
     """The login of the last ``approved`` review that covers ``environment``, else ApprovalError."""
     approvals = [
-        record for record in records
-        if isinstance(record, dict) and record.get("state") == "approved"
+        record
+        for record in records
+        if isinstance(record, dict)
+        and record.get("state") == "approved"
         and environment in {e.get("name") for e in record.get("environments") or [] if isinstance(e, dict)}
     ]
     if not approvals:

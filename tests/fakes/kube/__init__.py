@@ -39,11 +39,24 @@ from .server import DEFAULT_TOKEN, DEFAULT_USER, KubeServer
 __all__ = ["start_kube_server", "KubeServer", "Forbid", "Rbac", "DEFAULT_TOKEN", "DEFAULT_USER"]
 
 
-def start_kube_server(*, tls: bool = False, tokens: dict | None = None, forbid=(), backend: str = "simulated",
-                      runner=None, namespaces=("default",), ready_delay: float = 0.3, time_scale: float = 0.1,
-                      tick: float = 0.05, history: int = 2000, watch_limit: float = 60.0,
-                      workdir=None, tls_server_name: str | None = None, rbac=None,
-                      endpoint_lag: float = 1.0) -> KubeServer:
+def start_kube_server(
+    *,
+    tls: bool = False,
+    tokens: dict | None = None,
+    forbid=(),
+    backend: str = "simulated",
+    runner=None,
+    namespaces=("default",),
+    ready_delay: float = 0.3,
+    time_scale: float = 0.1,
+    tick: float = 0.05,
+    history: int = 2000,
+    watch_limit: float = 60.0,
+    workdir=None,
+    tls_server_name: str | None = None,
+    rbac=None,
+    endpoint_lag: float = 1.0,
+) -> KubeServer:
     """Start a fake API server on 127.0.0.1 (a free port); call ``.stop()`` (or use ``with``) to end it.
 
     ``tokens`` maps bearer token -> user name (default ``{DEFAULT_TOKEN: DEFAULT_USER}``); ``forbid`` is a

@@ -30,10 +30,31 @@ from .status import ApiError
 
 PODS, NAMESPACES, QUOTAS = BY_KIND["Pod"], BY_KIND["Namespace"], BY_KIND["ResourceQuota"]
 LEVELS = ("privileged", "baseline", "restricted")
-DEFAULT_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
+DEFAULT_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 COMPUTE = ("cpu", "memory", "ephemeral-storage")
 MUST_SPECIFY = {"cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"}
 
@@ -44,8 +65,9 @@ def admit(store, resource, namespace: str, obj: dict, shown_name: str) -> None:
         return
     why = pod_security(store, namespace, obj) or quota(store, namespace, obj)
     if why:
-        raise ApiError(403, "Forbidden", f'pods "{shown_name}" is forbidden: {why}',
-                       {"name": shown_name, "kind": "pods"})
+        raise ApiError(
+            403, "Forbidden", f'pods "{shown_name}" is forbidden: {why}', {"name": shown_name, "kind": "pods"}
+        )
 
 
 # -- Pod Security ---------------------------------------------------------------------------------------
@@ -70,8 +92,7 @@ def _pod_or_containers(spec: dict, key: str, good) -> tuple[list[str], list[str]
     pod_value = (spec.get("securityContext") or {}).get(key)
     bad = ["pod"] if pod_value is not None and not good(pod_value) else []
     pod_ok = pod_value is not None and good(pod_value)
-    explicit = [c["name"] for c in _containers(spec) if _context(c).get(key) is not None
-                and not good(_context(c)[key])]
+    explicit = [c["name"] for c in _containers(spec) if _context(c).get(key) is not None and not good(_context(c)[key])]
     implicit = [c["name"] for c in _containers(spec) if _context(c).get(key) is None and not pod_ok]
     return bad + ([_many("container", explicit)] if explicit else []), implicit
 
@@ -83,21 +104,27 @@ def _baseline_checks(spec: dict) -> dict[str, tuple[str, str]]:
         found["hostNamespaces"] = ("host namespaces", ", ".join(hosts))
     privileged = [c["name"] for c in _containers(spec) if _context(c).get("privileged")]
     if privileged:
-        found["privileged"] = ("privileged", f"{_many('container', privileged)} must not set "
-                                             "securityContext.privileged=true")
+        found["privileged"] = (
+            "privileged",
+            f"{_many('container', privileged)} must not set securityContext.privileged=true",
+        )
     host_paths = [v["name"] for v in spec.get("volumes") or [] if "hostPath" in v]
     if host_paths:
         found["hostPathVolumes"] = ("hostPath volumes", _many("volume", host_paths))
     ports = [(c["name"], p["hostPort"]) for c in _containers(spec) for p in c.get("ports") or [] if p.get("hostPort")]
     if ports:
         found["hostPorts"] = ("hostPort", ", ".join(f'container "{n}" uses hostPort {p}' for n, p in ports))
-    added = {c["name"]: sorted(set((_context(c).get("capabilities") or {}).get("add") or []) - DEFAULT_CAPABILITIES)
-             for c in _containers(spec)}
+    added = {
+        c["name"]: sorted(set((_context(c).get("capabilities") or {}).get("add") or []) - DEFAULT_CAPABILITIES)
+        for c in _containers(spec)
+    }
     added = {name: caps for name, caps in added.items() if caps}
     if added:
         caps = sorted({cap for values in added.values() for cap in values})
-        found["capabilities_baseline"] = ("non-default capabilities", f"{_many('container', sorted(added))} must "
-                                          f"not include {_quote(caps)} in securityContext.capabilities.add")
+        found["capabilities_baseline"] = (
+            "non-default capabilities",
+            f"{_many('container', sorted(added))} must not include {_quote(caps)} in securityContext.capabilities.add",
+        )
     return found
 
 
@@ -105,46 +132,79 @@ def _restricted_checks(spec: dict) -> dict[str, tuple[str, str]]:
     found = {}
     escalating = [c["name"] for c in _containers(spec) if _context(c).get("allowPrivilegeEscalation") is not False]
     if escalating:
-        found["allowPrivilegeEscalation"] = ("allowPrivilegeEscalation != false", f"{_many('container', escalating)}"
-                                             " must set securityContext.allowPrivilegeEscalation=false")
-    no_drop = [c["name"] for c in _containers(spec)
-               if "ALL" not in ((_context(c).get("capabilities") or {}).get("drop") or [])]
-    adding = [c["name"] for c in _containers(spec)
-              if set((_context(c).get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}]
-    details = ([f'{_many("container", no_drop)} must set securityContext.capabilities.drop=["ALL"]'] if no_drop else [])
+        found["allowPrivilegeEscalation"] = (
+            "allowPrivilegeEscalation != false",
+            f"{_many('container', escalating)} must set securityContext.allowPrivilegeEscalation=false",
+        )
+    no_drop = [
+        c["name"] for c in _containers(spec) if "ALL" not in ((_context(c).get("capabilities") or {}).get("drop") or [])
+    ]
+    adding = [
+        c["name"]
+        for c in _containers(spec)
+        if set((_context(c).get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}
+    ]
+    details = [f'{_many("container", no_drop)} must set securityContext.capabilities.drop=["ALL"]'] if no_drop else []
     if adding:
-        caps = sorted({cap for c in _containers(spec) for cap in (_context(c).get("capabilities") or {}).get("add")
-                       or [] if cap != "NET_BIND_SERVICE"})
-        details.append(f"{_many('container', adding)} must not include {_quote(caps)} in "
-                       "securityContext.capabilities.add")
+        caps = sorted(
+            {
+                cap
+                for c in _containers(spec)
+                for cap in (_context(c).get("capabilities") or {}).get("add") or []
+                if cap != "NET_BIND_SERVICE"
+            }
+        )
+        details.append(
+            f"{_many('container', adding)} must not include {_quote(caps)} in securityContext.capabilities.add"
+        )
     if details:
         found["capabilities_restricted"] = ("unrestricted capabilities", "; ".join(details))
     bad, implicit = _pod_or_containers(spec, "runAsNonRoot", lambda v: v is True)
     if bad:
-        found["runAsNonRoot"] = ("runAsNonRoot != true", f"{' and '.join(bad)} must not set "
-                                 "securityContext.runAsNonRoot=false")
+        found["runAsNonRoot"] = (
+            "runAsNonRoot != true",
+            f"{' and '.join(bad)} must not set securityContext.runAsNonRoot=false",
+        )
     elif implicit:
-        found["runAsNonRoot"] = ("runAsNonRoot != true", f"pod or {_many('container', implicit)} must set "
-                                 "securityContext.runAsNonRoot=true")
+        found["runAsNonRoot"] = (
+            "runAsNonRoot != true",
+            f"pod or {_many('container', implicit)} must set securityContext.runAsNonRoot=true",
+        )
     root, _ = _pod_or_containers(spec, "runAsUser", lambda v: v != 0)
     if root:
         found["runAsUser"] = ("runAsUser=0", f"{' and '.join(root)} must not set runAsUser=0")
     allowed = ("RuntimeDefault", "Localhost")
     bad, implicit = _pod_or_containers(spec, "seccompProfile", lambda v: (v or {}).get("type") in allowed)
     if bad:
-        values = sorted({(p or {}).get("type", "") for p in [(spec.get("securityContext") or {}).get(
-            "seccompProfile")] + [_context(c).get("seccompProfile") for c in _containers(spec)]
-            if p is not None and (p or {}).get("type") not in allowed})
-        found["seccompProfile_restricted"] = ("seccompProfile", f"{' and '.join(bad)} must not set "
-                                              f"securityContext.seccompProfile.type to {_quote(values)}")
+        values = sorted(
+            {
+                (p or {}).get("type", "")
+                for p in [(spec.get("securityContext") or {}).get("seccompProfile")]
+                + [_context(c).get("seccompProfile") for c in _containers(spec)]
+                if p is not None and (p or {}).get("type") not in allowed
+            }
+        )
+        found["seccompProfile_restricted"] = (
+            "seccompProfile",
+            f"{' and '.join(bad)} must not set securityContext.seccompProfile.type to {_quote(values)}",
+        )
     elif implicit:
-        found["seccompProfile_restricted"] = ("seccompProfile", f"pod or {_many('container', implicit)} must set "
-                                              'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
-    volumes = [(v["name"], kind) for v in spec.get("volumes") or [] for kind in v if kind != "name"
-               and kind not in RESTRICTED_VOLUMES]
+        found["seccompProfile_restricted"] = (
+            "seccompProfile",
+            f"pod or {_many('container', implicit)} must set "
+            'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
+        )
+    volumes = [
+        (v["name"], kind)
+        for v in spec.get("volumes") or []
+        for kind in v
+        if kind != "name" and kind not in RESTRICTED_VOLUMES
+    ]
     if volumes:
-        found["restrictedVolumes"] = ("restricted volume types", ", ".join(
-            f'volume "{n}" uses restricted volume type "{k}"' for n, k in volumes))
+        found["restrictedVolumes"] = (
+            "restricted volume types",
+            ", ".join(f'volume "{n}" uses restricted volume type "{k}"' for n, k in volumes),
+        )
     return found
 
 
@@ -226,13 +286,16 @@ def quota(store, namespace: str, pod: dict) -> str:
                 missing.setdefault(resource, []).append(container["name"])
         if missing:
             return f"failed quota: {name}: must specify " + "; ".join(
-                f"{r} for: {','.join(sorted(c))}" for r, c in sorted(missing.items()))
+                f"{r} for: {','.join(sorted(c))}" for r, c in sorted(missing.items())
+            )
         requested = {k: v for k, v in pod_usage(pod).items() if k in hard and v}
         used = namespace_usage(store, namespace, hard)
         over = sorted(k for k, v in requested.items() if used[k] + v > hard[k])
         if over:
-            return (f"exceeded quota: {name}, requested: {_pretty({k: requested[k] for k in over})}, "
-                    f"used: {_pretty({k: used[k] for k in over})}, limited: {_pretty({k: hard[k] for k in over})}")
+            return (
+                f"exceeded quota: {name}, requested: {_pretty({k: requested[k] for k in over})}, "
+                f"used: {_pretty({k: used[k] for k in over})}, limited: {_pretty({k: hard[k] for k in over})}"
+            )
     return ""
 
 
@@ -242,8 +305,15 @@ def sync_quotas(store) -> None:
         hard = (rq.get("spec") or {}).get("hard") or {}
         tracked = _tracked(rq)
         used = namespace_usage(store, rq["metadata"]["namespace"], tracked)
-        status = {"hard": {k: canonical(v) for k, v in hard.items()},
-                  "used": {k: canonical(v) for k, v in used.items()}}
+        status = {
+            "hard": {k: canonical(v) for k, v in hard.items()},
+            "used": {k: canonical(v) for k, v in used.items()},
+        }
         if rq.get("status") != status:
-            store.mutate(QUOTAS, rq["metadata"]["namespace"], rq["metadata"]["name"],
-                         lambda obj, status=status: obj.__setitem__("status", status), "status")
+            store.mutate(
+                QUOTAS,
+                rq["metadata"]["namespace"],
+                rq["metadata"]["name"],
+                lambda obj, status=status: obj.__setitem__("status", status),
+                "status",
+            )

@@ -7,13 +7,13 @@ apply (``application/apply-patch+yaml``) requires ``fieldManager``, creates a mi
 merges the configuration strategically, recording the manager in ``metadata.managedFields`` (the owned leaf
 paths are kept as JSON in ``fieldsV1["f:paths"]``, not in the real FieldsV1 trie); fields one apply manager
 set are removed when it stops applying them, and so are the items of keyed lists (env, containers, ports...,
-by ``name``) it stops applying, while items other managers added stay. Setting a field another *apply* manager owns to a different
-value is a 409 Conflict ("Apply failed with 1 conflict: conflict with "other" using apps/v1: .spec.replicas")
-unless ``force=true``, which takes the field over. Writes by PUT, PATCH and the scale subresource are Update
-operations: the leaf paths they change move to their manager (``fieldManager``, else the User-Agent's prefix
-before "/", as the real server derives it), out of every other manager's set, so an apply that later sets one
-of them to another value conflicts with that manager too. A no-op apply changes nothing (no new
-resourceVersion, the managers' times kept), as on the real server.
+by ``name``) it stops applying, while items other managers added stay. Setting a field another *apply* manager
+owns to a different value is a 409 Conflict ("Apply failed with 1 conflict: conflict with "other" using
+apps/v1: .spec.replicas") unless ``force=true``, which takes the field over. Writes by PUT, PATCH and the
+scale subresource are Update operations: the leaf paths they change move to their manager (``fieldManager``,
+else the User-Agent's prefix before "/", as the real server derives it), out of every other manager's set, so
+an apply that later sets one of them to another value conflicts with that manager too. A no-op apply changes
+nothing (no new resourceVersion, the managers' times kept), as on the real server.
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ from .routes import Route
 from .selectors import fields_match, parse_field_selector, parse_label_selector, requirements_match
 from .store import Store, now_iso
 
-PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
-               "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
 
 
 def decode(body: bytes, content_type: str = "application/json"):
@@ -37,6 +41,7 @@ def decode(body: bytes, content_type: str = "application/json"):
     try:
         if "yaml" in content_type:
             import yaml
+
             return yaml.safe_load(body)
         return json.loads(body)
     except ValueError as exc:
@@ -69,14 +74,19 @@ class Api:
         for item in items:  # lists carry kind/apiVersion once, not per item (the real server strips them)
             item.pop("kind", None)
             item.pop("apiVersion", None)
-        return 200, {"kind": f"{route.resource.kind}List", "apiVersion": route.resource.api_version,
-                     "metadata": {"resourceVersion": version}, "items": items}
+        return 200, {
+            "kind": f"{route.resource.kind}List",
+            "apiVersion": route.resource.api_version,
+            "metadata": {"resourceVersion": version},
+            "items": items,
+        }
 
     def watch(self, route: Route, query: dict, limit: float):
         """Events as dicts; selectors are parsed before streaming starts, so a bad one is still a 400."""
         timeout = min(float(query.get("timeoutSeconds") or limit), limit)
-        changes = self.store.watch(route.resource, route.namespace, query.get("resourceVersion"),
-                                   _matcher(route, query), timeout)
+        changes = self.store.watch(
+            route.resource, route.namespace, query.get("resourceVersion"), _matcher(route, query), timeout
+        )
         return ({"type": kind, "object": obj} for kind, obj in changes)
 
     def create(self, route: Route, query: dict, body):
@@ -90,9 +100,7 @@ class Api:
             )
         body = copy.deepcopy(body)
         record_update({"metadata": {}}, body, update_manager(query))
-        return 201, self.store.create(
-            route.resource, self.namespace_of(route), body, bool(query.get("dryRun"))
-        )
+        return 201, self.store.create(route.resource, self.namespace_of(route), body, bool(query.get("dryRun")))
 
     def replace(self, route: Route, query: dict, body):
         if not isinstance(body, dict):
@@ -103,8 +111,9 @@ class Api:
         if route.subresource != "status":
             live = self.store.get(route.resource, self.namespace_of(route), route.name)
             record_update(live, body, update_manager(query))
-        return 200, self.store.update(route.resource, self.namespace_of(route), route.name, body,
-                                      route.subresource, bool(query.get("dryRun")))
+        return 200, self.store.update(
+            route.resource, self.namespace_of(route), route.name, body, route.subresource, bool(query.get("dryRun"))
+        )
 
     def patch(self, route: Route, query: dict, body: bytes, content_type: str):
         kind = content_type.split(";")[0].strip()
@@ -126,8 +135,9 @@ class Api:
             new = strategic_merge(live, patch, live.get("kind") == "Service")
         if route.subresource != "status":
             record_update(live, new, update_manager(query))
-        return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
-                                      bool(query.get("dryRun")))
+        return 200, self.store.update(
+            route.resource, namespace, route.name, new, route.subresource, bool(query.get("dryRun"))
+        )
 
     def _apply(self, route: Route, query: dict, config):
         manager = query.get("fieldManager")
@@ -148,8 +158,9 @@ class Api:
         if _without_times(new) == _without_times(live):
             return 200, live  # nothing changed: the real server writes nothing
         new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        return 200, self.store.update(route.resource, namespace, route.name, new, route.subresource,
-                                      bool(query.get("dryRun")))
+        return 200, self.store.update(
+            route.resource, namespace, route.name, new, route.subresource, bool(query.get("dryRun"))
+        )
 
     def delete(self, route: Route, query: dict, body):
         options = body if isinstance(body, dict) else {}
@@ -157,9 +168,15 @@ class Api:
         if options.get("orphanDependents") is True:
             policy = "Orphan"
         grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-        obj, gone = self.store.delete(route.resource, self.namespace_of(route), route.name, policy,
-                                      options.get("preconditions"), bool(query.get("dryRun")),
-                                      None if grace is None else int(grace))
+        obj, gone = self.store.delete(
+            route.resource,
+            self.namespace_of(route),
+            route.name,
+            policy,
+            options.get("preconditions"),
+            bool(query.get("dryRun")),
+            None if grace is None else int(grace),
+        )
         if route.resource.kind == "Pod":
             return 200, obj  # the real server answers a graceful pod deletion with 200 and the terminating pod
         if gone and route.resource.kind not in ("Pod", "Namespace"):
@@ -172,24 +189,22 @@ class Api:
         container = query.get("container") or containers[0]
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {route.name}")
-        text = (
-            self.logs(route.namespace, route.name, container, query.get("previous") == "true")
-            if self.logs
-            else ""
-        )
+        text = self.logs(route.namespace, route.name, container, query.get("previous") == "true") if self.logs else ""
         if query.get("tailLines"):
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
+            text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
         return 200, text
 
     def _scale_of(self, obj: dict) -> dict:
         meta = obj["metadata"]
         selector = ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"].get("matchLabels", {}).items())
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                  "creationTimestamp")},
-                "spec": {"replicas": obj["spec"].get("replicas", 1)},
-                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+            "spec": {"replicas": obj["spec"].get("replicas", 1)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": selector},
+        }
 
     def _set_scale(self, route: Route, scale: dict, manager: str):
         wanted = (scale.get("metadata") or {}).get("resourceVersion")
@@ -208,11 +223,7 @@ def _field_paths(config, prefix=()) -> set:
     if isinstance(config, dict):
         paths = set()
         for key, value in config.items():
-            paths |= (
-                _field_paths(value, prefix + (key,))
-                if isinstance(value, dict) and value
-                else {prefix + (key,)}
-            )
+            paths |= _field_paths(value, prefix + (key,)) if isinstance(value, dict) and value else {prefix + (key,)}
         return paths
     return {prefix}
 
@@ -232,28 +243,34 @@ def _take_over(live: dict, manager: str, config: dict, force: bool) -> None:
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
             continue
         theirs = {tuple(p) for p in json.loads((entry.get("fieldsV1") or {}).get("f:paths", "[]"))}
-        clashing = sorted(p for p in theirs & mine if p[0] != "metadata" or len(p) > 2
-                          if _lookup(live, p) != _lookup(config, p))
+        clashing = sorted(
+            p for p in theirs & mine if p[0] != "metadata" or len(p) > 2 if _lookup(live, p) != _lookup(config, p)
+        )
         conflicts += [(entry, path) for path in clashing]
         if force and clashing:
-            entry["fieldsV1"] = {**entry["fieldsV1"], "f:paths": json.dumps(sorted(list(p) for p in theirs - set(clashing)))}
+            entry["fieldsV1"] = {
+                **entry["fieldsV1"],
+                "f:paths": json.dumps(sorted(list(p) for p in theirs - set(clashing))),
+            }
     if conflicts and not force:
         count = len(conflicts)
-        text = "\n".join(f'conflict with "{e["manager"]}" using {e.get("apiVersion", "")}: .{".".join(p)}'
-                         for e, p in conflicts)
-        causes = [{"reason": "FieldManagerConflict", "field": "." + ".".join(p),
-                   "message": f'conflict with "{e["manager"]}"'} for e, p in conflicts]
+        text = "\n".join(
+            f'conflict with "{e["manager"]}" using {e.get("apiVersion", "")}: .{".".join(p)}' for e, p in conflicts
+        )
+        causes = [
+            {"reason": "FieldManagerConflict", "field": "." + ".".join(p), "message": f'conflict with "{e["manager"]}"'}
+            for e, p in conflicts
+        ]
         plural = "s" * (count > 1)
-        raise errors.ApiError(409, "Conflict", f"Apply failed with {count} conflict{plural}: {text}",
-                              {"causes": causes})
+        raise errors.ApiError(
+            409, "Conflict", f"Apply failed with {count} conflict{plural}: {text}", {"causes": causes}
+        )
 
 
 def _drop_unapplied(live: dict, manager: str, config: dict) -> dict:
     new = copy.deepcopy(live)
-    entries = (live["metadata"].get("managedFields") or [])
-    previous = next(
-        (e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"), None
-    )
+    entries = live["metadata"].get("managedFields") or []
+    previous = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"), None)
     if not previous:
         return new
     before = {tuple(p) for p in json.loads(previous.get("fieldsV1", {}).get("f:paths", "[]"))}
@@ -310,19 +327,38 @@ def _drop_unapplied_items(new: dict, previous: dict, config: dict) -> None:
 
 def _record_manager(obj: dict, manager: str, operation: str, config: dict | None = None) -> None:
     meta = obj.setdefault("metadata", {})
-    entries = [e for e in meta.get("managedFields") or [] if (e.get("manager"), e.get("operation")) !=
-               (manager, operation)]
-    entry = {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
-             "time": now_iso(), "fieldsType": "FieldsV1", "fieldsV1": {}}
+    entries = [
+        e for e in meta.get("managedFields") or [] if (e.get("manager"), e.get("operation")) != (manager, operation)
+    ]
+    entry = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": obj.get("apiVersion", ""),
+        "time": now_iso(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {},
+    }
     if config is not None:
-        entry["fieldsV1"] = {"f:paths": json.dumps(sorted(list(p) for p in _field_paths(config))),
-                             "f:items": json.dumps(sorted([list(k), v] for k, v in _keyed_items(config).items()))}
+        entry["fieldsV1"] = {
+            "f:paths": json.dumps(sorted(list(p) for p in _field_paths(config))),
+            "f:items": json.dumps(sorted([list(k), v] for k, v in _keyed_items(config).items())),
+        }
     meta["managedFields"] = entries + [entry]
 
 
 OWNED_TOP = ("spec", "data", "stringData", "metadata")
-SYSTEM_META = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "deletionTimestamp",
-               "deletionGracePeriodSeconds", "selfLink", "name", "namespace")
+SYSTEM_META = (
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "name",
+    "namespace",
+)
 
 
 def update_manager(query: dict) -> str:
@@ -352,13 +388,20 @@ def record_update(live: dict, new: dict, manager: str, subresource: str = "") ->
         if (entry.get("manager"), entry.get("operation")) == (manager, "Update"):
             changed |= paths
             continue
-        entry["fieldsV1"] = {**(entry.get("fieldsV1") or {}),
-                             "f:paths": json.dumps(sorted(list(p) for p in paths - changed))}
+        entry["fieldsV1"] = {
+            **(entry.get("fieldsV1") or {}),
+            "f:paths": json.dumps(sorted(list(p) for p in paths - changed)),
+        }
         kept.append(entry)
     version = live.get("apiVersion") or new.get("apiVersion", "")
-    mine = {"manager": manager, "operation": "Update", "apiVersion": version, "time": now_iso(),
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:paths": json.dumps(sorted(list(p) for p in changed
-                                                                                 if p in after))}}
+    mine = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": version,
+        "time": now_iso(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:paths": json.dumps(sorted(list(p) for p in changed if p in after))},
+    }
     if subresource:
         mine["subresource"] = subresource
     new.setdefault("metadata", {})["managedFields"] = kept + [mine]

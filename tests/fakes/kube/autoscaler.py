@@ -37,7 +37,7 @@ def sync_autoscaler(store: Store, hpa: dict) -> None:
     status = dict(hpa.get("status") or {})
     if target is None:
         message = (
-            f'the HPA controller was unable to get the target\'s current scale: {ref.get("kind", "").lower()}'
+            f"the HPA controller was unable to get the target's current scale: {ref.get('kind', '').lower()}"
             f's.{(ref.get("apiVersion") or "").split("/")[0]} "{ref.get("name")}" not found'
         )
         status["conditions"] = [_condition("AbleToScale", "False", "FailedGetScale", message, previous)]
@@ -46,6 +46,7 @@ def sync_autoscaler(store: Store, hpa: dict) -> None:
         low, high = spec.get("minReplicas", 1), spec["maxReplicas"]
         desired = high if current > high else low if 0 < current < low else current
         if desired != current:
+
             def scale(obj: dict) -> None:  # through the scale subresource, as kube-controller-manager
                 before = copy.deepcopy(obj)
                 obj["spec"]["replicas"] = desired
@@ -83,5 +84,4 @@ def sync_autoscaler(store: Store, hpa: dict) -> None:
             ),
         ]
     if status != (hpa.get("status") or {}):
-        store.mutate(HPAS, meta["namespace"], meta["name"], lambda obj: obj.__setitem__("status", status),
-                     "status")
+        store.mutate(HPAS, meta["namespace"], meta["name"], lambda obj: obj.__setitem__("status", status), "status")

@@ -37,8 +37,14 @@ def owned_by(obj: dict, owner: dict) -> bool:
 
 
 def owner_ref(owner: dict) -> dict:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def pod_ready(pod: dict) -> bool:
@@ -53,12 +59,18 @@ def live(objs: list[dict]) -> list[dict]:
 def replica_failure(rs: dict, refused: str | None) -> dict | None:
     """The ReplicaSet's ReplicaFailure condition after a sync: kept while creates fail (the first message, as
     the real controller leaves an existing condition alone), dropped once nothing failed."""
-    current = next((c for c in (rs.get("status") or {}).get("conditions") or []
-                    if c.get("type") == "ReplicaFailure"), None)
+    current = next(
+        (c for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"), None
+    )
     if refused is None:
         return None
-    return current or {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refused,
-                       "lastTransitionTime": now_iso()}
+    return current or {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": refused,
+        "lastTransitionTime": now_iso(),
+    }
 
 
 class Controller:
@@ -112,13 +124,12 @@ class Controller:
                 pods.append(self._create_pod(rs))
             except ApiError as exc:  # admission said no: no pod, an event and a condition say why
                 refused = str(exc)
-                record(self.store, rs, "Warning", "FailedCreate", f"Error creating: {refused}",
-                       "replicaset-controller")
+                record(self.store, rs, "Warning", "FailedCreate", f"Error creating: {refused}", "replicaset-controller")
                 break
         if len(pods) > want:
             newest_first = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
             doomed = sorted(newest_first, key=pod_ready)  # not-ready pods go first, then the youngest
-            for pod in doomed[:len(pods) - want]:
+            for pod in doomed[: len(pods) - want]:
                 self.store.delete(PODS, namespace, pod["metadata"]["name"])
                 record(
                     self.store,
@@ -130,15 +141,21 @@ class Controller:
                 )
                 pods.remove(pod)
         ready = sum(1 for p in pods if pod_ready(p))
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
         failure = replica_failure(rs, refused)
         if failure:
             status["conditions"] = [failure]
         if rs.get("status") != status:
-            self.store.mutate(REPLICASETS, namespace, rs["metadata"]["name"],
-                              lambda obj: obj.__setitem__("status", status), "status")
+            self.store.mutate(
+                REPLICASETS, namespace, rs["metadata"]["name"], lambda obj: obj.__setitem__("status", status), "status"
+            )
 
     def _create_pod(self, rs: dict) -> dict:
         template = rs["spec"]["template"]
@@ -149,9 +166,7 @@ class Controller:
             "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
             "ownerReferences": [owner_ref(rs)],
         }
-        pod = self.store.create(
-            PODS, rs["metadata"]["namespace"], {"metadata": meta, "spec": template["spec"]}
-        )
+        pod = self.store.create(PODS, rs["metadata"]["namespace"], {"metadata": meta, "spec": template["spec"]})
         record(
             self.store,
             rs,
@@ -181,9 +196,7 @@ class Controller:
         meta = owner["metadata"]
         namespace = meta.get("namespace", "")
         if "kubernetes" in finalizers and owner["kind"] == "Namespace":
-            inside = [
-                (r, o) for r, o in everything if r.namespaced and o["metadata"]["namespace"] == meta["name"]
-            ]
+            inside = [(r, o) for r, o in everything if r.namespaced and o["metadata"]["namespace"] == meta["name"]]
             for r, obj in inside:
                 self._delete_quietly(r, meta["name"], obj["metadata"]["name"], "Background")
             if not inside:
@@ -198,10 +211,15 @@ class Controller:
         if "orphan" in finalizers:
             uid = meta["uid"]
             for r, obj in dependents:
-                self.store.mutate(r, obj["metadata"]["namespace"], obj["metadata"]["name"],
-                                  lambda o: o["metadata"].__setitem__("ownerReferences", [
-                                      ref for ref in o["metadata"].get("ownerReferences") or []
-                                      if ref.get("uid") != uid]))
+                self.store.mutate(
+                    r,
+                    obj["metadata"]["namespace"],
+                    obj["metadata"]["name"],
+                    lambda o: o["metadata"].__setitem__(
+                        "ownerReferences",
+                        [ref for ref in o["metadata"].get("ownerReferences") or [] if ref.get("uid") != uid],
+                    ),
+                )
             self.store.remove_finalizer(resource, namespace, meta["name"], "orphan")
 
     def _delete_quietly(self, resource, namespace: str, name: str, policy: str) -> None:

@@ -73,6 +73,7 @@ class Rollout:
 
     def __init__(self, store: Store, deployment: dict):
         from .controller import live, owned_by, pod_ready
+
         self.store, self.d = store, deployment
         self.namespace, self.name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         self.rss = live([r for r in store.list(REPLICASETS, self.namespace)[0] if owned_by(r, deployment)])
@@ -82,11 +83,10 @@ class Rollout:
         self.still_running = {r["metadata"]["uid"] for r in self.rss for p in every_pod if owned_by(p, r)}
         self.ready = {uid: sum(1 for p in ps if pod_ready(p)) for uid, ps in self.pods.items()}
         self.want = deployment["spec"].get("replicas", 1)
-        self.new = next((r for r in self.rss if _without_hash(r["spec"]["template"]) ==
-                         deployment["spec"]["template"]), None)
-        self.old = sorted(
-            [r for r in self.rss if r is not self.new], key=lambda r: r["metadata"]["creationTimestamp"]
+        self.new = next(
+            (r for r in self.rss if _without_hash(r["spec"]["template"]) == deployment["spec"]["template"]), None
         )
+        self.old = sorted([r for r in self.rss if r is not self.new], key=lambda r: r["metadata"]["creationTimestamp"])
         self.progress_note = None
 
     def scale(self, rs: dict, replicas: int) -> None:
@@ -96,15 +96,19 @@ class Rollout:
 
         def change(obj):
             obj["spec"]["replicas"] = replicas
-            obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(
-                self.want
-            )
+            obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(self.want)
+
         self.store.mutate(REPLICASETS, self.namespace, rs["metadata"]["name"], change)
         rs["spec"]["replicas"] = replicas
         direction = "up" if replicas > before else "down"
-        record(self.store, self.d, "Normal", "ScalingReplicaSet",
-               f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas} from {before}",
-               "deployment-controller")
+        record(
+            self.store,
+            self.d,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas} from {before}",
+            "deployment-controller",
+        )
 
     def ensure_new(self) -> None:
         top = max([_revision(r) for r in self.rss] or [0])
@@ -132,6 +136,7 @@ class Rollout:
 
     def _create_new(self, revision: str) -> dict:
         from .controller import owner_ref
+
         template = copy.deepcopy(self.d["spec"]["template"])
         pod_hash = template_hash(template)
         template["metadata"].setdefault("labels", {})[HASH_LABEL] = pod_hash
@@ -207,13 +212,14 @@ class Rollout:
     def clean_history(self) -> None:
         limit = self.d["spec"].get("revisionHistoryLimit", 10)
         idle = [r for r in self.old if not r["spec"].get("replicas") and not self.pods[r["metadata"]["uid"]]]
-        for rs in sorted(idle, key=_revision)[:max(0, len(idle) - limit)]:
+        for rs in sorted(idle, key=_revision)[: max(0, len(idle) - limit)]:
             self.store.delete(REPLICASETS, self.namespace, rs["metadata"]["name"])
 
 
 def sync_deployment(store: Store, deployment: dict) -> None:
     """One pass of the deployment controller over ``deployment`` (a fresh read)."""
     from .rollout_status import next_status
+
     if deployment["metadata"].get("deletionTimestamp"):
         return
     rollout = Rollout(store, deployment)
@@ -229,9 +235,6 @@ def sync_deployment(store: Store, deployment: dict) -> None:
                 rollout.name,
                 lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision),
             )
-    status = next_status(
-        rollout, deployment.get("status") or {}, datetime.datetime.now(datetime.timezone.utc)
-    )
+    status = next_status(rollout, deployment.get("status") or {}, datetime.datetime.now(datetime.timezone.utc))
     if status != (deployment.get("status") or {}):
-        store.mutate(DEPLOYMENTS, rollout.namespace, rollout.name, lambda o: o.__setitem__("status", status),
-                     "status")
+        store.mutate(DEPLOYMENTS, rollout.namespace, rollout.name, lambda o: o.__setitem__("status", status), "status")

@@ -31,8 +31,10 @@ VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
 def _ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _count(value, expected: int) -> int:
@@ -44,8 +46,12 @@ def _count(value, expected: int) -> int:
 def budget_status(store: Store, pdb: dict) -> dict:
     """What the disruption controller would write into ``pdb.status`` now."""
     spec, meta = pdb["spec"], pdb["metadata"]
-    pods = [p for p in store.list(PODS, meta["namespace"])[0] if not p["metadata"].get("deletionTimestamp")
-            and selector_matches(spec.get("selector") or {}, p["metadata"].get("labels"))]
+    pods = [
+        p
+        for p in store.list(PODS, meta["namespace"])[0]
+        if not p["metadata"].get("deletionTimestamp")
+        and selector_matches(spec.get("selector") or {}, p["metadata"].get("labels"))
+    ]
     expected, healthy = len(pods), sum(_ready(p) for p in pods)
     if "minAvailable" in spec:
         desired = _count(spec["minAvailable"], expected)
@@ -54,18 +60,29 @@ def budget_status(store: Store, pdb: dict) -> dict:
     allowed = max(0, healthy - desired)
     old = {c["type"]: c for c in (pdb.get("status") or {}).get("conditions") or []}.get("DisruptionAllowed") or {}
     value = "True" if allowed else "False"
-    condition = {"type": "DisruptionAllowed", "status": value,
-                 "reason": "SufficientPods" if allowed else "InsufficientPods", "message": "",
-                 "observedGeneration": meta.get("generation", 1),
-                 "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == value else now_iso()}
-    return {"observedGeneration": meta.get("generation", 1), "expectedPods": expected, "currentHealthy": healthy,
-            "desiredHealthy": desired, "disruptionsAllowed": allowed, "conditions": [condition]}
+    condition = {
+        "type": "DisruptionAllowed",
+        "status": value,
+        "reason": "SufficientPods" if allowed else "InsufficientPods",
+        "message": "",
+        "observedGeneration": meta.get("generation", 1),
+        "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == value else now_iso(),
+    }
+    return {
+        "observedGeneration": meta.get("generation", 1),
+        "expectedPods": expected,
+        "currentHealthy": healthy,
+        "desiredHealthy": desired,
+        "disruptionsAllowed": allowed,
+        "conditions": [condition],
+    }
 
 
 def sync_budget(store: Store, pdb: dict) -> None:
     status = budget_status(store, pdb)
     if {k: v for k, v in status.items() if k != "conditions"} != {
-            k: v for k, v in (pdb.get("status") or {}).items() if k not in ("conditions", "disruptedPods")}:
+        k: v for k, v in (pdb.get("status") or {}).items() if k not in ("conditions", "disruptedPods")
+    }:
         meta = pdb["metadata"]
         store.mutate(PDBS, meta["namespace"], meta["name"], lambda obj: obj.__setitem__("status", status), "status")
 
@@ -78,12 +95,18 @@ def evict(store: Store, namespace: str, name: str) -> tuple[int, dict]:
     """One eviction of pod ``name``: ``(201, Status)`` once it is deleted, else an ApiError."""
     pod = store.get(PODS, namespace, name)
     phase = (pod.get("status") or {}).get("phase")
-    budgets = [b for b in store.list(PDBS, namespace)[0]
-               if selector_matches(b["spec"].get("selector") or {}, pod["metadata"].get("labels"))]
+    budgets = [
+        b
+        for b in store.list(PDBS, namespace)[0]
+        if selector_matches(b["spec"].get("selector") or {}, pod["metadata"].get("labels"))
+    ]
     if not (pod["metadata"].get("deletionTimestamp") or phase in ("Pending", "Succeeded", "Failed") or not budgets):
         if len(budgets) > 1:
-            raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
-                                                 "eviction subresource does not support.")
+            raise ApiError(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            )
         _admit(store, budgets[0], pod)
     store.delete(PODS, namespace, name)
     return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
@@ -99,8 +122,11 @@ def _admit(store: Store, pdb: dict, pod: dict) -> None:
     if status.get("observedGeneration", 0) < meta.get("generation", 1):
         raise _refuse(f"The disruption budget {meta['name']} is still being processed by the server.")
     if status.get("disruptionsAllowed", 0) <= 0:
-        raise _refuse(f"The disruption budget {meta['name']} needs {desired} healthy pods and has "
-                      f"{healthy} currently")
-    store.mutate(PDBS, meta["namespace"], meta["name"],
-                 lambda obj: obj["status"].__setitem__("disruptionsAllowed", status["disruptionsAllowed"] - 1),
-                 "status")
+        raise _refuse(f"The disruption budget {meta['name']} needs {desired} healthy pods and has {healthy} currently")
+    store.mutate(
+        PDBS,
+        meta["namespace"],
+        meta["name"],
+        lambda obj: obj["status"].__setitem__("disruptionsAllowed", status["disruptionsAllowed"] - 1),
+        "status",
+    )

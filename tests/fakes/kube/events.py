@@ -34,15 +34,29 @@ def record(store: Store, obj: dict, kind: str, reason: str, message: str, compon
             return
         if store.mutate(EVENTS, namespace, name, count_up) is not None:
             return
-        involved = {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"],
-                    "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion"),
-                    "resourceVersion": meta.get("resourceVersion")}
+        involved = {
+            "kind": obj["kind"],
+            "namespace": meta.get("namespace"),
+            "name": meta["name"],
+            "uid": meta.get("uid"),
+            "apiVersion": obj.get("apiVersion"),
+            "resourceVersion": meta.get("resourceVersion"),
+        }
         if obj["kind"] == "Pod":
             involved["fieldPath"] = f"spec.containers{{{obj['spec']['containers'][0]['name']}}}"
-        event = {"metadata": {"name": name, "namespace": namespace}, "involvedObject": involved,
-                 "reason": reason, "message": message, "type": kind, "count": 1,
-                 "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
-                 "reportingComponent": component, "reportingInstance": ""}
+        event = {
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }
         try:
             store.create(EVENTS, namespace, event)
         except Exception:  # a namespace being deleted: the real recorder drops the event too

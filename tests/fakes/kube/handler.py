@@ -53,8 +53,9 @@ class KubeHandler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def _send(self, code: int, body, content_type: str = "application/json", headers: dict | None = None):
-        data = body if isinstance(body, bytes) else (
-            body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        data = (
+            body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        )
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -74,7 +75,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization") or ""
         if not header.startswith("Bearer "):
             return None
-        return self.kube.tokens.get(header[len("Bearer "):].strip())
+        return self.kube.tokens.get(header[len("Bearer ") :].strip())
 
     def _serve(self, method: str):
         raw = self._body()
@@ -99,18 +100,21 @@ class KubeHandler(BaseHTTPRequestHandler):
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
         watch = (query.get("watch") or "").lower() in ("1", "true")
         verbs = [rbac_verb(method, route, watch)]
-        if verbs == ["patch"] and "apply-patch" in (self.headers.get("Content-Type") or "") and not route.subresource \
-                and self.kube.store.find(route.resource, route.namespace or "", route.name or "") is None:
+        if (
+            verbs == ["patch"]
+            and "apply-patch" in (self.headers.get("Content-Type") or "")
+            and not route.subresource
+            and self.kube.store.find(route.resource, route.namespace or "", route.name or "") is None
+        ):
             verbs.append("create")  # an apply that creates is authorised as create too, as upstream does
         for verb in verbs:
             denied = any(rule.matches(user, verb, route) for rule in self.kube.forbid) or (
-                self.kube.rbac is not None and not self.kube.rbac.allows(user, verb, route))
+                self.kube.rbac is not None and not self.kube.rbac.allows(user, verb, route)
+            )
             if denied:
                 raise errors.forbidden(user, verb, route.resource, route.subresource, route.name, route.namespace)
         if route.subresource == "proxy":
-            code, headers, body = self.kube.proxy.forward(
-                route, method, parts.query, dict(self.headers.items()), raw
-            )
+            code, headers, body = self.kube.proxy.forward(route, method, parts.query, dict(self.headers.items()), raw)
             ctype = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), "text/plain")
             self._send(code, body, ctype, headers)
             return
@@ -138,12 +142,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         if isinstance(body, str):
             return self._send(code, body, "text/plain")
-        if (
-            method == "GET"
-            and code == 200
-            and wants_table(self.headers.get("Accept"))
-            and route.subresource == ""
-        ):
+        if method == "GET" and code == 200 and wants_table(self.headers.get("Accept")) and route.subresource == "":
             objects = body["items"] if "items" in body else [body]
             body = to_table(route.resource, objects, body["metadata"].get("resourceVersion", ""))
         self._send(code, body)

@@ -64,11 +64,18 @@ def grace_seconds(pod: dict) -> float:
 def finish_termination(store: Store, pod: dict, exit_code: int, started: str | None) -> None:
     """The kubelet's end of a pod: containers terminated in its status, then the pod deleted with grace 0."""
     reason = "Completed" if exit_code == 0 else "Error"
-    state = {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started or now_iso(),
-                            "finishedAt": now_iso()}}
+    state = {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": started or now_iso(),
+            "finishedAt": now_iso(),
+        }
+    }
     containers = [container_status(c, state, False) for c in pod["spec"]["containers"]]
-    write_status(store, pod, pod_status(pod, "Running", containers, (pod.get("status") or {}).get("startTime") or
-                                        now_iso()))
+    write_status(
+        store, pod, pod_status(pod, "Running", containers, (pod.get("status") or {}).get("startTime") or now_iso())
+    )
     try:
         store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], grace=0)
     except Exception:  # gone already (a forced delete, the namespace): nothing left to do
@@ -77,14 +84,16 @@ def finish_termination(store: Store, pod: dict, exit_code: int, started: str | N
 
 def start_seconds(pod: dict, default: float) -> float:
     """How long the simulated pod takes to start: its containers' ``FAKE_KUBE_START_SECONDS``, else ``default``."""
-    values = [float(e["value"]) for c in pod["spec"]["containers"] for e in c.get("env") or []
-              if e.get("name") == START_ENV and e.get("value")]
+    values = [
+        float(e["value"])
+        for c in pod["spec"]["containers"]
+        for e in c.get("env") or []
+        if e.get("name") == START_ENV and e.get("value")
+    ]
     return max(values) if values else default
 
 
-def container_status(
-    container: dict, state: dict, ready: bool, restarts: int = 0, last: dict | None = None
-) -> dict:
+def container_status(container: dict, state: dict, ready: bool, restarts: int = 0, last: dict | None = None) -> dict:
     status = {
         "name": container["name"],
         "image": container["image"],
@@ -109,8 +118,12 @@ def pod_status(pod: dict, phase: str, containers: list[dict], started: str) -> d
 
     def condition(kind, value, reason=None, message=None):
         old = previous.get(kind)
-        cond = {"type": kind, "status": value, "lastProbeTime": None,
-                "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == value else stamp}
+        cond = {
+            "type": kind,
+            "status": value,
+            "lastProbeTime": None,
+            "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == value else stamp,
+        }
         if reason:
             cond.update(reason=reason, message=message)
         return cond
@@ -127,13 +140,23 @@ def pod_status(pod: dict, phase: str, containers: list[dict], started: str) -> d
             else "Burstable"
         )
     )
-    return {"phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}], "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}], "startTime": started, "qosClass": qos,
-            "conditions": [condition("PodReadyToStartContainers", "True"), condition("Initialized", "True"),
-                           condition("Ready", "True" if ready else "False", *why),
-                           condition("ContainersReady", "True" if ready else "False", *why),
-                           condition("PodScheduled", "True")],
-            "containerStatuses": containers}
+    return {
+        "phase": phase,
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
+        "startTime": started,
+        "qosClass": qos,
+        "conditions": [
+            condition("PodReadyToStartContainers", "True"),
+            condition("Initialized", "True"),
+            condition("Ready", "True" if ready else "False", *why),
+            condition("ContainersReady", "True" if ready else "False", *why),
+            condition("PodScheduled", "True"),
+        ],
+        "containerStatuses": containers,
+    }
 
 
 def write_status(store: Store, pod: dict, status: dict) -> bool:
@@ -143,10 +166,8 @@ def write_status(store: Store, pod: dict, status: dict) -> bool:
     def change(obj):
         if obj["metadata"]["uid"] == uid:
             obj["status"] = status
-    return (
-        store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, "status")
-        is not None
-    )
+
+    return store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, "status") is not None
 
 
 class SimulatedBackend:
@@ -196,19 +217,28 @@ class SimulatedBackend:
 
     def _advance(self, pod: dict) -> None:
         uid, now = pod["metadata"]["uid"], time.monotonic()
-        state = self.seen.setdefault(uid, {"since": now, "restarts": 0, "logs": [], "started": now_iso(),
-                                           "next": now + start_seconds(pod, self.ready_delay)})
+        state = self.seen.setdefault(
+            uid,
+            {
+                "since": now,
+                "restarts": 0,
+                "logs": [],
+                "started": now_iso(),
+                "next": now + start_seconds(pod, self.ready_delay),
+            },
+        )
         if not (pod.get("status") or {}).get("conditions"):  # only the API server's Pending so far
-            containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
-                          for c in pod["spec"]["containers"]]
+            containers = [
+                container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
+                for c in pod["spec"]["containers"]
+            ]
             write_status(self.store, pod, pod_status(pod, "Pending", containers, state["started"]))
             record(
                 self.store,
                 pod,
                 "Normal",
                 "Scheduled",
-                f"Successfully assigned {pod['metadata']['namespace']}/"
-                f"{pod['metadata']['name']} to fake-node",
+                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to fake-node",
                 "default-scheduler",
             )
             return
@@ -216,15 +246,17 @@ class SimulatedBackend:
             return
         state["next"] = now + self.crash_period
         statuses = [self._container(pod, c, state) for c in pod["spec"]["containers"]]
-        if any(
-            behaviour_of(c) in ("crash", "pull-error") for c in pod["spec"]["containers"]
-        ):  # back-off doubles
-            state["next"] = now + min(
-                self.crash_period * 2 ** min(state["restarts"], 6), 8 * self.crash_period
+        if any(behaviour_of(c) in ("crash", "pull-error") for c in pod["spec"]["containers"]):  # back-off doubles
+            state["next"] = now + min(self.crash_period * 2 ** min(state["restarts"], 6), 8 * self.crash_period)
+        phase = (
+            "Pending"
+            if any(
+                "ImagePull" in (s["state"].get("waiting") or {}).get("reason", "")
+                or s["state"].get("waiting", {}).get("reason") == "ErrImagePull"
+                for s in statuses
             )
-        phase = "Pending" if any("ImagePull" in (s["state"].get("waiting") or {}).get("reason", "") or
-                                 s["state"].get("waiting", {}).get("reason") == "ErrImagePull"
-                                 for s in statuses) else "Running"
+            else "Running"
+        )
         status = pod_status(pod, phase, statuses, state["started"])
         if _comparable(status) != _comparable(pod.get("status") or {}):
             write_status(self.store, pod, status)
@@ -243,9 +275,7 @@ class SimulatedBackend:
                     record(self.store, pod, "Normal", reason, text, "kubelet")
         if kind == "crash":
             state["restarts"] += 1
-            state["logs"].append(
-                f"Traceback (most recent call last):\nRuntimeError: {name} crashed (simulated)\n"
-            )
+            state["logs"].append(f"Traceback (most recent call last):\nRuntimeError: {name} crashed (simulated)\n")
             record(
                 self.store,
                 pod,
@@ -281,8 +311,14 @@ class SimulatedBackend:
             state["restarts"] += 1
             return container_status(container, {"waiting": {"reason": reason, "message": message}}, False)
         if kind == "unready":
-            record(self.store, pod, "Warning", "Unhealthy", "Readiness probe failed: HTTP probe failed with "
-                   "statuscode: 503", "kubelet")
+            record(
+                self.store,
+                pod,
+                "Warning",
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                "kubelet",
+            )
         return container_status(container, {"running": {"startedAt": started}}, kind == "ok")
 
     def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
@@ -293,10 +329,15 @@ class SimulatedBackend:
 
 def _comparable(status: dict) -> dict:
     """A status without its volatile parts (timestamps, container ids) to decide whether to write."""
-    containers = [{k: v for k, v in c.items() if k not in ("containerID", "lastState")}
-                  for c in status.get("containerStatuses") or []]
-    return {"phase": status.get("phase"), "containers": containers,
-            "restarts": [c.get("restartCount") for c in status.get("containerStatuses") or []]}
+    containers = [
+        {k: v for k, v in c.items() if k not in ("containerID", "lastState")}
+        for c in status.get("containerStatuses") or []
+    ]
+    return {
+        "phase": status.get("phase"),
+        "containers": containers,
+        "restarts": [c.get("restartCount") for c in status.get("containerStatuses") or []],
+    }
 
 
 def make_backend(kind: str, store: Store, runner=None, **options):
@@ -304,6 +345,7 @@ def make_backend(kind: str, store: Store, runner=None, **options):
         return SimulatedBackend(store, **options)
     if kind == "process":
         from .processes import ProcessBackend
+
         if runner is None:
             raise ValueError("the process backend needs runner(pod_spec, port) -> handle")
         return ProcessBackend(store, runner, **options)

@@ -58,7 +58,7 @@ def probe(spec: dict | None, port: int) -> tuple[bool, str]:
 
 
 class PodWorker(threading.Thread):
-    def __init__(self, backend: "ProcessBackend", pod: dict, port: int):
+    def __init__(self, backend: ProcessBackend, pod: dict, port: int):
         super().__init__(name=f"fake-kube-pod-{pod['metadata']['name']}", daemon=True)
         self.backend, self.pod, self.port = backend, pod, port
         self.container = pod["spec"]["containers"][0]
@@ -118,8 +118,11 @@ class PodWorker(threading.Thread):
     def _supervise(self) -> None:
         """Probe on each probe's own schedule (periodSeconds and initialDelaySeconds times ``time_scale``)."""
         scale, began = self.backend.time_scale, time.monotonic()
-        probes = {kind: self.container[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
-                  if self.container.get(kind)}
+        probes = {
+            kind: self.container[kind]
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+            if self.container.get(kind)
+        }
         due = {kind: began + spec.get("initialDelaySeconds", 0) * scale for kind, spec in probes.items()}
         fails = dict.fromkeys(probes, 0)
         started, ready = "startupProbe" not in probes, False
@@ -168,14 +171,26 @@ class PodWorker(threading.Thread):
         self.previous_logs = self.handle.logs() if self.handle is not None else ""
         code = getattr(self.handle, "exit_code", None) if self.handle is not None else 128
         code = 1 if code is None else (128 - code if code < 0 else code)  # killed by a signal: 128 + signal
-        self.last = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                    "startedAt": started, "finishedAt": now_iso()}}
+        self.last = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": now_iso(),
+            }
+        }
         delay = min(self.backend.backoff * 2 ** (self.restarts - 1), self.backend.backoff * 8)
         name = self.pod["metadata"]["name"]
         message = f"back-off {delay:g}s restarting failed container={self.container['name']} pod={name}"
         self._status(True, False, {"waiting": {"reason": "CrashLoopBackOff", "message": message}})
-        record(self.backend.store, self.pod, "Warning", "BackOff", f"Back-off restarting failed container "
-               f"{self.container['name']} in pod {name}", "kubelet")
+        record(
+            self.backend.store,
+            self.pod,
+            "Warning",
+            "BackOff",
+            f"Back-off restarting failed container {self.container['name']} in pod {name}",
+            "kubelet",
+        )
         self.stopped.wait(delay)
 
     def _status(self, running: bool, ready: bool, state: dict) -> None:
@@ -244,11 +259,16 @@ class ProcessBackend:
     def _launch(self, pod: dict) -> None:
         port = free_port()
         meta = pod["metadata"]
-        self.store.mutate(PODS, meta["namespace"], meta["name"], lambda o: o["metadata"].setdefault(
-            "annotations", {}).__setitem__(PORT_ANNOTATION, str(port)))
+        self.store.mutate(
+            PODS,
+            meta["namespace"],
+            meta["name"],
+            lambda o: o["metadata"].setdefault("annotations", {}).__setitem__(PORT_ANNOTATION, str(port)),
+        )
         pod = self.store.find(PODS, meta["namespace"], meta["name"]) or pod
-        containers = [container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False)
-                      for c in pod["spec"]["containers"]]
+        containers = [
+            container_status(c, {"waiting": {"reason": "ContainerCreating"}}, False) for c in pod["spec"]["containers"]
+        ]
         write_status(self.store, pod, pod_status(pod, "Pending", containers, now_iso()))
         worker = PodWorker(self, pod, port)
         self.workers[meta["uid"]] = worker

@@ -27,8 +27,18 @@ from .selectors import selector_matches
 from .status import ApiError
 
 PODS, SERVICES = BY_KIND["Pod"], BY_KIND["Service"]
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "authorization",
-              "proxy-authorization", "te", "upgrade", "accept-encoding"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "te",
+    "upgrade",
+    "accept-encoding",
+}
 
 
 def split_target(name: str) -> tuple[str, str]:
@@ -76,16 +86,19 @@ class Proxy:
     def _pick(self, namespace: str, name: str, port: str) -> dict:
         service = self.store.find(SERVICES, namespace, name)
         if service is None:
-            raise ApiError(
-                404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"}
-            )
+            raise ApiError(404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"})
         ports = service["spec"].get("ports") or []
         if port and not any(port in (p.get("name"), str(p.get("port"))) for p in ports):
             raise _unavailable(f'no endpoints available for service "{name}"')
         selector = service["spec"].get("selector")
-        pods = [p for p in self.store.list(PODS, namespace)[0] + self._lagging(namespace) if selector
-                and selector_matches({"matchLabels": selector}, p["metadata"].get("labels"))
-                and _ready(p) and not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for p in self.store.list(PODS, namespace)[0] + self._lagging(namespace)
+            if selector
+            and selector_matches({"matchLabels": selector}, p["metadata"].get("labels"))
+            and _ready(p)
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         if not pods:
             raise _unavailable(f'no endpoints available for service "{name}"')
         with self._lock:
@@ -95,8 +108,11 @@ class Proxy:
     def _lagging(self, namespace: str) -> list[dict]:
         """Pods deleted less than the endpoint lag ago, as routing still sees them (from before the deletion)."""
         now = time.monotonic()
-        return [pod for since, pod in list(self.store.terminating.values())
-                if now - since < self.endpoint_lag and pod["metadata"]["namespace"] == namespace]
+        return [
+            pod
+            for since, pod in list(self.store.terminating.values())
+            if now - since < self.endpoint_lag and pod["metadata"]["namespace"] == namespace
+        ]
 
     def _send(self, port: int, method: str, path: str, headers: dict, body: bytes):
         forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
@@ -114,5 +130,7 @@ class Proxy:
 
 
 def _ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )

@@ -82,5 +82,7 @@ class Rbac:
             return True
         with self._lock:
             rules = self._rules(user, route.namespace)
-        return any(rule_allows(rule, verb, route.resource.group, route.resource.plural, route.subresource,
-                               route.name) for rule in rules)
+        return any(
+            rule_allows(rule, verb, route.resource.group, route.resource.plural, route.subresource, route.name)
+            for rule in rules
+        )

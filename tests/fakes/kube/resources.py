@@ -36,21 +36,15 @@ class Resource:
 
 
 RESOURCES = [
-    Resource(
-        "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)
-    ),
+    Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)),
     Resource("", "v1", "pods", "Pod", short_names=("po",), subresources=("status", "log", "proxy", "eviction")),
     Resource("", "v1", "services", "Service", short_names=("svc",), subresources=("status", "proxy")),
     Resource("", "v1", "events", "Event", short_names=("ev",), has_status=False),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",), has_status=False),
     Resource("", "v1", "secrets", "Secret", has_status=False),
     Resource("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",), subresources=("status",)),
-    Resource(
-        "apps", "v1", "deployments", "Deployment", short_names=("deploy",), subresources=("status", "scale")
-    ),
-    Resource(
-        "apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale")
-    ),
+    Resource("apps", "v1", "deployments", "Deployment", short_names=("deploy",), subresources=("status", "scale")),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale")),
     Resource(
         "autoscaling",
         "v2",
@@ -81,23 +75,47 @@ def resource_list(group: str, version: str) -> dict | None:
         return None
     entries = []
     for r in served:
-        entries.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
-                        "kind": r.kind, "verbs": VERBS, "shortNames": list(r.short_names)})
+        entries.append(
+            {
+                "name": r.plural,
+                "singularName": r.kind.lower(),
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": VERBS,
+                "shortNames": list(r.short_names),
+            }
+        )
         for sub in r.subresources:
-            verbs = {"log": ["get"], "proxy": ["create", "delete", "get", "patch", "update"],
-                     "eviction": ["create"]}.get(sub, ["get", "patch", "update"])
+            verbs = {
+                "log": ["get"],
+                "proxy": ["create", "delete", "get", "patch", "update"],
+                "eviction": ["create"],
+            }.get(sub, ["get", "patch", "update"])
             kind = {"scale": "Scale", "log": "Pod", "proxy": "PodProxyOptions", "eviction": "Eviction"}.get(sub, r.kind)
-            gv = {"scale": {"group": "autoscaling", "version": "v1"},
-                  "eviction": {"group": "policy", "version": "v1"}}.get(sub, {})
-            entries.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                            "kind": kind, "verbs": verbs, **gv})
+            gv = {
+                "scale": {"group": "autoscaling", "version": "v1"},
+                "eviction": {"group": "policy", "version": "v1"},
+            }.get(sub, {})
+            entries.append(
+                {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": kind,
+                    "verbs": verbs,
+                    **gv,
+                }
+            )
     api_version = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": entries}
 
 
 def api_versions(address: str) -> dict:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
 
 
 def api_group_list() -> dict:
@@ -116,6 +134,14 @@ def api_group(name: str) -> dict | None:
 
 
 def version_info() -> dict:
-    return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-vci-fake", "gitCommit": "0" * 40,
-            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22.0",
-            "compiler": "gc", "platform": "linux/amd64"}
+    return {
+        "major": "1",
+        "minor": "31",
+        "gitVersion": "v1.31.0-vci-fake",
+        "gitCommit": "0" * 40,
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.22.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }

@@ -19,9 +19,14 @@ TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 def _condition(kind: str, value: str, reason: str, message: str, stamp: str, previous: dict | None) -> dict:
     keep = previous and previous.get("status") == value
-    return {"type": kind, "status": value, "lastUpdateTime": stamp,
-            "lastTransitionTime": previous["lastTransitionTime"] if keep else stamp, "reason": reason,
-            "message": message}
+    return {
+        "type": kind,
+        "status": value,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": previous["lastTransitionTime"] if keep else stamp,
+        "reason": reason,
+        "message": message,
+    }
 
 
 def counts(rollout) -> dict:
@@ -29,17 +34,24 @@ def counts(rollout) -> dict:
     new_uid = rollout.new["metadata"]["uid"] if rollout.new else None
     available = sum(ready.values())
     spec_total = sum(r["spec"].get("replicas", 0) for r in rollout.rss)
-    return {"replicas": sum(len(p) for p in rollout.pods.values()),
-            "updatedReplicas": len(rollout.pods.get(new_uid, [])), "readyReplicas": available,
-            "availableReplicas": available, "unavailableReplicas": max(0, spec_total - available)}
+    return {
+        "replicas": sum(len(p) for p in rollout.pods.values()),
+        "updatedReplicas": len(rollout.pods.get(new_uid, [])),
+        "readyReplicas": available,
+        "availableReplicas": available,
+        "unavailableReplicas": max(0, spec_total - available),
+    }
 
 
 def _progressed(before: dict, after: dict) -> bool:
     old_before = before.get("replicas", 0) - before.get("updatedReplicas", 0)
     old_after = after["replicas"] - after["updatedReplicas"]
-    return (after["updatedReplicas"] > before.get("updatedReplicas", 0) or old_after < old_before
-            or after["readyReplicas"] > before.get("readyReplicas", 0)
-            or after["availableReplicas"] > before.get("availableReplicas", 0))
+    return (
+        after["updatedReplicas"] > before.get("updatedReplicas", 0)
+        or old_after < old_before
+        or after["readyReplicas"] > before.get("readyReplicas", 0)
+        or after["availableReplicas"] > before.get("availableReplicas", 0)
+    )
 
 
 def next_status(rollout, current: dict, now: datetime.datetime) -> dict:
@@ -56,11 +68,7 @@ def next_status(rollout, current: dict, now: datetime.datetime) -> dict:
             "Available",
             "True" if avail_ok else "False",
             "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
-            (
-                "Deployment has minimum availability."
-                if avail_ok
-                else "Deployment does not have minimum availability."
-            ),
+            ("Deployment has minimum availability." if avail_ok else "Deployment does not have minimum availability."),
             stamp,
             previous,
         )
@@ -72,8 +80,11 @@ def next_status(rollout, current: dict, now: datetime.datetime) -> dict:
         conditions["ReplicaFailure"] = failure
     else:
         conditions.pop("ReplicaFailure", None)
-    status = {"observedGeneration": d["metadata"].get("generation", 1), **numbers,
-              "conditions": [conditions[k] for k in ("Available", "Progressing", "ReplicaFailure") if k in conditions]}
+    status = {
+        "observedGeneration": d["metadata"].get("generation", 1),
+        **numbers,
+        "conditions": [conditions[k] for k in ("Available", "Progressing", "ReplicaFailure") if k in conditions],
+    }
     if current.get("collisionCount"):
         status["collisionCount"] = current["collisionCount"]
     return {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
@@ -87,28 +98,36 @@ def _progressing(rollout, current, numbers, previous, now, stamp) -> dict | None
         reason, message = rollout.progress_note
         return _condition("Progressing", "True", reason, message, stamp, previous)
     want = rollout.want
-    complete = (numbers["updatedReplicas"] == want and numbers["replicas"] == want
-                and numbers["availableReplicas"] == want)
+    complete = (
+        numbers["updatedReplicas"] == want and numbers["replicas"] == want and numbers["availableReplicas"] == want
+    )
     if complete:
         if previous and previous.get("reason") == "NewReplicaSetAvailable":
             return previous
-        return _condition("Progressing", "True", "NewReplicaSetAvailable",
-                          f'ReplicaSet "{name}" has successfully progressed.', stamp, previous)
-    if (
-        _progressed(current, numbers)
-        or previous is None
-        or previous.get("reason") == "NewReplicaSetAvailable"
-    ):
-        return _condition("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.',
-                          stamp, previous)
+        return _condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            f'ReplicaSet "{name}" has successfully progressed.',
+            stamp,
+            previous,
+        )
+    if _progressed(current, numbers) or previous is None or previous.get("reason") == "NewReplicaSetAvailable":
+        return _condition(
+            "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.', stamp, previous
+        )
     deadline = rollout.d["spec"].get("progressDeadlineSeconds")
     if deadline is not None and previous.get("reason") != "ProgressDeadlineExceeded":
-        updated = datetime.datetime.strptime(previous["lastUpdateTime"], TIME).replace(
-            tzinfo=datetime.timezone.utc
-        )
+        updated = datetime.datetime.strptime(previous["lastUpdateTime"], TIME).replace(tzinfo=datetime.timezone.utc)
         if (now - updated).total_seconds() > deadline:
-            return _condition("Progressing", "False", "ProgressDeadlineExceeded",
-                              f'ReplicaSet "{name}" has timed out progressing.', stamp, previous)
+            return _condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
+                stamp,
+                previous,
+            )
     return previous
 
 
@@ -120,11 +139,18 @@ def _replica_failure(rollout) -> dict | None:
         for cond in (rs.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "ReplicaFailure":
                 stamp = cond.get("lastTransitionTime")
-                return {"type": "ReplicaFailure", "status": cond["status"], "lastUpdateTime": stamp,
-                        "lastTransitionTime": stamp, "reason": cond.get("reason"), "message": cond.get("message")}
+                return {
+                    "type": "ReplicaFailure",
+                    "status": cond["status"],
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp,
+                    "reason": cond.get("reason"),
+                    "message": cond.get("message"),
+                }
     return None
 
 
 def _surge_unavailable(d: dict):
     from .deployment import surge_and_unavailable
+
     return surge_and_unavailable(d)

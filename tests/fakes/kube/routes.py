@@ -46,7 +46,7 @@ def parse_route(path: str) -> Route | None:
         return None
     if len(tail) > 3 and sub != "proxy":
         return None
-    rest = "/".join(path.strip("/").split("/")[len(parts) - len(tail) + 3:]) if sub == "proxy" else ""
+    rest = "/".join(path.strip("/").split("/")[len(parts) - len(tail) + 3 :]) if sub == "proxy" else ""
     if path.endswith("/") and rest:
         rest += "/"
     return Route(resource, namespace, name, sub, rest)
@@ -54,15 +54,19 @@ def parse_route(path: str) -> Route | None:
 
 def rbac_verb(method: str, route: Route, watch: bool) -> str:
     if route.subresource == "proxy":
-        return {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete"}.get(method, "get")
+        return {
+            "GET": "get",
+            "HEAD": "get",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }.get(method, "get")
     if method in ("GET", "HEAD"):
         return "watch" if watch else ("get" if route.name else "list")
     if method == "DELETE" and not route.name:
         return "deletecollection"
-    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
-        method, method.lower()
-    )
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class Forbid:
 
     def matches(self, user: str, verb: str, route: Route) -> bool:
         what = route.resource.plural + (f"/{route.subresource}" if route.subresource else "")
-        return (self.verb in ("*", verb) and self.resource in ("*", what)
-                and (self.namespace is None or self.namespace == route.namespace)
-                and (self.user is None or self.user == user))
+        return (
+            self.verb in ("*", verb)
+            and self.resource in ("*", what)
+            and (self.namespace is None or self.namespace == route.namespace)
+            and (self.user is None or self.user == user)
+        )

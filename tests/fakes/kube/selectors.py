@@ -15,17 +15,31 @@ from .status import bad_request
 
 FIELDS = {"metadata.name", "metadata.namespace"}
 EXTRA_FIELDS = {
-    "pods": {"status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "status.podIP",
-             "spec.serviceAccountName"},
-    "events": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-               "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-               "reason", "reportingComponent", "source", "type"},
+    "pods": {
+        "status.phase",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "status.podIP",
+        "spec.serviceAccountName",
+    },
+    "events": {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
     "secrets": {"type"},
     "replicasets": {"status.replicas"},
 }
-_SET = re.compile(
-    r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([A-Za-z0-9_.-]*))?\s*$"
-)
+_SET = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([A-Za-z0-9_.-]*))?\s*$")
 
 
 def _split(text: str) -> list[str]:
@@ -98,7 +112,7 @@ def parse_field_selector(text: str | None, plural: str) -> list[tuple[str, bool,
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
         field, op, value = match.groups()
         if field not in FIELDS | EXTRA_FIELDS.get(plural, set()):
-            raise bad_request(f'field label not supported: {field}')
+            raise bad_request(f"field label not supported: {field}")
         terms.append((field, op != "!=", value))
     return terms
 

@@ -46,15 +46,33 @@ class QuietHTTPServer(ThreadingHTTPServer):
 def make_certificate(directory: Path, names: str = "IP:127.0.0.1,DNS:localhost") -> tuple[Path, Path]:
     """A self-signed certificate and key for ``names`` (subjectAltName; openssl CLI), valid one day."""
     cert, key = directory / "kube-server.crt", directory / "kube-server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=vci-fake-kube",
-                    "-addext", f"subjectAltName={names}"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=vci-fake-kube",
+            "-addext",
+            f"subjectAltName={names}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
 class KubeServer:
-
     def __init__(
         self,
         *,
@@ -83,8 +101,7 @@ class KubeServer:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, user) of authenticated requests
         self.store = Store(history)
         self.store.admission = functools.partial(admit, self.store)
-        self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay,
-                                    time_scale=time_scale)
+        self.backend = make_backend(backend, self.store, runner=runner, ready_delay=ready_delay, time_scale=time_scale)
         self.api = Api(self.store, logs=self.backend.logs)
         self.controller = Controller(self.store, tick=tick)
         self.proxy = Proxy(self.store, self.backend, endpoint_lag)
@@ -106,7 +123,7 @@ class KubeServer:
     def token(self) -> str:
         return next(iter(self.tokens))
 
-    def start(self) -> "KubeServer":
+    def start(self) -> KubeServer:
         handler = type("BoundKubeHandler", (KubeHandler,), {"kube": self})
         self._httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
         if self.tls:
@@ -115,13 +132,15 @@ class KubeServer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
             # the handshake happens in the handler thread, so a stalled client cannot block accept()
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True,
-                                                     do_handshake_on_connect=False)
+            self._httpd.socket = context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
             self.ca_file = cert
         for name in self._initial_namespaces:
             self.store.create(BY_KIND["Namespace"], "", {"metadata": {"name": name}})
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fake-kube-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-kube-http", daemon=True
+        )
         self._thread.start()
         self.backend.start()
         self.controller.start()
@@ -136,17 +155,16 @@ class KubeServer:
             self._httpd.server_close()
             self._thread.join(timeout)
 
-    def __enter__(self) -> "KubeServer":
+    def __enter__(self) -> KubeServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def kubeconfig(
-        self, path, context: str = "test", namespace: str = "default", token: str | None = None
-    ) -> Path:
+    def kubeconfig(self, path, context: str = "test", namespace: str = "default", token: str | None = None) -> Path:
         """Write a kubeconfig (server URL, bearer token, CA with TLS) whose current context is ``context``."""
         import yaml
+
         cluster = {"server": self.url}
         if self.ca_file is not None:
             cluster["certificate-authority-data"] = base64.b64encode(self.ca_file.read_bytes()).decode()

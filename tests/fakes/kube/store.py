@@ -82,9 +82,11 @@ class Store:
     def list(self, resource: Resource, namespace: str | None = None, match=None) -> tuple[list[dict], str]:
         """Matching objects (all namespaces when ``namespace`` is None) and the list's resourceVersion."""
         with self.cond:
-            items = [copy.deepcopy(o) for (plural, ns, _), o in sorted(self.objects.items())
-                     if plural == resource.plural and (namespace is None or ns == namespace)
-                     and (match is None or match(o))]
+            items = [
+                copy.deepcopy(o)
+                for (plural, ns, _), o in sorted(self.objects.items())
+                if plural == resource.plural and (namespace is None or ns == namespace) and (match is None or match(o))
+            ]
             return items, str(self.revision)
 
     # -- writes ------------------------------------------------------------------------------------------
@@ -116,8 +118,9 @@ class Store:
         obj["kind"], obj["apiVersion"] = resource.kind, resource.api_version
         if resource.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
-                raise errors.bad_request("the namespace of the provided object does not match the namespace "
-                                         "sent on the request")
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -127,7 +130,7 @@ class Store:
                 meta["name"] = meta["generateName"][:58] + random_suffix()  # as names.SimpleNameGenerator: <= 63
             if not meta.get("name"):
                 raise errors.invalid(
-                    resource, "", [("metadata.name", "Required value: name or generateName is " "required")]
+                    resource, "", [("metadata.name", "Required value: name or generateName is required")]
                 )
             self._check_namespace(resource, namespace, meta["name"])
             decode_typed(resource, obj)
@@ -152,14 +155,22 @@ class Store:
                 return obj
             return self._commit("ADDED", resource, obj)
 
-    def update(self, resource: Resource, namespace: str, name: str, obj: dict, subresource: str = "",
-               dry_run: bool = False, check_version: bool = True) -> dict:
+    def update(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        obj: dict,
+        subresource: str = "",
+        dry_run: bool = False,
+        check_version: bool = True,
+    ) -> dict:
         """PUT semantics; ``subresource="status"`` writes only the status."""
         obj = without_nulls(obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
             raise errors.bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on " f"the URL ({name})"
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
             )
         with self.cond:
             old = self.objects.get((resource.plural, namespace if resource.namespaced else "", name))
@@ -174,8 +185,11 @@ class Store:
             if dry_run:
                 return new
             meta = new["metadata"]
-            if meta.get("deletionTimestamp") and not meta.get("finalizers") and not meta.get(
-                    "deletionGracePeriodSeconds"):
+            if (
+                meta.get("deletionTimestamp")
+                and not meta.get("finalizers")
+                and not meta.get("deletionGracePeriodSeconds")
+            ):
                 return self._commit("DELETED", resource, new)
             return self._commit("MODIFIED", resource, new)
 
@@ -187,8 +201,15 @@ class Store:
         new = obj
         new["kind"], new["apiVersion"] = resource.kind, resource.api_version
         meta, old_meta = new["metadata"], old["metadata"]
-        for key in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "resourceVersion"):
+        for key in (
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+        ):
             if key in old_meta:
                 meta[key] = old_meta[key]
             else:
@@ -208,9 +229,7 @@ class Store:
             meta["generation"] = old_meta.get("generation", 1) + 1
         return new
 
-    def mutate(
-        self, resource: Resource, namespace: str, name: str, change, subresource: str = ""
-    ) -> dict | None:
+    def mutate(self, resource: Resource, namespace: str, name: str, change, subresource: str = "") -> dict | None:
         """Read-modify-write under the lock (controllers and PATCH): ``change(obj)`` edits a copy in place."""
         with self.cond:
             current = self.objects.get((resource.plural, namespace if resource.namespaced else "", name))
@@ -221,9 +240,16 @@ class Store:
             edited["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self.update(resource, namespace, name, edited, subresource)
 
-    def delete(self, resource: Resource, namespace: str, name: str, policy: str = "Background",
-               preconditions: dict | None = None, dry_run: bool = False,
-               grace: int | None = None) -> tuple[dict, bool]:
+    def delete(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        policy: str = "Background",
+        preconditions: dict | None = None,
+        dry_run: bool = False,
+        grace: int | None = None,
+    ) -> tuple[dict, bool]:
         """(object, gone): ``gone`` is False when finalizers keep it, or a Pod terminates gracefully (with
         deletionTimestamp set); ``grace`` is the request's gracePeriodSeconds (Pods only)."""
         with self.cond:
@@ -272,9 +298,8 @@ class Store:
 
     def remove_finalizer(self, resource: Resource, namespace: str, name: str, finalizer: str) -> None:
         def drop(obj):
-            obj["metadata"]["finalizers"] = [
-                f for f in obj["metadata"].get("finalizers") or [] if f != finalizer
-            ]
+            obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+
         self.mutate(resource, namespace, name, drop)
 
     # -- watch -------------------------------------------------------------------------------------------
@@ -301,9 +326,13 @@ class Store:
                     return
                 news = [c for c in self.changes if c[0] > cursor]
                 cursor = self.revision
-            pending = [(seen, copy.deepcopy(obj)) for _, kind, plural, ns, obj, before in news
-                       if plural == resource.plural and (namespace is None or ns == namespace)
-                       for seen in [_as_seen(kind, obj, before, match)] if seen]
+            pending = [
+                (seen, copy.deepcopy(obj))
+                for _, kind, plural, ns, obj, before in news
+                if plural == resource.plural and (namespace is None or ns == namespace)
+                for seen in [_as_seen(kind, obj, before, match)]
+                if seen
+            ]
 
     def close(self) -> None:
         with self.cond:

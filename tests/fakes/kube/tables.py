@@ -69,8 +69,10 @@ COLUMNS = {
     "Pod": (["Ready", "Status", "Restarts"], _pod_cells),
     "Service": (["Type", "Cluster-IP", "External-IP", "Port(s)"], _service_cells),
     "Namespace": (["Status"], lambda n: [(n.get("status") or {}).get("phase", "Active")]),
-    "Event": (["Type", "Reason", "Object", "Message"], lambda e: [
-        e.get("type", ""), e.get("reason", ""), _involved(e), e.get("message", "")]),
+    "Event": (
+        ["Type", "Reason", "Object", "Message"],
+        lambda e: [e.get("type", ""), e.get("reason", ""), _involved(e), e.get("message", "")],
+    ),
 }
 
 

@@ -51,7 +51,8 @@ def _bad(field: str, value, why: str) -> tuple[str, str]:
 
 def name_problems(kind: str, name: str, field: str = "metadata.name") -> list[tuple[str, str]]:
     pattern, message, limit = {"Namespace": (LABEL, MSG_LABEL, 63), "Service": (DNS1035, MSG_1035, 63)}.get(
-        kind, (SUBDOMAIN, MSG_SUBDOMAIN, 253))
+        kind, (SUBDOMAIN, MSG_SUBDOMAIN, 253)
+    )
     if len(name) > limit:
         return [_bad(field, name, f"must be no more than {limit} characters")]
     return [] if pattern.match(name) else [_bad(field, name, message)]
@@ -61,21 +62,10 @@ def label_problems(labels: dict | None, field: str) -> list[tuple[str, str]]:
     problems = []
     for key, value in (labels or {}).items():
         prefix, _, name = key.rpartition("/")
-        if (
-            (prefix and not SUBDOMAIN.match(prefix))
-            or not name
-            or len(name) > 63
-            or not LABEL_VALUE.match(name)
-        ):
-            problems.append(
-                _bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'")
-            )
+        if (prefix and not SUBDOMAIN.match(prefix)) or not name or len(name) > 63 or not LABEL_VALUE.match(name):
+            problems.append(_bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'"))
         if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
-            why = (
-                "must be no more than 63 characters"
-                if isinstance(value, str) and len(value) > 63
-                else MSG_VALUE
-            )
+            why = "must be no more than 63 characters" if isinstance(value, str) and len(value) > 63 else MSG_VALUE
             problems.append(_bad(field, value, why))
     return problems
 
@@ -100,18 +90,29 @@ def _string_map_problem(value, field: str) -> str | None:
 def decode_typed(resource, obj: dict) -> None:
     """The type checks of decoding into Go structs (400 BadRequest): string maps, env values, int replicas."""
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    checks = [(m.get(k), f"ObjectMeta.metadata.{k}") for m in (obj.get("metadata") or {}, template)
-              for k in ("labels", "annotations")]
-    checks += [({e.get("name", ""): e.get("value") for e in c.get("env") or [] if "value" in e},
-                "EnvVar.spec.template.spec.containers.env.value") for c, _ in _containers(obj)]
+    checks = [
+        (m.get(k), f"ObjectMeta.metadata.{k}")
+        for m in (obj.get("metadata") or {}, template)
+        for k in ("labels", "annotations")
+    ]
+    checks += [
+        (
+            {e.get("name", ""): e.get("value") for e in c.get("env") or [] if "value" in e},
+            "EnvVar.spec.template.spec.containers.env.value",
+        )
+        for c, _ in _containers(obj)
+    ]
     for value, field in checks:
         problem = _string_map_problem(value, field)
         if problem:
             raise undecodable(resource, problem)
     replicas = (obj.get("spec") or {}).get("replicas")
     if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)):
-        raise undecodable(resource, f"json: cannot unmarshal {_json_type(replicas)} into Go struct field "
-                                    f"{resource.kind}Spec.spec.replicas of type int32")
+        raise undecodable(
+            resource,
+            f"json: cannot unmarshal {_json_type(replicas)} into Go struct field "
+            f"{resource.kind}Spec.spec.replicas of type int32",
+        )
     decode_quantities(resource, obj)
 
 
@@ -180,8 +181,11 @@ def _request_limit_problems(container: dict, field: str) -> list[tuple[str, str]
     problems = []
     for key, value in requests.items():
         if key in limits and quantity.parse(value)[0] > quantity.parse(limits[key])[0]:
-            problems.append(_bad(f"{field}.resources.requests", value,
-                                 f"must be less than or equal to {key} limit of {limits[key]}"))
+            problems.append(
+                _bad(
+                    f"{field}.resources.requests", value, f"must be less than or equal to {key} limit of {limits[key]}"
+                )
+            )
     return problems
 
 
@@ -195,8 +199,12 @@ def kind_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
         return [("spec", "Invalid value: minAvailable and maxUnavailable cannot be both set")]
     policy = spec.get("unhealthyPodEvictionPolicy")
     if kind == "PodDisruptionBudget" and policy not in (None, "AlwaysAllow", "IfHealthyBudget"):
-        return [("spec.unhealthyPodEvictionPolicy",
-                 f'Unsupported value: "{policy}": supported values: "AlwaysAllow", "IfHealthyBudget"')]
+        return [
+            (
+                "spec.unhealthyPodEvictionPolicy",
+                f'Unsupported value: "{policy}": supported values: "AlwaysAllow", "IfHealthyBudget"',
+            )
+        ]
     if kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
@@ -213,32 +221,33 @@ def _workload_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     problems = []
     if not selector_matches(selector, labels):
-        problems.append(
-            _bad("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
-        )
+        problems.append(_bad("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
     if old is not None and old.get("selector") != selector:
         problems.append(_bad("spec.selector", selector, "field is immutable"))
     if (spec.get("replicas") or 0) < 0:
         problems.append(_bad("spec.replicas", spec["replicas"], "must be greater than or equal to 0"))
     strategy = spec.get("strategy") or {}
     if strategy.get("type") == "Recreate" and strategy.get("rollingUpdate") is not None:
-        problems.append(_bad("spec.strategy.rollingUpdate", strategy["rollingUpdate"],
-                             "may not be specified when strategy `type` is 'Recreate'"))
+        problems.append(
+            _bad(
+                "spec.strategy.rollingUpdate",
+                strategy["rollingUpdate"],
+                "may not be specified when strategy `type` is 'Recreate'",
+            )
+        )
     rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
     if (
         rolling
         and str(rolling.get("maxSurge", 1)) in ("0", "0%")
         and str(rolling.get("maxUnavailable", 1)) in ("0", "0%")
     ):
-        problems.append(
-            _bad("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0")
-        )
+        problems.append(_bad("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0"))
     restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy", "Always")
     if restart != "Always":
         problems.append(
             (
                 "spec.template.spec.restartPolicy",
-                f'Unsupported value: "{restart}": supported values: ' '"Always"',
+                f'Unsupported value: "{restart}": supported values: "Always"',
             )
         )
     return problems
