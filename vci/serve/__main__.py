@@ -60,12 +60,22 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p.add_argument("--drain-timeout", type=float, default=_env(env, "VCI_DRAIN_TIMEOUT", 25.0, float))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
     a = p.parse_args(argv)
-    return dict(model_dir=a.model_dir, host=a.host, port=a.port, grpc_port=a.grpc_port, workers=a.workers,
-                threads=a.threads, inline_below=a.inline_below_ms / 1000, work_dir=a.work_dir,
-                max_body_bytes=a.max_body_bytes, request_timeout=a.request_timeout,
-                drain_timeout=a.drain_timeout, ready_file=a.ready_file,
-                image_digest=env.get("VCI_IMAGE_DIGEST") or None,
-                release_id=env.get("VCI_RELEASE_ID") or None)
+    return dict(
+        model_dir=a.model_dir,
+        host=a.host,
+        port=a.port,
+        grpc_port=a.grpc_port,
+        workers=a.workers,
+        threads=a.threads,
+        inline_below=a.inline_below_ms / 1000,
+        work_dir=a.work_dir,
+        max_body_bytes=a.max_body_bytes,
+        request_timeout=a.request_timeout,
+        drain_timeout=a.drain_timeout,
+        ready_file=a.ready_file,
+        image_digest=env.get("VCI_IMAGE_DIGEST") or None,
+        release_id=env.get("VCI_RELEASE_ID") or None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

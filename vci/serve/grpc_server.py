@@ -26,10 +26,22 @@ from .service import Reply
 
 SERVICE = "vci.Model"
 METHODS = ("Predict", "BatchPredict", "Health")
-_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-          408: "DEADLINE_EXCEEDED", 409: "ABORTED", 412: "FAILED_PRECONDITION", 413: "RESOURCE_EXHAUSTED",
-          415: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-          501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    412: "FAILED_PRECONDITION",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+}
 
 
 def grpc_code_name(http_status: int) -> str:
@@ -41,6 +53,7 @@ def grpc_code_name(http_status: int) -> str:
 
 def grpc_code(http_status: int):
     import grpc
+
     return getattr(grpc.StatusCode, grpc_code_name(http_status))
 
 
@@ -51,16 +64,18 @@ class GrpcFrontEnd:
         try:
             import grpc
         except ImportError as exc:
-            raise ServeError("gRPC was asked for (--grpc-port / VCI_GRPC_PORT) but grpcio is not installed",
-                             hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT") from exc
+            raise ServeError(
+                "gRPC was asked for (--grpc-port / VCI_GRPC_PORT) but grpcio is not installed",
+                hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT",
+            ) from exc
         self.service, self.metrics = service, metrics
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-grpc"),
-            options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", int(reuse_port))])
+            options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", int(reuse_port))],
+        )
         handlers = {
             "Predict": grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._call(req, ctx, "Predict")),
-            "BatchPredict": grpc.unary_unary_rpc_method_handler(
-                lambda req, ctx: self._call(req, ctx, "BatchPredict")),
+            "BatchPredict": grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._call(req, ctx, "BatchPredict")),
             "Health": grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._call(req, ctx, "Health")),
         }
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -71,11 +86,14 @@ class GrpcFrontEnd:
         try:
             bound = self.server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise ServeError(f"cannot listen for gRPC on {address}: {exc}",
-                             hint="choose a free port with --grpc-port / VCI_GRPC_PORT") from exc
+            raise ServeError(
+                f"cannot listen for gRPC on {address}: {exc}",
+                hint="choose a free port with --grpc-port / VCI_GRPC_PORT",
+            ) from exc
         if not bound:
-            raise ServeError(f"cannot listen for gRPC on {address}",
-                             hint="choose a free port with --grpc-port / VCI_GRPC_PORT")
+            raise ServeError(
+                f"cannot listen for gRPC on {address}", hint="choose a free port with --grpc-port / VCI_GRPC_PORT"
+            )
         self.server.start()
         return bound
 

@@ -38,8 +38,14 @@ from .wire import (
     request_id_from,
 )
 
-ROUTES = {"/predict": "POST", "/batch-predict": "POST", "/healthz": "GET", "/readyz": "GET",
-          "/metadata": "GET", "/metrics": "GET"}
+ROUTES = {
+    "/predict": "POST",
+    "/batch-predict": "POST",
+    "/healthz": "GET",
+    "/readyz": "GET",
+    "/metadata": "GET",
+    "/metrics": "GET",
+}
 _PAUSE_AT = 1 << 20  # stop reading a pipelining client once this much is buffered
 IDLE_GRACE = 1.0  # seconds an idle keep-alive connection stays open after SIGTERM, for a request on its way
 
@@ -47,15 +53,24 @@ IDLE_GRACE = 1.0  # seconds an idle keep-alive connection stays open after SIGTE
 class HttpServer:
     """State shared by all connections: the model service, metrics, limits and the drain flag."""
 
-    def __init__(self, service, metrics, *, pool=None, max_body: int, idle_timeout: float = 75.0,
-                 request_timeout: float = 60.0, inline_below: float = 0.002):
+    def __init__(
+        self,
+        service,
+        metrics,
+        *,
+        pool=None,
+        max_body: int,
+        idle_timeout: float = 75.0,
+        request_timeout: float = 60.0,
+        inline_below: float = 0.002,
+    ):
         self.service, self.metrics, self.pool = service, metrics, pool
         self.inline_below = inline_below
         self.max_body, self.idle_timeout, self.request_timeout = max_body, idle_timeout, request_timeout
         self.connections: set[HttpConnection] = set()
         self.draining = False
 
-    def protocol(self) -> "HttpConnection":
+    def protocol(self) -> HttpConnection:
         return HttpConnection(self)
 
     def get_reply(self, path: str, request_id: str) -> Reply:
@@ -108,6 +123,7 @@ def decode_body(headers: dict[str, str], body: bytes, limit: int) -> bytes | tup
     if encoding != "gzip":
         return 415, f"Content-Encoding {encoding[:40]} is not supported: send gzip or none"
     import zlib
+
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(body, limit + 1)
@@ -130,7 +146,7 @@ class HttpConnection(asyncio.Protocol):
         self.head: Head | None = None
         self.busy = False
         self.paused = False
-        self.timer = None
+        self.timer: asyncio.TimerHandle | None = None
         self.request_id = ""
         self.started = 0.0
         self.eof = False
@@ -193,34 +209,36 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
             return
         try:
-            body = self._read_body() if self.head is not None or self._read_head() else None
+            head = self.head if self.head is not None else self._read_head()
+            body = self._read_body(head) if head is not None else None
             if body is None and self.eof:
                 raise BadRequest(400, "the connection ended inside a request")
         except BadRequest as exc:
             self._fail(exc)
             return
-        if body is not None:
-            head, self.head = self.head, None
+        if head is not None and body is not None:
+            self.head = None
             self._dispatch(head, body)
 
-    def _read_head(self) -> bool:
+    def _read_head(self) -> Head | None:
+        """Parse a complete buffered head into ``self.head`` and return it; None while it is incomplete."""
         end = self.buf.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buf) > MAX_HEAD_BYTES:
                 raise BadRequest(431, "the request head is too large")
-            return False
+            return None
         head = parse_head(bytes(self.buf[:end]))
-        del self.buf[:end + 4]
+        del self.buf[: end + 4]
         self.head = head
         self.request_id = request_id_from(head.headers) or os.urandom(12).hex()
         if head.content_length > self.server.max_body:
             raise BadRequest(413, f"the request body is over the limit of {self.server.max_body} bytes")
         if head.expect_continue and head.content_length != 0 and len(self.buf) == 0:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return True
+        return head
 
-    def _read_body(self) -> bytes | None:
-        need = self.head.content_length
+    def _read_body(self, head: Head) -> bytes | None:
+        need = head.content_length
         if need < 0:
             decoded = parse_chunked(self.buf, self.server.max_body)
             if decoded is None:
@@ -248,13 +266,13 @@ class HttpConnection(asyncio.Protocol):
             reply = self.server.get_reply(head.path, rid)
         elif not _json_content_type(head.headers):
             reply = error_reply(415, "send the body as Content-Type: application/json", rid)
-        elif isinstance(body := decode_body(head.headers, body, self.server.max_body), tuple):
-            reply = error_reply(*body, rid)
+        elif isinstance(decoded := decode_body(head.headers, body, self.server.max_body), tuple):
+            reply = error_reply(*decoded, rid)
         elif self._offload():
-            self.server.pool.submit(self._call_model, head, body, rid)
+            self.server.pool.submit(self._call_model, head, decoded, rid)
             return
         else:
-            reply = self.server.service.call(body, head.path == "/batch-predict", rid)
+            reply = self.server.service.call(decoded, head.path == "/batch-predict", rid)
         self._finish(head, reply)
 
     def _offload(self) -> bool:
@@ -295,12 +313,14 @@ class HttpConnection(asyncio.Protocol):
         server, rid = self.server, self.request_id
         close = close or head is None or not head.keep_alive or server.draining or (self.eof and not self.buf)
         if not self.transport.is_closing():
-            self.transport.write(render_response(reply.status, reply.body, reply.content_type, rid,
-                                                 close=close, extra=extra))
+            self.transport.write(
+                render_response(reply.status, reply.body, reply.content_type, rid, close=close, extra=extra)
+            )
         route = head.path if head else "-"
         server.metrics.finished(route, reply.status, time.perf_counter() - self.started)
-        logs.request(rid, route[:200], head.method if head else "-", reply.status,
-                     (time.perf_counter() - self.started) * 1000)
+        logs.request(
+            rid, route[:200], head.method if head else "-", reply.status, (time.perf_counter() - self.started) * 1000
+        )
         self.busy = False
         if close:
             if not self.discarding:

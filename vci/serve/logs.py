@@ -26,15 +26,29 @@ def event(name: str, level: str = "info", **fields) -> None:
     _write({"ts": round(time.time(), 3), "level": level, "event": name, **fields})
 
 
-def request(request_id: str, route: str, method: str, status: int, latency_ms: float,
-            protocol: str = "http") -> None:
+def request(request_id: str, route: str, method: str, status: int, latency_ms: float, protocol: str = "http") -> None:
     """The access-log line every request gets."""
-    _write({"ts": round(time.time(), 3), "level": "info" if status < 500 else "error", "event": "request",
-            "request_id": request_id, "protocol": protocol, "method": method, "route": route,
-            "status": status, "latency_ms": round(latency_ms, 3)})
+    _write(
+        {
+            "ts": round(time.time(), 3),
+            "level": "info" if status < 500 else "error",
+            "event": "request",
+            "request_id": request_id,
+            "protocol": protocol,
+            "method": method,
+            "route": route,
+            "status": status,
+            "latency_ms": round(latency_ms, 3),
+        }
+    )
 
 
 def failure(name: str, exc: BaseException, **fields) -> None:
     """Log an exception with its traceback (for the log only: tracebacks never go to a client)."""
-    event(name, "error", error=f"{type(exc).__name__}: {exc}",
-          traceback="".join(traceback.format_exception(exc)), **fields)
+    event(
+        name,
+        "error",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+        **fields,
+    )

@@ -39,7 +39,7 @@ class Histogram:
 
     def render(self, name: str, labels: str) -> list[str]:
         lines, running = [], 0
-        for bound, n in zip((*map(_number, BUCKETS), "+Inf"), self.counts):
+        for bound, n in zip((*map(_number, BUCKETS), "+Inf"), self.counts, strict=True):
             running += n
             lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {running}')
         lines.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
@@ -85,21 +85,29 @@ class Metrics:
     def render(self) -> bytes:
         """The whole exposition as bytes, ending in a newline."""
         with self._lock:
-            lines = ["# HELP vci_requests_total Requests handled, by route and status.",
-                     "# TYPE vci_requests_total counter"]
+            lines = [
+                "# HELP vci_requests_total Requests handled, by route and status.",
+                "# TYPE vci_requests_total counter",
+            ]
             for (route, status), n in sorted(self._requests.items()):
                 lines.append(f'vci_requests_total{{route="{route}",status="{status}"}} {n}')
-            lines += ["# HELP vci_request_duration_seconds Time from a complete request to its response.",
-                      "# TYPE vci_request_duration_seconds histogram"]
+            lines += [
+                "# HELP vci_request_duration_seconds Time from a complete request to its response.",
+                "# TYPE vci_request_duration_seconds histogram",
+            ]
             for route, hist in sorted(self._latency.items()):
                 lines += hist.render("vci_request_duration_seconds", f'route="{route}"')
-            lines += ["# HELP vci_requests_in_flight Requests being handled now.",
-                      "# TYPE vci_requests_in_flight gauge", f"vci_requests_in_flight {self.in_flight}",
-                      "# HELP vci_model_load_seconds Seconds to verify, load and self-test the model.",
-                      "# TYPE vci_model_load_seconds gauge",
-                      f"vci_model_load_seconds {_number(self.model_load_seconds or 0.0)}",
-                      "# HELP vci_model_ready 1 when the model is loaded and its self-test passed.",
-                      "# TYPE vci_model_ready gauge", f"vci_model_ready {int(self.model_ready)}"]
+            lines += [
+                "# HELP vci_requests_in_flight Requests being handled now.",
+                "# TYPE vci_requests_in_flight gauge",
+                f"vci_requests_in_flight {self.in_flight}",
+                "# HELP vci_model_load_seconds Seconds to verify, load and self-test the model.",
+                "# TYPE vci_model_load_seconds gauge",
+                f"vci_model_load_seconds {_number(self.model_load_seconds or 0.0)}",
+                "# HELP vci_model_ready 1 when the model is loaded and its self-test passed.",
+                "# TYPE vci_model_ready gauge",
+                f"vci_model_ready {int(self.model_ready)}",
+            ]
         return ("\n".join(lines) + "\n").encode()
 
 

@@ -12,6 +12,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from ..errors import ServeError, UsageError
 from ..files import write_replacing
@@ -22,15 +23,46 @@ from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
 from .workers import serve_forked
 
+if TYPE_CHECKING:
+    from typing import Unpack  # Python 3.11+; only the type checker reads it
+
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
-def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int = 8080,
-               grpc_port: int | None = None, workers: int = 1, ready_file: str | os.PathLike | None = None,
-               work_dir: str | os.PathLike | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
-               threads: int = 4, inline_below: float = 0.002, request_timeout: float = 60.0,
-               drain_timeout: float = 25.0, image_digest: str | None = None, release_id: str | None = None,
-               stop_event: threading.Event | None = None) -> None:
+class _Options(TypedDict):
+    """The settings of :func:`run_server` that each server process (:class:`_Process`) takes."""
+
+    host: str
+    grpc_port: int | None
+    ready_file: str | os.PathLike | None
+    max_body: int
+    threads: int
+    inline_below: float
+    request_timeout: float
+    release_id: str | None
+    drain_timeout: float
+    image_digest: str | None
+    model_dir: str
+
+
+def run_server(
+    model_dir: str | os.PathLike,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8080,
+    grpc_port: int | None = None,
+    workers: int = 1,
+    ready_file: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    threads: int = 4,
+    inline_below: float = 0.002,
+    request_timeout: float = 60.0,
+    drain_timeout: float = 25.0,
+    image_digest: str | None = None,
+    release_id: str | None = None,
+    stop_event: threading.Event | None = None,
+) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
 
     ``port=0`` / ``grpc_port=0`` pick free ports; ``ready_file`` then receives JSON
@@ -52,18 +84,26 @@ def run_server(model_dir: str | os.PathLike, *, host: str = "0.0.0.0", port: int
     if stop_event is not None and stop_event.is_set():
         sock.close()
         return
-    options = dict(host=host, grpc_port=grpc_port, ready_file=ready_file, max_body=max_body_bytes,
-                   threads=threads, inline_below=inline_below, request_timeout=request_timeout,
-                   release_id=release_id,
-                   drain_timeout=drain_timeout, image_digest=image_digest,
-                   model_dir=str(model_dir), workers=workers)
+    options = _Options(
+        host=host,
+        grpc_port=grpc_port,
+        ready_file=ready_file,
+        max_body=max_body_bytes,
+        threads=threads,
+        inline_below=inline_below,
+        request_timeout=request_timeout,
+        release_id=release_id,
+        drain_timeout=drain_timeout,
+        image_digest=image_digest,
+        model_dir=str(model_dir),
+    )
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
     try:
         if workers == 1:
-            asyncio.run(_serve(sock, str(work), stop_event, **options))
+            asyncio.run(_serve(sock, str(work), stop_event, workers=workers, **options))
         else:
-            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, **options)))
+            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, workers=workers, **options)))
     finally:
         sock.close()
         if owned_work:
@@ -74,14 +114,16 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket (IPv6 when ``host`` has a colon); ServeError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=1024,
-                                    dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6())
+        return socket.create_server(
+            (host, port), family=family, backlog=1024, dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6()
+        )
     except OSError as exc:
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                         hint="choose a free port with --port / VCI_PORT") from exc
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="choose a free port with --port / VCI_PORT"
+        ) from exc
 
 
-async def _serve(sock, work_dir: str, stop_event, *, workers: int, **options) -> None:
+async def _serve(sock, work_dir: str, stop_event, *, workers: int, **options: Unpack[_Options]) -> None:
     """One server process until its stop signal; raises the load error if the model could not load."""
     index = int(os.environ.get("VCI_WORKER_INDEX", "0"))
     if workers > 1:
@@ -94,9 +136,25 @@ class _Process:
     answers during the load) and the others only once their model is ready: a loading worker never
     takes a predict."""
 
-    def __init__(self, sock, work_dir: str, index: int, workers: int, *, host, grpc_port, ready_file,
-                 max_body, threads, inline_below, request_timeout, drain_timeout, image_digest,
-                 release_id, model_dir):
+    def __init__(
+        self,
+        sock,
+        work_dir: str,
+        index: int,
+        workers: int,
+        *,
+        host,
+        grpc_port,
+        ready_file,
+        max_body,
+        threads,
+        inline_below,
+        request_timeout,
+        drain_timeout,
+        image_digest,
+        release_id,
+        model_dir,
+    ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
         self.max_body, self.threads, self.model_dir = max_body, threads, model_dir
@@ -104,32 +162,56 @@ class _Process:
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
-        self.http = HttpServer(self.service, self.metrics, pool=self.pool, max_body=max_body,
-                               inline_below=inline_below, request_timeout=request_timeout)
-        self.listener = self.grpc = self.grpc_bound = None
-        self.stop: asyncio.Event | None = None
+        self.http = HttpServer(
+            self.service,
+            self.metrics,
+            pool=self.pool,
+            max_body=max_body,
+            inline_below=inline_below,
+            request_timeout=request_timeout,
+        )
+        self.listener: asyncio.Server | None = None
+        self.grpc: GrpcFrontEnd | None = None
+        self.grpc_bound: int | None = None
+        self.stop = asyncio.Event()  # set by a stop signal (see run) or a failed load
 
     async def run(self, stop_event) -> None:
         loop = asyncio.get_running_loop()
-        self.stop = _stop_signal(loop, stop_event)
+        _stop_signal(loop, stop_event, self.stop)
         if self.index == 0:
             await self.listen()
-        threading.Thread(target=lambda: (self.service.load(), loop.call_soon_threadsafe(self.loaded)),
-                         name="vci-load", daemon=True).start()
+        threading.Thread(target=self._load, args=(loop,), name="vci-load", daemon=True).start()
         await self.stop.wait()
         await _shutdown(self.listener, self.http, self.grpc, self.pool, self.drain_timeout)
         if self.service.load_error is not None:
             raise self.service.load_error
 
+    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the load thread: load the model, then tell the loop."""
+        self.service.load()
+        loop.call_soon_threadsafe(self.loaded)
+
     async def listen(self) -> None:
         """Accept HTTP on the shared socket and start gRPC when asked for; log and publish the ports."""
         self.listener = await asyncio.get_running_loop().create_server(self.http.protocol, sock=self.sock)
         if self.grpc_port is not None:
-            self.grpc = GrpcFrontEnd(self.service, self.metrics, max_body=self.max_body,
-                                     threads=max(self.threads, 1) * 2, reuse_port=self.workers > 1)
+            self.grpc = GrpcFrontEnd(
+                self.service,
+                self.metrics,
+                max_body=self.max_body,
+                threads=max(self.threads, 1) * 2,
+                reuse_port=self.workers > 1,
+            )
             self.grpc_bound = self.grpc.start(self.host, self.grpc_port)
-        logs.event("listening", host=self.host, port=self.sock.getsockname()[1], grpc_port=self.grpc_bound,
-                   model_dir=self.model_dir, pid=os.getpid(), worker=self.index)
+        logs.event(
+            "listening",
+            host=self.host,
+            port=self.sock.getsockname()[1],
+            grpc_port=self.grpc_bound,
+            model_dir=self.model_dir,
+            pid=os.getpid(),
+            worker=self.index,
+        )
         if self.index == 0:
             _write_ready(self.ready_file, self.sock, self.grpc_bound, self.service.state, self.host)
 
@@ -151,16 +233,22 @@ class _Process:
             self.stop.set()
 
 
-def _stop_signal(loop, stop_event) -> asyncio.Event:
-    """An event set by SIGTERM/SIGINT (main thread only) or by the caller's threading.Event."""
-    stop = asyncio.Event()
+def _stop_signal(loop: asyncio.AbstractEventLoop, stop_event: threading.Event | None, stop: asyncio.Event) -> None:
+    """Have SIGTERM/SIGINT (main thread only) or the caller's threading.Event set ``stop``."""
+
+    def on_signal(sig: signal.Signals) -> None:
+        logs.event("signal", signal=sig.name)
+        stop.set()
+
+    def on_stop_event(event: threading.Event) -> None:
+        event.wait()
+        loop.call_soon_threadsafe(stop.set)
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda s=sig: (logs.event("signal", signal=s.name), stop.set()))
+            loop.add_signal_handler(sig, on_signal, sig)
     if stop_event is not None:
-        threading.Thread(target=lambda: (stop_event.wait(), loop.call_soon_threadsafe(stop.set)),
-                         name="vci-stop", daemon=True).start()
-    return stop
+        threading.Thread(target=on_stop_event, args=(stop_event,), name="vci-stop", daemon=True).start()
 
 
 async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout: float) -> None:
@@ -184,7 +272,13 @@ def _write_ready(ready_file, sock, grpc_port, state: str, host: str) -> None:
     port = sock.getsockname()[1]
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
     url_host = f"[{shown}]" if ":" in shown else shown
-    data = {"pid": int(os.environ.get("VCI_SUPERVISOR_PID", os.getpid())), "host": host, "port": port,
-            "grpc_port": grpc_port, "url": f"http://{url_host}:{port}", "state": state}
+    data = {
+        "pid": int(os.environ.get("VCI_SUPERVISOR_PID", os.getpid())),
+        "host": host,
+        "port": port,
+        "grpc_port": grpc_port,
+        "url": f"http://{url_host}:{port}",
+        "state": state,
+    }
     path = Path(ready_file)
     write_replacing(path, json.dumps(data))

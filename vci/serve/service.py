@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .. import __version__
 from ..errors import ModelError, ServeError, VciError
@@ -42,13 +43,16 @@ def error_reply(status: int, message: str, request_id: str) -> Reply:
 class ModelService:
     """One model instance shared by all requests, loaded once by :meth:`load`."""
 
-    def __init__(self, model_dir: str, work_dir: str, metrics, image_digest: str | None = None,
-                 release_id: str | None = None):
+    def __init__(
+        self, model_dir: str, work_dir: str, metrics, image_digest: str | None = None, release_id: str | None = None
+    ):
         self.model_dir, self.work_dir, self.metrics = model_dir, work_dir, metrics
         self.image_digest, self.release_id = image_digest, release_id
         self.state, self.reason = LOADING, "the model is loading"
         self.load_error: BaseException | None = None
-        self.model = self.manifest = self.digest = None
+        self.model: Any = None  # an instance of the run's model class, which can be any class
+        self.manifest: dict | None = None
+        self.digest: str | None = None
         self.predict_seconds = 0.0  # moving average of a model call, seeded by the self-test
 
     @property
@@ -59,20 +63,30 @@ class ModelService:
         """Verify, unpickle, instantiate and self-test the model; never raises (see the module doc)."""
         start = time.perf_counter()
         try:
-            self.model, self.manifest, self.digest = load_model(self.model_dir, self.work_dir)
+            model, manifest, digest = load_model(self.model_dir, self.work_dir)
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in __init__ must not hang the load
-            self.load_error = exc if isinstance(exc, VciError) else ServeError(
-                f"the model in {self.model_dir} could not be loaded: {type(exc).__name__}: {exc}",
-                hint="check the model class and its artifacts with `vci serve RUN_ID` locally")
+            self.load_error = (
+                exc
+                if isinstance(exc, VciError)
+                else ServeError(
+                    f"the model in {self.model_dir} could not be loaded: {type(exc).__name__}: {exc}",
+                    hint="check the model class and its artifacts with `vci serve RUN_ID` locally",
+                )
+            )
             self.state, self.reason = LOAD_FAILED, str(self.load_error)
             if isinstance(exc, VciError):  # a known refusal (tampered blob, no manifest): no traceback
-                logs.event("model_load_failed", "error", error=str(exc), code=exc.code,
-                           model_dir=self.model_dir)
+                logs.event("model_load_failed", "error", error=str(exc), code=exc.code, model_dir=self.model_dir)
             else:
                 logs.failure("model_load_failed", exc, model_dir=self.model_dir)
             return
-        logs.event("model_loaded", model_dir=self.model_dir, run_id=self.manifest.get("id"),
-                   model_digest=self.digest, seconds=round(time.perf_counter() - start, 3))
+        self.model, self.manifest, self.digest = model, manifest, digest
+        logs.event(
+            "model_loaded",
+            model_dir=self.model_dir,
+            run_id=manifest.get("id"),
+            model_digest=digest,
+            seconds=round(time.perf_counter() - start, 3),
+        )
         self._self_test()
         self.metrics.model_load_seconds = time.perf_counter() - start
         self.metrics.model_ready = self.ready
@@ -96,9 +110,14 @@ class ModelService:
 
     def metadata(self) -> dict:
         manifest = self.manifest or {}
-        data = {"project": manifest.get("project"), "run_id": manifest.get("id"),
-                "model_digest": self.digest, "vci_version": __version__, "state": self.state,
-                "model_class": (manifest.get("model") or {}).get("class")}
+        data = {
+            "project": manifest.get("project"),
+            "run_id": manifest.get("id"),
+            "model_digest": self.digest,
+            "vci_version": __version__,
+            "state": self.state,
+            "model_class": (manifest.get("model") or {}).get("class"),
+        }
         if self.image_digest:
             data["image_digest"] = self.image_digest
         if self.release_id:
@@ -113,8 +132,7 @@ class ModelService:
             return self._call(body, batch, request_id)
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
             logs.failure("predict_failed", exc, request_id=request_id)
-            return error_reply(500, "the model failed on this input (details are in the server log)",
-                               request_id)
+            return error_reply(500, "the model failed on this input (details are in the server log)", request_id)
 
     def _call(self, body: bytes, batch: bool, request_id: str) -> Reply:
         if not self.ready:
@@ -135,8 +153,7 @@ class ModelService:
             return error_reply(exc.status, exc.message, request_id)
         except Exception as exc:
             logs.failure("predict_failed", exc, request_id=request_id)
-            return error_reply(500, "the model failed on this input (details are in the server log)",
-                               request_id)
+            return error_reply(500, "the model failed on this input (details are in the server log)", request_id)
         finally:  # a racy update from two threads only blurs an average
             self.predict_seconds += 0.2 * (time.perf_counter() - started - self.predict_seconds)
 

@@ -8,11 +8,26 @@ from dataclasses import dataclass
 MAX_HEAD_BYTES = 64 * 1024
 _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-           411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-           422: "Unprocessable Content", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 class BadRequest(Exception):
@@ -32,7 +47,7 @@ class Head:
     path: str
     headers: dict[str, str]
     keep_alive: bool
-    content_length: int   # -1 when the body is chunked
+    content_length: int  # -1 when the body is chunked
     expect_continue: bool
 
 
@@ -57,8 +72,14 @@ def parse_head(raw: bytes) -> Head:
         if name == "content-length":
             lengths.add(value)
         headers[name] = value
-    return Head(method, target.split("?", 1)[0], headers, _keep_alive(version, headers),
-                _body_length(headers, lengths), headers.get("expect", "").lower() == "100-continue")
+    return Head(
+        method,
+        target.split("?", 1)[0],
+        headers,
+        _keep_alive(version, headers),
+        _body_length(headers, lengths),
+        headers.get("expect", "").lower() == "100-continue",
+    )
 
 
 def _keep_alive(version: str, headers: dict[str, str]) -> bool:
@@ -88,7 +109,8 @@ def _body_length(headers: dict[str, str], lengths: set[str]) -> int:
 
 def parse_chunked(buf: bytes | bytearray, max_body: int) -> tuple[bytes, int] | None:
     """Decode a chunked body at the start of ``buf``: ``(body, bytes consumed)``, or None if incomplete."""
-    parts, pos, size_total = [], 0, 0
+    parts: list[bytes] = []
+    pos = size_total = 0
     while True:
         end = buf.find(b"\r\n", pos)
         if end < 0:
@@ -109,14 +131,14 @@ def parse_chunked(buf: bytes | bytearray, max_body: int) -> tuple[bytes, int] | 
             return _trailer_end(buf, pos, parts)
         if len(buf) < pos + size + 2:
             return None
-        if buf[pos + size:pos + size + 2] != b"\r\n":
+        if buf[pos + size : pos + size + 2] != b"\r\n":
             raise BadRequest(400, "a chunk does not end with CRLF")
-        parts.append(bytes(buf[pos:pos + size]))
+        parts.append(bytes(buf[pos : pos + size]))
         pos += size + 2
 
 
 def _trailer_end(buf, pos: int, parts: list[bytes]) -> tuple[bytes, int] | None:
-    if buf[pos:pos + 2] == b"\r\n":
+    if buf[pos : pos + 2] == b"\r\n":
         return b"".join(parts), pos + 2
     end = buf.find(b"\r\n\r\n", pos)
     if end < 0:
@@ -132,10 +154,13 @@ def request_id_from(headers: dict[str, str]) -> str | None:
     return value if value and _REQUEST_ID.match(value) else None
 
 
-def render_response(status: int, body: bytes, content_type: str, request_id: str, *,
-                    close: bool = False, extra: str = "") -> bytes:
+def render_response(
+    status: int, body: bytes, content_type: str, request_id: str, *, close: bool = False, extra: str = ""
+) -> bytes:
     """Bytes of a complete response; ``extra`` is further header lines, each ending in CRLF."""
-    head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nX-Request-Id: {request_id}\r\n{extra}"
-            f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-Id: {request_id}\r\n{extra}"
+        f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
+    )
     return head.encode("latin-1") + body

@@ -10,15 +10,21 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import TypedDict
 
 from ..errors import ServeError, VciError
 from . import logs
 
 
+class _State(TypedDict):
+    stopping: bool
+    children: dict[int, int]  # pid -> worker index
+
+
 def serve_forked(workers: int, serve) -> None:
     """Run ``serve()`` in ``workers`` forked children; return when all exited cleanly."""
     os.environ["VCI_SUPERVISOR_PID"] = str(os.getpid())
-    state = {"stopping": False, "children": {}}
+    state: _State = {"stopping": False, "children": {}}
 
     def forward(signum, _frame):
         state["stopping"] = True
@@ -61,7 +67,7 @@ def _run_child(index: int, serve) -> None:
         os._exit(code)
 
 
-def _reap(state: dict) -> int:
+def _reap(state: _State) -> int:
     """Wait for every child; on the first unexpected non-zero exit stop the rest. Returns that code."""
     worst = 0
     children = state["children"]
