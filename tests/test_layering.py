@@ -70,8 +70,11 @@ def layer_of(module: str) -> int:
 def imports_in(module: str, source: str, is_package: bool = False) -> set[str]:
     """Every vci module ``source`` (the text of ``module``) imports, at the top or inside functions."""
     package = module.split(".") if is_package else module.split(".")[:-1]
-    found = set()
-    for node in ast.walk(ast.parse(source)):
+    tree, found = ast.parse(source), set()
+    typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block) for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue  # `if TYPE_CHECKING:` imports exist for annotations only, never at run time
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "vci"}
         elif isinstance(node, ast.ImportFrom):
@@ -80,6 +83,10 @@ def imports_in(module: str, source: str, is_package: bool = False) -> set[str]:
             if prefix.split(".")[0] == "vci":
                 found |= {f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES else prefix for a in node.names}
     return found - {module}
+
+
+def _is_type_checking(node) -> bool:
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
 def imports_of(module: str) -> set[str]:
@@ -134,3 +141,5 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
     found = imports_in("vci.store.local", source)
     assert found == {"vci.errors", "vci.deploy", "vci.store.base"}
     assert [t for t in found if layer_of(t) > layer_of("vci.store.local")] == ["vci.deploy"]
+    typed = "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from ..deploy import target_for\n"
+    assert imports_in("vci.store.local", typed) == set()  # for annotations only: no import at run time

@@ -23,7 +23,7 @@ from tests.build.models import Scaler
 from tests.fakes.kube import start_kube_server
 from vci.config import load_settings
 from vci.deploy import deploy, target_for
-from vci.deploy.kube import proxy_session
+from vci.deploy.kubeproxy import proxy_session
 
 from .conftest import write_config
 

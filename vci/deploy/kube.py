@@ -25,7 +25,6 @@ from ..errors import (
     DeployError,
     NotFoundError,
     RegistryError,
-    RemoteError,
     UsageError,
     VciError,
 )
@@ -33,11 +32,12 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import is_image_reference, parse_reference
 from ..runs import resolve_run
-from .kubeapi import Cluster, _comparable, api_error, load_api_client, status_error
+from .kubeapi import Cluster, _comparable, api_error, load_api_client
+from .kubecanary import KubeCanary
+from .kubeproxy import proxy_session
 from .manifests import (
     DeploySpec,
     apply_order,
-    canary_replicas,
     labels_for,
     render,
     render_deployment,
@@ -383,113 +383,6 @@ class KubeTarget:
     def remove_canary(self) -> None:
         """Delete the canary Deployment if there is one (the stable one is untouched)."""
         self.cluster.delete("Deployment", self.spec({"image": "x"}, None, track="canary").object_name, self.namespace)
-
-
-class KubeCanary:
-    """A canary in progress on a cluster: a "-canary" Deployment behind the environment's one Service, its
-    share of the traffic the share of the Service's endpoints that are canary pods."""
-
-    def __init__(self, target: KubeTarget, image: dict, release_id: str, timeout: float | None):
-        self.target, self.image, self.release_id, self.timeout = target, image, release_id, timeout
-        self.replicas: int | None = None
-
-    def set_weight(self, weight: int) -> None:
-        """Scale the canary so that about ``weight`` % of the Service's endpoints are canary pods.
-
-        Sized against the stable Deployment's replicas now (its HPA may resize it in the middle of a
-        step: the canary driver calls this at every check); nothing is written when the size holds."""
-        target = self.target
-        stable = target.cluster.read("Deployment", target._named().object_name, target.namespace)
-        replicas = canary_replicas((stable or {}).get("spec", {}).get("replicas", 1), weight)
-        if replicas != self.replicas:
-            self.scale(replicas)
-
-    def scale(self, replicas: int) -> None:
-        """Apply the canary Deployment at ``replicas`` and wait until they are ready."""
-        target = self.target
-        desired = target.canary_deployment(self.image, self.release_id, replicas)
-        name = desired["metadata"]["name"]
-        before = target.cluster.read("Deployment", name, target.namespace)
-        target.cluster.apply(desired)
-        self.replicas = replicas
-        outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
-        if not outcome.ok:
-            why = diagnose(target.cluster, target.cluster.read("Deployment", name, target.namespace) or desired)
-            raise DeployError(
-                f"the canary {name} did not become ready: {outcome.reason}; {why}",
-                hint=f"kubectl -n {target.namespace} describe deployment {name}",
-            )
-
-    def metrics(self) -> dict[str, str]:
-        return self.target.scrape("canary")
-
-    def stable_metrics(self) -> dict[str, str]:
-        return self.target.scrape("stable")
-
-    def send(self, inputs: list, weight: int) -> None:
-        """Send ``inputs`` through the Service (which spreads them over stable and canary pods)."""
-        model = self.target.client(deadline=10.0)
-        for given in inputs:
-            try:
-                model.predict(given)
-            except RemoteError:
-                pass
-
-    def remove(self) -> None:
-        self.target.remove_canary()
-
-
-def proxy_session(cfg):
-    """A requests session carrying the API client's credentials, proxy and TLS settings (CA, client
-    certificate, and the kubeconfig's ``tls-server-name``: the name the server's certificate is checked
-    against and sent as SNI), as the Kubernetes client uses them. Like that client it ignores the
-    environment: REQUESTS_CA_BUNDLE would otherwise replace the cluster's CA, HTTPS_PROXY its proxy."""
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    if cfg.proxy:
-        session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
-    if getattr(cfg, "tls_server_name", None):
-        session.mount("https://", server_name_adapter(cfg.tls_server_name))
-    auth = cfg.auth_settings().get("BearerToken") or {}
-    if auth.get("value"):
-        session.headers["Authorization"] = auth["value"]
-    elif cfg.username and cfg.password:
-        session.auth = (cfg.username, cfg.password)
-    session.verify = (cfg.ssl_ca_cert or True) if cfg.verify_ssl else False
-    if cfg.cert_file:
-        session.cert = (cfg.cert_file, cfg.key_file)
-    session.hooks["response"].append(_refused_by_api_server)
-    return session
-
-
-def _refused_by_api_server(response, *args, **kwargs):
-    """Raise the API server's own 401/403 (a ``Status``, not the model's answer) as an AuthError naming
-    what to grant: the proxy subresources need RBAC rights of their own."""
-    if response.status_code not in (401, 403):
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        return
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        path = response.request.path_url.split("?")[0]
-        raise status_error(
-            response.status_code, body.get("message") or response.reason, f"{response.request.method} {path}"
-        )
-
-
-def server_name_adapter(server_name: str):
-    """A requests adapter whose TLS connections use ``server_name`` for SNI and certificate checks."""
-    from requests.adapters import HTTPAdapter
-
-    class Adapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            kwargs.update(server_hostname=server_name, assert_hostname=server_name)
-            super().init_poolmanager(*args, **kwargs)
-
-    return Adapter()
 
 
 def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:
