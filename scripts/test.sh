@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps)
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
+python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
