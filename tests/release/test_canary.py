@@ -76,6 +76,8 @@ def test_policy_from_settings_and_replicas():
         CanaryPolicy.from_settings({"steps": [50, 10]})
     with pytest.raises(ConfigError, match="unknown canary setting"):
         CanaryPolicy.from_settings({"stepz": [1]})
+    with pytest.raises(ConfigError, match="canary.interval is not a duration: '1.2.3s'"):
+        CanaryPolicy.from_settings({"interval": "1.2.3s"})  # one duration parser: the settings' own
 
 
 class ScriptedCanary:

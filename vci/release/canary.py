@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from ..config import parse_seconds
 from ..deploy.target import Canary
 from ..errors import ConfigError
 
@@ -51,18 +52,8 @@ class CanaryPolicy:
             raise ConfigError(f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]")
         for key in ("interval", "step_timeout"):
             if key in values:
-                values[key] = parse_seconds(values[key])
+                values[key] = parse_seconds(values[key], f"canary.{key}")
         return cls(steps=steps, **values)
-
-
-def parse_seconds(value) -> float:
-    """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|h)?\s*", str(value))
-    if not match:
-        raise ConfigError(f"not a duration: {value!r}", hint="e.g. 60s, 2m, 500ms")
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
 
 
 @dataclass
