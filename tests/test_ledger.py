@@ -150,7 +150,7 @@ def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatc
         deploy(settings, v2.id, "staging")
         promote(settings, "staging", "production")
         assert rollback(settings, "production", to=first["release_id"])["digest"] == v1.version
-        assert status(settings, "production")["digest"] == v1.version
+        assert status(settings, "production").digest == v1.version
         keys = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(
             Bucket=bucket, Prefix="vci/ledger/production/"
         )["Contents"]

@@ -19,10 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Environment, Settings
-from .errors import ConflictError, NotFoundError, VciError
-from .refs import is_image_reference
-from .runs import Run
+from .config import Settings
+from .errors import ConflictError, NotFoundError
 from .store import open_store
 from .store.base import Store
 
@@ -247,31 +245,3 @@ class Ledger:
     def release_claim(self, key: str) -> None:
         """Mark a claim finished (a second, write-once marker: nothing is ever overwritten or deleted)."""
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
-
-
-def record_deploy(
-    settings: Settings,
-    environment: Environment,
-    what: Run | str,
-    release_id: str,
-    result: dict | None,
-    error: VciError | None,
-) -> ReleaseRecord:
-    """The ledger record of one ``vci deploy`` (called by vci.deploy.deploy for success and failure)."""
-    image_ref = what if isinstance(what, str) and is_image_reference(what) else None
-    result = result or {}
-    status = result.get("status")
-    outcome = "failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded")
-    run_id = result.get("run_id") or (None if image_ref is not None else getattr(what, "id", None) or str(what))
-    record = make_record(
-        release_id=release_id,
-        environment=environment.name,
-        action="deploy",
-        outcome=outcome,
-        digest=result.get("digest") or (image_ref.rsplit("@", 1)[1] if image_ref and "@" in image_ref else None),
-        run_id=run_id,
-        image=result.get("image") or image_ref,
-        previous=result.get("previous"),
-        reason=str(error) if error is not None else status,
-    )
-    return Ledger.for_settings(settings).append(record)

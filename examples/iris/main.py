@@ -45,7 +45,7 @@ def main() -> dict:
     loaded = vci.get_run(first.id).load_model().predict([[5.1, 3.5, 1.4, 0.2]])  # exactly as the server builds it
     say(f"loaded back from the store: {loaded}")
     deployment = first.deploy(wait=True)  # default environment: staging (a local process)
-    say(f"deployed to staging at {deployment['endpoint']}")
+    say(f"deployed to staging at {deployment.endpoint}")
     served = first.get_deployed_model().predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
     say(f"served prediction: {served}")
     settings = first.settings
@@ -70,7 +70,7 @@ def main() -> dict:
         "run_id": first.id,
         "version": first.version,
         "loaded_prediction": loaded,
-        "endpoint": deployment["endpoint"],
+        "endpoint": deployment.endpoint,
         "served_prediction": served,
         "smoke_test_passed": smoke["passed"],
         "promoted": promoted["outcome"],

@@ -30,11 +30,11 @@ def main() -> dict:
     run.log_requirements(["scikit-learn", "numpy"])  # pinned to the versions installed now
     run.log_examples([QUERIES[:1], QUERIES[1:]])  # what `vci test` sends to a deployment
     deployment = run.deploy(wait=True)  # commits the run; staging: a local server
-    print(f"deployed run {run.id} to {deployment['environment']} at {deployment['endpoint']}", file=sys.stderr)
+    print(f"deployed run {run.id} to {deployment.environment} at {deployment.endpoint}", file=sys.stderr)
     try:
         served = run.get_deployed_model().predict(QUERIES)
     finally:
-        undeploy(run.settings, deployment["environment"])  # stop the server: this is an example
+        undeploy(run.settings, deployment.environment)  # stop the server: this is an example
     result = {
         "run_id": run.id,
         "species": [answer["species"] for answer in served],

@@ -42,24 +42,24 @@ def live_deployment(settings):
 def test_deploy_run_packages_pushes_applies_and_waits(settings, tmp_path, registry):
     run = log_run(settings, tmp_path)
     result = deploy(settings, run.id, "staging", timeout=60)
-    assert result["status"] == "deployed" and result["image"].startswith(f"{registry.host}/ml/scaler@sha256:")
-    assert result["changes"]["Deployment/scaler-staging"] == "created"
-    assert set(result["changes"]) == {
+    assert result.status == "deployed" and result.image.startswith(f"{registry.host}/ml/scaler@sha256:")
+    assert result.changes["Deployment/scaler-staging"] == "created"
+    assert set(result.changes) == {
         "Deployment/scaler-staging",
         "Service/scaler-staging",
         "PodDisruptionBudget/scaler-staging",
     }
     live = live_deployment(settings)
-    assert live["metadata"]["annotations"]["vci.dev/release-id"] == result["release_id"]
+    assert live["metadata"]["annotations"]["vci.dev/release-id"] == result.release_id
     assert live["metadata"]["annotations"]["vci.dev/run-id"] == run.id
     assert live["status"]["availableReplicas"] == 2
     version = live["metadata"]["resourceVersion"]
 
-    again = deploy(settings, result["image"], "staging", timeout=60)  # the same digest, by reference
-    assert again["status"] == "unchanged" and again["release_id"] == result["release_id"]
+    again = deploy(settings, result.image, "staging", timeout=60)  # the same digest, by reference
+    assert again.status == "unchanged" and again.release_id == result.release_id
     assert live_deployment(settings)["metadata"]["resourceVersion"] == version
     st = status(settings, "staging")
-    assert st["state"] == "ready" and st["digest"] == result["digest"] and st["run_id"] == run.id
+    assert st.state == "ready" and st.digest == result.digest and st.run_id == run.id
     undeploy(settings, "staging")
     assert live_deployment(settings) is None
     with pytest.raises(NotFoundError):
@@ -70,9 +70,9 @@ def test_dry_run_shows_a_diff_and_changes_nothing(settings, tmp_path):
     first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
     version = live_deployment(settings)["metadata"]["resourceVersion"]
     plan = deploy(settings, log_run(settings, tmp_path, "4").id, "staging", dry_run=True)
-    assert plan["status"] == "would-deploy" and plan["previous"] == first["image"]
-    assert f"-  {first['image']}" in plan["diff"] or first["image"] in plan["diff"]
-    assert "+" in plan["diff"] and plan["image"] in plan["diff"]
+    assert plan.status == "would-deploy" and plan.previous == first.image
+    assert f"-  {first.image}" in plan.diff or first.image in plan.diff
+    assert "+" in plan.diff and plan.image in plan.diff
     assert live_deployment(settings)["metadata"]["resourceVersion"] == version
     undeploy(settings, "staging")
 
@@ -86,11 +86,11 @@ def test_broken_rollout_is_rolled_back_and_explained(settings, tmp_path, registr
         deploy(broken_settings, log_run(broken_settings, tmp_path, "6").id, "staging", timeout=8)
     message = str(err.value)
     assert "rollout of scaler-staging failed" in message and "CrashLoopBackOff" in message
-    assert f"rolled back to {good['image']}" in message
+    assert f"rolled back to {good.image}" in message
     live = live_deployment(settings)
-    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good["image"]
-    assert live["metadata"]["annotations"]["vci.dev/release-id"] == good["release_id"]
-    assert status(settings, "staging")["state"] == "ready"
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good.image
+    assert live["metadata"]["annotations"]["vci.dev/release-id"] == good.release_id
+    assert status(settings, "staging").state == "ready"
     undeploy(settings, "staging")
 
 
@@ -103,19 +103,19 @@ def test_other_writers_keep_their_fields_and_vci_takes_back_its_own(settings, tm
     live.metadata.annotations["sidecar.example.com/inject"] = "true"
     live.spec.template.metadata.annotations["vault.example.com/agent-inject"] = "true"
     live.spec.template.spec.tolerations = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    live.spec.template.spec.containers[0].image = first["image"].replace("/scaler@", "/hijacked@")
+    live.spec.template.spec.containers[0].image = first.image.replace("/scaler@", "/hijacked@")
     apps.replace_namespaced_deployment("scaler-staging", "ml-staging", live, field_manager="platform")
     with caplog.at_level("WARNING", logger="vci"):
         second = deploy(settings, log_run(settings, tmp_path, "8").id, "staging", timeout=60)
-    assert second["changes"]["Deployment/scaler-staging"] == "updated"
+    assert second.changes["Deployment/scaler-staging"] == "updated"
     assert 'conflict with "platform"' in caplog.text and "takes them over" in caplog.text
     after = live_deployment(settings)
     pod = after["spec"]["template"]
-    assert pod["spec"]["containers"][0]["image"] == second["image"]
+    assert pod["spec"]["containers"][0]["image"] == second.image
     assert after["metadata"]["annotations"]["sidecar.example.com/inject"] == "true"
     assert pod["metadata"]["annotations"]["vault.example.com/agent-inject"] == "true"
     assert pod["spec"]["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert after["metadata"]["annotations"]["vci.dev/release-id"] == second["release_id"]
+    assert after["metadata"]["annotations"]["vci.dev/release-id"] == second.release_id
     undeploy(settings, "staging")
 
 
@@ -199,8 +199,8 @@ def test_cli_render_and_kubectl_sees_the_deployment(settings, tmp_path, kube):
 def test_user_flow_run_deploy_uses_the_cluster_when_the_default_environment_is_one(settings, tmp_path):
     run = log_run(settings, tmp_path, "11")
     result = run.deploy(wait=True, timeout=60)
-    assert result["status"] == "deployed" and result["run_id"] == run.id
-    assert status(settings)["run_id"] == run.id
+    assert result.status == "deployed" and result.run_id == run.id
+    assert status(settings).run_id == run.id
     model = run.get_deployed_model()
     assert model.url.endswith("/api/v1/namespaces/ml-staging/services/scaler-staging:http/proxy")
     undeploy(settings, "staging")
@@ -239,10 +239,10 @@ def test_a_deploy_keeps_the_replicas_an_hpa_scaled_out_to(tmp_path, kube, regist
     apps.patch_namespaced_deployment_scale("scaler-staging", "ml-staging", {"spec": {"replicas": 6}})
     wait_for(lambda: live_deployment(settings)["status"].get("availableReplicas") == 6, "6 available pods")
     second = deploy(settings, log_run(settings, tmp_path, "4").id, "staging", timeout=60)
-    assert second["image"] != first["image"] and second["changes"]["Deployment/scaler-staging"] == "updated"
+    assert second.image != first.image and second.changes["Deployment/scaler-staging"] == "updated"
     live = live_deployment(settings)
     assert live["spec"]["replicas"] == 6 and live["status"]["availableReplicas"] == 6
-    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == second["image"]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == second.image
     undeploy(settings, "staging")
 
 

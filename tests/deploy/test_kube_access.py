@@ -38,6 +38,6 @@ def test_predictions_use_the_kubeconfigs_tls_server_name(named_tls, tmp_path, mo
     with pytest.raises(requests.exceptions.SSLError, match="(?i)hostname|match"):
         requests.get(named_tls.url + "/healthz", verify=str(named_tls.ca_file), timeout=10)  # 127.0.0.1 is not named
     deploy(settings, log_run(settings, tmp_path).id, "staging", timeout=30)
-    assert status(settings, "staging")["state"] == "ready"
+    assert status(settings, "staging").state == "ready"
     assert deployed_model(settings, "staging").predict([1, 2]) == [2, 4]  # through the proxy, verified TLS
     undeploy(settings, "staging")

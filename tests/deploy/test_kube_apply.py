@@ -52,10 +52,10 @@ def test_objects_vci_no_longer_renders_are_pruned(project, tmp_path):
     assert set(live_objects(settings)) == set(KINDS)
     settings = project(replicas=1)  # no autoscaling, one replica: neither HPA nor PDB is rendered
     dry = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", dry_run=True)
-    assert sorted(dry["prune"]) == ["HorizontalPodAutoscaler/scaler-staging", "PodDisruptionBudget/scaler-staging"]
+    assert sorted(dry.prune) == ["HorizontalPodAutoscaler/scaler-staging", "PodDisruptionBudget/scaler-staging"]
     assert set(live_objects(settings)) == set(KINDS)  # a dry run deletes nothing
     result = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
-    assert result["changes"]["HorizontalPodAutoscaler/scaler-staging"] == "deleted"
+    assert result.changes["HorizontalPodAutoscaler/scaler-staging"] == "deleted"
     assert set(live_objects(settings)) == {"Deployment", "Service"}
     assert live_objects(settings)["Deployment"]["spec"]["replicas"] == 1  # no HPA overriding it any more
 
@@ -86,7 +86,7 @@ def test_a_refusal_found_by_the_dry_run_writes_nothing(tmp_path, registry, scrat
         with pytest.raises(AuthError, match="patch HorizontalPodAutoscaler ml-staging/scaler-staging"):
             deploy(settings, log_run(settings, tmp_path, "6").id, "staging", timeout=60)
         after = live_objects(settings)
-        assert after == before and image_of(after["Deployment"]) == first["image"]  # not even a resourceVersion
+        assert after == before and image_of(after["Deployment"]) == first.image  # not even a resourceVersion
     finally:
         server.stop()
 
@@ -108,15 +108,15 @@ def test_a_failure_after_the_deployment_is_written_puts_everything_back(project,
     settings = project(**AUTOSCALED)
     with pytest.raises(DeployError, match="request timed out; .*rolled back to") as failed:
         deploy(settings, log_run(settings, tmp_path, "8").id, "staging", timeout=60)
-    assert f"rolled back to {first['image']}" in str(failed.value)
+    assert f"rolled back to {first.image}" in str(failed.value)
     after = live_objects(settings)
-    assert set(after) == set(before) and image_of(after["Deployment"]) == first["image"]
+    assert set(after) == set(before) and image_of(after["Deployment"]) == first.image
     assert after["Deployment"]["spec"]["replicas"] == before["Deployment"]["spec"]["replicas"]
     vci_notes = [
         {k: v for k, v in o["Deployment"]["metadata"]["annotations"].items() if k.startswith("vci.dev/")}
         for o in (before, after)
     ]
-    assert vci_notes[0] == vci_notes[1] and vci_notes[0]["vci.dev/release-id"] == first["release_id"]
+    assert vci_notes[0] == vci_notes[1] and vci_notes[0]["vci.dev/release-id"] == first.release_id
 
 
 def test_pod_annotations_and_labels_of_the_environment_reach_the_pods(project, tmp_path):

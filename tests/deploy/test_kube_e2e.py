@@ -39,20 +39,20 @@ def test_deploy_predict_through_the_proxy_then_a_broken_image_is_rolled_back(
     )
     settings = load_settings(cwd=tmp_path, environ={})
     good = deploy(settings, log_run(settings, tmp_path, Scaler, "3").id, "staging", timeout=120)
-    assert status(settings, "staging")["state"] == "ready"
+    assert status(settings, "staging").state == "ready"
     model = deployed_model(settings, "staging")
     assert "/services/scaler-staging:http/proxy" in model.url
     assert model.predict([1, 2]) == [3.0, 6.0]  # through the API server's service proxy, with its token
 
     with pytest.raises(DeployError) as err:
         deploy(settings, log_run(settings, tmp_path, BrokenScaler, "4").id, "staging", timeout=25)
-    assert f"rolled back to {good['image']}" in str(err.value)
+    assert f"rolled back to {good.image}" in str(err.value)
     assert (
         "self-test failed on purpose" in str(err.value)
         or "Readiness" in str(err.value)
         or "not complete" in str(err.value)
     )
     live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
-    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good["image"]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == good.image
     assert deployed_model(settings, "staging").predict([5]) == [15.0]  # the old version kept serving
     undeploy(settings, "staging")

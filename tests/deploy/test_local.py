@@ -53,20 +53,20 @@ def make_run(settings, tmp_path, factor, cls=Doubler):
 def test_user_flow_deploy_predict_replace_undeploy(settings, tmp_path):
     run = make_run(settings, tmp_path, 2)
     first = run.deploy(wait=True)
-    assert first["status"] == "deployed" and first["digest"] == run.version
+    assert first.status == "deployed" and first.digest == run.version
     assert run.get_deployed_model().predict([1, 2]) == [2, 4]
-    assert deploy(settings, run.id)["status"] == "unchanged"  # idempotent: no restart
-    old_pid = status(settings)["pid"]
+    assert deploy(settings, run.id).status == "unchanged"  # idempotent: no restart
+    old_pid = status(settings).pid
 
     second = make_run(settings, tmp_path, 3)
     result = deploy(settings, second.id, "staging")
-    assert result["previous"] == run.version and result["release_id"] != first["release_id"]
+    assert result.previous == run.version and result.release_id != first.release_id
     assert second.get_deployed_model().predict([1]) == [3]
     assert not is_server_process(old_pid)  # the old server was stopped after the switch
-    assert status(settings)["state"] == "ready"
+    assert status(settings).state == "ready"
 
     undeploy(settings, "staging")
-    assert status(settings)["state"] == "not-deployed"
+    assert status(settings).state == "not-deployed"
     with pytest.raises(NotFoundError, match="nothing is deployed"):
         run.get_deployed_model()
 
@@ -79,15 +79,15 @@ def test_failed_deploy_leaves_the_previous_one_serving(settings, tmp_path):
     with pytest.raises(DeployError, match="previous deployment keeps serving"):
         deploy(settings, broken.id, timeout=8)
     after = status(settings)
-    assert after["pid"] == before["pid"] and after["digest"] == good.version and after["state"] == "ready"
+    assert after.pid == before.pid and after.digest == good.version and after.state == "ready"
     assert good.get_deployed_model().predict([1]) == [5]
 
 
 def test_dry_run_touches_nothing_and_images_are_refused(settings, tmp_path):
     run = make_run(settings, tmp_path, 2)
     plan = deploy(settings, run.id, dry_run=True)
-    assert plan["status"] == "would-deploy" and plan["previous"] is None
-    assert status(settings)["state"] == "not-deployed"
+    assert plan.status == "would-deploy" and plan.previous is None
+    assert status(settings).state == "not-deployed"
     with pytest.raises(UsageError, match="image reference"):
         deploy(settings, "registry.example.com/ml/iris@sha256:" + "a" * 64)
 

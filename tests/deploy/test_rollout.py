@@ -126,7 +126,7 @@ def test_a_fix_deployed_onto_a_stalled_deployment_rolls_out(slow_settings, tmp_p
     stall(slow_settings, image)
     slow_settings.environments["staging"].env = {"FIXED": "yes"}  # a new template: a new ReplicaSet
     result = deploy(slow_settings, image, "staging")
-    assert result["status"] == "deployed"
+    assert result.status == "deployed"
     live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
     env = {e["name"]: e.get("value") for e in live["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env.get("FIXED") == "yes" and "FAKE_KUBE_BEHAVIOUR" not in env  # not rolled back to the broken one
@@ -139,7 +139,7 @@ def test_the_previous_version_redeployed_onto_a_stalled_deployment_rolls_out(slo
     deploy(slow_settings, image, "staging")
     stall(slow_settings, image)
     slow_settings.environments["staging"].env = {}  # the first template: its ReplicaSet exists
-    assert deploy(slow_settings, image, "staging")["status"] == "deployed"
+    assert deploy(slow_settings, image, "staging").status == "deployed"
     live = target_for(slow_settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
     env = {e["name"]: e.get("value") for e in live["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "FAKE_KUBE_BEHAVIOUR" not in env and live["status"].get("availableReplicas") == 1
@@ -153,7 +153,7 @@ def test_a_stalled_rollout_still_fails_and_is_rolled_back(slow_settings, tmp_pat
     started = time.monotonic()
     with pytest.raises(DeployError) as err:
         deploy(slow_settings, image, "staging")
-    assert "progress deadline exceeded" in str(err.value) and f"rolled back to {good['image']}" in str(err.value)
+    assert "progress deadline exceeded" in str(err.value) and f"rolled back to {good.image}" in str(err.value)
     assert time.monotonic() - started < 20, "failed by the controller's deadline, not by a total of vci's"
 
 
@@ -182,7 +182,7 @@ def test_a_rollout_longer_than_its_progress_deadline_succeeds_while_it_progresse
     deploy(settings, image, "staging")
     settings.environments["staging"].env["VERSION"] = "2"  # a new template, same image
     started = time.monotonic()
-    assert deploy(settings, image, "staging")["status"] == "deployed"
+    assert deploy(settings, image, "staging").status == "deployed"
     took = time.monotonic() - started
     assert took > 2 * 3, f"the rollout took {took:.1f}s: not longer than its deadline, so this proves nothing"
     live = target_for(settings, "staging").cluster.read("Deployment", "scaler-staging", "ml-staging")
@@ -196,7 +196,7 @@ def test_an_overall_timeout_is_the_callers_choice(settings, tmp_path):
     settings.environments["staging"].env["VERSION"] = "3"
     with pytest.raises(DeployError, match=r"not complete after 2s \(the overall timeout asked for\)") as err:
         deploy(settings, image, "staging", timeout=2)
-    assert f"rolled back to {good['image']}" in str(err.value)
+    assert f"rolled back to {good.image}" in str(err.value)
 
 
 # -- pods that admission refuses ---------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_an_exhausted_quota_is_named_when_the_deadline_passes(tmp_path, monkeypa
         deploy(settings, image, "staging")
     message = str(err.value)
     assert "progress deadline exceeded" in message and "exceeded quota: compute, requested: pods=1" in message
-    assert f"rolled back to {good['image']}" in message
+    assert f"rolled back to {good.image}" in message
 
 
 def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monkeypatch, kube, registry, scratch_base):
@@ -268,7 +268,7 @@ def test_pods_vci_renders_pass_the_restricted_pod_security_level(tmp_path, monke
         "ml-restricted",
         labels={"pod-security.kubernetes.io/enforce": "restricted"},
     )
-    assert deploy(settings, pushed_image(settings, tmp_path, "9"), "staging")["status"] == "deployed"
+    assert deploy(settings, pushed_image(settings, tmp_path, "9"), "staging").status == "deployed"
 
 
 # -- the pod's own shutdown -------------------------------------------------------------------------------

@@ -229,7 +229,7 @@ def test_local_canary_promotes_fully(canary_settings, tmp_path):
     assert result["outcome"] == "succeeded" and result["strategy"] == "canary"
     assert [s["weight"] for s in result["canary"]] == [20, 50] and all(s["passed"] for s in result["canary"])
     after = status(canary_settings, "production")
-    assert after["digest"] == new.version and after["pid"] != before["pid"]
+    assert after.digest == new.version and after.pid != before.pid
     assert LocalTarget(canary_settings, canary_settings.environment("production")).canary_status() is None
 
 
@@ -240,7 +240,7 @@ def test_local_canary_breaking_a_rule_rolls_back(canary_settings, tmp_path, brok
     assert result["outcome"] == "rolled-back" and rule in result["reason"]
     assert "keeps its previous release" in result["reason"]
     after = status(canary_settings, "production")
-    assert after["digest"] == good.version and after["pid"] == before["pid"]  # stable never touched
+    assert after.digest == good.version and after.pid == before.pid  # stable never touched
     assert LocalTarget(canary_settings, canary_settings.environment("production")).canary_status() is None
     latest = history(canary_settings, "production")["releases"][0]
     assert latest["outcome"] == "rolled-back" and latest["digest"] == new.version and rule in latest["reason"]

@@ -82,7 +82,7 @@ def test_a_signal_mid_canary_removes_it_and_records_the_abort(local, tmp_path, s
     assert "the canary was removed" in error["error"]
     assert target.canary_status() is None and not is_server_process(canary["pid"])
     after = status(local, "production")
-    assert after["digest"] == before["digest"] and after["pid"] == before["pid"]  # stable untouched
+    assert after.digest == before.digest and after.pid == before.pid  # stable untouched
     latest = history(local, "production")["releases"][0]
     assert latest["outcome"] == "aborted" and latest["digest"] == new.version
     assert f"aborted by {sig.name}" in latest["reason"]
@@ -175,5 +175,5 @@ def test_sigterm_mid_canary_on_a_cluster_deletes_the_canary_deployment(cluster_s
     assert "the canary was removed" in json.loads(err.strip().splitlines()[-1])["error"]
     assert production.canary_status() is None  # the canary Deployment is gone from the cluster
     after = status(settings, "production")
-    assert after["image"] == before["image"] and after["release_id"] == before["release_id"]
+    assert after.image == before.image and after.release_id == before.release_id
     assert history(settings, "production")["releases"][0]["outcome"] == "aborted"

@@ -32,7 +32,7 @@ def test_concurrent_promotions_one_wins(settings, tmp_path):
         t.join(120)
     assert sorted(o.split(":")[0] for o in outcomes) == ["conflict", "succeeded"], outcomes
     assert "another release of 'production' is in progress" in [o for o in outcomes if o != "succeeded"][0]
-    assert status(settings, "production")["digest"] == run.version
+    assert status(settings, "production").digest == run.version
     records = history(settings, "production")["releases"]
     assert sorted(r["outcome"] for r in records) == ["failed", "succeeded"]
     assert promote(settings, "staging", "production")["outcome"] == "unchanged"  # the claim was released
@@ -49,6 +49,6 @@ def test_a_held_claim_blocks_promotion_and_changes_nothing(settings, tmp_path):
     with pytest.raises(ConflictError, match="CI runner elsewhere"):
         promote(settings, "staging", "production")
     after = status(settings, "production")
-    assert (after["pid"], after["digest"]) == (before["pid"], old.version)
+    assert (after.pid, after.digest) == (before.pid, old.version)
     ledger.release_claim(claim)
     assert promote(settings, "staging", "production")["digest"] == new.version

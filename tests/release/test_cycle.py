@@ -23,23 +23,23 @@ def test_deploy_test_promote_rollback_history(settings, tmp_path):
     assert smoke_test(settings, "staging")["passed"]
     first = promote(settings, "staging", "production")
     assert first["outcome"] == "succeeded" and first["digest"] == v1.version
-    assert status(settings, "production")["digest"] == v1.version
-    assert status(settings, "production")["release_id"] == first["release_id"]
+    assert status(settings, "production").digest == v1.version
+    assert status(settings, "production").release_id == first["release_id"]
 
     again = promote(settings, "staging", "production")
     assert again["outcome"] == "unchanged" and "nothing to do" in again["reason"]
-    assert status(settings, "production")["release_id"] == first["release_id"]  # not redeployed
+    assert status(settings, "production").release_id == first["release_id"]  # not redeployed
 
     v2 = make_run(settings, tmp_path, 3)
     deploy(settings, v2.id, "staging")
     second = promote(settings, "staging", "production")
-    assert second["previous"] == v1.version and status(settings, "production")["digest"] == v2.version
+    assert second["previous"] == v1.version and status(settings, "production").digest == v2.version
 
     back = rollback(settings, "production")
     assert back["outcome"] == "succeeded" and back["digest"] == v1.version and back["restored"] == first["release_id"]
-    assert status(settings, "production")["digest"] == v1.version
+    assert status(settings, "production").digest == v1.version
     forward = rollback(settings, "production", to=second["release_id"])
-    assert forward["digest"] == v2.version and status(settings, "production")["digest"] == v2.version
+    assert forward["digest"] == v2.version and status(settings, "production").digest == v2.version
 
     releases = history(settings, "production")["releases"]
     assert [(r["action"], r["outcome"]) for r in releases] == [
@@ -64,7 +64,7 @@ def test_failed_smoke_test_blocks_promotion_and_is_recorded(settings, tmp_path):
     assert not result["passed"] and result["failures"][0]["problem"] == "value"
     with pytest.raises(DeployError, match="smoke test of 'staging' failed"):
         promote(settings, "staging", "production", examples_file=wrong)
-    assert status(settings, "production")["state"] == "not-deployed"
+    assert status(settings, "production").state == "not-deployed"
     [record] = history(settings, "production")["releases"]
     assert record["outcome"] == "failed" and "smoke test" in record["reason"]
 
@@ -81,7 +81,7 @@ def test_approval_required_and_recorded(tmp_path, monkeypatch):
         deploy(settings, make_run(settings, tmp_path, 2).id, "staging")
         with pytest.raises(UsageError, match="requires an approval"):
             promote(settings, "staging", "production")
-        assert status(settings, "production")["state"] == "not-deployed"
+        assert status(settings, "production").state == "not-deployed"
         done = promote(settings, "staging", "production", approved_by="alice")
         [record] = history(settings, "production")["releases"]
         assert record["release_id"] == done["release_id"] and record["approver"] == "alice"
@@ -104,7 +104,7 @@ def test_refusals(settings, tmp_path):
     with pytest.raises(UsageError, match="no logged examples"):
         smoke_test(settings, "staging")
     plan = promote(settings, "staging", "production", dry_run=True, examples_file=None)
-    assert plan["outcome"] == "would-promote" and status(settings, "production")["state"] == "not-deployed"
+    assert plan["outcome"] == "would-promote" and status(settings, "production").state == "not-deployed"
 
 
 def test_cli_cycle(settings, tmp_path):
@@ -146,7 +146,7 @@ def test_promote_refuses_a_digest_other_than_the_approved_one(settings, tmp_path
     env = {**os.environ, "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(tmp_path / "cache")}
     v1, v2 = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 4)
     deploy(settings, v1.id, "staging")
-    approved = status(settings, "staging")["digest"]
+    approved = status(settings, "staging").digest
     deploy(settings, v1.id, "production")
     deploy(settings, v2.id, "staging")  # meanwhile, another build deploys to staging
     before = history(settings, "production")["releases"]
@@ -161,7 +161,7 @@ def test_promote_refuses_a_digest_other_than_the_approved_one(settings, tmp_path
     assert out.returncode == ConflictError.exit_code, out.stderr
     error = json.loads(out.stderr)
     assert error["code"] == "conflict" and approved in error["error"] and v2.version in error["error"]
-    assert status(settings, "production")["digest"] == v1.version
+    assert status(settings, "production").digest == v1.version
     assert history(settings, "production")["releases"] == before  # nothing recorded, nothing changed
     missing = subprocess.run(
         [sys.executable, "-m", "vci", "promote"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
@@ -183,14 +183,14 @@ def test_promote_refuses_when_staging_changes_before_its_smoke_test(settings, tm
     monkeypatch.setattr(promotion, "smoke_test", staging_changes_first)
     with pytest.raises(ConflictError, match="changed meanwhile"):
         promote(settings, "staging", "production", digest=v1.version)
-    assert status(settings, "production")["state"] == "not-deployed"
+    assert status(settings, "production").state == "not-deployed"
     assert [r["outcome"] for r in history(settings, "production")["releases"]] == ["failed"]
 
 
 def test_every_deploy_is_recorded_with_its_outcome(settings, tmp_path):
     good, broken = make_run(settings, tmp_path, 2), make_run(settings, tmp_path, 3, broken=True)
     first = deploy(settings, good.id, "staging")
-    assert deploy(settings, good.id, "staging")["status"] == "unchanged"
+    assert deploy(settings, good.id, "staging").status == "unchanged"
     with pytest.raises(DeployError):
         deploy(settings, broken.id, "staging", timeout=4)
     releases = history(settings, "staging")["releases"]
@@ -199,5 +199,5 @@ def test_every_deploy_is_recorded_with_its_outcome(settings, tmp_path):
         ("deploy", "unchanged", good.id),
         ("deploy", "succeeded", good.id),
     ]
-    assert releases[-1]["release_id"] == first["release_id"] and "keeps serving" in releases[0]["reason"]
-    assert status(settings, "staging")["digest"] == good.version
+    assert releases[-1]["release_id"] == first.release_id and "keeps serving" in releases[0]["reason"]
+    assert status(settings, "staging").digest == good.version

@@ -244,17 +244,17 @@ def test_a_canary_name_too_long_is_refused_before_anything_is_copied(simulated, 
     settings = load_settings({"project": project, "environments": envs, "store": str(tmp_path / "store")}, environ={})
     assert len(f"{project}-production") <= 63 < len(f"{project}-production-canary")
     first = deploy(settings, make_run(settings, tmp_path, 2, expected=False).id, "staging", timeout=30)
-    promote(settings, "staging", "production", digest=first["digest"])  # nothing ran there: direct
+    promote(settings, "staging", "production", digest=first.digest)  # nothing ran there: direct
     second = deploy(settings, make_run(settings, tmp_path, 3, expected=False).id, "staging", timeout=30)
     before = KubeTarget(settings, settings.environment("production")).status()
     try:
         with pytest.raises(UsageError) as refused:
-            promote(settings, "staging", "production", digest=second["digest"])
+            promote(settings, "staging", "production", digest=second.digest)
         with pytest.raises(Exception, match="(?i)unknown|not found"):
-            RegistryClient(reg.host).get_manifest("ml/long", second["digest"])  # nothing was copied
+            RegistryClient(reg.host).get_manifest("ml/long", second.digest)  # nothing was copied
         assert "canary Deployment would be named" in str(refused.value) and "(64 characters)" in str(refused.value)
         after = KubeTarget(settings, settings.environment("production")).status()
-        assert after["digest"] == before["digest"] == first["digest"] and after["canary"] is None
+        assert after.digest == before.digest == first.digest and after.canary is None
     finally:
         for env in ("staging", "production"):
             KubeTarget(settings, settings.environment(env)).undeploy()

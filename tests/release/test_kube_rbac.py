@@ -116,7 +116,7 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     kube = cluster[0]
     since = len(kube.requests)
     _, staged = stage(settings, tmp_path, 2)
-    assert status(settings, "staging")["state"] == "ready"
+    assert status(settings, "staging").state == "ready"
     assert deployed_model(settings, "staging").predict([1, 2]) == [2, 4]
     bad = make_run(settings, tmp_path, 9, broken=True)
     broken = target_for(settings, "staging").resolve_image(bad.id)["image"]
@@ -132,7 +132,7 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     assert second["outcome"] == "succeeded" and second["canary"][0]["requests"]["canary"] >= 6, second["reason"]
     assert deployed_model(settings, "production").predict([1]) == [3]
     back = rollback(settings, "production", to=first["release_id"], timeout=60)
-    assert back["outcome"] == "succeeded" and status(settings, "production")["digest"] == first["digest"]
+    assert back["outcome"] == "succeeded" and status(settings, "production").digest == first["digest"]
     assert [r["outcome"] for r in history(settings, "production")["releases"]] == ["succeeded"] * 3
     undeploy(settings, "production")
     undeploy(settings, "staging")

@@ -153,7 +153,7 @@ def test_direct_then_canary_promotion_then_rollback_by_release_id(settings, tmp_
     assert first["outcome"] == "succeeded" and first["digest"] == digest
     assert first["image"] == f"{reg.host}/ml/iris@{digest}"  # the same digest, in production's repository
     live = status(settings, "production")
-    assert live["state"] == "ready" and live["image"] == first["image"] and live["release_id"] == first["release_id"]
+    assert live.state == "ready" and live.image == first["image"] and live.release_id == first["release_id"]
     assert RegistryClient(reg.host).get_manifest("ml/iris", "production")[2] == digest
     assert target_for(settings, "production").client().predict([1, 2]) == [2, 4]
     assert promote(settings, "staging", "production", approved_by="alice")["outcome"] == "unchanged"
@@ -162,12 +162,12 @@ def test_direct_then_canary_promotion_then_rollback_by_release_id(settings, tmp_
     second = promote(settings, "staging", "production", strategy="canary", approved_by="bob", timeout=60)
     assert second["outcome"] == "succeeded", second["reason"]
     assert [s["weight"] for s in second["canary"]] == [34]
-    assert status(settings, "production")["digest"] == staged2.rsplit("@", 1)[1]
+    assert status(settings, "production").digest == staged2.rsplit("@", 1)[1]
     assert target_for(settings, "production").canary_status() is None
     assert target_for(settings, "production").client().predict([1]) == [3]
 
     back = rollback(settings, "production", to=first["release_id"], timeout=60)
-    assert back["digest"] == digest and status(settings, "production")["image"] == first["image"]
+    assert back["digest"] == digest and status(settings, "production").image == first["image"]
     releases = history(settings, "production")["releases"]
     assert [(r["action"], r["outcome"], r["approver"]) for r in releases] == [
         ("rollback", "succeeded", None),
@@ -186,7 +186,7 @@ def test_a_canary_breaking_the_error_rule_leaves_production_on_the_old_digest(se
     result = promote(settings, "staging", "production", strategy="canary", approved_by="alice", timeout=60)
     assert result["outcome"] == "rolled-back" and "error rate" in result["reason"]
     after = status(settings, "production")
-    assert after["image"] == before["image"] and after["release_id"] == before["release_id"]
+    assert after.image == before.image and after.release_id == before.release_id
     assert target_for(settings, "production").canary_status() is None
     latest = history(settings, "production")["releases"][0]
     assert latest["outcome"] == "rolled-back" and latest["digest"] == bad.rsplit("@", 1)[1]
@@ -209,7 +209,7 @@ def test_concurrent_cluster_promotions_one_wins(settings, tmp_path):
     for t in threads:
         t.join(120)
     assert sorted(outcomes) == ["conflict", "succeeded"]
-    assert status(settings, "production")["digest"] == staged.rsplit("@", 1)[1]
+    assert status(settings, "production").digest == staged.rsplit("@", 1)[1]
     assert sorted(r["outcome"] for r in history(settings, "production")["releases"]) == [
         "failed",
         "succeeded",

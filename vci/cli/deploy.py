@@ -74,21 +74,18 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
         allow_tag=allow_tag,
         insecure=insecure,
     )
-    if dry_run and result.get("diff") and output == "text":
-        click.echo(result["diff"])
-    if result["status"] in ("deployed", "applied"):
-        text = (
-            f"deployed {result['run_id']} to {result['environment']}: {result['endpoint']} "
-            f"(release {result['release_id']})"
-        )
-    elif result["status"] == "unchanged":
-        text = f"{result['environment']} already runs {result['run_id']} ({result['digest'][:19]}): nothing to do"
+    if dry_run and result.diff and output == "text":
+        click.echo(result.diff)
+    if result.status in ("deployed", "applied"):
+        text = f"deployed {result.run_id} to {result.environment}: {result.endpoint} (release {result.release_id})"
+    elif result.status == "unchanged":
+        text = f"{result.environment} already runs {result.run_id} ({(result.digest or '')[:19]}): nothing to do"
     else:
         text = (
-            f"would deploy {result['run_id']} ({result['digest'][:19]}) to {result['environment']}, "
-            f"replacing {result['previous'] or 'nothing'}"
+            f"would deploy {result.run_id} ({(result.digest or '')[:19]}) to {result.environment}, "
+            f"replacing {result.previous or 'nothing'}"
         )
-    emit(output, result, text)
+    emit(output, result.to_json(), text)
 
 
 @click.command("status")
@@ -97,7 +94,7 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
 @output_option
 def status_cmd(env, store, output):
     """Show what runs in an environment and whether it is ready."""
-    result = status(settings_for(store), env)
+    result = status(settings_for(store), env).to_json()
     if result["state"] == "not-deployed":
         text = f"{result['environment']}: nothing deployed"
     else:
@@ -112,7 +109,7 @@ def status_cmd(env, store, output):
 def undeploy_cmd(env, store, output):
     """Stop what runs in an environment and forget it."""
     result = undeploy(settings_for(store), env)
-    emit(output, result, f"removed {result['environment']} (was {result['digest'][:19]})")
+    emit(output, result.to_json(), f"removed {result.environment} (was {(result.digest or '')[:19]})")
 
 
 @click.command("predict")

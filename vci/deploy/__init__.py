@@ -8,10 +8,11 @@ import time
 
 from ..config import load_settings
 from ..errors import UsageError, VciError
-from ..ledger import record_deploy
+from ..ledger import Ledger, make_record
+from ..refs import is_image_reference
 from .kube import KubeTarget
 from .local import LocalTarget
-from .target import CanaryTarget, Deployable
+from .target import CanaryTarget, Deployable, DeployResult, Removal, Status
 
 
 def new_release_id() -> str:
@@ -36,14 +37,14 @@ def deploy(
     timeout: float | None = None,
     dry_run: bool = False,
     **options,
-) -> dict:
+) -> DeployResult:
     """Deploy a run (id or Run), or for a cluster an image by digest, to ``env`` (default staging).
 
     ``timeout`` (seconds) bounds the whole wait only when given: a cluster rollout otherwise fails when it
     stops making progress (the environment's ``progress_deadline``), and a local server gets 300 s to load.
 
-    Returns ``{environment, digest, release_id, endpoint, status, previous, ...}``; ``status`` is
-    ``deployed``, ``unchanged`` (what runs already is this digest) or ``would-deploy`` (dry run).
+    The result's ``status`` is ``deployed``, ``unchanged`` (what runs already is this digest) or
+    ``would-deploy`` (dry run). Every deploy but a dry run or a refused one is written to the ledger.
     """
     chosen, release_id = target_for(settings, env), new_release_id()
     try:
@@ -57,25 +58,39 @@ def deploy(
     return result
 
 
-def _record(settings, chosen, what, release_id: str, result: dict | None, error) -> None:
+def _record(settings, chosen, what, release_id: str, result: DeployResult | None, error) -> None:
     """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
+    image_ref = what if isinstance(what, str) and is_image_reference(what) else None
+    asked_run = None if image_ref is not None else getattr(what, "id", None) or str(what)
+    status = result.status if result is not None else None
+    record = make_record(
+        release_id=release_id,
+        environment=chosen.environment.name,
+        action="deploy",
+        outcome="failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded"),
+        digest=(result and result.digest) or (image_ref.rsplit("@", 1)[1] if image_ref and "@" in image_ref else None),
+        run_id=(result and result.run_id) or asked_run,
+        image=(result and result.image) or image_ref,
+        previous=result.previous if result is not None else None,
+        reason=str(error) if error is not None else status,
+    )
     try:
-        record_deploy(settings, chosen.environment, what, release_id, result, error)
+        Ledger.for_settings(settings).append(record)
     except VciError as exc:
         logging.getLogger("vci").warning("the release ledger was not written: %s", exc)
 
 
-def deploy_run(run, env: str | None = None, *, wait: bool = True, **options) -> dict:
+def deploy_run(run, env: str | None = None, *, wait: bool = True, **options) -> DeployResult:
     """``run.deploy()``: deploy a Run with the settings it was created with."""
     return deploy(run.settings or load_settings(), run, env, wait=wait, **options)
 
 
-def status(settings, env: str | None = None) -> dict:
+def status(settings, env: str | None = None) -> Status:
     """What runs in ``env`` now and whether it is ready."""
     return target_for(settings, env).status()
 
 
-def undeploy(settings, env: str | None = None) -> dict:
+def undeploy(settings, env: str | None = None) -> Removal:
     """Stop what runs in ``env`` and forget it."""
     return target_for(settings, env).undeploy()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from functools import cached_property
+from functools import cached_property, partial
 
 from ..build import Options
 from ..build.image import build_image
@@ -46,6 +46,7 @@ from .manifests import (
     validate_spec,
 )
 from .rollout import diagnose, wait_rollout, wait_terminated
+from .target import DeployResult, Removal, Status
 
 log = logging.getLogger("vci")
 PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
@@ -147,7 +148,7 @@ class KubeTarget:
         dry_run: bool = False,
         allow_tag: bool = False,
         insecure=None,
-    ) -> dict:
+    ) -> DeployResult:
         """Validate everything (vci, then the server by dry run), apply what changed, wait, prune.
 
         ``timeout`` bounds the wait only when given: a rollout fails once it stops progressing. Any failure
@@ -158,27 +159,27 @@ class KubeTarget:
         objects = render(spec)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
-        base = {
-            "environment": spec.environment,
-            "digest": _digest(spec.image),
-            "image": spec.image,
-            "run_id": spec.run_id,
-            "endpoint": self.endpoint(spec),
-            "previous": _live_image(live),
-        }
+        result = partial(
+            DeployResult,
+            environment=spec.environment,
+            digest=_digest(spec.image),
+            image=spec.image,
+            run_id=spec.run_id,
+            endpoint=self.endpoint(spec),
+            previous=_live_image(live),
+        )
         planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
         stale = self.stale_objects(spec, objects)
         if not any(planned.values()) and not stale:
-            return {**base, "status": "unchanged", "release_id": _annotation(live, "release-id"), "dry_run": dry_run}
+            return result(status="unchanged", release_id=_annotation(live, "release-id"), dry_run=dry_run)
         if dry_run:
-            return {
-                **base,
-                "status": "would-deploy",
-                "release_id": None,
-                "dry_run": True,
-                "diff": diff_objects(objects, lives, planned),
-                "prune": [_key(o) for o in stale],
-            }
+            return result(
+                status="would-deploy",
+                release_id=None,
+                dry_run=True,
+                diff=diff_objects(objects, lives, planned),
+                prune=[_key(o) for o in stale],
+            )
         first = [o for o in stale if o["kind"] == "HorizontalPodAutoscaler"]  # it would fight the new replicas
         writes = [o for o in apply_order(objects) if planned[_key(o)]]
         changes = self._apply_all(spec, first, writes, lives, wait, timeout)
@@ -187,7 +188,7 @@ class KubeTarget:
                 changes[_key(obj)] = (
                     "deleted" if self.cluster.delete(obj["kind"], _name(obj), spec.namespace) else "gone"
                 )
-        return {**base, "status": "deployed" if wait else "applied", "release_id": release_id, "changes": changes}
+        return result(status="deployed" if wait else "applied", release_id=release_id, changes=changes)
 
     def _apply_all(
         self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool, timeout: float | None
@@ -276,30 +277,30 @@ class KubeTarget:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""
         return self.spec({"image": ""}, None, allow_tag=True)
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
-            return {"environment": spec.environment, "state": "not-deployed", "namespace": spec.namespace}
+            return Status(environment=spec.environment, state="not-deployed", namespace=spec.namespace)
         st = live.get("status") or {}
         want, ready = live["spec"].get("replicas", 1), st.get("availableReplicas", 0)
         canary = self.cluster.read("Deployment", f"{spec.object_name}-canary", spec.namespace)
-        return {
-            "environment": spec.environment,
-            "state": "ready" if ready >= want and want else "unready",
-            "namespace": spec.namespace,
-            "deployment": spec.object_name,
-            "image": _live_image(live),
-            "digest": _digest(_live_image(live) or ""),
-            "run_id": _annotation(live, "run-id"),
-            "release_id": _annotation(live, "release-id"),
-            "replicas": want,
-            "available": ready,
-            "endpoint": self.endpoint(spec),
-            "canary": _live_image(canary),
-        }
+        return Status(
+            environment=spec.environment,
+            state="ready" if ready >= want and want else "unready",
+            namespace=spec.namespace,
+            deployment=spec.object_name,
+            image=_live_image(live),
+            digest=_digest(_live_image(live) or ""),
+            run_id=_annotation(live, "run-id"),
+            release_id=_annotation(live, "release-id"),
+            replicas=want,
+            available=ready,
+            endpoint=self.endpoint(spec),
+            canary=_live_image(canary),
+        )
 
-    def undeploy(self) -> dict:
+    def undeploy(self) -> Removal:
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
@@ -312,12 +313,11 @@ class KubeTarget:
             ("PodDisruptionBudget", spec.object_name),
         ):
             self.cluster.delete(kind, name, spec.namespace)
-        return {
-            "environment": spec.environment,
-            "status": "removed",
-            "digest": _digest(_live_image(live) or ""),
-            "release_id": _annotation(live, "release-id"),
-        }
+        return Removal(
+            environment=spec.environment,
+            digest=_digest(_live_image(live) or ""),
+            release_id=_annotation(live, "release-id"),
+        )
 
     def endpoint(self, spec: DeploySpec) -> str:
         return f"http://{spec.service_name}.{spec.namespace}.svc.cluster.local"
@@ -329,7 +329,7 @@ class KubeTarget:
 
     def client(self, **options):
         """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
-        if self.status()["state"] == "not-deployed":
+        if not self.status().deployed:
             raise NotFoundError(
                 f"nothing is deployed to {self.environment.name!r}",
                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",

@@ -10,6 +10,7 @@ from ..errors import RemoteError, UsageError
 from ..refs import is_image_reference
 from ..runs import resolve_run
 from . import process
+from .target import DeployResult, Removal, Status
 
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
 
@@ -33,7 +34,7 @@ class LocalTarget:
         port: int | None = None,
         allow_tag: bool = False,
         insecure=None,
-    ) -> dict:
+    ) -> DeployResult:
         """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
         as True: a switch before readiness would leave a gap)."""
         if isinstance(what, str) and is_image_reference(what):
@@ -63,49 +64,44 @@ class LocalTarget:
                 }
             )
             old = process.replace_deployment(self.state, name, record)
-        return {
-            "environment": name,
-            "digest": run.version,
-            "release_id": release_id,
-            "endpoint": record["url"],
-            "run_id": run.id,
-            "status": "deployed",
-            "previous": (old or {}).get("digest"),
-        }
+        return DeployResult(
+            environment=name,
+            status="deployed",
+            digest=run.version,
+            run_id=run.id,
+            release_id=release_id,
+            endpoint=record["url"],
+            previous=(old or {}).get("digest"),
+        )
 
     @staticmethod
     def _ready(record: dict) -> bool:
         return process.is_server_process(record.get("pid")) and process.probe_ready(record["url"])
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         name = self.environment.name
         record = process.read_deployment(self.state, name)
         if record is None:
-            return {"environment": name, "state": "not-deployed"}
+            return Status(environment=name, state="not-deployed")
         alive = process.is_server_process(record.get("pid"))
         ready = alive and process.probe_ready(record["url"])
-        return {
-            "environment": name,
-            "state": "ready" if ready else ("unready" if alive else "stopped"),
-            "digest": record["digest"],
-            "run_id": record["run_id"],
-            "release_id": record["release_id"],
-            "endpoint": record["url"],
-            "pid": record["pid"],
-            "started": record["started"],
-            "log": record["log"],
-        }
+        return Status(
+            environment=name,
+            state="ready" if ready else ("unready" if alive else "stopped"),
+            digest=record["digest"],
+            run_id=record["run_id"],
+            release_id=record["release_id"],
+            endpoint=record["url"],
+            pid=record["pid"],
+            started=record["started"],
+            log=record["log"],
+        )
 
-    def undeploy(self) -> dict:
+    def undeploy(self) -> Removal:
         name = self.environment.name
         with process.environment_lock(self.state, name):
             record = process.remove_deployment(self.state, name)
-        return {
-            "environment": name,
-            "status": "removed",
-            "digest": record["digest"],
-            "release_id": record["release_id"],
-        }
+        return Removal(environment=name, digest=record["digest"], release_id=record["release_id"])
 
     def client(self, **options):
         record = process.require_deployment(self.state, self.environment.name)
@@ -207,15 +203,15 @@ def _scrape(record: dict) -> dict[str, str]:
         return {}
 
 
-def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> dict:
+def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> DeployResult:
     same = status == "unchanged"
-    return {
-        "environment": env,
-        "digest": run.version,
-        "run_id": run.id,
-        "status": status,
-        "release_id": (current or {}).get("release_id") if same else None,
-        "endpoint": (current or {}).get("url") if same else None,
-        "previous": (current or {}).get("digest"),
-        "dry_run": dry_run,
-    }
+    return DeployResult(
+        environment=env,
+        status=status,
+        digest=run.version,
+        run_id=run.id,
+        release_id=(current or {}).get("release_id") if same else None,
+        endpoint=(current or {}).get("url") if same else None,
+        previous=(current or {}).get("digest"),
+        dry_run=dry_run,
+    )

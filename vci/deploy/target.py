@@ -9,6 +9,7 @@ What a target deploys is a run (a Run or its id) or, on a cluster, an image refe
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from ..client import DeployedModel
@@ -16,6 +17,79 @@ from ..config import Environment
 from ..runs import Run
 
 Deployable = Run | str  # a run (a Run or its id), or on a cluster an image reference by digest
+
+
+def _shown(result: Any, always: frozenset[str]) -> dict:
+    """A result as its JSON object: the fields every target fills, and the others that this one filled."""
+    return {k: v for k, v in asdict(result).items() if k in always or v is not None}
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deploy did: ``status`` is deployed, applied (not waited for), unchanged or would-deploy."""
+
+    environment: str
+    status: str
+    digest: str | None
+    run_id: str | None
+    release_id: str | None
+    endpoint: str | None
+    previous: str | None  # the digest that ran before
+    image: str | None = None  # a cluster's image reference by digest
+    dry_run: bool | None = None
+    changes: dict[str, str] | None = None  # "Kind/name": created | updated | unchanged | deleted | gone
+    diff: str | None = None  # a dry run's diff of the live objects against the rendered ones
+    prune: list[str] | None = None  # a dry run's objects that would be deleted
+
+    def to_json(self) -> dict:
+        return _shown(self, _DEPLOY_FIELDS)
+
+
+_DEPLOY_FIELDS = frozenset({"environment", "status", "digest", "run_id", "release_id", "endpoint", "previous"})
+
+
+@dataclass(frozen=True)
+class Status:
+    """What runs in an environment: ``state`` is ready, unready, stopped (local) or not-deployed."""
+
+    environment: str
+    state: str
+    digest: str | None = None
+    run_id: str | None = None
+    release_id: str | None = None
+    endpoint: str | None = None
+    image: str | None = None  # a cluster's: its Deployment, replicas wanted and available, canary image
+    namespace: str | None = None
+    deployment: str | None = None
+    replicas: int | None = None
+    available: int | None = None
+    canary: str | None = None
+    pid: int | None = None  # a local server's: its process, start time and log file
+    started: str | None = None
+    log: str | None = None
+
+    @property
+    def deployed(self) -> bool:
+        return self.state != "not-deployed"
+
+    def to_json(self) -> dict:
+        return _shown(self, _STATUS_FIELDS if self.deployed else frozenset({"environment", "state"}))
+
+
+_STATUS_FIELDS = frozenset({"environment", "state", "digest", "run_id", "release_id", "endpoint"})
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What an undeploy removed."""
+
+    environment: str
+    digest: str | None
+    release_id: str | None
+    status: str = "removed"
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 class Canary(Protocol):
@@ -54,14 +128,14 @@ class Target(Protocol):
         dry_run: bool = False,
         allow_tag: bool = False,
         insecure: bool | None = None,
-    ) -> dict:
-        """``{environment, digest, release_id, endpoint, status, previous, ...}`` (``--output json``)."""
+    ) -> DeployResult:
+        """Deploy ``what`` (or say what would change, for a dry run)."""
 
-    def status(self) -> dict:
-        """``{environment, state, digest, run_id, release_id, endpoint, ...}``; state ``not-deployed`` when empty."""
+    def status(self) -> Status:
+        """What runs now; state ``not-deployed`` when nothing does."""
 
-    def undeploy(self) -> dict:
-        """Remove what runs (canary included): ``{environment, status: removed, digest, release_id}``."""
+    def undeploy(self) -> Removal:
+        """Remove what runs (canary included)."""
 
     def client(self, **options: Any) -> DeployedModel:
         """A client for the live endpoint."""

@@ -17,7 +17,7 @@ from typing import Any
 from ..deploy import new_release_id, target_for
 from ..deploy.local import LocalTarget
 from ..deploy.process import environment_lock
-from ..deploy.target import Target
+from ..deploy.target import Status, Target
 from ..digests import check_digest
 from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
 from ..ledger import Ledger, ReleaseRecord, make_record
@@ -59,23 +59,23 @@ def require_approval(dst, approved_by: str | None) -> None:
         )
 
 
-def live_release(target: Target) -> dict:
+def live_release(target: Target) -> Status:
     """What runs in an environment, refusing one that is not ready."""
     live = target.status()
     name = target.environment.name
-    if live["state"] != "ready" or not live.get("digest"):
+    if live.state != "ready" or not live.digest:
         raise DeployError(
-            f"{name!r} is {live['state']}: there is no healthy digest to promote",
+            f"{name!r} is {live.state}: there is no healthy digest to promote",
             hint=f"check `vci status --env {name}` and deploy a working release first",
         )
     return live
 
 
-def require_digest(live: dict, digest: str | None, name: str, what: str = "runs") -> None:
-    """Refuse (changing nothing) when ``name`` no longer runs the approved ``digest``."""
-    if digest is not None and live.get("digest") != digest:
+def require_digest(found: str | None, digest: str | None, name: str, what: str = "runs") -> None:
+    """Refuse (changing nothing) when ``name`` no longer runs (``found``) the approved ``digest``."""
+    if digest is not None and found != digest:
         raise ConflictError(
-            f"{name!r} {what} {live.get('digest') or 'nothing'}, not the approved {digest}: nothing was promoted",
+            f"{name!r} {what} {found or 'nothing'}, not the approved {digest}: nothing was promoted",
             hint=f"promote what was tested (`vci status --env {name}` shows what runs now), "
             "or test and approve the new digest",
         )
@@ -115,32 +115,32 @@ def promote(
     if digest is not None:
         digest = check_digest(digest)
     live = live_release(src)
-    require_digest(live, digest, source)
+    require_digest(live.digest, digest, source)
     current = dst.status()
     chosen = choose_strategy(strategy, dst_env)
-    if chosen == "canary" and current.get("state") == "ready":
+    if chosen == "canary" and current.state == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
     result = {
         "from": source,
         "to": destination,
-        "digest": live["digest"],
-        "run_id": live.get("run_id"),
-        "image": live.get("image"),
+        "digest": live.digest,
+        "run_id": live.run_id,
+        "image": live.image,
         "strategy": chosen,
-        "previous": current.get("digest"),
+        "previous": current.digest,
         "release_id": None,
         "dry_run": dry_run,
     }
-    if current.get("digest") == live["digest"] and current.get("state") == "ready":
-        result.update(outcome="unchanged", reason=f"{destination!r} already runs {live['digest']}: nothing to do")
+    if current.digest == live.digest and current.state == "ready":
+        result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
         return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
     if dry_run:
         return {
             **result,
             "outcome": "would-promote",
-            "reason": f"would move {live['digest']} from {source!r} to {destination!r} ({chosen}), "
-            f"replacing {current.get('digest') or 'nothing'}",
+            "reason": f"would move {live.digest} from {source!r} to {destination!r} ({chosen}), "
+            f"replacing {current.digest or 'nothing'}",
         }
     release_id = new_release_id()
     done = recorded_attempt(
@@ -181,7 +181,7 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
 
     examples = examples_for(settings, live, src_env.name, examples_file)
     gate = smoke_test(settings, src_env.name, examples=examples)
-    require_digest(gate, live["digest"], src_env.name, "changed meanwhile: it was tested with")
+    require_digest(gate["digest"], live.digest, src_env.name, "changed meanwhile: it was tested with")
     if not gate["passed"]:
         raise DeployError(
             f"the smoke test of {src_env.name!r} failed on {len(gate['failures'])} of "
@@ -190,20 +190,20 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         )
     done: dict[str, Any] = {"gate": {"passed": True, "checked": gate["checked"]}}
     if dst.environment.is_local:
-        what = live["run_id"]
+        what = live.run_id
     else:
-        copied = copy_to_environment(live["image"], dst.environment, tag=False, source_insecure=src_env.insecure)
+        copied = copy_to_environment(live.image, dst.environment, tag=False, source_insecure=src_env.insecure)
         done.update(copied)
         what = done["image"]
-    if strategy == "canary" and dst.status().get("state") == "ready":
+    if strategy == "canary" and dst.status().state == "ready":
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     else:
         deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
         note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
         done.update(
             outcome="succeeded",
-            endpoint=deployed.get("endpoint"),
-            reason=f"deployed {live['digest']} to {dst.environment.name!r}{note}",
+            endpoint=deployed.endpoint,
+            reason=f"deployed {live.digest} to {dst.environment.name!r}{note}",
         )
     if done["outcome"] == "succeeded" and not dst.environment.is_local:
         tag_in_environment(what, dst.environment)  # the environment's tag moves only once it runs there

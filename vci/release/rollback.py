@@ -60,7 +60,7 @@ def rollback(
     name = target.environment.name
     ledger = Ledger.for_settings(settings)
     current = target.status()
-    chosen = choose_release(ledger.records(name), current.get("digest"), to)
+    chosen = choose_release(ledger.records(name), current.digest, to)
     what = chosen.image if not target.environment.is_local else chosen.run_id
     result = {
         "environment": name,
@@ -68,11 +68,11 @@ def rollback(
         "run_id": chosen.run_id,
         "image": chosen.image,
         "restored": chosen.release_id,
-        "previous": current.get("digest"),
+        "previous": current.digest,
         "release_id": None,
         "dry_run": dry_run,
     }
-    if current.get("digest") == chosen.digest and current.get("state") == "ready":
+    if current.digest == chosen.digest and current.state == "ready":
         return {**result, "outcome": "unchanged", "reason": f"{name!r} already runs {chosen.digest}"}
     if dry_run:
         return {**result, "outcome": "would-roll-back"}
@@ -92,14 +92,14 @@ def rollback(
         run_id=chosen.run_id,
         image=chosen.image,
         strategy="direct",
-        previous=current.get("digest"),
+        previous=current.digest,
         restored=chosen.release_id,
     )
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
     def work() -> dict:
         deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        return {"outcome": "succeeded", "reason": reason, "endpoint": deployed.get("endpoint")}
+        return {"outcome": "succeeded", "reason": reason, "endpoint": deployed.endpoint}
 
     done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
     return {**result, **done, "release_id": release_id}

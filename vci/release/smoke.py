@@ -14,6 +14,7 @@ from pathlib import Path
 from ..client import DeployedModel
 from ..config import Settings
 from ..deploy import target_for
+from ..deploy.target import Status
 from ..errors import NotFoundError, RemoteError, UsageError
 from ..runs import get_run
 
@@ -120,11 +121,11 @@ def ask(client: DeployedModel, inputs: list) -> list[dict]:
     return answers
 
 
-def examples_for(settings: Settings, live: dict, env: str, examples_file: str | Path | None = None) -> dict:
+def examples_for(settings: Settings, live: Status, env: str, examples_file: str | Path | None = None) -> dict:
     """``examples_file`` when given, else the examples logged with the run ``env`` runs."""
     if examples_file:
         return read_examples_file(examples_file)
-    return logged_examples(settings, live.get("run_id"), env)
+    return logged_examples(settings, live.run_id, env)
 
 
 def smoke_test(
@@ -140,7 +141,7 @@ def smoke_test(
     target = target_for(settings, env)
     live = target.status()
     name = target.environment.name
-    if live["state"] == "not-deployed":
+    if not live.deployed:
         raise NotFoundError(f"nothing is deployed to {name!r}", hint=f"deploy first: vci deploy RUN_ID --env {name}")
     examples = examples or examples_for(settings, live, name, examples_file)
     client = client or target.client(deadline=20.0)
@@ -148,8 +149,8 @@ def smoke_test(
     failures = check_answers(examples["inputs"], answers, examples.get("expected_outputs"))
     return {
         "environment": name,
-        "digest": live.get("digest"),
-        "run_id": live.get("run_id"),
+        "digest": live.digest,
+        "run_id": live.run_id,
         "passed": not failures,
         "checked": len(answers),
         "failures": failures,

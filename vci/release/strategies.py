@@ -42,6 +42,6 @@ def canary_release(
     return {
         "outcome": "succeeded",
         "canary": verdict["steps"],
-        "endpoint": deployed.get("endpoint"),
+        "endpoint": deployed.endpoint,
         "reason": f"canary promoted fully: {verdict['reason']}",
     }
