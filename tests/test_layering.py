@@ -22,6 +22,8 @@ LAYERS = [
         "vci.digests",
         "vci.refs",
         "vci.config",
+        "vci.envrules",
+        "vci.kubevalues",
         "vci.progress",
         "vci.files",
         "vci.retry",

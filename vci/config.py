@@ -1,27 +1,44 @@
-"""Settings: vci.yaml (or [tool.vci] in pyproject.toml), then VCI_* variables, then flags, in that order."""
+"""Settings: vci.yaml (or [tool.vci] in pyproject.toml), then VCI_* variables, then flags, in that order.
+
+A setting is read by some code or refused: an unknown key (naming the nearest known one), a key the
+environment's target cannot honour (a Kubernetes setting on a local environment), a value of the wrong
+type, and values that contradict each other (vci.envrules) are ConfigErrors when the settings load,
+naming the key and the rule, before any command acts on them.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import envrules as rules
+from .envrules import DURATION, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
+from .kubevalues import DNS_LABEL, NETWORK_PEERS
 
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
-TOP_KEYS = {"project", "store", "environments", "default_environment", "state_dir"}
-DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
-TARGETS = ("local", "kubernetes")
+TOP_KEYS = {"project": str, "store": str, "environments": dict, "default_environment": str, "state_dir": str}
+EVERY, CLUSTER = TARGETS, (KUBERNETES,)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # a project or environment name (files, objects)
+NOT_SETTINGS = {  # keys people try, and why vci has none
+    "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
+    "prints its URL; `vci serve RUN --port N` serves on a fixed one); a cluster's Service listens on port 80",
+}
+NESTED = {"autoscaling": rules.AUTOSCALING, "network_policy": NETWORK_PEERS}  # keys refused with a suggestion
+__all__ = ["CanaryPolicy", "ConfigError", "Environment", "Settings", "load_settings", "parse_seconds"]
 
 
-def _setting(kind, default: Any = None) -> Any:
-    """A field of Environment that vci.yaml may set, with the type it must have there."""
+def _setting(kind, default: Any = None, *, targets: tuple[str, ...] = EVERY, check: rules.Check | None = None) -> Any:
+    """A field of Environment that vci.yaml may set: its type there, the targets that honour it, its check."""
+    meta = {"kind": kind, "targets": targets, "check": check}
     if kind is dict:
-        return field(default_factory=dict, metadata={"kind": dict})
-    return field(default=default, metadata={"kind": kind})
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -29,34 +46,40 @@ class Environment:
     """One named deployment environment (staging, production, ...), each setting typed and validated."""
 
     name: str
-    target: str = _setting(str, "local")  # local (a server process) or kubernetes
-    repository: str | None = _setting(str)  # where a cluster's images are pushed and copied to
-    namespace: str | None = _setting(str)
-    context: str | None = _setting(str)  # kubeconfig context
-    kubeconfig: str | None = _setting(str)
-    replicas: int = _setting(int, 1)
-    resources: dict = _setting(dict)  # {cpu, memory} or {requests: ..., limits: ...}
-    autoscaling: dict = _setting(dict)  # {min_replicas, max_replicas, cpu, memory}
+    target: str = _setting(str, LOCAL, check=rules.one_of(*TARGETS))  # local (a server process) or kubernetes
+    repository: str | None = _setting(str, targets=CLUSTER)  # where a cluster's images are pushed and copied to
+    namespace: str | None = _setting(str, targets=CLUSTER, check=rules.check_namespace)
+    context: str | None = _setting(str, targets=CLUSTER)  # kubeconfig context
+    kubeconfig: str | None = _setting(str, targets=CLUSTER)
+    replicas: int = _setting(int, 1, targets=CLUSTER, check=rules.at_least(0))
+    resources: dict = _setting(dict, targets=CLUSTER, check=rules.check_resources)  # {cpu, memory} or requests/limits
+    autoscaling: dict = _setting(
+        dict, targets=CLUSTER, check=rules.check_autoscaling
+    )  # {min/max_replicas, cpu, memory}
     requires_approval: bool = _setting(bool, False)
-    canary: dict = _setting(dict)  # CanaryPolicy settings
-    strategy: str | None = _setting(str)  # direct or canary: how a promotion rolls out
-    env: dict = _setting(dict)  # the container's environment variables
-    labels: dict = _setting(dict)  # on every object (and the pods)
-    pod_annotations: dict = _setting(dict)
-    pod_labels: dict = _setting(dict)
-    insecure: bool | None = _setting(bool)  # plain-HTTP / unverified registry
-    base_image: str | None = _setting(str)
-    platform: str | None = _setting(str)  # the image's platform, default linux/amd64
-    image_pull_secret: str | None = _setting(str)
-    progress_deadline: int | float | str | None = _setting(DURATION)  # a rollout is stuck after this
-    prestop_delay: int | float | str | None = _setting(DURATION)  # a pod keeps serving this long
+    canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
+    strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
+    env: dict = _setting(dict, targets=CLUSTER, check=rules.check_env)  # the container's environment variables
+    labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
+    pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
+    pod_labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))
+    insecure: bool | None = _setting(bool, targets=CLUSTER)  # plain-HTTP / unverified registry
+    base_image: str | None = _setting(str, targets=CLUSTER)
+    platform: str | None = _setting(str, targets=CLUSTER, check=rules.check_platform)  # default linux/amd64
+    image_pull_secret: str | None = _setting(str, targets=CLUSTER, check=rules.check_secret_name)
+    progress_deadline: int | float | str | None = _setting(DURATION, targets=CLUSTER, check=rules.at_least(1, "s"))
+    prestop_delay: int | float | str | None = _setting(DURATION, targets=CLUSTER, check=rules.at_least(0, "s"))
+    network_policy: bool | dict | None = _setting(  # None: ingress from the namespace only; false: none rendered
+        (bool, dict), targets=CLUSTER, check=rules.check_network_policy
+    )
 
     @property
     def is_local(self) -> bool:
-        return self.target == "local"
+        return self.target == LOCAL
 
 
-ENV_KEYS = {f.name: f.metadata["kind"] for f in fields(Environment) if "kind" in f.metadata}
+SETTINGS = {f.name: f.metadata for f in fields(Environment) if "kind" in f.metadata}
+ENV_KEYS = {name: meta["kind"] for name, meta in SETTINGS.items()}
 
 
 @dataclass
@@ -125,8 +148,9 @@ def _from_environ(environ: Mapping[str, str], raw: dict) -> dict:
     for key in ("store", "project", "default_environment", "state_dir"):
         if environ.get("VCI_" + key.upper()):
             out[key] = environ["VCI_" + key.upper()]
-    names = set(DEFAULT_ENVIRONMENTS) | set(raw.get("environments") or {})
-    for env_name in names:
+    configured = raw.get("environments")
+    names = {n for n in configured if isinstance(n, str)} if isinstance(configured, dict) else set()
+    for env_name in sorted(names | set(DEFAULT_ENVIRONMENTS)):
         prefix = "VCI_" + env_name.upper().replace("-", "_") + "_"
         for key, kind in ENV_KEYS.items():
             value = environ.get(prefix + key.upper())
@@ -137,31 +161,18 @@ def _from_environ(environ: Mapping[str, str], raw: dict) -> dict:
     return out
 
 
-def parse_seconds(value, name: str = "duration") -> float:
-    """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds (ConfigError naming ``name`` otherwise)."""
-    import re
-
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|h)?\s*", str(value))
-    if not match:
-        raise ConfigError(f"{name} is not a duration: {value!r}", hint="e.g. 600, 600s, 10m, 500ms")
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-
-
 def _parse_scalar(value: str, kind, name: str) -> Any:
     if kind is str or kind is DURATION:
         return value
     import yaml
 
-    parsed = yaml.safe_load(value)
-    if kind is int and isinstance(parsed, int) and not isinstance(parsed, bool):
-        return parsed
-    if kind is bool and isinstance(parsed, bool):
-        return parsed
-    if kind is dict and isinstance(parsed, dict):
-        return parsed
-    raise ConfigError(f"{name}={value!r} is not a valid {kind.__name__}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    if not rules.has_kind(parsed, kind):
+        raise ConfigError(f"{name}={value!r} is not {rules.kind_name(kind)}")
+    return parsed
 
 
 def _merge(base: dict, extra: dict) -> None:
@@ -173,11 +184,14 @@ def _merge(base: dict, extra: dict) -> None:
 
 
 def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
-    unknown = set(raw) - TOP_KEYS
-    if unknown:
+    rules.refuse_unknown(raw, TOP_KEYS, source or "settings")
+    for key, kind in TOP_KEYS.items():
+        if raw.get(key) is not None and not isinstance(raw[key], kind):
+            raise ConfigError(f"{key} must be {rules.kind_name(kind)}, got {raw[key]!r}")
+    if raw.get("project") is not None and not NAME.match(raw["project"]):
         raise ConfigError(
-            f"unknown setting {sorted(unknown)[0]!r} in {source or 'settings'}",
-            hint=f"known settings: {', '.join(sorted(TOP_KEYS))}",
+            f"project {raw['project']!r} is not a project name",
+            hint="letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63",
         )
     store = str(raw.get("store") or DEFAULT_STORE)
     if "://" not in store or store.startswith("file://"):
@@ -185,8 +199,6 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     local_root = Path(store) if "://" not in store else cwd / DEFAULT_STORE
     state_dir = Path(raw["state_dir"]) if raw.get("state_dir") else local_root / "state"
     envs_raw = raw.get("environments") or {}
-    if not isinstance(envs_raw, dict):
-        raise ConfigError("environments must be a mapping of name -> settings")
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     environments = {n: _environment(n, envs_raw.get(n) or {}) for n in names}
     default_env = raw.get("default_environment") or "staging"
@@ -195,22 +207,41 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     return settings
 
 
-def _environment(name: str, values: dict) -> Environment:
+def _environment(name, values) -> Environment:
+    """An Environment from its settings, each checked: key, type, target, value, then the rules between them."""
+    where = f"environments.{name}"
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"environment name {name!r} is not valid", hint="letters, digits, '_', '.' and '-'")
     if not isinstance(values, dict):
         raise ConfigError(f"environment {name!r} must be a mapping of settings")
+    for key in NOT_SETTINGS.keys() & values.keys():
+        raise ConfigError(f"{where}.{key} is not a setting: {NOT_SETTINGS[key]}", hint=f"remove {where}.{key}")
+    rules.refuse_unknown(values, SETTINGS, where)
     for key, value in values.items():
-        kind = ENV_KEYS.get(key)
-        if kind is None:
-            raise ConfigError(
-                f"unknown setting {key!r} in environment {name!r}", hint=f"known: {', '.join(sorted(ENV_KEYS))}"
-            )
-        if not isinstance(value, kind) or (kind in (int, DURATION) and isinstance(value, bool)):
-            raise ConfigError(
-                f"environments.{name}.{key} must be a {getattr(kind, '__name__', 'duration')}, got {value!r}"
-            )
-        if kind is DURATION:
-            parse_seconds(value, f"environments.{name}.{key}")
-    target = values.get("target", "local")
-    if target not in TARGETS:
-        raise ConfigError(f"environments.{name}.target must be one of {', '.join(TARGETS)}, got {target!r}")
+        kind = SETTINGS[key]["kind"]
+        if not rules.has_kind(value, kind):
+            raise ConfigError(f"{where}.{key} must be {rules.kind_name(kind)}, got {value!r}")
+        if key in NESTED and isinstance(value, dict):
+            rules.refuse_unknown(value, NESTED[key], f"{where}.{key}")
+        if SETTINGS[key]["check"]:
+            SETTINGS[key]["check"](value, f"{where}.{key}")
+    target = values.get("target", LOCAL)
+    _refuse_unhonoured(name, target, values)
+    if target == KUBERNETES and not (len(name) <= 63 and DNS_LABEL.match(name)):
+        raise ConfigError(
+            f"environment {name!r} is a Kubernetes environment: its name is part of object names",
+            hint="lower-case letters, digits and '-'",
+        )
+    rules.check_together(name, values)
     return Environment(name, **values)
+
+
+def _refuse_unhonoured(name: str, target: str, values: dict) -> None:
+    """A setting the environment's target never reads is refused, naming the target that would."""
+    unread = [key for key in values if target not in SETTINGS[key]["targets"]]
+    if unread:
+        raise ConfigError(
+            f"environments.{name}.{unread[0]} is a Kubernetes setting, and {name!r} is a local environment "
+            "(a server process on this machine), which cannot honour it",
+            hint=f"remove {', '.join(unread)} from environments.{name}, or set target: kubernetes",
+        )

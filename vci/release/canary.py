@@ -16,44 +16,13 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..config import parse_seconds
+from ..config import CanaryPolicy  # the environment's canary: settings, checked when they load
 from ..deploy.target import Canary
-from ..errors import ConfigError
 
 MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 COUNTERS = ("vci_requests_total", "vci_request_duration_seconds_bucket", "vci_request_duration_seconds_sum")
-
-
-@dataclass(frozen=True)
-class CanaryPolicy:
-    """The environment's ``canary:`` settings."""
-
-    steps: tuple[int, ...] = (10, 50, 100)
-    interval: float = 60.0
-    max_error_rate: float = 0.01
-    max_p90_latency_ms: float | None = None
-    max_avg_latency_ms: float | None = None
-    min_requests: int = 20
-    step_timeout: float = 300.0
-
-    @classmethod
-    def from_settings(cls, values: dict | None) -> CanaryPolicy:
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"unknown canary setting {sorted(unknown)[0]!r}",
-                hint="known: " + ", ".join(cls.__dataclass_fields__),
-            )
-        steps = tuple(int(s) for s in values.pop("steps", cls.steps))
-        if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)):
-            raise ConfigError(f"canary steps must rise within 1..100, got {list(steps)}", hint="e.g. [10, 50, 100]")
-        for key in ("interval", "step_timeout"):
-            if key in values:
-                values[key] = parse_seconds(values[key], f"canary.{key}")
-        return cls(steps=steps, **values)
 
 
 @dataclass

@@ -1,0 +1,237 @@
+"""The rules an environment's settings keep: the value checks, the rules between values, the canary policy.
+
+Every check names the key (``environments.staging.autoscaling``) and the rule it breaks; ``vci.config``
+runs them when settings are loaded, so a setting that cannot work is refused before any command acts on
+it. Kubernetes syntax (names, labels, quantities) comes from ``vci.kubevalues``, which rendering applies too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+from .kubevalues import (
+    DNS_LABEL,
+    ENV_NAME,
+    is_dns_subdomain,
+    metadata_problem,
+    network_policy_problem,
+    resources_problem,
+)
+
+LOCAL, KUBERNETES = "local", "kubernetes"
+TARGETS = (LOCAL, KUBERNETES)
+DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
+STRATEGIES = ("direct", "canary")
+AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
+VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
+PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")  # os/arch[/variant], e.g. linux/arm64/v8
+Check = Callable[[Any, str], None]
+
+
+def parse_seconds(value, name: str = "duration") -> float:
+    """``60``, ``"60s"``, ``"2m"``, ``"500ms"`` -> seconds (ConfigError naming ``name`` otherwise)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|h)?\s*", str(value))
+    if not match:
+        raise ConfigError(f"{name} is not a duration: {value!r}", hint="e.g. 600, 600s, 10m, 500ms")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+def kind_name(kind) -> str:
+    """``int`` -> "an integer": what a setting must be, in words."""
+    names = {str: "a string", int: "an integer", bool: "a boolean (true or false)", dict: "a mapping", list: "a list"}
+    if kind is DURATION:
+        return "a duration (e.g. 600, 10m, 500ms)"
+    if isinstance(kind, tuple):
+        return " or ".join(names[k].split(" (")[0] for k in kind)
+    return names[kind]
+
+
+def has_kind(value, kind) -> bool:
+    """``isinstance`` as settings mean it: a boolean is no number."""
+    numeric = kind in (int, float, DURATION) or (isinstance(kind, tuple) and bool({int, float} & set(kind)))
+    allows_bool = kind is bool or (isinstance(kind, tuple) and bool in kind)
+    if isinstance(value, bool) and numeric and not allows_bool:
+        return False
+    return isinstance(value, kind)
+
+
+def refuse_unknown(given: Iterable[str], known: Iterable[str], where: str, what: str = "") -> None:
+    """ConfigError for the first key of ``given`` not in ``known``, naming the nearest known one."""
+    known = list(known)
+    for key in given:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            raise ConfigError(
+                f"unknown {what + ' ' if what else ''}setting {key!r} in {where}"
+                + (f"; did you mean {near[0]!r}?" if near else ""),
+                hint=f"known: {', '.join(sorted(known))}",
+            )
+
+
+def _problem(check: Callable[[Any], str | None]) -> Check:
+    """A Check from a ``vci.kubevalues`` rule returning what is wrong."""
+
+    def checked(value, where: str) -> None:
+        problem = check(value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+
+    return checked
+
+
+check_resources = _problem(resources_problem)
+check_network_policy = _problem(network_policy_problem)
+
+
+def at_least(low: float, unit: str = "") -> Check:
+    def checked(value, where: str) -> None:
+        number = parse_seconds(value, where) if unit else value
+        if number < low:
+            raise ConfigError(f"{where} must be at least {low:g}{unit}, got {value!r}")
+
+    return checked
+
+
+def one_of(*choices: str) -> Check:
+    def checked(value, where: str) -> None:
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+
+    return checked
+
+
+def check_namespace(value: str, where: str) -> None:
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a namespace name", hint="lower-case letters, digits and '-', at most 63"
+        )
+
+
+def check_secret_name(value: str, where: str) -> None:
+    if not is_dns_subdomain(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a Secret name", hint="lower-case letters, digits, '-' and '.' (a DNS name)"
+        )
+
+
+def check_platform(value: str, where: str) -> None:
+    if not PLATFORM.match(value):
+        raise ConfigError(f"{where}: {value!r} is not a platform", hint="OS/ARCH[/VARIANT], e.g. linux/amd64")
+
+
+def metadata(label: bool) -> Check:
+    def checked(values: dict, where: str) -> None:
+        for key, value in values.items():
+            problem = metadata_problem(key, value, label=label)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
+
+    return checked
+
+
+def check_env(values: dict, where: str) -> None:
+    """The container's variables: valid names, scalar values (written as strings), none that vci sets, no
+    secret in clear (kube-linter's env-var-secret), and a VCI_DRAIN_TIMEOUT that is a number of seconds."""
+    for name, value in values.items():
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise ConfigError(f"{where}: {name!r} is not a variable name", hint="letters, digits, '_', '-', '.'")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(
+                f"{where}.{name} must be a string or a number, got {value!r}", hint='quote it: "true", "[1, 2]"'
+            )
+        if name in VCI_ENV:
+            raise ConfigError(f"{where}.{name} is set by vci itself (the server's port, work directory, image)")
+        if "secret" in name.lower():
+            raise ConfigError(
+                f"{where}.{name} looks like a secret: vci.yaml is no place for one",
+                hint="mount it from a Kubernetes Secret (e.g. injected by pod_annotations for Vault), or rename it",
+            )
+    if "VCI_DRAIN_TIMEOUT" in values:
+        at_least(0, "s")(values["VCI_DRAIN_TIMEOUT"], f"{where}.VCI_DRAIN_TIMEOUT")
+
+
+def check_autoscaling(values: dict, where: str) -> None:
+    refuse_unknown(values, AUTOSCALING, where)
+    for key, value in values.items():
+        if not has_kind(value, int) or value < 1:
+            raise ConfigError(f"{where}.{key} must be a whole number of at least 1, got {value!r}")
+
+
+def check_canary(values: dict, where: str) -> None:
+    CanaryPolicy.from_settings(values, where)
+
+
+def check_together(name: str, values: dict) -> None:
+    """The rules between an environment's values: an autoscaler's bounds in order, and ``replicas`` agreeing
+    with them (the HPA owns the count; ``replicas`` is where it starts: its ``min_replicas``)."""
+    auto = values.get("autoscaling")
+    if not auto:
+        return
+    where = f"environments.{name}"
+    replicas = values.get("replicas")
+    if replicas is not None and "min_replicas" in auto and replicas != auto["min_replicas"]:
+        raise ConfigError(
+            f"{where}: replicas {replicas} and autoscaling.min_replicas {auto['min_replicas']} disagree: with "
+            "autoscaling the HPA owns the replica count, from min_replicas up",
+            hint=f"remove {where}.replicas, or make it min_replicas",
+        )
+    start = replicas if replicas is not None else 1
+    low, high = auto.get("min_replicas", start), auto.get("max_replicas", max(start, 1) * 4)
+    if not 1 <= low <= high:
+        raise ConfigError(
+            f"{where}.autoscaling: min_replicas {low} and max_replicas {high} are not 1 <= min <= max "
+            "(max defaults to 4 x replicas)",
+            hint=f"set {where}.autoscaling.max_replicas >= min_replicas",
+        )
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    """An environment's ``canary:`` settings: the traffic steps and the rules that judge each."""
+
+    steps: tuple[int, ...] = (10, 50, 100)
+    interval: float = 60.0
+    max_error_rate: float = 0.01
+    max_p90_latency_ms: float | None = None
+    max_avg_latency_ms: float | None = None
+    min_requests: int = 20
+    step_timeout: float = 300.0
+
+    @classmethod
+    def from_settings(cls, values: dict | None, where: str = "canary") -> CanaryPolicy:
+        values = dict(values or {})
+        refuse_unknown(values, [f.name for f in fields(cls)], where, "canary")
+        steps = values.pop("steps", cls.steps)
+        if (
+            not isinstance(steps, (list, tuple))
+            or not steps
+            or not all(has_kind(s, int) and 0 < s <= 100 for s in steps)
+            or list(steps) != sorted(set(steps))
+        ):
+            raise ConfigError(f"{where}.steps must rise within 1..100, got {steps!r}", hint="e.g. [10, 50, 100]")
+        for key in ("interval", "step_timeout"):
+            if key in values:
+                values[key] = parse_seconds(values[key], f"{where}.{key}")
+                at_least(0.001, "s")(values[key], f"{where}.{key}")
+        _check_numbers(values, where)
+        return cls(steps=tuple(steps), **values)
+
+
+def _check_numbers(values: dict, where: str) -> None:
+    rules: dict[str, tuple[Callable[[float], bool], str]] = {
+        "max_error_rate": (lambda v: 0 <= v <= 1, "a fraction between 0 and 1 (0.01 is 1 %)"),
+        "max_p90_latency_ms": (lambda v: v > 0, "a number of milliseconds above 0"),
+        "max_avg_latency_ms": (lambda v: v > 0, "a number of milliseconds above 0"),
+        "min_requests": (lambda v: v >= 1 and has_kind(v, int), "a whole number of at least 1"),
+    }
+    for key, (ok, rule) in rules.items():
+        value = values.get(key)
+        if value is not None and not (has_kind(value, (int, float)) and ok(value)):
+            raise ConfigError(f"{where}.{key} must be {rule}, got {value!r}")
