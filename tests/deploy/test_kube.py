@@ -48,6 +48,7 @@ def test_deploy_run_packages_pushes_applies_and_waits(settings, tmp_path, regist
         "Deployment/scaler-staging",
         "Service/scaler-staging",
         "PodDisruptionBudget/scaler-staging",
+        "NetworkPolicy/scaler-staging",
     }
     live = live_deployment(settings)
     assert live["metadata"]["annotations"]["vci.dev/release-id"] == result.release_id
@@ -127,7 +128,7 @@ def test_bad_inputs_are_clear(settings, tmp_path, kube):
         deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
     settings.environments["staging"].namespace = "ml-staging"
     settings.environments["staging"].resources = {"cpu": "lots"}
-    with pytest.raises(UsageError, match="invalid resource quantity"):
+    with pytest.raises(UsageError, match="invalid resources: cpu: invalid quantity"):
         deploy(settings, log_run(settings, tmp_path, "8").id, "staging")
     settings.environments["staging"].resources = {}
     settings.environments["staging"].kubeconfig = str(tmp_path / "missing")

@@ -11,7 +11,7 @@ from vci.errors import AuthError, DeployError
 from .conftest import write_config
 from .test_kube import log_run
 
-KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")
 AUTOSCALED = {"autoscaling": {"min_replicas": 2, "max_replicas": 4, "cpu": 70}}
 
 
@@ -56,8 +56,40 @@ def test_objects_vci_no_longer_renders_are_pruned(project, tmp_path):
     assert set(live_objects(settings)) == set(KINDS)  # a dry run deletes nothing
     result = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
     assert result.changes["HorizontalPodAutoscaler/scaler-staging"] == "deleted"
-    assert set(live_objects(settings)) == {"Deployment", "Service"}
+    assert set(live_objects(settings)) == {"Deployment", "Service", "NetworkPolicy"}
     assert live_objects(settings)["Deployment"]["spec"]["replicas"] == 1  # no HPA overriding it any more
+
+
+def test_the_network_policy_goes_first_and_is_pruned_when_the_environment_opts_out(project, tmp_path):
+    settings = project(network_policy={"from_namespaces": ["ingress-nginx"]})
+    first = deploy(settings, log_run(settings, tmp_path, "10").id, "staging", timeout=60)
+    assert list(first.changes)[:2] == ["NetworkPolicy/scaler-staging", "Service/scaler-staging"]  # before any pod
+    policy = live_objects(settings)["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "scaler",
+        "vci.dev/environment": "staging",
+    }
+    assert policy["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    settings = project(network_policy=False)
+    dry = deploy(settings, first.image, "staging", dry_run=True)  # the same image: only the policy changes
+    assert dry.prune == ["NetworkPolicy/scaler-staging"] and "NetworkPolicy" in live_objects(settings)
+    pruned = deploy(settings, first.image, "staging", timeout=60)
+    assert pruned.changes == {"NetworkPolicy/scaler-staging": "deleted"}
+    assert set(live_objects(settings)) == {"Deployment", "Service", "PodDisruptionBudget"}
+
+
+def test_undeploy_removes_every_object_and_a_dry_run_none(project, tmp_path):
+    settings = project(**AUTOSCALED)
+    deploy(settings, log_run(settings, tmp_path, "11").id, "staging", timeout=60)
+    planned = undeploy(settings, "staging", dry_run=True)
+    assert planned.status == "would-remove" and planned.dry_run is True
+    assert sorted(planned.objects) == sorted(f"{kind}/scaler-staging" for kind in KINDS)
+    assert set(live_objects(settings)) == set(KINDS)  # the server checked each deletion and made none
+    removed = undeploy(settings, "staging")
+    assert removed.status == "removed" and sorted(removed.objects) == sorted(planned.objects)
+    assert live_objects(settings) == {}
 
 
 def test_a_failed_first_deploy_leaves_nothing_behind(project, tmp_path):

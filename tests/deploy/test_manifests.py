@@ -34,8 +34,14 @@ def test_every_object_passes_strict_schema_validation():
     import kubernetes_validate
 
     objects = render(spec())
-    assert kinds(objects) == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
-    for obj in objects:
+    assert kinds(objects) == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ]
+    for obj in objects + render(spec(resources={}, network_policy={"from_cidrs": ["10.0.0.0/8"]})):
         kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
 
 
@@ -77,19 +83,25 @@ def test_service_selects_stable_and_canary_tracks():
     canary = render(spec(track="canary", replicas=1, autoscaling=None))
     service = stable[1]
     assert kinds(canary) == ["Deployment", "Service"] and canary[0]["metadata"]["name"] == "iris-staging-canary"
+    policy = stable[-1]  # the stable release's NetworkPolicy admits the canary's pods too
+    for deployment in (stable[0], canary[0]):
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels_of_pods(deployment).items()
     for deployment in (stable[0], canary[0]):
         assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_single_replica_has_no_pdb_or_hpa():
-    assert kinds(render(spec(replicas=1, autoscaling=None))) == ["Deployment", "Service"]
+    assert kinds(render(spec(replicas=1, autoscaling=None))) == ["Deployment", "Service", "NetworkPolicy"]
 
 
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
         ({"namespace": "ML_Staging"}, "invalid Kubernetes namespace"),
-        ({"resources": {"cpu": "lots"}}, "invalid resource quantity cpu='lots'"),
+        ({"resources": {"cpu": "lots"}}, "invalid resources: cpu: invalid quantity 'lots'"),
+        ({"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}, "request 2Gi is above its limit"),
+        ({"network_policy": {"from_cidrs": ["10.0.0.300/8"]}}, "from_cidrs: '10.0.0.300/8' is not a CIDR"),
+        ({"labels": {"app.kubernetes.io/name": "x"}}, "labels: may not set 'app.kubernetes.io/name'"),
         ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
         ({"name": "x" * 70}, "invalid Kubernetes name"),
         ({"image_pull_secret": "Registry_Login"}, "invalid image pull secret name 'Registry_Login'"),
@@ -122,17 +134,60 @@ def test_the_hpa_owns_replicas_when_autoscaling():
 
 
 @pytest.mark.parametrize(
-    "resources, autoscaling, missing",
+    "resources, requests, limits",
     [
-        ({}, {"min_replicas": 2, "max_replicas": 6}, "cpu"),  # the default target is cpu at 80 %
-        ({"memory": "1Gi"}, {"cpu": 70}, "cpu"),
-        ({"limits": {"cpu": "1"}}, {"cpu": 70}, "cpu"),  # a limit alone is not a request (here)
-        ({"cpu": "500m"}, {"cpu": 70, "memory": 80}, "memory"),
+        ({}, {"cpu": "250m", "memory": "512Mi"}, {"memory": "512Mi"}),  # the documented defaults
+        ({"cpu": "1"}, {"cpu": "1", "memory": "512Mi"}, {"cpu": "1", "memory": "512Mi"}),
+        ({"requests": {"memory": "2Gi"}}, {"cpu": "250m", "memory": "2Gi"}, {"memory": "2Gi"}),  # limit = request
+        ({"limits": {"memory": "1Gi"}}, {"cpu": "250m", "memory": "1Gi"}, {"memory": "1Gi"}),  # request = limit
+        ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "500m", "memory": "1Gi"}, {"cpu": "500m", "memory": "1Gi"}),
     ],
 )
-def test_an_hpa_on_a_resource_without_its_request_is_refused(resources, autoscaling, missing):
-    with pytest.raises(UsageError, match=f"autoscaling on {missing} utilisation needs a {missing} request"):
-        render(spec(resources=resources, autoscaling=autoscaling))
+def test_every_container_gets_cpu_and_memory_requests_and_a_memory_limit(resources, requests, limits):
+    """kube-linter's default unset-cpu-requirements and unset-memory-requirements checks; before, an
+    environment without resources rendered none (BestEffort pods, and an HPA that could never scale)."""
+    container = render(spec(resources=resources, autoscaling={"cpu": 70}))[0]["spec"]["template"]["spec"]
+    assert container["containers"][0]["resources"] == {"requests": requests, "limits": limits}
+
+
+def test_replicas_prefer_distinct_nodes():
+    """kube-linter's default no-anti-affinity check: a preferred anti-affinity over the environment's pods."""
+    for deployment in (render(spec())[0], render(spec(track="canary", replicas=1, autoscaling=None))[0]):
+        term = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ][0]["podAffinityTerm"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": "iris",
+            "vci.dev/environment": "staging",
+        }
+        assert term["labelSelector"]["matchLabels"].items() <= labels_of_pods(deployment).items()
+
+
+def test_the_network_policy_admits_the_namespace_or_what_the_environment_names():
+    default = render(spec())[-1]["spec"]
+    assert default["policyTypes"] == ["Ingress"]
+    assert default["ingress"] == [{"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
+    named = render(
+        spec(
+            network_policy={
+                "from_namespaces": ["ingress-nginx", "monitoring"],
+                "from_pod_labels": {"role": "client"},
+                "from_cidrs": ["10.0.0.0/28"],
+            }
+        )
+    )[-1]["spec"]["ingress"][0]["from"]
+    assert named == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        {"podSelector": {"matchLabels": {"role": "client"}}},
+        {"ipBlock": {"cidr": "10.0.0.0/28"}},
+    ]
+    assert "NetworkPolicy" not in kinds(render(spec(network_policy=False)))
+
+
+def labels_of_pods(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["metadata"]["labels"]
 
 
 def test_hpa_bounds_must_be_in_order():
@@ -167,9 +222,9 @@ def test_pod_annotations_and_labels_are_rendered_and_checked():
     assert "vault.hashicorp.com/agent-inject" not in deployment["metadata"]["annotations"]  # the pods' only
     with pytest.raises(UsageError, match="may not set 'vci.dev/track'"):
         render(spec(pod_labels={"vci.dev/track": "canary"}))
-    with pytest.raises(UsageError, match="invalid pod_labels entry 'team': True"):
+    with pytest.raises(UsageError, match="pod_labels: invalid entry 'team': True"):
         render(spec(pod_labels={"team": True}))
-    with pytest.raises(UsageError, match="invalid pod_annotations entry 'bad key!'"):
+    with pytest.raises(UsageError, match="pod_annotations: invalid entry 'bad key!'"):
         render(spec(pod_annotations={"bad key!": "x"}))
 
 

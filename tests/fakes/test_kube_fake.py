@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def api(kubeconfig):
 
 @pytest.fixture
 def namespace(api, request):
-    name = request.node.name.replace("_", "-").lower()[:50].strip("-")  # a DNS label: the fake checks it too
+    digest = hashlib.sha256(request.node.name.encode()).hexdigest()[:8]  # parametrized tests: one namespace each
+    name = request.node.name.replace("_", "-").lower()[:50].strip("-") + "-" + digest  # a DNS label, as checked
     client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
     return name
 
@@ -692,9 +694,117 @@ def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     )
     cluster = Cluster(api)
     objects = render(spec)
-    assert [cluster.apply(o) for o in objects] == ["created"] * 4
+    assert [o["kind"] for o in objects][-1] == "NetworkPolicy"
+    assert [cluster.apply(o) for o in objects] == ["created"] * 5
     wait_for(lambda: rolled_out(api, "iris-prod", namespace), what="rollout")
-    assert [cluster.apply(o) for o in objects] == ["unchanged"] * 4
+    assert [cluster.apply(o) for o in objects] == ["unchanged"] * 5  # what vci renders is what the server keeps
+
+
+# -- NetworkPolicy (networking.k8s.io/v1) -----------------------------------------------------------------
+def network_policy(name: str = "web", **spec) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def networking(api):
+    return client.NetworkingV1Api(api)
+
+
+def test_a_network_policy_is_defaulted_as_the_real_server_does(api, namespace, kubeconfig):
+    created = networking(api).create_namespaced_network_policy(
+        namespace, network_policy(ingress=[{"from": [{"podSelector": {}}], "ports": [{"port": 8080}]}])
+    )
+    assert created.metadata.generation == 1
+    assert created.spec.pod_selector.to_dict() == {"match_labels": None, "match_expressions": None}  # {}
+    assert created.spec.policy_types == ["Ingress"] and created.spec.ingress[0].ports[0].protocol == "TCP"
+    egress = networking(api).create_namespaced_network_policy(
+        namespace, network_policy("out", podSelector={"matchLabels": {"app": "web"}}, egress=[{}])
+    )
+    assert egress.spec.policy_types == ["Ingress", "Egress"]
+    labels = core(api).read_namespace(namespace).metadata.labels
+    assert labels["kubernetes.io/metadata.name"] == namespace  # what a namespaceSelector selects by name
+    table = kubectl(kubeconfig, "get", "networkpolicies", "-n", namespace)
+    assert table.returncode == 0 and table.stdout.split("\n")[2].split()[:2] == ["web", "<none>"], table
+    assert "app=web" in table.stdout
+
+
+@pytest.mark.parametrize(
+    "spec, field, message",
+    [
+        ({"ingress": [{"from": [{}]}]}, "spec.ingress[0].from[0]", "Required value: must specify a peer"),
+        (
+            {"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}]},
+            "spec.ingress[0].from[0]",
+            "Forbidden: may not specify both ipBlock and another peer",
+        ),
+        ({"ingress": [{"from": [{"ipBlock": {}}]}]}, "spec.ingress[0].from[0].ipBlock.cidr", "Required value"),
+        (
+            {"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/8"}}]}]},
+            "spec.ingress[0].from[0].ipBlock.cidr",
+            "not a valid CIDR",
+        ),
+        (
+            {"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}}]}]},
+            "spec.ingress[0].from[0].ipBlock.except[0]",
+            "must be a strict subset of `cidr`",
+        ),
+        ({"ingress": [{"ports": [{"port": 70000}]}]}, "spec.ingress[0].ports[0].port", "between 1 and 65535"),
+        (
+            {"ingress": [{"ports": [{"port": "HTTP"}]}]},
+            "spec.ingress[0].ports[0].port",
+            "alpha-numeric characters (a-z, 0-9)",
+        ),
+        (
+            {"ingress": [{"ports": [{"protocol": "ICMP"}]}]},
+            "spec.ingress[0].ports[0].protocol",
+            'Unsupported value: "ICMP"',
+        ),
+        (
+            {"ingress": [{"ports": [{"port": 90, "endPort": 80}]}]},
+            "spec.ingress[0].ports[0].endPort",
+            "greater than or equal",
+        ),
+        (
+            {"ingress": [{"ports": [{"endPort": 80}]}]},
+            "spec.ingress[0].ports[0].endPort",
+            "may not be specified when `port` is not",
+        ),
+        ({"policyTypes": ["Ingress", "Sideways"]}, "spec.policyTypes[1]", 'Unsupported value: "Sideways"'),
+        (
+            {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}},
+            "spec.podSelector.matchExpressions[0].values",
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        ),
+        ({"podSelector": {"matchLabels": {"app": "-web"}}}, "spec.podSelector.matchLabels", "a valid label"),
+    ],
+)
+def test_an_invalid_network_policy_is_refused_with_the_real_servers_message(api, namespace, spec, field, message):
+    with pytest.raises(ApiException) as refused:
+        networking(api).create_namespaced_network_policy(namespace, network_policy(**spec))
+    body = body_of(refused.value)
+    assert refused.value.status == 422 and body["reason"] == "Invalid", body
+    assert (
+        f'NetworkPolicy.networking.k8s.io "web" is invalid: {field}' in body["message"] and message in body["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    "spec, go_field",
+    [
+        ({"podSelector": "app=web"}, "NetworkPolicySpec.spec.podSelector of type v1.LabelSelector"),
+        ({"ingress": {"from": []}}, "NetworkPolicySpec.spec.ingress of type []v1.NetworkPolicyIngressRule"),
+        ({"ingress": [{"ports": [{"port": True}]}]}, "NetworkPolicyPort.spec.ingress.ports.port of type intstr"),
+        ({"ingress": [{"from": [{"ipBlock": {"cidr": 10}}]}]}, "IPBlock.spec.ingress.from.ipBlock.cidr of type string"),
+        ({"policyTypes": "Ingress"}, "NetworkPolicySpec.spec.policyTypes of type []string"),
+    ],
+)
+def test_a_network_policy_of_the_wrong_types_does_not_decode(api, namespace, spec, go_field):
+    """Go's typed decoding: a 400 BadRequest naming the field and its type, before any validation."""
+    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+    with pytest.raises(ApiException) as refused:  # raw: the client's models would convert the values first
+        api.call_api(path, "POST", body=network_policy(**spec), auth_settings=["BearerToken"], _preload_content=False)
+    body = body_of(refused.value)
+    assert refused.value.status == 400 and body["reason"] == "BadRequest", body
+    assert "json: cannot unmarshal" in body["message"] and go_field in body["message"], body
 
 
 def test_the_autoscaler_keeps_its_target_within_bounds_without_metrics(api, namespace):

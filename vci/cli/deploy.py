@@ -104,12 +104,15 @@ def status_cmd(env, store, output):
 
 @click.command("undeploy")
 @env_option
+@click.option("--dry-run", is_flag=True, help="Print what would be removed (checked by the cluster) and touch nothing.")
 @store_option
 @output_option
-def undeploy_cmd(env, store, output):
+def undeploy_cmd(env, dry_run, store, output):
     """Stop what runs in an environment and forget it."""
-    result = undeploy(settings_for(store), env)
-    emit(output, result.to_json(), f"removed {result.environment} (was {(result.digest or '')[:19]})")
+    result = undeploy(settings_for(store), env, dry_run=dry_run)
+    what = ", ".join(result.objects or []) or (f"server process {result.pid}" if result.pid else "")
+    done = "would remove" if result.dry_run else "removed"
+    emit(output, result.to_json(), f"{done} {result.environment} (was {(result.digest or '')[:19]}): {what}")
 
 
 @click.command("predict")
@@ -142,17 +145,28 @@ def predict_cmd(env, url, data, batch, store, output):
 @click.option("--service-account", metavar="[NAMESPACE/]NAME", help="With --rbac: bind this ServiceAccount.")
 @click.option("--user", metavar="NAME", help="With --rbac: bind this user (as the cluster authenticates it).")
 @store_option
-def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, store):
+@output_option
+def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, store, output):
     """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps), or with --rbac the least
     access vci needs there (a Role and a RoleBinding for --service-account or --user).
 
-    A run id is built (not pushed) to learn the image digest it would deploy.
+    A run id is built (not pushed) to learn the image digest it would deploy (the environment's
+    repository names it). An IMAGE@DIGEST renders offline: its run id and model digest come from the
+    registry when it answers. Default resources and what could not be read are said on stderr.
     """
     settings = settings_for(store)
     kube = KubeTarget(settings, settings.environment(env))
     if rbac:
-        click.echo(to_yaml(render_rbac(kube.namespace, subject(service_account, user, kube.namespace))), nl=False)
+        objects = render_rbac(kube.namespace, subject(service_account, user, kube.namespace))
+        emit(
+            output,
+            {"environment": kube.environment.name, "namespace": kube.namespace, "objects": objects},
+            to_yaml(objects).rstrip("\n"),
+        )
         return
     if not target:
         raise UsageError("name what to render: RUN_ID or IMAGE@DIGEST", hint="or pass --rbac for the Role vci needs")
-    click.echo(kube.render(target, allow_tag=allow_tag, insecure=insecure), nl=False)
+    rendering = kube.render(target, allow_tag=allow_tag, insecure=insecure)
+    for warning in rendering.warnings:
+        click.echo(f"vci: warning: {warning}", err=True)
+    emit(output, rendering.to_json(), to_yaml(rendering.objects).rstrip("\n"))

@@ -90,9 +90,9 @@ def status(settings, env: str | None = None) -> Status:
     return target_for(settings, env).status()
 
 
-def undeploy(settings, env: str | None = None) -> Removal:
-    """Stop what runs in ``env`` and forget it."""
-    return target_for(settings, env).undeploy()
+def undeploy(settings, env: str | None = None, *, dry_run: bool = False) -> Removal:
+    """Stop what runs in ``env`` and forget it (``dry_run``: say what would be removed, remove nothing)."""
+    return target_for(settings, env).undeploy(dry_run=dry_run)
 
 
 def deployed_model(settings, env: str | None = None, **client_options):

@@ -38,6 +38,7 @@ from .kubeproxy import proxy_session
 from .manifests import (
     DeploySpec,
     apply_order,
+    container_resources,
     labels_for,
     render,
     render_deployment,
@@ -46,10 +47,12 @@ from .manifests import (
     validate_spec,
 )
 from .rollout import diagnose, wait_rollout, wait_terminated
-from .target import DeployResult, Removal, Status
+from .target import DeployResult, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
-PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
+PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")  # rendered for some settings
+OWNED_KINDS = ("Deployment", "Service", *PRUNED_KINDS)  # what undeploy removes (the canary's Deployment too)
+LABEL_TIMEOUT = 10.0  # seconds `vci render` gives the registry for an image's labels (once: no retries)
 SERVER_NOTES = ("deployment.kubernetes.io/", "kubectl.kubernetes.io/")  # annotations controllers and kubectl own
 
 
@@ -64,11 +67,23 @@ class KubeTarget:
         return Cluster(load_api_client(self.environment))
 
     def project(self) -> str:
-        return (self.settings.project or "model").lower().replace("_", "-")
+        """The objects' name prefix: the project's name as a DNS label (``My_Model`` -> ``my-model``)."""
+        if not self.settings.project:
+            raise ConfigError(
+                f"environment {self.environment.name!r} names its Kubernetes objects <project>-"
+                f"{self.environment.name}, and no project is set",
+                hint="set project: in vci.yaml (or VCI_PROJECT)",
+            )
+        return self.settings.project.lower().replace("_", "-")
+
+    def insecure(self, flag: bool | None) -> bool | None:
+        """``--insecure`` when given, else the environment's ``insecure`` (else: localhost registries only)."""
+        return self.environment.insecure if flag is None else flag
 
     # -- what to deploy ---------------------------------------------------------------------------------
     def resolve_image(self, what, *, allow_tag: bool = False, insecure=None) -> dict:
         """``{image, run_id, model_digest}`` for an image reference or a run (packaged and pushed here)."""
+        insecure = self.insecure(insecure)
         if isinstance(what, str) and is_image_reference(what):
             return {"image": what, **_labels_of(what, insecure, allow_tag)}
         repository = self.environment.repository
@@ -87,18 +102,41 @@ class KubeTarget:
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
-    def render(self, what, *, allow_tag: bool = False, insecure=None) -> str:
-        """The YAML ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest."""
+    def render(self, what, *, allow_tag: bool = False, insecure=None) -> Rendering:
+        """The objects ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest;
+        an image by digest renders offline, its run id and model digest read from the registry if it answers."""
+        insecure, warnings = self.insecure(insecure), []
         if isinstance(what, str) and is_image_reference(what):
             image = {"image": what}
             if "@sha256:" in what:
-                image.update(_labels_of(what, insecure, allow_tag) if self.environment.repository else {})
+                try:
+                    image.update(_read_labels(parse_reference(what), insecure, retries=0, timeout=LABEL_TIMEOUT))
+                except (AuthError, NotFoundError, RegistryError) as exc:
+                    warnings.append(
+                        f"could not read the labels of {what} (its run id and model digest): {exc.message}; "
+                        "rendered without the run-id and model-digest annotations"
+                    )
         else:
             image = self._built_image(what, insecure)
-        return to_yaml(render(self.spec(image, None, allow_tag=allow_tag)))
+        spec = self.spec(image, None, allow_tag=allow_tag)
+        objects = render(spec)
+        defaults = container_resources(spec.resources)[1]
+        if defaults:
+            warnings.append(
+                f"environments.{spec.environment}.resources leaves them unset: rendered the default "
+                f"{', '.join(defaults)} (set resources: to size the model server)"
+            )
+        return Rendering(spec.environment, spec.namespace, spec.image, objects, defaults, warnings)
 
     def _built_image(self, what, insecure) -> dict:
-        repository = self.environment.repository or f"REPOSITORY/{self.project()}"
+        repository = self.environment.repository
+        if not repository:
+            raise ConfigError(
+                f"environment {self.environment.name!r} has no repository: a run renders as the image that "
+                "`vci deploy` would push there",
+                hint=f"set environments.{self.environment.name}.repository, or render REPO@sha256:... "
+                "(what `vci package --push` prints)",
+            )
         run = resolve_run(self.settings, what)
         options = Options(
             base=self.environment.base_image, insecure=insecure, platform=self.environment.platform or "linux/amd64"
@@ -134,6 +172,7 @@ class KubeTarget:
             image_pull_secret=env.image_pull_secret,
             pod_annotations=env.pod_annotations,
             pod_labels=env.pod_labels,
+            network_policy=True if env.network_policy is None else env.network_policy,
             **_lifecycle(env),
         )
 
@@ -263,7 +302,8 @@ class KubeTarget:
         )
 
     def stale_objects(self, spec: DeploySpec, rendered: list[dict]) -> list[dict]:
-        """HPAs and PDBs vci made for this environment (by their labels) that it no longer renders."""
+        """HPAs, PDBs and NetworkPolicies vci made for this environment (by their labels) that it no longer
+        renders (autoscaling dropped, one replica, ``network_policy: false``)."""
         names = {_key(o) for o in rendered}
         owned = {
             "app.kubernetes.io/managed-by": "vci",
@@ -300,23 +340,27 @@ class KubeTarget:
             canary=_live_image(canary),
         )
 
-    def undeploy(self) -> Removal:
+    def undeploy(self, *, dry_run: bool = False) -> Removal:
+        """Delete every object of the environment (the canary's Deployment too); with ``dry_run`` the
+        server checks each deletion (RBAC, admission) and nothing is deleted."""
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         if live is None:
             raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
-        for kind, name in (
-            ("Deployment", spec.object_name),
-            ("Deployment", f"{spec.object_name}-canary"),
-            ("Service", spec.service_name),
-            ("HorizontalPodAutoscaler", spec.object_name),
-            ("PodDisruptionBudget", spec.object_name),
-        ):
-            self.cluster.delete(kind, name, spec.namespace)
+        names = {"Deployment": [spec.object_name, f"{spec.object_name}-canary"], "Service": [spec.service_name]}
+        removed = [
+            f"{kind}/{name}"
+            for kind in OWNED_KINDS
+            for name in names.get(kind, [spec.object_name])
+            if self.cluster.delete(kind, name, spec.namespace, dry_run=dry_run)
+        ]
         return Removal(
             environment=spec.environment,
             digest=_digest(_live_image(live) or ""),
             release_id=_annotation(live, "release-id"),
+            status="would-remove" if dry_run else "removed",
+            dry_run=dry_run or None,
+            objects=removed,
         )
 
     def endpoint(self, spec: DeploySpec) -> str:
@@ -420,7 +464,8 @@ def _lifecycle(env) -> dict:
 
 
 def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
-    """run id and model digest from the image's vci labels (best effort: an image not built by vci has none)."""
+    """run id and model digest from the image's vci labels (an image not built by vci has none); DeployError
+    when the registry cannot be read."""
     ref = parse_reference(image)
     if ref.digest is None and not allow_tag:
         raise UsageError(
@@ -428,14 +473,17 @@ def _labels_of(image: str, insecure, allow_tag: bool) -> dict:
             hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag",
         )
     try:
-        labels = (RegistryClient(ref.registry, insecure=insecure).get_image(ref).config.get("config") or {}).get(
-            "Labels"
-        ) or {}
+        return _read_labels(ref, insecure)
     except (AuthError, NotFoundError, RegistryError) as exc:
         raise DeployError(
             f"cannot read {image} from its registry: {exc}",
             hint="push it first (vci package RUN --push REPO), or check the reference",
         ) from exc
+
+
+def _read_labels(ref, insecure, **client_options) -> dict:
+    client = RegistryClient(ref.registry, insecure=insecure, **client_options)
+    labels = (client.get_image(ref).config.get("config") or {}).get("Labels") or {}
     return {"run_id": labels.get("vci.run-id"), "model_digest": labels.get("vci.model-digest")}
 
 

@@ -24,6 +24,7 @@ KINDS = {
     "Service": ("CoreV1Api", "namespaced_service"),
     "HorizontalPodAutoscaler": ("AutoscalingV2Api", "namespaced_horizontal_pod_autoscaler"),
     "PodDisruptionBudget": ("PolicyV1Api", "namespaced_pod_disruption_budget"),
+    "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy"),
 }
 
 
@@ -131,9 +132,11 @@ class Cluster:
         found = self._call("list", kind, f"in {namespace} ({labels})", namespace, label_selector=labels)
         return [self.api_client.sanitize_for_serialization(item) for item in found.items]
 
-    def delete(self, kind: str, name: str, namespace: str) -> bool:
+    def delete(self, kind: str, name: str, namespace: str, *, dry_run: bool = False) -> bool:
+        """Delete one object; False when there was none. ``dry_run``: the server checks, deletes nothing."""
+        options = {"propagation_policy": "Background", **({"dry_run": "All"} if dry_run else {})}
         try:
-            self._call("delete", kind, f"{namespace}/{name}", name, namespace, propagation_policy="Background")
+            self._call("delete", kind, f"{namespace}/{name}", name, namespace, **options)
         except NotFoundError:
             return False
         return True

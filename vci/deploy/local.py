@@ -97,11 +97,22 @@ class LocalTarget:
             log=record["log"],
         )
 
-    def undeploy(self) -> Removal:
+    def undeploy(self, *, dry_run: bool = False) -> Removal:
+        """Stop the environment's server and forget it; a dry run only reads what it would stop."""
         name = self.environment.name
-        with process.environment_lock(self.state, name):
-            record = process.remove_deployment(self.state, name)
-        return Removal(environment=name, digest=record["digest"], release_id=record["release_id"])
+        if dry_run:
+            record = process.require_deployment(self.state, name)
+        else:
+            with process.environment_lock(self.state, name):
+                record = process.remove_deployment(self.state, name)
+        return Removal(
+            environment=name,
+            digest=record["digest"],
+            release_id=record["release_id"],
+            status="would-remove" if dry_run else "removed",
+            dry_run=dry_run or None,
+            pid=record.get("pid"),
+        )
 
     def client(self, **options):
         record = process.require_deployment(self.state, self.environment.name)

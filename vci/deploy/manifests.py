@@ -1,4 +1,10 @@
-"""Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA and PDB."""
+"""Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA, PDB, NetworkPolicy.
+
+What a platform team expects of a workload is rendered whether or not the environment asks (kube-linter's
+default checks are the list): CPU and memory requests and a memory limit (DEFAULT_RESOURCES where
+``resources`` says nothing), pods spread over nodes (a preferred anti-affinity), and a NetworkPolicy
+admitting the model port only from the namespace's pods, or from what ``network_policy`` names.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,22 @@ from dataclasses import dataclass, field
 
 from ..build.plan import PORT, USER
 from ..errors import UsageError
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label: namespaces, most objects
-DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # RFC 1035 label: Service names start with a letter
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+from ..kubevalues import (
+    DNS_1035,
+    DNS_LABEL,
+    is_dns_subdomain,
+    metadata_problem,
+    network_policy_problem,
+    resources_problem,
 )
-RESERVED_PREFIXES = ("vci.dev/", "app.kubernetes.io/", "prometheus.io/")  # vci's own keys
-QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?$")
+
 DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
 ANNOTATION = "vci.dev/"
 WORK_DIR = "/tmp/vci-work"
 SERVER_DRAIN = 25  # seconds the model server gives in-flight requests after SIGTERM (VCI_DRAIN_TIMEOUT's default)
 KILL_MARGIN = 5  # seconds between the end of that drain and the kubelet's SIGKILL
+DEFAULT_RESOURCES = {"cpu": "250m", "memory": "512Mi"}  # requests, and the memory limit, when none is given
+SPREAD_KEY = "kubernetes.io/hostname"  # replicas prefer distinct nodes
 
 
 @dataclass
@@ -48,6 +55,7 @@ class DeploySpec:
     image_pull_secret: str | None = None  # a Secret (kubernetes.io/dockerconfigjson) in the namespace
     pod_annotations: dict = field(default_factory=dict)  # added to the pod template (a mesh, Vault, ...)
     pod_labels: dict = field(default_factory=dict)
+    network_policy: bool | dict = True  # True: ingress from the namespace's pods; a dict names the sources
 
     @property
     def object_name(self) -> str:
@@ -74,7 +82,7 @@ def validate_spec(spec: DeploySpec) -> None:
         )
     validate_pod_metadata(spec)
     secret = spec.image_pull_secret
-    if secret is not None and (len(secret) > 253 or not all(DNS_LABEL.match(p) for p in secret.split("."))):
+    if secret is not None and not is_dns_subdomain(secret):
         raise UsageError(
             f"invalid image pull secret name {secret!r}",
             hint="name a Secret in the namespace: lower-case letters, digits, '-' and '.'",
@@ -84,9 +92,12 @@ def validate_spec(spec: DeploySpec) -> None:
             f"{spec.image} names a tag, not a digest",
             hint="deploy REPO@sha256:... (what `vci package` prints), or pass --allow-tag",
         )
-    for key, value in _flat_resources(spec.resources).items():
-        if not QUANTITY.match(str(value)):
-            raise UsageError(f"invalid resource quantity {key}={value!r}", hint="e.g. cpu: 500m, memory: 1Gi")
+    for what, problem in (
+        ("resources", resources_problem(spec.resources)),
+        ("network_policy", network_policy_problem(spec.network_policy)),
+    ):
+        if problem:
+            raise UsageError(f"invalid {what}: {problem}", hint=f"fix environments.{spec.environment}.{what}")
     if spec.replicas < 0:
         raise UsageError(f"replicas must be >= 0, got {spec.replicas}")
     if spec.progress_deadline < 1 or spec.prestop_delay < 0:
@@ -100,52 +111,27 @@ def validate_spec(spec: DeploySpec) -> None:
 
 
 def validate_autoscaling(spec: DeploySpec) -> None:
-    """An HPA that can work: bounds in order, and a request for every resource it scales on.
-
-    Utilisation is usage divided by the container's request: without one the HPA reports
-    FailedGetResourceMetric and never scales (and the pods are BestEffort)."""
+    """An HPA that can work: bounds in order (utilisation always has a request to divide by: the
+    environment's, or DEFAULT_RESOURCES)."""
     low, high = hpa_bounds(spec)
     if not 1 <= low <= high:
         raise UsageError(
             f"autoscaling: min_replicas {low} and max_replicas {high} are not 1 <= min <= max",
             hint=f"set environments.{spec.environment}.autoscaling.max_replicas >= min_replicas",
         )
-    requests = _resources(spec.resources).get("requests") or {}
-    for metric in hpa_metrics(spec.autoscaling or {}):
-        name = metric["resource"]["name"]
-        if name not in requests:
-            raise UsageError(
-                f"autoscaling on {name} utilisation needs a {name} request, and "
-                f"environment {spec.environment!r} sets none: the HPA could never compute utilisation",
-                hint=f"set environments.{spec.environment}.resources, e.g. {{cpu: 500m, memory: 1Gi}}",
-            )
 
 
 def validate_pod_metadata(spec: DeploySpec) -> None:
-    """The environment's pod annotations and labels: valid keys and values, none of vci's own keys."""
-    for what, values in (("pod_annotations", spec.pod_annotations), ("pod_labels", spec.pod_labels)):
+    """The environment's labels, pod annotations and pod labels: valid keys and values, none of vci's own."""
+    for what, values in (
+        ("labels", spec.labels),
+        ("pod_annotations", spec.pod_annotations),
+        ("pod_labels", spec.pod_labels),
+    ):
         for key, value in values.items():
-            key_ok = isinstance(key, str) and len(key.rpartition("/")[2]) <= 63 and QUALIFIED_NAME.match(key)
-            value_ok = isinstance(value, str) and (
-                what == "pod_annotations" or (len(value) <= 63 and LABEL_VALUE.match(value))
-            )
-            if not (key_ok and value_ok):
-                raise UsageError(
-                    f"invalid {what} entry {key!r}: {value!r}",
-                    hint="keys are [prefix/]name; values are strings (labels: at most 63 "
-                    "letters, digits, '-', '_', '.'); quote values like \"true\" in vci.yaml",
-                )
-            if key.startswith(RESERVED_PREFIXES):
-                raise UsageError(
-                    f"{what} may not set {key!r}: vci sets the keys under {', '.join(RESERVED_PREFIXES)}",
-                    hint=f"remove {key} from {what}",
-                )
-
-
-def _flat_resources(resources: dict) -> dict:
-    if "requests" in resources or "limits" in resources:
-        return {f"{k}.{n}": v for k in ("requests", "limits") for n, v in (resources.get(k) or {}).items()}
-    return dict(resources)
+            problem = metadata_problem(key, value, label=what != "pod_annotations")
+            if problem:
+                raise UsageError(f"{what}: {problem}", hint=f"fix environments.{spec.environment}.{what}")
 
 
 def labels_for(spec: DeploySpec) -> dict[str, str]:
@@ -178,13 +164,28 @@ def _annotations(spec: DeploySpec, *, release: bool) -> dict[str, str]:
     return notes
 
 
-def _resources(resources: dict) -> dict:
-    if not resources:
-        return {}
+def container_resources(resources: dict) -> tuple[dict, list[str]]:
+    """The container's requests and limits, and which of them are DEFAULT_RESOURCES (``requests.cpu``...).
+
+    ``{cpu, memory}`` sets requests and limits alike; ``{requests, limits}`` each as given. What is left out
+    is filled so that every container has CPU and memory requests and a memory limit: a missing request
+    takes its limit (as the API server defaults it) or the default; a missing memory limit is the memory
+    request. No CPU limit is added: a latency-bound server throttled by its CFS quota gains its neighbours
+    nothing its request does not already reserve."""
     if "requests" in resources or "limits" in resources:
-        return {k: dict(v) for k, v in resources.items() if k in ("requests", "limits")}
-    values = {k: str(v) for k, v in resources.items()}
-    return {"requests": values, "limits": dict(values)}
+        given = {k: {n: str(v) for n, v in (resources.get(k) or {}).items()} for k in ("requests", "limits")}
+    else:
+        values = {k: str(v) for k, v in resources.items()}
+        given = {"requests": values, "limits": dict(values)}
+    requests, limits, defaulted = given["requests"], given["limits"], []
+    for name, default in DEFAULT_RESOURCES.items():
+        if name not in requests:
+            requests[name] = limits.get(name, default)
+            defaulted += [] if name in limits else [f"requests.{name}={default}"]
+    if "memory" not in limits:
+        limits["memory"] = requests["memory"]
+        defaulted.append(f"limits.memory={limits['memory']}")
+    return {"requests": requests, "limits": limits}, defaulted
 
 
 def _probe(path: str, period: int, failures: int) -> dict:
@@ -218,8 +219,7 @@ def render_container(spec: DeploySpec) -> dict:
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    if spec.resources:
-        container["resources"] = _resources(spec.resources)
+    container["resources"] = container_resources(spec.resources)[0]
     if spec.prestop_delay:  # the kubelet waits this long before SIGTERM (a sleep action: Kubernetes >= 1.30)
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": spec.prestop_delay}}}
     return container
@@ -246,6 +246,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     }
     pod_spec = {
         "containers": [render_container(spec)],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread(spec)]}},
         "volumes": [{"name": "tmp", "emptyDir": {}}],
         "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
@@ -285,8 +286,23 @@ def render_deployment(spec: DeploySpec) -> dict:
     }
 
 
+def spread(spec: DeploySpec) -> dict:
+    """A preferred anti-affinity term: the environment's pods (stable and canary) on distinct nodes where
+    the scheduler can, so that one node going down takes one replica, not all (kube-linter's no-anti-affinity);
+    preferred, not required, so a small cluster still schedules every replica."""
+    return {
+        "weight": 100,
+        "podAffinityTerm": {"labelSelector": {"matchLabels": environment_pods(spec)}, "topologyKey": SPREAD_KEY},
+    }
+
+
+def environment_pods(spec: DeploySpec) -> dict[str, str]:
+    """The labels of every pod of the environment, stable and canary: what the Service selects."""
+    return {k: v for k, v in labels_for(spec).items() if k != "vci.dev/track"}
+
+
 def render_service(spec: DeploySpec) -> dict:
-    selector = {k: v for k, v in labels_for(spec).items() if k != "vci.dev/track"}  # stable and canary pods
+    selector = environment_pods(spec)  # stable and canary pods
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -376,18 +392,58 @@ def validate_canary_name(spec: DeploySpec) -> None:
         )
 
 
-APPLY_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")
+def network_peers(policy: bool | dict) -> list[dict]:
+    """Who may reach the model port: the pods of the namespace, unless ``policy`` names the sources (each
+    a peer of its own: pods with ``from_pod_labels`` in the namespace, every pod of ``from_namespaces``,
+    addresses in ``from_cidrs``, e.g. the control plane's for the API server's proxy)."""
+    named = policy if isinstance(policy, dict) else {}
+    peers: list[dict] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+        for name in named.get("from_namespaces") or []
+    ]
+    if named.get("from_pod_labels"):
+        peers.append({"podSelector": {"matchLabels": {k: str(v) for k, v in named["from_pod_labels"].items()}}})
+    peers += [{"ipBlock": {"cidr": str(cidr)}} for cidr in named.get("from_cidrs") or []]
+    return peers or [{"podSelector": {}}]
+
+
+def render_network_policy(spec: DeploySpec) -> dict | None:
+    """Ingress to the environment's pods (stable and canary) only on the model port and only from
+    ``network_peers``; other traffic to them is dropped where the cluster's network plugin enforces
+    policies. None when the environment opts out (``network_policy: false``) or for a canary's objects."""
+    if spec.network_policy is False or spec.track != "stable":
+        return None
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "spec": {
+            "podSelector": {"matchLabels": environment_pods(spec)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": network_peers(spec.network_policy), "ports": [{"protocol": "TCP", "port": PORT}]}],
+        },
+    }
+
+
+APPLY_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")
 
 
 def apply_order(objects: list[dict]) -> list[dict]:
-    """What a Deployment needs first (its Service, its disruption budget), what acts on it (the HPA) last."""
+    """What a Deployment needs first (the policy its pods start under, its Service, its disruption budget),
+    what acts on it (the HPA) last."""
     return sorted(objects, key=lambda o: APPLY_ORDER.index(o["kind"]))
 
 
 def render(spec: DeploySpec) -> list[dict]:
-    """Validate ``spec`` and render its objects in apply order."""
+    """Validate ``spec`` and render its objects: the Deployment first, then what goes with it."""
     validate_spec(spec)
-    objects = [render_deployment(spec), render_service(spec), render_hpa(spec), render_pdb(spec)]
+    objects = [
+        render_deployment(spec),
+        render_service(spec),
+        render_hpa(spec),
+        render_pdb(spec),
+        render_network_policy(spec),
+    ]
     return [o for o in objects if o is not None]
 
 

@@ -20,6 +20,12 @@ RULES = (  # (API group, resource, verbs, what needs it)
     ("", "services", WRITE, "the Service in front of stable and canary pods"),
     ("autoscaling", "horizontalpodautoscalers", [*WRITE, "list"], "autoscaling; list: pruning one no longer rendered"),
     ("policy", "poddisruptionbudgets", [*WRITE, "list"], "more than one replica; list: pruning one no longer rendered"),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        [*WRITE, "list"],
+        "ingress to the model pods from the namespace (or what network_policy names); list: pruning",
+    ),
     ("", "pods", ["list"], "diagnosing a failed rollout; finding the canary's pods"),
     ("", "pods/log", ["get"], "a failed rollout's last log lines"),
     ("", "events", ["list"], "a failed rollout's warning events"),

@@ -81,12 +81,31 @@ _STATUS_FIELDS = frozenset({"environment", "state", "digest", "run_id", "release
 
 @dataclass(frozen=True)
 class Removal:
-    """What an undeploy removed."""
+    """What an undeploy removed (``status`` removed), or would remove (would-remove, a dry run)."""
 
     environment: str
     digest: str | None
     release_id: str | None
     status: str = "removed"
+    dry_run: bool | None = None
+    objects: list[str] | None = None  # a cluster's "Kind/name" deleted (or that a dry run would delete)
+    pid: int | None = None  # a local server's process, stopped (or that a dry run would stop)
+
+    def to_json(self) -> dict:
+        return _shown(self, frozenset({"environment", "digest", "release_id", "status"}))
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What ``vci render`` prints: the objects a deploy would apply, the default resources they took and
+    the warnings (what could not be read, what was filled in)."""
+
+    environment: str
+    namespace: str
+    image: str
+    objects: list[dict]
+    defaults: list[str]  # e.g. "requests.cpu=250m": DEFAULT_RESOURCES the environment did not set
+    warnings: list[str]
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -134,8 +153,8 @@ class Target(Protocol):
     def status(self) -> Status:
         """What runs now; state ``not-deployed`` when nothing does."""
 
-    def undeploy(self) -> Removal:
-        """Remove what runs (canary included)."""
+    def undeploy(self, *, dry_run: bool = False) -> Removal:
+        """Remove what runs (canary included); a dry run says what it would remove and removes nothing."""
 
     def client(self, **options: Any) -> DeployedModel:
         """A client for the live endpoint."""

@@ -6,12 +6,15 @@ Pod specs (pods and templates): restartPolicy Always, dnsPolicy ClusterFirst, te
 imagePullPolicy (Always for ``:latest`` or untagged images, else IfNotPresent), port protocol TCP, probe
 timeouts/periods/ thresholds and httpGet scheme HTTP. Services: type ClusterIP, a clusterIP from 10.96.0.0/16,
 port protocol TCP, targetPort = port, sessionAffinity None. Namespaces: spec.finalizers [kubernetes],
-status.phase Active.
+status.phase Active, the label kubernetes.io/metadata.name (what namespaceSelectors select by name).
+NetworkPolicies: see networkpolicy.py.
 """
 
 from __future__ import annotations
 
 import itertools
+
+from . import networkpolicy
 
 _cluster_ips = itertools.count(10)
 
@@ -97,6 +100,10 @@ def apply_defaults(obj: dict) -> None:
         _service(obj)
     elif kind == "Namespace":
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+        meta = obj.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": meta.get("name", "")}
         obj["status"] = {"phase": obj.get("status", {}).get("phase", "Active")}
+    elif kind == "NetworkPolicy":
+        networkpolicy.apply_defaults(obj)
     elif kind == "Secret":
         obj.setdefault("type", "Opaque")

@@ -1,10 +1,10 @@
 """The resource types the fake serves (group, version, kind, scope, subresources) and their discovery.
 
 Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets,
-resourcequotas (+status); apps/v1
-deployments (+status, +scale), replicasets (+status, +scale); autoscaling/v2 horizontalpodautoscalers
-(+status); policy/v1 poddisruptionbudgets (+status). Discovery answers the legacy (non-aggregated) documents
-/api, /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
+resourcequotas (+status); apps/v1 deployments (+status, +scale), replicasets (+status, +scale);
+autoscaling/v2 horizontalpodautoscalers (+status); policy/v1 poddisruptionbudgets (+status);
+networking.k8s.io/v1 networkpolicies. Discovery answers the legacy (non-aggregated) documents /api,
+/api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
 """
 
 from __future__ import annotations
@@ -61,11 +61,19 @@ RESOURCES = [
         short_names=("pdb",),
         subresources=("status",),
     ),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",), has_status=False),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
-GROUPS = {"apps": "v1", "autoscaling": "v2", "policy": "v1"}
-GENERATION_KINDS = {"Deployment", "ReplicaSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod"}
+GROUPS = {"apps": "v1", "autoscaling": "v2", "policy": "v1", "networking.k8s.io": "v1"}
+GENERATION_KINDS = {
+    "Deployment",
+    "ReplicaSet",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Pod",
+    "NetworkPolicy",
+}
 
 
 def resource_list(group: str, version: str) -> dict | None:

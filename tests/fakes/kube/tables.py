@@ -3,8 +3,8 @@
 Columns follow the real server's for the kinds a deployer looks at: deployments (Name, Ready, Up-to-date,
 Available, Age), replicasets (Name, Desired, Current, Ready, Age), pods (Name, Ready, Status, Restarts, Age),
 services (Name, Type, Cluster-IP, External-IP, Port(s), Age), namespaces (Name, Status, Age), events (Name,
-Type, Reason, Object, Message, Age); anything else gets Name and Age. Each row carries the object's metadata
-(PartialObjectMetadata), as kubectl expects.
+Type, Reason, Object, Message, Age), networkpolicies (Name, Pod-Selector, Age); anything else gets Name and
+Age. Each row carries the object's metadata (PartialObjectMetadata), as kubectl expects.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def _involved(event: dict) -> str:
     return f"{involved.get('kind', '').lower()}/{involved.get('name')}"
 
 
+def _pod_selector(policy: dict) -> str:
+    labels = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
 COLUMNS = {
     "Deployment": (
         ["Ready", "Up-to-date", "Available"],
@@ -68,6 +73,7 @@ COLUMNS = {
     ),
     "Pod": (["Ready", "Status", "Restarts"], _pod_cells),
     "Service": (["Type", "Cluster-IP", "External-IP", "Port(s)"], _service_cells),
+    "NetworkPolicy": (["Pod-Selector"], lambda p: [_pod_selector(p)]),
     "Namespace": (["Status"], lambda n: [(n.get("status") or {}).get("phase", "Active")]),
     "Event": (
         ["Type", "Reason", "Object", "Message"],

@@ -5,15 +5,15 @@ replicas, resource quantities. Checked: object names (RFC 1123 subdomain; namesp
 RFC 1035 labels), label keys and values, container names/images/env names/port names, resource quantities
 (decoded first: a bad one is a 400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet
 selectors (required, must match the template labels, immutable on update), rolling-update parameters, Service
-ports and clusterIP immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds. Messages
-follow the real ones.
+ports and clusterIP immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds,
+NetworkPolicy specs (networkpolicy.py: decoding and validation). Messages follow the real ones.
 """
 
 from __future__ import annotations
 
 import re
 
-from . import quantity
+from . import networkpolicy, quantity
 from .selectors import selector_matches
 from .status import invalid, undecodable
 
@@ -89,6 +89,8 @@ def _string_map_problem(value, field: str) -> str | None:
 
 def decode_typed(resource, obj: dict) -> None:
     """The type checks of decoding into Go structs (400 BadRequest): string maps, env values, int replicas."""
+    if obj.get("kind") == "NetworkPolicy":
+        networkpolicy.decode(resource, obj)
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
     checks = [
         (m.get(k), f"ObjectMeta.metadata.{k}")
@@ -205,6 +207,8 @@ def kind_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
                 f'Unsupported value: "{policy}": supported values: "AlwaysAllow", "IfHealthyBudget"',
             )
         ]
+    if kind == "NetworkPolicy":
+        return networkpolicy.problems(spec)
     if kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
