@@ -31,6 +31,7 @@ from .progress import Progress
 from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
+from .store.dryrun import DryRunStore
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -311,10 +312,13 @@ def _settings_and_store(
     return settings, open_store(settings.store)
 
 
-def init(project: str | None = None, *, store: str | None = None, settings: Settings | None = None) -> Run:
-    """Start a run in the configured store (vci.yaml / VCI_STORE; default ./.vci)."""
+def init(
+    project: str | None = None, *, store: str | None = None, settings: Settings | None = None, dry_run: bool = False
+) -> Run:
+    """Start a run in the configured store (vci.yaml / VCI_STORE; default ./.vci); with ``dry_run`` it
+    writes nothing there (``run.store.planned``: the blobs it would upload)."""
     settings, st = _settings_and_store(project, store, settings)
-    return Run(st, project=project or settings.project, settings=settings)
+    return Run(DryRunStore(st) if dry_run else st, project=project or settings.project, settings=settings)
 
 
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:

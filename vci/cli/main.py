@@ -67,7 +67,10 @@ def cli(debug: bool):
 
 
 def main(argv: list[str] | None = None) -> None:
-    STATE["debug"] = bool(os.environ.get("VCI_DEBUG")) or "--debug" in (argv or sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    STATE["debug"] = bool(os.environ.get("VCI_DEBUG")) or "--debug" in args
+    if wants_json(args):  # known before parsing: a usage error stops click before --output is processed
+        STATE["output"] = "json"
     try:
         code = cli.main(args=argv, prog_name="vci", standalone_mode=False)
     except VciError as exc:
@@ -83,13 +86,32 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         print("vci: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a usage error (unknown option, missing argument, bad choice)
+        if STATE["output"] != "json":
+            exc.show()
+        else:
+            report_error(usage_message(exc), "usage")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("vci: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--output json`` (``-o json``, ``--output=json``, ``-ojson``)."""
+    args = args[: args.index("--")] if "--" in args else args
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return any(
+        (a in ("--output", "-o") and b == "json") or a in ("--output=json", "-ojson", "-o=json") for a, b in pairs
+    )
+
+
+def usage_message(exc: click.ClickException) -> str:
+    """Click's message, with the command it concerns and where its usage is shown."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return exc.format_message() + where
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,28 +57,32 @@ def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
     help="Record this environment variable's current value for serving (repeatable).",
 )
 @click.option("--project", help="Project name (default: vci.yaml or VCI_PROJECT).")
+@click.option("--dry-run", is_flag=True, help="Check everything and print what would be uploaded; write nothing.")
 @store_option
 @output_option
-def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, project, store, output):
+def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, project, dry_run, store, output):
     """Log a model, its artifacts and requirements as a new run, and commit it.
 
     \b
     vci log --model examples/iris/model.py:Model \\
             --artifact weights=out/model.joblib --requirements requirements.txt
     """
-    run = init(project, settings=settings_for(store, project))
+    run = init(project, settings=settings_for(store, project), dry_run=dry_run)
     model_class = load_model_file(model_spec) if model_spec else None
-    sent = {}
+    sent, model, pinned = {}, None, []
     for key, path in _parse_artifacts(artifacts):
         sent[key] = run.log_artifact(key, path)
     if model_class is not None:
-        run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
+        model = run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
     if requirements:
-        run.log_requirements(requirements)
+        pinned = run.log_requirements(requirements)
     if env_vars:
         run.log_environment(list(env_vars))
     if examples_file:
         _log_examples(run, examples_file)
+    if dry_run:
+        emit(output, *_plan(run, sent, model, pinned))
+        return
     version = run.commit()
     result = {
         "run_id": run.id,
@@ -88,6 +92,33 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
         "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()},
     }
     emit(output, result, f"{run.id}\t{version}")
+
+
+def _plan(run, artifacts: dict, model: dict | None, requirements: list[str]) -> tuple[dict, str]:
+    """What a dry run of ``vci log`` found: each artifact and the model class, whether a real run would
+    upload it (a blob the store already has is never sent again), and the bytes it would send."""
+    planned = run.store.planned
+
+    def blob(record: dict) -> dict:
+        return {"digest": record["digest"], "size": record["size"], "upload": record["digest"] in planned}
+
+    result = {
+        "dry_run": True,
+        "project": run.project,
+        "store": run.store.url,
+        "artifacts": {key: blob(record) for key, record in artifacts.items()},
+        "model": {"class": model["class"], **blob(model)} if model else None,
+        "requirements": requirements,
+        "upload_bytes": sum(planned.values()),
+    }
+    rows = [*result["artifacts"].items(), *([(f"model {model['class']}", result["model"])] if model else [])]
+    head = f"would log a run of {run.project or '(no project)'} to {run.store.url}"
+    lines = [f"{head}, uploading {format_bytes(result['upload_bytes'])}:"]
+    lines += [
+        f"  {name}: {format_bytes(b['size'])} {b['digest'][:19]} {'(new)' if b['upload'] else '(in the store)'}"
+        for name, b in rows
+    ]
+    return result, "\n".join(lines)
 
 
 def _log_examples(run, path: str) -> None:

@@ -1,0 +1,60 @@
+"""A store that writes nothing: what a run would send, counted against what the real store already holds.
+
+``vci log --dry-run`` logs through it: every check of a run (its files, model class, requirements,
+examples) runs as for a real one, reads go to the real store, and each write is only recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..digests import sha256_bytes, sha256_file
+from .base import Descriptor, Progress, Store
+
+
+class DryRunStore:
+    """Wraps ``store``; ``planned`` maps each blob a real run would upload to its size."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.url = store.url
+        self.planned: dict[str, int] = {}
+        self.documents: dict[str, dict] = {}
+
+    def has_blob(self, digest: str) -> bool:
+        return digest in self.planned or self.store.has_blob(digest)
+
+    def _plan(self, digest: str, size: int) -> Descriptor:
+        if self.has_blob(digest):
+            return Descriptor(digest, size, 0)
+        self.planned[digest] = size
+        return Descriptor(digest, size, size)  # ``sent``: what a real run would send
+
+    def put_blob(
+        self, path: str | Path, *, digest: str | None = None, size: int | None = None, progress: Progress | None = None
+    ) -> Descriptor:
+        if digest is None:
+            digest, size = sha256_file(path)
+        return self._plan(digest, size if size is not None else os.path.getsize(path))
+
+    def put_bytes(self, data: bytes) -> Descriptor:
+        return self._plan(sha256_bytes(data), len(data))
+
+    def get_blob(self, digest: str, dest: str | Path, *, progress: Progress | None = None) -> Path:
+        return self.store.get_blob(digest, dest, progress=progress)
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.store.read_blob(digest)
+
+    def put_json_new(self, key: str, doc: dict) -> None:
+        self.documents[key] = doc
+
+    def put_json(self, key: str, doc: dict) -> None:
+        self.documents[key] = doc
+
+    def get_json(self, key: str) -> dict:
+        return self.documents[key] if key in self.documents else self.store.get_json(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.store.list_keys(prefix)
