@@ -128,3 +128,28 @@ def test_many_concurrent_keep_alive_clients(server):
     for t in threads:
         t.join(30)
     assert results == [(200, 1)] * (len(threads) * 20)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /predict HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n[1]",  # isdigit() but not int(): crashed the protocol
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\n[1]\r\n0\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_numbers_in_the_head_that_are_not_ascii_digits_get_400(server, data):
+    answer = raw_exchange(server, data)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer[:300]
+    stray = [line for line in server.log().splitlines() if not line.startswith("{")]
+    assert stray == []
+
+
+@pytest.mark.parametrize("size", [70_000, 100_000, 64 * 1024 + 1])
+def test_a_head_over_64_kib_gets_431_even_in_one_read(server, size):
+    head = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * size + b"\r\n\r\n"
+    answer = raw_exchange(server, head)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert raw_exchange(server, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 60_000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 200 "
+    )

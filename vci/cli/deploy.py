@@ -26,16 +26,24 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 @click.option("--port", type=int, default=8080, show_default=True, help="HTTP port.")
 @click.option("--grpc-port", type=int, default=None, help="Also serve gRPC on this port.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Connections the kernel queues before the server accepts them (capped by net.core.somaxconn).",
+)
 @store_option
-def serve_cmd(run_id, host, port, grpc_port, workers, store):
+def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
 
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
     GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
+    It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
     click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
-    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers)
+    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers, backlog=backlog)
 
 
 @click.command("deploy")
