@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 import socket
 import threading
 
 import pytest
+
+from vci.serve import http
+from vci.serve.metrics import Metrics
 
 from .conftest import ServerProcess, build_model_dir, http_call, post_json, raw_exchange
 from .models import EchoModel
@@ -153,3 +158,44 @@ def test_a_head_over_64_kib_gets_431_even_in_one_read(server, size):
     assert raw_exchange(server, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 60_000 + b"\r\n\r\n").startswith(
         b"HTTP/1.1 200 "
     )
+
+
+class _Transport(asyncio.Transport):
+    """Collects what the protocol writes (in-process: the one way to make the parser itself fail)."""
+
+    def __init__(self):
+        super().__init__()
+        self.out, self.closed = bytearray(), False
+
+    def write(self, data) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+def test_a_bug_in_the_parser_is_answered_500_and_logged_not_raised(monkeypatch, capsys):
+    def broken(raw: bytes):
+        raise ValueError("a bug in the parser")
+
+    monkeypatch.setattr(http, "parse_head", broken)
+
+    async def exchange() -> _Transport:
+        conn = http.HttpConnection(http.HttpServer(None, Metrics(tuple(http.ROUTES)), max_body=100))
+        transport = _Transport()
+        conn.connection_made(transport)
+        conn.data_received(b"GET /healthz HTTP/1.1\r\n\r\n")
+        conn.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(exchange())
+    assert transport.out.startswith(b"HTTP/1.1 500 ") and transport.closed
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    failed = [r for r in records if r["event"] == "request_parse_failed"]
+    assert failed and "a bug in the parser" in failed[0]["traceback"]

@@ -231,6 +231,10 @@ class HttpConnection(asyncio.Protocol):
         except BadRequest as exc:
             self._fail(exc)
             return
+        except Exception as exc:  # a bug of ours: logged whole, answered, and the protocol goes on
+            logs.failure("request_parse_failed", exc, request_id=self.request_id)
+            self._fail(BadRequest(500, "the server failed while reading this request (details are in its log)"))
+            return
         if head is not None and body is not None:
             self.head = None
             self._dispatch(head, body)
