@@ -6,6 +6,7 @@ import resource
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -80,6 +81,7 @@ def _half_send(port: int, length: int, sent: int, answers: list) -> None:
             answers.append(s.recv(4096))
         except (TimeoutError, OSError):
             answers.append(b"")  # still waiting for the rest of its body: nothing to say yet
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # vanish: a reset
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -107,6 +109,12 @@ def test_many_half_sent_large_bodies_stay_within_the_body_budget(start_server):
     assert post_json(server, "/predict", [1])[0] == 200  # small bodies never wait for the budget
     grown_mib = (_peak_rss_kib(server.proc.pid) - before) / 1024
     assert grown_mib < 64 + 48, f"peak RSS grew by {grown_mib:.0f} MiB"  # 40 bodies buffered: ~660 MiB
+    large = b"[" + b"1," * (4 * MIB) + b"1]"  # 8 MiB: fits once the clients that held the budget are gone
+    deadline = time.monotonic() + 5
+    while (status := http_call(server, "POST", "/predict", large, {"Content-Type": "application/json"})[0]) == 503:
+        assert time.monotonic() < deadline, "the budget was not given back when its connections ended"
+        time.sleep(0.1)
+    assert status == 200
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
