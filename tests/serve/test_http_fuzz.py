@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from vci.serve.wire import REASONS, BadRequest, ChunkedBody, parse_chunked, parse_head
 
-from .conftest import ServerProcess, build_model_dir
-from .models import EchoModel
+from .conftest import ready_echo_server
 
 # deterministic in CI (a failure prints the example that reproduces it); no example database in the tree
 FAST = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -164,13 +163,9 @@ def _grammar_accepts(variant: bytes, value: int, chunked: bool) -> bool:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fuzz")
-    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
-    (tmp / "run").mkdir()
-    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "4096", "--request-timeout", "2"))
-    proc.wait_state()
+    proc = ready_echo_server(tmp_path_factory.mktemp("fuzz"), "--max-body-bytes", "4096", "--request-timeout", "2")
     yield proc
-    stray = [line for line in proc.log().splitlines() if not line.startswith("{")]
+    stray = proc.stray_lines()
     assert stray == [], "\n".join(stray[:40])  # an asyncio traceback: some input escaped the handling
     assert not [r for r in proc.log_records() if r["event"] == "request_parse_failed"]
     assert proc.stop() == 0

@@ -14,8 +14,7 @@ import pytest
 from vci.serve import http
 from vci.serve.metrics import Metrics
 
-from .conftest import ServerProcess, build_model_dir, http_call, post_json, raw_exchange
-from .models import EchoModel
+from .conftest import http_call, post_json, raw_exchange, ready_echo_server
 
 GARBAGE = [
     b"\x00\x01\x02\xff" * 100 + b"\r\n\r\n",
@@ -34,11 +33,7 @@ GARBAGE = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("robust")
-    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
-    (tmp / "run").mkdir()
-    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "65536", "--request-timeout", "1"))
-    proc.wait_state()
+    proc = ready_echo_server(tmp_path_factory.mktemp("robust"), "--max-body-bytes", "65536", "--request-timeout", "1")
     yield proc
     assert proc.stop() == 0
 
@@ -81,8 +76,7 @@ def test_pipelined_requests_then_a_partial_one_then_a_half_close(server):
     for tail in (b"\x00garbage\r\n\r\n", b"GET /partial"):
         answer = raw_exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n" * 3 + tail)
         assert answer.count(b"HTTP/1.1 200 OK") == 3 and b"HTTP/1.1 400 Bad Request" in answer
-    stray = [line for line in server.log().splitlines() if not line.startswith("{")]
-    assert stray == []  # no asyncio "Exception in callback" tracebacks: every path was handled
+    assert server.stray_lines() == []  # no asyncio "Exception in callback" tracebacks: every path was handled
 
 
 def test_clients_vanishing_mid_body_do_not_hurt(server):
@@ -146,8 +140,7 @@ def test_many_concurrent_keep_alive_clients(server):
 def test_numbers_in_the_head_that_are_not_ascii_digits_get_400(server, data):
     answer = raw_exchange(server, data)
     assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer[:300]
-    stray = [line for line in server.log().splitlines() if not line.startswith("{")]
-    assert stray == []
+    assert server.stray_lines() == []
 
 
 @pytest.mark.parametrize("size", [70_000, 100_000, 64 * 1024 + 1])
