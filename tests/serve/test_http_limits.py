@@ -131,3 +131,18 @@ def test_health_and_metrics_never_wait_for_a_slow_first_predict(start_server, pa
     slow.join(10)
     assert results == [200]
     assert waited < 0.5, f"{path} waited {waited:.2f} s behind the model"
+
+
+def test_a_large_body_for_a_fast_model_is_predicted_off_the_loop(start_server):
+    server = start_server(EchoModel, artifacts={"greeting": b"hi"})  # its model_test times it fast
+    server.wait_state()
+    results = []
+    slow = {"sleep": 1.5, "pad": "x" * 100_000}  # decoding alone of a large body is slow work
+    thread = threading.Thread(target=lambda: results.append(post_json(server, "/predict", slow)[0]))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert http_call(server, "GET", "/healthz")[0] == 200
+    waited = time.monotonic() - started
+    thread.join(10)
+    assert results == [200] and waited < 0.5, f"/healthz waited {waited:.2f} s behind a large request"

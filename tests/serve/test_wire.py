@@ -7,6 +7,7 @@ import pytest
 from vci.errors import UsageError
 from vci.serve.__main__ import parse_options
 from vci.serve.metrics import Metrics
+from vci.serve.server import run_server
 from vci.serve.wire import BadRequest, parse_chunked, parse_head, render_response, request_id_from
 
 
@@ -99,6 +100,17 @@ def test_options_come_from_flags_over_environment():
     assert (defaults["model_dir"], defaults["port"], defaults["grpc_port"]) == ("/opt/vci/model", 8080, None)
     with pytest.raises(UsageError):
         parse_options([], {"VCI_PORT": "eighty"})
+    limits = parse_options(["--backlog", "50"], {"VCI_MAX_BUFFERED_BYTES": "1000", "VCI_BACKLOG": "9"})
+    assert (limits["backlog"], limits["max_buffered_bytes"]) == (50, 1000)
+    assert (defaults["backlog"], defaults["max_buffered_bytes"]) == (1024, 64 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    "options,named", [({"backlog": 0}, "backlog"), ({"max_buffered_bytes": 100, "max_body_bytes": 200}, "max_buffered")]
+)
+def test_server_limits_out_of_range_are_refused_before_binding(tmp_path, options, named):
+    with pytest.raises(UsageError, match=named):
+        run_server(tmp_path, port=0, **options)
 
 
 @pytest.mark.parametrize(

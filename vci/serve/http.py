@@ -9,13 +9,14 @@ predict + encode was 4,011 calls/s = 0.25 ms), one run measured:
     this server, every call via its pool    1,406 (35%)            0.39 ms           12.5 ms
     stdlib ThreadingHTTPServer (keep-alive) 1,425 (36%)            0.47 ms           19.5 ms
 
-Besides being slower, the stdlib server has no drain, body limit or slow-client timeout of its own;
-uvicorn/h11 were not measured, as they would add packages to every image. Where model calls run is
-decided by the same numbers: handing each call to a thread and back costs ~0.2 ms and 40% of the
-throughput (two cross-thread wake-ups and GIL hand-offs per request). So a call runs inline on the
-loop while the model's moving-average call time stays under ``inline_below`` (2 ms), and in the pool
-once it is slower, so that a slow model cannot hold up ``/healthz``, ``/metrics`` or other clients.
-``threads=0`` keeps every call inline.
+Besides being slower, the stdlib server has no drain, body limit or slow-client timeout of its own.
+The parser (vci.serve.wire) was measured against h11 and httptools by ``benchmarks/http_parser.py``
+(docs/design.md, "The HTTP parser": kept). Where model calls run is decided by the same numbers:
+handing each call to a thread and back costs ~0.2 ms and 40% of the throughput (two cross-thread
+wake-ups and GIL hand-offs per request). So a call runs inline on the loop while the model's
+moving-average call time stays under ``inline_below`` (2 ms) and its body is small, and in the pool
+otherwise (also before any call has been timed), so that a slow model cannot hold up ``/healthz``,
+``/metrics`` or other clients. ``threads=0`` keeps every call inline.
 """
 
 from __future__ import annotations
