@@ -26,6 +26,7 @@ LAYERS = [
         "vci.files",
         "vci.retry",
         "vci.jsonwire",
+        "vci.logview",
     },
     {
         "vci.archive",
