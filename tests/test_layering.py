@@ -37,6 +37,7 @@ LAYERS = [
         "vci.oci",
         "vci.frameworks",
         "vci.ci",
+        "vci.scaffold",
     },
     {"vci.runs", "vci.fetch", "vci.ledger", "vci.client", "vci.serve"},
     {"vci.build"},

@@ -17,6 +17,7 @@ class LazyGroup(click.Group):
     """Commands live in submodules imported only when that command runs (``vci --help`` stays fast)."""
 
     COMMANDS = {
+        "init": ("vci.cli.init", "init_cmd", "Start a project: model, training, settings, examples, CI."),
         "log": ("vci.cli.runs", "log_cmd", "Log a model, its artifacts and requirements as a run."),
         "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
         "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
