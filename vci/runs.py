@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .archive import archive_directory
+from .catalog import newest_documents
 from .config import Settings, load_settings
 from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
@@ -337,9 +338,18 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
-    """Committed runs, newest first."""
+def list_runs(
+    *,
+    project: str | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+    limit: int | None = None,
+    cached: bool = False,
+) -> list[Run]:
+    """Committed runs, newest first; with ``limit``, only the newest manifests that page needs are read
+    (run ids sort by time). ``cached``: manifests may come from the local cache, for a listing that is
+    only shown (a Run to load or deploy is read from the store: ``get_run``)."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/") if k.endswith(".json")]
-    runs = [r for r in runs if project is None or r.project == project]
-    return sorted(runs, key=lambda r: r.id, reverse=True)
+    wanted = (lambda m: m.get("project") == project) if project is not None else (lambda m: True)
+    manifests = newest_documents(st, "runs/", limit, wanted, cache=cached)
+    return [Run(st, settings=settings, manifest=m) for m in manifests]

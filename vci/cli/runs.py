@@ -9,6 +9,7 @@ from ..errors import UsageError
 from ..model import load_model_file
 from ..progress import format_bytes
 from ..runs import get_run, init, list_runs
+from ..store import open_store
 from .output import emit, output_option, table
 
 store_option = click.option(
@@ -113,17 +114,17 @@ def runs_group():
 @store_option
 @output_option
 def runs_list(project, limit, store, output):
-    """List committed runs, newest first."""
-    runs = list_runs(project=project, settings=settings_for(store))[:limit]
+    """List committed runs, newest first (only the manifests the page shows are read; once read, a run's
+    manifest is kept in the local cache, since a committed run never changes)."""
+    settings = settings_for(store)
+    runs = list_runs(project=project, settings=settings, limit=limit, cached=True)
     summaries = [r.summary() for r in runs]
     rows = [
         [s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])] for s in summaries
     ]
-    emit(
-        output,
-        {"runs": summaries},
-        table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store",
-    )
+    where = open_store(settings.store).url
+    text = table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs"
+    emit(output, {"store": where, "runs": summaries}, f"{text}\n(store: {where})")
 
 
 @runs_group.command("show")
