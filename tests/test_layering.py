@@ -39,7 +39,7 @@ LAYERS = [
         "vci.ci",
         "vci.scaffold",
     },
-    {"vci.runs", "vci.fetch", "vci.ledger", "vci.catalog", "vci.client", "vci.serve"},
+    {"vci.runs", "vci.fetch", "vci.ledger", "vci.catalog", "vci.tags", "vci.client", "vci.serve"},
     {"vci.build"},
     {"vci.deploy"},
     {"vci.release"},
