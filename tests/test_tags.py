@@ -62,7 +62,7 @@ def test_names_that_cannot_be_or_are_not_say_so(settings, tmp_path):
     for bad in ("latest", "9lives", "a b", "x" * 70):
         with pytest.raises(UsageError):
             tag_run(settings, run.id, bad)
-    with pytest.raises(UsageError, match="neither a run id nor a run name"):
+    with pytest.raises(UsageError, match="not a run id, nor a run name"):
         get_run("no such thing!", settings=settings)
 
 

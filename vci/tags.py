@@ -40,7 +40,7 @@ def split_name(text: str, project: str | None) -> tuple[str, str]:
     owner = owner if sep else (project or "")
     if not owner or not TAG_NAME.match(name):
         raise UsageError(
-            f"{text!r} is neither a run id nor a run name",
+            f"{text!r} is not a run id, nor a run name",
             hint="a run id (see `vci runs list`), NAME of a tag in the project (set project:), or PROJECT:NAME",
         )
     return owner, name
