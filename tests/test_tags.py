@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -30,6 +31,9 @@ def settings(tmp_path, monkeypatch):
 
 
 def logged(settings, tmp_path, label: str, project: str = "demo"):
+    """A committed run, started in a second of its own: ``latest`` orders runs by their ids, which carry
+    their start time to the second (two started in one second are ordered by their random part)."""
+    time.sleep(1 - time.time() % 1 + 0.01)
     (tmp_path / f"{label}.txt").write_text(label)
     run = vci.init(project, settings=settings)
     run.log_artifact("label", tmp_path / f"{label}.txt")

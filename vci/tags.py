@@ -1,7 +1,8 @@
 """Names for runs: tags a person moves (``champion``) and ``latest``, usable wherever a run id is.
 
-A name is ``NAME`` (in the configured project) or ``PROJECT:NAME``; ``latest`` is the project's newest
-committed run. Tags live in the store at ``tags/<project>/<name>.json`` (who moved it, when, from what),
+A name is ``NAME`` (in the configured project) or ``PROJECT:NAME``; ``latest`` is the project's committed
+run with the newest id (ids carry their run's start time to the second; two runs started in one second
+are ordered by their random part). Tags live in the store at ``tags/<project>/<name>.json`` (who moved it, when, from what),
 so every machine and CI job sharing the store sees them; moving one is a write, never a rewrite of a run.
 """
 
