@@ -7,17 +7,18 @@ import json
 import click
 
 from ..client import DeployedModel
-from ..deploy import deploy, deployed_model, status, undeploy
+from ..deploy import deploy, deployed_model, overview, status, undeploy
 from ..deploy.kube import KubeTarget
 from ..deploy.manifests import to_yaml
 from ..deploy.rbac import render_rbac, subject
 from ..errors import UsageError
 from ..runs import get_run
 from ..serve import run_server
-from .output import emit, output_option
+from .output import emit, output_option, record_table
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
+OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "release_id", "since")
 
 
 @click.command("serve")
@@ -97,11 +98,16 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
 
 
 @click.command("status")
-@env_option
+@click.option("--env", "env", metavar="NAME", help="One environment (default: every configured one).")
 @store_option
 @output_option
 def status_cmd(env, store, output):
-    """Show what runs in an environment and whether it is ready."""
+    """Show what runs in an environment and whether it is ready; without --env, every environment:
+    its target, what runs, health and since when (the ledger's time of its release)."""
+    if env is None:
+        rows = [row.to_json() for row in overview(settings_for(store))]
+        emit(output, {"environments": rows}, record_table(rows, OVERVIEW_FIELDS))
+        return
     result = status(settings_for(store), env).to_json()
     if result["state"] == "not-deployed":
         text = f"{result['environment']}: nothing deployed"
