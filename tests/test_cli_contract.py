@@ -2,36 +2,17 @@
 `vci log` and `vci undeploy` that print what they would do and touch nothing."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.test_cli import vci
+from tests.test_cli import weights as iris_weights  # noqa: F401  (the fixture, by its name)
+
 ROOT = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
 OFFLINE_IMAGE = f"registry.invalid/ml/iris@{DIGEST}"  # .invalid never resolves (RFC 2606)
-
-
-def vci(*args, cwd, check=True):
-    env = {**os.environ, "VCI_CACHE_DIR": str(Path(cwd) / "cache")}
-    env.pop("VCI_DEBUG", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "vci", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
-    if check and out.returncode != 0:
-        raise AssertionError(f"vci {' '.join(args)} exited {out.returncode}: {out.stderr}")
-    return out
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "examples" / "iris"))
-    from train import train
-
-    return train(str(tmp_path_factory.mktemp("iris")))
 
 
 def log_args(weights) -> list[str]:
@@ -95,8 +76,9 @@ def test_kubernetes_objects_need_a_project(tmp_path):
     assert out.returncode == 3 and "no project is set" in out.stderr and out.stdout == ""
 
 
-def test_log_dry_run_checks_everything_and_writes_nothing(tmp_path, weights):
+def test_log_dry_run_checks_everything_and_writes_nothing(tmp_path, iris_weights):  # noqa: F811
     """Before: `vci log --dry-run` was refused as an unknown option."""
+    weights = iris_weights
     store = tmp_path / "store"
     planned = json.loads(vci(*log_args(weights), "--store", str(store), "--dry-run", "-o", "json", cwd=tmp_path).stdout)
     assert planned["dry_run"] is True and planned["artifacts"]["weights"]["upload"] is True
@@ -115,8 +97,9 @@ def test_log_dry_run_checks_everything_and_writes_nothing(tmp_path, weights):
     assert text.startswith("would log a run of iris") and "weights:" in text and "(in the store)" in text
 
 
-def test_undeploy_dry_run_names_what_it_would_stop_and_stops_nothing(tmp_path, weights):
+def test_undeploy_dry_run_names_what_it_would_stop_and_stops_nothing(tmp_path, iris_weights):  # noqa: F811
     """Before: `vci undeploy --dry-run` was refused as an unknown option."""
+    weights = iris_weights
     run_id = json.loads(vci(*log_args(weights), "-o", "json", cwd=tmp_path).stdout)["run_id"]
     vci("deploy", run_id, "--env", "staging", cwd=tmp_path)
     try:

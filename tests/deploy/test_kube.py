@@ -255,3 +255,19 @@ def wait_for(condition, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("flag, expected", [(None, True), (False, False)])
+def test_the_environments_insecure_setting_reaches_the_push(tmp_path, monkeypatch, flag, expected):
+    """Before, ``insecure: true`` was read by promotions only: `vci deploy RUN_ID` pushed as if unset."""
+    from vci.deploy import kube
+
+    environments = {"staging": {"target": "kubernetes", "repository": "registry.internal/ml/iris", "insecure": True}}
+    settings = load_settings({"project": "iris", "environments": environments}, cwd=tmp_path, environ={})
+    pushed = []
+    monkeypatch.setattr(kube, "resolve_run", lambda _settings, what: type("Run", (), {"id": what, "version": "v"}))
+    monkeypatch.setattr(
+        kube, "package", lambda _s, _run, options: pushed.append(options) or {"image": "registry.internal/x@sha256:1"}
+    )
+    kube.KubeTarget(settings, settings.environment("staging")).resolve_image("20260101-000000-abcd", insecure=flag)
+    assert [o.insecure for o in pushed] == [expected] and pushed[0].push == ["registry.internal/ml/iris"]

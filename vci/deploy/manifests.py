@@ -153,6 +153,11 @@ def _common_labels(spec: DeploySpec) -> dict[str, str]:
     return labels
 
 
+def _metadata(spec: DeploySpec) -> dict:
+    """The metadata of an object that goes with the environment's Deployment (HPA, PDB, NetworkPolicy)."""
+    return {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)}
+
+
 def _annotations(spec: DeploySpec, *, release: bool) -> dict[str, str]:
     notes = {ANNOTATION + "image": spec.image}
     if spec.run_id:
@@ -337,7 +342,7 @@ def render_hpa(spec: DeploySpec) -> dict | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "metadata": _metadata(spec),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.object_name},
             "minReplicas": low,
@@ -364,7 +369,7 @@ def render_pdb(spec: DeploySpec) -> dict | None:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "metadata": _metadata(spec),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": labels_for(spec)},
@@ -416,7 +421,7 @@ def render_network_policy(spec: DeploySpec) -> dict | None:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": spec.object_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "metadata": _metadata(spec),
         "spec": {
             "podSelector": {"matchLabels": environment_pods(spec)},
             "policyTypes": ["Ingress"],
