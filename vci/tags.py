@@ -2,8 +2,9 @@
 
 A name is ``NAME`` (in the configured project) or ``PROJECT:NAME``; ``latest`` is the project's committed
 run with the newest id (ids carry their run's start time to the second; two runs started in one second
-are ordered by their random part). Tags live in the store at ``tags/<project>/<name>.json`` (who moved it, when, from what),
-so every machine and CI job sharing the store sees them; moving one is a write, never a rewrite of a run.
+are ordered by their random part). Tags live in the store at ``tags/<project>/<name>.json`` (who moved
+it, when, from what), so every machine and CI job sharing the store sees them; moving one is a write,
+never a rewrite of a run.
 """
 
 from __future__ import annotations

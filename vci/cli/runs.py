@@ -67,13 +67,17 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
     vci log --model examples/iris/model.py:Model \\
             --artifact weights=out/model.joblib --requirements requirements.txt
     """
+    if not model_spec:
+        raise UsageError(
+            "vci log needs the model class: --model FILE.py:Class",
+            hint="e.g. vci log --model model.py:Model --artifact weights=out/model.joblib",
+        )
     run = init(project, settings=settings_for(store, project))
-    model_class = load_model_file(model_spec) if model_spec else None
+    model_class = load_model_file(model_spec)
     sent = {}
     for key, path in _parse_artifacts(artifacts):
         sent[key] = run.log_artifact(key, path)
-    if model_class is not None:
-        run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
+    run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
     if requirements:
         run.log_requirements(requirements)
     if env_vars:
