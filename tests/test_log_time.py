@@ -119,3 +119,10 @@ def test_vci_log_without_a_model_is_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vci", "log"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == UsageError.exit_code and "needs the model class: --model FILE.py:Class" in out.stderr
     assert not (tmp_path / "store" / "runs").exists()
+
+
+def test_a_local_deploy_refuses_no_wait_instead_of_ignoring_it(settings):
+    run = vci.init("demo", settings=settings)
+    run.log_model(Good)
+    with pytest.raises(UsageError, match="a local deployment always waits"):
+        deploy(settings, run, "staging", wait=False)

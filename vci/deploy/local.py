@@ -40,8 +40,14 @@ class LocalTarget:
         allow_tag: bool = False,
         insecure=None,
     ) -> DeployResult:
-        """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
-        as True: a switch before readiness would leave a gap)."""
+        """Start the run beside what runs now and switch only once it is ready (so ``wait=False`` is
+        refused: a switch before readiness would leave a gap)."""
+        if not wait:
+            raise UsageError(
+                f"a local deployment always waits: {self.environment.name!r} switches to the new server only "
+                "once it is ready",
+                hint="drop --no-wait (wait: false) for a local environment",
+            )
         if isinstance(what, str) and is_image_reference(what):
             raise UsageError(
                 f"{what} is an image reference; a local environment runs a run",
