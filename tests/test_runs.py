@@ -72,7 +72,7 @@ def test_relogging_an_unchanged_artifact_sends_nothing(store, tmp_path):
 
 def test_uncommitted_run_is_invisible_and_committed_is_immutable(store, tmp_path):
     run = logged_run(store, tmp_path)
-    with pytest.raises(NotFoundError, match="vci runs list"):
+    with pytest.raises(NotFoundError, match="logged but is not committed.*run.commit"):
         vci.get_run(run.id, store=store)
     run.commit()
     with pytest.raises(UsageError, match="immutable"):
@@ -83,6 +83,7 @@ def test_run_id_conflict_is_refused(store, tmp_path):
     run = logged_run(store, tmp_path)
     run.commit()
     twin = vci.init("demo", store=store)
+    twin.log_artifact("other", {"not": "empty"})
     twin.id = run.id
     with pytest.raises(ConflictError, match="already exists"):
         twin.commit()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import platform
 import re
 import secrets
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,8 @@ from .store import open_store
 from .store.base import Store
 from .tags import Tag, list_tags, run_id_for, write_tag
 
+log = logging.getLogger("vci")
+OPEN_RUNS: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()  # logged here, not committed
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
@@ -75,6 +79,8 @@ class Run:
         self._framework_requirements: list[str] = []  # kept when log_requirements comes after log_model
         self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
         self._examples: dict | None = None
+        if manifest is None:
+            OPEN_RUNS[self.id] = self
 
     def __repr__(self) -> str:
         state = "committed" if self.committed else "open"
@@ -107,6 +113,11 @@ class Run:
             raise UsageError(
                 f"artifact key {key!r} is not valid",
                 hint="use letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
+        if key in self._artifacts:
+            raise UsageError(
+                f"artifact {key!r} is logged already in run {self.id}",
+                hint="give each artifact its own key (the model receives {key: path})",
             )
         if isinstance(value, (str, os.PathLike)):
             record = self._log_path(key, Path(value))
@@ -226,6 +237,13 @@ class Run:
         """Write the manifest (last, atomically, never overwriting); return the model version digest."""
         if self.committed:
             return self.version
+        if self._model is None and not self._artifacts:
+            raise UsageError(
+                f"run {self.id} is empty: nothing to commit",
+                hint="log a model (run.log_model(Model, artifacts=[...])) and its artifacts first",
+            )
+        if self._model is None:
+            log.warning("run %s has artifacts but no model: it can be read back, not served or packaged", self.id)
         manifest = {
             "schema": SCHEMA,
             "id": self.id,
@@ -327,6 +345,11 @@ def get_run(run_id: str, *, store: str | None = None, settings: Settings | None 
     try:
         manifest = st.get_json(run_key(run_id))
     except NotFoundError:
+        if run_id in OPEN_RUNS and not OPEN_RUNS[run_id].committed:
+            raise NotFoundError(
+                f"run {run_id} was logged but is not committed, so it is not in the store yet",
+                hint="call run.commit() first (run.deploy() and packaging commit it too)",
+            ) from None
         raise NotFoundError(
             f"run {run_id} is not in the store {st.url}", hint="`vci runs list` shows the runs there; check VCI_STORE"
         ) from None
