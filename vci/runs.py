@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import platform
 import re
@@ -16,7 +17,7 @@ from typing import Any
 from . import __version__
 from .archive import archive_directory
 from .config import Settings, load_settings
-from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
+from .errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
 from .frameworks import detect, model_for
 from .model import pickle_model_class, validate_model_class
@@ -25,6 +26,7 @@ from .modeldir import (
     blob_records,
     load_model,
     manifest_digest,
+    manifest_problem,
     materialize_artifacts,
 )
 from .progress import Progress
@@ -36,6 +38,7 @@ RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
 MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
+log = logging.getLogger("vci")
 
 
 def new_run_id() -> str:
@@ -321,12 +324,35 @@ def get_run(run_id: str, *, store: str | None = None, settings: Settings | None 
     """A committed run by id."""
     settings, st = _settings_and_store(None, store, settings)
     try:
-        manifest = st.get_json(run_key(run_id))
+        manifest = read_run_manifest(st, run_id)
     except NotFoundError:
         raise NotFoundError(
             f"run {run_id} is not in the store {st.url}", hint="`vci runs list` shows the runs there; check VCI_STORE"
         ) from None
     return Run(st, settings=settings, manifest=manifest)
+
+
+def read_run_manifest(store: Store, run_id: str) -> dict:
+    """The manifest of run ``run_id``, checked against the schema: IntegrityError naming the run if it
+    is not one (not JSON, a list, a field missing or of the wrong type, another run's id)."""
+    key = run_key(run_id)
+    try:
+        doc = store.get_json(key)
+    except IntegrityError as exc:
+        raise _malformed(store, run_id, exc.message) from None
+    problem = manifest_problem(doc)
+    if problem is None and doc["id"] != run_id:
+        problem = f"it names the run {doc['id']!r}"
+    if problem:
+        raise _malformed(store, run_id, problem)
+    return doc
+
+
+def _malformed(store: Store, run_id: str, problem: str) -> IntegrityError:
+    return IntegrityError(
+        f"run {run_id} in {store.url} has a malformed manifest: {problem}",
+        hint=f"the run cannot be used: log it again as a new run (remove runs/{run_id}.json to hide this one)",
+    )
 
 
 def resolve_run(settings: Settings, run: Run | str) -> Run:
@@ -340,6 +366,12 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
 def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
     """Committed runs, newest first."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/") if k.endswith(".json")]
+    runs = []
+    for key in st.list_keys("runs/"):
+        run_id = key.removeprefix("runs/").removesuffix(".json")
+        try:
+            runs.append(Run(st, settings=settings, manifest=read_run_manifest(st, run_id)))
+        except (IntegrityError, UsageError) as exc:  # one bad manifest must not hide the others
+            log.warning("skipped %s: %s", key, exc.message)
     runs = [r for r in runs if project is None or r.project == project]
     return sorted(runs, key=lambda r: r.id, reverse=True)

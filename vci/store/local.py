@@ -108,7 +108,7 @@ class LocalStore:
         except FileNotFoundError:
             raise NotFoundError(f"{key} is not in the store {self.url}") from None
         except ValueError as exc:
-            raise StoreError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
+            raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix.strip("/") else self.root

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
-from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, StoreError
+from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
 from .base import Descriptor, Progress, blob_key, corrupted_blob
 from .s3_multipart import (
@@ -198,7 +198,7 @@ class S3Store:
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise StoreError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
+            raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
