@@ -2,11 +2,12 @@
 
 import json
 import os
+import time
 
 import pytest
 
 import vci
-from vci.errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
+from vci.errors import IntegrityError, ModelValidationError, NotFoundError, UsageError
 from vci.runs import RUN_ID
 
 
@@ -79,13 +80,16 @@ def test_uncommitted_run_is_invisible_and_committed_is_immutable(store, tmp_path
         run.log_artifact("more", str(tmp_path / "greeting.txt"))
 
 
-def test_run_id_conflict_is_refused(store, tmp_path):
-    run = logged_run(store, tmp_path)
-    run.commit()
-    twin = vci.init("demo", store=store)
-    twin.id = run.id
-    with pytest.raises(ConflictError, match="already exists"):
-        twin.commit()
+def test_run_ids_are_time_sorted_with_32_random_bits(monkeypatch):
+    from vci.runs import new_run_id
+
+    monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 3, 1, 328, 0)))
+    ids = {new_run_id() for _ in range(1000)}  # one second: 16 random bits gave ~8 collisions here
+    assert len(ids) == 1000 and all(RUN_ID.match(i) and len(i) == 24 for i in ids)
+    assert all(i.startswith("20261124-071203-") for i in ids)
+    monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 4, 1, 328, 0)))
+    assert new_run_id() > max(ids)
+    assert RUN_ID.match("20261124-071203-3f9a")  # ids of runs logged before stay valid
 
 
 def test_bad_inputs(store, tmp_path):

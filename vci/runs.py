@@ -34,22 +34,27 @@ from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
 
-RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
 MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
+COMMIT_ATTEMPTS = 5  # ids tried before commit() gives up (a collision is one in 2**32 per second and pair)
 log = logging.getLogger("vci")
 
 
 def new_run_id() -> str:
-    """Short, sortable by time, unique in practice: ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    """Short, sortable by time, unique in practice: ``YYYYMMDD-HHMMSS-xxxxxxxx`` (UTC, 32 random bits).
+
+    Two runs collide only when they start in the same second and draw the same 32 bits: for n runs in
+    one second about n**2 / 2**33, so 1,000 runs started in one second collide once in 8,600 such
+    seconds; commit() then takes another id."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def run_key(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
         raise UsageError(
-            f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`"
+            f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a1c7e; see `vci runs list`"
         )
     return f"runs/{run_id}.json"
 
@@ -224,10 +229,29 @@ class Run:
         return examples
 
     def commit(self) -> str:
-        """Write the manifest (last, atomically, never overwriting); return the model version digest."""
+        """Write the manifest (last, atomically, never overwriting); return the model version digest.
+
+        Should another run have taken this id meanwhile (two runs started in the same second with the same
+        random part), the run takes a new id and commits under it: its blobs do not depend on the id."""
         if self.committed:
             return self.version
-        manifest = {
+        for _ in range(COMMIT_ATTEMPTS):
+            manifest = self._new_manifest()
+            try:
+                self.store.put_json_new(run_key(self.id), manifest)
+            except ConflictError:
+                if not self._stored_is(manifest):
+                    self.id = new_run_id()
+                    continue
+            self._manifest = manifest
+            return self.version
+        raise ConflictError(
+            f"run ids kept colliding in {self.store.url} ({COMMIT_ATTEMPTS} tried)",
+            hint="check the machine's random source and clock; then commit again",
+        )
+
+    def _new_manifest(self) -> dict:
+        return {
             "schema": SCHEMA,
             "id": self.id,
             "project": self.project,
@@ -239,14 +263,14 @@ class Run:
             "environment": self._environment,
             "examples": self._examples,
         }
+
+    def _stored_is(self, manifest: dict) -> bool:
+        """Whether the manifest stored under this run's id is ``manifest`` itself (a retried write of ours
+        that had arrived), rather than another run's."""
         try:
-            self.store.put_json_new(run_key(self.id), manifest)
-        except ConflictError:
-            raise ConflictError(
-                f"run {self.id} already exists in {self.store.url}", hint="start a new run with vci.init()"
-            ) from None
-        self._manifest = manifest
-        return self.version
+            return self.store.get_json(run_key(self.id)) == manifest
+        except (NotFoundError, IntegrityError):
+            return False
 
     # -- reading back ------------------------------------------------------------------------------
     def model_dir(self) -> Path:
