@@ -2,7 +2,10 @@
 
 import time
 
+import pytest
+
 import vci.runs
+from vci.errors import IntegrityError
 from vci.runs import RUN_ID, Run, run_key
 
 NOW = time.struct_time((2026, 11, 24, 7, 12, 3, 1, 328, 0))
@@ -47,3 +50,27 @@ def test_our_own_manifest_already_stored_is_no_collision(case, monkeypatch):
     run.commit()
     assert run.id == run_id and case.store.list_keys("runs/") == [run_key(run_id)]
     assert case.store.get_json(run_key(run_id)) == run.manifest
+
+
+def test_re_logging_as_the_hint_says_repairs_a_run_with_a_corrupted_blob(case, monkeypatch, tmp_path):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("VCI_VERIFY_BLOBS", raising=False)
+    case.store.verify_below = 0  # the weights are a big file: only their size is checked by default
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w" * 100_000)
+
+    def log():
+        run = Run(case.store, project="p")
+        run.log_artifact("weights", weights)
+        run.log_model(Constant, artifacts=["weights"])
+        run.commit()
+        return run
+
+    old = log()
+    case.tamper(old.manifest["artifacts"]["weights"]["digest"], b"x" * 100_000)
+    with pytest.raises(IntegrityError, match="corrupted") as caught:
+        old.load_model()
+    assert "VCI_VERIFY_BLOBS=1" in caught.value.hint
+    monkeypatch.setenv("VCI_VERIFY_BLOBS", "1")
+    log()
+    assert old.load_model().predict(None) == 1  # the old run is whole again: its blob was replaced

@@ -10,11 +10,15 @@ from pathlib import Path
 from ..digests import check_digest, sha256_bytes, sha256_file
 from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
-from .base import Descriptor, Progress, blob_key, corrupted_blob
+from .base import Descriptor, Progress, blob_key, corrupted_blob, intact
+
+MIB = 1 << 20
 
 
 class LocalStore:
     """Blobs are written to ``tmp/`` first and renamed into place, so a partial blob is never visible."""
+
+    verify_below = 64 * MIB  # hashing a blob already present: ~35 ms at the 1.8 GB/s measured here
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
@@ -40,14 +44,26 @@ class LocalStore:
             ) from exc
         return tmp
 
-    def has_blob(self, digest: str) -> bool:
-        return self._path(blob_key(digest)).is_file()
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        found = self._size(digest)
+        return found is not None and (size is None or found == size)
+
+    def _size(self, digest: str) -> int | None:
+        path = self._path(blob_key(check_digest(digest)))
+        return path.stat().st_size if path.is_file() else None
+
+    def _intact(self, digest: str, size: int) -> bool:
+        return intact(self.url, digest, size, self._size(digest), lambda: self._rehash(digest), self.verify_below)
+
+    def _rehash(self, digest: str) -> str:
+        return sha256_file(self._path(blob_key(digest)))[0]
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
         if digest is None:
             digest, size = sha256_file(path)  # first, so that an unchanged file is not copied again
-        if self.has_blob(check_digest(digest)):
-            return Descriptor(digest, size if size is not None else os.path.getsize(path), 0)
+        size = os.path.getsize(path) if size is None else size
+        if self._intact(check_digest(digest), size):
+            return Descriptor(digest, size, 0)
 
         def changed(read: str) -> IntegrityError:
             return IntegrityError(f"{path} changed while it was stored: expected {digest}, read {read}")
@@ -58,7 +74,7 @@ class LocalStore:
 
     def put_bytes(self, data: bytes) -> Descriptor:
         digest = sha256_bytes(data)
-        if self.has_blob(digest):
+        if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
         with self._new_blob(digest) as out:
             out.write(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
-from .base import Descriptor, Progress, blob_key, corrupted_blob
+from .base import Descriptor, Progress, blob_key, corrupted_blob, intact
 from .s3_multipart import (
     TRANSFER_THREADS,
     FileParts,
@@ -38,6 +39,7 @@ class S3Store:
     """Blobs at ``<prefix>/blobs/sha256/<hex>`` (written only once verified), documents at ``<prefix>/<key>``."""
 
     list_page_size = 1000  # keys per ListObjectsV2 request (S3's maximum)
+    verify_below = 1 << 20  # a blob present is read back (one GET) before a put skips it, up to this size
 
     def __init__(
         self,
@@ -107,14 +109,29 @@ class S3Store:
         return f"{self.prefix}/{key.strip('/')}" if self.prefix else key.strip("/")
 
     # -- blobs ---------------------------------------------------------------------------------------
-    def has_blob(self, digest: str) -> bool:
-        key = self._key(blob_key(digest))
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        found = self._size(digest)
+        return found is not None and (size is None or found == size)
+
+    def _size(self, digest: str) -> int | None:
+        key = self._key(blob_key(check_digest(digest)))
         try:
             with self._errors(f"checking {key}"):
-                self.client.head_object(Bucket=self.bucket, Key=key)
+                return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
         except NotFoundError:
-            return False
-        return True
+            return None
+
+    def _intact(self, digest: str, size: int) -> bool:
+        return intact(self.url, digest, size, self._size(digest), lambda: self._rehash(digest), self.verify_below)
+
+    def _rehash(self, digest: str) -> str:
+        """The sha256 of a stored blob's bytes, streamed (nothing kept)."""
+        key = self._key(blob_key(digest))
+        hasher = hashlib.sha256()
+        with self._errors(f"reading {key}", blob=digest):
+            for chunk in self.client.get_object(Bucket=self.bucket, Key=key)["Body"].iter_chunks(CHUNK):
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
         if digest is None and os.path.getsize(path) <= self.plan.part_size:
@@ -124,7 +141,7 @@ class S3Store:
             digest, size = sha256_file(path)  # first: an unchanged file must send nothing
         check_digest(digest)
         size = os.path.getsize(path) if size is None else size
-        if self.has_blob(digest):
+        if self._intact(digest, size):
             return Descriptor(digest, size, 0)
         key = self._key(blob_key(digest))
         parts = FileParts(path, digest, size)
@@ -140,7 +157,7 @@ class S3Store:
 
     def _put_bytes(self, data: bytes, digest: str, progress: Progress | None) -> Descriptor:
         """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
-        if self.has_blob(digest):
+        if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
         with self._errors(f"uploading {key}"):
