@@ -1,7 +1,9 @@
 """Runs on the local store: logging, committing, reading back and loading exactly as the server does."""
 
+import io
 import json
 import os
+import tarfile
 import time
 
 import pytest
@@ -129,3 +131,23 @@ def test_manifest_written_last_and_whole(store, tmp_path):
     assert set(doc["artifacts"]) == {"greeting", "table", "obj"}
     assert doc["artifacts"]["table"]["kind"] == "directory"
     assert not list((tmp_path / "store" / "tmp").iterdir())
+
+
+def test_a_directory_artifact_that_is_a_compressed_tar_is_refused(store, tmp_path):
+    """A manifest naming a gzip bomb as a directory artifact (its digest and size right): refused, nothing extracted."""
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as tar:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = 32 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    run = vci.init("p", store=store)
+    run.log_artifact("table", bomb)
+    run.log_model(Echo, artifacts=["table"])
+    run.commit()
+    key = tmp_path / "store" / "runs" / f"{run.id}.json"
+    doc = json.loads(key.read_text())
+    doc["artifacts"]["table"]["kind"] = "directory"
+    key.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="gzip-compressed"):
+        vci.get_run(run.id, store=store).load_model()
+    assert not list((tmp_path / "cache").rglob("zeros.bin"))

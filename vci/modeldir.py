@@ -21,12 +21,14 @@ Nothing here imports the store, boto3 or the CLI: the model server uses this mod
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
-from .archive import extract_archive
+from .archive import extract_archive, matches_archive
 from .digests import check_digest, hex_of, sha256_bytes, verify_file
 from .errors import IntegrityError, NotFoundError, ServeError, UsageError
 from .files import commit, temporary_for
@@ -34,6 +36,7 @@ from .files import commit, temporary_for
 SCHEMA = 1
 MANIFEST = "manifest.json"
 MANIFEST_ENV = "VCI_RUN_MANIFEST"  # an image's manifest, when its model directory has no manifest.json
+log = logging.getLogger("vci")
 
 
 def encode_manifest(manifest: dict) -> bytes:
@@ -213,11 +216,7 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
         blob = blob_path(model_dir, rec["digest"]).resolve()
         target = Path(work_dir) / "artifacts" / _plain_name(key)
         if rec["kind"] == "directory":
-            if not target.is_dir():  # extract beside, then rename: a directory present is complete
-                with temporary_for(target, directory=True) as partial:
-                    extract_archive(blob, partial)
-                    commit(partial, target)
-            paths[key] = str(target)
+            paths[key] = str(_extracted(blob, target, rec["size"]))
             continue
         target.mkdir(parents=True, exist_ok=True)
         link = target / _plain_name(rec.get("filename") or key)
@@ -228,6 +227,40 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
                 commit(tmp, link)
         paths[key] = str(link)
     return paths
+
+
+def _extracted(archive: Path, target: Path, size: int) -> Path:
+    """``target`` holding the (verified) ``archive``'s tree: one extracted earlier is used again only if
+    it still matches the archive, else it is extracted anew beside and renamed into place."""
+    if _holds(target, archive):
+        return target
+    with temporary_for(target, directory=True) as partial:
+        extract_archive(archive, partial, max_size=size)
+        if target.exists() or target.is_symlink():
+            if _holds(target, archive):  # another server worker extracted it meanwhile
+                return target
+            log.warning("%s no longer matches its artifact; extracting it again", target)
+            _discard(target)
+        try:
+            commit(partial, target)
+        except OSError:  # another worker renamed its extraction there first: fine if it matches
+            if not _holds(target, archive):
+                raise
+    return target
+
+
+def _holds(target: Path, archive: Path) -> bool:
+    return target.is_dir() and not target.is_symlink() and matches_archive(archive, target)
+
+
+def _discard(path: Path) -> None:
+    """Move ``path`` aside (one rename: readers see it or nothing) and remove it."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    with temporary_for(path, directory=True) as stale:
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(path, stale)
 
 
 def _plain_name(name: str) -> str:
