@@ -33,6 +33,7 @@ from .progress import Progress
 from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
+from .store.sigterm import sigterm_raises
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -123,7 +124,7 @@ class Run:
 
     def _log_path(self, key: str, path: Path) -> dict:
         if path.is_dir():
-            with tempfile.TemporaryDirectory(prefix="vci-") as tmp:
+            with sigterm_raises(f"logging {path}"), tempfile.TemporaryDirectory(prefix="vci-") as tmp:
                 tar = archive_directory(path, Path(tmp) / f"{key}.tar")
                 desc = _upload(self.store, tar, f"{key} (directory)")
             return {"digest": desc.digest, "size": desc.size, "kind": "directory", "filename": path.name}

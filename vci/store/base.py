@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,21 @@ class Descriptor:
     digest: str
     size: int
     sent: int = 0
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A write that never finished (its writer was killed): an open multipart upload on S3, a temporary
+    file or directory in a local store's ``tmp/``."""
+
+    key: str  # the blob it was writing (S3) or the temporary file itself (local), relative to the store
+    started: float  # when (epoch seconds): S3's Initiated, a temporary file's last change
+    size: int  # bytes it holds: the parts uploaded so far, the file's size
+    upload_id: str | None = None  # S3's UploadId
+
+    def to_json(self) -> dict:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+        return {"key": self.key, "started": started, "size": self.size, "upload_id": self.upload_id}
 
 
 class Store(Protocol):
@@ -63,6 +79,12 @@ class Store(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (sorted)."""
+
+    def incomplete_uploads(self) -> list[Upload]:
+        """Writes of vci's not finished (yet, or ever: see vci.store.gc), oldest first."""
+
+    def remove_upload(self, upload: Upload) -> None:
+        """Abort or delete one of ``incomplete_uploads()`` (nothing if it is gone already)."""
 
 
 def corrupted_blob(store_url: str, digest: str, actual: str) -> IntegrityError:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from functools import partial
 from pathlib import Path
 
 from ..digests import check_digest, sha256_bytes, sha256_file
 from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
-from .base import Descriptor, Progress, blob_key, corrupted_blob, intact
+from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
+from .sigterm import sigterm_raises
 
 MIB = 1 << 20
 
@@ -68,7 +70,7 @@ class LocalStore:
         def changed(read: str) -> IntegrityError:
             return IntegrityError(f"{path} changed while it was stored: expected {digest}, read {read}")
 
-        with open(path, "rb") as src, self._new_blob(digest, changed) as out:
+        with sigterm_raises(f"storing {path}"), open(path, "rb") as src, self._new_blob(digest, changed) as out:
             written = copy_chunks(file_chunks(src), out, progress)
         return Descriptor(digest, written, written)
 
@@ -76,7 +78,7 @@ class LocalStore:
         digest = sha256_bytes(data)
         if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
-        with self._new_blob(digest) as out:
+        with sigterm_raises(f"storing {digest}"), self._new_blob(digest) as out:
             out.write(data)
         return Descriptor(digest, len(data), len(data))
 
@@ -132,6 +134,30 @@ class LocalStore:
             return []
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
+
+    # -- what killed writers left in tmp/ ---------------------------------------------------------------
+    def incomplete_uploads(self) -> list[Upload]:
+        tmp = self.root / "tmp"
+        found = [
+            Upload(path.relative_to(self.root).as_posix(), path.lstat().st_mtime, _size_of(path))
+            for path in (tmp.iterdir() if tmp.is_dir() else ())
+        ]
+        return sorted(found, key=lambda u: (u.started, u.key))
+
+    def remove_upload(self, upload: Upload) -> None:
+        path = self.root / upload.key
+        if path.parent != self.root / "tmp" or path.name in ("", ".", ".."):
+            raise StoreError(f"{upload.key!r} is not a temporary file of the store {self.url}")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _size_of(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _encode(doc: dict) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
-from .base import Descriptor, Progress, blob_key, corrupted_blob, intact
+from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .s3_multipart import (
     TRANSFER_THREADS,
     FileParts,
@@ -20,6 +20,7 @@ from .s3_multipart import (
     upload_memory,
     upload_multipart,
 )
+from .sigterm import sigterm_raises
 
 _AUTH_CODES = {
     "AccessDenied",
@@ -31,7 +32,7 @@ _AUTH_CODES = {
     "AllAccessDisabled",
     "403",
 }
-_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
@@ -146,7 +147,7 @@ class S3Store:
         key = self._key(blob_key(digest))
         parts = FileParts(path, digest, size)
         try:
-            with self._errors(f"uploading {path} to {key}"):
+            with sigterm_raises(f"uploading {path}"), self._errors(f"uploading {path} to {key}"):
                 upload_multipart(self.blob_client, self.bucket, key, size, parts, self.plan, progress, parts.verify)
         finally:
             parts.close()
@@ -160,7 +161,7 @@ class S3Store:
         if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
-        with self._errors(f"uploading {key}"):
+        with sigterm_raises(f"uploading {key}"), self._errors(f"uploading {key}"):
             if len(data) <= self.plan.part_size:
                 self.blob_client.put_object(
                     Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"
@@ -229,6 +230,35 @@ class S3Store:
                 keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
         return sorted(keys)
 
+    # -- what killed writers left: open multipart uploads of blobs -------------------------------------
+    def incomplete_uploads(self) -> list[Upload]:
+        """Open multipart uploads under this store's ``blobs/`` (vci's own: nothing else of the bucket)."""
+        prefix = self._key("blobs") + "/"
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        found = []
+        with self._errors(f"listing the multipart uploads under {prefix}"):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    size = self._parts_size(upload["Key"], upload["UploadId"])
+                    found.append(
+                        Upload(upload["Key"][skip:], upload["Initiated"].timestamp(), size, upload["UploadId"])
+                    )
+        return sorted(found, key=lambda u: (u.started, u.key))
+
+    def _parts_size(self, key: str, upload_id: str) -> int:
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return sum(part["Size"] for page in pages for part in page.get("Parts", []))
+
+    def remove_upload(self, upload: Upload) -> None:
+        key = self._key(upload.key)
+        if not upload.key.startswith("blobs/") or not upload.upload_id:
+            raise StoreError(f"{upload.key!r} is not a multipart upload of a blob in {self.url}")
+        try:
+            with self._errors(f"aborting the multipart upload of {key}"):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload.upload_id)
+        except NotFoundError:
+            pass  # completed or aborted meanwhile
+
     # -- errors ----------------------------------------------------------------------------------------
     @contextmanager
     def _errors(self, action: str, *, blob: str | None = None):
@@ -288,6 +318,12 @@ class S3Store:
             f"S3 failed {action} in {self.url}: {type(exc).__name__}",
             hint="retry; if it persists check the store configuration",
         )
+
+
+def _code(exc) -> str:
+    return str(
+        exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    )
 
 
 def _encode(doc: dict) -> bytes:
