@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -121,3 +122,27 @@ def test_package_ships_the_stores_bytes_not_a_blob_tampered_in_the_cache(store, 
     layer = next(layer for layer in result["layers"] if layer["name"] == "artifact weights")
     files = layer_files(tmp_path / "layout", layer["digest"])
     assert list(files.values()) == [b"good weights"]
+
+
+def test_a_run_with_no_blobs_is_fetched_and_served_to_its_clean_refusal(store, tmp_path):
+    """Nothing to download used to leave the cache directory uncreated (manifest.json.partial not found)."""
+    run = vci.init("empty", store=store)
+    run.commit()
+    root = vci.get_run(run.id, store=store).model_dir()
+    assert json.loads((root / MANIFEST).read_text()) == run.manifest
+    env = {**os.environ, "VCI_STORE": store, "VCI_CACHE_DIR": str(tmp_path / "other-cache")}
+    env.pop("VCI_DEBUG", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "serve", run.id, "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 14, out.stderr
+    assert (
+        out.stderr.strip().splitlines()[-1]
+        == f"vci: error: run {run.id} has no model logged (call run.log_model(...) first)"
+    )
+    assert "Traceback" not in out.stderr
