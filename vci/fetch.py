@@ -17,6 +17,7 @@ from .modeldir import (
     manifest_digest,
 )
 from .progress import Progress
+from .store.sigterm import sigterm_raises
 
 log = logging.getLogger("vci")
 
@@ -40,13 +41,15 @@ def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Pa
     root = Path(dest) if dest else cache_root() / "models" / hex_of(manifest_digest(manifest))
     records = list({r["digest"]: r for r in blob_records(manifest)}.values())
     stale = [r for r in records if not _cached(blob_path(root, r["digest"]), r)]
-    with Progress(sum(r["size"] for r in stale), f"fetching run {manifest['id']}") as bar:
-        for rec in stale:
-            store.get_blob(rec["digest"], blob_path(root, rec["digest"]), progress=bar)
-    canonical = encode_manifest(manifest)
-    path = root / MANIFEST
-    if not (path.is_file() and not path.is_symlink() and path.read_bytes() == canonical):
-        write_replacing(path, canonical)
+    what = f"fetching run {manifest['id']}"
+    with sigterm_raises(what):  # a SIGTERM leaves no partial file behind
+        with Progress(sum(r["size"] for r in stale), what) as bar:
+            for rec in stale:
+                store.get_blob(rec["digest"], blob_path(root, rec["digest"]), progress=bar)
+        canonical = encode_manifest(manifest)
+        path = root / MANIFEST
+        if not (path.is_file() and not path.is_symlink() and path.read_bytes() == canonical):
+            write_replacing(path, canonical)
     return root
 
 

@@ -101,7 +101,7 @@ def assert_sigterm_leaves_nothing(case, endpoint, src, what):
 
 
 def test_sigterm_during_vci_log_exits_143_and_leaves_nothing(case, tmp_path, endpoint):
-    src = big_file(tmp_path, 160 * MIB if case.kind == "s3" else 400 * MIB)
+    src = big_file(tmp_path, 160 * MIB if case.kind == "s3" else 200 * MIB)
     cmd = [sys.executable, "-m", "vci", "log", "--project", "p", "--artifact", f"w={src}"]
     proc = start_and_catch_mid_write(case, cmd, child_env(case, endpoint))
     proc.send_signal(signal.SIGTERM)
@@ -171,3 +171,29 @@ def test_only_vci_blob_uploads_and_old_tmp_files_are_collected(case):
         assert sorted(p.name for p in tmp.iterdir()) == [".new.3.tmp"]
     with pytest.raises(UsageError, match="negative"):
         incomplete_uploads(case.store, -1)
+
+
+def test_sigterm_mid_fetch_leaves_no_partial_file_in_the_cache(s3_bucket, moto_endpoint, tmp_path):
+    from vci.runs import Run
+
+    from .conftest import S3Case
+
+    case = S3Case(*s3_bucket)
+    run = Run(case.store, project="p")
+    run.log_artifact("w", big_file(tmp_path, 160 * MIB))
+    run.commit()
+    cache = tmp_path / "cache"
+    env = {**child_env(case, moto_endpoint), "VCI_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vci", "serve", run.id, "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    blob = run.manifest["artifacts"]["w"]["digest"].split(":")[1]
+    while not list(cache.glob(f"models/*/blobs/sha256/.{blob}.*.tmp")):  # its download has begun
+        assert proc.poll() is None and time.monotonic() < deadline, "no download in progress seen"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "fetching run" in err and "stopped by SIGTERM" in err
+    assert [p for p in cache.rglob("*") if p.is_file()] == []

@@ -35,7 +35,7 @@ def sigterm_raises(what: str) -> Iterator[None]:
             log.warning("SIGTERM again: still cleaning up after %s", what)
             return
         fired.append(signum)
-        raise Aborted(f"{what} stopped by SIGTERM; nothing partial was left in the store", signum)
+        raise Aborted(f"{what} stopped by SIGTERM; nothing partial was left behind", signum)
 
     signal.signal(signal.SIGTERM, handler)
     try:
