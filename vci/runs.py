@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import os
 import platform
 import re
@@ -16,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .archive import archive_directory
+from .catalog import newest_documents
 from .config import Settings, load_settings
 from .errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
@@ -34,13 +34,13 @@ from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
 from .store.sigterm import sigterm_raises
+from .tags import Tag, list_tags, run_id_for, write_tag
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
 MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
 COMMIT_ATTEMPTS = 5  # ids tried before commit() gives up (a collision is one in 2**32 per second and pair)
-log = logging.getLogger("vci")
 
 
 def new_run_id() -> str:
@@ -346,8 +346,10 @@ def init(project: str | None = None, *, store: str | None = None, settings: Sett
 
 
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
-    """A committed run by id."""
+    """A committed run by id, or by name: ``latest``, a tag, ``PROJECT:NAME`` (vci.tags)."""
     settings, st = _settings_and_store(None, store, settings)
+    if not RUN_ID.match(run_id or ""):
+        run_id = run_id_for(st, run_id, settings.project)
     try:
         manifest = read_run_manifest(st, run_id)
     except NotFoundError:
@@ -365,9 +367,7 @@ def read_run_manifest(store: Store, run_id: str) -> dict:
         doc = store.get_json(key)
     except IntegrityError as exc:
         raise _malformed(store, run_id, exc.message) from None
-    problem = manifest_problem(doc)
-    if problem is None and doc["id"] != run_id:
-        problem = f"it names the run {doc['id']!r}"
+    problem = _manifest_problem_at(key, doc)
     if problem:
         raise _malformed(store, run_id, problem)
     return doc
@@ -380,6 +380,22 @@ def _malformed(store: Store, run_id: str, problem: str) -> IntegrityError:
     )
 
 
+def tag_run(settings: Settings, run: str, name: str) -> Tag:
+    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it exists."""
+    found = get_run(run, settings=settings)
+    if not found.project:
+        raise UsageError(f"run {found.id} has no project, and names live in a project", hint="log runs with a project")
+    return write_tag(found.store, found.project, name, found.id)
+
+
+def run_tags(settings: Settings, project: str | None = None) -> list[Tag]:
+    """The names of ``project``'s runs (default: the configured project)."""
+    owner = project or settings.project
+    if not owner:
+        raise UsageError("which project's names?", hint="pass --project, or set project: in vci.yaml")
+    return list_tags(open_store(settings.store), owner)
+
+
 def resolve_run(settings: Settings, run: Run | str) -> Run:
     """A Run object (committed now if it was not) or a run id -> a committed Run."""
     if isinstance(run, Run):
@@ -388,15 +404,27 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
-    """Committed runs, newest first."""
+def list_runs(
+    *,
+    project: str | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+    limit: int | None = None,
+    cached: bool = False,
+) -> list[Run]:
+    """Committed runs, newest first; with ``limit``, only the newest manifests that page needs are read
+    (run ids sort by time). ``cached``: manifests may come from the local cache, for a listing that is
+    only shown (a Run to load or deploy is read from the store: ``get_run``)."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = []
-    for key in st.list_keys("runs/"):
-        run_id = key.removeprefix("runs/").removesuffix(".json")
-        try:
-            runs.append(Run(st, settings=settings, manifest=read_run_manifest(st, run_id)))
-        except (IntegrityError, UsageError) as exc:  # one bad manifest must not hide the others
-            log.warning("skipped %s: %s", key, exc.message)
-    runs = [r for r in runs if project is None or r.project == project]
-    return sorted(runs, key=lambda r: r.id, reverse=True)
+    wanted = (lambda m: m.get("project") == project) if project is not None else (lambda m: True)
+    manifests = newest_documents(st, "runs/", limit, wanted, cache=cached, problem=_manifest_problem_at)
+    return [Run(st, settings=settings, manifest=m) for m in manifests]
+
+
+def _manifest_problem_at(key: str, doc) -> str | None:
+    """What makes the document at ``key`` not the manifest of the run its key names, or None."""
+    run_id = key.removeprefix("runs/").removesuffix(".json")
+    if not RUN_ID.match(run_id):
+        return f"{run_id!r} is not a run id"
+    problem = manifest_problem(doc)
+    return problem or (f"it names the run {doc['id']!r}" if doc["id"] != run_id else None)
