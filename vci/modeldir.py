@@ -71,7 +71,7 @@ def manifest_problem(doc) -> str | None:
     naming the run instead of a KeyError or TypeError wherever the field is first used."""
     if not isinstance(doc, dict):
         return f"a JSON {type(doc).__name__}, not an object"
-    if doc.get("schema") != SCHEMA:
+    if doc.get("schema") != SCHEMA or isinstance(doc.get("schema"), bool):
         return f"schema {doc.get('schema')!r}, not {SCHEMA}"
     return (
         _typed(doc, "id", str)
@@ -125,9 +125,10 @@ def _environment_problem(doc: dict) -> str | None:
 
 def _artifacts_problem(doc: dict) -> str | None:
     problem = _typed(doc, "artifacts", dict)
-    for key, rec in sorted(doc["artifacts"].items()) if not problem else ():
-        problem = problem or _record_problem(f"artifacts.{key}", rec)
-    return problem
+    if problem:
+        return problem
+    problems = (_record_problem(f"artifacts.{key}", rec) for key, rec in sorted(doc["artifacts"].items()))
+    return next((p for p in problems if p), None)
 
 
 def _record_problem(name: str, rec) -> str | None:
