@@ -10,23 +10,25 @@ import os
 from pathlib import Path
 
 from ..digests import sha256_bytes, sha256_file
-from .base import Descriptor, Progress, Store
+from .base import Descriptor, Progress, Store, Upload
 
 
 class DryRunStore:
-    """Wraps ``store``; ``planned`` maps each blob a real run would upload to its size."""
+    """Wraps ``store``; ``planned`` maps each blob a real run would upload to its size (a blob the store
+    holds with its size counts as present: a dry run reads no bytes back)."""
 
     def __init__(self, store: Store):
         self.store = store
         self.url = store.url
+        self.verify_below = store.verify_below
         self.planned: dict[str, int] = {}
         self.documents: dict[str, dict] = {}
 
-    def has_blob(self, digest: str) -> bool:
-        return digest in self.planned or self.store.has_blob(digest)
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        return digest in self.planned or self.store.has_blob(digest, size)
 
     def _plan(self, digest: str, size: int) -> Descriptor:
-        if self.has_blob(digest):
+        if self.has_blob(digest, size):
             return Descriptor(digest, size, 0)
         self.planned[digest] = size
         return Descriptor(digest, size, size)  # ``sent``: what a real run would send
@@ -58,3 +60,9 @@ class DryRunStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return self.store.list_keys(prefix)
+
+    def incomplete_uploads(self) -> list[Upload]:
+        return self.store.incomplete_uploads()
+
+    def remove_upload(self, upload: Upload) -> None:
+        """Nothing: a dry run removes nothing."""
