@@ -62,8 +62,7 @@ def referenced_digests(store: Store) -> set[str]:
             problem = str(exc)
         if problem:
             raise IntegrityError(
-                f"{key} in {store.url} cannot be read ({problem}): the blobs it names are unknown, "
-                "nothing was removed",
+                f"{key} in {store.url} cannot be read ({problem}): the blobs it names are unknown, nothing was removed",
                 hint="repair or remove that run's manifest, then collect again",
             )
         named.update(record["digest"] for record in blob_records(manifest))
