@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .archive import archive_directory
+from .catalog import newest_documents
 from .config import Settings, load_settings
 from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
@@ -31,6 +32,7 @@ from .progress import Progress
 from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
+from .tags import Tag, list_tags, run_id_for, write_tag
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -318,8 +320,10 @@ def init(project: str | None = None, *, store: str | None = None, settings: Sett
 
 
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
-    """A committed run by id."""
+    """A committed run by id, or by name: ``latest``, a tag, ``PROJECT:NAME`` (vci.tags)."""
     settings, st = _settings_and_store(None, store, settings)
+    if not RUN_ID.match(run_id or ""):
+        run_id = run_id_for(st, run_id, settings.project)
     try:
         manifest = st.get_json(run_key(run_id))
     except NotFoundError:
@@ -327,6 +331,22 @@ def get_run(run_id: str, *, store: str | None = None, settings: Settings | None 
             f"run {run_id} is not in the store {st.url}", hint="`vci runs list` shows the runs there; check VCI_STORE"
         ) from None
     return Run(st, settings=settings, manifest=manifest)
+
+
+def tag_run(settings: Settings, run: str, name: str) -> Tag:
+    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it exists."""
+    found = get_run(run, settings=settings)
+    if not found.project:
+        raise UsageError(f"run {found.id} has no project, and names live in a project", hint="log runs with a project")
+    return write_tag(found.store, found.project, name, found.id)
+
+
+def run_tags(settings: Settings, project: str | None = None) -> list[Tag]:
+    """The names of ``project``'s runs (default: the configured project)."""
+    owner = project or settings.project
+    if not owner:
+        raise UsageError("which project's names?", hint="pass --project, or set project: in vci.yaml")
+    return list_tags(open_store(settings.store), owner)
 
 
 def resolve_run(settings: Settings, run: Run | str) -> Run:
@@ -337,9 +357,18 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
-    """Committed runs, newest first."""
+def list_runs(
+    *,
+    project: str | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+    limit: int | None = None,
+    cached: bool = False,
+) -> list[Run]:
+    """Committed runs, newest first; with ``limit``, only the newest manifests that page needs are read
+    (run ids sort by time). ``cached``: manifests may come from the local cache, for a listing that is
+    only shown (a Run to load or deploy is read from the store: ``get_run``)."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/") if k.endswith(".json")]
-    runs = [r for r in runs if project is None or r.project == project]
-    return sorted(runs, key=lambda r: r.id, reverse=True)
+    wanted = (lambda m: m.get("project") == project) if project is not None else (lambda m: True)
+    manifests = newest_documents(st, "runs/", limit, wanted, cache=cached)
+    return [Run(st, settings=settings, manifest=m) for m in manifests]

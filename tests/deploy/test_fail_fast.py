@@ -120,7 +120,9 @@ def test_predict_against_a_server_that_is_gone_fails_at_once_and_says_so(project
     assert out.returncode == 15, out.stderr  # RemoteError
     assert out.seconds < 5, f"took {out.seconds:.1f}s retrying a server whose process is gone"
     assert "the staging server is not running" in out.stderr and "`vci status --env staging`" in out.stderr
-    assert state["log"] in out.stderr
+    assert "`vci logs --env staging`" in out.stderr
+    logs = vci(cwd, env, "logs", "--env", "staging")  # which still shows what the server said
+    assert logs.returncode == 0 and "model_loaded" in logs.stdout, logs.stderr
 
 
 def test_predict_to_a_url_where_nothing_listens_gives_up_by_its_short_deadline(project):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..client import DeployedModel
 from ..errors import RemoteError, UsageError
+from ..logview import select_lines
 from ..refs import is_image_reference
 from ..runs import resolve_run
 from . import process
-from .target import DeployResult, Removal, Status
+from .target import DeployResult, LogLine, Removal, Status
 
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
 
@@ -115,10 +117,29 @@ class LocalTarget:
                 return None
             return (
                 f"the {name} server is not running (process {record.get('pid')} is gone): see "
-                f"`vci status --env {name}` and its log {record.get('log')}"
+                f"`vci status --env {name}` and `vci logs --env {name}`"
             )
 
         return DeployedModel(record["url"], down=down, **options)
+
+    def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
+        """The running server's log file; with ``follow``, its new lines until that server exits."""
+        record = process.require_deployment(self.state, self.environment.name)
+        path = Path(record["log"])
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = log.readlines()
+            for _, line in select_lines([(None, line) for line in lines], since, tail):
+                yield LogLine(None, line.rstrip("\n"))
+            while follow:
+                where = log.tell()
+                line = log.readline()
+                if line.endswith("\n"):
+                    yield LogLine(None, line.rstrip("\n"))
+                    continue
+                log.seek(where)  # a line still being written is read whole on a later turn
+                if not process.is_server_process(record.get("pid")):
+                    return
+                time.sleep(0.2)
 
     # -- canary (driven by vci.release.canary): a second server process beside the stable one -----------
     @property

@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import logview
 from ..errors import ConflictError, DeployError, NotFoundError
 from ..files import write_replacing
-from ..serve import logs as server_logs
 
 TERMINAL_STATES = ("self_test_failed", "load_failed")  # what /readyz reports when no wait can help
 
@@ -177,12 +177,12 @@ def start_failure(log_path: str, fallback: str) -> DeployError:
         text = Path(log_path).read_text(errors="replace")
     except OSError:
         text = ""
-    failure = server_logs.start_failure(text)
+    failure = logview.start_failure(text)
     if failure is not None:
-        head, details = "the new model server never became ready", server_logs.describe_failure(failure)
+        head, details = "the new model server never became ready", logview.describe_failure(failure)
     else:
         head = f"the new model server {fallback}"
-        details = ["last log lines:", *server_logs.readable(text)] if text.strip() else ["(its log is empty)"]
+        details = ["last log lines:", *logview.last_lines(text)] if text.strip() else ["(its log is empty)"]
     lines = [f"{head}; the previous deployment keeps serving", *details, f"full log: {log_path}"]
     return DeployError("\n  ".join(lines))
 

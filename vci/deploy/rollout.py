@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..serve import logs as server_logs
+from .. import logview
 
 TIMED_OUT = "ProgressDeadlineExceeded"
 DEFAULT_DEADLINE = 600  # the API server's default progressDeadlineSeconds
@@ -186,7 +186,7 @@ def model_failure(cluster, deployment: dict) -> Outcome | None:
             return Outcome(
                 False,
                 f"the model of the new version cannot start (pod {pod.metadata.name})",
-                server_logs.describe_failure(failure),
+                logview.describe_failure(failure),
             )
     return None
 
@@ -211,10 +211,10 @@ def _unready_new_pods(cluster, deployment: dict) -> list:
 
 
 def _start_failure(cluster, namespace: str, pod) -> dict | None:
-    failure = server_logs.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES))
+    failure = logview.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES))
     restarted = any((s.restart_count or 0) > 0 for s in (pod.status and pod.status.container_statuses) or [])
     if failure is None and restarted:
-        failure = server_logs.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES, True))
+        failure = logview.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES, True))
     return failure
 
 
@@ -231,10 +231,10 @@ def diagnose(cluster, deployment: dict, log_lines: int = 10) -> list[str]:
             continue  # a pod of the previous version, one going away, or one that is fine
         failure = _start_failure(cluster, namespace, pod)
         if failure is not None:
-            return [f"pod {pod.metadata.name}:", *server_logs.describe_failure(failure)]
+            return [f"pod {pod.metadata.name}:", *logview.describe_failure(failure)]
         notes.extend(_pod_notes(pod))
         notes.extend(_events(cluster, namespace, f"involvedObject.name={pod.metadata.name}"))
-        logs = server_logs.readable(_log_text(cluster, namespace, pod.metadata.name, log_lines * 5), log_lines)
+        logs = logview.last_lines(_log_text(cluster, namespace, pod.metadata.name, log_lines * 5), log_lines)
         if logs:
             notes.append(f"pod {pod.metadata.name} last log lines:")
             notes.extend(f"  {line}" for line in logs)

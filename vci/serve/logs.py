@@ -1,7 +1,7 @@
 """Structured logs of the model server: one JSON object per line on stderr (requests, load, shutdown).
 
-The same module reads them back for a launcher (a local deploy, a rollout's diagnosis): the record that says
-why a model could not start (:func:`start_failure`) and log lines for people (:func:`readable`).
+A failure's record carries the frames of the user's own code (:func:`user_frames`), which a launcher
+reads back (vci.logview.start_failure) to say why a model could not start.
 """
 
 from __future__ import annotations
@@ -84,69 +84,3 @@ def _installed(filename: str) -> bool:
     return os.path.isabs(filename) and (
         str(Path(filename).resolve()).startswith(_INSTALLED) or f"{os.sep}site-packages{os.sep}" in filename
     )
-
-
-# -- reading logs back -------------------------------------------------------------------------------------
-START_FAILURES = {"model_load_failed": "load", "model_test": "self-test"}
-
-
-def records(text: str) -> list[dict]:
-    """The JSON records among ``text``'s lines (other lines, such as a runtime's, are left out)."""
-    found = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                found.append(record)
-    return found
-
-
-def start_failure(text: str) -> dict | None:
-    """The last record in a server log that says the model could not start: its load failed, or its
-    self-test did; ``stage`` is added ("load" or "self-test"). None when the log has none."""
-    for record in reversed(records(text)):
-        event_name = record.get("event")
-        if event_name == "model_load_failed" or (event_name == "model_test" and record.get("result") == "failed"):
-            return {**record, "stage": START_FAILURES[event_name]}
-    return None
-
-
-def describe_failure(record: dict) -> list[str]:
-    """A start failure for people, one line each: what failed, the exception, then the frames (innermost
-    last), each with its source line when the server could read it."""
-    what = "the model's self-test (model_test) failed" if record["stage"] == "self-test" else "the model failed to load"
-    lines = [f"{what}: {record.get('error') or 'no reason logged'}"]
-    for frame in record.get("frames") or []:
-        lines.append(f'File "{frame["file"]}", line {frame["line"]}, in {frame["function"]}')
-        if frame.get("code"):
-            lines.append(f"    {frame['code']}")
-    return lines
-
-
-def readable(text: str, limit: int = 5) -> list[str]:
-    """The last ``limit`` meaningful lines of a log, for people: JSON records as ``level event: error`` or
-    ``event key=value``, access-log lines (probes) left out, other lines as they are."""
-    shown = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line) if line.startswith("{") else None
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            shown.append(line.rstrip())
-        elif record.get("event") != "request":
-            shown.append(_record_line(record))
-    return shown[-limit:]
-
-
-def _record_line(record: dict) -> str:
-    level, name = record.get("level", "info"), record.get("event", "?")
-    if "error" in record:
-        return f"{level} {name}: {record['error']}"
-    rest = " ".join(f"{k}={v}" for k, v in record.items() if k not in ("ts", "level", "event", "traceback"))
-    return f"{level} {name} {rest}".rstrip()

@@ -59,7 +59,7 @@ class ModelService:
         self.model: Any = None  # an instance of the run's model class, which can be any class
         self.manifest: dict | None = None
         self.digest: str | None = None
-        self.predict_seconds = 0.0  # moving average of a model call, seeded by the self-test
+        self.predict_seconds: float | None = None  # moving average of a model call; None until one is timed
         # the seam for input schemas: (data, batch) -> why it does not match (answered 422), or None
         self.input_check: Callable[[Any, bool], str | None] | None = None
 
@@ -162,7 +162,8 @@ class ModelService:
         except Exception as exc:
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
         finally:  # a racy update from two threads only blurs an average
-            self.predict_seconds += 0.2 * (time.perf_counter() - started - self.predict_seconds)
+            seconds, average = time.perf_counter() - started, self.predict_seconds
+            self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
         try:
             return Reply(200, encode_compact(result))
         except (TypeError, ValueError, RecursionError) as exc:

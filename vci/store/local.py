@@ -114,7 +114,12 @@ class LocalStore:
         base = self._path(prefix) if prefix.strip("/") else self.root
         if not base.is_dir():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        skip = len(str(self.root.resolve())) + 1
+        keys = [  # os.walk: one scandir per directory, no stat per file
+            (folder[skip:] + "/" + name if len(folder) >= skip else name)
+            for folder, _, names in os.walk(base.resolve())
+            for name in names
+        ]
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
 
 
