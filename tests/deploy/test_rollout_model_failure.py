@@ -1,50 +1,16 @@
 """A model that cannot start fails its rollout as soon as a pod's log says so, explained in the model's own
 file and line, and the previous version keeps serving: on the API test server, each pod a real model server
-(tests/deploy/test_rollout_traffic.py's ServePod) whose self-test fails, or whose __init__ raises (the
-container exits and is restarted with back-off, as the kubelet does)."""
+(tests/deploy/serving.py) whose self-test fails, or whose __init__ raises (the container exits and is
+restarted with back-off, as the kubelet does)."""
 
 import time
 
 import pytest
 
-import vci
-from tests.build.models import BrokenInitScaler, BrokenScaler, Scaler
-from tests.fakes.kube import start_kube_server
-from vci.config import load_settings
+from tests.build.models import BrokenInitScaler, BrokenScaler
+from tests.deploy.serving import built
 from vci.deploy import deploy, deployed_model, status, target_for
 from vci.errors import DeployError
-
-from .conftest import write_config
-from .test_rollout_traffic import MODEL_DIRS, ServePod
-
-
-@pytest.fixture(scope="module")
-def serving_kube():
-    server = start_kube_server(namespaces=("ml-staging",), backend="process", runner=ServePod)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture()
-def settings(tmp_path, monkeypatch, serving_kube, registry, scratch_base):
-    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    kubeconfig = serving_kube.kubeconfig(tmp_path / "kubeconfig")
-    write_config(tmp_path, kubeconfig, f"{registry.host}/ml/scaler", scratch_base, progress_deadline="60s")
-    return load_settings(cwd=tmp_path, environ={})
-
-
-def built(settings, tmp_path, cls, factor: str) -> str:
-    """Log a run of ``cls`` multiplying by ``factor``, package and push it; its image, known to ServePod."""
-    (tmp_path / f"factor-{factor}.txt").write_text(factor)
-    run = vci.init("scaler", settings=settings)
-    run.log_artifact("factor", tmp_path / f"factor-{factor}.txt")
-    run.log_model(cls, artifacts=["factor"])
-    run.commit()
-    image = target_for(settings, "staging").resolve_image(run.id)["image"]
-    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
-    return image
 
 
 @pytest.mark.parametrize(
@@ -63,10 +29,13 @@ def built(settings, tmp_path, cls, factor: str) -> str:
     ],
     ids=["self-test", "init"],
 )
-def test_a_model_that_cannot_start_fails_the_rollout_at_once_and_says_why(settings, tmp_path, cls, what, function):
-    good = built(settings, tmp_path, Scaler, "2")
+def test_a_model_that_cannot_start_fails_the_rollout_at_once_and_says_why(
+    serving_settings, tmp_path, cls, what, function
+):
+    settings = serving_settings
+    good = built(settings, tmp_path, "2")
     deploy(settings, good, "staging")
-    bad = built(settings, tmp_path, cls, "3")
+    bad = built(settings, tmp_path, "3", cls)
     started = time.monotonic()
     with pytest.raises(DeployError) as failed:
         deploy(settings, bad, "staging")  # no timeout: the progress deadline (60 s here) would end it
