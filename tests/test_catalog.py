@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import vci  # noqa: E402
 from s3server import dummy_aws_env, start_moto  # noqa: E402
 from vci.catalog import newest_documents  # noqa: E402
 from vci.config import load_settings  # noqa: E402
@@ -89,12 +90,18 @@ def test_a_shown_listing_is_cached_and_a_loaded_run_is_not(store):
 def test_list_runs_pages_newest_first(tmp_path, monkeypatch):
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
     settings = load_settings({"store": str(tmp_path / "store")}, cwd=tmp_path, environ={})
-    local = LocalStore(tmp_path / "store")
-    for n in range(30):
-        local.put_json_new(f"runs/20261201-{n:06d}-abcd.json", manifest(n, "a" if n < 25 else "b"))
-    assert [r.id for r in list_runs(settings=settings, limit=3)] == [f"20261201-{n:06d}-abcd" for n in (29, 28, 27)]
-    assert [r.id[9:15] for r in list_runs(settings=settings, project="a", limit=2)] == ["000024", "000023"]
-    assert len(list_runs(settings=settings)) == 30
+    logged = []
+    for n in range(12):
+        run = vci.init("a" if n < 9 else "b", settings=settings)
+        run.log_artifact("n", {"n": n})
+        run.commit()
+        logged.append(run)
+    newest = sorted(logged, key=lambda r: r.id, reverse=True)
+    assert [r.id for r in list_runs(settings=settings, limit=3)] == [r.id for r in newest[:3]]
+    assert [r.id for r in list_runs(settings=settings, project="a", limit=2)] == [
+        r.id for r in newest if r.project == "a"
+    ][:2]
+    assert len(list_runs(settings=settings)) == 12
 
 
 def test_the_newest_releases_are_those_of_the_full_ledger_even_within_one_second(store):

@@ -47,10 +47,35 @@ def validate_model_class(cls) -> type:
     if missing:
         raise ModelValidationError(f"{name} leaves abstract methods unimplemented: {', '.join(missing)}")
     _check_init(cls, name)
+    _check_takes_data(cls, "predict", name)
     for optional in ("batch_predict", "model_test"):
         if hasattr(cls, optional) and not callable(getattr(cls, optional)):
             raise ModelValidationError(f"{name}.{optional} must be a method")
     return cls
+
+
+def _check_takes_data(cls, method: str, name: str) -> None:
+    """``predict(self, data)``: the server calls it with one argument, the request's input."""
+    try:
+        sig = inspect.signature(getattr(cls, method))
+    except (TypeError, ValueError):
+        return  # a builtin: cannot inspect, trust it
+    params = list(sig.parameters.values())
+    if (
+        params
+        and params[0].name in ("self", "cls")
+        and not isinstance(inspect.getattr_static(cls, method), staticmethod)
+    ):
+        params = params[1:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    extra = [p.name for p in positional[1:] if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    required_kw = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if not positional or extra or required_kw:
+        raise ModelValidationError(
+            f"{name}.{method}{sig} cannot be called with one input"
+            + (f" (it also requires {', '.join(extra + required_kw)})" if extra or required_kw else ""),
+            hint=f"define {method}(self, data): vci calls it with each request's input",
+        )
 
 
 def _check_init(cls, name: str) -> None:
@@ -112,9 +137,9 @@ def _source_root(cls) -> str:
 
 def _naming_pickler(base: Any, root: str) -> type:
     """A cloudpickle Pickler whose code objects are named after their source file relative to ``root``
-    (``model.py``, ``features/scale.py``). cloudpickle 3 names them all ``<dynamic-code>``, so that the
-    bytes do not depend on where the file lies; a relative name keeps that, and lets the traceback of a
-    model that fails in a server name the user's file and line."""
+    (``model.py``, ``features/scale.py``). cloudpickle 3 names them all ``<dynamic-code>``, which leaves
+    the traceback of a model failing in a server nothing to point at; a relative name points at the
+    user's file and line without carrying this machine's directories into the image."""
     reduce_code = base.dispatch_table[types.CodeType]
 
     def reduce_named(code: types.CodeType):

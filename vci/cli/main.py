@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
         "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
+        "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
     }
 
     def list_commands(self, ctx):

@@ -8,6 +8,7 @@ from ..config import load_settings
 from ..errors import UsageError
 from ..model import load_model_file
 from ..progress import format_bytes
+from ..requirements import read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
 from ..store import open_store
 from .output import emit, output_option, record_table, table
@@ -67,15 +68,21 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
     vci log --model examples/iris/model.py:Model \\
             --artifact weights=out/model.joblib --requirements requirements.txt
     """
+    pairs = _parse_artifacts(artifacts)  # what was given is checked first, then what is missing
+    wanted = read_requirements(requirements) if requirements else None
+    if not model_spec:
+        raise UsageError(
+            "vci log needs the model class: --model FILE.py:Class",
+            hint="e.g. vci log --model model.py:Model --artifact weights=out/model.joblib",
+        )
     run = init(project, settings=settings_for(store, project))
-    model_class = load_model_file(model_spec) if model_spec else None
+    model_class = load_model_file(model_spec)
     sent = {}
-    for key, path in _parse_artifacts(artifacts):
+    for key, path in pairs:
         sent[key] = run.log_artifact(key, path)
-    if model_class is not None:
-        run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
-    if requirements:
-        run.log_requirements(requirements)
+    run.log_model(model_class, artifacts=[k for k, _ in pairs])
+    if wanted is not None:
+        run.log_requirements(wanted)
     if env_vars:
         run.log_environment(list(env_vars))
     if examples_file:

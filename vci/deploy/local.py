@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from ..client import DeployedModel
 from ..errors import RemoteError, UsageError
 from ..logview import select_lines
 from ..refs import is_image_reference
+from ..requirements import differences
 from ..runs import resolve_run
 from . import process
 from .target import DeployResult, LogLine, Removal, Status
 
+log = logging.getLogger("vci")
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
 
 
@@ -37,8 +40,14 @@ class LocalTarget:
         allow_tag: bool = False,
         insecure=None,
     ) -> DeployResult:
-        """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
-        as True: a switch before readiness would leave a gap)."""
+        """Start the run beside what runs now and switch only once it is ready (so ``wait=False`` is
+        refused: a switch before readiness would leave a gap)."""
+        if not wait:
+            raise UsageError(
+                f"a local deployment always waits: {self.environment.name!r} switches to the new server only "
+                "once it is ready",
+                hint="drop --no-wait (wait: false) for a local environment",
+            )
         if isinstance(what, str) and is_image_reference(what):
             raise UsageError(
                 f"{what} is an image reference; a local environment runs a run",
@@ -46,6 +55,14 @@ class LocalTarget:
             )
         run = resolve_run(self.settings, what)
         name = self.environment.name
+        differ = differences(run.manifest.get("requirements") or [])
+        if differ:
+            log.warning(
+                "%s runs in this Python environment (a local target installs nothing), which differs from "
+                "the run's pins: %s",
+                name,
+                "; ".join(differ),
+            )
         with process.environment_lock(self.state, name):
             current = process.read_deployment(self.state, name)
             unchanged = bool(current and current.get("digest") == run.version and self._ready(current))
