@@ -48,7 +48,7 @@ from .manifests import (
     validate_canary_name,
     validate_spec,
 )
-from .rollout import diagnose, wait_rollout, wait_terminated
+from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
@@ -245,9 +245,10 @@ class KubeTarget:
                 changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
             if wait:
                 self._wait_rollout(spec.object_name, timeout, lives.get(f"Deployment/{spec.object_name}"))
-        except VciError as exc:  # the same error (and exit code), saying what was put back
+        except VciError as exc:  # the same error (and exit code), saying what was put back (on its first line)
             after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
-            exc.message = f"{exc.message}; {after}"
+            head, newline, details = exc.message.partition("\n")
+            exc.message = f"{head}; {after}{newline}{details}"
             exc.args = (exc.message,)
             exc.hint = exc.hint or f"kubectl -n {spec.namespace} describe deployment {spec.object_name}"
             raise
@@ -259,7 +260,7 @@ class KubeTarget:
         outcome = wait_rollout(self.cluster, name, self.namespace, timeout=timeout, before=before)
         live = self.cluster.read("Deployment", name, self.namespace) or {}
         if not outcome.ok:
-            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {diagnose(self.cluster, live)}")
+            raise DeployError(f"rollout of {name} failed: {explain(self.cluster, live, outcome)}")
         stuck = wait_terminated(self.cluster, live) if live else []  # done once no old pod answers any more
         if stuck:
             log.warning("pods of the previous version are still terminating: %s", ", ".join(stuck))
@@ -343,12 +344,10 @@ class KubeTarget:
         )
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
-        """Delete every object of the environment (the canary's Deployment too); with ``dry_run`` the
-        server checks each deletion (RBAC, admission) and nothing is deleted."""
+        """Delete every object of the environment (the canary's Deployment too); ``Removal.nothing`` when
+        none was there. With ``dry_run`` the server checks each deletion (RBAC, admission), deleting none."""
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
-        if live is None:
-            raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
         names = {"Deployment": [spec.object_name, f"{spec.object_name}-canary"], "Service": [spec.service_name]}
         removed = [
             f"{kind}/{name}"
@@ -356,6 +355,8 @@ class KubeTarget:
             for name in names.get(kind, [spec.object_name])
             if self.cluster.delete(kind, name, spec.namespace, dry_run=dry_run)
         ]
+        if not removed:
+            return Removal.nothing(spec.environment)
         return Removal(
             environment=spec.environment,
             digest=_digest(_live_image(live) or ""),

@@ -100,7 +100,8 @@ class Overview:
 
 @dataclass(frozen=True)
 class Removal:
-    """What an undeploy removed (``status`` removed), or would remove (would-remove, a dry run)."""
+    """What an undeploy removed (``status`` removed), would remove (would-remove: a dry run), or not-deployed
+    when nothing ran (not an error, so that a cleanup step can always call it)."""
 
     environment: str
     digest: str | None
@@ -110,7 +111,17 @@ class Removal:
     objects: list[str] | None = None  # a cluster's "Kind/name" deleted (or that a dry run would delete)
     pid: int | None = None  # a local server's process, stopped (or that a dry run would stop)
 
+    @classmethod
+    def nothing(cls, environment: str) -> Removal:
+        return cls(environment=environment, digest=None, release_id=None, status="not-deployed")
+
+    @property
+    def removed(self) -> bool:
+        return self.status != "not-deployed"
+
     def to_json(self) -> dict:
+        if not self.removed:
+            return {"environment": self.environment, "status": self.status}
         return _shown(self, frozenset({"environment", "digest", "release_id", "status"}))
 
 
@@ -180,7 +191,8 @@ class Target(Protocol):
         """What runs now; state ``not-deployed`` when nothing does."""
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
-        """Remove what runs (canary included); a dry run says what it would remove and removes nothing."""
+        """Remove what runs (canary included), ``Removal.nothing`` when nothing did; a dry run says what it
+        would remove and removes nothing."""
 
     def client(self, **options: Any) -> DeployedModel:
         """A client for the live endpoint."""

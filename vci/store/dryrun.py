@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..digests import sha256_bytes, sha256_file
-from .base import Descriptor, Progress, Store, Upload
+from .base import BlobInfo, Descriptor, Progress, Store, Upload
 
 
 class DryRunStore:
@@ -60,6 +60,15 @@ class DryRunStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return self.store.list_keys(prefix)
+
+    def blobs(self) -> list[BlobInfo]:
+        return self.store.blobs()
+
+    def touch_blob(self, digest: str) -> None:
+        """Nothing: a dry run marks nothing used."""
+
+    def delete_blob(self, digest: str, unused_since: float) -> bool:
+        return False  # a dry run deletes nothing
 
     def incomplete_uploads(self) -> list[Upload]:
         return self.store.incomplete_uploads()
