@@ -403,12 +403,13 @@ def _malformed(store: Store, run_id: str, problem: str) -> IntegrityError:
     )
 
 
-def tag_run(settings: Settings, run: str, name: str) -> Tag:
-    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it exists."""
+def tag_run(settings: Settings, run: str, name: str, *, dry_run: bool = False) -> Tag:
+    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it
+    exists; a dry run checks everything and says what the tag would be, writing nothing."""
     found = get_run(run, settings=settings)
     if not found.project:
         raise UsageError(f"run {found.id} has no project, and names live in a project", hint="log runs with a project")
-    return write_tag(found.store, found.project, name, found.id)
+    return write_tag(found.store, found.project, name, found.id, dry_run=dry_run)
 
 
 def run_tags(settings: Settings, project: str | None = None) -> list[Tag]:

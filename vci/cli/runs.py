@@ -162,14 +162,16 @@ def runs_show(run_id, store, output):
 @runs_group.command("tag")
 @click.argument("run_id", metavar="RUN")
 @click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Say what the name would point at; write nothing.")
 @store_option
 @output_option
-def runs_tag(run_id, name, store, output):
+def runs_tag(run_id, name, dry_run, store, output):
     """Name RUN (an id, or a name such as latest) NAME in its project; a name that exists moves.
     Wherever a run id is taken, NAME or PROJECT:NAME works too (`vci deploy champion`)."""
-    tag = tag_run(settings_for(store), run_id, name)
+    tag = tag_run(settings_for(store), run_id, name, dry_run=dry_run)
     moved = f" (was {tag.previous})" if tag.previous and tag.previous != tag.run_id else ""
-    emit(output, tag.to_json(), f"{tag.project}:{tag.name} -> {tag.run_id}{moved}")
+    verb = "would point" if dry_run else "->"
+    emit(output, {**tag.to_json(), "dry_run": dry_run}, f"{tag.project}:{tag.name} {verb} {tag.run_id}{moved}")
 
 
 @runs_group.command("tags")
