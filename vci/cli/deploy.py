@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..runs import get_run
 from ..serve import run_server
 from .output import emit, output_option
+from .params import AT_LEAST_ONE, HTTP_URL, PORT, SECONDS
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
@@ -23,9 +24,9 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 @click.command("serve")
 @click.argument("run_id")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8080, show_default=True, help="HTTP port.")
-@click.option("--grpc-port", type=int, default=None, help="Also serve gRPC on this port.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="HTTP port.")
+@click.option("--grpc-port", type=PORT, default=None, help="Also serve gRPC on this port.")
+@click.option("--workers", type=AT_LEAST_ONE, default=1, show_default=True, help="Server worker processes.")
 @store_option
 def serve_cmd(run_id, host, port, grpc_port, workers, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
@@ -44,7 +45,7 @@ def serve_cmd(run_id, host, port, grpc_port, workers, store):
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     default=0,
     show_default=True,
     help="Overall bound in seconds on the wait (0: none; a cluster rollout fails once it makes no progress "
@@ -114,7 +115,7 @@ def undeploy_cmd(env, store, output):
 
 @click.command("predict")
 @env_option
-@click.option("--url", help="A model server URL instead of an environment.")
+@click.option("--url", type=HTTP_URL, help="A model server URL instead of an environment.")
 @click.option("--data", required=True, metavar="JSON|@FILE", help="The request: JSON text, or @file.json.")
 @click.option("--batch", is_flag=True, help="Send a list to /batch-predict.")
 @store_option
@@ -122,7 +123,7 @@ def undeploy_cmd(env, store, output):
 def predict_cmd(env, url, data, batch, store, output):
     """Send one prediction request to a deployment and print the answer (JSON)."""
     try:
-        payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
+        payload = json.loads(open(data[1:]).read() if data.startswith("@") else data, parse_constant=_not_json)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'") from exc
     model = DeployedModel(url) if url else deployed_model(settings_for(store), env)
@@ -131,6 +132,10 @@ def predict_cmd(env, url, data, batch, store, output):
     else:
         result, request_id = model.predict_with_id(payload)
     emit(output, {"prediction": result, "request_id": request_id}, json.dumps(result))
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON (a model server would refuse it)")
 
 
 @click.command("render")

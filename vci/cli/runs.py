@@ -10,6 +10,7 @@ from ..model import load_model_file
 from ..progress import format_bytes
 from ..runs import get_run, init, list_runs
 from .output import emit, output_option, table
+from .params import AT_LEAST_ONE
 
 store_option = click.option(
     "--store",
@@ -41,7 +42,12 @@ def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
     metavar="KEY=PATH",
     help="A file or directory to log (repeatable); the model receives {KEY: local path}.",
 )
-@click.option("--requirements", metavar="FILE", help="requirements.txt; pinned to the versions installed here.")
+@click.option(
+    "--requirements",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="requirements.txt; pinned to the versions installed here.",
+)
 @click.option(
     "--examples",
     "examples_file",
@@ -109,7 +115,9 @@ def runs_group():
 
 @runs_group.command("list")
 @click.option("--project", help="Only runs of this project.")
-@click.option("--limit", type=int, default=20, show_default=True, help="Show at most this many (newest first).")
+@click.option(
+    "--limit", type=AT_LEAST_ONE, default=20, show_default=True, help="Show at most this many (newest first)."
+)
 @store_option
 @output_option
 def runs_list(project, limit, store, output):
