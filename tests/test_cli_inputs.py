@@ -12,6 +12,14 @@ import sys
 import pytest
 
 RUN = "20200101-000000-abcd"
+MODEL = """
+class Model:
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return data
+"""
 JENKINS = ["--url", "http://127.0.0.1:9", "--job", "j"]
 SETUP = ["jenkins", "setup", *JENKINS, "--jenkinsfile", "a-file"]
 TRIGGER = ["jenkins", "trigger", *JENKINS]
@@ -59,9 +67,10 @@ OTHERS = [
 ]
 
 
-def vci(args, cwd):
+def vci(args, cwd, **extra):
     env = {**os.environ, "VCI_CACHE_DIR": str(cwd / "cache"), "JENKINS_USER": "u", "JENKINS_TOKEN": "t0k3n-0123"}
     env.pop("VCI_DEBUG", None)
+    env.update(extra)
     command = [sys.executable, "-m", "vci", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
 
@@ -88,3 +97,13 @@ def test_the_help_shows_each_bound():
         [sys.executable, "-m", "vci", "serve", "--help"], capture_output=True, text=True, timeout=60, check=True
     )
     assert "1<=x<=65535" in out.stdout and "x>=1" in out.stdout
+
+
+def test_a_file_where_a_store_or_cache_directory_belongs_is_a_configuration_error(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "model.py").write_text(MODEL)
+    out = vci(["runs", "list", "--store", "a-file"], tmp_path)
+    assert out.returncode == 3 and "is a file, not a directory" in out.stderr and "Traceback" not in out.stderr
+    run_id = vci(["log", "--model", "model.py:Model", "-o", "json"], tmp_path).stdout.split('"run_id": "')[1][:20]
+    out = vci(["serve", run_id, "--port", "1"], tmp_path, VCI_CACHE_DIR=str(tmp_path / "a-file"))
+    assert out.returncode == 3 and "VCI_CACHE_DIR" in out.stderr and "Traceback" not in out.stderr, out.stderr
