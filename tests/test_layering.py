@@ -26,6 +26,7 @@ LAYERS = [
         "vci.files",
         "vci.retry",
         "vci.jsonwire",
+        "vci.logview",
         "vci.redact",
     },
     {
@@ -37,8 +38,9 @@ LAYERS = [
         "vci.oci",
         "vci.frameworks",
         "vci.ci",
+        "vci.scaffold",
     },
-    {"vci.runs", "vci.fetch", "vci.ledger", "vci.client", "vci.serve"},
+    {"vci.runs", "vci.fetch", "vci.ledger", "vci.catalog", "vci.tags", "vci.client", "vci.serve"},
     {"vci.build"},
     {"vci.deploy"},
     {"vci.release"},

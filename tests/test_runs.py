@@ -1,14 +1,17 @@
 """Runs on the local store: logging, committing, reading back and loading exactly as the server does."""
 
+import io
 import json
 import math
 import os
 import re
+import tarfile
+import time
 
 import pytest
 
 import vci
-from vci.errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
+from vci.errors import IntegrityError, ModelValidationError, NotFoundError, UsageError
 from vci.runs import RUN_ID
 
 
@@ -74,20 +77,23 @@ def test_relogging_an_unchanged_artifact_sends_nothing(store, tmp_path):
 
 def test_uncommitted_run_is_invisible_and_committed_is_immutable(store, tmp_path):
     run = logged_run(store, tmp_path)
-    with pytest.raises(NotFoundError, match="vci runs list"):
+    with pytest.raises(NotFoundError, match="logged but is not committed.*run.commit"):
         vci.get_run(run.id, store=store)
     run.commit()
     with pytest.raises(UsageError, match="immutable"):
         run.log_artifact("more", str(tmp_path / "greeting.txt"))
 
 
-def test_run_id_conflict_is_refused(store, tmp_path):
-    run = logged_run(store, tmp_path)
-    run.commit()
-    twin = vci.init("demo", store=store)
-    twin.id = run.id
-    with pytest.raises(ConflictError, match="already exists"):
-        twin.commit()
+def test_run_ids_are_time_sorted_with_32_random_bits(monkeypatch):
+    from vci.runs import new_run_id
+
+    monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 3, 1, 328, 0)))
+    ids = {new_run_id() for _ in range(1000)}  # one second: 16 random bits gave ~8 collisions here
+    assert len(ids) == 1000 and all(RUN_ID.match(i) and len(i) == 24 for i in ids)
+    assert all(i.startswith("20261124-071203-") for i in ids)
+    monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 4, 1, 328, 0)))
+    assert new_run_id() > max(ids)
+    assert RUN_ID.match("20261124-071203-3f9a")  # ids of runs logged before stay valid
 
 
 def test_bad_inputs(store, tmp_path):
@@ -127,6 +133,26 @@ def test_manifest_written_last_and_whole(store, tmp_path):
     assert set(doc["artifacts"]) == {"greeting", "table", "obj"}
     assert doc["artifacts"]["table"]["kind"] == "directory"
     assert not list((tmp_path / "store" / "tmp").iterdir())
+
+
+def test_a_directory_artifact_that_is_a_compressed_tar_is_refused(store, tmp_path):
+    """A manifest naming a gzip bomb as a directory artifact (its digest and size right): refused, nothing extracted."""
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as tar:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = 32 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    run = vci.init("p", store=store)
+    run.log_artifact("table", bomb)
+    run.log_model(Echo, artifacts=["table"])
+    run.commit()
+    key = tmp_path / "store" / "runs" / f"{run.id}.json"
+    doc = json.loads(key.read_text())
+    doc["artifacts"]["table"]["kind"] = "directory"
+    key.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="gzip-compressed"):
+        vci.get_run(run.id, store=store).load_model()
+    assert not list((tmp_path / "cache").rglob("zeros.bin"))
 
 
 @pytest.mark.parametrize(

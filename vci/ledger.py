@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalog import newest_keys, read_pages
 from .config import Settings
 from .errors import ConflictError, NotFoundError
 from .store import open_store
@@ -208,6 +209,19 @@ class Ledger:
         keys = [k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2]
         found = [ReleaseRecord.from_json(self.store.get_json(k)) for k in keys]
         return sorted(found, key=lambda r: (r.timestamp, r.release_id))
+
+    def newest(self, env: str, limit: int | None, *, cached: bool = False) -> list[ReleaseRecord]:
+        """The newest ``limit`` records of ``env``, newest first, reading only those (and the ones of the
+        same second as the last, whose ids need not sort as their timestamps do). ``cached``: for display."""
+        if limit is not None and limit <= 0:
+            return []
+        keys = newest_keys(self.store, f"ledger/{env}/")
+        if limit is not None and len(keys) > limit:
+            second = keys[limit - 1].rsplit("/", 1)[1][:16]  # "rYYYYMMDD-HHMMSS"
+            keys = keys[:limit] + [k for k in keys[limit:] if k.rsplit("/", 1)[1].startswith(second)]
+        docs = [doc for page in read_pages(self.store, keys, page=len(keys), cache=cached) for doc in page]
+        found = sorted((ReleaseRecord.from_json(d) for d in docs), key=lambda r: (r.timestamp, r.release_id))
+        return list(reversed(found))[:limit]
 
     def get(self, env: str, release_id: str) -> ReleaseRecord:
         try:

@@ -43,10 +43,35 @@ def validate_model_class(cls) -> type:
     if missing:
         raise ModelValidationError(f"{name} leaves abstract methods unimplemented: {', '.join(missing)}")
     _check_init(cls, name)
+    _check_takes_data(cls, "predict", name)
     for optional in ("batch_predict", "model_test"):
         if hasattr(cls, optional) and not callable(getattr(cls, optional)):
             raise ModelValidationError(f"{name}.{optional} must be a method")
     return cls
+
+
+def _check_takes_data(cls, method: str, name: str) -> None:
+    """``predict(self, data)``: the server calls it with one argument, the request's input."""
+    try:
+        sig = inspect.signature(getattr(cls, method))
+    except (TypeError, ValueError):
+        return  # a builtin: cannot inspect, trust it
+    params = list(sig.parameters.values())
+    if (
+        params
+        and params[0].name in ("self", "cls")
+        and not isinstance(inspect.getattr_static(cls, method), staticmethod)
+    ):
+        params = params[1:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    extra = [p.name for p in positional[1:] if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    required_kw = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if not positional or extra or required_kw:
+        raise ModelValidationError(
+            f"{name}.{method}{sig} cannot be called with one input"
+            + (f" (it also requires {', '.join(extra + required_kw)})" if extra or required_kw else ""),
+            hint=f"define {method}(self, data): vci calls it with each request's input",
+        )
 
 
 def _check_init(cls, name: str) -> None:

@@ -21,18 +21,22 @@ Nothing here imports the store, boto3 or the CLI: the model server uses this mod
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
-from .archive import extract_archive
-from .digests import hex_of, sha256_bytes, verify_file
-from .errors import IntegrityError, NotFoundError, ServeError
+from .archive import extract_archive, matches_archive
+from .digests import check_digest, hex_of, sha256_bytes, verify_file
+from .errors import IntegrityError, NotFoundError, ServeError, UsageError
 from .files import commit, temporary_for
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
 MANIFEST_ENV = "VCI_RUN_MANIFEST"  # an image's manifest, when its model directory has no manifest.json
+log = logging.getLogger("vci")
 
 
 def encode_manifest(manifest: dict) -> bytes:
@@ -57,6 +61,118 @@ def blob_records(manifest: dict) -> list[dict]:
     return records
 
 
+_KINDS = ("file", "directory", "object")
+
+
+def manifest_problem(doc) -> str | None:
+    """What makes ``doc`` not a schema-1 run manifest (the first problem found), or None.
+
+    Every reader checks this before it uses a field, so a malformed manifest is one clear error
+    naming the run instead of a KeyError or TypeError wherever the field is first used."""
+    if not isinstance(doc, dict):
+        return f"a JSON {type(doc).__name__}, not an object"
+    if doc.get("schema") != SCHEMA or isinstance(doc.get("schema"), bool):
+        return f"schema {doc.get('schema')!r}, not {SCHEMA}"
+    return (
+        _typed(doc, "id", str)
+        or _typed(doc, "created", str)
+        or _created_problem(doc["created"])
+        or _typed(doc, "vci_version", str)
+        or _typed(doc, "project", (str, type(None)), optional=True)
+        or _typed(doc, "requirements", list)
+        or _all(doc["requirements"], str, "requirements")
+        or _environment_problem(doc)
+        or _artifacts_problem(doc)
+        or _model_problem(doc)
+        or _examples_problem(doc.get("examples"))
+    )
+
+
+def _typed(doc: dict, field: str, types, *, optional: bool = False, where: str = "") -> str | None:
+    name = f"{where}{field}"
+    if field not in doc:
+        return None if optional else f"{name!r} is missing"
+    if isinstance(doc[field], bool) or not isinstance(doc[field], types):
+        return f"{name!r} is {type(doc[field]).__name__}, not {_names(types)}"
+    return None
+
+
+def _names(types) -> str:
+    return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+
+
+def _all(values: list, types, name: str) -> str | None:
+    bad = [v for v in values if not isinstance(v, types)]
+    return f"{name!r} holds {bad[0]!r}, not {_names(types)}" if bad else None
+
+
+def _created_problem(created: str) -> str | None:
+    try:
+        time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return f"'created' is {created!r}, not a UTC time such as 2026-11-24T07:12:03Z"
+    return None
+
+
+def _environment_problem(doc: dict) -> str | None:
+    problem = _typed(doc, "environment", dict)
+    if problem:
+        return problem
+    env = doc["environment"]
+    problem = _typed(env, "python", str, where="environment.") or _typed(env, "env", dict, where="environment.")
+    return problem or _all(list(env["env"].values()), str, "environment.env")
+
+
+def _artifacts_problem(doc: dict) -> str | None:
+    problem = _typed(doc, "artifacts", dict)
+    if problem:
+        return problem
+    problems = (_record_problem(f"artifacts.{key}", rec) for key, rec in sorted(doc["artifacts"].items()))
+    return next((p for p in problems if p), None)
+
+
+def _record_problem(name: str, rec) -> str | None:
+    if not isinstance(rec, dict):
+        return f"{name!r} is {type(rec).__name__}, not object"
+    where = name + "."
+    problem = _typed(rec, "digest", str, where=where) or _typed(rec, "size", int, where=where)
+    if problem:
+        return problem
+    try:
+        check_digest(rec["digest"])
+    except UsageError:
+        return f"'{where}digest' is {rec['digest']!r}, not sha256: and 64 hex digits"
+    if rec["size"] < 0:
+        return f"'{where}size' is negative"
+    if name.startswith("artifacts.") and rec.get("kind") not in _KINDS:
+        return f"'{where}kind' is {rec.get('kind')!r}, not one of {', '.join(_KINDS)}"
+    return _typed(rec, "filename", str, optional=not name.startswith("artifacts."), where=where)
+
+
+def _model_problem(doc: dict) -> str | None:
+    model = doc.get("model")
+    if model is None:
+        return None
+    problem = _record_problem("model", model) or _typed(model, "class", str, where="model.")
+    problem = problem or _typed(model, "artifacts", list, optional=True, where="model.")
+    problem = problem or _all(model.get("artifacts", []), str, "model.artifacts")
+    if problem:
+        return problem
+    unknown = sorted(k for k in model.get("artifacts", []) if k not in doc["artifacts"])
+    return f"'model.artifacts' names artifacts the run lacks: {', '.join(unknown)}" if unknown else None
+
+
+def _examples_problem(examples) -> str | None:
+    if examples is None:
+        return None
+    if not isinstance(examples, dict) or not isinstance(examples.get("inputs"), list):
+        return '\'examples\' is not {"inputs": [...], "expected_outputs": [...] | null}'
+    expected = examples.get("expected_outputs")
+    if expected is not None and not (isinstance(expected, list) and len(expected) == len(examples["inputs"])):
+        return "'examples.expected_outputs' is not a list as long as 'examples.inputs'"
+    return None
+
+
 def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     """Return ``(manifest, digest)`` of a model directory."""
     path = Path(model_dir) / MANIFEST
@@ -76,6 +192,9 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
         raise IntegrityError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise ServeError(f"{path}: unsupported manifest schema", hint="package the run with this vci version")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise IntegrityError(f"{path} is not a valid run manifest: {problem}", hint="package the run again")
     return manifest, manifest_digest(manifest)
 
 
@@ -98,11 +217,7 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
         blob = blob_path(model_dir, rec["digest"]).resolve()
         target = Path(work_dir) / "artifacts" / _plain_name(key)
         if rec["kind"] == "directory":
-            if not target.is_dir():  # extract beside, then rename: a directory present is complete
-                with temporary_for(target, directory=True) as partial:
-                    extract_archive(blob, partial)
-                    commit(partial, target)
-            paths[key] = str(target)
+            paths[key] = str(_extracted(blob, target, rec["size"]))
             continue
         target.mkdir(parents=True, exist_ok=True)
         link = target / _plain_name(rec.get("filename") or key)
@@ -113,6 +228,40 @@ def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str |
                 commit(tmp, link)
         paths[key] = str(link)
     return paths
+
+
+def _extracted(archive: Path, target: Path, size: int) -> Path:
+    """``target`` holding the (verified) ``archive``'s tree: one extracted earlier is used again only if
+    it still matches the archive, else it is extracted anew beside and renamed into place."""
+    if _holds(target, archive):
+        return target
+    with temporary_for(target, directory=True) as partial:
+        extract_archive(archive, partial, max_size=size)
+        if target.exists() or target.is_symlink():
+            if _holds(target, archive):  # another server worker extracted it meanwhile
+                return target
+            log.warning("%s no longer matches its artifact; extracting it again", target)
+            _discard(target)
+        try:
+            commit(partial, target)
+        except OSError:  # another worker renamed its extraction there first: fine if it matches
+            if not _holds(target, archive):
+                raise
+    return target
+
+
+def _holds(target: Path, archive: Path) -> bool:
+    return target.is_dir() and not target.is_symlink() and matches_archive(archive, target)
+
+
+def _discard(path: Path) -> None:
+    """Move ``path`` aside (one rename: readers see it or nothing) and remove it."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    with temporary_for(path, directory=True) as stale:
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(path, stale)
 
 
 def _plain_name(name: str) -> str:

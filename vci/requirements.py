@@ -59,6 +59,7 @@ def pin_requirement(text: str) -> str:
         )
     pinned = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
     if pinned:
+        _refuse_other_pin(req, pinned[0].version)
         return str(req)
     try:
         installed = metadata.version(req.name)
@@ -73,6 +74,43 @@ def pin_requirement(text: str) -> str:
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     marker = f"; {req.marker}" if req.marker else ""
     return f"{req.name}{extras}=={installed}{marker}"
+
+
+def _refuse_other_pin(req, version: str) -> None:
+    """A pin to another version than the installed one: the model was trained (and a local deployment
+    would run) with the installed one, while an image would get the pin."""
+    try:
+        installed = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return  # not installed here: the pin is all there is
+    if installed != version:
+        raise RequirementError(
+            f"{req} pins {req.name} {version}, but {installed} is installed here: a local deployment would "
+            f"run {installed} and an image {version}",
+            hint=f"pin {req.name}=={installed} (what this model runs with), or install {version} and log again",
+        )
+
+
+def differences(pins: list[str]) -> list[str]:
+    """``name: X pinned, Y here`` (or ``not installed here``) for each exact pin this Python does not match."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    for text in pins:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        exact = [s.version for s in req.specifier if s.operator in ("==", "===")]
+        if not exact or (req.marker is not None and not req.marker.evaluate()):
+            continue
+        try:
+            here = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            here = None
+        if here != exact[0]:
+            found.append(f"{req.name}: {exact[0]} pinned, {here or 'not installed'} here")
+    return found
 
 
 def pin_requirements(source) -> list[str]:

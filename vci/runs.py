@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import platform
 import re
 import secrets
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .archive import archive_directory
+from .catalog import newest_documents
 from .config import Settings, load_settings
-from .errors import ConflictError, ModelValidationError, NotFoundError, UsageError
+from .errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
 from .frameworks import detect, model_for
 from .model import pickle_model_class, validate_model_class
@@ -25,6 +28,7 @@ from .modeldir import (
     blob_records,
     load_model,
     manifest_digest,
+    manifest_problem,
     materialize_artifacts,
 )
 from .progress import Progress
@@ -32,23 +36,32 @@ from .redact import refuse_secret_variable
 from .requirements import pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
+from .store.sigterm import sigterm_raises
+from .tags import Tag, list_tags, run_id_for, write_tag
 
-RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+log = logging.getLogger("vci")
+OPEN_RUNS: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()  # logged here, not committed
+RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PROJECT = ARTIFACT_KEY  # a project names directories, image labels and Kubernetes objects
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
+COMMIT_ATTEMPTS = 5  # ids tried before commit() gives up (a collision is one in 2**32 per second and pair)
 
 
 def new_run_id() -> str:
-    """Short, sortable by time, unique in practice: ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    """Short, sortable by time, unique in practice: ``YYYYMMDD-HHMMSS-xxxxxxxx`` (UTC, 32 random bits).
+
+    Two runs collide only when they start in the same second and draw the same 32 bits: for n runs in
+    one second about n**2 / 2**33, so 1,000 runs started in one second collide once in 8,600 such
+    seconds; commit() then takes another id."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def run_key(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
         raise UsageError(
-            f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a; see `vci runs list`"
+            f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a1c7e; see `vci runs list`"
         )
     return f"runs/{run_id}.json"
 
@@ -75,6 +88,8 @@ class Run:
         self._framework_requirements: list[str] = []  # kept when log_requirements comes after log_model
         self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
         self._examples: dict | None = None
+        if manifest is None:
+            OPEN_RUNS[self.id] = self
 
     def __repr__(self) -> str:
         state = "committed" if self.committed else "open"
@@ -108,6 +123,11 @@ class Run:
                 f"artifact key {key!r} is not valid",
                 hint="use letters, digits, '.', '_' or '-', starting with a letter or digit",
             )
+        if key in self._artifacts:
+            raise UsageError(
+                f"artifact {key!r} is logged already in run {self.id}",
+                hint="give each artifact its own key (the model receives {key: path})",
+            )
         if isinstance(value, (str, os.PathLike)):
             record = self._log_path(key, Path(value))
         else:
@@ -117,7 +137,7 @@ class Run:
 
     def _log_path(self, key: str, path: Path) -> dict:
         if path.is_dir():
-            with tempfile.TemporaryDirectory(prefix="vci-") as tmp:
+            with sigterm_raises(f"logging {path}"), tempfile.TemporaryDirectory(prefix="vci-") as tmp:
                 tar = archive_directory(path, Path(tmp) / f"{key}.tar")
                 desc = _upload(self.store, tar, f"{key} (directory)")
             return {"digest": desc.digest, "size": desc.size, "kind": "directory", "filename": path.name}
@@ -215,10 +235,36 @@ class Run:
         return examples
 
     def commit(self) -> str:
-        """Write the manifest (last, atomically, never overwriting); return the model version digest."""
+        """Write the manifest (last, atomically, never overwriting); return the model version digest.
+
+        Should another run have taken this id meanwhile (two runs started in the same second with the same
+        random part), the run takes a new id and commits under it: its blobs do not depend on the id."""
         if self.committed:
             return self.version
-        manifest = {
+        if self._model is None and not self._artifacts:
+            raise UsageError(
+                f"run {self.id} is empty: nothing to commit",
+                hint="log a model (run.log_model(Model, artifacts=[...])) and its artifacts first",
+            )
+        if self._model is None:
+            log.warning("run %s has artifacts but no model: it can be read back, not served or packaged", self.id)
+        for _ in range(COMMIT_ATTEMPTS):
+            manifest = self._new_manifest()
+            try:
+                self.store.put_json_new(run_key(self.id), manifest)
+            except ConflictError:
+                if not self._stored_is(manifest):
+                    self.id = new_run_id()
+                    continue
+            self._manifest = manifest
+            return self.version
+        raise ConflictError(
+            f"run ids kept colliding in {self.store.url} ({COMMIT_ATTEMPTS} tried)",
+            hint="check the machine's random source and clock; then commit again",
+        )
+
+    def _new_manifest(self) -> dict:
+        return {
             "schema": SCHEMA,
             "id": self.id,
             "project": self.project,
@@ -230,14 +276,14 @@ class Run:
             "environment": self._environment,
             "examples": self._examples,
         }
+
+    def _stored_is(self, manifest: dict) -> bool:
+        """Whether the manifest stored under this run's id is ``manifest`` itself (a retried write of ours
+        that had arrived), rather than another run's."""
         try:
-            self.store.put_json_new(run_key(self.id), manifest)
-        except ConflictError:
-            raise ConflictError(
-                f"run {self.id} already exists in {self.store.url}", hint="start a new run with vci.init()"
-            ) from None
-        self._manifest = manifest
-        return self.version
+            return self.store.get_json(run_key(self.id)) == manifest
+        except (NotFoundError, IntegrityError):
+            return False
 
     # -- reading back ------------------------------------------------------------------------------
     def model_dir(self) -> Path:
@@ -363,15 +409,59 @@ def init(project: str | None = None, *, store: str | None = None, settings: Sett
 
 
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
-    """A committed run by id."""
+    """A committed run by id, or by name: ``latest``, a tag, ``PROJECT:NAME`` (vci.tags)."""
     settings, st = _settings_and_store(None, store, settings)
+    if not RUN_ID.match(run_id or ""):
+        run_id = run_id_for(st, run_id, settings.project)
     try:
-        manifest = st.get_json(run_key(run_id))
+        manifest = read_run_manifest(st, run_id)
     except NotFoundError:
+        if run_id in OPEN_RUNS and not OPEN_RUNS[run_id].committed:
+            raise NotFoundError(
+                f"run {run_id} was logged but is not committed, so it is not in the store yet",
+                hint="call run.commit() first (run.deploy() and packaging commit it too)",
+            ) from None
         raise NotFoundError(
             f"run {run_id} is not in the store {st.url}", hint="`vci runs list` shows the runs there; check VCI_STORE"
         ) from None
     return Run(st, settings=settings, manifest=manifest)
+
+
+def read_run_manifest(store: Store, run_id: str) -> dict:
+    """The manifest of run ``run_id``, checked against the schema: IntegrityError naming the run if it
+    is not one (not JSON, a list, a field missing or of the wrong type, another run's id)."""
+    key = run_key(run_id)
+    try:
+        doc = store.get_json(key)
+    except IntegrityError as exc:
+        raise _malformed(store, run_id, exc.message) from None
+    problem = _manifest_problem_at(key, doc)
+    if problem:
+        raise _malformed(store, run_id, problem)
+    return doc
+
+
+def _malformed(store: Store, run_id: str, problem: str) -> IntegrityError:
+    return IntegrityError(
+        f"run {run_id} in {store.url} has a malformed manifest: {problem}",
+        hint=f"the run cannot be used: log it again as a new run (remove runs/{run_id}.json to hide this one)",
+    )
+
+
+def tag_run(settings: Settings, run: str, name: str) -> Tag:
+    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it exists."""
+    found = get_run(run, settings=settings)
+    if not found.project:
+        raise UsageError(f"run {found.id} has no project, and names live in a project", hint="log runs with a project")
+    return write_tag(found.store, found.project, name, found.id)
+
+
+def run_tags(settings: Settings, project: str | None = None) -> list[Tag]:
+    """The names of ``project``'s runs (default: the configured project)."""
+    owner = project or settings.project
+    if not owner:
+        raise UsageError("which project's names?", hint="pass --project, or set project: in vci.yaml")
+    return list_tags(open_store(settings.store), owner)
 
 
 def resolve_run(settings: Settings, run: Run | str) -> Run:
@@ -382,9 +472,27 @@ def resolve_run(settings: Settings, run: Run | str) -> Run:
     return get_run(str(run), settings=settings)
 
 
-def list_runs(*, project: str | None = None, store: str | None = None, settings: Settings | None = None) -> list[Run]:
-    """Committed runs, newest first."""
+def list_runs(
+    *,
+    project: str | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+    limit: int | None = None,
+    cached: bool = False,
+) -> list[Run]:
+    """Committed runs, newest first; with ``limit``, only the newest manifests that page needs are read
+    (run ids sort by time). ``cached``: manifests may come from the local cache, for a listing that is
+    only shown (a Run to load or deploy is read from the store: ``get_run``)."""
     settings, st = _settings_and_store(None, store, settings)
-    runs = [Run(st, settings=settings, manifest=st.get_json(k)) for k in st.list_keys("runs/") if k.endswith(".json")]
-    runs = [r for r in runs if project is None or r.project == project]
-    return sorted(runs, key=lambda r: r.id, reverse=True)
+    wanted = (lambda m: m.get("project") == project) if project is not None else (lambda m: True)
+    manifests = newest_documents(st, "runs/", limit, wanted, cache=cached, problem=_manifest_problem_at)
+    return [Run(st, settings=settings, manifest=m) for m in manifests]
+
+
+def _manifest_problem_at(key: str, doc) -> str | None:
+    """What makes the document at ``key`` not the manifest of the run its key names, or None."""
+    run_id = key.removeprefix("runs/").removesuffix(".json")
+    if not RUN_ID.match(run_id):
+        return f"{run_id!r} is not a run id"
+    problem = manifest_problem(doc)
+    return problem or (f"it names the run {doc['id']!r}" if doc["id"] != run_id else None)

@@ -113,3 +113,38 @@ def test_cli_deploy_status_predict_undeploy(settings, tmp_path):
     assert cli("status", "--env", "staging")["state"] == "ready"
     assert cli("predict", "--env", "staging", "--data", "[10]")["prediction"] == [40]
     assert cli("undeploy", "--env", "staging")["status"] == "removed"
+
+
+def test_work_dirs_go_with_their_process(settings, tmp_path):
+    from vci.deploy.process import read_deployment
+
+    state, work = settings.state_dir, settings.state_dir / "work"
+    first = make_run(settings, tmp_path, 2)
+    deploy(settings, first.id)
+    first_work = read_deployment(state, "staging")["work_dir"]
+    assert os.path.isdir(first_work)
+    with pytest.raises(DeployError):
+        deploy(settings, make_run(settings, tmp_path, 7, Broken).id, timeout=8)
+    assert sorted(os.listdir(work)) == [os.path.basename(first_work)]  # the failed one's went with it
+    second = make_run(settings, tmp_path, 3)
+    deploy(settings, second.id)
+    second_work = read_deployment(state, "staging")["work_dir"]
+    assert sorted(os.listdir(work)) == [os.path.basename(second_work)]  # replaced: the old one's is gone
+    undeploy(settings, "staging")
+    assert os.listdir(work) == []
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot"])
+def test_a_state_record_naming_another_directory_removes_nothing(settings, tmp_path, how):
+    from vci.deploy.process import remove_deployment
+
+    precious, work = tmp_path / "precious", settings.state_dir / "work"
+    precious.mkdir()
+    (precious / "data").write_text("keep")
+    work.mkdir(parents=True)
+    named = precious if how == "absolute" else work / os.path.relpath(precious, work)
+    assert os.path.samefile(named, precious)
+    (settings.state_dir / "deployments").mkdir(parents=True)
+    (settings.state_dir / "deployments" / "staging.json").write_text(json.dumps({"pid": None, "work_dir": str(named)}))
+    remove_deployment(settings.state_dir, "staging")
+    assert (precious / "data").read_text() == "keep"

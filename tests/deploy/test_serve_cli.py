@@ -38,7 +38,7 @@ def test_serve_run_id_in_the_foreground(tmp_path):
     port = free_port()
     env = {**os.environ, "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vci", "serve", run.id, "--port", str(port)],
+        [sys.executable, "-m", "vci", "serve", run.id, "--port", str(port), "--backlog", "200"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -55,6 +55,8 @@ def test_serve_run_id_in_the_foreground(tmp_path):
             meta = json.loads(resp.read())
         assert run.id in json.dumps(meta) and run.version in json.dumps(meta)
         assert any((tmp_path / "cache" / "models").iterdir())  # served from the verified local cache
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert listening.split()[:3] == ["LISTEN", "0", "200"]  # ss shows a listener's backlog as Send-Q
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

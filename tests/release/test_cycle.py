@@ -92,7 +92,7 @@ def test_approval_required_and_recorded(tmp_path, monkeypatch):
 
 
 def test_refusals(settings, tmp_path):
-    with pytest.raises(DeployError, match="no healthy digest"):
+    with pytest.raises(NotFoundError, match="nothing is deployed to 'staging'"):  # as predict or test would say
         promote(settings, "staging", "production")
     cluster = release_settings(tmp_path, {"production": {"target": "kubernetes", "repository": "r.example/x"}})
     with pytest.raises(UsageError, match="a local environment runs a run, a cluster runs an image"):

@@ -129,6 +129,10 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def stray_lines(self) -> list[str]:
+        """Log lines that are not JSON records: an asyncio traceback, say (every path should be handled)."""
+        return [line for line in self.log().splitlines() if not line.startswith("{")]
+
     def log_records(self) -> list[dict]:
         lines = self.log().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
@@ -209,6 +213,17 @@ def raw_exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def ready_echo_server(tmp: Path, *args: str) -> ServerProcess:
+    """A ready EchoModel server (greeting "hi") with its model and run directories under ``tmp``."""
+    from .models import EchoModel
+
+    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
+    (tmp / "run").mkdir()
+    server = ServerProcess(tmp / "model", tmp / "run", args=args)
+    server.wait_state()
+    return server
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,16 @@ class BrokenInitModel:
 
     def predict(self, data):
         return data
+
+
+class SlowFirstCallModel:
+    """No model_test, and its first predict is slow (a lazy import or a JIT warm-up, say)."""
+
+    def __init__(self, artifacts):
+        self.warm = False
+
+    def predict(self, data):
+        if not self.warm:
+            time.sleep(1.5)
+            self.warm = True
+        return data

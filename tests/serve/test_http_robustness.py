@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 import socket
@@ -9,8 +11,10 @@ import threading
 
 import pytest
 
-from .conftest import ServerProcess, build_model_dir, http_call, post_json, raw_exchange
-from .models import EchoModel
+from vci.serve import http
+from vci.serve.metrics import Metrics
+
+from .conftest import http_call, post_json, raw_exchange, ready_echo_server
 
 GARBAGE = [
     b"\x00\x01\x02\xff" * 100 + b"\r\n\r\n",
@@ -29,11 +33,7 @@ GARBAGE = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("robust")
-    build_model_dir(tmp / "model", EchoModel, artifacts={"greeting": b"hi"})
-    (tmp / "run").mkdir()
-    proc = ServerProcess(tmp / "model", tmp / "run", args=("--max-body-bytes", "65536", "--request-timeout", "1"))
-    proc.wait_state()
+    proc = ready_echo_server(tmp_path_factory.mktemp("robust"), "--max-body-bytes", "65536", "--request-timeout", "1")
     yield proc
     assert proc.stop() == 0
 
@@ -76,8 +76,7 @@ def test_pipelined_requests_then_a_partial_one_then_a_half_close(server):
     for tail in (b"\x00garbage\r\n\r\n", b"GET /partial"):
         answer = raw_exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n" * 3 + tail)
         assert answer.count(b"HTTP/1.1 200 OK") == 3 and b"HTTP/1.1 400 Bad Request" in answer
-    stray = [line for line in server.log().splitlines() if not line.startswith("{")]
-    assert stray == []  # no asyncio "Exception in callback" tracebacks: every path was handled
+    assert server.stray_lines() == []  # no asyncio "Exception in callback" tracebacks: every path was handled
 
 
 def test_clients_vanishing_mid_body_do_not_hurt(server):
@@ -128,3 +127,68 @@ def test_many_concurrent_keep_alive_clients(server):
     for t in threads:
         t.join(30)
     assert results == [(200, 1)] * (len(threads) * 20)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /predict HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n[1]",  # isdigit() but not int(): crashed the protocol
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\n[1]\r\n0\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_numbers_in_the_head_that_are_not_ascii_digits_get_400(server, data):
+    answer = raw_exchange(server, data)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer[:300]
+    assert server.stray_lines() == []
+
+
+@pytest.mark.parametrize("size", [70_000, 100_000, 64 * 1024 + 1])
+def test_a_head_over_64_kib_gets_431_even_in_one_read(server, size):
+    head = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * size + b"\r\n\r\n"
+    answer = raw_exchange(server, head)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert raw_exchange(server, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 60_000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 200 "
+    )
+
+
+class _Transport(asyncio.Transport):
+    """Collects what the protocol writes (in-process: the one way to make the parser itself fail)."""
+
+    def __init__(self):
+        super().__init__()
+        self.out, self.closed = bytearray(), False
+
+    def write(self, data) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+def test_a_bug_in_the_parser_is_answered_500_and_logged_not_raised(monkeypatch, capsys):
+    def broken(raw: bytes):
+        raise ValueError("a bug in the parser")
+
+    monkeypatch.setattr(http, "parse_head", broken)
+
+    async def exchange() -> _Transport:
+        conn = http.HttpConnection(http.HttpServer(None, Metrics(tuple(http.ROUTES)), max_body=100))
+        transport = _Transport()
+        conn.connection_made(transport)
+        conn.data_received(b"GET /healthz HTTP/1.1\r\n\r\n")
+        conn.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(exchange())
+    assert transport.out.startswith(b"HTTP/1.1 500 ") and transport.closed
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    failed = [r for r in records if r["event"] == "request_parse_failed"]
+    assert failed and "a bug in the parser" in failed[0]["traceback"]

@@ -7,6 +7,7 @@ import pytest
 from vci.errors import UsageError
 from vci.serve.__main__ import parse_options
 from vci.serve.metrics import Metrics
+from vci.serve.server import run_server
 from vci.serve.wire import BadRequest, parse_chunked, parse_head, render_response, request_id_from
 
 
@@ -33,7 +34,8 @@ def test_parse_head_reads_method_path_headers_and_keep_alive():
         (b"POST / HTTP/1.1\r\nContent-Length: 1e3", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: -1", 400),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: br", 501),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: br", 400),  # RFC 9112 6.3: chunked not final -> 400
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: br, chunked", 501),
     ],
 )
 def test_parse_head_refuses_malformed_or_ambiguous_heads(raw, status):
@@ -98,3 +100,105 @@ def test_options_come_from_flags_over_environment():
     assert (defaults["model_dir"], defaults["port"], defaults["grpc_port"]) == ("/opt/vci/model", 8080, None)
     with pytest.raises(UsageError):
         parse_options([], {"VCI_PORT": "eighty"})
+    limits = parse_options(["--backlog", "50"], {"VCI_MAX_BUFFERED_BYTES": "1000", "VCI_BACKLOG": "9"})
+    assert (limits["backlog"], limits["max_buffered_bytes"]) == (50, 1000)
+    assert (defaults["backlog"], defaults["max_buffered_bytes"]) == (1024, 64 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    "options,named", [({"backlog": 0}, "backlog"), ({"max_buffered_bytes": 100, "max_body_bytes": 200}, "max_buffered")]
+)
+def test_server_limits_out_of_range_are_refused_before_binding(tmp_path, options, named):
+    with pytest.raises(UsageError, match=named):
+        run_server(tmp_path, port=0, **options)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xb2",
+        b"1\xb9",
+        b"\xd9\xa1",
+        b"\xef\xbc\x91",
+        b"+5",
+        b"-0",
+        b"0x5",
+        b"5_0",
+        b"5 5",
+        b"",
+        b"5,",
+        b"1, 2",
+        b"9" * 19,
+    ],
+)
+def test_content_length_takes_ascii_digits_only(value):
+    raw = b"POST / HTTP/1.1\r\nContent-Length: " + value  # \xb2 is a superscript 2 in latin-1: isdigit() but no int
+    with pytest.raises(BadRequest) as info:
+        parse_head(raw)
+    assert info.value.status == 400
+
+
+def test_content_length_accepts_digits_leading_zeros_and_identical_repeats():
+    assert parse_head(b"POST / HTTP/1.1\r\nContent-Length: 007").content_length == 7
+    assert parse_head(b"POST / HTTP/1.1\r\nContent-Length:  5 \t").content_length == 5
+    assert parse_head(b"POST / HTTP/1.1\r\nContent-Length: 5, 5").content_length == 5
+    assert parse_head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 05").content_length == 5
+
+
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (b"GET / HTTP/1.1\r\nX: a\nContent-Length: 5", 400),  # a bare LF: another parser's line break
+        (b"GET / HTTP/1.1\r\nX: a\rb", 400),
+        (b"GET / HTTP/1.1\r\nX: a\x00b", 400),
+        (b"GET / HTTP/1.1\r\nX\n: a", 400),
+        (b"GET /\x7f HTTP/1.1", 400),
+        (b"GET / HTTP/1.1x", 400),
+        (b"GET / HTTP/1.1\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked", 501),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked", 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", 400),
+    ],
+)
+def test_parse_head_refuses_what_another_parser_could_read_otherwise(raw, status):
+    with pytest.raises(BadRequest) as info:
+        parse_head(raw)
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize(
+    "size_line",
+    [
+        b"0x13",
+        b"1_3",
+        b"+13",
+        b"-0",
+        b" 13",
+        b"13 ",
+        b"\x0b13",
+        b"13\x0c",
+        b"\xef\xbc\x91\xef\xbc\x93",
+        b"",
+        b"0" * 17 + b"1",
+    ]
+    + [b"13;", b"13;=x", b"13;a b", b'13;a="open', b"13;a=b=c", b"13;a=\x00", b"13\n"],
+)
+def test_chunk_sizes_are_ascii_hex_and_extensions_follow_the_grammar(size_line):
+    body = size_line + b"\r\n" + b"x" * 19 + b"\r\n0\r\n\r\n"
+    with pytest.raises(BadRequest) as info:
+        parse_chunked(body, 1000)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("size_line", [b"13", b"013", b"13;a", b"13 ; a = b", b'13;a="q \\" ;";b', b"13\t;a=b"])
+def test_chunk_extensions_that_the_grammar_allows_are_skipped(size_line):
+    body = size_line + b"\r\n" + b"x" * 19 + b"\r\n0\r\n\r\n"
+    assert parse_chunked(body, 1000) == (b"x" * 19, len(body))
+
+
+@pytest.mark.parametrize("trailer", [b"no colon", b"X: a\nY: b", b" X: folded", b"X : a"])
+def test_chunked_trailers_are_field_lines(trailer):
+    with pytest.raises(BadRequest) as info:
+        parse_chunked(b"1\r\nx\r\n0\r\n" + trailer + b"\r\n\r\n", 1000)
+    assert info.value.status == 400

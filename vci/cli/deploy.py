@@ -7,18 +7,19 @@ import json
 import click
 
 from ..client import DeployedModel
-from ..deploy import deploy, deployed_model, status, undeploy
+from ..deploy import deploy, deployed_model, overview, status, undeploy
 from ..deploy.kube import KubeTarget
 from ..deploy.manifests import to_yaml
 from ..deploy.rbac import render_rbac, subject
 from ..errors import UsageError
 from ..runs import get_run
 from ..serve import run_server
-from .output import emit, output_option
+from .output import emit, output_option, record_table
 from .params import AT_LEAST_ONE, HTTP_URL, PORT, SECONDS
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
+OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "release_id", "since")
 
 
 @click.command("serve")
@@ -27,16 +28,24 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 @click.option("--port", type=PORT, default=8080, show_default=True, help="HTTP port.")
 @click.option("--grpc-port", type=PORT, default=None, help="Also serve gRPC on this port.")
 @click.option("--workers", type=AT_LEAST_ONE, default=1, show_default=True, help="Server worker processes.")
+@click.option(
+    "--backlog",
+    type=AT_LEAST_ONE,
+    default=1024,
+    show_default=True,
+    help="Connections the kernel queues before the server accepts them (capped by net.core.somaxconn).",
+)
 @store_option
-def serve_cmd(run_id, host, port, grpc_port, workers, store):
+def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
 
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
     GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
+    It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
     click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
-    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers)
+    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers, backlog=backlog)
 
 
 @click.command("deploy")
@@ -90,11 +99,16 @@ def deploy_cmd(target, env, wait, timeout, dry_run, allow_tag, insecure, store, 
 
 
 @click.command("status")
-@env_option
+@click.option("--env", "env", metavar="NAME", help="One environment (default: every configured one).")
 @store_option
 @output_option
 def status_cmd(env, store, output):
-    """Show what runs in an environment and whether it is ready."""
+    """Show what runs in an environment and whether it is ready; without --env, every environment:
+    its target, what runs, health and since when (the ledger's time of its release)."""
+    if env is None:
+        rows = [row.to_json() for row in overview(settings_for(store))]
+        emit(output, {"environments": rows}, record_table(rows, OVERVIEW_FIELDS))
+        return
     result = status(settings_for(store), env).to_json()
     if result["state"] == "not-deployed":
         text = f"{result['environment']}: nothing deployed"

@@ -18,13 +18,16 @@ class LazyGroup(click.Group):
     """Commands live in submodules imported only when that command runs (``vci --help`` stays fast)."""
 
     COMMANDS = {
+        "init": ("vci.cli.init", "init_cmd", "Start a project: model, training, settings, examples, CI."),
         "log": ("vci.cli.runs", "log_cmd", "Log a model, its artifacts and requirements as a run."),
         "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
         "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
         "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
         "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run or an image by digest to an environment."),
         "render": ("vci.cli.deploy", "render_cmd", "Print the Kubernetes YAML a deploy would apply."),
-        "status": ("vci.cli.deploy", "status_cmd", "Show what runs in an environment."),
+        "status": ("vci.cli.deploy", "status_cmd", "Show what runs in one environment or in every one."),
+        "envs": ("vci.cli.envs", "envs_cmd", "List the configured environments."),
+        "logs": ("vci.cli.envs", "logs_cmd", "Show (or follow) the model server's log of an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
         "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),
         "test": ("vci.cli.release", "test_cmd", "Smoke-test a live deployment with its run's examples."),
@@ -32,6 +35,7 @@ class LazyGroup(click.Group):
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
         "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
+        "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
     }
 
     def list_commands(self, ctx):

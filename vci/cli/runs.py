@@ -8,8 +8,10 @@ from ..config import load_settings
 from ..errors import UsageError
 from ..model import load_model_file
 from ..progress import format_bytes
-from ..runs import get_run, init, list_runs
-from .output import emit, output_option, table
+from ..requirements import read_requirements
+from ..runs import get_run, init, list_runs, run_tags, tag_run
+from ..store import open_store
+from .output import emit, output_option, record_table, table
 from .params import AT_LEAST_ONE
 
 store_option = click.option(
@@ -72,15 +74,21 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
     vci log --model examples/iris/model.py:Model \\
             --artifact weights=out/model.joblib --requirements requirements.txt
     """
+    pairs = _parse_artifacts(artifacts)  # what was given is checked first, then what is missing
+    wanted = read_requirements(requirements) if requirements else None
+    if not model_spec:
+        raise UsageError(
+            "vci log needs the model class: --model FILE.py:Class",
+            hint="e.g. vci log --model model.py:Model --artifact weights=out/model.joblib",
+        )
     run = init(project, settings=settings_for(store, project))
-    model_class = load_model_file(model_spec) if model_spec else None
+    model_class = load_model_file(model_spec)
     sent = {}
-    for key, path in _parse_artifacts(artifacts):
+    for key, path in pairs:
         sent[key] = run.log_artifact(key, path)
-    if model_class is not None:
-        run.log_model(model_class, artifacts=[k for k, _ in _parse_artifacts(artifacts)])
-    if requirements:
-        run.log_requirements(requirements)
+    run.log_model(model_class, artifacts=[k for k, _ in pairs])
+    if wanted is not None:
+        run.log_requirements(wanted)
     if env_vars:
         run.log_environment(list(env_vars))
     if examples_file:
@@ -121,17 +129,17 @@ def runs_group():
 @store_option
 @output_option
 def runs_list(project, limit, store, output):
-    """List committed runs, newest first."""
-    runs = list_runs(project=project, settings=settings_for(store))[:limit]
+    """List committed runs, newest first (only the manifests the page shows are read; once read, a run's
+    manifest is kept in the local cache, since a committed run never changes)."""
+    settings = settings_for(store)
+    runs = list_runs(project=project, settings=settings, limit=limit, cached=True)
     summaries = [r.summary() for r in runs]
     rows = [
         [s["id"], s["project"] or "-", s["model"] or "-", s["version"][:19], format_bytes(s["size"])] for s in summaries
     ]
-    emit(
-        output,
-        {"runs": summaries},
-        table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs in this store",
-    )
+    where = open_store(settings.store).url
+    text = table(rows, ["RUN", "PROJECT", "MODEL", "VERSION", "SIZE"]) if rows else "no runs"
+    emit(output, {"store": where, "runs": summaries}, f"{text}\n(store: {where})")
 
 
 @runs_group.command("show")
@@ -157,3 +165,26 @@ def runs_show(run_id, store, output):
     ]
     lines += ["requirements:"] + [f"  {r}" for r in m["requirements"]]
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
+
+
+@runs_group.command("tag")
+@click.argument("run_id", metavar="RUN")
+@click.argument("name")
+@store_option
+@output_option
+def runs_tag(run_id, name, store, output):
+    """Name RUN (an id, or a name such as latest) NAME in its project; a name that exists moves.
+    Wherever a run id is taken, NAME or PROJECT:NAME works too (`vci deploy champion`)."""
+    tag = tag_run(settings_for(store), run_id, name)
+    moved = f" (was {tag.previous})" if tag.previous and tag.previous != tag.run_id else ""
+    emit(output, tag.to_json(), f"{tag.project}:{tag.name} -> {tag.run_id}{moved}")
+
+
+@runs_group.command("tags")
+@click.option("--project", help="Whose names (default: the configured project).")
+@store_option
+@output_option
+def runs_tags(project, store, output):
+    """List a project's run names: which run each names, who moved it last and when."""
+    tags = [t.to_json() for t in run_tags(settings_for(store), project)]
+    emit(output, {"tags": tags}, record_table(tags, ("name", "run_id", "who", "when")) if tags else "no names yet")

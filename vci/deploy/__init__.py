@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 
 from ..config import load_settings
 from ..errors import UsageError, VciError
@@ -12,7 +13,7 @@ from ..ledger import Ledger, make_record
 from ..refs import is_image_reference
 from .kube import KubeTarget
 from .local import LocalTarget
-from .target import CanaryTarget, Deployable, DeployResult, Removal, Status
+from .target import CanaryTarget, Deployable, DeployResult, LogLine, Overview, Removal, Status
 
 
 def new_release_id() -> str:
@@ -88,6 +89,36 @@ def deploy_run(run, env: str | None = None, *, wait: bool = True, **options) -> 
 def status(settings, env: str | None = None) -> Status:
     """What runs in ``env`` now and whether it is ready."""
     return target_for(settings, env).status()
+
+
+def overview(settings) -> list[Overview]:
+    """Every configured environment: its target, what runs there, health, and since when (the ledger's
+    record of the release that put it there). One that cannot be asked (a cluster out of reach) says why."""
+    rows = []
+    for name in sorted(settings.environments):
+        chosen = target_for(settings, name)
+        kind = "local" if chosen.environment.is_local else "kubernetes"
+        try:
+            now = chosen.status()
+        except VciError as exc:
+            rows.append(Overview(name, kind, None, None, error=str(exc)))
+            continue
+        rows.append(Overview(name, kind, now, _since(settings, name, now)))
+    return rows
+
+
+def _since(settings, env: str, now: Status) -> str | None:
+    if not now.deployed or not now.release_id:
+        return now.started
+    try:
+        return Ledger.for_settings(settings).get(env, now.release_id).when
+    except VciError:  # deployed by hand, or the ledger is out of reach: what the target knows
+        return now.started
+
+
+def logs(settings, env: str | None = None, **options) -> Iterator[LogLine]:
+    """The log lines of what runs in ``env`` (``since``: epoch seconds, ``tail``, ``follow``)."""
+    return target_for(settings, env).logs(**options)
 
 
 def undeploy(settings, env: str | None = None) -> Removal:

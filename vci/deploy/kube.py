@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Iterator
 from functools import cached_property, partial
 
 from ..build import Options
@@ -34,6 +35,7 @@ from ..refs import is_image_reference, parse_reference
 from ..runs import resolve_run
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
+from .kubelogs import read_logs
 from .kubeproxy import proxy_session
 from .manifests import (
     DeploySpec,
@@ -46,7 +48,7 @@ from .manifests import (
     validate_spec,
 )
 from .rollout import diagnose, wait_rollout, wait_terminated
-from .target import DeployResult, Removal, Status
+from .target import DeployResult, LogLine, Removal, Status
 
 log = logging.getLogger("vci")
 PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")  # rendered only for some settings
@@ -335,6 +337,14 @@ class KubeTarget:
                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",
             )
         return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration), **options)
+
+    def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
+        """The log lines of the Deployment's pods (prefixed by pod), in time order; ``follow`` streams them."""
+        spec = self._named()
+        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        if live is None:
+            raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
+        return read_logs(self.cluster, live, since, tail, follow)
 
     # -- canary (driven by vci.release.canary): a "-canary" Deployment behind the same Service --------------
     def canary_deployment(self, image: dict, release_id: str, replicas: int) -> dict:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..client import DeployedModel
 from ..errors import RemoteError, UsageError
+from ..logview import select_lines
 from ..refs import is_image_reference
+from ..requirements import differences
 from ..runs import resolve_run
 from . import process
-from .target import DeployResult, Removal, Status
+from .target import DeployResult, LogLine, Removal, Status
 
+log = logging.getLogger("vci")
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
 
 
@@ -35,8 +40,14 @@ class LocalTarget:
         allow_tag: bool = False,
         insecure=None,
     ) -> DeployResult:
-        """Start the run beside what runs now and switch only once it is ready (``wait`` is always honoured
-        as True: a switch before readiness would leave a gap)."""
+        """Start the run beside what runs now and switch only once it is ready (so ``wait=False`` is
+        refused: a switch before readiness would leave a gap)."""
+        if not wait:
+            raise UsageError(
+                f"a local deployment always waits: {self.environment.name!r} switches to the new server only "
+                "once it is ready",
+                hint="drop --no-wait (wait: false) for a local environment",
+            )
         if isinstance(what, str) and is_image_reference(what):
             raise UsageError(
                 f"{what} is an image reference; a local environment runs a run",
@@ -44,6 +55,14 @@ class LocalTarget:
             )
         run = resolve_run(self.settings, what)
         name = self.environment.name
+        differ = differences(run.manifest.get("requirements") or [])
+        if differ:
+            log.warning(
+                "%s runs in this Python environment (a local target installs nothing), which differs from "
+                "the run's pins: %s",
+                name,
+                "; ".join(differ),
+            )
         with process.environment_lock(self.state, name):
             current = process.read_deployment(self.state, name)
             unchanged = bool(current and current.get("digest") == run.version and self._ready(current))
@@ -106,6 +125,25 @@ class LocalTarget:
     def client(self, **options):
         record = process.require_deployment(self.state, self.environment.name)
         return DeployedModel(record["url"], **options)
+
+    def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
+        """The running server's log file; with ``follow``, its new lines until that server exits."""
+        record = process.require_deployment(self.state, self.environment.name)
+        path = Path(record["log"])
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = log.readlines()
+            for _, line in select_lines([(None, line) for line in lines], since, tail):
+                yield LogLine(None, line.rstrip("\n"))
+            while follow:
+                where = log.tell()
+                line = log.readline()
+                if line.endswith("\n"):
+                    yield LogLine(None, line.rstrip("\n"))
+                    continue
+                log.seek(where)  # a line still being written is read whole on a later turn
+                if not process.is_server_process(record.get("pid")):
+                    return
+                time.sleep(0.2)
 
     # -- canary (driven by vci.release.canary): a second server process beside the stable one -----------
     @property

@@ -5,6 +5,7 @@ State lives under the settings' state directory::
     state/deployments/<env>.json   what runs: pid, port, url, run id, model version, release id, log file
     state/locks/<env>.lock         held while an environment changes (flock)
     state/logs/<env>-<release>.log the server's output
+    state/work/<env>-<release>/    the server's work directory (extracted artifacts), removed with it
 
 A new deployment starts beside the old one on a fresh port; only once its ``/readyz`` answers 200 is
 the state switched to it and the old process stopped, so a failed deploy leaves the old one serving.
@@ -15,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +29,8 @@ from pathlib import Path
 
 from ..errors import ConflictError, DeployError, NotFoundError
 from ..files import write_replacing
+
+log = logging.getLogger("vci")
 
 
 def _dirs(state_dir: Path) -> dict[str, Path]:
@@ -176,7 +181,7 @@ def wait_ready(record: dict, timeout: float) -> None:
             break
         time.sleep(0.1)
     reason = "exited" if not _alive(record["pid"]) else f"was not ready after {timeout:.0f}s"
-    stop_server(record["pid"])
+    retire(record, Path(record["work_dir"]).parent)  # the record start_server made, not one read back
     raise DeployError(
         f"the new model server {reason}; the previous deployment keeps serving. Last log lines: {tail(record['log'])}",
         hint=f"full log: {record['log']}",
@@ -210,7 +215,23 @@ def stop_server(pid: int | None, timeout: float = 20.0) -> bool:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
+
+
+def retire(record: dict, work_root: Path) -> None:
+    """Stop a deployment's server and, once it has exited, remove its work directory (its extracted
+    artifacts: a copy of the run's directories per deployment) if it lies in ``work_root``."""
+    stop_server(record.get("pid"))
+    work = Path(record.get("work_dir") or "")
+    if not record.get("work_dir") or work.parent.resolve() != Path(work_root).resolve():
+        return  # a record from before work directories were recorded, or one that names another place
+    if record.get("pid") and _alive(record["pid"]):
+        log.warning("the model server %s is still running; its work directory %s stays", record["pid"], work)
+        return
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def tail(log_path: str, lines: int = 5) -> str:
@@ -233,12 +254,12 @@ def replace_deployment(state_dir: Path, env: str, new: dict) -> dict | None:
     old = read_deployment(state_dir, env)
     _write_deployment(state_dir, env, new)
     if old and old.get("pid") != new.get("pid"):
-        stop_server(old.get("pid"))
+        retire(old, _dirs(state_dir)["work"])
     return old
 
 
 def remove_deployment(state_dir: Path, env: str) -> dict:
     record = require_deployment(state_dir, env)
-    stop_server(record.get("pid"))
+    retire(record, _dirs(state_dir)["work"])
     _write_deployment(state_dir, env, None)
     return record

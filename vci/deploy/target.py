@@ -9,8 +9,9 @@ What a target deploys is a run (a Run or its id) or, on a cluster, an image refe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..client import DeployedModel
 from ..config import Environment
@@ -80,6 +81,24 @@ _STATUS_FIELDS = frozenset({"environment", "state", "digest", "run_id", "release
 
 
 @dataclass(frozen=True)
+class Overview:
+    """One environment in the list of all: its target kind, its status (None when it could not be read,
+    with ``error`` saying why) and since when what runs there runs (its release's ledger time)."""
+
+    environment: str
+    target: str  # local | kubernetes
+    status: Status | None
+    since: str | None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        shown = {"environment": self.environment, "target": self.target, "since": self.since}
+        if self.status is None:
+            return {**shown, "state": "unknown", "error": self.error}
+        return {**self.status.to_json(), **shown}
+
+
+@dataclass(frozen=True)
 class Removal:
     """What an undeploy removed."""
 
@@ -90,6 +109,13 @@ class Removal:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+class LogLine(NamedTuple):
+    """One line a server wrote, and where it came from (a pod's name; None for a local server)."""
+
+    source: str | None
+    text: str
 
 
 class Canary(Protocol):
@@ -139,6 +165,10 @@ class Target(Protocol):
 
     def client(self, **options: Any) -> DeployedModel:
         """A client for the live endpoint."""
+
+    def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
+        """The server's log lines from epoch time ``since`` on (the last ``tail``); with ``follow``, then
+        every new line until the servers stop (or the caller stops iterating)."""
 
 
 class CanaryTarget(Target, Protocol):

@@ -19,7 +19,7 @@ from ..deploy.local import LocalTarget
 from ..deploy.process import environment_lock
 from ..deploy.target import Status, Target
 from ..digests import check_digest
-from ..errors import Aborted, ConflictError, DeployError, UsageError, VciError
+from ..errors import Aborted, ConflictError, DeployError, NotFoundError, UsageError, VciError
 from ..ledger import Ledger, ReleaseRecord, make_record
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
@@ -63,6 +63,11 @@ def live_release(target: Target) -> Status:
     """What runs in an environment, refusing one that is not ready."""
     live = target.status()
     name = target.environment.name
+    if not live.deployed:  # the same error (and exit code) as predict or test against nothing
+        raise NotFoundError(
+            f"nothing is deployed to {name!r}: there is no digest to promote",
+            hint=f"deploy and test a release there first: vci deploy RUN_ID --env {name}",
+        )
     if live.state != "ready" or not live.digest:
         raise DeployError(
             f"{name!r} is {live.state}: there is no healthy digest to promote",

@@ -108,6 +108,6 @@ def rollback(
 def history(settings: Settings, env: str | None = None, limit: int | None = None) -> dict:
     """``{environment, releases: [...]}``, newest first."""
     name = settings.environment(env).name
-    records = list(reversed(Ledger.for_settings(settings).records(name)))
-    rows = [{**r.to_json(), "ci_url": (r.ci or {}).get("url")} for r in records[:limit]]
+    records = Ledger.for_settings(settings).newest(name, limit, cached=True)
+    rows = [{**r.to_json(), "ci_url": (r.ci or {}).get("url")} for r in records]
     return {"environment": name, "releases": rows}

@@ -10,7 +10,9 @@ Flags win over variables::
     --threads          VCI_THREADS          4 (pool for slow model calls)
     --inline-below-ms  VCI_INLINE_BELOW_MS  2 (model calls faster than this on average run on the loop)
     --work-dir         VCI_WORK_DIR         a fresh temp dir (artifacts are materialised there)
-    --max-body-bytes   VCI_MAX_BODY_BYTES   16 MiB
+    --max-body-bytes   VCI_MAX_BODY_BYTES   16 MiB (one request body; 413 beyond)
+    --max-buffered-bytes VCI_MAX_BUFFERED_BYTES 64 MiB (bodies over 64 KiB held at once; 503 beyond)
+    --backlog          VCI_BACKLOG          1024 (listen queue; capped by net.core.somaxconn)
     --request-timeout  VCI_REQUEST_TIMEOUT  60 s to send one request
     --drain-timeout    VCI_DRAIN_TIMEOUT    25 s for in-flight requests after SIGTERM
     --ready-file       VCI_READY_FILE       none (JSON with the ports and the load state)
@@ -29,9 +31,7 @@ import threading
 
 from ..errors import UsageError, VciError
 from . import logs
-from .server import run_server
-
-MIB = 1024 * 1024
+from .server import DEFAULT_BACKLOG, DEFAULT_MAX_BODY, DEFAULT_MAX_BUFFERED, run_server
 
 
 def _env(env, name: str, default, kind=int):
@@ -55,7 +55,9 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p.add_argument("--threads", type=int, default=_env(env, "VCI_THREADS", 4))
     p.add_argument("--inline-below-ms", type=float, default=_env(env, "VCI_INLINE_BELOW_MS", 2.0, float))
     p.add_argument("--work-dir", default=env.get("VCI_WORK_DIR") or None)
-    p.add_argument("--max-body-bytes", type=int, default=_env(env, "VCI_MAX_BODY_BYTES", 16 * MIB))
+    p.add_argument("--max-body-bytes", type=int, default=_env(env, "VCI_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
+    p.add_argument("--max-buffered-bytes", type=int, default=_env(env, "VCI_MAX_BUFFERED_BYTES", DEFAULT_MAX_BUFFERED))
+    p.add_argument("--backlog", type=int, default=_env(env, "VCI_BACKLOG", DEFAULT_BACKLOG))
     p.add_argument("--request-timeout", type=float, default=_env(env, "VCI_REQUEST_TIMEOUT", 60.0, float))
     p.add_argument("--drain-timeout", type=float, default=_env(env, "VCI_DRAIN_TIMEOUT", 25.0, float))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
@@ -70,6 +72,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
         inline_below=a.inline_below_ms / 1000,
         work_dir=a.work_dir,
         max_body_bytes=a.max_body_bytes,
+        max_buffered_bytes=a.max_buffered_bytes,
+        backlog=a.backlog,
         request_timeout=a.request_timeout,
         drain_timeout=a.drain_timeout,
         ready_file=a.ready_file,

@@ -9,13 +9,14 @@ predict + encode was 4,011 calls/s = 0.25 ms), one run measured:
     this server, every call via its pool    1,406 (35%)            0.39 ms           12.5 ms
     stdlib ThreadingHTTPServer (keep-alive) 1,425 (36%)            0.47 ms           19.5 ms
 
-Besides being slower, the stdlib server has no drain, body limit or slow-client timeout of its own;
-uvicorn/h11 were not measured, as they would add packages to every image. Where model calls run is
-decided by the same numbers: handing each call to a thread and back costs ~0.2 ms and 40% of the
-throughput (two cross-thread wake-ups and GIL hand-offs per request). So a call runs inline on the
-loop while the model's moving-average call time stays under ``inline_below`` (2 ms), and in the pool
-once it is slower, so that a slow model cannot hold up ``/healthz``, ``/metrics`` or other clients.
-``threads=0`` keeps every call inline.
+Besides being slower, the stdlib server has no drain, body limit or slow-client timeout of its own.
+The parser (vci.serve.wire) was measured against h11 and httptools by ``benchmarks/http_parser.py``
+(docs/design.md, "The HTTP parser": kept). Where model calls run is decided by the same numbers:
+handing each call to a thread and back costs ~0.2 ms and 40% of the throughput (two cross-thread
+wake-ups and GIL hand-offs per request). So a call runs inline on the loop while the model's
+moving-average call time stays under ``inline_below`` (2 ms) and its body is small, and in the pool
+otherwise (also before any call has been timed), so that a slow model cannot hold up ``/healthz``,
+``/metrics`` or other clients. ``threads=0`` keeps every call inline.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from .service import JSON, Reply, error_reply
 from .wire import (
     MAX_HEAD_BYTES,
     BadRequest,
+    ChunkedBody,
     Head,
-    parse_chunked,
     parse_head,
     render_response,
     request_id_from,
@@ -46,7 +47,10 @@ ROUTES = {
     "/metadata": "GET",
     "/metrics": "GET",
 }
-_PAUSE_AT = 1 << 20  # stop reading a pipelining client once this much is buffered
+_PAUSE_AT = MAX_HEAD_BYTES  # stop reading a pipelining client once this much is buffered
+SMALL_BODY = 64 * 1024  # bodies up to this size are read without taking from the shared budget
+INLINE_MAX_BODY = 64 * 1024  # a larger body is decoded and predicted in the pool, not on the loop
+RETRY_AFTER = 1  # seconds, in the 503 that a request gets when the body budget is spent
 IDLE_GRACE = 1.0  # seconds an idle keep-alive connection stays open after SIGTERM, for a request on its way
 
 
@@ -60,6 +64,7 @@ class HttpServer:
         *,
         pool=None,
         max_body: int,
+        max_buffered: int | None = None,
         idle_timeout: float = 75.0,
         request_timeout: float = 60.0,
         inline_below: float = 0.002,
@@ -67,6 +72,8 @@ class HttpServer:
         self.service, self.metrics, self.pool = service, metrics, pool
         self.inline_below = inline_below
         self.max_body, self.idle_timeout, self.request_timeout = max_body, idle_timeout, request_timeout
+        self.max_buffered = max_body * 4 if max_buffered is None else max_buffered
+        self.buffered = 0  # bytes of request bodies over SMALL_BODY that connections hold (see HttpConnection)
         self.connections: set[HttpConnection] = set()
         self.draining = False
 
@@ -137,7 +144,12 @@ def decode_body(headers: dict[str, str], body: bytes, limit: int) -> bytes | tup
 
 
 class HttpConnection(asyncio.Protocol):
-    """One client connection: reads requests one at a time (pipelined bytes wait in the buffer)."""
+    """One client connection: reads requests one at a time (pipelined bytes wait in the buffer).
+
+    Memory: a head is at most MAX_HEAD_BYTES (431 beyond), pipelined bytes pause reading past _PAUSE_AT,
+    and a body over SMALL_BODY holds its size from the server's shared budget (``max_buffered``) from
+    its head (Content-Length) or chunk by chunk until its response is written; a body that does not
+    fit gets 503 with Retry-After, so a client can retry (on another replica) instead of waiting."""
 
     def __init__(self, server: HttpServer):
         self.server = server
@@ -151,6 +163,8 @@ class HttpConnection(asyncio.Protocol):
         self.started = 0.0
         self.eof = False
         self.discarding = False
+        self.chunks: ChunkedBody | None = None
+        self.reserved = 0  # bytes of the server's body budget this connection holds
 
     @property
     def idle(self) -> bool:
@@ -163,6 +177,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.server.connections.discard(self)
+        if not self.busy:  # a model call in the pool still holds its body: _finish releases it
+            self._release()
         if self.timer:
             self.timer.cancel()
 
@@ -216,16 +232,20 @@ class HttpConnection(asyncio.Protocol):
         except BadRequest as exc:
             self._fail(exc)
             return
+        except Exception as exc:  # a bug of ours: logged whole, answered, and the protocol goes on
+            logs.failure("request_parse_failed", exc, request_id=self.request_id)
+            self._fail(BadRequest(500, "the server failed while reading this request (details are in its log)"))
+            return
         if head is not None and body is not None:
             self.head = None
             self._dispatch(head, body)
 
     def _read_head(self) -> Head | None:
         """Parse a complete buffered head into ``self.head`` and return it; None while it is incomplete."""
-        end = self.buf.find(b"\r\n\r\n")
+        end = self.buf.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if end < 0:
-            if len(self.buf) > MAX_HEAD_BYTES:
-                raise BadRequest(431, "the request head is too large")
+            if len(self.buf) >= MAX_HEAD_BYTES + 4:
+                raise BadRequest(431, f"the request head is over the limit of {MAX_HEAD_BYTES} bytes")
             return None
         head = parse_head(bytes(self.buf[:end]))
         del self.buf[: end + 4]
@@ -233,6 +253,7 @@ class HttpConnection(asyncio.Protocol):
         self.request_id = request_id_from(head.headers) or os.urandom(12).hex()
         if head.content_length > self.server.max_body:
             raise BadRequest(413, f"the request body is over the limit of {self.server.max_body} bytes")
+        self._reserve(head.content_length)
         if head.expect_continue and head.content_length != 0 and len(self.buf) == 0:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return head
@@ -240,17 +261,34 @@ class HttpConnection(asyncio.Protocol):
     def _read_body(self, head: Head) -> bytes | None:
         need = head.content_length
         if need < 0:
-            decoded = parse_chunked(self.buf, self.server.max_body)
-            if decoded is None:
+            chunks = self.chunks = self.chunks or ChunkedBody(self.server.max_body)
+            done = chunks.feed(self.buf)
+            self._reserve(len(chunks.data))
+            if not done:
                 return None
-            body, used = decoded
-            del self.buf[:used]
-            return body
+            self.chunks = None
+            return bytes(chunks.data)
         if len(self.buf) < need:
             return None
-        body = bytes(self.buf[:need])
+        with memoryview(self.buf) as view:
+            body = bytes(view[:need])  # one copy (a slice of the bytearray would make two)
         del self.buf[:need]
         return body
+
+    def _reserve(self, size: int) -> None:
+        """Hold ``size`` bytes of the server's body budget for the request being read; 503 when spent."""
+        server = self.server
+        want = size if size > SMALL_BODY else 0
+        if want <= self.reserved:
+            return
+        if server.buffered + want - self.reserved > server.max_buffered:
+            raise BadRequest(503, "the server is holding as many request bodies as it may: retry shortly", RETRY_AFTER)
+        server.buffered += want - self.reserved
+        self.reserved = want
+
+    def _release(self) -> None:
+        self.server.buffered -= self.reserved
+        self.reserved = 0
 
     def _dispatch(self, head: Head, body: bytes) -> None:
         self._begin()
@@ -268,16 +306,21 @@ class HttpConnection(asyncio.Protocol):
             reply = error_reply(415, "send the body as Content-Type: application/json", rid)
         elif isinstance(decoded := decode_body(head.headers, body, self.server.max_body), tuple):
             reply = error_reply(*decoded, rid)
-        elif self._offload():
+        elif self._offload(decoded):
             self.server.pool.submit(self._call_model, head, decoded, rid)
             return
         else:
             reply = self.server.service.call(decoded, head.path == "/batch-predict", rid)
         self._finish(head, reply)
 
-    def _offload(self) -> bool:
+    def _offload(self, body: bytes) -> bool:
+        """Whether the model call goes to the pool: always once the model is slow on average, before
+        its first call has been timed (a model without model_test), and for large bodies."""
         server = self.server
-        return server.pool is not None and server.service.predict_seconds >= server.inline_below
+        if server.pool is None:
+            return False
+        seconds = server.service.predict_seconds
+        return seconds is None or seconds >= server.inline_below or len(body) > INLINE_MAX_BODY
 
     def _call_model(self, head: Head, body: bytes, rid: str) -> None:
         """Runs in a pool thread; hands the reply back to the loop (service.call never raises)."""
@@ -300,10 +343,12 @@ class HttpConnection(asyncio.Protocol):
         the error response before the client reads it."""
         head, self.head = self.head, None
         self.buf.clear()
+        self.chunks = None
         self.request_id = (request_id_from(head.headers) if head else None) or os.urandom(12).hex()
         self._begin()
         self.discarding = not self.transport.is_closing() and self.transport.can_write_eof()
-        self._finish(head, error_reply(exc.status, exc.message, self.request_id), close=True)
+        extra = f"Retry-After: {exc.retry_after}\r\n" if exc.retry_after is not None else ""
+        self._finish(head, error_reply(exc.status, exc.message, self.request_id), close=True, extra=extra)
         if self.discarding:
             self.transport.write_eof()
             self.timer = self.loop.call_later(2.0, self.transport.close)
@@ -322,6 +367,7 @@ class HttpConnection(asyncio.Protocol):
             rid, route[:200], head.method if head else "-", reply.status, (time.perf_counter() - self.started) * 1000
         )
         self.busy = False
+        self._release()
         if close:
             if not self.discarding:
                 self.transport.close()

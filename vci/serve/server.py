@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from typing import Unpack  # Python 3.11+; only the type checker reads it
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024  # request bodies held at once by one server process
+DEFAULT_BACKLOG = 1024  # connections the kernel queues before the server accepts them
 
 
 class _Options(TypedDict):
@@ -36,6 +38,8 @@ class _Options(TypedDict):
     grpc_port: int | None
     ready_file: str | os.PathLike | None
     max_body: int
+    max_buffered: int
+    backlog: int
     threads: int
     inline_below: float
     request_timeout: float
@@ -55,6 +59,8 @@ def run_server(
     ready_file: str | os.PathLike | None = None,
     work_dir: str | os.PathLike | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED,
+    backlog: int = DEFAULT_BACKLOG,
     threads: int = 4,
     inline_below: float = 0.002,
     request_timeout: float = 60.0,
@@ -71,16 +77,24 @@ def run_server(
     of the pool for model calls slower than ``inline_below`` seconds on average (faster ones run on
     the event loop, see vci.serve.http; ``threads=0`` runs all inline). A client has
     ``request_timeout`` seconds to send a whole request (then 408); after a stop signal in-flight
-    requests get ``drain_timeout`` seconds. ``workers > 1`` forks that many processes sharing the
-    listening socket (call it before starting threads). ``image_digest`` and ``release_id`` are
-    reported by /metadata. Signal handlers are installed only when called from the main thread.
+    requests get ``drain_timeout`` seconds. A body is at most ``max_body_bytes`` (413), and the bodies
+    over 64 KiB that one process holds at once at most ``max_buffered_bytes`` (503 with Retry-After
+    beyond). ``backlog`` is the listen queue (the kernel caps it at net.core.somaxconn).
+    ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
+    threads). ``image_digest`` and ``release_id`` are reported by /metadata. Signal handlers are
+    installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
     """
-    if workers < 1 or threads < 0 or max_body_bytes < 1:
-        raise UsageError("workers must be >= 1, threads >= 0 and max_body_bytes >= 1")
+    if workers < 1 or threads < 0 or max_body_bytes < 1 or backlog < 1:
+        raise UsageError("workers must be >= 1, threads >= 0, max_body_bytes >= 1 and backlog >= 1")
+    if max_buffered_bytes < max_body_bytes:
+        raise UsageError(
+            f"max_buffered_bytes ({max_buffered_bytes}) is less than max_body_bytes ({max_body_bytes})",
+            hint="raise --max-buffered-bytes / VCI_MAX_BUFFERED_BYTES to at least the body limit",
+        )
     if workers > 1 and grpc_port == 0:
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
-    sock = bind(host, port)
+    sock = bind(host, port, backlog)
     if stop_event is not None and stop_event.is_set():
         sock.close()
         return
@@ -89,6 +103,8 @@ def run_server(
         grpc_port=grpc_port,
         ready_file=ready_file,
         max_body=max_body_bytes,
+        max_buffered=max_buffered_bytes,
+        backlog=backlog,
         threads=threads,
         inline_below=inline_below,
         request_timeout=request_timeout,
@@ -110,12 +126,12 @@ def run_server(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     """A listening TCP socket (IPv6 when ``host`` has a colon); ServeError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server(
-            (host, port), family=family, backlog=1024, dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6()
+            (host, port), family=family, backlog=backlog, dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6()
         )
     except OSError as exc:
         raise ServeError(
@@ -147,6 +163,8 @@ class _Process:
         grpc_port,
         ready_file,
         max_body,
+        max_buffered,
+        backlog,
         threads,
         inline_below,
         request_timeout,
@@ -157,7 +175,7 @@ class _Process:
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
-        self.max_body, self.threads, self.model_dir = max_body, threads, model_dir
+        self.max_body, self.threads, self.model_dir, self.backlog = max_body, threads, model_dir, backlog
         routes = tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
@@ -167,6 +185,7 @@ class _Process:
             self.metrics,
             pool=self.pool,
             max_body=max_body,
+            max_buffered=max_buffered,
             inline_below=inline_below,
             request_timeout=request_timeout,
         )
@@ -193,7 +212,10 @@ class _Process:
 
     async def listen(self) -> None:
         """Accept HTTP on the shared socket and start gRPC when asked for; log and publish the ports."""
-        self.listener = await asyncio.get_running_loop().create_server(self.http.protocol, sock=self.sock)
+        # create_server listens on the socket again, with its own default of 100 unless told
+        self.listener = await asyncio.get_running_loop().create_server(
+            self.http.protocol, sock=self.sock, backlog=self.backlog
+        )
         if self.grpc_port is not None:
             self.grpc = GrpcFrontEnd(
                 self.service,

@@ -53,7 +53,7 @@ class ModelService:
         self.model: Any = None  # an instance of the run's model class, which can be any class
         self.manifest: dict | None = None
         self.digest: str | None = None
-        self.predict_seconds = 0.0  # moving average of a model call, seeded by the self-test
+        self.predict_seconds: float | None = None  # moving average of a model call; None until one is timed
 
     @property
     def ready(self) -> bool:
@@ -155,7 +155,8 @@ class ModelService:
             logs.failure("predict_failed", exc, request_id=request_id)
             return error_reply(500, "the model failed on this input (details are in the server log)", request_id)
         finally:  # a racy update from two threads only blurs an average
-            self.predict_seconds += 0.2 * (time.perf_counter() - started - self.predict_seconds)
+            seconds, average = time.perf_counter() - started, self.predict_seconds
+            self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
 
     def _batch(self, items: list):
         batch_predict = getattr(self.model, "batch_predict", None)

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from functools import partial
 from pathlib import Path
 
 from ..digests import check_digest, sha256_bytes, sha256_file
 from ..errors import ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
-from .base import Descriptor, Progress, blob_key, corrupted_blob
+from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
+from .sigterm import sigterm_raises
+
+MIB = 1 << 20
 
 
 class LocalStore:
     """Blobs are written to ``tmp/`` first and renamed into place, so a partial blob is never visible."""
+
+    verify_below = 64 * MIB  # hashing a blob already present: ~35 ms at the 1.8 GB/s measured here
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
@@ -45,27 +51,39 @@ class LocalStore:
             ) from exc
         return tmp
 
-    def has_blob(self, digest: str) -> bool:
-        return self._path(blob_key(digest)).is_file()
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        found = self._size(digest)
+        return found is not None and (size is None or found == size)
+
+    def _size(self, digest: str) -> int | None:
+        path = self._path(blob_key(check_digest(digest)))
+        return path.stat().st_size if path.is_file() else None
+
+    def _intact(self, digest: str, size: int) -> bool:
+        return intact(self.url, digest, size, self._size(digest), lambda: self._rehash(digest), self.verify_below)
+
+    def _rehash(self, digest: str) -> str:
+        return sha256_file(self._path(blob_key(digest)))[0]
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
         if digest is None:
             digest, size = sha256_file(path)  # first, so that an unchanged file is not copied again
-        if self.has_blob(check_digest(digest)):
-            return Descriptor(digest, size if size is not None else os.path.getsize(path), 0)
+        size = os.path.getsize(path) if size is None else size
+        if self._intact(check_digest(digest), size):
+            return Descriptor(digest, size, 0)
 
         def changed(read: str) -> IntegrityError:
             return IntegrityError(f"{path} changed while it was stored: expected {digest}, read {read}")
 
-        with open(path, "rb") as src, self._new_blob(digest, changed) as out:
+        with sigterm_raises(f"storing {path}"), open(path, "rb") as src, self._new_blob(digest, changed) as out:
             written = copy_chunks(file_chunks(src), out, progress)
         return Descriptor(digest, written, written)
 
     def put_bytes(self, data: bytes) -> Descriptor:
         digest = sha256_bytes(data)
-        if self.has_blob(digest):
+        if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
-        with self._new_blob(digest) as out:
+        with sigterm_raises(f"storing {digest}"), self._new_blob(digest) as out:
             out.write(data)
         return Descriptor(digest, len(data), len(data))
 
@@ -113,14 +131,43 @@ class LocalStore:
         except FileNotFoundError:
             raise NotFoundError(f"{key} is not in the store {self.url}") from None
         except ValueError as exc:
-            raise StoreError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
+            raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix.strip("/") else self.root
         if not base.is_dir():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        skip = len(str(self.root.resolve())) + 1
+        keys = [  # os.walk: one scandir per directory, no stat per file
+            (folder[skip:] + "/" + name if len(folder) >= skip else name)
+            for folder, _, names in os.walk(base.resolve())
+            for name in names
+        ]
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
+
+    # -- what killed writers left in tmp/ ---------------------------------------------------------------
+    def incomplete_uploads(self) -> list[Upload]:
+        tmp = self.root / "tmp"
+        found = [
+            Upload(path.relative_to(self.root).as_posix(), path.lstat().st_mtime, _size_of(path))
+            for path in (tmp.iterdir() if tmp.is_dir() else ())
+        ]
+        return sorted(found, key=lambda u: (u.started, u.key))
+
+    def remove_upload(self, upload: Upload) -> None:
+        path = self.root / upload.key
+        if path.parent != self.root / "tmp" or path.name in ("", ".", ".."):
+            raise StoreError(f"{upload.key!r} is not a temporary file of the store {self.url}")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _size_of(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _encode(doc: dict) -> str:

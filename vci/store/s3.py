@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -9,10 +10,10 @@ from functools import partial
 from pathlib import Path
 
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
-from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, StoreError
+from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
 from ..redact import remember
-from .base import Descriptor, Progress, blob_key, corrupted_blob
+from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .s3_multipart import (
     TRANSFER_THREADS,
     FileParts,
@@ -20,6 +21,7 @@ from .s3_multipart import (
     upload_memory,
     upload_multipart,
 )
+from .sigterm import sigterm_raises
 
 _AUTH_CODES = {
     "AccessDenied",
@@ -31,7 +33,7 @@ _AUTH_CODES = {
     "AllAccessDisabled",
     "403",
 }
-_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
@@ -39,6 +41,7 @@ class S3Store:
     """Blobs at ``<prefix>/blobs/sha256/<hex>`` (written only once verified), documents at ``<prefix>/<key>``."""
 
     list_page_size = 1000  # keys per ListObjectsV2 request (S3's maximum)
+    verify_below = 1 << 20  # a blob present is read back (one GET) before a put skips it, up to this size
 
     def __init__(
         self,
@@ -112,14 +115,29 @@ class S3Store:
         return f"{self.prefix}/{key.strip('/')}" if self.prefix else key.strip("/")
 
     # -- blobs ---------------------------------------------------------------------------------------
-    def has_blob(self, digest: str) -> bool:
-        key = self._key(blob_key(digest))
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        found = self._size(digest)
+        return found is not None and (size is None or found == size)
+
+    def _size(self, digest: str) -> int | None:
+        key = self._key(blob_key(check_digest(digest)))
         try:
             with self._errors(f"checking {key}"):
-                self.client.head_object(Bucket=self.bucket, Key=key)
+                return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
         except NotFoundError:
-            return False
-        return True
+            return None
+
+    def _intact(self, digest: str, size: int) -> bool:
+        return intact(self.url, digest, size, self._size(digest), lambda: self._rehash(digest), self.verify_below)
+
+    def _rehash(self, digest: str) -> str:
+        """The sha256 of a stored blob's bytes, streamed (nothing kept)."""
+        key = self._key(blob_key(digest))
+        hasher = hashlib.sha256()
+        with self._errors(f"reading {key}", blob=digest):
+            for chunk in self.client.get_object(Bucket=self.bucket, Key=key)["Body"].iter_chunks(CHUNK):
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
 
     def put_blob(self, path, *, digest=None, size=None, progress: Progress | None = None) -> Descriptor:
         if digest is None and os.path.getsize(path) <= self.plan.part_size:
@@ -129,12 +147,12 @@ class S3Store:
             digest, size = sha256_file(path)  # first: an unchanged file must send nothing
         check_digest(digest)
         size = os.path.getsize(path) if size is None else size
-        if self.has_blob(digest):
+        if self._intact(digest, size):
             return Descriptor(digest, size, 0)
         key = self._key(blob_key(digest))
         parts = FileParts(path, digest, size)
         try:
-            with self._errors(f"uploading {path} to {key}"):
+            with sigterm_raises(f"uploading {path}"), self._errors(f"uploading {path} to {key}"):
                 upload_multipart(self.blob_client, self.bucket, key, size, parts, self.plan, progress, parts.verify)
         finally:
             parts.close()
@@ -145,10 +163,10 @@ class S3Store:
 
     def _put_bytes(self, data: bytes, digest: str, progress: Progress | None) -> Descriptor:
         """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
-        if self.has_blob(digest):
+        if self._intact(digest, len(data)):
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
-        with self._errors(f"uploading {key}"):
+        with sigterm_raises(f"uploading {key}"), self._errors(f"uploading {key}"):
             if len(data) <= self.plan.part_size:
                 self.blob_client.put_object(
                     Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"
@@ -203,7 +221,7 @@ class S3Store:
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise StoreError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
+            raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
@@ -216,6 +234,35 @@ class S3Store:
             ):
                 keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    # -- what killed writers left: open multipart uploads of blobs -------------------------------------
+    def incomplete_uploads(self) -> list[Upload]:
+        """Open multipart uploads under this store's ``blobs/`` (vci's own: nothing else of the bucket)."""
+        prefix = self._key("blobs") + "/"
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        found = []
+        with self._errors(f"listing the multipart uploads under {prefix}"):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    size = self._parts_size(upload["Key"], upload["UploadId"])
+                    found.append(
+                        Upload(upload["Key"][skip:], upload["Initiated"].timestamp(), size, upload["UploadId"])
+                    )
+        return sorted(found, key=lambda u: (u.started, u.key))
+
+    def _parts_size(self, key: str, upload_id: str) -> int:
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return sum(part["Size"] for page in pages for part in page.get("Parts", []))
+
+    def remove_upload(self, upload: Upload) -> None:
+        key = self._key(upload.key)
+        if not upload.key.startswith("blobs/") or not upload.upload_id:
+            raise StoreError(f"{upload.key!r} is not a multipart upload of a blob in {self.url}")
+        try:
+            with self._errors(f"aborting the multipart upload of {key}"):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload.upload_id)
+        except NotFoundError:
+            pass  # completed or aborted meanwhile
 
     # -- errors ----------------------------------------------------------------------------------------
     @contextmanager
@@ -276,6 +323,12 @@ class S3Store:
             f"S3 failed {action} in {self.url}: {type(exc).__name__}",
             hint="retry; if it persists check the store configuration",
         )
+
+
+def _code(exc) -> str:
+    return str(
+        exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    )
 
 
 def _encode(doc: dict) -> bytes:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 from . import status as errors
 from .patch import json_patch, merge_patch, strategic_merge
+from .resources import Resource
 from .routes import Route
 from .selectors import fields_match, parse_field_selector, parse_label_selector, requirements_match
 from .store import Store, now_iso
@@ -184,16 +186,50 @@ class Api:
         return (202 if not gone else 200), obj
 
     def log(self, route: Route, query: dict):
+        text = self._log_text(route, query)
+        if query.get("tailLines"):
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
+        return 200, text
+
+    def _log_text(self, route: Route, query: dict) -> str:
+        causes = [  # as ValidatePodLogOptions words them (422 Invalid PodLogOptions)
+            (name, f"Invalid value: {query[name]}: must be greater than {'or equal to ' if least == 0 else ''}0")
+            for name, least in (("sinceSeconds", 1), ("tailLines", 0), ("limitBytes", 1))
+            if query.get(name) is not None and not (query[name].isdigit() and int(query[name]) >= least)
+        ]
+        if query.get("sinceSeconds") and query.get("sinceTime"):
+            causes.append(("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+        if causes:
+            raise errors.invalid(Resource("", "v1", "podlogoptions", "PodLogOptions"), route.name, causes)
         pod = self.store.get(route.resource, route.namespace, route.name)
         containers = [c["name"] for c in pod["spec"]["containers"]]
         container = query.get("container") or containers[0]
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {route.name}")
-        text = self.logs(route.namespace, route.name, container, query.get("previous") == "true") if self.logs else ""
-        if query.get("tailLines"):
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
-        return 200, text
+        return self.logs(route.namespace, route.name, container, query.get("previous") == "true") if self.logs else ""
+
+    def follow_log(self, route: Route, query: dict, limit: float):
+        """``follow=true``: the log so far (``tailLines`` of it), then what the container writes, until the
+        pod is gone or its container stops (as the kubelet ends the stream), or ``limit`` seconds pass."""
+        _, text = self.log(route, query)  # a bad pod or container is still a 4xx before streaming starts
+        sent = len(self._log_text(route, query))
+
+        def chunks():
+            yield text
+            nonlocal sent
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline and not self.store.closed:
+                pod = self.store.find(route.resource, route.namespace, route.name)
+                current = self._log_text(route, query) if pod is not None else ""
+                if len(current) > sent:
+                    yield current[sent:]
+                    sent = len(current)
+                if pod is None or _terminated(pod):
+                    return
+                time.sleep(0.1)
+
+        return chunks()
 
     def _scale_of(self, obj: dict) -> dict:
         meta = obj["metadata"]
@@ -412,3 +448,8 @@ def _without_times(obj: dict) -> dict:
     for entry in stripped.get("metadata", {}).get("managedFields") or []:
         entry.pop("time", None)
     return stripped
+
+
+def _terminated(pod: dict) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return bool(statuses) and all("terminated" in (c.get("state") or {}) for c in statuses)

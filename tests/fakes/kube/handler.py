@@ -126,6 +126,9 @@ class KubeHandler(BaseHTTPRequestHandler):
         query = {**query, "_user_agent": self.headers.get("User-Agent") or ""}  # the default field manager
         if method == "GET" and watch:
             return self._stream(api.watch(route, query, self.kube.watch_limit))
+        if method == "GET" and route.subresource == "log" and query.get("follow") == "true":
+            chunks = api.follow_log(route, query, self.kube.watch_limit)
+            return self._stream((chunk.encode() for chunk in chunks), "text/plain")
         if method in ("GET", "HEAD"):
             code, body = api.get(route, query) if route.name else api.list(route, query)
         elif method == "POST" and not route.name:
@@ -147,15 +150,18 @@ class KubeHandler(BaseHTTPRequestHandler):
             body = to_table(route.resource, objects, body["metadata"].get("resourceVersion", ""))
         self._send(code, body)
 
-    def _stream(self, events):
+    def _stream(self, events, content_type: str = "application/json"):
+        """Chunked: each event a JSON line (a watch), or each bytes chunk as it is (a followed log)."""
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.wfile.flush()
         for event in events:
-            line = json.dumps(event).encode() + b"\n"
+            line = event if isinstance(event, bytes) else json.dumps(event).encode() + b"\n"
+            if not line:
+                continue  # a zero-length chunk would end the stream
             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
