@@ -5,6 +5,7 @@ Each case here once ended in a traceback, hung, or was accepted and did the wron
 ``--layout`` crashed after the image was built).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +105,6 @@ def test_a_file_where_a_store_or_cache_directory_belongs_is_a_configuration_erro
     (tmp_path / "model.py").write_text(MODEL)
     out = vci(["runs", "list", "--store", "a-file"], tmp_path)
     assert out.returncode == 3 and "is a file, not a directory" in out.stderr and "Traceback" not in out.stderr
-    run_id = vci(["log", "--model", "model.py:Model", "-o", "json"], tmp_path).stdout.split('"run_id": "')[1][:20]
+    run_id = json.loads(vci(["log", "--model", "model.py:Model", "-o", "json"], tmp_path).stdout)["run_id"]
     out = vci(["serve", run_id, "--port", "1"], tmp_path, VCI_CACHE_DIR=str(tmp_path / "a-file"))
     assert out.returncode == 3 and "VCI_CACHE_DIR" in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -196,6 +196,7 @@ def test_harmless_environment_and_finite_examples_are_recorded(store, monkeypatc
     run.log_environment(["LOG_LEVEL"])
     run.log_environment({"MODEL_NAME": "iris"})
     run.log_examples([[1.5, {"a": [1, None]}]], [[0]])
+    run.log_artifact("obj", {"k": 1})
     run.commit()
     manifest = vci.get_run(run.id, store=store).manifest
     assert manifest["environment"]["env"] == {"LOG_LEVEL": "debug", "MODEL_NAME": "iris"}
