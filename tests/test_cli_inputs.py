@@ -56,6 +56,8 @@ PATHS = [
     (["log", "--requirements", "a-dir"], "--requirements"),
     (["log", "--examples", "a-dir"], "--examples"),
     (["test", "--examples", "a-dir"], "--examples"),
+    (["log", "--examples", "missing.json"], "--examples"),
+    (["promote", "--digest", "sha256:" + "a" * 64, "--examples", "missing.json"], "--examples"),
     ([*SETUP[:-1], "a-dir", "--dry-run"], "--jenkinsfile"),
 ]
 OTHERS = [

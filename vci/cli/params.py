@@ -15,6 +15,7 @@ from ..redact import mask_url
 
 PORT = click.IntRange(1, 65535)
 AT_LEAST_ONE = click.IntRange(min=1)
+FILE_IN = click.Path(exists=True, dir_okay=False)  # read; must be there, and not a directory
 FILE_OUT = click.Path(dir_okay=False)  # written; must not be a directory
 DIR_OUT = click.Path(file_okay=False)  # created or filled; must not be a file
 

@@ -9,7 +9,7 @@ from ..release.promote import promote
 from ..release.rollback import HISTORY_FIELDS, history, rollback
 from ..release.smoke import smoke_test
 from .output import emit, output_option, record_table
-from .params import AT_LEAST_ONE, SECONDS
+from .params import AT_LEAST_ONE, FILE_IN, SECONDS
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
@@ -20,7 +20,7 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help='JSON examples instead of the run\'s logged ones: {"inputs": [...], "expected_outputs": [...]}.',
 )
@@ -76,7 +76,7 @@ def test_cmd(env, examples_file, store, output):
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help="Gate examples instead of the run's logged ones.",
 )

@@ -12,7 +12,7 @@ from ..requirements import read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
 from ..store import open_store
 from .output import emit, output_option, record_table, table
-from .params import AT_LEAST_ONE
+from .params import AT_LEAST_ONE, FILE_IN
 
 store_option = click.option(
     "--store",
@@ -53,7 +53,7 @@ def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help='JSON {"inputs": [...], "expected_outputs": [...]} used by smoke tests.',
 )
