@@ -25,7 +25,7 @@ OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "releas
 @click.command("serve")
 @click.argument("run_id")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=PORT, default=8080, show_default=True, help="HTTP port.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="HTTP port (0: a free one, logged).")
 @click.option("--grpc-port", type=PORT, default=None, help="Also serve gRPC on this port.")
 @click.option("--workers", type=AT_LEAST_ONE, default=1, show_default=True, help="Server worker processes.")
 @click.option(
@@ -44,7 +44,8 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
     It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
-    click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
+    where = f"http://{host}:{port}" if port else f"{host}, on a free port (the 'listening' line names it)"
+    click.echo(f"serving run {run_id} from {model_dir} on {where}", err=True)
     run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers, backlog=backlog)
 
 

@@ -13,7 +13,7 @@ import click
 
 from ..redact import mask_url
 
-PORT = click.IntRange(1, 65535)
+PORT = click.IntRange(0, 65535)  # 0: a free port the system picks (the server logs which)
 AT_LEAST_ONE = click.IntRange(min=1)
 FILE_IN = click.Path(exists=True, dir_okay=False)  # read; must be there, and not a directory
 FILE_OUT = click.Path(dir_okay=False)  # written; must not be a directory
