@@ -28,7 +28,8 @@ SECRET_NAMES = [
 HARMLESS_NAMES = [
     "LOG_LEVEL", "MODEL_NAME", "PATH", "PATTERN", "KEYBOARD_LAYOUT", "AUTHOR", "AUTHORS", "PYTHONPATH",
     "OMP_NUM_THREADS", "MODEL_URL", "BATCH_SIZE", "SESSION_TIMEOUT", "TOKEN_TTL", "PASSWORD_LENGTH",
-    "KEY_COUNT", "CACHE_ENABLED", "HOME", "TZ", "PASSENGER_COUNT", "MONKEY_MODE", "COMPASS_HEADING", "PWD", "OLDPWD",
+    "KEY_COUNT", "CACHE_ENABLED", "HOME", "TZ", "PASSENGER_COUNT", "MONKEY_MODE", "COMPASS_HEADING", "PWD",
+    "OLDPWD", "ORACLE_SID",
 ]  # fmt: skip
 CREDENTIAL_VALUES = {
     "postgres://app:hunter2@db.internal:5432/app": "URL with user info",
@@ -47,6 +48,7 @@ CREDENTIAL_VALUES = {
     "sk-proj-abcdefghij1234567890ABCD": "OpenAI key",
     "hf_abcdefghijklmnopqrstuvwxyz0123456789": "Hugging Face",
     "Bearer abcdef0123456789": "Authorization header",
+    "Basic dXNlcjpwYXNz": "Authorization header",
     "Zx8q2LmP9vR4tY7wK3nB6hJ1dF5sG0aQ": "random",
     "k7Hq2/Vx9pLmN3rT8sWz+4bYcF6gJ1dA0eR5uKiO": "random",  # an AWS secret access key's shape
     "q1w2E3r4T5y6U7i8O9p0AsDf": "random",
@@ -59,6 +61,7 @@ HARMLESS_VALUES = [
     "my-Model_Name-2024-Version3", "sentence-transformers/all-MiniLM-L6-v2", "meta-llama/Llama-3.1-8B-Instruct",
     "torch-2.13.0+cpu-cp311-cp311-linux_x86_64", "Standard_D4s_v3_eastus2_pool01", "CUDA_VISIBLE_DEVICES=0,1,2,3",
     "MyCompany.ML.Models.IrisClassifierV2", "EfficientNetB7_ImageNet_NoTop_2024", "Europe/Berlin", "hunter2",
+    "Basic authentication", "Bearer tokens expire",
 ]  # fmt: skip
 
 

@@ -38,7 +38,7 @@ PUBLIC_QUERY = {"digest", "mount", "from", "n", "last", "service", "scope"}  # r
 # A name is a secret's when one of its words (split at _ - .) is one of these ...
 SECRET_WORDS = {
     "PASS", "PWD", "KEY", "KEYS", "PAT", "AUTH", "AUTHN", "AUTHZ", "AUTHORIZATION", "OAUTH", "DSN",
-    "SESSION", "SESSIONID", "SID", "JWT", "BEARER", "OTP", "SALT", "CERTKEY",
+    "SESSION", "SESSIONID", "JWT", "BEARER", "OTP", "SALT", "CERTKEY",
 }  # fmt: skip
 # ... or it contains one of these anywhere (PGPASSWORD, APIKEY, SLACK_WEBHOOK_URL, GOOGLE_CREDENTIALS) ...
 SECRET_PARTS = re.compile(
@@ -68,7 +68,10 @@ CREDENTIAL_SHAPES = [
     ("an OpenAI key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
     ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
     ("an npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}")),
-    ("an Authorization header value", re.compile(r"\b(?:Bearer|Basic|Token)\s+[A-Za-z0-9+/=._~-]{8,}")),
+    (  # a credential has a digit, an = or a capital inside: "Basic authentication" is no header value
+        "an Authorization header value",
+        re.compile(r"\b(?:Bearer|Basic)\s+(?=\S*(?:[0-9=]|[a-z][A-Z]))[A-Za-z0-9+/=._~-]{8,}"),
+    ),
 ]
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_~.-]{20,}")
 _HEXLIKE = re.compile(r"(?:sha256:|sha512:)?[0-9a-fA-F-]+")
