@@ -47,6 +47,8 @@ NUMBERS = [
     ([*TRIGGER, "--poll-interval", "0"], "--poll-interval"),
     ([*TRIGGER, "--poll-interval", "-1"], "--poll-interval"),
     (["package", RUN, "--compression-level", "0"], "--compression-level"),
+    (["predict", "--url", "http://127.0.0.1:9/", "--data", "[1]", "--deadline", "nan"], "--deadline"),
+    (["predict", "--url", "http://127.0.0.1:9/", "--data", "[1]", "--deadline", "0"], "--deadline"),
 ]
 PATHS = [
     (["package", RUN, "--layout", "a-file"], "--layout"),
