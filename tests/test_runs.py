@@ -2,7 +2,9 @@
 
 import io
 import json
+import math
 import os
+import re
 import tarfile
 import time
 
@@ -151,3 +153,51 @@ def test_a_directory_artifact_that_is_a_compressed_tar_is_refused(store, tmp_pat
     with pytest.raises(IntegrityError, match="gzip-compressed"):
         vci.get_run(run.id, store=store).load_model()
     assert not list((tmp_path / "cache").rglob("zeros.bin"))
+
+
+@pytest.mark.parametrize(
+    "call, problem",
+    [
+        (lambda run: run.log_examples([[math.nan]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([[math.inf]], [[1]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([[1]], [[-math.inf]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([(1, 2)]), "would change when written as JSON"),
+        (lambda run: run.log_examples([{1: "a"}]), "would change when written as JSON"),
+        (lambda run: run.log_examples([{1, 2}]), "must be JSON"),
+        (lambda run: run.log_examples([[1]], "x"), "expected outputs must be a list"),
+        (lambda run: run.log_environment({"X": 1}), "environment variable X must have a string value, got int"),
+        (lambda run: run.log_environment({"X": None}), "must have a string value, got NoneType"),
+        (lambda run: run.log_environment({"X": "a\0b"}), "must have a string value, got a NUL character"),
+        (lambda run: run.log_environment({1: "x"}), "1 is not an environment variable name"),
+        (lambda run: run.log_environment({"": "x"}), "'' is not an environment variable name"),
+        (lambda run: run.log_environment({"A=B": "x"}), "'A=B' is not an environment variable name"),
+        (lambda run: run.log_environment("LOG_LEVEL"), "a list of variable names or a {name: value} dict, not str"),
+        (lambda run: run.log_environment(["VCI_TEST_SURELY_UNSET"]), "VCI_TEST_SURELY_UNSET is not set here"),
+        (lambda run: run.log_environment({"DB_PASS": "x"}), "DB_PASS looks like a secret"),
+        (lambda run: run.log_artifact("w\n", {"x": 1}), "is not valid"),
+    ],
+)
+def test_values_a_manifest_cannot_hold_are_refused_on_entry(store, call, problem):
+    run = vci.init("p", store=store)
+    with pytest.raises(UsageError, match=re.escape(problem)):
+        call(run)
+    assert run._examples is None and run._environment["env"] == {} and run._artifacts == {}
+
+
+@pytest.mark.parametrize("project", ["../../x", "a/b", ".hidden", 5, "x" * 65, "with space"])
+def test_a_project_name_that_cannot_name_a_directory_or_label_is_refused(store, project):
+    with pytest.raises(UsageError, match="project name .* is not valid"):
+        vci.init(project, store=store)
+
+
+def test_harmless_environment_and_finite_examples_are_recorded(store, monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    run = vci.init("p", store=store)
+    run.log_environment(["LOG_LEVEL"])
+    run.log_environment({"MODEL_NAME": "iris"})
+    run.log_examples([[1.5, {"a": [1, None]}]], [[0]])
+    run.log_artifact("obj", {"k": 1})
+    run.commit()
+    manifest = vci.get_run(run.id, store=store).manifest
+    assert manifest["environment"]["env"] == {"LOG_LEVEL": "debug", "MODEL_NAME": "iris"}
+    assert manifest["examples"]["inputs"] == [[1.5, {"a": [1, None]}]]

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import Aborted, VciError
+from ..redact import RedactingFormatter, redact, remember_environment
 from .output import STATE, report_error
 
 
@@ -65,20 +66,19 @@ def cli(debug: bool):
     [tool.vci] in pyproject.toml), then VCI_* environment variables, then flags.
     """
     STATE["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format="vci: %(levelname)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)  # every record, botocore's and urllib3's too, redacted
+    handler.setFormatter(RedactingFormatter("vci: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> None:
     STATE["debug"] = bool(os.environ.get("VCI_DEBUG")) or "--debug" in (argv or sys.argv[1:])
+    remember_environment()  # AWS_SECRET_ACCESS_KEY, VCI_REGISTRY_PASSWORD, ...: never printed
     try:
         code = cli.main(args=argv, prog_name="vci", standalone_mode=False)
     except VciError as exc:
         if STATE["debug"]:
-            import traceback
-
-            traceback.print_exc()
+            print_traceback()
         report_error(str(exc), exc.code)
         sys.exit(exc.exit_code)
     except Aborted as exc:  # SIGTERM/SIGINT during a release, after its cleanup and ledger record
@@ -93,7 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("vci: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception:  # a bug: its traceback, redacted like everything vci prints
+        print_traceback()
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def print_traceback() -> None:
+    import traceback
+
+    print(redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

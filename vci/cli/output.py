@@ -11,6 +11,7 @@ import click
 
 from ..ci import github as gha
 from ..ci.github import error_annotation
+from ..redact import redact
 
 # Set while parsing so that the error handler in main() knows how the failing command wanted output.
 STATE = {"output": "text", "debug": False}
@@ -58,7 +59,9 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
 
 
 def report_error(message: str, code: str) -> None:
-    """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run."""
+    """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run.
+    Whatever raised it, no credential vci can recognise is repeated."""
+    message = redact(message)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         error_annotation(message, title=f"vci: {code}")
     if STATE["output"] == "json":
