@@ -12,7 +12,7 @@ import pytest
 
 import vci
 from vci.errors import IntegrityError, ModelValidationError, NotFoundError, UsageError
-from vci.runs import RUN_ID
+from vci.runs import RUN_ID, run_key
 
 
 class Echo:
@@ -50,7 +50,7 @@ def logged_run(store, tmp_path):
 
 def test_log_commit_get_load(store, tmp_path):
     run = logged_run(store, tmp_path)
-    assert RUN_ID.match(run.id)
+    assert RUN_ID.fullmatch(run.id)
     version = run.commit()
     assert version.startswith("sha256:") and run.commit() == version
     back = vci.get_run(run.id, store=store)
@@ -89,11 +89,11 @@ def test_run_ids_are_time_sorted_with_32_random_bits(monkeypatch):
 
     monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 3, 1, 328, 0)))
     ids = {new_run_id() for _ in range(1000)}  # one second: 16 random bits gave ~8 collisions here
-    assert len(ids) == 1000 and all(RUN_ID.match(i) and len(i) == 24 for i in ids)
+    assert len(ids) == 1000 and all(RUN_ID.fullmatch(i) and len(i) == 24 for i in ids)
     assert all(i.startswith("20261124-071203-") for i in ids)
     monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 4, 1, 328, 0)))
     assert new_run_id() > max(ids)
-    assert RUN_ID.match("20261124-071203-3f9a")  # ids of runs logged before stay valid
+    assert RUN_ID.fullmatch("20261124-071203-3f9a")  # ids of runs logged before stay valid
 
 
 def test_bad_inputs(store, tmp_path):
@@ -201,3 +201,10 @@ def test_harmless_environment_and_finite_examples_are_recorded(store, monkeypatc
     manifest = vci.get_run(run.id, store=store).manifest
     assert manifest["environment"]["env"] == {"LOG_LEVEL": "debug", "MODEL_NAME": "iris"}
     assert manifest["examples"]["inputs"] == [[1.5, {"a": [1, None]}]]
+
+
+def test_a_run_id_with_anything_after_it_is_not_one():
+    for bad in ("20261124-071203-3f9a\n", "20261124-071203-3f9a ", "20261124-071203-3f9aff"):
+        assert not RUN_ID.fullmatch(bad)
+        with pytest.raises(UsageError, match="not a run id"):
+            run_key(bad)

@@ -41,7 +41,7 @@ from .tags import Tag, list_tags, run_id_for, write_tag
 
 log = logging.getLogger("vci")
 OPEN_RUNS: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()  # logged here, not committed
-RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
+RUN_ID = re.compile(r"\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PROJECT = ARTIFACT_KEY  # a project names directories, image labels and Kubernetes objects
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -59,7 +59,7 @@ def new_run_id() -> str:
 
 
 def run_key(run_id: str) -> str:
-    if not RUN_ID.match(run_id or ""):
+    if not RUN_ID.fullmatch(run_id or ""):
         raise UsageError(
             f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a1c7e; see `vci runs list`"
         )
@@ -411,7 +411,7 @@ def init(project: str | None = None, *, store: str | None = None, settings: Sett
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
     """A committed run by id, or by name: ``latest``, a tag, ``PROJECT:NAME`` (vci.tags)."""
     settings, st = _settings_and_store(None, store, settings)
-    if not RUN_ID.match(run_id or ""):
+    if not RUN_ID.fullmatch(run_id or ""):
         run_id = run_id_for(st, run_id, settings.project)
     try:
         manifest = read_run_manifest(st, run_id)
@@ -493,7 +493,7 @@ def list_runs(
 def _manifest_problem_at(key: str, doc) -> str | None:
     """What makes the document at ``key`` not the manifest of the run its key names, or None."""
     run_id = key.removeprefix("runs/").removesuffix(".json")
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         return f"{run_id!r} is not a run id"
     problem = manifest_problem(doc)
     return problem or (f"it names the run {doc['id']!r}" if doc["id"] != run_id else None)
