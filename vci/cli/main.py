@@ -9,6 +9,7 @@ import sys
 import click
 
 from .. import __version__
+from ..ci import gitlab
 from ..errors import Aborted, VciError
 from .output import STATE, report_error
 
@@ -57,7 +58,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="vci")
 @click.option("--debug", is_flag=True, envvar="VCI_DEBUG", help="Show tracebacks and debug logs.")
-def cli(debug: bool):
+@click.pass_context
+def cli(ctx: click.Context, debug: bool):
     """vci: log a model, package it as an image, deploy it to staging, test it, promote the same
     digest to production.
 
@@ -68,6 +70,8 @@ def cli(debug: bool):
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="vci: %(levelname)s: %(message)s", stream=sys.stderr
     )
+    if ctx.invoked_subcommand and gitlab.in_gitlab_ci():  # a job log section per command, closed before any error
+        ctx.with_resource(gitlab.section(f"vci {ctx.invoked_subcommand}"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import click
 
 from ..ci import github as gha
+from ..ci import gitlab
 from ..ci.github import error_annotation
 
 # Set while parsing so that the error handler in main() knows how the failing command wanted output.
@@ -38,7 +39,8 @@ def output_option(f):
 
 def emit(output: str, result: dict, text: str | None = None) -> None:
     """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people; in GitHub Actions
-    also mask its secrets first and write it as step outputs and a job summary."""
+    also mask its secrets first and write it as step outputs and a job summary; in GitLab CI also write
+    its digest, release id, endpoint, ... to the job's dotenv report (``VCI_DOTENV``)."""
     printed = (
         json.dumps(result, indent=None, sort_keys=True, default=str)
         if output == "json"
@@ -46,6 +48,8 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
         if text is not None
         else "\n".join(f"{k}: {v}" for k, v in result.items())
     )
+    if gitlab.in_gitlab_ci():
+        gitlab.write_dotenv(result)
     if os.environ.get("GITHUB_ACTIONS") != "true":
         click.echo(printed)
         return
