@@ -1,13 +1,14 @@
 """GitLab CI: the job's context for the ledger, a dotenv report later jobs read, and a log section per command.
 
 GitLab sets ``GITLAB_CI=true`` in every job (gitlab-ci-local sets ``false``: a local run is no GitLab job).
-A command's result goes to the file ``VCI_DOTENV`` names (the job's ``artifacts:reports:dotenv``, set by
-gitlab_ci/vci.gitlab-ci.yml) as ``VCI_DIGEST``, ``VCI_RELEASE_ID``, ``VCI_ENDPOINT``, ...: GitLab passes
-them to the jobs that ``needs:`` this one as variables. GitLab's dotenv rules: keys of ASCII letters,
-digits and ``_``; one line per value, quotes kept as they are, no escapes; at most 5 KB and 20 variables
-(the smallest plan limit), so only the few keys below are written and a value that breaks a rule is left
-out. Each command runs inside a job log section (``section_start``/``section_end`` on stderr, so that
-stdout stays one JSON object under ``--output json``).
+A command's result is appended to the file ``VCI_DOTENV`` names (the job's ``artifacts:reports:dotenv``,
+set by gitlab_ci/vci.gitlab-ci.yml) as ``VCI_DIGEST``, ``VCI_RELEASE_ID``, ``VCI_ENDPOINT``, ...: GitLab
+passes them to the jobs that ``needs:`` this one as variables, the last line of a key winning (so a later
+command's value replaces an earlier one's, as for ``$GITHUB_OUTPUT`` nothing is rewritten). GitLab's
+dotenv rules: keys of ASCII letters, digits and ``_``; one line per value, quotes kept as they are, no
+escapes; at most 5 KB and 20 variables (the smallest plan limit), so only the few keys below are written
+and a value that breaks a rule is left out. Each command runs inside a job log section (``section_start``
+and ``section_end`` on stderr, so that stdout stays one JSON object under ``--output json``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TextIO
-
-from ..files import write_replacing
 
 # The result keys a dotenv report carries, as VCI_<KEY>; later jobs read them (VCI_DIGEST, VCI_RELEASE_ID, ...).
 DOTENV_KEYS = ("run_id", "version", "image", "digest", "release_id", "endpoint")
-DOTENV_LINE = re.compile(r"^([A-Za-z0-9_]+)=(.*)$")
 SECTION_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -71,25 +68,16 @@ def dotenv_entries(result: dict) -> dict[str, str]:
     return entries
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """The entries of a dotenv file vci wrote (nothing when it does not exist)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    return {m[1]: m[2] for m in map(DOTENV_LINE.match, text.splitlines()) if m}
-
-
-def write_dotenv(result: dict, env: Mapping[str, str] | None = None) -> Path | None:
-    """Merge the result's entries into the file ``VCI_DOTENV`` names (a later command's value wins, each key
-    once); nothing when it is not set or the result has none of the keys."""
-    name = (env if env is not None else os.environ).get("VCI_DOTENV")
+def write_dotenv(result: dict, env: Mapping[str, str] | None = None) -> str | None:
+    """Append the result's entries to the file ``VCI_DOTENV`` names (its path); nothing when it is not set
+    or the result has none of the keys."""
+    path = (env if env is not None else os.environ).get("VCI_DOTENV")
     entries = dotenv_entries(result)
-    if not name or not entries:
+    if not path or not entries:
         return None
-    path = Path(name)
-    merged = {**read_dotenv(path), **entries}
-    return write_replacing(path, "".join(f"{key}={value}\n" for key, value in merged.items()))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(f"{key}={value}\n" for key, value in entries.items()))
+    return path
 
 
 def section_name(title: str) -> str:
