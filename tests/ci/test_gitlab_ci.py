@@ -164,6 +164,51 @@ def test_the_smoke_test_marks_tested_only_the_digest_the_pipeline_deployed(tmp_p
     assert out.returncode == 0 and report.endswith(f"VCI_TESTED_DIGEST={b}\n")
 
 
+RUN_ID = "20261124-071203-3f9a1c7e"
+
+
+def one_job_pipeline(inputs: dict) -> str:
+    """The template included locally with ``inputs``, and one job that only needs vci to run."""
+    return (
+        f"include:\n  - local: gitlab_ci/vci.gitlab-ci.yml\n    inputs: {json.dumps(inputs)}\n"
+        f'check:\n  extends: .vci-log\n  variables:\n    VCI_RUN_ID: "{RUN_ID}"\n'
+    )
+
+
+def path_without_vci() -> str:
+    """The PATH with no directory that holds a ``vci`` (a runner without vci)."""
+    return ":".join(d for d in os.environ["PATH"].split(":") if d and not (Path(d) / "vci").exists())
+
+
+@pytest.mark.slow
+def test_a_runner_without_vci_is_told_so_and_the_install_input_installs_it(tmp_path):
+    runner = clean_env(PATH=path_without_vci(), PIP_NO_BUILD_ISOLATION="0", PIP_REQUIRE_VIRTUALENV="1")
+    runner.pop("PYTHONPATH", None)
+    bare = model_repository(tmp_path / "bare", one_job_pipeline({}))
+    out = run(bare, "--shell-isolation", *RUNNER, "check", env=runner)
+    assert out.returncode != 0, out.stdout
+    assert "vci: error: no vci on this runner: give the jobs an image with vci, or include the template" in out.stdout
+
+    # install: vci from a copy of this repository, into the Python the python input names (a virtualenv)
+    source = tmp_path / "vci-src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".vci", "__pycache__", "*.egg-info", "build", "tests", "*.whl"),
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    inputs = {"install": str(source), "python": str(venv / "bin" / "python")}
+    installing = model_repository(tmp_path / "installing", one_job_pipeline(inputs))
+    out = run(
+        installing, "--shell-isolation", *RUNNER, "check", env=dict(runner, PATH=f"{venv / 'bin'}:{runner['PATH']}")
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "vci, version" in out.stdout and list(venv.glob("lib/python3*/site-packages/vci/ci/gitlab.py"))
+    report = installing / ".gitlab-ci-local/artifacts/check/.gitlab-ci-reports/dotenv/vci.env"
+    assert report.read_text() == f"VCI_RUN_ID={RUN_ID}\n"
+
+
 @pytest.fixture()
 def gitlab_sandbox(tmp_path, cluster):
     """A model repository delivering ``PROJECT`` to ``cluster`` with the example pipeline, a moto S3 store,
