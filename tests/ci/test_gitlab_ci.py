@@ -313,7 +313,7 @@ def live_image(deployment: dict) -> str:
 @pytest.mark.slow
 def test_the_example_pipeline_promotes_the_tested_digest_by_hand(gitlab_sandbox):
     sandbox, cluster = gitlab_sandbox, gitlab_sandbox["cluster"]
-    promote = ["--manual", "promote-production", "promote-production"]
+    promote = ["promote-production", "--manual", "promote-production"]  # that job alone, as a manual one
 
     # Before any smoke test, the production job refuses: there is no tested digest to promote.
     refused = pipeline(sandbox, *STARTED_BY_HAND, *promote, user="release-manager", succeed=False)
