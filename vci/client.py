@@ -2,7 +2,9 @@
 
 Retry policy (``vci.retry``): connection failures, timeouts and answers 429, 502, 503, 504 are
 ``TransientRemoteError``s, retried with exponential backoff and jitter (``Retry-After`` honoured) until
-the total ``deadline`` of the call is spent; any other 4xx and 500 are answered at once. One
+the total ``deadline`` of the call is spent; any other 4xx and 500 are answered at once, and so is a
+failed connection to a server that its launcher knows is gone (``down``: a local server whose process
+exited does not come back). One
 ``X-Request-Id`` is sent with every attempt of a call so the server's logs correlate. Request bodies
 are gzipped only when ``gzip_min_bytes`` is set, and then the server must accept
 ``Content-Encoding: gzip`` (after a 415 the client sends plain JSON).
@@ -17,6 +19,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,7 +90,8 @@ class DeployedModel:
     Kubernetes service-proxy URL); it is never closed by this client. ``timeout`` bounds each
     attempt, ``deadline`` a whole call with its retries. The token (argument, else ``VCI_TOKEN``
     unless the session carries its own ``Authorization``) goes out as ``Authorization: Bearer ...``
-    and is never logged nor shown by ``repr``.
+    and is never logged nor shown by ``repr``. ``down``, asked after a failed connection, returns why
+    the server cannot come back (the call then fails at once with that reason), or None to retry.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class DeployedModel:
         headers: dict | None = None,
         backoff: float = 0.25,
         max_backoff: float = 5.0,
+        down: Callable[[], str | None] | None = None,
     ):
         if not url or "://" not in url:
             raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
@@ -114,6 +119,7 @@ class DeployedModel:
         self.gzip_min_bytes = gzip_min_bytes
         self.headers = dict(headers or {})
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.down = down
 
     def __repr__(self) -> str:
         token = "'***'" if self._token else "None"
@@ -200,7 +206,7 @@ class DeployedModel:
                 if health["ready"]:
                     return health
                 reason = f"answered {health['status']}: {health['reason']}"
-            except RemoteError as exc:
+            except TransientRemoteError as exc:  # anything else (a server known to be gone) ends the wait
                 reason = exc.message
             pause = backoff_delay(attempt, self.backoff, min(self.max_backoff, 1.0))
             if time.monotonic() + pause > limit:
@@ -274,7 +280,13 @@ class DeployedModel:
             response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), False)
         return response
 
-    def _unreachable(self, call: _Call, failure: BaseException) -> TransientRemoteError:
+    def _unreachable(self, call: _Call, failure: BaseException) -> RemoteError:
+        """The error of a failed connection: transient, unless ``down`` says the server is gone."""
+        gone = self.down() if self.down is not None else None
+        if gone:
+            return RemoteError(
+                f"{gone} ({call.method} {call.path}: {transport_reason(failure)})", request_id=call.request_id
+            )
         elapsed = time.monotonic() - call.start
         return TransientRemoteError(
             f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "

@@ -15,11 +15,13 @@ from .modeldir import (
     blob_records,
     encode_manifest,
     manifest_digest,
+    remove_unless_in_use,
 )
-from .progress import Progress
+from .progress import Progress, format_bytes, parse_bytes
 from .store.sigterm import sigterm_raises
 
 log = logging.getLogger("vci")
+DEFAULT_BUDGET = "20GiB"
 
 
 def cache_root() -> Path:
@@ -50,7 +52,45 @@ def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Pa
         path = root / MANIFEST
         if not (path.is_file() and not path.is_symlink() and path.read_bytes() == canonical):
             write_replacing(path, canonical)
+    if dest is None:
+        os.utime(path)  # its last use, for trimming
+        trim_model_cache(root.parent, cache_budget(), keep=root)
     return root
+
+
+def cache_budget() -> int:
+    """``VCI_CACHE_MAX_BYTES`` (e.g. 20GiB; 0: no bound), else 20 GiB: the model cache's bound."""
+    return parse_bytes(os.environ.get("VCI_CACHE_MAX_BYTES") or DEFAULT_BUDGET, "VCI_CACHE_MAX_BYTES")
+
+
+def trim_model_cache(models: Path, budget: int, keep: Path) -> list[Path]:
+    """Remove the least recently used model directories until the cache fits ``budget`` bytes; never
+    ``keep`` (just fetched) nor one a server holds. Returns what was removed."""
+    if budget <= 0:
+        return []
+    entries = [(_last_used(d), _size(d), d) for d in models.iterdir() if d.is_dir() and d != keep]
+    total = sum(size for _, size, _ in entries) + _size(keep)
+    removed = []
+    for _, size, folder in sorted(entries):
+        if total <= budget:
+            break
+        if remove_unless_in_use(folder):
+            total -= size
+            removed.append(folder)
+    if removed:
+        log.info("model cache over %s: removed %d least recently used runs", format_bytes(budget), len(removed))
+    return removed
+
+
+def _last_used(folder: Path) -> float:
+    try:
+        return (folder / MANIFEST).stat().st_mtime
+    except OSError:
+        return 0.0  # an unfinished fetch: the first to go
+
+
+def _size(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _cached(path: Path, rec: dict) -> bool:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import io
 import os
 import sys
 import sysconfig
+import types
+from collections import ChainMap
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelValidationError, UsageError
 
@@ -102,13 +106,16 @@ def _check_init(cls, name: str) -> None:
 
 
 def pickle_model_class(cls) -> bytes:
-    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it."""
+    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it; its
+    code keeps the file names of the user's sources (see :func:`_naming_pickler`)."""
     import cloudpickle
 
     for module in _local_modules(cls):
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(cls)
+        buffer = io.BytesIO()
+        _naming_pickler(cloudpickle.Pickler, _source_root(cls))(buffer).dump(cls)
+        return buffer.getvalue()
     except Exception as exc:  # cloudpickle raises many kinds (PicklingError, TypeError, ...)
         raise ModelValidationError(
             f"{cls.__qualname__} cannot be serialised: {exc}",
@@ -120,6 +127,39 @@ def pickle_model_class(cls) -> bytes:
                 cloudpickle.unregister_pickle_by_value(module)
             except ValueError:
                 pass
+
+
+def _source_root(cls) -> str:
+    """The directory of the file that defines ``cls`` (its module's, or the script's for ``__main__``)."""
+    home = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    return os.path.dirname(os.path.realpath(home)) if home else ""
+
+
+def _naming_pickler(base: Any, root: str) -> type:
+    """A cloudpickle Pickler whose code objects are named after their source file relative to ``root``
+    (``model.py``, ``features/scale.py``). cloudpickle 3 names them all ``<dynamic-code>``, which leaves
+    the traceback of a model failing in a server nothing to point at; a relative name points at the
+    user's file and line without carrying this machine's directories into the image."""
+    reduce_code = base.dispatch_table[types.CodeType]
+
+    def reduce_named(code: types.CodeType):
+        make, args = reduce_code(code)
+        name = _source_name(code.co_filename, root)
+        return make, tuple(
+            name if isinstance(a, str) and a in (code.co_filename, "<dynamic-code>") else a for a in args
+        )
+
+    return type(
+        "NamingPickler", (base,), {"dispatch_table": ChainMap({types.CodeType: reduce_named}, base.dispatch_table)}
+    )
+
+
+def _source_name(filename: str, root: str) -> str:
+    """``filename`` relative to ``root`` when it lies there, else its base name (``<stdin>`` stays as it is)."""
+    if filename.startswith("<"):
+        return filename
+    real = os.path.realpath(filename)
+    return os.path.relpath(real, root) if root and real.startswith(root + os.sep) else os.path.basename(real)
 
 
 def _installed_roots() -> list[str]:

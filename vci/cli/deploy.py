@@ -121,9 +121,14 @@ def status_cmd(env, store, output):
 @store_option
 @output_option
 def undeploy_cmd(env, store, output):
-    """Stop what runs in an environment and forget it."""
+    """Stop what runs in an environment and forget it. Nothing running is not an error (exit 0), so that a
+    cleanup step can always call it."""
     result = undeploy(settings_for(store), env)
-    emit(output, result.to_json(), f"removed {result.environment} (was {(result.digest or '')[:19]})")
+    if result.removed:
+        text = f"removed {result.environment} (was {(result.digest or '')[:19]})"
+    else:
+        text = f"{result.environment}: nothing to stop"
+    emit(output, result.to_json(), text)
 
 
 @click.command("predict")
@@ -131,15 +136,26 @@ def undeploy_cmd(env, store, output):
 @click.option("--url", help="A model server URL instead of an environment.")
 @click.option("--data", required=True, metavar="JSON|@FILE", help="The request: JSON text, or @file.json.")
 @click.option("--batch", is_flag=True, help="Send a list to /batch-predict.")
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds for the call with its retries (a restarting server, 429, 503); a server known to be gone "
+    "and other errors fail at once.",
+)
 @store_option
 @output_option
-def predict_cmd(env, url, data, batch, store, output):
+def predict_cmd(env, url, data, batch, deadline, store, output):
     """Send one prediction request to a deployment and print the answer (JSON)."""
     try:
         payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'") from exc
-    model = DeployedModel(url) if url else deployed_model(settings_for(store), env)
+    if url:
+        model = DeployedModel(url, deadline=deadline)
+    else:
+        model = deployed_model(settings_for(store), env, deadline=deadline)
     if batch:
         result, request_id = model.batch_predict(payload), None
     else:

@@ -8,7 +8,9 @@ State lives under the settings' state directory::
     state/work/<env>-<release>/    the server's work directory (extracted artifacts), removed with it
 
 A new deployment starts beside the old one on a fresh port; only once its ``/readyz`` answers 200 is
-the state switched to it and the old process stopped, so a failed deploy leaves the old one serving.
+the state switched to it and the old process stopped, so a failed deploy leaves the old one serving. The
+wait ends as soon as the server reports a state it cannot leave (its model failed to load, or its
+self-test failed) or exits, with the reason read from its log.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import sys
 import time
 from pathlib import Path
 
+from .. import logview
 from ..errors import ConflictError, DeployError, NotFoundError
 from ..files import write_replacing
 
 log = logging.getLogger("vci")
+TERMINAL_STATES = ("self_test_failed", "load_failed")  # what /readyz reports when no wait can help
 
 
 def _dirs(state_dir: Path) -> dict[str, Path]:
@@ -96,13 +100,25 @@ def is_server_process(pid: int | None) -> bool:
 
 
 def probe_ready(url: str, timeout: float = 2.0) -> bool:
+    return probe_state(url, timeout) == "ready"
+
+
+def probe_state(url: str, timeout: float = 2.0) -> str | None:
+    """The server's state from ``/readyz`` (``ready``, ``loading``, ``self_test_failed``, ...), None when
+    it does not answer."""
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=timeout) as resp:
-            return resp.status == 200
+            return "ready" if resp.status == 200 else None
+    except urllib.error.HTTPError as exc:
+        try:
+            return str(json.loads(exc.read()).get("state")) or None
+        except (OSError, ValueError, AttributeError):
+            return None
     except OSError:
-        return False
+        return None
 
 
 def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, port: int | None = None) -> dict:
@@ -141,20 +157,38 @@ def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, po
 
 
 def wait_ready(record: dict, timeout: float) -> None:
-    """Wait for ``/readyz``; on failure stop the new process and raise DeployError with its last log lines."""
+    """Wait for ``/readyz`` until it is ready, reports a terminal state, the process exits or ``timeout``
+    passes; on failure stop the new process and raise DeployError saying why (see :func:`start_failure`)."""
     deadline = time.monotonic() + timeout
+    state = None
     while time.monotonic() < deadline:
-        if probe_ready(record["url"], timeout=1.0):
+        state = probe_state(record["url"], timeout=1.0)
+        if state == "ready":
             return
-        if not _alive(record["pid"]):
+        if state in TERMINAL_STATES or not _alive(record["pid"]):
             break
         time.sleep(0.1)
-    reason = "exited" if not _alive(record["pid"]) else f"was not ready after {timeout:.0f}s"
+    exited = not _alive(record["pid"])
     retire(record, Path(record["work_dir"]).parent)  # the record start_server made, not one read back
-    raise DeployError(
-        f"the new model server {reason}; the previous deployment keeps serving. Last log lines: {tail(record['log'])}",
-        hint=f"full log: {record['log']}",
-    )
+    raise start_failure(record["log"], "exited" if exited else f"was not ready after {timeout:.0f}s")
+
+
+def start_failure(log_path: str, fallback: str) -> DeployError:
+    """The DeployError of a server that did not become ready: what failed (load or self-test), the
+    exception and the frames of the user's code, from its log; else ``fallback`` and the last log lines.
+    One fact a line."""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        text = ""
+    failure = logview.start_failure(text)
+    if failure is not None:
+        head, details = "the new model server never became ready", logview.describe_failure(failure)
+    else:
+        head = f"the new model server {fallback}"
+        details = ["last log lines:", *logview.last_lines(text)] if text.strip() else ["(its log is empty)"]
+    lines = [f"{head}; the previous deployment keeps serving", *details, f"full log: {log_path}"]
+    return DeployError("\n  ".join(lines))
 
 
 def _alive(pid: int) -> bool:
@@ -201,14 +235,6 @@ def retire(record: dict, work_root: Path) -> None:
         log.warning("the model server %s is still running; its work directory %s stays", record["pid"], work)
         return
     shutil.rmtree(work, ignore_errors=True)
-
-
-def tail(log_path: str, lines: int = 5) -> str:
-    try:
-        text = Path(log_path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def require_deployment(state_dir: Path, env: str) -> dict:
