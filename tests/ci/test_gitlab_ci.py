@@ -124,6 +124,10 @@ def test_the_included_template_expands_into_the_example_pipeline(tmp_path):
     rollback = jobs["rollback-production"]
     assert (rollback["when"], rollback["needs"], rollback["environment"]["name"]) == ("manual", [], "production")
     assert rollback["script"] == ['vci rollback --env "$VCI_ENVIRONMENT" ${VCI_ROLLBACK_TO:+--to "$VCI_ROLLBACK_TO"}']
+    # the expansion passed GitLab's JSON schema, which gitlab-ci-local checks: a variant that breaks it fails
+    broken = EXAMPLE.read_text().replace("  when: manual\n  allow_failure: false\n", "  when: by-hand\n", 1)
+    out = run(model_repository(tmp_path / "broken", broken), "--preview")
+    assert out.returncode == 1 and "found by-hand) at promote-production.when" in out.stderr, out.stderr
 
 
 def test_an_install_input_reaches_every_job(tmp_path):
