@@ -28,6 +28,7 @@ STORE_KEY_ID, STORE_SECRET = "AKIAGITLABEXAMPLE", "store-secret-gitlab-2718"  # 
 # CI_JOB_MANUAL is "true" only in a job someone started by hand.
 RUNNER = ["--variable", "GITLAB_CI=true"]
 STARTED_BY_HAND = ["--variable", "CI_JOB_MANUAL=true"]
+PUSHER = ["-c", "user.email=pusher@example.com", "-c", "user.name=Pusher"]
 
 
 class Loader(yaml.SafeLoader):
@@ -58,7 +59,7 @@ def model_repository(path: Path, example: str | None = None) -> Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "remote", "add", "origin", ORIGIN)
     git(repo, "add", ".")
-    git(repo, "-c", "user.email=pusher@example.com", "-c", "user.name=Pusher", "commit", "-qm", "model")
+    git(repo, *PUSHER, "commit", "-qm", "model")
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")  # the default branch, as a clone knows it
     git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
     (repo / INCLUDED).parent.mkdir(parents=True)
@@ -225,7 +226,7 @@ def gitlab_sandbox(tmp_path, cluster):
     create_bucket(endpoint, "ci-store")
     repo = model_repository(tmp_path / "repo")
     cluster.write_vci_yaml(repo, PROJECT)
-    git(repo, "-c", "user.email=pusher@example.com", "commit", "-qam", "deliver to the cluster")
+    git(repo, *PUSHER, "commit", "-qam", "deliver to the cluster")
     kubeconfig = cluster.kubeconfig.read_text()
     variables = {
         "VCI_STORE": "s3://ci-store/vci",
