@@ -9,6 +9,7 @@ import sys
 import click
 
 from .. import __version__
+from ..ci import gitlab
 from ..errors import Aborted, VciError
 from ..redact import RedactingFormatter, redact, remember_environment
 from .output import STATE, report_error
@@ -58,7 +59,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="vci")
 @click.option("--debug", is_flag=True, envvar="VCI_DEBUG", help="Show tracebacks and debug logs.")
-def cli(debug: bool):
+@click.pass_context
+def cli(ctx: click.Context, debug: bool):
     """vci: log a model, package it as an image, deploy it to staging, test it, promote the same
     digest to production.
 
@@ -69,6 +71,8 @@ def cli(debug: bool):
     handler = logging.StreamHandler(sys.stderr)  # every record, botocore's and urllib3's too, redacted
     handler.setFormatter(RedactingFormatter("vci: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+    if ctx.invoked_subcommand and gitlab.in_gitlab_ci():  # a job log section per command, closed before any error
+        ctx.with_resource(gitlab.section(f"vci {ctx.invoked_subcommand}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,8 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("vci: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception:  # a bug: its traceback, redacted like everything vci prints
-        print_traceback()
+    except Exception as exc:  # a bug: one line, and with --debug its traceback (redacted like all vci prints)
+        if STATE["debug"]:
+            print_traceback()
+        report_error(f"internal error: {type(exc).__name__}: {exc} (a bug in vci: --debug shows the traceback)", "bug")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
