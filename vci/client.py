@@ -21,10 +21,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .errors import RemoteError, TransientRemoteError, UsageError
 from .jsonwire import encode_compact
+from .redact import mask_url, redact, remember
 from .retry import RetryPolicy, backoff_delay, retry_after_seconds, retrying
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,6 @@ STATUS_HINTS = {
     404: "is the URL the model server's root?",
     503: "the model may still be loading, or its self-test failed: see `vci status`",
 }
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, fit for messages and logs."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def server_message(body: bytes, limit: int = 300) -> tuple[str, str | None]:
@@ -108,12 +101,14 @@ class DeployedModel:
         max_backoff: float = 5.0,
         down: Callable[[], str | None] | None = None,
     ):
-        if not url or "://" not in url:
-            raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"not a model server URL: {mask_url(url or '')!r}", hint="use http(s)://HOST:PORT")
         self.url = url.rstrip("/")
         if token is None and "Authorization" not in getattr(session, "headers", {}):
             token = os.environ.get("VCI_TOKEN")  # never over a session's own credentials
         self._token = token or None
+        remember(self._token)  # kept out of every message and log line from now on
         self._session, self._own_session = session, session is None
         self.timeout, self.deadline = float(timeout), float(deadline)
         self.gzip_min_bytes = gzip_min_bytes
@@ -123,7 +118,7 @@ class DeployedModel:
 
     def __repr__(self) -> str:
         token = "'***'" if self._token else "None"
-        return f"DeployedModel({redact_url(self.url)!r}, token={token}, deadline={self.deadline})"
+        return f"DeployedModel({mask_url(self.url)!r}, token={token}, deadline={self.deadline})"
 
     @property
     def session(self):
@@ -164,7 +159,7 @@ class DeployedModel:
         if not isinstance(outputs, list) or len(outputs) != len(items):
             got = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
             raise RemoteError(
-                f"model server at {redact_url(self.url)} answered {len(items)} inputs with {got}",
+                f"model server at {mask_url(self.url)} answered {len(items)} inputs with {got}",
                 status=response.status_code,
                 request_id=request_id,
                 hint="the model's batch_predict must return one output per input",
@@ -211,7 +206,7 @@ class DeployedModel:
             pause = backoff_delay(attempt, self.backoff, min(self.max_backoff, 1.0))
             if time.monotonic() + pause > limit:
                 raise RemoteError(
-                    f"model server at {redact_url(self.url)} was not ready after {attempt} checks: {reason}",
+                    f"model server at {mask_url(self.url)} was not ready after {attempt} checks: {reason}",
                     hint=UNREACHABLE_HINT,
                 )
             time.sleep(pause)
@@ -248,7 +243,7 @@ class DeployedModel:
             response = self._exchange(call)
         except requests.exceptions.SSLError as exc:
             raise RemoteError(
-                f"TLS with model server at {redact_url(self.url)} failed: {exc}",
+                f"TLS with model server at {mask_url(self.url)} failed: {redact(str(exc))}",
                 request_id=call.request_id,
                 hint="check the server certificate (REQUESTS_CA_BUNDLE)",
             ) from exc
@@ -262,7 +257,7 @@ class DeployedModel:
             raise self._unreachable(call, exc) from exc
         except requests.RequestException as exc:
             raise RemoteError(
-                f"request to model server at {redact_url(self.url)} failed: {exc}",
+                f"request to model server at {mask_url(self.url)} failed: {redact(str(exc))}",
                 request_id=call.request_id,
                 hint=UNREACHABLE_HINT,
             ) from exc
@@ -289,7 +284,7 @@ class DeployedModel:
             )
         elapsed = time.monotonic() - call.start
         return TransientRemoteError(
-            f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "
+            f"cannot reach model server at {mask_url(self.url)} ({call.method} {call.path}) after "
             f"{call.attempts} attempt(s) in {elapsed:.1f}s: {transport_reason(failure)}",
             request_id=call.request_id,
             hint=UNREACHABLE_HINT,
@@ -318,7 +313,7 @@ class DeployedModel:
         request_id = server_id or response.headers.get(REQUEST_ID_HEADER) or request_id
         status = response.status_code
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        text = f"model server at {redact_url(self.url)} answered {status}{tries}: {message}"
+        text = f"model server at {mask_url(self.url)} answered {status}{tries}: {message}"
         if status not in RETRY_STATUSES:
             return RemoteError(text, status=status, request_id=request_id, hint=STATUS_HINTS.get(status))
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -335,7 +330,7 @@ class DeployedModel:
         except ValueError as exc:
             text, _ = server_message(response.content, limit=120)
             raise RemoteError(
-                f"model server at {redact_url(self.url)} answered {response.status_code} "
+                f"model server at {mask_url(self.url)} answered {response.status_code} "
                 f"with a body that is not JSON: {text}",
                 status=response.status_code,
                 request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,

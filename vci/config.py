@@ -24,7 +24,7 @@ DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 TOP_KEYS = {"project": str, "store": str, "environments": dict, "default_environment": str, "state_dir": str}
 EVERY, CLUSTER = TARGETS, (KUBERNETES,)
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # a project or environment name (files, objects)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a project or environment name, as vci.runs.PROJECT
 NOT_SETTINGS = {  # keys people try, and why vci has none
     "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
     "prints its URL; `vci serve RUN --port N` serves on a fixed one); a cluster's Service listens on port 80",
@@ -191,7 +191,7 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     if raw.get("project") is not None and not NAME.match(raw["project"]):
         raise ConfigError(
             f"project {raw['project']!r} is not a project name",
-            hint="letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63",
+            hint="letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64",
         )
     store = str(raw.get("store") or DEFAULT_STORE)
     if "://" not in store or store.startswith("file://"):

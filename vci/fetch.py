@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .digests import hex_of, verify_file
-from .errors import IntegrityError
+from .errors import ConfigError, IntegrityError
 from .files import write_replacing
 from .modeldir import (
     MANIFEST,
@@ -27,9 +27,12 @@ DEFAULT_BUDGET = "20GiB"
 def cache_root() -> Path:
     """``VCI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vci``, else ``~/.cache/vci``."""
     if os.environ.get("VCI_CACHE_DIR"):
-        return Path(os.environ["VCI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vci"
+        root, source = Path(os.environ["VCI_CACHE_DIR"]), "VCI_CACHE_DIR"
+    else:
+        root, source = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vci", "the cache"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{source} {root} is a file, not a directory", hint="point VCI_CACHE_DIR at a directory")
+    return root
 
 
 def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Path:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..refs import check_tag, split_repository
+
 
 @dataclass
 class Options:
@@ -26,3 +28,10 @@ class Options:
     level: int = 6
     tag: str | None = None
     builder: str = "daemonless"
+
+    def __post_init__(self):
+        """Refuse a tag or repository the registry would refuse now, before anything is built or sent."""
+        if self.tag is not None:
+            check_tag(self.tag)
+        for repository in self.push:
+            split_repository(repository)

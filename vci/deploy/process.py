@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import logview
@@ -121,13 +122,43 @@ def probe_state(url: str, timeout: float = 2.0) -> str | None:
         return None
 
 
-def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, port: int | None = None) -> dict:
-    """Spawn ``python -m vci.serve`` detached from this process; return its record (not yet ready)."""
+# What a local server inherits from the deploying process (nothing else: no AWS keys, registry passwords
+# or tokens reach the model's code or /proc/PID/environ). VCI_* are the server's tuning knobs (see
+# vci.serve.__main__); ports, the model dir and the ready file are the deploy's own, passed as flags.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+    "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+    "KERAS_BACKEND", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+    "VCI_WORKERS", "VCI_THREADS", "VCI_INLINE_BELOW_MS", "VCI_MAX_BODY_BYTES", "VCI_MAX_BUFFERED_BYTES",
+    "VCI_REQUEST_TIMEOUT", "VCI_DRAIN_TIMEOUT", "VCI_BACKLOG",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+
+
+def server_environment(environ: Mapping[str, str], settings_env: Mapping[str, object], **own: str) -> dict[str, str]:
+    """A local server's environment: the allowlisted part of ``environ``, then the environment's ``env:``
+    setting (as a pod gets it), then ``own`` (VCI_WORK_DIR, VCI_RELEASE_ID)."""
+    kept = {k: v for k, v in environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    return {**kept, **{k: str(v) for k, v in settings_env.items()}, **own}
+
+
+def start_server(
+    model_dir: Path,
+    state_dir: Path,
+    env: str,
+    release_id: str,
+    port: int | None = None,
+    settings_env: Mapping[str, object] | None = None,
+) -> dict:
+    """Spawn ``python -m vci.serve`` detached from this process; return its record (not yet ready).
+    ``settings_env`` is the environment's ``env:`` setting."""
     dirs = _dirs(state_dir)
     port = port or free_port()
     log_path = dirs["logs"] / f"{env}-{release_id}.log"
     work = dirs["work"] / f"{env}-{release_id}"
-    server_env = {**os.environ, "VCI_WORK_DIR": str(work), "VCI_RELEASE_ID": release_id}
+    server_env = server_environment(os.environ, settings_env or {}, VCI_WORK_DIR=str(work), VCI_RELEASE_ID=release_id)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [

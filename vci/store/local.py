@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from ..digests import check_digest, sha256_bytes, sha256_file
-from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
+from ..errors import ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
 from .base import BlobInfo, Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .sigterm import sigterm_raises
@@ -26,6 +26,11 @@ class LocalStore:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"the store {self.root} is a file, not a directory",
+                hint="point --store / VCI_STORE at a directory (created when missing) or s3://bucket/prefix",
+            )
 
     def __repr__(self) -> str:
         return f"LocalStore({self.url!r})"

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
+from ..redact import remember
 from .base import BlobInfo, Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .s3_multipart import (
     TRANSFER_THREADS,
@@ -82,6 +83,10 @@ class S3Store:
             config = Config(max_pool_connections=max(TRANSFER_THREADS, self.plan.concurrency) + 4)
             self._session = boto3.session.Session()
             self._client = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
+            found = self._session.get_credentials()
+            if found is not None:  # keep the secret key and session token out of every message and log line
+                frozen = found.get_frozen_credentials()
+                remember(frozen.secret_key, frozen.token)
         return self._client
 
     @property
