@@ -125,8 +125,8 @@ def test_values_that_cannot_work_are_refused_with_the_rule(tmp_path, values, fra
 @pytest.mark.parametrize(
     "config, fragment",
     [
-        ({"project": 12}, "project must be a string, got 12"),
-        ({"project": "../escape"}, "project '../escape' is not a project name"),
+        ({"project": 12}, "project name 12 is not valid"),
+        ({"project": "../escape"}, "project name '../escape' is not valid"),
         ({"store": ["a"]}, "store must be a string"),
         (
             {"environments": {"Prod": KUBE}},

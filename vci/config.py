@@ -185,14 +185,15 @@ def _merge(base: dict, extra: dict) -> None:
 
 def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     rules.refuse_unknown(raw, TOP_KEYS, source or "settings")
+    project = raw.get("project")
+    if project is not None and not (isinstance(project, str) and NAME.match(project)):
+        raise ConfigError(  # the words of vci.runs.init's check, which a Run's own project meets too
+            f"project name {project!r} is not valid",
+            hint="use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
     for key, kind in TOP_KEYS.items():
         if raw.get(key) is not None and not isinstance(raw[key], kind):
             raise ConfigError(f"{key} must be {rules.kind_name(kind)}, got {raw[key]!r}")
-    if raw.get("project") is not None and not NAME.match(raw["project"]):
-        raise ConfigError(
-            f"project {raw['project']!r} is not a project name",
-            hint="letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64",
-        )
     store = str(raw.get("store") or DEFAULT_STORE)
     if "://" not in store or store.startswith("file://"):
         store = str((cwd / store.removeprefix("file://")).resolve())
