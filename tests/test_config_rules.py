@@ -53,7 +53,6 @@ def test_unknown_keys_name_the_nearest_known_one(tmp_path, config, fragment):
         ("resources", {"cpu": "1"}),
         ("repository", "registry.example.com/ml/iris"),
         ("image_pull_secret", "login"),
-        ("env", {"A": "1"}),
         ("prestop_delay", "5s"),
         ("network_policy", False),
         ("insecure", True),
@@ -166,3 +165,8 @@ def test_every_environment_setting_is_documented():
     first_cells = [row.split("|")[1] for row in table.splitlines()[2:]]
     documented = {key for cell in first_cells for key in re.findall(r"`([a-z_]+)`", cell)}
     assert documented == set(SETTINGS)
+
+
+def test_env_is_for_every_target(tmp_path):
+    (tmp_path / "vci.yaml").write_text("environments:\n  staging: {env: {MODEL_MODE: fast}}\n")
+    assert load_settings(cwd=tmp_path, environ={}).environment("staging").env == {"MODEL_MODE": "fast"}

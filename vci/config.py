@@ -59,7 +59,7 @@ class Environment:
     requires_approval: bool = _setting(bool, False)
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
-    env: dict = _setting(dict, targets=CLUSTER, check=rules.check_env)  # the container's environment variables
+    env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
     pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
     pod_labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))

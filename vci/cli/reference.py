@@ -9,6 +9,7 @@ import click
 
 from .main import cli
 
+LAYOUT = {**cli.context_settings, "terminal_width": 100}  # as `vci ... --help` prints it (-h too), at 100 columns
 HEADER = (
     "# vci command reference\n\n"
     "Rendered from each command's own `--help` by `python -m vci.cli.reference > docs/cli.md`; a test keeps\n"
@@ -20,12 +21,12 @@ HEADER = (
 def render_reference() -> str:
     """Markdown: the top-level help, then each command's (and each group's subcommands') help."""
     sections = [HEADER, _section("vci", cli, None)]
-    root = click.Context(cli, info_name="vci", terminal_width=100, max_content_width=100)
+    root = click.Context(cli, info_name="vci", **LAYOUT)
     for name in cli.list_commands(root):
         command = cli.get_command(root, name)
         sections.append(_section(f"vci {name}", command, root))
         if isinstance(command, click.Group):
-            parent = click.Context(command, info_name=name, parent=root, terminal_width=100, max_content_width=100)
+            parent = click.Context(command, info_name=name, parent=root, **LAYOUT)
             for sub in command.list_commands(parent):
                 sections.append(_section(f"vci {name} {sub}", command.get_command(parent, sub), parent))
     return "\n".join(sections)
@@ -33,7 +34,7 @@ def render_reference() -> str:
 
 def _section(title: str, command, parent) -> str:
     name = title.split()[-1]
-    ctx = click.Context(command, info_name=name, parent=parent, terminal_width=100, max_content_width=100)
+    ctx = click.Context(command, info_name=name, parent=parent, **LAYOUT)
     return f"## `{title}`\n\n```\n{command.get_help(ctx)}\n```\n"
 
 
