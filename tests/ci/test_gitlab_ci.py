@@ -23,6 +23,7 @@ ORIGIN = "https://gitlab.example.com/ml/models.git"  # gitlab-ci-local derives C
 # (as GitLab reads it from that project): this checkout's template, as act is given vci-dev/vci@v1.
 INCLUDED = Path(".gitlab-ci-local/includes/gitlab.example.com/vci-dev/vci/v1/gitlab_ci/vci.gitlab-ci.yml")
 PROJECT = "gitlab"  # its own Deployments (gitlab-staging, gitlab-production) and repositories on the shared cluster
+STORE = "s3://ci-store/vci-gitlab"  # its own prefix: moto keeps one state for the process, the other CI tests share it
 STORE_KEY_ID, STORE_SECRET = "AKIAGITLABEXAMPLE", "store-secret-gitlab-2718"  # moto takes any keys
 # What a GitLab runner sets that gitlab-ci-local does not: GITLAB_CI is "false" there (a local run), and
 # CI_JOB_MANUAL is "true" only in a job someone started by hand.
@@ -229,7 +230,7 @@ def gitlab_sandbox(tmp_path, cluster):
     git(repo, *PUSHER, "commit", "-qam", "deliver to the cluster")
     kubeconfig = cluster.kubeconfig.read_text()
     variables = {
-        "VCI_STORE": "s3://ci-store/vci",
+        "VCI_STORE": STORE,
         "VCI_S3_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": STORE_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": STORE_SECRET,  # masked, protected
@@ -251,7 +252,7 @@ def gitlab_sandbox(tmp_path, cluster):
         runner.pop(name, None)
     operator = dict(
         runner,
-        VCI_STORE="s3://ci-store/vci",
+        VCI_STORE=STORE,
         VCI_S3_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=STORE_KEY_ID,
         AWS_SECRET_ACCESS_KEY=STORE_SECRET,
