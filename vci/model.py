@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+import functools
+import hashlib
 import importlib.util
 import inspect
+import io
 import os
 import sys
 import sysconfig
+import types
+import typing
 from pathlib import Path
 
 from .errors import ModelValidationError, UsageError
@@ -102,13 +108,16 @@ def _check_init(cls, name: str) -> None:
 
 
 def pickle_model_class(cls) -> bytes:
-    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it."""
+    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it.
+
+    The bytes depend on the code alone (see ``deterministic_dumps``): the same ``model.py`` logged from
+    two processes gives one blob, so a weights-only change adds one layer, not two."""
     import cloudpickle
 
     for module in _local_modules(cls):
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(cls)
+        return deterministic_dumps(cls)
     except Exception as exc:  # cloudpickle raises many kinds (PicklingError, TypeError, ...)
         raise ModelValidationError(
             f"{cls.__qualname__} cannot be serialised: {exc}",
@@ -120,6 +129,124 @@ def pickle_model_class(cls) -> bytes:
                 cloudpickle.unregister_pickle_by_value(module)
             except ValueError:
                 pass
+
+
+def deterministic_dumps(obj) -> bytes:
+    """cloudpickle ``obj`` to bytes that do not depend on the process that pickles it.
+
+    cloudpickle gives every class it pickles by value a random tracker id (``uuid4``; objects unpickled
+    with the same id in one process share one class). Here each id is derived from the content instead:
+    a first pass pickles with the classes' qualified names as ids, and each final id is the sha256 of
+    that pass's bytes and the name. Two different versions of a class never share an id; the same code
+    always gives the same one. Sets (code constants such as ``x in {"a", "b"}``, class attributes, the
+    globals a function reads) are written sorted, not in the order the process's hash seed gives them;
+    the module's ``__file__`` is kept as its file name only, so the checkout's path does not count."""
+    draft = _dumps_with_ids(obj, lambda name: name)
+    content = hashlib.sha256(draft).digest()
+    return _dumps_with_ids(obj, lambda name: hashlib.sha256(content + name.encode()).hexdigest()[:32])
+
+
+def _dumps_with_ids(obj, tracker_id) -> bytes:
+    buffer = io.BytesIO()
+    _deterministic_pickler()(buffer, tracker_id).dump(obj)
+    return buffer.getvalue()
+
+
+class _Sorted:
+    """A set or frozenset to pickle with its members sorted (the pickler's ``reducer_override`` writes it)."""
+
+    def __init__(self, members: set | frozenset):
+        self.members = members
+
+    def reduce(self) -> tuple:
+        return type(self.members), (tuple(sorted(self.members, key=lambda m: (type(m).__name__, repr(m)))),)
+
+
+def _sorted_sets(values: dict, wrappers: dict) -> dict:
+    """``values`` with each set or frozenset value wrapped in one ``_Sorted`` per set (identity kept)."""
+    return {k: wrappers.setdefault(id(v), _Sorted(v)) if type(v) in (set, frozenset) else v for k, v in values.items()}
+
+
+@functools.cache
+def _deterministic_pickler():
+    """A cloudpickle Pickler whose reductions carry content-derived tracker ids and sorted sets."""
+    import cloudpickle
+
+    impl = _cloudpickle_internals()
+    tracker_position = {impl["_make_skeleton_class"]: 4, impl["_make_skeleton_enum"]: 5, impl["_make_typevar"]: 5}
+
+    class DeterministicPickler(cloudpickle.Pickler):
+        def __init__(self, file, tracker_id):
+            super().__init__(file, protocol=cloudpickle.DEFAULT_PROTOCOL)
+            self.tracker_id, self.names_seen, self.wrappers = tracker_id, collections.Counter(), {}
+
+        def reducer_override(self, obj):
+            if isinstance(obj, _Sorted):
+                return obj.reduce()
+            if isinstance(obj, types.CodeType):
+                fn, args = impl["_code_reduce"](obj)
+                consts = tuple(
+                    self.wrappers.setdefault(id(c), _Sorted(c)) if type(c) is frozenset else c for c in obj.co_consts
+                )
+                return fn, tuple(consts if a is obj.co_consts else a for a in args)
+            reduced = impl["_typevar_reduce"](obj) if isinstance(obj, typing.TypeVar) else super().reducer_override(obj)
+            if not isinstance(reduced, tuple) or len(reduced) < 3:
+                return reduced
+            if reduced[0] in tracker_position:
+                return self._with_tracker_id(obj, reduced, tracker_position[reduced[0]])
+            if reduced[0] is impl["_make_function"]:
+                return self._function(reduced)
+            return reduced
+
+        def _with_tracker_id(self, obj, reduced: tuple, position: int) -> tuple:
+            name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj.__name__)}"
+            self.names_seen[name] += 1  # two classes of one name (made in a loop) get two ids
+            args = list(reduced[1])
+            args[position] = self.tracker_id(f"{name}#{self.names_seen[name]}")
+            state = reduced[2]
+            if isinstance(state, tuple) and state and isinstance(state[0], dict):
+                state = (_sorted_sets(state[0], self.wrappers), *state[1:])
+            return (reduced[0], tuple(args), state, *reduced[3:])
+
+        def _function(self, reduced: tuple) -> tuple:
+            base_globals = reduced[1][1]  # this pickler's own dict (globals_ref), shared by the module's functions
+            if isinstance(base_globals.get("__file__"), str):
+                base_globals["__file__"] = os.path.basename(base_globals["__file__"])
+            state, slots = reduced[2]
+            slots = dict(slots, __globals__=_sorted_sets(slots.get("__globals__", {}), self.wrappers))
+            if "_cloudpickle_submodules" in slots:  # in sys.modules' order, which is the process's import order
+                slots["_cloudpickle_submodules"] = sorted(slots["_cloudpickle_submodules"], key=lambda m: m.__name__)
+            return (reduced[0], reduced[1], (state, slots), *reduced[3:])
+
+    return DeterministicPickler
+
+
+def _cloudpickle_internals() -> dict:
+    """The reducers ``deterministic_dumps`` builds on (cloudpickle 3 keeps them in one module, 2 in two)."""
+    import importlib
+
+    wanted = (
+        "_make_skeleton_class",
+        "_make_skeleton_enum",
+        "_make_typevar",
+        "_make_function",
+        "_code_reduce",
+        "_typevar_reduce",
+    )
+    found = {}
+    for name in ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.update({k: getattr(module, k) for k in wanted if hasattr(module, k) and k not in found})
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise ModelValidationError(
+            f"the installed cloudpickle lacks {', '.join(missing)}, which vci's deterministic pickling uses",
+            hint="install cloudpickle>=2.1,<4",
+        )
+    return found
 
 
 def _installed_roots() -> list[str]:
