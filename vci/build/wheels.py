@@ -195,7 +195,8 @@ def _record_hashes(store, deps: Dependencies, found: dict) -> None:
 
 def target_environment(deps: Dependencies) -> dict[str, str]:
     """The marker environment of the image (PEP 508), as far as the platform and the run's Python say."""
-    machine = platform_tags(deps.platform)[0].split("_", 2)[-1]
+    platform_tags(deps.platform)  # refuses what is not linux/amd64 or linux/arm64
+    machine = ARCH[deps.platform.split("/")[1]]
     return {
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
