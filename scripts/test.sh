@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2)
+APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
 missing=()
@@ -35,4 +36,15 @@ if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/zizmor" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check $scanners
 fi
 export VCI_CHECKOV="$venv/bin/checkov" VCI_ZIZMOR="$venv/bin/zizmor"
+
+# gitlab-ci-local (pinned with its dependencies in tests/ci/npm/package-lock.json) in a directory of its own, kept
+# with the test cache: it runs gitlab_ci/'s example pipeline (it needs rsync; 4.63 and later need Node.js 22)
+npm_tools="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/npm-$(cat tests/ci/npm/package.json tests/ci/npm/package-lock.json | sha256sum | cut -c1-12)"
+if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
+  echo "installing npm tools into $npm_tools: gitlab-ci-local" >&2
+  rm -rf "$npm_tools" && mkdir -p "$npm_tools"
+  cp tests/ci/npm/package.json tests/ci/npm/package-lock.json "$npm_tools/"
+  (cd "$npm_tools" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
 exec python3 -m pytest "$@"

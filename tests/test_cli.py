@@ -151,3 +151,21 @@ def test_history_text_has_a_column_per_history_field(tmp_path):
         "-",
         "succeeded",
     ]
+
+
+def test_a_bug_is_one_line_and_its_traceback_only_with_debug(monkeypatch, capsys, tmp_path):
+    import vci.cli.envs
+    from vci.cli.main import main
+
+    def broken(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VCI_DEBUG", raising=False)
+    monkeypatch.setattr(vci.cli.envs, "settings_for", broken)
+    for argv, traced in ((["envs"], False), (["--debug", "envs"], True)):
+        with pytest.raises(SystemExit) as ended:
+            main(argv)
+        err = capsys.readouterr().err
+        assert ended.value.code == 1 and "internal error: KeyError: 'surprise' (a bug in vci" in err
+        assert ("Traceback" in err) is traced

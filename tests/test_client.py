@@ -8,7 +8,7 @@ import pytest
 
 from fakes.flaky_server import FAST, CountingSession, FlakyServer, Reply, error, fast_client, free_port
 from vci.client import DeployedModel, server_message
-from vci.errors import RemoteError, UsageError
+from vci.errors import RemoteError, TransientRemoteError, UsageError
 
 
 @pytest.fixture
@@ -118,6 +118,23 @@ def test_connection_refused_is_retried_then_raised_with_a_hint():
     assert "Connection refused" in caught.value.message and url in caught.value.message
     assert "vci status" in caught.value.hint
     assert caught.value.status is None and caught.value.request_id
+
+
+def test_a_server_its_launcher_knows_is_gone_fails_at_once_with_that_reason():
+    session, asked = CountingSession(), []
+    url = f"http://127.0.0.1:{free_port()}"
+    gone = DeployedModel(url, session=session, deadline=5.0, down=lambda: asked.append(1) or "its process exited")
+    with pytest.raises(RemoteError) as caught:
+        gone.predict(0)
+    assert session.calls == 1 and asked == [1]  # no retry: the server cannot come back
+    assert caught.value.message.startswith("its process exited") and "Connection refused" in caught.value.message
+    with pytest.raises(RemoteError, match="its process exited"):
+        gone.wait_ready(timeout=5)  # a wait ends too
+    assert session.calls == 2
+    alive = DeployedModel(url, session=CountingSession(), deadline=0.5, down=lambda: None, **FAST)
+    with pytest.raises(TransientRemoteError):  # still starting or restarting: retried to the deadline
+        alive.predict(0)
+    assert alive.session.calls >= 3
 
 
 def test_a_server_that_comes_up_during_the_deadline_is_reached():

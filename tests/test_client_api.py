@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from fakes.flaky_server import FAST, CountingSession, FlakyServer, Reply, error, fast_client, free_port
-from vci.client import DeployedModel, redact_url
+from vci.client import DeployedModel
 from vci.errors import RemoteError, UsageError
+from vci.redact import mask_url
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_a_session_with_its_own_credentials_is_not_overridden_by_vci_token(serve
 
 
 def test_credentials_in_the_url_are_redacted():
-    assert redact_url("https://bob:pw@host:8443/proxy") == "https://***@host:8443/proxy"
+    assert mask_url("https://bob:pw@host:8443/proxy") == "https://***@host:8443/proxy"
     assert "pw" not in repr(DeployedModel("https://bob:pw@host/x"))
 
 

@@ -1,7 +1,7 @@
 """vci's own modules import downwards only, with no cycles, counting imports inside functions too.
 
 The layers, lowest first (a module may import its own package and anything in a lower layer):
-foundations (errors, digests, refs, config, progress, files, retry, jsonwire, the ``vci`` facade),
+foundations (errors, digests, refs, config, progress, files, retry, jsonwire, redact, the ``vci`` facade),
 where bytes live and the adapters over them (archive, requirements, model, modeldir, store, oci,
 frameworks, ci), what a run is (runs, fetch, ledger, client, serve), building images (build), running
 them (deploy), releasing them (release), and the command line (cli). The one exception is the
@@ -27,6 +27,7 @@ LAYERS = [
         "vci.retry",
         "vci.jsonwire",
         "vci.logview",
+        "vci.redact",
     },
     {
         "vci.archive",

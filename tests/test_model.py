@@ -117,6 +117,25 @@ def test_local_module_is_pickled_by_value(tmp_path):
     assert out.stdout.strip() == "42"
 
 
+def test_pickled_code_names_the_source_files_as_the_user_knows_them(tmp_path):
+    """cloudpickle 3 names all code ``<dynamic-code>``: a traceback from a server could not say where."""
+    (tmp_path / "mymodel.py").write_text(
+        "import weightcheck\nclass M:\n    def __init__(self, artifacts):\n        weightcheck.fail()\n"
+        "    def predict(self, data):\n        return data\n"
+    )
+    (tmp_path / "weightcheck.py").write_text("def fail():\n    raise ValueError('no weights')\n")
+    (tmp_path / "blob.pkl").write_bytes(pickle_model_class(load_model_file(f"{tmp_path / 'mymodel.py'}:M")))
+    code = (
+        "import pickle, traceback\nM = pickle.load(open('blob.pkl', 'rb'))\ntry:\n    M({})\n"
+        "except ValueError as exc:\n"
+        "    print([(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    frames = eval(out.stdout)  # noqa: S307 - the list of tuples printed just above
+    assert frames[-2:] == [("mymodel.py", 4, "__init__"), ("weightcheck.py", 2, "fail")]
+
+
 def test_load_model_file_errors(tmp_path):
     with pytest.raises(UsageError, match="must be FILE.py:Class"):
         load_model_file("model.py")

@@ -3,7 +3,15 @@
 import pytest
 
 from vci.errors import UsageError
-from vci.refs import DOCKER_HUB, Reference, is_image_reference, parse_reference, split_repository
+from vci.refs import (
+    DOCKER_HUB,
+    Reference,
+    check_tag,
+    is_image_reference,
+    masked_reference,
+    parse_reference,
+    split_repository,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -102,3 +110,43 @@ def test_split_repository_refuses_tags():
     assert split_repository("127.0.0.1:5000/ml/iris") == ("127.0.0.1:5000", "ml/iris")
     with pytest.raises(UsageError, match="must not carry"):
         split_repository("127.0.0.1:5000/ml/iris:v1")
+
+
+@pytest.mark.parametrize("tag", ["v1\n", "ü1", "v1/2", "bad tag", ".x", "-x", "x" * 129, "", "v1\t", "١٢"])
+def test_tags_a_registry_refuses_are_refused(tag):
+    with pytest.raises(UsageError, match="bad tag") as info:
+        check_tag(tag)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("tag", ["v1", "1.0.0-rc.1", "_x", "20261124-071203-3f9a", "A" * 128, "latest"])
+def test_tags_of_the_oci_grammar_pass(tag):
+    assert check_tag(tag) == tag
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alice:S3cretPw@h.io/ml/iris",
+        "https://alice:S3cretPw@h.io/ml/iris",
+        "alice:S3c/retPw@h.io/ml/iris",
+        "alice:S3c@retPw@h.io/ml/iris:v1",
+        f"alice:S3cretPw@h.io/ml/iris@{DIGEST}",
+        "S3cretPw@h.io:5000/ml/iris",
+    ],
+)
+def test_credentials_in_a_reference_are_refused_and_never_repeated(text):
+    with pytest.raises(UsageError, match="carries credentials") as info:
+        parse_reference(text)
+    assert "S3c" not in str(info.value) and "***@h.io" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        split_repository(text)
+    assert "S3c" not in str(info.value)
+
+
+def test_a_scheme_is_refused_and_a_digest_is_not_taken_for_credentials():
+    with pytest.raises(UsageError, match="URL scheme"):
+        parse_reference("https://h.io/ml/iris")
+    assert masked_reference(f"python@{DIGEST}") == f"python@{DIGEST}"
+    assert masked_reference(f"h.io/a@{DIGEST}") == f"h.io/a@{DIGEST}"
+    assert masked_reference("h.io/a:t@g") == "h.io/a:t@g"

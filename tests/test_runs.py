@@ -2,7 +2,9 @@
 
 import io
 import json
+import math
 import os
+import re
 import tarfile
 import time
 
@@ -10,7 +12,7 @@ import pytest
 
 import vci
 from vci.errors import IntegrityError, ModelValidationError, NotFoundError, UsageError
-from vci.runs import RUN_ID
+from vci.runs import RUN_ID, run_key
 
 
 class Echo:
@@ -48,7 +50,7 @@ def logged_run(store, tmp_path):
 
 def test_log_commit_get_load(store, tmp_path):
     run = logged_run(store, tmp_path)
-    assert RUN_ID.match(run.id)
+    assert RUN_ID.fullmatch(run.id)
     version = run.commit()
     assert version.startswith("sha256:") and run.commit() == version
     back = vci.get_run(run.id, store=store)
@@ -87,11 +89,11 @@ def test_run_ids_are_time_sorted_with_32_random_bits(monkeypatch):
 
     monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 3, 1, 328, 0)))
     ids = {new_run_id() for _ in range(1000)}  # one second: 16 random bits gave ~8 collisions here
-    assert len(ids) == 1000 and all(RUN_ID.match(i) and len(i) == 24 for i in ids)
+    assert len(ids) == 1000 and all(RUN_ID.fullmatch(i) and len(i) == 24 for i in ids)
     assert all(i.startswith("20261124-071203-") for i in ids)
     monkeypatch.setattr(time, "gmtime", lambda *a: time.struct_time((2026, 11, 24, 7, 12, 4, 1, 328, 0)))
     assert new_run_id() > max(ids)
-    assert RUN_ID.match("20261124-071203-3f9a")  # ids of runs logged before stay valid
+    assert RUN_ID.fullmatch("20261124-071203-3f9a")  # ids of runs logged before stay valid
 
 
 def test_bad_inputs(store, tmp_path):
@@ -151,3 +153,58 @@ def test_a_directory_artifact_that_is_a_compressed_tar_is_refused(store, tmp_pat
     with pytest.raises(IntegrityError, match="gzip-compressed"):
         vci.get_run(run.id, store=store).load_model()
     assert not list((tmp_path / "cache").rglob("zeros.bin"))
+
+
+@pytest.mark.parametrize(
+    "call, problem",
+    [
+        (lambda run: run.log_examples([[math.nan]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([[math.inf]], [[1]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([[1]], [[-math.inf]]), "must be JSON: Out of range float"),
+        (lambda run: run.log_examples([(1, 2)]), "would change when written as JSON"),
+        (lambda run: run.log_examples([{1: "a"}]), "would change when written as JSON"),
+        (lambda run: run.log_examples([{1, 2}]), "must be JSON"),
+        (lambda run: run.log_examples([[1]], "x"), "expected outputs must be a list"),
+        (lambda run: run.log_environment({"X": 1}), "environment variable X must have a string value, got int"),
+        (lambda run: run.log_environment({"X": None}), "must have a string value, got NoneType"),
+        (lambda run: run.log_environment({"X": "a\0b"}), "must have a string value, got a NUL character"),
+        (lambda run: run.log_environment({1: "x"}), "1 is not an environment variable name"),
+        (lambda run: run.log_environment({"": "x"}), "'' is not an environment variable name"),
+        (lambda run: run.log_environment({"A=B": "x"}), "'A=B' is not an environment variable name"),
+        (lambda run: run.log_environment("LOG_LEVEL"), "a list of variable names or a {name: value} dict, not str"),
+        (lambda run: run.log_environment(["VCI_TEST_SURELY_UNSET"]), "VCI_TEST_SURELY_UNSET is not set here"),
+        (lambda run: run.log_environment({"DB_PASS": "x"}), "DB_PASS looks like a secret"),
+        (lambda run: run.log_artifact("w\n", {"x": 1}), "is not valid"),
+    ],
+)
+def test_values_a_manifest_cannot_hold_are_refused_on_entry(store, call, problem):
+    run = vci.init("p", store=store)
+    with pytest.raises(UsageError, match=re.escape(problem)):
+        call(run)
+    assert run._examples is None and run._environment["env"] == {} and run._artifacts == {}
+
+
+@pytest.mark.parametrize("project", ["../../x", "a/b", ".hidden", 5, "x" * 65, "with space"])
+def test_a_project_name_that_cannot_name_a_directory_or_label_is_refused(store, project):
+    with pytest.raises(UsageError, match="project name .* is not valid"):
+        vci.init(project, store=store)
+
+
+def test_harmless_environment_and_finite_examples_are_recorded(store, monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    run = vci.init("p", store=store)
+    run.log_environment(["LOG_LEVEL"])
+    run.log_environment({"MODEL_NAME": "iris"})
+    run.log_examples([[1.5, {"a": [1, None]}]], [[0]])
+    run.log_artifact("obj", {"k": 1})
+    run.commit()
+    manifest = vci.get_run(run.id, store=store).manifest
+    assert manifest["environment"]["env"] == {"LOG_LEVEL": "debug", "MODEL_NAME": "iris"}
+    assert manifest["examples"]["inputs"] == [[1.5, {"a": [1, None]}]]
+
+
+def test_a_run_id_with_anything_after_it_is_not_one():
+    for bad in ("20261124-071203-3f9a\n", "20261124-071203-3f9a ", "20261124-071203-3f9aff"):
+        assert not RUN_ID.fullmatch(bad)
+        with pytest.raises(UsageError, match="not a run id"):
+            run_key(bad)

@@ -93,6 +93,9 @@ def test_the_cli_tags_and_lists(settings, tmp_path):
         assert out.returncode == 0, out.stderr
         return out.stdout
 
+    planned = json.loads(cli("runs", "tag", run.id, "champion", "--dry-run", "-o", "json"))
+    assert planned["dry_run"] is True and planned["run_id"] == run.id
+    assert json.loads(cli("runs", "tags", "-o", "json"))["tags"] == []  # a dry run wrote nothing
     assert json.loads(cli("runs", "tag", run.id, "champion", "-o", "json"))["run_id"] == run.id
     assert json.loads(cli("runs", "tags", "-o", "json"))["tags"][0]["name"] == "champion"
     assert json.loads(cli("runs", "show", "champion", "-o", "json"))["manifest"]["id"] == run.id

@@ -2,7 +2,9 @@
 
 Retry policy (``vci.retry``): connection failures, timeouts and answers 429, 502, 503, 504 are
 ``TransientRemoteError``s, retried with exponential backoff and jitter (``Retry-After`` honoured) until
-the total ``deadline`` of the call is spent; any other 4xx and 500 are answered at once. One
+the total ``deadline`` of the call is spent; any other 4xx and 500 are answered at once, and so is a
+failed connection to a server that its launcher knows is gone (``down``: a local server whose process
+exited does not come back). One
 ``X-Request-Id`` is sent with every attempt of a call so the server's logs correlate. Request bodies
 are gzipped only when ``gzip_min_bytes`` is set, and then the server must accept
 ``Content-Encoding: gzip`` (after a 415 the client sends plain JSON).
@@ -17,11 +19,13 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .errors import RemoteError, TransientRemoteError, UsageError
 from .jsonwire import encode_compact
+from .redact import mask_url, redact, remember
 from .retry import RetryPolicy, backoff_delay, retry_after_seconds, retrying
 
 log = logging.getLogger(__name__)
@@ -35,14 +39,6 @@ STATUS_HINTS = {
     404: "is the URL the model server's root?",
     503: "the model may still be loading, or its self-test failed: see `vci status`",
 }
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, fit for messages and logs."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def server_message(body: bytes, limit: int = 300) -> tuple[str, str | None]:
@@ -87,7 +83,8 @@ class DeployedModel:
     Kubernetes service-proxy URL); it is never closed by this client. ``timeout`` bounds each
     attempt, ``deadline`` a whole call with its retries. The token (argument, else ``VCI_TOKEN``
     unless the session carries its own ``Authorization``) goes out as ``Authorization: Bearer ...``
-    and is never logged nor shown by ``repr``.
+    and is never logged nor shown by ``repr``. ``down``, asked after a failed connection, returns why
+    the server cannot come back (the call then fails at once with that reason), or None to retry.
     """
 
     def __init__(
@@ -102,22 +99,26 @@ class DeployedModel:
         headers: dict | None = None,
         backoff: float = 0.25,
         max_backoff: float = 5.0,
+        down: Callable[[], str | None] | None = None,
     ):
-        if not url or "://" not in url:
-            raise UsageError(f"not a model server URL: {url!r}", hint="use http(s)://HOST:PORT")
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"not a model server URL: {mask_url(url or '')!r}", hint="use http(s)://HOST:PORT")
         self.url = url.rstrip("/")
         if token is None and "Authorization" not in getattr(session, "headers", {}):
             token = os.environ.get("VCI_TOKEN")  # never over a session's own credentials
         self._token = token or None
+        remember(self._token)  # kept out of every message and log line from now on
         self._session, self._own_session = session, session is None
         self.timeout, self.deadline = float(timeout), float(deadline)
         self.gzip_min_bytes = gzip_min_bytes
         self.headers = dict(headers or {})
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.down = down
 
     def __repr__(self) -> str:
         token = "'***'" if self._token else "None"
-        return f"DeployedModel({redact_url(self.url)!r}, token={token}, deadline={self.deadline})"
+        return f"DeployedModel({mask_url(self.url)!r}, token={token}, deadline={self.deadline})"
 
     @property
     def session(self):
@@ -158,7 +159,7 @@ class DeployedModel:
         if not isinstance(outputs, list) or len(outputs) != len(items):
             got = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
             raise RemoteError(
-                f"model server at {redact_url(self.url)} answered {len(items)} inputs with {got}",
+                f"model server at {mask_url(self.url)} answered {len(items)} inputs with {got}",
                 status=response.status_code,
                 request_id=request_id,
                 hint="the model's batch_predict must return one output per input",
@@ -200,12 +201,12 @@ class DeployedModel:
                 if health["ready"]:
                     return health
                 reason = f"answered {health['status']}: {health['reason']}"
-            except RemoteError as exc:
+            except TransientRemoteError as exc:  # anything else (a server known to be gone) ends the wait
                 reason = exc.message
             pause = backoff_delay(attempt, self.backoff, min(self.max_backoff, 1.0))
             if time.monotonic() + pause > limit:
                 raise RemoteError(
-                    f"model server at {redact_url(self.url)} was not ready after {attempt} checks: {reason}",
+                    f"model server at {mask_url(self.url)} was not ready after {attempt} checks: {reason}",
                     hint=UNREACHABLE_HINT,
                 )
             time.sleep(pause)
@@ -242,7 +243,7 @@ class DeployedModel:
             response = self._exchange(call)
         except requests.exceptions.SSLError as exc:
             raise RemoteError(
-                f"TLS with model server at {redact_url(self.url)} failed: {exc}",
+                f"TLS with model server at {mask_url(self.url)} failed: {redact(str(exc))}",
                 request_id=call.request_id,
                 hint="check the server certificate (REQUESTS_CA_BUNDLE)",
             ) from exc
@@ -256,7 +257,7 @@ class DeployedModel:
             raise self._unreachable(call, exc) from exc
         except requests.RequestException as exc:
             raise RemoteError(
-                f"request to model server at {redact_url(self.url)} failed: {exc}",
+                f"request to model server at {mask_url(self.url)} failed: {redact(str(exc))}",
                 request_id=call.request_id,
                 hint=UNREACHABLE_HINT,
             ) from exc
@@ -274,10 +275,16 @@ class DeployedModel:
             response = self._send(call.method, call.path, call.body, call.request_id, call.remaining(), False)
         return response
 
-    def _unreachable(self, call: _Call, failure: BaseException) -> TransientRemoteError:
+    def _unreachable(self, call: _Call, failure: BaseException) -> RemoteError:
+        """The error of a failed connection: transient, unless ``down`` says the server is gone."""
+        gone = self.down() if self.down is not None else None
+        if gone:
+            return RemoteError(
+                f"{gone} ({call.method} {call.path}: {transport_reason(failure)})", request_id=call.request_id
+            )
         elapsed = time.monotonic() - call.start
         return TransientRemoteError(
-            f"cannot reach model server at {redact_url(self.url)} ({call.method} {call.path}) after "
+            f"cannot reach model server at {mask_url(self.url)} ({call.method} {call.path}) after "
             f"{call.attempts} attempt(s) in {elapsed:.1f}s: {transport_reason(failure)}",
             request_id=call.request_id,
             hint=UNREACHABLE_HINT,
@@ -306,7 +313,7 @@ class DeployedModel:
         request_id = server_id or response.headers.get(REQUEST_ID_HEADER) or request_id
         status = response.status_code
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        text = f"model server at {redact_url(self.url)} answered {status}{tries}: {message}"
+        text = f"model server at {mask_url(self.url)} answered {status}{tries}: {message}"
         if status not in RETRY_STATUSES:
             return RemoteError(text, status=status, request_id=request_id, hint=STATUS_HINTS.get(status))
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -323,7 +330,7 @@ class DeployedModel:
         except ValueError as exc:
             text, _ = server_message(response.content, limit=120)
             raise RemoteError(
-                f"model server at {redact_url(self.url)} answered {response.status_code} "
+                f"model server at {mask_url(self.url)} answered {response.status_code} "
                 f"with a body that is not JSON: {text}",
                 status=response.status_code,
                 request_id=response.headers.get(REQUEST_ID_HEADER) or request_id,

@@ -40,7 +40,9 @@ class VciError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        return f"{self.message}\n  ({self.hint})" if "\n" in self.message else f"{self.message} ({self.hint})"
 
     @property
     def code(self) -> str:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .digests import hex_of, verify_file
-from .errors import IntegrityError
+from .errors import ConfigError, IntegrityError
 from .files import write_replacing
 from .modeldir import (
     MANIFEST,
@@ -15,19 +15,24 @@ from .modeldir import (
     blob_records,
     encode_manifest,
     manifest_digest,
+    remove_unless_in_use,
 )
-from .progress import Progress
+from .progress import Progress, format_bytes, parse_bytes
 from .store.sigterm import sigterm_raises
 
 log = logging.getLogger("vci")
+DEFAULT_BUDGET = "20GiB"
 
 
 def cache_root() -> Path:
     """``VCI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vci``, else ``~/.cache/vci``."""
     if os.environ.get("VCI_CACHE_DIR"):
-        return Path(os.environ["VCI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vci"
+        root, source = Path(os.environ["VCI_CACHE_DIR"]), "VCI_CACHE_DIR"
+    else:
+        root, source = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vci", "the cache"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{source} {root} is a file, not a directory", hint="point VCI_CACHE_DIR at a directory")
+    return root
 
 
 def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Path:
@@ -50,7 +55,45 @@ def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Pa
         path = root / MANIFEST
         if not (path.is_file() and not path.is_symlink() and path.read_bytes() == canonical):
             write_replacing(path, canonical)
+    if dest is None:
+        os.utime(path)  # its last use, for trimming
+        trim_model_cache(root.parent, cache_budget(), keep=root)
     return root
+
+
+def cache_budget() -> int:
+    """``VCI_CACHE_MAX_BYTES`` (e.g. 20GiB; 0: no bound), else 20 GiB: the model cache's bound."""
+    return parse_bytes(os.environ.get("VCI_CACHE_MAX_BYTES") or DEFAULT_BUDGET, "VCI_CACHE_MAX_BYTES")
+
+
+def trim_model_cache(models: Path, budget: int, keep: Path) -> list[Path]:
+    """Remove the least recently used model directories until the cache fits ``budget`` bytes; never
+    ``keep`` (just fetched) nor one a server holds. Returns what was removed."""
+    if budget <= 0:
+        return []
+    entries = [(_last_used(d), _size(d), d) for d in models.iterdir() if d.is_dir() and d != keep]
+    total = sum(size for _, size, _ in entries) + _size(keep)
+    removed = []
+    for _, size, folder in sorted(entries):
+        if total <= budget:
+            break
+        if remove_unless_in_use(folder):
+            total -= size
+            removed.append(folder)
+    if removed:
+        log.info("model cache over %s: removed %d least recently used runs", format_bytes(budget), len(removed))
+    return removed
+
+
+def _last_used(folder: Path) -> float:
+    try:
+        return (folder / MANIFEST).stat().st_mtime
+    except OSError:
+        return 0.0  # an unfinished fetch: the first to go
+
+
+def _size(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _cached(path: Path, rec: dict) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import newest_keys, read_pages
+from .ci import gitlab
 from .config import Settings
 from .errors import ConflictError, NotFoundError
 from .store import open_store
@@ -36,7 +37,8 @@ def now_iso(seconds: float | None = None) -> str:
 
 
 def ci_context(environ=None) -> dict | None:
-    """The CI build this runs in: GitHub Actions (run URL, sha, actor) or Jenkins (BUILD_URL), else None."""
+    """The CI build this runs in: GitHub Actions (run URL, sha, actor), GitLab CI (job URL, pipeline, sha, who
+    started the job) or Jenkins (BUILD_URL), else None."""
     env = os.environ if environ is None else environ
     if env.get("GITHUB_ACTIONS") == "true" or env.get("GITHUB_RUN_ID"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
@@ -52,6 +54,8 @@ def ci_context(environ=None) -> dict | None:
             "actor": env.get("GITHUB_ACTOR"),
             "ref": env.get("GITHUB_REF"),
         }
+    if gitlab.in_gitlab_ci(env):
+        return gitlab.ci_context(env)
     if env.get("BUILD_URL") or env.get("JENKINS_URL"):
         return {
             "system": "jenkins",

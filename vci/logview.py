@@ -1,4 +1,5 @@
-"""The model server's JSON log lines rendered for people: columns, and tracebacks as tracebacks."""
+"""The model server's JSON log lines rendered for people: columns, and tracebacks as tracebacks; and the
+record in a server's log that says why its model could not start, for a launcher that waited on it."""
 
 from __future__ import annotations
 
@@ -76,3 +77,36 @@ def select_lines(lines: list[Sourced], since: float | None, tail: int | None) ->
     if tail is None:
         return kept
     return kept[-tail:] if tail > 0 else []
+
+
+START_FAILURES = {"model_load_failed": "load", "model_test": "self-test"}  # the events (vci.serve.service)
+
+
+def start_failure(text: str) -> dict | None:
+    """The last record in a server log saying that its model could not start: the load failed, or the
+    self-test did; with ``stage`` added ("load" or "self-test"). None when the log has none."""
+    for line in reversed(text.splitlines()):
+        record = parse_line(line)
+        name = record.get("event") if record else None
+        if record and (name == "model_load_failed" or (name == "model_test" and record.get("result") == "failed")):
+            return {**record, "stage": START_FAILURES[str(name)]}
+    return None
+
+
+def describe_failure(record: dict) -> list[str]:
+    """A start failure for people, one line each: what failed and the exception, then the frames of the
+    model's own code (innermost last), each with its source line when the server could read it."""
+    what = "the model's self-test (model_test) failed" if record["stage"] == "self-test" else "the model failed to load"
+    lines = [f"{what}: {record.get('error') or 'no reason logged'}"]
+    for frame in record.get("frames") or []:
+        lines.append(f'File "{frame["file"]}", line {frame["line"]}, in {frame["function"]}')
+        if frame.get("code"):
+            lines.append(f"    {frame['code']}")
+    return lines
+
+
+def last_lines(text: str, limit: int = 5) -> list[str]:
+    """The last ``limit`` lines of a server log that say something (access-log lines, a probe's requests
+    among them, left out), rendered by :func:`render_line`; one line each, a traceback's lines included."""
+    kept = [line for line in text.splitlines() if line.strip() and (parse_line(line) or {}).get("event") != "request"]
+    return [row for line in kept[-limit:] for row in render_line(line).splitlines()]

@@ -111,13 +111,15 @@ def pickle_model_class(cls) -> bytes:
     """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it.
 
     The bytes depend on the code alone (see ``deterministic_dumps``): the same ``model.py`` logged from
-    two processes gives one blob, so a weights-only change adds one layer, not two."""
+    two processes gives one blob, so a weights-only change adds one layer, not two. Its code keeps the
+    file names of the user's sources, relative to the class's own directory (``model.py``,
+    ``features/scale.py``)."""
     import cloudpickle
 
     for module in _local_modules(cls):
         cloudpickle.register_pickle_by_value(module)
     try:
-        return deterministic_dumps(cls)
+        return deterministic_dumps(cls, _source_root(cls))
     except Exception as exc:  # cloudpickle raises many kinds (PicklingError, TypeError, ...)
         raise ModelValidationError(
             f"{cls.__qualname__} cannot be serialised: {exc}",
@@ -131,7 +133,7 @@ def pickle_model_class(cls) -> bytes:
                 pass
 
 
-def deterministic_dumps(obj) -> bytes:
+def deterministic_dumps(obj, root: str = "") -> bytes:
     """cloudpickle ``obj`` to bytes that do not depend on the process that pickles it.
 
     cloudpickle gives every class it pickles by value a random tracker id (``uuid4``; objects unpickled
@@ -139,16 +141,18 @@ def deterministic_dumps(obj) -> bytes:
     a first pass pickles with the classes' qualified names as ids, and each final id is the sha256 of
     that pass's bytes and the name. Two different versions of a class never share an id; the same code
     always gives the same one. Sets (code constants such as ``x in {"a", "b"}``, class attributes, the
-    globals a function reads) are written sorted, not in the order the process's hash seed gives them;
-    the module's ``__file__`` is kept as its file name only, so the checkout's path does not count."""
-    draft = _dumps_with_ids(obj, lambda name: name)
+    globals a function reads) are written sorted, not in the order the process's hash seed gives them.
+    Code objects and the modules' ``__file__`` name their source relative to ``root`` (else by base name):
+    cloudpickle 3 names all code ``<dynamic-code>``, which leaves the traceback of a model failing in a
+    server nothing to point at, and an absolute path would carry this checkout's directories."""
+    draft = _dumps_with_ids(obj, lambda name: name, root)
     content = hashlib.sha256(draft).digest()
-    return _dumps_with_ids(obj, lambda name: hashlib.sha256(content + name.encode()).hexdigest()[:32])
+    return _dumps_with_ids(obj, lambda name: hashlib.sha256(content + name.encode()).hexdigest()[:32], root)
 
 
-def _dumps_with_ids(obj, tracker_id) -> bytes:
+def _dumps_with_ids(obj, tracker_id, root: str) -> bytes:
     buffer = io.BytesIO()
-    _deterministic_pickler()(buffer, tracker_id).dump(obj)
+    _deterministic_pickler()(buffer, tracker_id, root).dump(obj)
     return buffer.getvalue()
 
 
@@ -176,19 +180,16 @@ def _deterministic_pickler():
     tracker_position = {impl["_make_skeleton_class"]: 4, impl["_make_skeleton_enum"]: 5, impl["_make_typevar"]: 5}
 
     class DeterministicPickler(cloudpickle.Pickler):
-        def __init__(self, file, tracker_id):
+        def __init__(self, file, tracker_id, root: str):
             super().__init__(file, protocol=cloudpickle.DEFAULT_PROTOCOL)
             self.tracker_id, self.names_seen, self.wrappers = tracker_id, collections.Counter(), {}
+            self.root = root
 
         def reducer_override(self, obj):
             if isinstance(obj, _Sorted):
                 return obj.reduce()
             if isinstance(obj, types.CodeType):
-                fn, args = impl["_code_reduce"](obj)
-                consts = tuple(
-                    self.wrappers.setdefault(id(c), _Sorted(c)) if type(c) is frozenset else c for c in obj.co_consts
-                )
-                return fn, tuple(consts if a is obj.co_consts else a for a in args)
+                return self._code(obj)
             reduced = impl["_typevar_reduce"](obj) if isinstance(obj, typing.TypeVar) else super().reducer_override(obj)
             if not isinstance(reduced, tuple) or len(reduced) < 3:
                 return reduced
@@ -197,6 +198,22 @@ def _deterministic_pickler():
             if reduced[0] is impl["_make_function"]:
                 return self._function(reduced)
             return reduced
+
+        def _code(self, code: types.CodeType) -> tuple:
+            """Its constant frozensets sorted; its file named after the source, relative to the root."""
+            make, args = impl["_code_reduce"](code)
+            named = _source_name(code.co_filename, self.root)
+            consts = tuple(self._sorted(c) if type(c) is frozenset else c for c in code.co_consts)
+
+            def swap(arg):
+                if arg is code.co_consts:
+                    return consts
+                return named if isinstance(arg, str) and arg in (code.co_filename, "<dynamic-code>") else arg
+
+            return make, tuple(swap(arg) for arg in args)
+
+        def _sorted(self, members):
+            return self.wrappers.setdefault(id(members), _Sorted(members))
 
         def _with_tracker_id(self, obj, reduced: tuple, position: int) -> tuple:
             name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj.__name__)}"
@@ -211,7 +228,7 @@ def _deterministic_pickler():
         def _function(self, reduced: tuple) -> tuple:
             base_globals = reduced[1][1]  # this pickler's own dict (globals_ref), shared by the module's functions
             if isinstance(base_globals.get("__file__"), str):
-                base_globals["__file__"] = os.path.basename(base_globals["__file__"])
+                base_globals["__file__"] = _source_name(base_globals["__file__"], self.root)
             state, slots = reduced[2]
             slots = dict(slots, __globals__=_sorted_sets(slots.get("__globals__", {}), self.wrappers))
             if "_cloudpickle_submodules" in slots:  # in sys.modules' order, which is the process's import order
@@ -247,6 +264,20 @@ def _cloudpickle_internals() -> dict:
             hint="install cloudpickle>=2.1,<4",
         )
     return found
+
+
+def _source_root(cls) -> str:
+    """The directory of the file that defines ``cls`` (its module's, or the script's for ``__main__``)."""
+    home = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    return os.path.dirname(os.path.realpath(home)) if home else ""
+
+
+def _source_name(filename: str, root: str) -> str:
+    """``filename`` relative to ``root`` when it lies there, else its base name (``<stdin>`` stays as it is)."""
+    if filename.startswith("<"):
+        return filename
+    real = os.path.realpath(filename)
+    return os.path.relpath(real, root) if root and real.startswith(root + os.sep) else os.path.basename(real)
 
 
 def _installed_roots() -> list[str]:

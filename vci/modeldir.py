@@ -338,3 +338,39 @@ def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, ver
             hint="log them with run.log_artifact(...) before log_model",
         )
     return cls({k: artifacts[k] for k in wanted}), manifest, digest
+
+
+@contextlib.contextmanager
+def in_use(root: str | os.PathLike):
+    """Hold a shared lock on a model directory (its manifest) while it is served, so that trimming the
+    model cache (vci.fetch) passes it by; a directory that cannot be locked is served all the same."""
+    import fcntl
+
+    try:
+        held = open(Path(root) / MANIFEST, "rb")  # held for the whole block
+    except OSError:
+        yield
+        return
+    with held:
+        with contextlib.suppress(OSError):
+            fcntl.flock(held, fcntl.LOCK_SH)
+        yield
+
+
+def remove_unless_in_use(root: Path) -> bool:
+    """Remove a cached model directory unless a server holds it (vci.modeldir.in_use); whether it went."""
+    import fcntl
+    import shutil
+
+    try:
+        held = open(root / MANIFEST, "rb")
+    except OSError:
+        shutil.rmtree(root, ignore_errors=True)  # an unfinished fetch: nothing serves it
+        return True
+    with held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        shutil.rmtree(root, ignore_errors=True)
+    return True

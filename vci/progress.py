@@ -20,6 +20,20 @@ def format_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def parse_bytes(text: str, name: str = "size") -> int:
+    """``1048576``, ``"512MiB"``, ``"10G"``, ``"1.5GB"`` -> bytes (K/M/G/T, with or without i and B:
+    powers of 1024 either way, as format_bytes prints them); UsageError naming ``name`` otherwise."""
+    import re
+
+    from .errors import UsageError
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
+    if not match:
+        raise UsageError(f"{name} is not a size: {text!r}", hint="e.g. 10GiB, 512MiB or a number of bytes")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
 def progress_enabled(stream, environ=os.environ) -> bool:
     """On when ``VCI_PROGRESS=1``; off when ``VCI_PROGRESS=0``; otherwise on a terminal outside CI only."""
     forced = environ.get("VCI_PROGRESS", "").strip()

@@ -2,8 +2,9 @@
 
 The grammar follows the distribution reference grammar: the first path component is a registry host
 when it contains ``.`` or ``:`` or is ``localhost``; otherwise the reference is on Docker Hub, where
-single names live under ``library/``. Repositories are lower case; tags are at most 128 word
-characters, dots and dashes, not starting with either.
+single names live under ``library/``. Repositories are lower case; tags are 1 to 128 ASCII letters,
+digits, underscores, dots and dashes, not starting with a dot or dash (what registries accept). A
+reference carrying ``user:password@`` or a URL scheme is refused, the password never repeated.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ _HOST = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
     r"(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$"
 )
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # ASCII only: a registry refuses any other tag
+_DIGEST_AFTER_AT = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:(?![0-9]+$)[A-Za-z0-9=_-]*")  # not host:port
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HINT = "expected host[:port]/path/name[:tag][@sha256:<64 hex>], e.g. registry.example.com/ml/iris:1.0"
 
 
@@ -63,6 +66,7 @@ def parse_reference(text: str) -> Reference:
     if not isinstance(text, str) or not text.strip():
         raise UsageError("empty image reference", hint=_HINT)
     text = text.strip()
+    _refuse_scheme_and_credentials(text)
     name, digest = text, None
     if "@" in text:
         name, digest = text.split("@", 1)
@@ -90,10 +94,41 @@ def split_repository(text: str) -> tuple[str, str]:
     return ref.registry, ref.repository
 
 
+def check_tag(tag: str) -> str:
+    """``tag`` when a registry will accept it (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``); else UsageError."""
+    return _checked_tag(tag)
+
+
+def masked_reference(text: str) -> str:
+    """``text`` as messages show it: any ``user:password@`` before the host replaced by ``***@`` (the
+    last ``@`` that no digest follows ends the user info, so a password may hold ``/`` or ``@``)."""
+    scheme = _SCHEME.match(text)
+    start = scheme.end() if scheme else 0
+    ats = [i for i in range(start, len(text)) if text[i] == "@" and not _DIGEST_AFTER_AT.fullmatch(text[i + 1 :])]
+    if not ats:
+        return text
+    user, host = text[start : ats[-1]], text[ats[-1] + 1 :]
+    if "/" in user.partition(":")[0]:  # a repository path before the @, not a user name
+        return text
+    looks_like_host = "/" in host or re.fullmatch(r"[^:/]+:[0-9]{1,5}", host)
+    return f"{text[:start]}***@{host}" if ":" in user or looks_like_host else text
+
+
+def _refuse_scheme_and_credentials(text: str) -> None:
+    shown = masked_reference(text)
+    if shown != text:
+        raise UsageError(
+            f"image reference {shown!r} carries credentials",
+            hint="never put a password in a reference: set VCI_REGISTRY_USER/VCI_REGISTRY_PASSWORD or docker login",
+        )
+    if "://" in text:
+        raise UsageError(f"image reference {text!r} has a URL scheme", hint=_HINT + " (no https://)")
+
+
 def _split_registry(name: str, text: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _HOST.match(first):
+        if not _HOST.fullmatch(first):
             raise UsageError(f"image reference {text!r}: {first!r} is not a valid registry host", hint=_HINT)
         host = DOCKER_HUB if first in _HUB_ALIASES else first
         return host, rest
@@ -114,7 +149,7 @@ def _split_tag(remainder: str, text: str) -> tuple[str, str | None]:
     if len(repository) > 255:
         raise UsageError(f"image reference {text!r}: repository name longer than 255 characters", hint=_HINT)
     for component in repository.split("/"):
-        if not _COMPONENT.match(component):
+        if not _COMPONENT.fullmatch(component):
             problem = "upper-case letters" if component.lower() != component else "invalid characters"
             raise UsageError(
                 f"image reference {text!r}: repository component {component!r} has {problem}",
@@ -134,9 +169,10 @@ def _checked_digest(digest: str, text: str | None = None) -> str:
 
 
 def _checked_tag(tag: str, text: str | None = None) -> str:
-    if not _TAG.match(tag or ""):
+    if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+        where = f"image reference {text!r}: " if text else ""
         raise UsageError(
-            f"image reference {text or tag!r}: bad tag {tag!r}",
-            hint="tags are up to 128 letters, digits, _ . -, not starting with . or -",
+            f"{where}bad tag {tag!r}",
+            hint="a tag is 1 to 128 ASCII letters, digits, _ . -, not starting with . or -",
         )
     return tag

@@ -32,6 +32,7 @@ from .modeldir import (
     materialize_artifacts,
 )
 from .progress import Progress
+from .redact import refuse_secret_variable
 from .requirements import lock_requirements, pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
@@ -40,9 +41,10 @@ from .tags import Tag, list_tags, run_id_for, write_tag
 
 log = logging.getLogger("vci")
 OPEN_RUNS: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()  # logged here, not committed
-RUN_ID = re.compile(r"^\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})$")  # older runs: 4 hex digits
+RUN_ID = re.compile(r"\d{8}-\d{6}-(?:[0-9a-f]{8}|[0-9a-f]{4})")  # older runs: 4 hex digits
 ARTIFACT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY($|_)", re.I)
+PROJECT = ARTIFACT_KEY  # a project names directories, image labels and Kubernetes objects
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_EXAMPLES_BYTES = 64 * 1024  # the manifest travels in image configs (see vci.build.plan)
 COMMIT_ATTEMPTS = 5  # ids tried before commit() gives up (a collision is one in 2**32 per second and pair)
 
@@ -57,7 +59,7 @@ def new_run_id() -> str:
 
 
 def run_key(run_id: str) -> str:
-    if not RUN_ID.match(run_id or ""):
+    if not RUN_ID.fullmatch(run_id or ""):
         raise UsageError(
             f"{run_id!r} is not a run id", hint="run ids look like 20261124-071203-3f9a1c7e; see `vci runs list`"
         )
@@ -117,7 +119,7 @@ class Run:
     def log_artifact(self, key: str, value) -> dict:
         """Log a file, a directory (archived reproducibly) or a Python object under ``key``."""
         self._open()
-        if not isinstance(key, str) or not ARTIFACT_KEY.match(key):
+        if not isinstance(key, str) or not ARTIFACT_KEY.fullmatch(key):
             raise UsageError(
                 f"artifact key {key!r} is not valid",
                 hint="use letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -213,17 +215,10 @@ class Run:
         self._requirements, self._lock = pins, lock_requirements(pins)
 
     def log_environment(self, env_vars: dict[str, str] | list[str] | None = None) -> dict:
-        """Record the Python version and environment variables the model needs at serving time."""
+        """Record the Python version and environment variables the model needs at serving time: names
+        (their values read here) or ``{name: value}``. Secrets are refused (see vci.redact)."""
         self._open()
-        if isinstance(env_vars, (list, tuple)):
-            env_vars = {name: os.environ.get(name, "") for name in env_vars}
-        for name in env_vars or {}:
-            if SECRET_NAME.search(name):
-                raise UsageError(
-                    f"environment variable {name} looks like a secret and is not logged",
-                    hint="give secrets to the deployment (Kubernetes secret, CI credential)",
-                )
-        self._environment["env"].update(env_vars or {})
+        self._environment["env"].update(_checked_environment(env_vars))
         return self._environment
 
     def log_examples(self, inputs: list, expected_outputs: list | None = None) -> dict:
@@ -231,13 +226,12 @@ class Run:
         self._open()
         if not isinstance(inputs, list) or not inputs:
             raise UsageError("examples must be a non-empty list of model inputs")
+        if expected_outputs is not None and not isinstance(expected_outputs, list):
+            raise UsageError(f"expected outputs must be a list (one per input), got {type(expected_outputs).__name__}")
         if expected_outputs is not None and len(expected_outputs) != len(inputs):
             raise UsageError(f"{len(inputs)} inputs but {len(expected_outputs)} expected outputs")
         examples = {"inputs": inputs, "expected_outputs": expected_outputs}
-        try:
-            size = len(json.dumps(examples))
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"examples must be JSON-able: {exc}") from exc
+        size = len(_as_json(examples, "examples"))
         if size > MAX_EXAMPLES_BYTES:
             raise UsageError(
                 f"examples take {size} bytes as JSON; keep them under 64 KiB",
@@ -342,6 +336,51 @@ class Run:
         return deployed_model(self.settings, env)
 
 
+def _checked_environment(env_vars) -> dict[str, str]:
+    """``{name: value}`` from names (read from os.environ, each must be set) or a mapping, every name a
+    variable's, every value a string without NUL, and nothing that looks like a secret."""
+    if env_vars is None:
+        return {}
+    if isinstance(env_vars, (list, tuple)):
+        unset = [n for n in env_vars if isinstance(n, str) and n not in os.environ]
+        if unset:
+            raise UsageError(
+                f"environment variable {unset[0]} is not set here", hint="set it before logging, or leave it out"
+            )
+        env_vars = {name: os.environ.get(name, "") if isinstance(name, str) else "" for name in env_vars}
+    if not isinstance(env_vars, dict):
+        raise UsageError(
+            f"log_environment takes a list of variable names or a {{name: value}} dict, not {type(env_vars).__name__}"
+        )
+    for name, value in env_vars.items():
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise UsageError(
+                f"{name!r} is not an environment variable name", hint="letters, digits and _, not a digit first"
+            )
+        if not isinstance(value, str) or "\0" in value:
+            got = "a NUL character" if isinstance(value, str) else type(value).__name__
+            raise UsageError(f"environment variable {name} must have a string value, got {got}", hint="pass str(value)")
+        refuse_secret_variable(name, value)
+    return dict(env_vars)
+
+
+def _as_json(value, what: str) -> str:
+    """``value`` as JSON text when JSON holds it exactly: no NaN or infinity (not JSON), no tuple or
+    non-string key (they would come back as a list or a string)."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{what} must be JSON: {exc}", hint="use lists, dicts with string keys, str, int, finite float"
+        ) from exc
+    if json.loads(text) != value:
+        raise UsageError(
+            f"{what} would change when written as JSON (a tuple, or a key that is not a string?)",
+            hint="use lists and dicts with string keys",
+        )
+    return text
+
+
 def _upload(store: Store, path: Path, label: str):
     size = path.stat().st_size
     bar = Progress(size, f"uploading {label}")
@@ -365,13 +404,19 @@ def _settings_and_store(
 def init(project: str | None = None, *, store: str | None = None, settings: Settings | None = None) -> Run:
     """Start a run in the configured store (vci.yaml / VCI_STORE; default ./.vci)."""
     settings, st = _settings_and_store(project, store, settings)
-    return Run(st, project=project or settings.project, settings=settings)
+    project = project or settings.project
+    if project is not None and not (isinstance(project, str) and PROJECT.fullmatch(project)):
+        raise UsageError(
+            f"project name {project!r} is not valid",
+            hint="use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return Run(st, project=project, settings=settings)
 
 
 def get_run(run_id: str, *, store: str | None = None, settings: Settings | None = None) -> Run:
     """A committed run by id, or by name: ``latest``, a tag, ``PROJECT:NAME`` (vci.tags)."""
     settings, st = _settings_and_store(None, store, settings)
-    if not RUN_ID.match(run_id or ""):
+    if not RUN_ID.fullmatch(run_id or ""):
         run_id = run_id_for(st, run_id, settings.project)
     try:
         manifest = read_run_manifest(st, run_id)
@@ -408,12 +453,13 @@ def _malformed(store: Store, run_id: str, problem: str) -> IntegrityError:
     )
 
 
-def tag_run(settings: Settings, run: str, name: str) -> Tag:
-    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it exists."""
+def tag_run(settings: Settings, run: str, name: str, *, dry_run: bool = False) -> Tag:
+    """Name a committed run (by id or by another name) ``name`` in its project, moving the tag if it
+    exists; a dry run checks everything and says what the tag would be, writing nothing."""
     found = get_run(run, settings=settings)
     if not found.project:
         raise UsageError(f"run {found.id} has no project, and names live in a project", hint="log runs with a project")
-    return write_tag(found.store, found.project, name, found.id)
+    return write_tag(found.store, found.project, name, found.id, dry_run=dry_run)
 
 
 def run_tags(settings: Settings, project: str | None = None) -> list[Tag]:
@@ -452,7 +498,7 @@ def list_runs(
 def _manifest_problem_at(key: str, doc) -> str | None:
     """What makes the document at ``key`` not the manifest of the run its key names, or None."""
     run_id = key.removeprefix("runs/").removesuffix(".json")
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         return f"{run_id!r} is not a run id"
     problem = manifest_problem(doc)
     return problem or (f"it names the run {doc['id']!r}" if doc["id"] != run_id else None)

@@ -72,8 +72,9 @@ def read_tag(store: Store, project: str, name: str) -> Tag | None:
     )
 
 
-def write_tag(store: Store, project: str, name: str, run_id: str) -> Tag:
-    """Point ``project:name`` at ``run_id`` (the run's own project, checked by the caller)."""
+def write_tag(store: Store, project: str, name: str, run_id: str, *, dry_run: bool = False) -> Tag:
+    """Point ``project:name`` at ``run_id`` (the run's own project, checked by the caller); with
+    ``dry_run``, only say what the tag would be."""
     if not TAG_NAME.match(name) or name == LATEST:
         raise UsageError(
             f"{name!r} cannot be a tag name",
@@ -81,7 +82,8 @@ def write_tag(store: Store, project: str, name: str, run_id: str) -> Tag:
         )
     before = read_tag(store, project, name)
     tag = Tag(project, name, run_id, who(), now_iso(), before.run_id if before else None)
-    store.put_json(tag_key(project, name), tag.to_json())
+    if not dry_run:
+        store.put_json(tag_key(project, name), tag.to_json())
     return tag
 
 

@@ -20,7 +20,7 @@ import vci  # noqa: E402
 
 
 def log_version(c: float):
-    weights = train(os.environ.get("IRIS_OUT", "out"), c=c)
+    weights = train(os.environ.get("IRIS_OUT", "out"), c=c, name=f"model-c{c}.joblib")
     run = vci.init(project="iris")
     run.log_artifact("weights", str(weights))
     run.log_model(Model, artifacts=["weights"])
@@ -62,6 +62,7 @@ def main() -> dict:
     back = rollback(settings, "production")  # production returns to the first version
     say(f"rolled production back to {back['digest'][:19]}")
     releases = history(settings, "production")["releases"]
+    ours = {promoted["release_id"], again["release_id"], back["release_id"]}  # a store may hold earlier runs' too
     say(
         f"production history: {len(releases)} releases; stop everything with: "
         "vci undeploy --env staging; vci undeploy --env production"
@@ -76,7 +77,8 @@ def main() -> dict:
         "promoted": promoted["outcome"],
         "production_after_rollback": back["digest"],
         "rolled_back_to_first": back["digest"] == promoted["digest"],
-        "releases": len(releases),
+        "releases": len([r for r in releases if r["release_id"] in ours]),
+        "releases_in_ledger": len(releases),
     }
     print(json.dumps(result))
     return result

@@ -8,10 +8,10 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 
-def train(out_dir: str = "out", c: float = 1.0) -> Path:
+def train(out_dir: str = "out", c: float = 1.0, name: str = "model.joblib") -> Path:
     X, y = load_iris(return_X_y=True)
     clf = LogisticRegression(max_iter=500, C=c).fit(X, y)
-    path = Path(out_dir) / f"model-c{c}.joblib"
+    path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(clf, path)
     return path

@@ -39,3 +39,10 @@ class BrokenScaler(Scaler):
 
     def model_test(self):
         raise RuntimeError("self-test failed on purpose")
+
+
+class BrokenInitScaler(Scaler):
+    """Cannot be constructed: a server running it exits, and its container restarts again and again."""
+
+    def __init__(self, artifacts):
+        raise ValueError("the factor file is from another model version")

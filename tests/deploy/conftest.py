@@ -1,4 +1,5 @@
-"""Fixtures for cluster deployments: the Kubernetes API test server, a real registry, a scratch base."""
+"""Fixtures for cluster deployments: the Kubernetes API test server (also one whose pods are real model servers),
+a real registry, a scratch base."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from registry import RegistryServer  # noqa: E402
+from tests.deploy.serving import ServePod  # noqa: E402
 from tests.fakes.kube import start_kube_server  # noqa: E402
+from vci.config import load_settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +59,27 @@ def write_config(tmp_path: Path, kubeconfig: Path, repository: str, base: str, *
     path = tmp_path / "vci.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture(scope="module")
+def serving_kube():
+    server = start_kube_server(namespaces=("ml-staging",), backend="process", runner=ServePod)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def serving_settings(tmp_path, monkeypatch, serving_kube, registry, scratch_base):
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    write_config(
+        tmp_path,
+        serving_kube.kubeconfig(tmp_path / "kubeconfig"),
+        f"{registry.host}/ml/scaler",
+        scratch_base,
+        replicas=2,
+        prestop_delay="2s",
+        progress_deadline="60s",
+    )
+    yield load_settings(cwd=tmp_path, environ={})

@@ -6,111 +6,15 @@ receiving traffic for the server's endpoint lag (1 s: routing learns of the remo
 runs, then SIGTERM, then SIGKILL after the grace period. Each pod is ``python -m vci.serve`` for the model its
 image holds (found by the image digest in ``VCI_IMAGE_DIGEST``, as tests/release/test_kube_release.py does)."""
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-import vci
-from tests.build.models import Scaler
-from tests.fakes.kube import start_kube_server
-from vci.config import load_settings
+from tests.deploy.serving import built
 from vci.deploy import deploy, target_for
 from vci.deploy.kubeproxy import proxy_session
-
-from .conftest import write_config
-
-MODEL_DIRS: dict[str, str] = {}  # image digest -> model directory of the run it was built from
-
-
-class ServePod:
-    """One pod of the test server's process backend: the model server for its image's model on ``port``."""
-
-    def __init__(self, pod_spec: dict, port: int):
-        env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env", []) if "value" in e}
-        self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
-        command = [
-            sys.executable,
-            "-m",
-            "vci.serve",
-            "--model-dir",
-            MODEL_DIRS[env["VCI_IMAGE_DIGEST"]],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        self.proc = subprocess.Popen(
-            command,
-            stdout=self.log,
-            stderr=self.log,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
-        )
-
-    def terminate(self):
-        self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    @property
-    def exit_code(self):
-        return self.proc.poll()
-
-    def logs(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def serving_kube():
-    server = start_kube_server(namespaces=("ml-staging",), backend="process", runner=ServePod)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture()
-def settings(tmp_path, monkeypatch, serving_kube, registry, scratch_base):
-    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
-    write_config(
-        tmp_path,
-        serving_kube.kubeconfig(tmp_path / "kubeconfig"),
-        f"{registry.host}/ml/scaler",
-        scratch_base,
-        replicas=2,
-        prestop_delay="2s",
-        progress_deadline="60s",
-    )
-    yield load_settings(cwd=tmp_path, environ={})
-
-
-def built(settings, tmp_path, factor: str) -> str:
-    """Log a Scaler run multiplying by ``factor``, package and push it; its image, known to ServePod."""
-    (tmp_path / f"factor-{factor}.txt").write_text(factor)
-    run = vci.init("scaler", settings=settings)
-    run.log_artifact("factor", tmp_path / f"factor-{factor}.txt")
-    run.log_model(Scaler, artifacts=["factor"])
-    run.commit()
-    image = target_for(settings, "staging").resolve_image(run.id)["image"]
-    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
-    return image
 
 
 class Load:
@@ -148,7 +52,8 @@ class Load:
 
 
 @pytest.mark.slow
-def test_a_rollout_and_a_canary_removal_lose_no_request(settings, tmp_path):
+def test_a_rollout_and_a_canary_removal_lose_no_request(serving_settings, tmp_path):
+    settings = serving_settings  # replicas 2, preStop 2 s: pods of real model servers
     v1, v2, canary = (built(settings, tmp_path, f) for f in ("2", "3", "5"))
     deploy(settings, v1, "staging")
     target = target_for(settings, "staging")

@@ -9,9 +9,10 @@ import pytest
 from fakes.token_server import TokenServer
 from registry import RegistryServer, blob_mounts
 from vci.errors import AuthError, RegistryError
-from vci.oci.auth import Credentials, mask_url, parse_challenge, resolve_credentials
+from vci.oci.auth import Credentials, parse_challenge, resolve_credentials
 from vci.oci.registry import RegistryClient
 from vci.oci.transfer import copy_image, push_image
+from vci.redact import mask_url
 
 from .conftest import make_app
 

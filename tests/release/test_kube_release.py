@@ -2,15 +2,12 @@
 digest between two namespaces and repositories, a canary breaking a rule, concurrent promotions, rollback
 by release id, and a ledger that shows every attempt.
 
-The test server's process backend runs each pod through ``ModelPod``: a stand-in kubelet that starts the
+The test server's process backend runs each pod through ``ModelPod`` (tests/deploy/serving.py): the
 model server for the model inside the pod's image (found by the image digest the manifest sets in
 ``VCI_IMAGE_DIGEST``), on the pod's host port. The images are built on an empty base, so running them
 with runc is not possible here (tests/deploy/test_kube_e2e.py does that with a Python base)."""
 
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -23,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from images import scratch_base_layout  # noqa: E402
 from registry import RegistryServer  # noqa: E402
+from tests.deploy.serving import MODEL_DIRS, ServePod  # noqa: E402
 from tests.fakes.kube import start_kube_server  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.deploy import deploy, status, target_for  # noqa: E402
@@ -33,52 +31,7 @@ from vci.release.rollback import history, rollback  # noqa: E402
 
 from .conftest import make_run  # noqa: E402
 
-MODEL_DIRS: dict[str, str] = {}  # image digest -> model directory, filled as images are built
-
-
-class ModelPod:
-    """One pod: ``python -m vci.serve`` for the model its image holds, on ``port`` (a test server handle)."""
-
-    def __init__(self, pod_spec: dict, port: int):
-        env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env", []) if "value" in e}
-        model_dir = MODEL_DIRS[env["VCI_IMAGE_DIGEST"]]
-        self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
-        work = tempfile.mkdtemp(prefix="pod-work-")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vci.serve",
-                "--model-dir",
-                model_dir,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=self.log,
-            stderr=self.log,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "VCI_WORK_DIR": work},
-        )
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    @property
-    def exit_code(self):
-        return self.proc.poll()
-
-    def logs(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
+ModelPod = ServePod  # the pods of tests/deploy/serving.py: each the model server of its image's run
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,12 @@ class EchoModel:
             raise RuntimeError("secret-internal-detail")
         if data == "not-json":
             return object()
+        if data == "date":
+            import datetime
+
+            return {"rows": [{"at": datetime.datetime(2026, 11, 24, 12, 0)}]}
+        if data == "tuple-key":
+            return {(1, 2): "pair"}
         if data == "exit":
             raise SystemExit(3)  # a model must not be able to stop the server
         if isinstance(data, dict) and "sleep" in data:

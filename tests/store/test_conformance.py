@@ -45,6 +45,10 @@ def test_put_bytes_round_trip_and_dedupe(case):
     assert case.store.read_blob(first.digest) == b'{"a": 1}'
 
 
+def blob_keys(case) -> list[str]:
+    return [k for k in case.raw_keys() if not k.startswith("touched/")]
+
+
 def test_unchanged_file_is_sent_once(case, tmp_path):
     src = write(tmp_path / "w.bin", os.urandom(200_000))
     first = case.store.put_blob(src)
@@ -55,7 +59,7 @@ def test_unchanged_file_is_sent_once(case, tmp_path):
     assert (again.digest, again.size, again.sent) == (first.digest, first.size, 0)
     assert (known.digest, known.size, known.sent) == (first.digest, first.size, 0)
     assert sum(deltas) == 0
-    assert case.raw_keys() == keys
+    assert blob_keys(case) == keys  # nothing written but, on S3, the empty marker of a reuse (vci gc)
 
 
 def test_empty_file(case, tmp_path):

@@ -75,5 +75,6 @@ def test_an_intact_blob_is_not_sent_again_when_checked(case, tmp_path, monkeypat
     first = case.store.put_blob(src)
     keys = case.raw_keys()
     assert case.store.put_blob(src).sent == 0 and case.store.put_bytes(src.read_bytes()).sent == 0
-    assert case.raw_keys() == keys and case.store.read_blob(first.digest) == src.read_bytes()
+    assert [k for k in case.raw_keys() if not k.startswith("touched/")] == keys  # a reuse marker at most
+    assert case.store.read_blob(first.digest) == src.read_bytes()
     assert case.store.has_blob(first.digest, first.size) and not case.store.has_blob(sha256_bytes(b"x"), 1)

@@ -29,7 +29,7 @@ def test_a_colliding_run_id_takes_a_new_one(case, monkeypatch, tmp_path):
     assert second.id == first.id
     second.log_artifact("w", {"second": True})
     version = second.commit()
-    assert second.id == "20261124-071203-abcd" and RUN_ID.match(second.id)
+    assert second.id == "20261124-071203-abcd" and RUN_ID.fullmatch(second.id)
     assert case.store.get_json(run_key(second.id)) == second.manifest and second.version == version
     assert second.manifest["id"] == second.id
     assert case.store.get_json(run_key(first.id)) == first.manifest  # the first run is untouched

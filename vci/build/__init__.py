@@ -3,13 +3,16 @@
 The step reads top-down (ko's build -> publish): ``package`` resolves the run and calls ``image`` (pick
 the base, build the layers that ``plan`` lays out, cached; assemble the image), then ``outputs`` (push,
 OCI layout, docker tarball, Dockerfile, refs file). ``plan`` is pure apart from reading vci's own source;
-``wheels`` installs a run's requirements for the image's platform; ``dockerfile`` writes the same image
-as a Dockerfile and build context. Importing this package imports none of them.
+``wheels`` installs a run's lock for the image's platform; ``bytecode`` compiles it (and the runtime)
+ahead, reproducibly; ``dockerfile`` writes the same image as a Dockerfile and build context. Importing
+this package imports none of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..refs import check_tag, split_repository
 
 
 @dataclass
@@ -26,3 +29,10 @@ class Options:
     level: int = 6
     tag: str | None = None
     builder: str = "daemonless"
+
+    def __post_init__(self):
+        """Refuse a tag or repository the registry would refuse now, before anything is built or sent."""
+        if self.tag is not None:
+            check_tag(self.tag)
+        for repository in self.push:
+            split_repository(repository)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ci.gitlab import in_gitlab_ci
 from ..digests import hex_of
 from ..errors import BuildError
 from ..files import commit, temporary_for
@@ -177,9 +178,10 @@ def _source_and_revision() -> tuple[str | None, str | None]:
     source = env.get("VCI_SOURCE_URL")
     if not source and env.get("GITHUB_REPOSITORY"):
         source = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env['GITHUB_REPOSITORY']}"
-    source = source or env.get("GIT_URL")
+    gitlab = in_gitlab_ci(env)
+    source = source or env.get("GIT_URL") or (env.get("CI_PROJECT_URL") if gitlab else None)
     revision = env.get("VCI_SOURCE_REVISION") or env.get("GITHUB_SHA") or env.get("GIT_COMMIT")
-    return source, revision
+    return source, revision or (env.get("CI_COMMIT_SHA") if gitlab else None)
 
 
 def python_of(manifest: dict) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from ..errors import ConfigError
+from ..redact import remember
 from .github import mask
 
 TRIGGER_PARAM = "VCI_TRIGGER_ID"
@@ -47,6 +48,7 @@ def load_credentials(env: Mapping[str, str] | None = None, path: str | None = No
         )
     if env.get("GITHUB_ACTIONS") == "true":
         mask(token)
+    remember(token)
     return Credentials(user, token)
 
 

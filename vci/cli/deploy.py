@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..runs import get_run
 from ..serve import run_server
 from .output import emit, output_option, record_table
+from .params import AT_LEAST_ONE, HTTP_URL, PORT, POSITIVE_SECONDS, SECONDS
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
@@ -24,12 +25,12 @@ OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "releas
 @click.command("serve")
 @click.argument("run_id")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8080, show_default=True, help="HTTP port.")
-@click.option("--grpc-port", type=int, default=None, help="Also serve gRPC on this port.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="HTTP port (0: a free one, logged).")
+@click.option("--grpc-port", type=PORT, default=None, help="Also serve gRPC on this port.")
+@click.option("--workers", type=AT_LEAST_ONE, default=1, show_default=True, help="Server worker processes.")
 @click.option(
     "--backlog",
-    type=click.IntRange(min=1),
+    type=AT_LEAST_ONE,
     default=1024,
     show_default=True,
     help="Connections the kernel queues before the server accepts them (capped by net.core.somaxconn).",
@@ -43,7 +44,8 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
     It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
-    click.echo(f"serving run {run_id} from {model_dir} on http://{host}:{port}", err=True)
+    where = f"http://{host}:{port}" if port else f"{host}, on a free port (the 'listening' line names it)"
+    click.echo(f"serving run {run_id} from {model_dir} on {where}", err=True)
     run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers, backlog=backlog)
 
 
@@ -53,7 +55,7 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is ready.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     default=0,
     show_default=True,
     help="Overall bound in seconds on the wait (0: none; a cluster rollout fails once it makes no progress "
@@ -121,30 +123,50 @@ def status_cmd(env, store, output):
 @store_option
 @output_option
 def undeploy_cmd(env, store, output):
-    """Stop what runs in an environment and forget it."""
+    """Stop what runs in an environment and forget it. Nothing running is not an error (exit 0), so that a
+    cleanup step can always call it."""
     result = undeploy(settings_for(store), env)
-    emit(output, result.to_json(), f"removed {result.environment} (was {(result.digest or '')[:19]})")
+    if result.removed:
+        text = f"removed {result.environment} (was {(result.digest or '')[:19]})"
+    else:
+        text = f"{result.environment}: nothing to stop"
+    emit(output, result.to_json(), text)
 
 
 @click.command("predict")
 @env_option
-@click.option("--url", help="A model server URL instead of an environment.")
+@click.option("--url", type=HTTP_URL, help="A model server URL instead of an environment.")
 @click.option("--data", required=True, metavar="JSON|@FILE", help="The request: JSON text, or @file.json.")
 @click.option("--batch", is_flag=True, help="Send a list to /batch-predict.")
+@click.option(
+    "--deadline",
+    type=POSITIVE_SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds for the call with its retries (a restarting server, 429, 503); a server known to be gone "
+    "and other errors fail at once.",
+)
 @store_option
 @output_option
-def predict_cmd(env, url, data, batch, store, output):
+def predict_cmd(env, url, data, batch, deadline, store, output):
     """Send one prediction request to a deployment and print the answer (JSON)."""
     try:
-        payload = json.loads(open(data[1:]).read() if data.startswith("@") else data)
+        payload = json.loads(open(data[1:]).read() if data.startswith("@") else data, parse_constant=_not_json)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--data is not valid JSON: {exc}", hint="quote it for the shell: --data '[[1, 2]]'") from exc
-    model = DeployedModel(url) if url else deployed_model(settings_for(store), env)
+    if url:
+        model = DeployedModel(url, deadline=deadline)
+    else:
+        model = deployed_model(settings_for(store), env, deadline=deadline)
     if batch:
         result, request_id = model.batch_predict(payload), None
     else:
         result, request_id = model.predict_with_id(payload)
     emit(output, {"prediction": result, "request_id": request_id}, json.dumps(result))
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON (a model server would refuse it)")
 
 
 @click.command("render")

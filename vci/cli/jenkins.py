@@ -15,9 +15,15 @@ from ..ci.jenkins_job import (
 )
 from ..errors import DeployError, UsageError
 from .output import emit, output_option
+from .params import HTTP_URL, POSITIVE_SECONDS
 
 url_option = click.option(
-    "--url", envvar="JENKINS_URL", required=True, metavar="URL", help="Jenkins base URL (or JENKINS_URL)."
+    "--url",
+    envvar="JENKINS_URL",
+    required=True,
+    type=HTTP_URL,
+    metavar="URL",
+    help="Jenkins base URL (or JENKINS_URL).",
 )
 job_option = click.option("--job", required=True, metavar="NAME", help="The job (folder/name for jobs in folders).")
 credentials_option = click.option(
@@ -28,7 +34,7 @@ credentials_option = click.option(
 )
 timeout_option = click.option(
     "--timeout",
-    type=float,
+    type=POSITIVE_SECONDS,
     default=30.0,
     show_default=True,
     help="Seconds to wait for each HTTP answer from Jenkins.",
@@ -36,7 +42,7 @@ timeout_option = click.option(
 poll_option = click.option(
     "--poll-interval",
     "poll",
-    type=float,
+    type=POSITIVE_SECONDS,
     default=1.0,
     show_default=True,
     help="Seconds between polls of the queue, the build and its console.",
@@ -115,7 +121,7 @@ def _parse_params(values: tuple[str, ...]) -> dict:
 @click.option("--follow", is_flag=True, help="Stream the console while the build runs (implies --wait).")
 @click.option(
     "--build-timeout",
-    type=float,
+    type=POSITIVE_SECONDS,
     default=3600.0,
     show_default=True,
     help="Seconds to wait for the queued build to start and finish.",

@@ -9,7 +9,9 @@ import sys
 import click
 
 from .. import __version__
+from ..ci import gitlab
 from ..errors import Aborted, VciError
+from ..redact import RedactingFormatter, redact, remember_environment
 from .output import STATE, report_error
 
 
@@ -57,7 +59,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="vci")
 @click.option("--debug", is_flag=True, envvar="VCI_DEBUG", help="Show tracebacks and debug logs.")
-def cli(debug: bool):
+@click.pass_context
+def cli(ctx: click.Context, debug: bool):
     """vci: log a model, package it as an image, deploy it to staging, test it, promote the same
     digest to production.
 
@@ -65,20 +68,21 @@ def cli(debug: bool):
     [tool.vci] in pyproject.toml), then VCI_* environment variables, then flags.
     """
     STATE["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format="vci: %(levelname)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)  # every record, botocore's and urllib3's too, redacted
+    handler.setFormatter(RedactingFormatter("vci: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+    if ctx.invoked_subcommand and gitlab.in_gitlab_ci():  # a job log section per command, closed before any error
+        ctx.with_resource(gitlab.section(f"vci {ctx.invoked_subcommand}"))
 
 
 def main(argv: list[str] | None = None) -> None:
     STATE["debug"] = bool(os.environ.get("VCI_DEBUG")) or "--debug" in (argv or sys.argv[1:])
+    remember_environment()  # AWS_SECRET_ACCESS_KEY, VCI_REGISTRY_PASSWORD, ...: never printed
     try:
         code = cli.main(args=argv, prog_name="vci", standalone_mode=False)
     except VciError as exc:
         if STATE["debug"]:
-            import traceback
-
-            traceback.print_exc()
+            print_traceback()
         report_error(str(exc), exc.code)
         sys.exit(exc.exit_code)
     except Aborted as exc:  # SIGTERM/SIGINT during a release, after its cleanup and ledger record
@@ -93,7 +97,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("vci: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug: one line, and with --debug its traceback (redacted like all vci prints)
+        if STATE["debug"]:
+            print_traceback()
+        report_error(f"internal error: {type(exc).__name__}: {exc} (a bug in vci: --debug shows the traceback)", "bug")
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def print_traceback() -> None:
+    import traceback
+
+    print(redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import click
 
 from ..ci import github as gha
+from ..ci import gitlab
 from ..ci.github import error_annotation
+from ..redact import redact
 
 # Set while parsing so that the error handler in main() knows how the failing command wanted output.
 STATE = {"output": "text", "debug": False}
@@ -38,7 +40,8 @@ def output_option(f):
 
 def emit(output: str, result: dict, text: str | None = None) -> None:
     """Print ``result`` as JSON, or ``text`` (default: key: value lines) for people; in GitHub Actions
-    also mask its secrets first and write it as step outputs and a job summary."""
+    also mask its secrets first and write it as step outputs and a job summary; in GitLab CI also write
+    its digest, release id, endpoint, ... to the job's dotenv report (``VCI_DOTENV``)."""
     printed = (
         json.dumps(result, indent=None, sort_keys=True, default=str)
         if output == "json"
@@ -46,6 +49,8 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
         if text is not None
         else "\n".join(f"{k}: {v}" for k, v in result.items())
     )
+    if gitlab.in_gitlab_ci():
+        gitlab.write_dotenv(result)
     if os.environ.get("GITHUB_ACTIONS") != "true":
         click.echo(printed)
         return
@@ -58,7 +63,9 @@ def emit(output: str, result: dict, text: str | None = None) -> None:
 
 
 def report_error(message: str, code: str) -> None:
-    """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run."""
+    """Print an error (JSON on stderr under --output json); in GitHub Actions also annotate the run.
+    Whatever raised it, no credential vci can recognise is repeated."""
+    message = redact(message)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         error_annotation(message, title=f"vci: {code}")
     if STATE["output"] == "json":

@@ -7,6 +7,7 @@ import click
 from ..build import Options
 from ..build.package import package, plan
 from .output import emit, output_option
+from .params import DIR_OUT, FILE_OUT
 from .runs import settings_for, store_option
 
 
@@ -15,11 +16,12 @@ from .runs import settings_for, store_option
 @click.option(
     "--push", "push", multiple=True, metavar="REPO", help="Push to this repository (registry/path/name); repeatable."
 )
-@click.option("--layout", metavar="DIR", help="Write an OCI image layout.")
-@click.option("--tar", metavar="FILE", help="Write a tarball that `docker load` accepts.")
+@click.option("--layout", type=DIR_OUT, metavar="DIR", help="Write an OCI image layout.")
+@click.option("--tar", type=FILE_OUT, metavar="FILE", help="Write a tarball that `docker load` accepts.")
 @click.option(
     "--emit-dockerfile",
     "dockerfile",
+    type=DIR_OUT,
     metavar="DIR",
     help="Write a Dockerfile and its context (alone: no image is built).",
 )
@@ -46,7 +48,7 @@ from .runs import settings_for, store_option
     show_default=True,
     help="gzip level of new layers.",
 )
-@click.option("--refs-file", type=click.Path(dir_okay=False), help="Also write REPO@sha256:... to this file.")
+@click.option("--refs-file", type=FILE_OUT, help="Also write REPO@sha256:... to this file.")
 @click.option(
     "--dry-run", is_flag=True, help="Print the layer plan (and what the registry already has); build nothing."
 )

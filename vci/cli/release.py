@@ -9,6 +9,7 @@ from ..release.promote import promote
 from ..release.rollback import HISTORY_FIELDS, history, rollback
 from ..release.smoke import smoke_test
 from .output import emit, output_option, record_table
+from .params import AT_LEAST_ONE, FILE_IN, SECONDS
 from .runs import settings_for, store_option
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: staging).")
@@ -19,7 +20,7 @@ env_option = click.option("--env", "env", metavar="NAME", help="Environment (def
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help='JSON examples instead of the run\'s logged ones: {"inputs": [...], "expected_outputs": [...]}.',
 )
@@ -64,7 +65,7 @@ def test_cmd(env, examples_file, store, output):
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     default=0,
     show_default=True,
     help="Overall bound in seconds on each wait (0: none; a rollout fails once it makes no progress for the "
@@ -75,7 +76,7 @@ def test_cmd(env, examples_file, store, output):
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help="Gate examples instead of the run's logged ones.",
 )
@@ -132,7 +133,7 @@ def rollback_cmd(env, to, wait, dry_run, store, output):
 
 @click.command("history")
 @env_option
-@click.option("--limit", type=int, default=None, help="Only the newest N releases.")
+@click.option("--limit", type=AT_LEAST_ONE, default=None, help="Only the newest N releases.")
 @store_option
 @output_option
 def history_cmd(env, limit, store, output):

@@ -12,6 +12,7 @@ from ..requirements import lock_lines, read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
 from ..store import open_store
 from .output import emit, output_option, record_table, table
+from .params import AT_LEAST_ONE, FILE_IN
 
 store_option = click.option(
     "--store",
@@ -43,11 +44,16 @@ def _parse_artifacts(values: tuple[str, ...]) -> list[tuple[str, str]]:
     metavar="KEY=PATH",
     help="A file or directory to log (repeatable); the model receives {KEY: local path}.",
 )
-@click.option("--requirements", metavar="FILE", help="requirements.txt; pinned to the versions installed here.")
+@click.option(
+    "--requirements",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="requirements.txt; pinned to the versions installed here.",
+)
 @click.option(
     "--examples",
     "examples_file",
-    type=click.Path(dir_okay=False),
+    type=FILE_IN,
     metavar="FILE",
     help='JSON {"inputs": [...], "expected_outputs": [...]} used by smoke tests.',
 )
@@ -117,7 +123,9 @@ def runs_group():
 
 @runs_group.command("list")
 @click.option("--project", help="Only runs of this project.")
-@click.option("--limit", type=int, default=20, show_default=True, help="Show at most this many (newest first).")
+@click.option(
+    "--limit", type=AT_LEAST_ONE, default=20, show_default=True, help="Show at most this many (newest first)."
+)
 @store_option
 @output_option
 def runs_list(project, limit, store, output):
@@ -167,14 +175,16 @@ def runs_show(run_id, store, output):
 @runs_group.command("tag")
 @click.argument("run_id", metavar="RUN")
 @click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Say what the name would point at; write nothing.")
 @store_option
 @output_option
-def runs_tag(run_id, name, store, output):
+def runs_tag(run_id, name, dry_run, store, output):
     """Name RUN (an id, or a name such as latest) NAME in its project; a name that exists moves.
     Wherever a run id is taken, NAME or PROJECT:NAME works too (`vci deploy champion`)."""
-    tag = tag_run(settings_for(store), run_id, name)
+    tag = tag_run(settings_for(store), run_id, name, dry_run=dry_run)
     moved = f" (was {tag.previous})" if tag.previous and tag.previous != tag.run_id else ""
-    emit(output, tag.to_json(), f"{tag.project}:{tag.name} -> {tag.run_id}{moved}")
+    verb = "would point" if dry_run else "->"
+    emit(output, {**tag.to_json(), "dry_run": dry_run}, f"{tag.project}:{tag.name} {verb} {tag.run_id}{moved}")
 
 
 @runs_group.command("tags")

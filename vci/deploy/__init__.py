@@ -11,6 +11,7 @@ from ..config import load_settings
 from ..errors import UsageError, VciError
 from ..ledger import Ledger, make_record
 from ..refs import is_image_reference
+from ..runs import resolve_run
 from .kube import KubeTarget
 from .local import LocalTarget
 from .target import CanaryTarget, Deployable, DeployResult, LogLine, Overview, Removal, Status
@@ -45,9 +46,12 @@ def deploy(
     stops making progress (the environment's ``progress_deadline``), and a local server gets 300 s to load.
 
     The result's ``status`` is ``deployed``, ``unchanged`` (what runs already is this digest) or
-    ``would-deploy`` (dry run). Every deploy but a dry run or a refused one is written to the ledger.
+    ``would-deploy`` (dry run). Every deploy but a dry run or a refused one is written to the ledger; a run
+    that is not in the store is refused (NotFoundError) before the ledger hears of it.
     """
     chosen, release_id = target_for(settings, env), new_release_id()
+    if not (isinstance(what, str) and is_image_reference(what)):
+        what = resolve_run(settings, what)
     try:
         result = chosen.deploy(what, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run, **options)
     except VciError as exc:

@@ -47,7 +47,7 @@ from .manifests import (
     validate_canary_name,
     validate_spec,
 )
-from .rollout import diagnose, wait_rollout, wait_terminated
+from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Status
 
 log = logging.getLogger("vci")
@@ -206,9 +206,10 @@ class KubeTarget:
                 changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
             if wait:
                 self._wait_rollout(spec.object_name, timeout, lives.get(f"Deployment/{spec.object_name}"))
-        except VciError as exc:  # the same error (and exit code), saying what was put back
+        except VciError as exc:  # the same error (and exit code), saying what was put back (on its first line)
             after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
-            exc.message = f"{exc.message}; {after}"
+            head, newline, details = exc.message.partition("\n")
+            exc.message = f"{head}; {after}{newline}{details}"
             exc.args = (exc.message,)
             exc.hint = exc.hint or f"kubectl -n {spec.namespace} describe deployment {spec.object_name}"
             raise
@@ -220,7 +221,7 @@ class KubeTarget:
         outcome = wait_rollout(self.cluster, name, self.namespace, timeout=timeout, before=before)
         live = self.cluster.read("Deployment", name, self.namespace) or {}
         if not outcome.ok:
-            raise DeployError(f"rollout of {name} failed: {outcome.reason}; {diagnose(self.cluster, live)}")
+            raise DeployError(f"rollout of {name} failed: {explain(self.cluster, live, outcome)}")
         stuck = wait_terminated(self.cluster, live) if live else []  # done once no old pod answers any more
         if stuck:
             log.warning("pods of the previous version are still terminating: %s", ", ".join(stuck))
@@ -303,18 +304,21 @@ class KubeTarget:
         )
 
     def undeploy(self) -> Removal:
+        """Delete the environment's objects; ``Removal.nothing`` when none of them was there."""
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
-        if live is None:
-            raise NotFoundError(f"nothing is deployed to {spec.environment!r} (namespace {spec.namespace})")
-        for kind, name in (
-            ("Deployment", spec.object_name),
-            ("Deployment", f"{spec.object_name}-canary"),
-            ("Service", spec.service_name),
-            ("HorizontalPodAutoscaler", spec.object_name),
-            ("PodDisruptionBudget", spec.object_name),
-        ):
+        deleted = [
             self.cluster.delete(kind, name, spec.namespace)
+            for kind, name in (
+                ("Deployment", spec.object_name),
+                ("Deployment", f"{spec.object_name}-canary"),
+                ("Service", spec.service_name),
+                ("HorizontalPodAutoscaler", spec.object_name),
+                ("PodDisruptionBudget", spec.object_name),
+            )
+        ]
+        if not any(deleted):
+            return Removal.nothing(spec.environment)
         return Removal(
             environment=spec.environment,
             digest=_digest(_live_image(live) or ""),

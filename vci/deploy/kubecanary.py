@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DeployError, RemoteError
 from .manifests import canary_replicas
-from .rollout import diagnose, wait_rollout
+from .rollout import explain, wait_rollout
 
 if TYPE_CHECKING:  # the target creates the handle: a runtime import would be a cycle
     from .kube import KubeTarget
@@ -41,9 +41,9 @@ class KubeCanary:
         self.replicas = replicas
         outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
         if not outcome.ok:
-            why = diagnose(target.cluster, target.cluster.read("Deployment", name, target.namespace) or desired)
+            live = target.cluster.read("Deployment", name, target.namespace) or desired
             raise DeployError(
-                f"the canary {name} did not become ready: {outcome.reason}; {why}",
+                f"the canary {name} did not become ready: {explain(target.cluster, live, outcome)}",
                 hint=f"kubectl -n {target.namespace} describe deployment {name}",
             )
 

@@ -69,7 +69,7 @@ class LocalTarget:
             if dry_run or unchanged:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
-            record = process.start_server(model_dir, self.state, name, release_id, port)
+            record = process.start_server(model_dir, self.state, name, release_id, port, self.environment.env)
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {
@@ -119,12 +119,25 @@ class LocalTarget:
     def undeploy(self) -> Removal:
         name = self.environment.name
         with process.environment_lock(self.state, name):
+            if process.read_deployment(self.state, name) is None:
+                return Removal.nothing(name)
             record = process.remove_deployment(self.state, name)
         return Removal(environment=name, digest=record["digest"], release_id=record["release_id"])
 
     def client(self, **options):
-        record = process.require_deployment(self.state, self.environment.name)
-        return DeployedModel(record["url"], **options)
+        """A DeployedModel for the environment's server; a call fails at once once its process is gone."""
+        name = self.environment.name
+        record = process.require_deployment(self.state, name)
+
+        def down() -> str | None:
+            if process.is_server_process(record.get("pid")):
+                return None
+            return (
+                f"the {name} server is not running (process {record.get('pid')} is gone): see "
+                f"`vci status --env {name}` and `vci logs --env {name}`"
+            )
+
+        return DeployedModel(record["url"], down=down, **options)
 
     def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
         """The running server's log file; with ``follow``, its new lines until that server exits."""
@@ -157,7 +170,9 @@ class LocalTarget:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
         run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
-            record = process.start_server(run.model_dir(), self.state, self.canary_name, release_id)
+            record = process.start_server(
+                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.environment.env
+            )
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {

@@ -8,7 +8,9 @@ State lives under the settings' state directory::
     state/work/<env>-<release>/    the server's work directory (extracted artifacts), removed with it
 
 A new deployment starts beside the old one on a fresh port; only once its ``/readyz`` answers 200 is
-the state switched to it and the old process stopped, so a failed deploy leaves the old one serving.
+the state switched to it and the old process stopped, so a failed deploy leaves the old one serving. The
+wait ends as soon as the server reports a state it cannot leave (its model failed to load, or its
+self-test failed) or exits, with the reason read from its log.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from .. import logview
 from ..errors import ConflictError, DeployError, NotFoundError
 from ..files import write_replacing
 
 log = logging.getLogger("vci")
+TERMINAL_STATES = ("self_test_failed", "load_failed")  # what /readyz reports when no wait can help
 
 
 def _dirs(state_dir: Path) -> dict[str, Path]:
@@ -96,22 +101,64 @@ def is_server_process(pid: int | None) -> bool:
 
 
 def probe_ready(url: str, timeout: float = 2.0) -> bool:
+    return probe_state(url, timeout) == "ready"
+
+
+def probe_state(url: str, timeout: float = 2.0) -> str | None:
+    """The server's state from ``/readyz`` (``ready``, ``loading``, ``self_test_failed``, ...), None when
+    it does not answer."""
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=timeout) as resp:
-            return resp.status == 200
+            return "ready" if resp.status == 200 else None
+    except urllib.error.HTTPError as exc:
+        try:
+            return str(json.loads(exc.read()).get("state")) or None
+        except (OSError, ValueError, AttributeError):
+            return None
     except OSError:
-        return False
+        return None
 
 
-def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, port: int | None = None) -> dict:
-    """Spawn ``python -m vci.serve`` detached from this process; return its record (not yet ready)."""
+# What a local server inherits from the deploying process (nothing else: no AWS keys, registry passwords
+# or tokens reach the model's code or /proc/PID/environ). VCI_* are the server's tuning knobs (see
+# vci.serve.__main__); ports, the model dir and the ready file are the deploy's own, passed as flags.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+    "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+    "KERAS_BACKEND", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+    "VCI_WORKERS", "VCI_THREADS", "VCI_INLINE_BELOW_MS", "VCI_MAX_BODY_BYTES", "VCI_MAX_BUFFERED_BYTES",
+    "VCI_REQUEST_TIMEOUT", "VCI_DRAIN_TIMEOUT", "VCI_BACKLOG",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+
+
+def server_environment(environ: Mapping[str, str], settings_env: Mapping[str, object], **own: str) -> dict[str, str]:
+    """A local server's environment: the allowlisted part of ``environ``, then the environment's ``env:``
+    setting (as a pod gets it), then ``own`` (VCI_WORK_DIR, VCI_RELEASE_ID)."""
+    kept = {k: v for k, v in environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    return {**kept, **{k: str(v) for k, v in settings_env.items()}, **own}
+
+
+def start_server(
+    model_dir: Path,
+    state_dir: Path,
+    env: str,
+    release_id: str,
+    port: int | None = None,
+    settings_env: Mapping[str, object] | None = None,
+) -> dict:
+    """Spawn ``python -m vci.serve`` detached from this process; return its record (not yet ready).
+    ``settings_env`` is the environment's ``env:`` setting."""
     dirs = _dirs(state_dir)
     port = port or free_port()
     log_path = dirs["logs"] / f"{env}-{release_id}.log"
     work = dirs["work"] / f"{env}-{release_id}"
-    server_env = {**os.environ, "VCI_WORK_DIR": str(work), "VCI_RELEASE_ID": release_id}
+    server_env = server_environment(os.environ, settings_env or {}, VCI_WORK_DIR=str(work), VCI_RELEASE_ID=release_id)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [
@@ -141,20 +188,38 @@ def start_server(model_dir: Path, state_dir: Path, env: str, release_id: str, po
 
 
 def wait_ready(record: dict, timeout: float) -> None:
-    """Wait for ``/readyz``; on failure stop the new process and raise DeployError with its last log lines."""
+    """Wait for ``/readyz`` until it is ready, reports a terminal state, the process exits or ``timeout``
+    passes; on failure stop the new process and raise DeployError saying why (see :func:`start_failure`)."""
     deadline = time.monotonic() + timeout
+    state = None
     while time.monotonic() < deadline:
-        if probe_ready(record["url"], timeout=1.0):
+        state = probe_state(record["url"], timeout=1.0)
+        if state == "ready":
             return
-        if not _alive(record["pid"]):
+        if state in TERMINAL_STATES or not _alive(record["pid"]):
             break
         time.sleep(0.1)
-    reason = "exited" if not _alive(record["pid"]) else f"was not ready after {timeout:.0f}s"
+    exited = not _alive(record["pid"])
     retire(record, Path(record["work_dir"]).parent)  # the record start_server made, not one read back
-    raise DeployError(
-        f"the new model server {reason}; the previous deployment keeps serving. Last log lines: {tail(record['log'])}",
-        hint=f"full log: {record['log']}",
-    )
+    raise start_failure(record["log"], "exited" if exited else f"was not ready after {timeout:.0f}s")
+
+
+def start_failure(log_path: str, fallback: str) -> DeployError:
+    """The DeployError of a server that did not become ready: what failed (load or self-test), the
+    exception and the frames of the user's code, from its log; else ``fallback`` and the last log lines.
+    One fact a line."""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        text = ""
+    failure = logview.start_failure(text)
+    if failure is not None:
+        head, details = "the new model server never became ready", logview.describe_failure(failure)
+    else:
+        head = f"the new model server {fallback}"
+        details = ["last log lines:", *logview.last_lines(text)] if text.strip() else ["(its log is empty)"]
+    lines = [f"{head}; the previous deployment keeps serving", *details, f"full log: {log_path}"]
+    return DeployError("\n  ".join(lines))
 
 
 def _alive(pid: int) -> bool:
@@ -201,14 +266,6 @@ def retire(record: dict, work_root: Path) -> None:
         log.warning("the model server %s is still running; its work directory %s stays", record["pid"], work)
         return
     shutil.rmtree(work, ignore_errors=True)
-
-
-def tail(log_path: str, lines: int = 5) -> str:
-    try:
-        text = Path(log_path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def require_deployment(state_dir: Path, env: str) -> dict:

@@ -20,7 +20,9 @@ Where kubectl alone would misread the status:
   a webhook's denial) fails the rollout at once; others (an exhausted quota frees up as old pods go) are
   named when the deadline passes;
 * a status that stays the same for the progress deadline and a fifth more fails the rollout too (a
-  controller that is down, or a stale condition that nothing replaces).
+  controller that is down, or a stale condition that nothing replaces);
+* a pod whose model cannot start (its load or its self-test failed: the server logs why, and its probes
+  then fail until the deadline, restart after restart) fails the rollout as soon as its log says so.
 """
 
 from __future__ import annotations
@@ -28,18 +30,30 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .. import logview
 
 TIMED_OUT = "ProgressDeadlineExceeded"
 DEFAULT_DEADLINE = 600  # the API server's default progressDeadlineSeconds
 # parts of FailedCreate messages that only a change of the template or of the namespace's policy cures
 INCURABLE = ("violates PodSecurity", "must specify", " per Container is", " per Pod is", "denied the request")
+MODEL_CHECK_EVERY = 1.0  # seconds between looks at the new pods' logs while a rollout goes on
+LOG_LINES = 500  # of a pod's log searched for the server's start failure (it comes first, probes after)
 
 
 @dataclass
 class Outcome:
     ok: bool
     reason: str
+    details: list[str] = field(default_factory=list)  # one fact a line (why a model cannot start)
+
+
+def explain(cluster, deployment: dict, outcome: Outcome) -> str:
+    """A failed outcome for people: its reason, then one fact a line (the model's failure, else the
+    diagnosis of the pods)."""
+    lines = outcome.details or diagnose(cluster, deployment)
+    return outcome.reason + "".join(f"\n  {line}" for line in lines)
 
 
 def condition(deployment: dict | None, kind: str) -> dict | None:
@@ -96,7 +110,7 @@ def wait_rollout(
         live = cluster.read("Deployment", name, namespace)
         if live is None:
             return Outcome(False, f"deployment {name} disappeared")
-        state = rollout_state(live, before)
+        state = rollout_state(live, before) or model_failure(cluster, live)
         if state is not None:
             return state
         now, status = time.monotonic(), json.dumps(live.get("status") or {}, sort_keys=True)
@@ -113,7 +127,7 @@ def wait_rollout(
         budget = stall_limit(live) - (now - changed)
         if timeout is not None:
             budget = min(budget, timeout - (now - started))
-        _next_change(cluster, name, namespace, live, min(budget, 10.0), poll)
+        _next_change(cluster, name, namespace, live, min(budget, MODEL_CHECK_EVERY), poll)
 
 
 def wait_terminated(cluster, deployment: dict, poll: float = 0.5, margin: float = 30.0) -> list[str]:
@@ -161,9 +175,53 @@ def _next_change(cluster, name: str, namespace: str, live: dict, seconds: float,
         time.sleep(poll)  # a broken watch is not a failed rollout: read again
 
 
-def diagnose(cluster, deployment: dict, log_lines: int = 10) -> str:
-    """Why pods of this Deployment are not ready: container states, conditions, events, last log lines; or,
-    when admission let no pod of the new version be created, the ReplicaSet's FailedCreate events."""
+def model_failure(cluster, deployment: dict) -> Outcome | None:
+    """A failed Outcome when an unready pod of the new version logged that its model cannot start (load or
+    self-test failed: no wait cures the same bytes), with what failed, the exception and the frames of the
+    model's code; else None. Read from the pod's log, or its previous container's after a restart."""
+    namespace = deployment["metadata"]["namespace"]
+    for pod in _unready_new_pods(cluster, deployment)[:3]:
+        failure = _start_failure(cluster, namespace, pod)
+        if failure is not None:
+            return Outcome(
+                False,
+                f"the model of the new version cannot start (pod {pod.metadata.name})",
+                logview.describe_failure(failure),
+            )
+    return None
+
+
+def _unready_new_pods(cluster, deployment: dict) -> list:
+    """Pods of the new version (its ReplicaSet and image) that are not ready and not going away."""
+    namespace = deployment["metadata"]["namespace"]
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    try:
+        pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
+    except Exception:  # a look at pods is a courtesy: the rollout status decides
+        return []
+    wanted = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return [
+        pod
+        for pod in pods
+        if _of_new_version(pod, deployment)
+        and any(c.image == wanted for c in pod.spec.containers)
+        and not pod.metadata.deletion_timestamp
+        and not _ready(pod)
+    ]
+
+
+def _start_failure(cluster, namespace: str, pod) -> dict | None:
+    failure = logview.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES))
+    restarted = any((s.restart_count or 0) > 0 for s in (pod.status and pod.status.container_statuses) or [])
+    if failure is None and restarted:
+        failure = logview.start_failure(_log_text(cluster, namespace, pod.metadata.name, LOG_LINES, True))
+    return failure
+
+
+def diagnose(cluster, deployment: dict, log_lines: int = 10) -> list[str]:
+    """Why pods of this Deployment are not ready, one fact a line: container states, conditions, events,
+    last log lines (the model's start failure instead, when its log has one); or, when admission let no pod
+    of the new version be created, the ReplicaSet's FailedCreate events."""
     namespace = deployment["metadata"]["namespace"]
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
@@ -171,13 +229,17 @@ def diagnose(cluster, deployment: dict, log_lines: int = 10) -> str:
     for pod in pods:
         if not _of_new_version(pod, deployment) or pod.metadata.deletion_timestamp or _ready(pod):
             continue  # a pod of the previous version, one going away, or one that is fine
+        failure = _start_failure(cluster, namespace, pod)
+        if failure is not None:
+            return [f"pod {pod.metadata.name}:", *logview.describe_failure(failure)]
         notes.extend(_pod_notes(pod))
         notes.extend(_events(cluster, namespace, f"involvedObject.name={pod.metadata.name}"))
-        logs = _logs(cluster, namespace, pod.metadata.name, log_lines)
+        logs = logview.last_lines(_log_text(cluster, namespace, pod.metadata.name, log_lines * 5), log_lines)
         if logs:
-            notes.append(f"pod {pod.metadata.name} last log lines: {logs}")
+            notes.append(f"pod {pod.metadata.name} last log lines:")
+            notes.extend(f"  {line}" for line in logs)
         break  # one failing pod explains the rollout; more would only repeat it
-    return "; ".join(notes) or _refusals(cluster, deployment) or "no pod of the new version was found"
+    return notes or _refusals(cluster, deployment) or ["no pod of the new version was found"]
 
 
 def _of_new_version(pod, deployment: dict) -> bool:
@@ -193,16 +255,15 @@ def _ready(pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def _refusals(cluster, deployment: dict) -> str:
-    """The ReplicaSets' FailedCreate events (admission's refusals), newest first, or ''."""
+def _refusals(cluster, deployment: dict) -> list[str]:
+    """The ReplicaSets' FailedCreate events (admission's refusals), newest first."""
     prefix = deployment["metadata"]["name"] + "-"
-    events = _events(
+    return _events(
         cluster,
         deployment["metadata"]["namespace"],
         "involvedObject.kind=ReplicaSet,reason=FailedCreate",
         keep=lambda e: e.involved_object.name.startswith(prefix),
     )
-    return "; ".join(events)
 
 
 def _pod_notes(pod) -> list[str]:
@@ -233,10 +294,12 @@ def _events(cluster, namespace: str, field_selector: str, keep=lambda _e: True) 
     ]
 
 
-def _logs(cluster, namespace: str, pod_name: str, lines: int) -> str:
+def _log_text(cluster, namespace: str, pod_name: str, lines: int, previous: bool = False) -> str:
+    """The last ``lines`` of a pod's log (its previous container's with ``previous``), '' when unreadable."""
     try:
-        raw = cluster.core.read_namespaced_pod_log(pod_name, namespace, tail_lines=lines, _preload_content=False).data
+        raw = cluster.core.read_namespaced_pod_log(
+            pod_name, namespace, tail_lines=lines, previous=previous, _preload_content=False
+        ).data
     except Exception:  # as above: a missing log must not mask the diagnosis
         return ""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
-    return " | ".join(line for line in text.splitlines()[-lines:] if line.strip())
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")

@@ -100,15 +100,24 @@ class Overview:
 
 @dataclass(frozen=True)
 class Removal:
-    """What an undeploy removed."""
+    """What an undeploy removed: ``status`` is removed, or not-deployed when nothing ran (not an error, so
+    that a cleanup step can always call it)."""
 
     environment: str
     digest: str | None
     release_id: str | None
     status: str = "removed"
 
+    @classmethod
+    def nothing(cls, environment: str) -> Removal:
+        return cls(environment=environment, digest=None, release_id=None, status="not-deployed")
+
+    @property
+    def removed(self) -> bool:
+        return self.status != "not-deployed"
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) if self.removed else {"environment": self.environment, "status": self.status}
 
 
 class LogLine(NamedTuple):
@@ -161,7 +170,7 @@ class Target(Protocol):
         """What runs now; state ``not-deployed`` when nothing does."""
 
     def undeploy(self) -> Removal:
-        """Remove what runs (canary included)."""
+        """Remove what runs (canary included); ``Removal.nothing`` when nothing did."""
 
     def client(self, **options: Any) -> DeployedModel:
         """A client for the live endpoint."""

@@ -16,19 +16,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import AuthError, RegistryError
+from ..redact import mask_url, remember
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io")
-_PUBLIC_QUERY = {"digest", "mount", "from", "n", "last", "service", "scope"}
 
 
 @dataclass(frozen=True)
 class Credentials:
     username: str
     password: str
+
+    def __post_init__(self):
+        remember(self.password)  # kept out of every message and log line from now on
 
     def __repr__(self) -> str:  # never print the password
         return f"Credentials(username={self.username!r}, password='***')"
@@ -80,14 +82,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``('bearer', {'realm': ..., 'service': ..., 'scope': ...})`` from a WWW-Authenticate header."""
     scheme, _, rest = (header or "").strip().partition(" ")
     return scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest))
-
-
-def mask_url(url: str) -> str:
-    """A URL fit for logs: no user info, and query values other than digests/scopes replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = [(k, v if k in _PUBLIC_QUERY else "***") for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/,"), ""))
 
 
 class Authenticator:
@@ -173,4 +167,5 @@ class Authenticator:
         token = body.get("token") or body.get("access_token")
         if not token:
             raise RegistryError(f"token service of registry {self.registry} returned no token")
+        remember(token)
         return token, float(body.get("expires_in") or 60)

@@ -19,8 +19,9 @@ from ..errors import (
     TransientRegistryError,
     VciError,
 )
+from ..redact import mask_url
 from ..retry import RetryPolicy, retry_after_seconds, retrying
-from .auth import Authenticator, mask_url, resolve_credentials
+from .auth import Authenticator, resolve_credentials
 
 log = logging.getLogger("vci.oci.registry")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from ..errors import ServeError, UsageError
 from ..files import write_replacing
+from ..modeldir import in_use
 from . import logs
 from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
@@ -116,10 +117,11 @@ def run_server(
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
     try:
-        if workers == 1:
-            asyncio.run(_serve(sock, str(work), stop_event, workers=workers, **options))
-        else:
-            serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, workers=workers, **options)))
+        with in_use(model_dir):  # trimming the model cache passes a directory being served
+            if workers == 1:
+                asyncio.run(_serve(sock, str(work), stop_event, workers=workers, **options))
+            else:
+                serve_forked(workers, lambda: asyncio.run(_serve(sock, str(work), None, workers=workers, **options)))
     finally:
         sock.close()
         if owned_work:

@@ -7,13 +7,19 @@ Both front ends (HTTP and gRPC) call :meth:`ModelService.call` with the raw requ
   is fatal: the error is logged (``model_load_failed``) and the server exits with the error's exit
   code (9 for a tampered blob), because no retry can fix those bytes;
 - a model that loads but whose ``model_test()`` raises stays up, never ready: ``/readyz`` and
-  ``/predict`` answer 503 with the reason, so the rollout stalls visibly and the logs explain it.
+  ``/predict`` answer 503 with the reason (``state`` ``self_test_failed``), so a launcher stops waiting at
+  once and the logs explain it.
+
+Either failure is logged (with the frames of the user's own code, see vci.serve.logs) before the state
+changes, so whoever sees the state can read the reason in the log. A failed call answers per
+vci.serve.failures.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +27,7 @@ from .. import __version__
 from ..errors import ModelError, ServeError, VciError
 from ..jsonwire import encode_compact
 from ..modeldir import load_model
-from . import logs
+from . import failures, logs
 
 JSON = "application/json"
 LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed", "load_failed"
@@ -54,6 +60,8 @@ class ModelService:
         self.manifest: dict | None = None
         self.digest: str | None = None
         self.predict_seconds: float | None = None  # moving average of a model call; None until one is timed
+        # the seam for input schemas: (data, batch) -> why it does not match (answered 422), or None
+        self.input_check: Callable[[Any, bool], str | None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -73,11 +81,11 @@ class ModelService:
                     hint="check the model class and its artifacts with `vci serve RUN_ID` locally",
                 )
             )
-            self.state, self.reason = LOAD_FAILED, str(self.load_error)
             if isinstance(exc, VciError):  # a known refusal (tampered blob, no manifest): no traceback
                 logs.event("model_load_failed", "error", error=str(exc), code=exc.code, model_dir=self.model_dir)
             else:
                 logs.failure("model_load_failed", exc, model_dir=self.model_dir)
+            self.state, self.reason = LOAD_FAILED, str(self.load_error)
             return
         self.model, self.manifest, self.digest = model, manifest, digest
         logs.event(
@@ -101,8 +109,8 @@ class ModelService:
         try:
             test()
         except BaseException as exc:  # noqa: BLE001 - a failed self-test of any kind blocks readiness
-            self.state, self.reason = TEST_FAILED, f"model_test() failed: {type(exc).__name__}: {exc}"
             logs.failure("model_test", exc, result="failed")
+            self.state, self.reason = TEST_FAILED, f"model_test() failed: {type(exc).__name__}: {exc}"
             return
         self.predict_seconds = time.perf_counter() - started
         self.state, self.reason = READY, "ready"
@@ -131,8 +139,7 @@ class ModelService:
         try:
             return self._call(body, batch, request_id)
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
-            logs.failure("predict_failed", exc, request_id=request_id)
-            return error_reply(500, "the model failed on this input (details are in the server log)", request_id)
+            return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
 
     def _call(self, body: bytes, batch: bool, request_id: str) -> Reply:
         if not self.ready:
@@ -145,18 +152,22 @@ class ModelService:
             return error_reply(400, "the request body is nested too deeply", request_id)
         if batch and not isinstance(data, list):
             return error_reply(400, "batch-predict takes a JSON list of inputs", request_id)
+        if self.input_check is not None and (mismatch := self.input_check(data, batch)) is not None:
+            return error_reply(422, mismatch, request_id)
         started = time.perf_counter()
         try:
             result = self._batch(data) if batch else self.model.predict(data)
-            return Reply(200, encode_compact(result))
         except ModelError as exc:
             return error_reply(exc.status, exc.message, request_id)
         except Exception as exc:
-            logs.failure("predict_failed", exc, request_id=request_id)
-            return error_reply(500, "the model failed on this input (details are in the server log)", request_id)
+            return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
         finally:  # a racy update from two threads only blurs an average
             seconds, average = time.perf_counter() - started, self.predict_seconds
             self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        try:
+            return Reply(200, encode_compact(result))
+        except (TypeError, ValueError, RecursionError) as exc:
+            return error_reply(500, failures.unencodable(result, exc, request_id), request_id)
 
     def _batch(self, items: list):
         batch_predict = getattr(self.model, "batch_predict", None)

@@ -43,6 +43,19 @@ class Upload:
         return {"key": self.key, "started": started, "size": self.size, "upload_id": self.upload_id}
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """A blob in a store, and when it was last written or reused by a put that skipped it."""
+
+    digest: str
+    size: int
+    used: float  # epoch seconds
+
+    def to_json(self) -> dict:
+        used = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.used))
+        return {"digest": self.digest, "size": self.size, "used": used}
+
+
 class Store(Protocol):
     """Where runs live. Keys are ``/``-separated relative paths such as ``runs/<id>.json``.
 
@@ -76,6 +89,16 @@ class Store(Protocol):
     def put_json(self, key: str, doc: dict) -> None: ...
 
     def get_json(self, key: str) -> dict: ...
+
+    def blobs(self) -> list[BlobInfo]:
+        """Every blob, with its size and when it was last used (written, or reused by a skipping put)."""
+
+    def touch_blob(self, digest: str) -> None:
+        """Mark a present blob used now: a put that skips it calls this, so a collector leaves it alone."""
+
+    def delete_blob(self, digest: str, unused_since: float) -> bool:
+        """Delete the blob if it has not been used since ``unused_since`` (checked again just before);
+        whether it was deleted."""
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (sorted)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,9 +10,9 @@ from functools import partial
 from pathlib import Path
 
 from ..digests import check_digest, sha256_bytes, sha256_file
-from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
+from ..errors import ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, file_chunks, replacing, write_new, write_replacing
-from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
+from .base import BlobInfo, Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .sigterm import sigterm_raises
 
 MIB = 1 << 20
@@ -25,6 +26,11 @@ class LocalStore:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"the store {self.root} is a file, not a directory",
+                hint="point --store / VCI_STORE at a directory (created when missing) or s3://bucket/prefix",
+            )
 
     def __repr__(self) -> str:
         return f"LocalStore({self.url!r})"
@@ -65,6 +71,7 @@ class LocalStore:
             digest, size = sha256_file(path)  # first, so that an unchanged file is not copied again
         size = os.path.getsize(path) if size is None else size
         if self._intact(check_digest(digest), size):
+            self.touch_blob(digest)
             return Descriptor(digest, size, 0)
 
         def changed(read: str) -> IntegrityError:
@@ -77,6 +84,7 @@ class LocalStore:
     def put_bytes(self, data: bytes) -> Descriptor:
         digest = sha256_bytes(data)
         if self._intact(digest, len(data)):
+            self.touch_blob(digest)
             return Descriptor(digest, len(data), 0)
         with sigterm_raises(f"storing {digest}"), self._new_blob(digest) as out:
             out.write(data)
@@ -141,6 +149,30 @@ class LocalStore:
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
 
     # -- what killed writers left in tmp/ ---------------------------------------------------------------
+    # -- blob lifecycle (vci gc --blobs): a blob's used time is its file's mtime -------------------------
+    def blobs(self) -> list[BlobInfo]:
+        folder = self.root / "blobs" / "sha256"
+        found = []
+        for entry in os.scandir(folder) if folder.is_dir() else ():
+            if entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                found.append(BlobInfo(f"sha256:{entry.name}", info.st_size, info.st_mtime))
+        return sorted(found, key=lambda b: b.digest)
+
+    def touch_blob(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self._path(blob_key(check_digest(digest))))
+
+    def delete_blob(self, digest: str, unused_since: float) -> bool:
+        path = self._path(blob_key(check_digest(digest)))
+        try:
+            if path.stat().st_mtime > unused_since:
+                return False  # used since it was listed: a run being logged may need it
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def incomplete_uploads(self) -> list[Upload]:
         tmp = self.root / "tmp"
         found = [

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..digests import CHUNK, check_digest, sha256_bytes, sha256_file
 from ..errors import AuthError, ConfigError, ConflictError, IntegrityError, NotFoundError, StoreError
 from ..files import copy_chunks, replacing
-from .base import Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
+from ..redact import remember
+from .base import BlobInfo, Descriptor, Progress, Upload, blob_key, corrupted_blob, intact
 from .s3_multipart import (
     TRANSFER_THREADS,
     FileParts,
@@ -82,6 +83,10 @@ class S3Store:
             config = Config(max_pool_connections=max(TRANSFER_THREADS, self.plan.concurrency) + 4)
             self._session = boto3.session.Session()
             self._client = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
+            found = self._session.get_credentials()
+            if found is not None:  # keep the secret key and session token out of every message and log line
+                frozen = found.get_frozen_credentials()
+                remember(frozen.secret_key, frozen.token)
         return self._client
 
     @property
@@ -143,6 +148,7 @@ class S3Store:
         check_digest(digest)
         size = os.path.getsize(path) if size is None else size
         if self._intact(digest, size):
+            self.touch_blob(digest)
             return Descriptor(digest, size, 0)
         key = self._key(blob_key(digest))
         parts = FileParts(path, digest, size)
@@ -159,6 +165,7 @@ class S3Store:
     def _put_bytes(self, data: bytes, digest: str, progress: Progress | None) -> Descriptor:
         """Store bytes already in memory and hashed: the bytes sent are the very bytes hashed."""
         if self._intact(digest, len(data)):
+            self.touch_blob(digest)
             return Descriptor(digest, len(data), 0)
         key = self._key(blob_key(digest))
         with sigterm_raises(f"uploading {key}"), self._errors(f"uploading {key}"):
@@ -231,6 +238,50 @@ class S3Store:
         return sorted(keys)
 
     # -- what killed writers left: open multipart uploads of blobs -------------------------------------
+    # -- blob lifecycle (vci gc --blobs): used = the later of the blob's and its touch marker's time ------
+    # Rewriting a blob to refresh its LastModified would copy it; a reuse writes an empty marker instead.
+    def blobs(self) -> list[BlobInfo]:
+        sizes = self._listed("blobs/sha256/")
+        touched = self._listed("touched/sha256/")
+        return [
+            BlobInfo(f"sha256:{name}", size, max(when, touched.get(name, (0, 0.0))[1]))
+            for name, (size, when) in sorted(sizes.items())
+        ]
+
+    def _listed(self, prefix: str) -> dict[str, tuple[int, float]]:
+        """``{name: (size, LastModified)}`` of the objects directly under ``prefix``."""
+        base = self._key(prefix) + "/"
+        found = {}
+        with self._errors(f"listing {base}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+                for obj in page.get("Contents", []):
+                    found[obj["Key"][len(base) :]] = (obj["Size"], obj["LastModified"].timestamp())
+        return found
+
+    def touch_blob(self, digest: str) -> None:
+        key = self._key(f"touched/sha256/{check_digest(digest).split(':', 1)[1]}")
+        with self._errors(f"marking {key} used"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
+
+    def delete_blob(self, digest: str, unused_since: float) -> bool:
+        hexdigest = check_digest(digest).split(":", 1)[1]
+        blob, marker = self._key(blob_key(digest)), self._key(f"touched/sha256/{hexdigest}")
+        with self._errors(f"deleting {blob}"):
+            times = [self._modified(key) for key in (blob, marker)]
+            if times[0] is None or max(t or 0.0 for t in times) > unused_since:
+                return False  # gone already, or used since it was listed
+            self.client.delete_object(Bucket=self.bucket, Key=blob)
+            self.client.delete_object(Bucket=self.bucket, Key=marker)
+        return True
+
+    def _modified(self, key: str) -> float | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp()
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
     def incomplete_uploads(self) -> list[Upload]:
         """Open multipart uploads under this store's ``blobs/`` (vci's own: nothing else of the bucket)."""
         prefix = self._key("blobs") + "/"

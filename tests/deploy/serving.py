@@ -1,0 +1,74 @@
+"""Real model-server pods for the Kubernetes API test server: each pod is ``python -m vci.serve`` for the model its
+image holds (found by the image digest in ``VCI_IMAGE_DIGEST``, as tests/release/test_kube_release.py does)."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import vci
+from tests.build.models import Scaler
+from vci.deploy import target_for
+
+MODEL_DIRS: dict[str, str] = {}  # image digest -> model directory of the run it was built from
+
+
+class ServePod:
+    """One pod of the test server's process backend: the model server for its image's model on ``port``."""
+
+    def __init__(self, pod_spec: dict, port: int):
+        env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env", []) if "value" in e}
+        self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
+        command = [
+            sys.executable,
+            "-m",
+            "vci.serve",
+            "--model-dir",
+            MODEL_DIRS[env["VCI_IMAGE_DIGEST"]],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
+        )
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def exit_code(self):
+        return self.proc.poll()
+
+    def logs(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+
+def built(settings, tmp_path, factor: str, cls=Scaler) -> str:
+    """Log a run of ``cls`` multiplying by ``factor``, package and push it; its image, known to ServePod."""
+    (tmp_path / f"factor-{factor}.txt").write_text(factor)
+    run = vci.init("scaler", settings=settings)
+    run.log_artifact("factor", tmp_path / f"factor-{factor}.txt")
+    run.log_model(cls, artifacts=["factor"])
+    run.commit()
+    image = target_for(settings, "staging").resolve_image(run.id)["image"]
+    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
+    return image
