@@ -182,8 +182,9 @@ def _deterministic_pickler():
     class DeterministicPickler(cloudpickle.Pickler):
         def __init__(self, file, tracker_id, root: str):
             super().__init__(file, protocol=cloudpickle.DEFAULT_PROTOCOL)
-            self.tracker_id, self.names_seen, self.wrappers = tracker_id, collections.Counter(), {}
-            self.root = root
+            self.tracker_id, self.root = tracker_id, root
+            self.names_seen: collections.Counter[str] = collections.Counter()
+            self.wrappers: dict[int, _Sorted] = {}  # id of a set -> its one wrapper (the pickle keeps sharing)
 
         def reducer_override(self, obj):
             if isinstance(obj, _Sorted):
