@@ -1,6 +1,8 @@
 """validate_model_class refuses what cannot serve; user modules are pickled by value."""
 
 import abc
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -149,3 +151,69 @@ def test_load_model_file_errors(tmp_path):
 
 def test_pickle_roundtrip_in_process():
     assert pickle.loads(pickle_model_class(Good))({"a": "b"}).predict(3) == 3
+
+
+MODEL_SOURCE = """
+import enum
+import labels
+
+THRESHOLD = {threshold}
+KINDS = {{"flower", "tree", "grass"}}
+
+
+class Kind(enum.Enum):
+    FLOWER = 1
+
+
+class Model:
+    def __init__(self, artifacts):
+        self.scale = float(open(artifacts["weights"]).read())
+
+    def predict(self, data):
+        return [x * self.scale > THRESHOLD and labels.known(kind) for x, kind in data if kind in {{"flower", "tree"}}]
+"""
+
+
+def write_model(directory, threshold: float):
+    directory.mkdir(exist_ok=True)
+    (directory / "model.py").write_text(MODEL_SOURCE.format(threshold=threshold))
+    (directory / "labels.py").write_text("NAMES = {'flower', 'tree'}\n\ndef known(name):\n    return name in NAMES\n")
+    (directory / "weights.txt").write_text("2.0")
+    return directory
+
+
+def log_in_a_new_process(code, store, seed: int) -> dict:
+    """``vci log`` in its own interpreter (its own hash seed): the run's manifest."""
+    env = {**os.environ, "VCI_STORE": str(store), "PYTHONHASHSEED": str(seed)}
+    env.pop("VCI_DEBUG", None)
+    argv = [sys.executable, "-m", "vci", "log", "--model", f"{code / 'model.py'}:Model", "--project", "twice"]
+    argv += ["--artifact", f"weights={code / 'weights.txt'}", "-o", "json"]
+    out = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(out.stdout)["run_id"]
+    return json.loads((store / "runs" / f"{run_id}.json").read_text())
+
+
+def test_the_same_code_logged_from_two_processes_gives_one_model_digest(tmp_path):
+    code = write_model(tmp_path / "code", threshold=1.5)
+    first = log_in_a_new_process(code, tmp_path / "store", seed=1)
+    second = log_in_a_new_process(code, tmp_path / "store", seed=2)  # the .pyc the first one wrote, too
+    assert first["id"] != second["id"]
+    assert first["model"]["digest"] == second["model"]["digest"]
+    assert first["artifacts"] == second["artifacts"]
+    changed = log_in_a_new_process(write_model(code, threshold=3.5), tmp_path / "store", seed=1)
+    assert changed["model"]["digest"] != first["model"]["digest"]
+
+
+def test_two_versions_of_a_class_stay_two_classes_in_one_process(tmp_path):
+    """Tracker ids come from the content: loading both versions must not merge them into one class."""
+    blobs = []
+    for threshold in (1.5, 3.5):
+        code = write_model(tmp_path / f"v{threshold}", threshold)
+        manifest = log_in_a_new_process(code, tmp_path / "store", seed=3)
+        blobs.append((tmp_path / "store" / "blobs" / "sha256" / manifest["model"]["digest"][7:]).read_bytes())
+    weights = str(write_model(tmp_path / "w", 0) / "weights.txt")
+    old, new = (pickle.loads(blob)({"weights": weights}) for blob in blobs)
+    assert old.predict([[1, "flower"], [1, "grass"]]) == [True]  # 2 > 1.5
+    assert new.predict([[1, "flower"], [1, "tree"]]) == [False, False]  # 2 < 3.5
+    assert type(old) is not type(new)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+import functools
+import hashlib
 import importlib.util
 import inspect
 import io
@@ -9,9 +12,8 @@ import os
 import sys
 import sysconfig
 import types
-from collections import ChainMap
+import typing
 from pathlib import Path
-from typing import Any
 
 from .errors import ModelValidationError, UsageError
 
@@ -106,16 +108,18 @@ def _check_init(cls, name: str) -> None:
 
 
 def pickle_model_class(cls) -> bytes:
-    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it; its
-    code keeps the file names of the user's sources (see :func:`_naming_pickler`)."""
+    """cloudpickle ``cls``, by value for the user's own modules so an image without them can load it.
+
+    The bytes depend on the code alone (see ``deterministic_dumps``): the same ``model.py`` logged from
+    two processes gives one blob, so a weights-only change adds one layer, not two. Its code keeps the
+    file names of the user's sources, relative to the class's own directory (``model.py``,
+    ``features/scale.py``)."""
     import cloudpickle
 
     for module in _local_modules(cls):
         cloudpickle.register_pickle_by_value(module)
     try:
-        buffer = io.BytesIO()
-        _naming_pickler(cloudpickle.Pickler, _source_root(cls))(buffer).dump(cls)
-        return buffer.getvalue()
+        return deterministic_dumps(cls, _source_root(cls))
     except Exception as exc:  # cloudpickle raises many kinds (PicklingError, TypeError, ...)
         raise ModelValidationError(
             f"{cls.__qualname__} cannot be serialised: {exc}",
@@ -129,29 +133,144 @@ def pickle_model_class(cls) -> bytes:
                 pass
 
 
+def deterministic_dumps(obj, root: str = "") -> bytes:
+    """cloudpickle ``obj`` to bytes that do not depend on the process that pickles it.
+
+    cloudpickle gives every class it pickles by value a random tracker id (``uuid4``; objects unpickled
+    with the same id in one process share one class). Here each id is derived from the content instead:
+    a first pass pickles with the classes' qualified names as ids, and each final id is the sha256 of
+    that pass's bytes and the name. Two different versions of a class never share an id; the same code
+    always gives the same one. Sets (code constants such as ``x in {"a", "b"}``, class attributes, the
+    globals a function reads) are written sorted, not in the order the process's hash seed gives them.
+    Code objects and the modules' ``__file__`` name their source relative to ``root`` (else by base name):
+    cloudpickle 3 names all code ``<dynamic-code>``, which leaves the traceback of a model failing in a
+    server nothing to point at, and an absolute path would carry this checkout's directories."""
+    draft = _dumps_with_ids(obj, lambda name: name, root)
+    content = hashlib.sha256(draft).digest()
+    return _dumps_with_ids(obj, lambda name: hashlib.sha256(content + name.encode()).hexdigest()[:32], root)
+
+
+def _dumps_with_ids(obj, tracker_id, root: str) -> bytes:
+    buffer = io.BytesIO()
+    _deterministic_pickler()(buffer, tracker_id, root).dump(obj)
+    return buffer.getvalue()
+
+
+class _Sorted:
+    """A set or frozenset to pickle with its members sorted (the pickler's ``reducer_override`` writes it)."""
+
+    def __init__(self, members: set | frozenset):
+        self.members = members
+
+    def reduce(self) -> tuple:
+        return type(self.members), (tuple(sorted(self.members, key=lambda m: (type(m).__name__, repr(m)))),)
+
+
+def _sorted_sets(values: dict, wrappers: dict) -> dict:
+    """``values`` with each set or frozenset value wrapped in one ``_Sorted`` per set (identity kept)."""
+    return {k: wrappers.setdefault(id(v), _Sorted(v)) if type(v) in (set, frozenset) else v for k, v in values.items()}
+
+
+@functools.cache
+def _deterministic_pickler():
+    """A cloudpickle Pickler whose reductions carry content-derived tracker ids and sorted sets."""
+    import cloudpickle
+
+    impl = _cloudpickle_internals()
+    tracker_position = {impl["_make_skeleton_class"]: 4, impl["_make_skeleton_enum"]: 5, impl["_make_typevar"]: 5}
+
+    class DeterministicPickler(cloudpickle.Pickler):
+        def __init__(self, file, tracker_id, root: str):
+            super().__init__(file, protocol=cloudpickle.DEFAULT_PROTOCOL)
+            self.tracker_id, self.root = tracker_id, root
+            self.names_seen: collections.Counter[str] = collections.Counter()
+            self.wrappers: dict[int, _Sorted] = {}  # id of a set -> its one wrapper (the pickle keeps sharing)
+
+        def reducer_override(self, obj):
+            if isinstance(obj, _Sorted):
+                return obj.reduce()
+            if isinstance(obj, types.CodeType):
+                return self._code(obj)
+            reduced = impl["_typevar_reduce"](obj) if isinstance(obj, typing.TypeVar) else super().reducer_override(obj)
+            if not isinstance(reduced, tuple) or len(reduced) < 3:
+                return reduced
+            if reduced[0] in tracker_position:
+                return self._with_tracker_id(obj, reduced, tracker_position[reduced[0]])
+            if reduced[0] is impl["_make_function"]:
+                return self._function(reduced)
+            return reduced
+
+        def _code(self, code: types.CodeType) -> tuple:
+            """Its constant frozensets sorted; its file named after the source, relative to the root."""
+            make, args = impl["_code_reduce"](code)
+            named = _source_name(code.co_filename, self.root)
+            consts = tuple(self._sorted(c) if type(c) is frozenset else c for c in code.co_consts)
+
+            def swap(arg):
+                if arg is code.co_consts:
+                    return consts
+                return named if isinstance(arg, str) and arg in (code.co_filename, "<dynamic-code>") else arg
+
+            return make, tuple(swap(arg) for arg in args)
+
+        def _sorted(self, members):
+            return self.wrappers.setdefault(id(members), _Sorted(members))
+
+        def _with_tracker_id(self, obj, reduced: tuple, position: int) -> tuple:
+            name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj.__name__)}"
+            self.names_seen[name] += 1  # two classes of one name (made in a loop) get two ids
+            args = list(reduced[1])
+            args[position] = self.tracker_id(f"{name}#{self.names_seen[name]}")
+            state = reduced[2]
+            if isinstance(state, tuple) and state and isinstance(state[0], dict):
+                state = (_sorted_sets(state[0], self.wrappers), *state[1:])
+            return (reduced[0], tuple(args), state, *reduced[3:])
+
+        def _function(self, reduced: tuple) -> tuple:
+            base_globals = reduced[1][1]  # this pickler's own dict (globals_ref), shared by the module's functions
+            if isinstance(base_globals.get("__file__"), str):
+                base_globals["__file__"] = _source_name(base_globals["__file__"], self.root)
+            state, slots = reduced[2]
+            slots = dict(slots, __globals__=_sorted_sets(slots.get("__globals__", {}), self.wrappers))
+            if "_cloudpickle_submodules" in slots:  # in sys.modules' order, which is the process's import order
+                slots["_cloudpickle_submodules"] = sorted(slots["_cloudpickle_submodules"], key=lambda m: m.__name__)
+            return (reduced[0], reduced[1], (state, slots), *reduced[3:])
+
+    return DeterministicPickler
+
+
+def _cloudpickle_internals() -> dict:
+    """The reducers ``deterministic_dumps`` builds on (cloudpickle 3 keeps them in one module, 2 in two)."""
+    import importlib
+
+    wanted = (
+        "_make_skeleton_class",
+        "_make_skeleton_enum",
+        "_make_typevar",
+        "_make_function",
+        "_code_reduce",
+        "_typevar_reduce",
+    )
+    found = {}
+    for name in ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.update({k: getattr(module, k) for k in wanted if hasattr(module, k) and k not in found})
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise ModelValidationError(
+            f"the installed cloudpickle lacks {', '.join(missing)}, which vci's deterministic pickling uses",
+            hint="install cloudpickle>=2.1,<4",
+        )
+    return found
+
+
 def _source_root(cls) -> str:
     """The directory of the file that defines ``cls`` (its module's, or the script's for ``__main__``)."""
     home = getattr(sys.modules.get(cls.__module__), "__file__", None)
     return os.path.dirname(os.path.realpath(home)) if home else ""
-
-
-def _naming_pickler(base: Any, root: str) -> type:
-    """A cloudpickle Pickler whose code objects are named after their source file relative to ``root``
-    (``model.py``, ``features/scale.py``). cloudpickle 3 names them all ``<dynamic-code>``, which leaves
-    the traceback of a model failing in a server nothing to point at; a relative name points at the
-    user's file and line without carrying this machine's directories into the image."""
-    reduce_code = base.dispatch_table[types.CodeType]
-
-    def reduce_named(code: types.CodeType):
-        make, args = reduce_code(code)
-        name = _source_name(code.co_filename, root)
-        return make, tuple(
-            name if isinstance(a, str) and a in (code.co_filename, "<dynamic-code>") else a for a in args
-        )
-
-    return type(
-        "NamingPickler", (base,), {"dispatch_table": ChainMap({types.CodeType: reduce_named}, base.dispatch_table)}
-    )
 
 
 def _source_name(filename: str, root: str) -> str:

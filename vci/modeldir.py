@@ -13,8 +13,13 @@ The manifest (schema 1)::
      "artifacts": {KEY: {"digest", "size", "kind": "file"|"directory"|"object", "filename"}},
      "model": {"digest", "size", "class": "module.Qualname", "artifacts": [KEY, ...]},
      "requirements": ["pkg==1.2.3", ...],
+     "lock": [{"name", "version", "extras": [...]?, "dependencies_locked": false?}, ...],   (optional)
      "environment": {"python": "3.11.7", "env": {NAME: VALUE}},
      "examples": {"inputs": [...], "expected_outputs": [...] | null} | null}
+
+``requirements`` are the direct pins; ``lock`` is their whole closure as installed when the run was
+logged (vci.requirements.lock_requirements), what the image's dependency layer holds exactly. Runs
+logged before locks have none, and their images resolve the pins' dependencies when they are built.
 
 Nothing here imports the store, boto3 or the CLI: the model server uses this module alone.
 """
@@ -25,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -81,6 +87,7 @@ def manifest_problem(doc) -> str | None:
         or _typed(doc, "project", (str, type(None)), optional=True)
         or _typed(doc, "requirements", list)
         or _all(doc["requirements"], str, "requirements")
+        or _lock_problem(doc)
         or _environment_problem(doc)
         or _artifacts_problem(doc)
         or _model_problem(doc)
@@ -111,6 +118,32 @@ def _created_problem(created: str) -> str | None:
         time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return f"'created' is {created!r}, not a UTC time such as 2026-11-24T07:12:03Z"
+    return None
+
+
+def _lock_problem(doc: dict) -> str | None:
+    """The lock is optional (runs logged before it have none); when there, each entry names one distribution."""
+    problem = _typed(doc, "lock", list, optional=True)
+    if problem or "lock" not in doc:
+        return problem
+    names = set()
+    for i, entry in enumerate(doc["lock"]):
+        where = f"lock[{i}]."
+        if not isinstance(entry, dict):
+            return f"'lock[{i}]' is {type(entry).__name__}, not object"
+        problem = _typed(entry, "name", str, where=where) or _typed(entry, "version", str, where=where)
+        problem = problem or _typed(entry, "extras", list, optional=True, where=where)
+        problem = problem or _all(entry.get("extras", []), str, f"{where}extras")
+        if problem:
+            return problem
+        if entry.get("dependencies_locked", False) is not False:
+            return f"'{where}dependencies_locked' is {entry['dependencies_locked']!r}; only false is recorded"
+        if not entry["name"] or not entry["version"]:
+            return f"'{where}name' and '{where}version' must not be empty"
+        key = re.sub(r"[-_.]+", "-", entry["name"]).lower()  # the name as packaging canonicalises it
+        if key in names:
+            return f"'lock' names {entry['name']} twice"
+        names.add(key)
     return None
 
 

@@ -132,3 +132,89 @@ def _name_of(requirement: str) -> str:
     from packaging.requirements import Requirement
 
     return Requirement(requirement).name
+
+
+def lock_requirements(pins: list[str]) -> list[dict]:
+    """The whole closure of ``pins`` as installed here: ``[{"name", "version"[, "extras"]}]`` sorted by name.
+
+    Each pinned requirement whose marker holds here is followed through the installed distributions'
+    own requirements (their markers evaluated here, with the extras asked of them), so the lock holds
+    every distribution the model ran with and nothing this Python skips. vci is left out: it ships in
+    the image's runtime layer. A direct pin that is not installed here is locked at its pin, marked
+    ``"dependencies_locked": false`` (its own requirements are unknown here); any other requirement
+    that is not installed cannot be locked (RequirementError naming who needs it)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, dict] = {}
+    walked: dict[str, set[str]] = {}  # extras each distribution's requirements were followed with
+    pending: list[tuple[Requirement, str | None]] = [(Requirement(text), None) for text in pins]
+    while pending:
+        req, parent = pending.pop()
+        name = canonicalize_name(req.name)
+        if name in SKIPPED_IN_LOCK or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        if name not in found:
+            found[name] = _locked_entry(req, parent)
+        entry = found[name]
+        extras = walked.get(name, set()) | {canonicalize_name(e) for e in req.extras}
+        if entry.get("dependencies_locked", True) and (name not in walked or extras != walked[name]):
+            walked[name] = extras
+            if extras:
+                entry["extras"] = sorted(extras)
+            pending.extend((child, entry["name"]) for child in _requires(name, entry["name"], extras))
+    return [found[k] for k in sorted(found)]
+
+
+SKIPPED_IN_LOCK = ("vci",)
+
+
+def _locked_entry(req, parent: str | None) -> dict:
+    """The lock's record of one requirement's distribution: what is installed, else a direct exact pin."""
+    try:
+        dist = metadata.distribution(req.name)
+    except metadata.PackageNotFoundError:
+        exact = [s.version for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
+        if parent is not None:
+            raise RequirementError(
+                f"{parent} requires {req}, which is not installed here: the run's lock cannot name its version",
+                hint=f"install {req.name} (the model must run with what its image will hold) and log again",
+            ) from None
+        if not exact:
+            raise RequirementError(
+                f"requirement {req} is not installed here and not pinned to one version: the run's lock needs one",
+                hint=f"install {req.name} and log again, or pin it ({req.name}==VERSION)",
+            ) from None
+        log.warning("%s is not installed here: locked at %s, its own dependencies unlocked", req.name, exact[0])
+        return {"name": req.name, "version": exact[0], "dependencies_locked": False}
+    return {"name": dist.metadata["Name"] or req.name, "version": dist.version}
+
+
+def _requires(name: str, display: str, extras: set[str]) -> list:
+    """The installed distribution's own requirements that hold here with ``extras`` asked of it."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for text in metadata.distribution(name).requires or []:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            log.warning("%s declares a malformed requirement %r; not locked", display, text)
+            continue
+        if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ["", *sorted(extras)]):
+            req.marker = None  # evaluated here, with the extras asked of its distribution
+            out.append(req)
+    return out
+
+
+def lock_lines(lock: list[dict]) -> list[str]:
+    """The lock for people: ``name[extras]==version``, and which entries' own dependencies are not locked."""
+    return [
+        f"{e['name']}{'[' + ','.join(e['extras']) + ']' if e.get('extras') else ''}=={e['version']}"
+        + (
+            "  (not installed when logged: its dependencies are not locked)"
+            if e.get("dependencies_locked") is False
+            else ""
+        )
+        for e in lock
+    ]

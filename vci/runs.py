@@ -33,7 +33,7 @@ from .modeldir import (
 )
 from .progress import Progress
 from .redact import refuse_secret_variable
-from .requirements import pin_requirements, read_requirements
+from .requirements import lock_requirements, pin_requirements, read_requirements
 from .store import open_store
 from .store.base import Store
 from .store.dryrun import DryRunStore
@@ -87,6 +87,7 @@ class Run:
         self._model: dict | None = None
         self._requirements: list[str] = []
         self._framework_requirements: list[str] = []  # kept when log_requirements comes after log_model
+        self._lock: list[dict] = []  # the requirements' whole closure as installed (requirements.lock_requirements)
         self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
         self._examples: dict | None = None
         if manifest is None:
@@ -200,14 +201,19 @@ class Run:
             for key, path in packed.artifacts.items():
                 self.log_artifact(key, path)
         self._framework_requirements = packed.requirements
-        self._requirements = pin_requirements(packed.requirements + self._requirements)
+        self._pin(packed.requirements + self._requirements)
         return packed
 
     def log_requirements(self, requirements) -> list[str]:
         """Pin a list or requirements file to the versions installed now (cloudpickle, vci added)."""
         self._open()
-        self._requirements = pin_requirements(self._framework_requirements + read_requirements(requirements))
+        self._pin(self._framework_requirements + read_requirements(requirements))
         return self._requirements
+
+    def _pin(self, requirements: list[str]) -> None:
+        """Pin ``requirements`` and lock their whole closure from what is installed now."""
+        pins = pin_requirements(requirements)
+        self._requirements, self._lock = pins, lock_requirements(pins)
 
     def log_environment(self, env_vars: dict[str, str] | list[str] | None = None) -> dict:
         """Record the Python version and environment variables the model needs at serving time: names
@@ -247,6 +253,8 @@ class Run:
                 f"run {self.id} is empty: nothing to commit",
                 hint="log a model (run.log_model(Model, artifacts=[...])) and its artifacts first",
             )
+        if not self._requirements:
+            self._pin([])  # cloudpickle and vci, always
         if self._model is None:
             log.warning("run %s has artifacts but no model: it can be read back, not served or packaged", self.id)
         for _ in range(COMMIT_ATTEMPTS):
@@ -273,7 +281,8 @@ class Run:
             "vci_version": _vci_version(),
             "artifacts": self._artifacts,
             "model": self._model,
-            "requirements": self._requirements or _default_requirements(),
+            "requirements": self._requirements,
+            "lock": self._lock,
             "environment": self._environment,
             "examples": self._examples,
         }
@@ -384,10 +393,6 @@ def _upload(store: Store, path: Path, label: str):
 
 def _vci_version() -> str:
     return __version__
-
-
-def _default_requirements() -> list[str]:
-    return pin_requirements([])
 
 
 def _settings_and_store(

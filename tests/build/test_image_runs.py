@@ -1,6 +1,7 @@
 """The packaged image really runs: Debian+python3 base, pulled with skopeo, unpacked with umoci, run with runc."""
 
 import json
+import sys
 import urllib.request
 
 import pytest
@@ -50,3 +51,19 @@ def test_pushed_image_runs_with_runc_as_non_root(settings, tmp_path, registry, d
         with urllib.request.urlopen(box.url + "/metadata", timeout=10) as resp:
             meta = json.loads(resp.read())
         assert run.id in json.dumps(meta) and run.version in json.dumps(meta)
+
+
+@pytest.mark.slow
+def test_the_image_loads_its_bytecode_instead_of_compiling(settings, tmp_path, debian_base):
+    """Read-only root, PYTHONDONTWRITEBYTECODE: what the layers do not carry compiled is compiled at every start."""
+    run = log_scaler(settings, tmp_path, "factor: 2", cls=YamlScaler, requirements=["PyYAML"])
+    package(settings, run.id, Options(base=debian_base, layout=str(tmp_path / "image")))
+    with run_image(
+        f"oci:{tmp_path / 'image'}:{run.id}", args=["python3", "-v", "-c", "import yaml, vci.modeldir"]
+    ) as box:
+        assert box.wait_stopped(60), box.logs()
+        loaded = [line for line in box.logs().splitlines() if line.startswith("# code object from ")]
+    for module in ("/opt/vci/site-packages/yaml/__init__", "/opt/vci/runtime/vci/modeldir"):
+        folder, name = module.rsplit("/", 1)
+        assert f"# code object from '{folder}/__pycache__/{name}.{sys.implementation.cache_tag}.pyc'" in loaded, loaded
+    assert not [line for line in loaded if line.startswith("# code object from '/opt/vci/") and line.endswith(".py'")]

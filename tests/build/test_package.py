@@ -1,17 +1,24 @@
 """Packaging against real components: a distribution registry, skopeo; reproducible and layer-wise pushes."""
 
+import gzip
+import importlib.util
 import json
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 
 from registry import blob_uploads
 from vci.build import Options
 from vci.build.package import package, plan
+from vci.build.plan import python_of
 from vci.errors import NotFoundError, RegistryError, RequirementError, UsageError
+from vci.oci.layout import read_layout
 
 from .conftest import env_without_debug, log_scaler
+from .models import YamlScaler
 
 
 def skopeo(*args):
@@ -159,3 +166,108 @@ def settings_cache(settings):
     import os
 
     return os.environ["VCI_CACHE_DIR"]
+
+
+def test_each_compression_level_keeps_its_own_cached_layers(settings, tmp_path, scratch_base):
+    run = log_scaler(settings, tmp_path, "11")
+    six = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "six"), level=6))
+    one = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "one"), level=1))
+    assert six["digest"] != one["digest"]
+    for level, built in ((6, six), (1, one)):
+        rows = plan(settings, run.id, Options(base=scratch_base, level=level))["layers"]  # the scratch base has none
+        assert [(r["state"], r["digest"]) for r in rows] == [("cached", layer["digest"]) for layer in built["layers"]]
+
+
+def test_emit_dockerfile_alone_builds_no_layer_and_names_only_vcis_labels(
+    settings, tmp_path, scratch_base, monkeypatch
+):
+    run = log_scaler(settings, tmp_path, "12")
+    result = package(settings, run.id, Options(base=scratch_base, dockerfile=str(tmp_path / "ctx")))
+    assert result["digest"] is None and result["outputs"] == {"dockerfile": str(tmp_path / "ctx" / "Dockerfile")}
+    built = {row["name"]: row["state"] for row in plan(settings, run.id, Options(base=scratch_base))["layers"]}
+    assert built["artifact factor"] == "to-build"  # nothing was compressed (the model layer: other tests')
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert f"ARG BASE_IMAGE=python:{python_of(run.manifest)}-slim" in dockerfile  # a layout cannot be named
+    assert '"vci.python"' not in dockerfile  # the scratch base's own label: another base brings its own
+    assert f'"vci.run-id"="{run.id}"' in dockerfile
+    monkeypatch.setenv("VCI_BASE_IMAGE", "registry.example/ml/python:3-custom")
+    package(settings, run.id, Options(dockerfile=str(tmp_path / "ctx2")))
+    assert "ARG BASE_IMAGE=registry.example/ml/python:3-custom" in (tmp_path / "ctx2" / "Dockerfile").read_text()
+
+
+def test_check_reproducible_checks_the_builder_it_can_check(settings, tmp_path, scratch_base):
+    run = log_scaler(settings, tmp_path, "13")
+    with pytest.raises(UsageError, match="--check-reproducible checks the daemonless build"):
+        package(settings, run.id, Options(base=scratch_base, builder="docker"), check_reproducible=True)
+    auto = package(
+        settings,
+        run.id,
+        Options(base=scratch_base, builder="auto", layout=str(tmp_path / "a")),
+        check_reproducible=True,
+    )
+    daemonless = package(settings, run.id, Options(base=scratch_base, layout=str(tmp_path / "b")))
+    assert auto["reproducible"] is True and auto["digest"] == daemonless["digest"]
+
+
+def vci_cli(args: list[str], settings, cache, seed: int, cwd) -> dict:
+    env = {**env_without_debug(), "VCI_STORE": settings.store, "VCI_CACHE_DIR": str(cache), "PYTHONHASHSEED": str(seed)}
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", *args, "-o", "json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_two_builds_from_scratch_in_two_processes_give_one_digest_with_bytecode(settings, tmp_path, scratch_base):
+    run = log_scaler(settings, tmp_path, "factor: 2", cls=YamlScaler, requirements=["PyYAML"])
+    digests = []
+    for seed in (1, 2):
+        layout = tmp_path / f"image-{seed}"
+        args = ["package", run.id, "--base", scratch_base, "--layout", str(layout)]
+        digests.append(vci_cli(args, settings, tmp_path / f"cache-{seed}", seed, tmp_path)["digest"])
+    assert digests[0] == digests[1]
+    image = read_layout(tmp_path / "image-1", run.id)
+    names = {}
+    for layer in image.layers:
+        with gzip.open(layer.path) as raw, tarfile.open(fileobj=raw) as tar:
+            names.update({m.name: tar.extractfile(m).read(16) for m in tar if m.name.endswith(".pyc")})
+    tag = sys.implementation.cache_tag
+    for module in (
+        f"opt/vci/site-packages/yaml/__pycache__/__init__.{tag}.pyc",
+        f"opt/vci/runtime/vci/serve/__pycache__/__main__.{tag}.pyc",
+    ):
+        header = names[module]
+        assert (
+            header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == 0b01
+        )  # unchecked hash
+
+
+def test_code_and_weights_logged_again_from_new_processes_change_one_layer(settings, tmp_path, scratch_base, registry):
+    models = Path(__file__).with_name("models.py")
+    (tmp_path / "a.txt").write_text("2")
+    (tmp_path / "b.txt").write_text("3")
+    repo, images = f"{registry.host}/ml/relogged", []
+    for seed, weights in ((1, "a.txt"), (2, "a.txt"), (3, "b.txt")):
+        args = [
+            "log",
+            "--model",
+            f"{models}:Scaler",
+            "--artifact",
+            f"factor={tmp_path / weights}",
+            "--project",
+            "scaler",
+        ]
+        run_id = vci_cli(args, settings, tmp_path / "cache", seed, tmp_path)["run_id"]
+        images.append(package(settings, run_id, Options(base=scratch_base, push=[repo])))
+    same, weights_only = images[1]["layers"], images[2]["layers"]
+    assert [layer["digest"] for layer in same] == [layer["digest"] for layer in images[0]["layers"]]
+    assert [new["name"] for new, old in zip(weights_only, same, strict=True) if new["digest"] != old["digest"]] == [
+        "artifact factor"
+    ]
+    pushed = images[2]["outputs"]["push"][0]["uploaded"]
+    assert pushed == [weights_only[-1]["digest"], images[2]["manifest"]["config"]["digest"]]

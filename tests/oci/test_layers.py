@@ -121,7 +121,7 @@ def test_cache_reuses_a_layer_without_reading_its_entries(tmp_path):
     source.unlink()  # a rebuild would fail now
     again = cache.build("sha256:" + "1" * 64, [Entry.file("/w", source)], epoch=EPOCH)
     assert again == first and again.path.is_file()
-    assert (tmp_path / "cache" / "layers" / ("sha256=" + "1" * 64) / "layer.json").is_file()
+    assert (tmp_path / "cache" / "layers" / ("sha256=" + "1" * 64) / "gzip-6" / "layer.json").is_file()
     with pytest.raises(BuildError, match="does not exist"):
         cache.build("sha256:" + "1" * 64, [Entry.file("/w", source)], epoch=EPOCH, level=1)
 

@@ -3,8 +3,9 @@
 The step reads top-down (ko's build -> publish): ``package`` resolves the run and calls ``image`` (pick
 the base, build the layers that ``plan`` lays out, cached; assemble the image), then ``outputs`` (push,
 OCI layout, docker tarball, Dockerfile, refs file). ``plan`` is pure apart from reading vci's own source;
-``wheels`` installs a run's requirements for the image's platform; ``dockerfile`` writes the same image
-as a Dockerfile and build context. Importing this package imports none of them.
+``wheels`` installs a run's lock for the image's platform; ``bytecode`` compiles it (and the runtime)
+ahead, reproducibly; ``dockerfile`` writes the same image as a Dockerfile and build context. Importing
+this package imports none of them.
 """
 
 from __future__ import annotations

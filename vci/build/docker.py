@@ -73,7 +73,7 @@ def build_with_docker(run: Run, options: Options, image: Image) -> Image:
     client = _client(API_TIMEOUT)
     try:
         with tempfile.TemporaryDirectory(prefix="vci-docker-") as tmp:
-            write_dockerfile(Path(tmp) / "context", run, options.base, image)
+            write_dockerfile(Path(tmp) / "context", run, options)
             base = _base_for_daemon(client, options, Path(tmp))
             tag = f"vci-build/{re.sub('[^a-z0-9._-]+', '-', (run.project or 'model').lower())}:{run.id}"
             image_id = _build(client, Path(tmp) / "context", tag, {"BASE_IMAGE": base} if base else {})

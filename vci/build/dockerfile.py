@@ -1,46 +1,51 @@
 """``--emit-dockerfile DIR``: the same image as a Dockerfile and build context, for buildx, kaniko or docker.
 
-The context holds what the daemonless build puts in its layers: the dependencies vci resolved for the
-target platform (so nothing runs inside the base), vci's runtime source, the model blobs, and the run
-manifest as ``/opt/vci/model/manifest.json``. Each artifact gets its own COPY, hence its own layer.
+The context holds what the daemonless build puts in its layers: the run's locked dependencies installed
+for the target platform (so nothing runs inside the base), vci's runtime source, both with their bytecode,
+the model blobs, and the run manifest as ``/opt/vci/model/manifest.json``. Each artifact gets its own
+COPY, hence its own layer. Writing it builds no layer: only the dependency directory is made (cached).
+The base is ``--base`` or ``VCI_BASE_IMAGE`` (an OCI layout cannot be named in FROM: then python:X.Y-slim),
+overridable with ``--build-arg BASE_IMAGE``; the LABELs are vci's own, since the base brings its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 from ..errors import BuildError
 from ..fetch import cache_root
 from ..modeldir import blob_path, blob_records, encode_manifest
-from ..oci.image import Image
 from ..runs import Run
+from . import Options
 from .plan import (
     DEPS_ROOT,
     MODEL_ROOT,
     PORT,
     RUNTIME_ROOT,
     USER,
+    build_epoch,
+    image_labels,
     layout_base,
     python_of,
-    runtime_files,
+    runtime_tree,
 )
-from .wheels import install_requirements
+from .wheels import Dependencies, install_dependencies
 
 
-def write_dockerfile(directory: str | Path, run: Run, base: str | None, image: Image) -> Path:
-    """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent)."""
+def write_dockerfile(directory: str | Path, run: Run, options: Options) -> Path:
+    """Write ``Dockerfile`` and its context into ``directory`` (which must be empty or absent); nothing is
+    built but the dependency directory (the locked wheels for ``options.platform``, cached)."""
     out = Path(directory)
     if out.exists() and any(out.iterdir()):
         raise BuildError(f"{out} is not empty", hint="choose a new directory for --emit-dockerfile")
     manifest, python = run.manifest, python_of(run.manifest)
-    platform = f"{image.config.get('os', 'linux')}/{image.config.get('architecture', 'amd64')}"
-    deps = install_requirements(manifest.get("requirements") or [], python, platform, cache_root() / "oci")
+    cache = cache_root() / "oci"
+    deps = install_dependencies(Dependencies(manifest, python, options.platform), cache, DEPS_ROOT, run.store)
     shutil.copytree(deps, out / "deps", ignore=shutil.ignore_patterns(".complete"))
-    for rel, path in runtime_files():
-        (out / "runtime" / "vci" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out / "runtime" / "vci" / rel)
+    shutil.copytree(runtime_tree(cache, python) / "vci", out / "runtime" / "vci")
     model_dir = run.model_dir()
     copies = []
     for rec in blob_records(manifest):
@@ -51,10 +56,10 @@ def write_dockerfile(directory: str | Path, run: Run, base: str | None, image: I
         copies.append(f"COPY {rel} {MODEL_ROOT}/{rel.removeprefix('model/')}")
     (out / "model" / "manifest.json").write_bytes(encode_manifest(manifest))
     (out / "model" / "manifest.json").chmod(0o444)
-    labels = (image.config.get("config") or {}).get("Labels") or {}
-    named = base if base and not layout_base(base) else None  # a layout cannot be named in FROM
-    text = _dockerfile(named or f"python:{python}-slim", copies, labels)
-    (out / "Dockerfile").write_text(text)
+    labels = image_labels(manifest, run.version, build_epoch(manifest))  # vci's own: the base brings its own
+    spec = options.base or os.environ.get("VCI_BASE_IMAGE")
+    named = spec if spec and not layout_base(spec) else None  # a layout cannot be named in FROM
+    (out / "Dockerfile").write_text(_dockerfile(named or f"python:{python}-slim", copies, labels))
     (out / ".dockerignore").write_text("Dockerfile\n")
     return out / "Dockerfile"
 

@@ -72,7 +72,10 @@ def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, lis
             hint="log fewer or smaller examples",
         )
     epoch = build_epoch(manifest)
-    specs = plan_layers(manifest, run.model_dir(), python=python, platform=options.platform, cache_dir=cache_dir)
+    model_dir = run.model_dir()
+    specs = plan_layers(
+        manifest, model_dir, python=python, platform=options.platform, cache_dir=cache_dir, store=run.store
+    )
     cache = LayerCache(cache_dir)
     layers = []
     for s in specs:

@@ -31,7 +31,7 @@ def write_outputs(image, options: Options, run, default_layout: Path, progress=N
         write_tarball(options.tar, image, [f"vci/{run.project or 'model'}:{tag}"])
         outputs["tar"] = options.tar
     if options.dockerfile:
-        outputs["dockerfile"] = str(write_dockerfile(options.dockerfile, run, options.base, image))
+        outputs["dockerfile"] = str(write_dockerfile(options.dockerfile, run, options))
     pushed = [push_to(image, repo, tag, options.insecure, progress) for repo in options.push]
     if pushed:
         outputs["push"] = pushed

@@ -2,27 +2,40 @@
 
 It returns one result for ``--output json``: ``{image, digest, run_id, layers, outputs, reproducible,
 manifest}``; the dry run returns each layer, what it holds, and whether it is built and already pushed.
+With only ``--emit-dockerfile`` asked for, no image is built (``image`` and ``digest`` are None): the
+context needs the dependency directory alone. ``--check-reproducible`` rebuilds the daemonless image
+from scratch; it is refused with ``--builder docker`` (the classic builder writes build times into every
+image, so there is nothing reproducible to check), and ``--builder auto`` then builds without a daemon.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
+from ..errors import UsageError
 from ..fetch import cache_root
 from ..oci.layers import LayerCache
 from ..runs import resolve_run
 from . import Options
+from .dockerfile import write_dockerfile
 from .image import build_image, rebuild_with_docker, resolve_base, verify_reproducible
 from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
+
+log = logging.getLogger("vci")
 
 
 def package(
     settings, run, options: Options, *, progress=None, check_reproducible: bool = False, refs_file: str | None = None
 ) -> dict:
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
+    options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
+    if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
+        return _dockerfile_only(run, options, refs_file)
     image, layers = build_image(run, options, cache_root() / "oci")
     if check_reproducible:
         verify_reproducible(run, options, image, layers)
@@ -43,6 +56,37 @@ def package(
         "outputs": outputs,
         "reproducible": True if check_reproducible else None,
         "manifest": json.loads(image.manifest_bytes),
+    }
+
+
+def _builder_for(options: Options, check_reproducible: bool) -> Options:
+    """The builder that can do what was asked: a reproducibility check needs the daemonless one."""
+    if not check_reproducible or options.builder == "daemonless":
+        return options
+    if options.builder == "docker":
+        raise UsageError(
+            "--check-reproducible checks the daemonless build, and --builder docker asks for the Docker Engine's "
+            "(whose classic builder writes build times into every image: it is never reproducible)",
+            hint="drop --builder docker (or use --builder daemonless) to check, or drop --check-reproducible",
+        )
+    log.info("--check-reproducible: building without a daemon (--builder auto)")
+    return dataclasses.replace(options, builder="daemonless")
+
+
+def _dockerfile_only(run, options: Options, refs_file: str | None) -> dict:
+    """``--emit-dockerfile`` alone: write the context; build no image."""
+    assert options.dockerfile
+    if refs_file:
+        raise UsageError("--refs-file names an image, and --emit-dockerfile alone builds none", hint="add --push REPO")
+    path = str(write_dockerfile(options.dockerfile, run, options))
+    return {
+        "image": None,
+        "digest": None,
+        "run_id": run.id,
+        "layers": [],
+        "outputs": {"dockerfile": path},
+        "reproducible": None,
+        "manifest": None,
     }
 
 

@@ -1,12 +1,13 @@
 """The layer plan: a committed run becomes an OCI image: base + dependencies + vci runtime + model + artifacts.
 
-Layers change at different rates and are cached by what they hold: dependencies by the requirements'
-hash, the runtime by vci's source, the model class and each artifact by their digests, so a new version
-that changes only the weights adds exactly one layer. The run manifest travels in the image config
-(``VCI_RUN_MANIFEST``) rather than in a layer, for the same reason; the image digest covers it.
+Layers change at different rates and are cached by what they hold: dependencies by the run's lock
+(its whole closure, names and versions), the runtime by vci's source, the model class and each artifact
+by their digests, so a new version that changes only the weights adds exactly one layer. The run
+manifest travels in the image config (``VCI_RUN_MANIFEST``) rather than in a layer, for the same reason;
+the image digest covers it.
 Builds are reproducible: files in layers carry a fixed mtime (so that a layer's digest depends on its
 content alone, whatever the build time), and the image's creation time is SOURCE_DATE_EPOCH, else the
-run's own creation time.
+run's own creation time. The dependency and runtime layers carry bytecode compiled ahead (bytecode.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +23,12 @@ from pathlib import Path
 from ..ci.gitlab import in_gitlab_ci
 from ..digests import hex_of
 from ..errors import BuildError
+from ..files import commit, temporary_for
 from ..modeldir import blob_path, blob_records
 from ..oci.image import ContainerConfig, iso_time
 from ..oci.layers import Entry, tree_entries
-from .wheels import deps_key, image_requirements, install_requirements
+from .bytecode import bytecode_tag, compile_tree
+from .wheels import Dependencies, install_dependencies
 
 MODEL_ROOT = "/opt/vci/model"
 RUNTIME_ROOT = "/opt/vci/runtime"
@@ -60,30 +64,48 @@ def runtime_files() -> list[tuple[str, Path]]:
     return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def runtime_key() -> str:
-    h = hashlib.sha256()
+def runtime_key(python: str) -> str:
+    h = hashlib.sha256(f"bytecode:{bytecode_tag(python)}".encode())
     for rel, path in runtime_files():
         h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return "runtime-" + h.hexdigest()[:32]
 
 
+def runtime_tree(cache_dir: Path, python: str) -> Path:
+    """A cached directory holding ``vci/``: vci's own source and its bytecode for CPython ``python``."""
+    target = Path(cache_dir) / "runtime" / runtime_key(python)
+    if (target / ".complete").is_file():
+        return target
+    with temporary_for(target, directory=True) as tmp:
+        for rel, path in runtime_files():
+            (tmp / "vci" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, tmp / "vci" / rel)  # the mode too; times are fixed in the layer
+        compile_tree(tmp, RUNTIME_ROOT, python)
+        (tmp / ".complete").write_text("")
+        shutil.rmtree(target, ignore_errors=True)
+        commit(tmp, target)
+    return target
+
+
 def plan_layers(
-    manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path
+    manifest: dict, model_dir: Path | None, *, python: str, platform: str, cache_dir: Path, store=None
 ) -> list[LayerSpec]:
-    """The layers vci adds on top of the base, in order (pure apart from reading vci's own source)."""
-    reqs = manifest.get("requirements") or []
+    """The layers vci adds on top of the base, in order (pure apart from reading vci's own source).
+
+    ``store`` is where the locked wheels' hashes are recorded and checked (None: neither)."""
+    deps = Dependencies(manifest, python, platform)
     specs = [
         LayerSpec(
             "dependencies",
-            deps_key(reqs, python, platform),
-            f"{len(image_requirements(reqs))} packages for CPython {python} {platform}",
-            lambda: _tree(install_requirements(reqs, python, platform, cache_dir), DEPS_ROOT),
+            deps.key(),
+            deps.describe(),
+            lambda: _tree(install_dependencies(deps, cache_dir, DEPS_ROOT, store), DEPS_ROOT),
         ),
         LayerSpec(
             "runtime",
-            runtime_key(),
+            runtime_key(python),
             "vci runtime (model server)",
-            lambda: [Entry.file(f"{RUNTIME_ROOT}/vci/{rel}", p) for rel, p in runtime_files()],
+            lambda: _tree(runtime_tree(cache_dir, python), RUNTIME_ROOT),
         ),
     ]
     for rec in blob_records(manifest):

@@ -19,7 +19,11 @@ from .runs import settings_for, store_option
 @click.option("--layout", type=DIR_OUT, metavar="DIR", help="Write an OCI image layout.")
 @click.option("--tar", type=FILE_OUT, metavar="FILE", help="Write a tarball that `docker load` accepts.")
 @click.option(
-    "--emit-dockerfile", "dockerfile", type=DIR_OUT, metavar="DIR", help="Write a Dockerfile and its context."
+    "--emit-dockerfile",
+    "dockerfile",
+    type=DIR_OUT,
+    metavar="DIR",
+    help="Write a Dockerfile and its context (alone: no image is built).",
 )
 @click.option(
     "--base",
@@ -48,7 +52,11 @@ from .runs import settings_for, store_option
 @click.option(
     "--dry-run", is_flag=True, help="Print the layer plan (and what the registry already has); build nothing."
 )
-@click.option("--check-reproducible", is_flag=True, help="Build twice from scratch and fail unless the digests match.")
+@click.option(
+    "--check-reproducible",
+    is_flag=True,
+    help="Build twice from scratch (without a daemon) and fail unless the digests match.",
+)
 @store_option
 @output_option
 def package_cmd(
@@ -96,4 +104,5 @@ def package_cmd(
         emit(output, result, "\n".join([f"layer plan for run {run_id} (base {result['base']}):", *rows]))
         return
     result = package(settings, run_id, options, check_reproducible=check_reproducible, refs_file=refs_file)
-    emit(output, {k: v for k, v in result.items() if k != "manifest"}, result["image"])
+    text = result["image"] or f"{result['outputs']['dockerfile']} (no image built)"
+    emit(output, {k: v for k, v in result.items() if k != "manifest"}, text)

@@ -8,7 +8,7 @@ from ..config import load_settings
 from ..errors import UsageError
 from ..model import load_model_file
 from ..progress import format_bytes
-from ..requirements import read_requirements
+from ..requirements import lock_lines, read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
 from ..store import open_store
 from .output import emit, output_option, record_table, table
@@ -178,7 +178,7 @@ def runs_list(project, limit, store, output):
 @store_option
 @output_option
 def runs_show(run_id, store, output):
-    """Show one run: its manifest, version and artifacts."""
+    """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure)."""
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
     lines = [
@@ -195,6 +195,11 @@ def runs_show(run_id, store, output):
         for k, r in sorted(m["artifacts"].items())
     ]
     lines += ["requirements:"] + [f"  {r}" for r in m["requirements"]]
+    if "lock" in m:
+        lines += [f"lock ({len(m['lock'])} distributions, the dependency layer exactly):"]
+        lines += [f"  {line}" for line in lock_lines(m["lock"])]
+    else:
+        lines += ["lock:         none (logged before vci locked dependencies: resolved when the image is built)"]
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
 
 

@@ -206,18 +206,19 @@ def _image_path(path: str) -> str:
 
 
 class LayerCache:
-    """Built layers under ``root/layers/<key>/`` (``blob`` + ``layer.json``), reused while the key matches."""
+    """Built layers under ``root/layers/<key>/gzip-<level>/`` (``blob`` + ``layer.json``), reused while the
+    key matches: one entry per key and compression level, so building at another level keeps the first."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root) / "layers"
 
     def get(self, key: str, *, epoch: int, level: int = DEFAULT_LEVEL) -> Layer | None:
-        record_path = self._dir(key) / "layer.json"
+        entry = self._dir(key, level)
         try:
-            record = json.loads(record_path.read_text())
+            record = json.loads((entry / "layer.json").read_text())
         except (FileNotFoundError, ValueError):
             return None
-        blob = self._dir(key) / "blob"
+        blob = entry / "blob"
         if record.get("epoch") != epoch or record.get("level") != level or not blob.is_file():
             return None
         if blob.stat().st_size != record["descriptor"]["size"]:
@@ -233,24 +234,27 @@ class LayerCache:
         level: int = DEFAULT_LEVEL,
         progress: Callable[[int], object] | None = None,
     ) -> Layer:
-        """The cached layer for ``key``, or a new one written from ``entries`` and recorded."""
+        """The cached layer for ``key`` at ``level``, or a new one written from ``entries`` and recorded."""
         cached = self.get(key, epoch=epoch, level=level)
         if cached is not None:
             return cached
-        layer = write_layer(entries, self._dir(key) / "blob", epoch=epoch, level=level, progress=progress)
+        entry = self._dir(key, level)
+        layer = write_layer(entries, entry / "blob", epoch=epoch, level=level, progress=progress)
         record = {
             "descriptor": layer.descriptor.to_json(),
             "diff_id": layer.diff_id,
             "epoch": epoch,
             "level": level,
         }
-        write_replacing(self._dir(key) / "layer.json", json.dumps(record, sort_keys=True))
+        write_replacing(entry / "layer.json", json.dumps(record, sort_keys=True))
         return layer
 
-    def _dir(self, key: str) -> Path:
+    def _dir(self, key: str, level: int) -> Path:
         if not _KEY.match(key):
             raise UsageError(f"bad layer cache key {key!r}", hint="use letters, digits and . _ : - only")
-        return self.root / key.replace(":", "=")
+        if not 0 <= level <= 9:
+            raise UsageError(f"gzip level {level} is out of range", hint="choose 0 (none) to 9 (smallest)")
+        return self.root / key.replace(":", "=") / f"gzip-{level}"
 
 
 def sha256_of_tar(entries: list[Entry], *, epoch: int) -> str:
