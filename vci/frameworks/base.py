@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import ModelValidationError
-from ..model import _local_modules
+from ..model import _local_modules, deterministic_dumps
 from .convert import as_table, to_jsonable
 
 MODEL_KEY = "model"  # the artifact holding the saved object (a file or a directory)
@@ -110,7 +110,8 @@ class FrameworkModel:
 
 
 def dumps_by_value(obj) -> bytes:
-    """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are."""
+    """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are, to
+    bytes that do not depend on the process (vci.model.deterministic_dumps)."""
     import cloudpickle
 
     owner = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
@@ -118,7 +119,7 @@ def dumps_by_value(obj) -> bytes:
     for module in modules:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(obj)
+        return deterministic_dumps(obj)
     except Exception as exc:  # cloudpickle raises many kinds
         raise ModelValidationError(
             f"{type(obj).__name__} cannot be serialised: {exc}",
