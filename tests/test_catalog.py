@@ -10,7 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vci  # noqa: E402
-from s3server import dummy_aws_env, start_moto  # noqa: E402
+from s3server import dummy_aws_env  # noqa: E402
+from test_ledger import moto_endpoint  # noqa: E402, F401  (the fixture, by its name)
 from vci.catalog import newest_documents  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.ledger import Ledger, make_record  # noqa: E402
@@ -31,13 +32,6 @@ class Counting:
 
     def __getattr__(self, name):
         return getattr(self.store, name)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server, endpoint = start_moto()
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -29,6 +29,13 @@ class Fussy:
         return data
 
 
+def vci_cli(settings, cwd, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VCI_STORE": settings.store}
+    out = subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def eventually(found, seconds: float = 10.0):
     """``found()`` once it is truthy (a log line is written just after its answer), else its last value."""
     deadline = time.monotonic() + seconds
@@ -86,15 +93,7 @@ def test_local_logs_show_the_servers_lines_and_follow_until_it_stops(local_setti
     assert not reader.is_alive()  # the server stopped: following ended by itself
 
     deploy(settings, run.id, "staging")
-    out = subprocess.run(
-        [sys.executable, "-m", "vci", "logs", "--env", "staging"],
-        cwd=tmp_path,
-        env={**os.environ, "VCI_STORE": settings.store},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = vci_cli(settings, tmp_path, "logs", "--env", "staging")
     assert " INFO listening " in out.stdout and not out.stdout.lstrip().startswith("{")
 
 
@@ -107,15 +106,7 @@ def test_status_without_env_lists_every_environment_since_its_release(local_sett
     staged = rows["staging"]
     assert staged["state"] == "ready" and staged["run_id"] == run.id and staged["release_id"] == result.release_id
     assert staged["since"] == Ledger.for_settings(settings).get("staging", result.release_id).when
-    out = subprocess.run(
-        [sys.executable, "-m", "vci", "status", "--output", "json"],
-        cwd=tmp_path,
-        env={**os.environ, "VCI_STORE": settings.store},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = vci_cli(settings, tmp_path, "status", "--output", "json")
     printed = {row["environment"]: row for row in json.loads(out.stdout)["environments"]}
     assert printed["staging"]["digest"] == run.version and printed["production"]["state"] == "not-deployed"
 
