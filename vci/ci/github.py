@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sys
 from collections.abc import Iterator, Mapping
 from typing import TextIO
@@ -64,6 +63,8 @@ def output_value(value) -> str:
 
 def format_output(name: str, value: str) -> str:
     """One ``$GITHUB_OUTPUT`` entry as a heredoc whose random delimiter cannot occur in the value."""
+    import secrets  # here, not at the top: hashlib and hmac would cost every `vci --help` ~2 ms
+
     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
     while delimiter in value or delimiter in name:  # pragma: no cover - 128 random bits
         delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
