@@ -6,10 +6,12 @@ import pytest
 
 import vci
 from vci.config import load_settings
-from vci.deploy import status, undeploy
+from vci.deploy import status
 from vci.deploy.kube import KubeTarget
 from vci.deploy.manifests import render_deployment
-from vci.errors import NotFoundError, VciError
+from vci.errors import VciError
+
+from .conftest import local_settings
 
 
 class Stacker:
@@ -35,15 +37,7 @@ class Single:
 
 @pytest.fixture()
 def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "vci.yaml").write_text("environments:\n  staging: {batching: {max_batch_size: 4}}\n")
-    s = load_settings({"store": str(tmp_path / "store"), "project": "batchenv"}, cwd=tmp_path, environ={})
-    yield s
-    try:
-        undeploy(s, "staging")
-    except NotFoundError:
-        pass
+    yield from local_settings(tmp_path, monkeypatch, "{batching: {max_batch_size: 4}}", "batchenv")
 
 
 def server_environ(pid: int) -> dict:

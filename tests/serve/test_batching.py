@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +11,7 @@ import pytest
 from vci.errors import UsageError
 from vci.serve import run_server
 
-from .conftest import REPO, build_model_dir, http_call, post_json
+from .conftest import build_model_dir, http_call, post_json, serve_until_exit
 from .models import CountingBatchModel, EchoModel
 
 
@@ -103,16 +100,8 @@ def test_sigterm_answers_the_queued_requests(start_server):
 
 def test_a_model_without_batch_predict_cannot_be_batched(tmp_path):
     build_model_dir(tmp_path / "model", EchoModel, artifacts={"greeting": b"hi"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "vci.serve", "--model-dir", str(tmp_path / "model"), "--host", "127.0.0.1"]
-        + ["--port", "0", "--work-dir", str(tmp_path / "work"), "--max-batch-size", "8"],
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc, records = serve_until_exit(tmp_path / "model", tmp_path / "work", "--max-batch-size", "8")
     assert proc.returncode == 14  # ServeError's exit code
-    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     failure = next(r for r in records if r["event"] == "model_load_failed")
     assert "EchoModel has no batch_predict" in failure["error"]
     assert "Traceback" not in proc.stderr
