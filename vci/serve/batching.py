@@ -56,5 +56,13 @@ class Batcher:
     def _run(self, batch: list[tuple[bytes, str, Answer, float]]) -> None:
         """In a pool thread (or on the loop): one model call for the batch, each reply to its own request."""
         replies = self.service.call_many([(body, rid) for body, rid, _, _ in batch])
-        for (_, _, answer, _), reply in zip(batch, replies, strict=True):
-            self.loop.call_soon_threadsafe(answer, reply)
+        answers = [answer for _, _, answer, _ in batch]
+        if self.pool is None:
+            _answer(answers, replies)
+        else:  # one wake-up of the loop for the whole batch
+            self.loop.call_soon_threadsafe(_answer, answers, replies)
+
+
+def _answer(answers: list[Answer], replies: list[Reply]) -> None:
+    for answer, reply in zip(answers, replies, strict=True):
+        answer(reply)
