@@ -114,6 +114,14 @@ def test_port_is_explained(tmp_path):
         ({"canary": {"min_requests": 0}}, "canary.min_requests must be a whole number of at least 1"),
         ({"canary": {"interval": "0s"}}, "canary.interval must be at least"),
         ({"strategy": "blue-green"}, "strategy must be one of direct, canary"),
+        ({"batching": {"max_batch_size": 0}}, "batching.max_batch_size must be a whole number of at least 1"),
+        ({"batching": {"max_batch_size": 2.5}}, "batching.max_batch_size must be a whole number"),
+        ({"batching": {"max_batch_size": True}}, "batching.max_batch_size must be a whole number"),
+        ({"batching": {"max_latency_ms": -1}}, "batching.max_latency_ms must be a number of milliseconds from 0"),
+        ({"batching": {"max_latency_ms": "5ms"}}, "batching.max_latency_ms must be a number of milliseconds"),
+        ({"batching": {"max_size": 8}}, "did you mean 'max_batch_size'?"),
+        ({"batching": 32}, "batching must be a mapping"),
+        ({"env": {"VCI_MAX_BATCH_SIZE": "8"}}, "env.VCI_MAX_BATCH_SIZE comes from the batching setting"),
     ],
 )
 def test_values_that_cannot_work_are_refused_with_the_rule(tmp_path, values, fragment):

@@ -60,6 +60,7 @@ class Environment:
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
+    batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
     pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
     pod_labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))
@@ -76,6 +77,11 @@ class Environment:
     @property
     def is_local(self) -> bool:
         return self.target == LOCAL
+
+    @property
+    def server_env(self) -> dict:
+        """The model server's variables: the ``env`` setting and those that carry the ``batching`` setting."""
+        return {**self.env, **rules.batching_env(self.batching)}
 
 
 SETTINGS = {f.name: f.metadata for f in fields(Environment) if "kind" in f.metadata}

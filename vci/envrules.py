@@ -28,6 +28,8 @@ TARGETS = (LOCAL, KUBERNETES)
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
 STRATEGIES = ("direct", "canary")
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
+BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
+BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
 VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")  # os/arch[/variant], e.g. linux/arm64/v8
 Check = Callable[[Any, str], None]
@@ -148,6 +150,9 @@ def check_env(values: dict, where: str) -> None:
             )
         if name in VCI_ENV:
             raise ConfigError(f"{where}.{name} is set by vci itself (the server's port, work directory, image)")
+        if name in BATCHING_ENV.values():
+            key = next(k for k, v in BATCHING_ENV.items() if v == name)
+            raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
         if "secret" in name.lower():
             raise ConfigError(
                 f"{where}.{name} looks like a secret: vci.yaml is no place for one",
@@ -155,6 +160,23 @@ def check_env(values: dict, where: str) -> None:
             )
     if "VCI_DRAIN_TIMEOUT" in values:
         at_least(0, "s")(values["VCI_DRAIN_TIMEOUT"], f"{where}.VCI_DRAIN_TIMEOUT")
+
+
+def check_batching(values: dict, where: str) -> None:
+    """``max_batch_size`` a whole number of at least 1, ``max_latency_ms`` a number from 0 to 60000."""
+    refuse_unknown(values, BATCHING, where)
+    size, latency = (values.get(key, default) for key, default in BATCHING.items())
+    if not has_kind(size, int) or size < 1:
+        raise ConfigError(f"{where}.max_batch_size must be a whole number of at least 1, got {size!r}")
+    if not has_kind(latency, (int, float)) or not 0 <= latency <= 60_000:
+        raise ConfigError(f"{where}.max_latency_ms must be a number of milliseconds from 0 to 60000, got {latency!r}")
+
+
+def batching_env(values: dict) -> dict[str, str]:
+    """The server variables that carry a batching setting (none when it is empty: batching off)."""
+    if not values:
+        return {}
+    return {BATCHING_ENV[key]: str(values.get(key, default)) for key, default in BATCHING.items()}
 
 
 def check_autoscaling(values: dict, where: str) -> None:

@@ -83,3 +83,20 @@ def serving_settings(tmp_path, monkeypatch, serving_kube, registry, scratch_base
         progress_deadline="60s",
     )
     yield load_settings(cwd=tmp_path, environ={})
+
+
+def local_settings(tmp_path: Path, monkeypatch, staging: str, project: str):
+    """Settings for local deployments under ``tmp_path`` whose staging environment is ``staging`` (YAML
+    flow mapping); a generator for a fixture: undeploys staging afterwards."""
+    from vci.deploy import undeploy
+    from vci.errors import NotFoundError
+
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vci.yaml").write_text(f"environments:\n  staging: {staging}\n")
+    settings = load_settings({"store": str(tmp_path / "store"), "project": project}, cwd=tmp_path, environ={})
+    yield settings
+    try:
+        undeploy(settings, "staging")
+    except NotFoundError:
+        pass

@@ -7,10 +7,10 @@ import pytest
 
 import vci
 import vci.serve.__main__ as serve_main
-from vci.config import load_settings
-from vci.deploy import status, undeploy
+from vci.deploy import status
 from vci.deploy.process import INHERITED, server_environment
-from vci.errors import NotFoundError
+
+from .conftest import local_settings
 
 SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
@@ -64,15 +64,7 @@ def test_every_server_variable_is_inherited_or_set_by_the_deploy():
 
 @pytest.fixture()
 def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "vci.yaml").write_text("environments:\n  staging: {env: {MODEL_MODE: fast}}\n")
-    s = load_settings({"store": str(tmp_path / "store"), "project": "envcheck"}, cwd=tmp_path, environ={})
-    yield s
-    try:
-        undeploy(s, "staging")
-    except NotFoundError:
-        pass
+    yield from local_settings(tmp_path, monkeypatch, "{env: {MODEL_MODE: fast}}", "envcheck")
 
 
 def test_no_credential_of_the_deployer_reaches_the_servers_environ(settings, tmp_path, monkeypatch):

@@ -215,6 +215,20 @@ def raw_exchange(server, data: bytes, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def serve_until_exit(model_dir: Path, work_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run a server that is expected to stop on its own (its model cannot be served): the finished
+    process and the JSON records of its log."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", "0"]
+        + ["--work-dir", str(work_dir), *args],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return proc, [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+
+
 def ready_echo_server(tmp: Path, *args: str) -> ServerProcess:
     """A ready EchoModel server (greeting "hi") with its model and run directories under ``tmp``."""
     from .models import EchoModel

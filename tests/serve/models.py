@@ -105,3 +105,25 @@ class SlowFirstCallModel:
             time.sleep(1.5)
             self.warm = True
         return data
+
+
+class CountingBatchModel:
+    """Numbers its batch_predict calls, so a client can count the model calls behind its answers; an item
+    "bad" fails the whole batch call (and predict on its own), {"sleep": s} makes the call slow."""
+
+    def __init__(self, artifacts):
+        self.calls = 0
+
+    def predict(self, data):
+        if data == "bad":
+            raise ValueError("cannot score 'bad'")
+        return {"single": data}
+
+    def batch_predict(self, items):
+        self.calls += 1
+        if "bad" in items:
+            raise ValueError("cannot score 'bad'")
+        for item in items:
+            if isinstance(item, dict) and "sleep" in item:
+                time.sleep(float(item["sleep"]))
+        return [{"item": item, "call": self.calls, "size": len(items)} for item in items]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, build_model_dir, http_call, post_json
+from .conftest import REPO, build_model_dir, http_call, post_json, serve_until_exit
 from .models import BrokenInitModel, EchoModel, FailingSelfTestModel, SlowLoadModel
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32
@@ -58,27 +58,8 @@ def test_a_tampered_blob_is_refused_before_unpickling(tmp_path):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     blob = model_dir / "blobs" / "sha256" / manifest["model"]["digest"].split(":")[1]
     blob.write_bytes(blob.read_bytes().replace(b"hello", b"jello") + b"\x00")  # a changed pickle
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vci.serve",
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--work-dir",
-            str(tmp_path / "work"),
-        ],
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc, records = serve_until_exit(model_dir, tmp_path / "work")
     assert proc.returncode == 9  # IntegrityError's exit code
-    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     failure = next(r for r in records if r["event"] == "model_load_failed")
     assert "does not match its record" in failure["error"]
     assert "model_loaded" not in proc.stderr
@@ -86,27 +67,8 @@ def test_a_tampered_blob_is_refused_before_unpickling(tmp_path):
 
 def test_a_model_that_cannot_be_constructed_stops_the_server(tmp_path):
     build_model_dir(tmp_path / "model", BrokenInitModel)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vci.serve",
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--work-dir",
-            str(tmp_path / "work"),
-        ],
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc, records = serve_until_exit(tmp_path / "model", tmp_path / "work")
     assert proc.returncode == 14  # ServeError's exit code
-    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     failure = next(r for r in records if r["event"] == "model_load_failed")
     assert "weights file is from another model version" in failure["traceback"]
     assert records[-1]["event"] == "exit" and records[-1]["code"] == 14

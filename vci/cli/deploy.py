@@ -35,8 +35,22 @@ OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "releas
     show_default=True,
     help="Connections the kernel queues before the server accepts them (capped by net.core.somaxconn).",
 )
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Batch concurrent /predict requests into batch_predict calls of at most this many (0: off).",
+)
+@click.option(
+    "--max-latency-ms",
+    type=click.FloatRange(0, 60_000),
+    default=5.0,
+    show_default=True,
+    help="The longest a request waits for its batch to fill.",
+)
 @store_option
-def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
+def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, max_latency_ms, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
 
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
@@ -46,7 +60,16 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, store):
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
     where = f"http://{host}:{port}" if port else f"{host}, on a free port (the 'listening' line names it)"
     click.echo(f"serving run {run_id} from {model_dir} on {where}", err=True)
-    run_server(model_dir, host=host, port=port, grpc_port=grpc_port, workers=workers, backlog=backlog)
+    run_server(
+        model_dir,
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
+        workers=workers,
+        backlog=backlog,
+        max_batch_size=max_batch_size,
+        max_latency=max_latency_ms / 1000,
+    )
 
 
 @click.command("deploy")

@@ -164,7 +164,7 @@ class KubeTarget:
             replicas=env.replicas if replicas is None else replicas,
             resources=env.resources,
             autoscaling=env.autoscaling or None if track == "stable" else None,
-            env=env.env,
+            env=env.server_env,
             labels=env.labels,
             run_id=image.get("run_id"),
             model_digest=image.get("model_digest"),

@@ -69,7 +69,7 @@ class LocalTarget:
             if dry_run or unchanged:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
-            record = process.start_server(model_dir, self.state, name, release_id, port, self.environment.env)
+            record = process.start_server(model_dir, self.state, name, release_id, port, self.environment.server_env)
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {
@@ -184,7 +184,7 @@ class LocalTarget:
         run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(
-                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.environment.env
+                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.environment.server_env
             )
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(

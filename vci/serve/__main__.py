@@ -15,6 +15,8 @@ Flags win over variables::
     --backlog          VCI_BACKLOG          1024 (listen queue; capped by net.core.somaxconn)
     --request-timeout  VCI_REQUEST_TIMEOUT  60 s to send one request
     --drain-timeout    VCI_DRAIN_TIMEOUT    25 s for in-flight requests after SIGTERM
+    --max-batch-size   VCI_MAX_BATCH_SIZE   0 = off (else /predict requests batched into batch_predict calls)
+    --max-latency-ms   VCI_MAX_LATENCY_MS   5 (the longest a request waits for its batch to fill)
     --ready-file       VCI_READY_FILE       none (JSON with the ports and the load state)
                        VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID
 
@@ -60,6 +62,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p.add_argument("--backlog", type=int, default=_env(env, "VCI_BACKLOG", DEFAULT_BACKLOG))
     p.add_argument("--request-timeout", type=float, default=_env(env, "VCI_REQUEST_TIMEOUT", 60.0, float))
     p.add_argument("--drain-timeout", type=float, default=_env(env, "VCI_DRAIN_TIMEOUT", 25.0, float))
+    p.add_argument("--max-batch-size", type=int, default=_env(env, "VCI_MAX_BATCH_SIZE", 0))
+    p.add_argument("--max-latency-ms", type=float, default=_env(env, "VCI_MAX_LATENCY_MS", 5.0, float))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
     a = p.parse_args(argv)
     return dict(
@@ -76,6 +80,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
         backlog=a.backlog,
         request_timeout=a.request_timeout,
         drain_timeout=a.drain_timeout,
+        max_batch_size=a.max_batch_size,
+        max_latency=a.max_latency_ms / 1000,
         ready_file=a.ready_file,
         image_digest=env.get("VCI_IMAGE_DIGEST") or None,
         release_id=env.get("VCI_RELEASE_ID") or None,

@@ -27,6 +27,7 @@ import os
 import time
 
 from . import logs
+from .batching import Batcher
 from .metrics import CONTENT_TYPE
 from .service import JSON, Reply, error_reply
 from .wire import (
@@ -76,6 +77,7 @@ class HttpServer:
         self.buffered = 0  # bytes of request bodies over SMALL_BODY that connections hold (see HttpConnection)
         self.connections: set[HttpConnection] = set()
         self.draining = False
+        self.batcher: Batcher | None = None  # set when /predict requests are batched (vci.serve.batching)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -101,6 +103,8 @@ class HttpServer:
         The grace is for keep-alive clients (a proxy's pool, a connection kube-proxy keeps pointing at this
         pod): a request they sent just as SIGTERM arrived is answered, not met with a reset."""
         self.draining = True
+        if self.batcher is not None:  # queued requests go to the model now, and are answered within the drain
+            self.batcher.flush()
         started = time.monotonic()
         deadline = started + timeout
         while self.connections and time.monotonic() < deadline:
@@ -306,6 +310,9 @@ class HttpConnection(asyncio.Protocol):
             reply = error_reply(415, "send the body as Content-Type: application/json", rid)
         elif isinstance(decoded := decode_body(head.headers, body, self.server.max_body), tuple):
             reply = error_reply(*decoded, rid)
+        elif self.server.batcher is not None and head.path == "/predict":
+            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply))
+            return
         elif self._offload(decoded):
             self.server.pool.submit(self._call_model, head, decoded, rid)
             return

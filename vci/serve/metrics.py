@@ -8,6 +8,8 @@ Exposed series (all prefixed ``vci_``)::
     vci_requests_in_flight                           gauge: requests being handled now
     vci_model_load_seconds                           gauge: time to verify, load and self-test the model
     vci_model_ready                                  gauge: 1 once /readyz answers 200
+    vci_batch_size_bucket{le}, _sum, _count          histogram: requests per batch_predict call (batching on)
+    vci_batch_queue_seconds_bucket{le}, _sum, _count histogram: time a request waited in the batch queue
 
 ``route`` is one of the server's own routes (``/predict``, ``/vci.Model/Predict``, ...) or ``other``,
 so a client probing random paths cannot grow the series without bound.
@@ -18,32 +20,36 @@ from __future__ import annotations
 import bisect
 import threading
 
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Histogram:
-    """Cumulative-on-render latency histogram: one count per bucket plus sum and count."""
+    """Cumulative-on-render histogram (latency unless told other bounds): one count per bucket, sum, count."""
 
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("bounds", "counts", "total", "count")
 
-    def __init__(self):
-        self.counts = [0] * (len(BUCKETS) + 1)
+    def __init__(self, bounds: tuple[float, ...] = BUCKETS):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
         self.count = 0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.total += seconds
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
         self.count += 1
 
-    def render(self, name: str, labels: str) -> list[str]:
-        lines, running = [], 0
-        for bound, n in zip((*map(_number, BUCKETS), "+Inf"), self.counts, strict=True):
+    def render(self, name: str, labels: str = "") -> list[str]:
+        lines, running, sep = [], 0, "," if labels else ""
+        for bound, n in zip((*map(_number, self.bounds), "+Inf"), self.counts, strict=True):
             running += n
-            lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {running}')
-        lines.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
-        lines.append(f"{name}_count{{{labels}}} {self.count}")
+            lines.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running}')
+        braces = f"{{{labels}}}" if labels else ""
+        lines.append(f"{name}_sum{braces} {self.total:.6f}")
+        lines.append(f"{name}_count{braces} {self.count}")
         return lines
 
 
@@ -58,6 +64,11 @@ class Metrics:
         self.in_flight = 0
         self.model_load_seconds: float | None = None
         self.model_ready = False
+        self.batch_sizes: Histogram | None = None  # set when batching is on (see enable_batching)
+        self.queue_waits = Histogram(QUEUE_WAITS)
+
+    def enable_batching(self) -> None:
+        self.batch_sizes = Histogram(BATCH_SIZES)
 
     def route_label(self, route: str) -> str:
         return route if route in self._routes else "other"
@@ -77,6 +88,14 @@ class Metrics:
             if hist is None:
                 hist = self._latency[label] = Histogram()
             hist.observe(seconds)
+
+    def batched(self, size: int, waits: list[float]) -> None:
+        """Record one batch handed to the model and how long each of its requests waited in the queue."""
+        with self._lock:
+            if self.batch_sizes is not None:
+                self.batch_sizes.observe(size)
+            for seconds in waits:
+                self.queue_waits.observe(seconds)
 
     def count(self, route: str, status: int) -> int:
         with self._lock:
@@ -108,7 +127,19 @@ class Metrics:
                 "# TYPE vci_model_ready gauge",
                 f"vci_model_ready {int(self.model_ready)}",
             ]
+            if self.batch_sizes is not None:
+                lines += self._batch_lines(self.batch_sizes)
         return ("\n".join(lines) + "\n").encode()
+
+    def _batch_lines(self, sizes: Histogram) -> list[str]:
+        return [
+            "# HELP vci_batch_size Requests answered by one batch_predict call.",
+            "# TYPE vci_batch_size histogram",
+            *sizes.render("vci_batch_size"),
+            "# HELP vci_batch_queue_seconds Time a request waited in the batch queue.",
+            "# TYPE vci_batch_queue_seconds histogram",
+            *self.queue_waits.render("vci_batch_queue_seconds"),
+        ]
 
 
 def _number(value: float) -> str:

@@ -18,6 +18,7 @@ from ..errors import ServeError, UsageError
 from ..files import write_replacing
 from ..modeldir import in_use
 from . import logs
+from .batching import Batcher
 from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
@@ -46,6 +47,8 @@ class _Options(TypedDict):
     request_timeout: float
     release_id: str | None
     drain_timeout: float
+    max_batch_size: int
+    max_latency: float
     image_digest: str | None
     model_dir: str
 
@@ -68,6 +71,8 @@ def run_server(
     drain_timeout: float = 25.0,
     image_digest: str | None = None,
     release_id: str | None = None,
+    max_batch_size: int = 0,
+    max_latency: float = 0.005,
     stop_event: threading.Event | None = None,
 ) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
@@ -88,6 +93,11 @@ def run_server(
     """
     if workers < 1 or threads < 0 or max_body_bytes < 1 or backlog < 1:
         raise UsageError("workers must be >= 1, threads >= 0, max_body_bytes >= 1 and backlog >= 1")
+    if max_batch_size < 0 or not 0 <= max_latency <= 60:
+        raise UsageError(
+            f"max batch size {max_batch_size} or max latency {max_latency * 1000:g} ms is out of range",
+            hint="--max-batch-size is 0 (off) or more, --max-latency-ms from 0 to 60000",
+        )
     if max_buffered_bytes < max_body_bytes:
         raise UsageError(
             f"max_buffered_bytes ({max_buffered_bytes}) is less than max_body_bytes ({max_body_bytes})",
@@ -111,6 +121,8 @@ def run_server(
         request_timeout=request_timeout,
         release_id=release_id,
         drain_timeout=drain_timeout,
+        max_batch_size=max_batch_size,
+        max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
     )
@@ -171,6 +183,8 @@ class _Process:
         inline_below,
         request_timeout,
         drain_timeout,
+        max_batch_size,
+        max_latency,
         image_digest,
         release_id,
         model_dir,
@@ -191,6 +205,12 @@ class _Process:
             inline_below=inline_below,
             request_timeout=request_timeout,
         )
+        if max_batch_size > 0:
+            self.service.batching = True
+            self.metrics.enable_batching()
+            self.http.batcher = Batcher(
+                self.service, self.metrics, self.pool, max_batch_size=max_batch_size, max_latency=max_latency
+            )
         self.listener: asyncio.Server | None = None
         self.grpc: GrpcFrontEnd | None = None
         self.grpc_bound: int | None = None

@@ -62,6 +62,7 @@ class ModelService:
         self.predict_seconds: float | None = None  # moving average of a model call; None until one is timed
         # the seam for input schemas: (data, batch) -> why it does not match (answered 422), or None
         self.input_check: Callable[[Any, bool], str | None] | None = None
+        self.batching = False  # set when /predict requests are batched: the model must have batch_predict
 
     @property
     def ready(self) -> bool:
@@ -87,6 +88,9 @@ class ModelService:
                 logs.failure("model_load_failed", exc, model_dir=self.model_dir)
             self.state, self.reason = LOAD_FAILED, str(self.load_error)
             return
+        if self.batching and not callable(getattr(model, "batch_predict", None)):
+            self._refuse_unbatchable(type(model).__name__)
+            return
         self.model, self.manifest, self.digest = model, manifest, digest
         logs.event(
             "model_loaded",
@@ -98,6 +102,15 @@ class ModelService:
         self._self_test()
         self.metrics.model_load_seconds = time.perf_counter() - start
         self.metrics.model_ready = self.ready
+
+    def _refuse_unbatchable(self, class_name: str) -> None:
+        self.load_error = ServeError(
+            f"batching is on (max batch size above 0) but the model class {class_name} has no batch_predict(items)",
+            hint="define batch_predict(items) -> list of results, or turn batching off "
+            "(--max-batch-size 0 / VCI_MAX_BATCH_SIZE=0, or remove the environment's batching setting)",
+        )
+        logs.event("model_load_failed", "error", error=str(self.load_error), code=self.load_error.code)
+        self.state, self.reason = LOAD_FAILED, str(self.load_error)
 
     def _self_test(self) -> None:
         test = getattr(self.model, "model_test", None)
@@ -142,6 +155,22 @@ class ModelService:
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
 
     def _call(self, body: bytes, batch: bool, request_id: str) -> Reply:
+        data = self._decode(body, batch, request_id)
+        if isinstance(data, Reply):
+            return data
+        started = time.perf_counter()
+        try:
+            result = self._batch(data) if batch else self.model.predict(data)
+        except ModelError as exc:
+            return error_reply(exc.status, exc.message, request_id)
+        except Exception as exc:
+            return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
+        finally:
+            self._timed(started)
+        return self._encode(result, request_id)
+
+    def _decode(self, body: bytes, batch: bool, request_id: str) -> Any:
+        """The request's JSON value, or the Reply that refuses it (not ready, not JSON, not a list, 422)."""
         if not self.ready:
             return error_reply(503, f"the model is not ready: {self.reason}", request_id)
         try:
@@ -154,20 +183,55 @@ class ModelService:
             return error_reply(400, "batch-predict takes a JSON list of inputs", request_id)
         if self.input_check is not None and (mismatch := self.input_check(data, batch)) is not None:
             return error_reply(422, mismatch, request_id)
-        started = time.perf_counter()
-        try:
-            result = self._batch(data) if batch else self.model.predict(data)
-        except ModelError as exc:
-            return error_reply(exc.status, exc.message, request_id)
-        except Exception as exc:
-            return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
-        finally:  # a racy update from two threads only blurs an average
-            seconds, average = time.perf_counter() - started, self.predict_seconds
-            self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        return data
+
+    def _encode(self, result: Any, request_id: str) -> Reply:
         try:
             return Reply(200, encode_compact(result))
         except (TypeError, ValueError, RecursionError) as exc:
             return error_reply(500, failures.unencodable(result, exc, request_id), request_id)
+
+    def _timed(self, started: float) -> None:
+        """Fold one model call's time into the moving average (a racy update from two threads only blurs it)."""
+        seconds, average = time.perf_counter() - started, self.predict_seconds
+        self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+
+    def call_many(self, requests: list[tuple[bytes, str]]) -> list[Reply]:
+        """Answer several /predict bodies with one ``batch_predict`` call, a Reply per request in order.
+
+        A body that does not decode is refused alone; when the batch call raises (or answers a list of
+        another length), each of its requests is answered by ``predict`` on its own, as without batching,
+        so one bad item fails only its own request. Never raises."""
+        try:
+            return self._call_many(requests)
+        except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
+            return [error_reply(500, failures.predict_failed(exc, rid, False), rid) for _, rid in requests]
+
+    def _call_many(self, requests: list[tuple[bytes, str]]) -> list[Reply]:
+        decoded = [self._decode(body, False, rid) for body, rid in requests]
+        good = [i for i, data in enumerate(decoded) if not isinstance(data, Reply)]
+        results = self._batch_results([decoded[i] for i in good]) if good else []
+        replies = list(decoded)  # the refusals stay, the decoded values are replaced by their answers
+        for n, i in enumerate(good):
+            body, rid = requests[i]
+            replies[i] = self._encode(results[n], rid) if results is not None else self._call(body, False, rid)
+        return replies
+
+    def _batch_results(self, items: list) -> Any:
+        """``batch_predict(items)``, or None (logged) when it raised or did not answer one result per item."""
+        started = time.perf_counter()
+        try:
+            results = self.model.batch_predict(items)
+        except Exception as exc:
+            logs.failure("batch_predict_failed", exc, size=len(items))
+            return None
+        finally:
+            self._timed(started)
+        count = len(results) if hasattr(results, "__len__") and not isinstance(results, (str, bytes, dict)) else None
+        if count != len(items):
+            logs.event("batch_predict_failed", "error", error=f"{len(items)} items got {count} results")
+            return None
+        return results
 
     def _batch(self, items: list):
         batch_predict = getattr(self.model, "batch_predict", None)

@@ -1,0 +1,68 @@
+"""Adaptive batching: concurrent ``/predict`` requests queued on the event loop and answered by one model call.
+
+A request joins the queue (on the loop: an append and, for the first one, a timer). The queue is handed
+over as one batch when it holds ``max_batch_size`` requests or its oldest has waited ``max_latency``
+seconds, whichever comes first. A batch runs in the server's thread pool (inline when there is none,
+``--threads 0``), so a slow batch never holds up ``/healthz``, ``/readyz`` or ``/metrics``; the requests
+arriving meanwhile form the next batch, which is what makes the batching adaptive: the busier the
+server, the larger its batches. Each request gets its own Reply back in order
+(:meth:`ModelService.call_many` decides per item). On SIGTERM :meth:`flush` hands over what is queued at
+once, so queued requests are answered within the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .service import Reply
+
+Answer = Callable[[Reply], None]  # called on the loop with the request's reply
+
+
+class Batcher:
+    """The queue of one server process; every method runs on the event loop."""
+
+    def __init__(self, service, metrics, pool, *, max_batch_size: int, max_latency: float):
+        self.service, self.metrics, self.pool = service, metrics, pool
+        self.max_batch_size, self.max_latency = max_batch_size, max_latency
+        self.loop = asyncio.get_running_loop()
+        self.queue: list[tuple[bytes, str, Answer, float]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def submit(self, body: bytes, request_id: str, answer: Answer) -> None:
+        """Queue one /predict body; ``answer`` gets its Reply once its batch has run."""
+        self.queue.append((body, request_id, answer, time.perf_counter()))
+        if len(self.queue) >= self.max_batch_size:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.loop.call_later(self.max_latency, self.flush)
+
+    def flush(self) -> None:
+        """Hand everything queued over, in batches of at most max_batch_size."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        while self.queue:
+            batch, self.queue = self.queue[: self.max_batch_size], self.queue[self.max_batch_size :]
+            now = time.perf_counter()
+            self.metrics.batched(len(batch), [now - queued for *_, queued in batch])
+            if self.pool is None:
+                self._run(batch)
+            else:
+                self.pool.submit(self._run, batch)
+
+    def _run(self, batch: list[tuple[bytes, str, Answer, float]]) -> None:
+        """In a pool thread (or on the loop): one model call for the batch, each reply to its own request."""
+        replies = self.service.call_many([(body, rid) for body, rid, _, _ in batch])
+        answers = [answer for _, _, answer, _ in batch]
+        if self.pool is None:
+            _answer(answers, replies)
+        else:  # one wake-up of the loop for the whole batch
+            self.loop.call_soon_threadsafe(_answer, answers, replies)
+
+
+def _answer(answers: list[Answer], replies: list[Reply]) -> None:
+    for answer, reply in zip(answers, replies, strict=True):
+        answer(reply)
