@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from ..errors import NotFoundError
 from ..logview import line_time, select_lines
 from .kubeapi import Cluster, api_error
+from .rollout import label_selector
 from .target import LogLine
 
 
 def pod_names(cluster: Cluster, deployment: dict) -> list[str]:
     """The pods a Deployment selects (every version of it, as long as they exist)."""
     namespace = deployment["metadata"]["namespace"]
-    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    selector = label_selector(deployment)
     try:
         pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
     except Exception as exc:

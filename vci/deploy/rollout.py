@@ -49,6 +49,11 @@ class Outcome:
     details: list[str] = field(default_factory=list)  # one fact a line (why a model cannot start)
 
 
+def label_selector(deployment: dict) -> str:
+    """The Deployment's pod selector as a label-selector string (``app=x,track=stable``)."""
+    return ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+
+
 def explain(cluster, deployment: dict, outcome: Outcome) -> str:
     """A failed outcome for people: its reason, then one fact a line (the model's failure, else the
     diagnosis of the pods)."""
@@ -137,7 +142,7 @@ def wait_terminated(cluster, deployment: dict, poll: float = 0.5, margin: float 
     there then (a lost node keeps them Terminating)."""
     import datetime
 
-    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    selector = label_selector(deployment)
     while True:
         pods = [
             p
@@ -194,7 +199,7 @@ def model_failure(cluster, deployment: dict) -> Outcome | None:
 def _unready_new_pods(cluster, deployment: dict) -> list:
     """Pods of the new version (its ReplicaSet and image) that are not ready and not going away."""
     namespace = deployment["metadata"]["namespace"]
-    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    selector = label_selector(deployment)
     try:
         pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
     except Exception:  # a look at pods is a courtesy: the rollout status decides
@@ -223,7 +228,7 @@ def diagnose(cluster, deployment: dict, log_lines: int = 10) -> list[str]:
     last log lines (the model's start failure instead, when its log has one); or, when admission let no pod
     of the new version be created, the ReplicaSet's FailedCreate events."""
     namespace = deployment["metadata"]["namespace"]
-    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    selector = label_selector(deployment)
     pods = cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
     notes = []
     for pod in pods:
