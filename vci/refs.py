@@ -78,6 +78,11 @@ def parse_reference(text: str) -> Reference:
     return Reference(registry, repository, tag, digest)
 
 
+def digest_of(reference: str) -> str | None:
+    """The ``sha256:...`` a reference pins (``repo@sha256:...``), None for a tag or a run id."""
+    return reference.rsplit("@", 1)[1] if "@" in reference else None
+
+
 def is_image_reference(text: str) -> bool:
     """True for image references, False for run ids: an image reference has ``@sha256:`` or a ``/``."""
     return "@sha256:" in text or "/" in text

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from ..config import load_settings
 from ..errors import UsageError, VciError
 from ..ledger import Ledger, make_record
-from ..refs import is_image_reference
+from ..refs import digest_of, is_image_reference
 from ..runs import resolve_run
 from .kube import KubeTarget
 from .local import LocalTarget
@@ -73,7 +73,7 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
         environment=chosen.environment.name,
         action="deploy",
         outcome="failed" if error is not None else ("unchanged" if status == "unchanged" else "succeeded"),
-        digest=(result and result.digest) or (image_ref.rsplit("@", 1)[1] if image_ref and "@" in image_ref else None),
+        digest=(result and result.digest) or (digest_of(image_ref) if image_ref else None),
         run_id=(result and result.run_id) or asked_run,
         image=(result and result.image) or image_ref,
         previous=result.previous if result is not None else None,

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..fetch import cache_root
 from ..oci.registry import RegistryClient
-from ..refs import is_image_reference, parse_reference
+from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
@@ -203,7 +203,7 @@ class KubeTarget:
         result = partial(
             DeployResult,
             environment=spec.environment,
-            digest=_digest(spec.image),
+            digest=digest_of(spec.image),
             image=spec.image,
             run_id=spec.run_id,
             endpoint=self.endpoint(spec),
@@ -334,7 +334,7 @@ class KubeTarget:
             namespace=spec.namespace,
             deployment=spec.object_name,
             image=_live_image(live),
-            digest=_digest(_live_image(live) or ""),
+            digest=digest_of(_live_image(live) or ""),
             run_id=_annotation(live, "run-id"),
             release_id=_annotation(live, "release-id"),
             replicas=want,
@@ -359,7 +359,7 @@ class KubeTarget:
             return Removal.nothing(spec.environment)
         return Removal(
             environment=spec.environment,
-            digest=_digest(_live_image(live) or ""),
+            digest=digest_of(_live_image(live) or ""),
             release_id=_annotation(live, "release-id"),
             status="would-remove" if dry_run else "removed",
             dry_run=dry_run or None,
@@ -506,7 +506,3 @@ def _live_image(deployment: dict | None) -> str | None:
 
 def _annotation(obj: dict | None, key: str) -> str | None:
     return ((obj or {}).get("metadata", {}).get("annotations") or {}).get("vci.dev/" + key)
-
-
-def _digest(image: str) -> str | None:
-    return image.rsplit("@", 1)[1] if "@" in image else None

@@ -22,6 +22,7 @@ from ..kubevalues import (
     network_policy_problem,
     resources_problem,
 )
+from ..refs import digest_of
 
 DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
 ANNOTATION = "vci.dev/"
@@ -204,7 +205,7 @@ def _probe(path: str, period: int, failures: int) -> dict:
 
 def render_container(spec: DeploySpec) -> dict:
     env = {"VCI_PORT": str(PORT), "VCI_WORK_DIR": WORK_DIR, **{k: str(v) for k, v in spec.env.items()}}
-    digest = spec.image.rsplit("@", 1)[1] if "@" in spec.image else ""
+    digest = digest_of(spec.image) or ""
     if digest:
         env["VCI_IMAGE_DIGEST"] = digest
     container = {
