@@ -14,7 +14,8 @@
     ├── BuildError (12)              an image could not be assembled
     ├── DeployError (13)             a deployment failed, timed out or was rolled back
     ├── ServeError (14)              the model server could not load or serve a model
-    └── RemoteError (15)             a deployed model answered with an error (client side)
+    ├── RemoteError (15)             a deployed model answered with an error (client side)
+    └── VerificationError (16)       a signature or attestation missing, wrong or not trusted by the policy
 
 A failure that may pass (a refused connection, a 429 or 503) is raised as the transient twin of its
 class: ``TransientRegistryError``, ``TransientRemoteError``. A twin has ``TransientError`` among its bases
@@ -114,6 +115,12 @@ class RemoteError(VciError):
         super().__init__(message, hint=hint)
         self.status = status
         self.request_id = request_id
+
+
+class VerificationError(VciError):
+    """Evidence a policy asks for is missing or does not hold: unsigned, an untrusted key, a digest mismatch."""
+
+    exit_code = 16
 
 
 class TransientError(VciError):
