@@ -25,7 +25,6 @@ from .store.base import Store
 
 RUN_PREDICATE = "https://vci.dev/attestations/run/v1"
 TRUSTED_KEYS_ENV = "VCI_TRUSTED_KEYS"  # the server's trusted keys: PEM text, several concatenated
-RUN_SIGNATURE_ENV = "VCI_RUN_SIGNATURE"  # an image's run signature (its envelope), beside VCI_RUN_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -164,10 +163,10 @@ SIGNATURE_FILE = "signature.dsse.json"  # a model directory's copy of its run's 
 
 
 def verify_model_dir_signature(model_dir: str | Path, manifest: dict, keys: Sequence[PublicKey]) -> Verified:
-    """A model directory's run signature (its ``signature.dsse.json``, or ``VCI_RUN_SIGNATURE``) against
-    ``keys``, before anything in it is unpickled."""
+    """A model directory's run signature (its ``signature.dsse.json``) against ``keys``, before anything in
+    it is unpickled."""
     path = Path(model_dir) / SIGNATURE_FILE
-    text = path.read_text() if path.is_file() else os.environ.get(RUN_SIGNATURE_ENV)
+    text = path.read_text() if path.is_file() else None
     try:
         envelope = json.loads(text) if text else None
     except ValueError:
