@@ -18,6 +18,7 @@ from .oci import OCI_MANIFEST, Descriptor
 from .oci.evidence import attach, attestation_layer, read_evidence, signature_layer
 from .oci.registry import RegistryClient
 from .refs import parse_reference
+from .runs import resolve_run
 from .sign import dsse, simplesigning, statement
 from .sign.keys import PublicKey, Signer, trusted_key
 from .trust import Policy, Verified, check_run, only_subject
@@ -161,3 +162,43 @@ def check_deployable(settings, environment, what, *, insecure: bool | None = Non
             hint="deploy the image `vci package --push REPO` built and attested (IMAGE@DIGEST) instead",
         )
     return check_run(policy, what.store, what.manifest)
+
+
+def verify(settings, what: str, *, keys: Sequence[PublicKey] = (), env: str | None = None, insecure=None) -> dict:
+    """``vci verify``: every piece of evidence of ``what`` (``IMAGE@DIGEST`` or a run), each checked against
+    ``keys`` (or ``env``'s policy keys), and whether ``env``'s policy holds: ``{subject, kind, keys,
+    signatures, attestations, verified, problem}``. Nothing is changed."""
+    environment = settings.environment(env) if env else None
+    policy = Policy.of(environment, settings.base_dir) if environment is not None else None
+    trusted = tuple(keys) or (policy.keys if policy else ())
+    if not trusted:
+        raise VerificationError(
+            "no key to verify with", hint="give --key PUB.pem, or --env ENV whose verify: setting lists keys"
+        )
+    report = _evidence_of(settings, what, trusted, insecure)
+    report["keys"] = [k.key_id for k in trusted]
+    try:
+        if environment is not None and policy is not None:
+            deployable = what if "@" in what else resolve_run(settings, what)
+            check_deployable(settings, environment, deployable, insecure=insecure)
+        elif not any(s["valid"] for s in report["signatures"]):
+            raise VerificationError(f"{what} has no valid signature by the given keys")
+    except VerificationError as exc:
+        return {**report, "verified": False, "problem": exc.message}
+    return {**report, "verified": True, "problem": None}
+
+
+def _evidence_of(settings, what: str, keys: Sequence[PublicKey], insecure) -> dict:
+    if "@" in what:
+        ref = parse_reference(what)
+        if not ref.digest:
+            raise VerificationError(f"{what} names no digest", hint="verify IMAGE@sha256:... (signatures sign digests)")
+        client = RegistryClient(ref.registry, insecure=insecure)
+        return {"kind": "image", **image_evidence(client, ref.repository, ref.digest, keys)}
+    run = resolve_run(settings, what)
+    entry: dict = {"run_id": run.id, "valid": False}
+    try:
+        entry.update(valid=True, key_id=run.verify(keys).signed_by[0])
+    except VerificationError as exc:
+        entry["problem"] = exc.message
+    return {"kind": "run", "subject": run.version, "signatures": [entry], "attestations": []}
