@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from .errors import VerificationError
 from .oci import OCI_MANIFEST, Descriptor
@@ -33,14 +34,34 @@ def sign_image(
     in-toto statement bytes}), each in a DSSE envelope; return the evidence manifests' digests."""
     reference = f"{client.registry}/{repo}"
     payload = simplesigning.simple_signing_payload(reference, subject.digest)
-    out = {"signature": attach(client, repo, subject, ".sig", [signature_layer(payload, signer.sign(payload))])}
+    mine = (signer.public_key,)
+    signed = [e for e in read_evidence(client, repo, subject.digest, ".sig") if e.data == payload]
+    new = (
+        []
+        if any(trusted_key(mine, e.data, e.signature) for e in signed)
+        else [signature_layer(payload, signer.sign(payload))]
+    )
+    out = {"signature": attach(client, repo, subject, ".sig", new)}  # signing again adds no second signature
     layers = [
         attestation_layer(json.dumps(dsse.sign_envelope(dsse.INTOTO_PAYLOAD_TYPE, body, signer)).encode(), kind)
         for kind, body in attestations.items()
     ]
-    if layers:
-        out["attestations"] = attach(client, repo, subject, ".att", layers)
+    if layers:  # this key's earlier attestation of a kind is replaced by the new one (a rebuild's provenance)
+        out["attestations"] = attach(
+            client, repo, subject, ".att", layers, replaces=partial(_by, mine, set(attestations))
+        )
     return out
+
+
+def _by(keys: tuple[PublicKey, ...], kinds: set[str], layer) -> bool:
+    """Whether ``layer`` is an attestation of one of ``kinds`` signed by one of ``keys``."""
+    if layer.annotations.get("predicateType") not in kinds:
+        return False
+    try:
+        dsse.open_envelope(layer.data, keys)
+    except VerificationError:
+        return False
+    return True
 
 
 def image_evidence(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:

@@ -167,3 +167,12 @@ def test_vci_verify_prints_the_evidence_and_exits_16_when_it_does_not_hold(signe
     assert signed_run.returncode == 0 and json.loads(signed_run.stdout)["kind"] == "run"
     other = verify(run.id, "--key", str(keys["other_public"]))
     assert other.returncode == 16 and "trusted key" in json.loads(other.stdout)["signatures"][0]["problem"]
+
+
+def test_packaging_again_keeps_one_signature_and_one_attestation_of_each_kind(signed, settings, scratch_base):
+    run, result, client, repo = signed
+    again = package(settings, run.id, Options(base=scratch_base, push=[f"{client.registry}/{repo}"]))
+    assert again["digest"] == result["digest"]
+    assert len(read_evidence(client, repo, result["digest"], ".sig")) == 1
+    kinds = [e.annotations["predicateType"] for e in read_evidence(client, repo, result["digest"], ".att")]
+    assert sorted(kinds) == sorted([SLSA_PROVENANCE, CYCLONEDX_BOM])
