@@ -176,3 +176,16 @@ def test_packaging_again_keeps_one_signature_and_one_attestation_of_each_kind(si
     assert len(read_evidence(client, repo, result["digest"], ".sig")) == 1
     kinds = [e.annotations["predicateType"] for e in read_evidence(client, repo, result["digest"], ".att")]
     assert sorted(kinds) == sorted([SLSA_PROVENANCE, CYCLONEDX_BOM])
+
+
+def test_a_changed_image_manifest_is_another_digest_and_unsigned(signed, keys):
+    """Someone pushes the signed image's manifest with one annotation added: the bytes the policy would
+    deploy are not the ones that were signed."""
+    _, result, client, repo = signed
+    data, media_type, _ = client.get_manifest(repo, result["digest"])
+    changed = json.loads(data)
+    changed.setdefault("annotations", {})["org.example/changed"] = "yes"
+    digest = client.put_manifest(repo, json.dumps(changed).encode(), media_type, "changed")
+    assert digest != result["digest"]
+    with pytest.raises(VerificationError, match="is not signed"):
+        check_image(policy(keys, "signature"), client, repo, digest)
