@@ -62,6 +62,8 @@ def site(tmp_path):
     dist(site, "Flask", "3.0.0", "Classifier: License :: OSI Approved :: BSD License", "Classifier: Framework :: Flask")
     dist(site, "mystery", "0.1", "License: UNKNOWN")
     (site / "broken-1.0.dist-info").mkdir()  # no METADATA: not a distribution pip would list
+    (site / "bare-2.0.dist-info").mkdir()
+    (site / "bare-2.0.dist-info" / "METADATA").write_bytes(b"Name: bare\r\nVersion: 2.0\r\nLicense: MIT")  # no body
     return site
 
 
@@ -79,7 +81,8 @@ def validate(sbom: bytes) -> dict:
 
 def test_python_components_with_licences_and_the_locks_hashes(site):
     found = {c.name: c for c in python_components(site, LOCK)}
-    assert sorted(found) == ["Flask", "mystery", "numpy", "requests", "scikit-learn"]
+    assert sorted(found) == ["Flask", "bare", "mystery", "numpy", "requests", "scikit-learn"]
+    assert found["bare"].licenses == ("MIT",) and found["bare"].version == "2.0"
     assert found["scikit-learn"].licenses == ("BSD-3-Clause",)
     assert found["scikit-learn"].hashes == {"sha256": "12" * 32}
     assert found["scikit-learn"].purl == "pkg:pypi/scikit-learn@1.5.2"
