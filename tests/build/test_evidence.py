@@ -60,19 +60,20 @@ def built(tmp_path_factory, scratch_base):
     return run, image, site, json.loads((tmp_path / "store" / deps.hashes_key()).read_text())["wheels"]
 
 
-def evidence_of(run, image, site, base_spec, base_digest):
+def evidence_of(run, image, site, base_spec, base_digest, dpkg_status=STATUS, cache_dir=None):
     return image_evidence(
         run,
         image,
         base_spec=base_spec,
         base_digest=base_digest,
         site_dir=site,
-        dpkg_status=STATUS,
+        dpkg_status=dpkg_status,
         ci=ci_context(GITHUB_ENV),
         started="2026-12-01T12:00:00Z",
         finished="2026-12-01T12:00:05Z",
         parameters={"platform": "linux/amd64"},
         subject_name="registry.example.com/ml/scaler",
+        cache_dir=cache_dir,
     )
 
 
@@ -114,6 +115,20 @@ def test_the_provenance_is_about_the_image_and_names_run_base_lock_and_ci(built,
     )
     assert provenance.run_details.metadata.invocation_id == "https://github.com/acme/iris/actions/runs/42"
     assert dict(provenance.run_details.builder.version) == {"vci": __version__}
+
+
+def test_the_sbom_is_reused_for_the_same_image_and_components_only(built, scratch_base, tmp_path):
+    run, image, site, _ = built
+    fresh = evidence_of(run, image, site, scratch_base, None)
+    assert evidence_of(run, image, site, scratch_base, None, cache_dir=tmp_path) == fresh
+    [kept] = (tmp_path / "sbom").iterdir()
+    assert (
+        kept.read_bytes() == fresh.sbom
+        and evidence_of(run, image, site, scratch_base, None, cache_dir=tmp_path) == fresh
+    )
+    other = STATUS.replace("2.36-9+deb12u4", "2.36-9+deb12u7")  # the base's libc6 was patched: another SBOM
+    patched = evidence_of(run, image, site, scratch_base, None, dpkg_status=other, cache_dir=tmp_path)
+    assert "2.36-9+deb12u7" in patched.sbom.decode() and len(list((tmp_path / "sbom").iterdir())) == 2
 
 
 def layered_base(tmp_path, *layers: dict[str, bytes]):
