@@ -117,6 +117,12 @@ def test_the_private_key_is_0600_from_its_first_byte(tmp_path):
     assert stat.S_IMODE((tmp_path / "k0.pub").stat().st_mode) == 0o644
 
 
+def test_a_directory_that_cannot_hold_the_pair_is_named(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match=r"cannot write the key pair in .*file/keys: Not a directory"):
+        generate_key_pair(tmp_path / "file" / "keys")
+
+
 def test_an_existing_pair_is_not_replaced_unless_asked(tmp_path):
     private, public = generate_key_pair(tmp_path)
     before = private.read_bytes(), public.read_bytes()
@@ -213,9 +219,9 @@ def test_unsupported_keys_are_refused_by_name(tmp_path):
         check=True,
         capture_output=True,
     )
-    with pytest.raises(ConfigError, match="is a RSA key; vci signs with ECDSA P-256 or Ed25519"):
+    with pytest.raises(ConfigError, match="rsa.pem is RSA; vci signs with ECDSA P-256 or Ed25519 keys"):
         signer_from(str(rsa), {})
-    with pytest.raises(ConfigError, match="is a ECDSA secp384r1 key"):
+    with pytest.raises(ConfigError, match="p384.pem is ECDSA secp384r1;"):
         signer_from(str(p384), {})
 
 

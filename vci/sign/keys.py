@@ -108,8 +108,8 @@ class Signer(Protocol):
 class KeySigner:
     """A PEM PKCS#8 private key (ECDSA P-256 or Ed25519), optionally encrypted with ``password``."""
 
-    def __init__(self, pem: bytes, password: bytes | None = None, *, origin: str = "the signing key"):
-        self._key = _load_private(pem, password, origin)
+    def __init__(self, pem: bytes | str, password: bytes | None = None, *, origin: str = "the signing key"):
+        self._key = _load_private(pem.encode() if isinstance(pem, str) else pem, password, origin)
         self.public_key = PublicKey._from_crypto(self._key.public_key())
         self.key_id = self.public_key.key_id
         self.origin = origin
@@ -165,7 +165,7 @@ def _check_algorithm(key: Any, origin: str) -> None:
     elif isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return
     raise ConfigError(
-        f"{origin} is a {_describe(key)} key; vci signs with ECDSA P-256 or Ed25519",
+        f"{origin} is {_describe(key)}; vci signs with ECDSA P-256 or Ed25519 keys",
         hint="make one with vci keys generate",
     )
 
@@ -198,9 +198,15 @@ def generate_key_pair(
         verb = "exist" if len(existing) > 1 else "exists"
         raise UsageError(f"{' and '.join(existing)} {verb} already", hint="pass --force to replace the key pair")
     private_pem, public_pem = _new_pair(algorithm, password)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(private_path, private_pem, overwrite, private=True)
-    _write(public_path, public_pem, overwrite, private=False)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write(private_path, private_pem, overwrite, private=True)
+        _write(public_path, public_pem, overwrite, private=False)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the key pair in {directory}: {exc.strerror or type(exc).__name__}",
+            hint="give a directory you can write to (--dir)",
+        ) from None
     return private_path, public_path
 
 
