@@ -27,7 +27,7 @@ from ..oci.registry import RegistryClient
 from ..oci.stream import chunk_reader
 from ..runs import Run
 from ..sign.sbom import Component, deb_components, python_components, render_sbom
-from ..sign.statement import SLSA_PROVENANCE, provenance_predicate, pypi_purl, statement
+from ..sign.statement import SLSA_PROVENANCE, canonical_name, provenance_predicate, pypi_purl, statement
 from .plan import python_of
 from .wheels import Dependencies
 
@@ -118,7 +118,7 @@ def locked_with_hashes(run: Run, platform: str) -> list[dict]:
     wheels = wheels if isinstance(wheels, dict) else {}
     entries = []
     for entry in deps.lock or []:
-        wheel = wheels.get(re.sub(r"[-_.]+", "-", entry["name"]).lower()) or {}
+        wheel = wheels.get(canonical_name(entry["name"])) or {}
         sha256 = wheel.get("sha256") if isinstance(wheel, dict) else None
         entries.append({**entry, **({"hashes": {"sha256": sha256}} if sha256 else {})})
     return entries

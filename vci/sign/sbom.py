@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..digests import hex_of
 from . import canonical_json
-from .statement import lock_hashes, pypi_purl
+from .statement import canonical_name, lock_hashes, pypi_purl
 
 SPEC_VERSION = "1.6"
 _HASH_NAMES = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512", "sha1": "SHA-1", "md5": "MD5"}
@@ -46,16 +46,16 @@ def python_components(site_dir: Path | None, lock: list[dict]) -> list[Component
     lock entry of the same name and version when there is one."""
     if site_dir is None:
         return []
-    locked = {(_canonical(e["name"]), e["version"]): e for e in lock}
+    locked = {(canonical_name(e["name"]), e["version"]): e for e in lock}
     found = []
     for info in sorted(Path(site_dir).glob("*.dist-info")):
         meta = _metadata(info)
         if meta is None:
             continue
         name, version = meta["Name"][0], meta["Version"][0]
-        entry = locked.get((_canonical(name), version), {})
+        entry = locked.get((canonical_name(name), version), {})
         found.append(Component(name, version, "pypi", lock_hashes(entry), _licenses(meta), pypi_purl(name, version)))
-    return sorted(found, key=lambda c: (_canonical(c.name), c.version))
+    return sorted(found, key=lambda c: (canonical_name(c.name), c.version))
 
 
 def _metadata(info: Path) -> dict[str, list[str]] | None:
@@ -162,7 +162,3 @@ def _bom_component(component: Component, ref: str):
         hashes=hashes,
         licenses=[factory.make_from_string(text) for text in component.licenses],
     )
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()

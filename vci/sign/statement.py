@@ -145,7 +145,7 @@ def _dependencies(base_image: str, base_digest: str | None, context: dict, lock:
     if repository and sha:
         ref = f"@{context['ref']}" if context.get("ref") else ""
         found.append({"name": "source", "uri": f"git+{repository}{ref}", "digest": {"gitCommit": sha}})
-    for entry in sorted(lock, key=lambda e: _canonical(e["name"])):
+    for entry in sorted(lock, key=lambda e: canonical_name(e["name"])):
         dependency: dict = {"name": entry["name"], "uri": pypi_purl(entry["name"], entry["version"])}
         hashes = lock_hashes(entry)
         if hashes:
@@ -164,8 +164,9 @@ def lock_hashes(entry: dict) -> dict[str, str]:
 
 def pypi_purl(name: str, version: str) -> str:
     """``pkg:pypi/NAME@VERSION`` with the name as the purl spec for PyPI wants it (lower case, ``-``)."""
-    return f"pkg:pypi/{_canonical(name)}@{version}"
+    return f"pkg:pypi/{canonical_name(name)}@{version}"
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 (and the PyPI purl) writes it: ``Scikit_Learn`` -> ``scikit-learn``."""
     return re.sub(r"[-_.]+", "-", name).lower()
