@@ -104,7 +104,7 @@ def test_the_slsa_predicate_has_what_the_spec_requires():
     assert deps["scikit_learn"] == ("pkg:pypi/scikit-learn@1.5.2", {"sha256": "12" * 32})
     assert deps["numpy"] == ("pkg:pypi/numpy@2.1.0", {})  # no recorded hash: the purl alone
     ci = json_format.MessageToDict(build.internal_parameters)["ci"]
-    assert ci["repository"] == "https://github.com/acme/iris" and ci["workflow"] == "release"
+    assert ci["repository"] == "acme/iris" and ci["workflow"] == "release"  # GITHUB_REPOSITORY's form, from the URL
 
 
 def test_jenkins_and_no_ci():
@@ -117,10 +117,28 @@ def test_jenkins_and_no_ci():
         "url": "https://ci.example.com/job/iris/7/",
         "ref": "main",
     }
-    [base, *_] = provenance.build_definition.resolved_dependencies
+    [base, *others] = provenance.build_definition.resolved_dependencies
+    assert [d.name for d in others] == ["numpy", "scikit_learn"]  # no commit known: no source
     assert base.uri and not base.digest  # a base without a known digest is named, not made up
     local = parsed_provenance(predicate(ci=None))
     assert not local.run_details.metadata.invocation_id and not local.build_definition.HasField("internal_parameters")
+
+
+@pytest.mark.parametrize(
+    "ci, uri",
+    [
+        ({"system": "github", "repository": "acme/iris", "url": "https://ghe.acme.com/acme/iris/actions/runs/4"},
+         "git+https://ghe.acme.com/acme/iris"),
+        ({"system": "jenkins", "repository": "git@github.com:acme/iris.git", "ref": "main"},
+         "git+ssh://git@github.com/acme/iris.git@main"),
+        ({"system": "gitlab", "repository": "https://gitlab.com/acme/iris.git"}, "git+https://gitlab.com/acme/iris.git"),
+    ],
+)  # fmt: skip
+def test_the_source_is_a_git_uri_whatever_form_the_ci_names_it_in(ci, uri):
+    doc = predicate(ci={**ci, "sha": GITHUB["sha"]}, lock=[])
+    [_, source] = doc["buildDefinition"]["resolvedDependencies"]
+    assert source == {"name": "source", "uri": uri, "digest": {"gitCommit": GITHUB["sha"]}}
+    assert doc["buildDefinition"]["internalParameters"]["ci"]["repository"] == ci["repository"]  # as CI named it
 
 
 def test_read_statement_takes_what_it_wrote_and_refuses_other_shapes():
