@@ -205,8 +205,10 @@ def test_a_path_in_the_pem_variable_is_explained(tmp_path, pair):
     private, _, _ = pair
     with pytest.raises(ConfigError, match="VCI_SIGNING_KEY does not hold a PEM private key.*VCI_SIGNING_KEY_FILE"):
         configured_signer(None, {"VCI_SIGNING_KEY": str(private)})
+    with pytest.raises(ConfigError, match=r"cannot read the signing key file VCI_SIGNING_KEY_FILE names \(.*"):
+        configured_signer(None, {"VCI_SIGNING_KEY_FILE": str(tmp_path / "missing.key")})  # its path is masked
     with pytest.raises(ConfigError, match=r"cannot read the signing key .*missing\.key: No such file"):
-        configured_signer(None, {"VCI_SIGNING_KEY_FILE": str(tmp_path / "missing.key")})
+        configured_signer(f"file:{tmp_path / 'missing.key'}", {})
     with pytest.raises(ConfigError, match="RELEASE_KEY is not set"):
         signer_from("env:RELEASE_KEY", {})
 
