@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from .errors import VerificationError
 from .oci import OCI_MANIFEST, Descriptor
 from .oci.evidence import attach, attestation_layer, read_evidence, signature_layer
 from .oci.registry import RegistryClient
 from .refs import parse_reference
+from .runs import resolve_run
 from .sign import dsse, simplesigning, statement
 from .sign.keys import PublicKey, Signer, trusted_key
 from .trust import Policy, Verified, check_run, only_subject
@@ -32,14 +34,34 @@ def sign_image(
     in-toto statement bytes}), each in a DSSE envelope; return the evidence manifests' digests."""
     reference = f"{client.registry}/{repo}"
     payload = simplesigning.simple_signing_payload(reference, subject.digest)
-    out = {"signature": attach(client, repo, subject, ".sig", [signature_layer(payload, signer.sign(payload))])}
+    mine = (signer.public_key,)
+    signed = [e for e in read_evidence(client, repo, subject.digest, ".sig") if e.data == payload]
+    new = (
+        []
+        if any(trusted_key(mine, e.data, e.signature) for e in signed)
+        else [signature_layer(payload, signer.sign(payload))]
+    )
+    out = {"signature": attach(client, repo, subject, ".sig", new)}  # signing again adds no second signature
     layers = [
         attestation_layer(json.dumps(dsse.sign_envelope(dsse.INTOTO_PAYLOAD_TYPE, body, signer)).encode(), kind)
         for kind, body in attestations.items()
     ]
-    if layers:
-        out["attestations"] = attach(client, repo, subject, ".att", layers)
+    if layers:  # this key's earlier attestation of a kind is replaced by the new one (a rebuild's provenance)
+        out["attestations"] = attach(
+            client, repo, subject, ".att", layers, replaces=partial(_by, mine, set(attestations))
+        )
     return out
+
+
+def _by(keys: tuple[PublicKey, ...], kinds: set[str], layer) -> bool:
+    """Whether ``layer`` is an attestation of one of ``kinds`` signed by one of ``keys``."""
+    if layer.annotations.get("predicateType") not in kinds:
+        return False
+    try:
+        dsse.open_envelope(layer.data, keys)
+    except VerificationError:
+        return False
+    return True
 
 
 def image_evidence(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:
@@ -161,3 +183,43 @@ def check_deployable(settings, environment, what, *, insecure: bool | None = Non
             hint="deploy the image `vci package --push REPO` built and attested (IMAGE@DIGEST) instead",
         )
     return check_run(policy, what.store, what.manifest)
+
+
+def verify(settings, what: str, *, keys: Sequence[PublicKey] = (), env: str | None = None, insecure=None) -> dict:
+    """``vci verify``: every piece of evidence of ``what`` (``IMAGE@DIGEST`` or a run), each checked against
+    ``keys`` (or ``env``'s policy keys), and whether ``env``'s policy holds: ``{subject, kind, keys,
+    signatures, attestations, verified, problem}``. Nothing is changed."""
+    environment = settings.environment(env) if env else None
+    policy = Policy.of(environment, settings.base_dir) if environment is not None else None
+    trusted = tuple(keys) or (policy.keys if policy else ())
+    if not trusted:
+        raise VerificationError(
+            "no key to verify with", hint="give --key PUB.pem, or --env ENV whose verify: setting lists keys"
+        )
+    report = _evidence_of(settings, what, trusted, insecure)
+    report["keys"] = [k.key_id for k in trusted]
+    try:
+        if environment is not None and policy is not None:
+            deployable = what if "@" in what else resolve_run(settings, what)
+            check_deployable(settings, environment, deployable, insecure=insecure)
+        elif not any(s["valid"] for s in report["signatures"]):
+            raise VerificationError(f"{what} has no valid signature by the given keys")
+    except VerificationError as exc:
+        return {**report, "verified": False, "problem": exc.message}
+    return {**report, "verified": True, "problem": None}
+
+
+def _evidence_of(settings, what: str, keys: Sequence[PublicKey], insecure) -> dict:
+    if "@" in what:
+        ref = parse_reference(what)
+        if not ref.digest:
+            raise VerificationError(f"{what} names no digest", hint="verify IMAGE@sha256:... (signatures sign digests)")
+        client = RegistryClient(ref.registry, insecure=insecure)
+        return {"kind": "image", **image_evidence(client, ref.repository, ref.digest, keys)}
+    run = resolve_run(settings, what)
+    entry: dict = {"run_id": run.id, "valid": False}
+    try:
+        entry.update(valid=True, key_id=run.verify(keys).signed_by[0])
+    except VerificationError as exc:
+        entry["problem"] = exc.message
+    return {"kind": "run", "subject": run.version, "signatures": [entry], "attestations": []}

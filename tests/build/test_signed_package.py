@@ -137,3 +137,42 @@ def test_no_key_no_signature(settings, tmp_path, scratch_base, registry, monkeyp
     result = package(settings, run.id, Options(base=scratch_base, push=[f"{registry.host}/ml/unsigned"]))
     assert result["signed"] is None
     assert read_evidence(RegistryClient(registry.host), "ml/unsigned", result["digest"], ".sig") == []
+
+
+def test_vci_verify_prints_the_evidence_and_exits_16_when_it_does_not_hold(signed, keys, tmp_path):
+    from .conftest import env_without_debug
+
+    run, result, _, _ = signed
+    image = result["signed"]["images"][0]["image"]
+
+    def verify(*args):
+        return subprocess.run(
+            ["vci", "verify", *args, "--output", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**env_without_debug(), "VCI_STORE": str(tmp_path / "store")},
+        )
+
+    good = verify(image, "--key", str(keys["public"]))
+    assert good.returncode == 0, good.stderr
+    report = json.loads(good.stdout)
+    assert report["verified"] and report["signatures"][0]["key_id"] == load_public_key(keys["public"]).key_id
+    assert {a["predicate_type"] for a in report["attestations"]} == {SLSA_PROVENANCE, CYCLONEDX_BOM}
+    bad = verify(image, "--key", str(keys["other_public"]))
+    assert bad.returncode == 16 and not json.loads(bad.stdout)["verified"]
+    assert "Traceback" not in bad.stderr and "no valid signature" in bad.stderr
+    signed_run = verify(run.id, "--key", str(keys["public"]))  # logged with the key configured: signed at commit
+    assert signed_run.returncode == 0 and json.loads(signed_run.stdout)["kind"] == "run"
+    other = verify(run.id, "--key", str(keys["other_public"]))
+    assert other.returncode == 16 and "trusted key" in json.loads(other.stdout)["signatures"][0]["problem"]
+
+
+def test_packaging_again_keeps_one_signature_and_one_attestation_of_each_kind(signed, settings, scratch_base):
+    run, result, client, repo = signed
+    again = package(settings, run.id, Options(base=scratch_base, push=[f"{client.registry}/{repo}"]))
+    assert again["digest"] == result["digest"]
+    assert len(read_evidence(client, repo, result["digest"], ".sig")) == 1
+    kinds = [e.annotations["predicateType"] for e in read_evidence(client, repo, result["digest"], ".att")]
+    assert sorted(kinds) == sorted([SLSA_PROVENANCE, CYCLONEDX_BOM])
