@@ -37,6 +37,20 @@ class Scaler:
         return [x * self.factor for x in data]
 
 
+def logged_run(store: Path, factor: str):
+    """A committed run of the Scaler in ``store`` (a directory)."""
+    import vci
+    from vci.config import load_settings
+
+    settings = load_settings({"store": str(store), "project": "scaler"}, cwd=store.parent, environ={})
+    (store.parent / f"factor-{factor}.txt").write_text(factor)
+    run = vci.init("scaler", settings=settings)
+    run.log_artifact("factor", store.parent / f"factor-{factor}.txt")
+    run.log_model(Scaler, artifacts=["factor"])
+    run.commit()
+    return run
+
+
 def median_ms(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -93,18 +107,11 @@ def measure_against_package(tmp: Path) -> None:
     import os
     import subprocess
 
-    import vci
     from images import base_image_layout
-    from vci.config import load_settings
     from vci.sign.keys import generate_key_pair
 
     env = {**os.environ, "VCI_CACHE_DIR": str(tmp / "cache"), "PYTHONPATH": str(ROOT)}
-    settings = load_settings({"store": str(tmp / "store"), "project": "scaler"}, cwd=tmp, environ={})
-    (tmp / "factor.txt").write_text("2")
-    run = vci.init("scaler", settings=settings)
-    run.log_artifact("factor", tmp / "factor.txt")
-    run.log_model(Scaler, artifacts=["factor"])
-    run.commit()
+    run = logged_run(tmp / "store", "2")
     base = f"oci:{base_image_layout()}:base"  # Debian bookworm + python3: ~100 packages in its dpkg status
     argv = [sys.executable, "-m", "vci", "package", run.id, "--store", str(tmp / "store"), "--base", base]
     argv += ["--layout", str(tmp / "image")]
@@ -167,20 +174,13 @@ def measure_signed_push(tmp: Path, repeat: int = 5) -> None:
     import os
     import subprocess
 
-    import vci
     from images import base_image_layout
     from registry import RegistryServer
-    from vci.config import load_settings
     from vci.sign.keys import generate_key_pair
 
     env = {**os.environ, "VCI_CACHE_DIR": str(tmp / "push-cache"), "PYTHONPATH": str(ROOT)}
     env.pop("VCI_SIGNING_KEY", None)
-    settings = load_settings({"store": str(tmp / "push-store"), "project": "scaler"}, cwd=tmp, environ={})
-    (tmp / "factor2.txt").write_text("3")
-    run = vci.init("scaler", settings=settings)
-    run.log_artifact("factor", tmp / "factor2.txt")
-    run.log_model(Scaler, artifacts=["factor"])
-    run.commit()
+    run = logged_run(tmp / "push-store", "3")
     signed_env = {**env, "VCI_SIGNING_KEY_FILE": str(generate_key_pair(tmp / "push-keys")[0])}
     with RegistryServer(tmp / "registry") as registry:
         argv = [sys.executable, "-m", "vci", "package", run.id, "--store", str(tmp / "push-store")]
