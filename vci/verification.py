@@ -1,7 +1,7 @@
 """Images' evidence in their registry signed, read and checked against an environment's policy.
 
 ``sign_image`` signs an image (or index) digest with cosign's simple-signing payload and attaches its
-attestations (in-toto statements in DSSE envelopes) beside it (vci.oci.evidence); ``image_evidence``
+attestations (in-toto statements in DSSE envelopes) beside it (vci.oci.evidence); ``evidence_report``
 reads and checks every piece for ``vci verify``; ``check_image`` applies a ``vci.trust.Policy``, and
 ``check_deployable`` is the one check deploy, promote and rollback make before they change anything.
 Kept apart from vci.trust so that a model server, which checks only its run's signature, does not
@@ -64,7 +64,7 @@ def _by(keys: tuple[PublicKey, ...], kinds: set[str], layer) -> bool:
     return True
 
 
-def image_evidence(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:
+def evidence_report(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:
     """Everything attached to ``digest``, each piece checked: ``{"signatures": [...], "attestations": [...]}``,
     every entry with ``valid`` and, when not, ``problem`` (for ``vci verify``)."""
     signatures = [_signature_entry(e, digest, keys) for e in read_evidence(client, repo, digest, ".sig")]
@@ -107,7 +107,7 @@ def check_image(policy: Policy | None, client: RegistryClient, repo: str, digest
     provenance from another builder or repository."""
     if policy is None:
         return None
-    found = image_evidence(client, repo, digest, policy.keys)
+    found = evidence_report(client, repo, digest, policy.keys)
     where = f"{client.registry}/{repo}@{digest[:19]}"
     signed_by = [s["key_id"] for s in found["signatures"] if s["valid"]]
     if "signature" in policy.require and not signed_by:
@@ -215,7 +215,7 @@ def _evidence_of(settings, what: str, keys: Sequence[PublicKey], insecure) -> di
         if not ref.digest:
             raise VerificationError(f"{what} names no digest", hint="verify IMAGE@sha256:... (signatures sign digests)")
         client = RegistryClient(ref.registry, insecure=insecure)
-        return {"kind": "image", **image_evidence(client, ref.repository, ref.digest, keys)}
+        return {"kind": "image", **evidence_report(client, ref.repository, ref.digest, keys)}
     run = resolve_run(settings, what)
     entry: dict = {"run_id": run.id, "valid": False}
     try:

@@ -15,7 +15,7 @@ from vci.oci.registry import RegistryClient
 from vci.sign.keys import generate_key_pair, load_public_key
 from vci.sign.statement import CYCLONEDX_BOM, SLSA_PROVENANCE
 from vci.trust import Policy
-from vci.verification import check_image, image_evidence
+from vci.verification import check_image, evidence_report
 
 from .conftest import log_scaler
 
@@ -71,7 +71,7 @@ def test_the_signature_verifies_with_openssl_over_the_exact_payload(signed, keys
 
 def test_the_attestations_say_what_was_built_from_what(signed, keys):
     run, result, client, repo = signed
-    found = image_evidence(client, repo, result["digest"], [load_public_key(keys["public"])])
+    found = evidence_report(client, repo, result["digest"], [load_public_key(keys["public"])])
     kinds = {a["predicate_type"]: a for a in found["attestations"]}
     assert set(kinds) == {SLSA_PROVENANCE, CYCLONEDX_BOM} and all(a["valid"] for a in kinds.values())
     provenance = kinds[SLSA_PROVENANCE]["predicate"]

@@ -16,7 +16,7 @@ from ..oci.registry import RegistryClient
 from ..refs import parse_reference
 from ..sign.keys import Signer
 from ..sign.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, statement
-from ..verification import sign_image, subject_descriptor
+from ..verification import evidence_report, sign_image, subject_descriptor
 from . import Options
 from .evidence import base_dpkg_status, image_evidence
 from .image import resolve_base
@@ -34,16 +34,29 @@ def sign_pushed(run, image, outputs: dict, options: Options, signer: Signer, *, 
             "a signing key is configured, but nothing was pushed: signatures live beside an image in a registry"
         )
         return {"key_id": signer.key_id, "images": []}
-    attestations = _attestations(run, image, options, started, cache_dir)
+    made: dict[str, bytes] = {}
     signed = []
     for push in pushed:
         ref = parse_reference(push["reference"])
         client = RegistryClient(ref.registry, insecure=options.insecure)
+        if _signed_already(client, ref.repository, image.digest, signer):
+            signed.append({"image": push["reference"], "reused": True})
+            log.info("%s is signed by %s already, with its SBOM and provenance", push["reference"], signer.key_id)
+            continue
+        made = made or _attestations(run, image, options, started, cache_dir)
         subject = subject_descriptor(client, ref.repository, image.digest)
-        found = sign_image(client, ref.repository, subject, signer, attestations)
+        found = sign_image(client, ref.repository, subject, signer, made)
         signed.append({"image": push["reference"], **found})
         log.info("signed %s with %s (signature, sbom, provenance)", push["reference"], signer.key_id)
     return {"key_id": signer.key_id, "images": signed}
+
+
+def _signed_already(client: RegistryClient, repo: str, digest: str, signer: Signer) -> bool:
+    """Whether ``digest`` in ``repo`` has a valid signature and both attestations by ``signer``'s key (a warm
+    re-package of the same image: the first build's provenance still holds, nothing is written again)."""
+    found = evidence_report(client, repo, digest, [signer.public_key])
+    kinds = {a["predicate_type"] for a in found["attestations"] if a["valid"]}
+    return any(s["valid"] for s in found["signatures"]) and {CYCLONEDX_BOM, SLSA_PROVENANCE} <= kinds
 
 
 def _attestations(run, image, options: Options, started: str, cache_dir: Path) -> dict[str, bytes]:
