@@ -75,6 +75,7 @@ def _attestations(run, image, options: Options, started: str, cache_dir: Path) -
         started=started,
         finished=now_iso(),
         parameters={"platform": options.platform, "compression_level": options.level, "builder": options.builder},
+        cache_dir=cache_dir,  # the same image again (a warm package): the SBOM made before, no CycloneDX import
     )
     name = run.project or "model"
     sbom = statement(name, image.digest, CYCLONEDX_BOM, json.loads(evidence.sbom))
