@@ -45,7 +45,17 @@ def hex_of(digest: str) -> str:
 
 def verify_file(path: str | Path, digest: str, size: int | None = None) -> None:
     """Raise IntegrityError unless the file at ``path`` has ``digest`` (and ``size`` when given)."""
-    actual, actual_size = sha256_file(path)
+    _check(path, (digest, size), sha256_file(path))
+
+
+def verify_bytes(data: bytes, digest: str, size: int | None, path: str | Path) -> bytes:
+    """``data`` (read from ``path``) if it has ``digest`` and ``size``, else IntegrityError (verify_file's)."""
+    _check(path, (digest, size), (sha256_bytes(data), len(data)))
+    return data
+
+
+def _check(path: str | Path, wanted: tuple[str, int | None], found: tuple[str, int]) -> None:
+    (digest, size), (actual, actual_size) = wanted, found
     if actual != digest or (size is not None and actual_size != size):
         raise IntegrityError(
             f"{path} does not match its record: expected {digest} ({size} bytes), found {actual} ({actual_size} bytes)",
