@@ -104,9 +104,10 @@ def time_server(image: str) -> dict[str, float]:
                 raise SystemExit(f"no answer: {box.logs()[-2000:]}")
             time.sleep(0.005)
         answered = time.time()
+        wait_for(box, '"model_test"', start, "the server")  # logged just after the state turns ready
         events = {}
         for line in box.logs().splitlines():
-            if line.startswith("{"):
+            if line.startswith("{") and line.endswith("}"):
                 record = json.loads(line)
                 events.setdefault(record.get("event"), record.get("ts"))
     return {
