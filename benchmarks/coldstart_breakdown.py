@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from coldstart import RUNS, answers, exited, package_iris
+from coldstart import RUNS, answers, exited, package_iris, time_floor
 
 GiB = 1 << 30
 PHASES = ("container", "interpreter", "vci imports", "verification", "unpickling", "model init", "model_test")
@@ -54,6 +54,10 @@ model.model_test()
 marks.append(("model_test", time.time()))
 print("PROBE " + json.dumps({"marks": marks, "verified_read": read}), flush=True)
 """
+AFTER_FRAMEWORK = (  # what the server's imports add once the framework's are in (the stdlib modules both import)
+    "import time, joblib, sklearn.linear_model; t = time.perf_counter(); import vci.serve.__main__, vci.serve.server; "
+    "print('MARGINAL', time.perf_counter() - t, flush=True)"
+)
 
 
 def wait_for(box, marker: str, started: float, what: str) -> str:
@@ -118,21 +122,38 @@ def time_server(image: str) -> dict[str, float]:
     }
 
 
-def measure(image: str) -> dict[str, list[float]]:
-    """BENCH_RUNS starts of each kind, after an unmeasured one; per phase, the list of seconds."""
-    time_container(image), probe(image), time_server(image)  # unpack and read once
-    runs: dict[str, list[float]] = defaultdict(list)
+def marginal_imports(image: str) -> float:
+    """Seconds the server's imports take after the framework's (iris: joblib, sklearn.linear_model)."""
+    from images import run_image
+
+    with run_image(image, args=["python3", "-c", AFTER_FRAMEWORK]) as box:
+        return float(wait_for(box, "MARGINAL ", time.perf_counter(), "the import probe").split()[-1])
+
+
+def measure(images: list[tuple[str, str]]) -> list[dict[str, list[float]]]:
+    """BENCH_RUNS rounds, each starting every kind of container for each ``(image, weights blob)`` in turn
+    (so that the load of a shared machine falls on all alike), after an unmeasured round."""
+    for image, blob in images:  # unpack and read once
+        time_container(image), probe(image), time_server(image), time_floor(image, blob)
+    runs: list[dict[str, list[float]]] = [defaultdict(list) for _ in images]
     for _ in range(RUNS):
-        container = time_container(image)
-        phases, read = probe(image)
-        runs["container"].append(container)
-        runs["interpreter"].append(phases.pop("start") - container)
-        for name, seconds in phases.items():
-            runs[name].append(seconds)
-        for name, seconds in time_server(image).items():
-            runs[f"server {name}"].append(seconds)
-        runs["read"].append(read)
+        for (image, blob), each in zip(images, runs, strict=True):
+            measure_once(image, blob, each)
     return runs
+
+
+def measure_once(image: str, blob: str, runs: dict[str, list[float]]) -> None:
+    runs["floor"].append(time_floor(image, blob))
+    runs["vci imports after the framework's"].append(marginal_imports(image))
+    container = time_container(image)
+    phases, read = probe(image)
+    runs["container"].append(container)
+    runs["interpreter"].append(phases.pop("start") - container)
+    for name, seconds in phases.items():
+        runs[name].append(seconds)
+    for name, seconds in time_server(image).items():
+        runs[f"server {name}"].append(seconds)
+    runs["read"].append(read)
 
 
 def print_breakdown(title: str, runs: dict[str, list[float]]) -> dict[str, float]:
@@ -140,7 +161,11 @@ def print_breakdown(title: str, runs: dict[str, list[float]]) -> dict[str, float
     median = {name: statistics.median(values) for name, values in runs.items()}
     total = median["server total"]
     median["server's own"] = median["server listening"] - sum(median[n] for n in PHASES[:3]) + median["server answer"]
-    print(f"{title}: the server's first correct answer after {total:.2f} s (median of {RUNS})")
+    floor, extra = median["floor"], (total - median["floor"]) * 1000
+    print(
+        f"{title}: the server's first correct answer after {total:.2f} s (median of {RUNS}); "
+        f"the floor {floor:.2f} s ({total / floor:.2f}x, vci's extra {extra:.0f} ms)"
+    )
     for name in (*PHASES, "server's own"):
         each = " ".join(f"{t * 1000:.0f}" for t in runs.get(name, []))
         print(f"  {name:<13} {median[name] * 1000:6.0f} ms {100 * median[name] / total:4.0f} %   {each}")
@@ -149,10 +174,13 @@ def print_breakdown(title: str, runs: dict[str, list[float]]) -> dict[str, float
         f"{median['server load'] * 1000:.0f} ms later, answering {median['server answer'] * 1000:.0f} ms after that"
         " (the server's own: binding, the event loop and the first request, less the probe's first three phases)"
     )
+    after = median["vci imports after the framework's"]
+    print(f"  vci imports after the framework's: {after * 1000:.0f} ms (the stdlib modules the server imports, the")
+    print("    framework imports too: where the framework comes first, vci's imports cost this much)")
     return median
 
 
-def package_with_ballast(tmp: Path, base: str) -> str:
+def package_with_ballast(tmp: Path, base: str) -> tuple[str, str]:
     """The iris run again with a 1 GiB artifact (zeros: cheap to gzip; hashing costs the same for any bytes)."""
     import vci
     from vci.build import Options
@@ -174,7 +202,8 @@ def package_with_ballast(tmp: Path, base: str) -> str:
     run.commit()
     ballast.unlink()
     package(settings, run.id, Options(base=base, layout=str(tmp / "ballast"), level=1))
-    return f"oci:{tmp / 'ballast'}:{run.id}"
+    weights = run.manifest["artifacts"]["weights"]["digest"].split(":")[1]
+    return f"oci:{tmp / 'ballast'}:{run.id}", f"/opt/vci/model/blobs/sha256/{weights}"
 
 
 def main() -> None:
@@ -184,9 +213,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vci-coldstart-") as tmp:
         tmp = Path(tmp)
         os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")
-        image, _, _ = package_iris(tmp, base, "with-pyc")
-        small = print_breakdown("iris", measure(image))
-        big = print_breakdown("iris + a 1 GiB artifact", measure(package_with_ballast(tmp, base)))
+        image, _, blob = package_iris(tmp, base, "with-pyc")
+        small_runs, big_runs = measure([(image, blob), package_with_ballast(tmp, base)])
+        small = print_breakdown("iris", small_runs)
+        big = print_breakdown("iris + a 1 GiB artifact", big_runs)
     verified, later = big["verification"] - small["verification"], big["server total"] - small["server total"]
     print(
         f"1 GiB artifact: verification {big['verification']:.2f} s ({GiB / 1e6 / big['verification']:.0f} MB/s), "
