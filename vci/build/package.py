@@ -17,14 +17,17 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..fetch import cache_root
+from ..ledger import now_iso
 from ..oci.image import Index
 from ..oci.layers import LayerCache
 from ..runs import resolve_run
+from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
 from .image import build, rebuild_with_docker, resolve_base, verify_reproducible
 from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
+from .signing import sign_pushed
 
 log = logging.getLogger("vci")
 
@@ -35,6 +38,13 @@ def package(
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
+    signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
+    if signer and len(options.platforms) > 1:
+        raise UsageError(
+            f"--platform {options.platform} builds an image index, and vci signs single images only (each "
+            "platform's SBOM and provenance would be its own)",
+            hint="package and sign one --platform at a time, or unset the signing key for the index",
+        )
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)
     image, layers = build(run, options, cache_root() / "oci")
@@ -45,6 +55,11 @@ def package(
         image, layers = rebuilt
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
     outputs = write_outputs(image, options, run, default_layout, progress or push_progress())
+    signed = (
+        sign_pushed(run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci")
+        if signer
+        else None
+    )
     first = (outputs.get("push") or [{}])[0].get("reference")
     reference = first or f"{outputs.get('layout') or outputs.get('tar')}@{image.digest}"
     if refs_file:
@@ -57,6 +72,7 @@ def package(
         "outputs": outputs,
         "reproducible": True if check_reproducible else None,
         "manifest": json.loads(image.manifest_bytes),
+        "signed": signed,
         **({"platforms": {each.platform: each.digest for each in image.images}} if isinstance(image, Index) else {}),
     }
 
