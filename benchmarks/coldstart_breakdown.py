@@ -23,16 +23,14 @@ Needs runc, umoci and skopeo (scripts/test.sh installs them); run as root.
 """
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import joblib
 import sklearn.linear_model
-from coldstart import RUNS, answers, exited, package_iris, time_floor
+from coldstart import RUNS, answers, exited, package_iris, time_floor, workdir
 
 GiB = 1 << 30
 PHASES = ("container", "interpreter", "vci imports", "verification", "unpickling", "model init", "model_test")
@@ -226,12 +224,7 @@ def package_with_ballast(tmp: Path, base: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    from images import base_image_layout
-
-    base = f"oci:{base_image_layout()}:base"
-    with tempfile.TemporaryDirectory(prefix="vci-coldstart-") as tmp:
-        tmp = Path(tmp)
-        os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")
+    with workdir() as (tmp, base):
         image, _, blob = package_iris(tmp, base, "with-pyc")
         small_runs, big_runs = measure([(image, blob), package_with_ballast(tmp, base)])
         small = print_breakdown("iris", small_runs)

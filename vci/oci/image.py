@@ -39,8 +39,29 @@ _KEEP_CONFIG_KEYS = (
 )
 
 
+class _Manifested:
+    """What an image and an index share: their manifest's bytes, hence its JSON, digest and descriptor."""
+
+    manifest_bytes: bytes
+
+    @property
+    def media_type(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_bytes)
+
+    @property
+    def digest(self) -> str:
+        return sha256_bytes(self.manifest_bytes)
+
+    def descriptor(self, **annotations: str) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), dict(annotations))
+
+
 @dataclass(frozen=True)
-class Image:
+class Image(_Manifested):
     """An image as the registry sees it: manifest bytes, config bytes, and its layers in order."""
 
     manifest_bytes: bytes
@@ -48,16 +69,8 @@ class Image:
     layers: tuple[Layer, ...]
 
     @property
-    def manifest(self) -> dict:
-        return json.loads(self.manifest_bytes)
-
-    @property
     def config(self) -> dict:
         return json.loads(self.config_bytes)
-
-    @property
-    def digest(self) -> str:
-        return sha256_bytes(self.manifest_bytes)
 
     @property
     def media_type(self) -> str:
@@ -67,9 +80,6 @@ class Image:
     def config_descriptor(self) -> Descriptor:
         return Descriptor.from_json(self.manifest["config"])
 
-    def descriptor(self, **annotations: str) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), dict(annotations))
-
     @property
     def platform(self) -> str:
         """``os/arch[/variant]`` as its config says."""
@@ -78,19 +88,11 @@ class Image:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(_Manifested):
     """An image index as the registry sees it: its bytes and one image per platform, in its order."""
 
     manifest_bytes: bytes
     images: tuple[Image, ...]
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads(self.manifest_bytes)
-
-    @property
-    def digest(self) -> str:
-        return sha256_bytes(self.manifest_bytes)
 
     @property
     def media_type(self) -> str:
@@ -100,9 +102,6 @@ class Index:
     def layers(self) -> tuple[Layer, ...]:
         """Every image's layers, each blob once (a layer the platforms share is one blob)."""
         return tuple({layer.digest: layer for image in self.images for layer in image.layers}.values())
-
-    def descriptor(self, **annotations: str) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), dict(annotations))
 
 
 def images_of(image: Image | Index) -> tuple[Image, ...]:
