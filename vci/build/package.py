@@ -39,12 +39,6 @@ def package(
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
     signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
-    if signer and len(options.platforms) > 1:
-        raise UsageError(
-            f"--platform {options.platform} builds an image index, and vci signs single images only (each "
-            "platform's SBOM and provenance would be its own)",
-            hint="package and sign one --platform at a time, or unset the signing key for the index",
-        )
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)
     image, layers = build(run, options, cache_root() / "oci")
