@@ -25,7 +25,7 @@ from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
 from .image import build, rebuild_with_docker, resolve_base, verify_reproducible
-from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
+from .outputs import RegistryClients, mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
 from .signing import sign_pushed
 
@@ -48,9 +48,12 @@ def package(
     if rebuilt:
         image, layers = rebuilt
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
-    outputs = write_outputs(image, options, run, default_layout, progress or push_progress())
+    clients = RegistryClients()  # the push's clients sign too
+    outputs = write_outputs(image, options, run, default_layout, progress or push_progress(), clients)
     signed = (
-        sign_pushed(run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci")
+        sign_pushed(
+            run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci", clients=clients
+        )
         if signer
         else None
     )

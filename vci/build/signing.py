@@ -22,13 +22,16 @@ from ..verification import evidence_report, sign_image, subject_descriptor
 from . import Options
 from .evidence import base_dpkg_status, image_evidence
 from .image import resolve_base
+from .outputs import RegistryClients
 from .plan import python_of
 from .wheels import Dependencies
 
 log = logging.getLogger("vci")
 
 
-def sign_pushed(run, image, outputs: dict, options: Options, signer: Signer, *, started: str, cache_dir: Path) -> dict:
+def sign_pushed(
+    run, image, outputs: dict, options: Options, signer: Signer, *, started: str, cache_dir: Path, clients=None
+) -> dict:
     """Sign every pushed copy of ``image`` and attach its attestations; ``{key_id, images: [...]}``. An index
     is signed itself, and each of its platform images signed and attested as a single image is."""
     pushed = outputs.get("push") or []
@@ -41,7 +44,7 @@ def sign_pushed(run, image, outputs: dict, options: Options, signer: Signer, *, 
     signed = []
     for push in pushed:
         ref = parse_reference(push["reference"])
-        client = RegistryClient(ref.registry, insecure=options.insecure)
+        client = (RegistryClients() if clients is None else clients).get_client(ref.registry, options.insecure)
         signed += [job.sign(client, ref.repository, each) for each in images_of(image)]
         if isinstance(image, Index):
             signed.append(job.sign(client, ref.repository, image))
