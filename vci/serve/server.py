@@ -23,6 +23,7 @@ from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .v2_rest import ROUTE_TEMPLATES
 from .workers import serve_forked
 
 if TYPE_CHECKING:
@@ -192,7 +193,9 @@ class _Process:
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
         self.max_body, self.threads, self.model_dir, self.backlog = max_body, threads, model_dir, backlog
-        routes = tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
+        routes = (
+            tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")) + ROUTE_TEMPLATES
+        )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
