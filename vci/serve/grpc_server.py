@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import ServeError
-from . import logs
+from . import logs, v2_grpc
 from .service import Reply
 
 SERVICE = "vci.Model"
@@ -79,6 +79,18 @@ class GrpcFrontEnd:
             "Health": grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._call(req, ctx, "Health")),
         }
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        self._add_v2(grpc)
+
+    def _add_v2(self, grpc) -> None:
+        """The Open Inference Protocol's service beside vci.Model (vci.serve.v2_grpc), when protobuf is here."""
+        if (why := v2_grpc.available()) is not None:
+            logs.event("v2_grpc_unavailable", "warning", error=why, hint="add protobuf to the run's requirements")
+            return
+        handlers = {
+            m: grpc.unary_unary_rpc_method_handler(lambda req, ctx, m=m: self._call(req, ctx, m, v2_grpc.SERVICE))
+            for m in v2_grpc.METHODS
+        }
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(v2_grpc.SERVICE, handlers),))
 
     def start(self, host: str, port: int) -> int:
         """Bind and start; return the bound port (useful with ``port=0``)."""
@@ -101,13 +113,16 @@ class GrpcFrontEnd:
         """Refuse new calls, let running ones finish within ``grace`` seconds; returns a threading.Event."""
         return self.server.stop(grace)
 
-    def _call(self, request: bytes, context, method: str) -> bytes:
+    def _call(self, request: bytes, context, method: str, service: str = SERVICE) -> bytes:
         rid = dict(context.invocation_metadata()).get("x-request-id") or os.urandom(12).hex()
-        route = f"/{SERVICE}/{method}"
+        route = f"/{service}/{method}"
         started = time.perf_counter()
         self.metrics.started()
         try:
-            reply = self._reply(request, method, rid)
+            if service == SERVICE:
+                reply = self._reply(request, method, rid)
+            else:
+                reply = v2_grpc.reply(self.service, method, request, rid)
         except BaseException as exc:  # service.call maps model errors; this is a last resort
             logs.failure("predict_failed", exc, request_id=rid)
             reply = Reply(500, json.dumps({"error": "internal server error"}).encode())

@@ -23,6 +23,8 @@ from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .v2_grpc import METHODS as V2_METHODS
+from .v2_grpc import SERVICE as V2_SERVICE
 from .v2_rest import ROUTE_TEMPLATES
 from .workers import serve_forked
 
@@ -194,7 +196,10 @@ class _Process:
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
         self.max_body, self.threads, self.model_dir, self.backlog = max_body, threads, model_dir, backlog
         routes = (
-            tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health")) + ROUTE_TEMPLATES
+            tuple(ROUTES)
+            + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
+            + tuple(f"/{V2_SERVICE}/{m}" for m in V2_METHODS)
+            + ROUTE_TEMPLATES
         )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
