@@ -128,6 +128,8 @@ def _bytes_elements(raw: bytes, count: int, where: str):
         if at + 4 > len(raw):
             raise ProtocolError(f"{where}: BYTES data ends inside an element's length")
         (size,) = struct.unpack_from("<I", raw, at)
+        if at + 4 + size > len(raw):
+            raise ProtocolError(f"{where}: a BYTES element of {size} bytes runs past the end of the data")
         values.append(raw[at + 4 : at + 4 + size])
         at += 4 + size
     if at != len(raw):
