@@ -41,6 +41,7 @@ LAYERS = [
         "vci.frameworks",
         "vci.ci",
         "vci.scaffold",
+        "vci.sign",
     },
     {"vci.runs", "vci.fetch", "vci.ledger", "vci.catalog", "vci.tags", "vci.client", "vci.serve"},
     {"vci.build"},
