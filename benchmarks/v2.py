@@ -17,9 +17,10 @@ mlserver-sklearn==1.7.1 scikit-learn==<the version here>``, then
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,16 +32,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+_spec = importlib.util.spec_from_file_location("serve_benchmark", REPO / "benchmarks" / "serve.py")
+assert _spec and _spec.loader
+serve_benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serve_benchmark)  # its free port and wrk output parser
 
 REQUEST = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def infer_once(port: int, timeout: float = 1.0) -> bool:
@@ -64,6 +61,18 @@ def wait_serving(proc: subprocess.Popen, port: int, what: str, seconds: float = 
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict, port: int, what: str):
+    """A server process started from ``cmd``, once it answers an infer on ``port``; stopped afterwards."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_serving(proc, port, what)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def wrk(port: int, connections: int, seconds: float) -> dict:
     script = Path(tempfile.mkdtemp()) / "infer.lua"
     script.write_text(
@@ -77,32 +86,15 @@ def wrk(port: int, connections: int, seconds: float) -> dict:
         text=True,
         check=True,
     ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": _ms(out, "50%"),
-        "p99": _ms(out, "99%"),
-        "errors": int(errors.group(1)) if errors else 0,
-    }
-
-
-def _ms(out: str, pct: str) -> float:
-    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return serve_benchmark.parse_wrk(out)
 
 
 def run_vci(model_dir: Path, args, batch_size: int) -> dict:
-    port = free_port()
+    port = serve_benchmark.free_port()
     cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp(), "--max-batch-size", str(batch_size)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_serving(proc, port, "vci's server")
+    with serving(cmd, {**os.environ, "PYTHONPATH": str(REPO)}, port, "vci's server"):
         return wrk(port, args.connections, args.duration)
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def run_mlserver(model_file: Path, args) -> dict:
@@ -115,12 +107,12 @@ def run_mlserver(model_file: Path, args) -> dict:
         "parameters": {"uri": "./model.joblib"},
     }
     (root / "iris" / "model-settings.json").write_text(json.dumps(settings))
-    port = free_port()
+    port = serve_benchmark.free_port()
     env = {
         **os.environ,
         "MLSERVER_HTTP_PORT": str(port),
-        "MLSERVER_GRPC_PORT": str(free_port()),
-        "MLSERVER_METRICS_PORT": str(free_port()),
+        "MLSERVER_GRPC_PORT": str(serve_benchmark.free_port()),
+        "MLSERVER_METRICS_PORT": str(serve_benchmark.free_port()),
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_HOST": "127.0.0.1",
     }
