@@ -33,6 +33,7 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
+from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
 from .kubelogs import read_logs
@@ -104,9 +105,10 @@ class KubeTarget:
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
-    def render(self, what, *, allow_tag: bool = False, insecure=None) -> Rendering:
+    def render(self, what, *, allow_tag: bool = False, insecure=None, kserve: bool = False) -> Rendering:
         """The objects ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest;
-        an image by digest renders offline, its run id and model digest read from the registry if it answers."""
+        an image by digest renders offline, its run id and model digest read from the registry if it answers.
+        ``kserve``: KServe's ServingRuntime and InferenceService for the image instead (vci.deploy.kserve)."""
         insecure, warnings = self.insecure(insecure), []
         if isinstance(what, str) and is_image_reference(what):
             image = {"image": what}
@@ -121,7 +123,7 @@ class KubeTarget:
         else:
             image = self._built_image(what, insecure)
         spec = self.spec(image, None, allow_tag=allow_tag)
-        objects = render(spec)
+        objects = render_kserve(spec) if kserve else render(spec)
         defaults = container_resources(spec.resources)[1]
         if defaults:
             warnings.append(
