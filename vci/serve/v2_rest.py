@@ -5,8 +5,8 @@ may name the version ``sha256:...`` or leave it out). Routes (``{m}`` is ``model
 ``models/NAME/versions/VERSION``)::
 
     GET  /v2                  server metadata: name, version, extensions
-    GET  /v2/health/live      200 while the process serves
-    GET  /v2/health/ready     200 once the model is ready, 400 before (the protocol's 4xx for "false")
+    GET  /v2/health/live      200 {"live": true} while the process serves
+    GET  /v2/health/ready     200 {"ready": true} once the model is ready, 400 before (the protocol's 4xx)
     GET  /v2/{m}              model metadata: name, versions, platform, inputs, outputs
     GET  /v2/{m}/ready        200 / 400 as /v2/health/ready
     POST /v2/{m}/infer        tensors in, tensors out (vci.serve.v2)
@@ -26,7 +26,8 @@ from . import v2
 from .service import Reply, error_reply
 
 SERVER_NAME = "vci"
-LIVE = Reply(200, b"", "text/plain")
+LIVE = Reply(200, b'{"live":true}')  # the protocol's status code, and the body KServe's client reads too
+READY = Reply(200, b'{"ready":true}')
 ROUTE_TEMPLATES = (
     "/v2",
     "/v2/health/live",
@@ -93,10 +94,16 @@ def get_reply(service, template: str, name: str | None, version: str | None, req
     if name is not None and (why := unknown_model(service, name, version)) is not None:
         return error_reply(404, why, request_id)
     if template.endswith("ready"):
-        return LIVE if service.ready else error_reply(400, f"the model is not ready: {service.reason}", request_id)
+        return READY if service.ready else _not_ready(service, request_id)
     if not service.ready:
-        return error_reply(400, f"the model is not ready: {service.reason}", request_id)
+        return _not_ready(service, request_id)
     return Reply(200, json.dumps(model_metadata(service)).encode())
+
+
+def _not_ready(service, request_id: str) -> Reply:
+    """400: the protocol's 4xx for "not ready" (a probe, Triton's client and KServe's read the status)."""
+    body = {"ready": False, "error": f"the model is not ready: {service.reason}", "request_id": request_id}
+    return Reply(400, json.dumps(body).encode())
 
 
 def model_metadata(service) -> dict:
