@@ -139,3 +139,13 @@ class TensorEchoModel:
     def predict(self, data):
         types = [f"{name}:{type(a).__name__}:{a.dtype}:{a.shape}" for name, a in data.items()]
         return {"types": types, "total": [int(data["counts"].sum())]}
+
+
+class EnvPeekModel:
+    """Answers whether the server's own secrets reached the model's environment."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"token_in_env": "VCI_AUTH_TOKEN" in os.environ, "echo": data}

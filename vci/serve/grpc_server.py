@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import ServeError
 from . import logs, v2_grpc
+from .auth import Tokens
 from .service import Reply
 
 SERVICE = "vci.Model"
@@ -60,7 +61,9 @@ def grpc_code(http_status: int):
 class GrpcFrontEnd:
     """A grpc.server exposing the model service; ``start`` binds, ``stop`` drains."""
 
-    def __init__(self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False):
+    def __init__(
+        self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False, auth: Tokens | None = None
+    ):
         try:
             import grpc
         except ImportError as exc:
@@ -68,7 +71,7 @@ class GrpcFrontEnd:
                 "gRPC was asked for (--grpc-port / VCI_GRPC_PORT) but grpcio is not installed",
                 hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT",
             ) from exc
-        self.service, self.metrics = service, metrics
+        self.service, self.metrics, self.auth = service, metrics, auth
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-grpc"),
             options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", int(reuse_port))],
@@ -114,12 +117,16 @@ class GrpcFrontEnd:
         return self.server.stop(grace)
 
     def _call(self, request: bytes, context, method: str, service: str = SERVICE) -> bytes:
-        rid = dict(context.invocation_metadata()).get("x-request-id") or os.urandom(12).hex()
+        metadata = dict(context.invocation_metadata())
+        rid = metadata.get("x-request-id") or os.urandom(12).hex()
         route = f"/{service}/{method}"
         started = time.perf_counter()
         self.metrics.started()
         try:
-            if service == SERVICE:
+            refusal = self.auth.refusal(route, metadata.get("authorization"), rid) if self.auth else None
+            if refusal is not None:
+                reply = refusal
+            elif service == SERVICE:
                 reply = self._reply(request, method, rid)
             else:
                 reply = v2_grpc.reply(self.service, method, request, rid)

@@ -27,6 +27,7 @@ import os
 import time
 
 from . import logs, v2, v2_rest
+from .auth import Tokens
 from .batching import Batcher
 from .metrics import CONTENT_TYPE
 from .service import JSON, Codec, Reply, error_reply
@@ -79,6 +80,7 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self.batcher: Batcher | None = None  # set when /predict requests are batched (vci.serve.batching)
+        self.auth: Tokens | None = None  # set when routes need a bearer token (vci.serve.auth)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -297,6 +299,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _dispatch(self, head: Head, body: bytes) -> None:
         self._begin()
+        auth = self.server.auth
+        if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
+            route = route_label(head.path) if is_v2(head.path) else head.path
+            if (refusal := auth.refusal(route, head.headers.get("authorization"), self.request_id)) is not None:
+                self._finish(head, refusal)
+                return
         if is_v2(head.path):
             self._dispatch_v2(head, body)
             return
