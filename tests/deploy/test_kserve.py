@@ -57,7 +57,15 @@ def render(tmp_path, **staging) -> list[dict]:
 
 @pytest.mark.parametrize(
     "staging",
-    [{}, {"replicas": 2, "resources": {"cpu": "1", "memory": "2Gi"}, "env": {"VCI_GRPC_PORT": "9000"}}],
+    [
+        {},
+        {
+            "replicas": 2,
+            "resources": {"cpu": "1", "memory": "2Gi"},
+            "env": {"VCI_GRPC_PORT": "9000"},
+            "auth": {"secret": "iris-tokens"},
+        },
+    ],
 )
 def test_rendered_kserve_objects_match_kserves_schemas(tmp_path, staging):
     runtime, service = render(tmp_path, **staging)
@@ -74,6 +82,9 @@ def test_rendered_kserve_objects_match_kserves_schemas(tmp_path, staging):
         assert service["spec"]["predictor"]["minReplicas"] == 2
         assert runtime["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
         assert {"name": "h2c", "containerPort": 9000, "protocol": "TCP"} in container["ports"]
+        assert {"name": "auth", "secret": {"secretName": "iris-tokens", "defaultMode": 0o440}} in runtime["spec"][
+            "volumes"
+        ]
 
 
 def test_the_schema_check_refuses_what_kserve_refuses(tmp_path):

@@ -15,6 +15,7 @@ from .manifests import (
     _common_labels,
     grace_period,
     hpa_bounds,
+    pod_volumes,
     render_container,
     validate_spec,
 )
@@ -52,7 +53,7 @@ def render_runtime(spec: DeploySpec) -> dict:
             "protocolVersions": _protocols(spec),
             "multiModel": False,
             "containers": [runtime_container],
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "volumes": pod_volumes(spec),
         },
     }
     if spec.image_pull_secret:

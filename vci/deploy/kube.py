@@ -177,6 +177,7 @@ class KubeTarget:
             pod_annotations=env.pod_annotations,
             pod_labels=env.pod_labels,
             network_policy=True if env.network_policy is None else env.network_policy,
+            auth_secret=(env.auth or {}).get("secret"),
             **_lifecycle(env),
         )
 
