@@ -18,7 +18,7 @@ from ..build import Options
 from ..build.image import build_image
 from ..build.package import package
 from ..build.plan import PORT
-from ..client import DeployedModel
+from ..client import PROXY_TOKEN_HEADER, DeployedModel
 from ..config import parse_seconds
 from ..errors import (
     AuthError,
@@ -378,13 +378,15 @@ class KubeTarget:
         return f"{host}/api/v1/namespaces/{spec.namespace}/services/{spec.service_name}:http/proxy"
 
     def client(self, **options):
-        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
+        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials;
+        the model server's own token (VCI_TOKEN) travels in X-Vci-Authorization, which the proxy passes on."""
         if not self.status().deployed:
             raise NotFoundError(
                 f"nothing is deployed to {self.environment.name!r}",
                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",
             )
-        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration), **options)
+        session = proxy_session(self.cluster.api_client.configuration)
+        return DeployedModel(self.proxy_url(), session=session, token_header=PROXY_TOKEN_HEADER, **options)
 
     def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
         """The log lines of the Deployment's pods (prefixed by pod), in time order; ``follow`` streams them."""

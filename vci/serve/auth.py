@@ -4,11 +4,11 @@ Tokens come from a file (``VCI_AUTH_TOKEN_FILE``: one token a line, as a mounted
 reread whenever the file changes (its inode, size or mtime: a Secret's update swaps a symlink), so a
 rotation needs no restart; and/or from ``VCI_AUTH_TOKEN`` (read once at start and removed from the
 process environment, so the model's code and its children never see it). A request is let through when
-its ``Authorization: Bearer TOKEN`` equals one of them, compared in constant time against every token
-(hmac.compare_digest, no early exit). Refusals are 401 with ``WWW-Authenticate: Bearer`` and a message
-that names the header, never the token. ``/healthz``, ``/readyz``, ``/metrics`` and the V2 health and
-readiness routes stay open unless ``VCI_AUTH_ALL_ROUTES`` is true; a token never reaches a log line,
-a metric label or an error.
+its ``Authorization: Bearer TOKEN`` (or ``X-Vci-Authorization``: through a proxy) equals one of them,
+compared in constant time against every token (hmac.compare_digest, no early exit). Refusals are 401
+with ``WWW-Authenticate: Bearer`` and a message that names the header, never the token. ``/healthz``,
+``/readyz``, ``/metrics`` and the health and readiness routes of V2 and gRPC stay open unless
+``VCI_AUTH_ALL_ROUTES`` is true; a token never reaches a log line, a metric label or an error.
 
 Failure policy: a token file that cannot be read at start stops the server (it would refuse every
 request); one that becomes unreadable later keeps the last tokens read (logged once); a file with no
@@ -30,6 +30,9 @@ OPEN_ROUTES = frozenset(
     | {f"/inference.GRPCInferenceService/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")}
 )
 CHALLENGE = 'WWW-Authenticate: Bearer realm="vci"'
+# where a request's token may be: X-Vci-Authorization first (vci.client sends it there through the Kubernetes
+# API server's service proxy, whose own credentials take Authorization), then Authorization
+TOKEN_HEADERS = ("x-vci-authorization", "authorization")
 
 
 class Tokens:
@@ -84,6 +87,11 @@ class Tokens:
         self.from_file = [line.strip() for line in lines if line.strip()]
         self.seen, self.unreadable = (stat.st_ino, stat.st_size, stat.st_mtime_ns), False
         logs.event("auth_tokens_read", token_file=self.token_file, tokens=len(self.from_file))
+
+    @staticmethod
+    def presented(headers) -> str | None:
+        """The token header a request carries (a mapping with lower-case names, or gRPC metadata as a dict)."""
+        return next((headers[name] for name in TOKEN_HEADERS if headers.get(name)), None)
 
     def allows(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` header value carries an accepted bearer token (constant time)."""

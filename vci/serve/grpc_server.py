@@ -123,7 +123,7 @@ class GrpcFrontEnd:
         started = time.perf_counter()
         self.metrics.started()
         try:
-            refusal = self.auth.refusal(route, metadata.get("authorization"), rid) if self.auth else None
+            refusal = self.auth.refusal(route, self.auth.presented(metadata), rid) if self.auth else None
             if refusal is not None:
                 reply = refusal
             elif service == SERVICE:

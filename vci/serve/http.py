@@ -302,7 +302,7 @@ class HttpConnection(asyncio.Protocol):
         auth = self.server.auth
         if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
             route = route_label(head.path) if is_v2(head.path) else head.path
-            if (refusal := auth.refusal(route, head.headers.get("authorization"), self.request_id)) is not None:
+            if (refusal := auth.refusal(route, auth.presented(head.headers), self.request_id)) is not None:
                 self._finish(head, refusal)
                 return
         if is_v2(head.path):
