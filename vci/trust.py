@@ -19,16 +19,12 @@ from pathlib import Path
 from .digests import hex_of
 from .errors import NotFoundError, VerificationError
 from .modeldir import manifest_digest
-from .oci import OCI_MANIFEST, Descriptor
-from .oci.evidence import attach, attestation_layer, read_evidence, signature_layer
-from .oci.registry import RegistryClient
-from .sign import dsse, simplesigning, statement
-from .sign.keys import PublicKey, Signer, load_public_keys, trusted_key
+from .sign import dsse, statement
+from .sign.keys import PublicKey, Signer, configured_signer, load_public_keys
 from .store.base import Store
 
 RUN_PREDICATE = "https://vci.dev/attestations/run/v1"
 TRUSTED_KEYS_ENV = "VCI_TRUSTED_KEYS"  # the server's trusted keys: PEM text, several concatenated
-RUN_SIGNATURE_ENV = "VCI_RUN_SIGNATURE"  # an image's run signature (its envelope), beside VCI_RUN_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class Verified:
         return {"subject": self.subject, "signed_by": self.signed_by, "attestations": self.attestations}
 
 
-def _key_source(source: str, base_dir: Path | None) -> str | Path:
+def _key_source(source: str, base_dir: Path | None) -> bytes | Path:
     if source.lstrip().startswith("-----BEGIN"):
         return source.encode()
     path = Path(os.path.expanduser(source))
@@ -122,8 +118,11 @@ def verify_run_envelope(manifest: dict, envelope: dict | None, keys: Sequence[Pu
             hint="the policy asks for signed runs: log it with a signing key (VCI_SIGNING_KEY, signing_key:), "
             "or the manifest was edited after it was signed",
         )
-    _, payload, key = dsse.open_envelope(envelope, keys)
-    subject = _only_subject(statement.read_statement(payload))
+    try:
+        _, payload, key = dsse.open_envelope(envelope, keys)
+        subject = only_subject(statement.read_statement(payload))
+    except VerificationError as exc:
+        raise VerificationError(f"run {manifest.get('id')}: {exc.message}", hint=exc.hint) from None
     if subject != digest:
         raise VerificationError(
             f"run {manifest.get('id')}'s signature is for manifest {subject[:19]}, not {digest[:19]}",
@@ -139,129 +138,37 @@ def check_run(policy: Policy | None, store: Store, manifest: dict) -> Verified |
     return verify_run_envelope(manifest, read_run_signature(store, manifest_digest(manifest)), policy.keys)
 
 
-def _only_subject(doc: dict) -> str:
+def only_subject(doc: dict) -> str:
     subjects = doc.get("subject") or []
     if len(subjects) != 1 or "sha256" not in (subjects[0].get("digest") or {}):
         raise VerificationError("the signed statement does not name exactly one sha256 subject")
     return "sha256:" + subjects[0]["digest"]["sha256"]
 
 
-# -- images --------------------------------------------------------------------------------------------
+# -- wiring --------------------------------------------------------------------------------------------
 
 
-def sign_image(
-    client: RegistryClient, repo: str, subject: Descriptor, signer: Signer, attestations: Mapping[str, bytes]
-) -> dict:
-    """Sign ``subject`` (an image or index in ``repo``) and attach ``attestations`` ({predicate type:
-    in-toto statement bytes}), each in a DSSE envelope; return the evidence manifests' digests."""
-    reference = f"{client.registry}/{repo}"
-    payload = simplesigning.simple_signing_payload(reference, subject.digest)
-    out = {"signature": attach(client, repo, subject, ".sig", [signature_layer(payload, signer.sign(payload))])}
-    layers = [
-        attestation_layer(json.dumps(dsse.sign_envelope(dsse.INTOTO_PAYLOAD_TYPE, body, signer)).encode(), kind)
-        for kind, body in attestations.items()
-    ]
-    if layers:
-        out["attestations"] = attach(client, repo, subject, ".att", layers)
-    return out
+def signer_for(settings) -> Signer | None:
+    """The signer configured for ``settings``: VCI_SIGNING_KEY, VCI_SIGNING_KEY_FILE, else ``signing_key:``
+    (a relative path read from vci.yaml's directory); None when none is."""
+    setting = getattr(settings, "signing_key", None)
+    if setting and not setting.startswith("env:"):
+        path = Path(os.path.expanduser(setting.removeprefix("file:")))
+        base = getattr(settings, "base_dir", None)
+        setting = str(path if path.is_absolute() or base is None else base / path)
+    return configured_signer(setting)
 
 
-def image_evidence(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:
-    """Everything attached to ``digest``, each piece checked: ``{"signatures": [...], "attestations": [...]}``,
-    every entry with ``valid`` and, when not, ``problem`` (for ``vci verify``)."""
-    signatures = [_signature_entry(e, digest, keys) for e in read_evidence(client, repo, digest, ".sig")]
-    attestations = [_attestation_entry(e, digest, keys) for e in read_evidence(client, repo, digest, ".att")]
-    return {"subject": digest, "signatures": signatures, "attestations": attestations}
+SIGNATURE_FILE = "signature.dsse.json"  # a model directory's copy of its run's signature
 
 
-def _signature_entry(layer, digest: str, keys) -> dict:
-    entry: dict = {"payload_digest": layer.digest, "valid": False}
+def verify_model_dir_signature(model_dir: str | Path, manifest: dict, keys: Sequence[PublicKey]) -> Verified:
+    """A model directory's run signature (its ``signature.dsse.json``) against ``keys``, before anything in
+    it is unpickled."""
+    path = Path(model_dir) / SIGNATURE_FILE
+    text = path.read_text() if path.is_file() else None
     try:
-        reference, signed = simplesigning.read_simple_signing(layer.data)
-    except VerificationError as exc:
-        return {**entry, "problem": exc.message}
-    entry["docker_reference"] = reference
-    key = trusted_key(keys, layer.data, layer.signature)
-    if signed != digest:
-        return {**entry, "problem": f"signs {signed}, not {digest}"}
-    if key is None:
-        return {**entry, "problem": "not signed by a trusted key"}
-    return {**entry, "valid": True, "key_id": key.key_id}
-
-
-def _attestation_entry(layer, digest: str, keys) -> dict:
-    entry: dict = {"digest": layer.digest, "predicate_type": layer.annotations.get("predicateType"), "valid": False}
-    try:
-        _, payload, key = dsse.open_envelope(layer.data, keys)
-        doc = statement.read_statement(payload)
-        subject = _only_subject(doc)
-    except VerificationError as exc:
-        return {**entry, "problem": exc.message}
-    entry["predicate_type"] = doc.get("predicateType")
-    if subject != digest:
-        return {**entry, "problem": f"attests {subject}, not {digest}"}
-    return {**entry, "valid": True, "key_id": key.key_id, "predicate": doc.get("predicate")}
-
-
-def check_image(policy: Policy | None, client: RegistryClient, repo: str, digest: str) -> Verified | None:
-    """The image's evidence against ``policy`` (None when there is none); VerificationError naming the
-    first requirement that does not hold: unsigned, untrusted key, missing or mismatched attestation,
-    provenance from another builder or repository."""
-    if policy is None:
-        return None
-    found = image_evidence(client, repo, digest, policy.keys)
-    where = f"{client.registry}/{repo}@{digest[:19]}"
-    signed_by = [s["key_id"] for s in found["signatures"] if s["valid"]]
-    if "signature" in policy.require and not signed_by:
-        raise VerificationError(f"image {where} {_why_unsigned(found['signatures'])}", hint=SIGN_HINT)
-    attested = []
-    for kind in ("sbom", "provenance"):
-        if kind in policy.require:
-            attested.append(_required_attestation(found["attestations"], kind, where, policy))
-    return Verified(digest, signed_by, attested)
-
-
-SIGN_HINT = "package it with a signing key (VCI_SIGNING_KEY or signing_key:) whose public key the environment trusts"
-PREDICATES = {"sbom": statement.CYCLONEDX_BOM, "provenance": statement.SLSA_PROVENANCE}
-
-
-def _why_unsigned(signatures: list[dict]) -> str:
-    if not signatures:
-        return "is not signed"
-    return "has no valid signature: " + "; ".join(s.get("problem", "?") for s in signatures)
-
-
-def _required_attestation(attestations: list[dict], kind: str, where: str, policy: Policy) -> dict:
-    wanted = [a for a in attestations if a["predicate_type"] == PREDICATES[kind]]
-    valid = [a for a in wanted if a["valid"]]
-    if not valid:
-        problem = "; ".join(a.get("problem", "?") for a in wanted) or "none attached"
-        raise VerificationError(f"image {where} has no valid {kind} attestation ({problem})", hint=SIGN_HINT)
-    if kind == "provenance":
-        _check_provenance(valid[0]["predicate"] or {}, where, policy)
-    return {k: valid[0][k] for k in ("predicate_type", "digest", "key_id")}
-
-
-def _check_provenance(predicate: dict, where: str, policy: Policy) -> None:
-    builder = ((predicate.get("runDetails") or {}).get("builder") or {}).get("id")
-    if policy.builder and builder != policy.builder:
-        raise VerificationError(f"image {where} was built by {builder!r}, and the policy trusts {policy.builder!r}")
-    if policy.repository:
-        repository = provenance_repository(predicate)
-        if repository != policy.repository:
-            raise VerificationError(
-                f"image {where}'s provenance names the repository {repository!r}, not {policy.repository!r}",
-                hint="only images built by that repository's CI may be deployed here",
-            )
-
-
-def provenance_repository(predicate: dict) -> str | None:
-    """The source repository a provenance predicate names (the CI context's), None when it names none."""
-    external = (predicate.get("buildDefinition") or {}).get("externalParameters") or {}
-    ci = external.get("ci") or {}
-    return ci.get("repository") or external.get("repository")
-
-
-def subject_descriptor(client: RegistryClient, repo: str, digest: str) -> Descriptor:
-    data, media_type, _ = client.get_manifest(repo, digest)
-    return Descriptor(media_type or OCI_MANIFEST, digest, len(data))
+        envelope = json.loads(text) if text else None
+    except ValueError:
+        raise VerificationError(f"{path} is not a signature envelope (not JSON)") from None
+    return verify_run_envelope(manifest, envelope, keys)

@@ -15,6 +15,7 @@ from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     ROOT,
+    SIGNING_KEY,
     clean_env,
     make_project,
     run_vci,
@@ -269,6 +270,7 @@ def act_sandbox(tmp_path, cluster):
             "VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
             "KUBECONFIG": cluster.kubeconfig.read_text(),
             "GITHUB_TOKEN": GITHUB_TOKEN,
+            "VCI_SIGNING_KEY": SIGNING_KEY,
         },
     )
     args = [
@@ -428,6 +430,10 @@ def test_release_deploys_to_staging_then_promotes_the_tested_digest_with_the_app
     assert history[0]["ci"]["system"] == "github"
     assert history[0]["release_id"] == outputs["release-id"][0]
     assert outputs["outcome"][0] == "succeeded" and outputs["strategy"][0] == "direct"
+    # Package signed and attested the image; Verify checked it with vci.pub; production's policy again
+    assert f"image {digest}: verified" in released.stdout
+    assert history[0]["verified"]["signed_by"] and len(history[0]["verified"]["attestations"]) == 2
+    assert "PRIVATE KEY" not in released.stdout  # the signing key is a secret: never printed
     from s3server import bucket_keys
 
     keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")

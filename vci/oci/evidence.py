@@ -14,13 +14,14 @@ Each manifest also names the image as its OCI 1.1 ``subject`` (with an ``artifac
 registry with the referrers API lists it as a referrer of the image; a registry without one (the
 distribution registry 2.8 here) stores the field and ignores it, and the tags are how evidence is found.
 Adding evidence reads the tag's manifest first and keeps what is there (another key's signature, an
-earlier attestation), so the manifest only grows; a layer that is already there is not added twice.
+earlier attestation) unless the caller says a layer is replaced; a layer already there is not added twice.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..digests import sha256_bytes
@@ -72,13 +73,23 @@ def attestation_layer(envelope: bytes, predicate_type: str) -> Evidence:
     return Evidence(DSSE_ENVELOPE, envelope, {SIGNATURE_ANNOTATION: "", PREDICATE_ANNOTATION: predicate_type})
 
 
-def attach(client: RegistryClient, repo: str, subject: Descriptor, suffix: str, layers: list[Evidence]) -> str:
-    """Add ``layers`` to the ``suffix`` evidence of ``subject`` in ``repo``; return the evidence manifest's
-    digest. The blobs go first, the manifest (by digest, then the tag) last."""
-    kept = read_evidence(client, repo, subject.digest, suffix)
+def attach(
+    client: RegistryClient,
+    repo: str,
+    subject: Descriptor,
+    suffix: str,
+    layers: list[Evidence],
+    *,
+    replaces: Callable[[Evidence], bool] | None = None,
+) -> str:
+    """Add ``layers`` to the ``suffix`` evidence of ``subject`` in ``repo`` (dropping the layers there that
+    ``replaces`` selects); return the evidence manifest's digest. Blobs go first, the manifest (by digest,
+    then the tag) last."""
+    found = read_evidence(client, repo, subject.digest, suffix)
+    kept = [e for e in found if replaces is None or not replaces(e)]
     known = {(e.digest, json.dumps(e.annotations, sort_keys=True)) for e in kept}
     added = [e for e in layers if (e.digest, json.dumps(e.annotations, sort_keys=True)) not in known]
-    if not added:
+    if not added and len(kept) == len(found):
         return _tagged_digest(client, repo, subject.digest, suffix)
     everything = kept + added
     config = _config_bytes(everything)
