@@ -104,6 +104,8 @@ def test_port_is_explained(tmp_path):
         ({"namespace": "ML"}, "'ML' is not a namespace name"),
         ({"image_pull_secret": "Login_Secret"}, "'Login_Secret' is not a Secret name"),
         ({"platform": "amd64"}, "'amd64' is not a platform"),
+        ({"platform": "linux/amd64,arm64"}, "'linux/amd64,arm64' is not a platform"),
+        ({"platform": "linux/amd64,linux/amd64"}, "names a platform twice"),
         ({"network_policy": "yes"}, "network_policy must be a boolean or a mapping"),
         ({"network_policy": {"from_namespaces": "ingress"}}, "from_namespaces must be a list"),
         ({"network_policy": {"from_namespaces": ["Ingress_NS"]}}, "'Ingress_NS' is not a namespace name"),
@@ -164,7 +166,7 @@ def test_a_consistent_cluster_environment_loads(tmp_path):
         "env": {"THREADS": 4, "VCI_DRAIN_TIMEOUT": "10"},
         "canary": {"steps": [10, 50], "interval": "30s", "max_error_rate": 0},
         "network_policy": {"from_namespaces": ["ingress-nginx"], "from_cidrs": ["10.0.0.1/32"]},
-        "platform": "linux/arm64/v8",
+        "platform": "linux/amd64, linux/arm64/v8",
     }
     env = load(tmp_path, {"project": "iris", "environments": {"staging": staging}}).environment("staging")
     assert env.autoscaling["max_replicas"] == 6 and env.network_policy["from_namespaces"] == ["ingress-nginx"]

@@ -128,8 +128,14 @@ def check_secret_name(value: str, where: str) -> None:
 
 
 def check_platform(value: str, where: str) -> None:
-    if not PLATFORM.match(value):
-        raise ConfigError(f"{where}: {value!r} is not a platform", hint="OS/ARCH[/VARIANT], e.g. linux/amd64")
+    """One platform, or several separated by commas (an image index), each once."""
+    platforms = [p.strip() for p in value.split(",")]
+    if not all(PLATFORM.match(p) for p in platforms):
+        raise ConfigError(
+            f"{where}: {value!r} is not a platform", hint="OS/ARCH[/VARIANT][,...], e.g. linux/amd64,linux/arm64"
+        )
+    if len(set(platforms)) != len(platforms):
+        raise ConfigError(f"{where}: {value!r} names a platform twice", hint="name each platform once")
 
 
 def metadata(label: bool) -> Check:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 
 from .errors import VerificationError
 from .oci import OCI_MANIFEST, Descriptor
@@ -64,11 +65,15 @@ def _by(keys: tuple[PublicKey, ...], kinds: set[str], layer) -> bool:
     return True
 
 
-def evidence_report(client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey]) -> dict:
+def evidence_report(
+    client: RegistryClient, repo: str, digest: str, keys: Sequence[PublicKey], cache_dir: Path | None = None
+) -> dict:
     """Everything attached to ``digest``, each piece checked: ``{"signatures": [...], "attestations": [...]}``,
-    every entry with ``valid`` and, when not, ``problem`` (for ``vci verify``)."""
-    signatures = [_signature_entry(e, digest, keys) for e in read_evidence(client, repo, digest, ".sig")]
-    attestations = [_attestation_entry(e, digest, keys) for e in read_evidence(client, repo, digest, ".att")]
+    every entry with ``valid`` and, when not, ``problem`` (for ``vci verify``); ``cache_dir`` keeps the
+    blobs read (see ``read_evidence``)."""
+    sig, att = (read_evidence(client, repo, digest, suffix, cache_dir=cache_dir) for suffix in (".sig", ".att"))
+    signatures = [_signature_entry(e, digest, keys) for e in sig]
+    attestations = [_attestation_entry(e, digest, keys) for e in att]
     return {"subject": digest, "signatures": signatures, "attestations": attestations}
 
 

@@ -307,6 +307,7 @@ def act_sandbox(tmp_path, cluster):
     )
     operator_env.pop("PIP_REQUIRE_VIRTUALENV")  # `vci package` installs the image's requirements with pip
     vci = functools.partial(run_vci, cwd=repo, env=operator_env)
+    signing_vci = functools.partial(run_vci, cwd=repo, env=dict(operator_env, VCI_SIGNING_KEY=SIGNING_KEY))
     yield {
         "repo": repo,
         "env": env,
@@ -316,6 +317,7 @@ def act_sandbox(tmp_path, cluster):
         "cluster": cluster,
         "api": api,
         "vci": vci,
+        "signing_vci": signing_vci,  # an operator who holds the signing key, as CI does
     }
     stop_environments(repo, operator_env)
     api.stop()
@@ -360,11 +362,11 @@ def production_history(sandbox) -> list[dict]:
 
 def staged_image(sandbox, factor: int) -> str:
     """A version of the model (its artifact says ``factor``) logged and pushed to staging's repository by an
-    operator, as another push's staging job would: the image reference, REPO@sha256:..."""
+    operator, signed, as another push's staging job would: the image reference, REPO@sha256:..."""
     artifact, examples = (sandbox["repo"].parent / f"{name}-{factor}" for name in ("factor", "examples"))
     artifact.write_text(str(factor))
     examples.write_text(json.dumps({"inputs": [[1, 2]], "expected_outputs": [[factor, 2 * factor]]}))
-    vci = sandbox["vci"]
+    vci = sandbox["signing_vci"]
     run = json.loads(
         vci(
             "log",

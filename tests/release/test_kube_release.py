@@ -186,6 +186,8 @@ def test_a_production_that_verifies_refuses_an_unsigned_image_and_takes_a_signed
     before = status(settings, "production").digest
     with pytest.raises(VerificationError, match="is not signed"):
         promote(settings, "staging", "production", strategy="direct", approved_by="alice", timeout=60)
+    with pytest.raises(VerificationError, match="is not signed"):
+        deploy(settings, unsigned, "production", timeout=60)  # nor deployed by hand, by digest
     assert status(settings, "production").digest == before  # refused before anything changed
 
     monkeypatch.setenv("VCI_SIGNING_KEY_FILE", str(private))

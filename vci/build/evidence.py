@@ -12,6 +12,7 @@ installed. ``base_dpkg_status`` reads the base's layers from the top down until 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import tarfile
@@ -19,14 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..digests import hex_of
+from ..digests import hex_of, sha256_bytes
 from ..errors import NotFoundError, VciError
 from ..files import write_replacing
 from ..oci.registry import RegistryClient
 from ..oci.stream import chunk_reader
 from ..runs import Run
 from ..sign.sbom import Component, deb_components, python_components, render_sbom
-from ..sign.statement import SLSA_PROVENANCE, provenance_predicate, pypi_purl, statement
+from ..sign.statement import SLSA_PROVENANCE, canonical_name, provenance_predicate, pypi_purl, statement
 from .plan import python_of
 from .wheels import Dependencies
 
@@ -61,15 +62,17 @@ def image_evidence(
     finished: str,
     parameters: dict,
     subject_name: str | None = None,
+    cache_dir: Path | None = None,
 ) -> ImageEvidence:
     """The SBOM and provenance of ``image`` (a ``vci.oci.image.Image``) built from ``run``; ``subject_name``
-    (default: the run's project) names the image in both."""
+    (default: the run's project) names the image in both. With ``cache_dir`` an SBOM made before for the
+    same image and components is reused (the same bytes, without importing the CycloneDX library)."""
     name = subject_name or run.project or "model"
     lock = locked_with_hashes(run, parameters.get("platform", "linux/amd64"))
     components = python_components(site_dir, lock)
     components.append(Component("vci", __version__, "pypi", purl=pypi_purl("vci", __version__)))  # the runtime
     components += deb_components(dpkg_status) if dpkg_status else []
-    sbom = render_sbom(name, image.digest, components, timestamp=_created(image))
+    sbom = _sbom(name, image, components, cache_dir)
     predicate = provenance_predicate(
         builder_version=__version__,
         run_id=run.id,
@@ -85,6 +88,24 @@ def image_evidence(
     return ImageEvidence(sbom, statement(name, image.digest, SLSA_PROVENANCE, predicate))
 
 
+def _sbom(name: str, image, components: list[Component], cache_dir: Path | None) -> bytes:
+    """render_sbom's bytes, kept in ``cache_dir`` under the digest of everything they depend on."""
+    created = _created(image)
+    import cyclonedx  # its version alone (the package's __init__ imports nothing)
+
+    writer = [__version__, cyclonedx.__version__]  # another writer may write other bytes
+    described = [(c.name, c.version, c.kind, sorted(c.hashes.items()), c.licenses, c.purl) for c in components]
+    inputs = [writer, name, image.digest, created.isoformat(), described]
+    key = sha256_bytes(json.dumps(inputs, sort_keys=True).encode())
+    cached = Path(cache_dir) / "sbom" / f"{hex_of(key)}.json" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return cached.read_bytes()
+    sbom = render_sbom(name, image.digest, components, timestamp=created)
+    if cached is not None:
+        write_replacing(cached, sbom)
+    return sbom
+
+
 def locked_with_hashes(run: Run, platform: str) -> list[dict]:
     """The run's lock (what the image installs: vci itself is not among it), each entry with the sha256
     of its wheel as the store recorded it for this Python and platform, when it did."""
@@ -97,7 +118,7 @@ def locked_with_hashes(run: Run, platform: str) -> list[dict]:
     wheels = wheels if isinstance(wheels, dict) else {}
     entries = []
     for entry in deps.lock or []:
-        wheel = wheels.get(re.sub(r"[-_.]+", "-", entry["name"]).lower()) or {}
+        wheel = wheels.get(canonical_name(entry["name"])) or {}
         sha256 = wheel.get("sha256") if isinstance(wheel, dict) else None
         entries.append({**entry, **({"hashes": {"sha256": sha256}} if sha256 else {})})
     return entries

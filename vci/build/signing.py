@@ -39,7 +39,7 @@ def sign_pushed(run, image, outputs: dict, options: Options, signer: Signer, *, 
     for push in pushed:
         ref = parse_reference(push["reference"])
         client = RegistryClient(ref.registry, insecure=options.insecure)
-        if _signed_already(client, ref.repository, image.digest, signer):
+        if _signed_already(client, ref.repository, image.digest, signer, cache_dir):
             signed.append({"image": push["reference"], "reused": True})
             log.info("%s is signed by %s already, with its SBOM and provenance", push["reference"], signer.key_id)
             continue
@@ -51,10 +51,10 @@ def sign_pushed(run, image, outputs: dict, options: Options, signer: Signer, *, 
     return {"key_id": signer.key_id, "images": signed}
 
 
-def _signed_already(client: RegistryClient, repo: str, digest: str, signer: Signer) -> bool:
+def _signed_already(client: RegistryClient, repo: str, digest: str, signer: Signer, cache_dir: Path) -> bool:
     """Whether ``digest`` in ``repo`` has a valid signature and both attestations by ``signer``'s key (a warm
     re-package of the same image: the first build's provenance still holds, nothing is written again)."""
-    found = evidence_report(client, repo, digest, [signer.public_key])
+    found = evidence_report(client, repo, digest, [signer.public_key], cache_dir)
     kinds = {a["predicate_type"] for a in found["attestations"] if a["valid"]}
     return any(s["valid"] for s in found["signatures"]) and {CYCLONEDX_BOM, SLSA_PROVENANCE} <= kinds
 
@@ -75,6 +75,7 @@ def _attestations(run, image, options: Options, started: str, cache_dir: Path) -
         started=started,
         finished=now_iso(),
         parameters={"platform": options.platform, "compression_level": options.level, "builder": options.builder},
+        cache_dir=cache_dir,  # the same image again (a warm package): the SBOM made before, no CycloneDX import
     )
     name = run.project or "model"
     sbom = statement(name, image.digest, CYCLONEDX_BOM, json.loads(evidence.sbom))

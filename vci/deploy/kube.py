@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from functools import cached_property, partial
 
 from ..build import Options
-from ..build.image import build_image
+from ..build.image import build
 from ..build.package import package
 from ..build.plan import PORT
 from ..client import PROXY_TOKEN_HEADER, DeployedModel
@@ -145,7 +145,7 @@ class KubeTarget:
         options = Options(
             base=self.environment.base_image, insecure=insecure, platform=self.environment.platform or "linux/amd64"
         )
-        image, _ = build_image(run, options, cache_root() / "oci")
+        image, _ = build(run, options, cache_root() / "oci")
         return {"image": f"{repository}@{image.digest}", "run_id": run.id, "model_digest": run.version}
 
     def spec(

@@ -54,7 +54,7 @@ class PublicKey:
                 f"{origin} is not a PEM public key",
                 hint="give NAME.pub, the public half that vci keys generate writes beside NAME.key"
                 if private
-                else "expected -----BEGIN PUBLIC KEY----- (the .pub file vci keys generate writes)",
+                else "expected -----BEGIN PUBLIC KEY-----, as in the .pub file vci keys generate writes",
             ) from None
         _check_algorithm(key, origin)
         return cls._from_crypto(key)
@@ -108,8 +108,8 @@ class Signer(Protocol):
 class KeySigner:
     """A PEM PKCS#8 private key (ECDSA P-256 or Ed25519), optionally encrypted with ``password``."""
 
-    def __init__(self, pem: bytes, password: bytes | None = None, *, origin: str = "the signing key"):
-        self._key = _load_private(pem, password, origin)
+    def __init__(self, pem: bytes | str, password: bytes | None = None, *, origin: str = "the signing key"):
+        self._key = _load_private(pem.encode() if isinstance(pem, str) else pem, password, origin)
         self.public_key = PublicKey._from_crypto(self._key.public_key())
         self.key_id = self.public_key.key_id
         self.origin = origin
@@ -150,7 +150,7 @@ def _load_private(pem: bytes, password: bytes | None, origin: str) -> Any:
                 hint=f"check {PASSWORD_VARIABLE}",
             ) from None
         raise ConfigError(
-            f"{origin} is not a readable PEM private key", hint="expected PKCS#8 (vci keys generate writes one)"
+            f"{origin} is not a readable PEM private key", hint="expected PKCS#8 PEM, as vci keys generate writes"
         ) from None
     _check_algorithm(key, origin)
     return key
@@ -165,7 +165,7 @@ def _check_algorithm(key: Any, origin: str) -> None:
     elif isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return
     raise ConfigError(
-        f"{origin} is a {_describe(key)} key; vci signs with ECDSA P-256 or Ed25519",
+        f"{origin} is {_describe(key)}; vci signs with ECDSA P-256 or Ed25519 keys",
         hint="make one with vci keys generate",
     )
 
@@ -198,9 +198,15 @@ def generate_key_pair(
         verb = "exist" if len(existing) > 1 else "exists"
         raise UsageError(f"{' and '.join(existing)} {verb} already", hint="pass --force to replace the key pair")
     private_pem, public_pem = _new_pair(algorithm, password)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(private_path, private_pem, overwrite, private=True)
-    _write(public_path, public_pem, overwrite, private=False)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write(private_path, private_pem, overwrite, private=True)
+        _write(public_path, public_pem, overwrite, private=False)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the key pair in {directory}: {exc.strerror or type(exc).__name__}",
+            hint="give --dir a directory you can write to",
+        ) from None
     return private_path, public_path
 
 
@@ -231,8 +237,6 @@ def _write(path: Path, data: bytes, overwrite: bool, *, private: bool) -> None:
 def signer_from(source: str, environ: Mapping[str, str] = os.environ) -> Signer:
     """The signer ``source`` names: ``file:PATH``, ``env:VAR`` (the PEM itself in VAR) or a plain path;
     the password, when the key is encrypted, from ``VCI_SIGNING_KEY_PASSWORD``."""
-    password = environ.get(PASSWORD_VARIABLE) or None
-    secret = password.encode() if password else None
     if source.startswith("env:"):
         variable = source.removeprefix("env:")
         value = environ.get(variable)
@@ -240,17 +244,26 @@ def signer_from(source: str, environ: Mapping[str, str] = os.environ) -> Signer:
             raise ConfigError(f"the signing key variable {variable} is not set or empty", hint=_env_hint(variable))
         if not value.lstrip().startswith(PEM_START.decode()):
             raise ConfigError(f"{variable} does not hold a PEM private key", hint=_env_hint(variable))
-        return KeySigner(value.encode(), secret, origin=f"the signing key in {variable}")
+        return KeySigner(value.encode(), _password(environ), origin=f"the signing key in {variable}")
     path = Path(source.removeprefix("file:")).expanduser()
+    return _file_signer(path, environ, f"the signing key {path}")
+
+
+def _file_signer(path: Path, environ: Mapping[str, str], origin: str) -> KeySigner:
     try:
         pem = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            f"cannot read the signing key {path}: {exc.strerror or type(exc).__name__}",
-            hint="give a readable PEM file (vci keys generate writes one)",
+            f"cannot read {origin}: {exc.strerror or type(exc).__name__}",
+            hint="give a readable PEM file, as vci keys generate writes",
         ) from None
     _warn_if_readable_by_others(path)
-    return KeySigner(pem, secret, origin=f"the signing key {path}")
+    return KeySigner(pem, _password(environ), origin=origin)
+
+
+def _password(environ: Mapping[str, str]) -> bytes | None:
+    password = environ.get(PASSWORD_VARIABLE)
+    return password.encode() if password else None
 
 
 def _env_hint(variable: str) -> str:
@@ -271,8 +284,9 @@ def configured_signer(setting: str | None, environ: Mapping[str, str] = os.envir
     ``VCI_SIGNING_KEY_FILE``, then ``setting`` (the ``signing_key`` setting); None when none is."""
     if environ.get(KEY_VARIABLE):
         return signer_from(f"env:{KEY_VARIABLE}", environ)
-    if environ.get(KEY_FILE_VARIABLE):
-        return signer_from(f"file:{environ[KEY_FILE_VARIABLE]}", environ)
+    if environ.get(KEY_FILE_VARIABLE):  # the variable named too: its value is masked as a secret's in messages
+        path = Path(environ[KEY_FILE_VARIABLE]).expanduser()
+        return _file_signer(path, environ, f"the signing key file {KEY_FILE_VARIABLE} names ({path})")
     if setting:
         return signer_from(setting, environ)
     return None

@@ -25,6 +25,7 @@ CYCLONEDX_BOM = "https://cyclonedx.org/bom"  # the predicate type cosign uses fo
 BUILD_TYPE = "https://github.com/vci-dev/vci/build/v1"  # described in docs/signing.md
 BUILDER_ID = "https://github.com/vci-dev/vci"
 _HEX = re.compile(r"^[0-9a-f]+$")
+_GITHUB_RUN = re.compile(r"^(https?://[^/]+)/([^/]+/[^/]+)/actions/runs/\d+")  # server, OWNER/REPO
 
 
 def statement(subject_name: str, subject_digest: str, predicate_type: str, predicate: dict) -> bytes:
@@ -126,13 +127,12 @@ def provenance_predicate(
 
 
 def ci_description(ci: dict | None) -> dict:
-    """The CI context without empty values, with ``repository`` (a URL) derived from a GitHub run's URL
-    when the context does not name it."""
+    """The CI context without empty values; for a GitHub run that does not name its ``repository``,
+    the ``OWNER/REPO`` its run URL holds (the form ``GITHUB_REPOSITORY`` has, which policies compare)."""
     context = {k: v for k, v in (ci or {}).items() if v not in (None, "")}
-    url = context.get("url", "")
-    found = re.match(r"^(https?://[^/]+/[^/]+/[^/]+)/actions/runs/\d+", url)
+    found = _GITHUB_RUN.match(context.get("url", ""))
     if "repository" not in context and context.get("system") == "github" and found:
-        context["repository"] = found.group(1)
+        context["repository"] = found.group(2)
     return context
 
 
@@ -141,17 +141,28 @@ def _dependencies(base_image: str, base_digest: str | None, context: dict, lock:
     if base_digest:
         base["digest"] = {"sha256": hex_of(base_digest)}
     found = [base]
-    repository, sha = context.get("repository"), context.get("sha")
-    if repository and sha:
-        ref = f"@{context['ref']}" if context.get("ref") else ""
-        found.append({"name": "source", "uri": f"git+{repository}{ref}", "digest": {"gitCommit": sha}})
-    for entry in sorted(lock, key=lambda e: _canonical(e["name"])):
+    if context.get("repository") and context.get("sha"):
+        found.append({"name": "source", "uri": source_uri(context), "digest": {"gitCommit": context["sha"]}})
+    for entry in sorted(lock, key=lambda e: canonical_name(e["name"])):
         dependency: dict = {"name": entry["name"], "uri": pypi_purl(entry["name"], entry["version"])}
         hashes = lock_hashes(entry)
         if hashes:
             dependency["digest"] = hashes
         found.append(dependency)
     return found
+
+
+def source_uri(context: dict) -> str:
+    """``git+URL[@REF]`` of the CI context's repository, as SLSA's examples write a source: a GitHub
+    ``OWNER/REPO`` on its server, an scp-like ``git@host:path`` (Jenkins' GIT_URL) as ``ssh://``."""
+    repository = context["repository"]
+    scp = re.match(r"^([\w.-]+@[\w.-]+):(?!//)(.+)$", repository)
+    github = _GITHUB_RUN.match(context.get("url", ""))
+    if scp:
+        repository = f"ssh://{scp.group(1)}/{scp.group(2)}"
+    elif "://" not in repository and context.get("system") == "github":
+        repository = f"{github.group(1) if github else 'https://github.com'}/{repository}"
+    return f"git+{repository}" + (f"@{context['ref']}" if context.get("ref") else "")
 
 
 def lock_hashes(entry: dict) -> dict[str, str]:
@@ -164,8 +175,9 @@ def lock_hashes(entry: dict) -> dict[str, str]:
 
 def pypi_purl(name: str, version: str) -> str:
     """``pkg:pypi/NAME@VERSION`` with the name as the purl spec for PyPI wants it (lower case, ``-``)."""
-    return f"pkg:pypi/{_canonical(name)}@{version}"
+    return f"pkg:pypi/{canonical_name(name)}@{version}"
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 (and the PyPI purl) writes it: ``Scikit_Learn`` -> ``scikit-learn``."""
     return re.sub(r"[-_.]+", "-", name).lower()
