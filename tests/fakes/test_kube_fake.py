@@ -826,7 +826,9 @@ def test_an_ingress_is_created_with_its_status_and_a_generation(api, namespace, 
     assert raw["status"] == {"loadBalancer": {}}  # as a real server reads back a new Ingress
     status = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}}
     networking(api).patch_namespaced_ingress_status("web", namespace, status)  # what a controller writes
-    after = networking(api).patch_namespaced_ingress("web", namespace, {"status": {}, "spec": {"ingressClassName": "x"}})
+    after = networking(api).patch_namespaced_ingress(
+        "web", namespace, {"status": {}, "spec": {"ingressClassName": "x"}}
+    )
     assert after.status.load_balancer.ingress[0].ip == "192.0.2.10"  # status only through /status
     assert after.metadata.generation == 2
     listed = kubectl(kubeconfig, "get", "ingresses", "-n", namespace, "-o", "name")
