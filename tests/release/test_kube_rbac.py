@@ -75,7 +75,12 @@ def settings(cluster, tmp_path, monkeypatch):
         "project": "iris",
         "store": str(tmp_path / "store"),
         "environments": {
-            "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
+            "staging": {
+                **common,
+                "namespace": "ml-staging",
+                "repository": f"{reg.host}/ml/iris-staging",
+                "ingress": {"host": "iris.staging.example.com"},  # created, read, deleted with the Role's rule
+            },
             "production": {
                 **common,
                 "namespace": "ml-prod",
@@ -97,7 +102,7 @@ def settings(cluster, tmp_path, monkeypatch):
             env,
         )
         target.remove_canary()
-        for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "Ingress"):
             target.cluster.delete(kind, f"iris-{env}", namespace)
 
 
@@ -117,6 +122,7 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     since = len(kube.requests)
     _, staged = stage(settings, tmp_path, 2)
     assert status(settings, "staging").state == "ready"
+    assert target_for(settings, "staging").cluster.read("Ingress", "iris-staging", "ml-staging")
     assert deployed_model(settings, "staging").predict([1, 2]) == [2, 4]
     bad = make_run(settings, tmp_path, 9, broken=True)
     broken = target_for(settings, "staging").resolve_image(bad.id)["image"]
