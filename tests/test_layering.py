@@ -41,6 +41,8 @@ LAYERS = [
         "vci.frameworks",
         "vci.ci",
         "vci.scaffold",
+        "vci.schema",
+        "vci.validator",
     },
     {"vci.runs", "vci.fetch", "vci.ledger", "vci.catalog", "vci.tags", "vci.client", "vci.serve"},
     {"vci.build"},

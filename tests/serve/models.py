@@ -127,3 +127,13 @@ class CountingBatchModel:
             if isinstance(item, dict) and "sleep" in item:
                 time.sleep(float(item["sleep"]))
         return [{"item": item, "call": self.calls, "size": len(items)} for item in items]
+
+
+class SumModel:
+    """Sums each row: the iris shape (rows of 4 numbers), so a wrong input reaching it raises (a 500)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [sum(row) for row in data]

@@ -51,6 +51,7 @@ class _Options(TypedDict):
     max_latency: float
     image_digest: str | None
     model_dir: str
+    validate: bool
 
 
 def run_server(
@@ -73,6 +74,7 @@ def run_server(
     release_id: str | None = None,
     max_batch_size: int = 0,
     max_latency: float = 0.005,
+    validate: bool = True,
     stop_event: threading.Event | None = None,
 ) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
@@ -87,7 +89,8 @@ def run_server(
     over 64 KiB that one process holds at once at most ``max_buffered_bytes`` (503 with Retry-After
     beyond). ``backlog`` is the listen queue (the kernel caps it at net.core.somaxconn).
     ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
-    threads). ``image_digest`` and ``release_id`` are reported by /metadata. Signal handlers are
+    threads). ``image_digest`` and ``release_id`` are reported by /metadata. ``validate=False`` skips the
+    check of requests against the run's input schema (vci.serve.schema_check). Signal handlers are
     installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
     """
@@ -125,6 +128,7 @@ def run_server(
         max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
+        validate=validate,
     )
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
@@ -188,6 +192,7 @@ class _Process:
         image_digest,
         release_id,
         model_dir,
+        validate,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
@@ -195,6 +200,7 @@ class _Process:
         routes = tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
         self.http = HttpServer(
             self.service,
