@@ -256,16 +256,40 @@ def describe(schema: dict | None) -> str:
     if kind == "array" and isinstance(schema.get("items"), dict):
         low, high = schema.get("minItems"), schema.get("maxItems")
         count = f"{low} " if low is not None and low == high else ""
-        return f"array of {count}({describe(schema['items'])})"
+        inner = describe(schema["items"])
+        return f"array of {count}{f'({inner})' if ' ' in inner else inner}"
     return kind
 
 
-def changes(old: dict | None, new: dict | None) -> list[str]:
-    """What differs between two signatures' input schemas, in words (empty when they are equal)."""
+def changes(old: dict | None, new: dict | None, limit: int = 5) -> list[str]:
+    """What differs between two signatures' input schemas, a line per difference (empty when equal)."""
     before, after = (old or {}).get("input"), (new or {}).get("input")
+    found = _differences(before, after, "$")
+    lines = [f"input schema: {line}" for line in found[:limit]]
+    return lines + ([f"input schema: {len(found) - limit} more differences"] if len(found) > limit else [])
+
+
+def _differences(before, after, path: str) -> list[str]:
     if _canonical(before) == _canonical(after):
         return []
-    return [f"input schema: {describe(before)} -> {describe(after)}"]
+    plain = isinstance(before, dict) and isinstance(after, dict) and not {"anyOf", "oneOf", "$ref"} & {*before, *after}
+    if path != "$" and (before is None or after is None):  # a member one side does not name
+        return [f"{path}: added ({describe(after)})" if before is None else f"{path}: removed (was {describe(before)})"]
+    if not plain or before.get("type") != after.get("type"):
+        return [f"{path}: {describe(before)} -> {describe(after)}"]
+    found = []
+    for key in sorted({*before, *after} - {"items", "properties", "title", "description", "examples", "default"}):
+        if _canonical(before.get(key)) != _canonical(after.get(key)):
+            found.append(f"{path}: {key} {_shown(before.get(key))} -> {_shown(after.get(key))}")
+    found += _differences(before.get("items"), after.get("items"), f"{path}[*]")
+    props, new_props = before.get("properties") or {}, after.get("properties") or {}
+    for key in sorted({*props, *new_props}):
+        found += _differences(props.get(key), new_props.get(key), f"{path}.{key}")
+    return found
+
+
+def _shown(value) -> str:
+    return "(none)" if value is None else json.dumps(value)
 
 
 def _canonical(schema) -> str:
