@@ -8,7 +8,8 @@ Where a schema comes from, first match wins (``signature``):
 - a framework adapter's ``model.json`` (vci.frameworks): a scikit-learn model's ``n_features_in_`` and
   ``feature_names_in_``, an ONNX graph's inputs, a torch ``Sequential`` that starts with ``Linear``;
 - ``examples``: the logged example inputs (and expected outputs): types, nesting, object keys, and the
-  lengths of inner lists when every example agrees. The outermost list is a batch: any length.
+  length of a list inside a list (a table's rows) when every example agrees. The outermost list is a
+  batch and a list under a key may have any length.
 
 Every schema vci infers must accept the logged examples: an inferred one that does not (a framework
 reading the model's input another way) gives way to the examples'; a declared one that does not is an
@@ -56,16 +57,18 @@ def declared(value, what: str) -> dict | None:
 
 
 def from_examples(values: list) -> dict | None:
-    """The schema every one of ``values`` matches (the outermost list of any length); None without values."""
-    return _merge(values, outer=True) if values else None
+    """The schema every one of ``values`` matches; None without values. The length of a list is kept only
+    for a list inside a list (the rows of a table have one width): the outermost list is a batch, and a
+    list under a key (``{"tags": [...]}``) may have any length."""
+    return _merge(values, row=False) if values else None
 
 
-def _merge(values: list, outer: bool = False) -> dict:
+def _merge(values: list, row: bool) -> dict:
     kinds: dict[str, list] = {}
     for value in values:
         kind = "array" if isinstance(value, list) else "object" if isinstance(value, dict) else None
         kinds.setdefault(kind or JSON_TYPES.get(type(value), "any"), []).append(value)
-    branches = [_of_kind(kind, group, outer) for kind, group in kinds.items()]
+    branches = [_of_kind(kind, group, row) for kind, group in kinds.items()]
     if "any" in kinds:
         return {}
     if len(branches) == 1:
@@ -75,19 +78,19 @@ def _merge(values: list, outer: bool = False) -> dict:
     return {"anyOf": branches}
 
 
-def _of_kind(kind: str, values: list, outer: bool) -> dict:
+def _of_kind(kind: str, values: list, row: bool) -> dict:
     if kind == "array":
         items = [item for value in values for item in value]
         schema: dict[str, Any] = {"type": "array"}
         if items:
-            schema["items"] = _merge(items)
+            schema["items"] = _merge(items, row=True)
         lengths = {len(value) for value in values}
-        if not outer and len(lengths) == 1 and lengths != {0}:
+        if row and len(lengths) == 1 and lengths != {0}:
             schema["minItems"] = schema["maxItems"] = lengths.pop()
         return schema
     if kind == "object":
         keys = sorted({key for value in values for key in value})
-        properties = {key: _merge([v[key] for v in values if key in v]) for key in keys}
+        properties = {key: _merge([v[key] for v in values if key in v], row=False) for key in keys}
         required = [key for key in keys if all(key in v for v in values)]
         return {"type": "object", "properties": properties, "required": required}
     return {"type": kind}

@@ -199,7 +199,7 @@ class Validator:
                     if failure is not None:
                         failure[0].append(f"[{i}]")
                         return failure
-            if unique and len({json.dumps(x, sort_keys=True) for x in v}) != n:
+            if unique and len({_key(x) for x in v}) != n:
                 return [], "expected unique items"
             return None
 
@@ -294,7 +294,7 @@ def _best(failures: list, value) -> Failure:
     """The failure of the branch that got furthest (deepest path); when every branch failed on the value's
     type itself, one message naming every type expected."""
     found = [f for f in failures if f is not None]
-    deepest = max(found, key=lambda f: (len(f[0]), not _type_mismatch(f)))
+    deepest = max(found, key=lambda f: (len(f[0]), not isinstance(f[1], Mismatch)))
     if all(_type_mismatch(f) for f in found):
         wanted = [kind for _, message in found for kind in message.wanted]
         return [], Mismatch(list(dict.fromkeys(wanted)), value)
@@ -315,10 +315,21 @@ def _count_message(low, high, n: int, what: str) -> str:
 
 
 def _equal(a, b) -> bool:
-    """JSON equality: 1 == 1.0, but true is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
+    """JSON equality: 1 == 1.0, but true is not 1 (at any depth)."""
+    return _key(a) == _key(b)
+
+
+def _key(value):
+    """A hashable form of a JSON value under JSON equality (vs Python's, where True == 1)."""
+    if isinstance(value, bool) or value is None:
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)  # 1 and 1.0 hash and compare equal
+    if isinstance(value, list):
+        return ("a", tuple(_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("o", tuple(sorted((k, _key(v)) for k, v in value.items())))
+    return ("s", value)
 
 
 def _multiple(v, step) -> bool:

@@ -10,6 +10,7 @@ from ..model import load_model_file
 from ..progress import format_bytes
 from ..requirements import lock_lines, read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
+from ..schema import describe
 from ..store import open_store
 from .output import emit, output_option, record_table, table
 from .params import AT_LEAST_ONE, FILE_IN
@@ -104,7 +105,10 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
         "project": run.project,
         "store": run.store.url,
         "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()},
+        "signature": run.manifest.get("signature"),
     }
+    for line in signature_lines(run.manifest.get("signature"))[1:]:  # what vci inferred, on stderr
+        click.echo(f"vci: {line.strip()}", err=True)
     emit(output, result, f"{run.id}\t{version}")
 
 
@@ -173,12 +177,24 @@ def runs_list(project, limit, store, output):
     emit(output, {"store": where, "runs": summaries}, f"{text}\n(store: {where})")
 
 
+def signature_lines(signature: dict | None) -> list[str]:
+    """The input and output schemas in words, and where each came from (the JSON has them whole)."""
+    if signature is None:
+        return ["signature:    none (logged before vci recorded schemas: requests are not checked)"]
+    lines = ["signature (the whole schemas: --output json):"]
+    for side in ("input", "output"):
+        source = signature.get("from", {}).get(side) or "nothing"
+        lines.append(f"  {side}: {describe(signature.get(side))}  (from {source})")
+    return lines
+
+
 @runs_group.command("show")
 @click.argument("run_id")
 @store_option
 @output_option
 def runs_show(run_id, store, output):
-    """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure)."""
+    """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure),
+    and its signature (the input and output schemas the server checks requests against)."""
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
     lines = [
@@ -200,6 +216,7 @@ def runs_show(run_id, store, output):
         lines += [f"  {line}" for line in lock_lines(m["lock"])]
     else:
         lines += ["lock:         none (logged before vci locked dependencies: resolved when the image is built)"]
+    lines += signature_lines(m.get("signature"))
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
 
 
