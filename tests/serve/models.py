@@ -137,3 +137,13 @@ class SumModel:
 
     def predict(self, data):
         return [sum(row) for row in data]
+
+
+class RowWidthModel:
+    """The width of each row: any input that is not a list of lists makes it raise (a 500 if it got through)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [len(row) + 0 * sum(1 for x in row if x + 0 == x) for row in data]
