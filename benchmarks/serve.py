@@ -77,7 +77,7 @@ def build_model_dir(root: Path) -> Path:
         "artifacts": {"weights": weights},
         "model": model,
         "requirements": [],
-        "environment": {"env": {}},
+        "environment": {"python": sys.version.split()[0], "env": {}},  # the manifest check needs the Python
         "examples": None,
     }
     (root / "manifest.json").write_bytes(encode_manifest(manifest))

@@ -1,7 +1,19 @@
 """A JSON Schema (2020-12) checker compiled to closures once, then cheap per request, naming the first wrong field.
 
-Why our own: ``benchmarks/validation.py`` measured it against jsonschema and fastjsonschema (the numbers
-are in docs/serving.md, "Validation"). It checks the keywords vci infers and pydantic emits: ``type``,
+Why our own: ``benchmarks/validation.py`` measured one check of the iris request (rows of 4 numbers):
+
+    validator                       valid     invalid   its message
+    vci.validator (this)            1.07 us   2.19 us   $[0][3]: expected number, got string
+    jsonschema 4.26 (+ best_match)  18.7 us   45.1 us   '0.2' is not of type 'number'
+    fastjsonschema 2.22             0.63 us   3.07 us   data[0][3] must be number
+    jsonschema-rs 0.60 (Rust)       0.16 us   1.90 us   "0.2" is not of type "number"
+
+Every one is small beside a request's ~180 us in the server (with this one on, /predict at 8
+connections kept 1.05x of its throughput without, the median of 3 alternating rounds: noise), so the
+choice is the rest: this one names the path in the words the 422 promises, adds no package to every
+image (the server imports the standard library only) and generates no code from a user's schema.
+jsonschema is the reference it is tested against (tests/test_validator.py). It checks the keywords
+vci infers and pydantic emits: ``type``,
 ``enum``, ``const``, ``properties``, ``required``, ``additionalProperties``, ``patternProperties``,
 ``min/maxProperties``, ``items``, ``prefixItems``, ``min/maxItems``, ``uniqueItems``, ``minimum``,
 ``maximum``, ``exclusiveMinimum/Maximum``, ``multipleOf``, ``min/maxLength``, ``pattern``, ``anyOf``,
