@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from vci.schema import from_examples
 
 from .conftest import http_call, post_json
@@ -58,3 +60,19 @@ def test_a_run_without_a_signature_is_not_checked(start_server):
     assert post_json(server, "/predict", [[1, 2, 3]])[2] == [6]
     status, _, body = http_call(server, "GET", "/openapi.json")
     assert status == 200 and json.loads(body)["paths"]["/predict"]["post"]["requestBody"]
+
+
+def test_grpc_predict_is_checked_too(start_server):
+    grpc = pytest.importorskip("grpc")
+    server = start_server(SumModel, signature=SIGNATURE, grpc=True)
+    server.wait_state()
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        predict = channel.unary_unary("/vci.Model/Predict")
+        assert json.loads(predict(b"[[1, 2, 3, 4]]", timeout=10)) == [10]
+        try:
+            predict(b'[[1, 2, 3, "4"]]', timeout=10)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "$[0][3]: expected number, got string" in exc.details()
+        else:
+            raise AssertionError("a wrong input reached the model over gRPC")
