@@ -76,3 +76,12 @@ def test_grpc_predict_is_checked_too(start_server):
             assert "$[0][3]: expected number, got string" in exc.details()
         else:
             raise AssertionError("a wrong input reached the model over gRPC")
+
+
+def test_a_schema_the_validator_cannot_apply_is_served_unchecked_and_said(start_server):
+    odd = {"input": {"type": "array", "contains": {"type": "string"}}, "output": None, "from": {"input": "declared"}}
+    server = start_server(SumModel, signature=odd)
+    server.wait_state()
+    assert post_json(server, "/predict", [[1, 2]])[2] == [3]
+    [record] = [r for r in server.log_records() if r.get("event") == "input_validation"]
+    assert record["enabled"] is False and "'contains'" in record["reason"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..validator import Validator
+from ..validator import Validator, schema_problem
 from . import logs
 
 InputCheck = Callable[[Any, bool], "str | None"]
@@ -25,6 +25,10 @@ def input_check(manifest: dict, validate: bool = True) -> InputCheck | None:
     if not validate or schema is None:
         reason = "turned off (--no-validate / VCI_VALIDATE=0)" if not validate else "the run has no input schema"
         logs.event("input_validation", enabled=False, reason=reason)
+        return None
+    problem = schema_problem(schema)  # a manifest written by hand or by a newer vci: serve, unchecked, and say so
+    if problem is not None:
+        logs.event("input_validation", "error", enabled=False, reason=f"the input schema cannot be applied: {problem}")
         return None
     validator = Validator(schema)
     logs.event("input_validation", enabled=True, schema_from=source)
