@@ -204,6 +204,7 @@ def runs_show(run_id, store, output):
         f"created:      {m['created']}",
         f"model:        {(m.get('model') or {}).get('class', '-')}",
         f"python:       {m['environment']['python']}",
+        *signature_lines(m.get("signature")),
         "artifacts:",
     ]
     lines += [
@@ -216,7 +217,6 @@ def runs_show(run_id, store, output):
         lines += [f"  {line}" for line in lock_lines(m["lock"])]
     else:
         lines += ["lock:         none (logged before vci locked dependencies: resolved when the image is built)"]
-    lines += signature_lines(m.get("signature"))
     emit(output, {"version": run.version, "manifest": m}, "\n".join(lines))
 
 
