@@ -212,6 +212,11 @@ class RegistryServer:
     def requests_since(self, mark: int) -> list[LoggedRequest]:
         return self.requests()[mark:]
 
+    def corrupt_blob(self, digest: str, data: bytes) -> None:
+        """Replace a stored blob's bytes behind the registry's back (what someone with its disk can do)."""
+        hexdigest = digest.split(":", 1)[1]
+        (self.root / "data/docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data").write_bytes(data)
+
 
 def blob_uploads(logged: list[LoggedRequest]) -> list[LoggedRequest]:
     """Requests that carried blob bytes: PATCH or PUT on an upload session (mount POSTs excluded)."""

@@ -109,13 +109,16 @@ def test_ci_context_and_choice_of_rollback_target():
         }
     )
     assert github["url"] == "https://ghe.example/o/r/actions/runs/7" and github["actor"] == "a"
-    jenkins = ci_context({"BUILD_URL": "https://ci.example/job/x/3/", "GIT_COMMIT": "c"})
+    assert github["repository"] == "o/r"  # what a provenance policy compares
+    jenkins = ci_context({"BUILD_URL": "https://ci.example/job/x/3/", "GIT_COMMIT": "c", "JOB_NAME": "models/iris"})
     assert jenkins == {
         "system": "jenkins",
         "url": "https://ci.example/job/x/3/",
         "sha": "c",
         "actor": None,
         "ref": None,
+        "repository": None,
+        "job": "models/iris",
     }
     assert ci_context({}) is None
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64

@@ -22,7 +22,14 @@ from .kubevalues import DNS_LABEL, NETWORK_PEERS
 
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
-TOP_KEYS = {"project": str, "store": str, "environments": dict, "default_environment": str, "state_dir": str}
+TOP_KEYS = {
+    "project": str,
+    "store": str,
+    "environments": dict,
+    "default_environment": str,
+    "state_dir": str,
+    "signing_key": str,  # where the signing key is: file:PATH, env:VAR or a path (vci.sign.keys.configured_signer)
+}
 EVERY, CLUSTER = TARGETS, (KUBERNETES,)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a project or environment name, as vci.runs.PROJECT
 NOT_SETTINGS = {  # keys people try, and why vci has none
@@ -63,6 +70,7 @@ class Environment:
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
     validate: bool = _setting(bool, True, check=rules.boolean)  # the server checks requests (422); false: off
     allow_schema_change: bool = _setting(bool, True, check=rules.boolean)  # false: promotion refuses a new input schema
+    verify: dict = _setting(dict, check=rules.check_verify)  # {keys, require, provenance}: vci.trust.Policy
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
     pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
     pod_labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))
@@ -98,6 +106,12 @@ class Settings:
     environments: dict[str, Environment]
     default_environment: str = "staging"
     source: str | None = None
+    signing_key: str | None = None  # file:PATH, env:VAR or a path (relative to vci.yaml); VCI_SIGNING_KEY wins
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory of the settings file, against which relative key paths are read."""
+        return Path(self.source.split(" [")[0]).parent if self.source else None
 
     def environment(self, name: str | None = None) -> Environment:
         name = name or self.default_environment
@@ -211,7 +225,7 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     names = list(DEFAULT_ENVIRONMENTS) + [n for n in envs_raw if n not in DEFAULT_ENVIRONMENTS]
     environments = {n: _environment(n, envs_raw.get(n) or {}) for n in names}
     default_env = raw.get("default_environment") or "staging"
-    settings = Settings(raw.get("project"), store, state_dir, environments, default_env, source)
+    settings = Settings(raw.get("project"), store, state_dir, environments, default_env, source, raw.get("signing_key"))
     settings.environment(default_env)  # refuse an unknown default early
     return settings
 

@@ -175,6 +175,35 @@ def check_batching(values: dict, where: str) -> None:
         raise ConfigError(f"{where}.max_latency_ms must be a number of milliseconds from 0 to 60000, got {latency!r}")
 
 
+VERIFY = ("keys", "require", "provenance")  # an environment's verification policy (vci.trust.Policy)
+EVIDENCE = ("signature", "sbom", "provenance")
+PROVENANCE = ("builder", "repository")
+
+
+def check_verify(values: dict, where: str) -> None:
+    """``{keys: [PATH|PEM, ...], require: [signature, sbom, provenance], provenance: {builder, repository}}``:
+    at least one key, known requirements only, strings throughout."""
+    refuse_unknown(values, VERIFY, where)
+    keys, require = values.get("keys"), values.get("require", ["signature"])
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k for k in keys):
+        raise ConfigError(
+            f"{where}.keys must list the trusted public keys (paths to PEM files, relative to vci.yaml)",
+            hint="make a key pair with `vci keys generate` and list its .pub file",
+        )
+    if not isinstance(require, list) or not all(isinstance(r, str) for r in require):
+        raise ConfigError(f"{where}.require must be a list of: {', '.join(EVIDENCE)}")
+    refuse_unknown(require, EVIDENCE, f"{where}.require", "evidence")
+    provenance = values.get("provenance", {})
+    if not isinstance(provenance, dict) or not all(isinstance(v, str) for v in provenance.values()):
+        raise ConfigError(f"{where}.provenance must map builder and/or repository to strings")
+    refuse_unknown(provenance, PROVENANCE, f"{where}.provenance")
+    if provenance and "provenance" not in require:
+        raise ConfigError(
+            f"{where}.provenance sets what provenance must say, and {where}.require does not ask for provenance",
+            hint="add provenance to require",
+        )
+
+
 def batching_env(values: dict) -> dict[str, str]:
     """The server variables that carry a batching setting (none when it is empty: batching off)."""
     if not values:

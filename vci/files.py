@@ -26,13 +26,16 @@ TMP_SUFFIX = ".tmp"
 
 
 @contextmanager
-def temporary_for(dest: str | Path, *, directory: bool = False, within: str | Path | None = None) -> Iterator[Path]:
+def temporary_for(
+    dest: str | Path, *, directory: bool = False, within: str | Path | None = None, private: bool = False
+) -> Iterator[Path]:
     """A new empty file (or directory) ``.<name>.<random>.tmp`` beside ``dest`` (or in ``within``),
-    removed on exit unless it was renamed away meanwhile. Creates the directory it goes in."""
+    removed on exit unless it was renamed away meanwhile. Creates the directory it goes in. ``private``:
+    the file is created 0600, so that no other user can read it at any moment (a private key)."""
     dest = Path(dest)
     parent = Path(within) if within is not None else dest.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_new(parent, dest.name, directory)
+    tmp = _create_new(parent, dest.name, directory, 0o600 if private else 0o666)
     try:
         yield tmp
     finally:
@@ -42,7 +45,7 @@ def temporary_for(dest: str | Path, *, directory: bool = False, within: str | Pa
             tmp.unlink(missing_ok=True)
 
 
-def _create_new(parent: Path, name: str, directory: bool) -> Path:
+def _create_new(parent: Path, name: str, directory: bool, mode: int = 0o666) -> Path:
     """Create ``.<name>.<random>.tmp`` exclusively, with the modes the umask gives (as ``open`` would;
     ``mkstemp``'s 0600 would make a layout or a tarball unreadable to other users)."""
     for _ in range(100):
@@ -51,7 +54,7 @@ def _create_new(parent: Path, name: str, directory: bool) -> Path:
             if directory:
                 tmp.mkdir()
             else:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
             return tmp
         except FileExistsError:
             continue
@@ -120,10 +123,11 @@ def write_replacing(
     return Path(dest)
 
 
-def write_new(dest: str | Path, data: bytes | str, *, within: str | Path | None = None) -> Path:
-    """Create ``dest`` holding ``data``, whole; FileExistsError (nothing changed) when it exists already."""
+def write_new(dest: str | Path, data: bytes | str, *, within: str | Path | None = None, private: bool = False) -> Path:
+    """Create ``dest`` holding ``data``, whole; FileExistsError (nothing changed) when it exists already.
+    ``private``: created 0600 (see ``temporary_for``)."""
     dest = Path(dest)
-    with temporary_for(dest, within=within) as tmp:
+    with temporary_for(dest, within=within, private=private) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         _fsync(tmp)
         os.link(tmp, dest)  # atomic, and refused when dest exists: a local conditional put

@@ -53,6 +53,8 @@ def ci_context(environ=None) -> dict | None:
             "sha": env.get("GITHUB_SHA"),
             "actor": env.get("GITHUB_ACTOR"),
             "ref": env.get("GITHUB_REF"),
+            "repository": env.get("GITHUB_REPOSITORY"),
+            "workflow": env.get("GITHUB_WORKFLOW_REF") or env.get("GITHUB_WORKFLOW"),
         }
     if gitlab.in_gitlab_ci(env):
         return gitlab.ci_context(env)
@@ -63,6 +65,8 @@ def ci_context(environ=None) -> dict | None:
             "sha": env.get("GIT_COMMIT"),
             "actor": env.get("BUILD_USER_ID"),
             "ref": env.get("GIT_BRANCH"),
+            "repository": env.get("GIT_URL"),
+            "job": env.get("JOB_NAME"),
         }
     return None
 

@@ -21,6 +21,7 @@ from .catalog import newest_documents
 from .config import Settings, load_settings
 from .errors import ConflictError, IntegrityError, ModelValidationError, NotFoundError, UsageError
 from .fetch import fetch_model_dir
+from .files import write_replacing
 from .frameworks import detect, model_for
 from .frameworks.base import META_KEY
 from .model import pickle_model_class, validate_model_class
@@ -42,6 +43,7 @@ from .store.base import Store
 from .store.dryrun import DryRunStore
 from .store.sigterm import sigterm_raises
 from .tags import Tag, list_tags, run_id_for, write_tag
+from .trust import SIGNATURE_FILE, keys_from_environ, read_run_signature, sign_run, signer_for, verify_run_envelope
 
 log = logging.getLogger("vci")
 OPEN_RUNS: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()  # logged here, not committed
@@ -274,8 +276,11 @@ class Run:
             self._pin([])  # cloudpickle and vci, always
         if self._model is None:
             log.warning("run %s has artifacts but no model: it can be read back, not served or packaged", self.id)
+        signer = signer_for(self.settings)  # a bad key is refused before anything is written
         for _ in range(COMMIT_ATTEMPTS):
             manifest = self._new_manifest()
+            if signer is not None:  # signed first: a signed run is never seen unsigned
+                sign_run(self.store, manifest, signer)
             try:
                 self.store.put_json_new(run_key(self.id), manifest)
             except ConflictError:
@@ -331,7 +336,19 @@ class Run:
     def model_dir(self) -> Path:
         """A verified local copy of the run as a model directory (cached by model version)."""
         self.commit()
-        return fetch_model_dir(self.store, self.manifest)
+        root = fetch_model_dir(self.store, self.manifest)
+        envelope = read_run_signature(self.store, self.version)
+        if envelope is not None:  # beside the manifest, for a server that verifies it
+            write_replacing(root / SIGNATURE_FILE, json.dumps(envelope, sort_keys=True).encode())
+        return root
+
+    def verify(self, keys=None):
+        """Check the run's signature against ``keys`` (default: ``VCI_TRUSTED_KEYS``); VerificationError
+        unless a trusted key signed exactly this manifest. Returns what was verified (None: no keys)."""
+        keys = keys if keys is not None else keys_from_environ()
+        if not keys:
+            return None
+        return verify_run_envelope(self.manifest, read_run_signature(self.store, self.version), keys)
 
     def fetch_artifacts(self) -> dict[str, str]:
         """``{key: local path}`` of every artifact, downloaded and verified."""
@@ -339,7 +356,10 @@ class Run:
         return materialize_artifacts(root, self.manifest, root / "work")
 
     def load_model(self):
-        """An instance built exactly as the model server builds it."""
+        """An instance built exactly as the model server builds it (its signature checked first when
+        ``VCI_TRUSTED_KEYS`` names trusted keys)."""
+        self.commit()
+        self.verify()
         root = self.model_dir()
         return load_model(root, root / "work")[0]
 

@@ -1,5 +1,5 @@
 // Runs a block with the credentials vci needs bound by withCredentials: the store's keys always, the
-// registry login and the cluster's kubeconfig when asked. Returns what the block returns.
+// registry login, the cluster's kubeconfig and the signing key when asked. Returns what the block returns.
 
 def call(Map needs = [:], Closure body) {
     List bindings = [usernamePassword(credentialsId: needs.store ?: 'vci-store',
@@ -11,6 +11,10 @@ def call(Map needs = [:], Closure body) {
     if (needs.cluster) {
         bindings << file(credentialsId: needs.cluster instanceof String ? needs.cluster : 'vci-kubeconfig',
                          variable: 'KUBECONFIG')
+    }
+    if (needs.signing) {
+        bindings << file(credentialsId: needs.signing instanceof String ? needs.signing : 'vci-signing-key',
+                         variable: 'VCI_SIGNING_KEY_FILE')
     }
     return withCredentials(bindings, body)
 }

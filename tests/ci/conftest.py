@@ -41,9 +41,24 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def _signing_pair() -> tuple[str, str]:
+    """The CI's signing key (a credential) and its public key (a file in the repository), made once."""
+    import tempfile
+
+    from vci.sign.keys import generate_key_pair
+
+    private, public = generate_key_pair(Path(tempfile.mkdtemp(prefix="vci-ci-key-")), "ci")
+    return private.read_text(), public.read_text()
+
+
+SIGNING_KEY, SIGNING_PUB = _signing_pair()
+
+
 def make_project(path: Path, factor: int = 2) -> Path:
-    """A workspace as CI checks it out: model.py, its artifact, smoke examples and vci.yaml."""
+    """A workspace as CI checks it out: model.py, its artifact, smoke examples, vci.yaml and the public key
+    the build is verified with (vci.pub)."""
     path.mkdir(parents=True, exist_ok=True)
+    (path / "vci.pub").write_text(SIGNING_PUB)
     (path / "model.py").write_text(MODEL)
     (path / "factor.txt").write_text(str(factor))
     (path / "examples.json").write_text(
@@ -102,6 +117,7 @@ class Cluster:
                     "namespace": self.NAMESPACES["production"],
                     "repository": repository,
                     "requires_approval": True,
+                    "verify": {"keys": ["vci.pub"], "require": ["signature", "sbom", "provenance"]},
                 },
             },
         }

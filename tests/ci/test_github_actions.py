@@ -15,6 +15,7 @@ from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     ROOT,
+    SIGNING_KEY,
     clean_env,
     make_project,
     run_vci,
@@ -269,6 +270,7 @@ def act_sandbox(tmp_path, cluster):
             "VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
             "KUBECONFIG": cluster.kubeconfig.read_text(),
             "GITHUB_TOKEN": GITHUB_TOKEN,
+            "VCI_SIGNING_KEY": SIGNING_KEY,
         },
     )
     args = [
@@ -305,6 +307,7 @@ def act_sandbox(tmp_path, cluster):
     )
     operator_env.pop("PIP_REQUIRE_VIRTUALENV")  # `vci package` installs the image's requirements with pip
     vci = functools.partial(run_vci, cwd=repo, env=operator_env)
+    signing_vci = functools.partial(run_vci, cwd=repo, env=dict(operator_env, VCI_SIGNING_KEY=SIGNING_KEY))
     yield {
         "repo": repo,
         "env": env,
@@ -314,6 +317,7 @@ def act_sandbox(tmp_path, cluster):
         "cluster": cluster,
         "api": api,
         "vci": vci,
+        "signing_vci": signing_vci,  # an operator who holds the signing key, as CI does
     }
     stop_environments(repo, operator_env)
     api.stop()
@@ -358,11 +362,11 @@ def production_history(sandbox) -> list[dict]:
 
 def staged_image(sandbox, factor: int) -> str:
     """A version of the model (its artifact says ``factor``) logged and pushed to staging's repository by an
-    operator, as another push's staging job would: the image reference, REPO@sha256:..."""
+    operator, signed, as another push's staging job would: the image reference, REPO@sha256:..."""
     artifact, examples = (sandbox["repo"].parent / f"{name}-{factor}" for name in ("factor", "examples"))
     artifact.write_text(str(factor))
     examples.write_text(json.dumps({"inputs": [[1, 2]], "expected_outputs": [[factor, 2 * factor]]}))
-    vci = sandbox["vci"]
+    vci = sandbox["signing_vci"]
     run = json.loads(
         vci(
             "log",
@@ -428,6 +432,10 @@ def test_release_deploys_to_staging_then_promotes_the_tested_digest_with_the_app
     assert history[0]["ci"]["system"] == "github"
     assert history[0]["release_id"] == outputs["release-id"][0]
     assert outputs["outcome"][0] == "succeeded" and outputs["strategy"][0] == "direct"
+    # Package signed and attested the image; Verify checked it with vci.pub; production's policy again
+    assert f"image {digest}: verified" in released.stdout
+    assert history[0]["verified"]["signed_by"] and len(history[0]["verified"]["attestations"]) == 2
+    assert "PRIVATE KEY" not in released.stdout  # the signing key is a secret: never printed
     from s3server import bucket_keys
 
     keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")

@@ -19,6 +19,7 @@ JOB = {
     "CI_PIPELINE_URL": "https://gitlab.example.com/ml/models/-/pipelines/7",
     "CI_COMMIT_SHA": "c0ffee",
     "CI_COMMIT_REF_NAME": "main",
+    "CI_PROJECT_PATH": "ml/models",
     "GITLAB_USER_LOGIN": "release-manager",
     "CI_ENVIRONMENT_NAME": "production",
     "CI_PROJECT_URL": "https://gitlab.example.com/ml/models",
@@ -46,6 +47,7 @@ def test_the_job_is_recorded_with_who_started_it():
         "sha": "c0ffee",
         "actor": "release-manager",  # in a manual job: who started it
         "ref": "main",
+        "repository": "ml/models",
         "environment": "production",
     }
     assert who(JOB) == "gitlab:release-manager"

@@ -14,6 +14,7 @@ from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     ROOT,
+    SIGNING_KEY,
     clean_env,
     make_project,
     run_vci,
@@ -27,6 +28,7 @@ CREDENTIALS = {
     "vci-store": {"username": "AKIAEXAMPLE", "password": "store-secret-1234"},
     "vci-registry": {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD},
     "vci-kubeconfig": {"fileName": "kubeconfig", "content": "apiVersion: v1\nkind: Config\nclusters: []\n"},
+    "vci-signing-key": {"fileName": "ci.key", "content": SIGNING_KEY},
 }
 VERBS = ("vciPackage", "vciDeploy", "vciTest", "vciPromote", "vciRollback")
 WORKING_STAGES = ("Package", "Deploy staging", "Smoke test", "Promote to production")
@@ -254,6 +256,9 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
 
     assert REGISTRY_PASSWORD not in out.stdout + out.stderr
     assert cluster.kube.token not in out.stdout + out.stderr
+    assert "PRIVATE KEY" not in out.stdout + out.stderr  # the signing key reached vci as a file only
+    assert f"verified {digest}: signed by" in out.stdout  # Deploy staging checked Package's signature
+    assert history[0]["verified"]["signed_by"] and len(history[0]["verified"]["attestations"]) == 2
     secret_files = tmp_path / "workspace@tmp" / "secretFiles"  # where the file binding wrote the kubeconfig
     assert secret_files.is_dir() and not list(secret_files.rglob("*"))  # ... and removed it after each block
     # the run, its blobs and the ledger are in the bucket: the bound keys reached every sh step

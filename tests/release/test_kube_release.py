@@ -167,3 +167,37 @@ def test_concurrent_cluster_promotions_one_wins(settings, tmp_path):
         "failed",
         "succeeded",
     ]
+
+
+def test_a_production_that_verifies_refuses_an_unsigned_image_and_takes_a_signed_one(
+    settings, tmp_path, cluster, monkeypatch
+):
+    from vci.errors import VerificationError
+    from vci.ledger import Ledger
+    from vci.oci.evidence import read_evidence
+    from vci.sign.keys import generate_key_pair, load_public_key
+
+    _, reg, _ = cluster
+    private, public = generate_key_pair(tmp_path / "keys")
+    settings.environments["production"].verify = {"keys": [str(public)], "require": ["signature", "sbom", "provenance"]}
+    monkeypatch.delenv("VCI_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.delenv("VCI_SIGNING_KEY", raising=False)
+    _, unsigned = stage(settings, tmp_path, 2)
+    before = status(settings, "production").digest
+    with pytest.raises(VerificationError, match="is not signed"):
+        promote(settings, "staging", "production", strategy="direct", approved_by="alice", timeout=60)
+    with pytest.raises(VerificationError, match="is not signed"):
+        deploy(settings, unsigned, "production", timeout=60)  # nor deployed by hand, by digest
+    assert status(settings, "production").digest == before  # refused before anything changed
+
+    monkeypatch.setenv("VCI_SIGNING_KEY_FILE", str(private))
+    _, signed = stage(settings, tmp_path, 3)  # packaged (and so signed and attested) by the staging deploy
+    digest = signed.rsplit("@", 1)[1]
+    done = promote(settings, "staging", "production", strategy="direct", approved_by="alice", timeout=60)
+    assert done["outcome"] == "succeeded" and status(settings, "production").digest == digest
+    assert read_evidence(RegistryClient(reg.host), "ml/iris", digest, ".sig")  # the evidence moved with it
+    assert len(read_evidence(RegistryClient(reg.host), "ml/iris", digest, ".att")) == 2
+    assert not done["transfer"]["uploaded"]  # within one registry: mounts only
+    record = Ledger.for_settings(settings).get("production", done["release_id"])
+    assert record.extra["verified"]["signed_by"] == [load_public_key(public).key_id]
+    assert len(record.extra["verified"]["attestations"]) == 2

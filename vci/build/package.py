@@ -17,13 +17,16 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..fetch import cache_root
+from ..ledger import now_iso
 from ..oci.layers import LayerCache
 from ..runs import resolve_run
+from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
 from .image import build_image, rebuild_with_docker, resolve_base, verify_reproducible
 from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
+from .signing import sign_pushed
 
 log = logging.getLogger("vci")
 
@@ -34,6 +37,7 @@ def package(
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
+    signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)
     image, layers = build_image(run, options, cache_root() / "oci")
@@ -44,6 +48,11 @@ def package(
         image, layers = rebuilt
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
     outputs = write_outputs(image, options, run, default_layout, progress or push_progress())
+    signed = (
+        sign_pushed(run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci")
+        if signer
+        else None
+    )
     first = (outputs.get("push") or [{}])[0].get("reference")
     reference = first or f"{outputs.get('layout') or outputs.get('tar')}@{image.digest}"
     if refs_file:
@@ -56,6 +65,7 @@ def package(
         "outputs": outputs,
         "reproducible": True if check_reproducible else None,
         "manifest": json.loads(image.manifest_bytes),
+        "signed": signed,
     }
 
 

@@ -43,6 +43,7 @@ def ci_context(env: Mapping[str, str]) -> dict | None:
         "sha": env.get("CI_COMMIT_SHA"),
         "actor": env.get("GITLAB_USER_LOGIN"),
         "ref": env.get("CI_COMMIT_REF_NAME"),
+        "repository": env.get("CI_PROJECT_PATH"),
         "environment": env.get("CI_ENVIRONMENT_NAME") or None,
     }
 

@@ -37,6 +37,8 @@ class LazyGroup(click.Group):
         "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
         "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
+        "keys": ("vci.cli.keys", "keys_group", "Make a signing key pair; show a public key's id."),
+        "verify": ("vci.cli.verify", "verify_cmd", "Check an image's or a run's signatures and attestations."),
     }
 
     def list_commands(self, ctx):

@@ -12,6 +12,7 @@ from ..errors import UsageError, VciError
 from ..ledger import Ledger, make_record
 from ..refs import digest_of, is_image_reference
 from ..runs import resolve_run
+from ..verification import check_deployable
 from .kube import KubeTarget
 from .local import LocalTarget
 from .target import CanaryTarget, Deployable, DeployResult, LogLine, Overview, Removal, Status
@@ -52,18 +53,20 @@ def deploy(
     chosen, release_id = target_for(settings, env), new_release_id()
     if not (isinstance(what, str) and is_image_reference(what)):
         what = resolve_run(settings, what)
+    verified = None
     try:
+        verified = check_deployable(settings, chosen.environment, what, insecure=options.get("insecure"))
         result = chosen.deploy(what, release_id=release_id, wait=wait, timeout=timeout, dry_run=dry_run, **options)
     except VciError as exc:
         if not dry_run and not isinstance(exc, UsageError):
             _record(settings, chosen, what, release_id, None, exc)
         raise
     if not dry_run:
-        _record(settings, chosen, what, release_id, result, None)
+        _record(settings, chosen, what, release_id, result, None, verified)
     return result
 
 
-def _record(settings, chosen, what, release_id: str, result: DeployResult | None, error) -> None:
+def _record(settings, chosen, what, release_id: str, result: DeployResult | None, error, verified=None) -> None:
     """Write the deploy's ledger record; a ledger that cannot be written is logged, never hides the deploy."""
     image_ref = what if isinstance(what, str) and is_image_reference(what) else None
     asked_run = None if image_ref is not None else getattr(what, "id", None) or str(what)
@@ -78,6 +81,7 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
         image=(result and result.image) or image_ref,
         previous=result.previous if result is not None else None,
         reason=str(error) if error is not None else status,
+        **({"verified": verified.to_json()} if verified is not None else {}),
     )
     try:
         Ledger.for_settings(settings).append(record)

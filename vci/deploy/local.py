@@ -13,6 +13,7 @@ from ..logview import select_lines
 from ..refs import is_image_reference
 from ..requirements import differences
 from ..runs import resolve_run
+from ..trust import TRUSTED_KEYS_ENV, Policy, keys_to_environ
 from . import process
 from .target import DeployResult, LogLine, Removal, Status
 
@@ -27,6 +28,14 @@ class LocalTarget:
         self.settings = settings
         self.environment = environment
         self.state = Path(settings.state_dir)
+
+    @property
+    def server_env(self) -> dict:
+        """The server's variables: the environment's, and the trusted keys of its ``verify:`` policy, so
+        that the server itself refuses a run whose signature does not hold."""
+        policy = Policy.of(self.environment, self.settings.base_dir)
+        keys = {TRUSTED_KEYS_ENV: keys_to_environ(policy.keys)} if policy and "signature" in policy.require else {}
+        return {**self.environment.server_env, **keys}
 
     def deploy(
         self,
@@ -69,7 +78,7 @@ class LocalTarget:
             if dry_run or unchanged:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
-            record = process.start_server(model_dir, self.state, name, release_id, port, self.environment.server_env)
+            record = process.start_server(model_dir, self.state, name, release_id, port, self.server_env)
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {
@@ -184,7 +193,7 @@ class LocalTarget:
         run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
             record = process.start_server(
-                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.environment.server_env
+                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.server_env
             )
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(

@@ -1,8 +1,13 @@
-"""Moving a cluster release's image into another environment's repository: by digest first, the tag last."""
+"""Moving a cluster release's image into another environment's repository: by digest first, the tag last.
+
+The image's signatures and attestations (cosign's ``.sig``/``.att`` tags) go with it, so the destination
+verifies the same evidence the source did.
+"""
 
 from __future__ import annotations
 
 from ..errors import ConfigError, IntegrityError, UsageError
+from ..oci.evidence import copy_evidence
 from ..oci.registry import RegistryClient
 from ..oci.transfer import copy_image
 from ..refs import parse_reference, split_repository
@@ -33,7 +38,12 @@ def copy_to_environment(image: str, dst, *, tag: bool = True, source_insecure=No
     result = copy_image(client, ref, repo, tag=dst.name if tag else None, source_client=source)
     if result.digest != ref.digest:
         raise IntegrityError(f"copying {image} gave {result.digest}", hint="the registry rewrote the manifest")
-    return {"image": f"{repository}@{ref.digest}", "transfer": result.to_json()}
+    evidence = copy_evidence(client, ref.context(), ref.digest, repo, source_client=source)
+    transfer = result.to_json()
+    transfer["bytes_moved"] += evidence.bytes_moved
+    for outcome in ("uploaded", "mounted", "skipped"):
+        transfer[outcome] += getattr(evidence, outcome)
+    return {"image": f"{repository}@{ref.digest}", "transfer": transfer}
 
 
 def tag_in_environment(image: str, dst) -> None:

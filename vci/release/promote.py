@@ -21,6 +21,9 @@ from ..deploy.target import Status, Target
 from ..digests import check_digest
 from ..errors import Aborted, ConflictError, DeployError, NotFoundError, UsageError, VciError
 from ..ledger import Ledger, ReleaseRecord, make_record
+from ..runs import resolve_run
+from ..trust import Policy
+from ..verification import check_deployable
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
 from .schema_gate import check_schema_change
@@ -143,6 +146,9 @@ def promote(
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
         return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
+    verified = check_release(settings, dst_env, live)  # before anything is copied or changed
+    if verified is not None:
+        result["verified"] = verified.to_json()
     if dry_run:
         return {
             **result,
@@ -164,6 +170,16 @@ def promote(
     if schema_changes:
         result["reason"] += "".join(f"; {change}" for change in schema_changes)
     return result
+
+
+def check_release(settings, dst_env, live: Status):
+    """The destination's policy applied to what the source runs: its image by digest (a cluster), else its
+    run; None when the destination has no policy."""
+    if live.image and not dst_env.is_local:
+        return check_deployable(settings, dst_env, live.image)
+    if live.run_id and Policy.of(dst_env, settings.base_dir) is not None:
+        return check_deployable(settings, dst_env, resolve_run(settings, live.run_id))
+    return None
 
 
 def recorded_attempt(settings, target: Target, holder: str, record, work) -> dict:
@@ -205,6 +221,7 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         copied = copy_to_environment(live.image, dst.environment, tag=False, source_insecure=src_env.insecure)
         done.update(copied)
         what = done["image"]
+        check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
     if strategy == "canary" and dst.status().state == "ready":
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     else:
@@ -232,6 +249,7 @@ def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseReco
         previous=result.get("previous"),
         approver=approved_by,
         source=result["from"],
+        **({"verified": result["verified"]} if result.get("verified") else {}),
         **fields,
     )
 

@@ -8,6 +8,8 @@ from ..config import Settings
 from ..deploy import new_release_id, target_for
 from ..errors import NotFoundError
 from ..ledger import Ledger, ReleaseRecord, make_record
+from ..runs import resolve_run
+from ..verification import check_deployable
 from .promote import recorded_attempt
 
 HISTORY_FIELDS = (
@@ -82,6 +84,8 @@ def rollback(
             f"release {chosen.release_id} records no {field} to deploy again",
             hint="pick another release from `vci history` with --to",
         )
+    deployable = what if not target.environment.is_local else resolve_run(settings, what)
+    verified = check_deployable(settings, target.environment, deployable)  # a rollback verifies too
     release_id = new_release_id()
     record = partial(
         make_record,
@@ -94,6 +98,7 @@ def rollback(
         strategy="direct",
         previous=current.digest,
         restored=chosen.release_id,
+        verified=verified.to_json() if verified is not None else None,
     )
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 

@@ -26,7 +26,8 @@ from typing import Any
 from .. import __version__
 from ..errors import ModelError, ServeError, VciError
 from ..jsonwire import encode_compact
-from ..modeldir import load_model
+from ..modeldir import load_model, read_manifest
+from ..trust import keys_from_environ, verify_model_dir_signature
 from . import failures, logs
 from .schema_check import input_check
 
@@ -75,6 +76,7 @@ class ModelService:
         """Verify, unpickle, instantiate and self-test the model; never raises (see the module doc)."""
         start = time.perf_counter()
         try:
+            self._verify_signature()
             model, manifest, digest = load_model(self.model_dir, self.work_dir)
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in __init__ must not hang the load
             self.load_error = (
@@ -106,6 +108,14 @@ class ModelService:
         self._self_test()
         self.metrics.model_load_seconds = time.perf_counter() - start
         self.metrics.model_ready = self.ready
+
+    def _verify_signature(self) -> None:
+        """With trusted keys given (``VCI_TRUSTED_KEYS``), the run's signature is checked before anything
+        is unpickled: a manifest edited in the store, or signed by another key, is never loaded."""
+        keys = keys_from_environ()
+        if keys:
+            manifest, _ = read_manifest(self.model_dir)
+            verify_model_dir_signature(self.model_dir, manifest, keys)
 
     def _refuse_unbatchable(self, class_name: str) -> None:
         self.load_error = ServeError(
