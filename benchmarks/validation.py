@@ -102,12 +102,12 @@ def served(model_dir: Path, args, validate: bool) -> dict:
         proc.wait(30)
 
 
-def with_signature(model_dir: Path, schema: dict) -> None:
-    """Give the benchmark's model directory the signature a run logged with the iris examples has."""
+def with_schemas(model_dir: Path, schema: dict) -> None:
+    """Give the benchmark's model directory the schemas a run logged with the iris examples has."""
     from vci.modeldir import encode_manifest
 
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["signature"] = {"input": schema, "output": None, "from": {"input": "examples", "output": None}}
+    manifest["schemas"] = {"input": schema, "output": None, "from": {"input": "examples", "output": None}}
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
 
 
@@ -124,7 +124,7 @@ def main() -> None:
     print(f"schema: {json.dumps(schema)}")
     micro(schema)
     model_dir = serve_benchmark.build_model_dir(Path(tempfile.mkdtemp()) / "model")
-    with_signature(model_dir, schema)
+    with_schemas(model_dir, schema)
     results: dict[bool, list[dict]] = {False: [], True: []}
     for _ in range(args.rounds):
         for validate in (False, True):

@@ -1,4 +1,4 @@
-"""A model's signature: inference from examples, type hints and framework adapters, declared schemas, diffs."""
+"""A model's schemas: inference from examples, type hints and framework adapters, declared schemas, diffs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import vci
 from vci.errors import UsageError
-from vci.schema import changes, declared, describe, from_examples, from_framework, from_hints, signature
+from vci.schema import changes, declared, describe, from_examples, from_framework, from_hints, schemas
 from vci.validator import Validator
 
 IRIS = [[[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3], [1, 2, 3, 4]]]
@@ -139,20 +139,20 @@ def test_precedence_declared_then_hints_then_framework_then_examples():
 
     meta = {"framework": "sklearn", "n_features": 4}
     examples = {"inputs": IRIS, "expected_outputs": [[0], [1, 2]]}
-    sig = signature(declared_input={"type": "array"}, model_class=Hinted, framework_meta=meta, examples=examples)
+    sig = schemas(declared_input={"type": "array"}, model_class=Hinted, framework_meta=meta, examples=examples)
     assert sig["from"] == {"input": "declared", "output": "examples"} and sig["input"] == {"type": "array"}
-    assert signature(model_class=Hinted, framework_meta=meta, examples=examples)["from"]["input"] == "type hints"
-    assert signature(framework_meta=meta, examples=examples)["from"]["input"] == "sklearn"
-    assert signature(examples=examples)["from"]["input"] == "examples"
-    assert signature() == {"input": None, "output": None, "from": {"input": None, "output": None}}
+    assert schemas(model_class=Hinted, framework_meta=meta, examples=examples)["from"]["input"] == "type hints"
+    assert schemas(framework_meta=meta, examples=examples)["from"]["input"] == "sklearn"
+    assert schemas(examples=examples)["from"]["input"] == "examples"
+    assert schemas() == {"input": None, "output": None, "from": {"input": None, "output": None}}
 
 
 def test_an_inferred_schema_that_refuses_the_examples_gives_way_and_a_declared_one_is_an_error():
     meta = {"framework": "sklearn", "n_features": 3}  # the examples have 4 columns: the adapter read it wrong
     examples = {"inputs": IRIS, "expected_outputs": None}
-    assert signature(framework_meta=meta, examples=examples)["from"]["input"] == "examples"
+    assert schemas(framework_meta=meta, examples=examples)["from"]["input"] == "examples"
     with pytest.raises(UsageError, match=r"example input 0 does not match .*\$\[0\]: expected 3 items, got 4"):
-        signature(declared_input=from_framework(meta), examples=examples)
+        schemas(declared_input=from_framework(meta), examples=examples)
 
 
 def test_changes_name_the_path_and_the_difference():
@@ -165,7 +165,7 @@ def test_changes_name_the_path_and_the_difference():
     assert "input schema: $.a: number -> string" in records and "input schema: $.b: added (number)" in records
 
 
-def test_a_run_records_its_signature_in_the_manifest_and_says_what_it_inferred(tmp_path, caplog):
+def test_a_run_records_its_schemas_in_the_manifest_and_says_what_it_inferred(tmp_path, caplog):
     class Model:
         def __init__(self, artifacts):
             pass
@@ -179,8 +179,8 @@ def test_a_run_records_its_signature_in_the_manifest_and_says_what_it_inferred(t
     with caplog.at_level(logging.INFO, logger="vci"):
         version = run.commit()
     manifest = vci.get_run(run.id, store=str(tmp_path / "store")).manifest
-    assert manifest["signature"]["input"] == from_examples(IRIS)
-    assert manifest["signature"]["from"] == {"input": "examples", "output": "examples"}
+    assert manifest["schemas"]["input"] == from_examples(IRIS)
+    assert manifest["schemas"]["from"] == {"input": "examples", "output": "examples"}
     assert "input schema from examples: array of (array of 4 number)" in caplog.text
     other = vci.init("schema", store=str(tmp_path / "store"))
     other.log_model(Model, artifacts=[])

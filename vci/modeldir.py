@@ -16,14 +16,14 @@ The manifest (schema 1)::
      "lock": [{"name", "version", "extras": [...]?, "dependencies_locked": false?}, ...],   (optional)
      "environment": {"python": "3.11.7", "env": {NAME: VALUE}},
      "examples": {"inputs": [...], "expected_outputs": [...] | null} | null,
-     "signature": {"input": SCHEMA | null, "output": SCHEMA | null,                           (optional)
+     "schemas": {"input": SCHEMA | null, "output": SCHEMA | null,                           (optional)
                    "from": {"input": "declared" | "type hints" | FRAMEWORK | "examples" | null, "output": ...}}}
 
 ``requirements`` are the direct pins; ``lock`` is their whole closure as installed when the run was
 logged (vci.requirements.lock_requirements), what the image's dependency layer holds exactly. Runs
 logged before locks have none, and their images resolve the pins' dependencies when they are built.
-``signature`` holds the JSON Schemas of the model's input and output (vci.schema), which the server
-checks requests against; runs logged before signatures have none, and nothing is checked for them.
+``schemas`` holds the JSON Schemas of the model's input and output (vci.schema), which the server
+checks requests against; runs logged before vci recorded them have none, and nothing is checked for them.
 
 Nothing here imports the store, boto3 or the CLI: the model server uses this module alone.
 """
@@ -96,7 +96,7 @@ def manifest_problem(doc) -> str | None:
         or _artifacts_problem(doc)
         or _model_problem(doc)
         or _examples_problem(doc.get("examples"))
-        or _signature_problem(doc.get("signature"))
+        or _schemas_problem(doc.get("schemas"))
     )
 
 
@@ -211,16 +211,16 @@ def _examples_problem(examples) -> str | None:
     return None
 
 
-def _signature_problem(signature) -> str | None:
-    """The signature is optional (runs logged before it have none): input and output schemas, or null."""
-    if signature is None:
+def _schemas_problem(schemas) -> str | None:
+    """The schemas are optional (runs logged before it have none): input and output schemas, or null."""
+    if schemas is None:
         return None
-    if not isinstance(signature, dict):
-        return f"'signature' is {type(signature).__name__}, not object"
+    if not isinstance(schemas, dict):
+        return f"'schemas' is {type(schemas).__name__}, not object"
     for side in ("input", "output"):
-        schema = signature.get(side)
+        schema = schemas.get(side)
         if schema is not None and not isinstance(schema, (dict, bool)):
-            return f"'signature.{side}' is {type(schema).__name__}, not a JSON Schema (object) or null"
+            return f"'schemas.{side}' is {type(schema).__name__}, not a JSON Schema (object) or null"
     return None
 
 

@@ -37,7 +37,7 @@ from .progress import Progress
 from .redact import refuse_secret_variable
 from .requirements import lock_requirements, pin_requirements, read_requirements
 from .schema import declared, describe
-from .schema import signature as infer_signature
+from .schema import schemas as infer_schemas
 from .store import open_store
 from .store.base import Store
 from .store.dryrun import DryRunStore
@@ -98,7 +98,7 @@ class Run:
         self._declared: dict[str, dict | None] = {}  # run.log_schema's input and output
         self._model_class: type | None = None  # for its predict's type hints (vci.schema.from_hints)
         self._framework_meta: dict | None = None  # a framework adapter's model.json (vci.schema.from_framework)
-        self._signature: dict | None = None  # set once, when the manifest is first made
+        self._schemas: dict | None = None  # set once, when the manifest is first made
         if manifest is None:
             OPEN_RUNS[self.id] = self
 
@@ -307,12 +307,12 @@ class Run:
             "lock": self._lock,
             "environment": self._environment,
             "examples": self._examples,
-            "signature": self._signature or self._infer_signature(),
+            "schemas": self._schemas or self._infer_schemas(),
         }
 
-    def _infer_signature(self) -> dict:
+    def _infer_schemas(self) -> dict:
         """The input and output schemas (declared, else inferred), said in a log line; kept for retries."""
-        self._signature = infer_signature(
+        self._schemas = infer_schemas(
             declared_input=self._declared.get("input"),
             declared_output=self._declared.get("output"),
             model_class=self._model_class,
@@ -320,9 +320,9 @@ class Run:
             examples=self._examples,
         )
         for side in ("input", "output"):
-            source = self._signature["from"][side] or "nothing (log_schema or log_examples gives one)"
-            log.info("run %s: %s schema from %s: %s", self.id, side, source, describe(self._signature[side]))
-        return self._signature
+            source = self._schemas["from"][side] or "nothing (log_schema or log_examples gives one)"
+            log.info("run %s: %s schema from %s: %s", self.id, side, source, describe(self._schemas[side]))
+        return self._schemas
 
     def _stored_is(self, manifest: dict) -> bool:
         """Whether the manifest stored under this run's id is ``manifest`` itself (a retried write of ours

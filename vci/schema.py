@@ -1,6 +1,6 @@
-"""A model's signature: the JSON Schemas of its input and output, declared, read from type hints or inferred.
+"""A model's schemas (its signature): the JSON Schemas of its input and output, declared, hinted or inferred.
 
-Where a schema comes from, first match wins (``signature``):
+Where a schema comes from, first match wins (``schemas``):
 
 - ``declared``: ``run.log_schema(input=..., output=...)``, a JSON Schema dict or a pydantic model class;
 - ``type hints``: ``predict(self, data: list[list[float]]) -> list[int]`` (a pydantic model, a TypedDict,
@@ -195,7 +195,7 @@ def _onnx(inputs: list[dict]) -> dict | None:
     return None
 
 
-def signature(
+def schemas(
     *,
     declared_input: dict | None = None,
     declared_output: dict | None = None,
@@ -265,7 +265,7 @@ def describe(schema: dict | None) -> str:
 
 
 def changes(old: dict | None, new: dict | None, limit: int = 5) -> list[str]:
-    """What differs between two signatures' input schemas, a line per difference (empty when equal)."""
+    """What differs between two runs' input schemas (their manifests' ``schemas``), a line per difference."""
     before, after = (old or {}).get("input"), (new or {}).get("input")
     found = _differences(before, after, "$")
     lines = [f"input schema: {line}" for line in found[:limit]]

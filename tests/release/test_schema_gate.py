@@ -39,7 +39,7 @@ def strict(tmp_path, monkeypatch):
 
 def test_a_schema_change_is_refused_before_anything_changes(strict, tmp_path):
     v1 = make_run(strict, tmp_path, 2)
-    assert v1.manifest["signature"]["from"]["input"] == "examples"
+    assert v1.manifest["schemas"]["from"]["input"] == "examples"
     deploy(strict, v1.id, "staging")
     assert promote(strict, "staging", "production")["schema_changes"] == []  # nothing ran there: no contract yet
     same = make_run(strict, tmp_path, 3)  # other weights, the same inferred schema

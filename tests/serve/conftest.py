@@ -34,11 +34,11 @@ def build_model_dir(
     artifacts: dict[str, bytes] | None = None,
     env: dict[str, str] | None = None,
     run_id: str = "20261124-1200-abcd",
-    signature: dict | None = None,
+    schemas: dict | None = None,
     examples: dict | None = None,
 ) -> str:
     """Write a schema-1 model directory for ``cls`` (pickled by value); return its model digest.
-    ``signature`` (``{"input", "output", "from"}``) and ``examples`` go into the manifest as a run has them."""
+    ``schemas`` (``{"input", "output", "from"}``) and ``examples`` go into the manifest as a run has them."""
     import cloudpickle
 
     from . import models
@@ -63,8 +63,8 @@ def build_model_dir(
         "environment": {"python": "3.11.7", "env": env or {}},
         "examples": examples,
     }
-    if signature is not None:
-        manifest["signature"] = signature
+    if schemas is not None:
+        manifest["schemas"] = schemas
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
     return manifest_digest(manifest)
 

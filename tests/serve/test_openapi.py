@@ -15,7 +15,7 @@ from .models import SumModel
 
 EXAMPLES = {"inputs": [[[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3]]], "expected_outputs": [[10.2], [17.2]]}
 POINT = {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
-SIGNATURE = {
+SCHEMAS = {
     "input": from_examples(EXAMPLES["inputs"]),
     "output": {"type": "array", "items": {"$ref": "#/$defs/score"}, "$defs": {"score": {"type": "number"}}},
     "from": {"input": "examples", "output": "declared"},
@@ -24,7 +24,7 @@ SIGNATURE = {
 
 @pytest.fixture()
 def server(start_server):
-    server = start_server(SumModel, signature=SIGNATURE, examples=EXAMPLES)
+    server = start_server(SumModel, schemas=SCHEMAS, examples=EXAMPLES)
     server.wait_state()
     return server
 
@@ -40,7 +40,7 @@ def test_the_document_is_openapi_3_1_with_the_models_schemas_and_examples(server
     predict = doc["paths"]["/predict"]["post"]
     body_schema = predict["requestBody"]["content"]["application/json"]
     assert body_schema == {"schema": {"$ref": "#/components/schemas/Input"}, "example": EXAMPLES["inputs"][0]}
-    assert doc["components"]["schemas"]["Input"] == SIGNATURE["input"]
+    assert doc["components"]["schemas"]["Input"] == SCHEMAS["input"]
     output = doc["components"]["schemas"]["Output"]
     assert output["items"] == {"$ref": "#/components/schemas/Output.score"}  # $defs moved where refs resolve
     assert doc["components"]["schemas"]["Output.score"] == {"type": "number"}

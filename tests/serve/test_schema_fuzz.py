@@ -13,7 +13,7 @@ from .models import RowWidthModel
 
 schemathesis = pytest.importorskip("schemathesis")
 ROWS = from_examples([[[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3]]])  # rows of 4 numbers, as iris
-SIGNATURE = {"input": ROWS, "output": None, "from": {"input": "examples", "output": None}}
+SCHEMAS = {"input": ROWS, "output": None, "from": {"input": "examples", "output": None}}
 EXAMPLES = {"inputs": [[[5.1, 3.5, 1.4, 0.2]]], "expected_outputs": None}
 STATUS_OF = {"positive": {200}, "negative": {400, 413, 415, 422}}
 
@@ -21,7 +21,7 @@ STATUS_OF = {"positive": {200}, "negative": {400, 413, 415, 422}}
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 @pytest.mark.parametrize("path", ["/predict", "/batch-predict"])
 def test_no_input_gets_a_server_error(start_server, path, mode):
-    server = start_server(RowWidthModel, signature=SIGNATURE, examples=EXAMPLES)
+    server = start_server(RowWidthModel, schemas=SCHEMAS, examples=EXAMPLES)
     server.wait_state()
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operation = schema[path]["POST"]

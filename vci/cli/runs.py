@@ -105,9 +105,9 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
         "project": run.project,
         "store": run.store.url,
         "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()},
-        "signature": run.manifest.get("signature"),
+        "schemas": run.manifest.get("schemas"),
     }
-    for line in signature_lines(run.manifest.get("signature"))[1:]:  # what vci inferred, on stderr
+    for line in schema_lines(run.manifest.get("schemas"))[1:]:  # what vci inferred, on stderr
         click.echo(f"vci: {line.strip()}", err=True)
     emit(output, result, f"{run.id}\t{version}")
 
@@ -177,14 +177,14 @@ def runs_list(project, limit, store, output):
     emit(output, {"store": where, "runs": summaries}, f"{text}\n(store: {where})")
 
 
-def signature_lines(signature: dict | None) -> list[str]:
+def schema_lines(schemas: dict | None) -> list[str]:
     """The input and output schemas in words, and where each came from (the JSON has them whole)."""
-    if signature is None:
-        return ["signature:    none (logged before vci recorded schemas: requests are not checked)"]
-    lines = ["signature (the whole schemas: --output json):"]
+    if schemas is None:
+        return ["schemas:      none (logged before vci recorded them: requests are not checked)"]
+    lines = ["schemas (whole: --output json):"]
     for side in ("input", "output"):
-        source = signature.get("from", {}).get(side) or "nothing"
-        lines.append(f"  {side}: {describe(signature.get(side))}  (from {source})")
+        source = schemas.get("from", {}).get(side) or "nothing"
+        lines.append(f"  {side}: {describe(schemas.get(side))}  (from {source})")
     return lines
 
 
@@ -194,7 +194,7 @@ def signature_lines(signature: dict | None) -> list[str]:
 @output_option
 def runs_show(run_id, store, output):
     """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure),
-    and its signature (the input and output schemas the server checks requests against)."""
+    and its schemas (the input and output JSON Schemas the server checks requests against)."""
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
     lines = [
@@ -204,7 +204,7 @@ def runs_show(run_id, store, output):
         f"created:      {m['created']}",
         f"model:        {(m.get('model') or {}).get('class', '-')}",
         f"python:       {m['environment']['python']}",
-        *signature_lines(m.get("signature")),
+        *schema_lines(m.get("schemas")),
         "artifacts:",
     ]
     lines += [

@@ -15,18 +15,18 @@ from ..runs import get_run
 from ..schema import changes
 
 
-def signature_of(settings, run_id: str | None) -> dict | None:
-    """The run's signature from the store; None for a run logged before signatures."""
+def schemas_of(settings, run_id: str | None) -> dict | None:
+    """The run's schemas from the store; None for a run logged before vci recorded them."""
     if not run_id:
         raise NotFoundError("the release names no run, so its input schema is unknown")
-    return get_run(run_id, settings=settings).manifest.get("signature")
+    return get_run(run_id, settings=settings).manifest.get("schemas")
 
 
 def schema_changes(settings, live: Status, current: Status) -> list[str]:
     """How the input schema changes when ``live``'s run replaces ``current``'s ([] when nothing runs there)."""
     if not current.deployed or current.run_id == live.run_id:
         return []
-    return changes(signature_of(settings, current.run_id), signature_of(settings, live.run_id))
+    return changes(schemas_of(settings, current.run_id), schemas_of(settings, live.run_id))
 
 
 def check_schema_change(settings, destination, live: Status, current: Status) -> list[str]:

@@ -29,10 +29,10 @@ ERRORS = {
 def document(manifest: dict | None, metadata: dict) -> dict:
     """The OpenAPI document for a model with this manifest (None while loading: no schemas yet)."""
     manifest = manifest or {}
-    signature = manifest.get("signature") or {}
+    schemas = manifest.get("schemas") or {}
     components: dict = {"Error": ERROR}
-    given = _component(signature.get("input"), "Input", components)
-    answer = _component(signature.get("output"), "Output", components)
+    given = _component(schemas.get("input"), "Input", components)
+    answer = _component(schemas.get("output"), "Output", components)
     examples = manifest.get("examples") or {}
     inputs, outputs = examples.get("inputs") or [], examples.get("expected_outputs") or []
     paths = {

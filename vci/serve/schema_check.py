@@ -2,7 +2,7 @@
 
 ``input_check(manifest)`` gives ``ModelService.input_check``: ``(data, batch) -> problem or None``. A
 /batch-predict body is checked item by item (``$[2][0][3]: ...`` names the item first). A run without a
-signature (logged before vci had them) or without an input schema is not checked. ``--no-validate``
+``schemas`` entry (logged before vci had them) or without an input schema is not checked. ``--no-validate``
 (``VCI_VALIDATE=0``, an environment's ``validate: false``) turns checking off.
 """
 
@@ -19,9 +19,9 @@ InputCheck = Callable[[Any, bool], "str | None"]
 
 def input_check(manifest: dict, validate: bool = True) -> InputCheck | None:
     """The check for the run's input schema, or None (nothing to check, or checking turned off); logged."""
-    signature = manifest.get("signature") or {}
-    schema = signature.get("input")
-    source = (signature.get("from") or {}).get("input")
+    schemas = manifest.get("schemas") or {}
+    schema = schemas.get("input")
+    source = (schemas.get("from") or {}).get("input")
     if not validate or schema is None:
         reason = "turned off (--no-validate / VCI_VALIDATE=0)" if not validate else "the run has no input schema"
         logs.event("input_validation", enabled=False, reason=reason)

@@ -12,13 +12,13 @@ from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E
 
 
 def problem(manifest, value):
-    return Validator(manifest["signature"]["input"]).problem(value)
+    return Validator(manifest["schemas"]["input"]).problem(value)
 
 
 def test_sklearn_rows_have_n_features_in(store):
     X, y = load_iris(return_X_y=True)
     model, manifest = log_and_load(LogisticRegression(max_iter=300).fit(X, y), store)
-    assert manifest["signature"]["from"]["input"] == "sklearn"
+    assert manifest["schemas"]["from"]["input"] == "sklearn"
     assert problem(manifest, X[:3].tolist()) is None and problem(manifest, X[0].tolist()) is None
     assert problem(manifest, [[5.1, 3.5, 1.4]]) == "$[0]: expected 4 items, got 3"
     assert problem(manifest, [[5.1, 3.5, 1.4, "wide"]]) == "$[0][3]: expected number, got string"
@@ -38,7 +38,7 @@ def test_onnx_graph_inputs_give_width_and_type(store):
     X = np.random.default_rng(1).normal(size=(10, 3)).astype("float32")
     proto = skl2onnx.to_onnx(LinearRegression().fit(X, X.sum(axis=1)), X[:1])
     _, manifest = log_and_load(proto, store)
-    assert manifest["signature"]["from"]["input"] == "onnx"
+    assert manifest["schemas"]["from"]["input"] == "onnx"
     assert problem(manifest, X[:2].tolist()) is None
     assert problem(manifest, [[1.0, 2.0]]) == "$[0]: expected 3 items, got 2"
 
@@ -47,5 +47,5 @@ def test_a_torch_sequential_starting_with_linear_gives_its_in_features(store):
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(torch.nn.Linear(5, 2), torch.nn.ReLU())
     _, manifest = log_and_load(net, store)
-    assert manifest["signature"]["from"]["input"] == "torch"
+    assert manifest["schemas"]["from"]["input"] == "torch"
     assert problem(manifest, [[0.0] * 5]) is None and problem(manifest, [[0.0] * 4]) == "$[0]: expected 5 items, got 4"
