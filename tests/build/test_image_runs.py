@@ -90,7 +90,7 @@ def test_the_image_validates_requests_and_serves_its_docs_offline(settings, tmp_
         assert json.loads(refused.value.read())["error"] == "$[1]: expected number, got string"
         with urllib.request.urlopen(box.url + "/openapi.json", timeout=10) as resp:
             doc = json.loads(resp.read())
-        assert doc["components"]["schemas"]["Input"] == run.manifest["signature"]["input"]
+        assert doc["components"]["schemas"]["Input"] == run.manifest["schemas"]["input"]
         with urllib.request.urlopen(box.url + "/docs", timeout=10) as resp:
             assert b"docs/swagger-ui-bundle.js" in resp.read()
         with urllib.request.urlopen(box.url + "/docs/swagger-ui-bundle.js", timeout=10) as resp:
