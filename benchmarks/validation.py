@@ -17,10 +17,8 @@ import argparse
 import importlib.util
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import timeit
 from pathlib import Path
 
@@ -84,17 +82,8 @@ def micro(schema: dict) -> None:
 
 
 def served(model_dir: Path, args, validate: bool) -> dict:
-    port = serve_benchmark.free_port()
-    cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp()] + ([] if validate else ["--no-validate"])
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = serve_benchmark.spawn_vci(model_dir, *([] if validate else ["--no-validate"]))
     try:
-        deadline = time.monotonic() + 60
-        while not serve_benchmark.post_predict(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not come up (exit {proc.poll()})")
-            time.sleep(0.01)
         serve_benchmark.load_wrk(port, args.connections, 1)  # warm up
         return serve_benchmark.load_wrk(port, args.connections, args.duration)
     finally:
