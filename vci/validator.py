@@ -9,7 +9,7 @@ Why our own: ``benchmarks/validation.py`` measured one check of the iris request
     jsonschema-rs 0.60 (Rust)       0.16 us   1.90 us   "0.2" is not of type "number"
 
 Every one is small beside a request's ~180 us in the server (with this one on, /predict at 8
-connections kept 1.05x of its throughput without, the median of 3 alternating rounds: noise), so the
+connections kept 0.995x and 1.05x of its throughput without in two runs: noise), so the
 choice is the rest: this one names the path in the words the 422 promises, adds no package to every
 image (the server imports the standard library only) and generates no code from a user's schema.
 jsonschema is the reference it is tested against (tests/test_validator.py). It checks the keywords
