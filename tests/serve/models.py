@@ -129,6 +129,28 @@ class CountingBatchModel:
         return [{"item": item, "call": self.calls, "size": len(items)} for item in items]
 
 
+class TensorEchoModel:
+    """Says what it was called with through V2 (a dict of arrays: each one's name, type, dtype and shape)
+    and sums the numbers it got."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        types = [f"{name}:{type(a).__name__}:{a.dtype}:{a.shape}" for name, a in data.items()]
+        return {"types": types, "total": [int(data["counts"].sum())]}
+
+
+class EnvPeekModel:
+    """Answers whether the server's own secrets reached the model's environment."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"token_in_env": "VCI_AUTH_TOKEN" in os.environ, "echo": data}
+
+
 class SumModel:
     """Sums each row: the iris shape (rows of 4 numbers), so a wrong input reaching it raises (a 500)."""
 
