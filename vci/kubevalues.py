@@ -109,15 +109,20 @@ def metadata_problem(key, value, *, label: bool) -> str | None:
     return None
 
 
+def _unknown_key(values: dict, known: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(values) - set(known))
+    return f"unknown setting {unknown[0]!r} (known: {', '.join(known)})" if unknown else None
+
+
 def network_policy_problem(policy) -> str | None:
     """``true``/``false`` or ``{from_namespaces: [NAME...], from_pod_labels: {KEY: VALUE}, from_cidrs: [CIDR...]}``."""
     if isinstance(policy, bool) or policy is None:
         return None
     if not isinstance(policy, dict):
         return f"must be true, false or a mapping of {', '.join(NETWORK_PEERS)}, got {policy!r}"
-    unknown = sorted(set(policy) - set(NETWORK_PEERS))
+    unknown = _unknown_key(policy, NETWORK_PEERS)
     if unknown:
-        return f"unknown setting {unknown[0]!r} (known: {', '.join(NETWORK_PEERS)})"
+        return unknown
     for key, kind in (("from_namespaces", list), ("from_pod_labels", dict), ("from_cidrs", list)):
         if not isinstance(policy.get(key) or kind(), kind):
             return f"{key} must be a {'list' if kind is list else 'mapping of label -> value'}, got {policy[key]!r}"
@@ -151,9 +156,9 @@ def ingress_problem(ingress) -> str | None:
         return None
     if not isinstance(ingress, dict):
         return f"must be a mapping of {', '.join(INGRESS)}, got {ingress!r}"
-    unknown = sorted(set(ingress) - set(INGRESS))
+    unknown = _unknown_key(ingress, INGRESS)
     if unknown:
-        return f"unknown setting {unknown[0]!r} (known: {', '.join(INGRESS)})"
+        return unknown
     for key, value in ingress.items():
         if not isinstance(value, str):
             return f"{key} must be a string, got {value!r}"

@@ -799,9 +799,15 @@ def test_an_invalid_network_policy_is_refused_with_the_real_servers_message(api,
 )
 def test_a_network_policy_of_the_wrong_types_does_not_decode(api, namespace, spec, go_field):
     """Go's typed decoding: a 400 BadRequest naming the field and its type, before any validation."""
-    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
-    with pytest.raises(ApiException) as refused:  # raw: the client's models would convert the values first
-        api.call_api(path, "POST", body=network_policy(**spec), auth_settings=["BearerToken"], _preload_content=False)
+    assert_undecodable(
+        api, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies", network_policy(**spec), go_field
+    )
+
+
+def assert_undecodable(api, path: str, obj: dict, go_field: str) -> None:
+    """POSTed raw (the client's models would convert the values first), ``obj`` is Go's unmarshal error."""
+    with pytest.raises(ApiException) as refused:
+        api.call_api(path, "POST", body=obj, auth_settings=["BearerToken"], _preload_content=False)
     body = body_of(refused.value)
     assert refused.value.status == 400 and body["reason"] == "BadRequest", body
     assert "json: cannot unmarshal" in body["message"] and go_field in body["message"], body
@@ -934,12 +940,7 @@ def test_an_invalid_ingress_is_refused_with_the_real_servers_message(api, namesp
     ],
 )
 def test_an_ingress_of_the_wrong_types_does_not_decode(api, namespace, spec, go_field):
-    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
-    with pytest.raises(ApiException) as refused:  # raw: the client's models would convert the values first
-        api.call_api(path, "POST", body=ingress(**spec), auth_settings=["BearerToken"], _preload_content=False)
-    body = body_of(refused.value)
-    assert refused.value.status == 400 and body["reason"] == "BadRequest", body
-    assert "json: cannot unmarshal" in body["message"] and go_field in body["message"], body
+    assert_undecodable(api, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", ingress(**spec), go_field)
 
 
 def test_the_autoscaler_keeps_its_target_within_bounds_without_metrics(api, namespace):
