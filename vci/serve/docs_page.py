@@ -62,11 +62,12 @@ def page(title: str) -> bytes:
     return PAGE.format(title=html.escape(title)).encode()
 
 
-def reply(service, path: str, request_id: str) -> Reply:
-    """Answer ``/openapi.json``, ``/docs`` or one of its assets for ``service``'s model."""
+def reply(service, path: str, request_id: str, *, bearer: bool = False) -> Reply:
+    """Answer ``/openapi.json``, ``/docs`` or one of its assets for ``service``'s model (``bearer``: the
+    prediction routes need a token, which the document declares, so the page's "Authorize" asks for it)."""
     if path == "/openapi.json":
         if service.openapi is None or service.openapi[0] is not service.manifest:  # rendered once per model
-            service.openapi = (service.manifest, openapi.render(service.manifest, service.metadata()))
+            service.openapi = (service.manifest, openapi.render(service.manifest, service.metadata(), bearer))
         return Reply(200, service.openapi[1])
     if path == "/docs":
         return Reply(200, page(f"{service.metadata().get('project') or 'model'} - vci"), "text/html; charset=utf-8")

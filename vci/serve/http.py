@@ -99,7 +99,7 @@ class HttpServer:
         if path == "/metadata":
             return Reply(200, json.dumps(service.metadata()).encode())
         if path in docs_page.ROUTES:
-            return docs_page.reply(service, path, request_id)
+            return docs_page.reply(service, path, request_id, bearer=self.auth is not None)
         return Reply(200, self.metrics.render(), CONTENT_TYPE)
 
     async def drain(self, timeout: float, idle_grace: float = IDLE_GRACE) -> None:

@@ -26,8 +26,12 @@ ERRORS = {
 }
 
 
-def document(manifest: dict | None, metadata: dict) -> dict:
-    """The OpenAPI document for a model with this manifest (None while loading: no schemas yet)."""
+BEARER = {"bearer": {"type": "http", "scheme": "bearer", "description": "a token of the environment's auth setting"}}
+
+
+def document(manifest: dict | None, metadata: dict, bearer: bool = False) -> dict:
+    """The OpenAPI document for a model with this manifest (None while loading: no schemas yet); with
+    ``bearer`` the prediction routes require an HTTP bearer token (vci.serve.auth)."""
     manifest = manifest or {}
     schemas = manifest.get("schemas") or {}
     components: dict = {"Error": ERROR}
@@ -45,8 +49,10 @@ def document(manifest: dict | None, metadata: dict) -> dict:
             [inputs] if inputs else [],
             [outputs] if outputs else [],
         ),
-        "/healthz": _probe("healthz", "200 once the process is up"),
-        "/readyz": _probe("readyz", "200 once the model is loaded and its self-test passed, else 503"),
+        "/healthz": _probe("healthz", "200 once the process is up", open_route=bearer),
+        "/readyz": _probe(
+            "readyz", "200 once the model is loaded and its self-test passed, else 503", open_route=bearer
+        ),
         "/metadata": _probe("metadata", "project, run id, model digest, versions"),
     }
     return {
@@ -58,7 +64,8 @@ def document(manifest: dict | None, metadata: dict) -> dict:
         },
         "servers": [{"url": "."}],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, **({"securitySchemes": BEARER} if bearer else {})},
+        **({"security": [{"bearer": []}]} if bearer else {}),
     }
 
 
@@ -111,14 +118,22 @@ def _operation(name: str, summary: str, given: dict, answer: dict, inputs: list,
     }
 
 
-def _probe(name: str, summary: str) -> dict:
+def _probe(name: str, summary: str, open_route: bool = False) -> dict:
+    """A GET route; ``open_route``: it needs no token even where the others do (health, readiness)."""
     ok = {"description": summary, "content": {"application/json": {"schema": {"type": "object"}}}}
-    return {"get": {"operationId": name, "summary": summary, "responses": {"200": ok}}}
+    return {
+        "get": {
+            "operationId": name,
+            "summary": summary,
+            "responses": {"200": ok},
+            **({"security": []} if open_route else {}),
+        }
+    }
 
 
 def _error(why: str) -> dict:
     return {"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def render(manifest: dict | None, metadata: dict) -> bytes:
-    return json.dumps(document(manifest, metadata)).encode()
+def render(manifest: dict | None, metadata: dict, bearer: bool = False) -> bytes:
+    return json.dumps(document(manifest, metadata, bearer)).encode()
