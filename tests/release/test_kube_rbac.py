@@ -188,3 +188,22 @@ def test_rbac_subjects():
     role, binding = render_rbac("ml-prod", subject("ci/vci", None, "ml-prod"))
     assert binding["roleRef"]["name"] == role["metadata"]["name"] and role["metadata"]["namespace"] == "ml-prod"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vci", "namespace": "ci"}]
+
+
+def test_a_role_from_before_ingresses_still_deploys_an_environment_without_one(settings, tmp_path, cluster):
+    """A Role applied before vci rendered Ingresses has no rule for them: an environment without the
+    setting deploys (nothing can be pruned that the Role could never create), one with it is refused."""
+    settings, granted = settings
+    kube = cluster[0]
+    old = copy.deepcopy(granted)
+    for role in (o for o in old if o["kind"] == "Role"):
+        role["rules"] = [r for r in role["rules"] if r["resources"] != ["ingresses"]]
+    kube.rbac.load(old)
+    run = make_run(settings, tmp_path, 4)
+    image = target_for(settings, "production").resolve_image(run.id)["image"]
+    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
+    deploy(settings, image, "production", timeout=60)  # production has no ingress setting
+    assert status(settings, "production").digest == image.rsplit("@", 1)[1]
+    with pytest.raises(AuthError, match="ingresses"):
+        stage(settings, tmp_path, 5)  # staging has one: its Role must be applied again
+    kube.rbac.load(granted)

@@ -327,8 +327,19 @@ class KubeTarget:
             "app.kubernetes.io/name": spec.name,
             "vci.dev/environment": spec.environment,
         }
-        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self.cluster.list(kind, spec.namespace, owned)]
+        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self._owned(kind, spec.namespace, owned)]
         return [o for o in found if _key(o) not in names]
+
+    def _owned(self, kind: str, namespace: str, labels: dict) -> list[dict]:
+        """The ``kind`` objects with ``labels``; none for Ingress under a Role from before vci rendered them
+        (it may not list ingresses, so it never created one: nothing to prune), instead of a refused deploy."""
+        try:
+            return self.cluster.list(kind, namespace, labels)
+        except AuthError:
+            if kind != "Ingress":
+                raise
+            log.debug("the Role may not list ingresses (applied before vci rendered them): none to prune")
+            return []
 
     def _named(self) -> DeploySpec:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""
