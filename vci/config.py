@@ -69,6 +69,7 @@ class Environment:
     )  # {min/max_replicas, cpu, memory}
     requires_approval: bool = _setting(bool, False)
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
+    shadow: dict = _setting(dict, check=rules.check_shadow)  # ShadowPolicy settings (--strategy shadow)
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
