@@ -68,6 +68,7 @@ class Environment:
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
+    payload_log: dict = _setting(dict, check=rules.check_payload_log)  # {sink, sample, include, redact}: serving.md
     auth: dict = _setting(dict, check=rules.check_auth)  # bearer tokens: {secret: NAME} or {token_file: PATH}
     verify: dict = _setting(dict, check=rules.check_verify)  # {keys, require, provenance}: vci.trust.Policy
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
@@ -89,8 +90,14 @@ class Environment:
 
     @property
     def server_env(self) -> dict:
-        """The model server's variables: the ``env`` setting and those that carry ``batching`` and ``auth``."""
-        return {**self.env, **rules.batching_env(self.batching), **rules.auth_env(self.auth)}
+        """The model server's variables: the ``env`` setting and those that carry ``batching``, ``auth`` and
+        ``payload_log``."""
+        return {
+            **self.env,
+            **rules.batching_env(self.batching),
+            **rules.auth_env(self.auth),
+            **rules.payload_log_env(self.payload_log, self.name),
+        }
 
 
 SETTINGS = {f.name: f.metadata for f in fields(Environment) if "kind" in f.metadata}
