@@ -73,7 +73,7 @@ class Metrics:
         self.model_ready = False
         self.batch_sizes: Histogram | None = None  # set when batching is on (see enable_batching)
         self.queue_waits = Histogram(QUEUE_WAITS)
-        self.payloads: PayloadLog | None = None  # a vci.serve.payloads.PayloadLog when payloads are logged: its counts are shown
+        self.payloads: PayloadLog | None = None  # set when payloads are logged: its counts are rendered
 
     def enable_batching(self) -> None:
         self.batch_sizes = Histogram(BATCH_SIZES)
