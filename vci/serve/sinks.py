@@ -214,17 +214,23 @@ class S3Sink:
         self.sequence, self.backoff, self.written = 0, Backoff(), 0
 
     def write(self, records: list[dict]) -> int:
+        """Buffer ``records``; send each full batch of ``batch_records`` at once."""
         self.buffer += [(time.monotonic(), record) for record in records]
-        return self.flush() if len(self.buffer) >= self.settings.batch_records else 0
+        lost = 0
+        while len(self.buffer) >= self.settings.batch_records:
+            lost += self.flush(self.settings.batch_records)
+        return lost
 
     def tick(self) -> int:
         if self.buffer and time.monotonic() - self.buffer[0][0] >= self.settings.batch_seconds:
             return self.flush()
         return 0
 
-    def flush(self) -> int:
-        """Send what is buffered, one object per hour it covers; return the records lost."""
-        records, self.buffer = [record for _, record in self.buffer], []
+    def flush(self, count: int | None = None) -> int:
+        """Send what is buffered (the first ``count`` records), one object per hour it covers; return the
+        records lost."""
+        taken, self.buffer = self.buffer[:count], self.buffer[len(self.buffer) if count is None else count :]
+        records = [record for _, record in taken]
         if not records or self.backoff.down:
             return len(records)
         try:
