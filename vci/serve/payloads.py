@@ -226,10 +226,14 @@ def redact_path(value, path: tuple[str, ...]) -> None:
             value[key] = REDACTED
 
 
+def environment_prefix(prefix: str, environment: str) -> str:
+    """The S3 key prefix of one environment's records: ``PREFIX/ENV/``."""
+    return f"{prefix.strip('/') + '/' if prefix.strip('/') else ''}{environment}/"
+
+
 def partition(prefix: str, environment: str, at: float) -> str:
     """The S3 key prefix of the records of one environment and hour: ``PREFIX/ENV/YYYY/MM/DD/HH/``."""
-    hour = datetime.fromtimestamp(at, timezone.utc).strftime("%Y/%m/%d/%H")
-    return f"{prefix.strip('/') + '/' if prefix.strip('/') else ''}{environment}/{hour}/"
+    return environment_prefix(prefix, environment) + datetime.fromtimestamp(at, timezone.utc).strftime("%Y/%m/%d/%H/")
 
 
 def object_name(first: float, sequence: int) -> str:
