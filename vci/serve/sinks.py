@@ -81,8 +81,11 @@ def preflight(settings: PayloadSettings) -> None:
         )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def line(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), default=str) + "\n"
+    return _ENCODER.encode(record) + "\n"
 
 
 class Backoff:
@@ -134,6 +137,10 @@ class CloudEventsSink:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout, self.backoff, self.written = timeout, Backoff(), 0
         self.conn: http.client.HTTPConnection | None = None
+
+    @property
+    def down(self) -> bool:
+        return self.backoff.down
 
     def write(self, records: list[dict]) -> int:
         """Send each record's events; the records not sent (the sink failed or is down) are lost."""
@@ -210,16 +217,30 @@ class S3Sink:
         config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10)
         endpoint = os.environ.get("VCI_S3_ENDPOINT_URL") or None
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
-        self.buffer: list[tuple[float, dict]] = []  # (when it was buffered, the record)
+        self.buffer: list[tuple[float, str, float, str]] = []  # (when buffered, partition, record time, line)
         self.sequence, self.backoff, self.written = 0, Backoff(), 0
+        self.partitions: dict[str, str] = {}
+
+    @property
+    def down(self) -> bool:
+        return self.backoff.down
 
     def write(self, records: list[dict]) -> int:
-        """Buffer ``records``; send each full batch of ``batch_records`` at once."""
-        self.buffer += [(time.monotonic(), record) for record in records]
+        """Buffer ``records`` (as the lines they will be); send each full batch of ``batch_records`` at once."""
+        now = time.monotonic()
+        for record in records:
+            at = datetime.fromisoformat(record["time"]).timestamp()
+            self.buffer.append((now, self._partition(record["time"][:13], at), at, line(record)))
         lost = 0
         while len(self.buffer) >= self.settings.batch_records:
             lost += self.flush(self.settings.batch_records)
         return lost
+
+    def _partition(self, hour: str, at: float) -> str:
+        """The partition of a record of ``hour`` (its time's first 13 characters), made once per hour."""
+        if hour not in self.partitions:
+            self.partitions = {hour: partition(self.prefix, self.settings.environment, at)}
+        return self.partitions[hour]
 
     def tick(self) -> int:
         if self.buffer and time.monotonic() - self.buffer[0][0] >= self.settings.batch_seconds:
@@ -230,28 +251,25 @@ class S3Sink:
         """Send what is buffered (the first ``count`` records), one object per hour it covers; return the
         records lost."""
         taken, self.buffer = self.buffer[:count], self.buffer[len(self.buffer) if count is None else count :]
-        records = [record for _, record in taken]
-        if not records or self.backoff.down:
-            return len(records)
+        if not taken or self.backoff.down:
+            return len(taken)
         try:
-            for key, lines in self._objects(records).items():
+            for key, lines in self._objects(taken).items():
                 body = gzip.compress("".join(lines).encode(), compresslevel=6)
                 self.client.put_object(
                     Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson", ContentEncoding="gzip"
                 )
         except Exception as exc:  # botocore's errors, connection errors alike: the batch is lost
-            return self.backoff.failed(exc, len(records))
+            return self.backoff.failed(exc, len(taken))
         self.backoff.succeeded()
-        self.written += len(records)
+        self.written += len(taken)
         return 0
 
-    def _objects(self, records: list[dict]) -> dict[str, list[str]]:
+    def _objects(self, taken: list[tuple[float, str, float, str]]) -> dict[str, list[str]]:
         """Object key -> its lines: the records grouped by their hour's partition, in order."""
         parts: dict[str, tuple[float, list[str]]] = {}
-        for record in records:
-            at = datetime.fromisoformat(record["time"]).timestamp()
-            first, lines = parts.setdefault(partition(self.prefix, self.settings.environment, at), (at, []))
-            lines.append(line(record))
+        for _, prefix, at, text in taken:
+            parts.setdefault(prefix, (at, []))[1].append(text)
         objects = {}
         for prefix, (first, lines) in parts.items():
             self.sequence += 1
