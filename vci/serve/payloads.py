@@ -36,8 +36,9 @@ POLL = 0.05  # seconds between the writer's looks at the queue
 # Records made (and handed to the sink) between two releases of the GIL. A thread that keeps the GIL makes
 # the event loop wait up to the switch interval (5 ms) after each of its system calls: with the writer
 # working through a whole poll's records at once, /predict at c=8 lost 27% of its throughput and its p99
-# went from 22 to 131 ms (benchmarks/payloads.py). Small chunks keep each wait to a fraction of a ms.
-CHUNK = 8
+# went from 22 to 131 ms (benchmarks/payloads.py). 32 records are ~0.4 ms of work; 8 cost more CPU in
+# GIL hand-offs (206 against 178 us of server CPU per request, one run each).
+CHUNK = 32
 REDACTED = "[redacted]"
 PREDICTION_ROUTES = ("/predict", "/batch-predict")  # and the V2 infer routes (paths ending in /infer)
 MAX_TEXT = 4096  # characters of a body that is not JSON kept in a record
