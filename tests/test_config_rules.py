@@ -201,3 +201,14 @@ def test_auth_becomes_the_servers_token_file(tmp_path):
 def test_env_is_for_every_target(tmp_path):
     (tmp_path / "vci.yaml").write_text("environments:\n  staging: {env: {MODEL_MODE: fast}}\n")
     assert load_settings(cwd=tmp_path, environ={}).environment("staging").env == {"MODEL_MODE": "fast"}
+
+
+def test_validate_and_allow_schema_change_are_booleans_and_reach_the_server(tmp_path):
+    settings = load(tmp_path, {"environments": {"staging": {"validate": False}, "production": {}}})
+    assert settings.environment("staging").server_env == {"VCI_VALIDATE": "0"}
+    assert settings.environment("production").server_env == {}  # on: the server's default
+    assert settings.environment("production").allow_schema_change is True
+    refused(tmp_path, {"environments": {"staging": {"allow_schema_change": "no"}}}, "must be a boolean")
+    refused(tmp_path, {"environments": {"staging": {"env": {"VCI_VALIDATE": "0"}}}}, "comes from the validate setting")
+    strict = load(tmp_path, {}, environ={"VCI_PRODUCTION_ALLOW_SCHEMA_CHANGE": "false"})
+    assert strict.environment("production").allow_schema_change is False

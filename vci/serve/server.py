@@ -57,6 +57,7 @@ class _Options(TypedDict):
     max_latency: float
     image_digest: str | None
     model_dir: str
+    validate: bool
     auth: Tokens | None
     payloads: PayloadSettings | None
 
@@ -81,6 +82,7 @@ def run_server(
     release_id: str | None = None,
     max_batch_size: int = 0,
     max_latency: float = 0.005,
+    validate: bool = True,
     auth_token_file: str | None = None,
     stop_event: threading.Event | None = None,
 ) -> None:
@@ -98,6 +100,7 @@ def run_server(
     ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
     threads). ``image_digest`` and ``release_id`` are reported by /metadata. ``auth_token_file`` (or
     VCI_AUTH_TOKEN_FILE / VCI_AUTH_TOKEN) makes the prediction routes need a bearer token (vci.serve.auth).
+    ``validate=False`` skips the check of requests against the run's input schema (vci.serve.schema_check).
     Signal handlers are
     installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
@@ -140,6 +143,7 @@ def run_server(
         max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
+        validate=validate,
         auth=auth,
         payloads=payloads,
     )
@@ -205,6 +209,7 @@ class _Process:
         image_digest,
         release_id,
         model_dir,
+        validate,
         auth,
         payloads,
     ):
@@ -219,6 +224,7 @@ class _Process:
         )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
         self.http = HttpServer(
             self.service,
