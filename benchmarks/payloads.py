@@ -30,40 +30,11 @@ sys.path.insert(0, str(REPO))
 _spec = importlib.util.spec_from_file_location("serve_benchmark", REPO / "benchmarks" / "serve.py")
 assert _spec and _spec.loader
 serve_benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_benchmark)  # its wrk driver, free port and readiness probe
-sys.path.insert(0, str(REPO / "tests"))
+_spec.loader.exec_module(serve_benchmark)  # its iris model directory, wrk driver, free port and probe
 
 from tests.s3server import dummy_aws_env, start_moto_process, stop_process  # noqa: E402
 
 BUCKET = "payloads"
-
-
-class IrisModel:
-    """A pickled LogisticRegression, one or more rows in, classes out (as in benchmarks/serve.py)."""
-
-    def __init__(self, artifacts):
-        import pickle
-
-        with open(artifacts["weights"], "rb") as f:
-            self.clf = pickle.load(f)
-
-    def predict(self, data):
-        return self.clf.predict(data).tolist()
-
-
-def iris_model_dir() -> Path:
-    import pickle
-
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    from serve.conftest import build_model_dir
-
-    x, y = load_iris(return_X_y=True)
-    model_dir = Path(tempfile.mkdtemp()) / "model"
-    weights = pickle.dumps(LogisticRegression(max_iter=500).fit(x, y))
-    build_model_dir(model_dir, IrisModel, artifacts={"weights": weights})
-    return model_dir
 
 
 def measure(model_dir: Path, args, sink_env: dict[str, str]) -> dict:
@@ -132,7 +103,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-records", type=int, default=500)
     args = parser.parse_args()
-    model_dir = iris_model_dir()
+    model_dir = serve_benchmark.build_model_dir(Path(tempfile.mkdtemp(prefix="vci-bench-")) / "model")
     moto, endpoint = start_moto_process()
     try:
         make_bucket(endpoint)
