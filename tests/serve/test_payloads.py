@@ -8,6 +8,7 @@ import gzip
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -243,3 +244,17 @@ def test_an_s3_sink_in_an_image_without_boto3_stops_the_start_saying_so(tmp_path
     assert proc.returncode == 14, proc.stderr  # ServeError
     (exit_record,) = [json.loads(line) for line in proc.stderr.splitlines() if '"event":"exit"' in line]
     assert "needs boto3" in exit_record["error"] and "listening" not in proc.stderr
+
+
+def test_two_workers_appending_to_one_file_keep_every_line_whole(start_server, tmp_path):
+    path = tmp_path / "payloads.jsonl"
+    server = start_server(
+        EchoModel, artifacts={"greeting": b"hi"}, extra_env=payload_env(f"file:{path}"), args=("--workers", "2")
+    )
+    server.wait_state()
+    big = "x" * 20_000  # a chunk of records far over a buffered writer's 8 KiB
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda n: post_json(server, "/predict", {"n": n, "pad": big})[0], range(48)))
+    assert statuses == [200] * 48
+    records = read_lines(path, 48)
+    assert sorted(r["input"]["n"] for r in records) == list(range(48))
