@@ -12,6 +12,7 @@ requests/s, p50 and p99 of each and the ratio, plus the batch sizes the server's
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import sys
@@ -23,8 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "benchmarks"))
-import serve as serve_benchmark  # noqa: E402 (its wrk driver, free port and readiness probe)
+_spec = importlib.util.spec_from_file_location("serve_benchmark", REPO / "benchmarks" / "serve.py")
+assert _spec and _spec.loader
+serve_benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serve_benchmark)  # its wrk driver, free port and readiness probe
 
 
 class OverheadModel:

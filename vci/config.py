@@ -18,7 +18,7 @@ from typing import Any
 from . import envrules as rules
 from .envrules import DURATION, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
-from .kubevalues import DNS_LABEL, NETWORK_PEERS
+from .kubevalues import DNS_LABEL, INGRESS, NETWORK_PEERS
 
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
@@ -36,7 +36,11 @@ NOT_SETTINGS = {  # keys people try, and why vci has none
     "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
     "prints its URL; `vci serve RUN --port N` serves on a fixed one); a cluster's Service listens on port 80",
 }
-NESTED = {"autoscaling": rules.AUTOSCALING, "network_policy": NETWORK_PEERS}  # keys refused with a suggestion
+NESTED = {
+    "autoscaling": rules.AUTOSCALING,
+    "network_policy": NETWORK_PEERS,
+    "ingress": INGRESS,
+}  # keys refused with a suggestion
 __all__ = ["CanaryPolicy", "ConfigError", "Environment", "Settings", "load_settings", "parse_seconds"]
 
 
@@ -85,6 +89,7 @@ class Environment:
     network_policy: bool | dict | None = _setting(  # None: ingress from the namespace only; false: none rendered
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
+    ingress: dict = _setting(dict, targets=CLUSTER, check=rules.check_ingress)  # {host, class, tls_secret, path}
 
     @property
     def is_local(self) -> bool:

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .kubevalues import (
     DNS_LABEL,
     ENV_NAME,
+    ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
@@ -108,6 +109,7 @@ def _problem(check: Callable[[Any], str | None]) -> Check:
 
 check_resources = _problem(resources_problem)
 check_network_policy = _problem(network_policy_problem)
+check_ingress = _problem(ingress_problem)
 
 
 def at_least(low: float, unit: str = "") -> Check:
