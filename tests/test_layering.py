@@ -53,6 +53,7 @@ LAYERS = [
         "vci.tags",
         "vci.client",
         "vci.serve",
+        "vci.predictions",
         "vci.trust",
         "vci.verification",
     },

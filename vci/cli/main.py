@@ -31,6 +31,11 @@ class LazyGroup(click.Group):
         "logs": ("vci.cli.envs", "logs_cmd", "Show (or follow) the model server's log of an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
         "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),
+        "predictions": (
+            "vci.cli.predictions",
+            "predictions_cmd",
+            "Show the predictions a server logged (newest first).",
+        ),
         "test": ("vci.cli.release", "test_cmd", "Smoke-test a live deployment with its run's examples."),
         "promote": ("vci.cli.release", "promote_cmd", "Promote the verified digest to another environment."),
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
