@@ -66,11 +66,14 @@ def test_promotion_through_the_app_is_recorded_with_actor_and_approver(released)
     settings, _, v2 = released
     client = app_client(settings)
     csrf = signed_in(client)
+    assert client.get("/env/production").get_data(as_text=True).count('id="release-') == 1  # listed now
     done = client.post("/promote", data=promote_form(settings, csrf), headers={"Origin": ORIGIN})
     assert done.status_code == 200, done.get_data(as_text=True)
     assert status(settings, "production").digest == v2.version
     newest = history(settings, "production", 1)["releases"][0]
     assert (newest["who"], newest["approver"], newest["outcome"]) == ("alice", "bob", "succeeded")
+    timeline = client.get("/env/production").get_data(as_text=True)  # at once, not after the listing's TTL
+    assert f'id="release-{newest["release_id"]}"' in timeline
 
 
 def test_refused_actions_change_nothing(released):

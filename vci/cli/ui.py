@@ -30,7 +30,7 @@ def ui_cmd(host, port, actions, store):
     settings = settings_for(store)
     token, generated = app_token() if actions else ("", False)
     server = serve(create_app(settings, Guard(token=token, actions=actions)), host, port)
-    shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{server.server_port}/"
+    shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{server.port}/"
     click.echo(f"vci ui: serving {shown} ({'actions on' if actions else 'read-only'}); Ctrl-C stops it", err=True)
     if generated:  # printed once, as Jupyter does; VCI_UI_TOKEN keeps it out of the terminal
         click.echo(f"vci ui: sign in to act: {shown}login?token={token}", err=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from pathlib import Path
 
 from flask import Flask, abort, g, redirect, render_template, request, url_for
-from werkzeug.serving import make_server
+from werkzeug.serving import make_server, select_address_family
 
 from ..client import DeployedModel
 from ..config import Settings
@@ -47,11 +48,14 @@ def create_app(settings: Settings, guard: Guard) -> Flask:
 
 
 def serve(app: Flask, host: str, port: int):
-    """A threaded WSGI server for ``app`` on ``host:port`` (0: a free port); the caller runs it."""
+    """A threaded WSGI server for ``app`` on ``host:port`` (0: a free port); the caller runs it. The socket is
+    bound here, so that a taken port is a UsageError (werkzeug's own bind exits the process)."""
     try:
-        return make_server(host, port, app, threaded=True)
+        listener = socket.create_server((host, port), family=select_address_family(host, port), backlog=128)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
+    with listener:
+        return make_server(host, listener.getsockname()[1], app, threaded=True, fd=listener.fileno())
 
 
 def can_try(settings: Settings, env: str) -> bool:
@@ -250,6 +254,7 @@ def _check_action() -> None:
         referer=request.headers.get("Referer"),
         host_url=request.host_url,
     )
+    _config("catalog").forget_listings()  # what follows may write the ledger: the next page lists again
 
 
 def _predict(settings: Settings, env: str, data: str) -> str:

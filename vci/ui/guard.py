@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError
 from ..redact import remember
 
 COOKIE = "vci_ui_session"
@@ -47,6 +48,11 @@ def app_token(environ=None) -> tuple[str, bool]:
     """``(token, generated)``: ``VCI_UI_TOKEN`` when set, else a new random one (to be printed once)."""
     env = os.environ if environ is None else environ
     given = env.get(TOKEN_ENV)
+    if given is not None and len(given) < MIN_TOKEN:
+        raise ConfigError(
+            f"{TOKEN_ENV} is {len(given)} characters long: a token needs at least {MIN_TOKEN}",
+            hint=f"unset {TOKEN_ENV} and vci ui draws one, or set a longer one",
+        )
     token = given or secrets.token_urlsafe(24)
     remember(token)  # never in a log line or an error message
     return token, not given

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..catalog import newest_keys, read_pages
@@ -58,7 +59,8 @@ class Catalog:
     listing_ttl: float = 2.0
     _records: dict[tuple[str, str], ReleaseRecord] = field(default_factory=dict)
     _runs: dict[str, Run] = field(default_factory=dict)
-    _listings: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
+    _listings: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    _refreshing: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -66,15 +68,37 @@ class Catalog:
         return Ledger.for_settings(self.settings).store
 
     def keys(self, prefix: str) -> list[str]:
-        """``newest_keys(prefix)``, listed again at most every ``listing_ttl`` seconds."""
+        """``newest_keys(prefix)``: listed once, then served from memory while a listing older than
+        ``listing_ttl`` seconds is refreshed in the background (a page never waits for a second listing)."""
+        return self._listed(prefix, lambda: newest_keys(self.store, prefix))
+
+    def _listed(self, name: str, make):
         with self._lock:
-            listed = self._listings.get(prefix)
-        if listed is not None and time.monotonic() - listed[0] < self.listing_ttl:
-            return listed[1]
-        keys = newest_keys(self.store, prefix)
+            listed = self._listings.get(name)
+            stale = listed is not None and time.monotonic() - listed[0] >= self.listing_ttl
+            refresh = stale and name not in self._refreshing
+            if refresh:
+                self._refreshing.add(name)
+        if listed is None:
+            return self._store_listing(name, make)
+        if refresh:
+            threading.Thread(target=self._store_listing, args=(name, make), daemon=True).start()
+        return listed[1]
+
+    def _store_listing(self, name: str, make):
+        try:
+            found = make()
+            with self._lock:
+                self._listings[name] = (time.monotonic(), found)
+            return found
+        finally:
+            with self._lock:
+                self._refreshing.discard(name)
+
+    def forget_listings(self) -> None:
+        """Drop every listing (after this app changed something: its next page lists again)."""
         with self._lock:
-            self._listings[prefix] = (time.monotonic(), keys)
-        return keys
+            self._listings.clear()
 
     def record(self, env: str, release_id: str) -> ReleaseRecord:
         """One release (NotFoundError naming it when the ledger has none), from memory once read."""
@@ -147,7 +171,8 @@ class Catalog:
                 return [self.run(f"{project}:{tag}" if project else tag)]
             except NotFoundError:
                 return []
-        return list_runs(project=project, settings=self.settings, limit=limit, cached=True)
+        newest = partial(list_runs, project=project, settings=self.settings, limit=limit, cached=True)
+        return self._listed(f"runs {project} {limit}", newest)
 
     def where_run(self, run: Run, limit: int = 500) -> list[ReleaseRecord]:
         """Every succeeded release of ``run`` among each environment's newest ``limit``: where it runs or ran."""

@@ -1,0 +1,32 @@
+"""`vci ui` on the command line: a bad token or a taken port is one clear line; `vci --help` imports no Flask."""
+
+import os
+import socket
+import subprocess
+import sys
+
+
+def vci(*args, env=None, timeout=30):
+    return subprocess.run([sys.executable, "-m", "vci", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_a_short_token_is_refused_before_the_app_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = vci("ui", "--actions", "--port", "0", env={**os.environ, "VCI_UI_TOKEN": "short"})
+    assert done.returncode == 3 and "VCI_UI_TOKEN is 5 characters long" in done.stderr
+    assert "Traceback" not in done.stderr and "short" not in done.stderr.replace("is 5 characters", "")
+
+
+def test_a_taken_port_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = vci("ui", "--port", str(taken.getsockname()[1]))
+    assert done.returncode == 2 and "cannot listen on 127.0.0.1:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_vci_help_imports_no_web_framework():
+    code = "import sys, vci.cli.main as m; m.cli.main(['--help'], standalone_mode=False); print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'click'" in loaded and "'flask'" not in loaded and "'jinja2'" not in loaded and "'werkzeug'" not in loaded
