@@ -7,7 +7,8 @@ import sys
 
 
 def vci(*args, env=None, timeout=30):
-    return subprocess.run([sys.executable, "-m", "vci", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    argv = [sys.executable, "-m", "vci", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_a_short_token_is_refused_before_the_app_starts(tmp_path, monkeypatch):

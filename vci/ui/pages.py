@@ -7,6 +7,7 @@ only after ``listing_ttl`` seconds, so paging through 10,000 releases does not l
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ..runs import Run, get_run, list_runs
 from ..store.base import Store
 
 PAGE = 50  # releases or runs on a page
+log = logging.getLogger("vci")
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,15 @@ class Catalog:
         if listed is None:
             return self._store_listing(name, make)
         if refresh:
-            threading.Thread(target=self._store_listing, args=(name, make), daemon=True).start()
+            threading.Thread(target=self._refresh, args=(name, make), daemon=True).start()
         return listed[1]
+
+    def _refresh(self, name: str, make) -> None:
+        """A background listing; one that fails keeps the last one (the next page view tries again)."""
+        try:
+            self._store_listing(name, make)
+        except VciError as exc:
+            log.warning("listing %s again failed: %s", name, shown_error(exc))
 
     def _store_listing(self, name: str, make):
         try:
