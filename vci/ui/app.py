@@ -25,7 +25,7 @@ from . import actions
 from .charts import Sampler, charts_for
 from .diff import ReleaseDiff, diff_manifests, image_layers, layer_rows
 from .guard import COOKIE, HEADERS, Guard, Refused, same_origin
-from .pages import PAGE, Catalog, ci_url, manifest_schema, shown_error
+from .pages import PAGE, Catalog, ci_url, evidence, manifest_schema, shown_error
 
 HERE = Path(__file__).parent
 PRODUCTION_NAMES = {"production", "prod"}
@@ -137,6 +137,7 @@ def _read_routes(app: Flask) -> None:
             schema=manifest_schema(manifest),
             examples=json.dumps((manifest.get("examples") or {}).get("inputs"), indent=1),
             releases=catalog.where_run(found),
+            evidence=evidence(catalog.settings, found.id),
         )
 
     @app.get("/diff")

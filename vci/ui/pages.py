@@ -23,6 +23,7 @@ from ..ledger import Ledger, ReleaseRecord
 from ..redact import redact
 from ..runs import Run, get_run, list_runs
 from ..store.base import Store
+from ..verification import verify
 
 PAGE = 50  # releases or runs on a page
 log = logging.getLogger("vci")
@@ -191,6 +192,21 @@ class Catalog:
                 if record.outcome == "succeeded" and (record.run_id == run.id or record.digest == run.version):
                     found.append(record)
         return found
+
+
+def evidence(settings: Settings, what: str) -> list[dict]:
+    """``vci verify WHAT --env ENV`` for every environment with a ``verify:`` policy: ``{environment,
+    verified, problem, signatures}`` (a check that cannot be made says why in ``problem``)."""
+    found = []
+    for env in sorted(settings.environments):
+        if not settings.environment(env).verify:
+            continue
+        try:
+            report = verify(settings, what, env=env)
+        except VciError as exc:
+            report = {"verified": False, "problem": shown_error(exc), "signatures": []}
+        found.append({"environment": env, **{k: report.get(k) for k in ("verified", "problem", "signatures")}})
+    return found
 
 
 def _release_of(key: str) -> str:
