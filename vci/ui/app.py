@@ -163,8 +163,8 @@ def _diff(catalog: Catalog, a: ReleaseRecord, b: ReleaseRecord) -> ReleaseDiff:
             insecure = catalog.settings.environment(b.environment).insecure
             layers = layer_rows(image_layers(a.image, insecure), image_layers(b.image, insecure))
             found = dataclasses.replace(found, layers=layers)
-        except VciError:
-            pass  # the registry is out of reach: the page says the layers could not be read
+        except VciError as exc:  # the registry is out of reach, or refuses: the page says why
+            found = dataclasses.replace(found, layers_problem=shown_error(exc))
     return found
 
 

@@ -39,6 +39,7 @@ class ReleaseDiff:
     requirements: list[Change] = field(default_factory=list)
     schema: list[Change] = field(default_factory=list)
     layers: list[Change] | None = None  # None: no image on either side (local environments), or unreadable
+    layers_problem: str | None = None  # why the layers could not be read
 
     def changed(self, section: str) -> list[Change]:
         return [c for c in getattr(self, section) or [] if c.kind != "same"]
