@@ -1,6 +1,7 @@
 """A canary promoted through the app shows on the board with its weight, and the app's abort removes it
 while the promotion runs: the stable release keeps serving and the ledger records the attempt as failed."""
 
+import re
 import threading
 import time
 
@@ -55,6 +56,8 @@ def test_abort_removes_the_canary_of_a_running_promotion(canary_settings, tmp_pa
     csrf = signed_in(aborting)
     board = aborting.get("/").get_data(as_text=True)
     assert "at 50 %" in board and new.version[:19] in board
+    figures = re.compile(r"[1-9]\d* requests, errors 0.0 %, p90 \d+ ms")
+    wait_for(lambda: figures.search(aborting.get("/").get_data(as_text=True)), 30, "the canary's figures on the board")
     done = aborting.post("/abort", data={"csrf": csrf, "env": "production"}, headers={"Origin": ORIGIN})
     assert done.status_code == 200 and "keeps its stable release" in done.get_data(as_text=True)
     worker.join(30)

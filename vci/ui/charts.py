@@ -103,6 +103,36 @@ def read_metrics(settings, env: str, timeout: float = 3.0) -> str:
     return response.text
 
 
+def canary_figures(scrapes: dict[str, str]) -> dict | None:
+    """What a canary's servers counted since they started (one scrape each): ``{requests, error_rate,
+    p90_ms}``, the figures its gate judges; None without a scrape."""
+    if not scrapes:
+        return None
+    series: dict = {}
+    for text in scrapes.values():
+        for key, value in parse_series(text).items():
+            series[key] = series.get(key, 0.0) + value
+    seen = snapshot(series)
+    p90 = quantile(0.9, seen.buckets)
+    return {
+        "requests": seen.total,
+        "error_rate": seen.errors / seen.total if seen.total else None,
+        "p90_ms": None if p90 is None else p90 * 1000,
+    }
+
+
+def scrape_canary(target, record: dict) -> dict[str, str]:
+    """The canary's ``/metrics``: each pod's on a cluster (``target.scrape``), else its server process's."""
+    if hasattr(target, "scrape"):
+        return target.scrape("canary")
+    import requests
+
+    try:
+        return {"canary": requests.get(record["url"] + "/metrics", timeout=3).text} if record.get("url") else {}
+    except requests.RequestException:
+        return {}
+
+
 CHARTS = (  # (Point attribute, title, unit)
     ("rate", "requests", "req/s"),
     ("error_rate", "errors", "share"),

@@ -24,6 +24,7 @@ from ..redact import redact
 from ..runs import Run, get_run, list_runs
 from ..store.base import Store
 from ..verification import verify
+from .charts import canary_figures, scrape_canary
 
 PAGE = 50  # releases or runs on a page
 log = logging.getLogger("vci")
@@ -142,12 +143,15 @@ class Catalog:
         return rows
 
     def canary(self, env: str) -> dict | None:
-        """The canary beside ``env``'s stable release: its digest, weight and release, or None."""
+        """The canary beside ``env``'s stable release: its release, digest or image, weight or pods, and
+        the figures its gate judges (from its own servers' counters), or None."""
+        target = target_for(self.settings, env)
         try:
-            found = target_for(self.settings, env).canary_status()
+            found = target.canary_status()
+            if not found:
+                return None
+            figures = canary_figures(scrape_canary(target, found))
         except VciError:
-            return None
-        if not found:
             return None
         if "metadata" in found:  # a cluster's canary Deployment
             notes = found["metadata"].get("annotations") or {}
@@ -156,8 +160,10 @@ class Catalog:
                 "image": notes.get("vci.dev/image"),
                 "run_id": notes.get("vci.dev/run-id"),
                 "replicas": (found.get("spec") or {}).get("replicas"),
+                "figures": figures,
             }
-        return {k: found.get(k) for k in ("release_id", "digest", "run_id", "weight", "started")}
+        shown = {k: found.get(k) for k in ("release_id", "digest", "run_id", "weight", "started")}
+        return {**shown, "figures": figures}
 
     def timeline(self, env: str, page: int = 1) -> Timeline:
         """Page ``page`` (from 1) of ``env``'s releases, newest first, reading only that page's records."""
