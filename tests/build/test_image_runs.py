@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from images import base_image_layout, run_image, wait_http
+from images import base_image_layout, index_base_layout, run_image, wait_http
 from vci.build import Options
 from vci.build.package import package
 
@@ -51,6 +51,19 @@ def test_pushed_image_runs_with_runc_as_non_root(settings, tmp_path, registry, d
         with urllib.request.urlopen(box.url + "/metadata", timeout=10) as resp:
             meta = json.loads(resp.read())
         assert run.id in json.dumps(meta) and run.version in json.dumps(meta)
+
+
+@pytest.mark.slow
+def test_the_amd64_image_of_a_two_platform_index_runs_and_predicts(settings, tmp_path, registry, debian_base):
+    """Pulled by the index's digest, as a node pulls it: skopeo picks this machine's platform (amd64)."""
+    base = index_base_layout(tmp_path / "base", amd64=debian_base)
+    run = log_scaler(settings, tmp_path, "factor: 4", cls=YamlScaler, requirements=["PyYAML"])
+    options = Options(base=base, platform="linux/amd64,linux/arm64", push=[f"{registry.host}/ml/multi-run"])
+    result = package(settings, run.id, options)
+    assert result["manifest"]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    with run_image(result["image"]) as box:
+        wait_ready(box.url, box)
+        assert post(box.url + "/predict", [1, 2]) == (200, {"scaled": [4, 8], "uid": 65532})
 
 
 @pytest.mark.slow
