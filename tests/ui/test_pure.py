@@ -25,7 +25,7 @@ def exposition(ok: int, errors: int, fast: int, batches: int = 0, items: int = 0
 
 
 def test_interval_gives_rates_quantiles_and_batch_size():
-    point = interval((100.0, exposition(10, 0, 10, 2, 4)), (110.0, exposition(100, 10, 10, 12, 54)))
+    point = interval((100.0, {"a": exposition(10, 0, 10, 2, 4)}), (110.0, {"a": exposition(100, 10, 10, 12, 54)}))
     assert point.rate == pytest.approx(10.0)  # 100 more requests in 10 s
     assert point.error_rate == pytest.approx(0.1)
     assert 5 < point.p50_ms < 100 and 5 < point.p90_ms <= 100  # none of the new ones was under 5 ms
@@ -33,10 +33,18 @@ def test_interval_gives_rates_quantiles_and_batch_size():
 
 
 def test_a_restarted_server_counts_from_zero():
-    point = interval((0.0, exposition(500, 0, 500)), (5.0, exposition(20, 5, 25)))
+    point = interval((0.0, {"a": exposition(500, 0, 500)}), (5.0, {"a": exposition(20, 5, 25)}))
     assert point.rate == pytest.approx(5.0) and point.error_rate == pytest.approx(0.2)
-    idle = interval((0.0, exposition(20, 5, 25)), (5.0, exposition(20, 5, 25)))
+    idle = interval((0.0, {"a": exposition(20, 5, 25)}), (5.0, {"a": exposition(20, 5, 25)}))
     assert (idle.rate, idle.error_rate, idle.p90_ms, idle.batch_size) == (0.0, None, None, None)
+
+
+def test_pods_are_differenced_one_by_one_and_a_new_pod_counts_from_its_first_scrape():
+    before = {"pod-1": exposition(1000, 0, 1000), "pod-2": exposition(10, 0, 10)}
+    after = {"pod-1": exposition(1010, 0, 1010), "pod-2": exposition(20, 10, 30), "pod-3": exposition(99, 0, 99)}
+    point = interval((0.0, before), (10.0, after))
+    assert point.rate == pytest.approx(3.0)  # 10 + 20 new requests; pod-3's 99 are not new to this interval
+    assert point.error_rate == pytest.approx(10 / 30)
 
 
 def test_line_chart_scales_to_its_maximum_and_escapes_its_title():

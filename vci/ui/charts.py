@@ -1,10 +1,11 @@
 """Live charts of a deployment: its ``/metrics`` scraped by the app, turned into rates, drawn as SVG.
 
-The app scrapes an environment's server when its page is viewed (at most once a second; the page asks
-again every few seconds), through ``target.client()``: a local server's URL, or the API server's service
-proxy for a cluster. Each scrape is differenced against the one before with Prometheus's reset rule
-(``vci.release.canary.increase``), giving per-interval request rate, error rate, p50/p90 latency and
-mean batch size. The charts are SVG drawn here from numbers, so the page needs no script at all.
+The app scrapes an environment's servers when its page is viewed (at most once a second; the page asks
+again every few seconds): a local server through ``target.client()``, a cluster's pods one by one through
+the API server's pod proxy (``KubeTarget.scrape``). Each server's scrape is differenced against its one
+before with Prometheus's reset rule (``vci.release.canary.increase``), and the servers' increases added,
+giving per-interval request rate, error rate, p50/p90 latency and mean batch size. The charts are SVG
+drawn here from numbers, so the page needs no script at all.
 """
 
 from __future__ import annotations
@@ -44,12 +45,24 @@ def batch_totals(text: str) -> tuple[float, float]:
     return found.get("sum", 0.0), found.get("count", 0.0)
 
 
-def interval(before: tuple[float, str], after: tuple[float, str]) -> Point:
-    """The Point between two ``(epoch seconds, exposition text)`` scrapes of one server (pure)."""
+Scrape = tuple[float, dict[str, str]]  # (epoch seconds, {server: exposition text})
+
+
+def interval(before: Scrape, after: Scrape) -> Point:
+    """The Point between two scrapes of an environment's servers (pure): each server's counters are
+    differenced on their own (a pod seen only in the later scrape is not counted yet), then added."""
     seconds = max(after[0] - before[0], 1e-9)
-    step = snapshot(increase(parse_series(before[1]), parse_series(after[1])))
-    (sum0, count0), (sum1, count1) = batch_totals(before[1]), batch_totals(after[1])
-    batches, items = (count1, sum1) if count1 < count0 else (count1 - count0, sum1 - sum0)
+    gained: dict = {}
+    batches = items = 0.0
+    for server, text in after[1].items():
+        if server not in before[1]:
+            continue
+        for key, value in increase(parse_series(before[1][server]), parse_series(text)).items():
+            gained[key] = gained.get(key, 0.0) + value
+        (sum0, count0), (sum1, count1) = batch_totals(before[1][server]), batch_totals(text)
+        more = (count1, sum1) if count1 < count0 else (count1 - count0, sum1 - sum0)
+        batches, items = batches + more[0], items + more[1]
+    step = snapshot(gained)
     p50, p90 = quantile(0.5, step.buckets), quantile(0.9, step.buckets)
     return Point(
         at=after[0],
@@ -66,7 +79,7 @@ class Sampler:
 
     def __init__(self, settings, keep: int = KEEP, min_interval: float = MIN_INTERVAL):
         self.settings, self.keep, self.min_interval = settings, keep, min_interval
-        self._scrapes: dict[str, deque[tuple[float, str]]] = {}
+        self._scrapes: dict[str, deque[Scrape]] = {}
         self._lock = threading.Lock()
 
     def scrape(self, env: str) -> str | None:
@@ -76,11 +89,13 @@ class Sampler:
             if kept and time.time() - kept[-1][0] < self.min_interval:
                 return None
         try:
-            text = read_metrics(self.settings, env)
+            texts = read_metrics(self.settings, env)
         except VciError as exc:
             return exc.message
+        if not texts:
+            return f"no server of {env} answered /metrics"
         with self._lock:
-            kept.append((time.time(), text))
+            kept.append((time.time(), texts))
         return None
 
     def points(self, env: str) -> list[Point]:
@@ -89,9 +104,14 @@ class Sampler:
         return [interval(a, b) for a, b in zip(kept, kept[1:])]  # noqa: B905 (one shorter by design)
 
 
-def read_metrics(settings, env: str, timeout: float = 3.0) -> str:
-    """``env``'s server's ``/metrics`` text, reached as ``vci predict`` reaches it."""
-    client = target_for(settings, env).client(timeout=timeout, deadline=timeout)
+def read_metrics(settings, env: str, timeout: float = 3.0) -> dict[str, str]:
+    """``{server: /metrics text}`` of ``env``: each stable pod's through the API server's pod proxy on a
+    cluster (the service proxy would answer from any pod, mixing their counters), else the local server's,
+    reached as ``vci predict`` reaches it."""
+    target = target_for(settings, env)
+    if hasattr(target, "scrape"):
+        return target.scrape("stable")
+    client = target.client(timeout=timeout, deadline=timeout)
     try:
         response = client.session.get(client.url + "/metrics", timeout=timeout)
     except OSError as exc:
@@ -100,7 +120,7 @@ def read_metrics(settings, env: str, timeout: float = 3.0) -> str:
         client.close()
     if response.status_code != 200:
         raise RemoteError(f"{env}'s /metrics answered {response.status_code}")
-    return response.text
+    return {client.url: response.text}
 
 
 def canary_figures(scrapes: dict[str, str]) -> dict | None:
