@@ -5,6 +5,7 @@ import re
 
 from tests.ui.conftest import TOKEN, app_client, signed_in
 from vci.deploy import deployed_model, status
+from vci.ledger import Ledger
 from vci.release.rollback import history
 from vci.ui.guard import CSP
 
@@ -155,3 +156,14 @@ def test_live_charts_are_svg_from_the_servers_metrics(released):
     page = client.get("/env/staging/live").get_data(as_text=True)
     assert page.count("<svg") == 5 and "<polyline" in page and "no data yet" in page  # batching is off
     assert re.search(r'class="chart-now">now [0-9.e+-]+</text>', page)
+
+
+def test_a_promotion_racing_another_release_shows_the_ledger_s_conflict(released):
+    settings, v1, _ = released
+    client = app_client(settings)
+    form = promote_form(settings, signed_in(client))
+    Ledger.for_settings(settings).claim("production", holder="promote by a CI job")  # in progress elsewhere
+    lost = client.post("/promote", data=form, headers={"Origin": ORIGIN})
+    text = lost.get_data(as_text=True)
+    assert lost.status_code == 409 and "another release of &#39;production&#39; is in progress" in text
+    assert "promote by a CI job" in text and status(settings, "production").digest == v1.version

@@ -31,3 +31,23 @@ def test_vci_help_imports_no_web_framework():
     code = "import sys, vci.cli.main as m; m.cli.main(['--help'], standalone_mode=False); print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'click'" in loaded and "'flask'" not in loaded and "'jinja2'" not in loaded and "'werkzeug'" not in loaded
+
+
+def test_a_generated_token_is_printed_once_as_a_sign_in_url(tmp_path):
+    import requests
+
+    env = {k: v for k, v in os.environ.items() if k != "VCI_UI_TOKEN"}
+    argv = [sys.executable, "-m", "vci", "ui", "--actions", "--port", "0"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        serving, sign_in = proc.stderr.readline(), proc.stderr.readline()
+        assert "actions on" in serving and "/login?token=" in sign_in
+        url = sign_in.split("sign in to act: ", 1)[1].strip()
+        assert len(url.rsplit("=", 1)[1]) >= 32
+        answer = requests.get(url, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302 and "HttpOnly" in answer.headers["Set-Cookie"]
+        wrong = requests.get(url[:-1] + ("A" if url[-1] != "A" else "B"), allow_redirects=False, timeout=10)
+        assert wrong.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
