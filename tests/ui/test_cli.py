@@ -33,7 +33,7 @@ def test_vci_help_imports_no_web_framework():
     assert "'click'" in loaded and "'flask'" not in loaded and "'jinja2'" not in loaded and "'werkzeug'" not in loaded
 
 
-def test_a_generated_token_is_printed_once_as_a_sign_in_url(tmp_path):
+def test_a_generated_token_is_printed_once_and_other_host_names_are_refused(tmp_path):
     import requests
 
     env = {k: v for k, v in os.environ.items() if k != "VCI_UI_TOKEN"}
@@ -48,6 +48,10 @@ def test_a_generated_token_is_printed_once_as_a_sign_in_url(tmp_path):
         assert answer.status_code == 302 and "HttpOnly" in answer.headers["Set-Cookie"]
         wrong = requests.get(url[:-1] + ("A" if url[-1] != "A" else "B"), allow_redirects=False, timeout=10)
         assert wrong.status_code == 401
+        port = url.split(":")[2].split("/")[0]
+        assert requests.get(f"http://localhost:{port}/", timeout=10).status_code == 200
+        rebound = requests.get(f"http://127.0.0.1:{port}/", headers={"Host": f"evil.example:{port}"}, timeout=10)
+        assert rebound.status_code == 403 and "not evil.example" in rebound.text
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..ui.app import create_app, serve
-from ..ui.guard import Guard, app_token
+from ..ui.guard import Guard, app_token, loopback_hosts
 from .params import PORT
 from .runs import settings_for, store_option
 
@@ -29,7 +29,9 @@ def ui_cmd(host, port, actions, store):
     """
     settings = settings_for(store)
     token, generated = app_token() if actions else ("", False)
-    server = serve(create_app(settings, Guard(token=token, actions=actions)), host, port)
+    guard = Guard(token=token, actions=actions)
+    server = serve(create_app(settings, guard), host, port)
+    guard.hosts = loopback_hosts(host, server.port)
     shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{server.port}/"
     click.echo(f"vci ui: serving {shown} ({'actions on' if actions else 'read-only'}); Ctrl-C stops it", err=True)
     if generated:  # printed once, as Jupyter does; VCI_UI_TOKEN keeps it out of the terminal

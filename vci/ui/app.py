@@ -70,6 +70,7 @@ def _short(digest: str | None, length: int = 19) -> str:
 
 def _session() -> None:
     guard: Guard = _config("guard")
+    guard.check_host(request.host)
     session = request.cookies.get(COOKIE)
     g.signed_in = guard.signed_in(session)
     g.csrf = guard.csrf(session)

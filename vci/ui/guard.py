@@ -66,6 +66,13 @@ class Guard:
     actions: bool
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     sessions: set[str] = field(default_factory=set)
+    hosts: frozenset[str] | None = None  # the Host headers answered (None: any)
+
+    def check_host(self, host: str) -> None:
+        """Refuse a request for another host name: a DNS-rebinding page reaching a loopback app would
+        send its own name."""
+        if self.hosts is not None and host.lower() not in self.hosts:
+            raise Refused(f"refused: this app answers to {', '.join(sorted(self.hosts))}, not {host}", 403)
 
     def login(self, offered: str | None) -> str:
         """A new session id for the right token; Refused (401) for any other."""
@@ -103,6 +110,14 @@ class Guard:
         expected = self.csrf(session) or ""
         if not csrf or not hmac.compare_digest(csrf.encode(), expected.encode()):
             raise Refused("refused: the form's CSRF token is missing or wrong (reload the page)", 403)
+
+
+def loopback_hosts(host: str, port: int) -> frozenset[str] | None:
+    """The Host headers an app bound to ``host:port`` answers: on loopback, its loopback names with that
+    port; bound elsewhere, any (the names it is reached by are not known here)."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
 
 
 def same_origin(origin: str | None, referer: str | None, host_url: str, *, bearer_used: bool = False) -> bool:
