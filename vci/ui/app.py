@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import socket
 from pathlib import Path
 
 from flask import Flask, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server, select_address_family
 
 from ..client import DeployedModel
@@ -20,7 +22,7 @@ from ..config import Settings
 from ..deploy import target_for
 from ..errors import ConflictError, NotFoundError, UsageError, VciError
 from ..ledger import ReleaseRecord
-from ..redact import mask_url
+from ..redact import mask_url, redact
 from . import actions
 from .charts import Sampler, charts_for
 from .diff import ReleaseDiff, diff_manifests, image_layers, layer_rows
@@ -28,6 +30,7 @@ from .guard import COOKIE, HEADERS, Guard, Refused, same_origin
 from .pages import PAGE, Catalog, ci_url, evidence, manifest_schema, shown_error
 
 HERE = Path(__file__).parent
+log = logging.getLogger("vci")
 PRODUCTION_NAMES = {"production", "prod"}
 STATUS_OF = {UsageError: 400, NotFoundError: 404, ConflictError: 409}
 
@@ -42,6 +45,7 @@ def create_app(settings: Settings, guard: Guard) -> Flask:
     app.after_request(_secure_headers)
     app.register_error_handler(VciError, _library_error)
     app.register_error_handler(Refused, _refused)
+    app.register_error_handler(Exception, _unexpected)
     _read_routes(app)
     _action_routes(app)
     return app
@@ -85,6 +89,15 @@ def _secure_headers(response):
 def _library_error(exc: VciError):
     status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 500)
     return render_template("message.html", title="refused" if status < 500 else "failed", text=shown_error(exc)), status
+
+
+def _unexpected(exc: Exception):
+    """A bug (or a library error not yet translated into the VciError tree): one line, as the CLI prints it."""
+    if isinstance(exc, HTTPException):  # Flask's own 403/404/405: its status, our page
+        return render_template("message.html", title=exc.name.lower(), text=exc.description), exc.code
+    log.exception("vci ui: internal error")
+    text = redact(f"internal error: {type(exc).__name__}: {exc} (a bug in vci: the app's log has the traceback)")
+    return render_template("message.html", title="failed", text=text), 500
 
 
 def _refused(exc: Refused):

@@ -145,8 +145,8 @@ class Catalog:
     def canary(self, env: str) -> dict | None:
         """The canary beside ``env``'s stable release: its release, digest or image, weight or pods, and
         the figures its gate judges (from its own servers' counters), or None."""
-        target = target_for(self.settings, env)
         try:
+            target = target_for(self.settings, env)
             found = target.canary_status()
             if not found:
                 return None
