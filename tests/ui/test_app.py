@@ -167,3 +167,16 @@ def test_a_promotion_racing_another_release_shows_the_ledger_s_conflict(released
     text = lost.get_data(as_text=True)
     assert lost.status_code == 409 and "another release of &#39;production&#39; is in progress" in text
     assert "promote by a CI job" in text and status(settings, "production").digest == v1.version
+
+
+def test_warm_lists_every_ledger_so_the_first_timeline_page_lists_nothing(released, monkeypatch):
+    settings, _, _ = released
+    app = app_client(settings).application
+    store = Ledger.for_settings(settings).store
+    listed = []
+    original = store.list_keys
+    monkeypatch.setattr(store, "list_keys", lambda prefix: listed.append(prefix) or original(prefix))
+    app.config["catalog"].warm().join(10)
+    assert sorted(listed) == ["ledger/production/", "ledger/staging/"]
+    page = app.test_client().get("/env/staging").get_data(as_text=True)
+    assert page.count('id="release-') == 2 and len(listed) == 2  # served from the warm listing

@@ -30,7 +30,9 @@ def ui_cmd(host, port, actions, store):
     settings = settings_for(store)
     token, generated = app_token() if actions else ("", False)
     guard = Guard(token=token, actions=actions)
-    server = serve(create_app(settings, guard), host, port)
+    app = create_app(settings, guard)
+    server = serve(app, host, port)
+    app.config["catalog"].warm()
     guard.hosts = loopback_hosts(host, server.port)
     shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{server.port}/"
     click.echo(f"vci ui: serving {shown} ({'actions on' if actions else 'read-only'}); Ctrl-C stops it", err=True)

@@ -106,6 +106,18 @@ class Catalog:
             with self._lock:
                 self._refreshing.discard(name)
 
+    def warm(self) -> threading.Thread:
+        """List every environment's ledger in the background (``vci ui`` does at start), so that the first
+        timeline page does not wait for a listing of thousands of keys on S3."""
+
+        def list_all() -> None:
+            for env in sorted(self.settings.environments):
+                self._refresh(f"ledger/{env}/", partial(newest_keys, self.store, f"ledger/{env}/"))
+
+        worker = threading.Thread(target=list_all, daemon=True)
+        worker.start()
+        return worker
+
     def forget_listings(self) -> None:
         """Drop every listing (after this app changed something: its next page lists again)."""
         with self._lock:
