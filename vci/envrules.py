@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .kubevalues import (
     DNS_LABEL,
     ENV_NAME,
+    ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
@@ -30,6 +31,7 @@ STRATEGIES = ("direct", "canary")
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
+VALIDATE_ENV = "VCI_VALIDATE"  # the server reads it: 0 turns request validation off (the validate setting)
 VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
 AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-token auth (vci.serve.auth)
 AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
@@ -94,6 +96,7 @@ def _problem(check: Callable[[Any], str | None]) -> Check:
 
 check_resources = _problem(resources_problem)
 check_network_policy = _problem(network_policy_problem)
+check_ingress = _problem(ingress_problem)
 
 
 def at_least(low: float, unit: str = "") -> Check:
@@ -163,6 +166,8 @@ def check_env(values: dict, where: str) -> None:
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
+        if name == VALIDATE_ENV:
+            raise ConfigError(f"{where}.{name} comes from the validate setting", hint="set validate: false")
         if name in AUTH_ENV:
             raise ConfigError(f"{where}.{name} comes from the auth setting", hint="set auth: {secret: NAME}")
         if "secret" in name.lower():
@@ -247,6 +252,17 @@ def batching_env(values: dict) -> dict[str, str]:
     if not values:
         return {}
     return {BATCHING_ENV[key]: str(values.get(key, default)) for key, default in BATCHING.items()}
+
+
+def boolean(value, where: str) -> None:
+    """true or false, nothing that reads like one (``"no"``, ``0``): the kind check admits only booleans."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
+def validate_env(validate: bool) -> dict[str, str]:
+    """The server variable that turns request validation off (none when it is on, the server's default)."""
+    return {} if validate else {VALIDATE_ENV: "0"}
 
 
 def check_autoscaling(values: dict, where: str) -> None:

@@ -26,7 +26,7 @@ import json
 import os
 import time
 
-from . import logs, v2, v2_rest
+from . import docs_page, logs, v2, v2_rest
 from .auth import Tokens
 from .batching import Batcher
 from .metrics import CONTENT_TYPE
@@ -49,6 +49,7 @@ ROUTES = {
     "/readyz": "GET",
     "/metadata": "GET",
     "/metrics": "GET",
+    **dict.fromkeys(docs_page.ROUTES, "GET"),  # /openapi.json, /docs and its assets
 }
 _PAUSE_AT = MAX_HEAD_BYTES  # stop reading a pipelining client once this much is buffered
 SMALL_BODY = 64 * 1024  # bodies up to this size are read without taking from the shared budget
@@ -97,6 +98,8 @@ class HttpServer:
             return Reply(503, json.dumps(body).encode())
         if path == "/metadata":
             return Reply(200, json.dumps(service.metadata()).encode())
+        if path in docs_page.ROUTES:
+            return docs_page.reply(service, path, request_id, bearer=self.auth is not None)
         return Reply(200, self.metrics.render(), CONTENT_TYPE)
 
     async def drain(self, timeout: float, idle_grace: float = IDLE_GRACE) -> None:

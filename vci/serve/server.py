@@ -55,6 +55,7 @@ class _Options(TypedDict):
     max_latency: float
     image_digest: str | None
     model_dir: str
+    validate: bool
     auth: Tokens | None
 
 
@@ -78,6 +79,7 @@ def run_server(
     release_id: str | None = None,
     max_batch_size: int = 0,
     max_latency: float = 0.005,
+    validate: bool = True,
     auth_token_file: str | None = None,
     stop_event: threading.Event | None = None,
 ) -> None:
@@ -95,6 +97,7 @@ def run_server(
     ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
     threads). ``image_digest`` and ``release_id`` are reported by /metadata. ``auth_token_file`` (or
     VCI_AUTH_TOKEN_FILE / VCI_AUTH_TOKEN) makes the prediction routes need a bearer token (vci.serve.auth).
+    ``validate=False`` skips the check of requests against the run's input schema (vci.serve.schema_check).
     Signal handlers are
     installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
@@ -134,6 +137,7 @@ def run_server(
         max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
+        validate=validate,
         auth=auth,
     )
     owned_work = work_dir is None
@@ -198,6 +202,7 @@ class _Process:
         image_digest,
         release_id,
         model_dir,
+        validate,
         auth,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
@@ -211,6 +216,7 @@ class _Process:
         )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
         self.http = HttpServer(
             self.service,
