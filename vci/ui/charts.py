@@ -180,6 +180,7 @@ def line_chart(title: str, unit: str, values: list[tuple[float, float | None]], 
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
     parts.append(f'<text x="4" y="30" class="chart-max">{_figure(top)}</text>')
     parts.append(f'<polyline points="{path}" class="series"/>')
+    parts.append(f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="2.5" class="dot"/>')  # the latest, seen alone too
     parts.append(f'<text x="{width - 4}" y="14" text-anchor="end" class="chart-now">now {_figure(known[-1][1])}</text>')
     return Markup("".join(parts) + "</svg>")
 
