@@ -60,6 +60,7 @@ LAYERS = [
     {"vci.build"},
     {"vci.deploy"},
     {"vci.release"},
+    {"vci.ui"},
     {"vci.cli", "vci.__main__"},
 ]
 ALLOWED_UPWARD = {("vci.runs", "vci.deploy")}  # Run.deploy() / Run.get_deployed_model(), lazy by design
