@@ -186,6 +186,11 @@ def load_wrk(port: int, connections: int, seconds: float) -> dict:
         text=True,
         check=True,
     ).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict:
+    """Requests/s, p50/p99 (ms) and non-2xx responses from wrk's --latency output."""
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),

@@ -124,6 +124,14 @@ def test_port_is_explained(tmp_path):
         ({"batching": {"max_size": 8}}, "did you mean 'max_batch_size'?"),
         ({"batching": 32}, "batching must be a mapping"),
         ({"env": {"VCI_MAX_BATCH_SIZE": "8"}}, "env.VCI_MAX_BATCH_SIZE comes from the batching setting"),
+        ({"auth": {}}, "auth names where the tokens are: secret: NAME"),
+        ({"auth": {"secret": "t", "token_file": "/t"}}, "auth names where the tokens are"),
+        ({"auth": {"secret": "Tokens_1"}}, "'Tokens_1' is not a Secret name"),
+        ({"auth": {"secret": "tokens", "key": "a/b"}}, "auth.key: 'a/b' is not a Secret's key"),
+        ({"auth": {"token_file": "tokens.txt"}}, "auth.token_file must be an absolute path"),
+        ({"auth": {"secret": "tokens", "all_routes": "yes"}}, "auth.all_routes must be true or false"),
+        ({"auth": {"secrets": "tokens"}}, "did you mean 'secret'?"),
+        ({"env": {"VCI_AUTH_TOKEN": "x"}}, "env.VCI_AUTH_TOKEN comes from the auth setting"),
     ],
 )
 def test_values_that_cannot_work_are_refused_with_the_rule(tmp_path, values, fragment):
@@ -175,6 +183,19 @@ def test_every_environment_setting_is_documented():
     first_cells = [row.split("|")[1] for row in table.splitlines()[2:]]
     documented = {key for cell in first_cells for key in re.findall(r"`([a-z_]+)`", cell)}
     assert documented == set(SETTINGS)
+
+
+def test_auth_becomes_the_servers_token_file(tmp_path):
+    (tmp_path / "vci.yaml").write_text(
+        "environments:\n  staging: {target: kubernetes, namespace: ml, auth: {secret: tokens, all_routes: true}}\n"
+        "  dev: {auth: {token_file: /run/vci/tokens}}\n"
+    )
+    settings = load_settings(cwd=tmp_path, environ={})
+    assert settings.environment("staging").server_env == {
+        "VCI_AUTH_TOKEN_FILE": "/var/run/secrets/vci-auth/token",
+        "VCI_AUTH_ALL_ROUTES": "true",
+    }
+    assert settings.environment("dev").server_env == {"VCI_AUTH_TOKEN_FILE": "/run/vci/tokens"}
 
 
 def test_env_is_for_every_target(tmp_path):

@@ -158,3 +158,18 @@ def test_the_server_refuses_a_model_dir_whose_signature_does_not_hold(tmp_path, 
     env = {"PATH": "/usr/bin:/bin", TRUSTED_KEYS_ENV: keys["trusted"][1].read_text(), "PYTHONPATH": sys.path[0]}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.split()[-1] == "VerificationError", out.stderr
+
+
+def test_a_rollback_verifies_the_release_it_returns_to(tmp_path, keys, monkeypatch, cleanup):
+    from vci.release.rollback import rollback
+
+    settings = settings_for(tmp_path, *keys["trusted"], monkeypatch)
+    cleanup(settings)
+    first = log_run(settings, tmp_path, factor=3)
+    deploy(settings, first.id, "staging")
+    second = log_run(settings, tmp_path, factor=4)
+    deploy(settings, second.id, "staging")
+    tamper(tmp_path / "store", first, lambda m: m["environment"]["env"].update(EVIL="1"))
+    with pytest.raises(VerificationError, match="is not signed"):
+        rollback(settings, "staging")
+    assert status(settings, "staging").digest == second.version  # still the release that ran

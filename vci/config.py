@@ -68,6 +68,7 @@ class Environment:
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
+    auth: dict = _setting(dict, check=rules.check_auth)  # bearer tokens: {secret: NAME} or {token_file: PATH}
     verify: dict = _setting(dict, check=rules.check_verify)  # {keys, require, provenance}: vci.trust.Policy
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
     pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
@@ -88,8 +89,8 @@ class Environment:
 
     @property
     def server_env(self) -> dict:
-        """The model server's variables: the ``env`` setting and those that carry the ``batching`` setting."""
-        return {**self.env, **rules.batching_env(self.batching)}
+        """The model server's variables: the ``env`` setting and those that carry ``batching`` and ``auth``."""
+        return {**self.env, **rules.batching_env(self.batching), **rules.auth_env(self.auth)}
 
 
 SETTINGS = {f.name: f.metadata for f in fields(Environment) if "kind" in f.metadata}

@@ -31,6 +31,10 @@ AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
 VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
+AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-token auth (vci.serve.auth)
+AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
+AUTH_MOUNT = "/var/run/secrets/vci-auth"  # where a pod mounts the auth Secret (whole: a subPath never updates)
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")  # os/arch[/variant], e.g. linux/arm64/v8
 Check = Callable[[Any, str], None]
 
@@ -159,6 +163,8 @@ def check_env(values: dict, where: str) -> None:
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
+        if name in AUTH_ENV:
+            raise ConfigError(f"{where}.{name} comes from the auth setting", hint="set auth: {secret: NAME}")
         if "secret" in name.lower():
             raise ConfigError(
                 f"{where}.{name} looks like a secret: vci.yaml is no place for one",
@@ -205,6 +211,35 @@ def check_verify(values: dict, where: str) -> None:
             f"{where}.provenance sets what provenance must say, and {where}.require does not ask for provenance",
             hint="add provenance to require",
         )
+
+
+def check_auth(values: dict, where: str) -> None:
+    """``secret`` (a cluster's Secret, its ``key`` default ``token``) or ``token_file`` (a local server's
+    absolute path), one of them; ``all_routes`` a boolean."""
+    refuse_unknown(values, AUTH, where)
+    if ("secret" in values) == ("token_file" in values):
+        raise ConfigError(
+            f"{where} names where the tokens are: secret: NAME (a Kubernetes Secret) or token_file: PATH (local)",
+            hint="set exactly one of secret and token_file",
+        )
+    if "secret" in values:
+        check_secret_name(values["secret"], f"{where}.secret")
+        if not SECRET_KEY.match(str(values.get("key", "token"))):
+            raise ConfigError(f"{where}.key: {values['key']!r} is not a Secret's key", hint="letters, digits, '-._'")
+    elif not isinstance(values["token_file"], str) or not values["token_file"].startswith("/"):
+        raise ConfigError(f"{where}.token_file must be an absolute path, got {values['token_file']!r}")
+    elif "key" in values:
+        raise ConfigError(f"{where}.key names a key of the Secret, and this auth names a token_file")
+    if not has_kind(values.get("all_routes", False), bool):
+        raise ConfigError(f"{where}.all_routes must be true or false, got {values['all_routes']!r}")
+
+
+def auth_env(values: dict) -> dict[str, str]:
+    """The server variables that carry an auth setting (none when it is empty: auth off)."""
+    if not values:
+        return {}
+    path = f"{AUTH_MOUNT}/{values.get('key', 'token')}" if "secret" in values else values["token_file"]
+    return {"VCI_AUTH_TOKEN_FILE": path, **({"VCI_AUTH_ALL_ROUTES": "true"} if values.get("all_routes") else {})}
 
 
 def batching_env(values: dict) -> dict[str, str]:

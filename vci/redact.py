@@ -46,8 +46,12 @@ SECRET_PARTS = re.compile(
     r"DATABASE_?URL|DB_?URL|CONNECTION_?STRING|CONN_?STR",
     re.IGNORECASE,
 )
-# ... unless its last word says it is about the secret, not the secret (SESSION_TIMEOUT, TOKEN_TTL).
-HARMLESS_LAST_WORDS = {"TIMEOUT", "TTL", "LENGTH", "SIZE", "COUNT", "LIMIT", "ENABLED", "DISABLED", "TYPE"}
+# ... unless its last word says it is about the secret, not the secret (SESSION_TIMEOUT, TOKEN_TTL, and
+# VCI_SIGNING_KEY_FILE: where the key is, not the key).
+HARMLESS_LAST_WORDS = {"TIMEOUT", "TTL", "LENGTH", "SIZE", "COUNT", "LIMIT", "ENABLED", "DISABLED", "TYPE"} | {
+    "FILE",
+    "PATH",
+}
 SHELL_NAMES = {"PWD", "OLDPWD"}  # the shell's working directories, not MYSQL_PWD's kind
 
 # Values that are credentials whatever their variable is called: (what it is, pattern).

@@ -15,13 +15,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .digests import hex_of
 from .errors import NotFoundError, VerificationError
 from .modeldir import manifest_digest
 from .sign import dsse, statement
 from .sign.keys import PublicKey, Signer, configured_signer, load_public_keys
-from .store.base import Store
+
+if TYPE_CHECKING:  # the model server imports this module, and no store
+    from .store.base import Store
 
 RUN_PREDICATE = "https://vci.dev/attestations/run/v1"
 TRUSTED_KEYS_ENV = "VCI_TRUSTED_KEYS"  # the server's trusted keys: PEM text, several concatenated

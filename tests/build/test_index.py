@@ -223,3 +223,30 @@ def test_a_single_platform_base_is_no_base_for_another(settings, tmp_path, scrat
 def test_what_an_index_cannot_be_is_refused_before_any_build(options, message):
     with pytest.raises(UsageError, match=message):
         Options(**options)
+
+
+def test_a_signed_index_is_verified_with_each_platform_images_attestations(
+    pushed, registry, tmp_path, monkeypatch, index_base
+):
+    """The index is signed; each platform's image is signed and carries its own SBOM and provenance; a
+    policy asking for all three checks the index's signature and every image's attestations."""
+    from vci.sign.keys import generate_key_pair, load_public_key
+    from vci.sign.statement import SLSA_PROVENANCE
+    from vci.trust import Policy
+    from vci.verification import check_image, evidence_report
+
+    result, _, settings, run = pushed
+    private, public = generate_key_pair(tmp_path / "keys")
+    monkeypatch.setenv("VCI_SIGNING_KEY_FILE", str(private))
+    options = Options(base=index_base, platform=PLATFORMS, push=[f"{registry.host}/ml/multi"])
+    signed = package(settings, run.id, options)
+    assert signed["digest"] == result["digest"] and len(signed["signed"]["images"]) == 3
+    key = load_public_key(public)
+    client = RegistryClient(registry.host)
+    policy = Policy((key,), frozenset({"signature", "sbom", "provenance"}))
+    verified = check_image(policy, client, "ml/multi", result["digest"])
+    assert verified.signed_by == [key.key_id] and len(verified.attestations) == 4  # 2 kinds x 2 platforms
+    arm = result["platforms"]["linux/arm64"]
+    attestations = evidence_report(client, "ml/multi", arm, [key])["attestations"]
+    (provenance,) = [a for a in attestations if a["predicate_type"] == SLSA_PROVENANCE]
+    assert provenance["predicate"]["buildDefinition"]["externalParameters"]["platform"] == "linux/arm64"

@@ -4,6 +4,7 @@ and every tampering the policy must refuse."""
 import base64
 import json
 import subprocess
+import zlib
 
 import pytest
 
@@ -44,8 +45,9 @@ def policy(keys, *require, key="public", **provenance) -> Policy:
 
 @pytest.fixture()
 def signed(settings, tmp_path, scratch_base, registry, keys, request):
-    run = log_scaler(settings, tmp_path, str(len(request.node.name)))
-    repo = f"ml/signed-{len(request.node.name)}"
+    unique = zlib.crc32(request.node.name.encode())  # each test its own run content and repository
+    run = log_scaler(settings, tmp_path, str(2000 + unique % 100000))
+    repo = f"ml/signed-{unique:x}"
     result = package(settings, run.id, Options(base=scratch_base, push=[f"{registry.host}/{repo}"]))
     return run, result, RegistryClient(registry.host), repo
 
@@ -106,8 +108,8 @@ def test_evidence_of_another_image_moved_onto_this_one_is_refused(settings, tmp_
     """A signature and attestations copied from image A's tags onto unsigned image B name A's digest."""
     client, repo = RegistryClient(registry.host), "ml/swapped"
     options = Options(base=scratch_base, push=[f"{registry.host}/{repo}"])
-    a = package(settings, log_scaler(settings, tmp_path, "11").id, options)
-    b = package(settings, log_scaler(settings, tmp_path, "12").id, options)
+    a = package(settings, log_scaler(settings, tmp_path, "1011").id, options)
+    b = package(settings, log_scaler(settings, tmp_path, "1012").id, options)
     for suffix in (".sig", ".att"):  # B's evidence tags now hold A's evidence manifests
         data, media_type, _ = client.get_manifest(repo, evidence_tag(a["digest"], suffix))
         client.put_manifest(repo, data, media_type, evidence_tag(b["digest"], suffix))
@@ -133,7 +135,7 @@ def test_a_changed_signature_is_refused(signed, keys):
 def test_no_key_no_signature(settings, tmp_path, scratch_base, registry, monkeypatch):
     monkeypatch.delenv("VCI_SIGNING_KEY_FILE", raising=False)
     monkeypatch.delenv("VCI_SIGNING_KEY", raising=False)
-    run = log_scaler(settings, tmp_path, "13")
+    run = log_scaler(settings, tmp_path, "1013")
     result = package(settings, run.id, Options(base=scratch_base, push=[f"{registry.host}/ml/unsigned"]))
     assert result["signed"] is None
     assert read_evidence(RegistryClient(registry.host), "ml/unsigned", result["digest"], ".sig") == []

@@ -231,3 +231,20 @@ def test_pod_annotations_and_labels_are_rendered_and_checked():
 def test_canary_replicas_give_about_the_weight_of_the_endpoints():
     assert [canary_replicas(3, w) for w in (10, 25, 50, 100)] == [1, 1, 3, 3]
     assert canary_replicas(9, 10) == 1 and canary_replicas(9, 50) == 9
+
+
+def test_an_auth_secret_is_mounted_whole_read_only_and_passes_validation():
+    import kubernetes_validate
+
+    from vci.envrules import AUTH_MOUNT, auth_env
+
+    env = auth_env({"secret": "iris-tokens", "key": "tokens"})
+    deployment = render(spec(auth_secret="iris-tokens", env=env))[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "auth", "secret": {"secretName": "iris-tokens", "defaultMode": 0o440}} in pod["volumes"]
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "auth")
+    assert mount == {"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}  # no subPath: rotations arrive
+    assert {"name": "VCI_AUTH_TOKEN_FILE", "value": f"{AUTH_MOUNT}/tokens"} in container["env"]
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+    assert "auth" not in [v["name"] for v in render(spec())[0]["spec"]["template"]["spec"]["volumes"]]

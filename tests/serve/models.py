@@ -127,3 +127,25 @@ class CountingBatchModel:
             if isinstance(item, dict) and "sleep" in item:
                 time.sleep(float(item["sleep"]))
         return [{"item": item, "call": self.calls, "size": len(items)} for item in items]
+
+
+class TensorEchoModel:
+    """Says what it was called with through V2 (a dict of arrays: each one's name, type, dtype and shape)
+    and sums the numbers it got."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        types = [f"{name}:{type(a).__name__}:{a.dtype}:{a.shape}" for name, a in data.items()]
+        return {"types": types, "total": [int(data["counts"].sum())]}
+
+
+class EnvPeekModel:
+    """Answers whether the server's own secrets reached the model's environment."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"token_in_env": "VCI_AUTH_TOKEN" in os.environ, "echo": data}

@@ -25,7 +25,7 @@ from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
 from .image import build, rebuild_with_docker, resolve_base, verify_reproducible
-from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
+from .outputs import RegistryClients, mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
 from .signing import sign_pushed
 
@@ -39,12 +39,6 @@ def package(
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
     signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
-    if signer and len(options.platforms) > 1:
-        raise UsageError(
-            f"--platform {options.platform} builds an image index, and vci signs single images only (each "
-            "platform's SBOM and provenance would be its own)",
-            hint="package and sign one --platform at a time, or unset the signing key for the index",
-        )
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)
     image, layers = build(run, options, cache_root() / "oci")
@@ -54,9 +48,12 @@ def package(
     if rebuilt:
         image, layers = rebuilt
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
-    outputs = write_outputs(image, options, run, default_layout, progress or push_progress())
+    clients = RegistryClients()  # the push's clients sign too
+    outputs = write_outputs(image, options, run, default_layout, progress or push_progress(), clients)
     signed = (
-        sign_pushed(run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci")
+        sign_pushed(
+            run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci", clients=clients
+        )
         if signer
         else None
     )

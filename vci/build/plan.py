@@ -59,9 +59,11 @@ def build_epoch(manifest: dict) -> int:
 
 
 def runtime_files() -> list[tuple[str, Path]]:
-    """vci's own source (the server, frameworks, everything), as (path relative to vci/, file)."""
+    """vci's own source (the server, frameworks, everything; the .proto files the server compiles when it
+    starts), as (path relative to vci/, file)."""
     root = Path(__file__).resolve().parent.parent
-    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    files = [p for pattern in ("*.py", "*.proto") for p in root.rglob(pattern) if "__pycache__" not in p.parts]
+    return sorted((p.relative_to(root).as_posix(), p) for p in files)
 
 
 def runtime_key(python: str) -> str:

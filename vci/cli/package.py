@@ -116,4 +116,6 @@ def package_cmd(
         return
     result = package(settings, run_id, options, check_reproducible=check_reproducible, refs_file=refs_file)
     text = result["image"] or f"{result['outputs']['dockerfile']} (no image built)"
+    if result.get("signed") and result["signed"]["images"]:
+        text += f"\nsigned by {result['signed']['key_id']} (signature, SBOM and provenance attached)"
     emit(output, {k: v for k, v in result.items() if k != "manifest"}, text)

@@ -18,7 +18,7 @@ from ..build import Options
 from ..build.image import build
 from ..build.package import package
 from ..build.plan import PORT
-from ..client import DeployedModel
+from ..client import PROXY_TOKEN_HEADER, DeployedModel
 from ..config import parse_seconds
 from ..errors import (
     AuthError,
@@ -33,6 +33,7 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
+from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
 from .kubelogs import read_logs
@@ -104,9 +105,10 @@ class KubeTarget:
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
-    def render(self, what, *, allow_tag: bool = False, insecure=None) -> Rendering:
+    def render(self, what, *, allow_tag: bool = False, insecure=None, kserve: bool = False) -> Rendering:
         """The objects ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest;
-        an image by digest renders offline, its run id and model digest read from the registry if it answers."""
+        an image by digest renders offline, its run id and model digest read from the registry if it answers.
+        ``kserve``: KServe's ServingRuntime and InferenceService for the image instead (vci.deploy.kserve)."""
         insecure, warnings = self.insecure(insecure), []
         if isinstance(what, str) and is_image_reference(what):
             image = {"image": what}
@@ -121,7 +123,7 @@ class KubeTarget:
         else:
             image = self._built_image(what, insecure)
         spec = self.spec(image, None, allow_tag=allow_tag)
-        objects = render(spec)
+        objects = render_kserve(spec) if kserve else render(spec)
         defaults = container_resources(spec.resources)[1]
         if defaults:
             warnings.append(
@@ -175,6 +177,7 @@ class KubeTarget:
             pod_annotations=env.pod_annotations,
             pod_labels=env.pod_labels,
             network_policy=True if env.network_policy is None else env.network_policy,
+            auth_secret=(env.auth or {}).get("secret"),
             **_lifecycle(env),
         )
 
@@ -375,13 +378,15 @@ class KubeTarget:
         return f"{host}/api/v1/namespaces/{spec.namespace}/services/{spec.service_name}:http/proxy"
 
     def client(self, **options):
-        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
+        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials;
+        the model server's own token (VCI_TOKEN) travels in X-Vci-Authorization, which the proxy passes on."""
         if not self.status().deployed:
             raise NotFoundError(
                 f"nothing is deployed to {self.environment.name!r}",
                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",
             )
-        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration), **options)
+        session = proxy_session(self.cluster.api_client.configuration)
+        return DeployedModel(self.proxy_url(), session=session, token_header=PROXY_TOKEN_HEADER, **options)
 
     def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
         """The log lines of the Deployment's pods (prefixed by pod), in time order; ``follow`` streams them."""

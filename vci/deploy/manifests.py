@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..build.plan import PORT, USER
+from ..envrules import AUTH_MOUNT
 from ..errors import UsageError
 from ..kubevalues import (
     DNS_1035,
@@ -57,6 +58,7 @@ class DeploySpec:
     pod_annotations: dict = field(default_factory=dict)  # added to the pod template (a mesh, Vault, ...)
     pod_labels: dict = field(default_factory=dict)
     network_policy: bool | dict = True  # True: ingress from the namespace's pods; a dict names the sources
+    auth_secret: str | None = None  # the Secret of bearer tokens, mounted whole at AUTH_MOUNT (vci.serve.auth)
 
     @property
     def object_name(self) -> str:
@@ -217,7 +219,8 @@ def render_container(spec: DeploySpec) -> dict:
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 3),
         "startupProbe": _probe("/readyz", 5, 60),  # slow model loads: up to 5 minutes before liveness counts
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+        + ([{"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}] if spec.auth_secret else []),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -241,6 +244,14 @@ def grace_period(spec: DeploySpec) -> int:
     return spec.prestop_delay + math.ceil(drain) + KILL_MARGIN
 
 
+def pod_volumes(spec: DeploySpec) -> list[dict]:
+    """An emptyDir /tmp (the root is read-only), and the auth Secret when there is one (owner-read only)."""
+    volumes: list[dict] = [{"name": "tmp", "emptyDir": {}}]
+    if spec.auth_secret:
+        volumes.append({"name": "auth", "secret": {"secretName": spec.auth_secret, "defaultMode": 0o440}})
+    return volumes
+
+
 def render_deployment(spec: DeploySpec) -> dict:
     selector = labels_for(spec)
     template_notes = {
@@ -253,7 +264,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     pod_spec = {
         "containers": [render_container(spec)],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread(spec)]}},
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": pod_volumes(spec),
         "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
         "securityContext": {

@@ -23,9 +23,11 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..digests import sha256_bytes
+from ..digests import hex_of, sha256_bytes
 from ..errors import NotFoundError, RegistryError
+from ..files import write_replacing
 from . import OCI_CONFIG, OCI_MANIFEST, Descriptor, canonical_json
 from .registry import RegistryClient
 from .transfer import TransferResult, copy_image
@@ -101,8 +103,11 @@ def attach(
     return digest
 
 
-def read_evidence(client: RegistryClient, repo: str, digest: str, suffix: str) -> list[Evidence]:
-    """The layers of ``digest``'s ``suffix`` evidence in ``repo`` (none when the tag does not exist)."""
+def read_evidence(
+    client: RegistryClient, repo: str, digest: str, suffix: str, *, cache_dir: Path | None = None
+) -> list[Evidence]:
+    """The layers of ``digest``'s ``suffix`` evidence in ``repo`` (none when the tag does not exist). With
+    ``cache_dir``, blobs read before come from there (named by their digest, checked against it)."""
     try:
         data, _, _ = client.get_manifest(repo, evidence_tag(digest, suffix))
     except NotFoundError:
@@ -110,12 +115,13 @@ def read_evidence(client: RegistryClient, repo: str, digest: str, suffix: str) -
     try:
         layers = json.loads(data)["layers"]
         return [
-            Evidence(d["mediaType"], _blob(client, repo, d["digest"]), dict(d.get("annotations") or {})) for d in layers
+            Evidence(d["mediaType"], _blob(client, repo, d["digest"], cache_dir), dict(d.get("annotations") or {}))
+            for d in layers
         ]
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(
             f"{client.registry}/{repo}:{evidence_tag(digest, suffix)} is not an evidence manifest ({exc})",
-            hint="delete that tag and sign again (`vci package` with a signing key, or `vci sign`)",
+            hint="delete that tag and sign again (`vci package --push` with a signing key)",
         ) from None
 
 
@@ -139,8 +145,15 @@ def _tagged_digest(client: RegistryClient, repo: str, digest: str, suffix: str) 
     return client.get_manifest(repo, evidence_tag(digest, suffix))[2]
 
 
-def _blob(client: RegistryClient, repo: str, digest: str) -> bytes:
-    return b"".join(client.get_blob(repo, digest))  # get_blob raises IntegrityError unless the bytes match
+def _blob(client: RegistryClient, repo: str, digest: str, cache_dir: Path | None) -> bytes:
+    """A small evidence blob, verified: from ``cache_dir`` when it holds it, else from the registry."""
+    cached = Path(cache_dir) / "evidence" / hex_of(digest) if cache_dir else None
+    if cached is not None and cached.is_file() and sha256_bytes(data := cached.read_bytes()) == digest:
+        return data
+    data = b"".join(client.get_blob(repo, digest))  # get_blob raises IntegrityError unless the bytes match
+    if cached is not None:
+        write_replacing(cached, data)
+    return data
 
 
 def _opener(data: bytes):
