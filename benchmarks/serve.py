@@ -77,7 +77,7 @@ def build_model_dir(root: Path) -> Path:
         "artifacts": {"weights": weights},
         "model": model,
         "requirements": [],
-        "environment": {"env": {}},
+        "environment": {"python": sys.version.split()[0], "env": {}},  # the manifest check needs the Python
         "examples": None,
     }
     (root / "manifest.json").write_bytes(encode_manifest(manifest))
@@ -145,6 +145,22 @@ def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) ->
             raise SystemExit(f"{kind} server did not come up (exit {proc.poll()})")
         time.sleep(0.002)
     return proc, time.perf_counter() - start
+
+
+def spawn_vci(model_dir: Path, *flags: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """``python -m vci.serve`` on a free port with ``flags``, once it answers a prediction: (process, port)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp(), *flags]
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not post_predict(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"the server did not come up (exit {proc.poll()})")
+        time.sleep(0.01)
+    return proc, port
 
 
 def bare_startup(model_dir: Path) -> float:

@@ -38,6 +38,7 @@ def refused(tmp_path, config: dict, fragment: str, environ=None) -> str:
         ({"environments": {"s": {**KUBE, "autoscaling": {"max_replica": 3}}}}, "did you mean 'max_replicas'?"),
         ({"environments": {"s": {**KUBE, "network_policy": {"from_namespace": ["a"]}}}}, "'from_namespaces'?"),
         ({"environments": {"s": {"canary": {"step": [10]}}}}, "unknown canary setting 'step'"),
+        ({"environments": {"s": {**KUBE, "ingress": {"hosts": "a.example.com"}}}}, "did you mean 'host'?"),
     ],
 )
 def test_unknown_keys_name_the_nearest_known_one(tmp_path, config, fragment):
@@ -55,6 +56,7 @@ def test_unknown_keys_name_the_nearest_known_one(tmp_path, config, fragment):
         ("image_pull_secret", "login"),
         ("prestop_delay", "5s"),
         ("network_policy", False),
+        ("ingress", {"host": "iris.example.com"}),
         ("insecure", True),
         ("base_image", "python:3.11-slim"),
     ],
@@ -110,6 +112,20 @@ def test_port_is_explained(tmp_path):
         ({"network_policy": {"from_namespaces": "ingress"}}, "from_namespaces must be a list"),
         ({"network_policy": {"from_namespaces": ["Ingress_NS"]}}, "'Ingress_NS' is not a namespace name"),
         ({"network_policy": {"from_cidrs": ["10.0.0.0/33"]}}, "'10.0.0.0/33' is not a CIDR"),
+        ({"ingress": {"class": "nginx"}}, "ingress: host is required"),
+        ({"ingress": {"host": "Iris.example.com"}}, "host 'Iris.example.com' is not a DNS name"),
+        ({"ingress": {"host": "a.*.example.com"}}, "host 'a.*.example.com' is not a DNS name"),
+        ({"ingress": {"host": "10.0.0.1"}}, "host '10.0.0.1' is an IP address"),
+        (
+            {"ingress": {"host": "a.example.com", "class": "Nginx_Public"}},
+            "class 'Nginx_Public' is not an IngressClass",
+        ),
+        ({"ingress": {"host": "a.example.com", "tls_secret": "TLS"}}, "tls_secret 'TLS' is not a Secret name"),
+        ({"ingress": {"host": "a.example.com", "path": "api"}}, "path 'api' must be absolute"),
+        ({"ingress": {"host": "a.example.com", "path": "/api/../admin"}}, "may not contain '/../'"),
+        ({"ingress": {"host": "a.example.com", "path": "/api/."}}, "path '/api/.' may not contain '/.'"),
+        ({"ingress": {"host": 8}}, "ingress: host must be a string, got 8"),
+        ({"ingress": "iris.example.com"}, "ingress must be a mapping"),
         ({"canary": {"steps": [50, 10]}}, "canary.steps must rise within 1..100"),
         ({"canary": {"steps": [10, 150]}}, "canary.steps must rise within 1..100"),
         ({"canary": {"max_error_rate": 5}}, "canary.max_error_rate must be a fraction between 0 and 1"),
@@ -201,3 +217,14 @@ def test_auth_becomes_the_servers_token_file(tmp_path):
 def test_env_is_for_every_target(tmp_path):
     (tmp_path / "vci.yaml").write_text("environments:\n  staging: {env: {MODEL_MODE: fast}}\n")
     assert load_settings(cwd=tmp_path, environ={}).environment("staging").env == {"MODEL_MODE": "fast"}
+
+
+def test_validate_and_allow_schema_change_are_booleans_and_reach_the_server(tmp_path):
+    settings = load(tmp_path, {"environments": {"staging": {"validate": False}, "production": {}}})
+    assert settings.environment("staging").server_env == {"VCI_VALIDATE": "0"}
+    assert settings.environment("production").server_env == {}  # on: the server's default
+    assert settings.environment("production").allow_schema_change is True
+    refused(tmp_path, {"environments": {"staging": {"allow_schema_change": "no"}}}, "must be a boolean")
+    refused(tmp_path, {"environments": {"staging": {"env": {"VCI_VALIDATE": "0"}}}}, "comes from the validate setting")
+    strict = load(tmp_path, {}, environ={"VCI_PRODUCTION_ALLOW_SCHEMA_CHANGE": "false"})
+    assert strict.environment("production").allow_schema_change is False

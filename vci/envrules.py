@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .kubevalues import (
     DNS_LABEL,
     ENV_NAME,
+    ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
@@ -26,10 +27,11 @@ from .kubevalues import (
 LOCAL, KUBERNETES = "local", "kubernetes"
 TARGETS = (LOCAL, KUBERNETES)
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
-STRATEGIES = ("direct", "canary")
+STRATEGIES = ("direct", "canary", "shadow")
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
+VALIDATE_ENV = "VCI_VALIDATE"  # the server reads it: 0 turns request validation off (the validate setting)
 VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
 AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-token auth (vci.serve.auth)
 AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
@@ -94,6 +96,7 @@ def _problem(check: Callable[[Any], str | None]) -> Check:
 
 check_resources = _problem(resources_problem)
 check_network_policy = _problem(network_policy_problem)
+check_ingress = _problem(ingress_problem)
 
 
 def at_least(low: float, unit: str = "") -> Check:
@@ -163,6 +166,8 @@ def check_env(values: dict, where: str) -> None:
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
+        if name == VALIDATE_ENV:
+            raise ConfigError(f"{where}.{name} comes from the validate setting", hint="set validate: false")
         if name in AUTH_ENV:
             raise ConfigError(f"{where}.{name} comes from the auth setting", hint="set auth: {secret: NAME}")
         if "secret" in name.lower():
@@ -249,6 +254,17 @@ def batching_env(values: dict) -> dict[str, str]:
     return {BATCHING_ENV[key]: str(values.get(key, default)) for key, default in BATCHING.items()}
 
 
+def boolean(value, where: str) -> None:
+    """true or false, nothing that reads like one (``"no"``, ``0``): the kind check admits only booleans."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
+def validate_env(validate: bool) -> dict[str, str]:
+    """The server variable that turns request validation off (none when it is on, the server's default)."""
+    return {} if validate else {VALIDATE_ENV: "0"}
+
+
 def check_autoscaling(values: dict, where: str) -> None:
     refuse_unknown(values, AUTOSCALING, where)
     for key, value in values.items():
@@ -327,3 +343,51 @@ def _check_numbers(values: dict, where: str) -> None:
         value = values.get(key)
         if value is not None and not (has_kind(value, (int, float)) and ok(value)):
             raise ConfigError(f"{where}.{key} must be {rule}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ShadowPolicy:
+    """An environment's ``shadow:`` settings: what share of live traffic the candidate sees, how its answers
+    are compared with production's, and the gate (enough compared, few enough disagreements)."""
+
+    fraction: float = 1.0
+    duration: float = 600.0
+    min_requests: int = 100
+    compare: str = "exact"
+    max_disagreement: float = 0.01
+
+    @classmethod
+    def from_settings(cls, values: dict | None, where: str = "shadow") -> ShadowPolicy:
+        values = dict(values or {})
+        refuse_unknown(values, [f.name for f in fields(cls)], where, "shadow")
+        if "duration" in values:
+            values["duration"] = parse_seconds(values["duration"], f"{where}.duration")
+            at_least(0.001, "s")(values["duration"], f"{where}.duration")
+        fraction, most = values.get("fraction", cls.fraction), values.get("max_disagreement", cls.max_disagreement)
+        if not has_kind(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ConfigError(f"{where}.fraction must be a share of live requests in (0, 1], got {fraction!r}")
+        if not has_kind(most, (int, float)) or not 0 <= most <= 1:
+            raise ConfigError(f"{where}.max_disagreement must be a rate from 0 to 1, got {most!r}")
+        if not has_kind(values.get("min_requests", 1), int) or values.get("min_requests", 1) < 1:
+            raise ConfigError(f"{where}.min_requests must be a whole number of at least 1")
+        check_comparison(str(values.get("compare", cls.compare)), f"{where}.compare")
+        return cls(**values)
+
+
+def check_comparison(compare: str, where: str) -> None:
+    """``exact``, ``tolerance:T`` (T >= 0), ``same_class`` or ``top_k:K`` (K >= 1)."""
+    mode, _, arg = compare.partition(":")
+    ok = mode in ("exact", "same_class") and not arg
+    try:
+        ok = ok or (mode == "tolerance" and float(arg) >= 0) or (mode == "top_k" and int(arg) >= 1)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{where} must be exact, tolerance:T, same_class or top_k:K, got {compare!r}",
+            hint="e.g. compare: tolerance:1e-6",
+        )
+
+
+def check_shadow(values: dict, where: str) -> None:
+    ShadowPolicy.from_settings(values, where)

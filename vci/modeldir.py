@@ -15,11 +15,15 @@ The manifest (schema 1)::
      "requirements": ["pkg==1.2.3", ...],
      "lock": [{"name", "version", "extras": [...]?, "dependencies_locked": false?}, ...],   (optional)
      "environment": {"python": "3.11.7", "env": {NAME: VALUE}},
-     "examples": {"inputs": [...], "expected_outputs": [...] | null} | null}
+     "examples": {"inputs": [...], "expected_outputs": [...] | null} | null,
+     "schemas": {"input": SCHEMA | null, "output": SCHEMA | null,                           (optional)
+                   "from": {"input": "declared" | "type hints" | FRAMEWORK | "examples" | null, "output": ...}}}
 
 ``requirements`` are the direct pins; ``lock`` is their whole closure as installed when the run was
 logged (vci.requirements.lock_requirements), what the image's dependency layer holds exactly. Runs
 logged before locks have none, and their images resolve the pins' dependencies when they are built.
+``schemas`` holds the JSON Schemas of the model's input and output (vci.schema), which the server
+checks requests against; runs logged before vci recorded them have none, and nothing is checked for them.
 
 Nothing here imports the store, boto3 or the CLI: the model server uses this module alone.
 """
@@ -92,6 +96,7 @@ def manifest_problem(doc) -> str | None:
         or _artifacts_problem(doc)
         or _model_problem(doc)
         or _examples_problem(doc.get("examples"))
+        or _schemas_problem(doc.get("schemas"))
     )
 
 
@@ -203,6 +208,19 @@ def _examples_problem(examples) -> str | None:
     expected = examples.get("expected_outputs")
     if expected is not None and not (isinstance(expected, list) and len(expected) == len(examples["inputs"])):
         return "'examples.expected_outputs' is not a list as long as 'examples.inputs'"
+    return None
+
+
+def _schemas_problem(schemas) -> str | None:
+    """The schemas are optional (runs logged before it have none): input and output schemas, or null."""
+    if schemas is None:
+        return None
+    if not isinstance(schemas, dict):
+        return f"'schemas' is {type(schemas).__name__}, not object"
+    for side in ("input", "output"):
+        schema = schemas.get(side)
+        if schema is not None and not isinstance(schema, (dict, bool)):
+            return f"'schemas.{side}' is {type(schema).__name__}, not a JSON Schema (object) or null"
     return None
 
 

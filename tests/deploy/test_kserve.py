@@ -95,3 +95,18 @@ def test_the_schema_check_refuses_what_kserve_refuses(tmp_path):
     assert any("protocolVersion" in p for p in problems(service))
     assert "unknown field $.spec.predictor.modle" in problems(service)
     assert any("'name' is a required property" in p for p in problems(runtime))
+
+
+def test_vci_render_prints_the_ingress_with_its_warning_and_the_kserve_format_none(tmp_path):
+    ingress = {"host": "iris.example.com", "tls_secret": "iris-tls"}
+    config = {
+        "project": "iris",
+        "environments": {"staging": {"target": "kubernetes", "namespace": "ml", "ingress": ingress}},
+    }
+    (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
+    out = vci("render", IMAGE, "--env", "staging", cwd=tmp_path)
+    objects = [o for o in yaml.safe_load_all(out.stdout) if o]
+    assert [o["kind"] for o in objects][-1] == "Ingress" and objects[-1]["spec"]["tls"][0]["secretName"] == "iris-tls"
+    assert "network_policy: {from_namespaces: [ingress-nginx]}" in out.stderr  # the controller is kept out
+    kserve = [o["kind"] for o in render(tmp_path, ingress=ingress)]
+    assert kserve == ["ServingRuntime", "InferenceService"]

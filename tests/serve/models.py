@@ -149,3 +149,23 @@ class EnvPeekModel:
 
     def predict(self, data):
         return {"token_in_env": "VCI_AUTH_TOKEN" in os.environ, "echo": data}
+
+
+class SumModel:
+    """Sums each row: the iris shape (rows of 4 numbers), so a wrong input reaching it raises (a 500)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [sum(row) for row in data]
+
+
+class RowWidthModel:
+    """The width of each row: any input that is not a list of lists makes it raise (a 500 if it got through)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [len(row) + 0 * sum(1 for x in row if x + 0 == x) for row in data]

@@ -58,6 +58,20 @@ def test_predict_needs_an_accepted_token_and_says_so_without_a_hint(guarded):
     assert OLD not in log and OLD[:-1] not in log
 
 
+def test_the_docs_page_is_open_and_its_document_declares_the_bearer_scheme(guarded):
+    """A browser opens /docs without a token; the page's Authorize button then asks for one, because the
+    document says the prediction routes need it (and health does not)."""
+    server, _ = guarded
+    assert http_call(server, "GET", "/docs")[0] == 200
+    status, _, body = http_call(server, "GET", "/openapi.json")
+    document = json.loads(body)
+    assert status == 200 and document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}] and document["paths"]["/healthz"]["get"]["security"] == []
+    from openapi_spec_validator import validate
+
+    validate(document)  # still a valid OpenAPI 3.1 document
+
+
 def test_a_rotated_token_file_is_read_without_a_restart(guarded):
     server, token_file = guarded
     assert post_json(server, "/predict", [1], bearer(OLD))[0] == 200

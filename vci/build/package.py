@@ -38,6 +38,7 @@ def package(
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
+    run.verify()  # with VCI_TRUSTED_KEYS set, only a run a trusted key signed is built
     signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)

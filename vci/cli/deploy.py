@@ -49,12 +49,21 @@ OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "releas
     show_default=True,
     help="The longest a request waits for its batch to fill.",
 )
+@click.option(
+    "--no-validate",
+    "validate",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Do not check requests against the run's input schema (else a mismatch is answered 422).",
+)
 @store_option
-def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, max_latency_ms, store):
+def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, max_latency_ms, validate, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
 
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
-    GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
+    GET /healthz, /readyz, /metadata, /metrics, /openapi.json and /docs (Swagger UI). Requests that do
+    not match the run's input schema get 422. Stop it with Ctrl-C (it drains in-flight requests).
     It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
@@ -69,6 +78,7 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, m
         backlog=backlog,
         max_batch_size=max_batch_size,
         max_latency=max_latency_ms / 1000,
+        validate=validate,
     )
 
 

@@ -1,4 +1,4 @@
-"""The Kubernetes target: an environment is a Deployment (+ Service, HPA, PDB) running an image by digest.
+"""The Kubernetes target: an environment is a Deployment (+ Service, HPA, PDB, Ingress) running an image by digest.
 
 ``deploy`` renders the objects, applies them, and with ``wait`` watches the rollout; a failed rollout
 is rolled back to the previous pod template (the old ReplicaSet never stopped serving: maxUnavailable 0),
@@ -42,6 +42,7 @@ from .manifests import (
     DeploySpec,
     apply_order,
     container_resources,
+    ingress_warning,
     labels_for,
     render,
     render_deployment,
@@ -53,7 +54,12 @@ from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
-PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")  # rendered for some settings
+PRUNED_KINDS = (
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Ingress",
+)  # rendered for some settings
 OWNED_KINDS = ("Deployment", "Service", *PRUNED_KINDS)  # what undeploy removes (the canary's Deployment too)
 LABEL_TIMEOUT = 10.0  # seconds `vci render` gives the registry for an image's labels (once: no retries)
 SERVER_NOTES = ("deployment.kubernetes.io/", "kubectl.kubernetes.io/")  # annotations controllers and kubectl own
@@ -125,6 +131,8 @@ class KubeTarget:
         spec = self.spec(image, None, allow_tag=allow_tag)
         objects = render_kserve(spec) if kserve else render(spec)
         defaults = container_resources(spec.resources)[1]
+        if not kserve and (exposed := ingress_warning(spec)):
+            warnings.append(exposed)
         if defaults:
             warnings.append(
                 f"environments.{spec.environment}.resources leaves them unset: rendered the default "
@@ -178,6 +186,7 @@ class KubeTarget:
             pod_labels=env.pod_labels,
             network_policy=True if env.network_policy is None else env.network_policy,
             auth_secret=(env.auth or {}).get("secret"),
+            ingress=env.ingress,
             **_lifecycle(env),
         )
 
@@ -201,6 +210,8 @@ class KubeTarget:
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec)
+        if exposed := ingress_warning(spec):
+            log.warning("%s", exposed)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
         result = partial(
@@ -308,16 +319,27 @@ class KubeTarget:
         )
 
     def stale_objects(self, spec: DeploySpec, rendered: list[dict]) -> list[dict]:
-        """HPAs, PDBs and NetworkPolicies vci made for this environment (by their labels) that it no longer
-        renders (autoscaling dropped, one replica, ``network_policy: false``)."""
+        """HPAs, PDBs, NetworkPolicies and Ingresses vci made for this environment (by their labels) that it no
+        longer renders (autoscaling dropped, one replica, ``network_policy: false``, ``ingress`` removed)."""
         names = {_key(o) for o in rendered}
         owned = {
             "app.kubernetes.io/managed-by": "vci",
             "app.kubernetes.io/name": spec.name,
             "vci.dev/environment": spec.environment,
         }
-        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self.cluster.list(kind, spec.namespace, owned)]
+        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self._owned(kind, spec.namespace, owned)]
         return [o for o in found if _key(o) not in names]
+
+    def _owned(self, kind: str, namespace: str, labels: dict) -> list[dict]:
+        """The ``kind`` objects with ``labels``; none for Ingress under a Role from before vci rendered them
+        (it may not list ingresses, so it never created one: nothing to prune), instead of a refused deploy."""
+        try:
+            return self.cluster.list(kind, namespace, labels)
+        except AuthError:
+            if kind != "Ingress":
+                raise
+            log.debug("the Role may not list ingresses (applied before vci rendered them): none to prune")
+            return []
 
     def _named(self) -> DeploySpec:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""

@@ -26,10 +26,12 @@ from ..trust import Policy
 from ..verification import check_deployable
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
+from .schema_gate import check_schema_change
+from .shadow import shadow_release
 from .smoke import examples_for, smoke_test
 from .strategies import canary_release
 
-STRATEGIES = ("direct", "canary")
+STRATEGIES = ("direct", "canary", "shadow")
 
 
 def check_environments(settings, source: str, destination: str):
@@ -125,10 +127,11 @@ def promote(
     live = live_release(src)
     require_digest(live.digest, digest, source)
     current = dst.status()
+    schema_changes = check_schema_change(settings, dst_env, live, current)  # refused here when not allowed
     chosen = choose_strategy(strategy, dst_env)
     if chosen == "canary" and current.state == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
-    result = {
+    result: dict[str, Any] = {
         "from": source,
         "to": destination,
         "digest": live.digest,
@@ -138,6 +141,7 @@ def promote(
         "previous": current.digest,
         "release_id": None,
         "dry_run": dry_run,
+        "schema_changes": schema_changes,
     }
     if current.digest == live.digest and current.state == "ready":
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
@@ -151,7 +155,7 @@ def promote(
             **result,
             "outcome": "would-promote",
             "reason": f"would move {live.digest} from {source!r} to {destination!r} ({chosen}), "
-            f"replacing {current.digest or 'nothing'}",
+            f"replacing {current.digest or 'nothing'}" + "".join(f"; {change}" for change in schema_changes),
         }
     release_id = new_release_id()
     done = recorded_attempt(
@@ -164,6 +168,8 @@ def promote(
         ),
     )
     result.update(done, release_id=release_id)
+    if schema_changes:
+        result["reason"] += "".join(f"; {change}" for change in schema_changes)
     return result
 
 
@@ -193,7 +199,7 @@ def recorded_attempt(settings, target: Target, holder: str, record, work) -> dic
         except (VciError, Aborted) as exc:
             ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
             raise
-        extra = {k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}
+        extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer") if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
@@ -219,9 +225,11 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
     if strategy == "canary" and dst.status().state == "ready":
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
+    elif strategy == "shadow" and dst.status().state == "ready":
+        done.update(shadow_release(dst, what, release_id, None, timeout))
     else:
         deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
+        note = "" if strategy == "direct" else f" ({strategy} skipped: nothing ran there yet)"
         done.update(
             outcome="succeeded",
             endpoint=deployed.endpoint,

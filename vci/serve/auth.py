@@ -28,6 +28,7 @@ OPEN_ROUTES = frozenset(
     {"/healthz", "/readyz", "/metrics", "/vci.Model/Health"}
     | {"/v2/health/live", "/v2/health/ready", "/v2/models/{name}/ready"}
     | {f"/inference.GRPCInferenceService/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")}
+    | {"/docs", "/openapi.json"}  # the page and its document (which declares the bearer scheme); its assets too
 )
 CHALLENGE = 'WWW-Authenticate: Bearer realm="vci"'
 # where a request's token may be: X-Vci-Authorization first (vci.client sends it there through the Kubernetes
@@ -66,7 +67,7 @@ class Tokens:
         return tokens
 
     def guards(self, route: str) -> bool:
-        return self.all_routes or route not in OPEN_ROUTES
+        return self.all_routes or (route not in OPEN_ROUTES and not route.startswith("/docs/"))
 
     def current(self) -> list[bytes]:
         """Every accepted token, the file reread first if it changed since it was read last."""

@@ -24,6 +24,7 @@ from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .shadow import SHADOW_CONFIG, Mirror
 from .v2_grpc import METHODS as V2_METHODS
 from .v2_grpc import SERVICE as V2_SERVICE
 from .v2_rest import ROUTE_TEMPLATES
@@ -55,6 +56,7 @@ class _Options(TypedDict):
     max_latency: float
     image_digest: str | None
     model_dir: str
+    validate: bool
     auth: Tokens | None
 
 
@@ -78,6 +80,7 @@ def run_server(
     release_id: str | None = None,
     max_batch_size: int = 0,
     max_latency: float = 0.005,
+    validate: bool = True,
     auth_token_file: str | None = None,
     stop_event: threading.Event | None = None,
 ) -> None:
@@ -95,6 +98,7 @@ def run_server(
     ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
     threads). ``image_digest`` and ``release_id`` are reported by /metadata. ``auth_token_file`` (or
     VCI_AUTH_TOKEN_FILE / VCI_AUTH_TOKEN) makes the prediction routes need a bearer token (vci.serve.auth).
+    ``validate=False`` skips the check of requests against the run's input schema (vci.serve.schema_check).
     Signal handlers are
     installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
@@ -134,6 +138,7 @@ def run_server(
         max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
+        validate=validate,
         auth=auth,
     )
     owned_work = work_dir is None
@@ -198,6 +203,7 @@ class _Process:
         image_digest,
         release_id,
         model_dir,
+        validate,
         auth,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
@@ -211,6 +217,7 @@ class _Process:
         )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
         self.http = HttpServer(
             self.service,
@@ -222,6 +229,8 @@ class _Process:
             request_timeout=request_timeout,
         )
         self.http.auth = self.auth = auth
+        if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
+            self.http.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
         if max_batch_size > 0:
             self.service.batching = True
             self.metrics.enable_batching()

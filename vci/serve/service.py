@@ -29,6 +29,7 @@ from ..jsonwire import encode_compact
 from ..modeldir import load_model, read_manifest
 from ..trust import keys_from_environ, verify_model_dir_signature
 from . import failures, logs
+from .schema_check import input_check
 
 JSON = "application/json"
 LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed", "load_failed"
@@ -74,6 +75,8 @@ class ModelService:
         # the seam for input schemas: (data, batch) -> why it does not match (answered 422), or None
         self.input_check: Callable[[Any, bool], str | None] | None = None
         self.batching = False  # set when /predict requests are batched: the model must have batch_predict
+        self.validate = True  # check requests against the run's input schema (vci.serve.schema_check)
+        self.openapi: tuple[dict | None, bytes] | None = None  # (manifest, /openapi.json), see vci.serve.docs_page
 
     @property
     def ready(self) -> bool:
@@ -104,6 +107,7 @@ class ModelService:
             self._refuse_unbatchable(type(model).__name__)
             return
         self.model, self.manifest, self.digest = model, manifest, digest
+        self.input_check = input_check(manifest, self.validate)
         logs.event(
             "model_loaded",
             model_dir=self.model_dir,
