@@ -53,7 +53,7 @@ def logs_cmd(env, follow, since, tail, store, output):
     """Show the model server's log: a local deployment's server, or every pod of a Kubernetes one
     (each line prefixed by its pod). JSON lines become columns, tracebacks are shown as tracebacks;
     --output json prints one JSON object per line instead: {source, record} or {source, text}."""
-    start = time.time() - _seconds(since) if since else None
+    start = time.time() - since_seconds(since) if since else None
     for line in logs(settings_for(store), env, since=start, tail=tail, follow=follow):
         if output == "json":
             record = parse_line(line.text)
@@ -63,7 +63,8 @@ def logs_cmd(env, follow, since, tail, store, output):
             click.echo(render_line(line.text, line.source))
 
 
-def _seconds(since: str) -> float:
+def since_seconds(since: str) -> float:
+    """``--since``: a positive duration (10m, 1h) in seconds."""
     seconds = parse_seconds(since, "--since")
     if seconds <= 0:
         raise UsageError(f"--since must be a positive duration, not {since!r}", hint="e.g. --since 10m")

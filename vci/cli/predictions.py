@@ -7,7 +7,7 @@ import time
 import click
 
 from ..predictions import read_predictions
-from .envs import _seconds
+from .envs import since_seconds
 from .output import emit, output_option, record_table
 from .runs import settings_for, store_option
 
@@ -24,7 +24,7 @@ def predictions_cmd(env, since, limit, store, output):
     """Show the predictions an environment's server logged (its payload_log setting, file or S3 sink),
     newest first. --output json prints each whole record (input, output or error) and the ledger's
     release for each release id the records carry."""
-    start = time.time() - _seconds(since) if since else None
+    start = time.time() - since_seconds(since) if since else None
     result = read_predictions(settings_for(store), env, since=start, limit=limit)
     text = record_table(result.records, FIELDS) if result.records else f"{result.environment}: no predictions logged"
     emit(output, result.to_json(), text)

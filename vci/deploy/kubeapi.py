@@ -14,6 +14,7 @@ import os
 import re
 
 from ..errors import AuthError, ConfigError, ConflictError, DeployError, NotFoundError
+from ..redact import mask_url
 
 log = logging.getLogger("vci")
 FIELD_MANAGER = "vci"
@@ -100,6 +101,15 @@ def load_api_client(environment):
     )
 
 
+def unreachable(host: str, exc: Exception) -> DeployError:
+    """The API server did not answer: a one-line error naming it, not urllib3's retry chain."""
+    reason = getattr(exc, "reason", None) or exc
+    return DeployError(
+        f"cannot reach the Kubernetes API server {mask_url(host)}: {type(reason).__name__}",
+        hint="check the kubeconfig's server address and that the cluster is reachable (kubectl cluster-info)",
+    )
+
+
 class Cluster:
     """Thin typed access to the objects vci manages, as plain dicts; every write is a server-side apply."""
 
@@ -113,12 +123,15 @@ class Cluster:
 
     def _call(self, verb: str, kind: str, what: str, *args, **kwargs):
         from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
 
         api, suffix = KINDS[kind]
         try:
             return getattr(self.apis[api], f"{verb}_{suffix}")(*args, **kwargs)
         except ApiException as exc:
             raise api_error(exc, f"{verb} {kind} {what}") from exc
+        except HTTPError as exc:  # no answer at all: refused, timed out, TLS failed (urllib3 gave up)
+            raise unreachable(self.api_client.configuration.host, exc) from exc
 
     def read(self, kind: str, name: str, namespace: str) -> dict | None:
         try:
