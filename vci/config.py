@@ -66,6 +66,9 @@ class Environment:
     requires_approval: bool = _setting(bool, False)
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
+    min_soak: int | float | str | None = _setting(DURATION, check=rules.at_least(0, "s"))  # before promoting from it
+    auto_promote: bool = _setting(bool, False)  # `vci promote --auto` may promote into it
+    analysis: dict = _setting(dict, check=rules.check_analysis)  # {prometheus, query, max}: vci.release.analysis
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
     verify: dict = _setting(dict, check=rules.check_verify)  # {keys, require, provenance}: vci.trust.Policy

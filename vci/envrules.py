@@ -219,9 +219,37 @@ def check_canary(values: dict, where: str) -> None:
     CanaryPolicy.from_settings(values, where)
 
 
+ANALYSIS = ("prometheus", "query", "max", "min")  # a Prometheus query a promotion's gate and canary steps read
+
+
+def check_analysis(values: dict, where: str) -> None:
+    """``{prometheus: http(s)://HOST[:PORT][/PATH], query: PROMQL, max: N, min: N}``: a URL, a query, a bound."""
+    refuse_unknown(values, ANALYSIS, where, "analysis")
+    url, query = values.get("prometheus"), values.get("query")
+    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(
+            f"{where}.prometheus must be the server's URL, got {url!r}", hint="e.g. http://prometheus:9090"
+        )
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError(f"{where}.query must be a PromQL expression giving one number", hint="e.g. sum(up)")
+    bounds = {key: values[key] for key in ("max", "min") if key in values}
+    if not bounds:
+        raise ConfigError(f"{where} needs max (or min): the bound the query's value must keep")
+    for key, value in bounds.items():
+        if not has_kind(value, (int, float)) or value != value:
+            raise ConfigError(f"{where}.{key} must be a number, got {value!r}")
+
+
 def check_together(name: str, values: dict) -> None:
-    """The rules between an environment's values: an autoscaler's bounds in order, and ``replicas`` agreeing
-    with them (the HPA owns the count; ``replicas`` is where it starts: its ``min_replicas``)."""
+    """The rules between an environment's values: automatic promotion without an approval, an autoscaler's
+    bounds in order, and ``replicas`` agreeing with them (the HPA owns the count; ``replicas`` is where it
+    starts: its ``min_replicas``)."""
+    if values.get("auto_promote") and values.get("requires_approval"):
+        raise ConfigError(
+            f"environments.{name}: auto_promote and requires_approval contradict each other: an automatic "
+            "promotion has nobody to approve it",
+            hint=f"remove one of them from environments.{name}",
+        )
     auto = values.get("autoscaling")
     if not auto:
         return

@@ -27,6 +27,7 @@ from ..verification import check_deployable
 from .abort import signals_abort
 from .images import copy_to_environment, tag_in_environment
 from .smoke import examples_for, smoke_test
+from .soak import require_soaked, soak_of
 from .strategies import canary_release
 
 STRATEGIES = ("direct", "canary")
@@ -128,7 +129,7 @@ def promote(
     chosen = choose_strategy(strategy, dst_env)
     if chosen == "canary" and current.state == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
-    result = {
+    result: dict[str, Any] = {
         "from": source,
         "to": destination,
         "digest": live.digest,
@@ -143,6 +144,10 @@ def promote(
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
         return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
+    soak = soak_of(Ledger.for_settings(settings), src_env, live)
+    require_soaked(soak)  # min_soak of the source: run there, healthy, long enough
+    if soak is not None:
+        result["soak"] = soak.to_json()
     verified = check_release(settings, dst_env, live)  # before anything is copied or changed
     if verified is not None:
         result["verified"] = verified.to_json()
@@ -244,7 +249,7 @@ def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseReco
         previous=result.get("previous"),
         approver=approved_by,
         source=result["from"],
-        **({"verified": result["verified"]} if result.get("verified") else {}),
+        **{key: result[key] for key in ("verified", "soak") if result.get(key)},
         **fields,
     )
 
