@@ -95,7 +95,9 @@ def test_rollback_holds_the_digest_and_auto_promotion_skips_it_until_lifted(poli
     before = history(settings, "production")["releases"]
 
     skipped = promote_auto(settings, "staging", "production")
-    assert skipped["outcome"] == "held" and f"vci holds lift --env production --digest {v2.version}" in skipped["reason"]
+    assert (
+        skipped["outcome"] == "held" and f"vci holds lift --env production --digest {v2.version}" in skipped["reason"]
+    )
     assert status(settings, "production").digest == v1.version
     assert history(settings, "production")["releases"] == before  # a held digest writes nothing
 

@@ -25,6 +25,7 @@ from ..runs import resolve_run
 from ..trust import Policy
 from ..verification import check_deployable
 from .abort import signals_abort
+from .analysis import Analysis
 from .images import copy_to_environment, tag_in_environment
 from .smoke import examples_for, smoke_test
 from .soak import require_soaked, soak_of
@@ -215,6 +216,14 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
             hint=f"`vci test --env {src_env.name}` shows every failure",
         )
     done: dict[str, Any] = {"gate": {"passed": True, "checked": gate["checked"]}}
+    as_canary = strategy == "canary" and dst.status().state == "ready"
+    analysis = Analysis.of(dst.environment)
+    if analysis is not None and not as_canary:  # a canary reads it at every step instead
+        passed, done["gate"]["analysis"] = analysis.check()
+        if not passed:
+            raise DeployError(
+                f"the analysis gate failed: {done['gate']['analysis']}; {dst.environment.name!r} is untouched"
+            )
     if dst.environment.is_local:
         what = live.run_id
     else:
@@ -222,7 +231,7 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         done.update(copied)
         what = done["image"]
         check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
-    if strategy == "canary" and dst.status().state == "ready":
+    if as_canary:
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     else:
         deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
