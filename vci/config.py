@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import envrules as rules
-from .envrules import DURATION, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
+from .envrules import DURATION, GITOPS, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
 from .kubevalues import DNS_LABEL, NETWORK_PEERS
 
@@ -30,7 +30,7 @@ TOP_KEYS = {
     "state_dir": str,
     "signing_key": str,  # where the signing key is: file:PATH, env:VAR or a path (vci.sign.keys.configured_signer)
 }
-EVERY, CLUSTER = TARGETS, (KUBERNETES,)
+EVERY, CLUSTER = TARGETS, (KUBERNETES, GITOPS)  # a gitops environment renders what a cluster would run
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a project or environment name, as vci.runs.PROJECT
 NOT_SETTINGS = {  # keys people try, and why vci has none
     "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
@@ -84,6 +84,7 @@ class Environment:
     network_policy: bool | dict | None = _setting(  # None: ingress from the namespace only; false: none rendered
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
+    gitops: dict = _setting(dict, targets=(GITOPS,), check=rules.check_gitops)  # {repo, branch, path, layout, ...}
 
     @property
     def is_local(self) -> bool:
@@ -251,9 +252,10 @@ def _environment(name, values) -> Environment:
             SETTINGS[key]["check"](value, f"{where}.{key}")
     target = values.get("target", LOCAL)
     _refuse_unhonoured(name, target, values)
-    if target == KUBERNETES and not (len(name) <= 63 and DNS_LABEL.match(name)):
+    if target in CLUSTER and not (len(name) <= 63 and DNS_LABEL.match(name)):
         raise ConfigError(
-            f"environment {name!r} is a Kubernetes environment: its name is part of object names",
+            f"environment {name!r} is a {'GitOps' if target == GITOPS else 'Kubernetes'} environment: its name is part "
+            "of object names",
             hint="lower-case letters, digits and '-'",
         )
     rules.check_together(name, values)
@@ -264,8 +266,12 @@ def _refuse_unhonoured(name: str, target: str, values: dict) -> None:
     """A setting the environment's target never reads is refused, naming the target that would."""
     unread = [key for key in values if target not in SETTINGS[key]["targets"]]
     if unread:
+        honours = SETTINGS[unread[0]]["targets"]
+        what = "a Kubernetes setting" if KUBERNETES in honours else f"a {' or '.join(honours)} setting"
+        kind = (
+            "a local environment (a server process on this machine)" if target == LOCAL else f"a {target} environment"
+        )
         raise ConfigError(
-            f"environments.{name}.{unread[0]} is a Kubernetes setting, and {name!r} is a local environment "
-            "(a server process on this machine), which cannot honour it",
-            hint=f"remove {', '.join(unread)} from environments.{name}, or set target: kubernetes",
+            f"environments.{name}.{unread[0]} is {what}, and {name!r} is {kind}, which cannot honour it",
+            hint=f"remove {', '.join(unread)} from environments.{name}, or set target: {honours[0]}",
         )

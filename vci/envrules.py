@@ -23,8 +23,8 @@ from .kubevalues import (
     resources_problem,
 )
 
-LOCAL, KUBERNETES = "local", "kubernetes"
-TARGETS = (LOCAL, KUBERNETES)
+LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
+TARGETS = (LOCAL, KUBERNETES, GITOPS)  # gitops: rendered manifests committed to a repository a controller applies
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
 STRATEGIES = ("direct", "canary")
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
@@ -219,6 +219,30 @@ def check_canary(values: dict, where: str) -> None:
     CanaryPolicy.from_settings(values, where)
 
 
+GITOPS_KEYS = {"repo": None, "branch": "main", "path": ".", "layout": "plain", "pull_request": False, "github": None}
+LAYOUTS = ("plain", "kustomize")
+
+
+def check_gitops(values: dict, where: str) -> None:
+    """``{repo, branch: main, path: ., layout: plain|kustomize, pull_request: false, github: OWNER/NAME}``."""
+    refuse_unknown(values, GITOPS_KEYS, where, "gitops")
+    if not isinstance(values.get("repo"), str) or not values["repo"]:
+        raise ConfigError(
+            f"{where}.repo must name the repository (a URL or a path)", hint="e.g. git@host:org/deploy.git"
+        )
+    for key in ("branch", "path", "github"):
+        if key in values and not (isinstance(values[key], str) and values[key]):
+            raise ConfigError(f"{where}.{key} must be a non-empty string, got {values[key]!r}")
+    path = values.get("path", ".")
+    if path.startswith("/") or ".." in path.split("/"):
+        raise ConfigError(f"{where}.path must be a path inside the repository, got {path!r}")
+    one_of(*LAYOUTS)(values.get("layout", "plain"), f"{where}.layout")
+    if not isinstance(values.get("pull_request", False), bool):
+        raise ConfigError(f"{where}.pull_request must be a boolean (true or false)")
+    if "github" in values and not re.fullmatch(r"[\w.-]+/[\w.-]+", values["github"]):
+        raise ConfigError(f"{where}.github must be OWNER/NAME, got {values['github']!r}")
+
+
 ANALYSIS = ("prometheus", "query", "max", "min")  # a Prometheus query a promotion's gate and canary steps read
 
 
@@ -244,6 +268,16 @@ def check_together(name: str, values: dict) -> None:
     """The rules between an environment's values: automatic promotion without an approval, an autoscaler's
     bounds in order, and ``replicas`` agreeing with them (the HPA owns the count; ``replicas`` is where it
     starts: its ``min_replicas``)."""
+    if (values.get("target") == GITOPS) != bool(values.get("gitops")):
+        raise ConfigError(
+            f"environments.{name}: target gitops and the gitops setting go together (its repository, branch, path)",
+            hint=f"set environments.{name}.gitops: {{repo: ..., branch: main, path: ...}} with target: gitops",
+        )
+    if values.get("target") == GITOPS and values.get("strategy") == "canary":
+        raise ConfigError(
+            f"environments.{name}: a gitops environment cannot run vci's canary (vci does not write to its cluster)",
+            hint="a controller there (Argo Rollouts, Flagger) can; remove strategy: canary",
+        )
     if values.get("auto_promote") and values.get("requires_approval"):
         raise ConfigError(
             f"environments.{name}: auto_promote and requires_approval contradict each other: an automatic "

@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from ..config import load_settings
 from ..errors import UsageError, VciError
@@ -13,6 +14,7 @@ from ..ledger import Ledger, make_record
 from ..refs import digest_of, is_image_reference
 from ..runs import resolve_run
 from ..verification import check_deployable
+from .gitops import GitopsTarget
 from .kube import KubeTarget
 from .local import LocalTarget
 from .target import CanaryTarget, Deployable, DeployResult, LogLine, Overview, Removal, Status
@@ -24,10 +26,12 @@ def new_release_id() -> str:
 
 
 def target_for(settings, env: str | None = None) -> CanaryTarget:
-    """The deployment target of ``env``: LocalTarget or KubeTarget (the one place that chooses)."""
+    """The deployment target of ``env``: LocalTarget, KubeTarget or GitopsTarget (the one place that chooses)."""
     environment = settings.environment(env)
     if environment.is_local:
         return LocalTarget(settings, environment)
+    if environment.target == "gitops":
+        return GitopsTarget(settings, environment)
     return KubeTarget(settings, environment)
 
 
@@ -71,6 +75,9 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
     image_ref = what if isinstance(what, str) and is_image_reference(what) else None
     asked_run = None if image_ref is not None else getattr(what, "id", None) or str(what)
     status = result.status if result is not None else None
+    extra: dict[str, Any] = {"verified": verified.to_json()} if verified is not None else {}
+    if result is not None and result.commit:
+        extra["commit"] = result.commit
     record = make_record(
         release_id=release_id,
         environment=chosen.environment.name,
@@ -81,7 +88,7 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
         image=(result and result.image) or image_ref,
         previous=result.previous if result is not None else None,
         reason=str(error) if error is not None else status,
-        **({"verified": verified.to_json()} if verified is not None else {}),
+        **extra,
     )
     try:
         Ledger.for_settings(settings).append(record)
@@ -105,7 +112,7 @@ def overview(settings) -> list[Overview]:
     rows = []
     for name in sorted(settings.environments):
         chosen = target_for(settings, name)
-        kind = "local" if chosen.environment.is_local else "kubernetes"
+        kind = chosen.environment.target
         try:
             now = chosen.status()
         except VciError as exc:

@@ -199,7 +199,7 @@ def recorded_attempt(settings, target: Target, holder: str, record, work) -> dic
         except (VciError, Aborted) as exc:
             ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
             raise
-        extra = {k: done[k] for k in ("image", "gate", "canary", "transfer") if k in done}
+        extra = {k: done[k] for k in ("image", "gate", "canary", "transfer", "commit") if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
@@ -239,11 +239,21 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         done.update(
             outcome="succeeded",
             endpoint=deployed.endpoint,
-            reason=f"deployed {live.digest} to {dst.environment.name!r}{note}",
+            reason=f"deployed {live.digest} to {dst.environment.name!r}{note}{committed(deployed)}",
+            **({"commit": deployed.commit} if deployed.commit else {}),
         )
     if done["outcome"] == "succeeded" and not dst.environment.is_local:
         tag_in_environment(what, dst.environment)  # the environment's tag moves only once it runs there
     return done
+
+
+def committed(deployed) -> str:
+    """``; committed abc123 to main`` (or the pull request) for a gitops environment's deploy, else ""."""
+    if not deployed.commit:
+        return ""
+    pull = deployed.commit.get("pull_request")
+    where = f"pull request {pull['url']}" if pull else f"{deployed.commit['branch']}"
+    return f"; {deployed.status}: {deployed.commit['sha'][:12]} to {where}"
 
 
 def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseRecord:

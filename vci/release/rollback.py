@@ -11,7 +11,7 @@ from ..ledger import Ledger, ReleaseRecord, make_record
 from ..runs import resolve_run
 from ..verification import check_deployable
 from .holds import Holds
-from .promote import recorded_attempt
+from .promote import committed, recorded_attempt
 
 HISTORY_FIELDS = (
     "release_id",
@@ -110,7 +110,8 @@ def rollback(
         if current.digest:  # what is rolled away from is held: `vci promote --auto` brings it back no more
             Holds.for_settings(settings).add(name, current.digest, f"rolled back by {release_id}", release_id)
         deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        return {"outcome": "succeeded", "reason": reason, "endpoint": deployed.endpoint}
+        done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
+        return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
 
     done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
     return {**result, **done, "release_id": release_id, "held": current.digest}
