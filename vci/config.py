@@ -85,10 +85,17 @@ class Environment:
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
     gitops: dict = _setting(dict, targets=(GITOPS,), check=rules.check_gitops)  # {repo, branch, path, layout, ...}
+    targets: list | None = _setting(list, check=rules.check_targets)  # a group: promoted in waves to these
+    waves: str | None = _setting(str, check=rules.one_of(*rules.WAVES))  # how: sequential (one after another)
 
     @property
     def is_local(self) -> bool:
         return self.target == LOCAL
+
+    @property
+    def is_group(self) -> bool:
+        """A group of environments (``targets``): promoted in waves, nothing of its own runs."""
+        return bool(self.targets)
 
     @property
     def server_env(self) -> dict:
@@ -229,6 +236,9 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     default_env = raw.get("default_environment") or "staging"
     settings = Settings(raw.get("project"), store, state_dir, environments, default_env, source, raw.get("signing_key"))
     settings.environment(default_env)  # refuse an unknown default early
+    rules.check_groups(
+        {name: env.targets for name, env in environments.items()}, {n: env.is_local for n, env in environments.items()}
+    )
     return settings
 
 

@@ -27,6 +27,8 @@ LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
 TARGETS = (LOCAL, KUBERNETES, GITOPS)  # gitops: rendered manifests committed to a repository a controller applies
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
 STRATEGIES = ("direct", "canary")
+WAVES = ("sequential",)  # how a group's targets are promoted
+GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a group itself may set
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
@@ -219,6 +221,27 @@ def check_canary(values: dict, where: str) -> None:
     CanaryPolicy.from_settings(values, where)
 
 
+def check_targets(values: list, where: str) -> None:
+    if not values or not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"{where} must list environment names, each once, got {values!r}", hint="e.g. [eu, us]")
+
+
+def check_groups(groups: dict[str, list | None], local: dict[str, bool]) -> None:
+    """A group's targets are configured environments that are no group themselves, all of one kind."""
+    for name, targets in groups.items():
+        for target in targets or []:
+            if target not in groups or target == name:
+                known = ", ".join(sorted(n for n in groups if n != name))
+                raise ConfigError(
+                    f"environments.{name}.targets names {target!r}, which is no other environment",
+                    hint=f"configure it under environments: (configured: {known})",
+                )
+            if groups[target]:
+                raise ConfigError(f"environments.{name}.targets: {target!r} is a group itself (no nesting)")
+        if targets and len({local[t] for t in targets}) > 1:
+            raise ConfigError(f"environments.{name}.targets mixes local and cluster environments", hint="one kind")
+
+
 GITOPS_KEYS = {"repo": None, "branch": "main", "path": ".", "layout": "plain", "pull_request": False, "github": None}
 LAYOUTS = ("plain", "kustomize")
 
@@ -268,6 +291,15 @@ def check_together(name: str, values: dict) -> None:
     """The rules between an environment's values: automatic promotion without an approval, an autoscaler's
     bounds in order, and ``replicas`` agreeing with them (the HPA owns the count; ``replicas`` is where it
     starts: its ``min_replicas``)."""
+    if values.get("targets"):
+        others = [key for key in values if key not in GROUP_KEYS]
+        if others:
+            raise ConfigError(
+                f"environments.{name} is a group (targets: it runs nothing itself), so {others[0]} is read nowhere",
+                hint=f"set {', '.join(others)} on its targets; a group takes {', '.join(GROUP_KEYS)}",
+            )
+    elif "waves" in values:
+        raise ConfigError(f"environments.{name}.waves says how to promote to targets, and it has none")
     if (values.get("target") == GITOPS) != bool(values.get("gitops")):
         raise ConfigError(
             f"environments.{name}: target gitops and the gitops setting go together (its repository, branch, path)",

@@ -50,3 +50,44 @@ def test_soak_hold_and_auto_promotion_on_a_cluster(settings, tmp_path):  # noqa:
         ("promote", v2),
         ("promote", v1),
     ]
+
+
+def test_a_wave_failing_on_its_second_cluster_leaves_both_on_the_old_digest(settings, tmp_path):  # noqa: F811
+    from vci.config import Environment
+    from vci.deploy import target_for
+    from vci.release.waves import promote_waves
+
+    production = settings.environments["production"]
+    production.requires_approval, production.strategy = False, "direct"
+    us = Environment(
+        "production-us",
+        target="kubernetes",
+        namespace="ml-staging",  # a second "cluster": its own namespace and objects on the test server
+        kubeconfig=production.kubeconfig,
+        base_image=production.base_image,
+        repository=production.repository + "-us",
+        strategy="canary",
+        canary={"steps": [50, 100], "interval": 0.3, "min_requests": 3, "max_avg_latency_ms": 40, "step_timeout": 30},
+    )
+    settings.environments.update(
+        {"production-us": us, "world": Environment("world", targets=["production", "production-us"])}
+    )
+    try:
+        _, old = stage(settings, tmp_path, 2)
+        first = promote_waves(settings, "staging", "world", timeout=60)
+        assert first["outcome"] == "succeeded" and {w["outcome"] for w in first["waves"]} == {"succeeded"}
+        _, slow = stage(settings, tmp_path, 2, delay=0.15)
+        result = promote_waves(settings, "staging", "world", timeout=60)
+        assert result["outcome"] == "rolled-back" and "wave 2 of 2 ('production-us')" in result["reason"]
+        digests = {status(settings, name).digest for name in ("production", "production-us")}
+        assert digests == {old.rsplit("@", 1)[1]}, result["reason"]  # both clusters on the old digest
+        assert target_for(settings, "production-us").canary_status() is None
+        [us_record, *_] = history(settings, "production-us")["releases"]
+        assert us_record["outcome"] == "rolled-back" and us_record["digest"] == slow.rsplit("@", 1)[1]
+        eu = history(settings, "production")["releases"]
+        assert [(r["action"], r["release_id"]) for r in eu[:2]] == [
+            ("rollback", eu[0]["release_id"]),
+            ("promote", result["release_id"]),
+        ]
+    finally:
+        target_for(settings, "production-us").undeploy()

@@ -34,9 +34,11 @@ def _describe(env, default: bool) -> dict:
     where = "this machine" if env.is_local else f"{env.context or 'current context'}/{env.namespace or 'default'}"
     if env.gitops:
         where = f"{mask_url(env.gitops['repo'])} {env.gitops.get('branch', 'main')}:{env.gitops.get('path', '.')}"
+    if env.is_group:
+        where = "waves: " + ", ".join(env.targets or [])
     return {
         "environment": env.name,
-        "target": env.target,
+        "target": "group" if env.is_group else env.target,
         "default": default,
         "where": where,
         "repository": env.repository,

@@ -6,9 +6,9 @@ import click
 
 from ..errors import DeployError
 from ..release.auto import promote_auto
-from ..release.promote import promote
 from ..release.rollback import HISTORY_FIELDS, history, rollback
 from ..release.smoke import smoke_test
+from ..release.waves import release
 from .output import emit, output_option, record_table
 from .params import AT_LEAST_ONE, FILE_IN, SECONDS
 from .runs import settings_for, store_option
@@ -102,7 +102,7 @@ def promote_cmd(
 
     if not digest and not auto:
         raise click.UsageError("Missing option '--digest' (the tested digest), or pass --auto")
-    result = (promote_auto if auto else promote)(
+    result = (promote_auto if auto else release)(
         settings_for(store),
         source,
         target,
@@ -120,7 +120,8 @@ def promote_cmd(
     )
     emit(output, result, text.rstrip())
     if result["outcome"] == "rolled-back":
-        raise DeployError(f"the canary was rolled back: {result['reason']}")
+        what = "the release was rolled back" if result["strategy"] == "waves" else "the canary was rolled back"
+        raise DeployError(f"{what}: {result['reason']}")
 
 
 @click.command("rollback")

@@ -28,6 +28,12 @@ def new_release_id() -> str:
 def target_for(settings, env: str | None = None) -> CanaryTarget:
     """The deployment target of ``env``: LocalTarget, KubeTarget or GitopsTarget (the one place that chooses)."""
     environment = settings.environment(env)
+    if environment.is_group:  # nothing runs there: its targets do, each reached as itself
+        waves = ", ".join(environment.targets or [])
+        raise UsageError(
+            f"{environment.name!r} is a group of environments, promoted in waves to {waves}",
+            hint=f"name one of them: --env {(environment.targets or ['NAME'])[0]}",
+        )
     if environment.is_local:
         return LocalTarget(settings, environment)
     if environment.target == "gitops":

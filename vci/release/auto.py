@@ -4,7 +4,8 @@ Into an environment with ``auto_promote: true``, the digest the source runs is p
 deploy or canary, record: ``promote.promote``) once it has soaked there (``min_soak``) and unless it is
 held in the destination (a rollback from it). What is not promoted yet is an outcome, not an error:
 ``soaking`` (with when it may go), ``held`` (with the hold), ``unchanged``; none of them is recorded, so
-a job run every few minutes leaves the ledger as it was.
+a job run every few minutes leaves the ledger as it was. A group (``targets``) is promoted in waves; a
+digest held in the group or in any of its targets is held.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from ..deploy import target_for
 from ..errors import UsageError
 from ..ledger import Ledger
 from .holds import Holds
-from .promote import check_environments, choose_strategy, live_release, promote, require_digest
+from .promote import check_environments, choose_strategy, live_release, require_digest
 from .soak import soak_of
+from .waves import release
 
 
 def promote_auto(settings, source: str, destination: str, *, digest: str | None = None, **options) -> dict:
     """Promote what ``source`` runs to ``destination`` if its policies allow it now (see the module)."""
-    src_env, dst_env = check_environments(settings, source, destination)
+    src_env, dst_env = settings.environment(source), settings.environment(destination)
+    if not dst_env.is_group:
+        check_environments(settings, source, destination)
     if not dst_env.auto_promote:
         raise UsageError(
             f"{destination!r} does not take automatic promotions",
@@ -29,7 +33,9 @@ def promote_auto(settings, source: str, destination: str, *, digest: str | None 
         )
     live = live_release(target_for(settings, source))
     require_digest(live.digest, digest, source)
-    current = target_for(settings, destination).status()
+    waves = dst_env.targets or [destination]
+    running = [target_for(settings, wave).status() for wave in waves]
+    current = running[0]
     skipped: dict[str, Any] = {
         "from": source,
         "to": destination,
@@ -37,16 +43,18 @@ def promote_auto(settings, source: str, destination: str, *, digest: str | None 
         "run_id": live.run_id,
         "release_id": None,
     }
-    skipped.update(strategy=choose_strategy(options.get("strategy"), dst_env), previous=current.digest, auto=True)
-    if current.digest == live.digest and current.state == "ready":
+    strategy = "waves" if dst_env.is_group else choose_strategy(options.get("strategy"), dst_env)
+    skipped.update(strategy=strategy, previous=current.digest, auto=True)
+    if all(now.digest == live.digest and now.state == "ready" for now in running):
         return {**skipped, "outcome": "unchanged", "reason": f"{destination!r} already runs {live.digest}"}
-    held = Holds.for_settings(settings).of(destination, live.digest)
+    holds = Holds.for_settings(settings)
+    held = [hold for name in dict.fromkeys([destination, *waves]) for hold in holds.of(name, live.digest)]
     if held:
         return {**skipped, "outcome": "held", "holds": [h.to_json() for h in held], "reason": held_reason(held[0])}
     soak = soak_of(Ledger.for_settings(settings), src_env, live)
     if soak is not None and not soak.done:
         return {**skipped, "outcome": "soaking", "soak": soak.to_json(), "reason": soak.reason()}
-    return {**promote(settings, source, destination, digest=live.digest, **options), "auto": True}
+    return {**release(settings, source, destination, digest=live.digest, **options), "auto": True}
 
 
 def held_reason(hold) -> str:

@@ -111,13 +111,16 @@ def promote(
     examples_file=None,
     timeout: float | None = None,
     policy=None,
+    release_id: str | None = None,
+    wave: dict | None = None,
 ) -> dict:
     """Promote what ``source`` runs to ``destination``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
 
     ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the destination keeps its old
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
     With ``digest`` (what was tested and approved), a source running anything else is refused with
-    ConflictError before anything changes, and again if it changes before its smoke test.
+    ConflictError before anything changes, and again if it changes before its smoke test. ``release_id``
+    and ``wave`` (``{group, index, of}``): a wave of a group's release (``vci.release.waves``).
     """
 
     src_env, dst_env = check_environments(settings, source, destination)
@@ -140,10 +143,11 @@ def promote(
         "previous": current.digest,
         "release_id": None,
         "dry_run": dry_run,
+        **({"wave": wave} if wave else {}),
     }
     if current.digest == live.digest and current.state == "ready":
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
-        return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
+        return result if dry_run else _recorded(settings, result, release_id or new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
     soak = soak_of(Ledger.for_settings(settings), src_env, live)
     require_soaked(soak)  # min_soak of the source: run there, healthy, long enough
@@ -159,7 +163,7 @@ def promote(
             "reason": f"would move {live.digest} from {source!r} to {destination!r} ({chosen}), "
             f"replacing {current.digest or 'nothing'}",
         }
-    release_id = new_release_id()
+    release_id = release_id or new_release_id()
     done = recorded_attempt(
         settings,
         dst,
@@ -268,7 +272,7 @@ def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseReco
         previous=result.get("previous"),
         approver=approved_by,
         source=result["from"],
-        **{key: result[key] for key in ("verified", "soak") if result.get(key)},
+        **{key: result[key] for key in ("verified", "soak", "wave") if result.get(key)},
         **fields,
     )
 
