@@ -3,7 +3,7 @@ target after another under one release id; a failure in a later wave rolls back 
 
 import pytest
 
-from vci.deploy import deploy, status, undeploy
+from vci.deploy import deploy, overview, status, undeploy
 from vci.deploy.local import LocalTarget
 from vci.errors import ConfigError, DeployError, UsageError
 from vci.ledger import Ledger
@@ -62,6 +62,9 @@ def test_every_wave_in_turn_under_one_release(waves, tmp_path):
         }
     with pytest.raises(UsageError, match="'production' is a group of environments, promoted in waves to eu, us"):
         status(settings, "production")
+    rows = {row.environment: row for row in overview(settings)}  # `vci status` of every environment
+    assert rows["production"].target == "group" and "promoted in waves to eu, us" in (rows["production"].error or "")
+    assert rows["eu"].status.digest == v1.version
 
 
 def test_a_canary_failing_in_the_second_wave_rolls_the_first_back(waves, tmp_path):

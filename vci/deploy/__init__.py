@@ -117,10 +117,10 @@ def overview(settings) -> list[Overview]:
     record of the release that put it there). One that cannot be asked (a cluster out of reach) says why."""
     rows = []
     for name in sorted(settings.environments):
-        chosen = target_for(settings, name)
-        kind = chosen.environment.target
+        environment = settings.environment(name)
+        kind = "group" if environment.is_group else environment.target
         try:
-            now = chosen.status()
+            now = target_for(settings, name).status()
         except VciError as exc:
             rows.append(Overview(name, kind, None, None, error=str(exc)))
             continue
