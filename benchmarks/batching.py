@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,18 +34,15 @@ class OverheadModel:
     """Costs VCI_BENCH_OVERHEAD_MS per call, whatever the number of items."""
 
     def __init__(self, artifacts):
-        import os
 
         self.overhead = float(os.environ.get("VCI_BENCH_OVERHEAD_MS", "2")) / 1000
 
     def predict(self, data):
-        import time
 
         time.sleep(self.overhead)
         return [sum(row) for row in data]
 
     def batch_predict(self, items):
-        import time
 
         time.sleep(self.overhead)
         return [[sum(row) for row in data] for data in items]
@@ -54,18 +50,10 @@ class OverheadModel:
 
 def run(model_dir: Path, args, batch_size: int) -> dict:
     """wrk against one server process; its numbers and the mean batch size from /metrics."""
-    port = serve_benchmark.free_port()
-    cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp(), "--max-batch-size", str(batch_size)]
-    cmd += ["--max-latency-ms", str(args.max_latency_ms)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "VCI_BENCH_OVERHEAD_MS": str(args.overhead_ms)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = ("--max-batch-size", str(batch_size), "--max-latency-ms", str(args.max_latency_ms))
+    env = {"VCI_BENCH_OVERHEAD_MS": str(args.overhead_ms)}
+    proc, port = serve_benchmark.spawn_vci(model_dir, *flags, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while not serve_benchmark.post_predict(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not come up (exit {proc.poll()})")
-            time.sleep(0.01)
         result = serve_benchmark.load_wrk(port, args.connections, args.duration)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         total, count = (re.search(rf"vci_batch_size_{k} ([\d.]+)", metrics) for k in ("sum", "count"))

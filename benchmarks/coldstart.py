@@ -13,6 +13,7 @@ ratios against the floor and each image's compressed size by layer. Target: vci 
 Needs runc, umoci and skopeo (scripts/test.sh installs them); run as root.
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -119,13 +120,19 @@ def sizes(result: dict) -> str:
     return ", ".join(f"{layer['name']} {layer['size'] / 1e6:.1f} MB" for layer in result["layers"])
 
 
-def main() -> None:
+@contextlib.contextmanager
+def workdir():
+    """``(a temporary directory, the cached Debian+python3 base as oci:DIR:base)``, VCI_CACHE_DIR in it."""
     from images import base_image_layout
 
     base = f"oci:{base_image_layout()}:base"
     with tempfile.TemporaryDirectory(prefix="vci-coldstart-") as tmp:
-        tmp = Path(tmp)
-        os.environ["VCI_CACHE_DIR"] = str(tmp / "cache")
+        os.environ["VCI_CACHE_DIR"] = str(Path(tmp) / "cache")
+        yield Path(tmp), base
+
+
+def main() -> None:
+    with workdir() as (tmp, base):
         image, result, blob = package_iris(tmp, base, "with-pyc")
         without_bytecode()
         before, before_result, _ = package_iris(tmp, base, "no-pyc")

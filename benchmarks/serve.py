@@ -77,7 +77,7 @@ def build_model_dir(root: Path) -> Path:
         "artifacts": {"weights": weights},
         "model": model,
         "requirements": [],
-        "environment": {"env": {}},
+        "environment": {"python": sys.version.split()[0], "env": {}},  # the manifest check needs the Python
         "examples": None,
     }
     (root / "manifest.json").write_bytes(encode_manifest(manifest))
@@ -147,6 +147,22 @@ def start_server(kind: str, model_dir: Path, port: int, inline_ms: float = 2) ->
     return proc, time.perf_counter() - start
 
 
+def spawn_vci(model_dir: Path, *flags: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """``python -m vci.serve`` on a free port with ``flags``, once it answers a prediction: (process, port)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp(), *flags]
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not post_predict(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"the server did not come up (exit {proc.poll()})")
+        time.sleep(0.01)
+    return proc, port
+
+
 def bare_startup(model_dir: Path) -> float:
     code = (
         "import json,tempfile;from vci.modeldir import load_model;"
@@ -186,6 +202,11 @@ def load_wrk(port: int, connections: int, seconds: float) -> dict:
         text=True,
         check=True,
     ).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict:
+    """Requests/s, p50/p99 (ms) and non-2xx responses from wrk's --latency output."""
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync prometheus)
+APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
@@ -36,6 +36,17 @@ if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/zizmor" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check $scanners
 fi
 export VCI_CHECKOV="$venv/bin/checkov" VCI_ZIZMOR="$venv/bin/zizmor"
+
+# KServe's Python client (the `kserve-client` extra's pin) in a virtualenv of its own: `import kserve` brings its
+# whole model server and needs cryptography>=50, which vci pins below (tests/serve/test_v2_kserve.py)
+kserve=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['kserve-client']))")
+kserve_venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/kserve-$(echo "$kserve" | sha256sum | cut -c1-12)"
+if ! "$kserve_venv/bin/python" -c "import kserve" 2>/dev/null; then
+  echo "installing KServe's client into $kserve_venv: $kserve" >&2
+  rm -rf "$kserve_venv" && python3 -m venv "$kserve_venv"
+  "$kserve_venv/bin/pip" install -q --disable-pip-version-check $kserve
+fi
+export VCI_KSERVE_PYTHON="$kserve_venv/bin/python"
 
 # gitlab-ci-local (pinned with its dependencies in tests/ci/npm/package-lock.json) in a directory of its own, kept
 # with the test cache: it runs gitlab_ci/'s example pipeline (it needs rsync; 4.63 and later need Node.js 22)

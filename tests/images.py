@@ -407,3 +407,27 @@ def scratch_base_layout(directory: Path) -> str:
     image = append_layers(scratch_image(), [], epoch=0, config=ContainerConfig(labels={"vci.python": py}))
     write_layout(directory, image, "base")
     return f"oci:{directory}:base"
+
+
+def index_base_layout(directory: Path, amd64: str | None = None) -> str:
+    """A base image index (``oci:DIR:base``): ``amd64`` (an ``oci:DIR:TAG`` base, else an empty one) for
+    linux/amd64, and an empty image labelled with this Python for linux/arm64.
+
+    Nothing runs arm64 here (no QEMU, and debootstrap's second stage runs the target's binaries), so the
+    arm64 base is empty rather than the amd64 rootfs relabelled: that would put x86-64 objects in an
+    arm64 image. The tests of an index check what vci adds on the base (the dependency layer's objects,
+    the shared layers), never the base's contents."""
+    import platform
+
+    from vci.oci.image import ContainerConfig, append_layers, image_index, scratch_image
+    from vci.oci.layout import read_layout, write_layout
+
+    labels = ContainerConfig(labels={"vci.python": ".".join(platform.python_version().split(".")[:2])})
+    if amd64:
+        path, _, tag = amd64.removeprefix("oci:").partition(":")
+        x86 = read_layout(path, tag or None)
+    else:
+        x86 = append_layers(scratch_image("linux/amd64"), [], epoch=0, config=labels)
+    arm = append_layers(scratch_image("linux/arm64"), [], epoch=0, config=labels)
+    write_layout(directory, image_index([x86, arm]), "base")
+    return f"oci:{directory}:base"

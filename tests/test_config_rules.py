@@ -38,6 +38,7 @@ def refused(tmp_path, config: dict, fragment: str, environ=None) -> str:
         ({"environments": {"s": {**KUBE, "autoscaling": {"max_replica": 3}}}}, "did you mean 'max_replicas'?"),
         ({"environments": {"s": {**KUBE, "network_policy": {"from_namespace": ["a"]}}}}, "'from_namespaces'?"),
         ({"environments": {"s": {"canary": {"step": [10]}}}}, "unknown canary setting 'step'"),
+        ({"environments": {"s": {**KUBE, "ingress": {"hosts": "a.example.com"}}}}, "did you mean 'host'?"),
     ],
 )
 def test_unknown_keys_name_the_nearest_known_one(tmp_path, config, fragment):
@@ -55,6 +56,7 @@ def test_unknown_keys_name_the_nearest_known_one(tmp_path, config, fragment):
         ("image_pull_secret", "login"),
         ("prestop_delay", "5s"),
         ("network_policy", False),
+        ("ingress", {"host": "iris.example.com"}),
         ("insecure", True),
         ("base_image", "python:3.11-slim"),
     ],
@@ -104,10 +106,26 @@ def test_port_is_explained(tmp_path):
         ({"namespace": "ML"}, "'ML' is not a namespace name"),
         ({"image_pull_secret": "Login_Secret"}, "'Login_Secret' is not a Secret name"),
         ({"platform": "amd64"}, "'amd64' is not a platform"),
+        ({"platform": "linux/amd64,arm64"}, "'linux/amd64,arm64' is not a platform"),
+        ({"platform": "linux/amd64,linux/amd64"}, "names a platform twice"),
         ({"network_policy": "yes"}, "network_policy must be a boolean or a mapping"),
         ({"network_policy": {"from_namespaces": "ingress"}}, "from_namespaces must be a list"),
         ({"network_policy": {"from_namespaces": ["Ingress_NS"]}}, "'Ingress_NS' is not a namespace name"),
         ({"network_policy": {"from_cidrs": ["10.0.0.0/33"]}}, "'10.0.0.0/33' is not a CIDR"),
+        ({"ingress": {"class": "nginx"}}, "ingress: host is required"),
+        ({"ingress": {"host": "Iris.example.com"}}, "host 'Iris.example.com' is not a DNS name"),
+        ({"ingress": {"host": "a.*.example.com"}}, "host 'a.*.example.com' is not a DNS name"),
+        ({"ingress": {"host": "10.0.0.1"}}, "host '10.0.0.1' is an IP address"),
+        (
+            {"ingress": {"host": "a.example.com", "class": "Nginx_Public"}},
+            "class 'Nginx_Public' is not an IngressClass",
+        ),
+        ({"ingress": {"host": "a.example.com", "tls_secret": "TLS"}}, "tls_secret 'TLS' is not a Secret name"),
+        ({"ingress": {"host": "a.example.com", "path": "api"}}, "path 'api' must be absolute"),
+        ({"ingress": {"host": "a.example.com", "path": "/api/../admin"}}, "may not contain '/../'"),
+        ({"ingress": {"host": "a.example.com", "path": "/api/."}}, "path '/api/.' may not contain '/.'"),
+        ({"ingress": {"host": 8}}, "ingress: host must be a string, got 8"),
+        ({"ingress": "iris.example.com"}, "ingress must be a mapping"),
         ({"canary": {"steps": [50, 10]}}, "canary.steps must rise within 1..100"),
         ({"canary": {"steps": [10, 150]}}, "canary.steps must rise within 1..100"),
         ({"canary": {"max_error_rate": 5}}, "canary.max_error_rate must be a fraction between 0 and 1"),
@@ -122,6 +140,14 @@ def test_port_is_explained(tmp_path):
         ({"batching": {"max_size": 8}}, "did you mean 'max_batch_size'?"),
         ({"batching": 32}, "batching must be a mapping"),
         ({"env": {"VCI_MAX_BATCH_SIZE": "8"}}, "env.VCI_MAX_BATCH_SIZE comes from the batching setting"),
+        ({"auth": {}}, "auth names where the tokens are: secret: NAME"),
+        ({"auth": {"secret": "t", "token_file": "/t"}}, "auth names where the tokens are"),
+        ({"auth": {"secret": "Tokens_1"}}, "'Tokens_1' is not a Secret name"),
+        ({"auth": {"secret": "tokens", "key": "a/b"}}, "auth.key: 'a/b' is not a Secret's key"),
+        ({"auth": {"token_file": "tokens.txt"}}, "auth.token_file must be an absolute path"),
+        ({"auth": {"secret": "tokens", "all_routes": "yes"}}, "auth.all_routes must be true or false"),
+        ({"auth": {"secrets": "tokens"}}, "did you mean 'secret'?"),
+        ({"env": {"VCI_AUTH_TOKEN": "x"}}, "env.VCI_AUTH_TOKEN comes from the auth setting"),
     ],
 )
 def test_values_that_cannot_work_are_refused_with_the_rule(tmp_path, values, fragment):
@@ -156,7 +182,7 @@ def test_a_consistent_cluster_environment_loads(tmp_path):
         "env": {"THREADS": 4, "VCI_DRAIN_TIMEOUT": "10"},
         "canary": {"steps": [10, 50], "interval": "30s", "max_error_rate": 0},
         "network_policy": {"from_namespaces": ["ingress-nginx"], "from_cidrs": ["10.0.0.1/32"]},
-        "platform": "linux/arm64/v8",
+        "platform": "linux/amd64, linux/arm64/v8",
     }
     env = load(tmp_path, {"project": "iris", "environments": {"staging": staging}}).environment("staging")
     assert env.autoscaling["max_replicas"] == 6 and env.network_policy["from_namespaces"] == ["ingress-nginx"]
@@ -175,6 +201,30 @@ def test_every_environment_setting_is_documented():
     assert documented == set(SETTINGS)
 
 
+def test_auth_becomes_the_servers_token_file(tmp_path):
+    (tmp_path / "vci.yaml").write_text(
+        "environments:\n  staging: {target: kubernetes, namespace: ml, auth: {secret: tokens, all_routes: true}}\n"
+        "  dev: {auth: {token_file: /run/vci/tokens}}\n"
+    )
+    settings = load_settings(cwd=tmp_path, environ={})
+    assert settings.environment("staging").server_env == {
+        "VCI_AUTH_TOKEN_FILE": "/var/run/secrets/vci-auth/token",
+        "VCI_AUTH_ALL_ROUTES": "true",
+    }
+    assert settings.environment("dev").server_env == {"VCI_AUTH_TOKEN_FILE": "/run/vci/tokens"}
+
+
 def test_env_is_for_every_target(tmp_path):
     (tmp_path / "vci.yaml").write_text("environments:\n  staging: {env: {MODEL_MODE: fast}}\n")
     assert load_settings(cwd=tmp_path, environ={}).environment("staging").env == {"MODEL_MODE": "fast"}
+
+
+def test_validate_and_allow_schema_change_are_booleans_and_reach_the_server(tmp_path):
+    settings = load(tmp_path, {"environments": {"staging": {"validate": False}, "production": {}}})
+    assert settings.environment("staging").server_env == {"VCI_VALIDATE": "0"}
+    assert settings.environment("production").server_env == {}  # on: the server's default
+    assert settings.environment("production").allow_schema_change is True
+    refused(tmp_path, {"environments": {"staging": {"allow_schema_change": "no"}}}, "must be a boolean")
+    refused(tmp_path, {"environments": {"staging": {"env": {"VCI_VALIDATE": "0"}}}}, "comes from the validate setting")
+    strict = load(tmp_path, {}, environ={"VCI_PRODUCTION_ALLOW_SCHEMA_CHANGE": "false"})
+    assert strict.environment("production").allow_schema_change is False

@@ -41,6 +41,8 @@ LAYERS = [
         "vci.frameworks",
         "vci.ci",
         "vci.scaffold",
+        "vci.schema",
+        "vci.validator",
         "vci.sign",
     },
     {

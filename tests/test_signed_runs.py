@@ -173,3 +173,15 @@ def test_a_rollback_verifies_the_release_it_returns_to(tmp_path, keys, monkeypat
     with pytest.raises(VerificationError, match="is not signed"):
         rollback(settings, "staging")
     assert status(settings, "staging").digest == second.version  # still the release that ran
+
+
+def test_packaging_verifies_the_run_when_trusted_keys_are_given(tmp_path, keys, monkeypatch):
+    from vci.build import Options
+    from vci.build.package import package
+
+    settings = settings_for(tmp_path, keys["other"][0], keys["trusted"][1], monkeypatch)
+    run = log_run(settings, tmp_path)  # signed, by a key the packager does not trust
+    monkeypatch.setenv(TRUSTED_KEYS_ENV, keys["trusted"][1].read_text())
+    with pytest.raises(VerificationError, match="by a trusted key"):
+        package(settings, run.id, Options(layout=str(tmp_path / "layout")))
+    assert not (tmp_path / "layout").exists()  # nothing was built

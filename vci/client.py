@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REQUEST_ID_HEADER = "X-Request-Id"
+PROXY_TOKEN_HEADER = "X-Vci-Authorization"  # the model server's token where Authorization is a proxy's (serve.auth)
 UNREACHABLE_HINT = "is the model deployed and running? check `vci status` and the URL"
 STATUS_HINTS = {
     401: "check the token (VCI_TOKEN or token=)",
@@ -100,14 +101,15 @@ class DeployedModel:
         backoff: float = 0.25,
         max_backoff: float = 5.0,
         down: Callable[[], str | None] | None = None,
+        token_header: str = "Authorization",
     ):
         parts = urlsplit(url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise UsageError(f"not a model server URL: {mask_url(url or '')!r}", hint="use http(s)://HOST:PORT")
         self.url = url.rstrip("/")
-        if token is None and "Authorization" not in getattr(session, "headers", {}):
+        if token is None and token_header not in getattr(session, "headers", {}):
             token = os.environ.get("VCI_TOKEN")  # never over a session's own credentials
-        self._token = token or None
+        self._token, self.token_header = token or None, token_header
         remember(self._token)  # kept out of every message and log line from now on
         self._session, self._own_session = session, session is None
         self.timeout, self.deadline = float(timeout), float(deadline)
@@ -295,8 +297,8 @@ class DeployedModel:
 
     def _send(self, method, path, body, request_id, timeout, gzipped):
         headers = {**self.headers, REQUEST_ID_HEADER: request_id, "Accept": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        if self._token:  # the model server's bearer token (vci.serve.auth), in X-Vci-Authorization through a proxy
+            headers[self.token_header] = f"Bearer {self._token}"
         if body is not None:
             headers["Content-Type"] = "application/json"
             if gzipped:

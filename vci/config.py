@@ -18,7 +18,7 @@ from typing import Any
 from . import envrules as rules
 from .envrules import DURATION, GITOPS, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
-from .kubevalues import DNS_LABEL, NETWORK_PEERS
+from .kubevalues import DNS_LABEL, INGRESS, NETWORK_PEERS
 
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
@@ -36,7 +36,11 @@ NOT_SETTINGS = {  # keys people try, and why vci has none
     "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
     "prints its URL; `vci serve RUN --port N` serves on a fixed one); a cluster's Service listens on port 80",
 }
-NESTED = {"autoscaling": rules.AUTOSCALING, "network_policy": NETWORK_PEERS}  # keys refused with a suggestion
+NESTED = {
+    "autoscaling": rules.AUTOSCALING,
+    "network_policy": NETWORK_PEERS,
+    "ingress": INGRESS,
+}  # keys refused with a suggestion
 __all__ = ["CanaryPolicy", "ConfigError", "Environment", "Settings", "load_settings", "parse_seconds"]
 
 
@@ -71,6 +75,9 @@ class Environment:
     analysis: dict = _setting(dict, check=rules.check_analysis)  # {prometheus, query, max}: vci.release.analysis
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
+    validate: bool = _setting(bool, True, check=rules.boolean)  # the server checks requests (422); false: off
+    allow_schema_change: bool = _setting(bool, True, check=rules.boolean)  # false: promotion refuses a new input schema
+    auth: dict = _setting(dict, check=rules.check_auth)  # bearer tokens: {secret: NAME} or {token_file: PATH}
     verify: dict = _setting(dict, check=rules.check_verify)  # {keys, require, provenance}: vci.trust.Policy
     labels: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=True))  # on every object and pod
     pod_annotations: dict = _setting(dict, targets=CLUSTER, check=rules.metadata(label=False))
@@ -84,6 +91,7 @@ class Environment:
     network_policy: bool | dict | None = _setting(  # None: ingress from the namespace only; false: none rendered
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
+    ingress: dict = _setting(dict, targets=CLUSTER, check=rules.check_ingress)  # {host, class, tls_secret, path}
     gitops: dict = _setting(dict, targets=(GITOPS,), check=rules.check_gitops)  # {repo, branch, path, layout, ...}
     targets: list | None = _setting(list, check=rules.check_targets)  # a group: promoted in waves to these
     waves: str | None = _setting(str, check=rules.one_of(*rules.WAVES))  # how: sequential (one after another)
@@ -99,8 +107,14 @@ class Environment:
 
     @property
     def server_env(self) -> dict:
-        """The model server's variables: the ``env`` setting and those that carry the ``batching`` setting."""
-        return {**self.env, **rules.batching_env(self.batching)}
+        """The model server's variables: the ``env`` setting and those that carry ``batching``, ``auth`` and
+        ``validate``."""
+        return {
+            **self.env,
+            **rules.batching_env(self.batching),
+            **rules.auth_env(self.auth),
+            **rules.validate_env(self.validate),
+        }
 
 
 SETTINGS = {f.name: f.metadata for f in fields(Environment) if "kind" in f.metadata}

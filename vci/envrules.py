@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .kubevalues import (
     DNS_LABEL,
     ENV_NAME,
+    ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
@@ -32,7 +33,12 @@ GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
+VALIDATE_ENV = "VCI_VALIDATE"  # the server reads it: 0 turns request validation off (the validate setting)
 VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
+AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-token auth (vci.serve.auth)
+AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
+AUTH_MOUNT = "/var/run/secrets/vci-auth"  # where a pod mounts the auth Secret (whole: a subPath never updates)
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")  # os/arch[/variant], e.g. linux/arm64/v8
 Check = Callable[[Any, str], None]
 
@@ -92,6 +98,7 @@ def _problem(check: Callable[[Any], str | None]) -> Check:
 
 check_resources = _problem(resources_problem)
 check_network_policy = _problem(network_policy_problem)
+check_ingress = _problem(ingress_problem)
 
 
 def at_least(low: float, unit: str = "") -> Check:
@@ -126,8 +133,14 @@ def check_secret_name(value: str, where: str) -> None:
 
 
 def check_platform(value: str, where: str) -> None:
-    if not PLATFORM.match(value):
-        raise ConfigError(f"{where}: {value!r} is not a platform", hint="OS/ARCH[/VARIANT], e.g. linux/amd64")
+    """One platform, or several separated by commas (an image index), each once."""
+    platforms = [p.strip() for p in value.split(",")]
+    if not all(PLATFORM.match(p) for p in platforms):
+        raise ConfigError(
+            f"{where}: {value!r} is not a platform", hint="OS/ARCH[/VARIANT][,...], e.g. linux/amd64,linux/arm64"
+        )
+    if len(set(platforms)) != len(platforms):
+        raise ConfigError(f"{where}: {value!r} names a platform twice", hint="name each platform once")
 
 
 def metadata(label: bool) -> Check:
@@ -155,6 +168,10 @@ def check_env(values: dict, where: str) -> None:
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
+        if name == VALIDATE_ENV:
+            raise ConfigError(f"{where}.{name} comes from the validate setting", hint="set validate: false")
+        if name in AUTH_ENV:
+            raise ConfigError(f"{where}.{name} comes from the auth setting", hint="set auth: {secret: NAME}")
         if "secret" in name.lower():
             raise ConfigError(
                 f"{where}.{name} looks like a secret: vci.yaml is no place for one",
@@ -203,11 +220,51 @@ def check_verify(values: dict, where: str) -> None:
         )
 
 
+def check_auth(values: dict, where: str) -> None:
+    """``secret`` (a cluster's Secret, its ``key`` default ``token``) or ``token_file`` (a local server's
+    absolute path), one of them; ``all_routes`` a boolean."""
+    refuse_unknown(values, AUTH, where)
+    if ("secret" in values) == ("token_file" in values):
+        raise ConfigError(
+            f"{where} names where the tokens are: secret: NAME (a Kubernetes Secret) or token_file: PATH (local)",
+            hint="set exactly one of secret and token_file",
+        )
+    if "secret" in values:
+        check_secret_name(values["secret"], f"{where}.secret")
+        if not SECRET_KEY.match(str(values.get("key", "token"))):
+            raise ConfigError(f"{where}.key: {values['key']!r} is not a Secret's key", hint="letters, digits, '-._'")
+    elif not isinstance(values["token_file"], str) or not values["token_file"].startswith("/"):
+        raise ConfigError(f"{where}.token_file must be an absolute path, got {values['token_file']!r}")
+    elif "key" in values:
+        raise ConfigError(f"{where}.key names a key of the Secret, and this auth names a token_file")
+    if not has_kind(values.get("all_routes", False), bool):
+        raise ConfigError(f"{where}.all_routes must be true or false, got {values['all_routes']!r}")
+
+
+def auth_env(values: dict) -> dict[str, str]:
+    """The server variables that carry an auth setting (none when it is empty: auth off)."""
+    if not values:
+        return {}
+    path = f"{AUTH_MOUNT}/{values.get('key', 'token')}" if "secret" in values else values["token_file"]
+    return {"VCI_AUTH_TOKEN_FILE": path, **({"VCI_AUTH_ALL_ROUTES": "true"} if values.get("all_routes") else {})}
+
+
 def batching_env(values: dict) -> dict[str, str]:
     """The server variables that carry a batching setting (none when it is empty: batching off)."""
     if not values:
         return {}
     return {BATCHING_ENV[key]: str(values.get(key, default)) for key, default in BATCHING.items()}
+
+
+def boolean(value, where: str) -> None:
+    """true or false, nothing that reads like one (``"no"``, ``0``): the kind check admits only booleans."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
+def validate_env(validate: bool) -> dict[str, str]:
+    """The server variable that turns request validation off (none when it is on, the server's default)."""
+    return {} if validate else {VALIDATE_ENV: "0"}
 
 
 def check_autoscaling(values: dict, where: str) -> None:

@@ -4,7 +4,7 @@ Each ``*_problem`` function returns what is wrong in words (None when nothing is
 (``vci.config``, a ConfigError naming the key) and rendering (``vci.deploy.manifests``, a UsageError) apply
 one rule set. The rules are the API server's: names (RFC 1123 / RFC 1035 labels, subdomains), label and
 annotation keys and values, resource names and quantities (requests never above limits), environment
-variable names, and the peers of vci's NetworkPolicy.
+variable names, the peers of vci's NetworkPolicy and the settings of its Ingress.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what the API server ac
 RESERVED_PREFIXES = ("vci.dev/", "app.kubernetes.io/", "prometheus.io/")  # vci's own label/annotation keys
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")  # and hugepages-<size>; others are domain/name
 NETWORK_PEERS = ("from_namespaces", "from_pod_labels", "from_cidrs")
+INGRESS = ("host", "class", "tls_secret", "path")  # an environment's Ingress (vci.deploy.manifests.render_ingress)
+BAD_PATH_PARTS = ("//", "/./", "/../", "%2f", "%2F")  # what the API server refuses in an Exact/Prefix path
+BAD_PATH_ENDS = ("/..", "/.")
 _SUFFIXES = {
     **{s: Decimal(1024) ** (n + 1) for n, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
     **{s: Decimal(10) ** e for s, e in {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12}.items()},
@@ -106,15 +109,20 @@ def metadata_problem(key, value, *, label: bool) -> str | None:
     return None
 
 
+def _unknown_key(values: dict, known: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(values) - set(known))
+    return f"unknown setting {unknown[0]!r} (known: {', '.join(known)})" if unknown else None
+
+
 def network_policy_problem(policy) -> str | None:
     """``true``/``false`` or ``{from_namespaces: [NAME...], from_pod_labels: {KEY: VALUE}, from_cidrs: [CIDR...]}``."""
     if isinstance(policy, bool) or policy is None:
         return None
     if not isinstance(policy, dict):
         return f"must be true, false or a mapping of {', '.join(NETWORK_PEERS)}, got {policy!r}"
-    unknown = sorted(set(policy) - set(NETWORK_PEERS))
+    unknown = _unknown_key(policy, NETWORK_PEERS)
     if unknown:
-        return f"unknown setting {unknown[0]!r} (known: {', '.join(NETWORK_PEERS)})"
+        return unknown
     for key, kind in (("from_namespaces", list), ("from_pod_labels", dict), ("from_cidrs", list)):
         if not isinstance(policy.get(key) or kind(), kind):
             return f"{key} must be a {'list' if kind is list else 'mapping of label -> value'}, got {policy[key]!r}"
@@ -130,4 +138,47 @@ def network_policy_problem(policy) -> str | None:
             ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
             return f"from_cidrs: {cidr!r} is not a CIDR (e.g. 10.0.0.0/16)"
+    return None
+
+
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def ingress_problem(ingress) -> str | None:
+    """``{host, class, tls_secret, path}``: host required (``*.example.com`` allowed), class an IngressClass
+    name, tls_secret a Secret name, path absolute (default ``/``) without what the API server refuses in it."""
+    if not ingress:
+        return None
+    if not isinstance(ingress, dict):
+        return f"must be a mapping of {', '.join(INGRESS)}, got {ingress!r}"
+    unknown = _unknown_key(ingress, INGRESS)
+    if unknown:
+        return unknown
+    for key, value in ingress.items():
+        if not isinstance(value, str):
+            return f"{key} must be a string, got {value!r}"
+    host = ingress.get("host")
+    if not host:
+        return "host is required: the name clients reach the model at (e.g. iris.example.com)"
+    if is_ip_address(host):
+        return f"host {host!r} is an IP address: an Ingress routes by DNS name (e.g. iris.example.com)"
+    if len(host) > 253 or not is_dns_subdomain(host.removeprefix("*.")):  # '*.' may lead, as the API allows
+        return f"host {host!r} is not a DNS name (lower-case letters, digits, '-' and '.'; '*.' may lead)"
+    for key, what in (("class", "an IngressClass name"), ("tls_secret", "a Secret name")):
+        if key in ingress and not is_dns_subdomain(ingress[key]):
+            return f"{key} {ingress[key]!r} is not {what} (lower-case letters, digits, '-' and '.')"
+    return _path_problem(ingress.get("path", "/"))
+
+
+def _path_problem(path: str) -> str | None:
+    if not path.startswith("/"):
+        return f"path {path!r} must be absolute (start with '/')"
+    bad = [part for part in BAD_PATH_PARTS if part in path] + [end for end in BAD_PATH_ENDS if path.endswith(end)]
+    if bad:
+        return f"path {path!r} may not contain {bad[0]!r}, nor end with '/.' or '/..'"
     return None

@@ -15,11 +15,15 @@ The manifest (schema 1)::
      "requirements": ["pkg==1.2.3", ...],
      "lock": [{"name", "version", "extras": [...]?, "dependencies_locked": false?}, ...],   (optional)
      "environment": {"python": "3.11.7", "env": {NAME: VALUE}},
-     "examples": {"inputs": [...], "expected_outputs": [...] | null} | null}
+     "examples": {"inputs": [...], "expected_outputs": [...] | null} | null,
+     "schemas": {"input": SCHEMA | null, "output": SCHEMA | null,                           (optional)
+                   "from": {"input": "declared" | "type hints" | FRAMEWORK | "examples" | null, "output": ...}}}
 
 ``requirements`` are the direct pins; ``lock`` is their whole closure as installed when the run was
 logged (vci.requirements.lock_requirements), what the image's dependency layer holds exactly. Runs
 logged before locks have none, and their images resolve the pins' dependencies when they are built.
+``schemas`` holds the JSON Schemas of the model's input and output (vci.schema), which the server
+checks requests against; runs logged before vci recorded them have none, and nothing is checked for them.
 
 Nothing here imports the store, boto3 or the CLI: the model server uses this module alone.
 """
@@ -31,11 +35,13 @@ import json
 import logging
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .archive import extract_archive, matches_archive
-from .digests import check_digest, hex_of, sha256_bytes, verify_file
+from .digests import check_digest, hex_of, sha256_bytes, verify_bytes, verify_file
 from .errors import IntegrityError, NotFoundError, ServeError, UsageError
 from .files import commit, temporary_for
 
@@ -92,6 +98,7 @@ def manifest_problem(doc) -> str | None:
         or _artifacts_problem(doc)
         or _model_problem(doc)
         or _examples_problem(doc.get("examples"))
+        or _schemas_problem(doc.get("schemas"))
     )
 
 
@@ -206,6 +213,19 @@ def _examples_problem(examples) -> str | None:
     return None
 
 
+def _schemas_problem(schemas) -> str | None:
+    """The schemas are optional (runs logged before it have none): input and output schemas, or null."""
+    if schemas is None:
+        return None
+    if not isinstance(schemas, dict):
+        return f"'schemas' is {type(schemas).__name__}, not object"
+    for side in ("input", "output"):
+        schema = schemas.get(side)
+        if schema is not None and not isinstance(schema, (dict, bool)):
+            return f"'schemas.{side}' is {type(schema).__name__}, not a JSON Schema (object) or null"
+    return None
+
+
 def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
     """Return ``(manifest, digest)`` of a model directory."""
     path = Path(model_dir) / MANIFEST
@@ -234,12 +254,39 @@ def read_manifest(model_dir: str | Path) -> tuple[dict, str]:
 def verify_model_dir(model_dir: str | Path) -> tuple[dict, str]:
     """Check every blob against the manifest before anything is unpickled; return ``(manifest, digest)``."""
     manifest, digest = read_manifest(model_dir)
-    for rec in blob_records(manifest):
+    _verify_blobs(model_dir, blob_records(manifest))
+    return manifest, digest
+
+
+def _verify_blobs(model_dir: str | Path, records: list[dict]) -> None:
+    for rec in records:
         path = blob_path(model_dir, rec["digest"])
         if not path.is_file():
             raise IntegrityError(f"model directory {model_dir} lacks blob {rec['digest']}")
         verify_file(path, rec["digest"], rec.get("size"))
-    return manifest, digest
+
+
+def _verifying(model_dir: str | Path, records: list[dict]) -> Callable[[], None]:
+    """Hash the blobs of ``records`` in a thread, each read once; the function returned waits for it and
+    raises what the check raised. hashlib releases the GIL, so the hashing overlaps what the caller does
+    meanwhile (unpickling the model class, and the imports that makes)."""
+    failures: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            _verify_blobs(model_dir, records)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread by wait()
+            failures.append(exc)
+
+    thread = threading.Thread(target=check, name="vci-verify", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failures:
+            raise failures[0]
+
+    return wait
 
 
 def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str | Path) -> dict[str, str]:
@@ -308,7 +355,7 @@ def _plain_name(name: str) -> str:
 
 
 def load_model_class(model_dir: str | Path, manifest: dict):
-    """Unpickle the model class from its (already verified) blob."""
+    """Unpickle the model class from its blob, whose bytes are checked against the manifest first."""
     import pickle
 
     import cloudpickle  # noqa: F401  (cloudpickle-made pickles need it importable)
@@ -316,20 +363,29 @@ def load_model_class(model_dir: str | Path, manifest: dict):
     rec = manifest.get("model")
     if not rec:
         raise ServeError(f"run {manifest.get('id')} has no model logged", hint="call run.log_model(...) first")
-    data = blob_path(model_dir, rec["digest"]).read_bytes()
-    if sha256_bytes(data) != rec["digest"]:
-        raise IntegrityError(f"model blob {rec['digest']} changed after verification")
-    return pickle.loads(data)
+    path = blob_path(model_dir, rec["digest"])
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(f"model directory {model_dir} lacks blob {rec['digest']}") from None
+    return pickle.loads(verify_bytes(data, rec["digest"], rec.get("size"), path))
 
 
 def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, verify: bool = True):
-    """Verify ``model_dir``, materialise its artifacts and return ``(instance, manifest, digest)``."""
-    manifest, digest = verify_model_dir(model_dir) if verify else read_manifest(model_dir)
-    work = Path(work_dir) if work_dir else Path(model_dir) / "work"
-    artifacts = materialize_artifacts(model_dir, manifest, work)
+    """Verify ``model_dir``, materialise its artifacts and return ``(instance, manifest, digest)``.
+
+    Each blob is checked before it is used and read once for it: the model class's before it is
+    unpickled, the artifacts' in a thread meanwhile (with a large artifact the hashing overlaps the
+    imports the class makes), all of them before the model is constructed."""
+    manifest, digest = read_manifest(model_dir)
+    records = [manifest["artifacts"][key] for key in sorted(manifest.get("artifacts", {}))]
+    artifacts_checked = _verifying(model_dir, records) if verify else (lambda: None)
     for name, value in (manifest.get("environment") or {}).get("env", {}).items():
         os.environ.setdefault(name, value)
     cls = load_model_class(model_dir, manifest)
+    artifacts_checked()
+    work = Path(work_dir) if work_dir else Path(model_dir) / "work"
+    artifacts = materialize_artifacts(model_dir, manifest, work)
     wanted = manifest["model"].get("artifacts", sorted(artifacts))
     missing = sorted(set(wanted) - set(artifacts))
     if missing:

@@ -23,6 +23,7 @@ from .errors import ConflictError, IntegrityError, ModelValidationError, NotFoun
 from .fetch import fetch_model_dir
 from .files import write_replacing
 from .frameworks import detect, model_for
+from .frameworks.base import META_KEY
 from .model import pickle_model_class, validate_model_class
 from .modeldir import (
     SCHEMA,
@@ -35,6 +36,8 @@ from .modeldir import (
 from .progress import Progress
 from .redact import refuse_secret_variable
 from .requirements import lock_requirements, pin_requirements, read_requirements
+from .schema import declared, describe
+from .schema import schemas as infer_schemas
 from .store import open_store
 from .store.base import Store
 from .store.dryrun import DryRunStore
@@ -92,6 +95,10 @@ class Run:
         self._lock: list[dict] = []  # the requirements' whole closure as installed (requirements.lock_requirements)
         self._environment: dict[str, Any] = {"python": platform.python_version(), "env": {}}
         self._examples: dict | None = None
+        self._declared: dict[str, dict | None] = {}  # run.log_schema's input and output
+        self._model_class: type | None = None  # for its predict's type hints (vci.schema.from_hints)
+        self._framework_meta: dict | None = None  # a framework adapter's model.json (vci.schema.from_framework)
+        self._schemas: dict | None = None  # set once, when the manifest is first made
         if manifest is None:
             OPEN_RUNS[self.id] = self
 
@@ -179,6 +186,7 @@ class Run:
                 hint="call run.log_artifact(key, path) before log_model",
             )
         desc = self.store.put_bytes(pickle_model_class(cls))
+        self._model_class = cls
         self._model = {
             "digest": desc.digest,
             "size": desc.size,
@@ -202,6 +210,7 @@ class Run:
                     )
             for key, path in packed.artifacts.items():
                 self.log_artifact(key, path)
+            self._framework_meta = json.loads(Path(packed.artifacts[META_KEY]).read_text())
         self._framework_requirements = packed.requirements
         self._pin(packed.requirements + self._requirements)
         return packed
@@ -223,6 +232,14 @@ class Run:
         self._open()
         self._environment["env"].update(_checked_environment(env_vars))
         return self._environment
+
+    def log_schema(self, input=None, output=None) -> dict:
+        """Declare the model's input and output: each a JSON Schema dict, a pydantic model class or None
+        (then inferred when the run commits: vci.schema). The server refuses a request that does not
+        match the input schema (422) before the model sees it."""
+        self._open()
+        self._declared = {"input": declared(input, "input"), "output": declared(output, "output")}
+        return dict(self._declared)
 
     def log_examples(self, inputs: list, expected_outputs: list | None = None) -> dict:
         """Example requests that smoke tests (and the canary gate) send to a deployment."""
@@ -290,7 +307,22 @@ class Run:
             "lock": self._lock,
             "environment": self._environment,
             "examples": self._examples,
+            "schemas": self._schemas or self._infer_schemas(),
         }
+
+    def _infer_schemas(self) -> dict:
+        """The input and output schemas (declared, else inferred), said in a log line; kept for retries."""
+        self._schemas = infer_schemas(
+            declared_input=self._declared.get("input"),
+            declared_output=self._declared.get("output"),
+            model_class=self._model_class,
+            framework_meta=self._framework_meta,
+            examples=self._examples,
+        )
+        for side in ("input", "output"):
+            source = self._schemas["from"][side] or "nothing (log_schema or log_examples gives one)"
+            log.info("run %s: %s schema from %s: %s", self.id, side, source, describe(self._schemas[side]))
+        return self._schemas
 
     def _stored_is(self, manifest: dict) -> bool:
         """Whether the manifest stored under this run's id is ``manifest`` itself (a retried write of ours

@@ -117,11 +117,21 @@ def check_image(policy: Policy | None, client: RegistryClient, repo: str, digest
     signed_by = [s["key_id"] for s in found["signatures"] if s["valid"]]
     if "signature" in policy.require and not signed_by:
         raise VerificationError(f"image {where} {_why_unsigned(found['signatures'])}", hint=SIGN_HINT)
+    kinds = [kind for kind in ("sbom", "provenance") if kind in policy.require]
     attested = []
-    for kind in ("sbom", "provenance"):
-        if kind in policy.require:
-            attested.append(_required_attestation(found["attestations"], kind, where, policy))
+    if kinds:
+        for image in _platform_images(client, repo, digest):  # an index's attestations are its images'
+            found = found if image == digest else evidence_report(client, repo, image, policy.keys)
+            at = where if image == digest else f"{where} (its image {image[:19]})"
+            attested += [_required_attestation(found["attestations"], kind, at, policy) for kind in kinds]
     return Verified(digest, signed_by, attested)
+
+
+def _platform_images(client: RegistryClient, repo: str, digest: str) -> list[str]:
+    """The image digests ``digest`` stands for: itself, or an index's images (each platform's)."""
+    data, media_type, _ = client.get_manifest(repo, digest)
+    manifest = json.loads(data)
+    return [m["digest"] for m in manifest["manifests"]] if "manifests" in manifest else [digest]
 
 
 SIGN_HINT = "package it with a signing key (VCI_SIGNING_KEY or signing_key:) whose public key the environment trusts"

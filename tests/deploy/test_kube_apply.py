@@ -80,6 +80,28 @@ def test_the_network_policy_goes_first_and_is_pruned_when_the_environment_opts_o
     assert set(live_objects(settings)) == {"Deployment", "Service", "PodDisruptionBudget"}
 
 
+def test_an_ingress_is_applied_last_and_pruned_when_the_environment_drops_it(project, tmp_path, caplog):
+    settings = project(ingress={"host": "scaler.example.com", "class": "nginx", "tls_secret": "scaler-tls"})
+    cluster = target_for(settings, "staging").cluster
+    with caplog.at_level("WARNING", logger="vci"):
+        first = deploy(settings, log_run(settings, tmp_path, "12").id, "staging", timeout=60)
+    assert "network_policy: {from_namespaces: [ingress-nginx]}" in caplog.text  # the default policy keeps it out
+    assert list(first.changes)[-1] == "Ingress/scaler-staging" and first.changes["Ingress/scaler-staging"] == "created"
+    live = cluster.read("Ingress", "scaler-staging", "ml-staging")
+    assert live["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
+        "service": {"name": "scaler-staging", "port": {"name": "http"}}
+    }
+    assert live["spec"]["tls"] == [{"hosts": ["scaler.example.com"], "secretName": "scaler-tls"}]
+    assert "Ingress/scaler-staging" in undeploy(settings, "staging", dry_run=True).objects
+    assert deploy(settings, first.image, "staging").status == "unchanged"  # as the server keeps it
+    settings = project()  # ingress dropped
+    dry = deploy(settings, first.image, "staging", dry_run=True)
+    assert dry.prune == ["Ingress/scaler-staging"] and cluster.read("Ingress", "scaler-staging", "ml-staging")
+    pruned = deploy(settings, first.image, "staging", timeout=60)
+    assert pruned.changes == {"Ingress/scaler-staging": "deleted"}
+    assert cluster.read("Ingress", "scaler-staging", "ml-staging") is None
+
+
 def test_undeploy_removes_every_object_and_a_dry_run_none(project, tmp_path):
     settings = project(**AUTOSCALED)
     deploy(settings, log_run(settings, tmp_path, "11").id, "staging", timeout=60)

@@ -148,3 +148,23 @@ def test_a_state_record_naming_another_directory_removes_nothing(settings, tmp_p
     (settings.state_dir / "deployments" / "staging.json").write_text(json.dumps({"pid": None, "work_dir": str(named)}))
     remove_deployment(settings.state_dir, "staging")
     assert (precious / "data").read_text() == "keep"
+
+
+def test_a_garbled_deployment_record_is_a_clear_error(settings, tmp_path):
+    from vci.deploy.process import _dirs
+
+    record = _dirs(settings.state_dir)["deployments"] / "staging.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"pid": 12')  # a truncated write by hand
+    with pytest.raises(DeployError, match="staging.json is not valid JSON"):
+        status(settings, "staging")
+    out = subprocess.run(
+        [sys.executable, "-m", "vci", "status", "--env", "staging"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "VCI_STORE": str(tmp_path / "store"), "VCI_STATE_DIR": str(settings.state_dir)},
+        timeout=60,
+    )
+    assert out.returncode == DeployError.exit_code and "Traceback" not in out.stderr, out.stderr
+    record.unlink()

@@ -2,11 +2,12 @@
 
 import pytest
 
-from vci.deploy.manifests import DeploySpec, canary_replicas, render, to_yaml
+from vci.deploy.manifests import DeploySpec, canary_replicas, ingress_warning, render, to_yaml
 from vci.errors import UsageError
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = f"registry.example.com:5000/ml/iris@{DIGEST}"
+INGRESS = {"host": "iris.example.com", "class": "nginx", "tls_secret": "iris-tls", "path": "/models/iris"}
 
 
 def spec(**overrides):
@@ -41,8 +42,10 @@ def test_every_object_passes_strict_schema_validation():
         "PodDisruptionBudget",
         "NetworkPolicy",
     ]
-    for obj in objects + render(spec(resources={}, network_policy={"from_cidrs": ["10.0.0.0/8"]})):
+    exposed = spec(resources={}, network_policy={"from_cidrs": ["10.0.0.0/8"]}, ingress=INGRESS)
+    for obj in objects + render(exposed):
         kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    assert kinds(render(exposed))[-1] == "Ingress"
 
 
 def test_deployment_shape():
@@ -105,6 +108,8 @@ def test_single_replica_has_no_pdb_or_hpa():
         ({"image": "registry.example.com/ml/iris:latest"}, "names a tag, not a digest"),
         ({"name": "x" * 70}, "invalid Kubernetes name"),
         ({"image_pull_secret": "Registry_Login"}, "invalid image pull secret name 'Registry_Login'"),
+        ({"ingress": {"host": "*.example.com", "path": "/v1//predict"}}, "invalid ingress: path '/v1//predict'"),
+        ({"ingress": {"path": "/"}}, "invalid ingress: host is required"),
     ],
 )
 def test_bad_specs_are_refused(overrides, fragment):
@@ -231,3 +236,60 @@ def test_pod_annotations_and_labels_are_rendered_and_checked():
 def test_canary_replicas_give_about_the_weight_of_the_endpoints():
     assert [canary_replicas(3, w) for w in (10, 25, 50, 100)] == [1, 1, 3, 3]
     assert canary_replicas(9, 10) == 1 and canary_replicas(9, 50) == 9
+
+
+def test_an_auth_secret_is_mounted_whole_read_only_and_passes_validation():
+    import kubernetes_validate
+
+    from vci.envrules import AUTH_MOUNT, auth_env
+
+    env = auth_env({"secret": "iris-tokens", "key": "tokens"})
+    deployment = render(spec(auth_secret="iris-tokens", env=env))[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "auth", "secret": {"secretName": "iris-tokens", "defaultMode": 0o440}} in pod["volumes"]
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "auth")
+    assert mount == {"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}  # no subPath: rotations arrive
+    assert {"name": "VCI_AUTH_TOKEN_FILE", "value": f"{AUTH_MOUNT}/tokens"} in container["env"]
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+    assert "auth" not in [v["name"] for v in render(spec())[0]["spec"]["template"]["spec"]["volumes"]]
+
+
+def test_an_ingress_routes_its_host_and_path_to_the_service_for_the_stable_track_only():
+    ingress = render(spec(ingress=INGRESS))[-1]
+    assert ingress["apiVersion"] == "networking.k8s.io/v1" and ingress["metadata"]["name"] == "iris-staging"
+    assert ingress["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "vci"  # what pruning selects by
+    service = render(spec())[1]
+    assert ingress["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "iris.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/models/iris",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": service["metadata"]["name"], "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ],
+        "tls": [{"hosts": ["iris.example.com"], "secretName": "iris-tls"}],
+    }
+    assert service["spec"]["ports"][0]["name"] == "http" and service["spec"]["ports"][0]["port"] == 80
+    plain = render(spec(ingress={"host": "*.models.example.com"}))[-1]["spec"]
+    assert "tls" not in plain and "ingressClassName" not in plain
+    assert plain["rules"][0]["host"] == "*.models.example.com" and plain["rules"][0]["http"]["paths"][0]["path"] == "/"
+    assert "Ingress" not in kinds(render(spec()))
+    assert "Ingress" not in kinds(render(spec(ingress=INGRESS, track="canary")))
+
+
+def test_an_ingress_behind_the_default_network_policy_is_warned_about():
+    warning = ingress_warning(spec(ingress=INGRESS))
+    assert warning and "network_policy: {from_namespaces: [ingress-nginx]}" in warning
+    assert "environments.staging.ingress" in warning and "ml-staging" in warning
+    assert ingress_warning(spec(ingress=INGRESS, network_policy={"from_namespaces": ["ingress-nginx"]})) is None
+    assert ingress_warning(spec(ingress=INGRESS, network_policy=False)) is None
+    assert ingress_warning(spec()) is None

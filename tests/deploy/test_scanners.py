@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IGNORE = ROOT / "scanners" / "checkov-ignore.yml"
 IMAGE = "registry.example.com/ml/iris@sha256:" + "ab" * 32
 SIZED = {"replicas": 2, "resources": {"cpu": "500m", "memory": "1Gi"}}
-ENVIRONMENTS = {  # representative: without and with resources, autoscaled, with a canary
+ENVIRONMENTS = {  # representative: without and with resources, autoscaled, with a canary and an Ingress
     "minimal": {"namespace": "ml-min"},
     "sized": {"namespace": "ml-sized", **SIZED},
     "autoscaled": {"namespace": "ml-auto", **SIZED, "autoscaling": {"min_replicas": 2, "max_replicas": 6}},
@@ -27,6 +27,8 @@ ENVIRONMENTS = {  # representative: without and with resources, autoscaled, with
         "canary": {"steps": [10, 50], "interval": "30s"},
         "requires_approval": True,
         "image_pull_secret": "registry-login",
+        "ingress": {"host": "iris.example.com", "class": "nginx", "tls_secret": "iris-tls"},
+        "network_policy": {"from_namespaces": ["ingress-nginx"]},
     },
 }
 

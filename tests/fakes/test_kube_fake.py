@@ -799,12 +799,148 @@ def test_an_invalid_network_policy_is_refused_with_the_real_servers_message(api,
 )
 def test_a_network_policy_of_the_wrong_types_does_not_decode(api, namespace, spec, go_field):
     """Go's typed decoding: a 400 BadRequest naming the field and its type, before any validation."""
-    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
-    with pytest.raises(ApiException) as refused:  # raw: the client's models would convert the values first
-        api.call_api(path, "POST", body=network_policy(**spec), auth_settings=["BearerToken"], _preload_content=False)
+    assert_undecodable(
+        api, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies", network_policy(**spec), go_field
+    )
+
+
+def assert_undecodable(api, path: str, obj: dict, go_field: str) -> None:
+    """POSTed raw (the client's models would convert the values first), ``obj`` is Go's unmarshal error."""
+    with pytest.raises(ApiException) as refused:
+        api.call_api(path, "POST", body=obj, auth_settings=["BearerToken"], _preload_content=False)
     body = body_of(refused.value)
     assert refused.value.status == 400 and body["reason"] == "BadRequest", body
     assert "json: cannot unmarshal" in body["message"] and go_field in body["message"], body
+
+
+# -- Ingress (networking.k8s.io/v1) --------------------------------------------------------------------------
+def ingress(name: str = "web", **spec) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name}, "spec": spec}
+
+
+def http_rule(host: str = "web.example.com", **path) -> dict:
+    backend = {"service": {"name": "web", "port": {"name": "http"}}}
+    return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend, **path}]}}
+
+
+def test_an_ingress_is_created_with_its_status_and_a_generation(api, namespace, kubeconfig):
+    created = networking(api).create_namespaced_ingress(
+        namespace, ingress(rules=[http_rule("*.example.com")], tls=[{"hosts": ["*.example.com"], "secretName": "t"}])
+    )
+    assert created.metadata.generation == 1 and created.spec.rules[0].http.paths[0].path_type == "Prefix"
+    raw = api.sanitize_for_serialization(networking(api).read_namespaced_ingress("web", namespace))
+    assert raw["status"] == {"loadBalancer": {}}  # as a real server reads back a new Ingress
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}}
+    networking(api).patch_namespaced_ingress_status("web", namespace, status)  # what a controller writes
+    after = networking(api).patch_namespaced_ingress(
+        "web", namespace, {"status": {}, "spec": {"ingressClassName": "x"}}
+    )
+    assert after.status.load_balancer.ingress[0].ip == "192.0.2.10"  # status only through /status
+    assert after.metadata.generation == 2
+    listed = kubectl(kubeconfig, "get", "ingresses", "-n", namespace, "-o", "name")
+    assert listed.returncode == 0 and listed.stdout.split() == ["ingress.networking.k8s.io/web"], listed
+
+
+SERVICE = {"service": {"name": "web", "port": {"number": 80}}}
+
+
+@pytest.mark.parametrize(
+    "spec, field, message",
+    [
+        ({}, "spec", "Invalid value: []networking.IngressRule(nil): either `defaultBackend` or `rules` must be"),
+        ({"rules": [http_rule(pathType=None)]}, "spec.rules[0].http.paths[0].pathType", "pathType must be specified"),
+        (
+            {"rules": [http_rule(pathType="Regex")]},
+            "spec.rules[0].http.paths[0].pathType",
+            'Unsupported value: "Regex": supported values: "Exact", "ImplementationSpecific", "Prefix"',
+        ),
+        (
+            {"rules": [http_rule(path="api", pathType="Exact")]},
+            "spec.rules[0].http.paths[0].path",
+            'Invalid value: "api": must be an absolute path',
+        ),
+        ({"rules": [http_rule(path="/a//b")]}, "spec.rules[0].http.paths[0].path", "must not contain '//'"),
+        ({"rules": [http_rule(path="/a/..")]}, "spec.rules[0].http.paths[0].path", "cannot end with '/..'"),
+        (
+            {"rules": [http_rule(path="api", pathType="ImplementationSpecific")]},
+            "spec.rules[0].http.paths[0].path",
+            "must be an absolute path",
+        ),
+        ({"rules": [{"host": "a.example.com", "http": {"paths": []}}]}, "spec.rules[0].http.paths", "Required value"),
+        (
+            {"rules": [http_rule(backend={})]},
+            "spec.rules[0].http.paths[0].backend",
+            'Invalid value: "": resource or service backend is required',
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"name": "web", "port": {}}})]},
+            "spec.rules[0].http.paths[0].backend",
+            "Required value: port name or number is required",
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"name": "web", "port": {"name": "http", "number": 80}}})]},
+            "spec.rules[0].http.paths[0].backend",
+            "cannot set both port name & port number",
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"name": "web", "port": {"number": 70000}}})]},
+            "spec.rules[0].http.paths[0].backend.service.port.number",
+            "Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"name": "web", "port": {"name": "HTTP"}}})]},
+            "spec.rules[0].http.paths[0].backend.service.port.name",
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"name": "1web", "port": {"number": 80}}})]},
+            "spec.rules[0].http.paths[0].backend.service.name",
+            'Invalid value: "1web": a DNS-1035 label must consist of lower case alphanumeric characters',
+        ),
+        (
+            {"rules": [http_rule(backend={"service": {"port": {"number": 80}}})]},
+            "spec.rules[0].http.paths[0].backend.service.name",
+            "Required value",
+        ),
+        ({"rules": [http_rule("10.0.0.1")]}, "spec.rules[0].host", "must be a DNS name, not an IP address"),
+        ({"rules": [http_rule("Web.example.com")]}, "spec.rules[0].host", "a lowercase RFC 1123 subdomain must"),
+        ({"rules": [http_rule("a.*.example.com")]}, "spec.rules[0].host", "a wildcard DNS-1123 subdomain must start"),
+        (
+            {"defaultBackend": SERVICE, "tls": [{"hosts": ["*.Example.com"]}]},
+            "spec.tls[0].hosts[0]",
+            "(e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]",
+        ),
+        (
+            {"defaultBackend": SERVICE, "tls": [{"secretName": "Web_TLS"}]},
+            "spec.tls[0].secretName",
+            'Invalid value: "Web_TLS": a lowercase RFC 1123 subdomain',
+        ),
+        ({"defaultBackend": SERVICE, "ingressClassName": "Nginx"}, "spec.ingressClassName", "RFC 1123 subdomain"),
+    ],
+)
+def test_an_invalid_ingress_is_refused_with_the_real_servers_message(api, namespace, spec, field, message):
+    with pytest.raises(ApiException) as refused:
+        networking(api).create_namespaced_ingress(namespace, ingress(**spec))
+    body = body_of(refused.value)
+    assert refused.value.status == 422 and body["reason"] == "Invalid", body
+    assert f'Ingress.networking.k8s.io "web" is invalid: {field}: ' in body["message"], body["message"]
+    assert message in body["message"], body["message"]
+
+
+@pytest.mark.parametrize(
+    "spec, go_field",
+    [
+        ({"rules": {"host": "a"}}, "IngressSpec.spec.rules of type []v1.IngressRule"),
+        ({"rules": [{"http": {"paths": [{"pathType": 1}]}}]}, "HTTPIngressPath.spec.rules.http.paths.pathType"),
+        (
+            {"defaultBackend": {"service": {"name": "web", "port": {"number": "80"}}}},
+            "ServiceBackendPort.spec.defaultBackend.service.port.number of type int32",
+        ),
+        ({"tls": [{"hosts": "a.example.com"}]}, "IngressTLS.spec.tls.hosts of type []string"),
+    ],
+)
+def test_an_ingress_of_the_wrong_types_does_not_decode(api, namespace, spec, go_field):
+    assert_undecodable(api, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", ingress(**spec), go_field)
 
 
 def test_the_autoscaler_keeps_its_target_within_bounds_without_metrics(api, namespace):

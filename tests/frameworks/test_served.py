@@ -25,7 +25,8 @@ def test_sklearn_dataframe_model_served(store, tmp_path, monkeypatch):
         batch = served.batch_predict([[[1.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]]])
         assert [len(b) for b in batch] == [1, 2]
         assert batch[1] == pytest.approx([4.0, 2.0])
-        with pytest.raises(vci.RemoteError, match="missing input columns: b"):
-            served.predict({"a": [1.0]})
+        with pytest.raises(vci.RemoteError, match='missing required key "b"') as refused:  # the input schema's
+            served.predict({"a": [1.0]})  # check, from the estimator's feature_names_in_, before the model
+        assert refused.value.status == 422
     finally:
         undeploy(run.settings, "staging")

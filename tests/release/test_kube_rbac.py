@@ -75,7 +75,12 @@ def settings(cluster, tmp_path, monkeypatch):
         "project": "iris",
         "store": str(tmp_path / "store"),
         "environments": {
-            "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
+            "staging": {
+                **common,
+                "namespace": "ml-staging",
+                "repository": f"{reg.host}/ml/iris-staging",
+                "ingress": {"host": "iris.staging.example.com"},  # created, read, deleted with the Role's rule
+            },
             "production": {
                 **common,
                 "namespace": "ml-prod",
@@ -97,7 +102,7 @@ def settings(cluster, tmp_path, monkeypatch):
             env,
         )
         target.remove_canary()
-        for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "Ingress"):
             target.cluster.delete(kind, f"iris-{env}", namespace)
 
 
@@ -117,6 +122,7 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     since = len(kube.requests)
     _, staged = stage(settings, tmp_path, 2)
     assert status(settings, "staging").state == "ready"
+    assert target_for(settings, "staging").cluster.read("Ingress", "iris-staging", "ml-staging")
     assert deployed_model(settings, "staging").predict([1, 2]) == [2, 4]
     bad = make_run(settings, tmp_path, 9, broken=True)
     broken = target_for(settings, "staging").resolve_image(bad.id)["image"]
@@ -182,3 +188,22 @@ def test_rbac_subjects():
     role, binding = render_rbac("ml-prod", subject("ci/vci", None, "ml-prod"))
     assert binding["roleRef"]["name"] == role["metadata"]["name"] and role["metadata"]["namespace"] == "ml-prod"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vci", "namespace": "ci"}]
+
+
+def test_a_role_from_before_ingresses_still_deploys_an_environment_without_one(settings, tmp_path, cluster):
+    """A Role applied before vci rendered Ingresses has no rule for them: an environment without the
+    setting deploys (nothing can be pruned that the Role could never create), one with it is refused."""
+    settings, granted = settings
+    kube = cluster[0]
+    old = copy.deepcopy(granted)
+    for role in (o for o in old if o["kind"] == "Role"):
+        role["rules"] = [r for r in role["rules"] if r["resources"] != ["ingresses"]]
+    kube.rbac.load(old)
+    run = make_run(settings, tmp_path, 4)
+    image = target_for(settings, "production").resolve_image(run.id)["image"]
+    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
+    deploy(settings, image, "production", timeout=60)  # production has no ingress setting
+    assert status(settings, "production").digest == image.rsplit("@", 1)[1]
+    with pytest.raises(AuthError, match="ingresses"):
+        stage(settings, tmp_path, 5)  # staging has one: its Role must be applied again
+    kube.rbac.load(granted)

@@ -34,8 +34,11 @@ def build_model_dir(
     artifacts: dict[str, bytes] | None = None,
     env: dict[str, str] | None = None,
     run_id: str = "20261124-1200-abcd",
+    schemas: dict | None = None,
+    examples: dict | None = None,
 ) -> str:
-    """Write a schema-1 model directory for ``cls`` (pickled by value); return its model digest."""
+    """Write a schema-1 model directory for ``cls`` (pickled by value); return its model digest.
+    ``schemas`` (``{"input", "output", "from"}``) and ``examples`` go into the manifest as a run has them."""
     import cloudpickle
 
     from . import models
@@ -58,8 +61,10 @@ def build_model_dir(
         "model": {**model, "class": f"{cls.__module__}.{cls.__qualname__}", "artifacts": sorted(records)},
         "requirements": [],
         "environment": {"python": "3.11.7", "env": env or {}},
-        "examples": None,
+        "examples": examples,
     }
+    if schemas is not None:
+        manifest["schemas"] = schemas
     (model_dir / "manifest.json").write_bytes(encode_manifest(manifest))
     return manifest_digest(manifest)
 
@@ -164,11 +169,11 @@ def start_server(tmp_path):
     """Factory: ``start_server(model_class, artifacts=..., grpc=..., ...)`` -> a listening ServerProcess."""
     servers = []
 
-    def start(cls, *, artifacts=None, env=None, grpc=False, extra_env=None, args=(), model_dir=None):
+    def start(cls, *, artifacts=None, env=None, grpc=False, extra_env=None, args=(), model_dir=None, **manifest):
         n = len(servers)
         if model_dir is None:
             model_dir = tmp_path / f"model{n}"
-            build_model_dir(model_dir, cls, artifacts=artifacts, env=env)
+            build_model_dir(model_dir, cls, artifacts=artifacts, env=env, **manifest)
         run_dir = tmp_path / f"run{n}"
         run_dir.mkdir()
         server = ServerProcess(model_dir, run_dir, grpc=grpc, extra_env=extra_env, args=args)

@@ -127,3 +127,45 @@ class CountingBatchModel:
             if isinstance(item, dict) and "sleep" in item:
                 time.sleep(float(item["sleep"]))
         return [{"item": item, "call": self.calls, "size": len(items)} for item in items]
+
+
+class TensorEchoModel:
+    """Says what it was called with through V2 (a dict of arrays: each one's name, type, dtype and shape)
+    and sums the numbers it got."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        types = [f"{name}:{type(a).__name__}:{a.dtype}:{a.shape}" for name, a in data.items()]
+        return {"types": types, "total": [int(data["counts"].sum())]}
+
+
+class EnvPeekModel:
+    """Answers whether the server's own secrets reached the model's environment."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return {"token_in_env": "VCI_AUTH_TOKEN" in os.environ, "echo": data}
+
+
+class SumModel:
+    """Sums each row: the iris shape (rows of 4 numbers), so a wrong input reaching it raises (a 500)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [sum(row) for row in data]
+
+
+class RowWidthModel:
+    """The width of each row: any input that is not a list of lists makes it raise (a 500 if it got through)."""
+
+    def __init__(self, artifacts):
+        pass
+
+    def predict(self, data):
+        return [len(row) + 0 * sum(1 for x in row if x + 0 == x) for row in data]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
 from ..refs import check_tag, split_repository
 
 
@@ -25,14 +26,33 @@ class Options:
     tar: str | None = None
     dockerfile: str | None = None
     insecure: bool | None = None
-    platform: str = "linux/amd64"
+    platform: str = "linux/amd64"  # one platform, or several separated by commas (an image index)
     level: int = 6
     tag: str | None = None
     builder: str = "daemonless"
 
     def __post_init__(self):
-        """Refuse a tag or repository the registry would refuse now, before anything is built or sent."""
+        """Refuse a tag or repository the registry would refuse, and platforms no build here can serve,
+        now, before anything is built or sent."""
         if self.tag is not None:
             check_tag(self.tag)
         for repository in self.push:
             split_repository(repository)
+        if len(self.platforms) > 1 and (self.dockerfile or self.builder == "docker"):
+            raise UsageError(
+                f"--platform {self.platform} builds an image index without a daemon; "
+                f"{'--emit-dockerfile writes' if self.dockerfile else 'the Docker Engine builds'} one platform's image",
+                hint="package one --platform at a time for that, or drop "
+                + ("--emit-dockerfile" if self.dockerfile else "--builder docker"),
+            )
+
+    @property
+    def platforms(self) -> list[str]:
+        """The platforms asked for, in order: one image each (more than one: an image index)."""
+        platforms = [p.strip() for p in self.platform.split(",")]
+        if not all(platforms) or len(set(platforms)) != len(platforms):
+            raise UsageError(
+                f"--platform {self.platform!r}: each platform once, separated by commas",
+                hint="e.g. --platform linux/amd64,linux/arm64",
+            )
+        return platforms

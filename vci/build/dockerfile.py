@@ -45,7 +45,7 @@ def write_dockerfile(directory: str | Path, run: Run, options: Options) -> Path:
     cache = cache_root() / "oci"
     deps = install_dependencies(Dependencies(manifest, python, options.platform), cache, DEPS_ROOT, run.store)
     shutil.copytree(deps, out / "deps", ignore=shutil.ignore_patterns(".complete"))
-    shutil.copytree(runtime_tree(cache, python) / "vci", out / "runtime" / "vci")
+    shutil.copytree(runtime_tree(cache, python), out / "runtime", ignore=shutil.ignore_patterns(".complete"))
     model_dir = run.model_dir()
     copies = []
     for rec in blob_records(manifest):

@@ -2,10 +2,13 @@
 
 The daemonless build is the default; ``--builder docker`` rebuilds the same context through a Docker
 Engine. ``--check-reproducible`` rebuilds every vci layer in a throw-away cache and compares digests.
+Several platforms give an image index: one image per platform, each on the base's image for that
+platform, with its own dependency layer; the runtime, model and artifact layers are the same blobs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..modeldir import encode_manifest
-from ..oci.image import Image, append_layers
+from ..oci.image import Image, Index, append_layers, image_index
 from ..oci.layers import LayerCache
 from ..oci.layout import read_layout
 from ..oci.registry import RegistryClient
@@ -47,6 +50,19 @@ def resolve_base(spec: str | None, python: str, platform: str, insecure: bool | 
     return RegistryClient(ref.registry, insecure=insecure).get_image(ref, platform), spec
 
 
+def check_base_platform(base: Image, platform: str, spec: str) -> None:
+    """The base must be built for ``platform``: an image of another is no base for it (an index is
+    resolved to ``platform`` before this, so a single image is what can disagree)."""
+    os_name, arch, *variant = platform.split("/")
+    config = base.config
+    other_variant = variant and config.get("variant") not in (None, variant[0])
+    if (config.get("os"), config.get("architecture")) != (os_name, arch) or other_variant:
+        raise BuildError(
+            f"base image {spec} is a {base.platform or 'platform-less'} image, not {platform}",
+            hint=f"use a base image index with a {platform} image (e.g. python:X.Y-slim), or another --platform",
+        )
+
+
 def check_base_python(base, python: str, spec: str) -> None:
     config = base.config.get("config") or {}
     found = (config.get("Labels") or {}).get("vci.python")
@@ -60,10 +76,26 @@ def check_base_python(base, python: str, spec: str) -> None:
         )
 
 
+def build(run: Run, options: Options, cache_dir: Path) -> tuple[Image | Index, list[dict]]:
+    """The run's image, or for several ``--platform``s its image index, and the layer records vci added
+    (for an index, each record once, with the ``platforms`` that hold it)."""
+    if len(options.platforms) == 1:
+        return build_image(run, options, cache_dir)
+    images: list[Image] = []
+    records: dict[str, dict] = {}
+    for platform in options.platforms:
+        image, layers = build_image(run, dataclasses.replace(options, platform=platform), cache_dir)
+        images.append(image)
+        for layer in layers:
+            records.setdefault(layer["digest"], {**layer, "platforms": []})["platforms"].append(platform)
+    return image_index(images), list(records.values())
+
+
 def build_image(run: Run, options: Options, cache_dir: Path) -> tuple[Image, list[dict]]:
     """The run's image and the list of layer records ``{name, digest, size, describe}`` vci added."""
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
+    check_base_platform(base, options.platform, spec)
     check_base_python(base, python, spec)
     manifest_json = encode_manifest(manifest).decode()
     if len(manifest_json) > MAX_ENV_MANIFEST:
@@ -101,10 +133,10 @@ def _build_layer(cache, spec, level: int):
         return cache.build(spec.key, entries, epoch=LAYER_MTIME, level=level, progress=bar)
 
 
-def verify_reproducible(run: Run, options: Options, image: Image, layers: list[dict]) -> None:
-    """Rebuild every vci layer from scratch in a throw-away cache; the digests must match."""
+def verify_reproducible(run: Run, options: Options, image: Image | Index, layers: list[dict]) -> None:
+    """Rebuild every vci layer (every platform's) from scratch in a throw-away cache; the digests must match."""
     with tempfile.TemporaryDirectory(prefix="vci-repro-") as tmp:
-        again, records = build_image(run, options, Path(tmp))
+        again, records = build(run, options, Path(tmp))
     if again.digest != image.digest:
         differ = [
             f"{a['name']} ({a['digest'][:19]} then {b['digest'][:19]})"
@@ -118,9 +150,10 @@ def verify_reproducible(run: Run, options: Options, image: Image, layers: list[d
         )
 
 
-def rebuild_with_docker(run: Run, options: Options, image: Image) -> tuple[Image, list[dict]] | None:
-    """``--builder docker|auto``: the image the Docker Engine builds and its layer records; else ``None``."""
-    if not _use_docker(options.builder):
+def rebuild_with_docker(run: Run, options: Options, image: Image | Index) -> tuple[Image, list[dict]] | None:
+    """``--builder docker|auto``: the image the Docker Engine builds and its layer records; else ``None``
+    (and for an index: a daemon builds its own platform only)."""
+    if isinstance(image, Index) or not _use_docker(options.builder):
         return None
     built = build_with_docker(run, options, image)
     return built, [

@@ -17,7 +17,19 @@ from . import Options
 from .dockerfile import write_dockerfile
 
 
-def write_outputs(image, options: Options, run, default_layout: Path, progress=None) -> dict:
+class RegistryClients(dict):
+    """One client per registry for one ``vci package`` (its TLS context, ping and login made once, shared
+    by the push and the signing)."""
+
+    def get_client(self, registry: str, insecure: bool | None) -> RegistryClient:
+        if (registry, insecure) not in self:
+            self[(registry, insecure)] = RegistryClient(registry, insecure=insecure)
+        return self[(registry, insecure)]
+
+
+def write_outputs(
+    image, options: Options, run, default_layout: Path, progress=None, clients: RegistryClients | None = None
+) -> dict:
     """Write every requested output; with none requested, an OCI layout under the local state directory."""
     outputs: dict[str, object] = {}
     tag = options.tag or run.id
@@ -32,15 +44,17 @@ def write_outputs(image, options: Options, run, default_layout: Path, progress=N
         outputs["tar"] = options.tar
     if options.dockerfile:
         outputs["dockerfile"] = str(write_dockerfile(options.dockerfile, run, options))
-    pushed = [push_to(image, repo, tag, options.insecure, progress) for repo in options.push]
+    clients = RegistryClients() if clients is None else clients
+    pushed = [push_to(image, repo, tag, options.insecure, progress, clients) for repo in options.push]
     if pushed:
         outputs["push"] = pushed
     return outputs
 
 
-def push_to(image, repository: str, tag: str, insecure: bool | None, progress=None) -> dict:
+def push_to(image, repository: str, tag: str, insecure: bool | None, progress=None, clients=None) -> dict:
     registry, repo = split_repository(repository)
-    result = push_image(RegistryClient(registry, insecure=insecure), image, repo, tag=tag, progress=progress)
+    client = (RegistryClients() if clients is None else clients).get_client(registry, insecure)
+    result = push_image(client, image, repo, tag=tag, progress=progress)
     return {
         "reference": f"{registry}/{repo}@{image.digest}",
         "tag": f"{registry}/{repo}:{tag}",

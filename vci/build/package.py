@@ -18,13 +18,14 @@ from pathlib import Path
 from ..errors import UsageError
 from ..fetch import cache_root
 from ..ledger import now_iso
+from ..oci.image import Index
 from ..oci.layers import LayerCache
 from ..runs import resolve_run
 from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
-from .image import build_image, rebuild_with_docker, resolve_base, verify_reproducible
-from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
+from .image import build, rebuild_with_docker, resolve_base, verify_reproducible
+from .outputs import RegistryClients, mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
 from .signing import sign_pushed
 
@@ -37,19 +38,23 @@ def package(
     """Build ``run`` (a Run or a run id) and write the requested outputs (and ``refs_file``)."""
     options = _builder_for(options, check_reproducible)
     run = resolve_run(settings, run)
+    run.verify()  # with VCI_TRUSTED_KEYS set, only a run a trusted key signed is built
     signer, started = signer_for(settings), now_iso()  # a bad key is refused before anything is built
     if options.dockerfile and not (options.push or options.layout or options.tar or check_reproducible):
         return _dockerfile_only(run, options, refs_file)
-    image, layers = build_image(run, options, cache_root() / "oci")
+    image, layers = build(run, options, cache_root() / "oci")
     if check_reproducible:
         verify_reproducible(run, options, image, layers)
     rebuilt = rebuild_with_docker(run, options, image)
     if rebuilt:
         image, layers = rebuilt
     default_layout = Path(settings.state_dir) / "images" / (run.project or "model")
-    outputs = write_outputs(image, options, run, default_layout, progress or push_progress())
+    clients = RegistryClients()  # the push's clients sign too
+    outputs = write_outputs(image, options, run, default_layout, progress or push_progress(), clients)
     signed = (
-        sign_pushed(run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci")
+        sign_pushed(
+            run, image, outputs, options, signer, started=started, cache_dir=cache_root() / "oci", clients=clients
+        )
         if signer
         else None
     )
@@ -66,11 +71,15 @@ def package(
         "reproducible": True if check_reproducible else None,
         "manifest": json.loads(image.manifest_bytes),
         "signed": signed,
+        **({"platforms": {each.platform: each.digest for each in image.images}} if isinstance(image, Index) else {}),
     }
 
 
 def _builder_for(options: Options, check_reproducible: bool) -> Options:
-    """The builder that can do what was asked: a reproducibility check needs the daemonless one."""
+    """The builder that can do what was asked: a reproducibility check and an index need the daemonless one."""
+    if options.builder == "auto" and len(options.platforms) > 1:
+        log.info("--platform %s: an image index is built without a daemon (--builder auto)", options.platform)
+        return dataclasses.replace(options, builder="daemonless")
     if not check_reproducible or options.builder == "daemonless":
         return options
     if options.builder == "docker":
@@ -101,8 +110,26 @@ def _dockerfile_only(run, options: Options, refs_file: str | None) -> dict:
 
 
 def plan(settings, run, options: Options) -> dict:
-    """``--dry-run``: each layer, what it holds, whether it is built (cached) and already in each registry."""
+    """``--dry-run``: each layer, what it holds, whether it is built (cached) and already in each registry
+    (for several platforms: each layer once, with the ``platforms`` whose image holds it)."""
     run = resolve_run(settings, run)
+    rows: dict[str, dict] = {}
+    spec = None
+    for platform in options.platforms:
+        spec, platform_rows = _plan_rows(run, dataclasses.replace(options, platform=platform))
+        for row in platform_rows:
+            rows.setdefault(row["digest"] or row["key"], {**row, "platforms": []})["platforms"].append(platform)
+    layers = [
+        {k: v for k, v in row.items() if k != "key" and (k != "platforms" or len(options.platforms) > 1)}
+        for row in rows.values()
+    ]
+    for repo in options.push:
+        mark_in_registry(layers, repo, options.insecure)
+    return {"run_id": run.id, "base": spec, "layers": layers, "push": options.push, "dry_run": True}
+
+
+def _plan_rows(run, options: Options) -> tuple[str, list[dict]]:
+    """The base reference and one row per layer of the image for ``options.platform``."""
     manifest, python = run.manifest, python_of(run.manifest)
     base, spec = resolve_base(options.base, python, options.platform, options.insecure)
     cache = LayerCache(cache_root() / "oci")
@@ -113,6 +140,7 @@ def plan(settings, run, options: Options) -> dict:
             "digest": layer.digest,
             "size": layer.size,
             "state": "base",
+            "key": layer.digest,
         }
         for i, layer in enumerate(base.layers)
     ]
@@ -125,8 +153,7 @@ def plan(settings, run, options: Options) -> dict:
                 "digest": layer.digest if layer else None,
                 "size": layer.size if layer else None,
                 "state": "cached" if layer else "to-build",
+                "key": s.key,
             }
         )
-    for repo in options.push:
-        mark_in_registry(rows, repo, options.insecure)
-    return {"run_id": run.id, "base": spec, "layers": rows, "push": options.push, "dry_run": True}
+    return spec, rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -27,9 +28,11 @@ from ..files import commit, temporary_for
 from ..modeldir import blob_path, blob_records
 from ..oci.image import ContainerConfig, iso_time
 from ..oci.layers import Entry, tree_entries
+from ..serve.docs_page import PACKAGE, asset_files
 from .bytecode import bytecode_tag, compile_tree
 from .wheels import Dependencies, install_dependencies
 
+log = logging.getLogger("vci")
 MODEL_ROOT = "/opt/vci/model"
 RUNTIME_ROOT = "/opt/vci/runtime"
 DEPS_ROOT = "/opt/vci/site-packages"
@@ -59,27 +62,39 @@ def build_epoch(manifest: dict) -> int:
 
 
 def runtime_files() -> list[tuple[str, Path]]:
-    """vci's own source (the server, frameworks, everything), as (path relative to vci/, file)."""
+    """vci's own source (the server, frameworks, everything; the .proto files the server compiles when it
+    starts), as (path relative to vci/, file)."""
     root = Path(__file__).resolve().parent.parent
-    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    files = [p for pattern in ("*.py", "*.proto") for p in root.rglob(pattern) if "__pycache__" not in p.parts]
+    return sorted((p.relative_to(root).as_posix(), p) for p in files)
+
+
+def runtime_tree_files() -> list[tuple[str, Path]]:
+    """What the runtime layer holds, relative to RUNTIME_ROOT: ``vci/`` and the /docs page's Swagger UI files
+    (``swagger_ui/static/``, a namespace package there: vci.serve.docs_page finds it without importing)."""
+    docs = [(f"{PACKAGE}/static/{name}", path) for name, path in asset_files()]
+    return [(f"vci/{rel}", path) for rel, path in runtime_files()] + docs
 
 
 def runtime_key(python: str) -> str:
     h = hashlib.sha256(f"bytecode:{bytecode_tag(python)}".encode())
-    for rel, path in runtime_files():
+    for rel, path in runtime_tree_files():
         h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return "runtime-" + h.hexdigest()[:32]
 
 
 def runtime_tree(cache_dir: Path, python: str) -> Path:
-    """A cached directory holding ``vci/``: vci's own source and its bytecode for CPython ``python``."""
+    """A cached directory holding ``vci/`` (vci's own source and its bytecode for CPython ``python``) and
+    the Swagger UI files of /docs."""
     target = Path(cache_dir) / "runtime" / runtime_key(python)
     if (target / ".complete").is_file():
         return target
+    if not asset_files():
+        log.warning("swagger-ui-py is not installed here: the image's /docs will answer 404 for its assets")
     with temporary_for(target, directory=True) as tmp:
-        for rel, path in runtime_files():
-            (tmp / "vci" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, tmp / "vci" / rel)  # the mode too; times are fixed in the layer
+        for rel, path in runtime_tree_files():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, tmp / rel)  # the mode too; times are fixed in the layer
         compile_tree(tmp, RUNTIME_ROOT, python)
         (tmp / ".complete").write_text("")
         shutil.rmtree(target, ignore_errors=True)

@@ -49,12 +49,21 @@ OVERVIEW_FIELDS = ("environment", "target", "state", "run_id", "digest", "releas
     show_default=True,
     help="The longest a request waits for its batch to fill.",
 )
+@click.option(
+    "--no-validate",
+    "validate",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Do not check requests against the run's input schema (else a mismatch is answered 422).",
+)
 @store_option
-def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, max_latency_ms, store):
+def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, max_latency_ms, validate, store):
     """Fetch a run (verified) into the local cache and serve it in the foreground.
 
     The server is the one images run (python -m vci.serve): POST /predict, POST /batch-predict,
-    GET /healthz, /readyz, /metadata, /metrics. Stop it with Ctrl-C (it drains in-flight requests).
+    GET /healthz, /readyz, /metadata, /metrics, /openapi.json and /docs (Swagger UI). Requests that do
+    not match the run's input schema get 422. Stop it with Ctrl-C (it drains in-flight requests).
     It listens on 127.0.0.1 unless --host says otherwise (images listen on 0.0.0.0: a pod's own address).
     """
     model_dir = get_run(run_id, settings=settings_for(store)).model_dir()
@@ -69,6 +78,7 @@ def serve_cmd(run_id, host, port, grpc_port, workers, backlog, max_batch_size, m
         backlog=backlog,
         max_batch_size=max_batch_size,
         max_latency=max_latency_ms / 1000,
+        validate=validate,
     )
 
 
@@ -203,11 +213,20 @@ def _not_json(constant: str):
 @click.option("--rbac", is_flag=True, help="Print the Role and RoleBinding vci needs in the environment's namespace.")
 @click.option("--service-account", metavar="[NAMESPACE/]NAME", help="With --rbac: bind this ServiceAccount.")
 @click.option("--user", metavar="NAME", help="With --rbac: bind this user (as the cluster authenticates it).")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["kubernetes", "kserve"]),
+    default="kubernetes",
+    show_default=True,
+    help="kserve: a ServingRuntime and an InferenceService (raw deployment mode) running the image instead.",
+)
 @store_option
 @output_option
-def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, store, output):
+def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, kind, store, output):
     """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps), or with --rbac the least
-    access vci needs there (a Role and a RoleBinding for --service-account or --user).
+    access vci needs there (a Role and a RoleBinding for --service-account or --user). With --format
+    kserve, KServe's resources for the same image: the model answers KServe's V2 protocol.
 
     A run id is built (not pushed) to learn the image digest it would deploy (the environment's
     repository names it). An IMAGE@DIGEST renders offline: its run id and model digest come from the
@@ -225,7 +244,7 @@ def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, st
         return
     if not target:
         raise UsageError("name what to render: RUN_ID or IMAGE@DIGEST", hint="or pass --rbac for the Role vci needs")
-    rendering = kube.render(target, allow_tag=allow_tag, insecure=insecure)
+    rendering = kube.render(target, allow_tag=allow_tag, insecure=insecure, kserve=kind == "kserve")
     for warning in rendering.warnings:
         click.echo(f"vci: warning: {warning}", err=True)
     emit(output, rendering.to_json(), to_yaml(rendering.objects).rstrip("\n"))

@@ -30,7 +30,13 @@ from .runs import settings_for, store_option
     metavar="REF|oci:DIR[:TAG]",
     help="Base image with Python (default python:X.Y-slim for the run's Python, or VCI_BASE_IMAGE).",
 )
-@click.option("--platform", default="linux/amd64", show_default=True, help="Target platform of the image.")
+@click.option(
+    "--platform",
+    default="linux/amd64",
+    show_default=True,
+    metavar="OS/ARCH[,OS/ARCH...]",
+    help="Target platform of the image; several, comma-separated, give an image index (one image each).",
+)
 @click.option("--tag", metavar="TAG", help="Tag to write after the push (default: the run id).")
 @click.option("--insecure", is_flag=True, default=None, help="Allow plain HTTP / unverified TLS (local registries).")
 @click.option(
@@ -82,6 +88,7 @@ def package_cmd(
     \b
     vci package RUN_ID --push registry.example.com/ml/iris     # prints registry.example.com/ml/iris@sha256:...
     vci package RUN_ID --layout out/iris --tar out/iris.tar --dry-run
+    vci package RUN_ID --platform linux/amd64,linux/arm64 --push REPO   # an image index (REPO@sha256: of the index)
 
     With no output named, it writes an OCI layout under the local state directory.
     """
@@ -100,9 +107,15 @@ def package_cmd(
     settings = settings_for(store)
     if dry_run:
         result = plan(settings, run_id, options)
-        rows = [f"  {layer['name']:<22} {layer['state']:<10} {layer['describe']}" for layer in result["layers"]]
+        rows = [
+            f"  {layer['name']:<22} {layer['state']:<10} {layer['describe']}"
+            + (f" [{', '.join(layer['platforms'])}]" if "platforms" in layer else "")
+            for layer in result["layers"]
+        ]
         emit(output, result, "\n".join([f"layer plan for run {run_id} (base {result['base']}):", *rows]))
         return
     result = package(settings, run_id, options, check_reproducible=check_reproducible, refs_file=refs_file)
     text = result["image"] or f"{result['outputs']['dockerfile']} (no image built)"
+    if result.get("signed") and result["signed"]["images"]:
+        text += f"\nsigned by {result['signed']['key_id']} (signature, SBOM and provenance attached)"
     emit(output, {k: v for k, v in result.items() if k != "manifest"}, text)

@@ -10,6 +10,7 @@ from ..model import load_model_file
 from ..progress import format_bytes
 from ..requirements import lock_lines, read_requirements
 from ..runs import get_run, init, list_runs, run_tags, tag_run
+from ..schema import describe
 from ..store import open_store
 from .output import emit, output_option, record_table, table
 from .params import AT_LEAST_ONE, FILE_IN
@@ -104,7 +105,10 @@ def log_cmd(model_spec, artifacts, requirements, examples_file, env_vars, projec
         "project": run.project,
         "store": run.store.url,
         "artifacts": {k: {"digest": r["digest"], "size": r["size"]} for k, r in sent.items()},
+        "schemas": run.manifest.get("schemas"),
     }
+    for line in schema_lines(run.manifest.get("schemas"))[1:]:  # what vci inferred, on stderr
+        click.echo(f"vci: {line.strip()}", err=True)
     emit(output, result, f"{run.id}\t{version}")
 
 
@@ -173,12 +177,24 @@ def runs_list(project, limit, store, output):
     emit(output, {"store": where, "runs": summaries}, f"{text}\n(store: {where})")
 
 
+def schema_lines(schemas: dict | None) -> list[str]:
+    """The input and output schemas in words, and where each came from (the JSON has them whole)."""
+    if schemas is None:
+        return ["schemas:      none (logged before vci recorded them: requests are not checked)"]
+    lines = ["schemas (whole: --output json):"]
+    for side in ("input", "output"):
+        source = schemas.get("from", {}).get(side) or "nothing"
+        lines.append(f"  {side}: {describe(schemas.get(side))}  (from {source})")
+    return lines
+
+
 @runs_group.command("show")
 @click.argument("run_id")
 @store_option
 @output_option
 def runs_show(run_id, store, output):
-    """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure)."""
+    """Show one run: its manifest, version, artifacts, requirements and their lock (the whole closure),
+    and its schemas (the input and output JSON Schemas the server checks requests against)."""
     run = get_run(run_id, settings=settings_for(store))
     m = run.manifest
     lines = [
@@ -188,6 +204,7 @@ def runs_show(run_id, store, output):
         f"created:      {m['created']}",
         f"model:        {(m.get('model') or {}).get('class', '-')}",
         f"python:       {m['environment']['python']}",
+        *schema_lines(m.get("schemas")),
         "artifacts:",
     ]
     lines += [

@@ -1,4 +1,4 @@
-"""The Kubernetes target: an environment is a Deployment (+ Service, HPA, PDB) running an image by digest.
+"""The Kubernetes target: an environment is a Deployment (+ Service, HPA, PDB, Ingress) running an image by digest.
 
 ``deploy`` renders the objects, applies them, and with ``wait`` watches the rollout; a failed rollout
 is rolled back to the previous pod template (the old ReplicaSet never stopped serving: maxUnavailable 0),
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from functools import cached_property, partial
 
 from ..build import Options
-from ..build.image import build_image
+from ..build.image import build
 from ..build.package import package
 from ..build.plan import PORT
-from ..client import DeployedModel
+from ..client import PROXY_TOKEN_HEADER, DeployedModel
 from ..config import parse_seconds
 from ..errors import (
     AuthError,
@@ -33,6 +33,7 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
+from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
 from .kubelogs import read_logs
@@ -41,6 +42,7 @@ from .manifests import (
     DeploySpec,
     apply_order,
     container_resources,
+    ingress_warning,
     labels_for,
     render,
     render_deployment,
@@ -52,7 +54,12 @@ from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
-PRUNED_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy")  # rendered for some settings
+PRUNED_KINDS = (
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Ingress",
+)  # rendered for some settings
 OWNED_KINDS = ("Deployment", "Service", *PRUNED_KINDS)  # what undeploy removes (the canary's Deployment too)
 LABEL_TIMEOUT = 10.0  # seconds `vci render` gives the registry for an image's labels (once: no retries)
 SERVER_NOTES = ("deployment.kubernetes.io/", "kubectl.kubernetes.io/")  # annotations controllers and kubectl own
@@ -104,9 +111,10 @@ class KubeTarget:
         result = package(self.settings, run, options)
         return {"image": result["image"], "run_id": run.id, "model_digest": run.version}
 
-    def render(self, what, *, allow_tag: bool = False, insecure=None) -> Rendering:
+    def render(self, what, *, allow_tag: bool = False, insecure=None, kserve: bool = False) -> Rendering:
         """The objects ``deploy`` would apply (for GitOps): a run is built (not pushed) to learn its digest;
-        an image by digest renders offline, its run id and model digest read from the registry if it answers."""
+        an image by digest renders offline, its run id and model digest read from the registry if it answers.
+        ``kserve``: KServe's ServingRuntime and InferenceService for the image instead (vci.deploy.kserve)."""
         insecure, warnings = self.insecure(insecure), []
         if isinstance(what, str) and is_image_reference(what):
             image = {"image": what}
@@ -121,8 +129,10 @@ class KubeTarget:
         else:
             image = self._built_image(what, insecure)
         spec = self.spec(image, None, allow_tag=allow_tag)
-        objects = render(spec)
+        objects = render_kserve(spec) if kserve else render(spec)
         defaults = container_resources(spec.resources)[1]
+        if not kserve and (exposed := ingress_warning(spec)):
+            warnings.append(exposed)
         if defaults:
             warnings.append(
                 f"environments.{spec.environment}.resources leaves them unset: rendered the default "
@@ -143,7 +153,7 @@ class KubeTarget:
         options = Options(
             base=self.environment.base_image, insecure=insecure, platform=self.environment.platform or "linux/amd64"
         )
-        image, _ = build_image(run, options, cache_root() / "oci")
+        image, _ = build(run, options, cache_root() / "oci")
         return {"image": f"{repository}@{image.digest}", "run_id": run.id, "model_digest": run.version}
 
     def spec(
@@ -175,6 +185,8 @@ class KubeTarget:
             pod_annotations=env.pod_annotations,
             pod_labels=env.pod_labels,
             network_policy=True if env.network_policy is None else env.network_policy,
+            auth_secret=(env.auth or {}).get("secret"),
+            ingress=env.ingress,
             **_lifecycle(env),
         )
 
@@ -198,6 +210,8 @@ class KubeTarget:
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec)
+        if exposed := ingress_warning(spec):
+            log.warning("%s", exposed)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
         result = partial(
@@ -305,16 +319,27 @@ class KubeTarget:
         )
 
     def stale_objects(self, spec: DeploySpec, rendered: list[dict]) -> list[dict]:
-        """HPAs, PDBs and NetworkPolicies vci made for this environment (by their labels) that it no longer
-        renders (autoscaling dropped, one replica, ``network_policy: false``)."""
+        """HPAs, PDBs, NetworkPolicies and Ingresses vci made for this environment (by their labels) that it no
+        longer renders (autoscaling dropped, one replica, ``network_policy: false``, ``ingress`` removed)."""
         names = {_key(o) for o in rendered}
         owned = {
             "app.kubernetes.io/managed-by": "vci",
             "app.kubernetes.io/name": spec.name,
             "vci.dev/environment": spec.environment,
         }
-        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self.cluster.list(kind, spec.namespace, owned)]
+        found = [{**o, "kind": kind} for kind in PRUNED_KINDS for o in self._owned(kind, spec.namespace, owned)]
         return [o for o in found if _key(o) not in names]
+
+    def _owned(self, kind: str, namespace: str, labels: dict) -> list[dict]:
+        """The ``kind`` objects with ``labels``; none for Ingress under a Role from before vci rendered them
+        (it may not list ingresses, so it never created one: nothing to prune), instead of a refused deploy."""
+        try:
+            return self.cluster.list(kind, namespace, labels)
+        except AuthError:
+            if kind != "Ingress":
+                raise
+            log.debug("the Role may not list ingresses (applied before vci rendered them): none to prune")
+            return []
 
     def _named(self) -> DeploySpec:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""
@@ -375,13 +400,15 @@ class KubeTarget:
         return f"{host}/api/v1/namespaces/{spec.namespace}/services/{spec.service_name}:http/proxy"
 
     def client(self, **options):
-        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials."""
+        """A DeployedModel that goes through the API server's service proxy with the kubeconfig's credentials;
+        the model server's own token (VCI_TOKEN) travels in X-Vci-Authorization, which the proxy passes on."""
         if not self.status().deployed:
             raise NotFoundError(
                 f"nothing is deployed to {self.environment.name!r}",
                 hint=f"deploy first: vci deploy IMAGE@DIGEST --env {self.environment.name}",
             )
-        return DeployedModel(self.proxy_url(), session=proxy_session(self.cluster.api_client.configuration), **options)
+        session = proxy_session(self.cluster.api_client.configuration)
+        return DeployedModel(self.proxy_url(), session=session, token_header=PROXY_TOKEN_HEADER, **options)
 
     def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
         """The log lines of the Deployment's pods (prefixed by pod), in time order; ``follow`` streams them."""

@@ -25,6 +25,7 @@ KINDS = {
     "HorizontalPodAutoscaler": ("AutoscalingV2Api", "namespaced_horizontal_pod_autoscaler"),
     "PodDisruptionBudget": ("PolicyV1Api", "namespaced_pod_disruption_budget"),
     "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy"),
+    "Ingress": ("NetworkingV1Api", "namespaced_ingress"),
 }
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..client import DeployedModel
-from ..errors import RemoteError, UsageError
+from ..errors import ConfigError, RemoteError, UsageError
 from ..logview import select_lines
 from ..refs import is_image_reference
 from ..requirements import differences
@@ -159,6 +160,7 @@ class LocalTarget:
                 f"`vci status --env {name}` and `vci logs --env {name}`"
             )
 
+        options.setdefault("token", served_token(self.environment))
         return DeployedModel(record["url"], down=down, **options)
 
     def logs(self, *, since: float | None = None, tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
@@ -250,7 +252,8 @@ class LocalCanary:
             "stable": process.require_deployment(state, target.environment.name)["url"],
             "canary": process.require_deployment(state, target.canary_name)["url"],
         }
-        clients = {track: DeployedModel(url, timeout=10.0, deadline=10.0) for track, url in urls.items()}
+        token = served_token(target.environment)
+        clients = {track: DeployedModel(url, token, timeout=10.0, deadline=10.0) for track, url in urls.items()}
         for given in inputs:
             track = "canary" if self.routed[1] < weight / 100 * (self.routed[0] + 1) else "stable"
             self.routed[0] += 1
@@ -290,3 +293,19 @@ def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> De
         previous=(current or {}).get("digest"),
         dry_run=dry_run,
     )
+
+
+def served_token(environment) -> str | None:
+    """The token a client sends to a local server with ``auth: {token_file}``: VCI_TOKEN when set (the
+    client reads it), else the file's first token; None without auth."""
+    path = (environment.auth or {}).get("token_file")
+    if not path or os.environ.get("VCI_TOKEN"):
+        return None
+    try:
+        lines = Path(path).read_text().split()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read environments.{environment.name}.auth.token_file {path}: {exc.strerror or exc}",
+            hint="create it with one token a line, or set VCI_TOKEN",
+        ) from exc
+    return lines[0] if lines else None

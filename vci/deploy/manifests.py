@@ -1,4 +1,5 @@
-"""Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA, PDB, NetworkPolicy.
+"""Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA, PDB, NetworkPolicy
+and, where the environment asks, an Ingress.
 
 What a platform team expects of a workload is rendered whether or not the environment asks (kube-linter's
 default checks are the list): CPU and memory requests and a memory limit (DEFAULT_RESOURCES where
@@ -13,10 +14,12 @@ import re
 from dataclasses import dataclass, field
 
 from ..build.plan import PORT, USER
+from ..envrules import AUTH_MOUNT
 from ..errors import UsageError
 from ..kubevalues import (
     DNS_1035,
     DNS_LABEL,
+    ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
@@ -57,6 +60,8 @@ class DeploySpec:
     pod_annotations: dict = field(default_factory=dict)  # added to the pod template (a mesh, Vault, ...)
     pod_labels: dict = field(default_factory=dict)
     network_policy: bool | dict = True  # True: ingress from the namespace's pods; a dict names the sources
+    auth_secret: str | None = None  # the Secret of bearer tokens, mounted whole at AUTH_MOUNT (vci.serve.auth)
+    ingress: dict = field(default_factory=dict)  # {host, class, tls_secret, path}; {}: no Ingress
 
     @property
     def object_name(self) -> str:
@@ -96,6 +101,7 @@ def validate_spec(spec: DeploySpec) -> None:
     for what, problem in (
         ("resources", resources_problem(spec.resources)),
         ("network_policy", network_policy_problem(spec.network_policy)),
+        ("ingress", ingress_problem(spec.ingress)),
     ):
         if problem:
             raise UsageError(f"invalid {what}: {problem}", hint=f"fix environments.{spec.environment}.{what}")
@@ -217,7 +223,8 @@ def render_container(spec: DeploySpec) -> dict:
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 3),
         "startupProbe": _probe("/readyz", 5, 60),  # slow model loads: up to 5 minutes before liveness counts
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+        + ([{"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}] if spec.auth_secret else []),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -241,6 +248,14 @@ def grace_period(spec: DeploySpec) -> int:
     return spec.prestop_delay + math.ceil(drain) + KILL_MARGIN
 
 
+def pod_volumes(spec: DeploySpec) -> list[dict]:
+    """An emptyDir /tmp (the root is read-only), and the auth Secret when there is one (owner-read only)."""
+    volumes: list[dict] = [{"name": "tmp", "emptyDir": {}}]
+    if spec.auth_secret:
+        volumes.append({"name": "auth", "secret": {"secretName": spec.auth_secret, "defaultMode": 0o440}})
+    return volumes
+
+
 def render_deployment(spec: DeploySpec) -> dict:
     selector = labels_for(spec)
     template_notes = {
@@ -253,7 +268,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     pod_spec = {
         "containers": [render_container(spec)],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread(spec)]}},
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": pod_volumes(spec),
         "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
         "securityContext": {
@@ -431,12 +446,42 @@ def render_network_policy(spec: DeploySpec) -> dict | None:
     }
 
 
-APPLY_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler")
+def render_ingress(spec: DeploySpec) -> dict | None:
+    """HTTP(S) from outside the cluster to the environment's Service (port ``http``) for ``host`` and the
+    paths under ``path`` (pathType Prefix); TLS with ``tls_secret`` when given, ``class`` choosing the
+    controller. None unless the environment asks for one, and for a canary's objects (the Service behind
+    the stable Ingress already takes in the canary's pods)."""
+    if not spec.ingress or spec.track != "stable":
+        return None
+    host = spec.ingress["host"]
+    backend = {"service": {"name": spec.service_name, "port": {"name": "http"}}}
+    path = {"path": spec.ingress.get("path", "/"), "pathType": "Prefix", "backend": backend}
+    body: dict = {"rules": [{"host": host, "http": {"paths": [path]}}]}
+    if spec.ingress.get("class"):
+        body = {"ingressClassName": spec.ingress["class"], **body}
+    if spec.ingress.get("tls_secret"):
+        body["tls"] = [{"hosts": [host], "secretName": spec.ingress["tls_secret"]}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _metadata(spec), "spec": body}
+
+
+def ingress_warning(spec: DeploySpec) -> str | None:
+    """What to say when an Ingress is rendered behind the default NetworkPolicy, which admits only the
+    namespace's pods: an ingress controller runs in a namespace of its own, and its traffic would be dropped."""
+    if not spec.ingress or spec.network_policy is not True:
+        return None
+    return (
+        f"environments.{spec.environment}.ingress is set and network_policy admits only the pods of namespace "
+        f"{spec.namespace}: where the network plugin enforces policies, the ingress controller (in its own "
+        "namespace) cannot reach the model; name it, e.g. network_policy: {from_namespaces: [ingress-nginx]}"
+    )
+
+
+APPLY_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler", "Ingress")
 
 
 def apply_order(objects: list[dict]) -> list[dict]:
     """What a Deployment needs first (the policy its pods start under, its Service, its disruption budget),
-    what acts on it (the HPA) last."""
+    what acts on it (the HPA) and what exposes it (the Ingress) last."""
     return sorted(objects, key=lambda o: APPLY_ORDER.index(o["kind"]))
 
 
@@ -449,6 +494,7 @@ def render(spec: DeploySpec) -> list[dict]:
         render_hpa(spec),
         render_pdb(spec),
         render_network_policy(spec),
+        render_ingress(spec),
     ]
     return [o for o in objects if o is not None]
 

@@ -68,11 +68,21 @@ def environment_lock(state_dir: Path, env: str, timeout: float = 30.0):
 
 
 def read_deployment(state_dir: Path, env: str) -> dict | None:
+    """The record of ``env``'s local deployment (None when there is none); a record that is not a JSON
+    object (an edited or truncated file) is a DeployError naming the file, not a traceback."""
     path = _dirs(state_dir)["deployments"] / f"{env}.json"
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DeployError(
+            f"the local deployment record {path} is not valid JSON ({exc})",
+            hint=f"stop the server it names by hand if one runs, then remove {path} and deploy again",
+        ) from None
+    if not isinstance(record, dict):
+        raise DeployError(f"the local deployment record {path} is not a JSON object", hint=f"remove {path}")
+    return record
 
 
 def _write_deployment(state_dir: Path, env: str, record: dict | None) -> None:
@@ -133,6 +143,8 @@ INHERITED = (
     "KERAS_BACKEND", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
     "VCI_WORKERS", "VCI_THREADS", "VCI_INLINE_BELOW_MS", "VCI_MAX_BODY_BYTES", "VCI_MAX_BUFFERED_BYTES",
     "VCI_REQUEST_TIMEOUT", "VCI_DRAIN_TIMEOUT", "VCI_BACKLOG", "VCI_MAX_BATCH_SIZE", "VCI_MAX_LATENCY_MS",
+    "VCI_VALIDATE",
+    "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES",  # not VCI_AUTH_TOKEN: a deployer's secret never reaches a server
 )  # fmt: skip
 INHERITED_PREFIXES = ("LC_",)
 

@@ -26,6 +26,7 @@ RULES = (  # (API group, resource, verbs, what needs it)
         [*WRITE, "list"],
         "ingress to the model pods from the namespace (or what network_policy names); list: pruning",
     ),
+    ("networking.k8s.io", "ingresses", [*WRITE, "list"], "the environment's ingress (host, path, TLS); list: pruning"),
     ("", "pods", ["list"], "diagnosing a failed rollout; finding the canary's pods"),
     ("", "pods/log", ["get"], "a failed rollout's last log lines"),
     ("", "events", ["list"], "a failed rollout's warning events"),

@@ -108,6 +108,26 @@ class FrameworkModel:
             start += n
         return result
 
+    def predict_tensors(self, inputs):
+        """Open Inference Protocol (V2) tensors: one tensor is a table of rows (a 1-D tensor one row),
+        several are named columns (each flattened to one value per row); the framework's output as it is."""
+        if isinstance(inputs, dict):
+            return self.predict_rows({name: tensor.reshape(-1) for name, tensor in inputs.items()})
+        return self.predict_rows(inputs.reshape(1, -1) if inputs.ndim == 1 else inputs)
+
+    def batch_predict_tensors(self, items: list) -> list:
+        """Batched V2 requests: single tensors of rows of one width in one framework call, split back per item."""
+        widths = {item.shape[1:] if not isinstance(item, dict) and item.ndim == 2 else None for item in items}
+        if len(widths) != 1 or None in widths:
+            return [self.predict_tensors(item) for item in items]
+        import numpy
+
+        outputs = self.predict_tensors(numpy.concatenate(items))
+        counts = [len(item) for item in items]
+        if getattr(outputs, "shape", (None,))[0] != sum(counts):
+            return [self.predict_tensors(item) for item in items]
+        return numpy.split(outputs, numpy.cumsum(counts)[:-1])
+
 
 def dumps_by_value(obj) -> bytes:
     """cloudpickle ``obj``, with the user's own (not installed) modules by value, as model classes are, to

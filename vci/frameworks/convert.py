@@ -40,7 +40,7 @@ def as_table(data):
 
 def is_columnar(table) -> bool:
     """A dict of columns or a list of records (named inputs)."""
-    return isinstance(table, dict) or bool(table) and isinstance(table[0], dict)
+    return isinstance(table, dict) or isinstance(table, list) and bool(table) and isinstance(table[0], dict)
 
 
 def to_frame(table, columns: list[str] | None = None):

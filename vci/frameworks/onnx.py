@@ -39,7 +39,9 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
         raise ModelValidationError(
             f"onnxruntime cannot open this model: {exc}", hint="check it with onnx.checker.check_model"
         ) from exc
-    inputs = [{"name": i.name, "dtype": DTYPES.get(i.type, "float32")} for i in session.get_inputs()]
+    inputs = [
+        {"name": i.name, "dtype": DTYPES.get(i.type, "float32"), "shape": _shape(i.shape)} for i in session.get_inputs()
+    ]
     meta = {
         "format": "onnx",
         "inputs": inputs,
@@ -47,6 +49,11 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
         "versions": versions(*REQUIREMENTS),
     }
     return path, meta, REQUIREMENTS
+
+
+def _shape(shape) -> list:
+    """The graph input's dimensions: a number where fixed, None where symbolic ("batch") or unknown."""
+    return [d if isinstance(d, int) and d > 0 else None for d in shape or []]
 
 
 class OnnxModel(FrameworkModel):

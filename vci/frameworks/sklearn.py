@@ -29,10 +29,16 @@ def pack(estimator, directory: Path) -> tuple[Path, dict, list[str]]:
         "method": method,
         "class": type(estimator).__name__,
         "texts": getattr(estimator, "n_features_in_", None) is None,  # e.g. a TfidfVectorizer first
+        "n_features": _width(estimator),  # the input schema's row length (vci.schema.from_framework)
         "columns": [str(c) for c in columns] if columns is not None else None,
         "versions": versions(*requirements),
     }
     return path, meta, requirements
+
+
+def _width(estimator) -> int | None:
+    width = getattr(estimator, "n_features_in_", None)
+    return None if width is None or not hasattr(width, "__index__") else int(width.__index__())
 
 
 class SklearnModel(FrameworkModel):

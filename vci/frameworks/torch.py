@@ -24,7 +24,7 @@ def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
             f"a {type(module).__name__} is not a torch.nn.Module",
             hint="log a trained nn.Module, or a torch.jit.script/trace of one",
         )
-    meta = {"dtype": _dtype_name(module), "versions": versions(*REQUIREMENTS)}
+    meta = {"dtype": _dtype_name(module), "n_features": _width(torch, module), "versions": versions(*REQUIREMENTS)}
     if isinstance(module, torch.jit.ScriptModule):
         path = directory / "model.pt"
         torch.jit.save(module, str(path))
@@ -37,6 +37,14 @@ def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
     torch.save(buffers, path / "buffers.pt")
     (path / "module.pkl").write_bytes(dumps_by_value(copy.deepcopy(module).to("meta")))
     return path, {"format": "state_dict", "class": type(module).__qualname__, **meta}, REQUIREMENTS
+
+
+def _width(torch, module) -> int | None:
+    """The row length a ``Sequential`` that starts with a ``Linear`` takes (the input schema's); else None:
+    another module's forward may read its input in any order."""
+    if isinstance(module, torch.nn.Sequential) and len(module) and isinstance(module[0], torch.nn.Linear):
+        return int(module[0].in_features)
+    return None
 
 
 def _dtype_name(module) -> str:

@@ -86,6 +86,8 @@ def __getattr__(name: str):
         "tree_entries": "layers",
         "LayerCache": "layers",
         "Image": "image",
+        "Index": "image",
+        "image_index": "image",
         "ContainerConfig": "image",
         "append_layers": "image",
         "scratch_image": "image",

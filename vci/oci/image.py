@@ -17,6 +17,7 @@ from . import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     OCI_CONFIG,
+    OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
     canonical_json,
@@ -38,8 +39,29 @@ _KEEP_CONFIG_KEYS = (
 )
 
 
+class _Manifested:
+    """What an image and an index share: their manifest's bytes, hence its JSON, digest and descriptor."""
+
+    manifest_bytes: bytes
+
+    @property
+    def media_type(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_bytes)
+
+    @property
+    def digest(self) -> str:
+        return sha256_bytes(self.manifest_bytes)
+
+    def descriptor(self, **annotations: str) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), dict(annotations))
+
+
 @dataclass(frozen=True)
-class Image:
+class Image(_Manifested):
     """An image as the registry sees it: manifest bytes, config bytes, and its layers in order."""
 
     manifest_bytes: bytes
@@ -47,16 +69,8 @@ class Image:
     layers: tuple[Layer, ...]
 
     @property
-    def manifest(self) -> dict:
-        return json.loads(self.manifest_bytes)
-
-    @property
     def config(self) -> dict:
         return json.loads(self.config_bytes)
-
-    @property
-    def digest(self) -> str:
-        return sha256_bytes(self.manifest_bytes)
 
     @property
     def media_type(self) -> str:
@@ -66,8 +80,47 @@ class Image:
     def config_descriptor(self) -> Descriptor:
         return Descriptor.from_json(self.manifest["config"])
 
-    def descriptor(self, **annotations: str) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.manifest_bytes), dict(annotations))
+    @property
+    def platform(self) -> str:
+        """``os/arch[/variant]`` as its config says."""
+        config = self.config
+        return "/".join(filter(None, [config.get("os"), config.get("architecture"), config.get("variant")]))
+
+
+@dataclass(frozen=True)
+class Index(_Manifested):
+    """An image index as the registry sees it: its bytes and one image per platform, in its order."""
+
+    manifest_bytes: bytes
+    images: tuple[Image, ...]
+
+    @property
+    def media_type(self) -> str:
+        return OCI_INDEX
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """Every image's layers, each blob once (a layer the platforms share is one blob)."""
+        return tuple({layer.digest: layer for image in self.images for layer in image.layers}.values())
+
+
+def images_of(image: Image | Index) -> tuple[Image, ...]:
+    """The images an image or an index holds (an image: itself)."""
+    return image.images if isinstance(image, Index) else (image,)
+
+
+def image_index(images: list[Image]) -> Index:
+    """An OCI image index over ``images``, each entry naming its platform (from the image's config)."""
+    platforms = [image.platform for image in images]
+    if not images or len(set(platforms)) != len(platforms):
+        raise BuildError(f"an image index needs one image per platform, got: {', '.join(platforms) or 'none'}")
+    entries = []
+    for image in images:
+        os_name, arch, variant = _split_platform(image.platform)
+        platform = {"architecture": arch, "os": os_name, **({"variant": variant} if variant else {})}
+        entries.append({**image.descriptor().to_json(), "platform": platform})
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    return Index(canonical_json(index), tuple(images))
 
 
 @dataclass(frozen=True)

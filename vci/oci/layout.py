@@ -16,7 +16,7 @@ from ..digests import hex_of, sha256_bytes
 from ..errors import BuildError, IntegrityError, NotFoundError
 from ..files import commit, temporary_for, write_replacing
 from . import INDEX_TYPES, OCI_INDEX, REF_NAME, Descriptor, canonical_json
-from .image import DEFAULT_PLATFORM, Image, image_from_parts, select_manifest
+from .image import DEFAULT_PLATFORM, Image, Index, image_from_parts, images_of, select_manifest
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -26,8 +26,9 @@ def blob_path(directory: str | Path, digest: str) -> Path:
     return Path(directory) / "blobs" / "sha256" / hex_of(digest)
 
 
-def write_layout(directory: str | Path, image: Image, tag: str | None = None) -> Descriptor:
-    """Add ``image`` and its blobs to the layout at ``directory``, named ``tag``; return its descriptor."""
+def write_layout(directory: str | Path, image: Image | Index, tag: str | None = None) -> Descriptor:
+    """Add ``image`` (or an index and each of its images) and its blobs to the layout at ``directory``,
+    named ``tag``; return its descriptor. Only the image or index itself is named in ``index.json``."""
     directory = Path(directory)
     (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     write_replacing(directory / LAYOUT_FILE, canonical_json({"imageLayoutVersion": "1.0.0"}))
@@ -38,7 +39,9 @@ def write_layout(directory: str | Path, image: Image, tag: str | None = None) ->
                 hint="pull the base image into a layout or cache first",
             )
         _copy_blob(layer.path, blob_path(directory, layer.digest))
-    _write_blob(directory, image.config_bytes)
+    for each in images_of(image):
+        _write_blob(directory, each.config_bytes)
+        _write_blob(directory, each.manifest_bytes)
     _write_blob(directory, image.manifest_bytes)
     descriptor = image.descriptor(**({REF_NAME: tag} if tag else {}))
     _add_to_index(directory, descriptor)

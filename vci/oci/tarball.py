@@ -1,4 +1,4 @@
-"""A ``docker load`` archive of an image: ``manifest.json`` (Config, RepoTags, Layers) and an OCI layout.
+"""A ``docker load`` archive of an image or index: ``manifest.json`` (Config, RepoTags, Layers) and an OCI layout.
 
 The archive is what ``docker save`` writes since Docker 25: blobs under ``blobs/sha256/``, referenced both
 by ``manifest.json`` (for ``docker load`` and ``skopeo ... docker-archive:``) and by ``index.json``. Layers
@@ -15,13 +15,16 @@ from ..errors import BuildError
 from ..files import replacing
 from ..refs import parse_reference
 from . import OCI_INDEX, REF_NAME, canonical_json
-from .image import Image
+from .image import Image, Index, images_of
 
 _EPOCH = 0
 
 
-def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = None) -> Path:
-    """Write ``image`` as a loadable archive at ``path``; ``repo_tags`` like ``registry/repo:tag``."""
+def write_tarball(path: str | Path, image: Image | Index, repo_tags: list[str] | None = None) -> Path:
+    """Write ``image`` as a loadable archive at ``path``; ``repo_tags`` like ``registry/repo:tag``.
+
+    An index is written whole (``index.json`` names it, every platform's blobs are there, for OCI tools),
+    and ``manifest.json`` lists its first image only: ``docker load`` loads one image per tag."""
     tags = [_normalised_tag(t) for t in repo_tags or []]
     path = Path(path)
     try:
@@ -34,14 +37,14 @@ def write_tarball(path: str | Path, image: Image, repo_tags: list[str] | None = 
     return path
 
 
-def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes | None]]:
+def _small_files(image: Image | Index, tags: list[str]) -> list[tuple[str, bytes | None]]:
     """The archive's members other than layers, by name; None marks a directory."""
-    config_name = _blob_name(image.config_descriptor.digest)
+    loaded = images_of(image)[0]
     docker_manifest = [
         {
-            "Config": config_name,
+            "Config": _blob_name(loaded.config_descriptor.digest),
             "RepoTags": tags,
-            "Layers": [_blob_name(layer.digest) for layer in image.layers],
+            "Layers": [_blob_name(layer.digest) for layer in loaded.layers],
         }
     ]
     index = {
@@ -49,18 +52,22 @@ def _small_files(image: Image, tags: list[str]) -> list[tuple[str, bytes | None]
         "mediaType": OCI_INDEX,
         "manifests": [image.descriptor(**({REF_NAME: tags[0]} if tags else {})).to_json()],
     }
+    blobs: dict[str, bytes | None] = {}
+    for each in images_of(image):
+        blobs[_blob_name(each.config_descriptor.digest)] = each.config_bytes
+        blobs[_blob_name(each.digest)] = each.manifest_bytes
+    blobs[_blob_name(image.digest)] = image.manifest_bytes
     return [
         ("blobs", None),
         ("blobs/sha256", None),
-        (config_name, image.config_bytes),
-        (_blob_name(image.digest), image.manifest_bytes),
+        *blobs.items(),
         ("index.json", canonical_json(index)),
         ("manifest.json", canonical_json(docker_manifest)),
         ("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"})),
     ]
 
 
-def _add_layers(tar: tarfile.TarFile, image: Image) -> None:
+def _add_layers(tar: tarfile.TarFile, image: Image | Index) -> None:
     seen = set()
     for layer in image.layers:
         if layer.digest in seen:

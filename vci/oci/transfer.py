@@ -1,7 +1,7 @@
 """Whole-image moves between local disk and registries: push an Image, copy (promote) an image by digest.
 
 Functions over a ``RegistryClient`` (as go-containerregistry's ``remote.Write(ref, img, options...)``):
-``push_image(client, image, repo)``, ``copy_image(client, source, dst_repo)``, ``fetch_layers(client,
+``push_image(client, image_or_index, repo)``, ``copy_image(client, source, dst_repo)``, ``fetch_layers(client,
 image, directory)``. The client knows blobs and manifests of one registry; this module knows images.
 
 Order is what makes a push safe to interrupt: every blob first (in parallel), then the config, then the
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import BuildError
 from ..refs import Reference, parse_reference
 from . import INDEX_TYPES, Descriptor
-from .image import Image
+from .image import Image, Index, images_of
 from .layout import blob_path
 from .registry import RegistryClient
 from .stream import chunk_reader
@@ -56,14 +56,15 @@ class TransferResult:
 
 def push_image(
     client: RegistryClient,
-    image: Image,
+    image: Image | Index,
     repo: str,
     *,
     tag: str | None = None,
     parallel: int = 4,
     progress=None,
 ) -> TransferResult:
-    """Upload ``image`` to ``repo`` (blobs, config, manifest by digest, then ``tag``)."""
+    """Upload ``image`` to ``repo`` (blobs, config, manifest by digest, then ``tag``). An index: every
+    platform's blobs (a shared layer once), configs and manifests, then the index by digest, then ``tag``."""
     result = TransferResult(f"{client.registry}/{repo}@{image.digest}", image.digest)
     layers = list({layer.digest: layer for layer in image.layers}.values())
     sources = _SourceClients(client)
@@ -75,9 +76,12 @@ def push_image(
             progress(outcome, layer.digest, layer.size)
 
     _run_parallel(push_one, layers, parallel)
-    config = image.config_descriptor
-    sent = client.put_blob(repo, config.digest, config.size, lambda: io.BytesIO(image.config_bytes))
-    result.record("uploaded" if sent else "skipped", config.digest, config.size if sent else 0)
+    for each in images_of(image):
+        config = each.config_descriptor
+        sent = client.put_blob(repo, config.digest, config.size, lambda each=each: io.BytesIO(each.config_bytes))
+        result.record("uploaded" if sent else "skipped", config.digest, config.size if sent else 0)
+        if each is not image:
+            _put_manifest_then_tag(client, repo, each.manifest_bytes, each.media_type, each.digest, None, result)
     _put_manifest_then_tag(client, repo, image.manifest_bytes, image.media_type, image.digest, tag, result)
     return result
 
@@ -144,7 +148,8 @@ def _copy_manifest(src, src_repo, identifier, dst, dst_repo, result, parallel):
             outcome, nbytes = _place_blob(dst, dst_repo, desc.digest, desc.size, origin, opener)
             result.record(outcome, desc.digest, nbytes)
 
-        _run_parallel(copy_one, list({d.digest: d for d in blobs}.values()), parallel)
+        placed = {*result.uploaded, *result.mounted, *result.skipped}  # by an index's earlier images
+        _run_parallel(copy_one, [d for d in {d.digest: d for d in blobs}.values() if d.digest not in placed], parallel)
     dst.put_manifest(dst_repo, data, media_type, digest)
     result.bytes_moved += len(data)
     return digest, data, media_type

@@ -27,6 +27,7 @@ from ..verification import check_deployable
 from .abort import signals_abort
 from .analysis import Analysis
 from .images import copy_to_environment, tag_in_environment
+from .schema_gate import check_schema_change
 from .smoke import examples_for, smoke_test
 from .soak import require_soaked, soak_of
 from .strategies import canary_release
@@ -130,6 +131,7 @@ def promote(
     live = live_release(src)
     require_digest(live.digest, digest, source)
     current = dst.status()
+    schema_changes = check_schema_change(settings, dst_env, live, current)  # refused here when not allowed
     chosen = choose_strategy(strategy, dst_env)
     if chosen == "canary" and current.state == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
@@ -144,6 +146,7 @@ def promote(
         "release_id": None,
         "dry_run": dry_run,
         **({"wave": wave} if wave else {}),
+        "schema_changes": schema_changes,
     }
     if current.digest == live.digest and current.state == "ready":
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
@@ -161,7 +164,7 @@ def promote(
             **result,
             "outcome": "would-promote",
             "reason": f"would move {live.digest} from {source!r} to {destination!r} ({chosen}), "
-            f"replacing {current.digest or 'nothing'}",
+            f"replacing {current.digest or 'nothing'}" + "".join(f"; {change}" for change in schema_changes),
         }
     release_id = release_id or new_release_id()
     done = recorded_attempt(
@@ -174,6 +177,8 @@ def promote(
         ),
     )
     result.update(done, release_id=release_id)
+    if schema_changes:
+        result["reason"] += "".join(f"; {change}" for change in schema_changes)
     return result
 
 

@@ -2,10 +2,11 @@
 
 Routes: ``POST /predict`` (JSON in, the model's JSON out), ``POST /batch-predict`` (a JSON list),
 ``GET /healthz`` (alive), ``GET /readyz`` (loaded and self-tested), ``GET /metadata``, ``GET /metrics``
-(Prometheus). Errors are ``{"error": ..., "request_id": ...}``; every response has ``X-Request-Id``.
+(Prometheus), ``GET /openapi.json`` and ``GET /docs`` (the model's contract; a request that does not match
+its input schema is 422). Errors are ``{"error": ..., "request_id": ...}``; every response has ``X-Request-Id``.
 Start it with ``python -m vci.serve`` (``VCI_*`` variables or flags) or :func:`run_server`.
 
-This package imports only vci.errors, vci.modeldir (and what those import) and the standard library;
+This package imports only vci.errors, vci.modeldir, vci.validator (and what those import) and the standard library;
 grpcio only when gRPC is enabled. Never boto3, kubernetes, docker, the store, runs or the CLI.
 """
 

@@ -18,6 +18,10 @@ Flags win over variables::
     --max-batch-size   VCI_MAX_BATCH_SIZE   0 = off (else /predict requests batched into batch_predict calls)
     --max-latency-ms   VCI_MAX_LATENCY_MS   5 (the longest a request waits for its batch to fill)
     --ready-file       VCI_READY_FILE       none (JSON with the ports and the load state)
+    --no-validate      VCI_VALIDATE=0       check requests against the run's input schema unless given (422)
+    --auth-token-file  VCI_AUTH_TOKEN_FILE  none (bearer tokens, one a line, reread when it changes; see vci.serve.auth)
+                       VCI_AUTH_TOKEN       a bearer token (taken out of the environment at start)
+                       VCI_AUTH_ALL_ROUTES  false (true: health, readiness and metrics need a token too)
                        VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID
 
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
@@ -46,6 +50,15 @@ def _env(env, name: str, default, kind=int):
         raise UsageError(f"{name}={value!r} is not a {kind.__name__}") from None
 
 
+def _flag(env, name: str, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value == "":
+        return default
+    if value not in ("0", "1", "true", "false"):
+        raise UsageError(f"{name}={value!r} is not a boolean", hint=f"set {name}=0 or {name}=1")
+    return value in ("1", "true")
+
+
 def parse_options(argv: list[str], env=os.environ) -> dict:
     """Keyword arguments for run_server from ``argv`` and the environment (flags win)."""
     p = argparse.ArgumentParser(prog="python -m vci.serve", description="Serve a vci model directory.")
@@ -65,6 +78,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
     p.add_argument("--max-batch-size", type=int, default=_env(env, "VCI_MAX_BATCH_SIZE", 0))
     p.add_argument("--max-latency-ms", type=float, default=_env(env, "VCI_MAX_LATENCY_MS", 5.0, float))
     p.add_argument("--ready-file", default=env.get("VCI_READY_FILE") or None)
+    p.add_argument("--no-validate", dest="validate", action="store_false", default=_flag(env, "VCI_VALIDATE", True))
+    p.add_argument("--auth-token-file", default=env.get("VCI_AUTH_TOKEN_FILE") or None)
     a = p.parse_args(argv)
     return dict(
         model_dir=a.model_dir,
@@ -83,6 +98,8 @@ def parse_options(argv: list[str], env=os.environ) -> dict:
         max_batch_size=a.max_batch_size,
         max_latency=a.max_latency_ms / 1000,
         ready_file=a.ready_file,
+        validate=a.validate,
+        auth_token_file=a.auth_token_file,
         image_digest=env.get("VCI_IMAGE_DIGEST") or None,
         release_id=env.get("VCI_RELEASE_ID") or None,
     )

@@ -16,9 +16,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .service import Reply
+from .service import Codec, Reply
 
 Answer = Callable[[Reply], None]  # called on the loop with the request's reply
+Entry = tuple[bytes, str, Answer, float, Codec | None]  # body, request id, answer, when queued, its protocol
 
 
 class Batcher:
@@ -28,12 +29,13 @@ class Batcher:
         self.service, self.metrics, self.pool = service, metrics, pool
         self.max_batch_size, self.max_latency = max_batch_size, max_latency
         self.loop = asyncio.get_running_loop()
-        self.queue: list[tuple[bytes, str, Answer, float]] = []
+        self.queue: list[Entry] = []
         self.timer: asyncio.TimerHandle | None = None
 
-    def submit(self, body: bytes, request_id: str, answer: Answer) -> None:
-        """Queue one /predict body; ``answer`` gets its Reply once its batch has run."""
-        self.queue.append((body, request_id, answer, time.perf_counter()))
+    def submit(self, body: bytes, request_id: str, answer: Answer, codec: Codec | None = None) -> None:
+        """Queue one /predict body (or a V2 infer, with its ``codec``); ``answer`` gets its Reply once its
+        batch has run."""
+        self.queue.append((body, request_id, answer, time.perf_counter(), codec))
         if len(self.queue) >= self.max_batch_size:
             self.flush()
         elif self.timer is None:
@@ -47,16 +49,24 @@ class Batcher:
         while self.queue:
             batch, self.queue = self.queue[: self.max_batch_size], self.queue[self.max_batch_size :]
             now = time.perf_counter()
-            self.metrics.batched(len(batch), [now - queued for *_, queued in batch])
+            self.metrics.batched(len(batch), [now - queued for _, _, _, queued, _ in batch])
             if self.pool is None:
                 self._run(batch)
             else:
                 self.pool.submit(self._run, batch)
 
-    def _run(self, batch: list[tuple[bytes, str, Answer, float]]) -> None:
-        """In a pool thread (or on the loop): one model call for the batch, each reply to its own request."""
-        replies = self.service.call_many([(body, rid) for body, rid, _, _ in batch])
-        answers = [answer for _, _, answer, _ in batch]
+    def _run(self, batch: list[Entry]) -> None:
+        """In a pool thread (or on the loop): one model call per protocol in the batch (/predict's JSON
+        and V2 tensors are not mixed in one batch_predict), each reply to its own request."""
+        answers, replies = [], []
+        for same in (
+            [entry for entry in batch if entry[4] is None],
+            [entry for entry in batch if entry[4] is not None],
+        ):
+            if same:
+                codecs = None if same[0][4] is None else [entry[4] for entry in same]
+                replies += self.service.call_many([(body, rid) for body, rid, *_ in same], codecs)
+                answers += [answer for _, _, answer, _, _ in same]
         if self.pool is None:
             _answer(answers, replies)
         else:  # one wake-up of the loop for the whole batch

@@ -5,8 +5,8 @@ Three kinds, each its own message (the server's log has the rest under the same 
 - ``predict`` (or ``batch_predict``) raised: 500 naming the exception type, never its message or traceback
   (they can carry internals), and the request id to find the ``predict_failed`` log line by;
 - the result cannot be encoded as JSON: 500 naming where in the result and the type, and how to convert it;
-- the input does not match the model's declared or inferred input: 422. The check is a seam,
-  ``ModelService.input_check``, which schema support fills in; nothing checks inputs yet.
+- the input does not match the model's declared or inferred input schema: 422 naming the first wrong
+  field and what was expected (``ModelService.input_check``, filled by vci.serve.schema_check).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import ServeError
-from . import logs
+from . import logs, v2_grpc
+from .auth import Tokens
 from .service import Reply
 
 SERVICE = "vci.Model"
@@ -60,7 +61,9 @@ def grpc_code(http_status: int):
 class GrpcFrontEnd:
     """A grpc.server exposing the model service; ``start`` binds, ``stop`` drains."""
 
-    def __init__(self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False):
+    def __init__(
+        self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False, auth: Tokens | None = None
+    ):
         try:
             import grpc
         except ImportError as exc:
@@ -68,7 +71,7 @@ class GrpcFrontEnd:
                 "gRPC was asked for (--grpc-port / VCI_GRPC_PORT) but grpcio is not installed",
                 hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT",
             ) from exc
-        self.service, self.metrics = service, metrics
+        self.service, self.metrics, self.auth = service, metrics, auth
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-grpc"),
             options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", int(reuse_port))],
@@ -79,6 +82,18 @@ class GrpcFrontEnd:
             "Health": grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._call(req, ctx, "Health")),
         }
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        self._add_v2(grpc)
+
+    def _add_v2(self, grpc) -> None:
+        """The Open Inference Protocol's service beside vci.Model (vci.serve.v2_grpc), when protobuf is here."""
+        if (why := v2_grpc.available()) is not None:
+            logs.event("v2_grpc_unavailable", "warning", error=why, hint="add protobuf to the run's requirements")
+            return
+        handlers = {
+            m: grpc.unary_unary_rpc_method_handler(lambda req, ctx, m=m: self._call(req, ctx, m, v2_grpc.SERVICE))
+            for m in v2_grpc.METHODS
+        }
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(v2_grpc.SERVICE, handlers),))
 
     def start(self, host: str, port: int) -> int:
         """Bind and start; return the bound port (useful with ``port=0``)."""
@@ -101,13 +116,20 @@ class GrpcFrontEnd:
         """Refuse new calls, let running ones finish within ``grace`` seconds; returns a threading.Event."""
         return self.server.stop(grace)
 
-    def _call(self, request: bytes, context, method: str) -> bytes:
-        rid = dict(context.invocation_metadata()).get("x-request-id") or os.urandom(12).hex()
-        route = f"/{SERVICE}/{method}"
+    def _call(self, request: bytes, context, method: str, service: str = SERVICE) -> bytes:
+        metadata = dict(context.invocation_metadata())
+        rid = metadata.get("x-request-id") or os.urandom(12).hex()
+        route = f"/{service}/{method}"
         started = time.perf_counter()
         self.metrics.started()
         try:
-            reply = self._reply(request, method, rid)
+            refusal = self.auth.refusal(route, self.auth.presented(metadata), rid) if self.auth else None
+            if refusal is not None:
+                reply = refusal
+            elif service == SERVICE:
+                reply = self._reply(request, method, rid)
+            else:
+                reply = v2_grpc.reply(self.service, method, request, rid)
         except BaseException as exc:  # service.call maps model errors; this is a last resort
             logs.failure("predict_failed", exc, request_id=rid)
             reply = Reply(500, json.dumps({"error": "internal server error"}).encode())

@@ -26,10 +26,12 @@ import json
 import os
 import time
 
-from . import logs
+from . import docs_page, logs, v2, v2_rest
+from .auth import Tokens
 from .batching import Batcher
 from .metrics import CONTENT_TYPE
-from .service import JSON, Reply, error_reply
+from .service import JSON, Codec, Reply, error_reply
+from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
 from .wire import (
     MAX_HEAD_BYTES,
     BadRequest,
@@ -47,6 +49,7 @@ ROUTES = {
     "/readyz": "GET",
     "/metadata": "GET",
     "/metrics": "GET",
+    **dict.fromkeys(docs_page.ROUTES, "GET"),  # /openapi.json, /docs and its assets
 }
 _PAUSE_AT = MAX_HEAD_BYTES  # stop reading a pipelining client once this much is buffered
 SMALL_BODY = 64 * 1024  # bodies up to this size are read without taking from the shared budget
@@ -78,6 +81,7 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self.batcher: Batcher | None = None  # set when /predict requests are batched (vci.serve.batching)
+        self.auth: Tokens | None = None  # set when routes need a bearer token (vci.serve.auth)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -94,6 +98,8 @@ class HttpServer:
             return Reply(503, json.dumps(body).encode())
         if path == "/metadata":
             return Reply(200, json.dumps(service.metadata()).encode())
+        if path in docs_page.ROUTES:
+            return docs_page.reply(service, path, request_id, bearer=self.auth is not None)
         return Reply(200, self.metrics.render(), CONTENT_TYPE)
 
     async def drain(self, timeout: float, idle_grace: float = IDLE_GRACE) -> None:
@@ -296,6 +302,15 @@ class HttpConnection(asyncio.Protocol):
 
     def _dispatch(self, head: Head, body: bytes) -> None:
         self._begin()
+        auth = self.server.auth
+        if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
+            route = route_label(head.path) if is_v2(head.path) else head.path
+            if (refusal := auth.refusal(route, auth.presented(head.headers), self.request_id)) is not None:
+                self._finish(head, refusal)
+                return
+        if is_v2(head.path):
+            self._dispatch_v2(head, body)
+            return
         allowed = ROUTES.get(head.path)
         rid = self.request_id
         if allowed is None:
@@ -320,6 +335,34 @@ class HttpConnection(asyncio.Protocol):
             reply = self.server.service.call(decoded, head.path == "/batch-predict", rid)
         self._finish(head, reply)
 
+    def _dispatch_v2(self, head: Head, body: bytes) -> None:
+        """The Open Inference Protocol's routes (vci.serve.v2_rest); infer is called as /predict is."""
+        route, rid = parse_path(head.path), self.request_id
+        if route is None:
+            self._finish(head, error_reply(404, f"no route {head.path[:200]}", rid))
+            return
+        template, name, version = route
+        if head.method != method_of(template):
+            self._finish(
+                head,
+                error_reply(405, f"{template} takes {method_of(template)}", rid),
+                extra=f"Allow: {method_of(template)}\r\n",
+            )
+            return
+        if method_of(template) == "GET":
+            self._finish(head, v2_rest.get_reply(self.server.service, template, name, version, rid))
+            return
+        if isinstance(decoded := decode_body(head.headers, body, self.server.max_body), tuple):
+            self._finish(head, error_reply(*decoded, rid))
+            return
+        codec = InferCall(str(name), version, head.headers.get(v2.HEADER_LENGTH))
+        if self.server.batcher is not None:
+            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply), codec)
+        elif self._offload(decoded):
+            self.server.pool.submit(self._call_model, head, decoded, rid, codec)
+        else:
+            self._finish(head, self.server.service.call(decoded, False, rid, codec))
+
     def _offload(self, body: bytes) -> bool:
         """Whether the model call goes to the pool: always once the model is slow on average, before
         its first call has been timed (a model without model_test), and for large bodies."""
@@ -329,9 +372,9 @@ class HttpConnection(asyncio.Protocol):
         seconds = server.service.predict_seconds
         return seconds is None or seconds >= server.inline_below or len(body) > INLINE_MAX_BODY
 
-    def _call_model(self, head: Head, body: bytes, rid: str) -> None:
+    def _call_model(self, head: Head, body: bytes, rid: str, codec: Codec | None = None) -> None:
         """Runs in a pool thread; hands the reply back to the loop (service.call never raises)."""
-        reply = self.server.service.call(body, head.path == "/batch-predict", rid)
+        reply = self.server.service.call(body, head.path == "/batch-predict", rid, codec)
         self.loop.call_soon_threadsafe(self._finish, head, reply)
 
     def _begin(self) -> None:
@@ -366,10 +409,14 @@ class HttpConnection(asyncio.Protocol):
         close = close or head is None or not head.keep_alive or server.draining or (self.eof and not self.buf)
         if not self.transport.is_closing():
             self.transport.write(
-                render_response(reply.status, reply.body, reply.content_type, rid, close=close, extra=extra)
+                render_response(
+                    reply.status, reply.body, reply.content_type, rid, close=close, extra=extra + reply.headers
+                )
             )
         route = head.path if head else "-"
-        server.metrics.finished(route, reply.status, time.perf_counter() - self.started)
+        server.metrics.finished(
+            route_label(route) if is_v2(route) else route, reply.status, time.perf_counter() - self.started
+        )
         logs.request(
             rid, route[:200], head.method if head else "-", reply.status, (time.perf_counter() - self.started) * 1000
         )

@@ -18,11 +18,15 @@ from ..errors import ServeError, UsageError
 from ..files import write_replacing
 from ..modeldir import in_use
 from . import logs
+from .auth import Tokens
 from .batching import Batcher
 from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .v2_grpc import METHODS as V2_METHODS
+from .v2_grpc import SERVICE as V2_SERVICE
+from .v2_rest import ROUTE_TEMPLATES
 from .workers import serve_forked
 
 if TYPE_CHECKING:
@@ -51,6 +55,8 @@ class _Options(TypedDict):
     max_latency: float
     image_digest: str | None
     model_dir: str
+    validate: bool
+    auth: Tokens | None
 
 
 def run_server(
@@ -73,6 +79,8 @@ def run_server(
     release_id: str | None = None,
     max_batch_size: int = 0,
     max_latency: float = 0.005,
+    validate: bool = True,
+    auth_token_file: str | None = None,
     stop_event: threading.Event | None = None,
 ) -> None:
     """Serve ``model_dir`` until SIGTERM/SIGINT (or ``stop_event``), then drain and return.
@@ -87,7 +95,10 @@ def run_server(
     over 64 KiB that one process holds at once at most ``max_buffered_bytes`` (503 with Retry-After
     beyond). ``backlog`` is the listen queue (the kernel caps it at net.core.somaxconn).
     ``workers > 1`` forks that many processes sharing the listening socket (call it before starting
-    threads). ``image_digest`` and ``release_id`` are reported by /metadata. Signal handlers are
+    threads). ``image_digest`` and ``release_id`` are reported by /metadata. ``auth_token_file`` (or
+    VCI_AUTH_TOKEN_FILE / VCI_AUTH_TOKEN) makes the prediction routes need a bearer token (vci.serve.auth).
+    ``validate=False`` skips the check of requests against the run's input schema (vci.serve.schema_check).
+    Signal handlers are
     installed only when called from the main thread.
     Raises the load error (e.g. IntegrityError for a tampered blob) when the model cannot be loaded.
     """
@@ -105,6 +116,7 @@ def run_server(
         )
     if workers > 1 and grpc_port == 0:
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
+    auth = Tokens.from_environment(auth_token_file)  # before binding: an unreadable token file stops the start
     sock = bind(host, port, backlog)
     if stop_event is not None and stop_event.is_set():
         sock.close()
@@ -125,6 +137,8 @@ def run_server(
         max_latency=max_latency,
         image_digest=image_digest,
         model_dir=str(model_dir),
+        validate=validate,
+        auth=auth,
     )
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
@@ -188,13 +202,21 @@ class _Process:
         image_digest,
         release_id,
         model_dir,
+        validate,
+        auth,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
         self.max_body, self.threads, self.model_dir, self.backlog = max_body, threads, model_dir, backlog
-        routes = tuple(ROUTES) + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
+        routes = (
+            tuple(ROUTES)
+            + tuple(f"/vci.Model/{m}" for m in ("Predict", "BatchPredict", "Health"))
+            + tuple(f"/{V2_SERVICE}/{m}" for m in V2_METHODS)
+            + ROUTE_TEMPLATES
+        )
         self.metrics = Metrics(routes)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
+        self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None
         self.http = HttpServer(
             self.service,
@@ -205,6 +227,7 @@ class _Process:
             inline_below=inline_below,
             request_timeout=request_timeout,
         )
+        self.http.auth = self.auth = auth
         if max_batch_size > 0:
             self.service.batching = True
             self.metrics.enable_batching()
@@ -245,6 +268,7 @@ class _Process:
                 max_body=self.max_body,
                 threads=max(self.threads, 1) * 2,
                 reuse_port=self.workers > 1,
+                auth=self.auth,
             )
             self.grpc_bound = self.grpc.start(self.host, self.grpc_port)
         logs.event(

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
 from ..errors import ModelError, ServeError, VciError
@@ -29,6 +29,7 @@ from ..jsonwire import encode_compact
 from ..modeldir import load_model, read_manifest
 from ..trust import keys_from_environ, verify_model_dir_signature
 from . import failures, logs
+from .schema_check import input_check
 
 JSON = "application/json"
 LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed", "load_failed"
@@ -36,11 +37,21 @@ LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed
 
 @dataclass(slots=True)
 class Reply:
-    """What a route answers: an HTTP status, the body bytes and their content type."""
+    """What a route answers: an HTTP status, the body bytes, their content type and extra header lines."""
 
     status: int
     body: bytes
     content_type: str = JSON
+    headers: str = ""  # whole header lines ("Name: value\r\n"), e.g. the V2 binary extension's length
+
+
+class Codec(Protocol):
+    """Another protocol's request to the model and back (one object per request; vci.serve.v2_rest)."""
+
+    def decode(self, service: ModelService, body: bytes, request_id: str) -> Any: ...  # the model's input or a Reply
+    def run(self, model: Any, data: Any) -> Any: ...
+    def run_batch(self, model: Any, items: list) -> Any: ...
+    def encode(self, result: Any, request_id: str) -> Reply: ...
 
 
 def error_reply(status: int, message: str, request_id: str) -> Reply:
@@ -64,6 +75,8 @@ class ModelService:
         # the seam for input schemas: (data, batch) -> why it does not match (answered 422), or None
         self.input_check: Callable[[Any, bool], str | None] | None = None
         self.batching = False  # set when /predict requests are batched: the model must have batch_predict
+        self.validate = True  # check requests against the run's input schema (vci.serve.schema_check)
+        self.openapi: tuple[dict | None, bytes] | None = None  # (manifest, /openapi.json), see vci.serve.docs_page
 
     @property
     def ready(self) -> bool:
@@ -94,6 +107,7 @@ class ModelService:
             self._refuse_unbatchable(type(model).__name__)
             return
         self.model, self.manifest, self.digest = model, manifest, digest
+        self.input_check = input_check(manifest, self.validate)
         logs.event(
             "model_loaded",
             model_dir=self.model_dir,
@@ -155,29 +169,33 @@ class ModelService:
             data["release_id"] = self.release_id
         return data
 
-    def call(self, body: bytes, batch: bool, request_id: str) -> Reply:
+    def call(self, body: bytes, batch: bool, request_id: str, codec: Codec | None = None) -> Reply:
         """Decode ``body``, run predict (or batch_predict) and encode the result; map every failure.
+        ``codec`` decodes, calls and encodes another protocol's request (vci.serve.v2_rest's V2 infer).
 
         Never raises: even a model calling sys.exit() answers 500 and the server goes on."""
         try:
-            return self._call(body, batch, request_id)
+            return self._call(body, batch, request_id, codec)
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
 
-    def _call(self, body: bytes, batch: bool, request_id: str) -> Reply:
-        data = self._decode(body, batch, request_id)
+    def _call(self, body: bytes, batch: bool, request_id: str, codec: Codec | None = None) -> Reply:
+        data = self._decode(body, batch, request_id) if codec is None else codec.decode(self, body, request_id)
         if isinstance(data, Reply):
             return data
         started = time.perf_counter()
         try:
-            result = self._batch(data) if batch else self.model.predict(data)
+            if codec is not None:
+                result = codec.run(self.model, data)
+            else:
+                result = self._batch(data) if batch else self.model.predict(data)
         except ModelError as exc:
             return error_reply(exc.status, exc.message, request_id)
         except Exception as exc:
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
         finally:
             self._timed(started)
-        return self._encode(result, request_id)
+        return self._encode(result, request_id) if codec is None else codec.encode(result, request_id)
 
     def _decode(self, body: bytes, batch: bool, request_id: str) -> Any:
         """The request's JSON value, or the Reply that refuses it (not ready, not JSON, not a list, 422)."""
@@ -206,32 +224,39 @@ class ModelService:
         seconds, average = time.perf_counter() - started, self.predict_seconds
         self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
 
-    def call_many(self, requests: list[tuple[bytes, str]]) -> list[Reply]:
-        """Answer several /predict bodies with one ``batch_predict`` call, a Reply per request in order.
+    def call_many(self, requests: list[tuple[bytes, str]], codecs: list[Codec] | None = None) -> list[Reply]:
+        """Answer several /predict bodies with one ``batch_predict`` call, a Reply per request in order
+        (``codecs``: one per request, all of one protocol, as in :meth:`call`).
 
         A body that does not decode is refused alone; when the batch call raises (or answers a list of
         another length), each of its requests is answered by ``predict`` on its own, as without batching,
         so one bad item fails only its own request. Never raises."""
         try:
-            return self._call_many(requests)
+            return self._call_many(requests, codecs or [None] * len(requests))
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
             return [error_reply(500, failures.predict_failed(exc, rid, False), rid) for _, rid in requests]
 
-    def _call_many(self, requests: list[tuple[bytes, str]]) -> list[Reply]:
-        decoded = [self._decode(body, False, rid) for body, rid in requests]
+    def _call_many(self, requests: list[tuple[bytes, str]], codecs: list) -> list[Reply]:
+        decoded = [
+            self._decode(body, False, rid) if codec is None else codec.decode(self, body, rid)
+            for (body, rid), codec in zip(requests, codecs, strict=True)
+        ]
         good = [i for i, data in enumerate(decoded) if not isinstance(data, Reply)]
-        results = self._batch_results([decoded[i] for i in good]) if good else []
+        results = self._batch_results([decoded[i] for i in good], codecs[0]) if good else []
         replies = list(decoded)  # the refusals stay, the decoded values are replaced by their answers
         for n, i in enumerate(good):
-            body, rid = requests[i]
-            replies[i] = self._encode(results[n], rid) if results is not None else self._call(body, False, rid)
+            (body, rid), codec = requests[i], codecs[i]
+            if results is None:
+                replies[i] = self._call(body, False, rid, codec)
+            else:
+                replies[i] = self._encode(results[n], rid) if codec is None else codec.encode(results[n], rid)
         return replies
 
-    def _batch_results(self, items: list) -> Any:
+    def _batch_results(self, items: list, codec: Codec | None = None) -> Any:
         """``batch_predict(items)``, or None (logged) when it raised or did not answer one result per item."""
         started = time.perf_counter()
         try:
-            results = self.model.batch_predict(items)
+            results = self.model.batch_predict(items) if codec is None else codec.run_batch(self.model, items)
         except Exception as exc:
             logs.failure("batch_predict_failed", exc, size=len(items))
             return None

@@ -249,14 +249,16 @@ def signer_from(source: str, environ: Mapping[str, str] = os.environ) -> Signer:
     return _file_signer(path, environ, f"the signing key {path}")
 
 
-def _file_signer(path: Path, environ: Mapping[str, str], origin: str) -> KeySigner:
+def _read_pem(path: Path, what: str, hint: str) -> bytes:
+    """A key file's bytes; ConfigError naming ``what`` (never the contents) when it cannot be read."""
     try:
-        pem = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read {origin}: {exc.strerror or type(exc).__name__}",
-            hint="give a readable PEM file, as vci keys generate writes",
-        ) from None
+        raise ConfigError(f"cannot read {what}: {exc.strerror or type(exc).__name__}", hint=hint) from None
+
+
+def _file_signer(path: Path, environ: Mapping[str, str], origin: str) -> KeySigner:
+    pem = _read_pem(path, origin, "give a readable PEM file, as vci keys generate writes")
     _warn_if_readable_by_others(path)
     return KeySigner(pem, _password(environ), origin=origin)
 
@@ -299,13 +301,7 @@ def load_public_key(source: str | bytes | Path) -> PublicKey:
     if isinstance(source, str) and source.lstrip().startswith(PEM_START.decode()):
         return PublicKey.from_pem(source.encode())
     path = Path(str(source).removeprefix("file:")).expanduser()
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the public key {path}: {exc.strerror or type(exc).__name__}",
-            hint="give the .pub file vci keys generate wrote",
-        ) from None
+    pem = _read_pem(path, f"the public key {path}", "give the .pub file vci keys generate wrote")
     return PublicKey.from_pem(pem, origin=f"the public key {path}")
 
 

@@ -13,12 +13,13 @@ client and ``kubectl`` work against it and meet the same refusals as in producti
 Modules (each documents its rules): server.py (lifecycle, TLS via openssl, kubeconfig), handler.py (HTTP, auth 401,
 Forbid 403, discovery, watch streaming), rbac.py (the RBAC authorizer over Roles and bindings), api.py (verbs, patch
 types, server-side apply, scale, log), store.py (resourceVersion, generation, conflicts, finalizers, watch
-history/410), validation.py, quantity.py and networkpolicy.py (422/400 like the real server), defaults.py,
-selectors.py, patch.py, controller.py, deployment.py and rollout_status.py (deployment/replicaset controllers,
-garbage collection), pods.py (simulated pods: image markers ``broken``/``unready``/``nonexistent`` or env
-``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes through a runner, probes, restarts, host port annotation
-``fake.kube.vci.dev/host-port``), proxy.py (service/pod proxy), autoscaler.py (HPA min/max without metrics),
-disruption.py (PDB status and the pod eviction subresource), tables.py (kubectl's Table output), events.py.
+history/410), validation.py, quantity.py, names.py, networkpolicy.py, ingress.py and gotypes.py (422/400 like the
+real server), defaults.py, selectors.py, patch.py, controller.py, deployment.py and rollout_status.py
+(deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image markers
+``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes through a
+runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py (service/pod proxy),
+autoscaler.py (HPA min/max without metrics), disruption.py (PDB status and the pod eviction subresource), tables.py
+(kubectl's Table output), events.py.
 
 Pods terminate gracefully (store.py, pods.py: preStop sleep, SIGTERM, SIGKILL after the grace period), and
 leave the service proxy's endpoints ``endpoint_lag`` seconds after their deletion (proxy.py); admission.py

@@ -7,14 +7,14 @@ imagePullPolicy (Always for ``:latest`` or untagged images, else IfNotPresent), 
 timeouts/periods/ thresholds and httpGet scheme HTTP. Services: type ClusterIP, a clusterIP from 10.96.0.0/16,
 port protocol TCP, targetPort = port, sessionAffinity None. Namespaces: spec.finalizers [kubernetes],
 status.phase Active, the label kubernetes.io/metadata.name (what namespaceSelectors select by name).
-NetworkPolicies: see networkpolicy.py.
+NetworkPolicies: see networkpolicy.py; Ingresses: ingress.py.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from . import networkpolicy
+from . import ingress, networkpolicy
 
 _cluster_ips = itertools.count(10)
 
@@ -105,5 +105,7 @@ def apply_defaults(obj: dict) -> None:
         obj["status"] = {"phase": obj.get("status", {}).get("phase", "Active")}
     elif kind == "NetworkPolicy":
         networkpolicy.apply_defaults(obj)
+    elif kind == "Ingress":
+        ingress.apply_defaults(obj)
     elif kind == "Secret":
         obj.setdefault("type", "Opaque")

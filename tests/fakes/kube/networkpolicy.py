@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .status import undecodable
+from . import gotypes
 
 LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -43,54 +43,9 @@ TYPES = {
 }
 
 
-def _json_type(value) -> str:
-    names = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
-    return names.get(type(value), "value")
-
-
-def _fits(value, go_type: str) -> bool:
-    if value is None:
-        return True
-    if go_type.startswith("[]"):
-        return isinstance(value, list)
-    if go_type == "string":
-        return isinstance(value, str)
-    if go_type == "int32":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if go_type == "intstr":
-        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-    if go_type == "map":
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    return isinstance(value, dict)
-
-
-def _go_name(go_type: str) -> str:
-    """How Go names the type in an unmarshal error: ``[]v1.NetworkPolicyPeer``, ``intstr.IntOrString``."""
-    if go_type.startswith("[]"):
-        return "[]" + _go_name(go_type[2:])
-    builtin = {"string": "string", "int32": "int32", "intstr": "intstr.IntOrString", "map": "map[string]string"}
-    return builtin.get(go_type, f"v1.{go_type}")
-
-
-def _decode(resource, value, go_type: str, parent: str, path: str) -> None:
-    """Raise the server's 400 where ``value`` does not decode into ``go_type``; walk into structs and lists."""
-    if not _fits(value, go_type):
-        what = f"{_json_type(value)} into Go struct field {parent}.{path} of type {_go_name(go_type)}"
-        raise undecodable(resource, f"json: cannot unmarshal {what}")
-    if value is None or go_type in ("string", "int32", "intstr", "map"):
-        return
-    if go_type.startswith("[]"):
-        for item in value:
-            _decode(resource, item, go_type[2:], parent, path)
-        return
-    for key, field_type in TYPES[go_type].items():
-        if key in value:
-            _decode(resource, value[key], field_type, go_type, f"{path}.{key}")
-
-
 def decode(resource, obj: dict) -> None:
     """The type checks of decoding a NetworkPolicy (400 BadRequest)."""
-    _decode(resource, obj.get("spec"), "NetworkPolicySpec", "NetworkPolicy", "spec")
+    gotypes.decode(resource, obj.get("spec"), "NetworkPolicySpec", TYPES, "NetworkPolicy", "spec")
 
 
 def apply_defaults(obj: dict) -> None:
@@ -211,7 +166,7 @@ def _port_problems(port: dict, field: str) -> list[tuple[str, str]]:
         if end is not None and end < number:
             found.append((f"{field}.endPort", f"Invalid value: {number}: must be greater than or equal to `port`"))
     elif number is not None:
-        found += [(f"{field}.port", f'Invalid value: "{number}": {why}') for why in _port_name_problems(number)]
+        found += [(f"{field}.port", f'Invalid value: "{number}": {why}') for why in port_name_problems(number)]
         if end is not None:
             found.append((f"{field}.endPort", f"Invalid value: {end}: may not be specified when `port` is non-numeric"))
     elif end is not None:
@@ -221,7 +176,7 @@ def _port_problems(port: dict, field: str) -> list[tuple[str, str]]:
     return found
 
 
-def _port_name_problems(name: str) -> list[str]:
+def port_name_problems(name: str) -> list[str]:
     """``IsValidPortName`` (an IANA_SVC_NAME)."""
     found = []
     if len(name) > 15:

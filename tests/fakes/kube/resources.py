@@ -3,7 +3,7 @@
 Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets,
 resourcequotas (+status); apps/v1 deployments (+status, +scale), replicasets (+status, +scale);
 autoscaling/v2 horizontalpodautoscalers (+status); policy/v1 poddisruptionbudgets (+status);
-networking.k8s.io/v1 networkpolicies. Discovery answers the legacy (non-aggregated) documents /api,
+networking.k8s.io/v1 networkpolicies, ingresses (+status). Discovery answers the legacy (non-aggregated) documents /api,
 /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
 """
 
@@ -62,6 +62,7 @@ RESOURCES = [
         subresources=("status",),
     ),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",), has_status=False),
+    Resource("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), subresources=("status",)),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
@@ -73,6 +74,7 @@ GENERATION_KINDS = {
     "PodDisruptionBudget",
     "Pod",
     "NetworkPolicy",
+    "Ingress",
 }
 
 

@@ -35,7 +35,14 @@ from .defaults import apply_defaults
 from .resources import BY_KIND, GENERATION_KINDS, Resource
 from .validation import decode_typed, validate
 
-RESET_STATUS_ON_CREATE = {"Deployment", "ReplicaSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod"}
+RESET_STATUS_ON_CREATE = {
+    "Deployment",
+    "ReplicaSet",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Pod",
+    "Ingress",
+}
 
 
 def now_iso() -> str:

@@ -6,37 +6,21 @@ RFC 1035 labels), label keys and values, container names/images/env names/port n
 (decoded first: a bad one is a 400, see quantity.py; requests above limits are a 422), Deployment/ReplicaSet
 selectors (required, must match the template labels, immutable on update), rolling-update parameters, Service
 ports and clusterIP immutability, PDB minAvailable/maxUnavailable exclusivity, HPA replica bounds,
-NetworkPolicy specs (networkpolicy.py: decoding and validation). Messages follow the real ones.
+NetworkPolicy and Ingress specs (networkpolicy.py, ingress.py: decoding and validation; names.py: DNS names).
+Messages follow the real ones.
 """
 
 from __future__ import annotations
 
 import re
 
-from . import networkpolicy, quantity
+from . import ingress, networkpolicy, quantity
+from .names import LABEL, MSG_LABEL, SUBDOMAIN, bad_value, name_problems
 from .selectors import selector_matches
 from .status import invalid, undecodable
 
-SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-MSG_SUBDOMAIN = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-MSG_LABEL = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation "
-    "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-MSG_1035 = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
-    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
-    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-)
 MSG_VALUE = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
     "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
@@ -44,29 +28,15 @@ MSG_VALUE = (
 )
 
 
-def _bad(field: str, value, why: str) -> tuple[str, str]:
-    shown = f'"{value}"' if isinstance(value, str) else repr(value)
-    return field, f"Invalid value: {shown}: {why}"
-
-
-def name_problems(kind: str, name: str, field: str = "metadata.name") -> list[tuple[str, str]]:
-    pattern, message, limit = {"Namespace": (LABEL, MSG_LABEL, 63), "Service": (DNS1035, MSG_1035, 63)}.get(
-        kind, (SUBDOMAIN, MSG_SUBDOMAIN, 253)
-    )
-    if len(name) > limit:
-        return [_bad(field, name, f"must be no more than {limit} characters")]
-    return [] if pattern.match(name) else [_bad(field, name, message)]
-
-
 def label_problems(labels: dict | None, field: str) -> list[tuple[str, str]]:
     problems = []
     for key, value in (labels or {}).items():
         prefix, _, name = key.rpartition("/")
         if (prefix and not SUBDOMAIN.match(prefix)) or not name or len(name) > 63 or not LABEL_VALUE.match(name):
-            problems.append(_bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'"))
+            problems.append(bad_value(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.'"))
         if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
             why = "must be no more than 63 characters" if isinstance(value, str) and len(value) > 63 else MSG_VALUE
-            problems.append(_bad(field, value, why))
+            problems.append(bad_value(field, value, why))
     return problems
 
 
@@ -91,6 +61,8 @@ def decode_typed(resource, obj: dict) -> None:
     """The type checks of decoding into Go structs (400 BadRequest): string maps, env values, int replicas."""
     if obj.get("kind") == "NetworkPolicy":
         networkpolicy.decode(resource, obj)
+    if obj.get("kind") == "Ingress":
+        ingress.decode(resource, obj)
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
     checks = [
         (m.get(k), f"ObjectMeta.metadata.{k}")
@@ -155,13 +127,13 @@ def container_problems(obj: dict) -> list[tuple[str, str]]:
         if not container.get("name"):
             problems.append((f"{field}.name", "Required value"))
         elif not LABEL.match(container["name"]):
-            problems.append(_bad(f"{field}.name", container["name"], MSG_LABEL))
+            problems.append(bad_value(f"{field}.name", container["name"], MSG_LABEL))
         if not container.get("image"):
             problems.append((f"{field}.image", "Required value"))
         for env in container.get("env") or []:
             if not ENV_NAME.match(env.get("name") or ""):
                 problems.append(
-                    _bad(
+                    bad_value(
                         f"{field}.env.name",
                         env.get("name", ""),
                         "a valid environment variable name "
@@ -172,7 +144,7 @@ def container_problems(obj: dict) -> list[tuple[str, str]]:
         for port in container.get("ports") or []:
             name = port.get("name")
             if name and (len(name) > 15 or not re.match(r"^[a-z0-9-]*[a-z][a-z0-9-]*$", name)):
-                problems.append(_bad(f"{field}.ports.name", name, "must be an IANA_SVC_NAME"))
+                problems.append(bad_value(f"{field}.ports.name", name, "must be an IANA_SVC_NAME"))
         problems += _request_limit_problems(container, field)
     return problems
 
@@ -184,7 +156,7 @@ def _request_limit_problems(container: dict, field: str) -> list[tuple[str, str]
     for key, value in requests.items():
         if key in limits and quantity.parse(value)[0] > quantity.parse(limits[key])[0]:
             problems.append(
-                _bad(
+                bad_value(
                     f"{field}.resources.requests", value, f"must be less than or equal to {key} limit of {limits[key]}"
                 )
             )
@@ -209,12 +181,14 @@ def kind_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
         ]
     if kind == "NetworkPolicy":
         return networkpolicy.problems(spec)
+    if kind == "Ingress":
+        return ingress.problems(obj, old)
     if kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
-            return [_bad("spec.minReplicas", low, "must be greater than or equal to 1")]
+            return [bad_value("spec.minReplicas", low, "must be greater than or equal to 1")]
         if high < low:
-            return [_bad("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")]
+            return [bad_value("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")]
     return []
 
 
@@ -225,15 +199,17 @@ def _workload_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     problems = []
     if not selector_matches(selector, labels):
-        problems.append(_bad("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+        problems.append(
+            bad_value("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
+        )
     if old is not None and old.get("selector") != selector:
-        problems.append(_bad("spec.selector", selector, "field is immutable"))
+        problems.append(bad_value("spec.selector", selector, "field is immutable"))
     if (spec.get("replicas") or 0) < 0:
-        problems.append(_bad("spec.replicas", spec["replicas"], "must be greater than or equal to 0"))
+        problems.append(bad_value("spec.replicas", spec["replicas"], "must be greater than or equal to 0"))
     strategy = spec.get("strategy") or {}
     if strategy.get("type") == "Recreate" and strategy.get("rollingUpdate") is not None:
         problems.append(
-            _bad(
+            bad_value(
                 "spec.strategy.rollingUpdate",
                 strategy["rollingUpdate"],
                 "may not be specified when strategy `type` is 'Recreate'",
@@ -245,7 +221,7 @@ def _workload_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
         and str(rolling.get("maxSurge", 1)) in ("0", "0%")
         and str(rolling.get("maxUnavailable", 1)) in ("0", "0%")
     ):
-        problems.append(_bad("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0"))
+        problems.append(bad_value("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0"))
     restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy", "Always")
     if restart != "Always":
         problems.append(
@@ -265,7 +241,7 @@ def _service_problems(spec: dict, old: dict | None) -> list[tuple[str, str]]:
     if len(ports) > 1 and any(not p.get("name") for p in ports):
         problems.append(("spec.ports[0].name", "Required value"))
     if old and old.get("clusterIP") and spec.get("clusterIP") not in (None, "", old["clusterIP"]):
-        problems.append(_bad("spec.clusterIPs[0]", spec["clusterIP"], "may not change once set"))
+        problems.append(bad_value("spec.clusterIPs[0]", spec["clusterIP"], "may not change once set"))
     return problems
 
 
