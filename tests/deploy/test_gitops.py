@@ -2,6 +2,7 @@
 and the GitHub API test server for pull requests: deploy, rollback and promotion commit what the cluster
 should run (by digest), the commit names the release and the CI build, and the ledger records the commit."""
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -307,3 +308,23 @@ def test_promotion_into_a_gitops_production_commits_and_waits_for_the_cluster(gi
     assert record.extra["commit"]["sha"] == controller.applied[0]
     with pytest.raises(UsageError, match="gitops environment: vci's canary writes to the cluster"):
         promote(settings, "staging", "production", digest=digest, strategy="canary")
+
+
+def test_credentials_in_an_https_url_stay_off_git_command_lines(gitops, tmp_path, monkeypatch):
+    import vci.deploy.gitrepo as gitrepo
+
+    seen = []
+    real = subprocess.run
+
+    def recording(args, **kwargs):
+        seen.append((args, (kwargs.get("env") or {}).get("GIT_CONFIG_VALUE_0")))
+        return real(args, **kwargs)
+
+    monkeypatch.setattr(gitrepo.subprocess, "run", recording)
+    settings = gitops("https://x-access-token:ghs_SECRETgitopsTOKEN42@127.0.0.1:9/acme/deploy.git")
+    with pytest.raises(DeployError, match="git ls-remote failed") as failed:
+        status(settings, "production")
+    [(args, header)] = seen
+    assert args[-2] == "https://127.0.0.1:9/acme/deploy.git" and not any("SECRET" in a for a in args)
+    assert header == "Authorization: Basic " + base64.b64encode(b"x-access-token:ghs_SECRETgitopsTOKEN42").decode()
+    assert "SECRET" not in str(failed.value)

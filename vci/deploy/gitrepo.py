@@ -2,11 +2,15 @@
 pushed (to the branch, or to a branch of its own for a pull request), retried when someone pushed first.
 
 Every call is an argument list (never a shell); what git prints is masked (``redact``) before it reaches
-an error, since a repository URL may carry a token. The author is vci's ``who()`` (the CI actor or user).
+an error. Credentials in an HTTPS URL (``https://x-access-token:TOKEN@host/...``) never reach git's
+command line (a process list shows it) nor a clone's config: git gets the URL without them and the
+credentials as an ``Authorization`` header through ``GIT_CONFIG_*`` variables of its own environment.
+The author is vci's ``who()`` (the CI actor or user).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -14,9 +18,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ConflictError, DeployError, UsageError
-from ..redact import mask_url, redact
+from ..redact import mask_url, redact, remember
 
 PUSH_ATTEMPTS = 3  # a push refused because the branch moved is redone on a fresh clone this often
 GIT_TIMEOUT = 120.0
@@ -61,9 +66,9 @@ def git(args: list[str], cwd: Path | None = None, env: dict | None = None, check
 def clone(repo: str, branch: str, into: Path) -> bool:
     """Clone ``branch`` of ``repo`` into ``into``; False (an empty checkout on that branch) when the branch
     does not exist yet."""
-    source = _fetchable(repo)
-    if git(["ls-remote", "--heads", source, f"refs/heads/{branch}"]).strip():
-        git(["clone", "--quiet", "--single-branch", "--branch", branch, "--depth", "1", source, str(into)])
+    source, secret = _fetchable(repo), credential_env(repo)
+    if git(["ls-remote", "--heads", source, f"refs/heads/{branch}"], env=secret).strip():
+        git(["clone", "--quiet", "--single-branch", "--branch", branch, "--depth", "1", source, str(into)], env=secret)
         return True
     into.mkdir(parents=True)
     git(["init", "--quiet", "-b", branch], cwd=into)
@@ -104,7 +109,7 @@ def commit_and_push(
             pushed = subprocess.run(
                 ["git", "push", "--quiet", "origin", f"HEAD:refs/heads/{target}"],
                 cwd=checkout,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credential_env(repo)},
                 capture_output=True,
                 text=True,
                 timeout=GIT_TIMEOUT,
@@ -122,8 +127,25 @@ def _moved(stderr: str) -> bool:
     return any(word in stderr for word in ("non-fast-forward", "fetch first", "rejected"))
 
 
+def credential_env(repo: str) -> dict[str, str]:
+    """The user and token of an HTTP(S) URL as git configuration in the environment (none without them)."""
+    parts = urlsplit(repo)
+    if parts.scheme not in ("http", "https") or not (parts.username or parts.password):
+        return {}
+    user, token = unquote(parts.username or ""), unquote(parts.password or "")
+    remember(token, user if not token else None)
+    basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+    remember(basic)
+    header = f"Authorization: Basic {basic}"
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": header}
+
+
 def _fetchable(repo: str) -> str:
-    """A local repository as a ``file://`` URL (so that ``--depth`` applies); anything else unchanged."""
+    """A local repository as a ``file://`` URL (so that ``--depth`` applies); an HTTP(S) URL without its
+    credentials (``credential_env`` carries them); anything else unchanged."""
+    parts = urlsplit(repo)
+    if parts.scheme in ("http", "https"):
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     if "://" in repo or repo.startswith("git@") or ":" in repo.split("/", 1)[0]:
         return repo
     path = Path(repo).expanduser()
