@@ -91,3 +91,30 @@ def test_a_wave_failing_on_its_second_cluster_leaves_both_on_the_old_digest(sett
         ]
     finally:
         target_for(settings, "production-us").undeploy()
+
+
+def test_the_analysis_gate_reads_a_real_prometheus_scraping_the_cluster_pods(settings, tmp_path):  # noqa: F811
+    from kubernetes.client import CoreV1Api
+
+    from prometheus import PrometheusServer  # tests/ is on sys.path (test_kube_release puts it there)
+    from vci.deploy import target_for
+    from vci.errors import DeployError
+
+    production = settings.environments["production"]
+    production.requires_approval = False
+    _, staged = stage(settings, tmp_path, 2)
+    core = CoreV1Api(target_for(settings, "staging").cluster.api_client)
+    pods = core.list_namespaced_pod("ml-staging", label_selector="vci.dev/environment=staging").items
+    ports = [pod.metadata.annotations["fake.kube.vci.dev/host-port"] for pod in pods]
+    assert ports, pods
+    with PrometheusServer(tmp_path / "prometheus", {"staging": [f"127.0.0.1:{port}" for port in ports]}) as prom:
+        prom.wait_for('sum(vci_model_ready{job="staging"}) >= 1')
+        production.analysis = {"prometheus": prom.url, "query": 'sum(vci_model_ready{job="nothing"})', "min": 1}
+        with pytest.raises(DeployError, match="the analysis gate failed: .* no data"):
+            promote(settings, "staging", "production", digest=staged.rsplit("@", 1)[1], strategy="direct", timeout=60)
+        assert status(settings, "production").state == "not-deployed"
+        production.analysis = {"prometheus": prom.url, "query": 'sum(vci_model_ready{job="staging"})', "min": 1}
+        done = promote(
+            settings, "staging", "production", digest=staged.rsplit("@", 1)[1], strategy="direct", timeout=60
+        )
+        assert done["outcome"] == "succeeded" and done["gate"]["analysis"].endswith(f"= {len(ports)}, min 1")
