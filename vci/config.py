@@ -69,6 +69,7 @@ class Environment:
     )  # {min/max_replicas, cpu, memory}
     requires_approval: bool = _setting(bool, False)
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
+    shadow: dict = _setting(dict, check=rules.check_shadow)  # ShadowPolicy settings (--strategy shadow)
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
     min_soak: int | float | str | None = _setting(DURATION, check=rules.at_least(0, "s"))  # before promoting from it
     auto_promote: bool = _setting(bool, False)  # `vci promote --auto` may promote into it

@@ -27,7 +27,7 @@ from .kubevalues import (
 LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
 TARGETS = (LOCAL, KUBERNETES, GITOPS)  # gitops: rendered manifests committed to a repository a controller applies
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
-STRATEGIES = ("direct", "canary")
+STRATEGIES = ("direct", "canary", "shadow")
 WAVES = ("sequential",)  # how a group's targets are promoted
 GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a group itself may set
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
@@ -362,10 +362,11 @@ def check_together(name: str, values: dict) -> None:
             f"environments.{name}: target gitops and the gitops setting go together (its repository, branch, path)",
             hint=f"set environments.{name}.gitops: {{repo: ..., branch: main, path: ...}} with target: gitops",
         )
-    if values.get("target") == GITOPS and values.get("strategy") == "canary":
+    if values.get("target") == GITOPS and values.get("strategy") in ("canary", "shadow"):
         raise ConfigError(
-            f"environments.{name}: a gitops environment cannot run vci's canary (vci does not write to its cluster)",
-            hint="a controller there (Argo Rollouts, Flagger) can; remove strategy: canary",
+            f"environments.{name}: a gitops environment cannot run vci's {values['strategy']} (vci does not write "
+            "to its cluster)",
+            hint=f"a controller there (Argo Rollouts, Flagger) can; remove strategy: {values['strategy']}",
         )
     if values.get("auto_promote") and values.get("requires_approval"):
         raise ConfigError(
@@ -437,3 +438,51 @@ def _check_numbers(values: dict, where: str) -> None:
         value = values.get(key)
         if value is not None and not (has_kind(value, (int, float)) and ok(value)):
             raise ConfigError(f"{where}.{key} must be {rule}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ShadowPolicy:
+    """An environment's ``shadow:`` settings: what share of live traffic the candidate sees, how its answers
+    are compared with production's, and the gate (enough compared, few enough disagreements)."""
+
+    fraction: float = 1.0
+    duration: float = 600.0
+    min_requests: int = 100
+    compare: str = "exact"
+    max_disagreement: float = 0.01
+
+    @classmethod
+    def from_settings(cls, values: dict | None, where: str = "shadow") -> ShadowPolicy:
+        values = dict(values or {})
+        refuse_unknown(values, [f.name for f in fields(cls)], where, "shadow")
+        if "duration" in values:
+            values["duration"] = parse_seconds(values["duration"], f"{where}.duration")
+            at_least(0.001, "s")(values["duration"], f"{where}.duration")
+        fraction, most = values.get("fraction", cls.fraction), values.get("max_disagreement", cls.max_disagreement)
+        if not has_kind(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ConfigError(f"{where}.fraction must be a share of live requests in (0, 1], got {fraction!r}")
+        if not has_kind(most, (int, float)) or not 0 <= most <= 1:
+            raise ConfigError(f"{where}.max_disagreement must be a rate from 0 to 1, got {most!r}")
+        if not has_kind(values.get("min_requests", 1), int) or values.get("min_requests", 1) < 1:
+            raise ConfigError(f"{where}.min_requests must be a whole number of at least 1")
+        check_comparison(str(values.get("compare", cls.compare)), f"{where}.compare")
+        return cls(**values)
+
+
+def check_comparison(compare: str, where: str) -> None:
+    """``exact``, ``tolerance:T`` (T >= 0), ``same_class`` or ``top_k:K`` (K >= 1)."""
+    mode, _, arg = compare.partition(":")
+    ok = mode in ("exact", "same_class") and not arg
+    try:
+        ok = ok or (mode == "tolerance" and float(arg) >= 0) or (mode == "top_k" and int(arg) >= 1)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{where} must be exact, tolerance:T, same_class or top_k:K, got {compare!r}",
+            hint="e.g. compare: tolerance:1e-6",
+        )
+
+
+def check_shadow(values: dict, where: str) -> None:
+    ShadowPolicy.from_settings(values, where)

@@ -64,9 +64,11 @@ def test_cmd(env, examples_file, store, output):
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["direct", "canary"]),
+    type=click.Choice(["direct", "canary", "shadow"]),
     default=None,
-    help="direct, or canary in the target's steps (default: the target's strategy, else direct).",
+    help="direct; canary in the target's steps; or shadow: the candidate answers a copy of live traffic and "
+    "is promoted only when its answers agree (the target's shadow: settings; local environments). Default: "
+    "the target's strategy, else direct.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
 @click.option(

@@ -14,6 +14,7 @@ from ..logview import select_lines
 from ..refs import is_image_reference
 from ..requirements import differences
 from ..runs import resolve_run
+from ..serve.shadow import SHADOW_CONFIG
 from ..trust import TRUSTED_KEYS_ENV, Policy, keys_to_environ
 from . import process
 from .target import DeployResult, LogLine, Removal, Status
@@ -79,7 +80,8 @@ class LocalTarget:
             if dry_run or unchanged:
                 return _plan(name, run, current, "unchanged" if unchanged else "would-deploy", dry_run)
             model_dir = run.model_dir()
-            record = process.start_server(model_dir, self.state, name, release_id, port, self.server_env)
+            stable_env = {**self.server_env, SHADOW_CONFIG: str(self.shadow_config)}  # a shadow may mirror it
+            record = process.start_server(model_dir, self.state, name, release_id, port, stable_env)
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {
@@ -181,6 +183,11 @@ class LocalTarget:
                 if not process.is_server_process(record.get("pid")):
                     return
                 time.sleep(0.2)
+
+    @property
+    def shadow_config(self) -> Path:
+        """The file a shadow release writes to make the stable server mirror its traffic (vci.serve.shadow)."""
+        return self.state / "shadow" / f"{self.environment.name}.json"
 
     # -- canary (driven by vci.release.canary): a second server process beside the stable one -----------
     @property

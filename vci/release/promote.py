@@ -28,11 +28,12 @@ from .abort import signals_abort
 from .analysis import Analysis
 from .images import copy_to_environment, tag_in_environment
 from .schema_gate import check_schema_change
+from .shadow import shadow_release
 from .smoke import examples_for, smoke_test
 from .soak import require_soaked, soak_of
 from .strategies import canary_release
 
-STRATEGIES = ("direct", "canary")
+STRATEGIES = ("direct", "canary", "shadow")
 
 
 def check_environments(settings, source: str, destination: str):
@@ -208,7 +209,7 @@ def recorded_attempt(settings, target: Target, holder: str, record, work) -> dic
         except (VciError, Aborted) as exc:
             ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
             raise
-        extra = {k: done[k] for k in ("image", "gate", "canary", "transfer", "commit") if k in done}
+        extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer", "commit") if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
@@ -242,9 +243,11 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
     if as_canary:
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
+    elif strategy == "shadow" and dst.status().state == "ready":
+        done.update(shadow_release(dst, what, release_id, None, timeout))
     else:
         deployed = dst.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        note = "" if strategy == "direct" else " (canary skipped: nothing ran there yet)"
+        note = "" if strategy == "direct" else f" ({strategy} skipped: nothing ran there yet)"
         done.update(
             outcome="succeeded",
             endpoint=deployed.endpoint,

@@ -31,6 +31,7 @@ from .auth import Tokens
 from .batching import Batcher
 from .metrics import CONTENT_TYPE
 from .service import JSON, Codec, Reply, error_reply
+from .shadow import Mirror
 from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
 from .wire import (
     MAX_HEAD_BYTES,
@@ -82,6 +83,7 @@ class HttpServer:
         self.draining = False
         self.batcher: Batcher | None = None  # set when /predict requests are batched (vci.serve.batching)
         self.auth: Tokens | None = None  # set when routes need a bearer token (vci.serve.auth)
+        self.mirror: Mirror | None = None  # set when a release may shadow this server (vci.serve.shadow)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -172,6 +174,7 @@ class HttpConnection(asyncio.Protocol):
         self.request_id = ""
         self.started = 0.0
         self.eof = False
+        self.mirrored: bytes | None = None  # this /predict request's body, for a shadow once it is answered
         self.discarding = False
         self.chunks: ChunkedBody | None = None
         self.reserved = 0  # bytes of the server's body budget this connection holds
@@ -323,7 +326,7 @@ class HttpConnection(asyncio.Protocol):
             reply = self.server.get_reply(head.path, rid)
         elif not _json_content_type(head.headers):
             reply = error_reply(415, "send the body as Content-Type: application/json", rid)
-        elif isinstance(decoded := decode_body(head.headers, body, self.server.max_body), tuple):
+        elif isinstance(decoded := self._decoded(head, body), tuple):
             reply = error_reply(*decoded, rid)
         elif self.server.batcher is not None and head.path == "/predict":
             self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply))
@@ -334,6 +337,13 @@ class HttpConnection(asyncio.Protocol):
         else:
             reply = self.server.service.call(decoded, head.path == "/batch-predict", rid)
         self._finish(head, reply)
+
+    def _decoded(self, head: Head, body: bytes) -> bytes | tuple[int, str]:
+        """The request's JSON bytes (or the error), remembered for a shadow when this server has one."""
+        decoded = decode_body(head.headers, body, self.server.max_body)
+        if self.server.mirror is not None and head.path == "/predict" and not isinstance(decoded, tuple):
+            self.mirrored = decoded
+        return decoded
 
     def _dispatch_v2(self, head: Head, body: bytes) -> None:
         """The Open Inference Protocol's routes (vci.serve.v2_rest); infer is called as /predict is."""
@@ -413,6 +423,10 @@ class HttpConnection(asyncio.Protocol):
                     reply.status, reply.body, reply.content_type, rid, close=close, extra=extra + reply.headers
                 )
             )
+        if self.mirrored is not None:  # after the answer is written: a shadow never delays it
+            if reply.status == 200 and server.mirror is not None:
+                server.mirror.offer(self.mirrored, reply.body)
+            self.mirrored = None
         route = head.path if head else "-"
         server.metrics.finished(
             route_label(route) if is_v2(route) else route, reply.status, time.perf_counter() - self.started

@@ -24,6 +24,7 @@ from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
 from .service import LOAD_FAILED, ModelService
+from .shadow import SHADOW_CONFIG, Mirror
 from .v2_grpc import METHODS as V2_METHODS
 from .v2_grpc import SERVICE as V2_SERVICE
 from .v2_rest import ROUTE_TEMPLATES
@@ -228,6 +229,8 @@ class _Process:
             request_timeout=request_timeout,
         )
         self.http.auth = self.auth = auth
+        if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
+            self.http.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
         if max_batch_size > 0:
             self.service.batching = True
             self.metrics.enable_batching()
