@@ -11,14 +11,14 @@ read-only root), after one unmeasured start. Medians of BENCH_RUNS (default 5) s
   model_test   the model's self-test (one prediction)
   server's own the real server's launch to listening less the first three phases (binding, the event
                loop), plus its ready (the model_test log record) to its first correct answer
-The phases come from a probe that makes the server's load calls one after the other, each stamped
-(time.time(): runc shares the host's clock), in the image as packaged; the real server hashes the
-artifacts while the class unpickles (vci.modeldir.load_model), so its load can be shorter than their
-sum. The real server is timed as coldstart.py times it, its log's time stamps splitting it. Then the
-same model written as most model files are (ImportingModel: scikit-learn imported at the top, so
-unpickling the class imports it) with a 1 GiB artifact beside its weights: the verification phase's
-MB/s, how many bytes it reads (``rchar`` of /proc/self/io: one read of each blob is what "hash once"
-means), and the real server's load against the phases' sum (the hashing overlaps the class's imports).
+The phases come from a probe that makes the server's load calls one after the other, as the server
+does, each stamped (time.time(): runc shares the host's clock), in the image as packaged. The real
+server is timed as coldstart.py times it, its log's time stamps splitting it. Then the same model
+written as most model files are (ImportingModel: scikit-learn imported at the top, so unpickling the
+class imports it) with a 1 GiB artifact beside its weights: the verification phase's MB/s, how many
+bytes it reads (``rchar`` of /proc/self/io: one read of each blob is what "hash once" means), and the
+real server's load against the phases' sum (what overlapping the hashing with the class's imports
+could save at most).
 Needs runc, umoci and skopeo (scripts/test.sh installs them); run as root.
 """
 
@@ -183,7 +183,7 @@ def print_breakdown(title: str, runs: dict[str, list[float]]) -> dict[str, float
 
 class ImportingModel:
     """The iris model as most model files are written: its framework imported at the top of the file, so
-    unpickling the class imports it (that is what the artifacts' hashing can overlap)."""
+    unpickling the class imports it (what hashing the artifacts meanwhile could overlap)."""
 
     LABELS = ["setosa", "versicolor", "virginica"]
 
@@ -233,8 +233,8 @@ def main() -> None:
     print(
         f"1 GiB artifact: verification {big['verification']:.2f} s ({GiB / 1e6 / big['verification']:.0f} MB/s), "
         f"read {big['read'] / GiB:.2f} GiB to verify it (once is 1.00); the real server loaded and self-tested in "
-        f"{big['server load']:.2f} s, the probe's phases one after the other take {phases:.2f} s (the hashing "
-        f"overlaps the class's imports); iris without it: {small['server load']:.2f} s"
+        f"{big['server load']:.2f} s, the probe's phases one after the other {phases:.2f} s; iris without it: "
+        f"{small['server load']:.2f} s"
     )
 
 

@@ -53,12 +53,14 @@ LAYERS = [
         "vci.tags",
         "vci.client",
         "vci.serve",
+        "vci.predictions",
         "vci.trust",
         "vci.verification",
     },
     {"vci.build"},
     {"vci.deploy"},
     {"vci.release"},
+    {"vci.ui"},
     {"vci.cli", "vci.__main__"},
 ]
 ALLOWED_UPWARD = {("vci.runs", "vci.deploy")}  # Run.deploy() / Run.get_deployed_model(), lazy by design

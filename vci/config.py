@@ -76,6 +76,7 @@ class Environment:
     analysis: dict = _setting(dict, check=rules.check_analysis)  # {prometheus, query, max}: vci.release.analysis
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
+    payload_log: dict = _setting(dict, check=rules.check_payload_log)  # {sink, sample, include, redact}: serving.md
     validate: bool = _setting(bool, True, check=rules.boolean)  # the server checks requests (422); false: off
     allow_schema_change: bool = _setting(bool, True, check=rules.boolean)  # false: promotion refuses a new input schema
     auth: dict = _setting(dict, check=rules.check_auth)  # bearer tokens: {secret: NAME} or {token_file: PATH}
@@ -108,12 +109,13 @@ class Environment:
 
     @property
     def server_env(self) -> dict:
-        """The model server's variables: the ``env`` setting and those that carry ``batching``, ``auth`` and
-        ``validate``."""
+        """The model server's variables: the ``env`` setting and those that carry ``batching``, ``auth``,
+        ``payload_log`` and ``validate``."""
         return {
             **self.env,
             **rules.batching_env(self.batching),
             **rules.auth_env(self.auth),
+            **rules.payload_log_env(self.payload_log, self.name),
             **rules.validate_env(self.validate),
         }
 

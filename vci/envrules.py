@@ -39,6 +39,19 @@ AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-
 AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
 AUTH_MOUNT = "/var/run/secrets/vci-auth"  # where a pod mounts the auth Secret (whole: a subPath never updates)
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+PAYLOAD_LOG = ("sink", "sample", "include", "redact", "batch_records", "batch_seconds", "queue")  # vci.serve.payloads
+PAYLOAD_PARTS = ("input", "output")  # what payload_log.include may name
+PAYLOAD_ENV = {  # the server variables that carry payload_log (and VCI_ENVIRONMENT, the name records carry)
+    "sink": "VCI_PAYLOAD_SINK",
+    "sample": "VCI_PAYLOAD_SAMPLE",
+    "include": "VCI_PAYLOAD_INCLUDE",
+    "redact": "VCI_PAYLOAD_REDACT",
+    "batch_records": "VCI_PAYLOAD_BATCH_RECORDS",
+    "batch_seconds": "VCI_PAYLOAD_BATCH_SECONDS",
+    "queue": "VCI_PAYLOAD_QUEUE",
+}
+PAYLOAD_SINK = re.compile(r"^(stdout|file:/.+|https?://[^/\s]+\S*|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?)$")
+FIELD_PATH = re.compile(r"^(input|output|error)(\.([A-Za-z0-9_-]+|\*))*$")  # input.features.*.ssn
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")  # os/arch[/variant], e.g. linux/arm64/v8
 Check = Callable[[Any, str], None]
 
@@ -168,6 +181,8 @@ def check_env(values: dict, where: str) -> None:
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
+        if name in PAYLOAD_ENV.values():
+            raise ConfigError(f"{where}.{name} comes from the payload_log setting", hint="set payload_log: {sink: ...}")
         if name == VALIDATE_ENV:
             raise ConfigError(f"{where}.{name} comes from the validate setting", hint="set validate: false")
         if name in AUTH_ENV:
@@ -247,6 +262,44 @@ def auth_env(values: dict) -> dict[str, str]:
         return {}
     path = f"{AUTH_MOUNT}/{values.get('key', 'token')}" if "secret" in values else values["token_file"]
     return {"VCI_AUTH_TOKEN_FILE": path, **({"VCI_AUTH_ALL_ROUTES": "true"} if values.get("all_routes") else {})}
+
+
+def check_payload_log(values: dict, where: str) -> None:
+    """``sink`` one of stdout, file:/ABS/PATH, http(s)://URL, s3://BUCKET/PREFIX; ``sample`` in (0, 1];
+    ``include`` a list of input/output; ``redact`` dotted field paths (``input.customer.email``, ``*``
+    for any key or item); batch_records / queue whole numbers >= 1, batch_seconds from 0.1 to 3600."""
+    refuse_unknown(values, PAYLOAD_LOG, where)
+    sink = values.get("sink")
+    if not isinstance(sink, str) or not PAYLOAD_SINK.match(sink):
+        raise ConfigError(
+            f"{where}.sink must be stdout, file:/ABSOLUTE/PATH, http(s)://URL or s3://BUCKET/PREFIX, got {sink!r}"
+        )
+    sample = values.get("sample", 1.0)
+    if not has_kind(sample, (int, float)) or not 0 < sample <= 1:
+        raise ConfigError(f"{where}.sample must be a fraction above 0 and at most 1, got {sample!r}")
+    include = values.get("include", list(PAYLOAD_PARTS))
+    if not isinstance(include, list):
+        raise ConfigError(f"{where}.include must be a list of: {', '.join(PAYLOAD_PARTS)}")
+    refuse_unknown(include, PAYLOAD_PARTS, f"{where}.include", "part")
+    redact = values.get("redact", [])
+    if not isinstance(redact, list) or not all(isinstance(p, str) and FIELD_PATH.match(p) for p in redact):
+        raise ConfigError(
+            f"{where}.redact must list field paths such as input.customer.email or input.*.ssn, got {redact!r}"
+        )
+    for key, low, high in (("batch_records", 1, 1_000_000), ("queue", 1, 1_000_000), ("batch_seconds", 0.1, 3600)):
+        value = values.get(key, low)
+        if not has_kind(value, int if key != "batch_seconds" else (int, float)) or not low <= value <= high:
+            raise ConfigError(f"{where}.{key} must be a number from {low:g} to {high:g}, got {value!r}")
+
+
+def payload_log_env(values: dict, environment: str) -> dict[str, str]:
+    """The server variables that carry a payload_log setting (none when it is empty: logging off)."""
+    if not values:
+        return {}
+    env = {"VCI_ENVIRONMENT": environment}
+    for key, value in values.items():
+        env[PAYLOAD_ENV[key]] = ",".join(value) if isinstance(value, list) else str(value)
+    return env
 
 
 def batching_env(values: dict) -> dict[str, str]:

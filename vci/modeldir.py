@@ -35,9 +35,7 @@ import json
 import logging
 import os
 import re
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from .archive import extract_archive, matches_archive
@@ -266,29 +264,6 @@ def _verify_blobs(model_dir: str | Path, records: list[dict]) -> None:
         verify_file(path, rec["digest"], rec.get("size"))
 
 
-def _verifying(model_dir: str | Path, records: list[dict]) -> Callable[[], None]:
-    """Hash the blobs of ``records`` in a thread, each read once; the function returned waits for it and
-    raises what the check raised. hashlib releases the GIL, so the hashing overlaps what the caller does
-    meanwhile (unpickling the model class, and the imports that makes)."""
-    failures: list[BaseException] = []
-
-    def check() -> None:
-        try:
-            _verify_blobs(model_dir, records)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread by wait()
-            failures.append(exc)
-
-    thread = threading.Thread(target=check, name="vci-verify", daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failures:
-            raise failures[0]
-
-    return wait
-
-
 def materialize_artifacts(model_dir: str | Path, manifest: dict, work_dir: str | Path) -> dict[str, str]:
     """Give each artifact a local path under ``work_dir``: files keep their logged name, directories
     are extracted (tar-slip refused), objects are their pickle file. Returns ``{key: path}``."""
@@ -374,18 +349,17 @@ def load_model_class(model_dir: str | Path, manifest: dict):
 def load_model(model_dir: str | Path, work_dir: str | Path | None = None, *, verify: bool = True):
     """Verify ``model_dir``, materialise its artifacts and return ``(instance, manifest, digest)``.
 
-    Each blob is checked before it is used and read once for it: the model class's before it is
-    unpickled, the artifacts' in a thread meanwhile (with a large artifact the hashing overlaps the
-    imports the class makes), all of them before the model is constructed."""
+    Every blob is checked before anything is unpickled, each read once for it: the artifacts first, then
+    the model class's, whose checked bytes are the ones unpickled. (Hashing the artifacts in a thread
+    while the class unpickled was tried: in the real server it did not come out ahead, see design.md.)"""
     manifest, digest = read_manifest(model_dir)
-    records = [manifest["artifacts"][key] for key in sorted(manifest.get("artifacts", {}))]
-    artifacts_checked = _verifying(model_dir, records) if verify else (lambda: None)
+    if verify:
+        _verify_blobs(model_dir, [manifest["artifacts"][key] for key in sorted(manifest.get("artifacts", {}))])
+    work = Path(work_dir) if work_dir else Path(model_dir) / "work"
+    artifacts = materialize_artifacts(model_dir, manifest, work)
     for name, value in (manifest.get("environment") or {}).get("env", {}).items():
         os.environ.setdefault(name, value)
     cls = load_model_class(model_dir, manifest)
-    artifacts_checked()
-    work = Path(work_dir) if work_dir else Path(model_dir) / "work"
-    artifacts = materialize_artifacts(model_dir, manifest, work)
     wanted = manifest["model"].get("artifacts", sorted(artifacts))
     missing = sorted(set(wanted) - set(artifacts))
     if missing:

@@ -31,6 +31,11 @@ class LazyGroup(click.Group):
         "logs": ("vci.cli.envs", "logs_cmd", "Show (or follow) the model server's log of an environment."),
         "undeploy": ("vci.cli.deploy", "undeploy_cmd", "Stop what runs in an environment."),
         "predict": ("vci.cli.deploy", "predict_cmd", "Send a prediction request to a deployment."),
+        "predictions": (
+            "vci.cli.predictions",
+            "predictions_cmd",
+            "Show the predictions a server logged (newest first).",
+        ),
         "test": ("vci.cli.release", "test_cmd", "Smoke-test a live deployment with its run's examples."),
         "promote": ("vci.cli.release", "promote_cmd", "Promote the verified digest to another environment."),
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
@@ -39,6 +44,7 @@ class LazyGroup(click.Group):
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
         "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
         "keys": ("vci.cli.keys", "keys_group", "Make a signing key pair; show a public key's id."),
+        "ui": ("vci.cli.ui", "ui_cmd", "Serve the web app: environments, releases, runs, charts; actions."),
         "verify": ("vci.cli.verify", "verify_cmd", "Check an image's or a run's signatures and attestations."),
     }
 

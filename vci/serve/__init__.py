@@ -7,7 +7,8 @@ its input schema is 422). Errors are ``{"error": ..., "request_id": ...}``; ever
 Start it with ``python -m vci.serve`` (``VCI_*`` variables or flags) or :func:`run_server`.
 
 This package imports only vci.errors, vci.modeldir, vci.validator (and what those import) and the standard library;
-grpcio only when gRPC is enabled. Never boto3, kubernetes, docker, the store, runs or the CLI.
+grpcio only when gRPC is enabled, boto3 only when payloads are logged to S3 (vci.serve.sinks). Never
+kubernetes, docker, the store, runs or the CLI.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Flags win over variables::
                        VCI_AUTH_TOKEN       a bearer token (taken out of the environment at start)
                        VCI_AUTH_ALL_ROUTES  false (true: health, readiness and metrics need a token too)
                        VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID
+                       VCI_PAYLOAD_SINK     off (stdout, file:/PATH, http(s)://URL, s3://BUCKET/PREFIX: payload
+                                            logging, with VCI_PAYLOAD_SAMPLE, _INCLUDE, _REDACT, _BATCH_RECORDS,
+                                            _BATCH_SECONDS, _QUEUE and VCI_ENVIRONMENT; see vci.serve.payloads)
 
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
 """

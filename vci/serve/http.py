@@ -30,6 +30,7 @@ from . import docs_page, logs, v2, v2_rest
 from .auth import Tokens
 from .batching import Batcher
 from .metrics import CONTENT_TYPE
+from .payloads import PayloadLog
 from .service import JSON, Codec, Reply, error_reply
 from .shadow import Mirror
 from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
@@ -84,6 +85,7 @@ class HttpServer:
         self.batcher: Batcher | None = None  # set when /predict requests are batched (vci.serve.batching)
         self.auth: Tokens | None = None  # set when routes need a bearer token (vci.serve.auth)
         self.mirror: Mirror | None = None  # set when a release may shadow this server (vci.serve.shadow)
+        self.payloads: PayloadLog | None = None  # set when prediction payloads are logged (vci.serve.payloads)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -178,6 +180,7 @@ class HttpConnection(asyncio.Protocol):
         self.discarding = False
         self.chunks: ChunkedBody | None = None
         self.reserved = 0  # bytes of the server's body budget this connection holds
+        self.body = b""  # the request body being answered (for the payload log)
 
     @property
     def idle(self) -> bool:
@@ -305,6 +308,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _dispatch(self, head: Head, body: bytes) -> None:
         self._begin()
+        self.body = body
         auth = self.server.auth
         if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
             route = route_label(head.path) if is_v2(head.path) else head.path
@@ -423,17 +427,16 @@ class HttpConnection(asyncio.Protocol):
                     reply.status, reply.body, reply.content_type, rid, close=close, extra=extra + reply.headers
                 )
             )
+        route, seconds = head.path if head else "-", time.perf_counter() - self.started
+        server.metrics.finished(route_label(route) if is_v2(route) else route, reply.status, seconds)
+        logs.request(rid, route[:200], head.method if head else "-", reply.status, seconds * 1000)
+        if server.payloads is not None and head is not None:  # the logging hook: a deque append, or a drop
+            server.payloads.offer(route, head.headers, self.body, reply.status, reply.body, seconds, rid)
+        self.body = b""
         if self.mirrored is not None:  # after the answer is written: a shadow never delays it
             if reply.status == 200 and server.mirror is not None:
                 server.mirror.offer(self.mirrored, reply.body)
             self.mirrored = None
-        route = head.path if head else "-"
-        server.metrics.finished(
-            route_label(route) if is_v2(route) else route, reply.status, time.perf_counter() - self.started
-        )
-        logs.request(
-            rid, route[:200], head.method if head else "-", reply.status, (time.perf_counter() - self.started) * 1000
-        )
         self.busy = False
         self._release()
         if close:

@@ -10,6 +10,9 @@ Exposed series (all prefixed ``vci_``)::
     vci_model_ready                                  gauge: 1 once /readyz answers 200
     vci_batch_size_bucket{le}, _sum, _count          histogram: requests per batch_predict call (batching on)
     vci_batch_queue_seconds_bucket{le}, _sum, _count histogram: time a request waited in the batch queue
+    vci_payload_records_written_total                counter: payload records the sink took (logging on)
+    vci_payload_records_dropped_total{reason}        counter: records lost: queue_full (the sink is slow) or
+                                                     sink_failed (the sink is down or refused them)
 
 ``route`` is one of the server's own routes (``/predict``, ``/vci.Model/Predict``, ...) or ``other``,
 so a client probing random paths cannot grow the series without bound.
@@ -19,6 +22,10 @@ from __future__ import annotations
 
 import bisect
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .payloads import PayloadLog
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -66,6 +73,7 @@ class Metrics:
         self.model_ready = False
         self.batch_sizes: Histogram | None = None  # set when batching is on (see enable_batching)
         self.queue_waits = Histogram(QUEUE_WAITS)
+        self.payloads: PayloadLog | None = None  # set when payloads are logged: its counts are rendered
 
     def enable_batching(self) -> None:
         self.batch_sizes = Histogram(BATCH_SIZES)
@@ -129,6 +137,8 @@ class Metrics:
             ]
             if self.batch_sizes is not None:
                 lines += self._batch_lines(self.batch_sizes)
+        if self.payloads is not None:
+            lines += _payload_lines(self.payloads.written, dict(self.payloads.dropped))
         return ("\n".join(lines) + "\n").encode()
 
     def _batch_lines(self, sizes: Histogram) -> list[str]:
@@ -140,6 +150,17 @@ class Metrics:
             "# TYPE vci_batch_queue_seconds histogram",
             *self.queue_waits.render("vci_batch_queue_seconds"),
         ]
+
+
+def _payload_lines(written: int, dropped: dict[str, int]) -> list[str]:
+    return [
+        "# HELP vci_payload_records_written_total Payload records the sink took.",
+        "# TYPE vci_payload_records_written_total counter",
+        f"vci_payload_records_written_total {written}",
+        "# HELP vci_payload_records_dropped_total Payload records lost, never blocking a prediction.",
+        "# TYPE vci_payload_records_dropped_total counter",
+        *(f'vci_payload_records_dropped_total{{reason="{reason}"}} {n}' for reason, n in sorted(dropped.items())),
+    ]
 
 
 def _number(value: float) -> str:

@@ -23,8 +23,10 @@ from .batching import Batcher
 from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
 from .metrics import Metrics
+from .payloads import PayloadLog, PayloadSettings
 from .service import LOAD_FAILED, ModelService
 from .shadow import SHADOW_CONFIG, Mirror
+from .sinks import preflight, sink_for
 from .v2_grpc import METHODS as V2_METHODS
 from .v2_grpc import SERVICE as V2_SERVICE
 from .v2_rest import ROUTE_TEMPLATES
@@ -58,6 +60,7 @@ class _Options(TypedDict):
     model_dir: str
     validate: bool
     auth: Tokens | None
+    payloads: PayloadSettings | None
 
 
 def run_server(
@@ -118,6 +121,9 @@ def run_server(
     if workers > 1 and grpc_port == 0:
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
     auth = Tokens.from_environment(auth_token_file)  # before binding: an unreadable token file stops the start
+    payloads = PayloadSettings.from_environ(os.environ)  # VCI_PAYLOAD_*: vci.serve.payloads
+    if payloads is not None:
+        preflight(payloads)  # an S3 sink in an image without boto3 stops the start, saying so
     sock = bind(host, port, backlog)
     if stop_event is not None and stop_event.is_set():
         sock.close()
@@ -140,6 +146,7 @@ def run_server(
         model_dir=str(model_dir),
         validate=validate,
         auth=auth,
+        payloads=payloads,
     )
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
@@ -205,6 +212,7 @@ class _Process:
         model_dir,
         validate,
         auth,
+        payloads,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
@@ -229,6 +237,8 @@ class _Process:
             request_timeout=request_timeout,
         )
         self.http.auth = self.auth = auth
+        if payloads is not None:
+            self.http.payloads = self.metrics.payloads = PayloadLog(payloads, sink_for(payloads), self.service)
         if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
             self.http.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
         if max_batch_size > 0:
@@ -248,6 +258,8 @@ class _Process:
         if self.index == 0:
             await self.listen()
         threading.Thread(target=self._load, args=(loop,), name="vci-load", daemon=True).start()
+        if self.http.payloads is not None:
+            self.http.payloads.start()
         await self.stop.wait()
         await _shutdown(self.listener, self.http, self.grpc, self.pool, self.drain_timeout)
         if self.service.load_error is not None:
@@ -325,6 +337,7 @@ def _stop_signal(loop: asyncio.AbstractEventLoop, stop_event: threading.Event | 
 async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout: float) -> None:
     """Stop accepting, let in-flight requests finish (at most ``drain_timeout`` s), then close."""
     logs.event("draining", in_flight=http.metrics.in_flight, timeout_s=drain_timeout)
+    deadline = asyncio.get_running_loop().time() + drain_timeout
     if listener is not None:
         listener.close()
     grpc_done = grpc_front.stop(drain_timeout) if grpc_front else None
@@ -333,6 +346,9 @@ async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout:
         await asyncio.get_running_loop().run_in_executor(None, grpc_done.wait, drain_timeout + 1)
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
+    if http.payloads is not None:  # the records of the requests just answered are written within the drain
+        left = max(deadline - asyncio.get_running_loop().time(), 0.5)
+        await asyncio.get_running_loop().run_in_executor(None, http.payloads.close, left)
     logs.event("stopped")
 
 
