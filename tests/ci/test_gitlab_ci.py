@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REGISTRY_PASSWORD, REGISTRY_USER, ROOT, clean_env, make_project, run_vci, stop_environments
+from .conftest import (
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    ROOT,
+    SIGNING_KEY,
+    clean_env,
+    make_project,
+    run_vci,
+    stop_environments,
+)
 
 GITLAB_CI = ROOT / "gitlab_ci"
 TEMPLATE = GITLAB_CI / "vci.gitlab-ci.yml"
@@ -240,6 +249,7 @@ def gitlab_sandbox(tmp_path, cluster):
         "VCI_BASE_IMAGE": cluster.base,
         "VCI_REGISTRY_USER": REGISTRY_USER,
         "VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,  # masked, protected
+        "VCI_SIGNING_KEY": SIGNING_KEY,  # masked, protected: production's policy asks for signed images
         "KUBECONFIG": {"type": "file", "values": {"staging": kubeconfig, "production": kubeconfig}},
     }
     home = tmp_path / "home"

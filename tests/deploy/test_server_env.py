@@ -28,6 +28,8 @@ SECRETS = {
 SET_BY_THE_DEPLOY = {  # passed as flags or set per server by vci.deploy.process, never inherited
     "VCI_MODEL_DIR", "VCI_HOST", "VCI_PORT", "VCI_GRPC_PORT", "VCI_READY_FILE", "VCI_WORK_DIR",
     "VCI_IMAGE_DIGEST", "VCI_RELEASE_ID",
+    # from the environment's settings (Environment.server_env: its name and payload_log), never the shell's
+    "VCI_ENVIRONMENT", "VCI_PAYLOAD_SINK", "VCI_PAYLOAD_SAMPLE",
 }  # fmt: skip
 NOT_INHERITED = {"VCI_AUTH_TOKEN"}  # a secret the server reads: an environment's auth setting gives it a file
 
