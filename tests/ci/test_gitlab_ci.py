@@ -249,7 +249,8 @@ def gitlab_sandbox(tmp_path, cluster):
         "VCI_BASE_IMAGE": cluster.base,
         "VCI_REGISTRY_USER": REGISTRY_USER,
         "VCI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,  # masked, protected
-        "VCI_SIGNING_KEY": SIGNING_KEY,  # masked, protected: production's policy asks for signed images
+        # a file variable (a PEM has several lines: GitLab cannot mask it): production's policy asks for signatures
+        "VCI_SIGNING_KEY_FILE": {"type": "file", "values": {"*": SIGNING_KEY}},
         "KUBECONFIG": {"type": "file", "values": {"staging": kubeconfig, "production": kubeconfig}},
     }
     home = tmp_path / "home"
