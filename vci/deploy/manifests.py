@@ -214,6 +214,8 @@ def render_container(spec: DeploySpec) -> dict:
     digest = digest_of(spec.image) or ""
     if digest:
         env["VCI_IMAGE_DIGEST"] = digest
+    if spec.track != "stable":  # the metrics' track label (stable pods keep the template they had)
+        env["VCI_TRACK"] = spec.track
     container = {
         "name": "model",
         "image": spec.image,
