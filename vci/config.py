@@ -91,6 +91,9 @@ class Environment:
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
     ingress: dict = _setting(dict, targets=CLUSTER, check=rules.check_ingress)  # {host, class, tls_secret, path}
+    service_monitor: bool | dict | None = _setting(  # a Prometheus Operator ServiceMonitor: true or {interval, labels}
+        (bool, dict), targets=CLUSTER, check=rules.check_service_monitor
+    )
 
     @property
     def is_local(self) -> bool:
