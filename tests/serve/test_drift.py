@@ -73,13 +73,17 @@ def test_windowed_stats_histogram_and_classes():
     assert series(text, "vci_feature_value_count")[(("feature", "0"),)] == 4
 
 
-def test_a_full_queue_skips_and_counts(monkeypatch):
-    monkeypatch.setattr(drift, "QUEUE", 2)
+def test_each_poll_takes_a_sample_and_counts_the_rest_skipped(monkeypatch):
+    monkeypatch.setattr(drift, "SAMPLE", 2)
     watch = Drift({"0": (0.0,)})
     for _ in range(5):
         watch.offer([1.0], 0)
-    assert "vci_drift_skipped_total 3" in watch.render()
-    assert "vci_drift_skipped_total 3" in watch.render()  # folding does not reset what was skipped
+    text = "\n".join(watch.render())
+    assert "vci_drift_skipped_total 3" in text and 'vci_feature_value_count{feature="0"} 2' in text
+    for _ in range(3):  # the next poll takes its own sample
+        watch.offer([1.0], 0)
+    text = "\n".join(watch.render())
+    assert "vci_drift_skipped_total 4" in text and 'vci_feature_value_count{feature="0"} 4' in text
 
 
 def test_every_sample_carries_release_and_track_and_canary_parsing_still_works():
