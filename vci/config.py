@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import envrules as rules
-from .envrules import DURATION, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
+from .envrules import DURATION, GITOPS, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
 from .kubevalues import DNS_LABEL, INGRESS, NETWORK_PEERS
 
@@ -30,7 +30,7 @@ TOP_KEYS = {
     "state_dir": str,
     "signing_key": str,  # where the signing key is: file:PATH, env:VAR or a path (vci.sign.keys.configured_signer)
 }
-EVERY, CLUSTER = TARGETS, (KUBERNETES,)
+EVERY, CLUSTER = TARGETS, (KUBERNETES, GITOPS)  # a gitops environment renders what a cluster would run
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a project or environment name, as vci.runs.PROJECT
 NOT_SETTINGS = {  # keys people try, and why vci has none
     "port": "a local deployment starts each release beside the one it replaces, on a free port (`vci status` "
@@ -71,6 +71,9 @@ class Environment:
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
     shadow: dict = _setting(dict, check=rules.check_shadow)  # ShadowPolicy settings (--strategy shadow)
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
+    min_soak: int | float | str | None = _setting(DURATION, check=rules.at_least(0, "s"))  # before promoting from it
+    auto_promote: bool = _setting(bool, False)  # `vci promote --auto` may promote into it
+    analysis: dict = _setting(dict, check=rules.check_analysis)  # {prometheus, query, max}: vci.release.analysis
     env: dict = _setting(dict, check=rules.check_env)  # the server's environment variables (a pod's, a local process's)
     batching: dict = _setting(dict, check=rules.check_batching)  # {max_batch_size, max_latency_ms}; {}: off
     payload_log: dict = _setting(dict, check=rules.check_payload_log)  # {sink, sample, include, redact}: serving.md
@@ -94,10 +97,18 @@ class Environment:
     service_monitor: bool | dict | None = _setting(  # a Prometheus Operator ServiceMonitor: true or {interval, labels}
         (bool, dict), targets=CLUSTER, check=rules.check_service_monitor
     )
+    gitops: dict = _setting(dict, targets=(GITOPS,), check=rules.check_gitops)  # {repo, branch, path, layout, ...}
+    targets: list | None = _setting(list, check=rules.check_targets)  # a group: promoted in waves to these
+    waves: str | None = _setting(str, check=rules.one_of(*rules.WAVES))  # how: sequential (one after another)
 
     @property
     def is_local(self) -> bool:
         return self.target == LOCAL
+
+    @property
+    def is_group(self) -> bool:
+        """A group of environments (``targets``): promoted in waves, nothing of its own runs."""
+        return bool(self.targets)
 
     @property
     def server_env(self) -> dict:
@@ -245,6 +256,9 @@ def _build(raw: dict, cwd: Path, source: str | None) -> Settings:
     default_env = raw.get("default_environment") or "staging"
     settings = Settings(raw.get("project"), store, state_dir, environments, default_env, source, raw.get("signing_key"))
     settings.environment(default_env)  # refuse an unknown default early
+    rules.check_groups(
+        {name: env.targets for name, env in environments.items()}, {n: env.is_local for n, env in environments.items()}
+    )
     return settings
 
 
@@ -268,9 +282,10 @@ def _environment(name, values) -> Environment:
             SETTINGS[key]["check"](value, f"{where}.{key}")
     target = values.get("target", LOCAL)
     _refuse_unhonoured(name, target, values)
-    if target == KUBERNETES and not (len(name) <= 63 and DNS_LABEL.match(name)):
+    if target in CLUSTER and not (len(name) <= 63 and DNS_LABEL.match(name)):
         raise ConfigError(
-            f"environment {name!r} is a Kubernetes environment: its name is part of object names",
+            f"environment {name!r} is a {'GitOps' if target == GITOPS else 'Kubernetes'} environment: its name is part "
+            "of object names",
             hint="lower-case letters, digits and '-'",
         )
     rules.check_together(name, values)
@@ -281,8 +296,12 @@ def _refuse_unhonoured(name: str, target: str, values: dict) -> None:
     """A setting the environment's target never reads is refused, naming the target that would."""
     unread = [key for key in values if target not in SETTINGS[key]["targets"]]
     if unread:
+        honours = SETTINGS[unread[0]]["targets"]
+        what = "a Kubernetes setting" if KUBERNETES in honours else f"a {' or '.join(honours)} setting"
+        kind = (
+            "a local environment (a server process on this machine)" if target == LOCAL else f"a {target} environment"
+        )
         raise ConfigError(
-            f"environments.{name}.{unread[0]} is a Kubernetes setting, and {name!r} is a local environment "
-            "(a server process on this machine), which cannot honour it",
-            hint=f"remove {', '.join(unread)} from environments.{name}, or set target: kubernetes",
+            f"environments.{name}.{unread[0]} is {what}, and {name!r} is {kind}, which cannot honour it",
+            hint=f"remove {', '.join(unread)} from environments.{name}, or set target: {honours[0]}",
         )

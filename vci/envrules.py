@@ -24,10 +24,12 @@ from .kubevalues import (
     resources_problem,
 )
 
-LOCAL, KUBERNETES = "local", "kubernetes"
-TARGETS = (LOCAL, KUBERNETES)
+LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
+TARGETS = (LOCAL, KUBERNETES, GITOPS)  # gitops: rendered manifests committed to a repository a controller applies
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
 STRATEGIES = ("direct", "canary", "shadow")
+WAVES = ("sequential",)  # how a group's targets are promoted
+GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a group itself may set
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
 SERVICE_MONITOR = ("interval", "labels")  # the keys of service_monitor: {interval, labels}
 # a Prometheus duration, as the Prometheus Operator's ServiceMonitor schema writes it
@@ -349,9 +351,102 @@ def check_canary(values: dict, where: str) -> None:
     CanaryPolicy.from_settings(values, where)
 
 
+def check_targets(values: list, where: str) -> None:
+    if not values or not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"{where} must list environment names, each once, got {values!r}", hint="e.g. [eu, us]")
+
+
+def check_groups(groups: dict[str, list | None], local: dict[str, bool]) -> None:
+    """A group's targets are configured environments that are no group themselves, all of one kind."""
+    for name, targets in groups.items():
+        for target in targets or []:
+            if target not in groups or target == name:
+                known = ", ".join(sorted(n for n in groups if n != name))
+                raise ConfigError(
+                    f"environments.{name}.targets names {target!r}, which is no other environment",
+                    hint=f"configure it under environments: (configured: {known})",
+                )
+            if groups[target]:
+                raise ConfigError(f"environments.{name}.targets: {target!r} is a group itself (no nesting)")
+        if targets and len({local[t] for t in targets}) > 1:
+            raise ConfigError(f"environments.{name}.targets mixes local and cluster environments", hint="one kind")
+
+
+GITOPS_KEYS = {"repo": None, "branch": "main", "path": ".", "layout": "plain", "pull_request": False, "github": None}
+LAYOUTS = ("plain", "kustomize")
+
+
+def check_gitops(values: dict, where: str) -> None:
+    """``{repo, branch: main, path: ., layout: plain|kustomize, pull_request: false, github: OWNER/NAME}``."""
+    refuse_unknown(values, GITOPS_KEYS, where, "gitops")
+    if not isinstance(values.get("repo"), str) or not values["repo"]:
+        raise ConfigError(
+            f"{where}.repo must name the repository (a URL or a path)", hint="e.g. git@host:org/deploy.git"
+        )
+    for key in ("branch", "path", "github"):
+        if key in values and not (isinstance(values[key], str) and values[key]):
+            raise ConfigError(f"{where}.{key} must be a non-empty string, got {values[key]!r}")
+    path = values.get("path", ".")
+    if path.startswith("/") or ".." in path.split("/"):
+        raise ConfigError(f"{where}.path must be a path inside the repository, got {path!r}")
+    one_of(*LAYOUTS)(values.get("layout", "plain"), f"{where}.layout")
+    if not isinstance(values.get("pull_request", False), bool):
+        raise ConfigError(f"{where}.pull_request must be a boolean (true or false)")
+    if "github" in values and not re.fullmatch(r"[\w.-]+/[\w.-]+", values["github"]):
+        raise ConfigError(f"{where}.github must be OWNER/NAME, got {values['github']!r}")
+
+
+ANALYSIS = ("prometheus", "query", "max", "min")  # a Prometheus query a promotion's gate and canary steps read
+
+
+def check_analysis(values: dict, where: str) -> None:
+    """``{prometheus: http(s)://HOST[:PORT][/PATH], query: PROMQL, max: N, min: N}``: a URL, a query, a bound."""
+    refuse_unknown(values, ANALYSIS, where, "analysis")
+    url, query = values.get("prometheus"), values.get("query")
+    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(
+            f"{where}.prometheus must be the server's URL, got {url!r}", hint="e.g. http://prometheus:9090"
+        )
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError(f"{where}.query must be a PromQL expression giving one number", hint="e.g. sum(up)")
+    bounds = {key: values[key] for key in ("max", "min") if key in values}
+    if not bounds:
+        raise ConfigError(f"{where} needs max (or min): the bound the query's value must keep")
+    for key, value in bounds.items():
+        if not has_kind(value, (int, float)) or value != value:
+            raise ConfigError(f"{where}.{key} must be a number, got {value!r}")
+
+
 def check_together(name: str, values: dict) -> None:
-    """The rules between an environment's values: an autoscaler's bounds in order, and ``replicas`` agreeing
-    with them (the HPA owns the count; ``replicas`` is where it starts: its ``min_replicas``)."""
+    """The rules between an environment's values: automatic promotion without an approval, an autoscaler's
+    bounds in order, and ``replicas`` agreeing with them (the HPA owns the count; ``replicas`` is where it
+    starts: its ``min_replicas``)."""
+    if values.get("targets"):
+        others = [key for key in values if key not in GROUP_KEYS]
+        if others:
+            raise ConfigError(
+                f"environments.{name} is a group (targets: it runs nothing itself), so {others[0]} is read nowhere",
+                hint=f"set {', '.join(others)} on its targets; a group takes {', '.join(GROUP_KEYS)}",
+            )
+    elif "waves" in values:
+        raise ConfigError(f"environments.{name}.waves says how to promote to targets, and it has none")
+    if (values.get("target") == GITOPS) != bool(values.get("gitops")):
+        raise ConfigError(
+            f"environments.{name}: target gitops and the gitops setting go together (its repository, branch, path)",
+            hint=f"set environments.{name}.gitops: {{repo: ..., branch: main, path: ...}} with target: gitops",
+        )
+    if values.get("target") == GITOPS and values.get("strategy") in ("canary", "shadow"):
+        raise ConfigError(
+            f"environments.{name}: a gitops environment cannot run vci's {values['strategy']} (vci does not write "
+            "to its cluster)",
+            hint=f"a controller there (Argo Rollouts, Flagger) can; remove strategy: {values['strategy']}",
+        )
+    if values.get("auto_promote") and values.get("requires_approval"):
+        raise ConfigError(
+            f"environments.{name}: auto_promote and requires_approval contradict each other: an automatic "
+            "promotion has nobody to approve it",
+            hint=f"remove one of them from environments.{name}",
+        )
     auto = values.get("autoscaling")
     if not auto:
         return

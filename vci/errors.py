@@ -15,7 +15,8 @@
     ├── DeployError (13)             a deployment failed, timed out or was rolled back
     ├── ServeError (14)              the model server could not load or serve a model
     ├── RemoteError (15)             a deployed model answered with an error (client side)
-    └── VerificationError (16)       a signature or attestation missing, wrong or not trusted by the policy
+    └── VerificationError (16)       a policy's requirement that does not hold: a signature or attestation
+                                     missing, wrong or untrusted; a digest that has not soaked long enough
 
 A failure that may pass (a refused connection, a 429 or 503) is raised as the transient twin of its
 class: ``TransientRegistryError``, ``TransientRemoteError``. A twin has ``TransientError`` among its bases
@@ -118,7 +119,8 @@ class RemoteError(VciError):
 
 
 class VerificationError(VciError):
-    """Evidence a policy asks for is missing or does not hold: unsigned, an untrusted key, a digest mismatch."""
+    """What an environment's policy asks for does not hold: unsigned, an untrusted key, a digest mismatch,
+    a missing attestation, a digest that has not soaked as long as ``min_soak`` asks."""
 
     exit_code = 16
 

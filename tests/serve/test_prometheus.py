@@ -6,31 +6,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
+from tests.prometheus import PrometheusServer
 from tests.registry import free_port
 from vci.deploy.dashboard import grafana_dashboard, panel_queries
 
-from .conftest import REPO, http_call, post_json
+from .conftest import REPO, ServerProcess, build_model_dir, http_call, post_json
 from .models import BatchSumModel
 
 EXAMPLES = {"inputs": [[[4.0, 2.0, 1.0, 0.1]], [[8.0, 4.0, 7.0, 2.5]]], "expected_outputs": [[7.1], [21.5]]}
 VARIABLES = {"$release": ".*", "$track": ".*", "$__rate_interval": "30s"}
-SCRAPE_SECONDS = 1
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A batching server (release rel-9) with a dead payload sink, after predictions of both kinds."""
-    from .conftest import ServerProcess, build_model_dir
-
     tmp = tmp_path_factory.mktemp("prom")
     build_model_dir(tmp / "model", BatchSumModel, examples=EXAMPLES)
     (tmp / "run").mkdir()
@@ -50,63 +45,11 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prometheus(served, tmp_path_factory):
-    """``prometheus`` scraping ``served`` every second; yields a query function (instant vector results)."""
-    tmp = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
-        "scrape_configs": [{"job_name": "vci", "static_configs": [{"targets": [f"127.0.0.1:{served.port}"]}]}],
-    }
-    (tmp / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = open(tmp / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [
-            shutil.which("prometheus") or "prometheus",
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def query(expr: str) -> list[dict]:
-        with urllib.request.urlopen(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5) as r:
-            answer = json.load(r)
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]
-
-    try:
-        _wait_ready(base, proc, tmp / "prometheus.log")
-        deadline = time.monotonic() + 30
-        while _scrapes(query) < 3:  # three scrapes: rate() over the window has two points at least
-            assert time.monotonic() < deadline, (tmp / "prometheus.log").read_text()[-2000:]
-            time.sleep(0.2)
-        yield query
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
-
-
-def _scrapes(query) -> int:
-    result = query('count_over_time(vci_model_ready{job="vci"}[1m])')
-    return int(result[0]["value"][1]) if result else 0
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, log_path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, log_path.read_text()[-2000:]
-        try:
-            with urllib.request.urlopen(base + "/-/ready", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "prometheus was never ready"
-        time.sleep(0.1)
+    """``prometheus`` scraping ``served`` every second, once it has three scrapes (rate() then has two
+    points); yields its query function (instant vector results)."""
+    with PrometheusServer(tmp_path_factory.mktemp("prometheus"), {"vci": [f"127.0.0.1:{served.port}"]}) as prom:
+        prom.wait_for('count_over_time(vci_model_ready{job="vci"}[1m]) >= 3')
+        yield prom.query
 
 
 def test_prometheus_scrapes_drift_series_with_the_release_label(prometheus):

@@ -11,6 +11,7 @@ from ..config import parse_seconds
 from ..deploy import logs
 from ..errors import UsageError
 from ..logview import parse_line, render_line
+from ..redact import mask_url
 from .output import emit, output_option, record_table
 from .runs import settings_for, store_option
 
@@ -31,9 +32,13 @@ def envs_cmd(store, output):
 
 def _describe(env, default: bool) -> dict:
     where = "this machine" if env.is_local else f"{env.context or 'current context'}/{env.namespace or 'default'}"
+    if env.gitops:
+        where = f"{mask_url(env.gitops['repo'])} {env.gitops.get('branch', 'main')}:{env.gitops.get('path', '.')}"
+    if env.is_group:
+        where = "waves: " + ", ".join(env.targets or [])
     return {
         "environment": env.name,
-        "target": "local" if env.is_local else "kubernetes",
+        "target": "group" if env.is_group else env.target,
         "default": default,
         "where": where,
         "repository": env.repository,

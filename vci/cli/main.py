@@ -40,6 +40,7 @@ class LazyGroup(click.Group):
         "promote": ("vci.cli.release", "promote_cmd", "Promote the verified digest to another environment."),
         "rollback": ("vci.cli.release", "rollback_cmd", "Return an environment to an earlier release."),
         "history": ("vci.cli.release", "history_cmd", "List an environment's releases (the ledger)."),
+        "holds": ("vci.cli.holds", "holds_group", "List, add and lift holds on automatic promotion."),
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
         "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
         "keys": ("vci.cli.keys", "keys_group", "Make a signing key pair; show a public key's id."),

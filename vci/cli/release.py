@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from ..errors import DeployError
-from ..release.promote import promote
+from ..release.auto import promote_auto
 from ..release.rollback import HISTORY_FIELDS, history, rollback
 from ..release.smoke import smoke_test
+from ..release.waves import release
 from .output import emit, output_option, record_table
 from .params import AT_LEAST_ONE, FILE_IN, SECONDS
 from .runs import settings_for, store_option
@@ -51,10 +52,15 @@ def test_cmd(env, examples_file, store, output):
 @click.option("--to", "target", default="production", show_default=True, metavar="ENV", help="Where it goes.")
 @click.option(
     "--digest",
-    required=True,
     metavar="sha256:HEX",
     help="The digest that was tested and approved (what `vci deploy`/`vci test` printed); "
-    "refused, changing nothing, when the source runs anything else.",
+    "refused, changing nothing, when the source runs anything else. Required unless --auto.",
+)
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Automatic promotion (a scheduled job; the target needs auto_promote: true): promote what the source "
+    "runs once it has soaked (min_soak) unless it is held; soaking, held or unchanged exit 0.",
 )
 @click.option(
     "--strategy",
@@ -84,16 +90,21 @@ def test_cmd(env, examples_file, store, output):
 )
 @store_option
 @output_option
-def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approved_by, examples_file, store, output):
+def promote_cmd(
+    source, target, digest, auto, strategy, wait, timeout, dry_run, approved_by, examples_file, store, output
+):
     """Promote the digest live in one environment to another: gate, copy by digest, deploy, record.
 
     The gate is the source's smoke test (and an approval where the target requires one). A cluster
     image is copied into the target's repository by digest (blob mounts on one registry); a local
     environment moves the run. A canary runs beside the stable release in steps and rolls back when a
     rule (error rate, p90 or average latency) is broken. Promoting what the target runs changes nothing.
+    A digest leaves a source with min_soak only once it has run there that long.
     """
 
-    result = promote(
+    if not digest and not auto:
+        raise click.UsageError("Missing option '--digest' (the tested digest), or pass --auto")
+    result = (promote_auto if auto else release)(
         settings_for(store),
         source,
         target,
@@ -111,7 +122,8 @@ def promote_cmd(source, target, digest, strategy, wait, timeout, dry_run, approv
     )
     emit(output, result, text.rstrip())
     if result["outcome"] == "rolled-back":
-        raise DeployError(f"the canary was rolled back: {result['reason']}")
+        what = "the release was rolled back" if result["strategy"] == "waves" else "the canary was rolled back"
+        raise DeployError(f"{what}: {result['reason']}")
 
 
 @click.command("rollback")

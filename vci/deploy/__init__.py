@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from ..config import load_settings
 from ..errors import UsageError, VciError
@@ -13,6 +14,7 @@ from ..ledger import Ledger, make_record
 from ..refs import digest_of, is_image_reference
 from ..runs import resolve_run
 from ..verification import check_deployable
+from .gitops import GitopsTarget
 from .kube import KubeTarget
 from .local import LocalTarget
 from .target import CanaryTarget, Deployable, DeployResult, LogLine, Overview, Removal, Status
@@ -24,10 +26,18 @@ def new_release_id() -> str:
 
 
 def target_for(settings, env: str | None = None) -> CanaryTarget:
-    """The deployment target of ``env``: LocalTarget or KubeTarget (the one place that chooses)."""
+    """The deployment target of ``env``: LocalTarget, KubeTarget or GitopsTarget (the one place that chooses)."""
     environment = settings.environment(env)
+    if environment.is_group:  # nothing runs there: its targets do, each reached as itself
+        waves = ", ".join(environment.targets or [])
+        raise UsageError(
+            f"{environment.name!r} is a group of environments, promoted in waves to {waves}",
+            hint=f"name one of them: --env {(environment.targets or ['NAME'])[0]}",
+        )
     if environment.is_local:
         return LocalTarget(settings, environment)
+    if environment.target == "gitops":
+        return GitopsTarget(settings, environment)
     return KubeTarget(settings, environment)
 
 
@@ -71,6 +81,9 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
     image_ref = what if isinstance(what, str) and is_image_reference(what) else None
     asked_run = None if image_ref is not None else getattr(what, "id", None) or str(what)
     status = result.status if result is not None else None
+    extra: dict[str, Any] = {"verified": verified.to_json()} if verified is not None else {}
+    if result is not None and result.commit:
+        extra["commit"] = result.commit
     record = make_record(
         release_id=release_id,
         environment=chosen.environment.name,
@@ -81,7 +94,7 @@ def _record(settings, chosen, what, release_id: str, result: DeployResult | None
         image=(result and result.image) or image_ref,
         previous=result.previous if result is not None else None,
         reason=str(error) if error is not None else status,
-        **({"verified": verified.to_json()} if verified is not None else {}),
+        **extra,
     )
     try:
         Ledger.for_settings(settings).append(record)
@@ -104,10 +117,10 @@ def overview(settings) -> list[Overview]:
     record of the release that put it there). One that cannot be asked (a cluster out of reach) says why."""
     rows = []
     for name in sorted(settings.environments):
-        chosen = target_for(settings, name)
-        kind = "local" if chosen.environment.is_local else "kubernetes"
+        environment = settings.environment(name)
+        kind = "group" if environment.is_group else environment.target
         try:
-            now = chosen.status()
+            now = target_for(settings, name).status()
         except VciError as exc:
             rows.append(Overview(name, kind, None, None, error=str(exc)))
             continue

@@ -27,7 +27,8 @@ def _shown(result: Any, always: frozenset[str]) -> dict:
 
 @dataclass(frozen=True)
 class DeployResult:
-    """What a deploy did: ``status`` is deployed, applied (not waited for), unchanged or would-deploy."""
+    """What a deploy did: ``status`` is deployed, applied (not waited for), unchanged or would-deploy; a
+    gitops environment's also committed (pushed, not watched) or proposed (a pull request)."""
 
     environment: str
     status: str
@@ -41,6 +42,7 @@ class DeployResult:
     changes: dict[str, str] | None = None  # "Kind/name": created | updated | unchanged | deleted | gone
     diff: str | None = None  # a dry run's diff of the live objects against the rendered ones
     prune: list[str] | None = None  # a dry run's objects that would be deleted
+    commit: dict | None = None  # a gitops environment's: {repo, branch, sha, pushed_to, pull_request}
 
     def to_json(self) -> dict:
         return _shown(self, _DEPLOY_FIELDS)

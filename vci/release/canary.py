@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import CanaryPolicy  # the environment's canary: settings, checked when they load
@@ -22,6 +23,7 @@ from ..deploy.target import Canary
 MODEL_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+Check = Callable[[], tuple[bool, str]]  # a further rule read at the end of each step: (passed, why)
 COUNTERS = ("vci_requests_total", "vci_request_duration_seconds_bucket", "vci_request_duration_seconds_sum")
 
 
@@ -142,8 +144,17 @@ def judge(step: Snapshot, policy: CanaryPolicy) -> tuple[bool, str]:
     return True, seen
 
 
-def run_steps(canary: Canary, policy: CanaryPolicy, inputs: list, *, sleep=time.sleep, clock=time.monotonic) -> dict:
-    """Drive the canary (already started at the first step) through ``policy.steps``.
+def run_steps(
+    canary: Canary,
+    policy: CanaryPolicy,
+    inputs: list,
+    *,
+    sleep=time.sleep,
+    clock=time.monotonic,
+    analysis: Check | None = None,
+) -> dict:
+    """Drive the canary (already started at the first step) through ``policy.steps``; ``analysis`` (the
+    environment's Prometheus query, ``vci.release.analysis``) is read at the end of every step too.
 
     Returns ``{"passed": bool, "reason": str, "steps": [{weight, passed, reason, served, requests}, ...]}``;
     the caller promotes fully or removes the canary.
@@ -153,7 +164,7 @@ def run_steps(canary: Canary, policy: CanaryPolicy, inputs: list, *, sleep=time.
         if weight >= 100:
             break
         canary.set_weight(weight)
-        step = observe_step(canary, policy, weight, inputs, sleep=sleep, clock=clock)
+        step = observe_step(canary, policy, weight, inputs, sleep=sleep, clock=clock, analysis=analysis)
         steps.append(step)
         if not step["passed"]:
             return {"passed": False, "reason": f"step {weight}%: {step['reason']}", "steps": steps}
@@ -164,7 +175,9 @@ def run_steps(canary: Canary, policy: CanaryPolicy, inputs: list, *, sleep=time.
     }
 
 
-def observe_step(canary: Canary, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock) -> dict:
+def observe_step(
+    canary: Canary, policy: CanaryPolicy, weight: int, inputs: list, *, sleep, clock, analysis: Check | None = None
+) -> dict:
     """Hold one step for ``interval``, sending examples while too little traffic reaches the canary.
 
     At every check the canary is resized against the stable release's current size (its autoscaler may
@@ -188,6 +201,9 @@ def observe_step(canary: Canary, policy: CanaryPolicy, weight: int, inputs: list
         else:
             sleep(min(0.5, max(policy.interval - held, 0.05)))
     passed, reason = judge(seen, policy)
+    if passed and analysis is not None:
+        passed, found = analysis()
+        reason = f"{found} ({reason})" if not passed else f"{reason}; {found}"
     share = served(seen.total, stable.seen().total)
     if share["served"] is not None:
         reason += f"; canary served {share['served']:.0%} of {sum(share['requests'].values())} requests"

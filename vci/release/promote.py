@@ -25,10 +25,12 @@ from ..runs import resolve_run
 from ..trust import Policy
 from ..verification import check_deployable
 from .abort import signals_abort
+from .analysis import Analysis
 from .images import copy_to_environment, tag_in_environment
 from .schema_gate import check_schema_change
 from .shadow import shadow_release
 from .smoke import examples_for, smoke_test
+from .soak import require_soaked, soak_of
 from .strategies import canary_release
 
 STRATEGIES = ("direct", "canary", "shadow")
@@ -111,13 +113,16 @@ def promote(
     examples_file=None,
     timeout: float | None = None,
     policy=None,
+    release_id: str | None = None,
+    wave: dict | None = None,
 ) -> dict:
     """Promote what ``source`` runs to ``destination``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
 
     ``outcome`` is succeeded, unchanged, rolled-back (a canary broke a rule: the destination keeps its old
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
     With ``digest`` (what was tested and approved), a source running anything else is refused with
-    ConflictError before anything changes, and again if it changes before its smoke test.
+    ConflictError before anything changes, and again if it changes before its smoke test. ``release_id``
+    and ``wave`` (``{group, index, of}``): a wave of a group's release (``vci.release.waves``).
     """
 
     src_env, dst_env = check_environments(settings, source, destination)
@@ -141,12 +146,17 @@ def promote(
         "previous": current.digest,
         "release_id": None,
         "dry_run": dry_run,
+        **({"wave": wave} if wave else {}),
         "schema_changes": schema_changes,
     }
     if current.digest == live.digest and current.state == "ready":
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
-        return result if dry_run else _recorded(settings, result, new_release_id(), approved_by)
+        return result if dry_run else _recorded(settings, result, release_id or new_release_id(), approved_by)
     require_approval(dst_env, approved_by)
+    soak = soak_of(Ledger.for_settings(settings), src_env, live)
+    require_soaked(soak)  # min_soak of the source: run there, healthy, long enough
+    if soak is not None:
+        result["soak"] = soak.to_json()
     verified = check_release(settings, dst_env, live)  # before anything is copied or changed
     if verified is not None:
         result["verified"] = verified.to_json()
@@ -157,7 +167,7 @@ def promote(
             "reason": f"would move {live.digest} from {source!r} to {destination!r} ({chosen}), "
             f"replacing {current.digest or 'nothing'}" + "".join(f"; {change}" for change in schema_changes),
         }
-    release_id = new_release_id()
+    release_id = release_id or new_release_id()
     done = recorded_attempt(
         settings,
         dst,
@@ -199,7 +209,7 @@ def recorded_attempt(settings, target: Target, holder: str, record, work) -> dic
         except (VciError, Aborted) as exc:
             ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
             raise
-        extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer") if k in done}
+        extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer", "commit") if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
@@ -216,6 +226,14 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
             hint=f"`vci test --env {src_env.name}` shows every failure",
         )
     done: dict[str, Any] = {"gate": {"passed": True, "checked": gate["checked"]}}
+    as_canary = strategy == "canary" and dst.status().state == "ready"
+    analysis = Analysis.of(dst.environment)
+    if analysis is not None and not as_canary:  # a canary reads it at every step instead
+        passed, done["gate"]["analysis"] = analysis.check()
+        if not passed:
+            raise DeployError(
+                f"the analysis gate failed: {done['gate']['analysis']}; {dst.environment.name!r} is untouched"
+            )
     if dst.environment.is_local:
         what = live.run_id
     else:
@@ -223,7 +241,7 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         done.update(copied)
         what = done["image"]
         check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
-    if strategy == "canary" and dst.status().state == "ready":
+    if as_canary:
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
     elif strategy == "shadow" and dst.status().state == "ready":
         done.update(shadow_release(dst, what, release_id, None, timeout))
@@ -233,11 +251,21 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         done.update(
             outcome="succeeded",
             endpoint=deployed.endpoint,
-            reason=f"deployed {live.digest} to {dst.environment.name!r}{note}",
+            reason=f"deployed {live.digest} to {dst.environment.name!r}{note}{committed(deployed)}",
+            **({"commit": deployed.commit} if deployed.commit else {}),
         )
     if done["outcome"] == "succeeded" and not dst.environment.is_local:
         tag_in_environment(what, dst.environment)  # the environment's tag moves only once it runs there
     return done
+
+
+def committed(deployed) -> str:
+    """``; committed abc123 to main`` (or the pull request) for a gitops environment's deploy, else ""."""
+    if not deployed.commit:
+        return ""
+    pull = deployed.commit.get("pull_request")
+    where = f"pull request {pull['url']}" if pull else f"{deployed.commit['branch']}"
+    return f"; {deployed.status}: {deployed.commit['sha'][:12]} to {where}"
 
 
 def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseRecord:
@@ -252,7 +280,7 @@ def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseReco
         previous=result.get("previous"),
         approver=approved_by,
         source=result["from"],
-        **({"verified": result["verified"]} if result.get("verified") else {}),
+        **{key: result[key] for key in ("verified", "soak", "wave") if result.get(key)},
         **fields,
     )
 

@@ -10,7 +10,8 @@ from ..errors import NotFoundError
 from ..ledger import Ledger, ReleaseRecord, make_record
 from ..runs import resolve_run
 from ..verification import check_deployable
-from .promote import recorded_attempt
+from .holds import Holds
+from .promote import committed, recorded_attempt
 
 HISTORY_FIELDS = (
     "release_id",
@@ -56,7 +57,10 @@ def rollback(
     dry_run: bool = False,
     timeout: float | None = None,
 ) -> dict:
-    """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``."""
+    """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``.
+
+    The digest that ran before is held in the environment (``vci.release.holds``) until the hold is lifted.
+    """
 
     target = target_for(settings, env)
     name = target.environment.name
@@ -103,11 +107,14 @@ def rollback(
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
     def work() -> dict:
+        if current.digest:  # what is rolled away from is held: `vci promote --auto` brings it back no more
+            Holds.for_settings(settings).add(name, current.digest, f"rolled back by {release_id}", release_id)
         deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        return {"outcome": "succeeded", "reason": reason, "endpoint": deployed.endpoint}
+        done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
+        return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
 
     done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
-    return {**result, **done, "release_id": release_id}
+    return {**result, **done, "release_id": release_id, "held": current.digest}
 
 
 def history(settings: Settings, env: str | None = None, limit: int | None = None) -> dict:

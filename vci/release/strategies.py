@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..deploy.target import CanaryTarget
 from ..errors import Aborted
+from .analysis import Analysis
 from .canary import CanaryPolicy, run_steps
 
 
@@ -19,7 +20,8 @@ def canary_release(
     name, promoting = target.environment.name, False
     try:
         canary = target.start_canary(what, release_id=release_id, timeout=timeout)
-        verdict = run_steps(canary, policy, inputs)
+        analysis = Analysis.of(target.environment)
+        verdict = run_steps(canary, policy, inputs, analysis=analysis.check if analysis else None)
         if verdict["passed"]:
             promoting = True
             deployed = target.deploy(what, release_id=release_id, wait=True, timeout=timeout)
