@@ -56,7 +56,7 @@ def run(model_dir: Path, args, batch_size: int) -> dict:
     try:
         result = serve_benchmark.load_wrk(port, args.connections, args.duration)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        total, count = (re.search(rf"vci_batch_size_{k} ([\d.]+)", metrics) for k in ("sum", "count"))
+        total, count = (re.search(rf"vci_batch_size_{k}(?:{{[^}}]*}})? ([\d.]+)", metrics) for k in ("sum", "count"))
         result["mean_batch"] = float(total.group(1)) / float(count.group(1)) if total and count else 1.0
         return result
     finally:

@@ -148,6 +148,12 @@ def test_port_is_explained(tmp_path):
         ({"auth": {"secret": "tokens", "all_routes": "yes"}}, "auth.all_routes must be true or false"),
         ({"auth": {"secrets": "tokens"}}, "did you mean 'secret'?"),
         ({"env": {"VCI_AUTH_TOKEN": "x"}}, "env.VCI_AUTH_TOKEN comes from the auth setting"),
+        ({"env": {"VCI_TRACK": "canary"}}, "env.VCI_TRACK is set by vci itself"),
+        ({"service_monitor": "yes"}, "service_monitor must be"),
+        ({"service_monitor": {"interval": "30 seconds"}}, "service_monitor.interval must be a Prometheus duration"),
+        ({"service_monitor": {"interval": 30}}, "service_monitor.interval must be a Prometheus duration"),
+        ({"service_monitor": {"labels": {"release/": "x"}}}, "service_monitor.labels"),
+        ({"service_monitor": {"intervall": "1m"}}, "did you mean 'interval'?"),
     ],
 )
 def test_values_that_cannot_work_are_refused_with_the_rule(tmp_path, values, fragment):

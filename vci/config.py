@@ -94,6 +94,9 @@ class Environment:
         (bool, dict), targets=CLUSTER, check=rules.check_network_policy
     )
     ingress: dict = _setting(dict, targets=CLUSTER, check=rules.check_ingress)  # {host, class, tls_secret, path}
+    service_monitor: bool | dict | None = _setting(  # a Prometheus Operator ServiceMonitor: true or {interval, labels}
+        (bool, dict), targets=CLUSTER, check=rules.check_service_monitor
+    )
     gitops: dict = _setting(dict, targets=(GITOPS,), check=rules.check_gitops)  # {repo, branch, path, layout, ...}
     targets: list | None = _setting(list, check=rules.check_targets)  # a group: promoted in waves to these
     waves: str | None = _setting(str, check=rules.one_of(*rules.WAVES))  # how: sequential (one after another)

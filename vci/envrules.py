@@ -31,10 +31,15 @@ STRATEGIES = ("direct", "canary", "shadow")
 WAVES = ("sequential",)  # how a group's targets are promoted
 GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a group itself may set
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
+SERVICE_MONITOR = ("interval", "labels")  # the keys of service_monitor: {interval, labels}
+# a Prometheus duration, as the Prometheus Operator's ServiceMonitor schema writes it
+PROMETHEUS_DURATION = re.compile(
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
 BATCHING = {"max_batch_size": 32, "max_latency_ms": 5}  # the keys of the batching setting and their defaults
 BATCHING_ENV = {"max_batch_size": "VCI_MAX_BATCH_SIZE", "max_latency_ms": "VCI_MAX_LATENCY_MS"}  # the server reads
 VALIDATE_ENV = "VCI_VALIDATE"  # the server reads it: 0 turns request validation off (the validate setting)
-VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST")  # what vci sets in the container itself
+VCI_ENV = ("VCI_PORT", "VCI_WORK_DIR", "VCI_IMAGE_DIGEST", "VCI_TRACK")  # what vci sets in the container itself
 AUTH = ("secret", "key", "token_file", "all_routes")  # an environment's bearer-token auth (vci.serve.auth)
 AUTH_ENV = ("VCI_AUTH_TOKEN", "VCI_AUTH_TOKEN_FILE", "VCI_AUTH_ALL_ROUTES")  # what the server reads for it
 AUTH_MOUNT = "/var/run/secrets/vci-auth"  # where a pod mounts the auth Secret (whole: a subPath never updates)
@@ -177,7 +182,7 @@ def check_env(values: dict, where: str) -> None:
                 f"{where}.{name} must be a string or a number, got {value!r}", hint='quote it: "true", "[1, 2]"'
             )
         if name in VCI_ENV:
-            raise ConfigError(f"{where}.{name} is set by vci itself (the server's port, work directory, image)")
+            raise ConfigError(f"{where}.{name} is set by vci itself (the server's port, work directory, image, track)")
         if name in BATCHING_ENV.values():
             key = next(k for k, v in BATCHING_ENV.items() if v == name)
             raise ConfigError(f"{where}.{name} comes from the batching setting", hint=f"set batching: {{{key}: ...}}")
@@ -318,6 +323,21 @@ def boolean(value, where: str) -> None:
 def validate_env(validate: bool) -> dict[str, str]:
     """The server variable that turns request validation off (none when it is on, the server's default)."""
     return {} if validate else {VALIDATE_ENV: "0"}
+
+
+def check_service_monitor(value, where: str) -> None:
+    """``true``/``false``, or ``{interval, labels}``: a Prometheus duration (``30s``, ``1m``) and the labels a
+    Prometheus's ``serviceMonitorSelector`` looks for (valid label pairs)."""
+    if isinstance(value, bool):
+        return
+    refuse_unknown(value, SERVICE_MONITOR, where)
+    interval = value.get("interval", "30s")
+    if not isinstance(interval, str) or not interval or not PROMETHEUS_DURATION.match(interval):
+        raise ConfigError(f"{where}.interval must be a Prometheus duration such as 30s or 1m, got {interval!r}")
+    labels = value.get("labels", {})
+    if not isinstance(labels, dict):
+        raise ConfigError(f"{where}.labels must be a mapping of label names to values, got {labels!r}")
+    metadata(label=True)(labels, f"{where}.labels")
 
 
 def check_autoscaling(values: dict, where: str) -> None:

@@ -273,3 +273,17 @@ def test_cli_exit_code_when_the_canary_rolls_back(canary_settings, tmp_path):
     )
     assert out.returncode == DeployError.exit_code, out.stderr
     assert json.loads(out.stdout)["outcome"] == "rolled-back"
+
+
+@pytest.mark.parametrize("track", ["canary", "shadow"])
+def test_a_local_canary_or_shadow_labels_its_metrics_with_its_track_and_release(canary_settings, tmp_path, track):
+    good, new, before = start_production(canary_settings, tmp_path)
+    target = LocalTarget(canary_settings, canary_settings.environment("production"))
+    try:
+        canary = target.start_canary(new.id, release_id="rel-77", track=track)
+        (text,) = canary.metrics().values()
+        (stable,) = canary.stable_metrics().values()
+    finally:
+        target.remove_canary()
+    assert f'vci_model_ready{{release="rel-77",track="{track}"}} 1' in text
+    assert 'track="stable"' in stable and f'track="{track}"' not in stable

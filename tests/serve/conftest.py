@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -183,6 +184,14 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+
+
+CONSTANT_LABELS = re.compile(r'\{release="[^"]*",track="[^"]*"(\}|,)')  # every sample's first (vci.serve.metrics)
+
+
+def unlabelled(exposition: str) -> str:
+    """A server's /metrics without the release and track labels it puts on every sample."""
+    return CONSTANT_LABELS.sub(lambda m: "{" if m.group(1) == "," else "", exposition)
 
 
 def http_call(

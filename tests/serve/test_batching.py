@@ -11,7 +11,7 @@ import pytest
 from vci.errors import UsageError
 from vci.serve import run_server
 
-from .conftest import build_model_dir, http_call, post_json, serve_until_exit
+from .conftest import build_model_dir, http_call, post_json, serve_until_exit, unlabelled
 from .models import CountingBatchModel, EchoModel
 
 
@@ -31,7 +31,7 @@ def concurrently(server, items: list) -> list[tuple[int, object]]:
 def wait_in_flight(server, count: int) -> None:
     """Until ``count`` requests are in flight besides the /metrics request asking."""
     deadline = time.monotonic() + 10
-    while f"vci_requests_in_flight {count + 1}\n".encode() not in http_call(server, "GET", "/metrics")[2]:
+    while f"vci_requests_in_flight {count + 1}\n" not in unlabelled(http_call(server, "GET", "/metrics")[2].decode()):
         assert time.monotonic() < deadline, f"never {count} requests in flight"
         time.sleep(0.01)
 
@@ -43,7 +43,7 @@ def test_concurrent_requests_become_fewer_model_calls_each_with_its_own_answer(s
     assert [body["item"] for _, body in answers] == [{"n": i} for i in range(16)]  # type: ignore[index]
     calls = {body["call"] for _, body in answers}  # type: ignore[index]
     assert len(calls) < 16 and max(body["size"] for _, body in answers) > 1  # type: ignore[index]
-    metrics = http_call(server, "GET", "/metrics")[2].decode()
+    metrics = unlabelled(http_call(server, "GET", "/metrics")[2].decode())
     assert f"vci_batch_size_count {len(calls)}" in metrics
     assert "vci_batch_queue_seconds_count 16" in metrics
     assert 'vci_batch_size_bucket{le="+Inf"}' in metrics

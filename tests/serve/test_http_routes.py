@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .conftest import http_call, post_json, raw_exchange
+from .conftest import http_call, post_json, raw_exchange, unlabelled
 
 JSON = {"Content-Type": "application/json"}
 
@@ -105,12 +105,12 @@ def _metric(text: str, name: str, **labels) -> float:
 
 
 def test_metrics_count_requests_and_latency(echo_server):
-    before = http_call(echo_server, "GET", "/metrics")[2].decode()
+    before = unlabelled(http_call(echo_server, "GET", "/metrics")[2].decode())
     for _ in range(3):
         post_json(echo_server, "/predict", 1)
     http_call(echo_server, "GET", "/nope")
     status, headers, raw = http_call(echo_server, "GET", "/metrics")
-    after = raw.decode()
+    after = unlabelled(raw.decode())
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
     ok = dict(route="/predict", status="200")
     assert _metric(after, "vci_requests_total", **ok) - _metric(before, "vci_requests_total", **ok) == 3

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, build_model_dir, http_call, post_json, serve_until_exit
+from .conftest import REPO, build_model_dir, http_call, post_json, serve_until_exit, unlabelled
 from .models import BrokenInitModel, EchoModel, FailingSelfTestModel, SlowLoadModel
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32
@@ -82,7 +82,7 @@ def test_sigterm_lets_a_slow_request_finish_then_exits_zero(start_server):
     slow = threading.Thread(target=lambda: result.update(answer=post_json(server, "/predict", {"sleep": 2})))
     slow.start()
     deadline = time.monotonic() + 10
-    while b"vci_requests_in_flight 2" not in http_call(server, "GET", "/metrics")[2]:
+    while "vci_requests_in_flight 2" not in unlabelled(http_call(server, "GET", "/metrics")[2].decode()):
         assert time.monotonic() < deadline, "the slow request never started"
         time.sleep(0.01)
     server.proc.send_signal(signal.SIGTERM)

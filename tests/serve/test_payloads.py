@@ -15,7 +15,7 @@ import pytest
 
 from tests.s3server import dummy_aws_env, free_port, reset_moto, start_moto
 
-from .conftest import build_model_dir, http_call, post_json
+from .conftest import build_model_dir, http_call, post_json, unlabelled
 from .models import EchoModel
 
 BUCKET = "payload-logs"
@@ -43,7 +43,7 @@ def read_lines(path, count: int, timeout: float = 10.0) -> list[dict]:
 
 
 def metric(server, name: str) -> float:
-    text = http_call(server, "GET", "/metrics")[2].decode()
+    text = unlabelled(http_call(server, "GET", "/metrics")[2].decode())
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
     assert values, f"no {name} in /metrics"
     return sum(values)

@@ -8,6 +8,7 @@ import click
 
 from ..client import DeployedModel
 from ..deploy import deploy, deployed_model, overview, status, undeploy
+from ..deploy.dashboard import grafana_dashboard
 from ..deploy.kube import KubeTarget
 from ..deploy.manifests import to_yaml
 from ..deploy.rbac import render_rbac, subject
@@ -213,6 +214,7 @@ def _not_json(constant: str):
 @click.option("--rbac", is_flag=True, help="Print the Role and RoleBinding vci needs in the environment's namespace.")
 @click.option("--service-account", metavar="[NAMESPACE/]NAME", help="With --rbac: bind this ServiceAccount.")
 @click.option("--user", metavar="NAME", help="With --rbac: bind this user (as the cluster authenticates it).")
+@click.option("--grafana", is_flag=True, help="Print the Grafana dashboard (JSON) of the model servers' metrics.")
 @click.option(
     "--format",
     "kind",
@@ -223,7 +225,7 @@ def _not_json(constant: str):
 )
 @store_option
 @output_option
-def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, kind, store, output):
+def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, grafana, kind, store, output):
     """Print the Kubernetes YAML that `vci deploy` would apply (for GitOps), or with --rbac the least
     access vci needs there (a Role and a RoleBinding for --service-account or --user). With --format
     kserve, KServe's resources for the same image: the model answers KServe's V2 protocol.
@@ -231,7 +233,11 @@ def render_cmd(target, env, allow_tag, insecure, rbac, service_account, user, ki
     A run id is built (not pushed) to learn the image digest it would deploy (the environment's
     repository names it). An IMAGE@DIGEST renders offline: its run id and model digest come from the
     registry when it answers. Default resources and what could not be read are said on stderr.
+    With --grafana, the dashboard to import into Grafana (needs no vci.yaml).
     """
+    if grafana:
+        click.echo(json.dumps(grafana_dashboard(), indent=2))
+        return
     settings = settings_for(store)
     kube = KubeTarget(settings, settings.environment(env))
     if rbac:

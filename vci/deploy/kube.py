@@ -46,6 +46,7 @@ from .manifests import (
     labels_for,
     render,
     render_deployment,
+    render_service_monitor,
     to_yaml,
     validate_canary_name,
     validate_spec,
@@ -54,6 +55,10 @@ from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
+SERVICE_MONITOR_NOT_APPLIED = (
+    "environments.{env}.service_monitor is set: vci deploy applies no custom resource, so apply the "
+    "ServiceMonitor that `vci render` prints (kubectl apply, or your GitOps tool)"
+)
 PRUNED_KINDS = (
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
@@ -130,6 +135,8 @@ class KubeTarget:
             image = self._built_image(what, insecure)
         spec = self.spec(image, None, allow_tag=allow_tag)
         objects = render_kserve(spec) if kserve else render(spec)
+        if not kserve and (monitor := render_service_monitor(spec)) is not None:
+            objects.append(monitor)  # vci deploy does not apply it (a custom resource): see deploy
         defaults = container_resources(spec.resources)[1]
         if not kserve and (exposed := ingress_warning(spec)):
             warnings.append(exposed)
@@ -187,6 +194,7 @@ class KubeTarget:
             network_policy=True if env.network_policy is None else env.network_policy,
             auth_secret=(env.auth or {}).get("secret"),
             ingress=env.ingress,
+            service_monitor=env.service_monitor or False,
             **_lifecycle(env),
         )
 
@@ -212,6 +220,8 @@ class KubeTarget:
         objects = render(spec)
         if exposed := ingress_warning(spec):
             log.warning("%s", exposed)
+        if spec.service_monitor:
+            log.warning("%s", SERVICE_MONITOR_NOT_APPLIED.format(env=spec.environment))
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
         result = partial(

@@ -197,12 +197,16 @@ class LocalTarget:
     def check_canary(self) -> None:
         """Any local environment can run a canary (a second server process)."""
 
-    def start_canary(self, what, *, release_id: str, timeout: float | None = None) -> LocalCanary:
-        """Start a run as the environment's canary (stable untouched) and wait until it is ready."""
+    def start_canary(
+        self, what, *, release_id: str, timeout: float | None = None, track: str = "canary"
+    ) -> LocalCanary:
+        """Start a run as the environment's canary (stable untouched) and wait until it is ready; ``track``
+        (``canary``, or ``shadow`` for vci.release.shadow's candidate) labels its metrics."""
         run = resolve_run(self.settings, what)
         with process.environment_lock(self.state, self.canary_name):
+            server_env = {**self.server_env, "VCI_TRACK": track}
             record = process.start_server(
-                run.model_dir(), self.state, self.canary_name, release_id, settings_env=self.server_env
+                run.model_dir(), self.state, self.canary_name, release_id, settings_env=server_env
             )
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(

@@ -62,6 +62,7 @@ class DeploySpec:
     network_policy: bool | dict = True  # True: ingress from the namespace's pods; a dict names the sources
     auth_secret: str | None = None  # the Secret of bearer tokens, mounted whole at AUTH_MOUNT (vci.serve.auth)
     ingress: dict = field(default_factory=dict)  # {host, class, tls_secret, path}; {}: no Ingress
+    service_monitor: bool | dict = False  # True or {interval, labels}: a Prometheus Operator ServiceMonitor
 
     @property
     def object_name(self) -> str:
@@ -214,6 +215,8 @@ def render_container(spec: DeploySpec) -> dict:
     digest = digest_of(spec.image) or ""
     if digest:
         env["VCI_IMAGE_DIGEST"] = digest
+    if spec.track != "stable":  # the metrics' track label (stable pods keep the template they had)
+        env["VCI_TRACK"] = spec.track
     container = {
         "name": "model",
         "image": spec.image,
@@ -332,6 +335,29 @@ def render_service(spec: DeploySpec) -> dict:
             "type": "ClusterIP",
             "selector": selector,
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def render_service_monitor(spec: DeploySpec) -> dict | None:
+    """A Prometheus Operator ServiceMonitor scraping /metrics of the environment's pods (stable and canary,
+    through the Service's port ``http``; the server labels its series with release and track), or None
+    when the environment has none. ``labels`` go on it, for a Prometheus's ``serviceMonitorSelector``."""
+    if not spec.service_monitor or spec.track != "stable":
+        return None
+    options = spec.service_monitor if isinstance(spec.service_monitor, dict) else {}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": spec.service_name,
+            "namespace": spec.namespace,
+            "labels": {**_common_labels(spec), **options.get("labels", {})},
+        },
+        "spec": {
+            "selector": {"matchLabels": environment_pods(spec) | {"app.kubernetes.io/instance": spec.service_name}},
+            "namespaceSelector": {"matchNames": [spec.namespace]},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": options.get("interval", "30s")}],
         },
     }
 

@@ -66,7 +66,7 @@ def shadow_release(target, what, release_id: str, policy: ShadowPolicy | None, t
     config = target.shadow_config
     promoting = False
     try:
-        target.start_canary(what, release_id=release_id, timeout=timeout)
+        target.start_canary(what, release_id=release_id, timeout=timeout, track="shadow")
         url = target.canary_status()["url"]
         write_replacing(config, json.dumps({**_config(policy), "url": url, "release_id": release_id}).encode())
         counts = _wait(config, release_id, policy)

@@ -22,7 +22,8 @@ Flags win over variables::
     --auth-token-file  VCI_AUTH_TOKEN_FILE  none (bearer tokens, one a line, reread when it changes; see vci.serve.auth)
                        VCI_AUTH_TOKEN       a bearer token (taken out of the environment at start)
                        VCI_AUTH_ALL_ROUTES  false (true: health, readiness and metrics need a token too)
-                       VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID
+                       VCI_IMAGE_DIGEST     reported by /metadata, as is VCI_RELEASE_ID (the metrics' release label)
+                       VCI_TRACK            stable (or canary, shadow: the metrics' track label)
                        VCI_PAYLOAD_SINK     off (stdout, file:/PATH, http(s)://URL, s3://BUCKET/PREFIX: payload
                                             logging, with VCI_PAYLOAD_SAMPLE, _INCLUDE, _REDACT, _BATCH_RECORDS,
                                             _BATCH_SECONDS, _QUEUE and VCI_ENVIRONMENT; see vci.serve.payloads)

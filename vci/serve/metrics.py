@@ -14,6 +14,11 @@ Exposed series (all prefixed ``vci_``)::
     vci_payload_records_dropped_total{reason}        counter: records lost: queue_full (the sink is slow) or
                                                      sink_failed (the sink is down or refused them)
 
+Every series also carries the server's ``release`` (VCI_RELEASE_ID, ``none`` without one) and ``track``
+(VCI_TRACK: ``stable``, ``canary`` or ``shadow``), so a dashboard tells a release's pods from the one
+before and a canary from the stable pods. With drift on, the input and output distributions follow (the
+series of vci.serve.drift).
+
 ``route`` is one of the server's own routes (``/predict``, ``/vci.Model/Predict``, ...) or ``other``,
 so a client probing random paths cannot grow the series without bound.
 """
@@ -25,12 +30,14 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .drift import Drift
     from .payloads import PayloadLog
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+TRACKS = ("stable", "canary", "shadow")
 
 
 class Histogram:
@@ -63,8 +70,9 @@ class Histogram:
 class Metrics:
     """Thread-safe counters for the HTTP loop and the gRPC worker threads alike."""
 
-    def __init__(self, routes: tuple[str, ...] = ()):
+    def __init__(self, routes: tuple[str, ...] = (), *, release: str | None = None, track: str = "stable"):
         self._lock = threading.Lock()
+        self.labels = f'release="{escape_label(release or "none")}",track="{escape_label(track)}"'
         self._routes = frozenset(routes)
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, Histogram] = {}
@@ -74,6 +82,7 @@ class Metrics:
         self.batch_sizes: Histogram | None = None  # set when batching is on (see enable_batching)
         self.queue_waits = Histogram(QUEUE_WAITS)
         self.payloads: PayloadLog | None = None  # set when payloads are logged: its counts are rendered
+        self.drift: Drift | None = None  # set once the model is loaded with features to watch (vci.serve.drift)
 
     def enable_batching(self) -> None:
         self.batch_sizes = Histogram(BATCH_SIZES)
@@ -139,7 +148,9 @@ class Metrics:
                 lines += self._batch_lines(self.batch_sizes)
         if self.payloads is not None:
             lines += _payload_lines(self.payloads.written, dict(self.payloads.dropped))
-        return ("\n".join(lines) + "\n").encode()
+        if self.drift is not None:
+            lines += self.drift.render()
+        return ("\n".join(labelled(lines, self.labels)) + "\n").encode()
 
     def _batch_lines(self, sizes: Histogram) -> list[str]:
         return [
@@ -161,6 +172,22 @@ def _payload_lines(written: int, dropped: dict[str, int]) -> list[str]:
         "# TYPE vci_payload_records_dropped_total counter",
         *(f'vci_payload_records_dropped_total{{reason="{reason}"}} {n}' for reason, n in sorted(dropped.items())),
     ]
+
+
+def labelled(lines: list[str], labels: str) -> list[str]:
+    """The exposition's sample lines with ``labels`` added first to each (comment lines as they are)."""
+    out = []
+    for line in lines:
+        if line.startswith("#"):
+            out.append(line)
+        else:
+            name, sep, rest = line.partition("{")
+            out.append(f"{name}{{{labels},{rest}" if sep else line.replace(" ", f"{{{labels}}} ", 1))
+    return out
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(value: float) -> str:

@@ -22,7 +22,7 @@ from .auth import Tokens
 from .batching import Batcher
 from .grpc_server import GrpcFrontEnd
 from .http import ROUTES, HttpServer
-from .metrics import Metrics
+from .metrics import TRACKS, Metrics
 from .payloads import PayloadLog, PayloadSettings
 from .service import LOAD_FAILED, ModelService
 from .shadow import SHADOW_CONFIG, Mirror
@@ -53,6 +53,7 @@ class _Options(TypedDict):
     inline_below: float
     request_timeout: float
     release_id: str | None
+    track: str
     drain_timeout: float
     max_batch_size: int
     max_latency: float
@@ -121,6 +122,9 @@ def run_server(
     if workers > 1 and grpc_port == 0:
         raise UsageError("gRPC with several workers needs a fixed port", hint="set --grpc-port to a number")
     auth = Tokens.from_environment(auth_token_file)  # before binding: an unreadable token file stops the start
+    track = os.environ.get("VCI_TRACK") or "stable"  # the metrics' track label, set by the deploy targets
+    if track not in TRACKS:
+        raise UsageError(f"VCI_TRACK={track!r} is not a track", hint=f"set it to one of {', '.join(TRACKS)}")
     payloads = PayloadSettings.from_environ(os.environ)  # VCI_PAYLOAD_*: vci.serve.payloads
     if payloads is not None:
         preflight(payloads)  # an S3 sink in an image without boto3 stops the start, saying so
@@ -139,6 +143,7 @@ def run_server(
         inline_below=inline_below,
         request_timeout=request_timeout,
         release_id=release_id,
+        track=track,
         drain_timeout=drain_timeout,
         max_batch_size=max_batch_size,
         max_latency=max_latency,
@@ -209,6 +214,7 @@ class _Process:
         max_latency,
         image_digest,
         release_id,
+        track,
         model_dir,
         validate,
         auth,
@@ -223,7 +229,7 @@ class _Process:
             + tuple(f"/{V2_SERVICE}/{m}" for m in V2_METHODS)
             + ROUTE_TEMPLATES
         )
-        self.metrics = Metrics(routes)
+        self.metrics = Metrics(routes, release=release_id, track=track)
         self.service = ModelService(model_dir, work_dir, self.metrics, image_digest, release_id)
         self.service.validate = validate
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="vci-predict") if threads else None

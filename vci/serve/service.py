@@ -29,6 +29,7 @@ from ..jsonwire import encode_compact
 from ..modeldir import load_model, read_manifest
 from ..trust import keys_from_environ, verify_model_dir_signature
 from . import failures, logs
+from .drift import Drift
 from .schema_check import input_check
 
 JSON = "application/json"
@@ -76,6 +77,7 @@ class ModelService:
         self.input_check: Callable[[Any, bool], str | None] | None = None
         self.batching = False  # set when /predict requests are batched: the model must have batch_predict
         self.validate = True  # check requests against the run's input schema (vci.serve.schema_check)
+        self.drift: Drift | None = None  # the input and output distributions, once loaded (vci.serve.drift)
         self.openapi: tuple[dict | None, bytes] | None = None  # (manifest, /openapi.json), see vci.serve.docs_page
 
     @property
@@ -108,6 +110,9 @@ class ModelService:
             return
         self.model, self.manifest, self.digest = model, manifest, digest
         self.input_check = input_check(manifest, self.validate)
+        self.drift = Drift.from_manifest(manifest)
+        self.drift.start()
+        self.metrics.drift = self.drift
         logs.event(
             "model_loaded",
             model_dir=self.model_dir,
@@ -195,7 +200,12 @@ class ModelService:
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
         finally:
             self._timed(started)
-        return self._encode(result, request_id) if codec is None else codec.encode(result, request_id)
+        if codec is not None:
+            return codec.encode(result, request_id)
+        reply = self._encode(result, request_id)
+        if self.drift is not None and reply.status == 200:
+            self.drift.offer_all(data, result) if batch else self.drift.offer(data, result)
+        return reply
 
     def _decode(self, body: bytes, batch: bool, request_id: str) -> Any:
         """The request's JSON value, or the Reply that refuses it (not ready, not JSON, not a list, 422)."""
@@ -248,8 +258,12 @@ class ModelService:
             (body, rid), codec = requests[i], codecs[i]
             if results is None:
                 replies[i] = self._call(body, False, rid, codec)
+            elif codec is not None:
+                replies[i] = codec.encode(results[n], rid)
             else:
-                replies[i] = self._encode(results[n], rid) if codec is None else codec.encode(results[n], rid)
+                replies[i] = self._encode(results[n], rid)
+                if self.drift is not None and replies[i].status == 200:
+                    self.drift.offer(decoded[i], results[n])
         return replies
 
     def _batch_results(self, items: list, codec: Codec | None = None) -> Any:

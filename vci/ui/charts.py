@@ -24,7 +24,7 @@ from ..release.canary import increase, parse_series, quantile, snapshot
 
 KEEP = 120  # scrapes kept per environment
 MIN_INTERVAL = 1.0  # seconds between two scrapes of one environment
-_BATCH = re.compile(r"^vci_batch_size_(sum|count)\s+(\S+)", re.MULTILINE)
+_BATCH = re.compile(r"^vci_batch_size_(sum|count)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
