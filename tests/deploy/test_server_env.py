@@ -27,7 +27,7 @@ SECRETS = {
 }
 SET_BY_THE_DEPLOY = {  # passed as flags or set per server by vci.deploy.process, never inherited
     "VCI_MODEL_DIR", "VCI_HOST", "VCI_PORT", "VCI_GRPC_PORT", "VCI_READY_FILE", "VCI_WORK_DIR",
-    "VCI_IMAGE_DIGEST", "VCI_RELEASE_ID",
+    "VCI_IMAGE_DIGEST", "VCI_RELEASE_ID", "VCI_TRACK",
     # from the environment's settings (Environment.server_env: its name and payload_log), never the shell's
     "VCI_ENVIRONMENT", "VCI_PAYLOAD_SINK", "VCI_PAYLOAD_SAMPLE",
 }  # fmt: skip
