@@ -184,8 +184,11 @@ def check_deployable(settings, environment, what, *, insecure: bool | None = Non
     None when the environment has no policy. SBOM and provenance are an image's: an environment that
     requires them refuses a run (which a cluster deploy would build unattested)."""
     policy = Policy.of(environment, settings.base_dir)
-    if policy is None:
-        return None
+    return None if policy is None else check_policy(policy, environment, what, insecure=insecure)
+
+
+def check_policy(policy: Policy, environment, what, *, insecure: bool | None = None) -> Verified | None:
+    """``check_deployable`` with the environment's policy already loaded (its keys read once)."""
     if isinstance(what, str):
         ref = parse_reference(what)
         client = RegistryClient(ref.registry, insecure=environment.insecure if insecure is None else insecure)
@@ -216,7 +219,7 @@ def verify(settings, what: str, *, keys: Sequence[PublicKey] = (), env: str | No
     try:
         if environment is not None and policy is not None:
             deployable = what if "@" in what else resolve_run(settings, what)
-            check_deployable(settings, environment, deployable, insecure=insecure)
+            check_policy(policy, environment, deployable, insecure=insecure)
         elif not any(s["valid"] for s in report["signatures"]):
             raise VerificationError(f"{what} has no valid signature by the given keys")
     except VerificationError as exc:

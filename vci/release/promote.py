@@ -23,7 +23,7 @@ from ..errors import Aborted, ConflictError, DeployError, NotFoundError, UsageEr
 from ..ledger import Ledger, ReleaseRecord, make_record
 from ..runs import resolve_run
 from ..trust import Policy
-from ..verification import check_deployable
+from ..verification import check_deployable, check_policy
 from .abort import signals_abort
 from .analysis import Analysis
 from .images import copy_to_environment, tag_in_environment
@@ -186,10 +186,13 @@ def promote(
 def check_release(settings, dst_env, live: Status):
     """The destination's policy applied to what the source runs: its image by digest (a cluster), else its
     run; None when the destination has no policy."""
+    policy = Policy.of(dst_env, settings.base_dir)
+    if policy is None:
+        return None
     if live.image and not dst_env.is_local:
-        return check_deployable(settings, dst_env, live.image)
-    if live.run_id and Policy.of(dst_env, settings.base_dir) is not None:
-        return check_deployable(settings, dst_env, resolve_run(settings, live.run_id))
+        return check_policy(policy, dst_env, live.image)
+    if live.run_id:
+        return check_policy(policy, dst_env, resolve_run(settings, live.run_id))
     return None
 
 
