@@ -1,5 +1,7 @@
 """Real model-server pods for the Kubernetes API test server: each pod is ``python -m vci.serve`` for the model its
-image holds (found by the image digest in ``VCI_IMAGE_DIGEST``, as tests/release/test_kube_release.py does)."""
+image holds (found by the image digest in ``VCI_IMAGE_DIGEST``, as tests/release/test_kube_release.py does), with
+the pod's environment (paths under a configMap or secret mount pointing at the kubelet's host directory for it)
+and the cluster's Services reachable by name and cluster IP (tests/fakes/kube/podnet.py)."""
 
 import os
 import signal
@@ -15,15 +17,30 @@ from vci.deploy import target_for
 MODEL_DIRS: dict[str, str] = {}  # image digest -> model directory of the run it was built from
 
 
+PODNET = str(Path(__file__).resolve().parents[1] / "fakes" / "kube" / "podnet.py")
+
+
+def mounted(value: str, mounts: dict[str, str]) -> str:
+    """A pod's path as the host sees it: under the mount that holds it, the host directory of that volume."""
+    for mount, host in mounts.items():
+        if value == mount or value.startswith(mount.rstrip("/") + "/"):
+            return host + value[len(mount) :]
+    return value
+
+
 class ServePod:
     """One pod of the test server's process backend: the model server for its image's model on ``port``."""
 
-    def __init__(self, pod_spec: dict, port: int):
-        env = {e["name"]: e["value"] for e in pod_spec["containers"][0].get("env", []) if "value" in e}
+    pod_context = True  # the backend passes the pod's mounts and the cluster network (processes.PodContext)
+
+    def __init__(self, pod_spec: dict, port: int, context=None):
+        mounts = context.mounts if context is not None else {}
+        env = {e["name"]: mounted(e["value"], mounts) for e in pod_spec["containers"][0].get("env", []) if "value" in e}
         self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
+        network = context.network if context is not None else None
         command = [
             sys.executable,
-            "-m",
+            *([PODNET, network] if network else ["-m"]),
             "vci.serve",
             "--model-dir",
             MODEL_DIRS[env["VCI_IMAGE_DIGEST"]],
@@ -37,7 +54,7 @@ class ServePod:
             stdout=self.log,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
+            env={**os.environ, **env, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
         )
 
     def terminate(self):

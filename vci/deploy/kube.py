@@ -38,6 +38,7 @@ from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
 from .kubelogs import read_logs
 from .kubeproxy import proxy_session
+from .kubeshadow import SHADOW_KINDS, KubeShadow, running_shadow, shadow_replicas
 from .manifests import (
     DeploySpec,
     apply_order,
@@ -376,6 +377,7 @@ class KubeTarget:
             available=ready,
             endpoint=self.endpoint(spec),
             canary=_live_image(canary),
+            shadow=running_shadow(self),
         )
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
@@ -383,10 +385,16 @@ class KubeTarget:
         none was there. With ``dry_run`` the server checks each deletion (RBAC, admission), deleting none."""
         spec = self._named()
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
-        names = {"Deployment": [spec.object_name, f"{spec.object_name}-canary"], "Service": [spec.service_name]}
+        shadow = f"{spec.object_name}-shadow"
+        names = {
+            "Deployment": [spec.object_name, f"{spec.object_name}-canary", shadow],
+            "Service": [spec.service_name, shadow],
+            "NetworkPolicy": [spec.object_name, shadow],
+            "ConfigMap": [spec.shadow_config_name],
+        }
         removed = [
             f"{kind}/{name}"
-            for kind in OWNED_KINDS
+            for kind in (*OWNED_KINDS, "ConfigMap")
             for name in names.get(kind, [spec.object_name])
             if self.cluster.delete(kind, name, spec.namespace, dry_run=dry_run)
         ]
@@ -466,6 +474,23 @@ class KubeTarget:
                     raise api_error(exc, f"get pods/proxy {pod.metadata.name}") from exc
                 log.info("no metrics from %s pod %s: %s", track, pod.metadata.name, exc.reason)
         return texts
+
+    # -- shadow (driven by vci.release.shadow): a "-shadow" stack of its own, mirrored to (vci.deploy.kubeshadow) --
+    def start_shadow(self, what, *, release_id: str, fraction: float, timeout: float | None = None) -> KubeShadow:
+        """Start ``what`` (an image by digest) as a shadow beside the stable Deployment, sized for ``fraction``
+        of its traffic; the mirror stays off until the handle's ``mirror`` turns it on."""
+        validate_canary_name(self._named(), "shadow")
+        stable = self.cluster.read("Deployment", self._named().object_name, self.namespace) or {}
+        shadow = KubeShadow(self, self.resolve_image(what), release_id, timeout)
+        shadow.start(shadow_replicas((stable.get("spec") or {}).get("replicas", 1), fraction))
+        return shadow
+
+    def remove_shadow(self) -> None:
+        """Turn the mirror off (its ConfigMap) and delete the shadow's stack; the stable objects are untouched."""
+        spec = self._named()
+        self.cluster.delete("ConfigMap", spec.shadow_config_name, self.namespace)
+        for kind in SHADOW_KINDS:
+            self.cluster.delete(kind, f"{spec.object_name}-shadow", self.namespace)
 
     def canary_status(self) -> dict | None:
         return self.cluster.read(

@@ -23,6 +23,7 @@ FIELD_MANAGER = "vci"
 KINDS = {
     "Deployment": ("AppsV1Api", "namespaced_deployment"),
     "Service": ("CoreV1Api", "namespaced_service"),
+    "ConfigMap": ("CoreV1Api", "namespaced_config_map"),
     "HorizontalPodAutoscaler": ("AutoscalingV2Api", "namespaced_horizontal_pod_autoscaler"),
     "PodDisruptionBudget": ("PolicyV1Api", "namespaced_pod_disruption_budget"),
     "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy"),

@@ -1,5 +1,5 @@
 """Pure rendering of the Kubernetes objects that run a model image: Deployment, Service, HPA, PDB, NetworkPolicy
-and, where the environment asks, an Ingress.
+and, where the environment asks, an Ingress and a ServiceMonitor; and a shadow's stack (vci.deploy.kubeshadow).
 
 What a platform team expects of a workload is rendered whether or not the environment asks (kube-linter's
 default checks are the list): CPU and memory requests and a memory limit (DEFAULT_RESOURCES where
@@ -9,6 +9,7 @@ admitting the model port only from the namespace's pods, or from what ``network_
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ SERVER_DRAIN = 25  # seconds the model server gives in-flight requests after SIG
 KILL_MARGIN = 5  # seconds between the end of that drain and the kubelet's SIGKILL
 DEFAULT_RESOURCES = {"cpu": "250m", "memory": "512Mi"}  # requests, and the memory limit, when none is given
 SPREAD_KEY = "kubernetes.io/hostname"  # replicas prefer distinct nodes
+SHADOW_MOUNT = "/etc/vci/shadow"  # where stable pods mount the shadow's ConfigMap (optional: absent, no mirror)
+SHADOW_KEY = "shadow.json"  # its one key: the mirror's config (vci.serve.shadow)
 
 
 @dataclass
@@ -71,7 +74,14 @@ class DeploySpec:
 
     @property
     def service_name(self) -> str:
-        return f"{self.name}-{self.environment}"
+        """The environment's Service (stable and canary pods); a shadow's own is ``<name>-<env>-shadow``."""
+        base = f"{self.name}-{self.environment}"
+        return f"{base}-shadow" if self.track == "shadow" else base
+
+    @property
+    def shadow_config_name(self) -> str:
+        """The ConfigMap that turns the stable pods' mirror on (vci.serve.shadow reads its key as a file)."""
+        return f"{self.name}-{self.environment}-shadow"
 
 
 def validate_spec(spec: DeploySpec) -> None:
@@ -143,8 +153,11 @@ def validate_pod_metadata(spec: DeploySpec) -> None:
 
 
 def labels_for(spec: DeploySpec) -> dict[str, str]:
-    """The selector labels: one app, one environment, one track (stable or canary)."""
-    return {"app.kubernetes.io/name": spec.name, "vci.dev/environment": spec.environment, "vci.dev/track": spec.track}
+    """The selector labels: one app, one environment, one track (stable or canary). A shadow's pods are
+    ``vci.dev/shadow-of`` the environment instead: the environment's Service (an equality selector) must
+    not send them live traffic."""
+    group = "vci.dev/shadow-of" if spec.track == "shadow" else "vci.dev/environment"
+    return {"app.kubernetes.io/name": spec.name, group: spec.environment, "vci.dev/track": spec.track}
 
 
 def _common_labels(spec: DeploySpec) -> dict[str, str]:
@@ -217,6 +230,8 @@ def render_container(spec: DeploySpec) -> dict:
         env["VCI_IMAGE_DIGEST"] = digest
     if spec.track != "stable":  # the metrics' track label (stable pods keep the template they had)
         env["VCI_TRACK"] = spec.track
+    else:  # a shadow release turns the mirror on and off through a mounted ConfigMap: no restart
+        env["VCI_SHADOW_CONFIG"] = f"{SHADOW_MOUNT}/{SHADOW_KEY}"
     container = {
         "name": "model",
         "image": spec.image,
@@ -227,7 +242,8 @@ def render_container(spec: DeploySpec) -> dict:
         "readinessProbe": _probe("/readyz", 5, 3),
         "startupProbe": _probe("/readyz", 5, 60),  # slow model loads: up to 5 minutes before liveness counts
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
-        + ([{"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}] if spec.auth_secret else []),
+        + ([{"name": "auth", "mountPath": AUTH_MOUNT, "readOnly": True}] if spec.auth_secret else [])
+        + ([{"name": "shadow", "mountPath": SHADOW_MOUNT, "readOnly": True}] if spec.track == "stable" else []),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -252,10 +268,14 @@ def grace_period(spec: DeploySpec) -> int:
 
 
 def pod_volumes(spec: DeploySpec) -> list[dict]:
-    """An emptyDir /tmp (the root is read-only), and the auth Secret when there is one (owner-read only)."""
+    """An emptyDir /tmp (the root is read-only), the auth Secret when there is one (owner-read only), and for
+    stable pods the shadow's ConfigMap, optional: the kubelet updates a mounted ConfigMap in place (and fills
+    an optional one once it exists), so a shadow starts and ends without restarting production's pods."""
     volumes: list[dict] = [{"name": "tmp", "emptyDir": {}}]
     if spec.auth_secret:
         volumes.append({"name": "auth", "secret": {"secretName": spec.auth_secret, "defaultMode": 0o440}})
+    if spec.track == "stable":
+        volumes.append({"name": "shadow", "configMap": {"name": spec.shadow_config_name, "optional": True}})
     return volumes
 
 
@@ -300,14 +320,20 @@ def render_deployment(spec: DeploySpec) -> dict:
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {
-                    "labels": {**spec.pod_labels, **_common_labels(spec), **selector},
-                    "annotations": template_notes,
-                },
+                "metadata": {"labels": pod_labels(spec), "annotations": template_notes},
                 "spec": pod_spec,
             },
         },
     }
+
+
+def pod_labels(spec: DeploySpec) -> dict[str, str]:
+    """The pod template's labels: the environment's, vci's own and the selector's (a shadow's pods without
+    ``vci.dev/environment``, which the environment's Service selects)."""
+    labels = {**spec.pod_labels, **_common_labels(spec), **labels_for(spec)}
+    if spec.track == "shadow":
+        labels.pop("vci.dev/environment")
+    return labels
 
 
 def spread(spec: DeploySpec) -> dict:
@@ -321,7 +347,8 @@ def spread(spec: DeploySpec) -> dict:
 
 
 def environment_pods(spec: DeploySpec) -> dict[str, str]:
-    """The labels of every pod of the environment, stable and canary: what the Service selects."""
+    """The labels of every pod of the environment, stable and canary: what the Service selects (for a
+    shadow's spec, its pods: what its own Service selects)."""
     return {k: v for k, v in labels_for(spec).items() if k != "vci.dev/track"}
 
 
@@ -420,8 +447,8 @@ def render_pdb(spec: DeploySpec) -> dict | None:
     }
 
 
-def validate_canary_name(spec: DeploySpec) -> None:
-    """Refuse, before a canary release copies or deploys anything, a canary Deployment name
+def validate_canary_name(spec: DeploySpec, track: str = "canary") -> None:
+    """Refuse, before a canary (or shadow: ``track``) release copies or deploys anything, its Deployment name
     (``<project>-<environment>-canary``) that is not a DNS label of at most 63 characters.
 
     The API server takes Deployment names up to 253 characters (a DNS subdomain) and fits what derives
@@ -429,12 +456,12 @@ def validate_canary_name(spec: DeploySpec) -> None:
     58 characters); vci keeps every object name a DNS label, as its stable names must be (the Service
     name and the ``app.kubernetes.io/instance`` label value are limited to 63) and as the Kubernetes
     documentation recommends for Deployments (Pod hostnames)."""
-    name = DeploySpec(**{**spec.__dict__, "track": "canary"}).object_name
+    name = DeploySpec(**{**spec.__dict__, "track": track}).object_name
     if len(name) > 63 or not DNS_LABEL.match(name):
         raise UsageError(
-            f"the canary Deployment would be named {name!r} ({len(name)} characters): Kubernetes object names "
+            f"the {track} Deployment would be named {name!r} ({len(name)} characters): Kubernetes object names "
             "vci creates are DNS labels of at most 63 characters",
-            hint="shorten the project or environment name (the canary adds '-canary'), or promote with "
+            hint=f"shorten the project or environment name (the {track} adds '-{track}'), or promote with "
             "--strategy direct",
         )
 
@@ -457,8 +484,9 @@ def network_peers(policy: bool | dict) -> list[dict]:
 def render_network_policy(spec: DeploySpec) -> dict | None:
     """Ingress to the environment's pods (stable and canary) only on the model port and only from
     ``network_peers``; other traffic to them is dropped where the cluster's network plugin enforces
-    policies. None when the environment opts out (``network_policy: false``) or for a canary's objects."""
-    if spec.network_policy is False or spec.track != "stable":
+    policies. None when the environment opts out (``network_policy: false``) or for a canary's objects
+    (the stable policy selects its pods); a shadow's pods have one of their own."""
+    if spec.network_policy is False or spec.track == "canary":
         return None
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -523,6 +551,23 @@ def render(spec: DeploySpec) -> list[dict]:
         render_ingress(spec),
     ]
     return [o for o in objects if o is not None]
+
+
+def render_shadow(spec: DeploySpec) -> list[dict]:
+    """A shadow's stack (``spec.track`` shadow): its Deployment, its own Service and NetworkPolicy."""
+    validate_spec(spec)
+    objects = [render_deployment(spec), render_service(spec), render_network_policy(spec)]
+    return [o for o in objects if o is not None]
+
+
+def render_shadow_config(spec: DeploySpec, config: dict) -> dict:
+    """The ConfigMap whose key the stable pods read as ``VCI_SHADOW_CONFIG`` (vci.serve.shadow)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": spec.shadow_config_name, "namespace": spec.namespace, "labels": _common_labels(spec)},
+        "data": {SHADOW_KEY: json.dumps(config, sort_keys=True)},
+    }
 
 
 def to_yaml(objects: list[dict]) -> str:

@@ -17,7 +17,8 @@ ROLE_NAME = "vci-deployer"
 WRITE = ["get", "create", "patch", "delete"]  # server-side apply: patch, and create when it creates
 RULES = (  # (API group, resource, verbs, what needs it)
     ("apps", "deployments", [*WRITE, "watch"], "the stable and canary Deployments; watch: rollout status"),
-    ("", "services", WRITE, "the Service in front of stable and canary pods"),
+    ("", "services", WRITE, "the Service in front of stable and canary pods; a shadow's own"),
+    ("", "configmaps", WRITE, "a shadow's mirror config, which the stable pods mount"),
     ("autoscaling", "horizontalpodautoscalers", [*WRITE, "list"], "autoscaling; list: pruning one no longer rendered"),
     ("policy", "poddisruptionbudgets", [*WRITE, "list"], "more than one replica; list: pruning one no longer rendered"),
     (

@@ -67,6 +67,7 @@ class Status:
     replicas: int | None = None
     available: int | None = None
     canary: str | None = None
+    shadow: dict | None = None  # a shadow comparison running now: release, image, counts, latency of both
     pid: int | None = None  # a local server's: its process, start time and log file
     started: str | None = None
     log: str | None = None

@@ -17,7 +17,7 @@ Exposed series (all prefixed ``vci_``)::
 Every series also carries the server's ``release`` (VCI_RELEASE_ID, ``none`` without one) and ``track``
 (VCI_TRACK: ``stable``, ``canary`` or ``shadow``), so a dashboard tells a release's pods from the one
 before and a canary from the stable pods. With drift on, the input and output distributions follow (the
-series of vci.serve.drift).
+series of vci.serve.drift); while a shadow runs, its comparison counts (``vci_shadow_*``, vci.serve.shadow).
 
 ``route`` is one of the server's own routes (``/predict``, ``/vci.Model/Predict``, ...) or ``other``,
 so a client probing random paths cannot grow the series without bound.
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .drift import Drift
     from .payloads import PayloadLog
+    from .shadow import Mirror
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -83,6 +84,7 @@ class Metrics:
         self.queue_waits = Histogram(QUEUE_WAITS)
         self.payloads: PayloadLog | None = None  # set when payloads are logged: its counts are rendered
         self.drift: Drift | None = None  # set once the model is loaded with features to watch (vci.serve.drift)
+        self.mirror: Mirror | None = None  # set when a release may shadow this server: its counts are rendered
 
     def enable_batching(self) -> None:
         self.batch_sizes = Histogram(BATCH_SIZES)
@@ -150,6 +152,8 @@ class Metrics:
             lines += _payload_lines(self.payloads.written, dict(self.payloads.dropped))
         if self.drift is not None:
             lines += self.drift.render()
+        if self.mirror is not None:
+            lines += self.mirror.render()
         return ("\n".join(labelled(lines, self.labels)) + "\n").encode()
 
     def _batch_lines(self, sizes: Histogram) -> list[str]:

@@ -246,7 +246,7 @@ class _Process:
         if payloads is not None:
             self.http.payloads = self.metrics.payloads = PayloadLog(payloads, sink_for(payloads), self.service)
         if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
-            self.http.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
+            self.http.mirror = self.metrics.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
         if max_batch_size > 0:
             self.service.batching = True
             self.metrics.enable_batching()

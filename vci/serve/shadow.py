@@ -10,7 +10,9 @@ disagreement; one that cannot be reached, as an error (no comparison). A slow, f
 candidate only fills the queue: live requests never wait for it and never fail because of it. Every
 second (and when the shadow ends) the counts are
 written beside the config as ``<config>.<pid>.stats.json``, one file per server process, which the
-release sums.
+release sums; where that directory is read-only (a pod's mounted ConfigMap: vci.deploy.kubeshadow) no file
+is written, and the counts are read from the server's ``/metrics`` instead (``vci_shadow_*``, see
+:meth:`Mirror.render`), through the API server's pod proxy.
 
 Comparisons (``compare``): ``exact`` (equal JSON), ``tolerance:T`` (numbers within T, the rest equal),
 ``same_class`` (the same arg-max of each score vector, or the same label), ``top_k:K`` (the candidate's
@@ -29,11 +31,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..files import write_replacing
+from . import logs
+from .metrics import escape_label
 
 SHADOW_CONFIG = "VCI_SHADOW_CONFIG"  # the file a release writes to start (and removes to end) a shadow
 QUEUE_SIZE = 1000
 POLL = 0.2
 KEPT_DISAGREEMENTS = 5
+SHADOW_SERIES = {  # vci_shadow_<key>_total: what each counts
+    "compared": "Mirrored requests whose answers were compared, by the shadow's release.",
+    "disagreed": "Compared answers of the shadow that disagreed with this server's.",
+    "errors": "Mirrored requests the shadow could not be reached for (not compared).",
+    "dropped": "Copies dropped because the mirror's queue was full.",
+    "seconds": "Seconds the shadow took to answer the compared requests, summed.",
+}
 
 
 def agree(live, shadow, compare: str) -> bool:
@@ -96,6 +107,7 @@ class Mirror:
     def __init__(self, config_path: str | os.PathLike, tokens=None):
         self.config_path, self.tokens = Path(config_path), tokens  # tokens: the server's vci.serve.auth.Tokens
         self.stats_path = self.config_path.with_name(f"{self.config_path.name}.{os.getpid()}.stats.json")
+        self.writes_stats = True  # until the directory refuses a write (a mounted ConfigMap is read-only)
         self.config: dict | None = None
         self._seen: tuple | None = None
         self.queue: queue.Queue = queue.Queue(QUEUE_SIZE)
@@ -207,5 +219,26 @@ class Mirror:
     def _write_stats(self) -> None:
         with self._lock:
             counts = dict(self.counts)
-        if counts["release_id"] is not None:
+        if counts["release_id"] is None or not self.writes_stats:
+            return
+        try:
             write_replacing(self.stats_path, json.dumps(counts, default=str).encode())
+        except OSError as exc:  # read-only (a pod's ConfigMap mount): the counts are in /metrics only
+            self.writes_stats = False
+            logs.event("shadow_stats_not_written", directory=str(self.stats_path.parent), error=exc.strerror)
+
+    def render(self) -> list[str]:
+        """The counts of the shadow running now as Prometheus lines (none before the first shadow), labelled
+        with the shadow's release: ``vci_shadow_{compared,disagreed,errors,dropped}_total`` and
+        ``vci_shadow_seconds_total`` (the candidate's answer time, summed over the compared requests)."""
+        with self._lock:
+            counts = dict(self.counts)
+        if counts["release_id"] is None:
+            return []
+        label = f'{{shadow_release="{escape_label(str(counts["release_id"]))}"}}'
+        lines = []
+        for key, help_text in SHADOW_SERIES.items():
+            value = f"{counts['shadow_seconds']:.6f}" if key == "seconds" else str(counts[key])
+            name = f"vci_shadow_{key}_total"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name}{label} {value}"]
+        return lines

@@ -18,21 +18,39 @@ state is waiting CrashLoopBackOff meanwhile (Warning event BackOff). Deleting th
 stops its process: a deleted pod gracefully (pods.py: Killing event, the preStop sleep, ``terminate()``, then
 ``stop()`` once ``deletionGracePeriodSeconds`` have passed since the deletion), a pod removed outright or a
 stopped server at once.
+
+A runner with ``pod_context = True`` is called ``runner(pod_spec, port, context)``: ``context.mounts`` maps
+each mountPath of the pod's configMap and secret volumes to the host directory the kubelet keeps in step
+with the object (volumes.py: a pod whose required source is missing does not start, FailedMount), and
+``context.network`` is the file of Service addresses (network.py) that podnet.py makes reachable.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .events import record
 from .pods import PODS, container_status, finish_termination, grace_seconds, pod_status, prestop_seconds, write_status
 from .store import Store, now_iso
+from .volumes import PodVolumes
 
 PORT_ANNOTATION = "fake.kube.vci.dev/host-port"
+
+
+@dataclass
+class PodContext:
+    """What a runner with ``pod_context`` gets besides the spec and port (see the module docstring)."""
+
+    mounts: dict[str, str] = field(default_factory=dict)
+    network: str | None = None
 
 
 def free_port() -> int:
@@ -68,6 +86,8 @@ class PodWorker(threading.Thread):
         self.terminating = threading.Event()  # ... to terminate gracefully (the pod was deleted)
         self.killed = threading.Event()  # ... and end the process now (a forced delete, the server stopping)
         self.started_at: str | None = None
+        self.volumes = PodVolumes(backend.store, pod, backend.root / pod["metadata"]["uid"])
+        self.synced = 0.0
 
     def terminate(self) -> None:
         self.terminating.set()
@@ -78,10 +98,37 @@ class PodWorker(threading.Thread):
         self.stopped.set()
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.volumes.remove()
+
+    def _mounted(self) -> bool:
+        """Wait until every required volume source exists (FailedMount meanwhile); then fill the volumes."""
+        while missing := self.volumes.missing():
+            record(self.backend.store, self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed for "
+                   f"volume {missing[0]!r}: its configmap or secret not found", "kubelet")  # fmt: skip
+            if self.stopped.wait(self.backend.volume_sync):
+                return False
+        self.volumes.sync()
+        self.synced = time.monotonic()
+        return True
+
+    def _start(self):
+        runner = self.backend.runner
+        if not getattr(runner, "pod_context", False):
+            return runner(self.pod["spec"], self.port)
+        network = self.backend.network.path if self.backend.network is not None else None
+        context = PodContext(self.volumes.mounts(self.container), str(network) if network else None)
+        return runner(self.pod["spec"], self.port, context)
+
+    def _run(self) -> None:
+        if not self._mounted():
+            return
         while not self.stopped.is_set():
             started = self.started_at = now_iso()
             try:
-                self.handle = self.backend.runner(self.pod["spec"], self.port)
+                self.handle = self._start()
             except Exception as exc:  # a runner that cannot start the pod: the container "exits" at once
                 record(self.backend.store, self.pod, "Warning", "Failed", f"Error: {exc}", "kubelet")
                 self.handle = None
@@ -128,6 +175,9 @@ class PodWorker(threading.Thread):
         started, ready = "startupProbe" not in probes, False
         while not self.stopped.wait(0.02) and self.handle.alive():
             now = time.monotonic()
+            if now - self.synced >= self.backend.volume_sync:  # the kubelet's periodic resync of its volumes
+                self.volumes.sync()
+                self.synced = now
             active = [k for k in probes if (k == "startupProbe") != started and now >= due[k]]
             for kind in active:
                 due[kind] = now + max(0.05, probes[kind].get("periodSeconds", 10) * scale)
@@ -219,9 +269,13 @@ class PodWorker(threading.Thread):
 class ProcessBackend:
     """Pods run by ``runner``; see the module docstring."""
 
-    def __init__(self, store: Store, runner, time_scale: float = 0.1, backoff: float = 0.5, **_):
+    def __init__(
+        self, store: Store, runner, time_scale: float = 0.1, backoff: float = 0.5, volume_sync: float = 0.5, **_
+    ):
         self.store, self.runner = store, runner
-        self.time_scale, self.backoff = time_scale, backoff
+        self.time_scale, self.backoff, self.volume_sync = time_scale, backoff, volume_sync
+        self.root = Path(tempfile.mkdtemp(prefix="fake-kube-pods-"))  # the pods' volumes and the network file
+        self.network = None  # a network.ServiceNetwork, set by the server (it needs the service proxy)
         self.workers: dict[str, PodWorker] = {}  # pod uid -> worker
         self._stop = threading.Event()
         self._thread = None
@@ -239,9 +293,14 @@ class ProcessBackend:
         deadline = time.monotonic() + timeout
         for worker in list(self.workers.values()):
             worker.join(max(0.1, deadline - time.monotonic()))
+        if self.network is not None:
+            self.network.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
+            if self.network is not None:
+                self.network.sync()
             pods = {p["metadata"]["uid"]: p for p in self.store.list(PODS)[0]}
             for uid in set(self.workers) - set(pods):
                 self.workers.pop(uid).kill()  # removed outright: the worker stops its process on its way out

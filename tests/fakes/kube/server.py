@@ -26,6 +26,7 @@ from .admission import admit
 from .api import Api
 from .controller import Controller
 from .handler import KubeHandler
+from .network import ServiceNetwork
 from .pods import make_backend
 from .proxy import Proxy
 from .resources import BY_KIND
@@ -105,6 +106,8 @@ class KubeServer:
         self.api = Api(self.store, logs=self.backend.logs)
         self.controller = Controller(self.store, tick=tick)
         self.proxy = Proxy(self.store, self.backend, endpoint_lag)
+        if backend == "process":  # process pods may call Services: kube-proxy and cluster DNS (network.py)
+            self.backend.network = ServiceNetwork(self.store, self.proxy, self.backend, self.backend.root)
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="vci-kube-"))
         self._initial_namespaces = namespaces
         self._httpd = None

@@ -1,0 +1,193 @@
+"""Shadow releases on the Kubernetes API test server with real model-server pods: the candidate runs as its own
+Deployment and Service at no live traffic, production's pods mirror to it through the ConfigMap they mount (no
+restart), with the environment's token auth, and the gate sums each stable pod's counts read through the pod
+proxy. Live users go through the API server's service proxy meanwhile and must never see the candidate.
+
+The pods are ``ServePod`` processes (tests/deploy/serving.py) run by the test server's process backend, whose
+kubelet fills configMap and secret volumes as a real one does, and whose cluster network (kube-proxy, DNS)
+lets a pod reach a Service (tests/fakes/kube/network.py, podnet.py)."""
+
+import base64
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from images import scratch_base_layout  # noqa: E402
+from registry import RegistryServer  # noqa: E402
+from tests.deploy.serving import MODEL_DIRS, ServePod  # noqa: E402
+from tests.fakes.kube import start_kube_server  # noqa: E402
+from vci.config import load_settings  # noqa: E402
+from vci.deploy import deploy, status, target_for  # noqa: E402
+from vci.deploy.manifests import render_service, render_shadow  # noqa: E402
+from vci.ledger import Ledger  # noqa: E402
+from vci.release.promote import promote  # noqa: E402
+
+from .test_shadow import Doubler, TenPercentOff, log  # noqa: E402
+
+TOKEN = "shadow-test-token"
+SHADOW = {"min_requests": 40, "duration": "60s", "max_disagreement": 0.02, "compare": "exact"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kube-shadow")
+    kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), backend="process", runner=ServePod)
+    try:
+        with RegistryServer(root / "registry") as reg:
+            yield kube, reg, scratch_base_layout(root / "base")
+    finally:
+        kube.stop()
+
+
+@pytest.fixture()
+def settings(cluster, tmp_path, monkeypatch):
+    kube, reg, base = cluster
+    monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
+    monkeypatch.setenv("VCI_USER", "tester")
+    monkeypatch.setenv("VCI_TOKEN", TOKEN)  # what production's users (and vci's own requests) present
+    kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+    common = {"target": "kubernetes", "kubeconfig": kubeconfig, "base_image": base}
+    production = {"namespace": "ml-prod", "repository": f"{reg.host}/ml/iris", "replicas": 2}
+    config = {
+        "project": "iris",
+        "store": str(tmp_path / "store"),
+        "environments": {
+            "staging": {**common, "namespace": "ml-staging", "repository": f"{reg.host}/ml/iris-staging"},
+            "production": {**common, **production, "shadow": SHADOW, "auth": {"secret": "iris-tokens"}},
+        },
+    }
+    (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
+    settings = load_settings(cwd=tmp_path, environ={})
+    core = target_for(settings, "production").cluster.core
+    token = {"token": base64.b64encode(TOKEN.encode()).decode()}
+    core.create_namespaced_secret("ml-prod", {"metadata": {"name": "iris-tokens"}, "data": token})
+    yield settings
+    for env in ("staging", "production"):
+        target_for(settings, env).undeploy()
+    core.delete_namespaced_secret("iris-tokens", "ml-prod")
+
+
+def stage(settings, tmp_path, cls, name: str) -> str:
+    """Log a run of ``cls``, deploy it to staging (package, push, apply, wait); return its image digest."""
+    run = log(settings, tmp_path, cls, 2, name)
+    image = target_for(settings, "staging").resolve_image(run.id)["image"]
+    MODEL_DIRS[image.rsplit("@", 1)[1]] = str(run.model_dir())
+    deploy(settings, image, "staging", timeout=60)
+    return image.rsplit("@", 1)[1]
+
+
+class Users:
+    """Production's users: one number a request, 0..99 in turn, through the environment's Service (the API
+    server's service proxy); every answer must be production's (twice the number), none may fail."""
+
+    def __init__(self, settings):
+        self.model = target_for(settings, "production").client(deadline=10.0)
+        self.wrong, self.sent = [], 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self):
+        while not self.stop.is_set():
+            n = self.sent % 100
+            try:
+                answer = self.model.predict([n])
+            except Exception as exc:  # noqa: BLE001 - counted: a live request must never fail
+                answer = exc
+            if answer != [2 * n]:
+                self.wrong.append((n, answer))
+            self.sent += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+def stable_pods(target) -> dict:
+    """name -> (uid, restarts) of the stable pods."""
+    pods = target.cluster.core.list_namespaced_pod(target.namespace, label_selector="vci.dev/track=stable").items
+    return {p.metadata.name: (p.metadata.uid, p.status.container_statuses[0].restart_count) for p in pods}
+
+
+def shadow_left(target) -> list[str]:
+    """What of a shadow is still on the cluster."""
+    kinds = ("Deployment", "Service", "NetworkPolicy", "ConfigMap")
+    return [kind for kind in kinds if target.cluster.read(kind, "iris-production-shadow", target.namespace)]
+
+
+def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(settings, tmp_path):
+    target = target_for(settings, "production")
+    live = stage(settings, tmp_path, Doubler, "live")
+    promote(settings, "staging", "production", strategy="direct", timeout=60)
+    before, pods = status(settings, "production"), stable_pods(target)
+    assert len(pods) == 2
+
+    stage(settings, tmp_path, TenPercentOff, "off")
+    with Users(settings) as users:
+        refused = promote(settings, "staging", "production", strategy="shadow", timeout=60)
+    assert refused["outcome"] == "rolled-back" and "above max_disagreement" in refused["reason"], refused
+    comparison = refused["shadow"]
+    assert comparison["compared"] >= 40 and 0 < comparison["disagreed"] < comparison["compared"]
+    assert comparison["live_latency_ms"] > 0 and comparison["shadow_latency_ms"] > 0
+    after = status(settings, "production")
+    assert (after.digest, after.release_id) == (live, before.release_id)
+    assert stable_pods(target) == pods  # the mirror went on and off without restarting production's pods
+    assert shadow_left(target) == [] and after.shadow is None
+    assert users.sent > 40 and users.wrong == []  # no user ever got the candidate's answer, nor an error
+
+    same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers
+    seen = []
+    with Users(settings) as users:
+        watcher = threading.Thread(target=lambda: seen.append(watch_status(settings)), daemon=True)
+        watcher.start()
+        promoted = promote(settings, "staging", "production", strategy="shadow", timeout=60)
+        watcher.join(5)
+    assert promoted["outcome"] == "succeeded" and "0 of" in promoted["reason"], promoted
+    assert status(settings, "production").digest == same and users.wrong == []
+    running = seen[0]  # `vci status` while the shadow ran: its comparison so far
+    assert running["release_id"] == promoted["release_id"] and running["compared"] > 0
+    assert running["disagreed"] == 0 and running["disagreement_rate"] == 0.0
+    assert shadow_left(target) == []
+    record = Ledger.for_settings(settings).get("production", promoted["release_id"])
+    assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 40
+
+
+def watch_status(settings, timeout: float = 60.0) -> dict | None:
+    """The production status's shadow once it has compared something (None: never, within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shadow = status(settings, "production").shadow
+        if shadow and shadow["compared"]:
+            return shadow
+        time.sleep(0.3)
+    return None
+
+
+def test_the_environments_service_never_selects_the_shadows_pods(settings):
+    target = target_for(settings, "production")
+    image = {"image": "reg.example/ml/iris@sha256:" + "a" * 64}
+    service = render_service(target.spec(image, None))
+    shadow = target.spec(image, "r1", track="shadow")
+    deployment, own, policy = render_shadow(shadow)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector: dict) -> bool:
+        return all(labels.get(k) == v for k, v in selector.items())
+
+    assert not selects(service["spec"]["selector"])  # no live traffic
+    assert selects(own["spec"]["selector"]) and own["metadata"]["name"] == "iris-production-shadow"
+    assert selects(policy["spec"]["podSelector"]["matchLabels"])  # its pods take what the stable pods take
+    assert "VCI_SHADOW_CONFIG" not in {
+        e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
