@@ -178,11 +178,3 @@ def test_pod_annotations_and_labels_of_the_environment_reach_the_pods(project, t
     deploy(settings, log_run(settings, tmp_path, "9").id, "staging", timeout=60)
     template = live_objects(settings)["Deployment"]["spec"]["template"]["metadata"]
     assert template["annotations"]["sidecar.istio.io/inject"] == "true" and template["labels"]["team"] == "search"
-
-
-def test_a_service_monitor_is_rendered_but_not_applied_and_deploy_says_so(project, tmp_path, caplog):
-    settings = project(service_monitor={"interval": "15s"})
-    with caplog.at_level("WARNING", logger="vci"):
-        dry = deploy(settings, log_run(settings, tmp_path, "14").id, "staging", dry_run=True)
-    assert "service_monitor is set: vci deploy applies no custom resource" in caplog.text
-    assert "ServiceMonitor" not in str(dry.diff) and not any("ServiceMonitor" in key for key in dry.prune)

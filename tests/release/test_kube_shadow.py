@@ -8,6 +8,9 @@ kubelet fills configMap and secret volumes as a real one does, and whose cluster
 lets a pod reach a Service (tests/fakes/kube/network.py, podnet.py)."""
 
 import base64
+import json
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -146,28 +149,36 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
     assert shadow_left(target) == [] and after.shadow is None
     assert users.sent > 40 and users.wrong == []  # no user ever got the candidate's answer, nor an error
 
-    same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers
+    same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers: through the CLI
     seen = []
     with Users(settings) as users:
-        watcher = threading.Thread(target=lambda: seen.append(watch_status(settings)), daemon=True)
+        watcher = threading.Thread(target=lambda: seen.append(watch_status(tmp_path)), daemon=True)
         watcher.start()
-        promoted = promote(settings, "staging", "production", strategy="shadow", timeout=60)
-        watcher.join(5)
-    assert promoted["outcome"] == "succeeded" and "0 of" in promoted["reason"], promoted
-    assert status(settings, "production").digest == same and users.wrong == []
-    running = seen[0]  # `vci status` while the shadow ran: its comparison so far
-    assert running["release_id"] == promoted["release_id"] and running["compared"] > 0
-    assert running["disagreed"] == 0 and running["disagreement_rate"] == 0.0
-    assert shadow_left(target) == []
-    record = Ledger.for_settings(settings).get("production", promoted["release_id"])
+        promoted = vci_cli(tmp_path, "promote", "--digest", same, "--strategy", "shadow", "--timeout", "60")
+        watcher.join(30)
+    assert promoted.returncode == 0, promoted.stderr
+    summary = promoted.stdout.splitlines()
+    assert summary[0].startswith(f"succeeded: staging -> production {same} (shadow, release ") and users.wrong == []
+    assert re.fullmatch(r"shadow: \d+ compared, 0 disagreed \(0\.0%\), .*; latency live [\d.]+ ms .*", summary[-1])
+    assert status(settings, "production").digest == same and shadow_left(target) == []
+    running = seen[0]  # `vci status --output json` while the shadow ran: its comparison so far
+    release_id = summary[0].rsplit("release ", 1)[1].rstrip(")")
+    assert running["release_id"] == release_id and running["compared"] > 0 and running["disagreed"] == 0
+    assert running["candidate"].endswith(same) and running["disagreement_rate"] == 0.0
+    record = Ledger.for_settings(settings).get("production", release_id)
     assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 40
 
 
-def watch_status(settings, timeout: float = 60.0) -> dict | None:
-    """The production status's shadow once it has compared something (None: never, within ``timeout``)."""
+def vci_cli(cwd, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def watch_status(cwd, timeout: float = 90.0) -> dict | None:
+    """``vci status --env production``'s shadow once it has compared something (None: never, in ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        shadow = status(settings, "production").shadow
+        shown = vci_cli(cwd, "status", "--env", "production", "--output", "json")
+        shadow = json.loads(shown.stdout).get("shadow") if shown.returncode == 0 else None
         if shadow and shadow["compared"]:
             return shadow
         time.sleep(0.3)

@@ -15,7 +15,7 @@ from ..deploy.rbac import render_rbac, subject
 from ..errors import UsageError
 from ..runs import get_run
 from ..serve import run_server
-from .output import emit, output_option, record_table
+from .output import comparison_text, emit, output_option, record_table
 from .params import AT_LEAST_ONE, HTTP_URL, PORT, POSITIVE_SECONDS, SECONDS
 from .runs import settings_for, store_option
 
@@ -148,7 +148,9 @@ def status_cmd(env, store, output):
     if result["state"] == "not-deployed":
         text = f"{result['environment']}: nothing deployed"
     else:
-        text = "\n".join(f"{k}: {v}" for k, v in result.items())
+        text = "\n".join(f"{k}: {v}" for k, v in result.items() if k != "shadow")
+        if result.get("shadow"):
+            text += "\n" + comparison_text(result["shadow"])
     emit(output, result, text)
 
 

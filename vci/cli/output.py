@@ -91,3 +91,20 @@ def record_table(records: list[dict], fields: Sequence[str]) -> str:
 def _cell(value) -> str:
     text = "-" if value in (None, "") else str(value)
     return text[:19] if text.startswith("sha256:") else text
+
+
+def comparison_text(shadow: dict) -> str:
+    """A shadow comparison in one line: counts, rate, the latency of both sides (``vci status``, the promote
+    summary)."""
+    rate = shadow.get("disagreement_rate")
+    counts = (
+        f"{shadow.get('compared', 0)} compared, {shadow.get('disagreed', 0)} disagreed"
+        f" ({'-' if rate is None else f'{rate:.1%}'}), {shadow.get('errors', 0)} failed to reach the shadow,"
+        f" {shadow.get('dropped', 0)} dropped"
+    )
+    sides = []
+    for side in ("live", "shadow"):
+        mean, p90 = shadow.get(f"{side}_latency_ms"), shadow.get(f"{side}_p90_ms")
+        sides.append(f"{side} {'-' if mean is None else f'{mean:g} ms'}" + (f" (p90 {p90:g} ms)" if p90 else ""))
+    release = f" of release {shadow['release_id']}" if shadow.get("release_id") else ""
+    return f"shadow{release}: {counts}; latency {', '.join(sides)}"

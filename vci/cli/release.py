@@ -9,7 +9,7 @@ from ..release.auto import promote_auto
 from ..release.rollback import HISTORY_FIELDS, history, rollback
 from ..release.smoke import smoke_test
 from ..release.waves import release
-from .output import emit, output_option, record_table
+from .output import comparison_text, emit, output_option, record_table
 from .params import AT_LEAST_ONE, FILE_IN, SECONDS
 from .runs import settings_for, store_option
 
@@ -67,7 +67,7 @@ def test_cmd(env, examples_file, store, output):
     type=click.Choice(["direct", "canary", "shadow"]),
     default=None,
     help="direct; canary in the target's steps; or shadow: the candidate answers a copy of live traffic and "
-    "is promoted only when its answers agree (the target's shadow: settings; local environments). Default: "
+    "is promoted only when its answers agree (the target's shadow: settings). Default: "
     "the target's strategy, else direct.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
@@ -120,9 +120,13 @@ def promote_cmd(
         f"{result['outcome']}: {result['from']} -> {result['to']} {result['digest']} "
         f"({result['strategy']}, release {result['release_id'] or '-'})\n{result.get('reason', '')}"
     )
+    if result.get("shadow"):
+        text = f"{text.rstrip()}\n{comparison_text(result['shadow'])}"
     emit(output, result, text.rstrip())
     if result["outcome"] == "rolled-back":
-        what = "the release was rolled back" if result["strategy"] == "waves" else "the canary was rolled back"
+        what = {"waves": "the release was rolled back", "shadow": "the candidate was not promoted"}.get(
+            result["strategy"], "the canary was rolled back"
+        )
         raise DeployError(f"{what}: {result['reason']}")
 
 

@@ -56,16 +56,14 @@ from .rollout import explain, wait_rollout, wait_terminated
 from .target import DeployResult, LogLine, Removal, Rendering, Status
 
 log = logging.getLogger("vci")
-SERVICE_MONITOR_NOT_APPLIED = (
-    "environments.{env}.service_monitor is set: vci deploy applies no custom resource, so apply the "
-    "ServiceMonitor that `vci render` prints (kubectl apply, or your GitOps tool)"
-)
 PRUNED_KINDS = (
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "NetworkPolicy",
     "Ingress",
+    "ServiceMonitor",
 )  # rendered for some settings
+NEWER_KINDS = ("Ingress", "ServiceMonitor")  # a Role from before vci rendered them may not list them
 OWNED_KINDS = ("Deployment", "Service", *PRUNED_KINDS)  # what undeploy removes (the canary's Deployment too)
 LABEL_TIMEOUT = 10.0  # seconds `vci render` gives the registry for an image's labels (once: no retries)
 SERVER_NOTES = ("deployment.kubernetes.io/", "kubectl.kubernetes.io/")  # annotations controllers and kubectl own
@@ -137,7 +135,7 @@ class KubeTarget:
         spec = self.spec(image, None, allow_tag=allow_tag)
         objects = render_kserve(spec) if kserve else render(spec)
         if not kserve and (monitor := render_service_monitor(spec)) is not None:
-            objects.append(monitor)  # vci deploy does not apply it (a custom resource): see deploy
+            objects.append(monitor)
         defaults = container_resources(spec.resources)[1]
         if not kserve and (exposed := ingress_warning(spec)):
             warnings.append(exposed)
@@ -218,11 +216,9 @@ class KubeTarget:
         failed deploy leaves the cluster as it found it."""
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
-        objects = render(spec)
+        objects = render(spec) + self._service_monitor(spec)
         if exposed := ingress_warning(spec):
             log.warning("%s", exposed)
-        if spec.service_monitor:
-            log.warning("%s", SERVICE_MONITOR_NOT_APPLIED.format(env=spec.environment))
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
         live = lives[_key(objects[0])]
         result = partial(
@@ -255,6 +251,21 @@ class KubeTarget:
                     "deleted" if self.cluster.delete(obj["kind"], _name(obj), spec.namespace) else "gone"
                 )
         return result(status="deployed" if wait else "applied", release_id=release_id, changes=changes)
+
+    def _service_monitor(self, spec: DeploySpec) -> list[dict]:
+        """The ServiceMonitor to apply with the environment's objects (none unless asked); a clear error when
+        the cluster does not serve the Prometheus Operator's ServiceMonitor (its CRD is not installed)."""
+        monitor = render_service_monitor(spec)
+        if monitor is None:
+            return []
+        if not self.cluster.serves("ServiceMonitor"):
+            raise DeployError(
+                f"environments.{spec.environment}.service_monitor is set, and the cluster serves no ServiceMonitor "
+                "(monitoring.coreos.com/v1): the Prometheus Operator's CRDs are not installed there; nothing was "
+                "changed",
+                hint="install the Prometheus Operator (or its CRDs), or remove service_monitor from the environment",
+            )
+        return [monitor]
 
     def _apply_all(
         self, spec: DeploySpec, deletes: list[dict], objects: list[dict], lives: dict, wait: bool, timeout: float | None
@@ -342,15 +353,20 @@ class KubeTarget:
         return [o for o in found if _key(o) not in names]
 
     def _owned(self, kind: str, namespace: str, labels: dict) -> list[dict]:
-        """The ``kind`` objects with ``labels``; none for Ingress under a Role from before vci rendered them
-        (it may not list ingresses, so it never created one: nothing to prune), instead of a refused deploy."""
+        """The ``kind`` objects with ``labels``; none for Ingress and ServiceMonitor under a Role from before vci
+        rendered them (it may not list them, so it never created one: nothing to prune), instead of a refused
+        deploy, and no ServiceMonitor where the cluster has no such resource (no CRD: none can exist)."""
         try:
             return self.cluster.list(kind, namespace, labels)
         except AuthError:
-            if kind != "Ingress":
+            if kind not in NEWER_KINDS:
                 raise
-            log.debug("the Role may not list ingresses (applied before vci rendered them): none to prune")
+            log.debug("the Role may not list %s (applied before vci rendered them): none to prune", kind)
             return []
+        except NotFoundError:
+            if kind != "ServiceMonitor":
+                raise
+            return []  # the resource itself is not served: the Prometheus Operator's CRDs are not installed
 
     def _named(self) -> DeploySpec:
         """A spec that only names things (objects, service, namespace): for status, undeploy and the proxy."""

@@ -9,6 +9,7 @@ would change: a second identical deploy writes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -29,12 +30,13 @@ KINDS = {
     "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy"),
     "Ingress": ("NetworkingV1Api", "namespaced_ingress"),
 }
+# custom resources (an operator's CRD), through CustomObjectsApi: kind -> (group, version, plural)
+CUSTOM_KINDS = {"ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors")}
+CUSTOM_VERBS = {"read": "get", "list": "list", "delete": "delete", "patch": "patch"}
 
 
 def api_error(exc, what: str) -> Exception:
     """Map a kubernetes ApiException to the vci error tree with the server's own message."""
-    import json
-
     status = getattr(exc, "status", None)
     try:
         message = json.loads(exc.body).get("message") or exc.reason
@@ -119,6 +121,7 @@ class Cluster:
 
         self.api_client = api_client
         self.apis = {name: getattr(client, name)(api_client) for name, _ in KINDS.values()}
+        self.custom = client.CustomObjectsApi(api_client)
         self.core = self.apis["CoreV1Api"]
         self.apps = self.apis["AppsV1Api"]
 
@@ -126,13 +129,48 @@ class Cluster:
         from kubernetes.client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
-        api, suffix = KINDS[kind]
         try:
+            if kind in CUSTOM_KINDS:
+                return self._custom_call(verb, kind, *args, **kwargs)
+            api, suffix = KINDS[kind]
             return getattr(self.apis[api], f"{verb}_{suffix}")(*args, **kwargs)
         except ApiException as exc:
             raise api_error(exc, f"{verb} {kind} {what}") from exc
         except HTTPError as exc:  # no answer at all: refused, timed out, TLS failed (urllib3 gave up)
             raise unreachable(self.api_client.configuration.host, exc) from exc
+
+    def _custom_call(self, verb: str, kind: str, *args, **kwargs):
+        """The CustomObjectsApi call for the typed one ``verb``: (group, version, namespace, plural) first, the
+        name (and body) after, where the typed methods take (name, namespace[, body])."""
+        group, version, plural = CUSTOM_KINDS[kind]
+        method = getattr(self.custom, f"{CUSTOM_VERBS[verb]}_namespaced_custom_object")
+        if verb == "list":
+            return method(group, version, args[0], plural, **kwargs)
+        name, namespace, *body = args
+        if verb != "patch":
+            return method(group, version, namespace, plural, name, *body, **kwargs)
+        # the client maps only a 200 answer to an object: an apply that creates answers 201, read it raw
+        answer = method(group, version, namespace, plural, name, *body, _preload_content=False, **kwargs)
+        return json.loads(answer.data)
+
+    def serves(self, kind: str) -> bool:
+        """Whether the cluster serves custom ``kind`` (its CRD is installed): its group version's discovery."""
+        from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        group, version, plural = CUSTOM_KINDS[kind]
+        try:
+            found = self.api_client.call_api(
+                f"/apis/{group}/{version}", "GET", header_params={"Accept": "application/json"},
+                response_types_map={200: "object"}, auth_settings=["BearerToken"], _return_http_data_only=True,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise api_error(exc, f"discovery of {group}/{version}") from exc
+        except HTTPError as exc:
+            raise unreachable(self.api_client.configuration.host, exc) from exc
+        return any(r.get("name") == plural for r in (found or {}).get("resources") or [])
 
     def read(self, kind: str, name: str, namespace: str) -> dict | None:
         try:
@@ -145,7 +183,8 @@ class Cluster:
         """The objects of ``kind`` in ``namespace`` whose labels include ``selector``."""
         labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         found = self._call("list", kind, f"in {namespace} ({labels})", namespace, label_selector=labels)
-        return [self.api_client.sanitize_for_serialization(item) for item in found.items]
+        items = found["items"] if isinstance(found, dict) else found.items  # custom objects come as dicts
+        return [self.api_client.sanitize_for_serialization(item) for item in items]
 
     def delete(self, kind: str, name: str, namespace: str, *, dry_run: bool = False) -> bool:
         """Delete one object; False when there was none. ``dry_run``: the server checks, deletes nothing."""

@@ -10,20 +10,19 @@ starts and stops without restarting production's pods, within the kubelet's sync
 on a real cluster: a shadow's ``duration`` should be longer). The mirror goes to the shadow Service's
 cluster IP with the stable server's own token (the shadow runs with the environment's auth setting, so
 it takes the same tokens). Each stable pod counts its comparisons and exposes them as ``vci_shadow_*``
-series labelled with the shadow's release; :func:`comparison` sums them over the pods that answered the
+series labelled with the shadow's release; vci.deploy.comparison sums them over the pods that answered the
 scrape (a pod restarted meanwhile starts again from zero). :meth:`KubeTarget.remove_shadow` deletes the
 ConfigMap and the shadow's stack, leaving production as it was.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import AuthError, DeployError
+from .comparison import from_metrics, mirror_config, shown
 from .manifests import SHADOW_KEY, render_shadow, render_shadow_config
 from .rollout import explain, wait_rollout
 
@@ -32,8 +31,6 @@ if TYPE_CHECKING:  # the target creates the handle: a runtime import would be a 
 
 log = logging.getLogger("vci")
 SHADOW_KINDS = ("NetworkPolicy", "Service", "Deployment")  # the shadow's stack, deleted in this order
-_SAMPLE = re.compile(r'^vci_shadow_(\w+)_total\{[^}]*shadow_release="((?:[^"\\]|\\.)*)"[^}]*\}\s+(\S+)')
-_PREDICT = re.compile(r'^vci_request_duration_seconds_(sum|count)\{[^}]*route="/predict"[^}]*\}\s+(\S+)')
 
 
 class KubeShadow:
@@ -73,7 +70,7 @@ class KubeShadow:
         target.cluster.apply(render_shadow_config(spec, config))
 
     def counts(self) -> dict:
-        return comparison(self.target.scrape("stable"), self.release_id)
+        return from_metrics(self.target.scrape("stable"), self.release_id)
 
     def metrics(self) -> dict[str, str]:
         return self.target.scrape("shadow")
@@ -85,38 +82,6 @@ class KubeShadow:
         self.target.remove_shadow()
 
 
-def no_comparison() -> dict[str, Any]:
-    """The counts of a shadow before anything was compared (what the stable servers' counts add up to)."""
-    return {"compared": 0, "disagreed": 0, "errors": 0, "dropped": 0, "shadow_seconds": 0.0, "disagreements": []}
-
-
-def comparison(scrapes: dict[str, str], release_id: str) -> dict:
-    """The comparison counts of the shadow ``release_id``, summed over the stable pods' scrapes."""
-    total = no_comparison()
-    for text in scrapes.values():
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if match and match[2] == release_id:
-                key = "shadow_seconds" if match[1] == "seconds" else match[1]
-                if key in total:
-                    total[key] += float(match[3]) if key == "shadow_seconds" else int(float(match[3]))
-    total["disagreement_rate"] = total["disagreed"] / total["compared"] if total["compared"] else None
-    return total
-
-
-def predict_latency_ms(scrapes: dict[str, str]) -> float | None:
-    """The mean /predict latency over the pods' scrapes, in milliseconds (None: none answered)."""
-    seconds, count = 0.0, 0
-    for text in scrapes.values():
-        for line in text.splitlines():
-            if match := _PREDICT.match(line):
-                if match[1] == "sum":
-                    seconds += float(match[2])
-                else:
-                    count += int(float(match[2]))
-    return round(seconds / count * 1000, 3) if count else None
-
-
 def running_shadow(target: KubeTarget) -> dict | None:
     """The shadow comparison running on ``target`` now (for ``vci status``), or None when none runs."""
     spec = target._named()
@@ -125,25 +90,13 @@ def running_shadow(target: KubeTarget) -> dict | None:
     except AuthError:  # a Role from before shadows (no configmaps rule) ran none: status works as it did
         log.debug("the Role may not read configmaps (applied before vci ran shadows): no shadow to show")
         return None
-    try:
-        config = json.loads(((config_map or {}).get("data") or {}).get(SHADOW_KEY) or "null")
-    except ValueError:
-        config = None
-    if not isinstance(config, dict) or not config.get("release_id"):
+    if (config := mirror_config(((config_map or {}).get("data") or {}).get(SHADOW_KEY))) is None:
         return None
     live = target.scrape("stable")
-    counts = comparison(live, config["release_id"])
     deployment = target.cluster.read("Deployment", f"{spec.object_name}-shadow", target.namespace)
     containers = ((deployment or {}).get("spec") or {}).get("template", {}).get("spec", {}).get("containers") or []
-    return {
-        "release_id": config["release_id"],
-        "image": containers[0]["image"] if containers else None,
-        "fraction": config.get("fraction"),
-        "compare": config.get("compare"),
-        **{k: counts[k] for k in ("compared", "disagreed", "errors", "dropped", "disagreement_rate")},
-        "live_latency_ms": predict_latency_ms(live),
-        "shadow_latency_ms": predict_latency_ms(target.scrape("shadow")),
-    }
+    candidate = containers[0]["image"] if containers else None
+    return shown(config, from_metrics(live, config["release_id"]), candidate, live, target.scrape("shadow"))
 
 
 def shadow_replicas(stable: int, fraction: float) -> int:

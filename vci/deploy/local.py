@@ -17,6 +17,7 @@ from ..runs import resolve_run
 from ..serve.shadow import SHADOW_CONFIG
 from ..trust import TRUSTED_KEYS_ENV, Policy, keys_to_environ
 from . import process
+from .comparison import from_stats_files, mirror_config, shown
 from .target import DeployResult, LogLine, Removal, Status
 
 log = logging.getLogger("vci")
@@ -126,7 +127,21 @@ class LocalTarget:
             pid=record["pid"],
             started=record["started"],
             log=record["log"],
+            shadow=self.running_shadow(record) if alive else None,
         )
+
+    def running_shadow(self, record: dict) -> dict | None:
+        """The shadow comparison running beside the stable server now (vci.release.shadow), or None."""
+        try:
+            config = mirror_config(self.shadow_config.read_text())
+        except OSError:
+            return None
+        if config is None:
+            return None
+        shadow = process.read_deployment(self.state, self.canary_name)
+        counts = from_stats_files(self.shadow_config, config["release_id"])
+        candidate = shadow["run_id"] if shadow else None
+        return shown(config, counts, candidate, _scrape(record), _scrape(shadow) if shadow else {})
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
         """Stop the environment's server and forget it; a dry run only reads what it would stop."""

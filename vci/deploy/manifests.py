@@ -530,12 +530,20 @@ def ingress_warning(spec: DeploySpec) -> str | None:
     )
 
 
-APPLY_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "HorizontalPodAutoscaler", "Ingress")
+APPLY_ORDER = (
+    "NetworkPolicy",
+    "Service",
+    "PodDisruptionBudget",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "ServiceMonitor",
+)
 
 
 def apply_order(objects: list[dict]) -> list[dict]:
     """What a Deployment needs first (the policy its pods start under, its Service, its disruption budget),
-    what acts on it (the HPA) and what exposes it (the Ingress) last."""
+    what acts on it (the HPA) and what exposes it (the Ingress) or watches it (the ServiceMonitor) last."""
     return sorted(objects, key=lambda o: APPLY_ORDER.index(o["kind"]))
 
 

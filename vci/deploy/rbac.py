@@ -28,6 +28,12 @@ RULES = (  # (API group, resource, verbs, what needs it)
         "ingress to the model pods from the namespace (or what network_policy names); list: pruning",
     ),
     ("networking.k8s.io", "ingresses", [*WRITE, "list"], "the environment's ingress (host, path, TLS); list: pruning"),
+    (
+        "monitoring.coreos.com",
+        "servicemonitors",
+        [*WRITE, "list"],
+        "service_monitor (Prometheus Operator); list: pruning",
+    ),
     ("", "pods", ["list"], "diagnosing a failed rollout; finding the canary's pods"),
     ("", "pods/log", ["get"], "a failed rollout's last log lines"),
     ("", "events", ["list"], "a failed rollout's warning events"),

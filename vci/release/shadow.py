@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-from ..deploy.kubeshadow import no_comparison
+from ..deploy.comparison import from_stats_files
 from ..envrules import ShadowPolicy
 from ..errors import Aborted
 from ..files import write_replacing
@@ -47,21 +46,6 @@ def shadow_gate(counts: dict, policy: ShadowPolicy) -> tuple[bool, str]:
     )
 
 
-def summed(stats_files: list[Path]) -> dict:
-    """The counts of every server process of the stable release (one stats file each), added up."""
-    total = no_comparison()
-    for path in stats_files:
-        try:
-            counts = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        for key in ("compared", "disagreed", "errors", "dropped", "shadow_seconds"):
-            total[key] += counts.get(key, 0)
-        total["disagreements"] += counts.get("disagreements", [])
-    total["disagreement_rate"] = total["disagreed"] / total["compared"] if total["compared"] else None
-    return total
-
-
 class LocalShadow:
     """A shadow on this machine: the target's canary slot at track ``shadow``; the mirror's config a file the
     stable server watches, its counts the stats files the server writes beside it."""
@@ -79,7 +63,7 @@ class LocalShadow:
             write_replacing(self.config, json.dumps(config).encode())
 
     def counts(self) -> dict:
-        return summed(_stats_of(self.config, self.release_id))
+        return from_stats_files(self.config, self.release_id)
 
     def metrics(self) -> dict[str, str]:
         return self.canary.metrics()
@@ -158,15 +142,3 @@ def latency(side: str, seen: Snapshot) -> dict:
         f"{side}_latency_ms": round(seen.seconds / seen.total * 1000, 3) if seen.total else None,
         f"{side}_p90_ms": round(p90 * 1000, 3) if p90 is not None else None,
     }
-
-
-def _stats_of(config: Path, release_id: str) -> list[Path]:
-    """This shadow's stats files (a file of an earlier shadow, or of another release, is not counted)."""
-    found = []
-    for path in config.parent.glob(f"{config.name}.*.stats.json"):
-        try:
-            if json.loads(path.read_text()).get("release_id") == release_id:
-                found.append(path)
-        except (OSError, ValueError):
-            continue
-    return found

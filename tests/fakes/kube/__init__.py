@@ -17,7 +17,10 @@ history/410), validation.py, quantity.py, names.py, networkpolicy.py, ingress.py
 real server), defaults.py, selectors.py, patch.py, controller.py, deployment.py and rollout_status.py
 (deployment/replicaset controllers, garbage collection), pods.py (simulated pods: image markers
 ``broken``/``unready``/``nonexistent`` or env ``FAKE_KUBE_BEHAVIOUR``), processes.py (real processes through a
-runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), proxy.py (service/pod proxy),
+runner, probes, restarts, host port annotation ``fake.kube.vci.dev/host-port``), volumes.py (configMap and secret
+volumes of process pods, updated in place as the kubelet does), network.py and podnet.py (process pods reach
+Services by name and cluster IP), crds.py (CustomResourceDefinitions: a CRD stored serves its resource, validated
+against its schema), proxy.py (service/pod proxy),
 autoscaler.py (HPA min/max without metrics), disruption.py (PDB status and the pod eviction subresource), tables.py
 (kubectl's Table output), events.py.
 

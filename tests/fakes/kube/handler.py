@@ -17,7 +17,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from . import resources
+from . import crds, resources
 from . import status as errors
 from .api import decode
 from .disruption import evict
@@ -95,7 +95,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
         if method == "GET" and self._discovery(path):
             return
-        route = parse_route(path)
+        route = parse_route(path, crds.served(self.kube.store))
         if route is None:
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
         watch = (query.get("watch") or "").lower() in ("1", "true")
@@ -178,13 +178,13 @@ class KubeHandler(BaseHTTPRequestHandler):
         elif path == "/api":
             doc = resources.api_versions(f"127.0.0.1:{self.kube.port}")
         elif path == "/apis":
-            doc = resources.api_group_list()
+            doc = resources.api_group_list(crds.served(self.kube.store))
         elif path == "/api/v1":
             doc = resources.resource_list("", "v1")
         elif path.startswith("/apis/") and path.count("/") == 2:
-            doc = resources.api_group(path.split("/")[2])
+            doc = resources.api_group(path.split("/")[2], crds.served(self.kube.store))
         elif path.startswith("/apis/") and path.count("/") == 3:
-            doc = resources.resource_list(*path.split("/")[2:4])
+            doc = resources.resource_list(*path.split("/")[2:4], crds.served(self.kube.store))
         if doc is None:
             return False
         self._send(200, doc)

@@ -3,7 +3,8 @@
 Served: v1 namespaces, pods (+log, +proxy, +eviction), services (+proxy), events, configmaps, secrets,
 resourcequotas (+status); apps/v1 deployments (+status, +scale), replicasets (+status, +scale);
 autoscaling/v2 horizontalpodautoscalers (+status); policy/v1 poddisruptionbudgets (+status);
-networking.k8s.io/v1 networkpolicies, ingresses (+status). Discovery answers the legacy (non-aggregated) documents /api,
+networking.k8s.io/v1 networkpolicies, ingresses (+status); apiextensions.k8s.io/v1 customresourcedefinitions, and
+the resources of the CRDs stored (crds.py). Discovery answers the legacy (non-aggregated) documents /api,
 /api/v1, /apis, /apis/<group>/<version>, which kubectl and the official client accept.
 """
 
@@ -24,6 +25,7 @@ class Resource:
     short_names: tuple = ()
     subresources: tuple = ()
     has_status: bool = True  # status is written only through /status (and by the fake's controllers)
+    schema: str | None = None  # a custom resource's openAPIV3Schema, as JSON (crds.py)
 
     @property
     def api_version(self) -> str:
@@ -63,10 +65,19 @@ RESOURCES = [
     ),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",), has_status=False),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), subresources=("status",)),
+    Resource(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short_names=("crd",),
+        subresources=("status",),
+    ),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
-GROUPS = {"apps": "v1", "autoscaling": "v2", "policy": "v1", "networking.k8s.io": "v1"}
+GROUPS = {"apps": "v1", "autoscaling": "v2", "policy": "v1", "networking.k8s.io": "v1", "apiextensions.k8s.io": "v1"}
 GENERATION_KINDS = {
     "Deployment",
     "ReplicaSet",
@@ -78,9 +89,10 @@ GENERATION_KINDS = {
 }
 
 
-def resource_list(group: str, version: str) -> dict | None:
-    """The APIResourceList of one group version, or None when the fake does not serve it."""
-    served = [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+def resource_list(group: str, version: str, custom: dict | None = None) -> dict | None:
+    """The APIResourceList of one group version, or None when the fake does not serve it (``custom``: the
+    resources stored CRDs serve, crds.served)."""
+    served = [r for r in [*RESOURCES, *(custom or {}).values()] if (r.group, r.version) == (group, version)]
     if not served:
         return None
     entries = []
@@ -128,18 +140,23 @@ def api_versions(address: str) -> dict:
     }
 
 
-def api_group_list() -> dict:
+def _groups(custom: dict | None) -> dict[str, str]:
+    return {**GROUPS, **{group: version for group, version, _ in custom or {}}}
+
+
+def api_group_list(custom: dict | None = None) -> dict:
     groups = []
-    for name, version in GROUPS.items():
+    for name, version in _groups(custom).items():
         gv = {"groupVersion": f"{name}/{version}", "version": version}
         groups.append({"name": name, "versions": [gv], "preferredVersion": gv})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(name: str) -> dict | None:
-    if name not in GROUPS:
+def api_group(name: str, custom: dict | None = None) -> dict | None:
+    groups = _groups(custom)
+    if name not in groups:
         return None
-    gv = {"groupVersion": f"{name}/{GROUPS[name]}", "version": GROUPS[name]}
+    gv = {"groupVersion": f"{name}/{groups[name]}", "version": groups[name]}
     return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
 
 

@@ -24,7 +24,9 @@ class Route:
     rest: str = ""  # what follows proxy/ (the forwarded path)
 
 
-def parse_route(path: str) -> Route | None:
+def parse_route(path: str, custom: dict | None = None) -> Route | None:
+    """The route of an API path; ``custom``: the resources stored CRDs serve (crds.served)."""
+    served = {**BY_PATH, **(custom or {})}
     parts = [unquote(p) for p in path.strip("/").split("/")]
     if parts[:2] == ["api", "v1"]:
         group, version, tail = "", "v1", parts[2:]
@@ -33,11 +35,11 @@ def parse_route(path: str) -> Route | None:
     else:
         return None
     namespace = None
-    if len(tail) >= 3 and tail[0] == "namespaces" and (group, version, tail[2]) in BY_PATH:
+    if len(tail) >= 3 and tail[0] == "namespaces" and (group, version, tail[2]) in served:
         namespace, tail = tail[1], tail[2:]
-    if not tail or (group, version, tail[0]) not in BY_PATH:
+    if not tail or (group, version, tail[0]) not in served:
         return None
-    resource = BY_PATH[(group, version, tail[0])]
+    resource = served[(group, version, tail[0])]
     if resource.namespaced is False and namespace is not None:
         return None
     name = tail[1] if len(tail) > 1 else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from . import ingress, networkpolicy, quantity
+from . import crds, ingress, networkpolicy, quantity
 from .names import LABEL, MSG_LABEL, SUBDOMAIN, bad_value, name_problems
 from .selectors import selector_matches
 from .status import invalid, undecodable
@@ -253,5 +253,9 @@ def validate(resource, obj: dict, old: dict | None = None) -> None:
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
     problems += label_problems(template.get("labels"), "spec.template.metadata.labels")
     problems += container_problems(obj) + kind_problems(obj, old)
+    if resource.kind == "CustomResourceDefinition":
+        problems += crds.crd_problems(obj)
     if problems:
         raise invalid(resource, meta.get("name", ""), problems)
+    if resource.schema is not None:
+        crds.check_custom(resource, obj)

@@ -1,0 +1,78 @@
+"""A local shadow as `vci status` shows it while it runs, and the promote summary's comparison (text and JSON)."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import yaml
+
+from vci.deploy import deploy, status
+from vci.release.promote import promote
+
+from .test_shadow import Doubler, LiveTraffic, log, settings  # noqa: F401 - settings: the fixture
+
+
+def watch(where, timeout: float = 60.0) -> dict | None:
+    """Production's shadow in `vci status` once something was compared (None: never, within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shadow = status(where, "production").shadow
+        if shadow and shadow["compared"]:
+            return shadow
+        time.sleep(0.2)
+    return None
+
+
+def test_status_shows_a_running_shadow_and_the_summary_its_comparison(settings, tmp_path):  # noqa: F811
+    settings.environments["production"].shadow = {"min_requests": 400, "duration": "60s"}  # a few seconds
+    live = log(settings, tmp_path, Doubler, 2, "live")
+    deploy(settings, live.id, "staging")
+    promote(settings, "staging", "production", strategy="direct")
+    assert status(settings, "production").shadow is None
+    same = log(settings, tmp_path, Doubler, 2, "same")
+    staged = deploy(settings, same.id, "staging")
+    seen = []
+    with LiveTraffic(settings):
+        watcher = threading.Thread(target=lambda: seen.append(watch(settings)), daemon=True)
+        watcher.start()
+        done = promote(settings, "staging", "production", strategy="shadow", timeout=60)
+        watcher.join(10)
+    assert done["outcome"] == "succeeded", done
+    running = seen[0]
+    assert running["release_id"] == done["release_id"] and running["candidate"] == same.id
+    assert running["compared"] > 0 and running["disagreed"] == 0 and running["disagreement_rate"] == 0.0
+    assert running["live_latency_ms"] > 0 and running["shadow_latency_ms"] > 0
+    assert status(settings, "production").shadow is None  # over: nothing shown
+    summary = done["shadow"]
+    assert summary["live_latency_ms"] > 0 and summary["shadow_p90_ms"] > 0 and summary["compared"] >= 400
+    assert staged.run_id == same.id
+
+
+def test_the_promote_commands_summary_shows_the_refusal_and_its_comparison(settings, tmp_path):  # noqa: F811
+    settings.environments["production"].shadow = {"min_requests": 5, "duration": "2s"}
+    (tmp_path / "vci.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "store": str(tmp_path / "store"),
+                "project": "demo",
+                "environments": {"production": {"shadow": {"min_requests": 5, "duration": "2s"}}},
+            }
+        )  # fmt: skip
+    )
+    deploy(settings, log(settings, tmp_path, Doubler, 2, "live").id, "staging")
+    promote(settings, "staging", "production", strategy="direct")
+    deploy(settings, log(settings, tmp_path, Doubler, 2, "quiet").id, "staging")
+    digest = status(settings, "staging").digest
+    command = [sys.executable, "-m", "vci", "promote", "--digest", digest, "--strategy", "shadow"]
+    text = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 13, text.stderr  # DeployError: not promoted
+    assert "the candidate was not promoted: shadow refused: only 0 of the 5" in text.stderr
+    assert text.stdout.splitlines()[-1] == (
+        "shadow: 0 compared, 0 disagreed (-), 0 failed to reach the shadow, 0 dropped; latency live -, shadow -"
+    )
+    shown = subprocess.run([*command, "--output", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = json.loads(shown.stdout)
+    assert result["outcome"] == "rolled-back" and result["shadow"]["compared"] == 0
+    assert result["shadow"]["compare"] == "exact" and result["shadow"]["live_latency_ms"] is None
