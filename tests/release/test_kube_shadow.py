@@ -94,11 +94,14 @@ class Users:
     def __init__(self, settings):
         self.model = target_for(settings, "production").client(deadline=10.0)
         self.wrong, self.sent = [], 0
-        self.stop = threading.Event()
+        self.stop, self.paused = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._send, daemon=True)
 
     def _send(self):
         while not self.stop.is_set():
+            if self.paused.is_set():  # the shadow waits for more traffic meanwhile
+                time.sleep(0.05)
+                continue
             n = self.sent % 100
             try:
                 answer = self.model.predict([n])
@@ -150,9 +153,12 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
     assert users.sent > 40 and users.wrong == []  # no user ever got the candidate's answer, nor an error
 
     same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers: through the CLI
+    config = yaml.safe_load((tmp_path / "vci.yaml").read_text())
+    config["environments"]["production"]["shadow"]["min_requests"] = 300  # long enough to be watched
+    (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
     seen = []
     with Users(settings) as users:
-        watcher = threading.Thread(target=lambda: seen.append(watch_status(tmp_path)), daemon=True)
+        watcher = threading.Thread(target=lambda: seen.append(watch_status(settings, users, tmp_path)), daemon=True)
         watcher.start()
         promoted = vci_cli(tmp_path, "promote", "--digest", same, "--strategy", "shadow", "--timeout", "60")
         watcher.join(30)
@@ -162,27 +168,33 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
     assert re.fullmatch(r"shadow: \d+ compared, 0 disagreed \(0\.0%\), .*; latency live [\d.]+ ms .*", summary[-1])
     assert status(settings, "production").digest == same and shadow_left(target) == []
     running = seen[0]  # `vci status --output json` while the shadow ran: its comparison so far
+    assert "release_id" in running, running
     release_id = summary[0].rsplit("release ", 1)[1].rstrip(")")
     assert running["release_id"] == release_id and running["compared"] > 0 and running["disagreed"] == 0
     assert running["candidate"].endswith(same) and running["disagreement_rate"] == 0.0
     record = Ledger.for_settings(settings).get("production", release_id)
-    assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 40
+    assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 300
 
 
 def vci_cli(cwd, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vci", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
-def watch_status(cwd, timeout: float = 90.0) -> dict | None:
-    """``vci status --env production``'s shadow once it has compared something (None: never, in ``timeout``)."""
+def watch_status(settings, users, cwd, timeout: float = 60.0) -> dict:
+    """``vci status --env production --output json`` once the shadow has compared something: the users pause
+    meanwhile, so the shadow (short of its min_requests) is still running when the command reads it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        shown = vci_cli(cwd, "status", "--env", "production", "--output", "json")
-        shadow = json.loads(shown.stdout).get("shadow") if shown.returncode == 0 else None
+        shadow = status(settings, "production").shadow
         if shadow and shadow["compared"]:
-            return shadow
-        time.sleep(0.3)
-    return None
+            users.paused.set()
+            try:
+                shown = vci_cli(cwd, "status", "--env", "production", "--output", "json")
+            finally:
+                users.paused.clear()
+            return json.loads(shown.stdout)["shadow"]
+        time.sleep(0.2)
+    return {}
 
 
 def test_the_environments_service_never_selects_the_shadows_pods(settings):

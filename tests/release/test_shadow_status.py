@@ -76,3 +76,12 @@ def test_the_promote_commands_summary_shows_the_refusal_and_its_comparison(setti
     result = json.loads(shown.stdout)
     assert result["outcome"] == "rolled-back" and result["shadow"]["compared"] == 0
     assert result["shadow"]["compare"] == "exact" and result["shadow"]["live_latency_ms"] is None
+
+
+def test_the_github_job_summary_shows_a_shadow_promotions_comparison():
+    from vci.ci.github import summary_markdown
+
+    shadow = {"compared": 120, "disagreed": 12, "disagreement_rate": 0.1, "live_latency_ms": 1.5, "shadow_p90_ms": None}
+    text = summary_markdown("promote", {"outcome": "rolled-back", "strategy": "shadow", "shadow": shadow})
+    assert "| compared | 120 |\n| disagreed | 12 |\n| disagreement rate | 0.1 |" in text
+    assert "| live latency ms | 1.5 |" in text and "shadow p90" not in text

@@ -29,6 +29,9 @@ SUMMARY_KEYS = (
     "checked",
 )
 
+SHADOW_KEYS = ("compared", "disagreed", "disagreement_rate", "errors", "dropped", "compare", "fraction")
+SHADOW_KEYS += ("live_latency_ms", "live_p90_ms", "shadow_latency_ms", "shadow_p90_ms")
+
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
     """True when running as a GitHub Actions step (the runner sets GITHUB_ACTIONS=true)."""
@@ -119,6 +122,10 @@ def summary_markdown(command: str, result: dict) -> str:
             "```",
             "</details>",
         ]
+    if isinstance(result.get("shadow"), dict):  # a shadow promotion's comparison, both sides' latency
+        shadow = result["shadow"]
+        lines += ["", "| shadow | |", "|---|---|"]
+        lines += [f"| {k.replace('_', ' ')} | {shadow[k]} |" for k in SHADOW_KEYS if shadow.get(k) is not None]
     for failure in result.get("failures") or []:
         lines.append(f"- :x: example {failure.get('example')}: {failure.get('problem')}")
     if isinstance(result.get("releases"), list):
