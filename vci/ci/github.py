@@ -29,8 +29,10 @@ SUMMARY_KEYS = (
     "checked",
 )
 
-SHADOW_KEYS = ("compared", "disagreed", "disagreement_rate", "errors", "dropped", "compare", "fraction")
-SHADOW_KEYS += ("live_latency_ms", "live_p90_ms", "shadow_latency_ms", "shadow_p90_ms")
+SHADOW_KEYS = (  # a shadow promotion's comparison, in this order
+    *("compared", "disagreed", "disagreement_rate", "errors", "dropped", "compare", "fraction"),
+    *("live_latency_ms", "live_p90_ms", "shadow_latency_ms", "shadow_p90_ms"),
+)
 
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
