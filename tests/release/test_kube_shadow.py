@@ -23,35 +23,22 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from images import scratch_base_layout  # noqa: E402
-from registry import RegistryServer  # noqa: E402
-from tests.deploy.serving import MODEL_DIRS, ServePod  # noqa: E402
-from tests.fakes.kube import start_kube_server  # noqa: E402
+from tests.deploy.serving import MODEL_DIRS  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.deploy import deploy, status, target_for  # noqa: E402
 from vci.deploy.manifests import render_service, render_shadow  # noqa: E402
 from vci.ledger import Ledger  # noqa: E402
 from vci.release.promote import promote  # noqa: E402
 
+from .test_kube_release import cluster  # noqa: E402, F401 - its module-scoped cluster, with ServePod pods
 from .test_shadow import Doubler, TenPercentOff, log  # noqa: E402
 
 TOKEN = "shadow-test-token"
 SHADOW = {"min_requests": 40, "duration": "60s", "max_disagreement": 0.02, "compare": "exact"}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kube-shadow")
-    kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), backend="process", runner=ServePod)
-    try:
-        with RegistryServer(root / "registry") as reg:
-            yield kube, reg, scratch_base_layout(root / "base")
-    finally:
-        kube.stop()
-
-
 @pytest.fixture()
-def settings(cluster, tmp_path, monkeypatch):
+def settings(cluster, tmp_path, monkeypatch):  # noqa: F811 - the fixture imported above
     kube, reg, base = cluster
     monkeypatch.setenv("VCI_CACHE_DIR", str(tmp_path.parent / "vci-cache"))
     monkeypatch.setenv("VCI_USER", "tester")
@@ -154,7 +141,7 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
 
     same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers: through the CLI
     config = yaml.safe_load((tmp_path / "vci.yaml").read_text())
-    config["environments"]["production"]["shadow"]["min_requests"] = 300  # long enough to be watched
+    config["environments"]["production"]["shadow"]["min_requests"] = 150  # long enough to be watched
     (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
     seen = []
     with Users(settings) as users:
@@ -173,7 +160,7 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
     assert running["release_id"] == release_id and running["compared"] > 0 and running["disagreed"] == 0
     assert running["candidate"].endswith(same) and running["disagreement_rate"] == 0.0
     record = Ledger.for_settings(settings).get("production", release_id)
-    assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 300
+    assert record.strategy == "shadow" and record.extra["shadow"]["compared"] >= 150
 
 
 def vci_cli(cwd, *args) -> subprocess.CompletedProcess:
@@ -214,3 +201,19 @@ def test_the_environments_service_never_selects_the_shadows_pods(settings):
     assert "VCI_SHADOW_CONFIG" not in {
         e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
+
+
+def test_pods_deployed_without_the_mount_refuse_a_shadow_before_anything_starts(settings):
+    from vci.deploy.manifests import render_deployment
+    from vci.errors import DeployError
+
+    target = target_for(settings, "production")
+    image = {"image": "reg.example/ml/iris@sha256:" + "b" * 64}
+    old = render_deployment(target.spec(image, "r-old", replicas=0))  # as a vci before cluster shadows rendered it
+    old["spec"]["template"]["spec"]["volumes"] = [
+        v for v in old["spec"]["template"]["spec"]["volumes"] if "configMap" not in v
+    ]
+    target.cluster.apply(old)
+    with pytest.raises(DeployError, match="without the shadow's ConfigMap mount") as refused:
+        target.start_shadow(image["image"], release_id="r-new", fraction=0.5)
+    assert "deploy 'production' once with this vci" in refused.value.hint and shadow_left(target) == []

@@ -1,6 +1,5 @@
 """A local shadow as `vci status` shows it while it runs, and the promote summary's comparison (text and JSON)."""
 
-import json
 import subprocess
 import sys
 import threading
@@ -51,15 +50,14 @@ def test_status_shows_a_running_shadow_and_the_summary_its_comparison(settings, 
 
 
 def test_the_promote_commands_summary_shows_the_refusal_and_its_comparison(settings, tmp_path):  # noqa: F811
-    settings.environments["production"].shadow = {"min_requests": 5, "duration": "2s"}
     (tmp_path / "vci.yaml").write_text(
         yaml.safe_dump(
             {
                 "store": str(tmp_path / "store"),
                 "project": "demo",
-                "environments": {"production": {"shadow": {"min_requests": 5, "duration": "2s"}}},
+                "environments": {"production": {"shadow": {"min_requests": 5, "duration": "1s"}}},
             }
-        )  # fmt: skip
+        )
     )
     deploy(settings, log(settings, tmp_path, Doubler, 2, "live").id, "staging")
     promote(settings, "staging", "production", strategy="direct")
@@ -72,10 +70,6 @@ def test_the_promote_commands_summary_shows_the_refusal_and_its_comparison(setti
     assert text.stdout.splitlines()[-1] == (
         "shadow: 0 compared, 0 disagreed (-), 0 failed to reach the shadow, 0 dropped; latency live -, shadow -"
     )
-    shown = subprocess.run([*command, "--output", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    result = json.loads(shown.stdout)
-    assert result["outcome"] == "rolled-back" and result["shadow"]["compared"] == 0
-    assert result["shadow"]["compare"] == "exact" and result["shadow"]["live_latency_ms"] is None
 
 
 def test_the_github_job_summary_shows_a_shadow_promotions_comparison():

@@ -497,6 +497,14 @@ class KubeTarget:
         of its traffic; the mirror stays off until the handle's ``mirror`` turns it on."""
         validate_canary_name(self._named(), "shadow")
         stable = self.cluster.read("Deployment", self._named().object_name, self.namespace) or {}
+        volumes = ((stable.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []
+        if not any((v.get("configMap") or {}).get("name") == self._named().shadow_config_name for v in volumes):
+            raise DeployError(
+                f"{self.environment.name!r} runs pods without the shadow's ConfigMap mount (deployed by a vci "
+                "from before cluster shadows): they could not mirror; nothing was started",
+                hint=f"deploy {self.environment.name!r} once with this vci (e.g. promote --strategy direct), "
+                "then shadow",
+            )
         shadow = KubeShadow(self, self.resolve_image(what), release_id, timeout)
         shadow.start(shadow_replicas((stable.get("spec") or {}).get("replicas", 1), fraction))
         return shadow

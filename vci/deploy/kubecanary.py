@@ -12,6 +12,19 @@ if TYPE_CHECKING:  # the target creates the handle: a runtime import would be a 
     from .kube import KubeTarget
 
 
+def wait_ready(target: KubeTarget, desired: dict, before: dict | None, timeout: float | None, what: str) -> None:
+    """Wait until the Deployment ``desired`` (just applied over ``before``) is rolled out; DeployError,
+    explained, when it does not become ready."""
+    name = desired["metadata"]["name"]
+    outcome = wait_rollout(target.cluster, name, target.namespace, timeout=timeout, before=before)
+    if not outcome.ok:
+        live = target.cluster.read("Deployment", name, target.namespace) or desired
+        raise DeployError(
+            f"the {what} {name} did not become ready: {explain(target.cluster, live, outcome)}",
+            hint=f"kubectl -n {target.namespace} describe deployment {name}",
+        )
+
+
 class KubeCanary:
     """A canary in progress on a cluster: a "-canary" Deployment behind the environment's one Service, its
     share of the traffic the share of the Service's endpoints that are canary pods."""
@@ -39,13 +52,7 @@ class KubeCanary:
         before = target.cluster.read("Deployment", name, target.namespace)
         target.cluster.apply(desired)
         self.replicas = replicas
-        outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
-        if not outcome.ok:
-            live = target.cluster.read("Deployment", name, target.namespace) or desired
-            raise DeployError(
-                f"the canary {name} did not become ready: {explain(target.cluster, live, outcome)}",
-                hint=f"kubectl -n {target.namespace} describe deployment {name}",
-            )
+        wait_ready(target, desired, before, self.timeout, "canary")
 
     def metrics(self) -> dict[str, str]:
         return self.target.scrape("canary")

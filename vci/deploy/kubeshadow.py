@@ -21,10 +21,10 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from ..errors import AuthError, DeployError
+from ..errors import AuthError
 from .comparison import from_metrics, mirror_config, shown
+from .kubecanary import wait_ready
 from .manifests import SHADOW_KEY, render_shadow, render_shadow_config
-from .rollout import explain, wait_rollout
 
 if TYPE_CHECKING:  # the target creates the handle: a runtime import would be a cycle
     from .kube import KubeTarget
@@ -49,13 +49,7 @@ class KubeShadow:
         before = target.cluster.read("Deployment", name, target.namespace)
         for obj in reversed(objects):  # its policy and Service before its pods
             target.cluster.apply(obj)
-        outcome = wait_rollout(target.cluster, name, target.namespace, timeout=self.timeout, before=before)
-        if not outcome.ok:
-            live = target.cluster.read("Deployment", name, target.namespace) or deployment
-            raise DeployError(
-                f"the shadow {name} did not become ready: {explain(target.cluster, live, outcome)}",
-                hint=f"kubectl -n {target.namespace} describe deployment {name}",
-            )
+        wait_ready(target, deployment, before, self.timeout, "shadow")
         service = target.cluster.read("Service", objects[1]["metadata"]["name"], target.namespace) or {}
         self.url = f"http://{service['spec']['clusterIP']}:80"  # no DNS needed: any cluster domain, any resolver
 
