@@ -23,7 +23,17 @@ SERVICE_MONITOR_SCHEMA = Path(__file__).resolve().parents[2] / "deploy" / "prome
 
 
 def served(store) -> dict[tuple[str, str, str], Resource]:
-    """(group, version, plural) -> Resource for every served version of every stored CRD."""
+    """(group, version, plural) -> Resource for every served version of every stored CRD (asked on every
+    request: worked out again only when the store changed)."""
+    cached = getattr(store, "_served_crds", None)
+    if cached is not None and cached[0] == store.revision:
+        return cached[1]
+    revision, found = store.revision, _served(store)
+    store._served_crds = (revision, found)
+    return found
+
+
+def _served(store) -> dict[tuple[str, str, str], Resource]:
     out = {}
     for crd in store.list(CRDS)[0]:
         spec = crd.get("spec") or {}
