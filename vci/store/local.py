@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -136,7 +137,12 @@ class LocalStore:
         except ValueError as exc:
             raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        keys = self._all_keys(prefix)
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        return keys[start:] if limit is None else keys[start : start + limit]
+
+    def _all_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix.strip("/") else self.root
         if not base.is_dir():
             return []

@@ -119,7 +119,7 @@ def _read_routes(app: Flask) -> None:
     def environment(name: str):
         catalog: Catalog = _config("catalog")
         page = request.args.get("page", default=1, type=int) or 1
-        timeline = catalog.timeline(name, page)
+        timeline = catalog.timeline(name, request.args.get("before") or None, page)
         status = target_for(_config("settings"), name).status()
         return render_template(
             "env.html", timeline=timeline, status=status, canary=catalog.canary(name), settings=_config("settings")
