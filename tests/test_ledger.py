@@ -257,3 +257,17 @@ def test_the_first_page_is_one_bounded_listing(ledger, monkeypatch):
     listed.clear()
     assert [r.release_id for r in ledger.page("production", 50).releases][-1] == "r20261201-090000-aaaa"
     assert listed == [40, 1]
+
+
+def test_an_actor_given_is_who_the_record_and_the_claim_name(ledger):
+    given = make_record(release_id="r20261201-100000-aaaa", environment="production", action="promote",
+                        outcome="succeeded", digest=None, actor="dana", environ={"VCI_USER": "ci-bot"})  # fmt: skip
+    assert given.who == "dana" and record("r1").who == "ci-bot"  # without one: VCI_USER, as the CLI
+    claim = ledger.claim("production", "promote X", actor="dana")
+    assert ledger.store.get_json(claim)["who"] == "dana"
+    with pytest.raises(ConflictError, match="by dana"):
+        ledger.claim("production", "promote Y", actor="erin")
+    ledger.mark_aborted("production", "r20261201-100000-aaaa", "erin")
+    ledger.mark_aborted("production", "r20261201-100000-aaaa", "frank")  # the first abort is the one kept
+    assert ledger.aborted_by("production", "r20261201-100000-aaaa") == "erin"
+    assert ledger.aborted_by("production", "r20261201-100001-aaaa") is None

@@ -10,6 +10,7 @@ Layout in the configured store (local directory or S3)::
                                              whose id is not vci's ``rYYYYMMDD-HHMMSS-...``
     ledger/<env>/claims/<n>.json             "promotion n of this environment is in progress"
     ledger/<env>/claims/<n>.done.json        "... and it has finished"
+    ledger/<env>/aborts/<release-id>.json    "<who> aborted this release's canary" (vci ui's abort)
 
 Every write is a conditional put (``put_json_new``): two writers can never overwrite each other. Claims
 are numbered: a promotion takes claim n+1 only when claim n is done (or expired, if its holder died),
@@ -19,6 +20,7 @@ Nothing is ever overwritten or deleted, so this works on any store with a condit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -167,10 +169,12 @@ def make_record(
     approver: str | None = None,
     reason: str | None = None,
     source: str | None = None,
+    actor: str | None = None,
     environ=None,
     **extra,
 ) -> ReleaseRecord:
-    """A ledger record (pure apart from reading the clock and the CI variables)."""
+    """A ledger record (pure apart from reading the clock and the CI variables); its ``who`` is ``actor``,
+    else the CI actor or VCI_USER (see ``who``)."""
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
     return ReleaseRecord(
@@ -182,7 +186,7 @@ def make_record(
         image=image,
         run_id=run_id,
         strategy=strategy,
-        who=who(environ),
+        who=actor or who(environ),
         when=now_iso(),
         timestamp=time.time(),
         approver=approver,
@@ -297,15 +301,16 @@ class Ledger:
             hint=f"`vci history --env {env}` lists its releases",
         )
 
-    def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL) -> str:
-        """Take the next claim on ``env``; ConflictError while the last one is neither done nor expired."""
+    def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL, *, actor: str | None = None) -> str:
+        """Take the next claim on ``env`` for ``actor`` (default: ``who()``); ConflictError while the last one
+        is neither done nor expired."""
         taken = sorted(k for k in self.store.list_keys(f"ledger/{env}/claims/") if k.endswith(".json"))
         numbers = [int(k.rsplit("/", 1)[1][:6]) for k in taken if not k.endswith(".done.json")]
         last = max(numbers, default=0)
         if numbers and f"ledger/{env}/claims/{last:06d}.done.json" not in taken:
             self._refuse_if_live(env, self.store.get_json(f"ledger/{env}/claims/{last:06d}.json"))
         key = f"ledger/{env}/claims/{last + 1:06d}.json"
-        doc = {"holder": holder, "who": who(), "since": now_iso(), "expires": time.time() + ttl}
+        doc = {"holder": holder, "who": actor or who(), "since": now_iso(), "expires": time.time() + ttl}
         try:
             self.store.put_json_new(key, doc)
         except ConflictError:
@@ -320,6 +325,19 @@ class Ledger:
                 f"by {claim.get('who')} since {claim.get('since')})",
                 hint="wait for it to finish, then check `vci history` and retry",
             )
+
+    def mark_aborted(self, env: str, release_id: str, actor: str) -> None:
+        """Note that ``actor`` stopped release ``release_id`` of ``env`` (its canary), for the promotion that
+        drives it to record (write-once: the first abort is the one kept)."""
+        with contextlib.suppress(ConflictError):
+            self.store.put_json_new(f"ledger/{env}/aborts/{release_id}.json", {"who": actor, "when": now_iso()})
+
+    def aborted_by(self, env: str, release_id: str) -> str | None:
+        """Who stopped release ``release_id`` of ``env`` (``mark_aborted``), or None."""
+        try:
+            return self.store.get_json(f"ledger/{env}/aborts/{release_id}.json").get("who")
+        except NotFoundError:
+            return None
 
     def release_claim(self, key: str) -> None:
         """Mark a claim finished (a second, write-once marker: nothing is ever overwritten or deleted)."""

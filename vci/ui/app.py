@@ -226,7 +226,9 @@ def _action_routes(app: Flask) -> None:
     @app.post("/abort")
     def abort_canary():
         _check_action()
-        text = actions.abort_action(_config("settings"), env=request.form.get("env", ""))
+        text = actions.abort_action(
+            _config("settings"), env=request.form.get("env", ""), actor=request.form.get("actor")
+        )
         return render_template("message.html", title="aborted", text=text)
 
     @app.get("/env/<name>/try")
