@@ -152,12 +152,17 @@ def test_live_charts_are_svg_from_the_servers_metrics(released):
     client = app_client(settings)
     client.get("/env/staging/live")
     deployed_model(settings, "staging").predict([1])
+    deployed_model(settings, "staging").predict([3])
     import time
 
     time.sleep(1.1)  # the sampler scrapes an environment at most once a second
     page = client.get("/env/staging/live").get_data(as_text=True)
-    assert page.count("<svg") == 5 and "<polyline" in page and "no data yet" in page  # batching is off
+    assert page.count("<svg") == 5 + 3 and "<polyline" in page and "no data yet" in page  # batching is off
     assert re.search(r'class="chart-now">now [0-9.e+-]+</text>', page)
+    drift = re.search(r'<div class="charts" id="drift">(.*?)</div>', page, re.S).group(1)
+    first = re.search(r'<svg[^>]*aria-label="drift: 0 \(.*?</svg>', drift).group(0)  # the examples' features
+    assert 'class="band"' in first and "now 2</text>" in first  # the mean of 1 and 3, between them
+    assert drift.count('aria-label="drift: ') == 3 and drift.count("no data yet") == 2  # features 1, 2: unseen
 
 
 def test_a_promotion_racing_another_release_shows_the_ledger_s_conflict(released):

@@ -24,7 +24,7 @@ from ..errors import ConflictError, NotFoundError, UsageError, VciError
 from ..ledger import ReleaseRecord
 from ..redact import mask_url, redact
 from . import actions
-from .charts import Sampler, charts_for
+from .charts import Sampler, charts_for, drift_charts, drift_points
 from .diff import ReleaseDiff, diff_manifests, image_layers, layer_rows
 from .guard import COOKIE, HEADERS, Guard, Refused, same_origin
 from .pages import PAGE, Catalog, ci_url, evidence, manifest_schema, shown_error
@@ -131,7 +131,10 @@ def _read_routes(app: Flask) -> None:
         settings.environment(name)  # an unknown one is a 404 with the configured names
         sampler: Sampler = _config("sampler")
         problem = sampler.scrape(name)
-        return render_template("live.html", env=name, charts=charts_for(sampler.points(name)), problem=problem)
+        drift = drift_charts(drift_points(sampler.scrapes(name)))
+        return render_template(
+            "live.html", env=name, charts=charts_for(sampler.points(name)), drift=drift, problem=problem
+        )
 
     @app.get("/runs")
     def runs():
