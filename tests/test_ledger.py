@@ -227,9 +227,9 @@ def test_an_old_layout_ledger_and_a_mixed_one_list_newest_first_in_whole_pages(l
     for release_id, timestamp in new.items():
         stamped(ledger, release_id, timestamp)
     assert [r.release_id for r in reversed(ledger.records("production"))] == everything
-    for limit in (1, 3, 9, 10, 11, 19, 30):
+    for limit in (1, 6, 7, 11, 30):  # 6: the newer of second 20's two (its id sorts first), 11: within 17
         assert [r.release_id for r in ledger.newest("production", limit)] == everything[:limit]
-    for size in (1, 2, 5, 9, 40):
+    for size in (1, 5, 40):
         pages = walk(ledger, size)
         assert [rid for page in pages for rid in page] == everything  # each release once, in order
         assert all(len(page) <= size + 1 for page in pages)  # whole seconds: one more at most here
