@@ -1,0 +1,68 @@
+"""sentence-transformers models, saved with save() (a directory) and loaded with SentenceTransformer on the
+CPU: nothing is downloaded from a hub (HF_HUB_OFFLINE=1 while serving)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import FrameworkModel, installed, versions
+from .convert import to_jsonable
+from .texts import batch_over_texts, texts_of, texts_of_tensor
+
+REQUIREMENTS = ["sentence-transformers", "transformers", "tokenizers", "safetensors", "huggingface-hub", "numpy"]
+
+
+def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
+    """``model/`` via save() (its modules: transformer, pooling, ...); the embedding's dimension."""
+    path = directory / "model"
+    model.save(str(path))
+    requirements = REQUIREMENTS + [p for p in [installed("torch")] if p]
+    meta = {
+        "format": "save",
+        "dimension": _dimension(model),
+        "texts": True,  # the input schema: a text or a list of texts (vci.schema)
+        "versions": versions(*requirements),
+    }
+    return path, meta, requirements
+
+
+def _dimension(model) -> int | None:
+    """The embedding's length (sentence-transformers 5 renamed get_sentence_embedding_dimension)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return method()
+
+
+class SentenceTransformersModel(FrameworkModel):
+    """A text's embedding (a list of floats), or a list of embeddings for a list of texts, encoded at once."""
+
+    module = "sentence_transformers"
+    package = "sentence-transformers"
+
+    def before_import(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a served model never fetches from a hub
+
+    def load(self, path: str) -> None:
+        self.model = self.lib.SentenceTransformer(path, device="cpu")
+
+    def embed(self, texts: list[str]) -> list:
+        return to_jsonable(self.encode(texts))
+
+    def encode(self, texts: list[str]):
+        return self.model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
+
+    def predict(self, data):
+        texts, single = texts_of(data, "this sentence-transformers model")
+        embeddings = self.embed(texts)
+        return embeddings[0] if single else embeddings
+
+    def batch_predict(self, items: list) -> list:
+        """Every text of every item in one encode call (it batches them), split back per item."""
+        return batch_over_texts(items, self.embed, "this sentence-transformers model")
+
+    def predict_tensors(self, inputs):
+        """A BYTES tensor of texts (Open Inference Protocol) -> their embeddings, one row each."""
+        return self.encode(texts_of_tensor(inputs, "this sentence-transformers model"))
+
+
+MODEL_CLASS = SentenceTransformersModel
