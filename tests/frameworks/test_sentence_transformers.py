@@ -61,4 +61,4 @@ def test_input_schema_is_texts(store, tmp_path):
     check = Validator(manifest["schemas"]["input"])
     assert manifest["schemas"]["from"]["input"] == "sentence_transformers"
     assert check.problem(TEXTS) is None and check.problem("one") is None
-    assert check.problem([[0.5, 1.0]]) is not None
+    assert check.problem([[0.5, 1.0]]) == "$[0]: expected string, got array"

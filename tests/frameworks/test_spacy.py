@@ -6,7 +6,9 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+import vci
 from tests.frameworks.conftest import log_and_load, pinned
+from vci.deploy import undeploy
 from vci.errors import ModelError, ModelValidationError
 from vci.validator import Validator
 
@@ -63,10 +65,29 @@ def test_input_schema_is_texts_and_other_inputs_are_refused(store):
     check = Validator(manifest["schemas"]["input"])
     assert manifest["schemas"]["from"]["input"] == "spacy"
     assert check.problem("a text") is None and check.problem(["two", "texts"]) is None
-    assert check.problem([[1.0, 2.0]]) is not None
+    assert check.problem([[1.0, 2.0]]) == "$[0]: expected string, got array"
     with pytest.raises(ModelError, match="takes a text or a list of texts") as refused:
         model.predict({"text": "x"})
     assert refused.value.status == 422
+
+
+def test_served_by_a_local_server_which_refuses_rows_with_422(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nlp = trained_classifier()
+    run = vci.init("served-spacy", store=store)
+    run.log_model(nlp)
+    try:
+        run.deploy(wait=True)
+        served = run.get_deployed_model()
+        assert served.predict("good film")["POS"] == pytest.approx(nlp("good film").cats["POS"], abs=1e-6)
+        batch = served.batch_predict([TEXTS[:2], "great"])
+        assert [b["POS"] for b in batch[0]] == pytest.approx([nlp(t).cats["POS"] for t in TEXTS[:2]], abs=1e-6)
+        assert batch[1]["POS"] == pytest.approx(nlp("great").cats["POS"], abs=1e-6)
+        with pytest.raises(vci.RemoteError, match="expected string, got array") as refused:  # the input schema
+            served.predict([[1.0, 2.0]])
+        assert refused.value.status == 422
+    finally:
+        undeploy(run.settings, "staging")
 
 
 def test_an_entity_ruler_pipeline_answers_entities(store):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .base import FrameworkModel, installed, versions
 from .convert import to_jsonable
-from .texts import batch_over_texts, texts_of, texts_of_tensor
+from .texts import batch_over_texts, predict_texts, texts_of_tensor
 
+WHAT = "this sentence-transformers model"
 REQUIREMENTS = ["sentence-transformers", "transformers", "tokenizers", "safetensors", "huggingface-hub", "numpy"]
 
 
@@ -28,7 +29,7 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
 
 
 def _dimension(model) -> int | None:
-    """The embedding's length (sentence-transformers 5 renamed get_sentence_embedding_dimension)."""
+    """The embedding's length (newer sentence-transformers renamed get_sentence_embedding_dimension)."""
     method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return method()
 
@@ -52,17 +53,15 @@ class SentenceTransformersModel(FrameworkModel):
         return self.model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
 
     def predict(self, data):
-        texts, single = texts_of(data, "this sentence-transformers model")
-        embeddings = self.embed(texts)
-        return embeddings[0] if single else embeddings
+        return predict_texts(data, self.embed, WHAT)
 
     def batch_predict(self, items: list) -> list:
         """Every text of every item in one encode call (it batches them), split back per item."""
-        return batch_over_texts(items, self.embed, "this sentence-transformers model")
+        return batch_over_texts(items, self.embed, WHAT)
 
     def predict_tensors(self, inputs):
         """A BYTES tensor of texts (Open Inference Protocol) -> their embeddings, one row each."""
-        return self.encode(texts_of_tensor(inputs, "this sentence-transformers model"))
+        return self.encode(texts_of_tensor(inputs, WHAT))
 
 
 MODEL_CLASS = SentenceTransformersModel

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import ModelError, ModelValidationError
 from .base import FrameworkModel, versions
 from .convert import to_jsonable
-from .texts import batch_over_texts, texts_of, texts_of_tensor
+from .texts import batch_over_texts, predict_texts, texts_of_tensor
 
 REQUIREMENTS = ["spacy", "numpy"]
 CLASSIFIERS = ("textcat", "textcat_multilabel")  # the factories whose answer is doc.cats
@@ -71,9 +71,7 @@ class SpacyModel(FrameworkModel):
         return [{"text": e.text, "label": e.label_, "start": e.start_char, "end": e.end_char} for e in doc.ents]
 
     def predict(self, data):
-        texts, single = texts_of(data, WHAT)
-        answers = self.answer_all(texts)
-        return answers[0] if single else answers
+        return predict_texts(data, self.answer_all, WHAT)
 
     def answer_all(self, texts: list[str]) -> list:
         return [self.answer(doc) for doc in self.nlp.pipe(texts)]

@@ -17,6 +17,13 @@ def texts_of(data, what: str) -> tuple[list[str], bool]:
     raise ModelError(f"{what} takes a text or a list of texts, not a {type(data).__name__}", status=422)
 
 
+def predict_texts(data, answer_all: Callable[[list[str]], list], what: str):
+    """``answer_all`` over a list of texts, or its one answer for one text."""
+    texts, single = texts_of(data, what)
+    answers = answer_all(texts)
+    return answers[0] if single else answers
+
+
 def batch_over_texts(items: list, answer_all: Callable[[list[str]], list], what: str) -> list:
     """One ``answer_all`` call for every text of every item (texts or lists of texts), split back per item."""
     parsed = [texts_of(item, what) for item in items]
