@@ -22,15 +22,22 @@ def data():
     return X, (X[:, 0] + X[:, 1] > 0).astype(int)
 
 
-def test_classifier_round_trip_with_labels_batches_and_schema(store):
-    X, y = data()
-    clf = catboost.CatBoostClassifier(**SMALL).fit(X, np.array(["no", "yes"])[y])
+def labels(clf, rows):
+    return clf.predict(rows).ravel().tolist()  # a multiclass CatBoostClassifier answers (n, 1)
+
+
+@pytest.mark.parametrize("names", [["no", "yes"], ["low", "mid", "high"]])
+def test_classifier_round_trip_with_labels_batches_and_schema(store, names):
+    X, _ = data()
+    y = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5]) if len(names) == 3 else (X[:, 0] > 0).astype(int)
+    clf = catboost.CatBoostClassifier(**SMALL).fit(X, np.array(names)[y])
     model, manifest = log_and_load(clf, store)
     assert manifest["artifacts"]["model"]["filename"] == "model.cbm"
     assert pinned(manifest, "catboost") == metadata.version("catboost")
-    assert model.predict(X[:10].tolist()) == clf.predict(X[:10]).tolist()
-    assert model.predict(X[3].tolist()) == clf.predict(X[3:4]).tolist()[0]
-    expected = [clf.predict(X[:2]).tolist(), clf.predict(X[2:5]).tolist()]
+    assert model.predict(X[:10].tolist()) == labels(clf, X[:10])
+    assert set(model.predict(X.tolist())) == set(names)
+    assert model.predict(X[3].tolist()) == labels(clf, X[3:4])[0]
+    expected = [labels(clf, X[:2]), labels(clf, X[2:5])]
     assert model.batch_predict([X[:2].tolist(), X[2:5].tolist()]) == expected
     check = Validator(manifest["schemas"]["input"])
     assert manifest["schemas"]["from"]["input"] == "catboost"
@@ -53,8 +60,8 @@ def test_a_categorical_feature_by_name_takes_records_and_strings(store):
     clf = catboost.CatBoostClassifier(**SMALL, cat_features=["city"]).fit(frame, target)
     model, manifest = log_and_load(clf, store)
     records = frame[:6].to_dict("records")
-    assert model.predict(records) == clf.predict(frame[:6]).tolist()
-    assert model.predict([[0.3, "rome"]]) == clf.predict(pd.DataFrame({"size": [0.3], "city": ["rome"]})).tolist()
+    assert model.predict(records) == labels(clf, frame[:6])
+    assert model.predict([[0.3, "rome"]]) == labels(clf, pd.DataFrame({"size": [0.3], "city": ["rome"]}))
     check = Validator(manifest["schemas"]["input"])
     assert check.problem(records) is None and check.problem([[0.3, "rome"]]) is None
     assert check.problem([{"size": 0.3}]) == '$[0]: missing required key "city"'
