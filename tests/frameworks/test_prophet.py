@@ -78,3 +78,6 @@ def test_an_extra_regressor_takes_records_not_a_horizon(store):
     assert check.problem([{"ds": "2024-03-01"}]) == '$[0]: missing required key "promo"'
     with pytest.raises(ModelError, match="takes dates, not a horizon: it has extra regressors"):
         model.predict(3)
+    with pytest.raises(ModelError, match="Prophet cannot forecast this input: .*promo") as refused:
+        model.predict([{"ds": "2024-03-01", "promo": None}])
+    assert refused.value.status == 422

@@ -122,8 +122,11 @@ class ProphetModel(FrameworkModel):
         return self.model.make_future_dataframe(periods=periods, freq=freq, include_history=False)
 
     def forecast(self, frame) -> list[dict]:
-        with _seeded():
-            answer = self.model.predict(frame)[COLUMNS]
+        try:
+            with _seeded():
+                answer = self.model.predict(frame)[COLUMNS]
+        except ValueError as exc:  # Prophet's word for bad input: a NaN regressor, a timezone, ...
+            raise ModelError(f"Prophet cannot forecast this input: {exc}", status=422) from None
         answer["ds"] = answer["ds"].dt.strftime("%Y-%m-%dT%H:%M:%S")
         return answer.to_dict("records")
 
