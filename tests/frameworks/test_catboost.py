@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.frameworks.conftest import assert_close, log_and_load, pinned
+from vci.errors import ModelValidationError
 from vci.validator import Validator
 
 catboost = pytest.importorskip("catboost")
@@ -65,3 +66,8 @@ def test_a_categorical_feature_by_name_takes_records_and_strings(store):
     check = Validator(manifest["schemas"]["input"])
     assert check.problem(records) is None and check.problem([[0.3, "rome"]]) is None
     assert check.problem([{"size": 0.3}]) == '$[0]: missing required key "city"'
+
+
+def test_an_unfitted_model_is_refused_with_the_fix(store):
+    with pytest.raises(ModelValidationError, match="not a fitted CatBoost model"):
+        log_and_load(catboost.CatBoostClassifier(), store)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.frameworks.conftest import assert_close, log_and_load, pinned
-from vci.errors import ModelError
+from vci.errors import ModelError, ModelValidationError
 from vci.validator import Validator
 
 prophet = pytest.importorskip("prophet")
@@ -81,3 +81,8 @@ def test_an_extra_regressor_takes_records_not_a_horizon(store):
     with pytest.raises(ModelError, match="Prophet cannot forecast this input: .*promo") as refused:
         model.predict([{"ds": "2024-03-01", "promo": None}])
     assert refused.value.status == 422
+
+
+def test_an_unfitted_model_is_refused_with_the_fix(store):
+    with pytest.raises(ModelValidationError, match="not fitted"):
+        log_and_load(prophet.Prophet(), store)

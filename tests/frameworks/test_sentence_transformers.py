@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.frameworks.conftest import assert_close, log_and_load, pinned
+from vci.errors import ModelValidationError
 from vci.validator import Validator
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -20,7 +21,7 @@ WORDS = ["good", "bad", "movie", "film", "great", "awful", "the", "a", "was", "i
 TEXTS = ["the movie was good", "a bad film", "great", "awful awful film"]
 
 
-def tiny_model(tmp_path):
+def tiny_bert(tmp_path):
     base = tmp_path / "bert"
     base.mkdir()
     (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
@@ -35,6 +36,11 @@ def tiny_model(tmp_path):
     )
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(str(base))
+    return base
+
+
+def tiny_model(tmp_path):
+    base = tiny_bert(tmp_path)
     encoder = Transformer(str(base))
     pooling = Pooling(16, "mean")
     return sentence_transformers.SentenceTransformer(modules=[encoder, pooling], device="cpu")
@@ -62,3 +68,9 @@ def test_input_schema_is_texts(store, tmp_path):
     assert manifest["schemas"]["from"]["input"] == "sentence_transformers"
     assert check.problem(TEXTS) is None and check.problem("one") is None
     assert check.problem([[0.5, 1.0]]) == "$[0]: expected string, got array"
+
+
+def test_a_cross_encoder_is_refused_with_the_fix(store, tmp_path):
+    cross_encoder = sentence_transformers.CrossEncoder(str(tiny_bert(tmp_path)), device="cpu")
+    with pytest.raises(ModelValidationError, match="is not a SentenceTransformer"):
+        log_and_load(cross_encoder, store)

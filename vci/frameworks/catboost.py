@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ModelValidationError
 from .base import FrameworkModel, versions
 from .convert import is_columnar, to_frame
 
@@ -13,6 +14,10 @@ REQUIREMENTS = ["catboost", "numpy", "pandas"]
 def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     """``model.cbm``; its feature names (when not CatBoost's defaults "0", "1", ...), width and whether
     some features are categorical (their cells may be strings), for the input schema."""
+    if not callable(getattr(model, "is_fitted", None)) or not model.is_fitted():
+        raise ModelValidationError(
+            f"a {type(model).__name__} is not a fitted CatBoost model", hint="log the model after model.fit(...)"
+        )
     path = directory / "model.cbm"
     model.save_model(str(path), format="cbm")
     names = [str(name) for name in model.feature_names_ or []]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import FrameworkModel, installed, versions
+from ..errors import ModelValidationError
+from .base import FrameworkModel, installed, require, versions
 from .convert import to_jsonable
 from .texts import batch_over_texts, predict_texts, texts_of_tensor
 
@@ -16,6 +17,11 @@ REQUIREMENTS = ["sentence-transformers", "transformers", "tokenizers", "safetens
 
 def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     """``model/`` via save() (its modules: transformer, pooling, ...); the embedding's dimension."""
+    if not isinstance(model, require("sentence_transformers", "sentence-transformers").SentenceTransformer):
+        raise ModelValidationError(
+            f"a {type(model).__name__} is not a SentenceTransformer (the embedding models vci serves)",
+            hint="log a SentenceTransformer, or a Model class of your own that loads this model",
+        )
     path = directory / "model"
     model.save(str(path))
     requirements = REQUIREMENTS + [p for p in [installed("torch")] if p]
