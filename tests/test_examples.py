@@ -69,6 +69,7 @@ def test_every_example_has_a_readme_with_its_commands():
         "catboost",
         "spacy",
         "prophet",
+        "sentence_transformers",
     } <= set(OTHERS)
     for example in ["iris", *OTHERS]:
         readme = (EXAMPLES / example / "README.md").read_text()
