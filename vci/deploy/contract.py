@@ -71,7 +71,7 @@ def probe(request: Callable[..., object], base_url: str) -> list[Answer]:
     """Ask every route of the contract once through ``request`` (``requests.Session.request``-like)."""
     answers = []
     for method, path, _ in PROBES:
-        body = {"json": []} if method == "POST" else {}
+        body: dict[str, object] = {"json": []} if method == "POST" else {}
         try:
             response = request(method, base_url + path, timeout=TIMEOUT, **body)
             answers.append(Answer(method, path, getattr(response, "status_code", None)))
