@@ -101,7 +101,7 @@ LABELS="{}"; ENVS="[]"; WITH=python3   # the languages base says which R and Jav
 if [ "$FLAVOUR" = languages ]; then
   R_VERSION=$(chroot "$ROOTFS" Rscript -e 'cat(as.character(getRversion()))')
   JAVA_HOME_IN=$(dirname "$(dirname "$(chroot "$ROOTFS" readlink -f /usr/bin/java)")")
-  JAVA_VERSION=$(chroot "$ROOTFS" java -XshowSettings:properties -version 2>&1 | awk '$1=="java.version" {print $3}')
+  JAVA_VERSION=$(chroot "$ROOTFS" dpkg-query -W -f '${Version}' openjdk-17-jre-headless)   # java needs /proc
   echo "build-base-image: R $R_VERSION, Java $JAVA_VERSION ($JAVA_HOME_IN) inside" >&2
   LABELS="{\"vci.r\": \"$R_VERSION\", \"vci.java\": \"$JAVA_VERSION\"}"
   ENVS="[\"R_HOME=/usr/lib/R\", \"JAVA_HOME=$JAVA_HOME_IN\"]"
