@@ -1,6 +1,8 @@
 """R models saved by R itself (Rscript in the test), served through rpy2 and compared with R's own predictions."""
 
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +71,18 @@ def test_a_file_r_cannot_read_fails_at_log_time(store, tmp_path):
         log_and_load(vci.frameworks.r(tmp_path / "broken.rds"), store)
     with pytest.raises(ModelValidationError, match="does not exist"):
         log_and_load(vci.frameworks.r(tmp_path / "absent.rds"), store)
+
+
+def test_loading_r_leaves_child_processes_the_environment_they_had(r_models):
+    """rpy2 prepends R's and the system's library paths to LD_LIBRARY_PATH, which broke every child Python
+    of this interpreter (pip for `vci package` among them) once an R model was logged."""
+    script = (
+        "import os, subprocess, sys; from vci.frameworks.rlang import RSession; "
+        f"RSession('rds', {str(r_models / 'glm.rds')!r}, None, None); "
+        "print(os.environ.get('LD_LIBRARY_PATH')); "
+        "sys.exit(subprocess.run([sys.executable, '-c', 'import pip, vci']).returncode)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["None"]

@@ -9,6 +9,7 @@ time: every call into it holds ``R_LOCK``.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import threading
@@ -66,13 +67,25 @@ def pack(saved, directory: Path) -> tuple[Path, dict, list[str]]:
 
 
 def _robjects():
-    """rpy2.robjects, with R's console output sent to stderr (stdout carries the server's log lines)."""
+    """rpy2.robjects, with R's console output sent to stderr (stdout carries the server's log lines).
+
+    Starting R, rpy2 prepends R's and the system's library directories to LD_LIBRARY_PATH; a child process
+    would inherit them (a pyenv or venv Python then loads the system's libpython and loses its own
+    packages: ``vci package`` after logging an R model could no longer run pip). R is loaded by then, so
+    the variable is put back as it was."""
+    first = "rpy2.robjects" not in sys.modules
+    library_path = os.environ.get("LD_LIBRARY_PATH")
     try:
         import rpy2.robjects as ro
         from rpy2.rinterface_lib import callbacks
     except Exception as exc:  # ImportError, or rpy2's own errors when the R it finds does not fit
         message = f"this model needs R through rpy2, which cannot be loaded here: {exc}"
         raise ModelValidationError(message, hint=HINT) from exc
+    finally:
+        if first and library_path is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        elif first and library_path is not None:
+            os.environ["LD_LIBRARY_PATH"] = library_path
     callbacks.consolewrite_print = callbacks.consolewrite_warnerror = _to_stderr
     return ro
 
