@@ -3,6 +3,7 @@ the "other languages" base (scripts/build-base-image.sh --languages), pushed, ru
 read-only root, answering what R and scikit-learn answer."""
 
 import subprocess
+import urllib.error
 
 import pytest
 
@@ -28,9 +29,10 @@ def served(settings, registry, base, saved, repository: str, rows):
     result = package(settings, run.id, Options(base=base, push=[f"{registry.host}/ml/{repository}"]))
     with run_image(result["image"]) as box:
         wait_ready(box.url, box, timeout=120)
-        status, answer = post(box.url + "/predict", rows)
-        assert status == 200, box.logs()
-        return answer
+        try:
+            return post(box.url + "/predict", rows)[1]
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{exc}: {exc.read()!r}; container log: {box.logs()}") from exc
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -86,3 +87,15 @@ def test_loading_r_leaves_child_processes_the_environment_they_had(r_models):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["None"]
+
+
+def test_predict_from_another_thread_than_the_one_that_loaded(store, r_models):
+    """The server loads a model in one thread and predicts in others; rpy2 keeps its conversion rules in a
+    ContextVar that a new thread starts without (NotImplementedError: "Conversion rules ... missing")."""
+    model, _ = log_and_load(vci.frameworks.r(r_models / "glm.rds", predict_args={"type": "response"}), store)
+    answers: list = []
+    worker = threading.Thread(target=lambda: answers.append(model.predict([[2.62, 110]])))
+    worker.start()
+    worker.join(60)
+    expected = float((r_models / "glm.txt").read_text().split()[0])
+    assert answers == [pytest.approx([expected], rel=1e-12)]

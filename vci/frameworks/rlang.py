@@ -8,6 +8,7 @@ time: every call into it holds ``R_LOCK``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 from ..errors import ModelError, ModelValidationError
 from .base import FrameworkModel
 
-R_LOCK = threading.Lock()
+R_LOCK = threading.Lock()  # also: rpy2's conversion rules live in a ContextVar, so each call sets them (_in_r)
 HINT = (
     "install R and an rpy2 built for it (Debian: apt-get install r-base-core python3-rpy2), or serve from a base "
     "that has both (scripts/build-base-image.sh --languages, or your own named by `base:`)"
@@ -99,7 +100,7 @@ class RSession:
 
     def __init__(self, kind: str, path: str, packages: list[str] | None, columns: list[str] | None):
         ro = self.ro = _robjects()
-        with R_LOCK:
+        with self._in_r():
             self.fn = {name: ro.r(code) for name, code in R_HELPERS.items()}
             self.kind = kind
             if kind == "r-script":
@@ -125,15 +126,25 @@ class RSession:
                 f"R failed {doing} the model: {str(exc).strip()}", hint="check it in R: readRDS() or source() it"
             ) from exc
 
+    def _in_r(self):
+        """R_LOCK held and rpy2's default conversion in force: the server calls from threads other than the
+        one that loaded the model, and a thread starts without the ContextVar holding the rules."""
+        from rpy2.robjects.conversion import localconverter
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(R_LOCK)
+        stack.enter_context(localconverter(self.ro.default_converter))
+        return stack
+
     def versions(self) -> dict[str, str]:
-        with R_LOCK:
+        with self._in_r():
             found = {p: str(self.fn["version"](p)[0]) for p in self.packages}
             return {"R": str(self.ro.r("as.character(getRversion())")[0]), **found}
 
     def predict(self, table, predict_args: dict):
         from rpy2.rinterface_lib.embedded import RRuntimeError
 
-        with R_LOCK:
+        with self._in_r():
             frame = self._frame(table)
             try:
                 if self.kind == "r-script":
