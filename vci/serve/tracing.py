@@ -1,0 +1,309 @@
+"""Tracing: each request's W3C ``traceparent`` passed on, and its spans exported over OTLP/HTTP when asked for.
+
+Off (no ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) the server takes part in
+no trace and costs nothing: a request's valid ``traceparent`` is passed on unchanged, in the response (an
+HTTP header; gRPC trailing metadata), to a shadow's candidate, and as the payload record's ``trace_id``.
+
+On, each prediction request (HTTP POST routes, gRPC Predict, BatchPredict and ModelInfer) is a server span,
+the child of the incoming ``traceparent`` or the root of a new trace, with the children ``decode``,
+``queue`` (batching), ``predict`` and ``encode``; the response's ``traceparent`` names the server span.
+On the request path a span is a tuple of two clock readings; a finished request's trace is appended to a
+bounded deque (when it is full the trace is dropped and counted). A background thread turns what is queued
+into spans every ``POLL`` seconds, encodes them (vci.serve.otlp) and POSTs them to the collector; an export
+that fails is dropped, counted and logged (at most every ``LOG_EVERY`` s), never retried, never waited
+for by a request. SIGTERM exports what is queued within the drain timeout.
+
+The standard variables read: ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` (the traces one as is, the other
+with ``/v1/traces`` appended), ``_HEADERS`` (``k=v,...``: credentials, never logged), ``_TIMEOUT`` (ms),
+``_PROTOCOL`` (``http/protobuf`` only), ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+``OTEL_TRACES_SAMPLER`` (``parentbased_always_on`` by default, ``always_on``, ``always_off``,
+``traceidratio``, ``parentbased_traceidratio``, ``parentbased_always_off``) with ``OTEL_TRACES_SAMPLER_ARG``,
+``OTEL_TRACES_EXPORTER`` (``otlp`` or ``none``) and ``OTEL_SDK_DISABLED``. A request that is not sampled
+is served as with tracing off.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from ..errors import UsageError
+from . import logs, otlp
+
+TRACEPARENT = "traceparent"
+_HEADER = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\r\n]*)?")
+POLL = 0.5  # seconds between the exporter's looks at the queue
+CHUNK = 32  # traces encoded between two releases of the GIL (as vci.serve.payloads does)
+MAX_EXPORT = 512  # traces in one export request
+QUEUE = 16_384  # finished traces waiting for the exporter; beyond, dropped and counted
+LOG_EVERY = 30.0  # seconds between two log lines of failed exports
+SAMPLERS: tuple[str, ...] = ("parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
+SAMPLERS += ("always_on", "always_off", "traceidratio")
+
+
+def passed_on(header: str | None) -> str | None:
+    """``header`` when it is a valid traceparent (to pass on unchanged), else None."""
+    if header is None:
+        return None
+    parsed = parse(header)
+    return header if parsed is not None else None
+
+
+def parse(header: str) -> tuple[int, int, bool] | None:
+    """``(trace id, parent span id, sampled)`` of a valid traceparent, else None (W3C Trace Context:
+    version ``ff``, all-zero ids and a version-00 header with more fields are invalid)."""
+    match = _HEADER.fullmatch(header.strip())
+    if match is None:
+        return None
+    version, trace_hex, parent_hex, flags, more = match.groups()
+    trace_id, parent_id = int(trace_hex, 16), int(parent_hex, 16)
+    if version == "ff" or (version == "00" and more) or not trace_id or not parent_id:
+        return None
+    return trace_id, parent_id, bool(int(flags, 16) & 1)
+
+
+def trace_id_of(header: str | None) -> str | None:
+    """The trace id (32 hex digits) of a traceparent that :func:`passed_on` kept."""
+    return header.strip()[3:35] if header else None
+
+
+class Trace:
+    """One sampled request's trace: the server span's ids and start, and its children's times (perf_counter)."""
+
+    __slots__ = ("trace_id", "parent_id", "span_id", "start", "spans", "queued")
+
+    def __init__(self, trace_id: int, parent_id: int, start: float):
+        self.trace_id, self.parent_id, self.start = trace_id, parent_id, start
+        self.span_id = random.getrandbits(64) or 1
+        self.spans: list[tuple[str, float, float]] = []
+        self.queued = 0.0  # when the request joined the batch queue (vci.serve.batching)
+
+    def span(self, name: str, start: float) -> float:
+        """Record a child span from ``start`` to now; return now (the next span's start)."""
+        now = time.perf_counter()
+        self.spans.append((name, start, now))
+        return now
+
+    def header(self) -> str:
+        """The traceparent to pass on: this trace and the server span, sampled."""
+        return f"00-{self.trace_id:032x}-{self.span_id:016x}-01"
+
+    @property
+    def trace_hex(self) -> str:
+        return f"{self.trace_id:032x}"
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """What the server reads from the OTEL_* variables."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+    sampler: str = "parentbased_always_on"
+    ratio: float = 1.0
+    resource: tuple[tuple[str, str], ...] = (("service.name", "vci-model"),)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> TraceSettings | None:
+        """The settings, or None when tracing is off; UsageError for a setting this server cannot follow."""
+        if (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+            return None
+        exporter = (env.get("OTEL_TRACES_EXPORTER") or "otlp").strip().lower()
+        url = _traces_url(env)
+        if exporter == "none" or url is None:
+            return None
+        if exporter != "otlp":
+            raise UsageError(f"OTEL_TRACES_EXPORTER={exporter[:40]!r} is not supported", hint="set it to otlp or none")
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if protocol and protocol.strip() != "http/protobuf":
+            raise UsageError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol[:40]!r} is not supported by the model server",
+                hint="set http/protobuf and the collector's OTLP/HTTP port (4318)",
+            )
+        sampler, ratio = _sampler(env)
+        return cls(url, _pairs(_either(env, "HEADERS"), "OTEL_EXPORTER_OTLP_HEADERS"), _timeout(env), sampler, ratio,
+                   _resource(env))  # fmt: skip
+
+    def sampled(self, trace_id: int, parent_sampled: bool | None) -> bool:
+        """The sampler's decision for a trace (``parent_sampled`` None: no incoming traceparent)."""
+        name = self.sampler
+        if name.startswith("parentbased_"):
+            if parent_sampled is not None:
+                return parent_sampled
+            name = name.removeprefix("parentbased_")
+        if name == "traceidratio":  # the trace id's low 64 bits against the ratio, as opentelemetry-sdk does
+            return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(self.ratio * 2**64)
+        return name == "always_on"
+
+
+def _either(env: Mapping[str, str], name: str) -> str:
+    return env.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or env.get(f"OTEL_EXPORTER_OTLP_{name}") or ""
+
+
+def _traces_url(env: Mapping[str, str]) -> str | None:
+    url = (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+    if not url and (base := (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()):
+        url = base.rstrip("/") + "/v1/traces"
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"the OTLP endpoint {url[:100]!r} is not an http(s) URL",
+            hint="set OTEL_EXPORTER_OTLP_ENDPOINT=http://COLLECTOR:4318",
+        )
+    return url
+
+
+def _pairs(text: str, name: str) -> tuple[tuple[str, str], ...]:
+    """``k=v,k2=v2`` (values URL-encoded) as pairs; UsageError naming ``name`` (never its values)."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{name} has an entry that is not key=value", hint="write it as key1=value1,key2=value2")
+        pairs.append((unquote(key.strip()), unquote(value.strip())))
+    return tuple(pairs)
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    text = _either(env, "TIMEOUT") or "10000"
+    try:
+        return float(text) / 1000
+    except ValueError:
+        raise UsageError(f"OTEL_EXPORTER_OTLP_TIMEOUT={text[:40]!r} is not a number of milliseconds") from None
+
+
+def _sampler(env: Mapping[str, str]) -> tuple[str, float]:
+    name = (env.get("OTEL_TRACES_SAMPLER") or "parentbased_always_on").strip().lower()
+    if name not in SAMPLERS:
+        raise UsageError(f"OTEL_TRACES_SAMPLER={name[:40]!r} is not a sampler", hint="one of " + ", ".join(SAMPLERS))
+    text = env.get("OTEL_TRACES_SAMPLER_ARG") or "1.0"
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = -1.0
+    if name.endswith("traceidratio") and not 0.0 <= ratio <= 1.0:
+        raise UsageError(f"OTEL_TRACES_SAMPLER_ARG={text[:40]!r} is not a ratio", hint="set a number from 0 to 1")
+    return name, ratio
+
+
+def _resource(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    attributes = dict(_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES") or "", "OTEL_RESOURCE_ATTRIBUTES"))
+    attributes["service.name"] = env.get("OTEL_SERVICE_NAME") or attributes.get("service.name") or "vci-model"
+    for key, variable in (("vci.release_id", "VCI_RELEASE_ID"), ("vci.track", "VCI_TRACK")):
+        if env.get(variable):
+            attributes.setdefault(key, env[variable])
+    if env.get("VCI_ENVIRONMENT"):
+        attributes.setdefault("deployment.environment.name", env["VCI_ENVIRONMENT"])
+    return tuple(attributes.items())
+
+
+class Tracer:
+    """The tracing of one server process: :meth:`begin` and :meth:`finish` on the request path (never
+    blocking, never raising), the export in a background thread."""
+
+    def __init__(self, settings: TraceSettings, exporter: otlp.Exporter | None = None):
+        self.settings = settings
+        self.exporter = exporter or otlp.Exporter(settings.url, dict(settings.headers), settings.timeout)
+        self.queue: deque = deque()
+        self.exported = 0
+        self.dropped = {"queue_full": 0, "export_failed": 0}
+        self._logged = -LOG_EVERY
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vci-tracing", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def begin(self, header: str | None, start: float) -> Trace | None:
+        """The trace of a request that began at ``start`` (perf_counter) with the traceparent ``header``,
+        or None when the sampler leaves it out."""
+        parsed = parse(header) if header else None
+        if parsed is None:
+            trace_id, parent_id, parent_sampled = random.getrandbits(128) or 1, 0, None
+        else:
+            trace_id, parent_id, parent_sampled = parsed
+        if not self.settings.sampled(trace_id, parent_sampled):
+            return None
+        return Trace(trace_id, parent_id, start)
+
+    def finish(self, trace: Trace, name: str, attributes: dict, error: str | None = None) -> None:
+        """Queue a finished request's trace (its server span ends now), or count it dropped."""
+        if len(self.queue) >= QUEUE:
+            self.dropped["queue_full"] += 1 + len(trace.spans)
+            return
+        self.queue.append((trace, name, attributes, error, time.perf_counter()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL):
+            self.export_queued()
+        self.export_queued()  # after close(): what the drain's last requests left
+
+    def export_queued(self) -> None:
+        """Encode and POST what is queued, MAX_EXPORT traces a request, releasing the GIL every CHUNK."""
+        while self.queue:
+            wall, perf = time.time_ns(), time.perf_counter()  # the clocks' offset, taken again each export
+            encoded: list[bytes] = []
+            traces = 0
+            while self.queue and traces < MAX_EXPORT:
+                for _ in range(min(CHUNK, len(self.queue))):
+                    encoded += [otlp.encode_span(span) for span in _spans(self.queue.popleft(), wall, perf)]
+                    traces += 1
+                time.sleep(0)
+            self._post(encoded)
+
+    def _post(self, encoded: list[bytes]) -> None:
+        try:
+            self.exporter.post(otlp.encode_request(dict(self.settings.resource), encoded))
+        except Exception as exc:  # an unreachable or refusing collector loses these spans, counted
+            self.dropped["export_failed"] += len(encoded)
+            if time.monotonic() - self._logged >= LOG_EVERY:
+                self._logged = time.monotonic()
+                logs.event("trace_export_failed", "warning", error=f"{type(exc).__name__}: {exc}"[:300],
+                           spans=len(encoded), url=self.settings.url)  # fmt: skip
+            return
+        self.exported += len(encoded)
+
+    def close(self, timeout: float) -> None:
+        """Export what is queued, within ``timeout`` seconds (a stuck collector loses it)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.exporter.close()
+
+    def metric_lines(self) -> list[str]:
+        return [
+            "# HELP vci_trace_spans_exported_total Spans the OTLP collector took.",
+            "# TYPE vci_trace_spans_exported_total counter",
+            f"vci_trace_spans_exported_total {self.exported}",
+            "# HELP vci_trace_spans_dropped_total Spans lost, never delaying a request.",
+            "# TYPE vci_trace_spans_dropped_total counter",
+            *(f'vci_trace_spans_dropped_total{{reason="{r}"}} {n}' for r, n in sorted(self.dropped.items())),
+        ]
+
+
+def _spans(entry: tuple, wall: int, perf: float) -> list[otlp.Span]:
+    """A finished request's server span and its children, times converted from perf_counter to Unix ns."""
+    trace, name, attributes, error, end = entry
+
+    def ns(at: float) -> int:
+        return wall + int((at - perf) * 1e9)
+
+    remote = bool(trace.parent_id)
+    server = otlp.Span(trace.trace_id, trace.span_id, trace.parent_id, name, otlp.SERVER, ns(trace.start), ns(end),
+                       attributes, error, remote)  # fmt: skip
+    children = [
+        otlp.Span(trace.trace_id, random.getrandbits(64) or 1, trace.span_id, child, otlp.INTERNAL, ns(a), ns(b), {})
+        for child, a, b in trace.spans
+    ]
+    return [server, *children]
