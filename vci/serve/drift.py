@@ -109,16 +109,23 @@ def tensor_rows(inputs) -> list:
     return [{name: column[i] for name, column in columns.items()} for i in range(count)]
 
 
-def tensor_outputs(result):
+def tensor_outputs(result) -> list:
     """The model's V2 result as drift outputs: the one output's values (an ``[N, 1]`` array as N values);
-    nothing for several outputs."""
+    nothing for several outputs or values numpy cannot make an array of."""
+    import numpy  # there whenever V2 requests are: vci.serve.v2 decodes their tensors with it
+
     if isinstance(result, dict):
         if len(result) != 1:
             return []
         result = next(iter(result.values()))
-    if getattr(result, "ndim", 0) == 2 and result.shape[1] == 1:
-        result = result.reshape(-1)
-    return result.tolist() if hasattr(result, "tolist") else result
+    try:
+        array = numpy.asarray(result)
+    except ValueError:  # ragged
+        return []
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array.reshape(-1)
+    values = array.tolist()
+    return values if isinstance(values, list) else [values]
 
 
 def learn_features(manifest: dict) -> dict[str, tuple[float, ...]]:
