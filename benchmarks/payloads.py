@@ -37,8 +37,14 @@ from tests.s3server import dummy_aws_env, start_moto_process, stop_process  # no
 BUCKET = "payloads"
 
 
-def measure(model_dir: Path, args, sink_env: dict[str, str]) -> dict:
-    """wrk against one server process with ``sink_env``; its numbers and the payload counters of /metrics."""
+PAYLOAD_COUNTERS = {"written": "vci_payload_records_written_total", "dropped": "vci_payload_records_dropped_total"}
+
+
+def measure(
+    model_dir: Path, args, sink_env: dict[str, str], headers: dict[str, str] | None = None, counters=PAYLOAD_COUNTERS
+) -> dict:
+    """wrk against one server process with ``sink_env`` (each request with ``headers``); its numbers and
+    the ``counters`` of /metrics (result key -> metric name)."""
     port = serve_benchmark.free_port()
     cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp()]
@@ -51,12 +57,11 @@ def measure(model_dir: Path, args, sink_env: dict[str, str]) -> dict:
                 raise SystemExit(f"the server did not come up (exit {proc.poll()})")
             time.sleep(0.01)
         cpu = _cpu_seconds(proc.pid)
-        result = serve_benchmark.load_wrk(port, args.connections, args.duration)
+        result = serve_benchmark.load_wrk(port, args.connections, args.duration, headers)
         time.sleep(0.2)  # the writer's last poll
         result["cpu_us"] = (_cpu_seconds(proc.pid) - cpu) * 1e6 / max(result["rps"] * args.duration, 1)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        result["written"] = _counter(metrics, "vci_payload_records_written_total")
-        result["dropped"] = _counter(metrics, "vci_payload_records_dropped_total")
+        result.update({key: _counter(metrics, name) for key, name in counters.items()})
         return result
     finally:
         proc.terminate()

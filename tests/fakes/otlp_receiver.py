@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -56,7 +57,10 @@ def _attributes(pairs) -> dict:
 
 def decode(body: bytes) -> list[ReceivedSpan]:
     """The spans of an ExportTraceServiceRequest; ValueError for what the collector refuses."""
-    request = ExportTraceServiceRequest.FromString(body)  # DecodeError (a ValueError) for bad bytes
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except DecodeError as exc:
+        raise ValueError(f"the body is not an ExportTraceServiceRequest: {exc}") from None
     spans = []
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)

@@ -29,12 +29,9 @@ INCOMING = f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-01"
 @pytest.mark.parametrize(
     "header, parsed",
     [
-        (INCOMING, (int(INCOMING_TRACE, 16), int(INCOMING_SPAN, 16), True)),
-        (f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-00", (int(INCOMING_TRACE, 16), int(INCOMING_SPAN, 16), False)),
-        (
-            f"cc-{INCOMING_TRACE}-{INCOMING_SPAN}-01-what-the-future-adds",
-            (int(INCOMING_TRACE, 16), 0xF067AA0BA902B7, True),
-        ),
+        (INCOMING, (INCOMING_TRACE, INCOMING_SPAN, True)),
+        (f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-00", (INCOMING_TRACE, INCOMING_SPAN, False)),
+        (f"cc-{INCOMING_TRACE}-{INCOMING_SPAN}-01-what-the-future-adds", (INCOMING_TRACE, INCOMING_SPAN, True)),
         (f"ff-{INCOMING_TRACE}-{INCOMING_SPAN}-01", None),  # version ff is invalid
         (f"00-{'0' * 32}-{INCOMING_SPAN}-01", None),  # all-zero trace id
         (f"00-{INCOMING_TRACE}-{'0' * 16}-01", None),  # all-zero parent id
@@ -93,21 +90,23 @@ def test_samplers_decide_as_opentelemetry_specifies():
         return found
 
     default = settings("parentbased_always_on")
-    assert default.sampled(1, None) and default.sampled(1, True) and not default.sampled(1, False)
-    assert not settings("always_off").sampled(1, True) and settings("always_on").sampled(1, False)
+    assert default.sampled(INCOMING_TRACE, None) and default.sampled(INCOMING_TRACE, True)
+    assert not default.sampled(INCOMING_TRACE, False)
+    assert not settings("always_off").sampled(INCOMING_TRACE, True)
+    assert settings("always_on").sampled(INCOMING_TRACE, False)
     half = settings("traceidratio", "0.5")  # the trace id's low 64 bits against 0.5 * 2**64
-    assert half.sampled((7 << 64) | (2**63 - 1), None) and not half.sampled(2**63, True)
-    assert settings("parentbased_traceidratio", "0").sampled(5, True) and not settings("traceidratio", "0").sampled(
-        5, None
-    )
+    assert half.sampled("7" * 16 + "7fffffffffffffff", None) and not half.sampled("0" * 16 + "8000000000000000", None)
+    assert settings("parentbased_traceidratio", "0").sampled(INCOMING_TRACE, True)
+    assert not settings("traceidratio", "0").sampled(INCOMING_TRACE, None)
 
 
 def test_the_encoder_writes_what_opentelemetry_proto_decodes():
     attributes = {"http.route": "/predict", "code": 200, "neg": -3, "ratio": 0.5, "ok": True}
-    ids = (int(INCOMING_TRACE, 16), 0xB7AD6B7169203331, int(INCOMING_SPAN, 16))
+    ids = (bytes.fromhex(INCOMING_TRACE), bytes.fromhex("b7ad6b7169203331"), bytes.fromhex(INCOMING_SPAN))
     times = (1_700_000_000_000_000_001, 1_700_000_000_400_000_000)
     span = otlp.Span(*ids, "POST /predict", otlp.SERVER, *times, attributes, "HTTP 500", True)
-    (received,) = decode(otlp.encode_request({"service.name": "iris"}, [otlp.encode_span(span)]))
+    child = otlp.encode_child(ids[0], bytes.fromhex("00000000000000c1"), ids[1], "predict", *times)
+    received, predict = decode(otlp.encode_request({"service.name": "iris"}, [otlp.encode_span(span), child]))
     assert (received.trace_id, received.span_id, received.parent_id) == (
         INCOMING_TRACE,
         "b7ad6b7169203331",
@@ -117,6 +116,18 @@ def test_the_encoder_writes_what_opentelemetry_proto_decodes():
     assert (received.start_ns, received.end_ns) == (1_700_000_000_000_000_001, 1_700_000_000_400_000_000)
     assert received.attributes == {"http.route": "/predict", "code": 200, "neg": -3, "ratio": 0.5, "ok": True}
     assert received.resource == {"service.name": "iris"} and received.flags == 0x301  # sampled, remote parent
+    assert (predict.trace_id, predict.span_id, predict.parent_id) == (
+        INCOMING_TRACE,
+        "00000000000000c1",
+        "b7ad6b7169203331",
+    )
+    assert (predict.name, predict.kind, predict.status, predict.attributes) == (
+        "predict",
+        "SPAN_KIND_INTERNAL",
+        "STATUS_CODE_UNSET",
+        {},
+    )
+    assert (predict.start_ns, predict.end_ns, predict.flags) == (*times, 0x101)  # sampled, a local parent
 
 
 @pytest.fixture

@@ -39,11 +39,12 @@ Attributes = Mapping[str, str | int | float | bool]
 
 
 class Span(NamedTuple):
-    """One finished span: ids as ints (128-bit trace, 64-bit span, parent 0 for a root), times in ns."""
+    """One finished span: ids as bytes (16 for the trace, 8 for a span, the parent b"" for a root), times
+    in ns."""
 
-    trace_id: int
-    span_id: int
-    parent_id: int
+    trace_id: bytes
+    span_id: bytes
+    parent_id: bytes
     name: str
     kind: int
     start_ns: int
@@ -87,13 +88,22 @@ def _any_value(value: str | int | float | bool) -> bytes:
     return _field(1, str(value).encode())
 
 
-@functools.lru_cache(maxsize=512)  # a route's, a method's, a status's attribute: encoded once
 def _key_value(number: int, key: str, value: str | int | float | bool) -> bytes:
     return _field(number, _field(1, key.encode()) + _field(2, _any_value(value)))
 
 
+_cached_key_value = functools.lru_cache(maxsize=256)(_key_value)  # a route's, a method's, a status's: once
+
+
 def _attributes(number: int, attributes: Attributes) -> bytes:
-    return b"".join([_key_value(number, key, value) for key, value in attributes.items()])
+    """KeyValue fields; a string over 16 characters (a request id) is encoded each time, the rest cached."""
+    return b"".join(
+        [
+            _key_value(number, key, value) if isinstance(value, str) and len(value) > 16 else
+            _cached_key_value(number, key, value)
+            for key, value in attributes.items()
+        ]
+    )  # fmt: skip
 
 
 _TIMES = struct.Struct("<BQBQ")  # fields 7 and 8 (fixed64), each after its one-byte tag
@@ -101,9 +111,9 @@ _TIMES = struct.Struct("<BQBQ")  # fields 7 and 8 (fixed64), each after its one-
 
 def encode_span(span: Span) -> bytes:
     """One Span message."""
-    out = b"\x0a\x10" + span.trace_id.to_bytes(16, "big") + b"\x12\x08" + span.span_id.to_bytes(8, "big")
+    out = b"\x0a\x10" + span.trace_id + b"\x12\x08" + span.span_id
     if span.parent_id:
-        out += b"\x22\x08" + span.parent_id.to_bytes(8, "big")
+        out += b"\x22\x08" + span.parent_id
     out += _field(5, span.name.encode()) + _number(6, span.kind)
     out += _TIMES.pack(7 << 3 | 1, span.start_ns, 8 << 3 | 1, span.end_ns)
     if span.attributes:
@@ -112,6 +122,24 @@ def encode_span(span: Span) -> bytes:
         out += _field(15, _field(2, span.error.encode()) + _number(3, STATUS_ERROR))
     flags = SAMPLED_FLAGS | (REMOTE_PARENT if span.remote_parent else 0)
     return out + _varint(16 << 3 | 5) + struct.pack("<I", flags)
+
+
+_CHILD_FLAGS = _varint(16 << 3 | 5) + struct.pack("<I", SAMPLED_FLAGS)
+
+
+@functools.lru_cache(maxsize=64)
+def _name_and_kind(name: str, kind: int) -> bytes:
+    return _field(5, name.encode()) + _number(6, kind)
+
+
+def encode_child(trace_id: bytes, span_id: bytes, parent_id: bytes, name: str, start_ns: int, end_ns: int) -> bytes:
+    """An INTERNAL span without attributes whose parent is in this process (a request's decode, queue,
+    predict or encode): :func:`encode_span`'s message for those, in a third of its time (the ids
+    already as bytes, the name's field cached)."""
+    return b"".join(
+        (b"\x0a\x10", trace_id, b"\x12\x08", span_id, b"\x22\x08", parent_id,
+         _name_and_kind(name, INTERNAL), _TIMES.pack(7 << 3 | 1, start_ns, 8 << 3 | 1, end_ns), _CHILD_FLAGS)
+    )  # fmt: skip
 
 
 def encode_request(resource: Attributes, encoded_spans: Iterable[bytes]) -> bytes:

@@ -38,6 +38,7 @@ from . import logs, otlp
 
 TRACEPARENT = "traceparent"
 _HEADER = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\r\n]*)?")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 POLL = 0.5  # seconds between the exporter's looks at the queue
 CHUNK = 32  # traces encoded between two releases of the GIL (as vci.serve.payloads does)
 MAX_EXPORT = 512  # traces in one export request
@@ -55,34 +56,33 @@ def passed_on(header: str | None) -> str | None:
     return header if parsed is not None else None
 
 
-def parse(header: str) -> tuple[int, int, bool] | None:
-    """``(trace id, parent span id, sampled)`` of a valid traceparent, else None (W3C Trace Context:
-    version ``ff``, all-zero ids and a version-00 header with more fields are invalid)."""
-    match = _HEADER.fullmatch(header.strip())
+def parse(header: str) -> tuple[str, str, bool] | None:
+    """``(trace id, parent span id, sampled)`` of a valid traceparent (the ids in hex), else None (W3C
+    Trace Context: version ``ff``, all-zero ids and a version-00 header with more fields are invalid)."""
+    match = _HEADER.fullmatch(header)
     if match is None:
         return None
     version, trace_hex, parent_hex, flags, more = match.groups()
-    trace_id, parent_id = int(trace_hex, 16), int(parent_hex, 16)
-    if version == "ff" or (version == "00" and more) or not trace_id or not parent_id:
+    if version == "ff" or (version == "00" and more) or trace_hex == _ZERO_TRACE or parent_hex == _ZERO_SPAN:
         return None
-    return trace_id, parent_id, bool(int(flags, 16) & 1)
+    return trace_hex, parent_hex, flags[1] in "13579bdf"  # the flags' lowest bit: sampled
 
 
 def trace_id_of(header: str | None) -> str | None:
     """The trace id (32 hex digits) of a traceparent that :func:`passed_on` kept."""
-    return header.strip()[3:35] if header else None
+    return header[3:35] if header else None
 
 
 class Trace:
-    """One sampled request's trace: the server span's ids and start, and its children's times (perf_counter)."""
+    """One sampled request's trace: the server span's ids (hex; the parent "" for a root) and start, and its
+    children's times (perf_counter)."""
 
-    __slots__ = ("trace_id", "parent_id", "span_id", "start", "spans", "queued")
+    __slots__ = ("trace_hex", "parent_hex", "span_hex", "start", "spans")
 
-    def __init__(self, trace_id: int, parent_id: int, start: float):
-        self.trace_id, self.parent_id, self.start = trace_id, parent_id, start
-        self.span_id = random.getrandbits(64) or 1
+    def __init__(self, trace_hex: str, parent_hex: str, start: float):
+        self.trace_hex, self.parent_hex, self.start = trace_hex, parent_hex, start
+        self.span_hex = f"{random.getrandbits(64) or 1:016x}"
         self.spans: list[tuple[str, float, float]] = []
-        self.queued = 0.0  # when the request joined the batch queue (vci.serve.batching)
 
     def span(self, name: str, start: float) -> float:
         """Record a child span from ``start`` to now; return now (the next span's start)."""
@@ -92,11 +92,7 @@ class Trace:
 
     def header(self) -> str:
         """The traceparent to pass on: this trace and the server span, sampled."""
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-01"
-
-    @property
-    def trace_hex(self) -> str:
-        return f"{self.trace_id:032x}"
+        return f"00-{self.trace_hex}-{self.span_hex}-01"
 
 
 @dataclass(frozen=True)
@@ -131,7 +127,7 @@ class TraceSettings:
         return cls(url, _pairs(_either(env, "HEADERS"), "OTEL_EXPORTER_OTLP_HEADERS"), _timeout(env), sampler, ratio,
                    _resource(env))  # fmt: skip
 
-    def sampled(self, trace_id: int, parent_sampled: bool | None) -> bool:
+    def sampled(self, trace_hex: str, parent_sampled: bool | None) -> bool:
         """The sampler's decision for a trace (``parent_sampled`` None: no incoming traceparent)."""
         name = self.sampler
         if name.startswith("parentbased_"):
@@ -139,7 +135,7 @@ class TraceSettings:
                 return parent_sampled
             name = name.removeprefix("parentbased_")
         if name == "traceidratio":  # the trace id's low 64 bits against the ratio, as opentelemetry-sdk does
-            return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(self.ratio * 2**64)
+            return int(trace_hex[16:], 16) < round(self.ratio * 2**64)
         return name == "always_on"
 
 
@@ -230,12 +226,12 @@ class Tracer:
         or None when the sampler leaves it out."""
         parsed = parse(header) if header else None
         if parsed is None:
-            trace_id, parent_id, parent_sampled = random.getrandbits(128) or 1, 0, None
+            trace_hex, parent_hex, parent_sampled = f"{random.getrandbits(128) or 1:032x}", "", None
         else:
-            trace_id, parent_id, parent_sampled = parsed
-        if not self.settings.sampled(trace_id, parent_sampled):
+            trace_hex, parent_hex, parent_sampled = parsed
+        if not self.settings.sampled(trace_hex, parent_sampled):
             return None
-        return Trace(trace_id, parent_id, start)
+        return Trace(trace_hex, parent_hex, start)
 
     def finish(self, trace: Trace, name: str, attributes: dict, error: str | None = None) -> None:
         """Queue a finished request's trace (its server span ends now), or count it dropped."""
@@ -257,7 +253,7 @@ class Tracer:
             traces = 0
             while self.queue and traces < MAX_EXPORT:
                 for _ in range(min(CHUNK, len(self.queue))):
-                    encoded += [otlp.encode_span(span) for span in _spans(self.queue.popleft(), wall, perf)]
+                    encoded += _encoded(self.queue.popleft(), wall, perf)
                     traces += 1
                 time.sleep(0)
             self._post(encoded)
@@ -292,18 +288,19 @@ class Tracer:
         ]
 
 
-def _spans(entry: tuple, wall: int, perf: float) -> list[otlp.Span]:
-    """A finished request's server span and its children, times converted from perf_counter to Unix ns."""
+def _encoded(entry: tuple, wall: int, perf: float) -> list[bytes]:
+    """A finished request's server span and its children, encoded, times converted from perf_counter to
+    Unix ns."""
     trace, name, attributes, error, end = entry
 
     def ns(at: float) -> int:
         return wall + int((at - perf) * 1e9)
 
-    remote = bool(trace.parent_id)
-    server = otlp.Span(trace.trace_id, trace.span_id, trace.parent_id, name, otlp.SERVER, ns(trace.start), ns(end),
-                       attributes, error, remote)  # fmt: skip
+    trace_id, span_id = bytes.fromhex(trace.trace_hex), bytes.fromhex(trace.span_hex)
+    server = otlp.Span(trace_id, span_id, bytes.fromhex(trace.parent_hex), name, otlp.SERVER, ns(trace.start), ns(end),
+                       attributes, error, bool(trace.parent_hex))  # fmt: skip
     children = [
-        otlp.Span(trace.trace_id, random.getrandbits(64) or 1, trace.span_id, child, otlp.INTERNAL, ns(a), ns(b), {})
+        otlp.encode_child(trace_id, (random.getrandbits(64) or 1).to_bytes(8, "big"), span_id, child, ns(a), ns(b))
         for child, a, b in trace.spans
     ]
-    return [server, *children]
+    return [otlp.encode_span(server), *children]
