@@ -9,7 +9,7 @@ span id empty or 8), as the collector's pdata unmarshalling demands (400 otherwi
 an empty ``ExportTraceServiceResponse`` in protobuf. ``required_headers`` stand for an authenticator
 extension (401 without them). Every accepted span is kept, decoded, in :attr:`OtlpReceiver.spans`.
 
-    python tests/fakes/otlp_receiver.py   # a receiver process: prints its URL, then its span count each second
+    python tests/fakes/otlp_receiver.py   # a receiver process that counts spans (benchmarks/tracing.py): prints its URL
 """
 
 from __future__ import annotations
@@ -86,11 +86,22 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
+def count(body: bytes) -> int:
+    """The number of spans in an ExportTraceServiceRequest (decoded, not kept)."""
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except DecodeError as exc:
+        raise ValueError(f"the body is not an ExportTraceServiceRequest: {exc}") from None
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+
+
 class OtlpReceiver:
     """The receiver, started on a free port: ``url`` is what OTEL_EXPORTER_OTLP_ENDPOINT is set to."""
 
-    def __init__(self, required_headers: dict[str, str] | None = None, status: int = 200):
+    def __init__(self, required_headers: dict[str, str] | None = None, status: int = 200, keep: bool = True):
         self.spans: list[ReceivedSpan] = []
+        self.keep = keep  # False: count the spans (``counted``) without keeping them, as a benchmark's sink
+        self.counted = 0
         self.requests: list[dict[str, str]] = []  # the headers of each accepted export
         self.refused: list[tuple[int, str]] = []
         self.required_headers = {k.lower(): v for k, v in (required_headers or {}).items()}
@@ -124,12 +135,14 @@ class OtlpReceiver:
         try:
             if headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
-            spans = decode(body)
+            spans = decode(body) if self.keep else count(body)
         except (ValueError, OSError) as exc:
             return 400, f"bad request: {exc}".encode()
         with self._lock:
-            self.spans += spans
-            self.requests.append(headers)
+            if isinstance(spans, list):
+                self.spans += spans
+                self.requests.append(headers)
+            self.counted += spans if isinstance(spans, int) else len(spans)
         return 200, ExportTraceServiceResponse().SerializeToString()
 
     def _handler(self):
@@ -162,11 +175,10 @@ class OtlpReceiver:
 
 
 if __name__ == "__main__":
-    receiver = OtlpReceiver()
+    receiver = OtlpReceiver(keep=False)
     print(receiver.url, flush=True)
     try:
         while True:
             time.sleep(1)
-            print(len(receiver.spans), flush=True)
     except KeyboardInterrupt:
         receiver.close()

@@ -101,10 +101,10 @@ def test_samplers_decide_as_opentelemetry_specifies():
 
 
 def test_the_encoder_writes_what_opentelemetry_proto_decodes():
-    attributes = {"http.route": "/predict", "code": 200, "neg": -3, "ratio": 0.5, "ok": True}
+    attributes = (("http.route", "/predict"), ("code", 200), ("neg", -3), ("ratio", 0.5))
     ids = (bytes.fromhex(INCOMING_TRACE), bytes.fromhex("b7ad6b7169203331"), bytes.fromhex(INCOMING_SPAN))
     times = (1_700_000_000_000_000_001, 1_700_000_000_400_000_000)
-    span = otlp.Span(*ids, "POST /predict", otlp.SERVER, *times, attributes, "HTTP 500", True)
+    span = otlp.Span(*ids, "POST /predict", otlp.SERVER, *times, attributes, (("ok", True),), "HTTP 500", True)
     child = otlp.encode_child(ids[0], bytes.fromhex("00000000000000c1"), ids[1], "predict", *times)
     received, predict = decode(otlp.encode_request({"service.name": "iris"}, [otlp.encode_span(span), child]))
     assert (received.trace_id, received.span_id, received.parent_id) == (

@@ -153,7 +153,7 @@ class GrpcFrontEnd:
         logs.request(rid, route, "POST", reply.status, elapsed * 1000, protocol="grpc")
         traceparent = trace.header() if trace is not None else passed_on(incoming)
         if trace is not None and self.tracer is not None:
-            self.tracer.finish(trace, route[1:], _span_attributes(service, method, reply.status, rid),
+            self.tracer.finish(trace, route[1:], _span_attributes(service, method, reply.status), rid,
                                f"HTTP {reply.status}" if reply.status >= 500 else None)  # fmt: skip
         if self.payloads is not None:  # as HTTP's: a deque append, or a drop (prediction methods only)
             trace_id = trace.trace_hex if trace is not None else trace_id_of(traceparent)
@@ -173,8 +173,7 @@ class GrpcFrontEnd:
         return Reply(503, json.dumps({"error": f"NOT_SERVING: {service.reason}"}).encode())
 
 
-def _span_attributes(service: str, method: str, status: int, request_id: str) -> dict:
-    """A call's server span attributes (OpenTelemetry's RPC semantic conventions, and vci's request id)."""
-    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method,
-            "rpc.grpc.status_code": grpc_code(status).value[0] if status != 200 else 0,
-            "vci.request_id": request_id}  # fmt: skip
+def _span_attributes(service: str, method: str, status: int) -> tuple:
+    """A call's server span attributes (OpenTelemetry's RPC semantic conventions)."""
+    code = grpc_code(status).value[0] if status != 200 else 0
+    return (("rpc.system", "grpc"), ("rpc.service", service), ("rpc.method", method), ("rpc.grpc.status_code", code))

@@ -400,10 +400,9 @@ class HttpConnection(asyncio.Protocol):
         """Hand the request's trace to the exporter (its server span ends now)."""
         self.trace = None
         if self.server.tracer is not None:
-            attributes = {"http.request.method": method, "http.route": route, "http.response.status_code": status,
-                          "vci.request_id": self.request_id}  # fmt: skip
+            attributes = (("http.request.method", method), ("http.route", route), ("http.response.status_code", status))
             error = f"HTTP {status}" if status >= 500 else None
-            self.server.tracer.finish(trace, f"{method} {route}", attributes, error)
+            self.server.tracer.finish(trace, f"{method} {route}", attributes, self.request_id, error)
 
     def _begin(self) -> None:
         self.busy = True

@@ -35,12 +35,13 @@ SERVER, INTERNAL = 2, 1  # Span.SpanKind
 STATUS_ERROR = 2  # Status.StatusCode
 SAMPLED_FLAGS = 0x101  # Span.flags: sampled (W3C flag 01) and "the parent's remoteness is known" (0x100)
 REMOTE_PARENT = 0x200  # Span.flags: the parent span came from another process (a request's traceparent)
-Attributes = Mapping[str, str | int | float | bool]
+Value = str | int | float | bool
 
 
 class Span(NamedTuple):
     """One finished span: ids as bytes (16 for the trace, 8 for a span, the parent b"" for a root), times
-    in ns."""
+    in ns. ``attributes`` are pairs whose encoding is cached (a route, a method, a status: a few values
+    that recur), ``more`` those encoded each time (a request id)."""
 
     trace_id: bytes
     span_id: bytes
@@ -49,8 +50,9 @@ class Span(NamedTuple):
     kind: int
     start_ns: int
     end_ns: int
-    attributes: Attributes
-    error: str | None = None  # the status message when the span failed, else OK
+    attributes: tuple[tuple[str, Value], ...] = ()
+    more: tuple[tuple[str, Value], ...] = ()
+    error: str | None = None  # the status message when the span failed, else none (unset)
     remote_parent: bool = False
 
 
@@ -78,7 +80,7 @@ def _number(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
-def _any_value(value: str | int | float | bool) -> bytes:
+def _any_value(value: Value) -> bytes:
     if isinstance(value, bool):
         return _number(2, int(value))
     if isinstance(value, int):
@@ -88,43 +90,16 @@ def _any_value(value: str | int | float | bool) -> bytes:
     return _field(1, str(value).encode())
 
 
-def _key_value(number: int, key: str, value: str | int | float | bool) -> bytes:
-    return _field(number, _field(1, key.encode()) + _field(2, _any_value(value)))
+def _attributes(number: int, pairs: Iterable[tuple[str, Value]]) -> bytes:
+    """KeyValue fields, each field ``number`` of its message."""
+    return b"".join([_field(number, _field(1, key.encode()) + _field(2, _any_value(value))) for key, value in pairs])
 
 
-_cached_key_value = functools.lru_cache(maxsize=256)(_key_value)  # a route's, a method's, a status's: once
-
-
-def _attributes(number: int, attributes: Attributes) -> bytes:
-    """KeyValue fields; a string over 16 characters (a request id) is encoded each time, the rest cached."""
-    return b"".join(
-        [
-            _key_value(number, key, value) if isinstance(value, str) and len(value) > 16 else
-            _cached_key_value(number, key, value)
-            for key, value in attributes.items()
-        ]
-    )  # fmt: skip
-
-
+_cached_attributes = functools.lru_cache(maxsize=256)(_attributes)
 _TIMES = struct.Struct("<BQBQ")  # fields 7 and 8 (fixed64), each after its one-byte tag
-
-
-def encode_span(span: Span) -> bytes:
-    """One Span message."""
-    out = b"\x0a\x10" + span.trace_id + b"\x12\x08" + span.span_id
-    if span.parent_id:
-        out += b"\x22\x08" + span.parent_id
-    out += _field(5, span.name.encode()) + _number(6, span.kind)
-    out += _TIMES.pack(7 << 3 | 1, span.start_ns, 8 << 3 | 1, span.end_ns)
-    if span.attributes:
-        out += _attributes(9, span.attributes)
-    if span.error:  # else the status stays unset, as instrumentation leaves a span that did not fail
-        out += _field(15, _field(2, span.error.encode()) + _number(3, STATUS_ERROR))
-    flags = SAMPLED_FLAGS | (REMOTE_PARENT if span.remote_parent else 0)
-    return out + _varint(16 << 3 | 5) + struct.pack("<I", flags)
-
-
-_CHILD_FLAGS = _varint(16 << 3 | 5) + struct.pack("<I", SAMPLED_FLAGS)
+_FLAGS_TAG = _varint(16 << 3 | 5)
+_LOCAL_FLAGS = _FLAGS_TAG + struct.pack("<I", SAMPLED_FLAGS)
+_REMOTE_FLAGS = _FLAGS_TAG + struct.pack("<I", SAMPLED_FLAGS | REMOTE_PARENT)
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,21 +107,33 @@ def _name_and_kind(name: str, kind: int) -> bytes:
     return _field(5, name.encode()) + _number(6, kind)
 
 
+def encode_span(span: Span) -> bytes:
+    """One Span message."""
+    parts = [b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id]
+    if span.parent_id:
+        parts += (b"\x22\x08", span.parent_id)
+    parts += (_name_and_kind(span.name, span.kind), _TIMES.pack(7 << 3 | 1, span.start_ns, 8 << 3 | 1, span.end_ns))
+    parts += (_cached_attributes(9, span.attributes), _attributes(9, span.more))
+    if span.error:  # else the status stays unset, as instrumentation leaves a span that did not fail
+        parts.append(_field(15, _field(2, span.error.encode()) + _number(3, STATUS_ERROR)))
+    parts.append(_REMOTE_FLAGS if span.remote_parent else _LOCAL_FLAGS)
+    return b"".join(parts)
+
+
 def encode_child(trace_id: bytes, span_id: bytes, parent_id: bytes, name: str, start_ns: int, end_ns: int) -> bytes:
     """An INTERNAL span without attributes whose parent is in this process (a request's decode, queue,
-    predict or encode): :func:`encode_span`'s message for those, in a third of its time (the ids
-    already as bytes, the name's field cached)."""
+    predict or encode): :func:`encode_span`'s message for those, in a third of its time."""
     return b"".join(
         (b"\x0a\x10", trace_id, b"\x12\x08", span_id, b"\x22\x08", parent_id,
-         _name_and_kind(name, INTERNAL), _TIMES.pack(7 << 3 | 1, start_ns, 8 << 3 | 1, end_ns), _CHILD_FLAGS)
+         _name_and_kind(name, INTERNAL), _TIMES.pack(7 << 3 | 1, start_ns, 8 << 3 | 1, end_ns), _LOCAL_FLAGS)
     )  # fmt: skip
 
 
-def encode_request(resource: Attributes, encoded_spans: Iterable[bytes]) -> bytes:
+def encode_request(resource: Mapping[str, Value], encoded_spans: Iterable[bytes]) -> bytes:
     """An ExportTraceServiceRequest of one resource and one scope (``vci``) holding ``encoded_spans``."""
     scope = _field(1, _field(1, b"vci") + _field(2, __version__.encode()))
     scope_spans = scope + b"".join(_field(2, span) for span in encoded_spans)
-    resource_spans = _field(1, _attributes(1, resource)) + _field(2, scope_spans)
+    resource_spans = _field(1, _attributes(1, resource.items())) + _field(2, scope_spans)
     return _field(1, resource_spans)
 
 

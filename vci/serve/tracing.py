@@ -233,12 +233,13 @@ class Tracer:
             return None
         return Trace(trace_hex, parent_hex, start)
 
-    def finish(self, trace: Trace, name: str, attributes: dict, error: str | None = None) -> None:
-        """Queue a finished request's trace (its server span ends now), or count it dropped."""
+    def finish(self, trace: Trace, name: str, attributes: tuple, request_id: str, error: str | None = None) -> None:
+        """Queue a finished request's trace (its server span ends now), or count it dropped. ``attributes``:
+        the server span's (key, value) pairs but its ``vci.request_id``."""
         if len(self.queue) >= QUEUE:
             self.dropped["queue_full"] += 1 + len(trace.spans)
             return
-        self.queue.append((trace, name, attributes, error, time.perf_counter()))
+        self.queue.append((trace, name, attributes, request_id, error, time.perf_counter()))
 
     def _run(self) -> None:
         while not self._stop.wait(POLL):
@@ -248,12 +249,12 @@ class Tracer:
     def export_queued(self) -> None:
         """Encode and POST what is queued, MAX_EXPORT traces a request, releasing the GIL every CHUNK."""
         while self.queue:
-            wall, perf = time.time_ns(), time.perf_counter()  # the clocks' offset, taken again each export
+            offset = time.time_ns() - int(time.perf_counter() * 1e9)  # the clocks' offset, taken again each export
             encoded: list[bytes] = []
             traces = 0
             while self.queue and traces < MAX_EXPORT:
                 for _ in range(min(CHUNK, len(self.queue))):
-                    encoded += _encoded(self.queue.popleft(), wall, perf)
+                    encoded += _encoded(self.queue.popleft(), offset)
                     traces += 1
                 time.sleep(0)
             self._post(encoded)
@@ -288,19 +289,18 @@ class Tracer:
         ]
 
 
-def _encoded(entry: tuple, wall: int, perf: float) -> list[bytes]:
-    """A finished request's server span and its children, encoded, times converted from perf_counter to
-    Unix ns."""
-    trace, name, attributes, error, end = entry
-
-    def ns(at: float) -> int:
-        return wall + int((at - perf) * 1e9)
-
+def _encoded(entry: tuple, offset: int) -> list[bytes]:
+    """A finished request's server span and its children, encoded; a perf_counter time ``t`` is the Unix
+    time ``int(t * 1e9) + offset`` ns."""
+    trace, name, attributes, request_id, error, end = entry
     trace_id, span_id = bytes.fromhex(trace.trace_hex), bytes.fromhex(trace.span_hex)
-    server = otlp.Span(trace_id, span_id, bytes.fromhex(trace.parent_hex), name, otlp.SERVER, ns(trace.start), ns(end),
-                       attributes, error, bool(trace.parent_hex))  # fmt: skip
-    children = [
-        otlp.encode_child(trace_id, (random.getrandbits(64) or 1).to_bytes(8, "big"), span_id, child, ns(a), ns(b))
-        for child, a, b in trace.spans
-    ]
-    return [otlp.encode_span(server), *children]
+    start_ns, end_ns = int(trace.start * 1e9) + offset, int(end * 1e9) + offset
+    more = (("vci.request_id", request_id),)
+    server = otlp.Span(trace_id, span_id, bytes.fromhex(trace.parent_hex), name, otlp.SERVER, start_ns, end_ns,
+                       attributes, more, error, bool(trace.parent_hex))  # fmt: skip
+    encoded = [otlp.encode_span(server)]
+    for child, began, ended in trace.spans:
+        child_id = (random.getrandbits(64) or 1).to_bytes(8, "big")
+        began_ns, ended_ns = int(began * 1e9) + offset, int(ended * 1e9) + offset
+        encoded.append(otlp.encode_child(trace_id, child_id, span_id, child, began_ns, ended_ns))
+    return encoded
