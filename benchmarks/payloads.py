@@ -127,15 +127,22 @@ def main() -> None:
 
 
 def report(runs: dict[str, list[dict]], args) -> None:
+    print_runs(runs, args, lambda results: (
+        f"records written {sum(r['written'] for r in results)}  dropped {sum(r['dropped'] for r in results)}  "
+        f"errors {sum(r['errors'] for r in results)}"
+    ))  # fmt: skip
+
+
+def print_runs(runs: dict[str, list[dict]], args, more) -> None:
+    """Per kind of run: requests/s (and its ratio against the first kind), p50, p99 and the server's CPU per
+    request (medians over the rounds), then what ``more(results)`` says."""
     print(f"iris /predict, wrk {args.connections} connections, {args.duration:g} s x {args.rounds} rounds (medians)")
-    off = statistics.median(r["rps"] for r in runs["off"])
+    first = statistics.median(r["rps"] for r in next(iter(runs.values())))
     for name, results in runs.items():
         rps, p50, p99, cpu = (statistics.median(r[key] for r in results) for key in ("rps", "p50", "p99", "cpu_us"))
-        written, dropped = sum(r["written"] for r in results), sum(r["dropped"] for r in results)
         print(
-            f"  {name:14} {rps:8.0f} req/s ({rps / off:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
-            f"server CPU {cpu:4.0f} us/req  "
-            f"records written {written}  dropped {dropped}  errors {sum(r['errors'] for r in results)}"
+            f"  {name:16} {rps:8.0f} req/s ({rps / first:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
+            f"server CPU {cpu:4.0f} us/req  {more(results)}"
         )
 
 

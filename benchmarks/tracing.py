@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,15 +81,10 @@ def main() -> None:
 
 
 def report(runs: dict[str, list[dict]], args) -> None:
-    print(f"iris /predict, wrk {args.connections} connections, {args.duration:g} s x {args.rounds} rounds (medians)")
-    first = statistics.median(r["rps"] for r in next(iter(runs.values())))
-    for name, results in runs.items():
-        rps, p50, p99, cpu = (statistics.median(r[key] for r in results) for key in ("rps", "p50", "p99", "cpu_us"))
-        print(
-            f"  {name:14} {rps:8.0f} req/s ({rps / first:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
-            f"server CPU {cpu:4.0f} us/req  spans exported {sum(r['exported'] for r in results)}  "
-            f"dropped {sum(r['dropped'] for r in results)}  rps per round {[round(r['rps']) for r in results]}"
-        )
+    payload_benchmark.print_runs(runs, args, lambda results: (
+        f"spans exported {sum(r['exported'] for r in results)}  dropped {sum(r['dropped'] for r in results)}  "
+        f"rps per round {[round(r['rps']) for r in results]}"
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":
