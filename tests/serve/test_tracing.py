@@ -106,7 +106,9 @@ def test_the_encoder_writes_what_opentelemetry_proto_decodes():
     times = (1_700_000_000_000_000_001, 1_700_000_000_400_000_000)
     span = otlp.Span(*ids, "POST /predict", otlp.SERVER, *times, attributes, (("ok", True),), "HTTP 500", True)
     child = otlp.encode_child(ids[0], bytes.fromhex("00000000000000c1"), ids[1], "predict", *times)
-    received, predict = decode(otlp.encode_request({"service.name": "iris"}, [otlp.encode_span(span), child]))
+    received, predict = decode(
+        otlp.encode_request({"service.name": "iris"}, otlp.framed([otlp.encode_span(span), child]))
+    )
     assert (received.trace_id, received.span_id, received.parent_id) == (
         INCOMING_TRACE,
         "b7ad6b7169203331",

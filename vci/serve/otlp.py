@@ -129,10 +129,16 @@ def encode_child(trace_id: bytes, span_id: bytes, parent_id: bytes, name: str, s
     )  # fmt: skip
 
 
-def encode_request(resource: Mapping[str, Value], encoded_spans: Iterable[bytes]) -> bytes:
-    """An ExportTraceServiceRequest of one resource and one scope (``vci``) holding ``encoded_spans``."""
+def framed(encoded_spans: Iterable[bytes]) -> bytes:
+    """Span messages as the ``spans`` fields of a ScopeSpans (what :func:`encode_request` takes)."""
+    return b"".join([_field(2, span) for span in encoded_spans])
+
+
+def encode_request(resource: Mapping[str, Value], spans: bytes) -> bytes:
+    """An ExportTraceServiceRequest of one resource and one scope (``vci``) holding the :func:`framed`
+    ``spans``."""
     scope = _field(1, _field(1, b"vci") + _field(2, __version__.encode()))
-    scope_spans = scope + b"".join(_field(2, span) for span in encoded_spans)
+    scope_spans = scope + spans
     resource_spans = _field(1, _attributes(1, resource.items())) + _field(2, scope_spans)
     return _field(1, resource_spans)
 
