@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus)
+APT_PACKAGES+=(r-base-core r-cran-randomforest busybox-static)  # R models (rpy2 from the `languages` extra), the shell image
 command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
@@ -68,7 +69,13 @@ if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
 fi
 export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint]'
+# the "other languages" base (R, rpy2, a JRE: tests/build/test_image_languages.py), cached in the test cache (the
+# script returns at once when it is there); from an empty cache its debootstrap (about 5 min, mostly downloads)
+# runs beside the installs
+bash scripts/build-base-image.sh --languages >"$cache/languages-base.log" 2>&1 &
+background+=("$! languages-base $cache/languages-base.log")
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint,languages]'
 
 # the linters (configured in pyproject.toml): a finding fails the run before any test starts
 python3 -m ruff check .
