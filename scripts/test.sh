@@ -48,6 +48,25 @@ if ! "$kserve_venv/bin/python" -c "import kserve" 2>/dev/null; then
 fi
 export VCI_KSERVE_PYTHON="$kserve_venv/bin/python"
 
+# MLflow and BentoML (the `mlflow-peer` and `bentoml-peer` extras' pins), each in a virtualenv of its own, installed
+# side by side: they write the models tests/importers imports, with this Python's versions of what their pickles hold
+shared=$(python3 -m pip list --format=freeze 2>/dev/null | grep -i -E '^(scikit-learn|numpy|scipy|pandas|joblib|cloudpickle)==' | sort | tr '\n' ' ')
+peer_venv() {  # EXTRA VARIABLE: a virtualenv with the extra's pins, its python exported as VARIABLE
+  local pins venv
+  pins="$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['$1']))") $shared"
+  venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/$1-$(echo "$pins" | sha256sum | cut -c1-12)"
+  if [ ! -f "$venv/.complete" ]; then
+    echo "installing $1 into $venv: $pins" >&2
+    rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check $pins && touch "$venv/.complete"
+  fi
+  echo "export $2=$venv/bin/python"
+}
+peer_venv mlflow-peer VCI_MLFLOW_PYTHON > "${TMPDIR:-/tmp}/vci-peer-mlflow.env" & mlflow_pid=$!
+peer_venv bentoml-peer VCI_BENTOML_PYTHON > "${TMPDIR:-/tmp}/vci-peer-bentoml.env" & bentoml_pid=$!
+wait "$mlflow_pid"
+wait "$bentoml_pid"
+source "${TMPDIR:-/tmp}/vci-peer-mlflow.env" && source "${TMPDIR:-/tmp}/vci-peer-bentoml.env"
+
 # gitlab-ci-local (pinned with its dependencies in tests/ci/npm/package-lock.json) in a directory of its own, kept
 # with the test cache: it runs gitlab_ci/'s example pipeline (it needs rsync; 4.63 and later need Node.js 22)
 npm_tools="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/npm-$(cat tests/ci/npm/package.json tests/ci/npm/package-lock.json | sha256sum | cut -c1-12)"
