@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,8 @@ def assert_close(got, expected, tol: float = 1e-6) -> None:
 
     assert np.asarray(got).shape == np.asarray(expected).shape, (got, expected)
     assert np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol), (got, expected)
+
+
+def vci_import(*args: str) -> subprocess.CompletedProcess:
+    """``vci import ARGS`` in a process of its own (this checkout's vci: PYTHONPATH is inherited)."""
+    return subprocess.run([sys.executable, "-m", "vci", "import", *args], capture_output=True, text=True, timeout=120)

@@ -42,7 +42,7 @@ with open("factor.txt", "w") as f:
     f.write("2.5")
 frame = pd.DataFrame({"a": [1.0, 2.0, -3.5], "b": [3.0, 4.0, 0.25]})
 mlflow.pyfunc.save_model("pyfunc", python_model=Scaler(), artifacts={"factor": "factor.txt"}, input_example=frame)
-mlflow.sklearn.save_model(clf, "sklearn_dir", input_example=X.iloc[:2])
+mlflow.artifacts.download_artifacts("models:/iris/1", dst_path="sklearn_dir")  # a copy for the refusal tests
 
 print(
     json.dumps(

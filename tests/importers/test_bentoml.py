@@ -5,8 +5,6 @@ own predictions; a model saved by a module vci has no loader for is refused by n
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -15,7 +13,7 @@ from vci.config import load_settings
 from vci.importers import ImportRefused, log_plan
 from vci.importers import bentoml as bentoml_import
 
-from .conftest import assert_close, pinned
+from .conftest import assert_close, pinned, vci_import
 from .test_mlflow import deployed
 
 
@@ -35,28 +33,19 @@ def test_exact_tag_and_directory_from_the_cli(bentoml_models, project):
     peer, home = bentoml_models
     directory = home / "models" / "iris_forest" / peer["first"].split(":")[1]
     for source in (peer["first"], str(directory / "model.yaml")):
-        done = subprocess.run(
-            [sys.executable, "-m", "vci", "import", "bentoml", source, "--bentoml-home", str(home), "-o", "json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = vci_import("bentoml", source, "--bentoml-home", str(home), "-o", "json")
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
         assert doc["imports"] == ["sklearn", "joblib", "numpy"] and doc["source"].startswith(peer["first"])
         assert any("BentoML records none" in line for line in doc["unmapped"])
-    with deployed(vci.get_run(doc["run_id"])) as model:
-        assert model.predict(peer["rows"]) == peer["first_predictions"]
+    model = vci.get_run(doc["run_id"]).load_model()  # the server's loader (modeldir.load_model)
+    assert model.predict(peer["rows"]) == peer["first_predictions"]
 
 
 def test_a_module_without_a_vci_loader_is_refused(bentoml_models, project):
     peer, home = bentoml_models
     with pytest.raises(ImportRefused, match="saved by bentoml.picklable_model, which vci has no loader for"):
         bentoml_import.plan(peer["pickled"], home)
-    done = subprocess.run(
-        [sys.executable, "-m", "vci", "import", "bentoml", "nothing:here", "--bentoml-home", str(home)],
-        capture_output=True,
-        text=True,
-    )
+    done = vci_import("bentoml", "nothing:here", "--bentoml-home", str(home))
     assert done.returncode == 4 and "no model nothing:here in the BentoML store" in done.stderr
     assert "Traceback" not in done.stderr

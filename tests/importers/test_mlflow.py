@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +21,11 @@ import vci
 from registry import free_port
 from vci.config import load_settings
 from vci.deploy import undeploy
-from vci.errors import NotFoundError
+from vci.errors import NotFoundError, RequirementError
 from vci.importers import ImportRefused, log_plan
 from vci.importers import mlflow as mlflow_import
 
-from .conftest import assert_close, peer_python, pinned
+from .conftest import assert_close, peer_python, pinned, vci_import
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,20 +71,14 @@ def test_registered_skops_model_serves_mlflows_probabilities(mlflow_models, proj
 def test_run_model_in_cloudpickle_from_the_cli(mlflow_models, project):
     peer, out = mlflow_models
     source = f"runs:/{peer['pickle_run']}/model"
-    done = subprocess.run(
-        [sys.executable, "-m", "vci", "import", "mlflow", source, "--tracking-uri", tracking(out), "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = vci_import("mlflow", source, "--tracking-uri", tracking(out), "-o", "json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["flavor"] == "sklearn (cloudpickle)" and doc["source"].startswith(source)
     assert not any("mlflow" in name for name in doc["imports"])
     assert any("mlflow==" in line and "left out" in line for line in doc["mapped"])
-    run = vci.get_run(doc["run_id"])
-    with deployed(run) as model:
-        assert model.predict(peer["rows"]) == peer["runs_model"]
+    model = vci.get_run(doc["run_id"]).load_model()  # the server's loader (modeldir.load_model), in this Python
+    assert model.predict(peer["rows"]) == peer["runs_model"]
 
 
 def test_pyfunc_python_model_served_where_mlflow_is(mlflow_models, project):
@@ -126,6 +119,7 @@ def wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None
 def edited(out: Path, tmp_path: Path, change) -> Path:
     """A copy of MLflow's sklearn model directory with its MLmodel changed by ``change``."""
     copy = tmp_path / "edited"
+    tmp_path.mkdir(exist_ok=True)
     shutil.copytree(out / "sklearn_dir", copy)
     doc = yaml.safe_load((copy / "MLmodel").read_text())
     change(doc["flavors"])
@@ -140,11 +134,13 @@ def test_what_vci_cannot_serve_is_refused_by_name(mlflow_models, project):
         mlflow_import.plan(str(other))
     shutil.rmtree(other)
     no_pyfunc = edited(out, project, lambda f: f.pop("python_function"))
-    done = subprocess.run(
-        [sys.executable, "-m", "vci", "import", "mlflow", str(no_pyfunc)], capture_output=True, text=True
-    )
+    done = vci_import("mlflow", str(no_pyfunc))
     assert done.returncode == 4 and "Traceback" not in done.stderr
     assert "flavors (sklearn) have no python_function" in done.stderr
+    other_pin = edited(out, project / "pins", lambda f: None)
+    (other_pin / "requirements.txt").write_text("scikit-learn==1.0.2\nnumpy\n")  # trained with another version
+    with pytest.raises(RequirementError, match="pins scikit-learn 1.0.2, but .* is installed here"):
+        log_plan(load_settings({}), mlflow_import.plan(str(other_pin)))
     with pytest.raises(NotFoundError, match="no registered model version models:/iris/9"):
         mlflow_import.plan("models:/iris/9", tracking(out))
     with pytest.raises(ImportRefused, match="sqlite store only"):

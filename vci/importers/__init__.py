@@ -25,6 +25,16 @@ class ImportRefused(ModelValidationError):
     """A model another tool saved that vci cannot serve as it is (exit 4, as a model vci cannot load)."""
 
 
+def read_yaml(path: Path):
+    """The YAML document the other tool wrote at ``path`` (ImportRefused if it cannot be read)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ImportRefused(f"cannot read {path}: {exc}") from None
+
+
 @dataclass
 class Plan:
     """What an imported model becomes: ``model_class`` over ``artifacts`` ({key: path}; ``meta`` is

@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from ..frameworks.sklearn import SklearnModel
-from . import ImportRefused, Plan
+from . import ImportRefused, Plan, read_yaml
 
 TAG = re.compile(r"^([a-z0-9](?:[-._a-z0-9]*[a-z0-9])?)(?::([A-Za-z0-9](?:[-._A-Za-z0-9]*[A-Za-z0-9])?))?$")
 SUPPORTED = {"bentoml.sklearn": "saved_model.pkl"}
@@ -67,10 +65,7 @@ def _from_store(name: str, version: str | None, home: Path) -> Path:
 
 def read_model_info(directory: Path) -> dict:
     """``model.yaml`` as a mapping, with the fields vci reads checked."""
-    try:
-        info = yaml.safe_load((directory / "model.yaml").read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ImportRefused(f"cannot read {directory / 'model.yaml'}: {exc}") from None
+    info = read_yaml(directory / "model.yaml")
     if not isinstance(info, dict) or not isinstance(info.get("module"), str):
         raise ImportRefused(f"{directory / 'model.yaml'} names no module: it is not a BentoML saved model")
     return info

@@ -21,13 +21,11 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import yaml
-
 from ..errors import NotFoundError
 from ..frameworks.mlflow import MlflowPythonModel
 from ..frameworks.sklearn import SklearnModel
 from ..requirements import read_requirements
-from . import ImportRefused, Plan
+from . import ImportRefused, Plan, read_yaml
 from .signature import Mapped, input_schema, output_schema, parse_side
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -123,10 +121,7 @@ def _local_path(uri: str, source: str) -> Path:
 
 
 def read_mlmodel(directory: Path) -> dict:
-    try:
-        doc = yaml.safe_load((directory / "MLmodel").read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ImportRefused(f"cannot read {directory / 'MLmodel'}: {exc}") from None
+    doc = read_yaml(directory / "MLmodel")
     if not isinstance(doc, dict) or not isinstance(doc.get("flavors"), dict):
         raise ImportRefused(f"{directory / 'MLmodel'} lists no flavors: it is not an MLflow model")
     return doc
@@ -263,10 +258,7 @@ def _requirements(directory: Path, keep_mlflow: bool) -> tuple[list[str], str]:
 
 
 def _conda_pip(path: Path) -> list[str]:
-    try:
-        doc = yaml.safe_load(path.read_text()) if path.is_file() else None
-    except yaml.YAMLError as exc:
-        raise ImportRefused(f"cannot read {path}: {exc}") from None
+    doc = read_yaml(path) if path.is_file() else None
     for dep in (doc or {}).get("dependencies") or []:
         if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
             return read_requirements([str(line) for line in dep["pip"]])
