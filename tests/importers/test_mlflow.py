@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 from contextlib import contextmanager
@@ -57,6 +58,12 @@ def test_registered_skops_model_serves_mlflows_probabilities(mlflow_models, proj
     assert pinned(manifest, "skops") and pinned(manifest, "scikit-learn")
     assert pinned(manifest, "mlflow") is None and not any(e["name"] == "mlflow" for e in manifest["lock"])
     assert manifest["examples"]["inputs"][0][1]["sepal width (cm)"] == 3.0  # input_example.json, as records
+    with sqlite3.connect(out / "mlflow.db") as db:  # MLflow 3's logged model id names the same model
+        (model_id,) = db.execute(
+            "SELECT model_id FROM logged_models WHERE source_run_id = ?", (peer["skops_run"],)
+        ).fetchone()
+    registered = mlflow_import.model_directory("models:/iris/1", tracking(out))
+    assert mlflow_import.model_directory(f"models:/{model_id}", tracking(out)) == registered
     meta = json.loads(Path(run.fetch_artifacts()["model.json"]).read_text())
     assert meta["method"] == "predict_proba" and meta["columns"][0] == "sepal length (cm)"
     with deployed(run) as model:
@@ -143,5 +150,9 @@ def test_what_vci_cannot_serve_is_refused_by_name(mlflow_models, project):
         log_plan(load_settings({}), mlflow_import.plan(str(other_pin)))
     with pytest.raises(NotFoundError, match="no registered model version models:/iris/9"):
         mlflow_import.plan("models:/iris/9", tracking(out))
+    other_db = project / "other.db"
+    sqlite3.connect(other_db).execute("CREATE TABLE notes (text)").connection.commit()
+    with pytest.raises(ImportRefused, match="cannot be read as MLflow's tracking database: no such table"):
+        mlflow_import.plan("models:/iris/1", f"sqlite:///{other_db}")
     with pytest.raises(ImportRefused, match="sqlite store only"):
         mlflow_import.plan("models:/iris/1", f"file://{out}/mlruns")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -29,6 +30,7 @@ from . import ImportRefused, Plan, read_yaml
 from .signature import Mapped, input_schema, output_schema, parse_side
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
 SKLEARN_FORMATS = {"skops": "skops", "cloudpickle": "pickle", "pickle": "pickle"}  # MLflow's -> vci's adapter's
 RESERVED_KEYS = ("model", "model.json")  # the artifacts vci's adapters read
 
@@ -48,26 +50,43 @@ def model_directory(source: str, tracking_uri: str | None = None) -> Path:
 
 def _resolve_uri(source: str, tracking_uri: str) -> str:
     """Where a ``models:/`` or ``runs:/`` URI's artifacts are, from MLflow's sqlite tracking store."""
-    with _tracking_db(tracking_uri) as db:
-        scheme, _, rest = source.partition(":/")
-        if scheme == "models":
-            return _model_version_location(db, rest.strip("/"), source)
-        run_id, _, path = rest.strip("/").partition("/")
-        row = db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no run {run_id} in {tracking_uri}", hint="check the run id and --tracking-uri")
-        in_run = f"{row[0].rstrip('/')}/{path}" if path else row[0]
-        if path and not (_maybe_local(in_run) / "MLmodel").is_file():  # MLflow 3: a logged model named PATH
-            logged = db.execute(
-                "SELECT artifact_location FROM logged_models WHERE source_run_id = ? AND name = ? "
-                "ORDER BY creation_timestamp_ms DESC",
-                (run_id, path),
-            ).fetchone()
-            return logged[0] if logged else in_run
-        return in_run
+    try:
+        with _tracking_db(tracking_uri) as db:
+            scheme, _, rest = source.partition(":/")
+            if scheme == "models":
+                return _model_version_location(db, rest.strip("/"), source)
+            return _run_model_location(db, rest.strip("/"), tracking_uri)
+    except sqlite3.Error as exc:
+        raise ImportRefused(
+            f"{tracking_uri} cannot be read as MLflow's tracking database: {exc}",
+            hint="name the sqlite file MLflow writes (mlflow.db), or pass the model's directory",
+        ) from None
+
+
+def _run_model_location(db: sqlite3.Connection, rest: str, tracking_uri: str) -> str:
+    """``RUN_ID/PATH``: the run's artifacts' PATH, else (MLflow 3) the run's logged model named PATH."""
+    run_id, _, path = rest.partition("/")
+    row = db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no run {run_id} in {tracking_uri}", hint="check the run id and --tracking-uri")
+    in_run = f"{row[0].rstrip('/')}/{path}" if path else row[0]
+    if path and not _has_mlmodel(in_run):  # MLflow 3 keeps a run's model apart: a logged model named PATH
+        logged = db.execute(
+            "SELECT artifact_location FROM logged_models WHERE source_run_id = ? AND name = ? "
+            "ORDER BY creation_timestamp_ms DESC",
+            (run_id, path),
+        ).fetchone()
+        return logged[0] if logged else in_run
+    return in_run
 
 
 def _model_version_location(db: sqlite3.Connection, rest: str, source: str) -> str:
+    """A registered version (``NAME/VERSION``, ``NAME/latest``) or, MLflow 3, a logged model's id (``m-...``)."""
+    if LOGGED_MODEL_ID.fullmatch(rest):
+        row = db.execute("SELECT artifact_location FROM logged_models WHERE model_id = ?", (rest,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no logged model {source}", hint="check the model id (mlflow ui, the run's page)")
+        return row[0]
     name, _, version = rest.rpartition("/")
     if not name:
         name, version = rest, "latest"
@@ -91,9 +110,7 @@ class _tracking_db:
                 f"tracking store {tracking_uri!r}: vci reads MLflow's sqlite store only (sqlite:///PATH)",
                 hint="pass --tracking-uri sqlite:///mlflow.db, or the model's directory",
             )
-        self.path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not self.path.is_absolute() and tracking_uri.startswith("sqlite:////"):
-            self.path = Path("/" + str(self.path))
+        self.path = Path(tracking_uri.removeprefix("sqlite:///"))  # sqlite:////abs/path or sqlite:///relative
         if not self.path.is_file():
             raise NotFoundError(f"MLflow tracking database {self.path} does not exist", hint="check --tracking-uri")
 
@@ -105,9 +122,10 @@ class _tracking_db:
         self.db.close()
 
 
-def _maybe_local(uri: str) -> Path:
+def _has_mlmodel(uri: str) -> bool:
+    """Whether ``uri`` is a local directory with an MLmodel file."""
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme in ("", "file") else Path("/nonexistent")
+    return parsed.scheme in ("", "file") and (Path(unquote(parsed.path)) / "MLmodel").is_file()
 
 
 def _local_path(uri: str, source: str) -> Path:
