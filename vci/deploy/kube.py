@@ -45,6 +45,7 @@ from .manifests import (
     container_resources,
     ingress_warning,
     labels_for,
+    placement_of,
     render,
     render_deployment,
     render_service_monitor,
@@ -197,6 +198,7 @@ class KubeTarget:
             ingress=env.ingress,
             service_monitor=env.service_monitor or False,
             **_lifecycle(env),
+            **placement_of(env),
         )
 
     # -- verbs ------------------------------------------------------------------------------------------
