@@ -46,6 +46,7 @@ from .manifests import (
     container_resources,
     ingress_warning,
     labels_for,
+    placement_of,
     render,
     render_deployment,
     render_service_monitor,
@@ -196,6 +197,7 @@ class KubeTarget:
             ingress=env.ingress,
             service_monitor=env.service_monitor or False,
             **_lifecycle(env),
+            **placement_of(env),
         )
 
     # -- verbs ------------------------------------------------------------------------------------------

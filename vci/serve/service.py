@@ -114,12 +114,14 @@ class ModelService:
         self.drift = Drift.from_manifest(manifest)
         self.drift.start()
         self.metrics.drift = self.drift
+        device = self.device
         logs.event(
             "model_loaded",
             model_dir=self.model_dir,
             run_id=manifest.get("id"),
             model_digest=digest,
             seconds=round(time.perf_counter() - start, 3),
+            **({"device": device} if device else {}),
         )
         self._self_test()
         self.metrics.model_load_seconds = time.perf_counter() - start
@@ -159,6 +161,12 @@ class ModelService:
         self.state, self.reason = READY, "ready"
         logs.event("model_test", result="passed", seconds=round(self.predict_seconds, 6))
 
+    @property
+    def device(self) -> str | None:
+        """Where the model computes, when it says (a framework adapter's ``device``: ``cuda:0``, ``cpu``)."""
+        device = getattr(self.model, "device", None)
+        return device if isinstance(device, str) else None
+
     def metadata(self) -> dict:
         manifest = self.manifest or {}
         data = {
@@ -169,6 +177,8 @@ class ModelService:
             "state": self.state,
             "model_class": (manifest.get("model") or {}).get("class"),
         }
+        if self.device:
+            data["device"] = self.device
         if self.image_digest:
             data["image_digest"] = self.image_digest
         if self.release_id:
