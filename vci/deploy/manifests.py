@@ -550,9 +550,14 @@ def render_network_policy(spec: DeploySpec) -> dict | None:
     """Ingress to the environment's pods (stable and canary) only on the model port and only from
     ``network_peers``; other traffic to them is dropped where the cluster's network plugin enforces
     policies. None when the environment opts out (``network_policy: false``) or for a canary's objects
-    (the stable policy selects its pods); a shadow's pods have one of their own."""
+    (the stable policy selects its pods); a shadow's pods have one of their own, which also admits the
+    environment's stable pods (they mirror to it) whatever ``network_policy`` names."""
     if spec.network_policy is False or spec.track == "canary":
         return None
+    peers = network_peers(spec.network_policy)
+    if spec.track == "shadow":
+        stable = {"app.kubernetes.io/name": spec.name, "vci.dev/environment": spec.environment}
+        peers = [*peers, {"podSelector": {"matchLabels": stable}}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -560,7 +565,7 @@ def render_network_policy(spec: DeploySpec) -> dict | None:
         "spec": {
             "podSelector": {"matchLabels": environment_pods(spec)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": network_peers(spec.network_policy), "ports": [{"protocol": "TCP", "port": PORT}]}],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": PORT}]}],
         },
     }
 
