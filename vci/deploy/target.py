@@ -70,6 +70,7 @@ class Status:
     pid: int | None = None  # a local server's: its process, start time and log file
     started: str | None = None
     log: str | None = None
+    kept: dict | None = None  # blue-green: the previous release kept until its window ends {digest, until, ...}
 
     @property
     def deployed(self) -> bool:
