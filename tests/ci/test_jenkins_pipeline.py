@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from vci.envrules import STRATEGIES
+
 from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
@@ -478,3 +480,48 @@ def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_wor
     assert vci_json("status", "--env", "production", cwd=workspace, env=env)["state"] == "not-deployed"
     assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
     assert {"stage": "Promote to production", "post": "always", "status": "success"} in report["stagePosts"]
+
+
+def test_the_strategy_parameter_offers_every_strategy_and_an_unknown_one_is_refused(tmp_path):
+    """STRATEGY's choices are vci promote's strategies (and default); the harness refuses a value that is
+    not one of them, as Jenkins refuses a triggered build's illegal choice, before any stage runs."""
+    choices = re.search(r"choice\(name: 'STRATEGY', choices: \[([^\]]*)\]", (JENKINS / "Jenkinsfile").read_text())
+    assert re.findall(r"'([^']+)'", choices.group(1)) == ["default", *STRATEGIES]
+    env = clean_env(HARNESS_PARAMS=json.dumps({"STRATEGY": "rolling"}), HARNESS_CREDENTIALS="{}")
+    out = groovy(
+        HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", tmp_path, tmp_path / "r", env=env
+    )
+    assert out.returncode != 0 and "Illegal choice for parameter STRATEGY: rolling" in out.stderr
+    assert "[Pipeline] stage" not in out.stdout and not (tmp_path / "r").exists()
+
+
+BLUE_GREEN_YAML = """project: demo
+environments:
+  staging: {target: local}
+  production:
+    target: local
+    requires_approval: true
+    canary: {interval: 0.3s, min_requests: 5}
+    blue_green: {keep: 10m}
+"""
+
+
+@pytest.mark.slow
+def test_the_strategy_parameter_reaches_vci_promote_and_production_switches_blue_green(tmp_path, jenkins_workspace):
+    """STRATEGY=blue-green over a production that runs another version: the candidate is gated beside it,
+    production switches to it, and the version it ran is kept for a rollback that is one switch back."""
+    workspace, store, env = jenkins_workspace
+    (workspace / "vci.yaml").write_text(BLUE_GREEN_YAML)
+    other = log_another_version(tmp_path / "other", env)
+    run_vci("deploy", other["run_id"], "--env", "production", cwd=workspace, env=env)
+    out, report = run_pipeline(
+        tmp_path, workspace, store, {**LOCAL_PARAMS, "STRATEGY": "blue-green"}, approver="release-manager"
+    )
+    assert report["result"] == "SUCCESS", out.stdout[-3000:] + out.stderr[-3000:]
+    assert "'--strategy' 'blue-green'" in out.stdout
+    assert re.search(r"^switched to the new release: .*`vci rollback` switches back to it$", out.stdout, re.M)
+    production = vci_json("status", "--env", "production", cwd=workspace, env=env)
+    assert production["digest"] != other["version"] and production["kept"]["digest"] == other["version"]
+    newest = vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"][0]
+    assert (newest["action"], newest["strategy"], newest["outcome"]) == ("promote", "blue-green", "succeeded")
+    assert f"blue-green, release {newest['release_id']}" in report["description"]
