@@ -41,9 +41,12 @@ class Wrk:
     """wrk POSTing /predict at one URL until stopped (SIGINT: it prints its counts); ``failed`` counts
     socket errors and non-2xx answers."""
 
-    def __init__(self, url: str, tmp_path):
+    def __init__(self, url: str, tmp_path, token: str | None = None):
         script = tmp_path / "post.lua"
-        script.write_text('wrk.method = "POST"\nwrk.body = "[1, 2]"\nwrk.headers["Content-Type"] = "application/json"')
+        script.write_text(
+            'wrk.method = "POST"\nwrk.body = "[1, 2]"\nwrk.headers["Content-Type"] = "application/json"\n'
+            + (f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else "")
+        )
         self.command = ["wrk", "-t1", "-c4", "-d120s", "-s", str(script), f"{url}/predict"]
 
     def __enter__(self):

@@ -17,7 +17,7 @@ from ..runs import resolve_run
 from ..serve.shadow import SHADOW_CONFIG
 from ..trust import TRUSTED_KEYS_ENV, Policy, keys_to_environ
 from . import process
-from .target import DeployResult, LogLine, Removal, Status
+from .target import DeployResult, LogLine, Removal, Status, kept_view
 
 log = logging.getLogger("vci")
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
@@ -127,7 +127,7 @@ class LocalTarget:
             pid=record["pid"],
             started=record["started"],
             log=record["log"],
-            kept=_kept_summary(self.kept_release()),
+            kept=kept_view(kept, endpoint=kept["url"]) if (kept := self.kept_release()) else None,
         )
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
@@ -381,14 +381,6 @@ def _scrape(record: dict) -> dict[str, str]:
             return {f"pid {record.get('pid')}": resp.read().decode()}
     except OSError:
         return {}
-
-
-def _kept_summary(kept: dict | None) -> dict | None:
-    """What `vci status` shows of a blue-green release's kept previous server: a rollback switches to it."""
-    if kept is None:
-        return None
-    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(kept["kept_until"]))
-    return {"digest": kept["digest"], "release_id": kept["release_id"], "until": until, "endpoint": kept["url"]}
 
 
 def _plan(env: str, run, current: dict | None, status: str, dry_run: bool) -> DeployResult:
