@@ -114,7 +114,7 @@ def test_switch_switch_back_and_settling_under_load_fail_no_request(settings, tm
     kube = cluster[0]
     target = target_for(settings, "production")
     blue = stage(settings, tmp_path, 2)
-    promote(settings, "staging", "production", strategy="direct", timeout=60)
+    first = promote(settings, "staging", "production", strategy="direct", timeout=60)
     green = stage(settings, tmp_path, 3)
     proxy = target.proxy_url()
     with Wrk(proxy, tmp_path, token=kube.token) as wrk, ProxiedUsers(settings) as users:
@@ -140,12 +140,12 @@ def test_switch_switch_back_and_settling_under_load_fail_no_request(settings, tm
     assert target.cluster.read("Deployment", "iris-production-green", "ml-prod") is None
 
     promote(settings, "staging", "production", strategy="blue-green", timeout=60)  # green again, kept blue
-    third = stage(settings, tmp_path, 4)
     with Wrk(proxy, tmp_path, token=kube.token) as wrk, ProxiedUsers(settings) as users:
-        settled = promote(settings, "staging", "production", strategy="direct", timeout=60)
-    assert settled["outcome"] == "succeeded" and wrk.failed == 0 and users.errors == [], wrk.output
+        settled = deploy(settings, first["image"], "production", timeout=60)  # the next release settles first
+    assert settled.status == "deployed" and wrk.failed == 0 and users.errors == [], wrk.output
+    assert (users.answers[0], users.answers[-1]) == ((3,), (2,))  # green's, then the new release's
     live = status(settings, "production")
-    assert (live.digest, live.deployment, live.kept) == (third, "iris-production", None)
+    assert (live.digest, live.deployment, live.kept) == (blue, "iris-production", None)
     service = target.cluster.read("Service", "iris-production", "ml-prod")
     assert "vci.dev/track" not in service["spec"]["selector"]  # every track again: a canary can run
     assert target.cluster.read("Deployment", "iris-production-green", "ml-prod") is None

@@ -201,14 +201,15 @@ def settle(target: KubeTarget, timeout: float | None) -> None:
     with no request routed to a pod that is not ready, and the Service selects every track again."""
     service = target.cluster.read("Service", target._named().service_name, target.namespace)
     track = live_track(service)
+    if track is None:  # the usual shape: nothing to settle
+        return
     if track == GREEN:
         green = target.cluster.read("Deployment", green_name(target), target.namespace)
         if green is not None:
             _roll_stable_to(target, green, timeout)
         route(target, STABLE)
     target.cluster.delete("Deployment", green_name(target), target.namespace)
-    if track is not None:
-        route(target, None)
+    route(target, None)
 
 
 def _roll_stable_to(target: KubeTarget, green: dict, timeout: float | None) -> None:
