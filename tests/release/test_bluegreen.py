@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 
@@ -24,6 +23,7 @@ from vci.release.promote import promote
 from vci.release.rollback import rollback
 
 from .conftest import Tunable, make_run
+from .test_shadow import LiveTraffic
 
 FAST_GATE = {"interval": "0.3s", "min_requests": 5, "step_timeout": "20s"}
 
@@ -67,14 +67,9 @@ class Wrk:
         self.failed += int(bad.group(1)) if bad else 0
 
 
-class Users:
+class Users(LiveTraffic):
     """Users of production that look its address up (the deployment record `vci status` reads) at every
     request and never retry: each failure is counted."""
-
-    def __init__(self, settings):
-        self.settings, self.errors, self.sent = settings, [], 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._send, daemon=True)
 
     def _send(self):
         while not self.stop.is_set():
@@ -86,14 +81,6 @@ class Users:
             except Exception as exc:  # noqa: BLE001 - counted: a live request must never fail
                 self.errors.append(exc)
             self.sent += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ Deployment. wrk and users through the API server's service proxy (which routes b
 endpoint by endpoint) see no failed request through the switch, the switch back or the settling."""
 
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from images import scratch_base_layout  # noqa: E402
-from registry import RegistryServer  # noqa: E402
-from tests.deploy.serving import MODEL_DIRS, ServePod  # noqa: E402
-from tests.fakes.kube import start_kube_server  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.deploy import deploy, status, target_for  # noqa: E402
 from vci.deploy.kubeproxy import proxy_session  # noqa: E402
@@ -26,21 +21,22 @@ from vci.ledger import Ledger  # noqa: E402
 from vci.release.promote import promote  # noqa: E402
 from vci.release.rollback import rollback  # noqa: E402
 
-from .conftest import make_run  # noqa: E402
-from .test_bluegreen import FAST_GATE, Wrk  # noqa: E402
+from . import test_kube_release as release_tests  # noqa: E402
+from .test_bluegreen import FAST_GATE, Users, Wrk  # noqa: E402
 
+cluster = release_tests.cluster  # its API server (real model-server pods) and registry, one per module
+stage = release_tests.stage
 JSON = {"Content-Type": "application/json"}
 
 
-class ProxiedUsers:
+class ProxiedUsers(Users):
     """Users of production through the API server's service proxy, one request after another, no retry."""
 
     def __init__(self, settings):
+        super().__init__(settings)
         target = target_for(settings, "production")
         self.url, self.session = target.proxy_url() + "/predict", proxy_session(target.cluster.api_client.configuration)
-        self.errors, self.answers = [], []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.answers: list[tuple] = []
 
     def _send(self):
         while not self.stop.is_set():
@@ -51,29 +47,10 @@ class ProxiedUsers:
             except Exception as exc:  # noqa: BLE001 - counted: a live request must never fail
                 self.errors.append(exc)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(15)
-
     def switches(self) -> list[tuple]:
         """The answers with repeats folded: [(2,), (3,)] is one switch, and no answer of the other side
         before it or after it."""
         return [a for i, a in enumerate(self.answers) if i == 0 or a != self.answers[i - 1]]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kube-bluegreen")
-    kube = start_kube_server(namespaces=("ml-staging", "ml-prod"), backend="process", runner=ServePod)
-    try:
-        with RegistryServer(root / "registry") as reg:
-            yield kube, reg, scratch_base_layout(root / "base")
-    finally:
-        kube.stop()
 
 
 @pytest.fixture()
@@ -102,20 +79,17 @@ def settings(cluster, tmp_path, monkeypatch):
     yield load_settings(cwd=tmp_path, environ={})
 
 
-def stage(settings, tmp_path, factor):
-    run = make_run(settings, tmp_path, factor)
-    image = target_for(settings, "staging").resolve_image(run.id)
-    MODEL_DIRS[image["image"].rsplit("@", 1)[1]] = str(run.model_dir())
-    deploy(settings, image["image"], "staging", timeout=60)
-    return image["image"].rsplit("@", 1)[1]
+def staged(settings, tmp_path, factor) -> str:
+    """A run of ``factor`` on staging; its digest."""
+    return stage(settings, tmp_path, factor)[1].rsplit("@", 1)[1]
 
 
 def test_switch_switch_back_and_settling_under_load_fail_no_request(settings, tmp_path, cluster):
     kube = cluster[0]
     target = target_for(settings, "production")
-    blue = stage(settings, tmp_path, 2)
+    blue = staged(settings, tmp_path, 2)
     first = promote(settings, "staging", "production", strategy="direct", timeout=60)
-    green = stage(settings, tmp_path, 3)
+    green = staged(settings, tmp_path, 3)
     proxy = target.proxy_url()
     with Wrk(proxy, tmp_path, token=kube.token) as wrk, ProxiedUsers(settings) as users:
         result = promote(settings, "staging", "production", strategy="blue-green", timeout=60)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..build.plan import PORT
 from ..client import PROXY_TOKEN_HEADER, DeployedModel
-from ..errors import DeployError, RemoteError
+from ..errors import DeployError
+from .kubecanary import send_each
 from .kubeproxy import proxy_session
 from .manifests import environment_pods, render_deployment, render_service
 from .rollout import explain, wait_rollout
@@ -70,12 +71,7 @@ class KubeGreen:
         return DeployedModel(url, session=session, token_header=PROXY_TOKEN_HEADER, **options)
 
     def send(self, inputs: list, weight: int) -> None:
-        model = self.client(deadline=10.0)
-        for given in inputs:
-            try:
-                model.predict(given)
-            except RemoteError:
-                pass
+        send_each(self.client(deadline=10.0), inputs)
 
     def remove(self) -> None:
         self.target.remove_green()

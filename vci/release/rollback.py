@@ -95,19 +95,8 @@ def rollback(
     deployable = what if not target.environment.is_local else resolve_run(settings, what)
     verified = check_deployable(settings, target.environment, deployable)  # a rollback verifies too
     release_id = new_release_id()
-    record = partial(
-        make_record,
-        release_id=release_id,
-        environment=name,
-        action="rollback",
-        digest=chosen.digest,
-        run_id=chosen.run_id,
-        image=chosen.image,
-        strategy="direct",
-        previous=current.digest,
-        restored=chosen.release_id,
-        verified=verified.to_json() if verified is not None else None,
-    )
+    verified_json = verified.to_json() if verified is not None else None
+    record = rollback_record(name, release_id, chosen, current, "direct", verified=verified_json)
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
     def work() -> dict:
@@ -118,6 +107,23 @@ def rollback(
 
     done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
     return {**result, **done, "release_id": release_id, "held": current.digest}
+
+
+def rollback_record(name: str, release_id: str, chosen: ReleaseRecord, current, strategy: str, **fields):
+    """The ledger record of a rollback to ``chosen``, its outcome and reason still to come."""
+    return partial(
+        make_record,
+        release_id=release_id,
+        environment=name,
+        action="rollback",
+        digest=chosen.digest,
+        run_id=chosen.run_id,
+        image=chosen.image,
+        strategy=strategy,
+        previous=current.digest,
+        restored=chosen.release_id,
+        **fields,
+    )
 
 
 def hold(settings: Settings, name: str, digest: str | None, release_id: str) -> None:
@@ -131,18 +137,7 @@ def _switch_back(settings: Settings, target, chosen: ReleaseRecord, current, res
     switch, no analysis: it ran there until the switch), recorded in the ledger like any rollback."""
     name, release_id = target.environment.name, new_release_id()
     policy = BlueGreenPolicy.from_settings(target.environment.blue_green)
-    record = partial(
-        make_record,
-        release_id=release_id,
-        environment=name,
-        action="rollback",
-        digest=chosen.digest,
-        run_id=chosen.run_id,
-        image=chosen.image,
-        strategy="blue-green",
-        previous=current.digest,
-        restored=chosen.release_id,
-    )
+    record = rollback_record(name, release_id, chosen, current, "blue-green")
 
     def work() -> dict:
         hold(settings, name, current.digest, release_id)
