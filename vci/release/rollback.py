@@ -57,10 +57,12 @@ def rollback(
     wait: bool = True,
     dry_run: bool = False,
     timeout: float | None = None,
+    actor: str | None = None,
 ) -> dict:
     """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``.
 
     The digest that ran before is held in the environment (``vci.release.holds``) until the hold is lifted.
+    ``actor``: who rolls back, the ledger's ``who`` (default: the CI actor, else VCI_USER, else the login).
     """
 
     target = target_for(settings, env)
@@ -91,12 +93,12 @@ def rollback(
         )
     kept = getattr(target, "kept_release", lambda: None)()
     if kept is not None and kept["digest"] == chosen.digest:  # blue-green's window: one switch back
-        return _switch_back(settings, target, chosen, current, result, kept)
+        return _switch_back(settings, target, chosen, current, result, kept, actor)
     deployable = what if not target.environment.is_local else resolve_run(settings, what)
     verified = check_deployable(settings, target.environment, deployable)  # a rollback verifies too
     release_id = new_release_id()
     verified_json = verified.to_json() if verified is not None else None
-    record = rollback_record(name, release_id, chosen, current, "direct", verified=verified_json)
+    record = rollback_record(name, release_id, chosen, current, "direct", verified=verified_json, actor=actor)
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
     def work() -> dict:
@@ -105,7 +107,7 @@ def rollback(
         done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
         return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
 
-    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
+    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work, actor=actor)
     return {**result, **done, "release_id": release_id, "held": current.digest}
 
 
@@ -132,12 +134,12 @@ def hold(settings: Settings, name: str, digest: str | None, release_id: str) -> 
         Holds.for_settings(settings).add(name, digest, f"rolled back by {release_id}", release_id)
 
 
-def _switch_back(settings: Settings, target, chosen: ReleaseRecord, current, result: dict, kept: dict) -> dict:
+def _switch_back(settings: Settings, target, chosen: ReleaseRecord, current, result: dict, kept: dict, actor) -> dict:
     """Inside a blue-green release's window: point the environment at the kept previous stack again (one
     switch, no analysis: it ran there until the switch), recorded in the ledger like any rollback."""
     name, release_id = target.environment.name, new_release_id()
     policy = BlueGreenPolicy.from_settings(target.environment.blue_green)
-    record = rollback_record(name, release_id, chosen, current, "blue-green")
+    record = rollback_record(name, release_id, chosen, current, "blue-green", actor=actor)
 
     def work() -> dict:
         hold(settings, name, current.digest, release_id)
@@ -145,7 +147,7 @@ def _switch_back(settings: Settings, target, chosen: ReleaseRecord, current, res
         reason = f"switched back to the kept release {kept['release_id']} ({chosen.digest}), without analysis"
         return {"outcome": "succeeded", "reason": reason, "endpoint": live.get("url"), "switched": True}
 
-    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
+    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work, actor=actor)
     return {**result, **done, "release_id": release_id, "held": current.digest}
 
 
