@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus)
+APT_PACKAGES+=(r-base-core r-cran-randomforest busybox-static)  # R models (rpy2 from the `languages` extra), the shell image
 command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
@@ -24,12 +25,13 @@ cache="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}"
 mkdir -p "$cache"
 background=()  # "pid name log" of installs running beside the main one; all are waited for before the tests
 
-# extra_venv NAME EXTRA CHECK: a virtualenv of its own, kept with the test cache and named by the hash of the
-# extra's pins (pyproject.toml), for a tool whose pins clash with vci's; CHECK (Python, run by the venv's
+# extra_venv NAME EXTRA CHECK [PINS]: a virtualenv of its own, kept with the test cache and named by the hash of the
+# extra's pins (pyproject.toml) and PINS, for a tool whose pins clash with vci's; CHECK (Python, run by the venv's
 # interpreter) says whether it is complete. A missing one is installed in the background; sets $venv.
 extra_venv() {
   local name=$1 extra=$2 check=$3 pins log
   pins=$(python3 -c "import sys, tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies'][sys.argv[1]]))" "$extra")
+  pins="$pins${4:+ $4}"
   venv="$cache/$name-$(echo "$pins" | sha256sum | cut -c1-12)"
   if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
     echo "installing $name into $venv (in the background): $pins" >&2
@@ -68,7 +70,22 @@ if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
 fi
 export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint]'
+# the "other languages" base (R, rpy2, a JRE: tests/build/test_image_languages.py), cached in the test cache (the
+# script returns at once when it is there); from an empty cache its debootstrap (about 5 min, mostly downloads)
+# runs beside the installs
+bash scripts/build-base-image.sh --languages >"$cache/languages-base.log" 2>&1 &
+background+=("$! languages-base $cache/languages-base.log")
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint,languages]'
+
+# MLflow and BentoML (the `mlflow-peer` and `bentoml-peer` extras), the peers that write the models tests/importers
+# imports: each in a virtualenv of its own, installed beside the linters, with this Python's versions of what their
+# pickles hold (so they load here, and the imported runs' pins match what is installed)
+shared=$(python3 -m pip list --format=freeze 2>/dev/null | grep -i -E '^(scikit-learn|numpy|scipy|pandas|joblib|cloudpickle)==' | sort | tr '\n' ' ')
+extra_venv mlflow-peer mlflow-peer "import mlflow.pyfunc, sqlalchemy, alembic, skops" "$shared"
+export VCI_MLFLOW_PYTHON="$venv/bin/python"
+extra_venv bentoml-peer bentoml-peer "import bentoml, sklearn" "$shared"
+export VCI_BENTOML_PYTHON="$venv/bin/python"
 
 # the linters (configured in pyproject.toml): a finding fails the run before any test starts
 python3 -m ruff check .

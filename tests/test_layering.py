@@ -57,6 +57,7 @@ LAYERS = [
         "vci.trust",
         "vci.verification",
     },
+    {"vci.importers"},
     {"vci.build"},
     {"vci.deploy"},
     {"vci.release"},

@@ -18,7 +18,7 @@ from typing import Any
 from . import envrules as rules
 from .envrules import DURATION, GITOPS, KUBERNETES, LOCAL, TARGETS, CanaryPolicy, parse_seconds
 from .errors import ConfigError
-from .kubevalues import DNS_LABEL, INGRESS, NETWORK_PEERS
+from .kubevalues import DNS_LABEL, GPU_RESOURCE, INGRESS, NETWORK_PEERS
 
 DEFAULT_STORE = ".vci"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
@@ -89,6 +89,13 @@ class Environment:
     base_image: str | None = _setting(str, targets=CLUSTER)
     platform: str | None = _setting(str, targets=CLUSTER, check=rules.check_platform)  # default linux/amd64
     image_pull_secret: str | None = _setting(str, targets=CLUSTER, check=rules.check_secret_name)
+    # placement and hardware (vci.deploy.manifests): resources' gpu is asked for as gpu_resource's limit
+    gpu_resource: str = _setting(str, GPU_RESOURCE, targets=CLUSTER, check=rules.check_gpu_resource)
+    node_selector: dict = _setting(dict, targets=CLUSTER, check=rules.check_node_selector)
+    tolerations: list | None = _setting(list, targets=CLUSTER, check=rules.check_tolerations)
+    affinity: dict = _setting(dict, targets=CLUSTER, check=rules.check_affinity)  # beside vci's spread term
+    priority_class: str | None = _setting(str, targets=CLUSTER, check=rules.check_object_name)
+    service_account: str | None = _setting(str, targets=CLUSTER, check=rules.check_object_name)
     progress_deadline: int | float | str | None = _setting(DURATION, targets=CLUSTER, check=rules.at_least(1, "s"))
     prestop_delay: int | float | str | None = _setting(DURATION, targets=CLUSTER, check=rules.at_least(0, "s"))
     network_policy: bool | dict | None = _setting(  # None: ingress from the namespace only; false: none rendered

@@ -17,11 +17,16 @@ from .errors import ConfigError
 from .kubevalues import (
     DNS_LABEL,
     ENV_NAME,
+    affinity_problem,
+    gpu_resource_problem,
     ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
+    node_selector_problem,
+    object_name_problem,
     resources_problem,
+    tolerations_problem,
 )
 
 LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
@@ -117,6 +122,11 @@ def _problem(check: Callable[[Any], str | None]) -> Check:
 check_resources = _problem(resources_problem)
 check_network_policy = _problem(network_policy_problem)
 check_ingress = _problem(ingress_problem)
+check_gpu_resource = _problem(gpu_resource_problem)
+check_node_selector = _problem(node_selector_problem)
+check_tolerations = _problem(tolerations_problem)
+check_affinity = _problem(affinity_problem)
+check_object_name = _problem(object_name_problem)
 
 
 def at_least(low: float, unit: str = "") -> Check:

@@ -24,6 +24,11 @@ QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGT
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what the API server accepts for a container's env
 RESERVED_PREFIXES = ("vci.dev/", "app.kubernetes.io/", "prometheus.io/")  # vci's own label/annotation keys
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")  # and hugepages-<size>; others are domain/name
+GPU = "gpu"  # resources: {gpu: N}, rendered as the limit of the environment's gpu_resource (default below)
+GPU_RESOURCE = "nvidia.com/gpu"  # the extended resource NVIDIA's device plugin advertises (AMD's: amd.com/gpu)
+TOLERATION = ("key", "operator", "value", "effect", "tolerationSeconds")  # a pod toleration's fields
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+AFFINITY = ("nodeAffinity", "podAffinity", "podAntiAffinity")  # a pod's affinity, as Kubernetes writes it
 NETWORK_PEERS = ("from_namespaces", "from_pod_labels", "from_cidrs")
 INGRESS = ("host", "class", "tls_secret", "path")  # an environment's Ingress (vci.deploy.manifests.render_ingress)
 BAD_PATH_PARTS = ("//", "/./", "/../", "%2f", "%2F")  # what the API server refuses in an Exact/Prefix path
@@ -70,6 +75,8 @@ def resources_problem(resources: dict) -> str | None:
             if problem:
                 return f"{section}.{name}: {problem}" if sections else f"{name}: {problem}"
     requests, limits = split.get("requests") or {}, split.get("limits") or {}
+    if sections and GPU in requests:
+        return "gpu goes under limits (a GPU is not shared: its request is its limit)"
     for name in sorted(requests.keys() & limits.keys()):
         if quantity(requests[name]) > quantity(limits[name]):
             return (
@@ -79,6 +86,9 @@ def resources_problem(resources: dict) -> str | None:
 
 
 def _resource_problem(name: str, value) -> str | None:
+    if name == GPU:
+        whole = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value.isdigit()
+        return None if whole and int(value) >= 1 else f"gpu must be a whole number of GPUs (>= 1), got {value!r}"
     if name not in STANDARD_RESOURCES and not name.startswith("hugepages-") and "/" not in name:
         return (
             f"unknown resource {name!r}: use {', '.join(STANDARD_RESOURCES)}, hugepages-<size> "
@@ -181,4 +191,73 @@ def _path_problem(path: str) -> str | None:
     bad = [part for part in BAD_PATH_PARTS if part in path] + [end for end in BAD_PATH_ENDS if path.endswith(end)]
     if bad:
         return f"path {path!r} may not contain {bad[0]!r}, nor end with '/.' or '/..'"
+    return None
+
+
+def gpu_resource_problem(name) -> str | None:
+    """The extended resource a GPU is asked for by: ``vendor-domain/name``, as its device plugin advertises it."""
+    if not isinstance(name, str) or "/" not in name or not QUALIFIED_NAME.match(name):
+        return f"{name!r} is not an extended resource name (e.g. {GPU_RESOURCE}, amd.com/gpu)"
+    return None
+
+
+def node_selector_problem(values) -> str | None:
+    """``{node label: value}``: label keys and values as the API server checks them."""
+    if not isinstance(values, dict):
+        return f"must be a mapping of node label -> value, got {values!r}"
+    for key, value in values.items():
+        key_ok = isinstance(key, str) and len(key.rpartition("/")[2]) <= 63 and QUALIFIED_NAME.match(key)
+        if not key_ok or not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
+            return f'invalid entry {key!r}: {value!r} (a node label [prefix/]name and its value; quote "true")'
+    return None
+
+
+def tolerations_problem(values) -> str | None:
+    """A list of pod tolerations, each checked as the API server checks it."""
+    if not isinstance(values, list):
+        return f"must be a list of tolerations ({{key, operator, value, effect}}), got {values!r}"
+    for n, toleration in enumerate(values):
+        problem = _toleration_problem(toleration)
+        if problem:
+            return f"[{n}]: {problem}"
+    return None
+
+
+def _toleration_problem(t) -> str | None:
+    if not isinstance(t, dict):
+        return f"a toleration is a mapping of {', '.join(TOLERATION)}, got {t!r}"
+    key, operator, value, effect = t.get("key", ""), t.get("operator", "Equal"), t.get("value", ""), t.get("effect", "")
+    checks = [
+        (_unknown_key(t, TOLERATION), None),
+        (operator not in ("Equal", "Exists"), f"operator must be Equal or Exists, got {operator!r}"),
+        (bool(key) and not (isinstance(key, str) and QUALIFIED_NAME.match(key)), f"invalid key {key!r}"),
+        (not key and operator != "Exists", "an empty key needs operator Exists (it tolerates every taint)"),
+        (operator == "Exists" and bool(value), "operator Exists takes no value"),
+        (not isinstance(value, str) or not LABEL_VALUE.match(value), f"value {value!r} is not a label value"),
+        (effect not in ("", *TAINT_EFFECTS), f"effect must be one of {', '.join(TAINT_EFFECTS)}, got {effect!r}"),
+        ("tolerationSeconds" in t and effect != "NoExecute", "tolerationSeconds needs effect NoExecute"),
+        (
+            "tolerationSeconds" in t and (not isinstance(t["tolerationSeconds"], int) or t["tolerationSeconds"] < 0),
+            f"tolerationSeconds must be a whole number of seconds >= 0, got {t.get('tolerationSeconds')!r}",
+        ),
+    ]
+    return next((message or str(failed) for failed, message in checks if failed), None)
+
+
+def affinity_problem(values) -> str | None:
+    """A pod's affinity as Kubernetes writes it: ``nodeAffinity``, ``podAffinity``, ``podAntiAffinity``
+    mappings (their terms are the API server's to check; vci's own spread term is added to it)."""
+    if not isinstance(values, dict):
+        return f"must be a mapping with {', '.join(AFFINITY)}, got {values!r}"
+    unknown = _unknown_key(values, AFFINITY)
+    if unknown:
+        return unknown
+    wrong = [k for k, v in values.items() if not isinstance(v, dict)]
+    return f"{wrong[0]} must be a mapping, as in a pod spec" if wrong else None
+
+
+def object_name_problem(name) -> str | None:
+    """A PriorityClass or ServiceAccount name: a DNS subdomain."""
+    if not isinstance(name, str) or not is_dns_subdomain(name) or not name:
+        return f"{name!r} is not an object name (lower-case letters, digits, '-' and '.')"
     return None

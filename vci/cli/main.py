@@ -22,6 +22,7 @@ class LazyGroup(click.Group):
         "init": ("vci.cli.init", "init_cmd", "Start a project: model, training, settings, examples, CI."),
         "log": ("vci.cli.runs", "log_cmd", "Log a model, its artifacts and requirements as a run."),
         "runs": ("vci.cli.runs", "runs_group", "List and show logged runs."),
+        "import": ("vci.cli.importing", "import_group", "Import a model saved by MLflow or BentoML as a run."),
         "package": ("vci.cli.package", "package_cmd", "Build a run's OCI image (no daemon) and push it."),
         "serve": ("vci.cli.deploy", "serve_cmd", "Serve a run in the foreground."),
         "deploy": ("vci.cli.deploy", "deploy_cmd", "Deploy a run or an image by digest to an environment."),

@@ -34,6 +34,7 @@ from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
 from . import kubebluegreen as bluegreen
+from .contract import check_contract
 from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
@@ -45,6 +46,7 @@ from .manifests import (
     container_resources,
     ingress_warning,
     labels_for,
+    placement_of,
     render,
     render_deployment,
     render_service_monitor,
@@ -197,6 +199,7 @@ class KubeTarget:
             ingress=env.ingress,
             service_monitor=env.service_monitor or False,
             **_lifecycle(env),
+            **placement_of(env),
         )
 
     # -- verbs ------------------------------------------------------------------------------------------
@@ -272,6 +275,9 @@ class KubeTarget:
                 changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
             if wait:
                 self._wait_rollout(spec.object_name, timeout, lives.get(f"Deployment/{spec.object_name}"))
+                if spec.run_id is None:  # an image built elsewhere: ready, but does it serve what vci asks?
+                    session = proxy_session(self.cluster.api_client.configuration)
+                    check_contract(session.request, self.proxy_url(), spec.image)
         except VciError as exc:  # the same error (and exit code), saying what was put back (on its first line)
             after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
             head, newline, details = exc.message.partition("\n")

@@ -9,6 +9,7 @@ admitting the model port only from the namespace's pods, or from what ``network_
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,11 +20,18 @@ from ..errors import UsageError
 from ..kubevalues import (
     DNS_1035,
     DNS_LABEL,
+    GPU,
+    GPU_RESOURCE,
+    affinity_problem,
+    gpu_resource_problem,
     ingress_problem,
     is_dns_subdomain,
     metadata_problem,
     network_policy_problem,
+    node_selector_problem,
+    object_name_problem,
     resources_problem,
+    tolerations_problem,
 )
 from ..refs import digest_of
 
@@ -63,6 +71,12 @@ class DeploySpec:
     auth_secret: str | None = None  # the Secret of bearer tokens, mounted whole at AUTH_MOUNT (vci.serve.auth)
     ingress: dict = field(default_factory=dict)  # {host, class, tls_secret, path}; {}: no Ingress
     service_monitor: bool | dict = False  # True or {interval, labels}: a Prometheus Operator ServiceMonitor
+    gpu_resource: str = GPU_RESOURCE  # the extended resource resources' gpu is asked for by
+    node_selector: dict = field(default_factory=dict)  # the pod's nodeSelector
+    tolerations: list = field(default_factory=list)  # the pod's tolerations (e.g. of a GPU node pool's taint)
+    affinity: dict = field(default_factory=dict)  # nodeAffinity, podAffinity, podAntiAffinity, beside vci's spread
+    priority_class: str | None = None  # priorityClassName
+    service_account: str | None = None  # serviceAccountName (its token still unmounted: vci's server needs none)
 
     @property
     def object_name(self) -> str:
@@ -103,6 +117,7 @@ def validate_spec(spec: DeploySpec) -> None:
         ("resources", resources_problem(spec.resources)),
         ("network_policy", network_policy_problem(spec.network_policy)),
         ("ingress", ingress_problem(spec.ingress)),
+        *placement_problems(spec),
     ):
         if problem:
             raise UsageError(f"invalid {what}: {problem}", hint=f"fix environments.{spec.environment}.{what}")
@@ -116,6 +131,30 @@ def validate_spec(spec: DeploySpec) -> None:
         )
     if spec.autoscaling:
         validate_autoscaling(spec)
+
+
+def placement_of(env) -> dict:
+    """The DeploySpec fields of an Environment's hardware and placement settings (vci.config)."""
+    return {
+        "gpu_resource": env.gpu_resource or GPU_RESOURCE,
+        "node_selector": env.node_selector,
+        "tolerations": env.tolerations or [],
+        "affinity": env.affinity,
+        "priority_class": env.priority_class,
+        "service_account": env.service_account,
+    }
+
+
+def placement_problems(spec: DeploySpec) -> list[tuple[str, str | None]]:
+    """What is wrong with each placement setting (None where nothing is), as validate_spec reports them."""
+    names = (("priority_class", spec.priority_class), ("service_account", spec.service_account))
+    return [
+        ("gpu_resource", gpu_resource_problem(spec.gpu_resource)),
+        ("node_selector", node_selector_problem(spec.node_selector)),
+        ("tolerations", tolerations_problem(spec.tolerations)),
+        ("affinity", affinity_problem(spec.affinity)),
+        *((what, object_name_problem(name)) for what, name in names if name is not None),
+    ]
 
 
 def validate_autoscaling(spec: DeploySpec) -> None:
@@ -177,20 +216,23 @@ def _annotations(spec: DeploySpec, *, release: bool) -> dict[str, str]:
     return notes
 
 
-def container_resources(resources: dict) -> tuple[dict, list[str]]:
+def container_resources(resources: dict, gpu_resource: str = GPU_RESOURCE) -> tuple[dict, list[str]]:
     """The container's requests and limits, and which of them are DEFAULT_RESOURCES (``requests.cpu``...).
 
     ``{cpu, memory}`` sets requests and limits alike; ``{requests, limits}`` each as given. What is left out
     is filled so that every container has CPU and memory requests and a memory limit: a missing request
     takes its limit (as the API server defaults it) or the default; a missing memory limit is the memory
     request. No CPU limit is added: a latency-bound server throttled by its CFS quota gains its neighbours
-    nothing its request does not already reserve."""
+    nothing its request does not already reserve. ``gpu: N`` is the limit of ``gpu_resource`` (an extended
+    resource's request is its limit: the API server sets it)."""
     if "requests" in resources or "limits" in resources:
         given = {k: {n: str(v) for n, v in (resources.get(k) or {}).items()} for k in ("requests", "limits")}
     else:
-        values = {k: str(v) for k, v in resources.items()}
-        given = {"requests": values, "limits": dict(values)}
+        values = {k: str(v) for k, v in resources.items() if k != GPU}
+        given = {"requests": values, "limits": {**values, **({GPU: str(resources[GPU])} if GPU in resources else {})}}
     requests, limits, defaulted = given["requests"], given["limits"], []
+    if GPU in limits:
+        limits[gpu_resource] = limits.pop(GPU)
     for name, default in DEFAULT_RESOURCES.items():
         if name not in requests:
             requests[name] = limits.get(name, default)
@@ -235,7 +277,7 @@ def render_container(spec: DeploySpec) -> dict:
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    container["resources"] = container_resources(spec.resources)[0]
+    container["resources"] = container_resources(spec.resources, spec.gpu_resource)[0]
     if spec.prestop_delay:  # the kubelet waits this long before SIGTERM (a sleep action: Kubernetes >= 1.30)
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": spec.prestop_delay}}}
     return container
@@ -270,7 +312,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     }
     pod_spec = {
         "containers": [render_container(spec)],
-        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread(spec)]}},
+        "affinity": pod_affinity(spec),
         "volumes": pod_volumes(spec),
         "terminationGracePeriodSeconds": grace_period(spec),
         "automountServiceAccountToken": False,
@@ -284,6 +326,7 @@ def render_deployment(spec: DeploySpec) -> dict:
     }
     if spec.image_pull_secret:
         pod_spec["imagePullSecrets"] = [{"name": spec.image_pull_secret}]
+    pod_spec.update(placement(spec))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -308,6 +351,28 @@ def render_deployment(spec: DeploySpec) -> dict:
             },
         },
     }
+
+
+def placement(spec: DeploySpec) -> dict:
+    """The pod spec's nodeSelector, tolerations, priorityClassName and serviceAccountName, where set."""
+    fields = {
+        "nodeSelector": dict(spec.node_selector),
+        "tolerations": [dict(t) for t in spec.tolerations],
+        "priorityClassName": spec.priority_class,
+        "serviceAccountName": spec.service_account,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def pod_affinity(spec: DeploySpec) -> dict:
+    """The environment's affinity with vci's spread term added to its preferred pod anti-affinity."""
+    affinity = copy.deepcopy(spec.affinity)
+    anti = affinity.setdefault("podAntiAffinity", {})
+    anti["preferredDuringSchedulingIgnoredDuringExecution"] = [
+        *anti.get("preferredDuringSchedulingIgnoredDuringExecution", []),
+        spread(spec),
+    ]
+    return affinity
 
 
 def spread(spec: DeploySpec) -> dict:

@@ -55,6 +55,7 @@ class FrameworkModel:
 
     module = ""
     package = ""
+    device: str | None = None  # where it computes (torch, onnx: cuda:0 where a GPU is visible and usable), or None
 
     def __init__(self, artifacts: dict[str, str]):
         self.meta = json.loads(Path(artifacts[META_KEY]).read_text())

@@ -1,7 +1,9 @@
-"""ONNX models (an ``onnx.ModelProto`` or a path to a ``.onnx`` file), run with onnxruntime on the CPU."""
+"""ONNX models (an ``onnx.ModelProto`` or a path to a ``.onnx`` file), run with onnxruntime: on a GPU where
+its build has a GPU provider (onnxruntime-gpu: CUDA; onnxruntime-rocm), else on the CPU."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -10,6 +12,9 @@ from .base import FrameworkModel, require, versions
 from .convert import as_table, to_array, to_jsonable
 
 REQUIREMENTS = ["onnxruntime", "numpy"]
+GPU_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider")  # onnxruntime-gpu's, onnxruntime-rocm's
+DEVICES = {"CUDAExecutionProvider": "cuda:0", "ROCMExecutionProvider": "rocm:0", "CPUExecutionProvider": "cpu"}
+log = logging.getLogger("vci")
 DTYPES = {
     "tensor(float)": "float32",
     "tensor(double)": "float64",
@@ -51,6 +56,12 @@ def pack(model, directory: Path) -> tuple[Path, dict, list[str]]:
     return path, meta, REQUIREMENTS
 
 
+def providers(available: list[str]) -> list[str]:
+    """The execution providers to ask for, GPU first: those of GPU_PROVIDERS this onnxruntime has (the
+    onnxruntime-gpu build does; it falls back to the CPU where the device or driver is missing), then the CPU."""
+    return [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
+
+
 def _shape(shape) -> list:
     """The graph input's dimensions: a number where fixed, None where symbolic ("batch") or unknown."""
     return [d if isinstance(d, int) and d > 0 else None for d in shape or []]
@@ -64,7 +75,10 @@ class OnnxModel(FrameworkModel):
     package = "onnxruntime"
 
     def load(self, path: str) -> None:
-        self.session = self.lib.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.session = self.lib.InferenceSession(path, providers=providers(self.lib.get_available_providers()))
+        used = self.session.get_providers()
+        self.device = DEVICES.get(used[0], used[0]) if used else "cpu"
+        log.info("onnx model on %s (%s)", self.device, ", ".join(used))
         self.inputs = self.meta["inputs"]
         self.outputs = self.meta["outputs"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelValidationError
-from .base import FrameworkModel, versions
+from .base import FrameworkModel, require, versions
 from .convert import is_columnar, to_array, to_frame, to_jsonable
 
 METHODS = ("predict", "transform")
@@ -48,9 +48,14 @@ class SklearnModel(FrameworkModel):
     package = "scikit-learn"
 
     def load(self, path: str) -> None:
-        import joblib
+        """joblib's format (joblib also reads plain pickles: an imported MLflow model's), or skops'."""
+        if self.meta.get("format") == "skops":
+            skops_io = require("skops.io", "skops")
+            self.estimator = skops_io.load(path, trusted=self.meta.get("skops_trusted_types"))
+        else:
+            import joblib
 
-        self.estimator = joblib.load(path)
+            self.estimator = joblib.load(path)
         self.columns = self.meta.get("columns")
         self.method = getattr(self.estimator, self.meta.get("method", "predict"))
 

@@ -1,9 +1,12 @@
 """PyTorch modules: TorchScript (torch.jit.save) for scripted or traced ones, else the module's class by
-value plus its weights as a state_dict (torch.save), loaded back with ``weights_only=True``."""
+value plus its weights as a state_dict (torch.save), loaded back with ``weights_only=True``; on the GPU
+(``cuda:0``) where this torch can use one (``torch.cuda.is_available()``: a CUDA build, driver and device), else
+on the CPU. The device is logged at load and reported by the server's ``/metadata``."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import pickle
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from .base import FrameworkModel, dumps_by_value, versions
 from .convert import to_array
 
 REQUIREMENTS = ["torch", "numpy"]
+log = logging.getLogger("vci")
 
 
 def pack(module, directory: Path) -> tuple[Path, dict, list[str]]:
@@ -64,27 +68,35 @@ class TorchModel(FrameworkModel):
     def load(self, path: str) -> None:
         torch = self.lib
         self.dtype = getattr(torch, self.meta.get("dtype", "float32"))
+        self.device = gpu_device(torch)
         if self.meta["format"] == "torchscript":
-            self.net = torch.jit.load(path, map_location="cpu")
+            self.net = torch.jit.load(path, map_location=self.device)
         else:
-            self.net = _load_state_dict_module(torch, Path(path))
+            self.net = _load_state_dict_module(torch, Path(path), self.device)
         self.net.eval()
+        log.info("torch model on %s", self.device)
 
     def predict_rows(self, table):
         torch = self.lib
-        inputs = torch.as_tensor(to_array(table), dtype=self.dtype)
+        inputs = torch.as_tensor(to_array(table), dtype=self.dtype, device=self.device)
         with torch.inference_mode():
-            return self.net(inputs)
+            outputs = self.net(inputs)
+        return outputs.cpu() if hasattr(outputs, "cpu") else outputs
 
 
-def _load_state_dict_module(torch, path: Path):
+def gpu_device(torch) -> str:
+    """``cuda:0`` where this torch sees a GPU it can use (a CUDA build, a driver, a device), else ``cpu``."""
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def _load_state_dict_module(torch, path: Path, device: str = "cpu"):
     import cloudpickle  # noqa: F401  (by-value pickles need it importable)
 
     with open(path / "module.pkl", "rb") as f:  # the blob was digest-verified before this
         skeleton = pickle.load(f)
     net = skeleton  # its tensors are on the meta device: assign=True puts the loaded ones in their place
-    net.load_state_dict(torch.load(path / "weights.pt", map_location="cpu", weights_only=True), assign=True)
-    for name, tensor in torch.load(path / "buffers.pt", map_location="cpu", weights_only=True).items():
+    net.load_state_dict(torch.load(path / "weights.pt", map_location=device, weights_only=True), assign=True)
+    for name, tensor in torch.load(path / "buffers.pt", map_location=device, weights_only=True).items():
         owner, _, attr = name.rpartition(".")
         net.get_submodule(owner).register_buffer(attr, tensor, persistent=False)
     return net
