@@ -131,7 +131,7 @@ def test_port_is_explained(tmp_path):
         ({"canary": {"max_error_rate": 5}}, "canary.max_error_rate must be a fraction between 0 and 1"),
         ({"canary": {"min_requests": 0}}, "canary.min_requests must be a whole number of at least 1"),
         ({"canary": {"interval": "0s"}}, "canary.interval must be at least"),
-        ({"strategy": "blue-green"}, "strategy must be one of direct, canary"),
+        ({"strategy": "rolling"}, "strategy must be one of direct, canary, shadow, blue-green"),
         ({"batching": {"max_batch_size": 0}}, "batching.max_batch_size must be a whole number of at least 1"),
         ({"batching": {"max_batch_size": 2.5}}, "batching.max_batch_size must be a whole number"),
         ({"batching": {"max_batch_size": True}}, "batching.max_batch_size must be a whole number"),

@@ -71,6 +71,7 @@ class Environment:
     canary: dict = _setting(dict, check=rules.check_canary)  # CanaryPolicy settings
     shadow: dict = _setting(dict, check=rules.check_shadow)  # ShadowPolicy settings (--strategy shadow)
     strategy: str | None = _setting(str, check=rules.one_of(*rules.STRATEGIES))  # how a promotion rolls out
+    blue_green: dict = _setting(dict, check=rules.check_blue_green)  # {keep, scale_down}: --strategy blue-green
     min_soak: int | float | str | None = _setting(DURATION, check=rules.at_least(0, "s"))  # before promoting from it
     auto_promote: bool = _setting(bool, False)  # `vci promote --auto` may promote into it
     analysis: dict = _setting(dict, check=rules.check_analysis)  # {prometheus, query, max}: vci.release.analysis

@@ -32,7 +32,7 @@ from .kubevalues import (
 LOCAL, KUBERNETES, GITOPS = "local", "kubernetes", "gitops"
 TARGETS = (LOCAL, KUBERNETES, GITOPS)  # gitops: rendered manifests committed to a repository a controller applies
 DURATION = (int, float, str)  # 5, 5.0, "5s", "2m": read with parse_seconds
-STRATEGIES = ("direct", "canary", "shadow")
+STRATEGIES = ("direct", "canary", "shadow", "blue-green")
 WAVES = ("sequential",)  # how a group's targets are promoted
 GROUP_KEYS = ("targets", "waves", "requires_approval", "auto_promote")  # what a group itself may set
 AUTOSCALING = ("min_replicas", "max_replicas", "cpu", "memory")
@@ -445,7 +445,7 @@ def check_together(name: str, values: dict) -> None:
             f"environments.{name}: target gitops and the gitops setting go together (its repository, branch, path)",
             hint=f"set environments.{name}.gitops: {{repo: ..., branch: main, path: ...}} with target: gitops",
         )
-    if values.get("target") == GITOPS and values.get("strategy") in ("canary", "shadow"):
+    if values.get("target") == GITOPS and values.get("strategy") in ("canary", "shadow", "blue-green"):
         raise ConfigError(
             f"environments.{name}: a gitops environment cannot run vci's {values['strategy']} (vci does not write "
             "to its cluster)",
@@ -569,3 +569,27 @@ def check_comparison(compare: str, where: str) -> None:
 
 def check_shadow(values: dict, where: str) -> None:
     ShadowPolicy.from_settings(values, where)
+
+
+@dataclass(frozen=True)
+class BlueGreenPolicy:
+    """An environment's ``blue_green:`` settings: how long the previous stack stays after the switch (so a
+    rollback is one switch back) and whether it waits scaled to zero (a cluster's) or at its size."""
+
+    keep: float = 600.0
+    scale_down: bool = False
+
+    @classmethod
+    def from_settings(cls, values: dict | None, where: str = "blue_green") -> BlueGreenPolicy:
+        values = dict(values or {})
+        refuse_unknown(values, [f.name for f in fields(cls)], where, "blue_green")
+        if "keep" in values:
+            values["keep"] = parse_seconds(values["keep"], f"{where}.keep")
+            at_least(0, "s")(values["keep"], f"{where}.keep")
+        if "scale_down" in values:
+            boolean(values["scale_down"], f"{where}.scale_down")
+        return cls(**values)
+
+
+def check_blue_green(values: dict, where: str) -> None:
+    BlueGreenPolicy.from_settings(values, where)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vci.envrules import STRATEGIES
+
 from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
@@ -119,6 +121,16 @@ def test_production_promotes_the_digest_the_staging_job_tested_and_the_manual_pa
     assert {k: v for k, v in manual_inputs.items() if k not in ("digest", "strategy")} == {
         k: v for k, v in inputs.items() if k != "digest"
     }
+
+
+def test_the_manual_promotion_offers_every_strategy_and_passes_it_to_vci_promote():
+    strategy = workflows()["promote-production.yml"][True]["workflow_dispatch"]["inputs"]["strategy"]
+    assert strategy["type"] == "choice" and strategy["options"] == ["default", *STRATEGIES]
+    assert production_job("promote-production.yml")[1]["strategy"] == (
+        "${{ inputs.strategy != 'default' && inputs.strategy || '' }}"
+    )
+    action = yaml.safe_load((ROOT / "github_actions" / "actions" / "promote" / "action.yml").read_text())
+    assert all(name in action["inputs"]["strategy"]["description"] for name in STRATEGIES)
 
 
 def test_the_staging_job_fails_when_what_it_tested_is_not_what_it_deployed():
@@ -510,12 +522,13 @@ def test_the_manual_promotion_needs_an_approval_record_and_promotes_the_given_di
         "--input",
         f"digest={digest}",
         "--input",
-        "strategy=direct",
+        "strategy=blue-green",
         "--actor",
         "someone-else",
         run_id=304,
     )
     outputs = step_outputs(promoted.stdout, "Promote staging to production")
     assert outputs["digest"] == [digest] and outputs["outcome"] == ["succeeded"]
+    assert outputs["strategy"] == ["blue-green"]  # the input reached vci promote (nothing ran there: deployed)
     history = production_history(sandbox)
-    assert [(r["digest"], r["approver"]) for r in history] == [(digest, "release-manager")]
+    assert [(r["digest"], r["approver"], r["strategy"]) for r in history] == [(digest, "release-manager", "blue-green")]

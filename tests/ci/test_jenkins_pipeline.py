@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from vci.envrules import STRATEGIES
+
 from .conftest import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
@@ -186,7 +188,7 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     params = {
         "MODEL": "model.py:Doubler",
         "ARTIFACTS": "factor=factor.txt",
-        "STRATEGY": "direct",
+        "STRATEGY": "blue-green",  # production runs nothing yet: deployed directly, recorded as blue-green
         "IMAGE_REPOSITORY": f"{cluster.registry.host}/ml/jenkins-staging",
         "BASE_IMAGE": cluster.base,
     }
@@ -244,9 +246,10 @@ def test_the_jenkinsfile_delivers_to_production_with_the_recorded_approver(tmp_p
     history = json.loads(run_vci("history", "--env", "production", "--output", "json", cwd=workspace, env=env).stdout)[
         "releases"
     ]
-    assert [(r["action"], r["approver"], r["outcome"], r["digest"]) for r in history] == [
-        ("promote", "release-manager", "succeeded", digest)
+    assert [(r["action"], r["approver"], r["outcome"], r["digest"], r["strategy"]) for r in history] == [
+        ("promote", "release-manager", "succeeded", digest, "blue-green")  # STRATEGY reached vci promote
     ]
+    assert "'--strategy' 'blue-green'" in out.stdout
     assert history[0]["ci_url"] == "http://jenkins.example.com/job/vci/1/"
     assert history[0]["release_id"] in report["description"]
     assert "'--approved-by' 'release-manager'" in out.stdout  # the submitter reached vci promote
@@ -478,3 +481,16 @@ def test_a_deploy_during_the_approval_wait_is_not_promoted(tmp_path, jenkins_wor
     assert vci_json("status", "--env", "production", cwd=workspace, env=env)["state"] == "not-deployed"
     assert vci_json("history", "--env", "production", cwd=workspace, env=env)["releases"] == []
     assert {"stage": "Promote to production", "post": "always", "status": "success"} in report["stagePosts"]
+
+
+def test_the_strategy_parameter_offers_every_strategy_and_an_unknown_one_is_refused(tmp_path):
+    """STRATEGY's choices are vci promote's strategies (and default); the harness refuses a value that is
+    not one of them, as Jenkins refuses a triggered build's illegal choice, before any stage runs."""
+    choices = re.search(r"choice\(name: 'STRATEGY', choices: \[([^\]]*)\]", (JENKINS / "Jenkinsfile").read_text())
+    assert re.findall(r"'([^']+)'", choices.group(1)) == ["default", *STRATEGIES]
+    env = clean_env(HARNESS_PARAMS=json.dumps({"STRATEGY": "rolling"}), HARNESS_CREDENTIALS="{}")
+    out = groovy(
+        HARNESS / "run_pipeline.groovy", JENKINS / "Jenkinsfile", JENKINS / "vars", tmp_path, tmp_path / "r", env=env
+    )
+    assert out.returncode != 0 and "Illegal choice for parameter STRATEGY: rolling" in out.stderr
+    assert "[Pipeline] stage" not in out.stdout and not (tmp_path / "r").exists()

@@ -94,7 +94,7 @@ def test_cluster_promotion_gates_without_a_cluster(target):
     with pytest.raises(UsageError, match="onto itself"):
         check_environments(settings, "production", "production")
     with pytest.raises(UsageError, match="unknown strategy"):
-        choose_strategy("blue-green", dst)
+        choose_strategy("rolling", dst)
 
 
 class ModelPods:

@@ -139,8 +139,10 @@ def test_every_operation_works_with_exactly_the_rendered_role(settings, tmp_path
     assert deployed_model(settings, "production").predict([1]) == [3]
     back = rollback(settings, "production", to=first["release_id"], timeout=60)
     assert back["outcome"] == "succeeded" and status(settings, "production").digest == first["digest"]
-    assert [r["outcome"] for r in history(settings, "production")["releases"]] == ["succeeded"] * 3
-    undeploy(settings, "production")
+    switched = promote(settings, "staging", "production", digest=staged2.rsplit("@", 1)[1], strategy="blue-green")
+    assert switched["outcome"] == "succeeded" and switched["blue_green"]["smoke"]["passed"], switched["reason"]
+    assert [r["outcome"] for r in history(settings, "production")["releases"]] == ["succeeded"] * 4
+    assert "Deployment/iris-production-green" in undeploy(settings, "production").to_json()["objects"]
     undeploy(settings, "staging")
     assert {user for _, _, user in kube.requests[since:]} == {CI_USER}  # vci ran as the ServiceAccount only
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..envrules import STRATEGIES
 from ..errors import DeployError
 from ..release.auto import promote_auto
 from ..release.rollback import HISTORY_FIELDS, history, rollback
@@ -64,10 +65,12 @@ def test_cmd(env, examples_file, store, output):
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["direct", "canary", "shadow"]),
+    type=click.Choice(STRATEGIES),
     default=None,
-    help="direct; canary in the target's steps; or shadow: the candidate answers a copy of live traffic and "
-    "is promoted only when its answers agree (the target's shadow: settings). Default: "
+    help="direct; canary in the target's steps; shadow: the candidate answers a copy of live traffic and "
+    "is promoted only when its answers agree (the target's shadow: settings); or "
+    "blue-green: the candidate's whole stack is tested beside production, then traffic switches at once "
+    "and the previous stack is kept (blue_green: keep) for a rollback that is one switch back. Default: "
     "the target's strategy, else direct.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the target is ready.")
@@ -124,9 +127,11 @@ def promote_cmd(
         text = f"{text.rstrip()}\n{comparison_text(result['shadow'])}"
     emit(output, result, text.rstrip())
     if result["outcome"] == "rolled-back":
-        what = {"waves": "the release was rolled back", "shadow": "the candidate was not promoted"}.get(
-            result["strategy"], "the canary was rolled back"
-        )
+        what = {
+            "waves": "the release was rolled back",
+            "blue-green": "the candidate was removed",
+            "shadow": "the candidate was not promoted",
+        }.get(result["strategy"], "the canary was rolled back")
         raise DeployError(f"{what}: {result['reason']}")
 
 

@@ -162,6 +162,10 @@ class GitopsTarget(KubeTarget):
     def remove_canary(self) -> None:
         return None
 
+    def kept_release(self) -> dict | None:
+        """None: vci runs no blue-green here (it does not write to the cluster), so a rollback commits."""
+        return None
+
     # -- the repository ---------------------------------------------------------------------------------
     def message(self, spec: DeploySpec) -> str:
         """The commit message: what, where and which release, then the release's context (CI build)."""

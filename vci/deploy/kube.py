@@ -33,6 +33,7 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
+from . import kubebluegreen as bluegreen
 from .contract import check_contract
 from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
@@ -55,7 +56,7 @@ from .manifests import (
     validate_spec,
 )
 from .rollout import explain, wait_rollout, wait_terminated
-from .target import DeployResult, LogLine, Removal, Rendering, Status
+from .target import DeployResult, LogLine, Removal, Rendering, Status, kept_view
 
 log = logging.getLogger("vci")
 PRUNED_KINDS = (
@@ -220,6 +221,8 @@ class KubeTarget:
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
         objects = render(spec) + self._service_monitor(spec)
+        if not dry_run:
+            bluegreen.settle(self, timeout)  # a blue-green release's window ends with the next release
         if exposed := ingress_warning(spec):
             log.warning("%s", exposed)
         lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
@@ -380,7 +383,10 @@ class KubeTarget:
 
     def status(self) -> Status:
         spec = self._named()
-        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        service = self.cluster.read("Service", spec.service_name, spec.namespace)
+        switched = bluegreen.live_track(service) == bluegreen.GREEN  # a blue-green release's window
+        name = bluegreen.green_name(self) if switched else spec.object_name
+        live = self.cluster.read("Deployment", name, spec.namespace)
         if live is None:
             return Status(environment=spec.environment, state="not-deployed", namespace=spec.namespace)
         st = live.get("status") or {}
@@ -390,7 +396,7 @@ class KubeTarget:
             environment=spec.environment,
             state="ready" if ready >= want and want else "unready",
             namespace=spec.namespace,
-            deployment=spec.object_name,
+            deployment=name,
             image=_live_image(live),
             digest=digest_of(_live_image(live) or ""),
             run_id=_annotation(live, "run-id"),
@@ -400,6 +406,7 @@ class KubeTarget:
             endpoint=self.endpoint(spec),
             canary=_live_image(canary),
             shadow=running_shadow(self),
+            kept=kept_view(kept, replicas=kept["replicas"]) if switched and (kept := self.kept_release()) else None,
         )
 
     def undeploy(self, *, dry_run: bool = False) -> Removal:
@@ -409,7 +416,7 @@ class KubeTarget:
         live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
         shadow = f"{spec.object_name}-shadow"
         names = {
-            "Deployment": [spec.object_name, f"{spec.object_name}-canary", shadow],
+            "Deployment": [spec.object_name, f"{spec.object_name}-canary", bluegreen.green_name(self), shadow],
             "Service": [spec.service_name, shadow],
             "NetworkPolicy": [spec.object_name, shadow],
             "ConfigMap": [spec.shadow_config_name],
@@ -471,6 +478,7 @@ class KubeTarget:
 
     def start_canary(self, what, *, release_id: str, timeout: float | None = None) -> KubeCanary:
         """Start ``what`` (an image by digest) as a one-replica canary beside the stable Deployment."""
+        bluegreen.settle(self, timeout)  # a canary needs the Service selecting every track
         canary = KubeCanary(self, self.resolve_image(what), release_id, timeout)
         canary.scale(1)
         return canary
@@ -530,6 +538,34 @@ class KubeTarget:
     def remove_canary(self) -> None:
         """Delete the canary Deployment if there is one (the stable one is untouched)."""
         self.cluster.delete("Deployment", self.spec({"image": "x"}, None, track="canary").object_name, self.namespace)
+
+    # -- blue-green (driven by vci.release.bluegreen): a "-green" Deployment, the Service switched to it ------
+    def start_green(self, what, *, release_id: str, timeout: float | None = None) -> bluegreen.KubeGreen:
+        """Start ``what`` as the candidate's whole stack (production's replicas) beside production, the
+        Service pinned to production's pods first so that no live request reaches it."""
+        image = self.resolve_image(what)
+        bluegreen.settle(self, timeout)
+        bluegreen.route(self, bluegreen.STABLE)
+        green = bluegreen.KubeGreen(self, image, release_id, timeout)
+        green.start()
+        return green
+
+    def remove_green(self) -> None:
+        """Delete the candidate's Deployment and unpin the Service (production untouched)."""
+        self.cluster.delete("Deployment", bluegreen.green_name(self), self.namespace)
+        service = self.cluster.read("Service", self._named().service_name, self.namespace)
+        if bluegreen.live_track(service) == bluegreen.STABLE:
+            bluegreen.route(self, None)
+
+    def switch_to_green(self, keep: float, scale_down: bool = False) -> dict:
+        return bluegreen.switch_to_green(self, keep, scale_down)
+
+    def switch_back(self, keep: float) -> dict:
+        """Blue again (the switched-away-from green is deleted: its pods drain as terminating pods do)."""
+        return bluegreen.switch_back(self)
+
+    def kept_release(self) -> dict | None:
+        return bluegreen.kept_release(self)
 
 
 def diff_objects(desired: list[dict], live: dict, planned: dict) -> str:

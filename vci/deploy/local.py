@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..client import DeployedModel
-from ..errors import ConfigError, RemoteError, UsageError
+from ..errors import ConfigError, NotFoundError, RemoteError, UsageError
 from ..logview import select_lines
 from ..refs import is_image_reference
 from ..requirements import differences
@@ -18,7 +18,7 @@ from ..serve.shadow import SHADOW_CONFIG
 from ..trust import TRUSTED_KEYS_ENV, Policy, keys_to_environ
 from . import process
 from .comparison import from_stats_files, mirror_config, shown
-from .target import DeployResult, LogLine, Removal, Status
+from .target import DeployResult, LogLine, Removal, Status, kept_view
 
 log = logging.getLogger("vci")
 READY_TIMEOUT = 300.0  # without a caller's bound: as long as a cluster's startup probe gives a model to load
@@ -96,6 +96,7 @@ class LocalTarget:
                 }
             )
             old = process.replace_deployment(self.state, name, record)
+            self._end_window(force=True)  # a new release: a blue-green release's kept stack goes
         return DeployResult(
             environment=name,
             status="deployed",
@@ -128,6 +129,7 @@ class LocalTarget:
             started=record["started"],
             log=record["log"],
             shadow=self.running_shadow(record) if alive else None,
+            kept=kept_view(kept, endpoint=kept["url"]) if (kept := self.kept_release()) else None,
         )
 
     def running_shadow(self, record: dict) -> dict | None:
@@ -153,6 +155,8 @@ class LocalTarget:
                 record = process.read_deployment(self.state, name)
                 if record is not None:
                     record = process.remove_deployment(self.state, name)
+                self._end_window(force=True)
+            self.remove_green()
         if record is None:
             return Removal.nothing(name)
         return Removal(
@@ -217,16 +221,19 @@ class LocalTarget:
     ) -> LocalCanary:
         """Start a run as the environment's canary (stable untouched) and wait until it is ready; ``track``
         (``canary``, or ``shadow`` for vci.release.shadow's candidate) labels its metrics."""
+        self._start_beside(self.canary_name, what, release_id, timeout, track)
+        return LocalCanary(self, release_id)
+
+    def _start_beside(self, slot: str, what, release_id: str, timeout: float | None, track: str) -> dict:
+        """Start a run as a second server process recorded under ``slot`` (the stable one untouched), ready."""
         run = resolve_run(self.settings, what)
-        with process.environment_lock(self.state, self.canary_name):
+        with process.environment_lock(self.state, slot):
             server_env = {**self.server_env, "VCI_TRACK": track}
-            record = process.start_server(
-                run.model_dir(), self.state, self.canary_name, release_id, settings_env=server_env
-            )
+            record = process.start_server(run.model_dir(), self.state, slot, release_id, settings_env=server_env)
             process.wait_ready(record, timeout or READY_TIMEOUT)
             record.update(
                 {
-                    "environment": self.canary_name,
+                    "environment": slot,
                     "digest": run.version,
                     "run_id": run.id,
                     "release_id": release_id,
@@ -235,37 +242,116 @@ class LocalTarget:
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
             )
-            process.replace_deployment(self.state, self.canary_name, record)
-        return LocalCanary(self, release_id)
+            process.replace_deployment(self.state, slot, record)
+        return record
+
+    # -- blue-green (driven by vci.release.bluegreen): the candidate's own server, then one switch -------
+    @property
+    def green_name(self) -> str:
+        return f"{self.environment.name}-green"
+
+    @property
+    def kept_name(self) -> str:
+        return f"{self.environment.name}-previous"
+
+    def start_green(self, what, *, release_id: str, timeout: float | None = None) -> LocalCanary:
+        """Start the candidate's whole stack (its own server process) beside production, at no live traffic.
+        Its metrics say track stable from the start: after the switch it is production's server (its
+        ``release`` label tells it from the previous one meanwhile)."""
+        self._start_beside(self.green_name, what, release_id, timeout, "stable")
+        return LocalCanary(self, release_id, slot=self.green_name)
+
+    def remove_green(self) -> None:
+        """Stop the candidate's server if there is one (production never saw it)."""
+        self._remove_slot(self.green_name)
+
+    def switch_to_green(self, keep: float, scale_down: bool = False) -> dict:
+        """Point the environment's address (its record: what `vci status`, `vci predict` and the CI read)
+        at the candidate in one write. What served before keeps serving for ``keep`` seconds, so clients
+        that looked it up before the switch finish there and a rollback is one switch back. ``scale_down``
+        is a cluster's: a local server has one size. Returns the kept record."""
+        name = self.environment.name
+        with process.environment_lock(self.state, name):
+            green = process.require_deployment(self.state, self.green_name)
+            current = process.require_deployment(self.state, name)
+            self._end_window(force=True)
+            kept = self._kept(current, keep)
+            if kept:
+                process.switch_deployment(self.state, self.kept_name, kept)
+            process.switch_deployment(self.state, name, {**green, "environment": name})  # the switch
+            process.forget_deployment(self.state, self.green_name)
+            if not kept:
+                process.retire(current, Path(current["work_dir"]).parent)
+        return kept or {}
+
+    def switch_back(self, keep: float) -> dict:
+        """Point the environment at its kept previous server again (one write); the one switched away from
+        is kept in turn for ``keep`` seconds. Returns the record now live."""
+        name = self.environment.name
+        with process.environment_lock(self.state, name):
+            previous = self.kept_release()
+            if previous is None:
+                raise NotFoundError(f"{name!r} keeps no previous release to switch back to")
+            current = process.require_deployment(self.state, name)
+            live = {k: v for k, v in previous.items() if k != "kept_until"} | {"environment": name}
+            process.switch_deployment(self.state, name, live)  # the switch
+            kept = self._kept(current, keep)
+            if kept:
+                process.switch_deployment(self.state, self.kept_name, kept)
+            else:
+                process.forget_deployment(self.state, self.kept_name)
+                process.retire(current, Path(current["work_dir"]).parent)
+        return live
+
+    def kept_release(self) -> dict | None:
+        """The previous release's record while its window lasts (its server still running), else None."""
+        kept = process.read_deployment(self.state, self.kept_name)
+        if kept is None or kept.get("kept_until", 0) <= time.time() or not self._ready(kept):
+            return None
+        return kept
+
+    def _kept(self, record: dict, keep: float) -> dict | None:
+        return {**record, "environment": self.kept_name, "kept_until": time.time() + keep} if keep > 0 else None
+
+    def _end_window(self, force: bool = False) -> None:
+        """Stop the kept previous server once its window has passed (or at once with ``force``: a new
+        release ends it); called by the environment's next deploy, promotion, rollback or undeploy."""
+        kept = process.read_deployment(self.state, self.kept_name)
+        if kept is not None and (force or kept.get("kept_until", 0) <= time.time()):
+            process.remove_deployment(self.state, self.kept_name)
+
+    def _remove_slot(self, slot: str) -> None:
+        with process.environment_lock(self.state, slot):
+            if process.read_deployment(self.state, slot) is not None:
+                process.remove_deployment(self.state, slot)
 
     def canary_status(self) -> dict | None:
         return process.read_deployment(self.state, self.canary_name)
 
     def remove_canary(self) -> None:
         """Stop the canary server if there is one (the stable one keeps serving)."""
-        with process.environment_lock(self.state, self.canary_name):
-            if process.read_deployment(self.state, self.canary_name) is not None:
-                process.remove_deployment(self.state, self.canary_name)
+        self._remove_slot(self.canary_name)
 
 
 class LocalCanary:
     """A canary in progress on this machine: a second server process, its share of the traffic applied by
     vci's own weighted split of the requests it sends (a local environment has no load balancer)."""
 
-    def __init__(self, target: LocalTarget, release_id: str):
+    def __init__(self, target: LocalTarget, release_id: str, slot: str | None = None):
         self.target, self.release_id = target, release_id
+        self.slot = slot or target.canary_name  # the candidate's record: the canary's, or blue-green's green
         self.routed = [0, 0]  # requests sent, of which to the canary
 
     def set_weight(self, weight: int) -> None:
         """Record the canary's share of traffic (``send`` routes by it); nothing when it holds."""
-        state, name = self.target.state, self.target.canary_name
+        state, name = self.target.state, self.slot
         with process.environment_lock(state, name):
             record = process.require_deployment(state, name)
             if record.get("weight") != int(weight):
                 process.replace_deployment(state, name, {**record, "weight": int(weight)})
 
     def metrics(self) -> dict[str, str]:
-        return _scrape(process.require_deployment(self.target.state, self.target.canary_name))
+        return _scrape(process.require_deployment(self.target.state, self.slot))
 
     def stable_metrics(self) -> dict[str, str]:
         return _scrape(process.require_deployment(self.target.state, self.target.environment.name))
@@ -276,7 +362,7 @@ class LocalCanary:
         state, target = self.target.state, self.target
         urls = {
             "stable": process.require_deployment(state, target.environment.name)["url"],
-            "canary": process.require_deployment(state, target.canary_name)["url"],
+            "canary": process.require_deployment(state, self.slot)["url"],
         }
         token = served_token(target.environment)
         clients = {track: DeployedModel(url, token, timeout=10.0, deadline=10.0) for track, url in urls.items()}
@@ -291,8 +377,13 @@ class LocalCanary:
         for client in clients.values():
             client.close()
 
+    def client(self, **options) -> DeployedModel:
+        """A client for the candidate's own server (its smoke test: no live request reaches it)."""
+        url = process.require_deployment(self.target.state, self.slot)["url"]
+        return DeployedModel(url, served_token(self.target.environment), **options)
+
     def remove(self) -> None:
-        self.target.remove_canary()
+        self.target._remove_slot(self.slot)
 
 
 def _scrape(record: dict) -> dict[str, str]:

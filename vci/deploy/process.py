@@ -296,6 +296,18 @@ def replace_deployment(state_dir: Path, env: str, new: dict) -> dict | None:
     return old
 
 
+def switch_deployment(state_dir: Path, env: str, new: dict) -> dict | None:
+    """Point ``env`` at ``new`` in one write (an atomic rename), stopping nothing; returns the old record."""
+    old = read_deployment(state_dir, env)
+    _write_deployment(state_dir, env, new)
+    return old
+
+
+def forget_deployment(state_dir: Path, env: str) -> None:
+    """Drop ``env``'s record, stopping nothing (its server is now recorded under another name)."""
+    _write_deployment(state_dir, env, None)
+
+
 def remove_deployment(state_dir: Path, env: str) -> dict:
     record = require_deployment(state_dir, env)
     retire(record, _dirs(state_dir)["work"])

@@ -38,7 +38,7 @@ RULES = (  # (API group, resource, verbs, what needs it)
     ("", "pods/log", ["get"], "a failed rollout's last log lines"),
     ("", "events", ["list"], "a failed rollout's warning events"),
     ("", "services/proxy", ["get", "create"], "vci predict, vci test and the smoke test (GET, POST)"),
-    ("", "pods/proxy", ["get"], "a canary's and the stable pods' /metrics"),
+    ("", "pods/proxy", ["get", "create"], "pods' /metrics (canary, stable); a blue-green candidate's smoke test"),
 )
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

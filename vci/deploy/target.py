@@ -9,6 +9,7 @@ What a target deploys is a run (a Run or its id) or, on a cluster, an image refe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple, Protocol
@@ -71,6 +72,7 @@ class Status:
     pid: int | None = None  # a local server's: its process, start time and log file
     started: str | None = None
     log: str | None = None
+    kept: dict | None = None  # blue-green: the previous release kept until its window ends {digest, until, ...}
 
     @property
     def deployed(self) -> bool:
@@ -81,6 +83,14 @@ class Status:
 
 
 _STATUS_FIELDS = frozenset({"environment", "state", "digest", "run_id", "release_id", "endpoint"})
+
+
+def kept_view(kept: dict | None, **extra: Any) -> dict | None:
+    """What `vci status` shows of a blue-green release's kept previous stack (a rollback switches to it)."""
+    if kept is None:
+        return None
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(kept["kept_until"]))
+    return {"digest": kept["digest"], "release_id": kept["release_id"], "until": until, **extra}
 
 
 @dataclass(frozen=True)

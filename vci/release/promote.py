@@ -19,6 +19,7 @@ from ..deploy.local import LocalTarget
 from ..deploy.process import environment_lock
 from ..deploy.target import Status, Target
 from ..digests import check_digest
+from ..envrules import STRATEGIES
 from ..errors import Aborted, ConflictError, DeployError, NotFoundError, UsageError, VciError
 from ..ledger import Ledger, ReleaseRecord, make_record
 from ..runs import resolve_run
@@ -26,14 +27,13 @@ from ..trust import Policy
 from ..verification import check_deployable, check_policy
 from .abort import signals_abort
 from .analysis import Analysis
+from .bluegreen import blue_green_release
 from .images import copy_to_environment, tag_in_environment
 from .schema_gate import check_schema_change
 from .shadow import shadow_release
 from .smoke import examples_for, smoke_test
 from .soak import require_soaked, soak_of
 from .strategies import canary_release
-
-STRATEGIES = ("direct", "canary", "shadow")
 
 
 def check_environments(settings, source: str, destination: str):
@@ -54,7 +54,7 @@ def check_environments(settings, source: str, destination: str):
 def choose_strategy(strategy: str | None, dst) -> str:
     chosen = strategy or dst.strategy or "direct"
     if chosen not in STRATEGIES:
-        raise UsageError(f"unknown strategy {chosen!r}", hint="use direct or canary")
+        raise UsageError(f"unknown strategy {chosen!r}", hint=f"use one of {', '.join(STRATEGIES)}")
     return chosen
 
 
@@ -136,7 +136,7 @@ def promote(
     current = dst.status()
     schema_changes = check_schema_change(settings, dst_env, live, current)  # refused here when not allowed
     chosen = choose_strategy(strategy, dst_env)
-    if chosen == "canary" and current.state == "ready":
+    if chosen in ("canary", "blue-green") and current.state == "ready":
         dst.check_canary()  # a canary that could not be named is refused before anything is copied
     result: dict[str, Any] = {
         "from": source,
@@ -221,7 +221,8 @@ def recorded_attempt(
             outcome = "aborted" if isinstance(exc, Aborted) or by else "failed"
             ledger.append(record(outcome=outcome, reason=str(exc), **({"aborted_by": by} if by else {})))
             raise
-        extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer", "commit") if k in done}
+        kept = ("image", "gate", "canary", "shadow", "blue_green", "switched", "transfer", "commit")
+        extra = {k: done[k] for k in kept if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
     return done
 
@@ -238,9 +239,9 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
             hint=f"`vci test --env {src_env.name}` shows every failure",
         )
     done: dict[str, Any] = {"gate": {"passed": True, "checked": gate["checked"]}}
-    as_canary = strategy == "canary" and dst.status().state == "ready"
+    beside = strategy in ("canary", "blue-green") and dst.status().state == "ready"
     analysis = Analysis.of(dst.environment)
-    if analysis is not None and not as_canary:  # a canary reads it at every step instead
+    if analysis is not None and not beside:  # a canary reads it at every step, blue-green before its switch
         passed, done["gate"]["analysis"] = analysis.check()
         if not passed:
             raise DeployError(
@@ -253,8 +254,10 @@ def _promote_claimed(settings, src_env, dst, live, strategy, release_id, example
         done.update(copied)
         what = done["image"]
         check_deployable(settings, dst.environment, what)  # the copy carried the evidence the source had
-    if as_canary:
+    if beside and strategy == "canary":
         done.update(canary_release(dst, what, release_id, policy, examples["inputs"], timeout))
+    elif beside:
+        done.update(blue_green_release(dst, what, release_id, examples, timeout))
     elif strategy == "shadow" and dst.status().state == "ready":
         done.update(shadow_release(dst, what, release_id, None, timeout))
     else:

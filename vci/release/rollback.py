@@ -6,6 +6,7 @@ from functools import partial
 
 from ..config import Settings
 from ..deploy import new_release_id, target_for
+from ..envrules import BlueGreenPolicy
 from ..errors import NotFoundError
 from ..ledger import Ledger, ReleaseRecord, make_record
 from ..runs import resolve_run
@@ -90,10 +91,29 @@ def rollback(
             f"release {chosen.release_id} records no {field} to deploy again",
             hint="pick another release from `vci history` with --to",
         )
+    kept = getattr(target, "kept_release", lambda: None)()
+    if kept is not None and kept["digest"] == chosen.digest:  # blue-green's window: one switch back
+        return _switch_back(settings, target, chosen, current, result, kept, actor)
     deployable = what if not target.environment.is_local else resolve_run(settings, what)
     verified = check_deployable(settings, target.environment, deployable)  # a rollback verifies too
     release_id = new_release_id()
-    record = partial(
+    verified_json = verified.to_json() if verified is not None else None
+    record = rollback_record(name, release_id, chosen, current, "direct", verified=verified_json, actor=actor)
+    reason = f"back to release {chosen.release_id} ({chosen.digest})"
+
+    def work() -> dict:
+        hold(settings, name, current.digest, release_id)
+        deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
+        done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
+        return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
+
+    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work, actor=actor)
+    return {**result, **done, "release_id": release_id, "held": current.digest}
+
+
+def rollback_record(name: str, release_id: str, chosen: ReleaseRecord, current, strategy: str, **fields):
+    """The ledger record of a rollback to ``chosen``, its outcome and reason still to come."""
+    return partial(
         make_record,
         release_id=release_id,
         environment=name,
@@ -101,20 +121,31 @@ def rollback(
         digest=chosen.digest,
         run_id=chosen.run_id,
         image=chosen.image,
-        strategy="direct",
+        strategy=strategy,
         previous=current.digest,
         restored=chosen.release_id,
-        verified=verified.to_json() if verified is not None else None,
-        actor=actor,
+        **fields,
     )
-    reason = f"back to release {chosen.release_id} ({chosen.digest})"
+
+
+def hold(settings: Settings, name: str, digest: str | None, release_id: str) -> None:
+    """What is rolled away from is held: `vci promote --auto` brings it back no more."""
+    if digest:
+        Holds.for_settings(settings).add(name, digest, f"rolled back by {release_id}", release_id)
+
+
+def _switch_back(settings: Settings, target, chosen: ReleaseRecord, current, result: dict, kept: dict, actor) -> dict:
+    """Inside a blue-green release's window: point the environment at the kept previous stack again (one
+    switch, no analysis: it ran there until the switch), recorded in the ledger like any rollback."""
+    name, release_id = target.environment.name, new_release_id()
+    policy = BlueGreenPolicy.from_settings(target.environment.blue_green)
+    record = rollback_record(name, release_id, chosen, current, "blue-green", actor=actor)
 
     def work() -> dict:
-        if current.digest:  # what is rolled away from is held: `vci promote --auto` brings it back no more
-            Holds.for_settings(settings).add(name, current.digest, f"rolled back by {release_id}", release_id)
-        deployed = target.deploy(what, release_id=release_id, wait=wait, timeout=timeout)
-        done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
-        return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
+        hold(settings, name, current.digest, release_id)
+        live = target.switch_back(policy.keep)
+        reason = f"switched back to the kept release {kept['release_id']} ({chosen.digest}), without analysis"
+        return {"outcome": "succeeded", "reason": reason, "endpoint": live.get("url"), "switched": True}
 
     done = recorded_attempt(settings, target, f"rollback {release_id}", record, work, actor=actor)
     return {**result, **done, "release_id": release_id, "held": current.digest}

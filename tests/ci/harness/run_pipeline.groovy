@@ -173,6 +173,10 @@ class Dsl {
             Map spec = p.args[0] as Map
             Object fallback = p.name == 'choice' ? (spec.choices as List)[0] : spec.defaultValue
             if (!params.containsKey(spec.name)) { params[spec.name] = fallback }
+            if (p.name == 'choice' && !((spec.choices as List).contains(params[spec.name]))) {
+                // as Jenkins's ChoiceParameterDefinition refuses a triggered build's value
+                throw new IllegalArgumentException("Illegal choice for parameter ${spec.name}: ${params[spec.name]}")
+            }
         }
     }
     void stage(String name, Closure body) {
