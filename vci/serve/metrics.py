@@ -39,7 +39,7 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-TRACKS = ("stable", "canary", "shadow")
+TRACKS = ("stable", "canary", "shadow", "green")  # green: a blue-green candidate's pods (VCI_TRACK from its Deployment)
 
 
 class Histogram:
