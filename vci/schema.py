@@ -166,7 +166,7 @@ def from_framework(meta: dict | None) -> dict | None:
     if family == "sklearn" and meta.get("texts"):
         return {"anyOf": [STRING, {"type": "array", "items": STRING}]}
     columns, width = meta.get("columns"), meta.get("n_features")
-    if family in ("sklearn", "torch") and isinstance(width, int) and width > 0:
+    if family in ("sklearn", "torch", "tensorflow", "jax") and isinstance(width, int) and width > 0:
         return _table(width, columns, NUMBER if not columns else {})
     return None
 
