@@ -43,9 +43,9 @@ def _module_and_variables(obj) -> tuple:
     """(unbound module, variables) of a TrainState or a bound linen Module."""
     import flax.linen as nn
 
-    apply = getattr(obj, "apply_fn", None)
-    if isinstance(getattr(apply, "__self__", None), nn.Module) and hasattr(obj, "params"):
-        return apply.__self__, {"params": obj.params}
+    owner = getattr(getattr(obj, "apply_fn", None), "__self__", None)  # a TrainState's module.apply
+    if isinstance(owner, nn.Module) and hasattr(obj, "params"):
+        return owner, {"params": obj.params}
     if isinstance(obj, nn.Module) and obj.scope is not None:
         return obj.unbind()
     raise ModelValidationError(
