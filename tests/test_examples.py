@@ -43,7 +43,7 @@ def test_iris_whole_journey(tmp_path):
 
 
 EXAMPLES = ROOT / "examples"
-OWN_TESTS = {"iris", "tensorflow_annoy"}  # each checked by a test of its own (tests/test_example_tensorflow_annoy.py)
+OWN_TESTS = {"iris", "tensorflow_annoy"}  # each checked by a test of its own (tensorflow_annoy: tests/build/)
 OTHERS = sorted(p.name for p in EXAMPLES.iterdir() if (p / "main.py").is_file() and p.name not in OWN_TESTS)
 
 

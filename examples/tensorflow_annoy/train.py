@@ -36,12 +36,13 @@ class Encoder(tf.Module):
 def fit(X: np.ndarray, labels: np.ndarray) -> Encoder:
     encoder = Encoder()
     head = tf.Variable(tf.random.stateless_normal((DIMENSIONS, 3), seed=(2, 3)))
-    variables, optimizer = [encoder.w, encoder.b, head], tf.keras.optimizers.SGD(0.1)
-    for _ in range(30):
+    variables = [encoder.w, encoder.b, head]
+    for _ in range(30):  # plain gradient descent
         with tf.GradientTape() as tape:
             logits = tf.matmul(encoder.embed(X), head)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        for variable, gradient in zip(variables, tape.gradient(loss, variables), strict=True):
+            variable.assign_sub(0.1 * gradient)
     return encoder
 
 

@@ -25,7 +25,9 @@ class MLP(nn.Module):
         return nn.Dense(self.out)(nn.tanh(nn.Dense(self.hidden)(x)))
 
 
-def trained_state() -> tuple[train_state.TrainState, np.ndarray]:
+@pytest.fixture(scope="module")
+def trained() -> tuple[train_state.TrainState, np.ndarray]:
+    """Trained once for this module's tests (jit compiles the step: seconds on a loaded machine)."""
     X = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
     y = np.stack([X.sum(axis=1), X[:, 0] - X[:, 2]], axis=1)
     net = MLP()
@@ -42,8 +44,8 @@ def trained_state() -> tuple[train_state.TrainState, np.ndarray]:
     return state, X
 
 
-def test_a_train_state_round_trips_through_msgpack_and_its_structure(store):
-    state, X = trained_state()
+def test_a_train_state_round_trips_through_msgpack_and_its_structure(store, trained):
+    state, X = trained
     model, manifest = log_and_load(state, store)
     assert model.meta["format"] == "flax_msgpack" and model.meta["framework"] == "jax"
     expected = np.asarray(state.apply_fn({"params": state.params}, X[:4]))
@@ -57,8 +59,8 @@ def test_a_train_state_round_trips_through_msgpack_and_its_structure(store):
     assert schema.problem(X[:2].tolist()) is None and schema.problem([[1.0] * 8]) == "$[0]: expected 3 items, got 8"
 
 
-def test_a_bound_module_is_logged_and_an_unbound_one_refused(store):
-    state, X = trained_state()
+def test_a_bound_module_is_logged_and_an_unbound_one_refused(store, trained):
+    state, X = trained
     bound = MLP().bind({"params": state.params})
     model, _ = log_and_load(bound, store)
     assert_close(model.predict(X[:2].tolist()), np.asarray(bound(X[:2])))
@@ -67,10 +69,10 @@ def test_a_bound_module_is_logged_and_an_unbound_one_refused(store):
     assert "TrainState" in refused.value.hint
 
 
-def test_variables_that_do_not_match_their_structure_file_are_refused(store, tmp_path):
+def test_variables_that_do_not_match_their_structure_file_are_refused(store, tmp_path, trained):
     from vci.frameworks import model_for
 
-    state, _ = trained_state()
+    state, _ = trained
     packed = model_for(state, tmp_path / "packed")
     saved = packed.artifacts["model"]
     (saved / "structure.json").write_text('{"params/Dense_0/kernel": {"shape": [9, 9], "dtype": "float32"}}\n')
@@ -78,12 +80,12 @@ def test_variables_that_do_not_match_their_structure_file_are_refused(store, tmp
         packed.model_class({"model": str(saved), "model.json": str(packed.artifacts["model.json"])})
 
 
-def test_a_flax_model_is_served_by_a_server_process(store, tmp_path, monkeypatch):
+def test_a_flax_model_is_served_by_a_server_process(store, tmp_path, monkeypatch, trained):
     """The module's class lives in this test file: the server process gets it from the pickle (by value)."""
     from vci.deploy import undeploy
 
     monkeypatch.chdir(tmp_path)
-    state, X = trained_state()
+    state, X = trained
     run = vci.init("flax-served", store=store)
     run.log_model(state)
     try:

@@ -32,11 +32,12 @@ class Linear(tf.Module):
 def trained_linear() -> tuple[Linear, np.ndarray]:
     X = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
     y = X @ np.array([[1.0, 0.5], [-2.0, 0.0], [0.5, 3.0]], dtype="float32") + 1.0
-    net, optimizer = Linear(3, 2), tf.keras.optimizers.SGD(0.1)
-    for _ in range(20):
+    net = Linear(3, 2)
+    for _ in range(20):  # plain gradient descent: tf.keras would be Keras 3 on whatever backend it was imported on
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean((net(X) - y) ** 2)
-        optimizer.apply_gradients(zip(tape.gradient(loss, [net.w, net.b]), [net.w, net.b], strict=True))
+        for variable, gradient in zip([net.w, net.b], tape.gradient(loss, [net.w, net.b]), strict=True):
+            variable.assign_sub(0.1 * gradient)
     return net, X
 
 
