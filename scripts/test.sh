@@ -20,11 +20,59 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+cache="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}"
+mkdir -p "$cache"
+background=()  # "pid name log" of installs running beside the main one; all are waited for before the tests
+
+# extra_venv NAME EXTRA CHECK: a virtualenv of its own, kept with the test cache and named by the hash of the
+# extra's pins (pyproject.toml), for a tool whose pins clash with vci's; CHECK (Python, run by the venv's
+# interpreter) says whether it is complete. A missing one is installed in the background; sets $venv.
+extra_venv() {
+  local name=$1 extra=$2 check=$3 pins log
+  pins=$(python3 -c "import sys, tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies'][sys.argv[1]]))" "$extra")
+  venv="$cache/$name-$(echo "$pins" | sha256sum | cut -c1-12)"
+  if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
+    echo "installing $name into $venv (in the background): $pins" >&2
+    log="$cache/$name.install.log"
+    (rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check $pins) >"$log" 2>&1 &
+    background+=("$! $name $log")
+  fi
+}
+
+wait_for_background() {
+  local entry pid name log
+  for entry in ${background[@]+"${background[@]}"}; do
+    read -r pid name log <<<"$entry"
+    wait "$pid" || { echo "installing $name failed:" >&2; cat "$log" >&2; exit 1; }
+  done
+}
+
+# checkov and zizmor (the `scanners` extra's pins: they pin boto3, packaging and others to versions vci does not use)
+extra_venv scanners scanners "import checkov, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(sys.executable), 'zizmor')))"
+export VCI_CHECKOV="$venv/bin/checkov" VCI_ZIZMOR="$venv/bin/zizmor"
+
+# KServe's Python client (the `kserve-client` extra's pin): `import kserve` brings its whole model server and needs
+# cryptography>=50, which vci pins below (tests/serve/test_v2_kserve.py)
+extra_venv kserve kserve-client "import kserve"
+export VCI_KSERVE_PYTHON="$venv/bin/python"
+
+# gitlab-ci-local (pinned with its dependencies in tests/ci/npm/package-lock.json) in a directory of its own, kept
+# with the test cache: it runs gitlab_ci/'s example pipeline (it needs rsync; 4.63 and later need Node.js 22)
+npm_tools="$cache/npm-$(cat tests/ci/npm/package.json tests/ci/npm/package-lock.json | sha256sum | cut -c1-12)"
+if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
+  echo "installing npm tools into $npm_tools (in the background): gitlab-ci-local" >&2
+  rm -rf "$npm_tools" && mkdir -p "$npm_tools"
+  cp tests/ci/npm/package.json tests/ci/npm/package-lock.json "$npm_tools/"
+  (cd "$npm_tools" && npm ci --no-audit --no-fund --loglevel=error) >"$cache/npm.install.log" 2>&1 &
+  background+=("$! npm-tools $cache/npm.install.log")
+fi
+export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
+
 # annoy publishes an sdist only: build one portable wheel of the frameworks extra's pin (no -march=native, no
 # threaded index build: then it needs glibc 2.14 and is a real manylinux_2_28 wheel, auditwheel checks), kept with
 # the test cache; this machine installs it, and the tensorflow_annoy image test finds it (VCI_TEST_WHEELS)
 annoy=$(python3 -c "import tomllib; print(next(r for r in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['frameworks'] if r.startswith('annoy==')))")
-wheels="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/wheels-$(echo "$annoy" | sha256sum | cut -c1-12)"
+wheels="$cache/wheels-$(echo "$annoy" | sha256sum | cut -c1-12)"
 if ! ls "$wheels"/annoy-*manylinux_2_28_x86_64.whl >/dev/null 2>&1; then
   echo "building a portable wheel of $annoy into $wheels" >&2
   rm -rf "$wheels" && mkdir -p "$wheels/built"
@@ -45,35 +93,5 @@ python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy
 
-# checkov and zizmor (the `scanners` extra's pins) in a virtualenv of their own, kept with the test cache
-scanners=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['scanners']))")
-venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/scanners-$(echo "$scanners" | sha256sum | cut -c1-12)"
-if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/zizmor" ]; then
-  echo "installing scanners into $venv: $scanners" >&2
-  rm -rf "$venv" && python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check $scanners
-fi
-export VCI_CHECKOV="$venv/bin/checkov" VCI_ZIZMOR="$venv/bin/zizmor"
-
-# KServe's Python client (the `kserve-client` extra's pin) in a virtualenv of its own: `import kserve` brings its
-# whole model server and needs cryptography>=50, which vci pins below (tests/serve/test_v2_kserve.py)
-kserve=$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['kserve-client']))")
-kserve_venv="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/kserve-$(echo "$kserve" | sha256sum | cut -c1-12)"
-if ! "$kserve_venv/bin/python" -c "import kserve" 2>/dev/null; then
-  echo "installing KServe's client into $kserve_venv: $kserve" >&2
-  rm -rf "$kserve_venv" && python3 -m venv "$kserve_venv"
-  "$kserve_venv/bin/pip" install -q --disable-pip-version-check $kserve
-fi
-export VCI_KSERVE_PYTHON="$kserve_venv/bin/python"
-
-# gitlab-ci-local (pinned with its dependencies in tests/ci/npm/package-lock.json) in a directory of its own, kept
-# with the test cache: it runs gitlab_ci/'s example pipeline (it needs rsync; 4.63 and later need Node.js 22)
-npm_tools="${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/npm-$(cat tests/ci/npm/package.json tests/ci/npm/package-lock.json | sha256sum | cut -c1-12)"
-if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
-  echo "installing npm tools into $npm_tools: gitlab-ci-local" >&2
-  rm -rf "$npm_tools" && mkdir -p "$npm_tools"
-  cp tests/ci/npm/package.json tests/ci/npm/package-lock.json "$npm_tools/"
-  (cd "$npm_tools" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
+wait_for_background
 exec python3 -m pytest "$@"

@@ -6,7 +6,9 @@ Where a schema comes from, first match wins (``schemas``):
 - ``type hints``: ``predict(self, data: list[list[float]]) -> list[int]`` (a pydantic model, a TypedDict,
   lists, dicts, unions and scalars; ``Any`` or a type JSON cannot carry says nothing);
 - a framework adapter's ``model.json`` (vci.frameworks): a scikit-learn model's ``n_features_in_`` and
-  ``feature_names_in_``, an ONNX graph's inputs, a torch ``Sequential`` that starts with ``Linear``;
+  ``feature_names_in_``, an ONNX graph's inputs, a torch ``Sequential`` that starts with ``Linear``, a
+  CatBoost model's features, texts for a spaCy or sentence-transformers pipeline, or the schema an
+  adapter states outright (``input_schema``, e.g. a Prophet forecast's horizon or dates);
 - ``examples``: the logged example inputs (and expected outputs): types, nesting, object keys, and the
   length of a list inside a list (a table's rows) when every example agrees. The outermost list is a
   batch and a list under a key may have any length.
@@ -163,11 +165,13 @@ def from_framework(meta: dict | None) -> dict | None:
     family = meta.get("framework")
     if family == "onnx":
         return _onnx(meta.get("inputs") or [])
-    if family == "sklearn" and meta.get("texts"):
+    if isinstance(meta.get("input_schema"), dict):  # an adapter that states its input (e.g. a forecaster's)
+        return meta["input_schema"]
+    if meta.get("texts"):  # a pipeline that starts from texts (sklearn, spaCy, sentence-transformers)
         return {"anyOf": [STRING, {"type": "array", "items": STRING}]}
     columns, width = meta.get("columns"), meta.get("n_features")
-    if family in ("sklearn", "torch", "tensorflow", "jax") and isinstance(width, int) and width > 0:
-        return _table(width, columns, NUMBER if not columns else {})
+    if family in ("sklearn", "torch", "catboost", "tensorflow", "jax") and isinstance(width, int) and width > 0:
+        return _table(width, columns, NUMBER if not columns and not meta.get("categorical") else {})
     return None
 
 

@@ -8,23 +8,13 @@ from pathlib import Path
 from ..errors import BuildError
 from ..files import write_replacing
 from ..oci.layout import write_layout
-from ..oci.registry import RegistryClient
+from ..oci.registry import RegistryClient, RegistryClients
 from ..oci.tarball import write_tarball
 from ..oci.transfer import push_image
 from ..progress import format_bytes, progress_enabled
 from ..refs import split_repository
 from . import Options
 from .dockerfile import write_dockerfile
-
-
-class RegistryClients(dict):
-    """One client per registry for one ``vci package`` (its TLS context, ping and login made once, shared
-    by the push and the signing)."""
-
-    def get_client(self, registry: str, insecure: bool | None) -> RegistryClient:
-        if (registry, insecure) not in self:
-            self[(registry, insecure)] = RegistryClient(registry, insecure=insecure)
-        return self[(registry, insecure)]
 
 
 def write_outputs(
@@ -53,7 +43,7 @@ def write_outputs(
 
 def push_to(image, repository: str, tag: str, insecure: bool | None, progress=None, clients=None) -> dict:
     registry, repo = split_repository(repository)
-    client = (RegistryClients() if clients is None else clients).get_client(registry, insecure)
+    client = (RegistryClients() if clients is None else clients).get(registry, insecure)
     result = push_image(client, image, repo, tag=tag, progress=progress)
     return {
         "reference": f"{registry}/{repo}@{image.digest}",

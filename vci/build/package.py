@@ -20,12 +20,13 @@ from ..fetch import cache_root
 from ..ledger import now_iso
 from ..oci.image import Index
 from ..oci.layers import LayerCache
+from ..oci.registry import RegistryClients
 from ..runs import resolve_run
 from ..trust import signer_for
 from . import Options
 from .dockerfile import write_dockerfile
 from .image import build, rebuild_with_docker, resolve_base, verify_reproducible
-from .outputs import RegistryClients, mark_in_registry, push_progress, write_outputs, write_refs_file
+from .outputs import mark_in_registry, push_progress, write_outputs, write_refs_file
 from .plan import LAYER_MTIME, plan_layers, python_of
 from .signing import sign_pushed
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..ledger import ci_context, now_iso
 from ..oci.image import Index, images_of
-from ..oci.registry import RegistryClient
+from ..oci.registry import RegistryClient, RegistryClients
 from ..refs import parse_reference
 from ..sign.keys import Signer
 from ..sign.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, statement
@@ -22,7 +22,6 @@ from ..verification import evidence_report, sign_image, subject_descriptor
 from . import Options
 from .evidence import base_dpkg_status, image_evidence
 from .image import resolve_base
-from .outputs import RegistryClients
 from .plan import python_of
 from .wheels import Dependencies
 
@@ -44,7 +43,7 @@ def sign_pushed(
     signed = []
     for push in pushed:
         ref = parse_reference(push["reference"])
-        client = (RegistryClients() if clients is None else clients).get_client(ref.registry, options.insecure)
+        client = (RegistryClients() if clients is None else clients).get(ref.registry, options.insecure)
         signed += [job.sign(client, ref.repository, each) for each in images_of(image)]
         if isinstance(image, Index):
             signed.append(job.sign(client, ref.repository, image))

@@ -29,6 +29,10 @@ FAMILIES = {
     "onnx": "onnx",
     "statsmodels": "statsmodels",
     "transformers": "transformers",
+    "catboost": "catboost",
+    "spacy": "spacy",
+    "prophet": "prophet",
+    "sentence_transformers": "sentence_transformers",  # found before its base, torch.nn.Sequential
     "tensorflow": "tensorflow",  # a tf.Module (Keras models are keras's: their classes come first in the MRO)
     "flax": "jax",
 }

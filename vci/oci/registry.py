@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -28,6 +30,10 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 
 class RegistryClient(RegistrySession):
     """Blob, manifest and image operations on one registry (see RegistrySession for the options)."""
+
+    def sibling(self, registry: str) -> RegistryClient:
+        """A client for another registry, with this one's chunk size and retries."""
+        return RegistryClient(registry, chunk_size=self.chunk_size, retry_policy=self.retry_policy)
 
     # --- blobs ------------------------------------------------------------------------------------------
 
@@ -160,3 +166,19 @@ class RegistryClient(RegistrySession):
 
 def _with_digest(location: str, digest: str) -> str:
     return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+
+
+class RegistryClients:
+    """One client per registry, made on first use and then shared (its TLS context, ping and login made
+    once): by ``make(registry, insecure)``, by default a plain ``RegistryClient``. Thread-safe."""
+
+    def __init__(self, make: Callable[[str, bool | None], RegistryClient] | None = None):
+        self._make = make or (lambda registry, insecure: RegistryClient(registry, insecure=insecure))
+        self._clients: dict[tuple[str, bool | None], RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, registry: str, insecure: bool | None = None) -> RegistryClient:
+        with self._lock:
+            if (registry, insecure) not in self._clients:
+                self._clients[(registry, insecure)] = self._make(registry, insecure)
+            return self._clients[(registry, insecure)]

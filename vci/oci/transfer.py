@@ -22,7 +22,7 @@ from ..refs import Reference, parse_reference
 from . import INDEX_TYPES, Descriptor
 from .image import Image, Index, images_of
 from .layout import blob_path
-from .registry import RegistryClient
+from .registry import RegistryClient, RegistryClients
 from .stream import chunk_reader
 
 
@@ -67,7 +67,8 @@ def push_image(
     platform's blobs (a shared layer once), configs and manifests, then the index by digest, then ``tag``."""
     result = TransferResult(f"{client.registry}/{repo}@{image.digest}", image.digest)
     layers = list({layer.digest: layer for layer in image.layers}.values())
-    sources = _SourceClients(client)
+    # the registries base layers come from: one client each, made like the destination's on first use
+    sources = RegistryClients(lambda registry, _: client.sibling(registry))
 
     def push_one(layer):
         outcome, nbytes = _push_layer(client, repo, layer, sources)
@@ -86,7 +87,7 @@ def push_image(
     return result
 
 
-def _push_layer(client: RegistryClient, repo: str, layer, sources: _SourceClients) -> tuple[str, int]:
+def _push_layer(client: RegistryClient, repo: str, layer, sources: RegistryClients) -> tuple[str, int]:
     origin_registry, _, origin_repo = (layer.origin or "").partition("/")
     opener = layer.open if layer.path is not None else None
     if opener is None and origin_repo:  # streamed from where it came from (its client made on first use)
@@ -124,7 +125,7 @@ def copy_image(
     mounted across repositories (kilobytes move, whatever the image size).
     """
     ref = parse_reference(source) if isinstance(source, str) else source
-    src = source_client or (client if ref.registry == client.registry else _client_for(ref.registry, client))
+    src = source_client or (client if ref.registry == client.registry else client.sibling(ref.registry))
     result = TransferResult("", "")
     digest, data, media_type = _copy_manifest(src, ref.repository, ref.identifier, client, dst_repo, result, parallel)
     result.reference, result.digest = f"{client.registry}/{dst_repo}@{digest}", digest
@@ -212,22 +213,3 @@ def _run_parallel(fn, items: list, parallel: int) -> None:
         futures = [pool.submit(fn, item) for item in items]
     for future in futures:
         future.result()
-
-
-def _client_for(registry: str, like: RegistryClient) -> RegistryClient:
-    return RegistryClient(registry, chunk_size=like.chunk_size, retry_policy=like.retry_policy)
-
-
-class _SourceClients:
-    """One client per registry that base layers come from, created on first use (thread-safe)."""
-
-    def __init__(self, like):
-        self._like = like
-        self._clients: dict[str, object] = {}
-        self._lock = threading.Lock()
-
-    def get(self, registry: str):
-        with self._lock:
-            if registry not in self._clients:
-                self._clients[registry] = _client_for(registry, self._like)
-            return self._clients[registry]
