@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "tensorflow_annoy"
 sys.path.insert(0, str(EXAMPLE))
 np = pytest.importorskip("numpy")
+# importing tensorflow imports keras, whose backend is then fixed for the process: the one test_keras.py expects
+os.environ.setdefault("KERAS_BACKEND", "torch")
 tf = pytest.importorskip("tensorflow")
 from main import QUERIES  # noqa: E402
 from model import NEIGHBOURS  # noqa: E402
