@@ -17,7 +17,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,15 +66,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, source in sources.items():  # a server of that source: its PYTHONPATH wins over REPO's
             runs[name].append(payload_benchmark.measure(model_dir, args, {"PYTHONPATH": str(source)}))
-    print(f"iris /predict, wrk {args.connections} connections, {args.duration:g} s x {args.rounds} rounds (medians)")
-    first = statistics.median(r["rps"] for r in next(iter(runs.values())))
-    for name, results in runs.items():
-        rps, p50, p99, cpu = (statistics.median(r[key] for r in results) for key in ("rps", "p50", "p99", "cpu_us"))
-        print(
-            f"  {name:16} {rps:8.0f} req/s ({rps / first:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
-            f"server CPU {cpu:4.0f} us/req  "
-            f"rps per round {[round(r['rps']) for r in results]}"
-        )
+    payload_benchmark.print_runs(runs, args, lambda results: f"rps per round {[round(r['rps']) for r in results]}")
 
 
 if __name__ == "__main__":

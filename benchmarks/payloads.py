@@ -37,8 +37,14 @@ from tests.s3server import dummy_aws_env, start_moto_process, stop_process  # no
 BUCKET = "payloads"
 
 
-def measure(model_dir: Path, args, sink_env: dict[str, str]) -> dict:
-    """wrk against one server process with ``sink_env``; its numbers and the payload counters of /metrics."""
+PAYLOAD_COUNTERS = {"written": "vci_payload_records_written_total", "dropped": "vci_payload_records_dropped_total"}
+
+
+def measure(
+    model_dir: Path, args, sink_env: dict[str, str], headers: dict[str, str] | None = None, counters=PAYLOAD_COUNTERS
+) -> dict:
+    """wrk against one server process with ``sink_env`` (each request with ``headers``); its numbers and
+    the ``counters`` of /metrics (result key -> metric name)."""
     port = serve_benchmark.free_port()
     cmd = [sys.executable, "-m", "vci.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--work-dir", tempfile.mkdtemp()]
@@ -51,12 +57,11 @@ def measure(model_dir: Path, args, sink_env: dict[str, str]) -> dict:
                 raise SystemExit(f"the server did not come up (exit {proc.poll()})")
             time.sleep(0.01)
         cpu = _cpu_seconds(proc.pid)
-        result = serve_benchmark.load_wrk(port, args.connections, args.duration)
+        result = serve_benchmark.load_wrk(port, args.connections, args.duration, headers)
         time.sleep(0.2)  # the writer's last poll
         result["cpu_us"] = (_cpu_seconds(proc.pid) - cpu) * 1e6 / max(result["rps"] * args.duration, 1)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        result["written"] = _counter(metrics, "vci_payload_records_written_total")
-        result["dropped"] = _counter(metrics, "vci_payload_records_dropped_total")
+        result.update({key: _counter(metrics, name) for key, name in counters.items()})
         return result
     finally:
         proc.terminate()
@@ -122,15 +127,22 @@ def main() -> None:
 
 
 def report(runs: dict[str, list[dict]], args) -> None:
+    print_runs(runs, args, lambda results: (
+        f"records written {sum(r['written'] for r in results)}  dropped {sum(r['dropped'] for r in results)}  "
+        f"errors {sum(r['errors'] for r in results)}"
+    ))  # fmt: skip
+
+
+def print_runs(runs: dict[str, list[dict]], args, more) -> None:
+    """Per kind of run: requests/s (and its ratio against the first kind), p50, p99 and the server's CPU per
+    request (medians over the rounds), then what ``more(results)`` says."""
     print(f"iris /predict, wrk {args.connections} connections, {args.duration:g} s x {args.rounds} rounds (medians)")
-    off = statistics.median(r["rps"] for r in runs["off"])
+    first = statistics.median(r["rps"] for r in next(iter(runs.values())))
     for name, results in runs.items():
         rps, p50, p99, cpu = (statistics.median(r[key] for r in results) for key in ("rps", "p50", "p99", "cpu_us"))
-        written, dropped = sum(r["written"] for r in results), sum(r["dropped"] for r in results)
         print(
-            f"  {name:14} {rps:8.0f} req/s ({rps / off:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
-            f"server CPU {cpu:4.0f} us/req  "
-            f"records written {written}  dropped {dropped}  errors {sum(r['errors'] for r in results)}"
+            f"  {name:16} {rps:8.0f} req/s ({rps / first:4.2f}x)  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms  "
+            f"server CPU {cpu:4.0f} us/req  {more(results)}"
         )
 
 

@@ -176,14 +176,16 @@ def bare_startup(model_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def load_wrk(port: int, connections: int, seconds: float) -> dict:
-    """Requests/s and p50/p99 latency (ms) of POST /predict from wrk (or the Python fallback)."""
+def load_wrk(port: int, connections: int, seconds: float, headers: dict[str, str] | None = None) -> dict:
+    """Requests/s and p50/p99 latency (ms) of POST /predict from wrk (or the Python fallback, which sends
+    no ``headers``)."""
     if not shutil.which("wrk"):
         return python_load(port, connections, seconds)
     script = Path(tempfile.mkdtemp()) / "post.lua"
+    more = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items())
     script.write_text(
         f'wrk.method = "POST"\nwrk.body = {json.dumps(ROW.decode())}\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n' + more
     )
     threads = min(connections, 2)
     duration = f"-d{max(1, round(seconds))}s"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build (once, then cached) a Debian bookworm minbase + python3 base image as an OCI image layout tagged `base`.
 #
-# Usage: scripts/build-base-image.sh [OUT_DIR]      prints the layout path (use it as oci:PATH:base)
-#   OUT_DIR defaults to ${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-bookworm-py3-<KEY>, where KEY hashes the
-#   recipe (RECIPE version, suite, variant, package list, mirror, epoch): a changed recipe builds a new image.
+# Usage: scripts/build-base-image.sh [--languages] [OUT_DIR]   prints the layout path (use it as oci:PATH:base)
+#   --languages: the "other languages" base, with R (r-base-core, Debian's python3-rpy2 built for its R) and a
+#   JRE (openjdk-17-jre-headless) beside python3, for vci.frameworks.r and vci.frameworks.pmml models.
+#   OUT_DIR defaults to ${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-bookworm-<py3|languages>-<KEY>, where KEY
+#   hashes the recipe (RECIPE version, suite, variant, package list, mirror, epoch): a changed recipe builds anew.
 # An existing OUT_DIR is reused as is (it only ever appears complete: the build happens in a temporary
 # directory beside it that is renamed at the end; a lock serialises concurrent builds; an interrupted build
 # leaves only a temporary directory that the next run removes).
@@ -17,6 +19,12 @@ set -euo pipefail
 SUITE=bookworm
 VARIANT=minbase
 INCLUDE=python3,ca-certificates
+FLAVOUR=py3
+if [ "${1:-}" = "--languages" ]; then
+  shift
+  FLAVOUR=languages   # rpy2 from Debian: it matches Debian's R (PyPI's 3.6 needs R 4.5; its 3.5 is an sdist)
+  INCLUDE=$INCLUDE,r-base-core,python3-rpy2,python3-cffi-backend,openjdk-17-jre-headless   # debootstrap resolves no virtual package: cffi named
+fi
 EPOCH=${SOURCE_DATE_EPOCH:-0}
 
 mirror_of_apt() {  # the Debian mirror apt uses here (deb822 .sources first, then sources.list), else deb.debian.org
@@ -30,7 +38,7 @@ mirror_of_apt() {  # the Debian mirror apt uses here (deb822 .sources first, the
 MIRROR=${VCI_DEBIAN_MIRROR:-$(mirror_of_apt)}
 RECIPE=1   # bump when the steps below change what goes into the image
 KEY=$(echo "$RECIPE $SUITE $VARIANT $INCLUDE $MIRROR $EPOCH" | sha256sum | cut -c1-12)
-OUT=${1:-${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-$SUITE-py3-$KEY}
+OUT=${1:-${VCI_TEST_CACHE:-$HOME/.cache/vci-test}/base-$SUITE-$FLAVOUR-$KEY}
 OUT=$(realpath -m "$OUT")
 
 install_missing() {  # the tools that build (debootstrap) and run (umoci, skopeo, runc) images in tests
@@ -89,6 +97,16 @@ CHILD=""
 PY_FULL=$(chroot "$ROOTFS" python3 -c 'import platform; print(platform.python_version())')
 PY_MINOR=${PY_FULL%.*}
 echo "build-base-image: python3 inside is $PY_FULL" >&2
+LABELS="{}"; ENVS="[]"; WITH=python3   # the languages base says which R and Java it has, and where they live
+if [ "$FLAVOUR" = languages ]; then
+  R_VERSION=$(chroot "$ROOTFS" Rscript -e 'cat(as.character(getRversion()))')
+  JAVA_HOME_IN=$(dirname "$(dirname "$(chroot "$ROOTFS" readlink -f /usr/bin/java)")")
+  JAVA_VERSION=$(chroot "$ROOTFS" dpkg-query -W -f '${Version}' openjdk-17-jre-headless)   # java needs /proc
+  echo "build-base-image: R $R_VERSION, Java $JAVA_VERSION ($JAVA_HOME_IN) inside" >&2
+  LABELS="{\"vci.r\": \"$R_VERSION\", \"vci.java\": \"$JAVA_VERSION\"}"
+  ENVS="[\"R_HOME=/usr/lib/R\", \"JAVA_HOME=$JAVA_HOME_IN\"]"
+  WITH="python3 + R $R_VERSION + Java $JAVA_VERSION"
+fi
 
 # the non-root user of the vci image contract
 grep -q '^nonroot:' "$ROOTFS/etc/passwd" || echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin' >>"$ROOTFS/etc/passwd"
@@ -110,11 +128,12 @@ for d in dev proc sys tmp run; do
 done
 
 ARCH=$(dpkg --print-architecture)
-python3 - "$ROOTFS" "$WORK/layout" "$ARCH" "$PY_MINOR" "$PY_FULL" "$EPOCH" "$SUITE" <<'PY'
+python3 - "$ROOTFS" "$WORK/layout" "$ARCH" "$PY_MINOR" "$PY_FULL" "$EPOCH" "$SUITE" "$WITH" "$LABELS" "$ENVS" <<'PY'
 """Write ROOTFS as a one-layer OCI image layout tagged `base` (stdlib only, reproducible)."""
 import gzip, hashlib, json, os, sys, tarfile, time
 
-rootfs, layout, arch, py_minor, py_full, epoch, suite = sys.argv[1:8]
+rootfs, layout, arch, py_minor, py_full, epoch, suite, with_ = sys.argv[1:9]
+labels, envs = json.loads(sys.argv[9]), json.loads(sys.argv[10])
 epoch = int(epoch)
 blobs = os.path.join(layout, "blobs", "sha256")
 os.makedirs(blobs, exist_ok=True)
@@ -178,12 +197,12 @@ def put(obj):
 created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 config = {
     "architecture": arch, "os": "linux", "created": created,
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"],
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", *envs],
                "Cmd": ["python3"],
-               "Labels": {"vci.python": py_minor, "vci.python.version": py_full,
-                          "org.opencontainers.image.base.name": f"debian:{suite} minbase + python3"}},
+               "Labels": {"vci.python": py_minor, "vci.python.version": py_full, **labels,
+                          "org.opencontainers.image.base.name": f"debian:{suite} minbase + {with_}"}},
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + plain.sha.hexdigest()]},
-    "history": [{"created": created, "created_by": f"debootstrap --variant=minbase --include=python3 {suite}"}],
+    "history": [{"created": created, "created_by": f"debootstrap --variant=minbase --include={with_} {suite}"}],
 }
 manifest = {
     "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

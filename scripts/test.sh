@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus g++)
+APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus)
+APT_PACKAGES+=(r-base-core r-cran-randomforest busybox-static)  # R models (rpy2 from the `languages` extra), the shell image
+APT_PACKAGES+=(g++)  # annoy's wheel (below)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
@@ -68,6 +70,12 @@ if [ ! -x "$npm_tools/node_modules/.bin/gitlab-ci-local" ]; then
 fi
 export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
 
+# the "other languages" base (R, rpy2, a JRE: tests/build/test_image_languages.py), cached in the test cache (the
+# script returns at once when it is there); from an empty cache its debootstrap (about 5 min, mostly downloads)
+# runs beside the installs
+bash scripts/build-base-image.sh --languages >"$cache/languages-base.log" 2>&1 &
+background+=("$! languages-base $cache/languages-base.log")
+
 # annoy publishes an sdist only: build one portable wheel of the frameworks extra's pin (no -march=native, no
 # threaded index build: then it needs glibc 2.14 and is a real manylinux_2_28 wheel, auditwheel checks), kept with
 # the test cache; this machine installs it, and the tensorflow_annoy image test finds it (VCI_TEST_WHEELS)
@@ -86,7 +94,7 @@ if ! ls "$wheels"/annoy-*manylinux_2_28_x86_64.whl >/dev/null 2>&1; then
 fi
 export VCI_TEST_WHEELS="$wheels"
 python3 -m pip install -q --disable-pip-version-check "$wheels"/annoy-*.whl
-python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint]'
+python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint,languages]'
 
 # the linters (configured in pyproject.toml): a finding fails the run before any test starts
 python3 -m ruff check .

@@ -58,9 +58,11 @@ def require_tools(*commands: str) -> None:
 
 
 @functools.cache
-def base_image_layout(timeout: float = 900) -> Path:
-    """The OCI layout (tag ``base``) of Debian bookworm minbase + python3, built once and cached."""
-    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout)
+def base_image_layout(timeout: float = 900, *, languages: bool = False) -> Path:
+    """The OCI layout (tag ``base``) of Debian bookworm minbase + python3, built once and cached;
+    ``languages``: the base with R (and Debian's rpy2) and a JRE beside python3."""
+    flags = ["--languages"] if languages else []
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT), *flags], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise BuildError(
             f"building the base image failed: {proc.stderr.strip()[-500:]}",

@@ -1,5 +1,6 @@
 """The ledger on the local store and on a real moto S3 server: write-once records, claims, CI context."""
 
+import dataclasses
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from s3server import dummy_aws_env, start_moto  # noqa: E402
 from vci.errors import ConflictError, NotFoundError  # noqa: E402
-from vci.ledger import Ledger, ci_context, make_record  # noqa: E402
+from vci.ledger import SLACK, Ledger, ci_context, make_record  # noqa: E402
 from vci.release.rollback import choose_release  # noqa: E402
 from vci.store.local import LocalStore  # noqa: E402
 
@@ -157,7 +158,7 @@ def test_release_cycle_with_the_ledger_in_s3(moto_endpoint, tmp_path, monkeypatc
         keys = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(
             Bucket=bucket, Prefix="vci/ledger/production/"
         )["Contents"]
-        records = [k["Key"] for k in keys if k["Key"].count("/") == 3]
+        records = [k["Key"] for k in keys if k["Key"].startswith("vci/ledger/production/newest-first/")]
         assert len(records) == 3  # promote, promote, rollback: each its own write-once object
         releases = history(settings, "production")["releases"]
         assert [r["ci_url"] for r in releases] == ["https://jenkins.example/job/iris/12/"] * 3
@@ -190,3 +191,83 @@ def test_a_record_reads_back_as_it_was_written_in_the_documented_order(ledger):
     assert ledger.get("production", "r9") == written and ledger.get("production", "r9").extra == {
         "gate": {"passed": True, "checked": 3}
     }
+
+
+def stamped(ledger, release_id, timestamp, *, old_layout=False):
+    """A release of ``production`` written at ``timestamp``, in the layout before newest-first if asked."""
+    written = dataclasses.replace(record(release_id), timestamp=timestamp)
+    if old_layout:
+        ledger.store.put_json_new(Ledger.old_key("production", release_id), written.to_json())
+    else:
+        ledger.append(written)
+    return written
+
+
+def walk(ledger, size):
+    """Every page of production's ledger, following each page's ``older``: the release ids, page by page."""
+    pages, before = [], None
+    while True:
+        page = ledger.page("production", size, before=before)
+        pages.append([r.release_id for r in page.releases])
+        if page.older is None:
+            return pages
+        assert len(page.releases) >= size and len(pages) < 100
+        before = page.older
+
+
+def test_an_old_layout_ledger_and_a_mixed_one_list_newest_first_in_whole_pages(ledger):
+    # seconds 10..25; in seconds 12 and 20 two releases whose ids sort against their timestamps
+    old = {f"r20261201-1000{n:02d}-aaaa": 100.0 + n for n in range(10, 18)} | {"r20261201-100012-0000": 112.9}
+    new = {f"r20261201-1000{n:02d}-aaaa": 100.0 + n for n in range(18, 26)} | {"r20261201-100020-0000": 120.9}
+    new |= {"r20261201-100017-bbbb": 117.5}  # a writer of the new layout within the old one's seconds
+    for release_id, timestamp in old.items():
+        stamped(ledger, release_id, timestamp, old_layout=True)
+    everything = sorted({**old, **new}, key=lambda rid: ({**old, **new}[rid], rid), reverse=True)
+    assert [r.release_id for r in ledger.newest("production", None)] == everything[len(new) :]  # old layout only
+    for release_id, timestamp in new.items():
+        stamped(ledger, release_id, timestamp)
+    assert [r.release_id for r in reversed(ledger.records("production"))] == everything
+    for limit in (1, 6, 7, 11, 30):  # 6: the newer of second 20's two (its id sorts first), 11: within 17
+        assert [r.release_id for r in ledger.newest("production", limit)] == everything[:limit]
+    for size in (1, 5, 40):
+        pages = walk(ledger, size)
+        assert [rid for page in pages for rid in page] == everything  # each release once, in order
+        assert all(len(page) <= size + 1 for page in pages)  # whole seconds: one more at most here
+    assert ledger.get("production", "r20261201-100011-aaaa").timestamp == 111.0  # old layout, found by id
+    assert ledger.get("production", "r20261201-100021-aaaa").timestamp == 121.0
+    assert ledger.page("production", 5, before="r20261201-100000").releases == []
+
+
+def test_the_first_page_is_one_bounded_listing(ledger, monkeypatch):
+    for n in range(40):
+        stamped(ledger, f"r20261201-1000{n:02d}-aaaa", float(n))
+    stamped(ledger, "r20261201-090000-aaaa", -1.0, old_layout=True)
+    listed = []
+    original = ledger.store.list_keys
+
+    def list_keys(*args, **bounds):
+        keys = original(*args, **bounds)
+        listed.append(len(keys))
+        return keys
+
+    monkeypatch.setattr(ledger.store, "list_keys", list_keys)
+    page = ledger.page("production", 5)
+    assert [r.release_id[10:16] for r in page.releases] == ["100039", "100038", "100037", "100036", "100035"]
+    assert page.older == "r20261201-100035" and listed == [5 + SLACK, 0]  # the old layout: nothing that new
+    listed.clear()
+    assert [r.release_id for r in ledger.page("production", 50).releases][-1] == "r20261201-090000-aaaa"
+    assert listed == [40, 1]
+
+
+def test_an_actor_given_is_who_the_record_and_the_claim_name(ledger):
+    given = make_record(release_id="r20261201-100000-aaaa", environment="production", action="promote",
+                        outcome="succeeded", digest=None, actor="dana", environ={"VCI_USER": "ci-bot"})  # fmt: skip
+    assert given.who == "dana" and record("r1").who == "ci-bot"  # without one: VCI_USER, as the CLI
+    claim = ledger.claim("production", "promote X", actor="dana")
+    assert ledger.store.get_json(claim)["who"] == "dana"
+    with pytest.raises(ConflictError, match="by dana"):
+        ledger.claim("production", "promote Y", actor="erin")
+    ledger.mark_aborted("production", "r20261201-100000-aaaa", "erin")
+    ledger.mark_aborted("production", "r20261201-100000-aaaa", "frank")  # the first abort is the one kept
+    assert ledger.aborted_by("production", "r20261201-100000-aaaa") == "erin"
+    assert ledger.aborted_by("production", "r20261201-100001-aaaa") is None

@@ -59,9 +59,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name == "frameworks":  # vci.frameworks.r("model.rds") after a plain `import vci`
+        return importlib.import_module("vci.frameworks")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vci' has no attribute {name!r}")
-    import importlib
 
     return getattr(importlib.import_module(module), name)

@@ -2,9 +2,15 @@
 
 Layout in the configured store (local directory or S3)::
 
-    ledger/<env>/<release-id>.json           one record per deploy, promotion or rollback (written once)
+    ledger/<env>/newest-first/<inverted time>-<release-id>.json   one record per deploy, promotion or
+                                             rollback (written once); the time of the id with each digit
+                                             d written 9-d, so that a listing (ascending) starts with the
+                                             newest: a page of the newest releases is one bounded LIST
+    ledger/<env>/<release-id>.json           a record written before that layout (still read), or one
+                                             whose id is not vci's ``rYYYYMMDD-HHMMSS-...``
     ledger/<env>/claims/<n>.json             "promotion n of this environment is in progress"
     ledger/<env>/claims/<n>.done.json        "... and it has finished"
+    ledger/<env>/aborts/<release-id>.json    "<who> aborted this release's canary" (vci ui's abort)
 
 Every write is a conditional put (``put_json_new``): two writers can never overwrite each other. Claims
 are numbered: a promotion takes claim n+1 only when claim n is done (or expired, if its holder died),
@@ -14,12 +20,14 @@ Nothing is ever overwritten or deleted, so this works on any store with a condit
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import newest_keys, read_pages
+from .catalog import read_pages
 from .ci import gitlab
 from .config import Settings
 from .errors import ConflictError, NotFoundError
@@ -30,6 +38,11 @@ ACTIONS = ("deploy", "promote", "rollback")
 OUTCOMES = ("succeeded", "failed", "rolled-back", "unchanged", "aborted")
 _STORES: dict[str, Store] = {}  # store URL -> store, shared by the ledgers of one process
 CLAIM_TTL = 1800.0  # seconds after which a claim whose holder died stops blocking
+NEWEST_FIRST = "newest-first"
+VCI_ID = re.compile(r"^r\d{8}-\d{6}-[0-9a-zA-Z-]+$")  # new_release_id()'s: r + UTC second + random
+VCI_SECOND = re.compile(r"^r\d{8}-\d{6}$")  # a page's bound: the second of its oldest release
+SLACK = 8  # keys listed beyond a page, to see where its last second ends
+_INVERTED = str.maketrans("0123456789", "9876543210")
 
 
 def now_iso(seconds: float | None = None) -> str:
@@ -156,10 +169,12 @@ def make_record(
     approver: str | None = None,
     reason: str | None = None,
     source: str | None = None,
+    actor: str | None = None,
     environ=None,
     **extra,
 ) -> ReleaseRecord:
-    """A ledger record (pure apart from reading the clock and the CI variables)."""
+    """A ledger record (pure apart from reading the clock and the CI variables); its ``who`` is ``actor``,
+    else the CI actor or VCI_USER (see ``who``)."""
     if action not in ACTIONS or outcome not in OUTCOMES:
         raise ValueError(f"bad ledger action/outcome {action!r}/{outcome!r}")
     return ReleaseRecord(
@@ -171,7 +186,7 @@ def make_record(
         image=image,
         run_id=run_id,
         strategy=strategy,
-        who=who(environ),
+        who=actor or who(environ),
         when=now_iso(),
         timestamp=time.time(),
         approver=approver,
@@ -199,6 +214,14 @@ class Ledger:
 
     @staticmethod
     def key(env: str, release_id: str) -> str:
+        """Where ``release_id`` is written: under ``newest-first/`` for vci's ids, else beside it."""
+        if VCI_ID.match(release_id):
+            return f"ledger/{env}/{NEWEST_FIRST}/{release_id[1:16].translate(_INVERTED)}-{release_id}.json"
+        return Ledger.old_key(env, release_id)
+
+    @staticmethod
+    def old_key(env: str, release_id: str) -> str:
+        """Where a release was written before the newest-first layout (and one whose id is not vci's is)."""
         return f"ledger/{env}/{release_id}.json"
 
     def append(self, record: ReleaseRecord) -> ReleaseRecord:
@@ -213,42 +236,81 @@ class Ledger:
         return record
 
     def records(self, env: str) -> list[ReleaseRecord]:
-        """Every record of ``env``, oldest first (release ids sort by time)."""
-        keys = [k for k in self.store.list_keys(f"ledger/{env}/") if k.endswith(".json") and k.count("/") == 2]
+        """Every record of ``env``, oldest first (by timestamp, then release id)."""
+        keys = self._newest_first(env, None, None)[0] + self._old_keys(env)
         found = [ReleaseRecord.from_json(self.store.get_json(k)) for k in keys]
         return sorted(found, key=lambda r: (r.timestamp, r.release_id))
 
     def newest(self, env: str, limit: int | None, *, cached: bool = False) -> list[ReleaseRecord]:
-        """The newest ``limit`` records of ``env``, newest first, reading only those (and the ones of the
-        same second as the last, whose ids need not sort as their timestamps do). ``cached``: for display."""
+        """The newest ``limit`` records of ``env`` (None: all), newest first. ``cached``: for display."""
         if limit is not None and limit <= 0:
             return []
-        keys = newest_keys(self.store, f"ledger/{env}/")
-        if limit is not None and len(keys) > limit:
-            second = keys[limit - 1].rsplit("/", 1)[1][:16]  # "rYYYYMMDD-HHMMSS"
-            keys = keys[:limit] + [k for k in keys[limit:] if k.rsplit("/", 1)[1].startswith(second)]
-        docs = [doc for page in read_pages(self.store, keys, page=len(keys), cache=cached) for doc in page]
+        return self.page(env, limit, cached=cached).releases[:limit]
+
+    def page(self, env: str, size: int | None, *, before: str | None = None, cached: bool = False) -> LedgerPage:
+        """The newest releases of ``env`` from the seconds before ``before`` (a ``rYYYYMMDD-HHMMSS``, the
+        first 16 characters of a release id; None: from the newest), in whole seconds: at least ``size``
+        (None: all) unless fewer remain, newest first, reading only those records. A release id names its
+        second, not its order within it, so a page holds every release of the seconds it shows: the ids of
+        one second need not sort as their timestamps do."""
+        fresh, complete = self._newest_first(env, size, before)
+        since = None if complete or not fresh else second_of(fresh[-1])  # the oldest second listed in full
+        old = [k for k in self._old_keys(env, since) if before is None or second_of(k) < before]
+        keys = sorted(fresh + old, key=second_of, reverse=True)
+        last = second_of(keys[size - 1]) if size is not None and len(keys) >= size else None
+        kept = keys if last is None else [k for k in keys if second_of(k) >= last]
+        docs = [doc for page in read_pages(self.store, kept, page=len(kept) or 1, cache=cached) for doc in page]
         found = sorted((ReleaseRecord.from_json(d) for d in docs), key=lambda r: (r.timestamp, r.release_id))
-        return list(reversed(found))[:limit]
+        more = len(kept) < len(keys) or not complete
+        return LedgerPage(list(reversed(found)), second_of(kept[-1]) if more and kept else None)
+
+    def _newest_first(self, env: str, size: int | None, before: str | None) -> tuple[list[str], bool]:
+        """The newest-first keys of whole seconds before ``before``, at least ``size`` of them (None: all),
+        and whether that is all there are: bounded LISTs of ``size + SLACK`` keys (one, nearly always)."""
+        prefix = f"ledger/{env}/{NEWEST_FIRST}/"
+        after = prefix + before[1:].translate(_INVERTED) + "." if before and VCI_SECOND.match(before) else None
+        bound = None if size is None else size + SLACK
+        keys: list[str] = []
+        while True:
+            batch = self.store.list_keys(prefix, after=after, limit=bound)
+            keys += [k for k in batch if k.endswith(".json") and (before is None or second_of(k) < before)]
+            if bound is None or len(batch) < bound:
+                return keys, True
+            after = batch[-1]
+            if size is not None and len(keys) > size and second_of(keys[-1]) != second_of(keys[size - 1]):
+                return [k for k in keys if second_of(k) >= second_of(keys[size - 1])], False
+
+    def _old_keys(self, env: str, since: str | None = None) -> list[str]:
+        """The records of the layout before newest-first (``ledger/<env>/<id>.json``), of the seconds from
+        ``since`` on: one LIST starting there (vci's ids start with ``r``: claims/ and newest-first/ sort
+        before it)."""
+        base = f"ledger/{env}/"
+        keys = self.store.list_keys(base, after=base + (since or "r"))
+        return [k for k in keys if k.endswith(".json") and "/" not in k[len(base) :]]
 
     def get(self, env: str, release_id: str) -> ReleaseRecord:
-        try:
-            return ReleaseRecord.from_json(self.store.get_json(self.key(env, release_id)))
-        except NotFoundError:
-            raise NotFoundError(
-                f"release {release_id} is not in the ledger of {env!r}",
-                hint=f"`vci history --env {env}` lists its releases",
-            ) from None
+        """One release, wherever its layout put it."""
+        keys = dict.fromkeys([self.key(env, release_id), self.old_key(env, release_id)])
+        for key in keys:
+            try:
+                return ReleaseRecord.from_json(self.store.get_json(key))
+            except NotFoundError:
+                continue
+        raise NotFoundError(
+            f"release {release_id} is not in the ledger of {env!r}",
+            hint=f"`vci history --env {env}` lists its releases",
+        )
 
-    def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL) -> str:
-        """Take the next claim on ``env``; ConflictError while the last one is neither done nor expired."""
+    def claim(self, env: str, holder: str, ttl: float = CLAIM_TTL, *, actor: str | None = None) -> str:
+        """Take the next claim on ``env`` for ``actor`` (default: ``who()``); ConflictError while the last one
+        is neither done nor expired."""
         taken = sorted(k for k in self.store.list_keys(f"ledger/{env}/claims/") if k.endswith(".json"))
         numbers = [int(k.rsplit("/", 1)[1][:6]) for k in taken if not k.endswith(".done.json")]
         last = max(numbers, default=0)
         if numbers and f"ledger/{env}/claims/{last:06d}.done.json" not in taken:
             self._refuse_if_live(env, self.store.get_json(f"ledger/{env}/claims/{last:06d}.json"))
         key = f"ledger/{env}/claims/{last + 1:06d}.json"
-        doc = {"holder": holder, "who": who(), "since": now_iso(), "expires": time.time() + ttl}
+        doc = {"holder": holder, "who": actor or who(), "since": now_iso(), "expires": time.time() + ttl}
         try:
             self.store.put_json_new(key, doc)
         except ConflictError:
@@ -264,6 +326,38 @@ class Ledger:
                 hint="wait for it to finish, then check `vci history` and retry",
             )
 
+    def mark_aborted(self, env: str, release_id: str, actor: str) -> None:
+        """Note that ``actor`` stopped release ``release_id`` of ``env`` (its canary), for the promotion that
+        drives it to record (write-once: the first abort is the one kept)."""
+        with contextlib.suppress(ConflictError):
+            self.store.put_json_new(f"ledger/{env}/aborts/{release_id}.json", {"who": actor, "when": now_iso()})
+
+    def aborted_by(self, env: str, release_id: str) -> str | None:
+        """Who stopped release ``release_id`` of ``env`` (``mark_aborted``), or None."""
+        try:
+            return self.store.get_json(f"ledger/{env}/aborts/{release_id}.json").get("who")
+        except NotFoundError:
+            return None
+
     def release_claim(self, key: str) -> None:
         """Mark a claim finished (a second, write-once marker: nothing is ever overwritten or deleted)."""
         self.store.put_json_new(key[:-5] + ".done.json", {"done": now_iso()})
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """Releases of one environment, newest first, and the ``before`` of the page after (None: none)."""
+
+    releases: list[ReleaseRecord]
+    older: str | None
+
+
+def release_of(key: str) -> str:
+    """The release id a ledger key holds, in either layout."""
+    name = key.rsplit("/", 1)[1].removesuffix(".json")
+    return name[16:] if f"/{NEWEST_FIRST}/" in key else name
+
+
+def second_of(key: str) -> str:
+    """``rYYYYMMDD-HHMMSS``, the second a ledger key's release id names (for another id: its start)."""
+    return release_of(key)[:16]

@@ -16,7 +16,7 @@ SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-for-the-test-0123456789",
     "AWS_SESSION_TOKEN": "aws-session-token-for-the-test-0123456789",
-    "VCI_REGISTRY_USER": "ci",
+    "VCI_REGISTRY_USER": "registry-user-for-the-test",  # a value no path or setting contains
     "VCI_REGISTRY_PASSWORD": "registry-password-for-the-test",
     "VCI_TOKEN": "model-token-for-the-test-0123",
     "VCI_AUTH_TOKEN": "server-token-for-the-test-0123",

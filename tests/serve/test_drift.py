@@ -142,3 +142,30 @@ def test_an_unknown_track_stops_the_start(tmp_path):
     )
     assert proc.returncode == UsageError.exit_code
     assert "VCI_TRACK='blue' is not a track" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_v2_tensors_become_rows_and_outputs():
+    import numpy
+
+    rows = numpy.array([[1.0, 2.0], [3.0, 4.0]], dtype="float32")
+    assert drift.tensor_rows(rows) == [[1.0, 2.0], [3.0, 4.0]] and drift.tensor_rows({"x": rows[0]}) == [[1.0, 2.0]]
+    columns = {"age": numpy.array([20, 30]), "height": numpy.array([[1.5], [1.7]]), "image": numpy.zeros((2, 3))}
+    assert drift.tensor_rows(columns) == [{"age": 20, "height": 1.5}, {"age": 30, "height": 1.7}]
+    assert drift.tensor_outputs(numpy.array([[0], [2]])) == [0, 2] and drift.tensor_outputs({"a": 1, "b": 2}) == []
+    assert drift.tensor_outputs([numpy.float32(1.5)]) == [1.5] and drift.tensor_outputs({"p": numpy.int64(3)}) == [3]
+
+
+def test_v2_infer_over_rest_and_grpc_is_counted_like_predict(start_server):
+    from .test_payloads import grpc_call, model_infer
+
+    server = start_server(SumModel, examples=IRIS_EXAMPLES, grpc=True)
+    server.wait_state()
+    tensor = {"name": "input-0", "datatype": "FP32", "shape": [2, 4], "data": [5.0, 3.0, 1.0, 0.2, 9.0, 3.0, 1.0, 0.2]}
+    assert post_json(server, "/v2/models/serve-tests/infer", {"inputs": [tensor]})[0] == 200
+    infer = "/inference.GRPCInferenceService/ModelInfer"
+    assert grpc_call(server, infer, model_infer([[6.0, 3.0, 1.0, 0.2]]), "v2-drift")[1] == "OK"
+    text = http_call(server, "GET", "/metrics")[2].decode()
+    assert series(text, "vci_feature_window_count")[(("feature", "0"),)] == 3.0
+    assert series(text, "vci_feature_window_max")[(("feature", "0"),)] == 9.0
+    assert series(text, "vci_feature_value_bucket")[(("feature", "0"), ("le", "+Inf"))] == 3  # 9.0 > 8.0
+    assert 'vci_prediction_value_count{release="none",track="stable"} 3' in text

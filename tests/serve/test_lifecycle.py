@@ -150,6 +150,7 @@ FORBIDDEN = (
     "vci.build",
     "vci.release",
     "vci.client",
+    "opentelemetry",  # tracing encodes its spans itself (vci.serve.otlp), and only when asked to
 )
 
 

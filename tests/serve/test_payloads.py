@@ -258,3 +258,63 @@ def test_two_workers_appending_to_one_file_keep_every_line_whole(start_server, t
     assert statuses == [200] * 48
     records = read_lines(path, 48)
     assert sorted(r["input"]["n"] for r in records) == list(range(48))
+
+
+def grpc_call(server, method: str, body: bytes, request_id: str) -> tuple[bytes | None, str]:
+    """One gRPC call: (answer or None, status code name)."""
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        try:
+            answer = channel.unary_unary(method).with_call(body, timeout=10, metadata=(("x-request-id", request_id),))
+        except grpc.RpcError as exc:
+            return None, exc.code().name
+    return answer[0], "OK"
+
+
+def model_infer(rows: list[list[float]]) -> bytes:
+    from vci.serve import v2_grpc
+
+    request = v2_grpc.messages()["ModelInferRequest"](model_name="serve-tests", id="infer-1")
+    tensor = request.inputs.add(name="input-0", datatype="FP32", shape=[len(rows), len(rows[0])])
+    tensor.contents.fp32_contents.extend(v for row in rows for v in row)
+    return request.SerializeToString()
+
+
+def test_grpc_calls_are_recorded_like_http_ones_in_the_file_sink(start_server, tmp_path):
+    from .models import SumModel
+
+    path = tmp_path / "payloads.jsonl"
+    server = start_server(SumModel, grpc=True, extra_env=payload_env(f"file:{path}"))
+    server.wait_state()
+    assert grpc_call(server, "/vci.Model/Predict", b"[[1, 2]]", "g-1") == (b"[3]", "OK")
+    assert grpc_call(server, "/vci.Model/BatchPredict", b"[[[1]], [[2, 3]]]", "g-2")[1] == "OK"
+    assert grpc_call(server, "/vci.Model/Predict", b"{oops", "g-3") == (None, "INVALID_ARGUMENT")
+    assert grpc_call(server, "/vci.Model/Health", b"", "g-4")[1] == "OK"  # not a prediction: no record
+    assert (
+        grpc_call(server, "/inference.GRPCInferenceService/ModelInfer", model_infer([[1, 2], [3, 4]]), "g-5")[1] == "OK"
+    )
+    assert grpc_call(server, "/inference.GRPCInferenceService/ServerLive", b"", "g-6")[1] == "OK"  # no record
+    records = {r["request_id"]: r for r in read_lines(path, 4)}
+    assert sorted(records) == ["g-1", "g-2", "g-3", "g-5"]
+    predict = records["g-1"]
+    assert predict["route"] == "/vci.Model/Predict" and predict["status"] == 200 and predict["trace_id"] is None
+    assert predict["input"] == [[1, 2]] and predict["output"] == [3] and predict["release_id"] == "rel-0007"
+    assert predict["environment"] == "staging" and predict["model_digest"].startswith("sha256:")
+    assert records["g-2"]["output"] == [[1], [5]]
+    assert records["g-3"]["status"] == 400 and "not valid JSON" in records["g-3"]["error"]
+    infer = records["g-5"]
+    assert infer["route"] == "/inference.GRPCInferenceService/ModelInfer" and infer["status"] == 200
+    assert infer["input"]["model_name"] == "serve-tests" and infer["input"]["id"] == "infer-1"
+    assert infer["input"]["inputs"][0]["contents"]["fp32_contents"] == [1, 2, 3, 4]
+    assert infer["output"]["outputs"][0]["name"] == "output-0" and infer["output"]["id"] == "infer-1"
+    assert metric(server, "vci_payload_records_written_total") == 4
+
+
+def test_a_grpc_call_reaches_the_stdout_sink(start_server):
+    server = start_server(EchoModel, artifacts={"greeting": b"hi"}, grpc=True, extra_env=payload_env("stdout"))
+    server.wait_state()
+    assert grpc_call(server, "/vci.Model/Predict", b"7", "out-g")[1] == "OK"
+    records = server.wait_log(lambda r: r.get("request_id") == "out-g" and "output" in r)
+    (record,) = [r for r in records if r.get("request_id") == "out-g" and "output" in r]
+    assert record["route"] == "/vci.Model/Predict" and record["input"] == 7 and record["output"]["echo"] == 7

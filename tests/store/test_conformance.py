@@ -182,6 +182,16 @@ def test_list_keys(case):
     assert case.store.list_keys("") == sorted(expected + ["runsx/d.json", "ledger/e.json"])
 
 
+def test_list_keys_after_a_bound_and_at_most_a_limit(case):
+    for key in ["runs/a.json", "runs/b.json", "runs/c.json", "runs/sub/d.json", "runsx/e.json"]:
+        case.store.put_json(key, {"key": key})
+    assert case.store.list_keys("runs", after="runs/a.json") == ["runs/b.json", "runs/c.json", "runs/sub/d.json"]
+    assert case.store.list_keys("runs", after="runs/b", limit=2) == ["runs/b.json", "runs/c.json"]  # any string
+    assert case.store.list_keys("runs", limit=1) == ["runs/a.json"]
+    assert case.store.list_keys("runs", after="runs/sub/d.json") == []  # nothing of runsx/ leaks in
+    assert case.store.list_keys("runs", after="a", limit=0) == []
+
+
 @pytest.mark.parametrize("key", ["../escape.json", "runs/../../escape.json"])
 def test_keys_cannot_escape_the_store(case, key):
     with pytest.raises(StoreError):

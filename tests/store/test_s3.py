@@ -152,6 +152,12 @@ def test_many_keys_are_paginated(s3_bucket):
     client.meta.events.register("after-call.s3.ListObjectsV2", lambda parsed, **_: pages.append(parsed))
     assert store.list_keys("runs") == names
     assert len(pages) == 5 and all(len(p["Contents"]) <= 7 for p in pages)
+    pages.clear()
+    assert store.list_keys("runs", after="runs/0009.json", limit=5) == names[10:15]
+    assert len(pages) == 1 and pages[0]["MaxKeys"] == 5  # one bounded LIST, S3 skipping what sorts first
+    pages.clear()
+    assert store.list_keys("runs", after="runs/0019.json", limit=9) == names[20:29]
+    assert len(pages) == 2  # 7 + 2: each page at most list_page_size, stopping at the limit
 
 
 def test_huge_files_get_bigger_parts():

@@ -1,6 +1,7 @@
 """The app over real local deployments: pages show what `vci status`/`history` show; actions go through
 the token, CSRF and same-origin checks, the library's gates and the ledger."""
 
+import dataclasses
 import re
 
 from tests.ui.conftest import TOKEN, app_client, signed_in
@@ -8,6 +9,7 @@ from vci.deploy import deployed_model, status
 from vci.ledger import Ledger
 from vci.release.rollback import history
 from vci.ui.guard import CSP
+from vci.ui.pages import PAGE
 
 ORIGIN = "http://localhost"  # the test client's host
 
@@ -150,12 +152,17 @@ def test_live_charts_are_svg_from_the_servers_metrics(released):
     client = app_client(settings)
     client.get("/env/staging/live")
     deployed_model(settings, "staging").predict([1])
+    deployed_model(settings, "staging").predict([3])
     import time
 
     time.sleep(1.1)  # the sampler scrapes an environment at most once a second
     page = client.get("/env/staging/live").get_data(as_text=True)
-    assert page.count("<svg") == 5 and "<polyline" in page and "no data yet" in page  # batching is off
+    assert page.count("<svg") == 5 + 3 and "<polyline" in page and "no data yet" in page  # batching is off
     assert re.search(r'class="chart-now">now [0-9.e+-]+</text>', page)
+    drift = re.search(r'<div class="charts" id="drift">(.*?)</div>', page, re.S).group(1)
+    first = re.search(r'<svg[^>]*aria-label="drift: 0 \(.*?</svg>', drift).group(0)  # the examples' features
+    assert 'class="band"' in first and "now 2</text>" in first  # the mean of 1 and 3, between them
+    assert drift.count('aria-label="drift: ') == 3 and drift.count("no data yet") == 2  # features 1, 2: unseen
 
 
 def test_a_promotion_racing_another_release_shows_the_ledger_s_conflict(released):
@@ -169,14 +176,41 @@ def test_a_promotion_racing_another_release_shows_the_ledger_s_conflict(released
     assert "promote by a CI job" in text and status(settings, "production").digest == v1.version
 
 
-def test_warm_lists_every_ledger_so_the_first_timeline_page_lists_nothing(released, monkeypatch):
+def test_warm_reads_every_first_timeline_page_so_the_first_view_lists_nothing(released, monkeypatch):
     settings, _, _ = released
     app = app_client(settings).application
     store = Ledger.for_settings(settings).store
     listed = []
     original = store.list_keys
-    monkeypatch.setattr(store, "list_keys", lambda prefix: listed.append(prefix) or original(prefix))
+    monkeypatch.setattr(
+        store, "list_keys", lambda prefix, **bounds: listed.append(prefix) or original(prefix, **bounds)
+    )
     app.config["catalog"].warm().join(10)
-    assert sorted(listed) == ["ledger/production/", "ledger/staging/"]
+    assert sorted(set(listed)) == [
+        "ledger/production/",
+        "ledger/production/newest-first/",
+        "ledger/staging/",
+        "ledger/staging/newest-first/",
+    ]
+    count = len(listed)
     page = app.test_client().get("/env/staging").get_data(as_text=True)
-    assert page.count('id="release-') == 2 and len(listed) == 2  # served from the warm listing
+    assert page.count('id="release-') == 2 and len(listed) == count  # served from the warm listing
+
+
+def test_older_pages_follow_the_second_the_page_before_ended_at(released):
+    settings, _, _ = released
+    ledger = Ledger.for_settings(settings)
+    newest = ledger.newest("staging", None)
+    template = newest[-1]
+    for n in range(PAGE + 5):  # older than the real releases: a full page, then the rest
+        ledger.append(dataclasses.replace(template, release_id=f"r20250101-1000{n:02d}-aaaa", timestamp=float(n)))
+    client = app_client(settings)
+    first = client.get("/env/staging").get_data(as_text=True)
+    shown = re.findall(r'id="release-(r[0-9a-f-]+)"', first)
+    assert shown[:2] == [r.release_id for r in newest] and len(shown) == PAGE
+    older = re.search(r'href="(/env/staging\?[^"]+)" rel="next">older', first).group(1).replace("&amp;", "&")
+    assert "before=r20250101-100007" in older and "page=2" in older
+    second = client.get(older).get_data(as_text=True)
+    rest = re.findall(r'id="release-(r[0-9a-f-]+)"', second)
+    assert rest == [f"r20250101-1000{n:02d}-aaaa" for n in range(6, -1, -1)] and 'rel="next"' not in second
+    assert "page 2" in second and client.get("/env/staging?before=r1%27").status_code == 400

@@ -1,5 +1,6 @@
 """A canary promoted through the app shows on the board with its weight, and the app's abort removes it
-while the promotion runs: the stable release keeps serving and the ledger records the attempt as failed."""
+while the promotion runs: the stable release keeps serving and the ledger records the attempt as aborted
+by whoever aborted it. Actions of two people at once each record their own actor."""
 
 import re
 import threading
@@ -39,7 +40,7 @@ def wait_for(condition, timeout: float, what: str):
 
 def test_abort_removes_the_canary_of_a_running_promotion(canary_settings, tmp_path):
     settings = canary_settings
-    deploy(settings, make_run(settings, tmp_path, 2).id, "staging")
+    first = deploy(settings, make_run(settings, tmp_path, 2).id, "staging")
     promote(settings, "staging", "production")
     stable = status(settings, "production")
     new = make_run(settings, tmp_path, 3)
@@ -58,13 +59,23 @@ def test_abort_removes_the_canary_of_a_running_promotion(canary_settings, tmp_pa
     assert "at 50 %" in board and new.version[:19] in board
     figures = re.compile(r"[1-9]\d* requests, errors 0.0 %, p90 \d+ ms")
     wait_for(lambda: figures.search(aborting.get("/").get_data(as_text=True)), 30, "the canary's figures on the board")
-    done = aborting.post("/abort", data={"csrf": csrf, "env": "production"}, headers={"Origin": ORIGIN})
+    back = {"csrf": csrf, "env": "staging", "to": first.release_id, "actor": "bob",
+            "seen": status(settings, "staging").release_id}  # fmt: skip
+    rolled = aborting.post("/rollback", data=back, headers={"Origin": ORIGIN})  # while alice's promotion runs
+    assert rolled.status_code == 200 and status(settings, "staging").digest == first.digest
+    assert history(settings, "staging", 1)["releases"][0]["who"] == "bob"
+    done = aborting.post(
+        "/abort", data={"csrf": csrf, "env": "production", "actor": "carol"}, headers={"Origin": ORIGIN}
+    )
     assert done.status_code == 200 and "keeps its stable release" in done.get_data(as_text=True)
     worker.join(30)
     assert not worker.is_alive() and answers[0].status_code == 404  # the driver found its canary gone
     assert target.canary_status() is None
     assert status(settings, "production").digest == stable.digest
     newest = history(settings, "production", 1)["releases"][0]
-    assert (newest["outcome"], newest["who"], newest["digest"]) == ("failed", "alice", new.version)
-    again = aborting.post("/abort", data={"csrf": csrf, "env": "production"}, headers={"Origin": ORIGIN})
+    assert (newest["outcome"], newest["who"], newest["digest"]) == ("aborted", "alice", new.version)
+    assert newest["aborted_by"] == "carol" and "carol" in done.get_data(as_text=True)
+    again = aborting.post(
+        "/abort", data={"csrf": csrf, "env": "production", "actor": "carol"}, headers={"Origin": ORIGIN}
+    )
     assert again.status_code == 404 and "no canary" in again.get_data(as_text=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vci.ui.charts import interval, line_chart
+from vci.ui.charts import drift_charts, drift_points, interval, line_chart
 from vci.ui.diff import diff_manifests, layer_rows
 from vci.ui.guard import Guard, Refused, same_origin
 
@@ -99,3 +99,27 @@ def test_csrf_tokens_are_bound_to_their_session():
         guard.check_action(session=one, csrf=guard.csrf(two), **here)
     with pytest.raises(Refused, match="wrong token"):
         guard.login("t" * 19)
+
+
+def test_drift_of_two_servers_is_combined_per_feature_and_drawn_as_a_band():
+    def server(count, mean, low, high):
+        labels = 'feature="petal \\"w\\"",release="r1",track="stable"'
+        return "\n".join(
+            [
+                f"vci_feature_window_count{{{labels}}} {count}",
+                f"vci_feature_window_mean{{{labels}}} {mean}",
+                f"vci_feature_window_min{{{labels}}} {low}",
+                f"vci_feature_window_max{{{labels}}} {high}",
+                'vci_feature_window_count{feature="quiet"} 0.0',
+            ]  # fmt: skip
+        )
+
+    series = drift_points([(10.0, {"a": server(1, 2.0, 2.0, 2.0), "b": server(3, 6.0, 1.0, 9.0)}), (11.0, {})])
+    assert list(series) == ['petal "w"', "quiet"]
+    point = series['petal "w"'][0]
+    assert (point.count, point.mean, point.low, point.high) == (4, 5.0, 1.0, 9.0)  # mean weighted by count
+    assert series["quiet"][0].mean is None and len(series['petal "w"']) == 1  # a scrape without the feature
+    chart, quiet = drift_charts(series)
+    assert "petal &#34;w&#34;" in chart and 'class="band"' in chart and "now 5</text>" in chart
+    assert ">1</text>" in chart and ">9</text>" in chart  # the scale spans the band: least min to greatest max
+    assert "no data yet" in quiet

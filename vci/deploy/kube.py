@@ -33,6 +33,7 @@ from ..fetch import cache_root
 from ..oci.registry import RegistryClient
 from ..refs import digest_of, is_image_reference, parse_reference
 from ..runs import resolve_run
+from .contract import check_contract
 from .kserve import render_kserve
 from .kubeapi import Cluster, _comparable, api_error, load_api_client
 from .kubecanary import KubeCanary
@@ -269,6 +270,9 @@ class KubeTarget:
                 changes[_key(obj)] = self.cluster.apply(obj, lives[_key(obj)])
             if wait:
                 self._wait_rollout(spec.object_name, timeout, lives.get(f"Deployment/{spec.object_name}"))
+                if spec.run_id is None:  # an image built elsewhere: ready, but does it serve what vci asks?
+                    session = proxy_session(self.cluster.api_client.configuration)
+                    check_contract(session.request, self.proxy_url(), spec.image)
         except VciError as exc:  # the same error (and exit code), saying what was put back (on its first line)
             after = self._undo([o for o in deletes + objects if _key(o) in changes], lives, timeout)
             head, newline, details = exc.message.partition("\n")

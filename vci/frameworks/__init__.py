@@ -6,6 +6,10 @@ object in the framework's own format as the ``model`` artifact, writes ``model.j
 format, versions, what the Model class needs to know) and names the pinned requirements. The Model
 classes live in this package, so a run's pickle refers to them by reference: the image's runtime
 layer (vci's own source) holds them.
+
+Models saved by another language's tools are named by a path: ``r("model.rds")`` (R, served through
+rpy2) and ``pmml("model.pmml")`` (PMML, scored on the JVM by JPMML); their modules are ``rlang`` and
+``jpmml``, so that ``vci.frameworks.r`` stays the function whatever has been imported.
 """
 
 from __future__ import annotations
@@ -48,8 +52,39 @@ class Packed:
     requirements: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Saved:
+    """A model file written by another language's tools, and what its family needs to load and call it."""
+
+    family: str  # the module of this package that packs and serves it
+    path: Path
+    options: dict = field(default_factory=dict)
+
+
+def r(
+    path: str | os.PathLike,
+    *,
+    columns: list[str] | None = None,
+    packages: list[str] | None = None,
+    predict_args: dict | None = None,
+) -> Saved:
+    """An R model: an ``.rds`` file (``saveRDS``) called with R's ``predict(object, newdata, ...)``, or an
+    ``.R`` script defining ``predict(data)``; ``columns`` name a row's cells (else read from the model's
+    terms), ``packages`` are loaded first (else the model's classes that are installed packages),
+    ``predict_args`` go to ``predict`` (e.g. ``{"type": "response"}``)."""
+    options = {"columns": columns, "packages": packages, "predict_args": predict_args or {}}
+    return Saved("rlang", Path(path), options)
+
+
+def pmml(path: str | os.PathLike) -> Saved:
+    """A PMML document (any producer: R's pmml, SAS, KNIME, sklearn2pmml...), scored by JPMML on the JVM."""
+    return Saved("jpmml", Path(path))
+
+
 def detect(obj) -> str | None:
     """The family name (a module of this package) that handles ``obj``, or None; imports nothing."""
+    if isinstance(obj, Saved):
+        return obj.family
     if inspect.isfunction(obj):
         return "functions"
     if isinstance(obj, (str, os.PathLike)):
@@ -80,4 +115,4 @@ def model_for(obj, directory: str | Path) -> Packed | None:
 
 def frameworks() -> list[str]:
     """Every family vci knows, for documentation and error messages."""
-    return sorted({*FAMILIES.values(), "functions"})
+    return sorted({*FAMILIES.values(), "functions", "rlang", "jpmml"})

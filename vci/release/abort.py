@@ -1,4 +1,5 @@
-"""Stopping a release on SIGTERM or SIGINT (a cancelled CI job, Ctrl-C) so that its cleanup still runs.
+"""Stopping a release: on SIGTERM or SIGINT (a cancelled CI job, Ctrl-C) so that its cleanup still runs,
+or by someone removing its canary (``abort_canary``: vci ui's abort).
 
 CI systems stop a job with a signal and kill it a few seconds later (GitHub Actions: SIGINT, then
 SIGTERM, then SIGKILL; Jenkins: SIGTERM, then SIGKILL): without a handler Python dies at SIGTERM with no
@@ -16,7 +17,10 @@ import logging
 import signal
 import threading
 
-from ..errors import Aborted
+from ..config import Settings
+from ..deploy import target_for
+from ..errors import Aborted, NotFoundError
+from ..ledger import Ledger, who
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 log = logging.getLogger("vci")
@@ -44,3 +48,21 @@ def signals_abort(what: str):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def abort_canary(settings: Settings, env: str, *, actor: str | None = None) -> str:
+    """Remove ``env``'s canary, noting ``actor`` (default: ``who()``) as who stopped its release: the promotion
+    driving it, in this process or in a CI job, finds it gone at its next check and records the attempt
+    as ``aborted`` with ``aborted_by``. The stable release keeps serving."""
+    target = target_for(settings, env)
+    found = target.canary_status()
+    if not found:
+        raise NotFoundError(f"there is no canary in {env!r} to abort", hint="reload the page")
+    notes = (found.get("metadata") or {}).get("annotations") or {}  # a cluster's canary Deployment
+    release_id = found.get("release_id") or notes.get("vci.dev/release-id")
+    actor = actor or who()
+    if release_id:
+        Ledger.for_settings(settings).mark_aborted(target.environment.name, release_id, actor)
+    target.remove_canary()
+    log.info("the canary of %s (release %s) was aborted by %s", env, release_id or "?", actor)
+    return f"the canary of {env!r} was removed by {actor}; {env!r} keeps its stable release"

@@ -115,6 +115,7 @@ def promote(
     policy=None,
     release_id: str | None = None,
     wave: dict | None = None,
+    actor: str | None = None,
 ) -> dict:
     """Promote what ``source`` runs to ``destination``: ``{from, to, digest, release_id, strategy, outcome, ...}``.
 
@@ -122,7 +123,8 @@ def promote(
     digest) or, for a dry run, would-promote. Failures raise after their ledger record is written.
     With ``digest`` (what was tested and approved), a source running anything else is refused with
     ConflictError before anything changes, and again if it changes before its smoke test. ``release_id``
-    and ``wave`` (``{group, index, of}``): a wave of a group's release (``vci.release.waves``).
+    and ``wave`` (``{group, index, of}``): a wave of a group's release (``vci.release.waves``). ``actor``:
+    who promotes, the ledger's ``who`` (default: the CI actor, else VCI_USER, else the login name).
     """
 
     src_env, dst_env = check_environments(settings, source, destination)
@@ -151,7 +153,7 @@ def promote(
     }
     if current.digest == live.digest and current.state == "ready":
         result.update(outcome="unchanged", reason=f"{destination!r} already runs {live.digest}: nothing to do")
-        return result if dry_run else _recorded(settings, result, release_id or new_release_id(), approved_by)
+        return result if dry_run else _recorded(settings, result, release_id or new_release_id(), approved_by, actor)
     require_approval(dst_env, approved_by)
     soak = soak_of(Ledger.for_settings(settings), src_env, live)
     require_soaked(soak)  # min_soak of the source: run there, healthy, long enough
@@ -172,10 +174,12 @@ def promote(
         settings,
         dst,
         f"promote {release_id}",
-        partial(_record, result, release_id, approved_by),
+        partial(_record, result, release_id, approved_by, actor=actor),
         lambda: _promote_claimed(
             settings, src_env, dst, live, chosen, release_id, examples_file, wait, timeout, policy
         ),
+        actor=actor,
+        release_id=release_id,
     )
     result.update(done, release_id=release_id)
     if schema_changes:
@@ -196,21 +200,26 @@ def check_release(settings, dst_env, live: Status):
     return None
 
 
-def recorded_attempt(settings, target: Target, holder: str, record, work) -> dict:
-    """Claim ``target``'s environment, run ``work()`` under its guard, and write the ledger record of the
-    outcome (``failed`` with the error, ``aborted`` after SIGTERM/SIGINT, else ``work``'s outcome); the
-    claim is released in every case."""
-    ledger = Ledger.for_settings(settings)
+def recorded_attempt(
+    settings, target: Target, holder: str, record, work, *, actor: str | None = None, release_id: str | None = None
+) -> dict:
+    """Claim ``target``'s environment for ``actor``, run ``work()`` under its guard, and write the ledger
+    record of the outcome (``failed`` with the error; ``aborted`` after SIGTERM/SIGINT, or when someone
+    aborted release ``release_id``'s canary, with ``aborted_by``; else ``work``'s outcome); the claim is
+    released in every case."""
+    ledger, env = Ledger.for_settings(settings), target.environment.name
     with signals_abort(holder):  # a second signal waits until the claim is released and the record written
         try:
-            claim = ledger.claim(target.environment.name, holder=holder)
+            claim = ledger.claim(env, holder=holder, actor=actor)
             try:
                 with environment_guard(target):
                     done = work()
             finally:
                 ledger.release_claim(claim)
         except (VciError, Aborted) as exc:
-            ledger.append(record(outcome="aborted" if isinstance(exc, Aborted) else "failed", reason=str(exc)))
+            by = ledger.aborted_by(env, release_id) if release_id else None
+            outcome = "aborted" if isinstance(exc, Aborted) or by else "failed"
+            ledger.append(record(outcome=outcome, reason=str(exc), **({"aborted_by": by} if by else {})))
             raise
         extra = {k: done[k] for k in ("image", "gate", "canary", "shadow", "transfer", "commit") if k in done}
         ledger.append(record(outcome=done["outcome"], reason=done["reason"], **extra))
@@ -288,8 +297,8 @@ def _record(result: dict, release_id: str, approved_by, **fields) -> ReleaseReco
     )
 
 
-def _recorded(settings, result: dict, release_id: str, approved_by) -> dict:
+def _recorded(settings, result: dict, release_id: str, approved_by, actor: str | None) -> dict:
     Ledger.for_settings(settings).append(
-        _record(result, release_id, approved_by, outcome="unchanged", reason=result["reason"])
+        _record(result, release_id, approved_by, outcome="unchanged", reason=result["reason"], actor=actor)
     )
     return {**result, "release_id": release_id}

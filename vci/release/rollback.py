@@ -56,10 +56,12 @@ def rollback(
     wait: bool = True,
     dry_run: bool = False,
     timeout: float | None = None,
+    actor: str | None = None,
 ) -> dict:
     """Deploy an earlier release's digest again: ``{environment, digest, release_id, restored, outcome}``.
 
     The digest that ran before is held in the environment (``vci.release.holds``) until the hold is lifted.
+    ``actor``: who rolls back, the ledger's ``who`` (default: the CI actor, else VCI_USER, else the login).
     """
 
     target = target_for(settings, env)
@@ -103,6 +105,7 @@ def rollback(
         previous=current.digest,
         restored=chosen.release_id,
         verified=verified.to_json() if verified is not None else None,
+        actor=actor,
     )
     reason = f"back to release {chosen.release_id} ({chosen.digest})"
 
@@ -113,7 +116,7 @@ def rollback(
         done = {"outcome": "succeeded", "reason": reason + committed(deployed), "endpoint": deployed.endpoint}
         return {**done, **({"commit": deployed.commit} if deployed.commit else {})}
 
-    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work)
+    done = recorded_attempt(settings, target, f"rollback {release_id}", record, work, actor=actor)
     return {**result, **done, "release_id": release_id, "held": current.digest}
 
 

@@ -27,6 +27,9 @@ Flags win over variables::
                        VCI_PAYLOAD_SINK     off (stdout, file:/PATH, http(s)://URL, s3://BUCKET/PREFIX: payload
                                             logging, with VCI_PAYLOAD_SAMPLE, _INCLUDE, _REDACT, _BATCH_RECORDS,
                                             _BATCH_SECONDS, _QUEUE and VCI_ENVIRONMENT; see vci.serve.payloads)
+                       OTEL_EXPORTER_OTLP_ENDPOINT  off (http(s)://COLLECTOR:4318: each prediction's spans over
+                                            OTLP/HTTP, with the standard OTEL_* variables; a request's
+                                            traceparent is passed on either way; see vci.serve.tracing)
 
 Exit status: 0 after a graceful shutdown, else the VciError's exit code (9: a blob failed verification).
 """

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 
 from .service import Codec, Reply
+from .tracing import Trace
 
 Answer = Callable[[Reply], None]  # called on the loop with the request's reply
-Entry = tuple[bytes, str, Answer, float, Codec | None]  # body, request id, answer, when queued, its protocol
+Entry = tuple[bytes, str, Answer, float, Codec | None, Trace | None]  # body, id, answer, when queued, protocol, trace
 
 
 class Batcher:
@@ -32,10 +33,12 @@ class Batcher:
         self.queue: list[Entry] = []
         self.timer: asyncio.TimerHandle | None = None
 
-    def submit(self, body: bytes, request_id: str, answer: Answer, codec: Codec | None = None) -> None:
+    def submit(
+        self, body: bytes, request_id: str, answer: Answer, codec: Codec | None = None, trace: Trace | None = None
+    ) -> None:
         """Queue one /predict body (or a V2 infer, with its ``codec``); ``answer`` gets its Reply once its
-        batch has run."""
-        self.queue.append((body, request_id, answer, time.perf_counter(), codec))
+        batch has run; ``trace`` its ``queue`` span (from now until its batch runs) and the call's."""
+        self.queue.append((body, request_id, answer, time.perf_counter(), codec, trace))
         if len(self.queue) >= self.max_batch_size:
             self.flush()
         elif self.timer is None:
@@ -49,7 +52,7 @@ class Batcher:
         while self.queue:
             batch, self.queue = self.queue[: self.max_batch_size], self.queue[self.max_batch_size :]
             now = time.perf_counter()
-            self.metrics.batched(len(batch), [now - queued for _, _, _, queued, _ in batch])
+            self.metrics.batched(len(batch), [now - queued for _, _, _, queued, _, _ in batch])
             if self.pool is None:
                 self._run(batch)
             else:
@@ -59,14 +62,19 @@ class Batcher:
         """In a pool thread (or on the loop): one model call per protocol in the batch (/predict's JSON
         and V2 tensors are not mixed in one batch_predict), each reply to its own request."""
         answers, replies = [], []
+        running = time.perf_counter()
+        for _, _, _, queued, _, trace in batch:
+            if trace is not None:
+                trace.spans.append(("queue", queued, running))
         for same in (
             [entry for entry in batch if entry[4] is None],
             [entry for entry in batch if entry[4] is not None],
         ):
             if same:
                 codecs = None if same[0][4] is None else [entry[4] for entry in same]
-                replies += self.service.call_many([(body, rid) for body, rid, *_ in same], codecs)
-                answers += [answer for _, _, answer, _, _ in same]
+                traces = [entry[5] for entry in same]
+                replies += self.service.call_many([(body, rid) for body, rid, *_ in same], codecs, traces)
+                answers += [entry[2] for entry in same]
         if self.pool is None:
             _answer(answers, replies)
         else:  # one wake-up of the loop for the whole batch

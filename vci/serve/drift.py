@@ -84,6 +84,50 @@ def bounds_between(low: float, high: float) -> tuple[float, ...]:
     return tuple(round(low + i * step, 12) for i in range(BINS + 1))
 
 
+class Tensors:
+    """A V2 request's inputs, queued as they came (the conversion is the folding thread's work)."""
+
+    __slots__ = ("inputs",)
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+
+def tensor_rows(inputs) -> list:
+    """A V2 request's inputs as rows: an ``[N, F]`` array's rows (or an ``[F]`` array as one row); several
+    ``[N]`` (or ``[N, 1]``) arrays as N objects keyed by input name, so their features are the names."""
+    if isinstance(inputs, dict) and len(inputs) == 1:
+        inputs = next(iter(inputs.values()))
+    if not isinstance(inputs, dict):
+        plain = inputs.tolist() if hasattr(inputs, "tolist") else inputs
+        return rows(plain)
+    columns = {}
+    for name, array in inputs.items():
+        if getattr(array, "ndim", 0) in (1, 2) and array.size == len(array):
+            columns[str(name)] = array.reshape(-1).tolist()
+    count = min((len(column) for column in columns.values()), default=0)
+    return [{name: column[i] for name, column in columns.items()} for i in range(count)]
+
+
+def tensor_outputs(result) -> list:
+    """The model's V2 result as drift outputs: the one output's values (an ``[N, 1]`` array as N values);
+    nothing for several outputs or values numpy cannot make an array of."""
+    import numpy  # there whenever V2 requests are: vci.serve.v2 decodes their tensors with it
+
+    if isinstance(result, dict):
+        if len(result) != 1:
+            return []
+        result = next(iter(result.values()))
+    try:
+        array = numpy.asarray(result)
+    except ValueError:  # ragged
+        return []
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array.reshape(-1)
+    values = array.tolist()
+    return values if isinstance(values, list) else [values]
+
+
 def learn_features(manifest: dict) -> dict[str, tuple[float, ...]]:
     """Feature name -> histogram bounds, from the manifest's examples and its input schema's properties."""
     ranges: dict[str, list[float]] = {}
@@ -179,6 +223,14 @@ class Drift:
         else:
             self.skipped += 1
 
+    def offer_tensors(self, inputs, result) -> None:
+        """A V2 infer call: its numpy inputs (one array, or ``{name: array}``) and the model's result, turned
+        into rows and outputs by the folding thread (:func:`tensor_rows`, :func:`tensor_outputs`)."""
+        if len(self.pending) < SAMPLE:
+            self.pending.append((Tensors(inputs), result))
+        else:
+            self.skipped += 1
+
     def offer_all(self, items, results) -> None:
         """A batch-predict call: each item with its result (the whole list when the counts differ)."""
         if isinstance(results, list) and len(results) == len(items):
@@ -210,6 +262,8 @@ class Drift:
         return int(self.clock() // (WINDOW / SLOTS))
 
     def _observe(self, data, result, slot: int) -> None:
+        if type(data) is Tensors:
+            data, result = tensor_rows(data.inputs), tensor_outputs(result)
         for row in rows(data):
             for name, value in features_of(row):
                 stats = self.features.get(name)

@@ -23,10 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ..errors import ServeError
 from . import logs, v2_grpc
 from .auth import Tokens
+from .payloads import PayloadLog
 from .service import Reply
+from .tracing import TRACEPARENT, Trace, Tracer, passed_on, trace_id_of
 
 SERVICE = "vci.Model"
 METHODS = ("Predict", "BatchPredict", "Health")
+TRACED = ("Predict", "BatchPredict", "ModelInfer")  # the methods whose calls are spans (vci.serve.tracing)
 _CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -62,7 +65,16 @@ class GrpcFrontEnd:
     """A grpc.server exposing the model service; ``start`` binds, ``stop`` drains."""
 
     def __init__(
-        self, service, metrics, *, max_body: int, threads: int = 8, reuse_port: bool = False, auth: Tokens | None = None
+        self,
+        service,
+        metrics,
+        *,
+        max_body: int,
+        threads: int = 8,
+        reuse_port: bool = False,
+        auth: Tokens | None = None,
+        payloads: PayloadLog | None = None,
+        tracer: Tracer | None = None,
     ):
         try:
             import grpc
@@ -72,6 +84,7 @@ class GrpcFrontEnd:
                 hint="add grpcio to the run's requirements or unset VCI_GRPC_PORT",
             ) from exc
         self.service, self.metrics, self.auth = service, metrics, auth
+        self.payloads, self.tracer = payloads, tracer  # the HTTP side's (vci.serve.payloads, vci.serve.tracing)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vci-grpc"),
             options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", int(reuse_port))],
@@ -122,29 +135,45 @@ class GrpcFrontEnd:
         route = f"/{service}/{method}"
         started = time.perf_counter()
         self.metrics.started()
+        incoming = metadata.get(TRACEPARENT)
+        trace = self.tracer.begin(incoming, started) if self.tracer is not None and method in TRACED else None
         try:
             refusal = self.auth.refusal(route, self.auth.presented(metadata), rid) if self.auth else None
             if refusal is not None:
                 reply = refusal
             elif service == SERVICE:
-                reply = self._reply(request, method, rid)
+                reply = self._reply(request, method, rid, trace)
             else:
-                reply = v2_grpc.reply(self.service, method, request, rid)
+                reply = v2_grpc.reply(self.service, method, request, rid, trace)
         except BaseException as exc:  # service.call maps model errors; this is a last resort
             logs.failure("predict_failed", exc, request_id=rid)
             reply = Reply(500, json.dumps({"error": "internal server error"}).encode())
         elapsed = time.perf_counter() - started
         self.metrics.finished(route, reply.status, elapsed)
         logs.request(rid, route, "POST", reply.status, elapsed * 1000, protocol="grpc")
-        context.set_trailing_metadata((("x-request-id", rid),))
+        traceparent = trace.header() if trace is not None else passed_on(incoming)
+        if trace is not None and self.tracer is not None:
+            self.tracer.finish(trace, route[1:], _span_attributes(service, method, reply.status), rid,
+                               f"HTTP {reply.status}" if reply.status >= 500 else None)  # fmt: skip
+        if self.payloads is not None:  # as HTTP's: a deque append, or a drop (prediction methods only)
+            trace_id = trace.trace_hex if trace is not None else trace_id_of(traceparent)
+            self.payloads.offer(route, {}, request, reply.status, reply.body, elapsed, rid, trace_id)
+        trailing = (("x-request-id", rid),) + (((TRACEPARENT, traceparent),) if traceparent else ())
+        context.set_trailing_metadata(trailing)
         if reply.status != 200:
             context.abort(grpc_code(reply.status), json.loads(reply.body).get("error", "error"))
         return reply.body
 
-    def _reply(self, request: bytes, method: str, rid: str) -> Reply:
+    def _reply(self, request: bytes, method: str, rid: str, trace: Trace | None) -> Reply:
         service = self.service
         if method != "Health":
-            return service.call(request, method == "BatchPredict", rid)
+            return service.call(request, method == "BatchPredict", rid, None, trace)
         if service.ready:
             return Reply(200, json.dumps({"status": "SERVING", "model_digest": service.digest}).encode())
         return Reply(503, json.dumps({"error": f"NOT_SERVING: {service.reason}"}).encode())
+
+
+def _span_attributes(service: str, method: str, status: int) -> tuple:
+    """A call's server span attributes (OpenTelemetry's RPC semantic conventions)."""
+    code = grpc_code(status).value[0] if status != 200 else 0
+    return (("rpc.system", "grpc"), ("rpc.service", service), ("rpc.method", method), ("rpc.grpc.status_code", code))

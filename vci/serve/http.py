@@ -33,6 +33,7 @@ from .metrics import CONTENT_TYPE
 from .payloads import PayloadLog
 from .service import JSON, Codec, Reply, error_reply
 from .shadow import Mirror
+from .tracing import TRACEPARENT, Trace, Tracer, passed_on, trace_id_of
 from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
 from .wire import (
     MAX_HEAD_BYTES,
@@ -86,6 +87,7 @@ class HttpServer:
         self.auth: Tokens | None = None  # set when routes need a bearer token (vci.serve.auth)
         self.mirror: Mirror | None = None  # set when a release may shadow this server (vci.serve.shadow)
         self.payloads: PayloadLog | None = None  # set when prediction payloads are logged (vci.serve.payloads)
+        self.tracer: Tracer | None = None  # set when spans are exported (vci.serve.tracing)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -181,6 +183,7 @@ class HttpConnection(asyncio.Protocol):
         self.chunks: ChunkedBody | None = None
         self.reserved = 0  # bytes of the server's body budget this connection holds
         self.body = b""  # the request body being answered (for the payload log)
+        self.trace: Trace | None = None  # the request's spans, when they are exported (vci.serve.tracing)
 
     @property
     def idle(self) -> bool:
@@ -309,6 +312,8 @@ class HttpConnection(asyncio.Protocol):
     def _dispatch(self, head: Head, body: bytes) -> None:
         self._begin()
         self.body = body
+        if self.server.tracer is not None and head.method == "POST":
+            self.trace = self.server.tracer.begin(head.headers.get(TRACEPARENT), self.started)
         auth = self.server.auth
         if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
             route = route_label(head.path) if is_v2(head.path) else head.path
@@ -333,13 +338,13 @@ class HttpConnection(asyncio.Protocol):
         elif isinstance(decoded := self._decoded(head, body), tuple):
             reply = error_reply(*decoded, rid)
         elif self.server.batcher is not None and head.path == "/predict":
-            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply))
+            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply), None, self.trace)
             return
         elif self._offload(decoded):
             self.server.pool.submit(self._call_model, head, decoded, rid)
             return
         else:
-            reply = self.server.service.call(decoded, head.path == "/batch-predict", rid)
+            reply = self.server.service.call(decoded, head.path == "/batch-predict", rid, None, self.trace)
         self._finish(head, reply)
 
     def _decoded(self, head: Head, body: bytes) -> bytes | tuple[int, str]:
@@ -371,11 +376,11 @@ class HttpConnection(asyncio.Protocol):
             return
         codec = InferCall(str(name), version, head.headers.get(v2.HEADER_LENGTH))
         if self.server.batcher is not None:
-            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply), codec)
+            self.server.batcher.submit(decoded, rid, lambda reply: self._finish(head, reply), codec, self.trace)
         elif self._offload(decoded):
             self.server.pool.submit(self._call_model, head, decoded, rid, codec)
         else:
-            self._finish(head, self.server.service.call(decoded, False, rid, codec))
+            self._finish(head, self.server.service.call(decoded, False, rid, codec, self.trace))
 
     def _offload(self, body: bytes) -> bool:
         """Whether the model call goes to the pool: always once the model is slow on average, before
@@ -388,8 +393,16 @@ class HttpConnection(asyncio.Protocol):
 
     def _call_model(self, head: Head, body: bytes, rid: str, codec: Codec | None = None) -> None:
         """Runs in a pool thread; hands the reply back to the loop (service.call never raises)."""
-        reply = self.server.service.call(body, head.path == "/batch-predict", rid, codec)
+        reply = self.server.service.call(body, head.path == "/batch-predict", rid, codec, self.trace)
         self.loop.call_soon_threadsafe(self._finish, head, reply)
+
+    def _end_trace(self, trace: Trace, method: str, route: str, status: int) -> None:
+        """Hand the request's trace to the exporter (its server span ends now)."""
+        self.trace = None
+        if self.server.tracer is not None:
+            attributes = (("http.request.method", method), ("http.route", route), ("http.response.status_code", status))
+            error = f"HTTP {status}" if status >= 500 else None
+            self.server.tracer.finish(trace, f"{method} {route}", attributes, self.request_id, error)
 
     def _begin(self) -> None:
         self.busy = True
@@ -419,8 +432,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _finish(self, head: Head | None, reply: Reply, *, close: bool = False, extra: str = "") -> None:
         """Write the reply, record it, and go on with the next request or close."""
-        server, rid = self.server, self.request_id
+        server, rid, trace = self.server, self.request_id, self.trace
         close = close or head is None or not head.keep_alive or server.draining or (self.eof and not self.buf)
+        incoming = head.headers.get(TRACEPARENT) if head else None
+        traceparent = trace.header() if trace is not None else passed_on(incoming)
+        if traceparent is not None:
+            extra += f"traceparent: {traceparent}\r\n"
         if not self.transport.is_closing():
             self.transport.write(
                 render_response(
@@ -428,14 +445,18 @@ class HttpConnection(asyncio.Protocol):
                 )
             )
         route, seconds = head.path if head else "-", time.perf_counter() - self.started
-        server.metrics.finished(route_label(route) if is_v2(route) else route, reply.status, seconds)
+        label = route_label(route) if is_v2(route) else route
+        server.metrics.finished(label, reply.status, seconds)
         logs.request(rid, route[:200], head.method if head else "-", reply.status, seconds * 1000)
+        if trace is not None and head is not None:
+            self._end_trace(trace, head.method, label, reply.status)
         if server.payloads is not None and head is not None:  # the logging hook: a deque append, or a drop
-            server.payloads.offer(route, head.headers, self.body, reply.status, reply.body, seconds, rid)
+            trace_id = trace.trace_hex if trace is not None else trace_id_of(traceparent)
+            server.payloads.offer(route, head.headers, self.body, reply.status, reply.body, seconds, rid, trace_id)
         self.body = b""
         if self.mirrored is not None:  # after the answer is written: a shadow never delays it
             if reply.status == 200 and server.mirror is not None:
-                server.mirror.offer(self.mirrored, reply.body)
+                server.mirror.offer(self.mirrored, reply.body, traceparent)
             self.mirrored = None
         self.busy = False
         self._release()

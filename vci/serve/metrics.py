@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .drift import Drift
     from .payloads import PayloadLog
+    from .tracing import Tracer
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_WAITS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -83,6 +84,7 @@ class Metrics:
         self.queue_waits = Histogram(QUEUE_WAITS)
         self.payloads: PayloadLog | None = None  # set when payloads are logged: its counts are rendered
         self.drift: Drift | None = None  # set once the model is loaded with features to watch (vci.serve.drift)
+        self.tracer: Tracer | None = None  # set when spans are exported: its counts are rendered
 
     def enable_batching(self) -> None:
         self.batch_sizes = Histogram(BATCH_SIZES)
@@ -150,6 +152,8 @@ class Metrics:
             lines += _payload_lines(self.payloads.written, dict(self.payloads.dropped))
         if self.drift is not None:
             lines += self.drift.render()
+        if self.tracer is not None:
+            lines += self.tracer.metric_lines()
         return ("\n".join(labelled(lines, self.labels)) + "\n").encode()
 
     def _batch_lines(self, sizes: Histogram) -> list[str]:

@@ -11,9 +11,13 @@ writes what is queued within the drain timeout.
 
 A record::
 
-    {"time": "2026-12-01T15:40:00.123Z", "request_id": ..., "environment": "staging", "release_id": ...,
-     "run_id": ..., "model_digest": "sha256:...", "route": "/predict", "status": 200, "latency_ms": 0.41,
+    {"time": "2026-12-01T15:40:00.123Z", "request_id": ..., "trace_id": "4bf92f35..." or null,
+     "environment": "staging", "release_id": ..., "run_id": ..., "model_digest": "sha256:...",
+     "route": "/predict", "status": 200, "latency_ms": 0.41,
      "input": {...}, "output": {...}}            # or "error": "..." when the status is 400 or more
+
+The gRPC calls are recorded the same way (routes ``/vci.Model/Predict``, ``/vci.Model/BatchPredict`` and
+``/inference.GRPCInferenceService/ModelInfer``, the HTTP status their gRPC code was mapped from).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import UsageError
-from . import logs
+from . import logs, v2_grpc
 
 POLL = 0.05  # seconds between the writer's looks at the queue
 # Records made (and handed to the sink) between two releases of the GIL. A thread that keeps the GIL makes
@@ -40,7 +44,8 @@ POLL = 0.05  # seconds between the writer's looks at the queue
 # GIL hand-offs (206 against 178 us of server CPU per request, one run each).
 CHUNK = 32
 REDACTED = "[redacted]"
-PREDICTION_ROUTES = ("/predict", "/batch-predict")  # and the V2 infer routes (paths ending in /infer)
+PREDICTION_ROUTES = ("/predict", "/batch-predict", "/vci.Model/Predict", "/vci.Model/BatchPredict")
+V2_GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"  # and the V2 REST infer routes (paths ending in /infer)
 MAX_TEXT = 4096  # characters of a body that is not JSON kept in a record
 MAX_INFLATED = 16 * 1024 * 1024  # a gzip body inflating past this is recorded by its size only
 
@@ -109,16 +114,18 @@ class PayloadLog:
         reply: bytes,
         seconds: float,
         request_id: str,
+        trace_id: str | None = None,
     ) -> None:
-        """Queue one finished request's record (prediction routes only, sampled); never blocks or raises."""
-        if path not in PREDICTION_ROUTES and not path.endswith("/infer"):
+        """Queue one finished request's record (prediction routes only, sampled); never blocks or raises.
+        ``trace_id``: the request's W3C trace id (vci.serve.tracing), when it came with one or is traced."""
+        if path not in PREDICTION_ROUTES and not path.endswith("/infer") and path != V2_GRPC_INFER:
             return
         if self.settings.sample < 1.0 and self._random.random() >= self.settings.sample:
             return
         if len(self.queue) >= self.settings.queue:
             self.dropped["queue_full"] += 1
             return
-        self.queue.append((time.time(), request_id, path, status, seconds, headers, body, reply))
+        self.queue.append((time.time(), request_id, path, status, seconds, headers, body, reply, trace_id))
 
     def _run(self) -> None:
         while not self._stop.wait(POLL):
@@ -167,14 +174,25 @@ class PayloadLog:
         logs.event("payload_log_closed", written=self.written, dropped=sum(self.dropped.values()))
 
     def record(
-        self, at: float, request_id: str, path: str, status: int, seconds: float, headers, body: bytes, reply: bytes
+        self,
+        at: float,
+        request_id: str,
+        path: str,
+        status: int,
+        seconds: float,
+        headers,
+        body: bytes,
+        reply: bytes,
+        trace_id: str | None = None,
     ) -> dict:
-        """The record of one request, ``include`` and ``redact`` applied (in the writer thread)."""
+        """The record of one request, ``include`` and ``redact`` applied (in the writer thread). A V2 gRPC
+        call's messages are recorded as protobuf's JSON mapping (the .proto's field names)."""
         service, include = self.service, self.settings.include
         manifest = service.manifest or {}
         record = {
             "time": iso_time(at),
             "request_id": request_id,
+            "trace_id": trace_id,
             "environment": self.settings.environment,
             "release_id": service.release_id,
             "run_id": manifest.get("id"),
@@ -183,9 +201,11 @@ class PayloadLog:
             "status": status,
             "latency_ms": round(seconds * 1000, 3),
         }
+        grpc_infer = path == V2_GRPC_INFER
         if "input" in include:
-            record["input"] = parse_body(body, headers.get("content-encoding"))
-        answer = parse_body(reply)
+            encoding = headers.get("content-encoding")
+            record["input"] = parse_message(body, "Request") if grpc_infer else parse_body(body, encoding)
+        answer = parse_message(reply, "Response") if grpc_infer and status < 400 else parse_body(reply)
         if status >= 400:
             record["error"] = answer.get("error") if isinstance(answer, dict) else answer
         elif "output" in include:
@@ -221,6 +241,19 @@ def parse_body(body: bytes, encoding: str | None = None):
         return body.decode()[:MAX_TEXT]
     except UnicodeDecodeError:
         return {"bytes": len(body)}
+
+
+def parse_message(body: bytes, kind: str):
+    """A V2 gRPC ModelInfer request's or response's message (``kind``) as a dict; its size when it does
+    not parse."""
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import DecodeError
+
+    try:
+        message = v2_grpc.messages()[f"ModelInfer{kind}"].FromString(body)
+    except DecodeError:
+        return {"bytes": len(body)}
+    return MessageToDict(message, preserving_proto_field_name=True)
 
 
 def _inflate(body: bytes) -> bytes | None:

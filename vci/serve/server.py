@@ -27,6 +27,7 @@ from .payloads import PayloadLog, PayloadSettings
 from .service import LOAD_FAILED, ModelService
 from .shadow import SHADOW_CONFIG, Mirror
 from .sinks import preflight, sink_for
+from .tracing import Tracer, TraceSettings
 from .v2_grpc import METHODS as V2_METHODS
 from .v2_grpc import SERVICE as V2_SERVICE
 from .v2_rest import ROUTE_TEMPLATES
@@ -62,6 +63,7 @@ class _Options(TypedDict):
     validate: bool
     auth: Tokens | None
     payloads: PayloadSettings | None
+    tracing: TraceSettings | None
 
 
 def run_server(
@@ -126,6 +128,7 @@ def run_server(
     if track not in TRACKS:
         raise UsageError(f"VCI_TRACK={track!r} is not a track", hint=f"set it to one of {', '.join(TRACKS)}")
     payloads = PayloadSettings.from_environ(os.environ)  # VCI_PAYLOAD_*: vci.serve.payloads
+    tracing = TraceSettings.from_environ(os.environ)  # OTEL_*: vci.serve.tracing
     if payloads is not None:
         preflight(payloads)  # an S3 sink in an image without boto3 stops the start, saying so
     sock = bind(host, port, backlog)
@@ -152,6 +155,7 @@ def run_server(
         validate=validate,
         auth=auth,
         payloads=payloads,
+        tracing=tracing,
     )
     owned_work = work_dir is None
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="vci-work-"))
@@ -219,6 +223,7 @@ class _Process:
         validate,
         auth,
         payloads,
+        tracing,
     ):
         self.sock, self.index, self.workers, self.host = sock, index, workers, host
         self.grpc_port, self.ready_file, self.drain_timeout = grpc_port, ready_file, drain_timeout
@@ -245,6 +250,8 @@ class _Process:
         self.http.auth = self.auth = auth
         if payloads is not None:
             self.http.payloads = self.metrics.payloads = PayloadLog(payloads, sink_for(payloads), self.service)
+        if tracing is not None:
+            self.http.tracer = self.metrics.tracer = Tracer(tracing)
         if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
             self.http.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
         if max_batch_size > 0:
@@ -264,8 +271,9 @@ class _Process:
         if self.index == 0:
             await self.listen()
         threading.Thread(target=self._load, args=(loop,), name="vci-load", daemon=True).start()
-        if self.http.payloads is not None:
-            self.http.payloads.start()
+        for writer in (self.http.payloads, self.http.tracer):
+            if writer is not None:
+                writer.start()
         await self.stop.wait()
         await _shutdown(self.listener, self.http, self.grpc, self.pool, self.drain_timeout)
         if self.service.load_error is not None:
@@ -290,6 +298,8 @@ class _Process:
                 threads=max(self.threads, 1) * 2,
                 reuse_port=self.workers > 1,
                 auth=self.auth,
+                payloads=self.http.payloads,
+                tracer=self.http.tracer,
             )
             self.grpc_bound = self.grpc.start(self.host, self.grpc_port)
         logs.event(
@@ -352,9 +362,10 @@ async def _shutdown(listener, http: HttpServer, grpc_front, pool, drain_timeout:
         await asyncio.get_running_loop().run_in_executor(None, grpc_done.wait, drain_timeout + 1)
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
-    if http.payloads is not None:  # the records of the requests just answered are written within the drain
-        left = max(deadline - asyncio.get_running_loop().time(), 0.5)
-        await asyncio.get_running_loop().run_in_executor(None, http.payloads.close, left)
+    for writer in (http.payloads, http.tracer):  # the requests just answered: their records and spans
+        if writer is not None:
+            left = max(deadline - asyncio.get_running_loop().time(), 0.5)
+            await asyncio.get_running_loop().run_in_executor(None, writer.close, left)
     logs.event("stopped")
 
 

@@ -31,6 +31,7 @@ from ..trust import keys_from_environ, verify_model_dir_signature
 from . import failures, logs
 from .drift import Drift
 from .schema_check import input_check
+from .tracing import Trace
 
 JSON = "application/json"
 LOADING, READY, TEST_FAILED, LOAD_FAILED = "loading", "ready", "self_test_failed", "load_failed"
@@ -174,21 +175,27 @@ class ModelService:
             data["release_id"] = self.release_id
         return data
 
-    def call(self, body: bytes, batch: bool, request_id: str, codec: Codec | None = None) -> Reply:
+    def call(
+        self, body: bytes, batch: bool, request_id: str, codec: Codec | None = None, trace: Trace | None = None
+    ) -> Reply:
         """Decode ``body``, run predict (or batch_predict) and encode the result; map every failure.
-        ``codec`` decodes, calls and encodes another protocol's request (vci.serve.v2_rest's V2 infer).
+        ``codec`` decodes, calls and encodes another protocol's request (vci.serve.v2_rest's V2 infer);
+        ``trace`` (vci.serve.tracing) gets the decode, predict and encode spans.
 
         Never raises: even a model calling sys.exit() answers 500 and the server goes on."""
         try:
-            return self._call(body, batch, request_id, codec)
+            return self._call(body, batch, request_id, codec, trace)
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
 
-    def _call(self, body: bytes, batch: bool, request_id: str, codec: Codec | None = None) -> Reply:
+    def _call(self, body: bytes, batch: bool, request_id: str, codec=None, trace: Trace | None = None) -> Reply:
+        begun = time.perf_counter()
         data = self._decode(body, batch, request_id) if codec is None else codec.decode(self, body, request_id)
+        started = time.perf_counter()
+        if trace is not None:
+            trace.spans.append(("decode", begun, started))
         if isinstance(data, Reply):
             return data
-        started = time.perf_counter()
         try:
             if codec is not None:
                 result = codec.run(self.model, data)
@@ -199,13 +206,25 @@ class ModelService:
         except Exception as exc:
             return error_reply(500, failures.predict_failed(exc, request_id, batch), request_id)
         finally:
-            self._timed(started)
-        if codec is not None:
-            return codec.encode(result, request_id)
-        reply = self._encode(result, request_id)
+            ended = self._timed(started)
+            if trace is not None:
+                trace.spans.append(("predict", started, ended))
+        reply = self._encode(result, request_id) if codec is None else codec.encode(result, request_id)
         if self.drift is not None and reply.status == 200:
-            self.drift.offer_all(data, result) if batch else self.drift.offer(data, result)
+            self._drifted(data, result, batch, codec is not None)
+        if trace is not None:
+            trace.span("encode", ended)
         return reply
+
+    def _drifted(self, data: Any, result: Any, batch: bool, tensors: bool) -> None:
+        """Offer an answered prediction to the drift statistics (V2's numpy arrays are converted there)."""
+        assert self.drift is not None
+        if tensors:
+            self.drift.offer_tensors(data, result)
+        elif batch:
+            self.drift.offer_all(data, result)
+        else:
+            self.drift.offer(data, result)
 
     def _decode(self, body: bytes, batch: bool, request_id: str) -> Any:
         """The request's JSON value, or the Reply that refuses it (not ready, not JSON, not a list, 422)."""
@@ -229,41 +248,55 @@ class ModelService:
         except (TypeError, ValueError, RecursionError) as exc:
             return error_reply(500, failures.unencodable(result, exc, request_id), request_id)
 
-    def _timed(self, started: float) -> None:
-        """Fold one model call's time into the moving average (a racy update from two threads only blurs it)."""
-        seconds, average = time.perf_counter() - started, self.predict_seconds
+    def _timed(self, started: float) -> float:
+        """Fold one model call's time into the moving average (a racy update from two threads only blurs it);
+        return the time it ended."""
+        ended = time.perf_counter()
+        seconds, average = ended - started, self.predict_seconds
         self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        return ended
 
-    def call_many(self, requests: list[tuple[bytes, str]], codecs: list[Codec] | None = None) -> list[Reply]:
+    def call_many(
+        self, requests: list[tuple[bytes, str]], codecs: list[Codec] | None = None, traces: list | None = None
+    ) -> list[Reply]:
         """Answer several /predict bodies with one ``batch_predict`` call, a Reply per request in order
-        (``codecs``: one per request, all of one protocol, as in :meth:`call`).
+        (``codecs``: one per request, all of one protocol, as in :meth:`call`; ``traces``: one Trace or
+        None per request, each getting its decode, predict and encode spans: the batch call is each one's
+        predict).
 
         A body that does not decode is refused alone; when the batch call raises (or answers a list of
         another length), each of its requests is answered by ``predict`` on its own, as without batching,
         so one bad item fails only its own request. Never raises."""
         try:
-            return self._call_many(requests, codecs or [None] * len(requests))
+            none = [None] * len(requests)
+            return self._call_many(requests, codecs or none, traces or none)
         except BaseException as exc:  # noqa: BLE001 - the last guard between a model and the server
             return [error_reply(500, failures.predict_failed(exc, rid, False), rid) for _, rid in requests]
 
-    def _call_many(self, requests: list[tuple[bytes, str]], codecs: list) -> list[Reply]:
-        decoded = [
-            self._decode(body, False, rid) if codec is None else codec.decode(self, body, rid)
-            for (body, rid), codec in zip(requests, codecs, strict=True)
-        ]
+    def _call_many(self, requests: list[tuple[bytes, str]], codecs: list, traces: list) -> list[Reply]:
+        decoded = []
+        for (body, rid), codec, trace in zip(requests, codecs, traces, strict=True):
+            begun = time.perf_counter()
+            decoded.append(self._decode(body, False, rid) if codec is None else codec.decode(self, body, rid))
+            if trace is not None:
+                trace.span("decode", begun)
         good = [i for i, data in enumerate(decoded) if not isinstance(data, Reply)]
+        started = time.perf_counter()
         results = self._batch_results([decoded[i] for i in good], codecs[0]) if good else []
+        ended = time.perf_counter()
         replies = list(decoded)  # the refusals stay, the decoded values are replaced by their answers
         for n, i in enumerate(good):
-            (body, rid), codec = requests[i], codecs[i]
-            if results is None:
-                replies[i] = self._call(body, False, rid, codec)
-            elif codec is not None:
-                replies[i] = codec.encode(results[n], rid)
-            else:
-                replies[i] = self._encode(results[n], rid)
-                if self.drift is not None and replies[i].status == 200:
-                    self.drift.offer(decoded[i], results[n])
+            (body, rid), codec, trace = requests[i], codecs[i], traces[i]
+            if results is None:  # each on its own: _call records its spans
+                replies[i] = self._call(body, False, rid, codec, trace)
+                continue
+            encoding = time.perf_counter()
+            replies[i] = self._encode(results[n], rid) if codec is None else codec.encode(results[n], rid)
+            if self.drift is not None and replies[i].status == 200:
+                self._drifted(decoded[i], results[n], False, codec is not None)
+            if trace is not None:
+                trace.spans.append(("predict", started, ended))
+                trace.span("encode", encoding)
         return replies
 
     def _batch_results(self, items: list, codec: Codec | None = None) -> Any:

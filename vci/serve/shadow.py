@@ -109,13 +109,14 @@ class Mirror:
         return {"release_id": release_id, "compared": 0, "disagreed": 0, "errors": 0, "dropped": 0,
                 "shadow_seconds": 0.0, "disagreements": []}  # fmt: skip
 
-    def offer(self, body, answer: bytes) -> None:
-        """After a live request was answered: maybe queue a copy for the candidate (never blocks)."""
+    def offer(self, body, answer: bytes, traceparent: str | None = None) -> None:
+        """After a live request was answered: maybe queue a copy for the candidate (never blocks), with the
+        request's W3C ``traceparent`` (vci.serve.tracing) passed on."""
         config = self.config
         if config is None or random.random() >= float(config.get("fraction", 1.0)):
             return
         try:
-            self.queue.put_nowait((config, body, answer))
+            self.queue.put_nowait((config, body, answer, traceparent))
         except queue.Full:
             with self._lock:
                 self.counts["dropped"] += 1
@@ -154,10 +155,10 @@ class Mirror:
     def _send_all(self) -> None:
         connections: dict[str, object] = {}
         while True:
-            config, body, answer = self.queue.get()
+            config, body, answer, traceparent = self.queue.get()
             started = time.perf_counter()
             try:
-                shadow = self._send(connections, config["url"], body)
+                shadow = self._send(connections, config["url"], body, traceparent)
                 agreed = agree(json.loads(answer), shadow, config.get("compare", "exact"))
             except Refused as refused:  # production answered, the candidate refused: they disagree
                 shadow, agreed = {"status": refused.status}, False
@@ -168,7 +169,7 @@ class Mirror:
             seconds = time.perf_counter() - started
             self._count(config, agreed=agreed, seconds=seconds, example=(body, answer, shadow))
 
-    def _send(self, connections: dict, url: str, body: bytes) -> object:
+    def _send(self, connections: dict, url: str, body: bytes, traceparent: str | None = None) -> object:
         """POST ``body`` to the candidate's /predict (with this server's own token when it has one: the
         candidate runs with the same auth setting) and return its JSON answer."""
         import http.client
@@ -181,6 +182,8 @@ class Mirror:
         tokens = self.tokens.current() if self.tokens is not None else []
         if tokens:
             headers["Authorization"] = "Bearer " + tokens[0].decode()
+        if traceparent:
+            headers["traceparent"] = traceparent
         conn.request("POST", "/predict", body=body, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()

@@ -57,11 +57,12 @@ def _ok(message) -> Reply:
     return Reply(200, message.SerializeToString(), "application/grpc")
 
 
-def reply(service, method: str, request: bytes, request_id: str) -> Reply:
-    """Answer one method of the service (``request``: its serialized request message)."""
+def reply(service, method: str, request: bytes, request_id: str, trace=None) -> Reply:
+    """Answer one method of the service (``request``: its serialized request message; ``trace``: a
+    ModelInfer call's vci.serve.tracing.Trace)."""
     m = messages()
     if method == "ModelInfer":
-        return service.call(request, False, request_id, GrpcInferCall())
+        return service.call(request, False, request_id, GrpcInferCall(), trace)
     if method == "ServerLive":
         return _ok(m["ServerLiveResponse"](live=True))
     if method == "ServerReady":

@@ -100,8 +100,9 @@ class Store(Protocol):
         """Delete the blob if it has not been used since ``unused_since`` (checked again just before);
         whether it was deleted."""
 
-    def list_keys(self, prefix: str) -> list[str]:
-        """Every key under ``prefix`` (sorted)."""
+    def list_keys(self, prefix: str, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """The keys under ``prefix`` (sorted): only those that sort after the key ``after`` (S3's
+        ``StartAfter``), and at most ``limit`` of them (a bounded listing: one LIST on S3 up to 1,000)."""
 
     def incomplete_uploads(self) -> list[Upload]:
         """Writes of vci's not finished (yet, or ever: see vci.store.gc), oldest first."""

@@ -58,8 +58,8 @@ class DryRunStore:
     def get_json(self, key: str) -> dict:
         return self.documents[key] if key in self.documents else self.store.get_json(key)
 
-    def list_keys(self, prefix: str) -> list[str]:
-        return self.store.list_keys(prefix)
+    def list_keys(self, prefix: str, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        return self.store.list_keys(prefix, after=after, limit=limit)
 
     def blobs(self) -> list[BlobInfo]:
         return self.store.blobs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -136,16 +137,22 @@ class LocalStore:
         except ValueError as exc:
             raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        keys = self._all_keys(prefix, after or "")
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        return keys[start:] if limit is None else keys[start : start + limit]
+
+    def _all_keys(self, prefix: str, after: str) -> list[str]:
+        """The keys under ``prefix``, sorted, leaving out the directories whose every key sorts before ``after``."""
         base = self._path(prefix) if prefix.strip("/") else self.root
         if not base.is_dir():
             return []
         skip = len(str(self.root.resolve())) + 1
-        keys = [  # os.walk: one scandir per directory, no stat per file
-            (folder[skip:] + "/" + name if len(folder) >= skip else name)
-            for folder, _, names in os.walk(base.resolve())
-            for name in names
-        ]
+        keys = []
+        for folder, folders, names in os.walk(base.resolve()):  # one scandir per directory, no stat per file
+            key = folder[skip:] + "/" if len(folder) >= skip else ""
+            folders[:] = [f for f in folders if not _all_before(key + f + "/", after)]
+            keys += [key + name for name in names]
         return sorted(k for k in keys if not k.startswith("tmp/"))  # tmp/ holds writes in progress
 
     # -- what killed writers left in tmp/ ---------------------------------------------------------------
@@ -189,6 +196,11 @@ class LocalStore:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def _all_before(folder: str, bound: str) -> bool:
+    """Whether every key that starts with ``folder`` sorts before ``bound``."""
+    return bound > folder and not bound.startswith(folder)
 
 
 def _size_of(path: Path) -> int:

@@ -225,17 +225,23 @@ class S3Store:
         except ValueError as exc:
             raise IntegrityError(f"{key} in the store {self.url} is not valid JSON: {exc}") from exc
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, *, after: str | None = None, limit: int | None = None) -> list[str]:
         base = self._key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
+        request: dict[str, str] = {"Bucket": self.bucket, "Prefix": base}
+        if after is not None:  # a bound compared with the keys, never read: it need not be a key
+            request["StartAfter"] = f"{self.prefix}/{after}" if self.prefix else after
+        if limit is not None and limit <= 0:
+            return []
+        paging: dict[str, int] = {"PageSize": self.list_page_size if limit is None else min(limit, self.list_page_size)}
+        if limit is not None:
+            paging["MaxItems"] = limit
         keys: list[str] = []
         pages = self.client.get_paginator("list_objects_v2")
         with self._errors(f"listing {base or '/'}"):
-            for page in pages.paginate(
-                Bucket=self.bucket, Prefix=base, PaginationConfig={"PageSize": self.list_page_size}
-            ):
+            for page in pages.paginate(**request, PaginationConfig=paging):
                 keys.extend(obj["Key"][skip:] for obj in page.get("Contents", []))
-        return sorted(keys)
+        return sorted(keys)[:limit]
 
     # -- what killed writers left: open multipart uploads of blobs -------------------------------------
     # -- blob lifecycle (vci gc --blobs): used = the later of the blob's and its touch marker's time ------

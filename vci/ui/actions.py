@@ -2,7 +2,8 @@
 
 Each goes through the same gates as ``vci promote``/``vci rollback`` (smoke test, approval, the
 destination's signature policy) and the same ledger records, with the person who clicked as the
-actor (``who`` in the record) and the approver. On top of the library's rules the app adds two of its
+actor (the library's ``actor=``: ``who`` in the record and its claim) and the approver; actions of
+different people run at once, each recorded as its own actor. On top of the library's rules the app adds two of its
 own: where an environment requires approval, the approver must be someone other than the actor; and
 an action refers to what the page showed (the destination's release then), so a second tab, a second
 click or a second person acting on a page that is no longer current is told what changed, not applied.
@@ -11,19 +12,16 @@ Two promotions that race anyway meet at the ledger's claim: the loser gets its C
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import threading
 
 from ..config import Settings
 from ..deploy import target_for
-from ..errors import ConflictError, NotFoundError, UsageError
+from ..errors import ConflictError, UsageError
+from ..release.abort import abort_canary
 from ..release.promote import promote
 from ..release.rollback import rollback
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,63}$")
-_ACTING = threading.Lock()  # one action at a time in this process (VCI_USER is the process's)
 
 
 def check_actor(actor: str | None) -> str:
@@ -59,23 +57,6 @@ def require_current(settings: Settings, env: str, seen: str | None) -> None:
         )
 
 
-@contextlib.contextmanager
-def acting_as(actor: str):
-    """Run one action with ``actor`` as the ledger's ``who``; ConflictError while another one runs here."""
-    if not _ACTING.acquire(blocking=False):
-        raise ConflictError("another action of this app is in progress", hint="wait for it, then reload the page")
-    before = os.environ.get("VCI_USER")
-    os.environ["VCI_USER"] = actor
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("VCI_USER", None)
-        else:
-            os.environ["VCI_USER"] = before
-        _ACTING.release()
-
-
 def promote_action(
     settings: Settings,
     *,
@@ -91,23 +72,18 @@ def promote_action(
     if strategy not in ("direct", "canary"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="direct or canary")
     actor, approver = check_people(settings, destination, actor, approver)
-    with acting_as(actor):
-        require_current(settings, destination, seen)
-        return promote(settings, source, destination, digest=digest, strategy=strategy, approved_by=approver)
+    require_current(settings, destination, seen)
+    return promote(settings, source, destination, digest=digest, strategy=strategy, approved_by=approver, actor=actor)
 
 
 def rollback_action(settings: Settings, *, env: str, to: str, actor: str | None, seen: str | None) -> dict:
     """``vci rollback --env ENV --to RELEASE`` as ``actor``."""
-    with acting_as(check_actor(actor)):
-        require_current(settings, env, seen)
-        return rollback(settings, env, to=to)
+    actor = check_actor(actor)
+    require_current(settings, env, seen)
+    return rollback(settings, env, to=to, actor=actor)
 
 
-def abort_action(settings: Settings, *, env: str) -> str:
-    """Remove ``env``'s canary: the promotion driving it sees it gone, fails and records that; the stable
-    release keeps serving. Not serialised with the other actions: it must work while a promotion runs."""
-    target = target_for(settings, env)
-    if not target.canary_status():
-        raise NotFoundError(f"there is no canary in {env!r} to abort", hint="reload the page")
-    target.remove_canary()
-    return f"the canary of {env!r} was removed; {env!r} keeps its stable release"
+def abort_action(settings: Settings, *, env: str, actor: str | None) -> str:
+    """Remove ``env``'s canary as ``actor``: the promotion driving it sees it gone and records the attempt
+    as aborted by ``actor``; the stable release keeps serving. It must work while that promotion runs."""
+    return abort_canary(settings, env, actor=check_actor(actor))

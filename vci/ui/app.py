@@ -24,7 +24,7 @@ from ..errors import ConflictError, NotFoundError, UsageError, VciError
 from ..ledger import ReleaseRecord
 from ..redact import mask_url, redact
 from . import actions
-from .charts import Sampler, charts_for
+from .charts import Sampler, charts_for, drift_charts, drift_points
 from .diff import ReleaseDiff, diff_manifests, image_layers, layer_rows
 from .guard import COOKIE, HEADERS, Guard, Refused, same_origin
 from .pages import PAGE, Catalog, ci_url, evidence, manifest_schema, shown_error
@@ -119,7 +119,7 @@ def _read_routes(app: Flask) -> None:
     def environment(name: str):
         catalog: Catalog = _config("catalog")
         page = request.args.get("page", default=1, type=int) or 1
-        timeline = catalog.timeline(name, page)
+        timeline = catalog.timeline(name, request.args.get("before") or None, page)
         status = target_for(_config("settings"), name).status()
         return render_template(
             "env.html", timeline=timeline, status=status, canary=catalog.canary(name), settings=_config("settings")
@@ -131,7 +131,10 @@ def _read_routes(app: Flask) -> None:
         settings.environment(name)  # an unknown one is a 404 with the configured names
         sampler: Sampler = _config("sampler")
         problem = sampler.scrape(name)
-        return render_template("live.html", env=name, charts=charts_for(sampler.points(name)), problem=problem)
+        drift = drift_charts(drift_points(sampler.scrapes(name)))
+        return render_template(
+            "live.html", env=name, charts=charts_for(sampler.points(name)), drift=drift, problem=problem
+        )
 
     @app.get("/runs")
     def runs():
@@ -226,7 +229,9 @@ def _action_routes(app: Flask) -> None:
     @app.post("/abort")
     def abort_canary():
         _check_action()
-        text = actions.abort_action(_config("settings"), env=request.form.get("env", ""))
+        text = actions.abort_action(
+            _config("settings"), env=request.form.get("env", ""), actor=request.form.get("actor")
+        )
         return render_template("message.html", title="aborted", text=text)
 
     @app.get("/env/<name>/try")

@@ -4,8 +4,10 @@ The app scrapes an environment's servers when its page is viewed (at most once a
 again every few seconds): a local server through ``target.client()``, a cluster's pods one by one through
 the API server's pod proxy (``KubeTarget.scrape``). Each server's scrape is differenced against its one
 before with Prometheus's reset rule (``vci.release.canary.increase``), and the servers' increases added,
-giving per-interval request rate, error rate, p50/p90 latency and mean batch size. The charts are SVG
-drawn here from numbers, so the page needs no script at all.
+giving per-interval request rate, error rate, p50/p90 latency and mean batch size. Input drift is drawn
+from each scrape as it is: per input feature, the servers' windowed mean (``vci_feature_window_mean``,
+weighted by ``vci_feature_window_count``) as a line in the band between their window's min and max (see
+vci.serve.drift). The charts are SVG drawn here from numbers, so the page needs no script at all.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..release.canary import increase, parse_series, quantile, snapshot
 KEEP = 120  # scrapes kept per environment
 MIN_INTERVAL = 1.0  # seconds between two scrapes of one environment
 _BATCH = re.compile(r"^vci_batch_size_(sum|count)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE)
+_WINDOW = re.compile(r'^vci_feature_window_(count|mean|min|max)\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}\s+(\S+)', re.MULTILINE)
+_FEATURE = re.compile(r'feature="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,17 @@ class Point:
     p50_ms: float | None
     p90_ms: float | None
     batch_size: float | None  # mean requests per batch_predict call (None: batching off or no batch)
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    """One input feature's window as one scrape of all the servers saw it."""
+
+    at: float  # epoch seconds of the scrape
+    count: float  # values seen in the window
+    mean: float | None  # None: no value in the window
+    low: float | None
+    high: float | None
 
 
 def batch_totals(text: str) -> tuple[float, float]:
@@ -74,6 +89,37 @@ def interval(before: Scrape, after: Scrape) -> Point:
     )
 
 
+def feature_windows(text: str) -> dict[str, dict[str, float]]:
+    """``{feature: {count, mean, min, max}}`` of one server's drift series (a stat the server left out
+    because its window is empty is absent)."""
+    found: dict[str, dict[str, float]] = {}
+    for line in _WINDOW.finditer(text):
+        feature = _FEATURE.search(line.group(0))
+        if feature is not None:
+            name = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), feature.group(1))
+            found.setdefault(name, {})[line.group(1)] = float(line.group(2))
+    return found
+
+
+def drift_points(scrapes: list[Scrape]) -> dict[str, list[DriftPoint]]:
+    """Per input feature, a DriftPoint per scrape: the servers' windows combined (counts added, means
+    weighted by count, the least min and the greatest max). Pure."""
+    series: dict[str, list[DriftPoint]] = {}
+    for at, texts in scrapes:
+        merged: dict[str, list[dict[str, float]]] = {}
+        for text in texts.values():
+            for feature, window in feature_windows(text).items():
+                merged.setdefault(feature, []).append(window)
+        for feature, windows in sorted(merged.items()):
+            seen = [w for w in windows if w.get("count") and "mean" in w]
+            count = sum(w["count"] for w in seen)
+            mean = sum(w["mean"] * w["count"] for w in seen) / count if count else None
+            low = min((w["min"] for w in seen if "min" in w), default=None)
+            high = max((w["max"] for w in seen if "max" in w), default=None)
+            series.setdefault(feature, []).append(DriftPoint(at, count, mean, low, high))
+    return series
+
+
 class Sampler:
     """The recent scrapes of each environment's server, and the Points between them."""
 
@@ -99,9 +145,12 @@ class Sampler:
         return None
 
     def points(self, env: str) -> list[Point]:
-        with self._lock:
-            kept = list(self._scrapes.get(env, ()))
+        kept = self.scrapes(env)
         return [interval(a, b) for a, b in zip(kept, kept[1:])]  # noqa: B905 (one shorter by design)
+
+    def scrapes(self, env: str) -> list[Scrape]:
+        with self._lock:
+            return list(self._scrapes.get(env, ()))
 
 
 def read_metrics(settings, env: str, timeout: float = 3.0) -> dict[str, str]:
@@ -162,9 +211,17 @@ CHARTS = (  # (Point attribute, title, unit)
 )
 
 
-def line_chart(title: str, unit: str, values: list[tuple[float, float | None]], width=320, height=120) -> Markup:
-    """An SVG line chart of ``(time, value)`` (None: a gap), scaled to its own maximum, labelled."""
-    pad, known = 28, [(t, v) for t, v in values if v is not None]
+def line_chart(
+    title: str,
+    unit: str,
+    values: list[tuple[float, float | None]],
+    width=320,
+    height=120,
+    band: list[tuple[float, float, float]] | None = None,
+) -> Markup:
+    """An SVG line chart of ``(time, value)`` (None: a gap), labelled; scaled from 0 to its maximum, or
+    with a ``band`` of ``(time, low, high)`` drawn behind the line, from the least low to the greatest high."""
+    pad, known, band = 28, [(t, v) for t, v in values if v is not None], band or []
     head = f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" role="img"'
     label = escape(f"{title} ({unit})")
     parts = [f'{head} aria-label="{label}"><title>{label}</title>']
@@ -174,15 +231,37 @@ def line_chart(title: str, unit: str, values: list[tuple[float, float | None]], 
         parts.append(f'<text x="{pad}" y="{height / 2:.0f}" class="chart-empty">no data yet</text></svg>')
         return Markup("".join(parts))
     t0, t1 = values[0][0], max(values[-1][0], values[0][0] + 1)
-    top = max(v for _, v in known) or 1.0
-    xs = [pad + (t - t0) / (t1 - t0) * (width - pad - 8) for t, _ in known]
-    ys = [height - 16 - v / top * (height - 40) for _, v in known]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    low = min([v for _, v in known] + [b[1] for b in band]) if band else 0.0
+    top = max([v for _, v in known] + [b[2] for b in band]) if band else (max(v for _, v in known) or 1.0)
+    span = (top - low) or 1.0
+
+    def x(t: float) -> float:
+        return pad + (t - t0) / (t1 - t0) * (width - pad - 8)
+
+    def y(v: float) -> float:
+        return height - 16 - (v - low) / span * (height - 40)
+
+    if band:
+        edge = [(x(t), y(hi)) for t, _, hi in band] + [(x(t), y(lo)) for t, lo, _ in reversed(band)]
+        parts.append(f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in edge)}" class="band"/>')
+        parts.append(f'<text x="4" y="{height - 20}" class="chart-min">{_figure(low)}</text>')
+    xs, ys = [x(t) for t, _ in known], [y(v) for _, v in known]
+    path = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys, strict=True))
     parts.append(f'<text x="4" y="30" class="chart-max">{_figure(top)}</text>')
     parts.append(f'<polyline points="{path}" class="series"/>')
     parts.append(f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="2.5" class="dot"/>')  # the latest, seen alone too
     parts.append(f'<text x="{width - 4}" y="14" text-anchor="end" class="chart-now">now {_figure(known[-1][1])}</text>')
     return Markup("".join(parts) + "</svg>")
+
+
+def drift_charts(series: dict[str, list[DriftPoint]]) -> list[Markup]:
+    """One chart per input feature: its windowed mean, in the band of the window's min and max."""
+    charts = []
+    for feature, points in series.items():
+        band = [(p.at, p.low, p.high) for p in points if p.low is not None and p.high is not None]
+        mean = [(p.at, p.mean) for p in points]
+        charts.append(line_chart(f"drift: {feature}", "window mean, min-max", mean, band=band))
+    return charts
 
 
 def charts_for(points: list[Point]) -> list[Markup]:

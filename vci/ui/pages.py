@@ -1,8 +1,9 @@
 """What each page shows, gathered from the functions the CLI calls: the board, a timeline page, runs, a run.
 
 A ``Catalog`` is one app's view of one store. What never changes once written is kept in memory: a
-ledger record (write-once), a committed run's manifest (immutable). A directory of keys is listed again
-only after ``listing_ttl`` seconds, so paging through 10,000 releases does not list them on every click.
+ledger record (write-once), a committed run's manifest (immutable). A timeline page is one bounded
+listing of the ledger (``Ledger.page``: its newest-first keys), made again only after ``listing_ttl``
+seconds; an older page is reached by the second its predecessor ended at, so page 100 costs what page 1 does.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..catalog import newest_keys, read_pages
 from ..config import Settings
 from ..deploy import overview, target_for
 from ..deploy.target import Overview
-from ..errors import NotFoundError, VciError
-from ..ledger import Ledger, ReleaseRecord
+from ..errors import NotFoundError, UsageError, VciError
+from ..ledger import VCI_SECOND, Ledger, LedgerPage, ReleaseRecord
 from ..redact import redact
 from ..runs import Run, get_run, list_runs
 from ..store.base import Store
@@ -46,13 +46,12 @@ class BoardRow:
 
 @dataclass(frozen=True)
 class Timeline:
-    """One page of an environment's releases, newest first, and where the neighbouring pages start."""
+    """One page of an environment's releases, newest first, and where the next (older) one starts."""
 
     environment: str
     releases: list[ReleaseRecord]
-    page: int
-    pages: int
-    total: int
+    page: int  # its number counted from the newest (shown, not used to find it)
+    older: str | None  # the ``before`` of the next page (None: this is the last)
 
 
 @dataclass
@@ -70,11 +69,6 @@ class Catalog:
     @property
     def store(self) -> Store:
         return Ledger.for_settings(self.settings).store
-
-    def keys(self, prefix: str) -> list[str]:
-        """``newest_keys(prefix)``: listed once, then served from memory while a listing older than
-        ``listing_ttl`` seconds is refreshed in the background (a page never waits for a second listing)."""
-        return self._listed(prefix, lambda: newest_keys(self.store, prefix))
 
     def _listed(self, name: str, make):
         with self._lock:
@@ -107,14 +101,14 @@ class Catalog:
                 self._refreshing.discard(name)
 
     def warm(self) -> threading.Thread:
-        """List every environment's ledger in the background (``vci ui`` does at start), so that the first
-        timeline page does not wait for a listing of thousands of keys on S3."""
+        """Read every environment's first timeline page in the background (``vci ui`` does at start), so
+        that the first view of it finds its records read (and in the on-disk document cache)."""
 
-        def list_all() -> None:
+        def read_all() -> None:
             for env in sorted(self.settings.environments):
-                self._refresh(f"ledger/{env}/", partial(newest_keys, self.store, f"ledger/{env}/"))
+                self._refresh(f"ledger {env} None", partial(self._ledger_page, env, None))
 
-        worker = threading.Thread(target=list_all, daemon=True)
+        worker = threading.Thread(target=read_all, daemon=True)
         worker.start()
         return worker
 
@@ -177,20 +171,19 @@ class Catalog:
         shown = {k: found.get(k) for k in ("release_id", "digest", "run_id", "weight", "started")}
         return {**shown, "figures": figures}
 
-    def timeline(self, env: str, page: int = 1) -> Timeline:
-        """Page ``page`` (from 1) of ``env``'s releases, newest first, reading only that page's records."""
+    def timeline(self, env: str, before: str | None = None, page: int = 1) -> Timeline:
+        """The page of ``env``'s releases before the second ``before`` (None: the newest), newest first."""
         name = self.settings.environment(env).name
-        keys = self.keys(f"ledger/{name}/")
-        pages = max(1, -(-len(keys) // PAGE))
-        page = min(max(page, 1), pages)
-        chosen = keys[(page - 1) * PAGE : page * PAGE]
-        missing = [k for k in chosen if (name, _release_of(k)) not in self._records]
-        for docs in read_pages(self.store, missing, page=len(missing) or 1, cache=True):
-            for doc in docs:
-                record = ReleaseRecord.from_json(doc)
-                self._records[(name, record.release_id)] = record
-        records = [self._records[(name, _release_of(k))] for k in chosen if (name, _release_of(k)) in self._records]
-        return Timeline(name, records, page, pages, len(keys))
+        if before is not None and not VCI_SECOND.match(before):
+            raise UsageError(f"{before!r} is not a second of the ledger", hint="follow the page's 'older' link")
+        found = self._listed(f"ledger {name} {before}", partial(self._ledger_page, name, before))
+        return Timeline(name, found.releases, max(page, 1), found.older)
+
+    def _ledger_page(self, env: str, before: str | None) -> LedgerPage:
+        found = Ledger.for_settings(self.settings).page(env, PAGE, before=before, cached=True)
+        for record in found.releases:
+            self._records[(env, record.release_id)] = record
+        return found
 
     def runs(self, project: str | None = None, tag: str | None = None, limit: int = PAGE) -> list[Run]:
         """The newest runs (of ``project``), or the one run ``tag`` names (``vci runs list``, cached)."""
@@ -225,10 +218,6 @@ def evidence(settings: Settings, what: str) -> list[dict]:
             report = {"verified": False, "problem": shown_error(exc), "signatures": []}
         found.append({"environment": env, **{k: report.get(k) for k in ("verified", "problem", "signatures")}})
     return found
-
-
-def _release_of(key: str) -> str:
-    return key.rsplit("/", 1)[1].removesuffix(".json")
 
 
 def ci_url(record: ReleaseRecord | None) -> str | None:
