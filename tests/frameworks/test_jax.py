@@ -48,6 +48,7 @@ def test_a_train_state_round_trips_through_msgpack_and_its_structure(store, trai
     state, X = trained
     model, manifest = log_and_load(state, store)
     assert model.meta["format"] == "flax_msgpack" and model.meta["framework"] == "jax"
+    assert model.device == ("cpu" if jax.devices()[0].platform == "cpu" else f"{jax.devices()[0].platform}:0")
     expected = np.asarray(state.apply_fn({"params": state.params}, X[:4]))
     assert_close(model.predict(X[:4].tolist()), expected)
     assert_close(model.predict(X[0].tolist()), expected[0])

@@ -47,6 +47,7 @@ def test_a_tf_module_is_saved_as_a_saved_model_and_predicts_as_the_original(stor
     net, X = trained_linear()
     model, manifest = log_and_load(net, store)
     assert manifest["artifacts"]["model"]["kind"] == "directory"
+    assert model.device == ("cuda:0" if tf.config.list_physical_devices("GPU") else "cpu")  # /metadata's device
     expected = net(X[:4]).numpy()
     assert_close(model.predict(X[:4].tolist()), expected)
     assert_close(model.predict(X[0].tolist()), expected[0])

@@ -112,8 +112,10 @@ class JaxModel(FrameworkModel):
                 "the Flax variables do not have the structure recorded beside them (structure.json)",
                 hint="log the model again: its files were written by another version or changed",
             )
-        self.device = jax.devices()[0]
-        self.variables = jax.device_put(self.variables, self.device)
+        self.placement = jax.devices()[0]  # the first device jax sees: a GPU or TPU where its build has one
+        platform = self.placement.platform
+        self.device = "cpu" if platform == "cpu" else f"{platform}:{self.placement.id}"  # for /metadata
+        self.variables = jax.device_put(self.variables, self.placement)
         self.apply = jax.jit(net.apply)
         self.dtype = self.meta.get("dtype", "float32")
         log.info("jax: Flax module %s loaded (%d arrays), device %s", type(net).__name__, len(expected), self.device)
@@ -121,7 +123,7 @@ class JaxModel(FrameworkModel):
     def predict_rows(self, table):
         import numpy
 
-        inputs = self.lib.device_put(to_array(table, self.dtype), self.device)
+        inputs = self.lib.device_put(to_array(table, self.dtype), self.placement)
         return numpy.asarray(self.apply(self.variables, inputs))
 
 

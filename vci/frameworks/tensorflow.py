@@ -82,11 +82,12 @@ class TensorFlowModel(FrameworkModel):
 
     def load(self, path: str) -> None:
         tf = self.lib
-        self.device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+        self.placement = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+        self.device = "cuda:0" if self.placement == "GPU:0" else "cpu"  # named as torch names it (/metadata)
         self.saved = tf.saved_model.load(path)  # kept: the signature's variables belong to it
         self.signature = self.saved.signatures[SIGNATURE]
         self.inputs = self.meta["inputs"]
-        log.info("tensorflow: SavedModel loaded (%d inputs), device %s", len(self.inputs), self.device)
+        log.info("tensorflow: SavedModel loaded (%d inputs), device %s", len(self.inputs), self.placement)
 
     def predict_rows(self, table):
         tf = self.lib
@@ -98,7 +99,7 @@ class TensorFlowModel(FrameworkModel):
         else:
             names = ", ".join(s["name"] for s in self.inputs)
             raise ModelError(f"this model takes named inputs ({names}): send a dict of columns", status=422)
-        with tf.device(self.device):
+        with tf.device(self.placement):
             outputs = self.signature(**feeds)
         if len(outputs) == 1:
             return next(iter(outputs.values())).numpy()
