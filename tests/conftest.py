@@ -4,6 +4,10 @@ import os
 
 import pytest
 
+# Keras fixes its backend at its first import, for the whole process, and `import tensorflow` imports it: every
+# test module that imports either gets the backend the Keras tests are written for, whatever the collection order
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

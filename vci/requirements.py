@@ -14,6 +14,9 @@ log = logging.getLogger("vci")
 # Always pinned: the model pickle needs the same cloudpickle; vci itself ships in the image's runtime
 # layer (vci's own source, never resolved from PyPI, where an unrelated package is named vci).
 AUTOMATIC = ("cloudpickle", "vci")
+# a package asked for by name whose CPU build is what is installed (the same modules, no CUDA kernels: on
+# linux x86_64 tensorflow's wheel is twice the size of tensorflow-cpu's): the CPU build is what is pinned
+CPU_BUILDS = {"tensorflow": "tensorflow-cpu", "xgboost": "xgboost-cpu"}
 
 
 def read_requirements(source: str | Path | list[str] | tuple[str, ...]) -> list[str]:
@@ -57,6 +60,7 @@ def pin_requirement(text: str) -> str:
             f"requirement {text!r} points at a URL",
             hint="images are built from package indexes; publish a wheel or vendor the code",
         )
+    req = _installed_build(req)
     pinned = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
     if pinned:
         _refuse_other_pin(req, pinned[0].version)
@@ -74,6 +78,25 @@ def pin_requirement(text: str) -> str:
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     marker = f"; {req.marker}" if req.marker else ""
     return f"{req.name}{extras}=={installed}{marker}"
+
+
+def _installed_build(req):
+    """``req`` renamed to its CPU build when that is installed and the package itself is not (vci.frameworks
+    records the same: the model ran with that build)."""
+    cpu = CPU_BUILDS.get(req.name.lower())
+    if cpu is None or _is_installed(req.name) or not _is_installed(cpu):
+        return req
+    log.info("requirement %s: its CPU build %s is installed here, and pinned", req.name, cpu)
+    req.name = cpu
+    return req
+
+
+def _is_installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _refuse_other_pin(req, version: str) -> None:

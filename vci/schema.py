@@ -170,7 +170,8 @@ def from_framework(meta: dict | None) -> dict | None:
     if meta.get("texts"):  # a pipeline that starts from texts (sklearn, spaCy, sentence-transformers)
         return {"anyOf": [STRING, {"type": "array", "items": STRING}]}
     columns, width = meta.get("columns"), meta.get("n_features")
-    if family in ("sklearn", "torch", "catboost", "rlang", "jpmml") and isinstance(width, int) and width > 0:
+    tables = ("sklearn", "torch", "catboost", "rlang", "jpmml", "tensorflow", "jax")
+    if family in tables and isinstance(width, int) and width > 0:
         return _table(width, columns, NUMBER if not columns and not meta.get("categorical") else {})
     return None
 

@@ -37,6 +37,8 @@ FAMILIES = {
     "spacy": "spacy",
     "prophet": "prophet",
     "sentence_transformers": "sentence_transformers",  # found before its base, torch.nn.Sequential
+    "tensorflow": "tensorflow",  # a tf.Module (Keras models are keras's: their classes come first in the MRO)
+    "flax": "jax",
 }
 
 
@@ -86,7 +88,9 @@ def detect(obj) -> str | None:
     if inspect.isfunction(obj):
         return "functions"
     if isinstance(obj, (str, os.PathLike)):
-        return "onnx" if str(obj).endswith(".onnx") else None
+        if str(obj).endswith(".onnx"):
+            return "onnx"
+        return "tensorflow" if (Path(obj) / "saved_model.pb").is_file() else None  # a SavedModel directory
     for klass in type(obj).__mro__:
         root = (klass.__module__ or "").split(".")[0]
         if root in FAMILIES:
