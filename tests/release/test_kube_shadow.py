@@ -142,7 +142,7 @@ def test_a_candidate_that_disagrees_is_refused_and_one_that_agrees_is_promoted(s
 
     same = stage(settings, tmp_path, Doubler, "same")  # another digest, the same answers: through the CLI
     config = yaml.safe_load((tmp_path / "vci.yaml").read_text())
-    config["environments"]["production"]["shadow"]["min_requests"] = 150  # long enough to be watched
+    config["environments"]["production"]["shadow"].update(min_requests=150, fraction=0.25)  # long enough to watch
     (tmp_path / "vci.yaml").write_text(yaml.safe_dump(config))
     seen = []
     with Users(settings) as users:
