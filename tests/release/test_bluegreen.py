@@ -153,16 +153,25 @@ def test_a_candidate_refused_at_its_smoke_test_a_rule_or_the_analysis_is_removed
         assert_untouched(settings, before, blue)
 
 
+def board_page(settings) -> str:
+    from vci.ui.app import create_app
+    from vci.ui.guard import Guard
+
+    return create_app(settings, Guard(token="t" * 32, actions=False)).test_client().get("/").get_data(as_text=True)
+
+
 def test_after_the_window_the_kept_stack_goes_and_a_rollback_deploys_again(settings, production, tmp_path):
-    production.blue_green = {"keep": "1s"}
+    production.blue_green = {"keep": "3s"}  # long enough to render the board within it
     blue = released(settings, tmp_path, 2)
     green = make_run(settings, tmp_path, 3)
     deploy(settings, green.id, "staging")
     assert promote(settings, "staging", "production", strategy="blue-green", timeout=60)["outcome"] == "succeeded"
     kept = read_deployment(settings.state_dir, "production-previous")
     assert status(settings, "production").kept["digest"] == blue.version
-    time.sleep(1.2)
+    assert f"blue-green: {blue.version[:19]} kept until" in board_page(settings)  # the web app shows it too
+    time.sleep(3.2)
     assert status(settings, "production").kept is None  # the window has passed
+    assert "blue-green:" not in board_page(settings)
     back = rollback(settings, "production")
     assert "switched" not in back and back["reason"].startswith("back to release")
     record = Ledger.for_settings(settings).get("production", back["release_id"])

@@ -1,5 +1,6 @@
 """A local shadow as `vci status` shows it while it runs, and the promote summary's comparison (text and JSON)."""
 
+import re
 import subprocess
 import sys
 import threading
@@ -13,13 +14,19 @@ from vci.release.promote import promote
 from .test_shadow import Doubler, LiveTraffic, log, settings  # noqa: F401 - settings: the fixture
 
 
-def watch(where, timeout: float = 60.0) -> dict | None:
-    """Production's shadow in `vci status` once something was compared (None: never, within ``timeout``)."""
+def watch(where, timeout: float = 60.0) -> tuple[dict, dict[str, str]] | None:
+    """Production's shadow in `vci status` once something was compared, and the web app's board and
+    environment page at that moment (None: never, within ``timeout``)."""
+    from vci.ui.app import create_app
+    from vci.ui.guard import Guard
+
+    web = create_app(where, Guard(token="t" * 32, actions=False)).test_client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         shadow = status(where, "production").shadow
         if shadow and shadow["compared"]:
-            return shadow
+            pages = {path: web.get(path).get_data(as_text=True) for path in ("/", "/env/production")}
+            return shadow, pages
         time.sleep(0.2)
     return None
 
@@ -41,8 +48,11 @@ def test_status_shows_a_running_shadow_and_the_summary_its_comparison(settings, 
         done = promote(settings, "staging", "production", strategy="shadow", timeout=60)
         watcher.join(10)
     assert done["outcome"] == "succeeded", done
-    running = seen[0]
+    running, pages = seen[0]
     assert running["release_id"] == done["release_id"] and running["candidate"] == same.id
+    for page in pages.values():  # the web app shows it as status does, and not as a canary
+        assert re.search(rf"shadow {same.id}: \d+ compared, 0 disagreed \(0\.0 %\)", page), page
+        assert "Canary in progress" not in page
     assert running["compared"] > 0 and running["disagreed"] == 0 and running["disagreement_rate"] == 0.0
     assert running["live_latency_ms"] > 0 and running["shadow_latency_ms"] > 0
     assert status(settings, "production").shadow is None  # over: nothing shown

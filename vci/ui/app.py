@@ -121,9 +121,9 @@ def _read_routes(app: Flask) -> None:
         page = request.args.get("page", default=1, type=int) or 1
         timeline = catalog.timeline(name, request.args.get("before") or None, page)
         status = target_for(_config("settings"), name).status()
-        return render_template(
-            "env.html", timeline=timeline, status=status, canary=catalog.canary(name), settings=_config("settings")
-        )
+        canary = None if status.shadow else catalog.canary(name)  # a local shadow's server sits in the canary's slot
+        settings = _config("settings")
+        return render_template("env.html", timeline=timeline, status=status, canary=canary, settings=settings)
 
     @app.get("/env/<name>/live")
     def live(name: str):

@@ -145,7 +145,8 @@ class Catalog:
                 except NotFoundError:
                     release = None  # deployed by hand: the target knows what runs, the ledger does not
             environment = self.settings.environment(row.environment)
-            rows.append(BoardRow(row, release, self.canary(row.environment), environment.requires_approval))
+            canary = None if status is not None and status.shadow else self.canary(row.environment)  # a local
+            rows.append(BoardRow(row, release, canary, environment.requires_approval))  # shadow is in the canary's slot
         return rows
 
     def canary(self, env: str) -> dict | None:
