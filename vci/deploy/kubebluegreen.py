@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from ..build.plan import PORT
 from ..client import PROXY_TOKEN_HEADER, DeployedModel
 from ..errors import DeployError
-from .kubecanary import send_each
+from .kubecanary import send_each, wait_ready
 from .kubeproxy import proxy_session
 from .manifests import environment_pods, render_deployment, render_service
-from .rollout import explain, wait_rollout
+from .rollout import wait_rollout
 
 if TYPE_CHECKING:  # the target creates the handle: a runtime import would be a cycle
     from .kube import KubeTarget
@@ -48,7 +48,7 @@ class KubeGreen:
         desired = render_deployment(spec)
         before = target.cluster.read("Deployment", green_name(target), target.namespace)
         target.cluster.apply(desired, before)
-        wait_ready(target, desired, self.timeout, "the candidate", before)
+        wait_ready(target, desired, before, self.timeout, "candidate")
 
     def set_weight(self, weight: int) -> None:
         """Nothing: green has its full size from the start and no live traffic before the switch."""
@@ -84,18 +84,6 @@ def green_name(target: KubeTarget) -> str:
 def selector(target: KubeTarget, track: str) -> str:
     labels = {**environment_pods(target._named()), TRACK: track}
     return ",".join(f"{k}={v}" for k, v in labels.items())
-
-
-def wait_ready(target: KubeTarget, desired: dict, timeout: float | None, what: str, before: dict | None) -> None:
-    """Wait on the rollout of ``desired`` (``before``: the Deployment before the write), DeployError if it fails."""
-    name = desired["metadata"]["name"]
-    outcome = wait_rollout(target.cluster, name, target.namespace, timeout=timeout, before=before)
-    if not outcome.ok:
-        live = target.cluster.read("Deployment", name, target.namespace) or desired
-        raise DeployError(
-            f"{what} {name} did not become ready: {explain(target.cluster, live, outcome)}",
-            hint=f"kubectl -n {target.namespace} describe deployment {name}",
-        )
 
 
 def live_track(service: dict | None) -> str | None:
@@ -220,4 +208,4 @@ def _roll_stable_to(target: KubeTarget, green: dict, timeout: float | None) -> N
     desired["spec"]["replicas"] = green["spec"].get("replicas", 1)
     before = target.cluster.read("Deployment", desired["metadata"]["name"], target.namespace)
     target.cluster.apply(desired, before)
-    wait_ready(target, desired, timeout, "the stable Deployment", before)
+    wait_ready(target, desired, before, timeout, "stable Deployment")
