@@ -451,7 +451,10 @@ def test_release_deploys_to_staging_then_promotes_the_tested_digest_with_the_app
     from s3server import bucket_keys
 
     keys = bucket_keys(sandbox["endpoint"], "ci-store", "vci/")
-    assert f"vci/ledger/production/{history[0]['release_id']}.json" in keys  # shared through S3
+    release_keys = [
+        k for k in keys if k.startswith("vci/ledger/production/") and k.endswith(f"-{history[0]['release_id']}.json")
+    ]
+    assert release_keys, keys  # shared through S3 (its newest-first key ends with the release id)
     answer = sandbox["vci"]("predict", "--env", "production", "--data", "[5, 7]")
     assert json.loads(answer.stdout) == [10, 14]  # production's pod, through the API server's proxy
 
