@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
-from .errors import VerificationError
+from .errors import UsageError, VerificationError
 from .oci import OCI_MANIFEST, Descriptor
 from .oci.evidence import attach, attestation_layer, read_evidence, signature_layer
 from .oci.registry import RegistryClient
@@ -23,7 +23,7 @@ from .refs import parse_reference
 from .runs import resolve_run
 from .sign import dsse, simplesigning, statement
 from .sign.keys import PublicKey, Signer, trusted_key
-from .trust import Policy, Verified, check_run, only_subject
+from .trust import Policy, Verified, check_run, only_subject, signer_for
 
 # -- images --------------------------------------------------------------------------------------------
 
@@ -52,6 +52,25 @@ def sign_image(
             client, repo, subject, ".att", layers, replaces=partial(_by, mine, set(attestations))
         )
     return out
+
+
+def sign_reference(settings, what: str, *, insecure: bool | None = None) -> dict:
+    """Sign the image or index ``what`` (``IMAGE@DIGEST``: one built elsewhere, or one of vci's again) with
+    the configured key (VCI_SIGNING_KEY, VCI_SIGNING_KEY_FILE or ``signing_key:``). Only a signature: vci
+    did not build it, so it attests nothing of how it was built (an environment that requires an SBOM or
+    provenance still refuses it)."""
+    signer = signer_for(settings)
+    if signer is None:
+        raise UsageError(
+            "no signing key is configured",
+            hint="set VCI_SIGNING_KEY or VCI_SIGNING_KEY_FILE, or signing_key: in vci.yaml (`vci keys generate`)",
+        )
+    ref = parse_reference(what)
+    if not ref.digest:
+        raise UsageError(f"{what} names no digest", hint="sign IMAGE@sha256:... (a signature signs a digest)")
+    client = RegistryClient(ref.registry, insecure=insecure)
+    out = sign_image(client, ref.repository, subject_descriptor(client, ref.repository, ref.digest), signer, {})
+    return {"subject": f"{ref.registry}/{ref.repository}@{ref.digest}", "key_id": signer.key_id, **out}
 
 
 def _by(keys: tuple[PublicKey, ...], kinds: set[str], layer) -> bool:
@@ -134,7 +153,14 @@ def _platform_images(client: RegistryClient, repo: str, digest: str) -> list[str
     return [m["digest"] for m in manifest["manifests"]] if "manifests" in manifest else [digest]
 
 
-SIGN_HINT = "package it with a signing key (VCI_SIGNING_KEY or signing_key:) whose public key the environment trusts"
+SIGN_HINT = (
+    "package it with a signing key (VCI_SIGNING_KEY or signing_key:) whose public key the environment trusts, "
+    "or sign an image built elsewhere with `vci sign IMAGE@DIGEST`"
+)
+ATTEST_HINT = (
+    "package it with a signing key (VCI_SIGNING_KEY or signing_key:) whose public key the environment trusts: "
+    "vci attests the images it builds (an image built elsewhere has no SBOM or provenance of vci's)"
+)
 PREDICATES = {"sbom": statement.CYCLONEDX_BOM, "provenance": statement.SLSA_PROVENANCE}
 
 
@@ -149,7 +175,7 @@ def _required_attestation(attestations: list[dict], kind: str, where: str, polic
     valid = [a for a in wanted if a["valid"]]
     if not valid:
         problem = "; ".join(a.get("problem", "?") for a in wanted) or "none attached"
-        raise VerificationError(f"image {where} has no valid {kind} attestation ({problem})", hint=SIGN_HINT)
+        raise VerificationError(f"image {where} has no valid {kind} attestation ({problem})", hint=ATTEST_HINT)
     if kind == "provenance":
         _check_provenance(valid[0]["predicate"] or {}, where, policy)
     return {k: valid[0][k] for k in ("predicate_type", "digest", "key_id")}

@@ -5,6 +5,7 @@ a rollback; and an image without POST /predict is refused naming the route, stag
 Pods are the images run with runc (tests/pods.py)."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,11 +23,9 @@ from registry import RegistryServer  # noqa: E402
 from vci.config import load_settings  # noqa: E402
 from vci.deploy import deploy, status, target_for  # noqa: E402
 from vci.errors import DeployError, RemoteError, VerificationError  # noqa: E402
-from vci.oci.registry import RegistryClient  # noqa: E402
 from vci.release.promote import promote  # noqa: E402
 from vci.release.rollback import rollback  # noqa: E402
-from vci.sign.keys import generate_key_pair, signer_from  # noqa: E402
-from vci.verification import sign_image, subject_descriptor  # noqa: E402
+from vci.sign.keys import generate_key_pair  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +35,23 @@ def cluster(tmp_path_factory):
         yield kube, reg
 
 
-def vci_cli(cwd: Path, *args: str) -> dict:
+def vci_cli(cwd: Path, *args: str, env: dict | None = None) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "vci", *args, "--output", "json"], cwd=cwd, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "vci", *args, "--output", "json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **(env or {})},
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def sign(registry: str, image: str, key: Path) -> None:
-    repo, digest = image.split("/", 1)[1].split("@")
-    client = RegistryClient(registry)
-    sign_image(client, repo, subject_descriptor(client, repo, digest), signer_from(str(key)), {})
+def sign(cwd: Path, image: str, key: Path) -> None:
+    """`vci sign IMAGE@DIGEST` with the key in VCI_SIGNING_KEY_FILE, as a CI job would."""
+    signed = vci_cli(cwd, "sign", image, env={"VCI_SIGNING_KEY_FILE": str(key)})
+    assert signed["subject"] == image and signed["signature"] and signed["key_id"]
 
 
 @pytest.mark.slow
@@ -80,15 +84,16 @@ def test_a_shell_model_server_is_deployed_tested_signed_promoted_and_rolled_back
     tested = vci_cli(tmp_path, "test", "--env", "staging", "--examples", "examples.json")
     assert tested["passed"] and tested["checked"] == 2
 
-    with pytest.raises(VerificationError, match="is not signed"):  # production's policy: signed by the CI key
+    with pytest.raises(VerificationError, match="is not signed") as unsigned:  # production's policy: the CI key's
         promote(settings, "staging", "production", strategy="direct", examples_file="examples.json", timeout=120)
-    sign(reg.host, v1, private)
+    assert "vci sign IMAGE@DIGEST" in unsigned.value.hint
+    sign(tmp_path, v1, private)
     first = promote(settings, "staging", "production", strategy="direct", examples_file="examples.json", timeout=120)
     assert first["outcome"] == "succeeded" and first["image"] == f"{production['repository']}@{v1.split('@')[1]}"
     assert target_for(settings, "production").client().predict([1, 2]) == [2, 4]
 
     deploy(settings, v2, "staging", timeout=120)
-    sign(reg.host, v2, private)
+    sign(tmp_path, v2, private)
     (tmp_path / "examples.json").write_text(json.dumps({"inputs": [[1, 2]], "expected_outputs": [[3, 6]]}))
     promote(settings, "staging", "production", strategy="direct", examples_file="examples.json", timeout=120)
     assert target_for(settings, "production").client().predict([1, 2]) == [3, 6]

@@ -82,3 +82,14 @@ def test_the_signing_modules_import_no_crypto_or_sbom_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_sign_refuses_without_a_key_or_a_digest_in_one_line(tmp_path):
+    no_key = vci("sign", "localhost:5000/ml/app@sha256:" + "a" * 64, cwd=tmp_path, env={"VCI_SIGNING_KEY": ""})
+    assert no_key.returncode == 2 and "no signing key is configured" in no_key.stderr
+    assert "Traceback" not in no_key.stderr and len(no_key.stderr.strip().splitlines()) <= 2
+    generated = vci("keys", "generate", "--dir", "keys", cwd=tmp_path)
+    assert generated.returncode == 0, generated.stderr
+    key = next((tmp_path / "keys").glob("*.key"))
+    by_tag = vci("sign", "localhost:5000/ml/app:v1", cwd=tmp_path, env={"VCI_SIGNING_KEY_FILE": str(key)})
+    assert by_tag.returncode == 2 and "names no digest" in by_tag.stderr and "Traceback" not in by_tag.stderr

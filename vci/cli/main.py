@@ -45,6 +45,7 @@ class LazyGroup(click.Group):
         "jenkins": ("vci.cli.jenkins", "jenkins_group", "Set up, trigger and follow the pipeline job on Jenkins."),
         "gc": ("vci.cli.gc", "gc_cmd", "List (or remove, --yes) unfinished uploads killed writers left."),
         "keys": ("vci.cli.keys", "keys_group", "Make a signing key pair; show a public key's id."),
+        "sign": ("vci.cli.sign", "sign_cmd", "Sign an image by digest with the configured key (one built elsewhere)."),
         "ui": ("vci.cli.ui", "ui_cmd", "Serve the web app: environments, releases, runs, charts; actions."),
         "verify": ("vci.cli.verify", "verify_cmd", "Check an image's or a run's signatures and attestations."),
     }
