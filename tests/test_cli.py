@@ -24,10 +24,15 @@ def vci(*args, cwd, env=None, check=True):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "examples" / "iris"))
-    from train import train
+    """The iris example's trained weights; its train.py loaded by path under a name of its own (other
+    examples' tests put their own `train` module in sys.modules)."""
+    import importlib.util
 
-    return train(str(tmp_path_factory.mktemp("iris")))
+    spec = importlib.util.spec_from_file_location("iris_example_train", ROOT / "examples" / "iris" / "train.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.train(str(tmp_path_factory.mktemp("iris")))
 
 
 def test_help_imports_nothing_heavy():
