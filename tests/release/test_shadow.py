@@ -3,7 +3,9 @@
 The comparisons and the gate are pure; the release runs real local servers, with live requests sent to
 production's own URL meanwhile (as its users would), and the stable server mirroring them."""
 
+import json
 import threading
+import time
 
 import pytest
 
@@ -197,3 +199,27 @@ def test_a_candidate_that_fails_some_requests_is_refused_and_live_traffic_never_
     assert refused["outcome"] == "rolled-back" and refused["shadow"]["disagreed"] > 0
     assert {"status": 500} in [d["shadow"] for d in refused["shadow"]["disagreements"]]
     assert traffic.errors == [] and status(settings, "production").digest == live.version
+
+
+def test_the_payload_log_keeps_each_comparison_marked_shadow_with_both_answers(settings, tmp_path):
+    sink = tmp_path / "payloads.jsonl"
+    settings.environments["production"].payload_log = {"sink": f"file:{sink}"}
+    live = log(settings, tmp_path, Doubler, 2, "live")
+    deploy(settings, live.id, "staging")
+    promote(settings, "staging", "production", strategy="direct")
+    deploy(settings, log(settings, tmp_path, TenPercentOff, 2, "off").id, "staging")
+    with LiveTraffic(settings):
+        refused = promote(settings, "staging", "production", strategy="shadow", timeout=60)
+    assert refused["outcome"] == "rolled-back", refused
+    deadline, compared = time.monotonic() + 15, []
+    while time.monotonic() < deadline and len(compared) < 60:  # the writer flushes every few seconds
+        lines = sink.read_text().splitlines() if sink.exists() else []
+        compared = [r for r in map(json.loads, lines) if r.get("track") == "shadow"]
+        time.sleep(0.2)
+    assert len(compared) >= 60, f"{len(compared)} comparisons logged"
+    for record in compared:
+        (x,) = record["input"]
+        assert record["output"] == [2 * x]  # production's answer
+        assert record["shadow"]["output"] == [2 * x + (1 if x % 10 == 0 else 0)]  # the candidate's
+        assert record["shadow"]["agreed"] is (x % 10 != 0) and record["shadow"]["release_id"] == refused["release_id"]
+    assert any(not r["shadow"]["agreed"] for r in compared)

@@ -127,6 +127,20 @@ class PayloadLog:
             return
         self.queue.append((time.time(), request_id, path, status, seconds, headers, body, reply, trace_id))
 
+    def offer_shadow(
+        self, body, live: bytes, shadow, agreed: bool, release_id, seconds: float, traceparent: str | None
+    ) -> None:
+        """Queue the record of one shadow comparison (the mirror's sender thread): the input, production's
+        answer and the candidate's, whether they agreed; sampled and bounded as live records are."""
+        if self.settings.sample < 1.0 and self._random.random() >= self.settings.sample:
+            return
+        if len(self.queue) >= self.settings.queue:
+            self.dropped["queue_full"] += 1
+            return
+        trace_id = traceparent.split("-")[1] if traceparent and traceparent.count("-") == 3 else None
+        compared = {"release_id": release_id, "agreed": agreed, "output": shadow}
+        self.queue.append((time.time(), "", "/predict", 200, seconds, {}, body, live, trace_id, compared))
+
     def _run(self) -> None:
         while not self._stop.wait(POLL):
             self._write_queued()
@@ -184,9 +198,12 @@ class PayloadLog:
         body: bytes,
         reply: bytes,
         trace_id: str | None = None,
+        shadow: dict | None = None,
     ) -> dict:
         """The record of one request, ``include`` and ``redact`` applied (in the writer thread). A V2 gRPC
-        call's messages are recorded as protobuf's JSON mapping (the .proto's field names)."""
+        call's messages are recorded as protobuf's JSON mapping (the .proto's field names). A shadow
+        comparison's (``shadow``: the candidate's release, answer, agreement) is marked ``track: shadow``
+        and keeps both answers: ``output`` production's, ``shadow.output`` the candidate's."""
         service, include = self.service, self.settings.include
         manifest = service.manifest or {}
         record = {
@@ -210,8 +227,13 @@ class PayloadLog:
             record["error"] = answer.get("error") if isinstance(answer, dict) else answer
         elif "output" in include:
             record["output"] = answer
+        if shadow is not None:
+            record["track"] = "shadow"
+            record["shadow"] = {**shadow} if "output" in include else {k: v for k, v in shadow.items() if k != "output"}
         for field_path in self.settings.redact:
             redact_path(record, field_path)
+            if shadow is not None and field_path[:1] == ("output",):  # the candidate's answer likewise
+                redact_path(record["shadow"], field_path)
         return record
 
 

@@ -253,7 +253,7 @@ class _Process:
         if tracing is not None:
             self.http.tracer = self.metrics.tracer = Tracer(tracing)
         if os.environ.get(SHADOW_CONFIG):  # a release may mirror this server's traffic (vci.serve.shadow)
-            self.http.mirror = self.metrics.mirror = Mirror(os.environ[SHADOW_CONFIG], auth)
+            self.http.mirror = self.metrics.mirror = Mirror(os.environ[SHADOW_CONFIG], auth, self.http.payloads)
         if max_batch_size > 0:
             self.service.batching = True
             self.metrics.enable_batching()

@@ -104,8 +104,9 @@ class Refused(Exception):
 class Mirror:
     """The server's side of a shadow: the config it watches, the queue, the sender and the counts."""
 
-    def __init__(self, config_path: str | os.PathLike, tokens=None):
+    def __init__(self, config_path: str | os.PathLike, tokens=None, payloads=None):
         self.config_path, self.tokens = Path(config_path), tokens  # tokens: the server's vci.serve.auth.Tokens
+        self.payloads = payloads  # the server's vci.serve.payloads.PayloadLog: each comparison is logged there
         self.stats_path = self.config_path.with_name(f"{self.config_path.name}.{os.getpid()}.stats.json")
         self.writes_stats = True  # until the directory refuses a write (a mounted ConfigMap is read-only)
         self.config: dict | None = None
@@ -180,6 +181,8 @@ class Mirror:
                 continue
             seconds = time.perf_counter() - started
             self._count(config, agreed=agreed, seconds=seconds, example=(body, answer, shadow))
+            if self.payloads is not None:  # a record marked shadow, with both answers (vci predictions shows it)
+                self.payloads.offer_shadow(body, answer, shadow, agreed, config.get("release_id"), seconds, traceparent)
 
     def _send(self, connections: dict, url: str, body: bytes, traceparent: str | None = None) -> object:
         """POST ``body`` to the candidate's /predict (with this server's own token when it has one: the
