@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -280,8 +281,13 @@ class _Process:
             raise self.service.load_error
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
-        """In the load thread: load the model, then tell the loop."""
+        """In the load thread: load the model, then tell the loop. A loaded model and the modules it
+        imported stay for the process's life: frozen out of the garbage collector's generations, a
+        collection on the request path no longer walks them (shorter pauses, a lower p99)."""
         self.service.load()
+        if self.service.ready:
+            gc.collect()
+            gc.freeze()
         loop.call_soon_threadsafe(self.loaded)
 
     async def listen(self) -> None:
