@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 
 from ..errors import UsageError
 from . import logs, v2_grpc
+from .tracing import trace_id_of
 
 POLL = 0.05  # seconds between the writer's looks at the queue
 # Records made (and handed to the sink) between two releases of the GIL. A thread that keeps the GIL makes
@@ -120,26 +121,27 @@ class PayloadLog:
         ``trace_id``: the request's W3C trace id (vci.serve.tracing), when it came with one or is traced."""
         if path not in PREDICTION_ROUTES and not path.endswith("/infer") and path != V2_GRPC_INFER:
             return
-        if self.settings.sample < 1.0 and self._random.random() >= self.settings.sample:
-            return
-        if len(self.queue) >= self.settings.queue:
-            self.dropped["queue_full"] += 1
-            return
-        self.queue.append((time.time(), request_id, path, status, seconds, headers, body, reply, trace_id))
+        if self._admitted():
+            self.queue.append((time.time(), request_id, path, status, seconds, headers, body, reply, trace_id))
 
     def offer_shadow(
         self, body, live: bytes, shadow, agreed: bool, release_id, seconds: float, traceparent: str | None
     ) -> None:
         """Queue the record of one shadow comparison (the mirror's sender thread): the input, production's
         answer and the candidate's, whether they agreed; sampled and bounded as live records are."""
+        if self._admitted():
+            compared = {"release_id": release_id, "agreed": agreed, "output": shadow}
+            trace_id = trace_id_of(traceparent)
+            self.queue.append((time.time(), "", "/predict", 200, seconds, {}, body, live, trace_id, compared))
+
+    def _admitted(self) -> bool:
+        """Whether a record is sampled and has room in the queue (a full queue's drop is counted)."""
         if self.settings.sample < 1.0 and self._random.random() >= self.settings.sample:
-            return
+            return False
         if len(self.queue) >= self.settings.queue:
             self.dropped["queue_full"] += 1
-            return
-        trace_id = traceparent.split("-")[1] if traceparent and traceparent.count("-") == 3 else None
-        compared = {"release_id": release_id, "agreed": agreed, "output": shadow}
-        self.queue.append((time.time(), "", "/predict", 200, seconds, {}, body, live, trace_id, compared))
+            return False
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(POLL):
