@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..client import DeployedModel
 from ..errors import ConfigError, NotFoundError, RemoteError, UsageError
+from ..ledger import now_iso
 from ..logview import select_lines
 from ..refs import is_image_reference
 from ..requirements import differences
@@ -239,7 +240,7 @@ class LocalTarget:
                     "release_id": release_id,
                     "weight": 0,
                     "model_dir": str(run.model_dir()),
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "started": now_iso(),
                 }
             )
             process.replace_deployment(self.state, slot, record)

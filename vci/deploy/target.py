@@ -9,13 +9,13 @@ What a target deploys is a run (a Run or its id) or, on a cluster, an image refe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple, Protocol
 
 from ..client import DeployedModel
 from ..config import Environment
+from ..ledger import now_iso
 from ..runs import Run
 
 Deployable = Run | str  # a run (a Run or its id), or on a cluster an image reference by digest
@@ -89,7 +89,7 @@ def kept_view(kept: dict | None, **extra: Any) -> dict | None:
     """What `vci status` shows of a blue-green release's kept previous stack (a rollback switches to it)."""
     if kept is None:
         return None
-    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(kept["kept_until"]))
+    until = now_iso(kept["kept_until"])
     return {"digest": kept["digest"], "release_id": kept["release_id"], "until": until, **extra}
 
 

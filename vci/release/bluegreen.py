@@ -16,6 +16,7 @@ import time
 
 from ..envrules import BlueGreenPolicy, CanaryPolicy
 from ..errors import Aborted
+from ..ledger import now_iso
 from .analysis import Analysis
 from .canary import observe_step
 from .smoke import ask, check_answers
@@ -103,7 +104,7 @@ def kept_summary(kept: dict, policy: BlueGreenPolicy) -> dict:
     """What the ledger and the result say of the previous stack: its release, until when, at what size."""
     if not kept:
         return {"note": "the previous release was stopped (blue_green.keep is 0)"}
-    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(kept["kept_until"]))
+    until = now_iso(kept["kept_until"])
     size = "scaled down" if policy.scale_down and kept.get("replicas") == 0 else "at its size"
     return {
         "release_id": kept.get("release_id"),
