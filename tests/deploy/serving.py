@@ -3,7 +3,10 @@ image holds (found by the image digest in ``VCI_IMAGE_DIGEST``, as tests/release
 the pod's environment (paths under a configMap or secret mount pointing at the kubelet's host directory for it)
 and the cluster's Services reachable by name and cluster IP (tests/fakes/kube/podnet.py)."""
 
+import atexit
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +31,14 @@ def mounted(value: str, mounts: dict[str, str]) -> str:
     return value
 
 
+@functools.cache
+def _scratch() -> Path:
+    """This test process's folder for pods' logs and work dirs (logs are read after a pod stops), removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="vci-pods-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 class ServePod:
     """One pod of the test server's process backend: the model server for its image's model on ``port``."""
 
@@ -36,7 +47,8 @@ class ServePod:
     def __init__(self, pod_spec: dict, port: int, context=None):
         mounts = context.mounts if context is not None else {}
         env = {e["name"]: mounted(e["value"], mounts) for e in pod_spec["containers"][0].get("env", []) if "value" in e}
-        self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="pod-", suffix=".log", delete=False, dir=_scratch())
+        self.work_dir = tempfile.mkdtemp(prefix="pod-work-", dir=_scratch())
         network = context.network if context is not None else None
         command = [
             sys.executable,
@@ -54,7 +66,7 @@ class ServePod:
             stdout=self.log,
             stderr=self.log,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **env, "VCI_WORK_DIR": tempfile.mkdtemp(prefix="pod-work-")},
+            env={**os.environ, **env, "VCI_WORK_DIR": self.work_dir},
         )
 
     def terminate(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from vci.errors import ModelError
@@ -108,8 +109,9 @@ class SlowFirstCallModel:
 
 
 class CountingBatchModel:
-    """Numbers its batch_predict calls, so a client can count the model calls behind its answers; an item
-    "bad" fails the whole batch call (and predict on its own), {"sleep": s} makes the call slow."""
+    """Numbers its batch_predict calls, so a client can count the model calls behind its answers, and names
+    the thread each ran in; an item "bad" fails the whole batch call (and predict on its own), {"sleep": s}
+    makes the call slow."""
 
     def __init__(self, artifacts):
         self.calls = 0
@@ -126,7 +128,8 @@ class CountingBatchModel:
         for item in items:
             if isinstance(item, dict) and "sleep" in item:
                 time.sleep(float(item["sleep"]))
-        return [{"item": item, "call": self.calls, "size": len(items)} for item in items]
+        thread = threading.current_thread().name
+        return [{"item": item, "call": self.calls, "size": len(items), "thread": thread} for item in items]
 
 
 class TensorEchoModel:

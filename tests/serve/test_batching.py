@@ -87,6 +87,16 @@ def test_health_and_metrics_answer_while_a_batch_is_slow(start_server):
         assert slow.result()[0] == 200
 
 
+def test_fast_batches_run_on_the_loop_and_a_slow_one_sends_the_next_to_the_pool(start_server):
+    server = batching_server(start_server, 8, 1)
+    threads = [post_json(server, "/predict", i)[2]["thread"] for i in range(4)]  # type: ignore[index]
+    assert threads[0].startswith("vci-predict")  # not timed yet: in the pool
+    assert threads[1:] == ["MainThread"] * 3  # fast on average: on the loop, no hand-off to a thread
+    assert post_json(server, "/predict", {"sleep": 0.1})[0] == 200
+    after = post_json(server, "/predict", 5)[2]["thread"]  # type: ignore[index]
+    assert after.startswith("vci-predict"), "a batch after a slow one still ran on the loop"
+
+
 def test_sigterm_answers_the_queued_requests(start_server):
     server = batching_server(start_server, 32, 20_000)  # without the drain they would wait 20 s
     with ThreadPoolExecutor(3) as pool:

@@ -259,7 +259,12 @@ class _Process:
             self.service.batching = True
             self.metrics.enable_batching()
             self.http.batcher = Batcher(
-                self.service, self.metrics, self.pool, max_batch_size=max_batch_size, max_latency=max_latency
+                self.service,
+                self.metrics,
+                self.pool,
+                max_batch_size=max_batch_size,
+                max_latency=max_latency,
+                inline_below=inline_below,
             )
         self.listener: asyncio.Server | None = None
         self.grpc: GrpcFrontEnd | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import shutil
 import ssl
 import subprocess
 import sys
@@ -108,6 +109,7 @@ class KubeServer:
         self.proxy = Proxy(self.store, self.backend, endpoint_lag)
         if backend == "process":  # process pods may call Services: kube-proxy and cluster DNS (network.py)
             self.backend.network = ServiceNetwork(self.store, self.proxy, self.backend, self.backend.root)
+        self._own_workdir = workdir is None  # made here, so removed by stop()
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="vci-kube-"))
         self._initial_namespaces = namespaces
         self._httpd = None
@@ -157,6 +159,8 @@ class KubeServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._thread.join(timeout)
+        if self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def __enter__(self) -> KubeServer:
         return self.start()
