@@ -33,7 +33,7 @@ from .metrics import CONTENT_TYPE
 from .payloads import PayloadLog
 from .service import JSON, Codec, Reply, error_reply
 from .shadow import Mirror
-from .tracing import TRACEPARENT, Trace, Tracer, passed_on, trace_id_of
+from .tracing import TRACEPARENT, TRACESTATE, Trace, Tracer, passed_on, state_of, trace_id_of
 from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
 from .wire import (
     MAX_HEAD_BYTES,
@@ -313,7 +313,8 @@ class HttpConnection(asyncio.Protocol):
         self._begin()
         self.body = body
         if self.server.tracer is not None and head.method == "POST":
-            self.trace = self.server.tracer.begin(head.headers.get(TRACEPARENT), self.started)
+            headers = head.headers
+            self.trace = self.server.tracer.begin(headers.get(TRACEPARENT), self.started, headers.get(TRACESTATE))
         auth = self.server.auth
         if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
             route = route_label(head.path) if is_v2(head.path) else head.path
@@ -455,8 +456,10 @@ class HttpConnection(asyncio.Protocol):
             server.payloads.offer(route, head.headers, self.body, reply.status, reply.body, seconds, rid, trace_id)
         self.body = b""
         if self.mirrored is not None:  # after the answer is written: a shadow never delays it
-            if reply.status == 200 and server.mirror is not None:
-                server.mirror.offer(self.mirrored, reply.body, traceparent)
+            if reply.status == 200 and server.mirror is not None and head is not None:
+                sent = head.headers.get(TRACESTATE)
+                state = trace.state if trace is not None else state_of(traceparent, sent)
+                server.mirror.offer(self.mirrored, reply.body, traceparent, state)
             self.mirrored = None
         self.busy = False
         self._release()
