@@ -67,6 +67,36 @@ def test_deploy_run_packages_pushes_applies_and_waits(settings, tmp_path, regist
     assert again.to_json() == {"environment": "staging", "status": "not-deployed"}
 
 
+def pods_release(settings) -> str | None:
+    env = live_deployment(settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next((e["value"] for e in env if e["name"] == "VCI_RELEASE_ID"), None)
+
+
+def test_pods_report_the_release_that_started_them(settings, tmp_path, kube, registry, scratch_base):
+    """VCI_RELEASE_ID (the metrics' release label) is the release whose rollout started the pods: a release
+    that restarts no pod (the same digest, other replicas) leaves it, one that rolls new pods sets its own."""
+    first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
+    assert pods_release(settings) == first.release_id
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
+                 replicas=3)  # fmt: skip
+    settings = load_settings(cwd=tmp_path, environ={})
+    template = live_deployment(settings)["spec"]["template"]
+    scaled = deploy(settings, first.image, "staging", timeout=60)
+    assert scaled.status == "deployed" and scaled.release_id != first.release_id
+    live = live_deployment(settings)
+    assert live["spec"]["replicas"] == 3 and live["spec"]["template"] == template  # no pod restarted
+    assert live["metadata"]["annotations"]["vci.dev/release-id"] == scaled.release_id
+    assert pods_release(settings) == first.release_id
+    write_config(tmp_path, kube.kubeconfig(tmp_path / "kubeconfig"), f"{registry.host}/ml/scaler", scratch_base,
+                 replicas=3, env={"LOG_LEVEL": "debug"})  # fmt: skip
+    settings = load_settings(cwd=tmp_path, environ={})
+    restarted = deploy(settings, first.image, "staging", timeout=60)  # the same digest, new pods: its own id
+    assert pods_release(settings) == restarted.release_id != scaled.release_id
+    second = deploy(settings, log_run(settings, tmp_path, "4").id, "staging", timeout=60)
+    assert pods_release(settings) == second.release_id
+    undeploy(settings, "staging")
+
+
 def test_dry_run_shows_a_diff_and_changes_nothing(settings, tmp_path):
     first = deploy(settings, log_run(settings, tmp_path, "3").id, "staging", timeout=60)
     version = live_deployment(settings)["metadata"]["resourceVersion"]

@@ -9,6 +9,7 @@ environment's repository first. The model is reached through the API server's se
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -220,12 +221,11 @@ class KubeTarget:
         failed deploy leaves the cluster as it found it."""
         image = self.resolve_image(what, allow_tag=allow_tag, insecure=insecure)
         spec = self.spec(image, release_id, allow_tag=allow_tag)
-        objects = render(spec) + self._service_monitor(spec)
         if not dry_run:
             bluegreen.settle(self, timeout)  # a blue-green release's window ends with the next release
         if exposed := ingress_warning(spec):
             log.warning("%s", exposed)
-        lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
+        spec, objects, lives, planned = self._planned(spec)
         live = lives[_key(objects[0])]
         result = partial(
             DeployResult,
@@ -236,7 +236,6 @@ class KubeTarget:
             endpoint=self.endpoint(spec),
             previous=_live_image(live),
         )
-        planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
         stale = self.stale_objects(spec, objects)
         if not any(planned.values()) and not stale:
             return result(status="unchanged", release_id=_annotation(live, "release-id"), dry_run=dry_run)
@@ -328,6 +327,26 @@ class KubeTarget:
             return ("nothing ran before: " if deployment else "") + (", ".join(done) or "nothing was written")
         back = wait_rollout(self.cluster, _name(deployment), self.namespace, timeout=timeout, before=failed)
         return f"rolled back to {_live_image(previous)}" + ("" if back.ok else f" (rollback: {back.reason})")
+
+    def _planned(self, spec: DeploySpec) -> tuple[DeploySpec, list[dict], dict, dict]:
+        """The objects to apply, what is live of each, and what an apply would change (see pods_release).
+
+        Pods report the release that started them (VCI_RELEASE_ID, their metrics' release label): running
+        pods keep theirs when this release would not restart them (the same image and settings: a
+        re-release of a digest restarts no pod), and pods this release starts get its id."""
+        live = self.cluster.read("Deployment", spec.object_name, spec.namespace)
+        kept = pods_release(live)
+        if kept is not None:
+            spec = dataclasses.replace(spec, pods_release_id=kept)
+        objects = render(spec) + self._service_monitor(spec)
+        lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
+        planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
+        after = planned[_key(objects[0])]
+        if kept is not None and after is not None and live is not None and restarts(live, after):
+            spec = dataclasses.replace(spec, pods_release_id=None)  # the pods are new: this release's id
+            objects = render(spec) + self._service_monitor(spec)
+            planned[_key(objects[0])] = self.cluster.planned(objects[0], lives[_key(objects[0])])
+        return spec, objects, lives, planned
 
     def restore(self, previous: dict) -> None:
         """Put an object's previous spec, labels and annotations back (for a Deployment: kubectl rollout undo)."""
@@ -624,6 +643,20 @@ def _read_labels(ref, insecure, **client_options) -> dict:
     client = RegistryClient(ref.registry, insecure=insecure, **client_options)
     labels = (client.get_image(ref).config.get("config") or {}).get("Labels") or {}
     return {"run_id": labels.get("vci.run-id"), "model_digest": labels.get("vci.model-digest")}
+
+
+def pods_release(deployment: dict | None) -> str | None:
+    """The VCI_RELEASE_ID a Deployment's pods were started with ("" for pods started without one), or None
+    without a Deployment."""
+    if not deployment:
+        return None
+    env = deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    return next((e.get("value") or "" for e in env if e.get("name") == "VCI_RELEASE_ID"), "")
+
+
+def restarts(live: dict, after: dict) -> bool:
+    """Whether applying ``after`` over ``live`` changes the pod template (a rollout: new pods)."""
+    return live["spec"].get("template") != after["spec"].get("template")
 
 
 def _live_image(deployment: dict | None) -> str | None:

@@ -63,6 +63,7 @@ class DeploySpec:
     run_id: str | None = None
     model_digest: str | None = None
     release_id: str | None = None
+    pods_release_id: str | None = None  # the pods' VCI_RELEASE_ID (their metrics' label) when not release_id
     track: str = "stable"
     progress_deadline: int = 600  # progressDeadlineSeconds: a rollout without progress this long has failed
     prestop_delay: int = 5  # seconds a terminating pod keeps serving while the endpoint removal propagates
@@ -270,6 +271,9 @@ def render_container(spec: DeploySpec) -> dict:
     digest = digest_of(spec.image) or ""
     if digest:
         env["VCI_IMAGE_DIGEST"] = digest
+    release = spec.release_id if spec.pods_release_id is None else spec.pods_release_id
+    if release:  # the metrics' release label ("": pods started before vci set it keep none; kube.pods_release)
+        env["VCI_RELEASE_ID"] = release
     if spec.track != "stable":  # the metrics' track label (stable pods keep the template they had)
         env["VCI_TRACK"] = spec.track
     else:  # a shadow release turns the mirror on and off through a mounted ConfigMap: no restart
