@@ -56,7 +56,8 @@ def trained() -> Path:
     try:
         here = Path(__file__).resolve().parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")])}
-        subprocess.run([sys.executable, __file__, str(scratch)], check=True, timeout=300, env=env, capture_output=True)
+        done_now = subprocess.run([sys.executable, __file__, str(scratch)], timeout=300, env=env, capture_output=True)
+        assert done_now.returncode == 0, f"training H2O's models failed: {done_now.stderr.decode()[-3000:]}"
         try:
             scratch.rename(done)
         except OSError:  # another run trained them meanwhile: theirs stand

@@ -149,7 +149,9 @@ class H2OMojoModel(FrameworkModel):
 
     def _rows(self, table) -> list[list]:
         """The request as rows of cells in the MOJO's column order (records and columns by name)."""
-        table = table.tolist() if hasattr(table, "tolist") else table  # V2 tensors
+        if isinstance(table, dict):  # columns (V2: named tensors, as numpy arrays)
+            table = {name: list(_plain(values)) for name, values in table.items()}
+        table = _plain(table)
         if is_columnar(table):
             records = _records_of_columns(table) if isinstance(table, dict) else table
             missing = sorted({c for record in records for c in self.columns if c not in record})
@@ -163,6 +165,7 @@ class H2OMojoModel(FrameworkModel):
 
     def _cell(self, name: str, value):
         """A categorical column's level as a string (2 or 2.0 -> "2"), a number as a double; else a 422."""
+        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value  # a V2 BYTES tensor's
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ModelError(f"column {name!r} takes a number or a string, not {value!r}", status=422)
         if name in self.categorical:
@@ -174,6 +177,11 @@ class H2OMojoModel(FrameworkModel):
             return float(prediction.value)
         probabilities = [float(p) for p in prediction.classProbabilities]
         return {"label": str(prediction.label), "probabilities": dict(zip(self.levels, probabilities, strict=True))}
+
+
+def _plain(values):
+    """Python values of a numpy array (a V2 tensor), else ``values`` as they are."""
+    return values.tolist() if hasattr(values, "tolist") else values
 
 
 MODEL_CLASS = H2OMojoModel
