@@ -253,6 +253,18 @@ class Validator:
             return None
         one = keyword == "oneOf"
 
+        def first_of(v):  # anyOf: done at the first branch that accepts (the hot path: a row, or rows)
+            failures = []
+            for check in checks:
+                failure = check(v)
+                if failure is None:
+                    return None
+                failures.append(failure)
+            return _best(failures, v)
+
+        if not one:
+            return first_of
+
         def any_of(v):
             failures = [c(v) if c is not None else None for c in checks]
             passed = sum(f is None for f in failures)

@@ -44,6 +44,7 @@ class ReceivedSpan:
     resource: dict
     status: str  # STATUS_CODE_UNSET, STATUS_CODE_ERROR
     flags: int
+    trace_state: str  # the W3C tracestate the span was started with ("" when none)
 
 
 def _value(value: AnyValue):
@@ -81,6 +82,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         resource,
                         span.status.StatusCode.Name(span.status.code),
                         span.flags,
+                        span.trace_state,
                     )
                 )
     return spans

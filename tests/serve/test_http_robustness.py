@@ -8,6 +8,7 @@ import os
 import random
 import socket
 import threading
+import time
 
 import pytest
 
@@ -95,6 +96,21 @@ def test_a_slow_client_neither_blocks_others_nor_stays_forever(server):
     answer = slow.recv(1000)  # --request-timeout 1: the server gives up on the slow request
     slow.close()
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_kept_alive_connection_times_out_its_second_slow_request_in_time(server):
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    request = b"POST /predict HTTP/1.1\r\nContent-Length: 3\r\nContent-Type: application/json\r\n\r\n"
+    for _ in range(3):  # answered requests move the connection's deadline on
+        conn.sendall(request + b"[1]")
+        assert conn.recv(1000).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.4)
+    conn.sendall(request + b"[")  # then one that never ends
+    started = time.monotonic()
+    answer = conn.recv(1000)
+    conn.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert 0.9 < time.monotonic() - started < 3, "the second request's timeout (1 s) was not kept"
 
 
 def test_oversized_body_gets_413_even_while_the_client_keeps_sending(server):

@@ -14,8 +14,8 @@ import pytest
 from tests.fakes.otlp_receiver import OtlpReceiver, decode
 from vci.errors import UsageError
 from vci.serve import otlp
-from vci.serve.shadow import Mirror
-from vci.serve.tracing import TraceSettings, parse, passed_on
+from vci.serve.shadow import SHADOW_CONFIG, Mirror
+from vci.serve.tracing import TraceSettings, parse, passed_on, state_of
 
 from .conftest import http_call, post_json
 from .models import BatchModel, EchoModel
@@ -24,6 +24,7 @@ from .test_payloads import metric
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING_SPAN = "00f067aa0ba902b7"
 INCOMING = f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-01"
+STATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,24 @@ INCOMING = f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-01"
 def test_traceparent_parsing_follows_w3c_trace_context(header, parsed):
     assert parse(header) == parsed
     assert passed_on(header) == (header if parsed else None)
+
+
+@pytest.mark.parametrize(
+    "state, kept",
+    [
+        ("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", True),
+        ("tenant@vendor=a b c,  ,x=1", True),  # a multi-tenant key, a space inside a value, an empty member
+        ("Upper=1", False),  # keys are lower case
+        ("a=1,a=2", False),  # a key appears once
+        ("a=", False),  # a value has at least one character
+        ("a=1,b=x=y", False),  # "=" is not a value's character
+        (",".join(f"k{n}=v" for n in range(33)), False),  # at most 32 members
+        ("a=" + "v" * 255 + ",b=" + "v" * 255, False),  # over 512 characters: dropped whole
+    ],
+)
+def test_tracestate_is_passed_on_unchanged_only_when_valid_beside_a_valid_traceparent(state, kept):
+    assert state_of(INCOMING, state) == (state if kept else None)
+    assert state_of(None, state) is None  # no (valid) traceparent: no tracestate either
 
 
 def test_tracing_is_off_without_an_endpoint_and_refuses_what_it_cannot_follow():
@@ -161,7 +180,8 @@ def request_trace(spans, trace_id: str | None = None, request_id: str | None = N
 def test_a_predict_is_a_server_span_under_the_incoming_one_with_its_steps(start_server, receiver):
     server = start_server(EchoModel, artifacts={"greeting": b"hi"}, extra_env=tracing_env(receiver))
     server.wait_state()
-    status, headers, _ = post_json(server, "/predict", {"x": 1}, {"traceparent": INCOMING, "X-Request-Id": "rq-1"})
+    sent = {"traceparent": INCOMING, "tracestate": STATE, "X-Request-Id": "rq-1"}
+    status, headers, _ = post_json(server, "/predict", {"x": 1}, sent)
     assert status == 200
     version, trace_id, span_id, flags = headers["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", INCOMING_TRACE, "01") and span_id != INCOMING_SPAN
@@ -176,6 +196,7 @@ def test_a_predict_is_a_server_span_under_the_incoming_one_with_its_steps(start_
     assert traced.attributes == {"http.request.method": "POST", "http.route": "/predict",
                                  "http.response.status_code": 200, "vci.request_id": "rq-1"}  # fmt: skip
     assert traced.resource["service.name"] == "echo" and traced.flags & 0x300 == 0x300  # its parent is remote
+    assert traced.trace_state == STATE
     root, _ = request_trace(spans, request_id="rq-2")
     assert root.parent_id == "" and root.trace_id != INCOMING_TRACE
     refused, refused_steps = request_trace(spans, request_id="rq-3")
@@ -255,7 +276,7 @@ class _Candidate(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
-        _Candidate.seen.append(self.headers.get("traceparent"))
+        _Candidate.seen.append((self.headers.get("traceparent"), self.headers.get("tracestate")))
         body = b"1"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -266,7 +287,7 @@ class _Candidate(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_shadow_copy_carries_the_traceparent_to_the_candidate(tmp_path):
+def test_the_shadow_copy_carries_the_traceparent_and_tracestate_to_the_candidate(tmp_path):
     candidate = ThreadingHTTPServer(("127.0.0.1", 0), _Candidate)
     threading.Thread(target=candidate.serve_forever, daemon=True).start()
     config = tmp_path / "shadow.json"
@@ -277,11 +298,31 @@ def test_the_shadow_copy_carries_the_traceparent_to_the_candidate(tmp_path):
         deadline = time.monotonic() + 10
         while mirror.config is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        mirror.offer(b"1", b"1", INCOMING)
+        mirror.offer(b"1", b"1", INCOMING, STATE)
         mirror.offer(b"1", b"1")
         while len(_Candidate.seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _Candidate.seen == [INCOMING, None]
+        assert _Candidate.seen == [(INCOMING, STATE), (None, None)]
+    finally:
+        candidate.shutdown()
+        candidate.server_close()
+
+
+def test_a_served_request_passes_its_trace_context_to_the_shadow(start_server, tmp_path):
+    candidate = ThreadingHTTPServer(("127.0.0.1", 0), _Candidate)
+    threading.Thread(target=candidate.serve_forever, daemon=True).start()
+    config = tmp_path / "shadow.json"
+    url = f"http://127.0.0.1:{candidate.server_address[1]}"
+    config.write_text(json.dumps({"url": url, "fraction": 1.0, "compare": "exact", "release_id": "r1"}))
+    _Candidate.seen.clear()
+    try:
+        server = start_server(EchoModel, artifacts={"greeting": b"hi"}, extra_env={SHADOW_CONFIG: str(config)})
+        server.wait_state()
+        deadline = time.monotonic() + 10
+        while not _Candidate.seen and time.monotonic() < deadline:  # until the server has read its shadow
+            assert post_json(server, "/predict", {"x": 1}, {"traceparent": INCOMING, "tracestate": STATE})[0] == 200
+            time.sleep(0.1)
+        assert _Candidate.seen[0] == (INCOMING, STATE)
     finally:
         candidate.shutdown()
         candidate.server_close()

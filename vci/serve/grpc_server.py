@@ -25,7 +25,7 @@ from . import logs, v2_grpc
 from .auth import Tokens
 from .payloads import PayloadLog
 from .service import Reply
-from .tracing import TRACEPARENT, Trace, Tracer, passed_on, trace_id_of
+from .tracing import TRACEPARENT, TRACESTATE, Trace, Tracer, passed_on, trace_id_of
 
 SERVICE = "vci.Model"
 METHODS = ("Predict", "BatchPredict", "Health")
@@ -136,7 +136,8 @@ class GrpcFrontEnd:
         started = time.perf_counter()
         self.metrics.started()
         incoming = metadata.get(TRACEPARENT)
-        trace = self.tracer.begin(incoming, started) if self.tracer is not None and method in TRACED else None
+        tracer = self.tracer if method in TRACED else None
+        trace = tracer.begin(incoming, started, metadata.get(TRACESTATE)) if tracer is not None else None
         try:
             refusal = self.auth.refusal(route, self.auth.presented(metadata), rid) if self.auth else None
             if refusal is not None:

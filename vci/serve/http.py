@@ -33,7 +33,7 @@ from .metrics import CONTENT_TYPE
 from .payloads import PayloadLog
 from .service import JSON, Codec, Reply, error_reply
 from .shadow import Mirror
-from .tracing import TRACEPARENT, Trace, Tracer, passed_on, trace_id_of
+from .tracing import TRACEPARENT, TRACESTATE, Trace, Tracer, passed_on, state_of, trace_id_of
 from .v2_rest import InferCall, is_v2, method_of, parse_path, route_label
 from .wire import (
     MAX_HEAD_BYTES,
@@ -174,7 +174,8 @@ class HttpConnection(asyncio.Protocol):
         self.head: Head | None = None
         self.busy = False
         self.paused = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # fires at or before ``deadline`` (see _arm)
+        self.deadline: float | None = None  # loop time the connection times out at; None while answering
         self.request_id = ""
         self.started = 0.0
         self.eof = False
@@ -224,9 +225,25 @@ class HttpConnection(asyncio.Protocol):
         self._advance()
 
     def _arm(self, seconds: float) -> None:
-        if self.timer:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(seconds, self._timed_out)
+        """Time the connection out ``seconds`` from now. The timer is moved only when it would fire after
+        the new deadline: a kept-alive connection's next deadline is later than its timer (both timeouts
+        count from its last event), so a request sets a float instead of making and cancelling two timer
+        handles (2.3 us of the loop's ~45 us a request)."""
+        deadline = self.deadline = self.loop.time() + seconds
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self.timer = None
+        if self.deadline is None:  # answering: _finish arms again
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._check_deadline)
+            return
+        self._timed_out()
 
     def _timed_out(self) -> None:
         if self.busy:
@@ -313,7 +330,8 @@ class HttpConnection(asyncio.Protocol):
         self._begin()
         self.body = body
         if self.server.tracer is not None and head.method == "POST":
-            self.trace = self.server.tracer.begin(head.headers.get(TRACEPARENT), self.started)
+            headers = head.headers
+            self.trace = self.server.tracer.begin(headers.get(TRACEPARENT), self.started, headers.get(TRACESTATE))
         auth = self.server.auth
         if auth is not None:  # vci.serve.auth: a guarded route without an accepted bearer token gets 401
             route = route_label(head.path) if is_v2(head.path) else head.path
@@ -408,9 +426,7 @@ class HttpConnection(asyncio.Protocol):
         self.busy = True
         self.started = time.perf_counter()
         self.server.metrics.started()
-        if self.timer:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = None  # no timeout while the request is answered (the timer, if due, does nothing)
 
     def _fail(self, exc: BadRequest) -> None:
         """Answer a request that could not be parsed or accepted, then close the connection.
@@ -428,6 +444,8 @@ class HttpConnection(asyncio.Protocol):
         self._finish(head, error_reply(exc.status, exc.message, self.request_id), close=True, extra=extra)
         if self.discarding:
             self.transport.write_eof()
+            if self.timer is not None:
+                self.timer.cancel()
             self.timer = self.loop.call_later(2.0, self.transport.close)
 
     def _finish(self, head: Head | None, reply: Reply, *, close: bool = False, extra: str = "") -> None:
@@ -455,8 +473,10 @@ class HttpConnection(asyncio.Protocol):
             server.payloads.offer(route, head.headers, self.body, reply.status, reply.body, seconds, rid, trace_id)
         self.body = b""
         if self.mirrored is not None:  # after the answer is written: a shadow never delays it
-            if reply.status == 200 and server.mirror is not None:
-                server.mirror.offer(self.mirrored, reply.body, traceparent)
+            if reply.status == 200 and server.mirror is not None and head is not None:
+                sent = head.headers.get(TRACESTATE)
+                state = trace.state if trace is not None else state_of(traceparent, sent)
+                server.mirror.offer(self.mirrored, reply.body, traceparent, state)
             self.mirrored = None
         self.busy = False
         self._release()

@@ -54,6 +54,7 @@ class Span(NamedTuple):
     more: tuple[tuple[str, Value], ...] = ()
     error: str | None = None  # the status message when the span failed, else none (unset)
     remote_parent: bool = False
+    trace_state: str = ""  # the W3C tracestate the request came with
 
 
 _SMALL = [bytes((n,)) for n in range(128)]
@@ -110,6 +111,8 @@ def _name_and_kind(name: str, kind: int) -> bytes:
 def encode_span(span: Span) -> bytes:
     """One Span message."""
     parts = [b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id]
+    if span.trace_state:
+        parts.append(_field(3, span.trace_state.encode()))
     if span.parent_id:
         parts += (b"\x22\x08", span.parent_id)
     parts += (_name_and_kind(span.name, span.kind), _TIMES.pack(7 << 3 | 1, span.start_ns, 8 << 3 | 1, span.end_ns))

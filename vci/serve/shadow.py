@@ -122,14 +122,14 @@ class Mirror:
         return {"release_id": release_id, "compared": 0, "disagreed": 0, "errors": 0, "dropped": 0,
                 "shadow_seconds": 0.0, "disagreements": []}  # fmt: skip
 
-    def offer(self, body, answer: bytes, traceparent: str | None = None) -> None:
+    def offer(self, body, answer: bytes, traceparent: str | None = None, tracestate: str | None = None) -> None:
         """After a live request was answered: maybe queue a copy for the candidate (never blocks), with the
-        request's W3C ``traceparent`` (vci.serve.tracing) passed on."""
+        request's W3C ``traceparent`` and ``tracestate`` (vci.serve.tracing) passed on."""
         config = self.config
         if config is None or random.random() >= float(config.get("fraction", 1.0)):
             return
         try:
-            self.queue.put_nowait((config, body, answer, traceparent))
+            self.queue.put_nowait((config, body, answer, traceparent, tracestate))
         except queue.Full:
             with self._lock:
                 self.counts["dropped"] += 1
@@ -168,10 +168,10 @@ class Mirror:
     def _send_all(self) -> None:
         connections: dict[str, object] = {}
         while True:
-            config, body, answer, traceparent = self.queue.get()
+            config, body, answer, traceparent, tracestate = self.queue.get()
             started = time.perf_counter()
             try:
-                shadow = self._send(connections, config["url"], body, traceparent)
+                shadow = self._send(connections, config["url"], body, traceparent, tracestate)
                 agreed = agree(json.loads(answer), shadow, config.get("compare", "exact"))
             except Refused as refused:  # production answered, the candidate refused: they disagree
                 shadow, agreed = {"status": refused.status}, False
@@ -184,7 +184,7 @@ class Mirror:
             if self.payloads is not None:  # a record marked shadow, with both answers (vci predictions shows it)
                 self.payloads.offer_shadow(body, answer, shadow, agreed, config.get("release_id"), seconds, traceparent)
 
-    def _send(self, connections: dict, url: str, body: bytes, traceparent: str | None = None) -> object:
+    def _send(self, connections: dict, url: str, body: bytes, traceparent=None, tracestate=None) -> object:
         """POST ``body`` to the candidate's /predict (with this server's own token when it has one: the
         candidate runs with the same auth setting) and return its JSON answer."""
         import http.client
@@ -199,6 +199,8 @@ class Mirror:
             headers["Authorization"] = "Bearer " + tokens[0].decode()
         if traceparent:
             headers["traceparent"] = traceparent
+            if tracestate:
+                headers["tracestate"] = tracestate
         conn.request("POST", "/predict", body=body, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()

@@ -44,6 +44,11 @@ from ..errors import UsageError
 from . import logs, otlp
 
 TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+_STATE_MEMBER = re.compile(
+    r"(?:[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13}|[a-z][a-z0-9_*/-]{0,255})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+MAX_STATE = 512  # characters of a tracestate passed on (W3C: at least 512 must be propagated)
 _HEADER = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\r\n]*)?")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 POLL = 0.5  # seconds between the exporter's looks at the queue
@@ -74,6 +79,19 @@ def parse(header: str) -> tuple[str, str, bool] | None:
     return trace_hex, parent_hex, flags[1] in "13579bdf"  # the flags' lowest bit: sampled
 
 
+def state_of(traceparent: str | None, header: str | None) -> str | None:
+    """The tracestate to pass on beside a valid ``traceparent``: ``header`` unchanged when it is a valid
+    list of at most 32 members and MAX_STATE characters (W3C Trace Context), else None (dropped whole)."""
+    if traceparent is None or not header or len(header) > MAX_STATE:
+        return None
+    members = [member.strip(" \t") for member in header.split(",")]
+    members = [member for member in members if member]  # empty list members are allowed, and skipped
+    if not members or len(members) > 32 or not all(_STATE_MEMBER.fullmatch(member) for member in members):
+        return None
+    keys = [member.split("=", 1)[0] for member in members]
+    return header if len(set(keys)) == len(keys) else None
+
+
 def trace_id_of(header: str | None) -> str | None:
     """The trace id (32 hex digits) of a traceparent that :func:`passed_on` kept."""
     return header[3:35] if header else None
@@ -83,10 +101,11 @@ class Trace:
     """One sampled request's trace: the server span's ids (hex; the parent "" for a root) and start, and its
     children's times (perf_counter)."""
 
-    __slots__ = ("trace_hex", "parent_hex", "span_hex", "start", "spans")
+    __slots__ = ("trace_hex", "parent_hex", "span_hex", "start", "spans", "state")
 
-    def __init__(self, trace_hex: str, parent_hex: str, start: float):
+    def __init__(self, trace_hex: str, parent_hex: str, start: float, state: str | None = None):
         self.trace_hex, self.parent_hex, self.start = trace_hex, parent_hex, start
+        self.state = state or ""  # the incoming tracestate: the server span's trace_state
         self.span_hex = f"{random.getrandbits(64) or 1:016x}"
         self.spans: list[tuple[str, float, float]] = []
 
@@ -228,9 +247,10 @@ class Tracer:
     def start(self) -> None:
         self._thread.start()
 
-    def begin(self, header: str | None, start: float) -> Trace | None:
-        """The trace of a request that began at ``start`` (perf_counter) with the traceparent ``header``,
-        or None when the sampler leaves it out."""
+    def begin(self, header: str | None, start: float, state: str | None = None) -> Trace | None:
+        """The trace of a request that began at ``start`` (perf_counter) with the traceparent ``header``
+        (and the tracestate ``state``, kept only beside a valid traceparent), or None when the sampler
+        leaves it out."""
         parsed = parse(header) if header else None
         if parsed is None:
             trace_hex, parent_hex, parent_sampled = f"{random.getrandbits(128) or 1:032x}", "", None
@@ -238,7 +258,7 @@ class Tracer:
             trace_hex, parent_hex, parent_sampled = parsed
         if not self.settings.sampled(trace_hex, parent_sampled):
             return None
-        return Trace(trace_hex, parent_hex, start)
+        return Trace(trace_hex, parent_hex, start, state_of(header, state) if parsed is not None else None)
 
     def finish(self, trace: Trace, name: str, attributes: tuple, request_id: str, error: str | None = None) -> None:
         """Queue a finished request's trace (its server span ends now), or count it dropped. ``attributes``:
@@ -307,7 +327,7 @@ def _encoded(entry: tuple, offset: int) -> list[bytes]:
     start_ns, end_ns = int(trace.start * 1e9) + offset, int(end * 1e9) + offset
     more = (("vci.request_id", request_id),)
     server = otlp.Span(trace_id, span_id, bytes.fromhex(trace.parent_hex), name, otlp.SERVER, start_ns, end_ns,
-                       attributes, more, error, bool(trace.parent_hex))  # fmt: skip
+                       attributes, more, error, bool(trace.parent_hex), trace.state)  # fmt: skip
     encoded = [otlp.encode_span(server)]
     for child, began, ended in trace.spans:
         child_id = (random.getrandbits(64) or 1).to_bytes(8, "big")
