@@ -1,11 +1,12 @@
-"""Three tiny H2O models trained on iris by H2O itself, exported as MOJOs, with H2O's own predictions on test rows.
+"""Four tiny H2O models trained on iris by H2O itself, exported as MOJOs, with H2O's own predictions on test rows.
 
 Training starts H2O's server (a JVM, from the h2o package's jar): about 12 s here. ``trained()`` does it in a
-child process once per machine and h2o version, keeping the MOJOs and H2O's answers in the test cache
-(``VCI_TEST_CACHE``/h2o-mojos-VERSION); the child shuts the server down and waits until its JVM has exited.
-Run as a script (``python h2o_mojos.py OUT``) it is that child.
+child process once per machine, h2o version and version of this file, keeping the MOJOs and H2O's answers in
+the test cache (``VCI_TEST_CACHE``/h2o-mojos-VERSION-HASH); the child shuts the server down and waits until
+its JVM has exited. Run as a script (``python h2o_mojos.py OUT``) it is that child.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,11 +21,12 @@ from images import cache_root
 
 NAMES = ["sl", "sw", "pl", "pw"]
 SPECIES = ["setosa", "versicolor", "virginica"]
-# name -> (estimator, its arguments, inputs, response): one per model category vci serves
+# name -> (estimator, its arguments, inputs, response): one per model category vci serves, and one it refuses
 MODELS = {
     "multinomial": ("H2OGradientBoostingEstimator", {"ntrees": 5, "max_depth": 3}, NAMES, "species"),
     "binomial": ("H2OGeneralizedLinearEstimator", {"family": "binomial"}, ["sl", "sw", "species"], "long"),
     "regression": ("H2OGradientBoostingEstimator", {"ntrees": 5, "max_depth": 3}, ["sw", "pl", "pw", "species"], "sl"),
+    "clustering": ("H2OKMeansEstimator", {"k": 3}, NAMES, None),  # a category vci refuses
 }
 
 
@@ -48,7 +50,8 @@ def scoring_records() -> list[dict]:
 def trained() -> Path:
     """The cache directory holding ``NAME.zip`` (a MOJO) and ``predictions.json`` (H2O's answers to
     ``scoring_records()``, per model), trained now when it is not there yet."""
-    done = cache_root() / f"h2o-mojos-{metadata.version('h2o')}"
+    recipe = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # this file: the models, the rows
+    done = cache_root() / f"h2o-mojos-{metadata.version('h2o')}-{recipe}"
     if (done / "predictions.json").is_file():
         return done
     done.parent.mkdir(parents=True, exist_ok=True)

@@ -168,3 +168,9 @@ def test_what_is_not_a_mojo_is_refused_at_log_time(store, tmp_path):
         assert "download_mojo" in refused.value.hint
     with pytest.raises(ModelValidationError, match="does not exist"):
         log_and_load(vci.frameworks.h2o(tmp_path / "missing.zip"), store)
+
+
+def test_a_category_vci_does_not_serve_is_refused_at_log_time(store, mojos):
+    said = r"clustering.zip is a Clustering model \(kmeans\): vci serves Regression, Binomial, Multinomial MOJOs"
+    with pytest.raises(ModelValidationError, match=said):
+        log_and_load(vci.frameworks.h2o(mojos / "clustering.zip"), store)
