@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from .digests import hex_of, verify_file
-from .errors import ConfigError, IntegrityError
-from .files import write_replacing
+from .errors import IntegrityError
+from .files import cache_root, write_replacing  # cache_root: fetch's name for it, kept
 from .modeldir import (
     MANIFEST,
     blob_path,
@@ -22,17 +22,6 @@ from .store.sigterm import sigterm_raises
 
 log = logging.getLogger("vci")
 DEFAULT_BUDGET = "20GiB"
-
-
-def cache_root() -> Path:
-    """``VCI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vci``, else ``~/.cache/vci``."""
-    if os.environ.get("VCI_CACHE_DIR"):
-        root, source = Path(os.environ["VCI_CACHE_DIR"]), "VCI_CACHE_DIR"
-    else:
-        root, source = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vci", "the cache"
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{source} {root} is a file, not a directory", hint="point VCI_CACHE_DIR at a directory")
-    return root
 
 
 def fetch_model_dir(store, manifest: dict, dest: str | Path | None = None) -> Path:

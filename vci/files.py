@@ -20,9 +20,20 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from .digests import CHUNK, HashingWriter
-from .errors import IntegrityError
+from .errors import ConfigError, IntegrityError
 
 TMP_SUFFIX = ".tmp"
+
+
+def cache_root() -> Path:
+    """``VCI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vci``, else ``~/.cache/vci``."""
+    if os.environ.get("VCI_CACHE_DIR"):
+        root, source = Path(os.environ["VCI_CACHE_DIR"]), "VCI_CACHE_DIR"
+    else:
+        root, source = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vci", "the cache"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{source} {root} is a file, not a directory", hint="point VCI_CACHE_DIR at a directory")
+    return root
 
 
 @contextmanager

@@ -1,7 +1,8 @@
-"""One image test per language: an R model (saved by R) and a PMML document (scored on the JVM), packaged on
-the "other languages" base (scripts/build-base-image.sh --languages), pushed, run with runc as 65532 on a
-read-only root, answering what R and scikit-learn answer."""
+"""One image test per language: an R model (saved by R), a PMML document and an H2O MOJO (both scored on the
+JVM), packaged on the "other languages" base (scripts/build-base-image.sh --languages), pushed, run with runc as
+65532 on a read-only root, answering what R, scikit-learn and H2O answer."""
 
+import json
 import subprocess
 import urllib.error
 
@@ -9,6 +10,7 @@ import pytest
 
 import vci
 from images import base_image_layout, run_image
+from tests.frameworks.h2o_mojos import NAMES, scoring_records, trained
 from tests.frameworks.test_pmml import pmml_of
 from vci.build import Options
 from vci.build.package import package
@@ -22,7 +24,7 @@ def languages_base():
 
 
 def served(settings, registry, base, saved, repository: str, rows):
-    """Log ``saved`` (a vci.frameworks.r/pmml file), package it on ``base``, run the image, POST ``rows``."""
+    """Log ``saved`` (a vci.frameworks.r/pmml/h2o file), package it on ``base``, run the image, POST ``rows``."""
     run = vci.init("languages", settings=settings)
     run.log_model(saved)
     run.commit()
@@ -62,3 +64,14 @@ def test_a_pmml_document_in_the_languages_image_answers_what_scikit_learn_answer
     assert [a["species"] for a in answer] == clf.predict(rows).tolist()
     got = [a[f"probability({k})"] for a in answer for k in range(3)]
     assert got == pytest.approx(clf.predict_proba(rows).ravel().tolist(), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_an_h2o_mojo_in_the_languages_image_answers_what_h2o_answers(settings, registry, languages_base):
+    mojos = trained()  # by H2O itself, once per machine (tests/frameworks/h2o_mojos.py)
+    rows = [[r[c] for c in NAMES] for r in scoring_records()]
+    answer = served(settings, registry, languages_base, vci.frameworks.h2o(mojos / "multinomial.zip"), "h2o", rows)
+    header, *expected = json.loads((mojos / "predictions.json").read_text())["multinomial"]
+    assert [a["label"] for a in answer] == [e[0] for e in expected]
+    got = [a["probabilities"][k] for a in answer for k in header[1:]]
+    assert got == pytest.approx([float(p) for e in expected for p in e[1:]], rel=1e-12)

@@ -8,8 +8,9 @@ classes live in this package, so a run's pickle refers to them by reference: the
 layer (vci's own source) holds them.
 
 Models saved by another language's tools are named by a path: ``r("model.rds")`` (R, served through
-rpy2) and ``pmml("model.pmml")`` (PMML, scored on the JVM by JPMML); their modules are ``rlang`` and
-``jpmml``, so that ``vci.frameworks.r`` stays the function whatever has been imported.
+rpy2), ``pmml("model.pmml")`` (PMML, scored on the JVM by JPMML) and ``h2o("model.zip")`` (an H2O MOJO,
+scored on the JVM by H2O's genmodel); their modules are ``rlang``, ``jpmml`` and ``h2omojo``, so that
+``vci.frameworks.r`` stays the function whatever has been imported.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def pmml(path: str | os.PathLike) -> Saved:
     return Saved("jpmml", Path(path))
 
 
+def h2o(path: str | os.PathLike, *, genmodel_jar: str | os.PathLike | None = None) -> Saved:
+    """An H2O MOJO zip (``model.download_mojo()``), scored by H2O's genmodel on the JVM; its jar is cut from the
+    installed ``h2o`` package, or ``genmodel_jar`` names one (e.g. h2o-genmodel.jar from Maven) shipped as is."""
+    return Saved("h2omojo", Path(path), {"genmodel_jar": genmodel_jar})
+
+
 def detect(obj) -> str | None:
     """The family name (a module of this package) that handles ``obj``, or None; imports nothing."""
     if isinstance(obj, Saved):
@@ -115,4 +122,4 @@ def model_for(obj, directory: str | Path) -> Packed | None:
 
 def frameworks() -> list[str]:
     """Every family vci knows, for documentation and error messages."""
-    return sorted({*FAMILIES.values(), "functions", "rlang", "jpmml"})
+    return sorted({*FAMILIES.values(), "functions", "rlang", "jpmml", "h2omojo"})

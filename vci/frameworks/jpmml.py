@@ -11,12 +11,9 @@ from pathlib import Path
 from ..errors import ModelError, ModelValidationError
 from .base import FrameworkModel, require, versions
 from .convert import to_frame
+from .jvm import HINT, with_jars
 
 REQUIREMENTS = ["jpmml-evaluator", "pandas"]
-HINT = (
-    "install a JRE (Debian: apt-get install openjdk-17-jre-headless) or serve from a base that has one "
-    "(scripts/build-base-image.sh --languages, or your own named by `base:`)"
-)
 
 
 def pack(saved, directory: Path) -> tuple[Path, dict, list[str]]:
@@ -43,6 +40,7 @@ def evaluator(path: str, name: str = "the PMML document"):
     """A verified JPMML evaluator of the document at ``path`` (the JVM is started on first use)."""
     lib = require("jpmml_evaluator", "jpmml-evaluator")
     try:
+        with_jars(sorted(Path(str(lib.__file__)).parent.glob("*/*.jar")))  # its resources/ and dependencies/
         return lib.make_evaluator(path, backend="jpype").verify()
     except Exception as exc:  # JPype raises the JVM's exceptions (a missing JVM, a document JPMML refuses)
         message = _innermost(exc)
