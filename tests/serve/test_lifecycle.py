@@ -110,6 +110,28 @@ def test_several_workers_share_the_port_and_stop_together(start_server):
     assert sorted(r["worker"] for r in exits) == [0, 1] and all(r["code"] == 0 for r in exits)
 
 
+def running(pid: str) -> bool:
+    """Whether process ``pid`` is alive (a zombie waiting for its new parent to reap it is not)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_die_with_a_supervisor_killed_outright(start_server):
+    server = start_server(EchoModel, artifacts={"greeting": b"w"}, args=("--workers", "2"))
+    server.wait_state()
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    server.proc.kill()  # SIGKILL: the supervisor forwards nothing
+    server.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(map(running, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in children if running(pid)]
+    assert not alive, f"workers {alive} outlived their supervisor (they would hold the port)"
+
+
 CHECK_MODULES = """
 import json, sys, threading, time, http.client
 from vci.serve import run_server

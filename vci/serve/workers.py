@@ -1,5 +1,8 @@
 """Several server processes on one listening socket: fork the workers, forward SIGTERM, reap them.
 
+A worker dies with its supervisor: Linux sends it SIGTERM when the supervisor is gone (PR_SET_PDEATHSIG),
+even when the supervisor was killed outright and could forward nothing.
+
 Each worker loads its own model copy and keeps its own metrics (a scrape sees the worker that
 accepted it). When one worker exits on its own (say the model cannot load), the others are stopped
 and the supervisor fails with that worker's exit code, so the container restarts as a whole.
@@ -52,6 +55,10 @@ def _run_child(index: int, serve) -> None:
     """Body of a forked worker: never returns."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    supervisor = int(os.environ["VCI_SUPERVISOR_PID"])
+    _die_with_parent()
+    if os.getppid() != supervisor:  # the supervisor died before the line above: nobody would reap us
+        os._exit(1)
     os.environ["VCI_WORKER_INDEX"] = str(index)
     code = 0
     try:
@@ -65,6 +72,19 @@ def _run_child(index: int, serve) -> None:
     finally:
         sys.stderr.flush()
         os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies (PR_SET_PDEATHSIG), so that a supervisor
+    killed outright (SIGKILL, the OOM killer) leaves no worker holding the port and serving alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: the supervisor's own SIGTERM forwarding still applies
+        pass
 
 
 def _reap(state: _State) -> int:
