@@ -23,8 +23,8 @@ import vci  # noqa: E402
 WORDS = ["the", "a", "movie", "film", "was", "is", "good", "great", "bad", "awful"]
 
 
-def tiny_model(workdir: Path) -> SentenceTransformer:
-    """A 1-layer BERT (hidden size 16) with mean pooling: untrained, but its embeddings are reproducible."""
+def tiny_bert(workdir: Path) -> Path:
+    """A 1-layer BERT (hidden size 16) and its tokenizer saved in ``workdir``: untrained, but reproducible."""
     (workdir / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     transformers.BertTokenizerFast(vocab_file=str(workdir / "vocab.txt")).save_pretrained(str(workdir))
     config = transformers.BertConfig(
@@ -37,7 +37,12 @@ def tiny_model(workdir: Path) -> SentenceTransformer:
     )
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(str(workdir))
-    return SentenceTransformer(modules=[Transformer(str(workdir)), Pooling(16, "mean")], device="cpu")
+    return workdir
+
+
+def tiny_model(workdir: Path) -> SentenceTransformer:
+    """The tiny BERT (see tiny_bert) with mean pooling: a sentence embedding of 16 floats."""
+    return SentenceTransformer(modules=[Transformer(str(tiny_bert(workdir))), Pooling(16, "mean")], device="cpu")
 
 
 def main() -> dict:

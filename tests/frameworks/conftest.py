@@ -1,5 +1,9 @@
 """Fixtures for the framework adapters: a local store in tmp_path; log, then load as the server does."""
 
+import functools
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 import vci
@@ -36,3 +40,15 @@ def assert_close(got, expected, tol=1e-5):
     assert np.asarray(got).shape == np.asarray(expected).shape, (got, expected)
     close = np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), atol=tol)
     assert close, (got, expected)
+
+
+@functools.cache
+def example(name: str):
+    """examples/NAME/main.py as a module named example_NAME (not ``main``, which every example is), so a
+    test trains or builds exactly what the example does."""
+    path = Path(__file__).resolve().parents[2] / "examples" / name / "main.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

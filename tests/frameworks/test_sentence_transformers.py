@@ -1,5 +1,6 @@
-"""sentence-transformers: a tiny model built in the test (a randomly initialised BERT with a locally written
-WordPiece vocabulary, mean pooling), saved with save(), served as the original embeds; nothing from a hub."""
+"""sentence-transformers: a tiny model built by the example's own code (a randomly initialised BERT with a
+locally written WordPiece vocabulary, mean pooling), saved with save(), served as the original embeds;
+nothing from a hub."""
 
 import os
 from importlib import metadata
@@ -7,7 +8,7 @@ from importlib import metadata
 import numpy as np
 import pytest
 
-from tests.frameworks.conftest import assert_close, log_and_load, pinned
+from tests.frameworks.conftest import assert_close, example, log_and_load, pinned
 from vci.errors import ModelValidationError
 from vci.validator import Validator
 
@@ -15,35 +16,21 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 sentence_transformers = pytest.importorskip("sentence_transformers")
-from sentence_transformers.sentence_transformer.modules import Pooling, Transformer  # noqa: E402
 
-WORDS = ["good", "bad", "movie", "film", "great", "awful", "the", "a", "was", "is"]
 TEXTS = ["the movie was good", "a bad film", "great", "awful awful film"]
+built = example("sentence_transformers")  # the example's own tiny model: one copy
 
 
 def tiny_bert(tmp_path):
     base = tmp_path / "bert"
     base.mkdir()
-    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    transformers.BertTokenizerFast(vocab_file=str(base / "vocab.txt")).save_pretrained(str(base))
-    config = transformers.BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(str(base))
-    return base
+    return built.tiny_bert(base)
 
 
 def tiny_model(tmp_path):
-    base = tiny_bert(tmp_path)
-    encoder = Transformer(str(base))
-    pooling = Pooling(16, "mean")
-    return sentence_transformers.SentenceTransformer(modules=[encoder, pooling], device="cpu")
+    base = tmp_path / "model"
+    base.mkdir()
+    return built.tiny_model(base)
 
 
 def test_embeddings_round_trip(store, tmp_path):

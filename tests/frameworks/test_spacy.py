@@ -1,5 +1,6 @@
-"""spaCy: a blank English pipeline with a text classifier trained in the test, saved with to_disk, served as
-the original classifies; an entity recogniser's pipeline answers entities; a pipeline of neither is refused."""
+"""spaCy: a blank English pipeline with a text classifier trained by the example's own code, saved with
+to_disk, served as the original classifies; an entity recogniser's pipeline answers entities; a pipeline of
+neither is refused."""
 
 from importlib import metadata
 
@@ -7,39 +8,14 @@ import numpy as np
 import pytest
 
 import vci
-from tests.frameworks.conftest import log_and_load, pinned
+from tests.frameworks.conftest import example, log_and_load, pinned
 from vci.deploy import undeploy
 from vci.errors import ModelError, ModelValidationError
 from vci.validator import Validator
 
 spacy = pytest.importorskip("spacy")
-from spacy.training import Example  # noqa: E402
-
-TRAIN = [
-    ("a good movie", "POS"),
-    ("great film", "POS"),
-    ("good and great", "POS"),
-    ("a bad movie", "NEG"),
-    ("awful film", "NEG"),
-    ("bad and awful", "NEG"),
-]
 TEXTS = ["good film", "an awful movie", "great", "bad"]
-
-
-def trained_classifier():
-    spacy.util.fix_random_seed(0)
-    nlp = spacy.blank("en")
-    textcat = nlp.add_pipe("textcat")
-    for label in ("POS", "NEG"):
-        textcat.add_label(label)
-    examples = [
-        Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(y == "POS"), "NEG": float(y == "NEG")}})
-        for text, y in TRAIN
-    ]
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(20):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+trained_classifier = example("spacy").trained_classifier  # the example's own training: one copy
 
 
 def test_text_classifier_round_trip(store):
