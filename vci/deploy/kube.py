@@ -339,7 +339,8 @@ class KubeTarget:
         if kept is not None:
             spec = dataclasses.replace(spec, pods_release_id=kept)
         objects = render(spec) + self._service_monitor(spec)
-        lives = {_key(o): self.cluster.read(o["kind"], o["metadata"]["name"], spec.namespace) for o in objects}
+        lives = {_key(objects[0]): live}  # the Deployment, read above
+        lives |= {_key(o): self.cluster.read(o["kind"], _name(o), spec.namespace) for o in objects[1:]}
         planned = {_key(o): self.cluster.planned(o, lives[_key(o)]) for o in objects}
         after = planned[_key(objects[0])]
         if kept is not None and after is not None and live is not None and restarts(live, after):

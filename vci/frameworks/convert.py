@@ -70,7 +70,7 @@ def _select(frame, columns: list[str]):
 
 
 def _column_rows(table, columns: list[str] | None) -> list[list]:
-    records = _records_of_columns(table) if isinstance(table, dict) else table
+    records = records_of_columns(table) if isinstance(table, dict) else table
     order = columns or (list(records[0]) if records else [])
     try:
         return [[record[c] for c in order] for record in records]
@@ -78,7 +78,8 @@ def _column_rows(table, columns: list[str] | None) -> list[list]:
         raise ModelError(f"missing input column: {exc.args[0]}", status=422) from None
 
 
-def _records_of_columns(table: dict) -> list[dict]:
+def records_of_columns(table: dict) -> list[dict]:
+    """A dict of equally long columns as records, one per row (422 when the lengths differ)."""
     try:
         return [dict(zip(table, values, strict=True)) for values in zip(*table.values(), strict=True)]
     except ValueError:

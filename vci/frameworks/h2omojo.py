@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ModelError, ModelValidationError
 from .base import FrameworkModel, versions
-from .convert import _records_of_columns, is_columnar
+from .convert import is_columnar, records_of_columns
 from .genmodel import genmodel_jar
 from .jvm import HINT, with_jars
 
@@ -153,7 +153,7 @@ class H2OMojoModel(FrameworkModel):
             table = {name: list(_plain(values)) for name, values in table.items()}
         table = _plain(table)
         if is_columnar(table):
-            records = _records_of_columns(table) if isinstance(table, dict) else table
+            records = records_of_columns(table) if isinstance(table, dict) else table
             missing = sorted({c for record in records for c in self.columns if c not in record})
             if missing:
                 raise ModelError(f"missing input columns: {', '.join(missing)}", status=422)

@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .service import Codec, Reply
+from .service import Codec, Reply, moving_average
 from .tracing import Trace
 
 Answer = Callable[[Reply], None]  # called on the loop with the request's reply
@@ -89,8 +89,7 @@ class Batcher:
                 traces = [entry[5] for entry in same]
                 replies += self.service.call_many([(body, rid) for body, rid, *_ in same], codecs, traces)
                 answers += [entry[2] for entry in same]
-        seconds, average = time.perf_counter() - running, self.batch_seconds
-        self.batch_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        self.batch_seconds = moving_average(self.batch_seconds, time.perf_counter() - running)
         if inline:
             _answer(answers, replies)
         else:  # one wake-up of the loop for the whole batch

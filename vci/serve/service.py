@@ -60,6 +60,12 @@ def error_reply(status: int, message: str, request_id: str) -> Reply:
     return Reply(status, json.dumps({"error": message, "request_id": request_id}).encode())
 
 
+def moving_average(average: float | None, seconds: float) -> float:
+    """``average`` with one more timing folded in (weight 0.2; the first timing when there is none): the
+    call times that decide whether model calls and batches run on the loop or in the pool."""
+    return seconds if average is None else average + 0.2 * (seconds - average)
+
+
 class ModelService:
     """One model instance shared by all requests, loaded once by :meth:`load`."""
 
@@ -262,8 +268,7 @@ class ModelService:
         """Fold one model call's time into the moving average (a racy update from two threads only blurs it);
         return the time it ended."""
         ended = time.perf_counter()
-        seconds, average = ended - started, self.predict_seconds
-        self.predict_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        self.predict_seconds = moving_average(self.predict_seconds, ended - started)
         return ended
 
     def call_many(
