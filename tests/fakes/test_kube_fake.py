@@ -685,6 +685,21 @@ def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
     assert cluster.apply(desired) == "updated"
 
 
+def test_vci_compares_its_dry_run_with_the_object_it_ran_on_not_an_older_read(api, namespace):
+    from vci.deploy.kubeapi import Cluster
+
+    cluster = Cluster(api)
+    desired = dict(deployment("r", replicas=1), metadata={"name": "r", "namespace": namespace})
+    assert cluster.apply(desired) == "created"
+    stale = cluster.read("Deployment", "r", namespace)
+    note = {"metadata": {"annotations": {"ops.example/owner": "controller"}}}  # a controller writes after vci read
+    apps(api).patch_namespaced_deployment("r", namespace, note)
+    assert cluster.apply(desired, live=stale) == "unchanged"
+    container = desired["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "MODE", "value": "new"}]
+    assert cluster.apply(desired, live=stale) == "updated"
+
+
 def test_vci_rendered_objects_apply_once_then_stay_unchanged(api, namespace):
     from vci.deploy.kubeapi import Cluster
     from vci.deploy.manifests import DeploySpec, render

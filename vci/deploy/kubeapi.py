@@ -227,8 +227,16 @@ class Cluster:
         """The object as a dry-run apply would leave it, or None when that changes nothing vci compares.
 
         The server validates (and admits) the object as it would a real write, so a refusal comes before
-        anything is written."""
+        anything is written. A controller may write the object between vci's read and the dry run (the
+        Deployment controller's revision annotation, just after a create); the dry run is then compared
+        with the object it was run on, read afresh, not with the older copy."""
         after = self.server_apply(with_live_replicas(desired, live), dry_run=True, force=True)
+        for _ in range(3):
+            if live is None or _version(after) == _version(live):
+                break
+            meta = desired["metadata"]
+            live = self.read(desired["kind"], meta["name"], meta["namespace"])
+            after = self.server_apply(with_live_replicas(desired, live), dry_run=True, force=True)
         return None if live is not None and _comparable(after) == _comparable(live) else after
 
 
@@ -243,6 +251,10 @@ def with_live_replicas(desired: dict, live: dict | None) -> dict:
     if "replicas" not in (live.get("spec") or {}):
         return desired
     return {**desired, "spec": {**desired["spec"], "replicas": live["spec"]["replicas"]}}
+
+
+def _version(obj: dict) -> str | None:
+    return (obj.get("metadata") or {}).get("resourceVersion")
 
 
 def _comparable(obj: dict) -> dict:
