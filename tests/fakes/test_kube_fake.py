@@ -685,6 +685,47 @@ def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
     assert cluster.apply(desired) == "updated"
 
 
+def test_a_write_between_a_patchs_read_and_its_write_is_retried_not_a_conflict(server, api, namespace, monkeypatch):
+    """The API server's GuaranteedUpdate: a patch is re-run on the fresh object when another writer came
+    between; a 409 only for a patch that names a stale resourceVersion itself."""
+    apps(api).create_namespaced_deployment(namespace, deployment("busy", replicas=0))
+    store, writes = server.store, {"left": 0}
+
+    def controller_writes_after(read):
+        def reading(resource, ns, name, *args, **kwargs):
+            found = read(resource, ns, name, *args, **kwargs)
+            if name == "busy" and writes["left"] > 0:  # a controller writes just after this read
+                writes["left"] -= 1
+                store.mutate(
+                    resource,
+                    ns,
+                    name,
+                    lambda o: o["metadata"].setdefault("annotations", {}).update(n=str(writes["left"])),
+                )
+            return found
+
+        return reading
+
+    monkeypatch.setattr(store, "get", controller_writes_after(store.get))
+    monkeypatch.setattr(store, "find", controller_writes_after(store.find))
+    writes["left"] = 2
+    merged = apps(api).patch_namespaced_deployment("busy", namespace, {"metadata": {"labels": {"tier": "gold"}}})
+    assert merged.metadata.labels["tier"] == "gold" and writes["left"] == 0
+    applied = dict(deployment("busy", replicas=0), metadata={"name": "busy", "labels": {"tier": "applied"}})
+    writes["left"] = 2
+    apply = {"field_manager": "vci", "_content_type": "application/apply-patch+yaml", "force": True}
+    assert (
+        apps(api).patch_namespaced_deployment("busy", namespace, applied, **apply).metadata.labels["tier"] == "applied"
+    )
+    stale = merged.metadata.resource_version
+    writes["left"] = 1
+    with pytest.raises(ApiException) as refused:
+        apps(api).patch_namespaced_deployment(
+            "busy", namespace, {"metadata": {"resourceVersion": stale, "labels": {"x": "1"}}}
+        )
+    assert refused.value.status == 409
+
+
 def test_vci_compares_its_dry_run_with_the_object_it_ran_on_not_an_older_read(api, namespace):
     from vci.deploy.kubeapi import Cluster
 

@@ -122,9 +122,12 @@ class Api:
         if kind not in PATCH_TYPES:
             raise errors.unsupported_media(kind)
         patch = decode(body, kind)
-        namespace = self.namespace_of(route)
         if kind == "application/apply-patch+yaml":
-            return self._apply(route, query, patch)
+            return _retried_on_conflict(lambda: self._apply(route, query, patch), _names_version(patch))
+        return _retried_on_conflict(lambda: self._patch(route, query, patch, kind), _names_version(patch))
+
+    def _patch(self, route: Route, query: dict, patch, kind: str):
+        namespace = self.namespace_of(route)
         live = self.store.get(route.resource, namespace, route.name)
         if route.subresource == "scale":
             merged = merge_patch(self._scale_of(live), patch)
@@ -159,7 +162,8 @@ class Api:
         _record_manager(new, manager, "Apply", config)
         if _without_times(new) == _without_times(live):
             return 200, live  # nothing changed: the real server writes nothing
-        new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        wanted = (config.get("metadata") or {}).get("resourceVersion")  # a precondition, when the config names one
+        new["metadata"]["resourceVersion"] = wanted or live["metadata"]["resourceVersion"]
         return 200, self.store.update(
             route.resource, namespace, route.name, new, route.subresource, bool(query.get("dryRun"))
         )
@@ -453,3 +457,24 @@ def _without_times(obj: dict) -> dict:
 def _terminated(pod: dict) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return bool(statuses) and all("terminated" in (c.get("state") or {}) for c in statuses)
+
+
+def _names_version(patch) -> bool:
+    """Whether a patch names a resourceVersion (then it is a precondition, and a conflict is the client's)."""
+    if isinstance(patch, list):  # a JSON patch: an op on the resourceVersion
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in patch)
+    return isinstance(patch, dict) and bool((patch.get("metadata") or {}).get("resourceVersion"))
+
+
+def _retried_on_conflict(write, preconditioned: bool, attempts: int = 10):
+    """Run ``write`` (read the live object, patch it, write it) again on a conflict, as the API server's
+    GuaranteedUpdate does for a patch: a controller writing between the read and the write never turns
+    a patch into a 409; only a patch that names a stale resourceVersion gets one."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except errors.ApiError as exc:
+            stale = exc.code == 409 and errors.MODIFIED_MESSAGE in str(exc)  # not a field manager's conflict
+            if not stale or preconditioned or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
