@@ -685,34 +685,34 @@ def test_vci_sees_quantities_as_the_server_canonicalises_them(api, namespace):
     assert cluster.apply(desired) == "updated"
 
 
-def test_a_write_between_a_patchs_read_and_its_write_is_retried_not_a_conflict(server, api, namespace, monkeypatch):
-    """The API server's GuaranteedUpdate: a patch is re-run on the fresh object when another writer came
-    between; a 409 only for a patch that names a stale resourceVersion itself."""
+def test_a_write_beside_a_patch_waits_for_it_and_is_no_conflict(server, api, namespace, monkeypatch):
+    """The API server's GuaranteedUpdate: a patch reads and writes as one step, so a controller writing at the
+    same time never turns it into a 409; only a patch that names a stale resourceVersion itself gets one."""
     apps(api).create_namespaced_deployment(namespace, deployment("busy", replicas=0))
     store, writes = server.store, {"left": 0}
 
     def controller_writes_after(read):
         def reading(resource, ns, name, *args, **kwargs):
             found = read(resource, ns, name, *args, **kwargs)
-            if name == "busy" and writes["left"] > 0:  # a controller writes just after this read
+            if name == "busy" and writes["left"] > 0:  # a controller (another thread) writes just after this read
                 writes["left"] -= 1
-                store.mutate(
-                    resource,
-                    ns,
-                    name,
-                    lambda o: o["metadata"].setdefault("annotations", {}).update(n=str(writes["left"])),
-                )
+                note = {"n": str(writes["left"])}
+                change = lambda o: o["metadata"].setdefault("annotations", {}).update(note)  # noqa: E731
+                controller = threading.Thread(target=store.mutate, args=(resource, ns, name, change))
+                controller.start()
+                controller.join(timeout=1.0)  # done at once unless the patch holds the store until it has written
             return found
 
         return reading
 
     monkeypatch.setattr(store, "get", controller_writes_after(store.get))
     monkeypatch.setattr(store, "find", controller_writes_after(store.find))
-    writes["left"] = 2
+    writes["left"] = 1
     merged = apps(api).patch_namespaced_deployment("busy", namespace, {"metadata": {"labels": {"tier": "gold"}}})
     assert merged.metadata.labels["tier"] == "gold" and writes["left"] == 0
+    wait_for(lambda: apps(api).read_namespaced_deployment("busy", namespace).metadata.annotations.get("n") == "0")
     applied = dict(deployment("busy", replicas=0), metadata={"name": "busy", "labels": {"tier": "applied"}})
-    writes["left"] = 2
+    writes["left"] = 1
     apply = {"field_manager": "vci", "_content_type": "application/apply-patch+yaml", "force": True}
     assert (
         apps(api).patch_namespaced_deployment("busy", namespace, applied, **apply).metadata.labels["tier"] == "applied"

@@ -122,9 +122,13 @@ class Api:
         if kind not in PATCH_TYPES:
             raise errors.unsupported_media(kind)
         patch = decode(body, kind)
-        if kind == "application/apply-patch+yaml":
-            return _retried_on_conflict(lambda: self._apply(route, query, patch), _names_version(patch))
-        return _retried_on_conflict(lambda: self._patch(route, query, patch, kind), _names_version(patch))
+        # read, patch and write as one step under the store's lock, as the API server's GuaranteedUpdate: a
+        # controller's write cannot come in between and turn a patch into a 409; only a patch that names a
+        # stale resourceVersion itself gets one
+        with self.store.cond:
+            if kind == "application/apply-patch+yaml":
+                return self._apply(route, query, patch)
+            return self._patch(route, query, patch, kind)
 
     def _patch(self, route: Route, query: dict, patch, kind: str):
         namespace = self.namespace_of(route)
@@ -457,24 +461,3 @@ def _without_times(obj: dict) -> dict:
 def _terminated(pod: dict) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return bool(statuses) and all("terminated" in (c.get("state") or {}) for c in statuses)
-
-
-def _names_version(patch) -> bool:
-    """Whether a patch names a resourceVersion (then it is a precondition, and a conflict is the client's)."""
-    if isinstance(patch, list):  # a JSON patch: an op on the resourceVersion
-        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in patch)
-    return isinstance(patch, dict) and bool((patch.get("metadata") or {}).get("resourceVersion"))
-
-
-def _retried_on_conflict(write, preconditioned: bool, attempts: int = 10):
-    """Run ``write`` (read the live object, patch it, write it) again on a conflict, as the API server's
-    GuaranteedUpdate does for a patch: a controller writing between the read and the write never turns
-    a patch into a 409; only a patch that names a stale resourceVersion gets one."""
-    for attempt in range(attempts):
-        try:
-            return write()
-        except errors.ApiError as exc:
-            stale = exc.code == 409 and errors.MODIFIED_MESSAGE in str(exc)  # not a field manager's conflict
-            if not stale or preconditioned or attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
