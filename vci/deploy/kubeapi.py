@@ -220,7 +220,7 @@ class Cluster:
             log.warning("%s; vci sets these fields and takes them over", exc)
             live = self.read(desired["kind"], meta["name"], meta["namespace"])
             result = self.server_apply(with_live_replicas(desired, live), force=True)
-        same = live is not None and result["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]
+        same = live is not None and _version(result) == _version(live)
         return "created" if live is None else "unchanged" if same else "updated"
 
     def planned(self, desired: dict, live: dict | None) -> dict | None:
@@ -230,13 +230,12 @@ class Cluster:
         anything is written. A controller may write the object between vci's read and the dry run (the
         Deployment controller's revision annotation, just after a create); the dry run is then compared
         with the object it was run on, read afresh, not with the older copy."""
-        after = self.server_apply(with_live_replicas(desired, live), dry_run=True, force=True)
-        for _ in range(3):
-            if live is None or _version(after) == _version(live):
-                break
-            meta = desired["metadata"]
-            live = self.read(desired["kind"], meta["name"], meta["namespace"])
+        meta = desired["metadata"]
+        for attempt in range(4):
             after = self.server_apply(with_live_replicas(desired, live), dry_run=True, force=True)
+            if live is None or _version(after) == _version(live) or attempt == 3:
+                break
+            live = self.read(desired["kind"], meta["name"], meta["namespace"])
         return None if live is not None and _comparable(after) == _comparable(live) else after
 
 
